@@ -1,0 +1,196 @@
+/* spqr.h - the one public header of libspqr.
+ *
+ * SpQR (Sparse-Quantized Representation) compression of LLM linear layers
+ * and inference straight from the compressed format.
+ *
+ * Conventions
+ * - Every fallible function returns spqr_status and, when `err` is non-NULL,
+ *   writes a one-line human-readable reason into it.
+ * - The library never prints to stdout and never calls exit(); progress and
+ *   diagnostics go through an optional spqr_logger.
+ * - Matrices are row-major fp32 unless stated. A linear layer W is
+ *   [rows = out_features][cols = in_features], y = W x.
+ * - Thread counts are explicit parameters; there is no global mutable state.
+ */
+#ifndef SPQR_H
+#define SPQR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Status, errors, logging                                             */
+/* ------------------------------------------------------------------ */
+
+typedef enum spqr_status {
+    SPQR_OK = 0,
+    SPQR_ERR_INVALID_ARG = 1,  /* a parameter is out of range or inconsistent */
+    SPQR_ERR_IO = 2,           /* open/read/write/rename failed */
+    SPQR_ERR_FORMAT = 3,       /* a file is malformed, truncated or hostile */
+    SPQR_ERR_NOMEM = 4,        /* allocation failed */
+    SPQR_ERR_NUMERIC = 5,      /* NaN/Inf input, non-positive-definite Hessian, ... */
+    SPQR_ERR_UNSUPPORTED = 6,  /* valid but not supported (architecture, dtype, ...) */
+    SPQR_ERR_INTERRUPTED = 7   /* a cancel flag was raised */
+} spqr_status;
+
+/* Holds the one-line reason for the last failure of a call. */
+typedef struct spqr_err {
+    spqr_status code;
+    char msg[512];
+} spqr_err;
+
+const char *spqr_status_str(spqr_status s);
+
+typedef enum spqr_log_level {
+    SPQR_LOG_ERROR = 0,
+    SPQR_LOG_WARN = 1,
+    SPQR_LOG_INFO = 2,
+    SPQR_LOG_DEBUG = 3
+} spqr_log_level;
+
+typedef void (*spqr_log_fn)(void *user, spqr_log_level level, const char *msg);
+
+/* A NULL logger, or a NULL fn, silences the library. */
+typedef struct spqr_logger {
+    spqr_log_fn fn;
+    void *user;
+    spqr_log_level max_level; /* messages above this level are dropped */
+} spqr_logger;
+
+/* ------------------------------------------------------------------ */
+/* Half-precision helpers (IEEE binary16 and bfloat16)                  */
+/* ------------------------------------------------------------------ */
+
+uint16_t spqr_fp32_to_fp16(float f);  /* round to nearest even, saturates to inf like hardware */
+float spqr_fp16_to_fp32(uint16_t h);
+uint16_t spqr_fp32_to_bf16(float f);  /* round to nearest even */
+float spqr_bf16_to_fp32(uint16_t h);
+
+/* ------------------------------------------------------------------ */
+/* Quantization parameters (every knob of the method)                   */
+/* ------------------------------------------------------------------ */
+
+typedef enum spqr_perm_mode {
+    SPQR_PERM_IDENTITY = 0,
+    SPQR_PERM_ACT_ORDER = 1 /* input columns by descending diag(H) */
+} spqr_perm_mode;
+
+typedef struct spqr_quant_params {
+    int32_t wbits;              /* b: bits per weight code, 2..8 */
+    int32_t groupsize;          /* beta1: columns per first-level group; 0 = whole row */
+    int32_t qq_scale_bits;      /* bits of the scale codes; 0 = scales stored as fp16 (no bilevel) */
+    int32_t qq_zero_bits;       /* bits of the zero codes; 0 = zeros stored as fp16 (no bilevel) */
+    int32_t qq_groupsize;       /* beta2: first-level statistics per second-level group (rows) */
+    float outlier_threshold;    /* relative tau; <= 0 or +inf = no outliers */
+    int32_t simplified_outliers;/* 1: fit statistics on all weights (no leave-one-out) */
+    float percdamp;             /* lambda: H += lambda * mean(diag H) * I */
+    int32_t blocksize;          /* GPTQ lazy-batch width; a speed device only */
+    spqr_perm_mode perm;
+    int32_t round_zero;         /* round first-level zeros to integers */
+    int32_t sym;                /* symmetric first-level quantization */
+    int32_t gptq;               /* 1: GPTQ error feedback; 0: round-to-nearest (RTN) */
+} spqr_quant_params;
+
+/* The paper's near-lossless-style defaults: w3, beta1=beta2=16, 3-bit
+ * statistics, tau=0.2, leave-one-out outliers, percdamp 1.0, blocksize 128,
+ * act_order, GPTQ on. */
+void spqr_quant_params_default(spqr_quant_params *p);
+
+/* Checks ranges and consistency; cols/rows may be 0 to skip shape checks. */
+spqr_status spqr_quant_params_validate(const spqr_quant_params *p, spqr_err *err);
+
+/* ------------------------------------------------------------------ */
+/* The packed SpQR tensor                                               */
+/* ------------------------------------------------------------------ */
+
+/* Storage (all in the permuted column order the GPTQ loop walked):
+ *  codes        [rows][cols] b-bit codes, one LSB-first bitstream over the
+ *               whole matrix (row-major), padded to a byte at the end only.
+ *  first-level statistics, per (group g, row r), g in [0, n_groups):
+ *    bilevel:   scale_codes / zero_codes: qq-bit codes, bitstreams indexed
+ *               [g][r]; second level: scale_q2 / zero_q2 [g][n_qgroups][2]
+ *               fp16 (scale, zero) for each beta2-row group.
+ *    16-bit:    scale_f16 / zero_f16 [g][r] fp16 values.
+ *  outliers     CSR over rows: outlier_rowptr[rows+1] (int32),
+ *               outlier_col[nnz] (uint16, permuted column index),
+ *               outlier_val[nnz] (fp16, the exact weight, replaces the code).
+ *  perm         [cols] int32: permuted column j holds original column perm[j];
+ *               NULL means identity.
+ * Dequantized weight (permuted space): w[r][j] = s[g][r] * (q[r][j] - z[g][r]),
+ * g = j / groupsize, unless (r, j) is an outlier. */
+typedef struct spqr_tensor {
+    int32_t rows, cols;
+    int32_t wbits, groupsize;          /* groupsize resolved: never 0 here */
+    int32_t qq_scale_bits, qq_zero_bits, qq_groupsize;
+    int32_t n_groups;                  /* ceil(cols / groupsize) */
+    int32_t n_qgroups;                 /* ceil(rows / qq_groupsize), 0 when not bilevel */
+    uint8_t *codes;        size_t codes_bytes;
+    uint8_t *scale_codes;  size_t scale_codes_bytes;   /* NULL unless qq_scale_bits */
+    uint8_t *zero_codes;   size_t zero_codes_bytes;    /* NULL unless qq_zero_bits */
+    uint16_t *scale_q2;                                /* [n_groups][n_qgroups][2] or NULL */
+    uint16_t *zero_q2;                                 /* [n_groups][n_qgroups][2] or NULL */
+    uint16_t *scale_f16;                               /* [n_groups][rows] or NULL */
+    uint16_t *zero_f16;                                /* [n_groups][rows] or NULL */
+    int32_t *perm;                                     /* [cols] or NULL */
+    int32_t *outlier_rowptr;                           /* [rows + 1] */
+    uint16_t *outlier_col;                             /* [nnz] */
+    uint16_t *outlier_val;                             /* [nnz] fp16 */
+    int64_t nnz;
+    int32_t owns_memory;   /* 1: free() the arrays in spqr_tensor_free */
+} spqr_tensor;
+
+void spqr_tensor_free(spqr_tensor *t);
+
+/* Size accounting. formula_bits follows docs (b + (qs+qz)/beta1 +
+ * 2*32/(beta1*beta2) + 32*nnz/(rows*cols), or b + 32/beta1 with 16-bit
+ * statistics); stored_bits counts every byte the tensor holds, including
+ * the CSR row pointers and the permutation that the formula amortises. */
+typedef struct spqr_size_report {
+    double formula_bits_per_param;
+    double stored_bits_per_param;
+    uint64_t stored_bytes;
+    uint64_t overhead_bytes;   /* rowptr + perm + byte padding: the formula's amortised terms */
+} spqr_size_report;
+
+void spqr_tensor_size(const spqr_tensor *t, spqr_size_report *out);
+
+/* Reference kernels: scalar, clear, the yardstick for SIMD paths. */
+/* W: [rows][cols], original column order. */
+spqr_status spqr_tensor_dequantize(const spqr_tensor *t, float *W, spqr_err *err);
+/* y[rows] = W x[cols] */
+spqr_status spqr_matvec_ref(const spqr_tensor *t, const float *x, float *y, spqr_err *err);
+/* Y[n][rows] = X[n][cols] W^T */
+spqr_status spqr_matmul_ref(const spqr_tensor *t, const float *X, int32_t n, float *Y, spqr_err *err);
+
+/* ------------------------------------------------------------------ */
+/* Quantizing one linear layer                                          */
+/* ------------------------------------------------------------------ */
+
+typedef struct spqr_quant_report {
+    int64_t n_outliers;
+    double rel_hessian_error;  /* tr(dW H dW^T) / tr(W H W^T), H undamped */
+    double seconds;
+} spqr_quant_report;
+
+/* Quantize W [rows][cols] with Hessian H [cols][cols] (symmetric PSD).
+ * Outputs (each may be NULL):
+ *   out_tensor    the packed tensor (caller frees with spqr_tensor_free)
+ *   out_W         [rows][cols] dequantized weights, original column order;
+ *                 bit-identical to spqr_tensor_dequantize(out_tensor)
+ *   out_mask      [rows][cols] 1 where the weight is an outlier, original order
+ *   report
+ * n_threads <= 0 means "all cores". */
+spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, const float *H,
+                                const spqr_quant_params *p, int32_t n_threads,
+                                const spqr_logger *log, spqr_tensor **out_tensor,
+                                float *out_W, uint8_t *out_mask, spqr_quant_report *report,
+                                spqr_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SPQR_H */

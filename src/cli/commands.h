@@ -1,0 +1,7 @@
+/* Subcommands of the `spqr` CLI. Each returns the process exit code. */
+#ifndef SPQR_CLI_COMMANDS_H
+#define SPQR_CLI_COMMANDS_H
+
+int cmd_quantize_matrix(int argc, char **argv);
+
+#endif

@@ -1,0 +1,46 @@
+/* `spqr` command-line entry point: dispatches to subcommands. The CLI owns
+ * the terminal; the library only returns status codes and log messages. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "spqr.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command COMMANDS[] = {
+    {"quantize-matrix", cmd_quantize_matrix, "quantize one W/H pair from a safetensors file (engine check)"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "spqr %s - SpQR (Sparse-Quantized Representation) LLM compression\n\n"
+            "usage: spqr <command> [options]\n\ncommands:\n",
+            "0.1.0");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(f, "  %-18s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(f, "\nRun `spqr <command> --help` for the options of a command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("spqr 0.1.0\n");
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "spqr: unknown command '%s' (see spqr --help)\n", argv[1]);
+    return 2;
+}

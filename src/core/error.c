@@ -1,0 +1,56 @@
+#include "core/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *spqr_status_str(spqr_status s) {
+    switch (s) {
+    case SPQR_OK: return "ok";
+    case SPQR_ERR_INVALID_ARG: return "invalid argument";
+    case SPQR_ERR_IO: return "I/O error";
+    case SPQR_ERR_FORMAT: return "bad file format";
+    case SPQR_ERR_NOMEM: return "out of memory";
+    case SPQR_ERR_NUMERIC: return "numerical error";
+    case SPQR_ERR_UNSUPPORTED: return "unsupported";
+    case SPQR_ERR_INTERRUPTED: return "interrupted";
+    }
+    return "unknown error";
+}
+
+spqr_status spqr_err_set(spqr_err *err, spqr_status code, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}
+
+spqr_status spqr_err_prefix(spqr_err *err, spqr_status code, const char *fmt, ...) {
+    if (err) {
+        char prefix[256];
+        char old[sizeof err->msg];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(prefix, sizeof prefix, fmt, ap);
+        va_end(ap);
+        memcpy(old, err->msg, sizeof old);
+        old[sizeof old - 1] = 0;
+        snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+        err->code = code;
+    }
+    return code;
+}
+
+void spqr_log(const spqr_logger *log, spqr_log_level level, const char *fmt, ...) {
+    if (!log || !log->fn || level > log->max_level) return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    log->fn(log->user, level, buf);
+}

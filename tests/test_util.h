@@ -1,0 +1,54 @@
+/* Minimal test harness: CHECK records failures and keeps going; each test
+ * binary ends with TEST_SUMMARY(), which prints "N passed, N failed" and
+ * returns non-zero on any failure. */
+#ifndef SPQR_TEST_UTIL_H
+#define SPQR_TEST_UTIL_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int g_test_pass = 0, g_test_fail = 0;
+
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        if (cond) g_test_pass++;                                                      \
+        else { g_test_fail++; fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); } \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                          \
+    do {                                                                              \
+        if (cond) g_test_pass++;                                                      \
+        else { g_test_fail++; fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
+               fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); }                   \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                         \
+    do {                                                                              \
+        double _a = (double)(a), _b = (double)(b), _t = (double)(tol);                \
+        if (fabs(_a - _b) <= _t) g_test_pass++;                                       \
+        else { g_test_fail++; fprintf(stderr, "%s:%d: CHECK_NEAR failed: %s=%.9g %s=%.9g tol=%g\n", \
+                                      __FILE__, __LINE__, #a, _a, #b, _b, _t); }      \
+    } while (0)
+
+#define TEST_SUMMARY()                                                                \
+    do {                                                                              \
+        printf("%d passed, %d failed\n", g_test_pass, g_test_fail);                   \
+        return g_test_fail ? 1 : 0;                                                   \
+    } while (0)
+
+/* Deterministic xorshift RNG so tests need no seeds from the environment. */
+typedef struct { unsigned long long s; } test_rng;
+static inline unsigned long long test_rng_next(test_rng *r) {
+    r->s ^= r->s << 13; r->s ^= r->s >> 7; r->s ^= r->s << 17; return r->s;
+}
+static inline float test_rng_uniform(test_rng *r) { /* [0,1) */
+    return (float)((test_rng_next(r) >> 40) * (1.0 / 16777216.0));
+}
+static inline float test_rng_normal(test_rng *r) {
+    float u1 = test_rng_uniform(r) + 1e-7f, u2 = test_rng_uniform(r);
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
+}
+
+#endif
