@@ -190,6 +190,140 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
                                 float *out_W, uint8_t *out_mask, spqr_quant_report *report,
                                 spqr_err *err);
 
+
+/* ------------------------------------------------------------------ */
+/* safetensors files (src/io/)                                          */
+/* ------------------------------------------------------------------ */
+
+typedef enum spqr_dtype {
+    SPQR_DTYPE_F32 = 0,
+    SPQR_DTYPE_F16 = 1,
+    SPQR_DTYPE_BF16 = 2,
+    SPQR_DTYPE_F64 = 3,
+    SPQR_DTYPE_U8 = 4,
+    SPQR_DTYPE_I8 = 5,
+    SPQR_DTYPE_I16 = 6,
+    SPQR_DTYPE_U16 = 7,
+    SPQR_DTYPE_I32 = 8,
+    SPQR_DTYPE_I64 = 9,
+    SPQR_DTYPE_BOOL = 10
+} spqr_dtype;
+
+size_t spqr_dtype_size(spqr_dtype t);
+const char *spqr_dtype_name(spqr_dtype t); /* safetensors spelling: "F32", "BF16", ... */
+
+#define SPQR_MAX_DIMS 8
+
+/* One tensor of an open file; data points into the memory-mapped file. */
+typedef struct spqr_st_tensor {
+    const char *name;
+    spqr_dtype dtype;
+    int32_t ndim;
+    int64_t shape[SPQR_MAX_DIMS];
+    int64_t numel;
+    const void *data;
+    uint64_t nbytes;
+} spqr_st_tensor;
+
+typedef struct spqr_safetensors spqr_safetensors;
+
+/* Maps the file read-only and validates the header completely (size limits,
+ * JSON, dtypes, shapes, offsets inside the file, no overlaps, nbytes =
+ * numel * dtype size) before returning. */
+spqr_status spqr_safetensors_open(const char *path, spqr_safetensors **out, spqr_err *err);
+void spqr_safetensors_close(spqr_safetensors *f);
+int32_t spqr_safetensors_count(const spqr_safetensors *f);
+const spqr_st_tensor *spqr_safetensors_at(const spqr_safetensors *f, int32_t i);
+const spqr_st_tensor *spqr_safetensors_find(const spqr_safetensors *f, const char *name);
+/* String value of key in "__metadata__", or NULL. */
+const char *spqr_safetensors_metadata(const spqr_safetensors *f, const char *key);
+/* Converts an F32/F16/BF16 tensor to fp32 (dst holds numel floats). */
+spqr_status spqr_st_tensor_to_f32(const spqr_st_tensor *t, float *dst, spqr_err *err);
+
+typedef struct spqr_st_writer spqr_st_writer;
+spqr_status spqr_st_writer_create(spqr_st_writer **out, spqr_err *err);
+/* data is borrowed until spqr_st_writer_write returns. */
+spqr_status spqr_st_writer_add(spqr_st_writer *w, const char *name, spqr_dtype dtype, int32_t ndim,
+                               const int64_t *shape, const void *data, spqr_err *err);
+spqr_status spqr_st_writer_set_metadata(spqr_st_writer *w, const char *key, const char *value,
+                                        spqr_err *err);
+/* Writes atomically: a temporary file in the same directory, fsync, rename. */
+spqr_status spqr_st_writer_write(spqr_st_writer *w, const char *path, spqr_err *err);
+void spqr_st_writer_free(spqr_st_writer *w);
+
+/* ------------------------------------------------------------------ */
+/* Tokenizer from a Hugging Face tokenizer.json (src/model/tokenizer*)   */
+/* ------------------------------------------------------------------ */
+
+typedef struct spqr_tokenizer spqr_tokenizer;
+
+spqr_status spqr_tokenizer_load(const char *path, spqr_tokenizer **out, spqr_err *err);
+spqr_status spqr_tokenizer_load_from_memory(const char *json, size_t len, spqr_tokenizer **out,
+                                            spqr_err *err);
+void spqr_tokenizer_free(spqr_tokenizer *t);
+int32_t spqr_tokenizer_vocab_size(const spqr_tokenizer *t);
+int32_t spqr_tokenizer_bos_id(const spqr_tokenizer *t); /* -1 if none */
+int32_t spqr_tokenizer_eos_id(const spqr_tokenizer *t); /* -1 if none */
+/* Encodes len bytes of text (invalid UTF-8 allowed). *ids is malloc'ed. */
+spqr_status spqr_tokenizer_encode(const spqr_tokenizer *t, const char *text, size_t len, int add_bos,
+                                  int32_t **ids, int32_t *n_ids, spqr_err *err);
+/* Decodes ids to bytes (malloc'ed, NUL-terminated, *len excludes the NUL). */
+spqr_status spqr_tokenizer_decode(const spqr_tokenizer *t, const int32_t *ids, int32_t n, char **text,
+                                  size_t *len, spqr_err *err);
+/* Streaming: bytes of token id when it follows prev (-1 at the start), for
+ * printing as generation proceeds. Returns the number of bytes written
+ * (truncated to cap), or -1 for an invalid id. */
+int32_t spqr_tokenizer_piece(const spqr_tokenizer *t, int32_t prev, int32_t id, char *buf, int32_t cap);
+
+/* ------------------------------------------------------------------ */
+/* Llama-family model (src/model/)                                      */
+/* ------------------------------------------------------------------ */
+
+typedef enum spqr_rope_scaling {
+    SPQR_ROPE_NONE = 0,
+    SPQR_ROPE_LLAMA3 = 1
+} spqr_rope_scaling;
+
+typedef struct spqr_config {
+    int32_t vocab_size;
+    int32_t hidden_size;        /* dim */
+    int32_t intermediate_size;  /* MLP hidden dim */
+    int32_t n_layers;
+    int32_t n_heads;
+    int32_t n_kv_heads;         /* GQA: n_heads % n_kv_heads == 0 */
+    int32_t head_dim;
+    int32_t max_position_embeddings;
+    float rms_norm_eps;
+    float rope_theta;
+    spqr_rope_scaling rope_scaling;
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int32_t rope_original_max_position;
+    int32_t tie_word_embeddings;
+    int32_t bos_token_id, eos_token_id; /* -1 if absent */
+} spqr_config;
+
+typedef struct spqr_model spqr_model;
+
+/* Loads a Hugging Face checkpoint directory: config.json, model.safetensors
+ * or sharded model-*.safetensors + model.safetensors.index.json, and
+ * tokenizer.json. Weights are memory-mapped. */
+spqr_status spqr_model_load_hf(const char *dir, const spqr_logger *log, spqr_model **out, spqr_err *err);
+void spqr_model_free(spqr_model *m);
+const spqr_config *spqr_model_config(const spqr_model *m);
+const spqr_tokenizer *spqr_model_tokenizer(const spqr_model *m);
+
+/* Run state: KV cache and scratch buffers for up to max_ctx positions. */
+typedef struct spqr_session spqr_session;
+spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_threads,
+                                spqr_session **out, spqr_err *err);
+void spqr_session_free(spqr_session *s);
+void spqr_session_reset(spqr_session *s);    /* position back to 0 */
+int32_t spqr_session_pos(const spqr_session *s);
+/* Appends n tokens at the current position. logits: [n][vocab] when
+ * all_logits, else [vocab] for the last token only; may be NULL. */
+spqr_status spqr_session_forward(spqr_session *s, const int32_t *tokens, int32_t n, int all_logits,
+                                 float *logits, spqr_err *err);
+
 #ifdef __cplusplus
 }
 #endif
