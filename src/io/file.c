@@ -1,0 +1,229 @@
+#include "io/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/error.h"
+
+spqr_status spqr_file_map(const char *path, size_t min_size, size_t max_size, spqr_mapped_file *out,
+                          spqr_err *err) {
+    out->data = NULL;
+    out->size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return spqr_err_set(err, SPQR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return spqr_err_set(err, SPQR_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return spqr_err_set(err, SPQR_ERR_IO, "%s: not a regular file", path);
+    }
+    /* off_t may exceed size_t on 32-bit hosts: compare in 64 bits. */
+    uint64_t size = (uint64_t)st.st_size;
+    if (size < (uint64_t)min_size) {
+        close(fd);
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: file is %llu bytes, expected at least %zu", path,
+                            (unsigned long long)size, min_size);
+    }
+    if ((max_size && size > (uint64_t)max_size) || size > (uint64_t)SIZE_MAX) {
+        close(fd);
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: file is too large (%llu bytes)", path,
+                            (unsigned long long)size);
+    }
+    if (size == 0) { /* mmap of length 0 is an error; an empty map is fine */
+        close(fd);
+        return SPQR_OK;
+    }
+    void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    close(fd); /* the mapping keeps the file alive */
+    if (p == MAP_FAILED) return spqr_err_set(err, SPQR_ERR_IO, "%s: cannot mmap: %s", path, strerror(e));
+    out->data = (const uint8_t *)p;
+    out->size = (size_t)size;
+    return SPQR_OK;
+}
+
+void spqr_file_unmap(spqr_mapped_file *m) {
+    if (m && m->data) munmap((void *)m->data, m->size);
+    if (m) {
+        m->data = NULL;
+        m->size = 0;
+    }
+}
+
+spqr_status spqr_file_read_text(const char *path, size_t max_bytes, char **out, size_t *len,
+                                spqr_err *err) {
+    *out = NULL;
+    if (len) *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return spqr_err_set(err, SPQR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return spqr_err_set(err, SPQR_ERR_IO, "%s: not a readable regular file", path);
+    }
+    if ((uint64_t)st.st_size > (uint64_t)max_bytes) {
+        close(fd);
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: file is %llu bytes, more than the %zu allowed", path,
+                            (unsigned long long)st.st_size, max_bytes);
+    }
+    size_t cap = (size_t)st.st_size;
+    char *buf = malloc(cap + 1);
+    if (!buf) {
+        close(fd);
+        return spqr_err_set(err, SPQR_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, cap);
+    }
+    /* Read until EOF, not just st_size bytes: the file may change size while
+     * we read it, and a file that grew past the cap is still rejected. */
+    size_t n = 0;
+    for (;;) {
+        if (n == cap) {
+            char probe;
+            ssize_t r = read(fd, &probe, 1);
+            if (r == 0) break;
+            if (r < 0 && errno == EINTR) continue;
+            free(buf);
+            close(fd);
+            if (r < 0) return spqr_err_set(err, SPQR_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+            return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: file grew while being read", path);
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            return spqr_err_set(err, SPQR_ERR_IO, "%s: read failed: %s", path, strerror(e));
+        }
+        if (r == 0) break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = 0;
+    *out = buf;
+    if (len) *len = n;
+    return SPQR_OK;
+}
+
+char *spqr_path_join(const char *dir, const char *name) {
+    if (!dir || !*dir || name[0] == '/') return strdup(name);
+    size_t a = strlen(dir), b = strlen(name);
+    int slash = dir[a - 1] != '/';
+    char *s = malloc(a + (size_t)slash + b + 1);
+    if (!s) return NULL;
+    memcpy(s, dir, a);
+    if (slash) s[a] = '/';
+    memcpy(s + a + slash, name, b + 1);
+    return s;
+}
+
+char *spqr_path_dirname(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return strdup(".");
+    if (slash == path) return strdup("/");
+    size_t n = (size_t)(slash - path);
+    char *s = malloc(n + 1);
+    if (!s) return NULL;
+    memcpy(s, path, n);
+    s[n] = 0;
+    return s;
+}
+
+spqr_status spqr_file_write_atomic(const char *path, spqr_write_fn fn, void *user, spqr_err *err) {
+    if (!path || !*path) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "empty output path");
+    size_t plen = strlen(path);
+    if (path[plen - 1] == '/') return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: output path is a directory", path);
+
+    /* The temporary file sits next to the destination so that rename() is
+     * atomic (same filesystem); it is hidden and named after the target so a
+     * leftover from a killed process is recognisable. */
+    char *dir = spqr_path_dirname(path);
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t tlen = strlen(dir) + strlen(base) + 32;
+    char *tmp = dir ? malloc(tlen) : NULL;
+    if (!tmp) {
+        free(dir);
+        return spqr_err_set(err, SPQR_ERR_NOMEM, "%s: out of memory", path);
+    }
+    snprintf(tmp, tlen, "%s/.%s.tmp.XXXXXX", dir, base);
+
+    /* Keep the permissions of a file we replace; new files get 0644. */
+    mode_t mode = 0644;
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            free(dir);
+            free(tmp);
+            return spqr_err_set(err, SPQR_ERR_IO, "%s: is a directory", path);
+        }
+        mode = st.st_mode & 07777;
+    }
+
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        spqr_status s = spqr_err_set(err, SPQR_ERR_IO, "%s: cannot create a temporary file in '%s': %s", path, dir,
+                                     strerror(errno));
+        free(dir);
+        free(tmp);
+        return s;
+    }
+    spqr_status status = SPQR_OK;
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        status = spqr_err_set(err, SPQR_ERR_IO, "%s: fdopen failed: %s", path, strerror(errno));
+        close(fd);
+        goto fail;
+    }
+    if (err) err->msg[0] = 0;
+    if (fn(f, user, err) != 0) {
+        if (!err || !err->msg[0]) status = spqr_err_set(err, SPQR_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        else status = err->code != SPQR_OK ? err->code : SPQR_ERR_IO;
+        fclose(f);
+        goto fail;
+    }
+    if (fflush(f) != 0 || ferror(f)) {
+        status = spqr_err_set(err, SPQR_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        fclose(f);
+        goto fail;
+    }
+    (void)fchmod(fd, mode); /* not fatal: the data is what matters */
+    if (fsync(fd) != 0) {
+        status = spqr_err_set(err, SPQR_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
+        fclose(f);
+        goto fail;
+    }
+    if (fclose(f) != 0) {
+        status = spqr_err_set(err, SPQR_ERR_IO, "%s: close failed: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (rename(tmp, path) != 0) {
+        status = spqr_err_set(err, SPQR_ERR_IO, "%s: cannot rename the temporary file into place: %s", path,
+                              strerror(errno));
+        goto fail;
+    }
+    /* Make the rename itself durable. Failure here cannot be undone and the
+     * file is complete, so it is not reported. */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    free(dir);
+    free(tmp);
+    return SPQR_OK;
+
+fail:
+    unlink(tmp);
+    free(dir);
+    free(tmp);
+    return status;
+}

@@ -1,0 +1,46 @@
+/* Small file helpers shared by the safetensors code and the model loader:
+ * read-only mapping of a whole file, bounded reads of small text files,
+ * atomic replacement of a file, path joining. Every failure fills err with
+ * one line that names the path. */
+#ifndef SPQR_IO_FILE_H
+#define SPQR_IO_FILE_H
+
+#include <stdio.h>
+
+#include "spqr.h"
+
+/* A whole file mapped read-only. size 0 is legal (data is then NULL). */
+typedef struct spqr_mapped_file {
+    const uint8_t *data;
+    size_t size;
+} spqr_mapped_file;
+
+/* Maps a regular file read-only. Files larger than max_size (0 = no limit)
+ * or smaller than min_size are rejected with SPQR_ERR_FORMAT. */
+spqr_status spqr_file_map(const char *path, size_t min_size, size_t max_size, spqr_mapped_file *out,
+                          spqr_err *err);
+void spqr_file_unmap(spqr_mapped_file *m);
+
+/* Reads a whole regular file of at most max_bytes into a malloc'ed,
+ * NUL-terminated buffer (*len excludes the NUL). Larger files are rejected
+ * with SPQR_ERR_FORMAT rather than truncated. */
+spqr_status spqr_file_read_text(const char *path, size_t max_bytes, char **out, size_t *len,
+                                spqr_err *err);
+
+/* Writes the file through fn, which returns 0 on success and non-zero on
+ * failure (fn may fill err itself; otherwise a generic write error is
+ * reported). The bytes go to a temporary file in the destination's
+ * directory, which is flushed, fsync'ed and renamed over path, so readers
+ * see either the old file or the complete new one. On any failure the
+ * temporary file is removed and an existing destination is untouched. */
+typedef int (*spqr_write_fn)(FILE *f, void *user, spqr_err *err);
+spqr_status spqr_file_write_atomic(const char *path, spqr_write_fn fn, void *user, spqr_err *err);
+
+/* "dir/name" (no doubled '/'; name returned alone when dir is empty or name
+ * is absolute). malloc'ed; NULL only when out of memory. */
+char *spqr_path_join(const char *dir, const char *name);
+
+/* Directory part of path ("." when there is none). malloc'ed or NULL. */
+char *spqr_path_dirname(const char *path);
+
+#endif
