@@ -102,6 +102,21 @@ def make_weight(rows, cols, seed, planted=0):
     return W.to(F32)
 
 
+def make_tie_weight(rows=16, cols=32, seed=9):
+    """Every group holds -0.75 and 3.0 (times a power of two per row), so w4
+    statistics are exact: s = 0.25 * 2^k, z = 3, and the other weights are
+    multiples of s/2, half of them exact ties of rint."""
+    g = torch.Generator().manual_seed(seed)
+    W = torch.empty(rows, cols, dtype=F64)
+    for r in range(rows):
+        scale = 2.0 ** (r % 3 - 1)
+        for g0 in range(0, cols, 16):
+            v = torch.randint(-6, 25, (16,), generator=g).to(F64) * 0.125
+            v[torch.randperm(16, generator=g)[:2]] = torch.tensor([-0.75, 3.0], dtype=F64)
+            W[r, g0:g0 + 16] = v * scale
+    return W.to(F32)
+
+
 # ---------------------------------------------------------------------------
 # Independent checks
 # ---------------------------------------------------------------------------
@@ -172,6 +187,13 @@ def cases():
     c["spqr_block24"] = (W, H, SPQR.copy(blocksize=24),
                          "as spqr_w3 with blocksize 24: groups of 16 straddle block ends (pending updates "
                          "must reach the group's columns beyond the block before the fit)")
+    c["mixed_qq24"] = (Wd, Hd, SPQR.copy(wbits=4, groupsize=32, qq_scale_bits=4, qq_zero_bits=0,
+                                         qq_groupsize=24, perm="identity", outlier_threshold=0.5),
+                       "w4 g32, bilevel 4-bit scales but fp16 zeros, qq_groupsize 24 (chunks 24,24,16), "
+                       "tau 0.5, identity, dead columns")
+    c["rtn_ties"] = (make_tie_weight(), make_hessian(32, seed=5), GPTQ16.copy(groupsize=16, gptq=0),
+                     "RTN w4 g16 16-bit stats on a grid weight with exact rint ties (x = k + 0.5): "
+                     "round-half-to-even (rintf) and roundf give different W_hat")
     c["w8_block5"] = (W, H, SPQR.copy(wbits=8, blocksize=5),
                       "w8, blocksize 5 (< 8 groups; groups straddle blocks), SpQR LOO act_order")
     return c
@@ -183,7 +205,8 @@ def summary(name, p, W, Wh, M, rel, info):
     print(f"{name:18s} {rows}x{cols} outliers={info['n_outliers']:4d} "
           f"({100.0 * info['n_outliers'] / (rows * cols):.2f}%) rel_err={rel:.6e} "
           f"tau={info['tau']:.4g} dead={info['dead']} bits={bits:.4f} "
-          "margins " + " ".join(f"{k} {v:.1e}" for k, v in info["margins"].items()))
+          "margins " + " ".join(f"{k} {v:.1e}" if k != "exact_zero_ties" else f"{k} {v}"
+                                for k, v in info["margins"].items()))
 
 
 def self_checks(cs):
@@ -202,6 +225,14 @@ def self_checks(cs):
     # 2. RTN equals direct rounding
     Wr, Hr, pr, _ = cs["rtn_w4"]
     check(torch.equal(ref.quantize_layer(Wr, Hr, pr)[0], rtn_direct(Wr, pr)), "RTN != direct rounding")
+    Wt, Ht, pt, _ = cs["rtn_ties"]
+    Wt_hat = ref.quantize_layer(Wt, Ht, pt)[0]
+    check(torch.equal(Wt_hat, rtn_direct(Wt, pt)), "RTN ties != direct rounding")
+    x = Wt.to(F64) / (0.25 * 2.0 ** (torch.arange(16, dtype=F64)[:, None] % 3 - 1)) + 3
+    even_ties = int(((x - torch.floor(x) == 0.5) & (torch.floor(x) % 2 == 0)).sum())
+    check(even_ties > 20, "rtn_ties has too few discriminating ties")
+    half_away = (torch.clamp(torch.floor(x + 0.5), 0, 15) - 3) * (0.25 * 2.0 ** (torch.arange(16, dtype=F64)[:, None] % 3 - 1))
+    check(int((half_away.to(F32) != Wt_hat).sum()) == even_ties, "ties do not discriminate rint from roundf")
     # 3. GPTQ beats RTN (same settings otherwise)
     rel_rtn = ref.quantize_layer(W, H, p.copy(gptq=0))[2]
     check(rel < rel_rtn, f"GPTQ {rel} !< RTN {rel_rtn}")
@@ -229,6 +260,11 @@ def self_checks(cs):
     Wr2, M2, _, _ = ref.quantize_layer(Wd, Hd, pd.copy(gptq=0))
     o = M2.bool()
     check(torch.equal(Wr2[o], Wd[o].to(torch.float16).to(F32)), "RTN outliers != fp16(W)")
+    # 7. robustness: perturbing U by 1e-10 relative (another LAPACK's rounding)
+    #    leaves every fixture bit-identical, so C tests can demand exact equality
+    for name, (Wc, Hc, pc, _) in cs.items():
+        x, y = ref.quantize_layer(Wc, Hc, pc), ref.quantize_layer(Wc, Hc, pc, u_noise=1e-10)
+        check(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]), f"{name}: not robust to 1e-10 noise in U")
     print(f"self-checks ok: gptq {rel:.4e} < rtn {rel_rtn:.4e}; outliers {rel:.4e} < none {rel_noout:.4e}; "
           f"w4g32 gptq {rel_g16:.4e} < rtn {rel_r16:.4e}")
 
@@ -244,7 +280,9 @@ def main():
         meta = p.metadata()
         meta.update(rel_error=repr(rel), n_outliers=str(info["n_outliers"]), tau=repr(info["tau"]),
                     description=desc)
-        meta.update({f"min_margin_{k}": repr(v) for k, v in info["margins"].items()})
+        mg = dict(info["margins"])
+        meta["exact_zero_ties"] = str(mg.pop("exact_zero_ties"))
+        meta.update({f"min_margin_{k}": repr(v) for k, v in mg.items()})
         path = os.path.join(outdir, f"layer_{name}.safetensors")
         write_safetensors(path, [("W", W), ("H", H), ("W_hat", Wh), ("mask", M),
                                  ("perm", info["perm"].to(torch.int32))], meta)

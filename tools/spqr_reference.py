@@ -225,7 +225,7 @@ def permutation(H, mode):
     raise ValueError(mode)
 
 
-def prepare(W32, H32, p):
+def prepare(W32, H32, p, u_noise=0.0):
     """Steps 1-5. Returns dict with W (double, permuted), U, d, tau, perm, dead."""
     W = W32.to(F64).clone()
     H = H32.to(F64).clone()
@@ -245,6 +245,10 @@ def prepare(W32, H32, p):
     Hinv = torch.cholesky_inverse(L)
     Hinv = (Hinv + Hinv.T) / 2
     U = torch.linalg.cholesky(Hinv, upper=True)
+    if u_noise:
+        # test hook: emulate another LAPACK's rounding of the factorization
+        g = torch.Generator().manual_seed(12345)
+        U = torch.triu(U * (1 + u_noise * torch.randn(U.shape, generator=g, dtype=F64)))
     d = torch.diagonal(U).clone()
     thr = as_f32_param(p.outlier_threshold)
     if math.isfinite(thr) and thr > 0:
@@ -261,16 +265,21 @@ def prepare(W32, H32, p):
 def quantize_column(w, sdq, zdq, maxq, margins=None):
     """w double [rows]; sdq, zdq fp32 [rows] -> what as fp32 [rows]."""
     x = w / sdq.to(F64).clamp_min(1e-9) + zdq.to(F64)
-    _note_margin(margins, "round", x, maxq)
+    if margins is not None:
+        # w == 0 exactly (dead columns) gives x == zdq with no rounding noise at
+        # all; a tie there is exact and tests round-half-to-even, not robustness
+        zero = w == 0
+        margins["exact_zero_ties"] += int((zero & (x - torch.floor(x) == 0.5)).sum())
+        _note_margin(margins, "round", x[~zero], maxq)
     q = torch.clamp(torch.round(x), 0.0, float(maxq))
     return sdq * (q.to(F32) - zdq)
 
 
-def quantize_layer(W32, H32, p):
+def quantize_layer(W32, H32, p, u_noise=0.0):
     """Returns (W_hat fp32 [rows, cols] original order, mask uint8, rel_error, info)."""
     assert W32.dtype == F32 and H32.dtype == F32
     rows, cols = W32.shape
-    st = prepare(W32, H32, p)
+    st = prepare(W32, H32, p, u_noise)
     W, U, d, tau = st["W"], st["U"], st["d"], st["tau"]
     maxq = 2 ** p.wbits - 1
     g = p.groupsize if p.groupsize > 0 else cols
@@ -279,7 +288,8 @@ def quantize_layer(W32, H32, p):
     sdq = zdq = None
     # smallest distances to a decision boundary, to judge how robust the
     # fixture is to the C engine's different (LAPACK) rounding
-    margins = {"round": math.inf, "outlier": math.inf, "stat_round": math.inf, "loo": math.inf}
+    margins = {"round": math.inf, "outlier": math.inf, "stat_round": math.inf, "loo": math.inf,
+               "exact_zero_ties": 0}
     B = p.blocksize
     for b0 in range(0, cols, B):
         b1 = min(b0 + B, cols)
