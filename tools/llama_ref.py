@@ -280,6 +280,7 @@ def save_safetensors(tensors: dict, path: str, metadata: Optional[dict] = None) 
     hjson += b" " * ((8 - len(hjson) % 8) % 8)  # pad so data starts 8-byte aligned
     d = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-st-")
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600
     with os.fdopen(fd, "wb") as f:
         f.write(struct.pack("<Q", len(hjson)))
         f.write(hjson)
@@ -356,6 +357,7 @@ def load_hf_dir(d: str, dtype=torch.float32) -> LlamaForCausalLM:
 def _write_text_atomic(path: str, text: str) -> None:
     d = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
+    os.chmod(tmp, 0o644)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)
