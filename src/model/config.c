@@ -1,0 +1,210 @@
+/* config.json parsing. Defaults follow transformers' LlamaConfig so that a
+ * checkpoint means the same thing here as in PyTorch. */
+#include "model/config.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+#define CONFIG_MAX_BYTES (4u << 20) /* a config.json is a few KB; refuse absurd files */
+
+/* Integer field: absent -> def (or error when required, def == INT32_MIN).
+ * Must be an integral number inside [lo, hi]. */
+static spqr_status get_int(const cJSON *root, const char *key, int32_t def, int32_t lo, int32_t hi,
+                           int32_t *out, spqr_err *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (def == INT32_MIN) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: missing required field \"%s\"", key);
+        *out = def;
+        return SPQR_OK;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: \"%s\" must be an integer", key);
+    if (v->valuedouble < lo || v->valuedouble > hi)
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: \"%s\" = %.0f is out of range [%d, %d]", key,
+                            v->valuedouble, lo, hi);
+    *out = (int32_t)v->valuedouble;
+    return SPQR_OK;
+}
+
+static spqr_status get_float(const cJSON *root, const char *key, double def, double lo, double hi, float *out,
+                             spqr_err *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (isnan(def)) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: missing required field \"%s\"", key);
+        *out = (float)def;
+        return SPQR_OK;
+    }
+    if (!cJSON_IsNumber(v)) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: \"%s\" must be a number", key);
+    if (!(v->valuedouble >= lo && v->valuedouble <= hi))
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: \"%s\" = %g is out of range [%g, %g]", key,
+                            v->valuedouble, lo, hi);
+    *out = (float)v->valuedouble;
+    return SPQR_OK;
+}
+
+static int is_true(const cJSON *root, const char *key) {
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, key));
+}
+
+/* bos/eos may be an int, null, or (Llama 3.1) a list: the first entry is used. */
+static spqr_status get_token_id(const cJSON *root, const char *key, int32_t *out, spqr_err *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    *out = -1;
+    if (!v || cJSON_IsNull(v)) return SPQR_OK;
+    if (cJSON_IsArray(v)) v = cJSON_GetArrayItem(v, 0);
+    if (!v) return SPQR_OK;
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1e9 || v->valuedouble != floor(v->valuedouble))
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: \"%s\" must be a non-negative integer", key);
+    *out = (int32_t)v->valuedouble;
+    return SPQR_OK;
+}
+
+static spqr_status parse_rope_scaling(const cJSON *root, spqr_config *c, spqr_err *err) {
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    c->rope_scaling = SPQR_ROPE_NONE;
+    c->rope_factor = 1.0f;
+    c->rope_low_freq_factor = 1.0f;
+    c->rope_high_freq_factor = 1.0f;
+    c->rope_original_max_position = 0;
+    if (!rs || cJSON_IsNull(rs)) return SPQR_OK;
+    if (!cJSON_IsObject(rs)) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: \"rope_scaling\" must be an object or null");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+    if (!type) type = cJSON_GetObjectItemCaseSensitive(rs, "type");
+    if (!cJSON_IsString(type))
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: rope_scaling has no \"rope_type\" string");
+    if (!strcmp(type->valuestring, "default")) return SPQR_OK;
+    if (strcmp(type->valuestring, "llama3") != 0)
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
+                            "config.json: rope_scaling type \"%.64s\" is not supported (only \"llama3\")",
+                            type->valuestring);
+    spqr_status st;
+    c->rope_scaling = SPQR_ROPE_LLAMA3;
+    if ((st = get_float(rs, "factor", NAN, 1e-3, 1e6, &c->rope_factor, err))) return spqr_err_prefix(err, st, "rope_scaling");
+    if ((st = get_float(rs, "low_freq_factor", NAN, 1e-6, 1e6, &c->rope_low_freq_factor, err)))
+        return spqr_err_prefix(err, st, "rope_scaling");
+    if ((st = get_float(rs, "high_freq_factor", NAN, 1e-6, 1e6, &c->rope_high_freq_factor, err)))
+        return spqr_err_prefix(err, st, "rope_scaling");
+    if ((st = get_int(rs, "original_max_position_embeddings", INT32_MIN, 1, 1 << 30, &c->rope_original_max_position, err)))
+        return spqr_err_prefix(err, st, "rope_scaling");
+    if (!(c->rope_high_freq_factor > c->rope_low_freq_factor))
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: rope_scaling high_freq_factor must exceed low_freq_factor");
+    return SPQR_OK;
+}
+
+static spqr_status parse_root(const cJSON *root, spqr_config *c, spqr_err *err) {
+    spqr_status st;
+    if (!cJSON_IsObject(root)) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: top level is not an object");
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (!cJSON_IsString(mt)) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: missing \"model_type\"");
+    if (strcmp(mt->valuestring, "llama") != 0 && strcmp(mt->valuestring, "mistral") != 0)
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
+                            "config.json: model_type \"%.64s\" is not supported (supported: llama, mistral)",
+                            mt->valuestring);
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+    if (act && !(cJSON_IsString(act) && !strcmp(act->valuestring, "silu")))
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "config.json: hidden_act \"%.64s\" is not supported (only silu)",
+                            cJSON_IsString(act) ? act->valuestring : "?");
+    if (is_true(root, "attention_bias"))
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "config.json: attention_bias = true is not supported");
+    if (is_true(root, "mlp_bias"))
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "config.json: mlp_bias = true is not supported");
+
+    memset(c, 0, sizeof *c);
+    if ((st = get_int(root, "vocab_size", INT32_MIN, 1, 1 << 24, &c->vocab_size, err))) return st;
+    if ((st = get_int(root, "hidden_size", INT32_MIN, 1, 1 << 17, &c->hidden_size, err))) return st;
+    if ((st = get_int(root, "intermediate_size", INT32_MIN, 1, 1 << 19, &c->intermediate_size, err))) return st;
+    if ((st = get_int(root, "num_hidden_layers", INT32_MIN, 1, 4096, &c->n_layers, err))) return st;
+    if ((st = get_int(root, "num_attention_heads", INT32_MIN, 1, 4096, &c->n_heads, err))) return st;
+    if ((st = get_int(root, "num_key_value_heads", c->n_heads, 1, 4096, &c->n_kv_heads, err))) return st;
+    const cJSON *hd = cJSON_GetObjectItemCaseSensitive(root, "head_dim");
+    if (!hd || cJSON_IsNull(hd)) {
+        if (c->hidden_size % c->n_heads)
+            return spqr_err_set(err, SPQR_ERR_FORMAT,
+                                "config.json: hidden_size %d is not divisible by num_attention_heads %d (and no head_dim)",
+                                c->hidden_size, c->n_heads);
+        c->head_dim = c->hidden_size / c->n_heads;
+    } else if ((st = get_int(root, "head_dim", INT32_MIN, 1, 1 << 14, &c->head_dim, err))) {
+        return st;
+    }
+    if (c->head_dim % 2)
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: head_dim %d must be even for RoPE", c->head_dim);
+    if (c->n_heads % c->n_kv_heads)
+        return spqr_err_set(err, SPQR_ERR_FORMAT,
+                            "config.json: num_attention_heads %d is not a multiple of num_key_value_heads %d",
+                            c->n_heads, c->n_kv_heads);
+    if ((int64_t)c->n_heads * c->head_dim > (1 << 18))
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: num_attention_heads * head_dim is absurdly large");
+    if ((st = get_int(root, "max_position_embeddings", 2048, 1, 1 << 24, &c->max_position_embeddings, err))) return st;
+    if ((st = get_float(root, "rms_norm_eps", 1e-6, 0.0, 1.0, &c->rms_norm_eps, err))) return st;
+    if ((st = get_float(root, "rope_theta", 10000.0, 1.0, 1e12, &c->rope_theta, err))) return st;
+    if ((st = parse_rope_scaling(root, c, err))) return st;
+    c->tie_word_embeddings = is_true(root, "tie_word_embeddings");
+    if ((st = get_token_id(root, "bos_token_id", &c->bos_token_id, err))) return st;
+    if ((st = get_token_id(root, "eos_token_id", &c->eos_token_id, err))) return st;
+
+    /* Mistral's sliding window only changes attention beyond the window:
+     * refuse it when it could be active instead of computing the wrong thing. */
+    const cJSON *sw = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
+    const cJSON *use_sw = cJSON_GetObjectItemCaseSensitive(root, "use_sliding_window");
+    if (sw && cJSON_IsNumber(sw) && !cJSON_IsFalse(use_sw) && sw->valuedouble < c->max_position_embeddings)
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
+                            "config.json: sliding_window %.0f smaller than max_position_embeddings %d is not supported",
+                            sw->valuedouble, c->max_position_embeddings);
+    return SPQR_OK;
+}
+
+spqr_status spqr_config_parse(const char *json, size_t len, spqr_config *out, spqr_err *err) {
+    if (!json || !out) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "config: NULL argument");
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: invalid JSON");
+    spqr_config c;
+    spqr_status st = parse_root(root, &c, err);
+    cJSON_Delete(root);
+    if (st == SPQR_OK) *out = c;
+    return st;
+}
+
+spqr_status spqr_config_load(const char *path, spqr_config *out, spqr_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return spqr_err_set(err, SPQR_ERR_IO, "cannot open %s", path);
+    char *buf = malloc(CONFIG_MAX_BYTES + 1);
+    if (!buf) { fclose(f); return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory reading %s", path); }
+    size_t n = fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
+    int bad = ferror(f);
+    fclose(f);
+    spqr_status st;
+    if (bad) st = spqr_err_set(err, SPQR_ERR_IO, "read error on %s", path);
+    else if (n > CONFIG_MAX_BYTES) st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s is larger than %u bytes", path, CONFIG_MAX_BYTES);
+    else st = spqr_config_parse(buf, n, out, err);
+    free(buf);
+    return st;
+}
+
+void spqr_config_rope_inv_freq(const spqr_config *c, float *inv_freq) {
+    const int32_t half = c->head_dim / 2;
+    for (int32_t i = 0; i < half; i++) {
+        /* HF: 1 / theta ** (arange(0, hd, 2).float() / hd), all in float32 */
+        float e = (float)(2 * i) / (float)c->head_dim;
+        float f = 1.0f / powf(c->rope_theta, e);
+        if (c->rope_scaling == SPQR_ROPE_LLAMA3) {
+            const float factor = c->rope_factor;
+            const float old_ctx = (float)c->rope_original_max_position;
+            const float low_wavelen = old_ctx / c->rope_low_freq_factor;
+            const float high_wavelen = old_ctx / c->rope_high_freq_factor;
+            const float wavelen = (float)(2.0 * M_PI) / f;
+            if (wavelen > low_wavelen) {
+                f = f / factor;
+            } else if (!(wavelen < high_wavelen)) { /* medium frequency: interpolate */
+                float smooth = (old_ctx / wavelen - c->rope_low_freq_factor) /
+                               (c->rope_high_freq_factor - c->rope_low_freq_factor);
+                f = (1.0f - smooth) * f / factor + smooth * f;
+            }
+        }
+        inv_freq[i] = f;
+    }
+}

@@ -1,0 +1,22 @@
+/* config.json of a Hugging Face Llama-family checkpoint -> spqr_config. */
+#ifndef SPQR_MODEL_CONFIG_H
+#define SPQR_MODEL_CONFIG_H
+
+#include <stddef.h>
+
+#include "spqr.h"
+
+/* Parses the JSON text of config.json (len bytes, need not be NUL-terminated).
+ * Supported: model_type "llama" and "mistral" (SwiGLU, RMSNorm, RoPE
+ * rotate-half, GQA, no biases). Everything the forward pass would silently
+ * get wrong is refused with SPQR_ERR_UNSUPPORTED naming the field. */
+spqr_status spqr_config_parse(const char *json, size_t len, spqr_config *out, spqr_err *err);
+
+/* Reads and parses a config.json file. */
+spqr_status spqr_config_load(const char *path, spqr_config *out, spqr_err *err);
+
+/* Fills inv_freq[head_dim/2] exactly as Hugging Face computes it in float32,
+ * including the Llama-3 rope_scaling adjustment. */
+void spqr_config_rope_inv_freq(const spqr_config *c, float *inv_freq);
+
+#endif

@@ -1,0 +1,302 @@
+/* Dense and packed linear layers. The dense fp16 matvec is the decode hot
+ * path: it is memory-bound, so the SIMD paths only need to convert and
+ * multiply-add as fast as the weights stream in. Each ISA path is a
+ * separate function compiled with a target attribute and picked at run
+ * time; the scalar path is the reference they are tested against. */
+#include "model/linear.h"
+
+#include <cblas.h>
+#include <immintrin.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+/* ---- element conversions (branch-free so loops vectorise) ---- */
+
+static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+
+/* fp16 -> fp32: shift exponent+mantissa into place and rebias by
+ * multiplying with 2^112 (exact for normals and subnormals); inf/nan fixed up. */
+static inline float h2f(uint16_t h) {
+    uint32_t em = (uint32_t)(h & 0x7fffu) << 13;
+    float f = u2f(em) * 0x1p112f;
+    uint32_t bits = em >= (0x7c00u << 13) ? (em | 0x7f800000u) : f2u(f);
+    return u2f(bits | ((uint32_t)(h & 0x8000u) << 16));
+}
+
+static inline float b2f(uint16_t h) { return u2f((uint32_t)h << 16); }
+
+/* ---- scalar reference dot products ---- */
+
+static float dot_f32_scalar(const float *w, const float *x, int32_t n) {
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int32_t i = 0; i < n; i++) acc += w[i] * x[i];
+    return acc;
+}
+
+static float dot_f16_scalar(const uint16_t *w, const float *x, int32_t n) {
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int32_t i = 0; i < n; i++) acc += h2f(w[i]) * x[i];
+    return acc;
+}
+
+static float dot_bf16_scalar(const uint16_t *w, const float *x, int32_t n) {
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int32_t i = 0; i < n; i++) acc += b2f(w[i]) * x[i];
+    return acc;
+}
+
+/* ---- AVX2 + F16C + FMA ---- */
+
+__attribute__((target("avx2,f16c,fma"))) static float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,f16c,fma"))) static float dot_f16_avx2(const uint16_t *w, const float *x, int32_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int32_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i))), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 8))), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 16))), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 24))), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i))), _mm256_loadu_ps(x + i), a0);
+    float acc = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) acc += h2f(w[i]) * x[i];
+    return acc;
+}
+
+__attribute__((target("avx2,f16c,fma"))) static float dot_bf16_avx2(const uint16_t *w, const float *x, int32_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i h0 = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + i)));
+        __m256i h1 = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + i + 8)));
+        a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(h0, 16)), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(h1, 16)), _mm256_loadu_ps(x + i + 8), a1);
+    }
+    float acc = hsum256(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) acc += b2f(w[i]) * x[i];
+    return acc;
+}
+
+__attribute__((target("avx2,f16c,fma"))) static float dot_f32_avx2(const float *w, const float *x, int32_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+    }
+    float acc = hsum256(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) acc += w[i] * x[i];
+    return acc;
+}
+
+/* ---- AVX-512F ---- */
+
+__attribute__((target("avx512f"))) static float dot_f16_avx512(const uint16_t *w, const float *x, int32_t n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int32_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + i))), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + i + 16))), _mm512_loadu_ps(x + i + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + i + 32))), _mm512_loadu_ps(x + i + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + i + 48))), _mm512_loadu_ps(x + i + 48), a3);
+    }
+    for (; i + 16 <= n; i += 16)
+        a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + i))), _mm512_loadu_ps(x + i), a0);
+    float acc = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    for (; i < n; i++) acc += h2f(w[i]) * x[i];
+    return acc;
+}
+
+__attribute__((target("avx512f"))) static float dot_bf16_avx512(const uint16_t *w, const float *x, int32_t n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    int32_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512i h0 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + i)));
+        __m512i h1 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + i + 16)));
+        a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(h0, 16)), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(h1, 16)), _mm512_loadu_ps(x + i + 16), a1);
+    }
+    float acc = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    for (; i < n; i++) acc += b2f(w[i]) * x[i];
+    return acc;
+}
+
+__attribute__((target("avx512f"))) static float dot_f32_avx512(const float *w, const float *x, int32_t n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    int32_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
+    }
+    float acc = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    for (; i < n; i++) acc += w[i] * x[i];
+    return acc;
+}
+
+/* ---- dispatch ---- */
+
+spqr_isa linear_isa_best(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return SPQR_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        return SPQR_ISA_AVX2;
+    return SPQR_ISA_SCALAR;
+}
+
+const char *linear_isa_name(spqr_isa isa) {
+    switch (isa) {
+    case SPQR_ISA_AUTO: return "auto";
+    case SPQR_ISA_SCALAR: return "scalar";
+    case SPQR_ISA_AVX2: return "avx2+f16c";
+    case SPQR_ISA_AVX512: return "avx512f";
+    }
+    return "?";
+}
+
+static int isa_available(spqr_isa isa) {
+    spqr_isa best = linear_isa_best();
+    if (isa == SPQR_ISA_AVX512) return best == SPQR_ISA_AVX512;
+    if (isa == SPQR_ISA_AVX2) return best == SPQR_ISA_AVX512 ? (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) : best == SPQR_ISA_AVX2;
+    return 1;
+}
+
+typedef float (*dot_fn)(const void *w, const float *x, int32_t n);
+
+static dot_fn pick_dot(spqr_linear_kind kind, spqr_isa isa) {
+    static const dot_fn table[3][3] = {
+        /* scalar, avx2, avx512 */
+        {(dot_fn)dot_f32_scalar, (dot_fn)dot_f32_avx2, (dot_fn)dot_f32_avx512},
+        {(dot_fn)dot_f16_scalar, (dot_fn)dot_f16_avx2, (dot_fn)dot_f16_avx512},
+        {(dot_fn)dot_bf16_scalar, (dot_fn)dot_bf16_avx2, (dot_fn)dot_bf16_avx512},
+    };
+    int col = isa == SPQR_ISA_AVX512 ? 2 : isa == SPQR_ISA_AVX2 ? 1 : 0;
+    return table[kind][col];
+}
+
+static size_t elem_size(spqr_linear_kind kind) { return kind == SPQR_LINEAR_F32 ? 4 : 2; }
+
+uint64_t linear_bytes(const spqr_linear *lin) {
+    if (lin->kind == SPQR_LINEAR_PACKED) {
+        spqr_size_report r;
+        spqr_tensor_size(lin->packed, &r);
+        return r.stored_bytes;
+    }
+    return (uint64_t)lin->rows * (uint64_t)lin->cols * elem_size(lin->kind);
+}
+
+static spqr_status check_lin(const spqr_linear *lin, spqr_err *err) {
+    if (!lin || lin->rows <= 0 || lin->cols <= 0) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: bad shape");
+    if (lin->kind == SPQR_LINEAR_PACKED ? !lin->packed : !lin->data)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: no weights");
+    if ((unsigned)lin->kind > SPQR_LINEAR_PACKED) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: bad kind");
+    return SPQR_OK;
+}
+
+spqr_status linear_matvec_isa(const spqr_linear *lin, const float *x, float *y, int32_t n_threads, spqr_isa isa,
+                              spqr_err *err) {
+    spqr_status st = check_lin(lin, err);
+    if (st) return st;
+    if (lin->kind == SPQR_LINEAR_PACKED) return spqr_matvec_ref(lin->packed, x, y, err);
+    if (isa == SPQR_ISA_AUTO) isa = linear_isa_best();
+    if (!isa_available(isa))
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "linear: this CPU lacks %s", linear_isa_name(isa));
+    const dot_fn dot = pick_dot(lin->kind, isa);
+    const int32_t rows = lin->rows, cols = lin->cols;
+    const size_t row_bytes = (size_t)cols * elem_size(lin->kind);
+    const char *base = lin->data;
+    if (n_threads < 1) n_threads = 1;
+    /* Small layers are not worth waking threads for. */
+    const int par = (int64_t)rows * cols >= (1 << 16) && n_threads > 1;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (par)
+    for (int32_t r = 0; r < rows; r++) y[r] = dot(base + (size_t)r * row_bytes, x, cols);
+    return SPQR_OK;
+}
+
+spqr_status linear_matvec(const spqr_linear *lin, const float *x, float *y, int32_t n_threads, spqr_err *err) {
+    return linear_matvec_isa(lin, x, y, n_threads, SPQR_ISA_AUTO, err);
+}
+
+static void widen_rows(const spqr_linear *lin, int32_t r0, int32_t nr, float *dst) {
+    const size_t count = (size_t)nr * lin->cols;
+    const uint16_t *src = (const uint16_t *)lin->data + (size_t)r0 * lin->cols;
+    if (lin->kind == SPQR_LINEAR_F16) {
+#pragma omp simd
+        for (size_t i = 0; i < count; i++) dst[i] = h2f(src[i]);
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < count; i++) dst[i] = b2f(src[i]);
+    }
+}
+
+spqr_status linear_row(const spqr_linear *lin, int32_t r, float *dst, spqr_err *err) {
+    spqr_status st = check_lin(lin, err);
+    if (st) return st;
+    if (r < 0 || r >= lin->rows) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: row %d out of range", r);
+    if (lin->kind == SPQR_LINEAR_PACKED)
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "linear: row lookup of a packed tensor");
+    if (lin->kind == SPQR_LINEAR_F32) memcpy(dst, (const float *)lin->data + (size_t)r * lin->cols, (size_t)lin->cols * 4);
+    else widen_rows(lin, r, 1, dst);
+    return SPQR_OK;
+}
+
+/* Rows per tile: about 256 KB of fp32 weights, so a tile stays in L2 while
+ * sgemm walks the n activations, and at least 8 rows. */
+static int32_t tile_rows(int32_t cols) {
+    int32_t tr = (int32_t)((256 * 1024 / 4) / cols);
+    return tr < 8 ? 8 : tr;
+}
+
+spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, float *Y, int32_t n_threads,
+                          spqr_err *err) {
+    spqr_status st = check_lin(lin, err);
+    if (st) return st;
+    if (n <= 0) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: n = %d", n);
+    if (lin->kind == SPQR_LINEAR_PACKED) return spqr_matmul_ref(lin->packed, X, n, Y, err);
+    if (n == 1) return linear_matvec(lin, X, Y, n_threads, err);
+    if (n_threads < 1) n_threads = 1;
+    const int32_t rows = lin->rows, cols = lin->cols;
+    const int32_t tr = tile_rows(cols);
+    const int32_t n_tiles = (rows + tr - 1) / tr;
+    if (n_threads > n_tiles) n_threads = n_tiles;
+    float *bufs = NULL;
+    if (lin->kind != SPQR_LINEAR_F32) {
+        bufs = malloc((size_t)n_threads * tr * cols * sizeof(float));
+        if (!bufs) return spqr_err_set(err, SPQR_ERR_NOMEM, "linear: out of memory for a %d x %d tile", tr, cols);
+    }
+    /* Each thread widens its own tiles and runs a single-threaded sgemm on
+     * them (the CLI sets OpenBLAS to one thread; parallelism is ours). */
+#pragma omp parallel num_threads(n_threads)
+    {
+        float *buf = bufs ? bufs + (size_t)omp_get_thread_num() * tr * cols : NULL;
+#pragma omp for schedule(dynamic, 1)
+        for (int32_t t = 0; t < n_tiles; t++) {
+            const int32_t r0 = t * tr, nr = rows - r0 < tr ? rows - r0 : tr;
+            const float *Wt;
+            if (lin->kind == SPQR_LINEAR_F32) {
+                Wt = (const float *)lin->data + (size_t)r0 * cols;
+            } else {
+                widen_rows(lin, r0, nr, buf);
+                Wt = buf;
+            }
+            /* Y[:, r0:r0+nr] = X[n][cols] * Wt[nr][cols]^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nr, cols, 1.0f, X, cols, Wt, cols, 0.0f, Y + r0,
+                        rows);
+        }
+    }
+    free(bufs);
+    return SPQR_OK;
+}

@@ -1,0 +1,53 @@
+/* One interface for every linear layer of the model, y = W x with
+ * W [rows = out][cols = in]. Model code never looks at the storage kind, so
+ * the packed SpQR kind (and its future fast kernels) plug in here only. */
+#ifndef SPQR_MODEL_LINEAR_H
+#define SPQR_MODEL_LINEAR_H
+
+#include <stdint.h>
+
+#include "spqr.h"
+
+typedef enum spqr_linear_kind {
+    SPQR_LINEAR_F32 = 0,    /* dense row-major fp32 */
+    SPQR_LINEAR_F16 = 1,    /* dense row-major IEEE fp16 */
+    SPQR_LINEAR_BF16 = 2,   /* dense row-major bfloat16 */
+    SPQR_LINEAR_PACKED = 3  /* spqr_tensor (reference kernels for now) */
+} spqr_linear_kind;
+
+typedef struct spqr_linear {
+    spqr_linear_kind kind;
+    int32_t rows, cols;
+    const void *data;            /* dense kinds: [rows][cols], usually memory-mapped */
+    const spqr_tensor *packed;   /* SPQR_LINEAR_PACKED */
+} spqr_linear;
+
+/* Which instruction set the dense fp16/bf16 dot products use. AUTO picks
+ * the best one the CPU supports at run time; the others exist for tests. */
+typedef enum spqr_isa {
+    SPQR_ISA_AUTO = 0,
+    SPQR_ISA_SCALAR = 1,
+    SPQR_ISA_AVX2 = 2,    /* AVX2 + F16C + FMA */
+    SPQR_ISA_AVX512 = 3   /* AVX-512F */
+} spqr_isa;
+
+spqr_isa linear_isa_best(void);
+const char *linear_isa_name(spqr_isa isa);
+
+/* Bytes of weight storage a matvec streams. */
+uint64_t linear_bytes(const spqr_linear *lin);
+
+/* y[rows] = W x[cols]. The decode hot path. */
+spqr_status linear_matvec(const spqr_linear *lin, const float *x, float *y, int32_t n_threads, spqr_err *err);
+spqr_status linear_matvec_isa(const spqr_linear *lin, const float *x, float *y, int32_t n_threads, spqr_isa isa,
+                              spqr_err *err);
+
+/* Y[n][rows] = X[n][cols] W^T (prompt / batch path): tiles of W are widened
+ * to fp32 and multiplied with cblas_sgemm; no whole-matrix fp32 copy. */
+spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, float *Y, int32_t n_threads,
+                          spqr_err *err);
+
+/* dst[cols] = row r of W in fp32 (embedding lookup). Dense kinds only. */
+spqr_status linear_row(const spqr_linear *lin, int32_t r, float *dst, spqr_err *err);
+
+#endif

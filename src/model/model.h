@@ -1,0 +1,33 @@
+/* Internal layout of a loaded model: every linear layer behind the one
+ * spqr_linear interface, norms widened to fp32 (they are tiny). */
+#ifndef SPQR_MODEL_MODEL_H
+#define SPQR_MODEL_MODEL_H
+
+#include "model/linear.h"
+#include "spqr.h"
+
+typedef struct spqr_layer {
+    const float *attn_norm;   /* [hidden] input_layernorm */
+    const float *ffn_norm;    /* [hidden] post_attention_layernorm */
+    spqr_linear wq;           /* [n_heads*head_dim][hidden] */
+    spqr_linear wk, wv;       /* [n_kv_heads*head_dim][hidden] */
+    spqr_linear wo;           /* [hidden][n_heads*head_dim] */
+    spqr_linear w_gate, w_up; /* [intermediate][hidden] */
+    spqr_linear w_down;       /* [hidden][intermediate] */
+} spqr_layer;
+
+struct spqr_model {
+    spqr_config cfg;          /* bos/eos resolved: config.json first, else tokenizer */
+    spqr_tokenizer *tok;
+    spqr_safetensors **files; /* memory-mapped shards the linears point into */
+    int32_t n_files;
+    spqr_linear embed;        /* [vocab][hidden], used by row lookup */
+    spqr_linear lm_head;      /* [vocab][hidden]; = embed when tied */
+    const float *final_norm;  /* [hidden] */
+    spqr_layer *layers;       /* [n_layers] */
+    float *norm_storage;      /* owns all norm vectors */
+    void **owned;             /* copies of misaligned tensors */
+    int32_t n_owned;
+};
+
+#endif

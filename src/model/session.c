@@ -1,0 +1,91 @@
+/* Session allocation: KV cache, RoPE tables and scratch, sized up front. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/config.h"
+#include "model/session.h"
+
+#define SESSION_MAX_BATCH 128 /* prompt chunk: big enough for sgemm efficiency */
+
+static float *alloc_floats(size_t n, size_t *total) {
+    *total += n * sizeof(float);
+    return calloc(n ? n : 1, sizeof(float));
+}
+
+spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_threads, spqr_session **out,
+                                spqr_err *err) {
+    if (!m || !out) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "session_create: NULL argument");
+    *out = NULL;
+    const spqr_config *c = &m->cfg;
+    if (max_ctx < 1 || max_ctx > c->max_position_embeddings)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "context %d is outside [1, max_position_embeddings = %d]",
+                            max_ctx, c->max_position_embeddings);
+    if (n_threads < 1 || n_threads > 1024)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "thread count %d is outside [1, 1024]", n_threads);
+    spqr_session *s = calloc(1, sizeof *s);
+    if (!s) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    s->m = m;
+    s->max_ctx = max_ctx;
+    s->n_threads = n_threads;
+    s->max_batch = max_ctx < SESSION_MAX_BATCH ? max_ctx : SESSION_MAX_BATCH;
+    const size_t B = (size_t)s->max_batch, H = (size_t)c->hidden_size;
+    const size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    const size_t half = (size_t)c->head_dim / 2, I = (size_t)c->intermediate_size;
+    size_t total = 0;
+    s->key_cache = alloc_floats((size_t)c->n_layers * max_ctx * kvd, &total);
+    s->value_cache = alloc_floats((size_t)c->n_layers * max_ctx * kvd, &total);
+    s->rope_cos = alloc_floats((size_t)max_ctx * half, &total);
+    s->rope_sin = alloc_floats((size_t)max_ctx * half, &total);
+    s->x = alloc_floats(B * H, &total);
+    s->xb = alloc_floats(B * H, &total);
+    s->xb2 = alloc_floats(B * H, &total);
+    s->q = alloc_floats(B * qd, &total);
+    s->att = alloc_floats(B * qd, &total);
+    s->hb = alloc_floats(B * I, &total);
+    s->hb2 = alloc_floats(B * I, &total);
+    s->scores = alloc_floats((size_t)n_threads * max_ctx, &total);
+    float *inv_freq = malloc(half * sizeof(float));
+    if (!s->key_cache || !s->value_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->xb || !s->xb2 || !s->q ||
+        !s->att || !s->hb || !s->hb2 || !s->scores || !inv_freq) {
+        free(inv_freq);
+        spqr_session_free(s);
+        return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a session of %d positions (%.1f MB)", max_ctx,
+                            total / 1e6);
+    }
+    /* As in HF: angle = float(pos) * inv_freq in float32, then cos/sin. */
+    spqr_config_rope_inv_freq(c, inv_freq);
+    for (int32_t p = 0; p < max_ctx; p++)
+        for (size_t i = 0; i < half; i++) {
+            float angle = (float)p * inv_freq[i];
+            s->rope_cos[(size_t)p * half + i] = (float)cos((double)angle);
+            s->rope_sin[(size_t)p * half + i] = (float)sin((double)angle);
+        }
+    free(inv_freq);
+    *out = s;
+    return SPQR_OK;
+}
+
+void spqr_session_free(spqr_session *s) {
+    if (!s) return;
+    free(s->key_cache);
+    free(s->value_cache);
+    free(s->rope_cos);
+    free(s->rope_sin);
+    free(s->x);
+    free(s->xb);
+    free(s->xb2);
+    free(s->q);
+    free(s->att);
+    free(s->hb);
+    free(s->hb2);
+    free(s->scores);
+    free(s);
+}
+
+void spqr_session_reset(spqr_session *s) {
+    if (s) s->pos = 0;
+}
+
+int32_t spqr_session_pos(const spqr_session *s) { return s ? s->pos : 0; }
