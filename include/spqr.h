@@ -154,6 +154,7 @@ typedef struct spqr_size_report {
     double stored_bits_per_param;
     uint64_t stored_bytes;
     uint64_t overhead_bytes;   /* rowptr + perm + byte padding: the formula's amortised terms */
+    uint64_t overhead_bits;    /* the same, exact: 8*stored_bytes == formula bits + overhead_bits */
 } spqr_size_report;
 
 void spqr_tensor_size(const spqr_tensor *t, spqr_size_report *out);

@@ -1,0 +1,345 @@
+/* spqr_quantize_layer: the SpQR / GPTQ column loop (docs/method.md step 9)
+ * and the assembly of its outputs.
+ *
+ * Layout: W is copied to double Wp [rows][cols] in permuted column order and
+ * updated in place; after column j is processed Wp[:, j] holds W_hat (an fp32
+ * or fp16 value held in a double).
+ *
+ * Threads: rows are independent between group starts, so each segment of
+ * columns between group starts is one parallel loop over rows (quantize the
+ * column, apply the in-block update to that row). A group start needs all
+ * rows (the second level couples beta2 rows): the first-level/leave-one-out
+ * fit runs in parallel over rows, the second level serially (it is O(rows)).
+ * The lazy-batch update after each block is one cblas_dgemm (OpenBLAS's own
+ * threads; their number follows OPENBLAS_NUM_THREADS).
+ *
+ * Blocking: the result must equal the unblocked loop, where a group is fitted
+ * on weights that have received the updates of every earlier column. A group
+ * starting inside a block and reaching past its end would see columns whose
+ * lazy update is still pending, so such a block is ended early at that group
+ * start (the next block starts there, with nothing pending). */
+#include "spqr.h"
+
+#include "core/error.h"
+#include "format/tensor.h"
+#include "quant/hessian.h"
+#include "quant/stats.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Everything the loop needs, allocated up front. */
+typedef struct layer {
+    int32_t rows, cols, g, bs, nt, gptq;
+    spqr_fit_cfg cfg;
+    double *Wp;        /* [rows][cols] permuted weights, updated in place */
+    double *U;         /* [cols][cols] upper Cholesky factor of H^-1 */
+    double *d;         /* [cols] diag(U) */
+    double *E;         /* [rows][bs] scaled errors of the current block */
+    uint8_t *q;        /* [rows][cols] codes (permuted) */
+    uint8_t *mask;     /* [rows][cols] outlier flags (permuted) */
+    double *s, *z;     /* [rows] first-level statistics of the current group */
+    float *sdq, *zdq;  /* [rows] their stored (dequantized) values */
+    uint8_t *scode, *zcode; /* [n_groups][rows] second-level codes, packed at the end */
+    double *scratch;   /* [nt][4 * (g + 1)] leave-one-out scratch */
+    spqr_tensor *t;
+} layer;
+
+/* Fits group gi (columns [j0, j1)) on the current weights, all rows. */
+static spqr_status fit_group(layer *L, int32_t gi, int32_t j0, int32_t j1, spqr_err *err) {
+    const int32_t gc = j1 - j0, rows = L->rows;
+    const size_t ld = (size_t)L->cols;
+#pragma omp parallel for num_threads(L->nt) schedule(static)
+    for (int32_t r = 0; r < rows; r++) {
+        double *scr = L->scratch + (size_t)omp_get_thread_num() * 4 * ((size_t)L->g + 1);
+        spqr_fit_row(&L->cfg, L->Wp + (size_t)r * ld + (size_t)j0, L->d + j0, gc, scr, &L->s[r], &L->z[r]);
+    }
+    spqr_tensor *t = L->t;
+    const size_t so = (size_t)gi * (size_t)rows, qo = (size_t)gi * (size_t)t->n_qgroups * 2;
+    return spqr_store_stats(&L->cfg, L->s, L->z, rows, L->sdq, L->zdq, L->scode ? L->scode + so : NULL,
+                            L->zcode ? L->zcode + so : NULL, t->scale_q2 ? t->scale_q2 + qo : NULL,
+                            t->zero_q2 ? t->zero_q2 + qo : NULL, t->scale_f16 ? t->scale_f16 + so : NULL,
+                            t->zero_f16 ? t->zero_f16 + so : NULL, err);
+}
+
+/* Quantizes columns [j0, j1) of row r (block [b0, b1)). Returns 0, or -1 if
+ * an outlier does not fit in fp16. */
+static int quantize_row(const layer *L, int32_t r, int32_t j0, int32_t j1, int32_t b0, int32_t b1) {
+    const size_t ld = (size_t)L->cols;
+    double *w = L->Wp + (size_t)r * ld;
+    uint8_t *q = L->q + (size_t)r * ld, *m = L->mask + (size_t)r * ld;
+    double *e_row = L->E + (size_t)r * (size_t)L->bs;
+    const float sdq = L->sdq[r], zdq = L->zdq[r];
+    const double maxq = L->cfg.maxq, tau = L->cfg.tau;
+    for (int32_t j = j0; j < j1; j++) {
+        const double wj = w[j];
+        const uint32_t code = (uint32_t)spqr_code(wj, (double)sdq, (double)zdq, maxq);
+        double what = (double)spqr_weight_dq(sdq, code, zdq);
+        double e = (wj - what) / L->d[j];
+        if (e * e > tau) { /* unstructured outlier: keep the current weight in fp16 */
+            const float wf = (float)wj;
+            if (fabsf(wf) > 65504.0f) return -1;
+            what = (double)spqr_fp16_to_fp32(spqr_fp32_to_fp16(wf));
+            e = (wj - what) / L->d[j];
+            m[j] = 1;
+        }
+        q[j] = (uint8_t)code;
+        w[j] = what;
+        if (L->gptq) {
+            e_row[j - b0] = e;
+            const double *u = L->U + (size_t)j * ld;
+            for (int32_t k = j + 1; k < b1; k++) w[k] -= e * u[k];
+        }
+    }
+    return 0;
+}
+
+static spqr_status run_loop(layer *L, spqr_err *err) {
+    const int32_t rows = L->rows, cols = L->cols, g = L->g;
+    for (int32_t b0 = 0; b0 < cols;) {
+        int32_t b1 = b0 + L->bs < cols ? b0 + L->bs : cols;
+        /* the last group start inside the block may straddle its end */
+        const int32_t jl = ((b1 - 1) / g) * g;
+        if (jl > b0 && (jl + g < cols ? jl + g : cols) > b1) b1 = jl;
+        for (int32_t s0 = b0; s0 < b1;) {
+            int32_t s1 = (s0 / g + 1) * g;
+            if (s1 > b1) s1 = b1;
+            if (s0 % g == 0) {
+                spqr_status st = fit_group(L, s0 / g, s0, s0 + g < cols ? s0 + g : cols, err);
+                if (st != SPQR_OK) return st;
+            }
+            int bad = 0;
+#pragma omp parallel for num_threads(L->nt) schedule(static)
+            for (int32_t r = 0; r < rows; r++) {
+                if (quantize_row(L, r, s0, s1, b0, b1) != 0) {
+#pragma omp atomic write
+                    bad = 1;
+                }
+            }
+            if (bad)
+                return spqr_err_set(err, SPQR_ERR_NUMERIC,
+                                    "an outlier weight in permuted columns [%d, %d) exceeds the fp16 range", s0, s1);
+            s0 = s1;
+        }
+        if (L->gptq && b1 < cols) /* lazy batch: W[:, b1:] -= E[:, :b1-b0] U[b0:b1, b1:] */
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols - b1, b1 - b0, -1.0, L->E, L->bs,
+                        L->U + (size_t)b0 * (size_t)cols + (size_t)b1, cols, 1.0, L->Wp + b1, cols);
+        b0 = b1;
+    }
+    return SPQR_OK;
+}
+
+/* CSR outliers, packed streams, permutation. */
+static spqr_status finish_tensor(layer *L, const int32_t *perm, int keep_perm, spqr_err *err) {
+    spqr_tensor *t = L->t;
+    const int32_t rows = L->rows, cols = L->cols;
+    const size_t ld = (size_t)cols;
+    int64_t nnz = 0;
+    for (int32_t r = 0; r < rows; r++) {
+        t->outlier_rowptr[r] = (int32_t)nnz;
+        for (int32_t j = 0; j < cols; j++) nnz += L->mask[(size_t)r * ld + (size_t)j];
+        if (nnz > INT32_MAX) return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "more than 2^31 outliers");
+    }
+    t->outlier_rowptr[rows] = (int32_t)nnz;
+    t->nnz = nnz;
+    free(t->outlier_col);
+    free(t->outlier_val);
+    t->outlier_col = malloc((nnz ? (size_t)nnz : 1) * sizeof(uint16_t));
+    t->outlier_val = malloc((nnz ? (size_t)nnz : 1) * sizeof(uint16_t));
+    if (!t->outlier_col || !t->outlier_val) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for outliers");
+    int64_t k = 0;
+    for (int32_t r = 0; r < rows; r++)
+        for (int32_t j = 0; j < cols; j++) {
+            const size_t i = (size_t)r * ld + (size_t)j;
+            if (!L->mask[i]) continue;
+            t->outlier_col[k] = (uint16_t)j;
+            /* exact: W_hat holds the fp16 value itself */
+            t->outlier_val[k] = spqr_fp32_to_fp16((float)L->Wp[i]);
+            k++;
+        }
+    spqr_bits_pack(L->q, (uint64_t)rows * (uint64_t)cols, t->wbits, t->codes);
+    const uint64_t n_stats = (uint64_t)t->n_groups * (uint64_t)rows;
+    if (t->qq_scale_bits) spqr_bits_pack(L->scode, n_stats, t->qq_scale_bits, t->scale_codes);
+    if (t->qq_zero_bits) spqr_bits_pack(L->zcode, n_stats, t->qq_zero_bits, t->zero_codes);
+    if (!keep_perm) {
+        free(t->perm);
+        t->perm = NULL;
+    } else {
+        memcpy(t->perm, perm, (size_t)cols * sizeof(int32_t));
+    }
+    return SPQR_OK;
+}
+
+static spqr_status check_finite(const float *a, size_t n, int32_t ld, const char *name, spqr_err *err) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(a[i]))
+            return spqr_err_set(err, SPQR_ERR_NUMERIC, "%s[%zu][%zu] is %s", name, i / (size_t)ld, i % (size_t)ld,
+                                isnan(a[i]) ? "NaN" : "Inf");
+    return SPQR_OK;
+}
+
+static void layer_free(layer *L) {
+    free(L->Wp);
+    free(L->U);
+    free(L->d);
+    free(L->E);
+    free(L->q);
+    free(L->mask);
+    free(L->s);
+    free(L->z);
+    free(L->sdq);
+    free(L->zdq);
+    free(L->scode);
+    free(L->zcode);
+    free(L->scratch);
+    spqr_tensor_free(L->t);
+}
+
+spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, const float *H,
+                                const spqr_quant_params *p, int32_t n_threads, const spqr_logger *log,
+                                spqr_tensor **out_tensor, float *out_W, uint8_t *out_mask,
+                                spqr_quant_report *report, spqr_err *err) {
+    if (out_tensor) *out_tensor = NULL;
+    spqr_status st = spqr_quant_params_validate(p, err);
+    if (st != SPQR_OK) return st;
+    if (!W || !H) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "W and H must not be NULL");
+    if (rows < 1 || cols < 1) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "layer shape %dx%d is empty", rows, cols);
+    if ((st = check_finite(W, (size_t)rows * (size_t)cols, cols, "W", err)) != SPQR_OK) return st;
+    if ((st = check_finite(H, (size_t)cols * (size_t)cols, cols, "H", err)) != SPQR_OK) return st;
+    const double thr = (double)p->outlier_threshold;
+    const int outliers = isfinite(thr) && thr > 0;
+    if (outliers && cols > 65535)
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
+                            "outlier column indices are uint16: cols %d > 65535 needs outliers disabled", cols);
+    const double t0 = now_s();
+
+    layer L;
+    memset(&L, 0, sizeof L);
+    L.rows = rows;
+    L.cols = cols;
+    L.g = p->groupsize > 0 && p->groupsize < cols ? p->groupsize : cols;
+    L.bs = p->blocksize < cols ? p->blocksize : cols;
+    L.nt = n_threads > 0 ? n_threads : omp_get_num_procs();
+    L.gptq = p->gptq;
+    spqr_fit_cfg *c = &L.cfg;
+    c->wbits = p->wbits;
+    c->maxq = (double)((1 << p->wbits) - 1);
+    c->sym = p->sym;
+    c->round_zero = p->round_zero && !p->sym;
+    c->qs = p->qq_scale_bits;
+    /* reference rule: integer zeros with qq_zero_bits >= wbits stay fp16; sym zeros are exact constants */
+    c->qz = (p->qq_zero_bits > 0 && !p->sym && !(p->round_zero && p->qq_zero_bits >= p->wbits)) ? p->qq_zero_bits : 0;
+    c->qgs = p->qq_groupsize;
+    c->loo = outliers && !p->simplified_outliers;
+    c->tau = INFINITY;
+
+    const size_t n = (size_t)rows * (size_t)cols;
+    int32_t *perm = malloc((size_t)cols * sizeof *perm);
+    uint8_t *dead = malloc((size_t)cols);
+    L.Wp = malloc(n * sizeof(double));
+    L.U = malloc((size_t)cols * (size_t)cols * sizeof(double));
+    L.d = malloc((size_t)cols * sizeof(double));
+    L.E = malloc((size_t)rows * (size_t)L.bs * sizeof(double));
+    L.q = malloc(n);
+    L.mask = calloc(n, 1);
+    L.s = malloc((size_t)rows * sizeof(double));
+    L.z = malloc((size_t)rows * sizeof(double));
+    L.sdq = malloc((size_t)rows * sizeof(float));
+    L.zdq = malloc((size_t)rows * sizeof(float));
+    L.scratch = malloc((size_t)L.nt * 4 * ((size_t)L.g + 1) * sizeof(double));
+    const size_t n_stats = (size_t)((cols + L.g - 1) / L.g) * (size_t)rows;
+    if (c->qs) L.scode = malloc(n_stats);
+    if (c->qz) L.zcode = malloc(n_stats);
+    if (!perm || !dead || !L.Wp || !L.U || !L.d || !L.E || !L.q || !L.mask || !L.s || !L.z || !L.sdq || !L.zdq ||
+        !L.scratch || (c->qs && !L.scode) || (c->qz && !L.zcode)) {
+        st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory quantizing a %dx%d layer", rows, cols);
+        goto done;
+    }
+    if ((st = spqr_tensor_alloc(rows, cols, p->wbits, L.g, c->qs, c->qz, p->qq_groupsize, 0, 1, &L.t, err)) != SPQR_OK)
+        goto done;
+
+    /* steps 1-4: permutation, dead inputs, damping, U */
+    if ((st = spqr_perm_compute(H, cols, p->perm, perm, err)) != SPQR_OK) goto done;
+    int32_t n_dead = 0;
+    if ((st = spqr_hessian_prepare(H, cols, perm, p->percdamp, L.nt, L.U, L.d, dead, &n_dead, err)) != SPQR_OK)
+        goto done;
+#pragma omp parallel for num_threads(L.nt) schedule(static)
+    for (int32_t r = 0; r < rows; r++) {
+        const float *w = W + (size_t)r * (size_t)cols;
+        double *wp = L.Wp + (size_t)r * (size_t)cols;
+        for (int32_t j = 0; j < cols; j++) wp[j] = dead[j] ? 0.0 : (double)w[perm[j]];
+    }
+    /* step 5: tau = threshold * mean_j var(W[:, j]) / d_j^2 (unbiased variance over rows) */
+    if (outliers) {
+        double *mean = calloc((size_t)cols, sizeof(double)), *ss = calloc((size_t)cols, sizeof(double));
+        if (!mean || !ss) {
+            free(mean);
+            free(ss);
+            st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory computing the outlier scale");
+            goto done;
+        }
+        for (int32_t r = 0; r < rows; r++)
+            for (int32_t j = 0; j < cols; j++) mean[j] += L.Wp[(size_t)r * (size_t)cols + (size_t)j];
+        for (int32_t j = 0; j < cols; j++) mean[j] /= (double)rows;
+        for (int32_t r = 0; r < rows; r++)
+            for (int32_t j = 0; j < cols; j++) {
+                double dv = L.Wp[(size_t)r * (size_t)cols + (size_t)j] - mean[j];
+                ss[j] += dv * dv;
+            }
+        double scale = 0.0;
+        for (int32_t j = 0; j < cols; j++) {
+            double var = rows > 1 ? ss[j] / (double)(rows - 1) : 0.0;
+            scale += var / (L.d[j] * L.d[j]);
+        }
+        c->tau = thr * (scale / (double)cols);
+        free(mean);
+        free(ss);
+    }
+    const double t1 = now_s();
+
+    if ((st = run_loop(&L, err)) != SPQR_OK) goto done;
+    const double t2 = now_s();
+
+    const int keep_perm = p->perm == SPQR_PERM_ACT_ORDER;
+    if ((st = finish_tensor(&L, perm, keep_perm, err)) != SPQR_OK) goto done;
+    if (out_W || out_mask) {
+#pragma omp parallel for num_threads(L.nt) schedule(static)
+        for (int32_t r = 0; r < rows; r++) {
+            const size_t o = (size_t)r * (size_t)cols;
+            for (int32_t j = 0; j < cols; j++) {
+                if (out_W) out_W[o + (size_t)perm[j]] = (float)L.Wp[o + (size_t)j];
+                if (out_mask) out_mask[o + (size_t)perm[j]] = L.mask[o + (size_t)j];
+            }
+        }
+    }
+    double rel = NAN;
+    if (report) rel = spqr_rel_hessian_error(W, H, rows, cols, perm, L.Wp, L.U, L.nt);
+    const double t3 = now_s();
+    spqr_log(log, SPQR_LOG_DEBUG,
+             "quantize %dx%d: prepare %.2fs, loop %.2fs, error %.2fs; tau %.4g, %d dead, %lld outliers", rows, cols,
+             t1 - t0, t2 - t1, t3 - t2, c->tau, n_dead, (long long)L.t->nnz);
+    if (report) {
+        report->n_outliers = L.t->nnz;
+        report->rel_hessian_error = rel;
+        report->seconds = t3 - t0;
+    }
+    if (out_tensor) {
+        *out_tensor = L.t;
+        L.t = NULL;
+    }
+done:
+    free(perm);
+    free(dead);
+    layer_free(&L);
+    return st;
+}
