@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/quant_flags.h"
 #include "spqr.h"
 
 typedef struct {
@@ -33,6 +34,8 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
+        printf("\n");
+        cli_quant_flags_help(stdout); /* the knobs every quantizing command takes */
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
