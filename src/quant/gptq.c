@@ -214,13 +214,13 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     if (st != SPQR_OK) return st;
     if (!W || !H) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "W and H must not be NULL");
     if (rows < 1 || cols < 1) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "layer shape %dx%d is empty", rows, cols);
-    if ((st = check_finite(W, (size_t)rows * (size_t)cols, cols, "W", err)) != SPQR_OK) return st;
-    if ((st = check_finite(H, (size_t)cols * (size_t)cols, cols, "H", err)) != SPQR_OK) return st;
     const double thr = (double)p->outlier_threshold;
     const int outliers = isfinite(thr) && thr > 0;
-    if (outliers && cols > 65535)
+    if (outliers && cols > 65535) /* checked before any data is read */
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
                             "outlier column indices are uint16: cols %d > 65535 needs outliers disabled", cols);
+    if ((st = check_finite(W, (size_t)rows * (size_t)cols, cols, "W", err)) != SPQR_OK) return st;
+    if ((st = check_finite(H, (size_t)cols * (size_t)cols, cols, "H", err)) != SPQR_OK) return st;
     const double t0 = now_s();
 
     layer L;

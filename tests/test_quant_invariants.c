@@ -1,0 +1,431 @@
+/* Properties of spqr_quantize_layer that hold whatever the data: blocking
+ * and threads are speed devices only, RTN is plain rounding, GPTQ and
+ * outliers lower the Hessian-weighted error, act_order commutes with a
+ * column permutation, dead inputs are dropped, the reference kernels compute
+ * W_hat x, and bad input is rejected with the right status. */
+#include "spqr.h"
+#include "test_util.h"
+
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- data */
+
+/* H = X^T X / n, X = Z A (mixing matrix A = I + N/sqrt(cols)) with column
+ * scales spread by `spread` (0 = equal scales); n = 3 cols samples. */
+static float *make_hessian(int32_t cols, unsigned long long seed, double spread) {
+    test_rng rng = {seed * 2654435761ull + 11};
+    const int32_t n = 3 * cols;
+    double *A = malloc(sizeof(double) * (size_t)cols * cols), *X = malloc(sizeof(double) * (size_t)n * cols);
+    double *z = malloc(sizeof(double) * (size_t)cols), *sc = malloc(sizeof(double) * (size_t)cols);
+    for (int32_t j = 0; j < cols; j++) sc[j] = exp(spread * test_rng_normal(&rng));
+    for (int32_t i = 0; i < cols; i++)
+        for (int32_t j = 0; j < cols; j++) A[i * cols + j] = (i == j) + test_rng_normal(&rng) / sqrt((double)cols);
+    for (int32_t k = 0; k < n; k++) {
+        for (int32_t i = 0; i < cols; i++) z[i] = test_rng_normal(&rng);
+        for (int32_t j = 0; j < cols; j++) {
+            double acc = 0;
+            for (int32_t i = 0; i < cols; i++) acc += z[i] * A[i * cols + j];
+            X[(size_t)k * cols + j] = acc * sc[j];
+        }
+    }
+    float *H = malloc(sizeof(float) * (size_t)cols * cols);
+    for (int32_t i = 0; i < cols; i++)
+        for (int32_t j = i; j < cols; j++) {
+            double acc = 0;
+            for (int32_t k = 0; k < n; k++) acc += X[(size_t)k * cols + i] * X[(size_t)k * cols + j];
+            H[i * cols + j] = H[j * cols + i] = (float)(acc / n);
+        }
+    free(A);
+    free(X);
+    free(z);
+    free(sc);
+    return H;
+}
+
+static float *make_weight(int32_t rows, int32_t cols, unsigned long long seed, int planted) {
+    test_rng rng = {seed * 7919ull + 5};
+    float *W = malloc(sizeof(float) * (size_t)rows * cols);
+    for (int32_t i = 0; i < rows * cols; i++) W[i] = 0.05f * test_rng_normal(&rng);
+    for (int k = 0; k < planted; k++)
+        W[test_rng_next(&rng) % (unsigned long long)(rows * cols)] = (k & 1) ? 0.5f + 0.01f * k : -0.6f;
+    return W;
+}
+
+/* tr(dW H dW^T) / tr(W H W^T), naive double loops: independent of the engine's dsyrk. */
+static double rel_error(const float *W, const float *Wh, const float *H, int32_t rows, int32_t cols) {
+    double num = 0, den = 0;
+    for (int32_t r = 0; r < rows; r++)
+        for (int32_t i = 0; i < cols; i++) {
+            double a = (double)Wh[r * cols + i] - W[r * cols + i], w = W[r * cols + i];
+            double ha = 0, hw = 0;
+            for (int32_t j = 0; j < cols; j++) {
+                double h = H[i * cols + j];
+                ha += h * ((double)Wh[r * cols + j] - W[r * cols + j]);
+                hw += h * W[r * cols + j];
+            }
+            num += a * ha;
+            den += w * hw;
+        }
+    return num / den;
+}
+
+typedef struct {
+    float *What;
+    uint8_t *mask;
+    spqr_tensor *t;
+    spqr_quant_report rep;
+    spqr_status st;
+    spqr_err err;
+} result;
+
+static result quantize(const float *W, int32_t rows, int32_t cols, const float *H, const spqr_quant_params *p,
+                       int32_t threads) {
+    result r;
+    memset(&r, 0, sizeof r);
+    r.What = malloc(sizeof(float) * (size_t)rows * cols);
+    r.mask = malloc((size_t)rows * cols);
+    r.st = spqr_quantize_layer(W, rows, cols, H, p, threads, NULL, &r.t, r.What, r.mask, &r.rep, &r.err);
+    if (r.st != SPQR_OK) fprintf(stderr, "quantize: %s\n", r.err.msg);
+    return r;
+}
+
+static void result_free(result *r) {
+    free(r->What);
+    free(r->mask);
+    spqr_tensor_free(r->t);
+}
+
+static double max_abs(const float *a, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i]));
+    return m;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_blocksize_and_threads(void) {
+    const int32_t rows = 40, cols = 100;
+    float *W = make_weight(rows, cols, 1, 12), *H = make_hessian(cols, 1, 0.7);
+    spqr_quant_params ps[3];
+    for (int i = 0; i < 3; i++) spqr_quant_params_default(&ps[i]);
+    ps[1].wbits = 4;
+    ps[1].qq_scale_bits = ps[1].qq_zero_bits = 0;
+    ps[1].outlier_threshold = INFINITY;
+    ps[1].perm = SPQR_PERM_IDENTITY;
+    ps[2].groupsize = 0;
+    ps[2].outlier_threshold = 0.1f;
+    const int32_t bss[] = {1, 7, 16, 128, cols};
+    for (int c = 0; c < 3; c++) {
+        spqr_quant_params p = ps[c];
+        p.blocksize = 128;
+        result ref = quantize(W, rows, cols, H, &p, 2);
+        CHECK(ref.st == SPQR_OK);
+        if (ref.st != SPQR_OK) continue;
+        const double tol = 1e-6 * max_abs(ref.What, (size_t)rows * cols);
+        for (size_t b = 0; b < sizeof bss / sizeof bss[0]; b++) {
+            p.blocksize = bss[b];
+            result r = quantize(W, rows, cols, H, &p, 2);
+            CHECK(r.st == SPQR_OK);
+            if (r.st != SPQR_OK) continue;
+            CHECK_MSG(r.t->codes_bytes == ref.t->codes_bytes &&
+                          memcmp(r.t->codes, ref.t->codes, ref.t->codes_bytes) == 0,
+                      "config %d blocksize %d: codes differ", c, bss[b]);
+            CHECK_MSG(memcmp(r.mask, ref.mask, (size_t)rows * cols) == 0, "config %d blocksize %d: mask differs", c,
+                      bss[b]);
+            double md = 0;
+            for (int32_t i = 0; i < rows * cols; i++) md = fmax(md, fabs((double)r.What[i] - ref.What[i]));
+            CHECK_MSG(md <= tol, "config %d blocksize %d: max |dW_hat| %g", c, bss[b], md);
+            result_free(&r);
+        }
+        /* threads: one thread gives the very same result (rows are independent) */
+        p.blocksize = 128;
+        result r1 = quantize(W, rows, cols, H, &p, 1);
+        CHECK(r1.st == SPQR_OK && memcmp(r1.What, ref.What, sizeof(float) * (size_t)rows * cols) == 0);
+        result_free(&r1);
+        result_free(&ref);
+    }
+    free(W);
+    free(H);
+}
+
+/* Brute-force RTN: per row and group of the original weights, fp16 stats. */
+static void rtn_brute(const float *W, int32_t rows, int32_t cols, int32_t g, int wbits, float *out) {
+    const double maxq = (1 << wbits) - 1;
+    if (g == 0) g = cols;
+    for (int32_t r = 0; r < rows; r++)
+        for (int32_t j0 = 0; j0 < cols; j0 += g) {
+            int32_t j1 = j0 + g < cols ? j0 + g : cols;
+            double lo = W[r * cols + j0], hi = lo;
+            for (int32_t j = j0; j < j1; j++) {
+                if (W[r * cols + j] < lo) lo = W[r * cols + j];
+                if (W[r * cols + j] > hi) hi = W[r * cols + j];
+            }
+            if (lo == hi) lo = -1, hi = 1;
+            double s = (hi - lo) / maxq, z = -lo / s;
+            float sf = spqr_fp16_to_fp32(spqr_fp32_to_fp16((float)s));
+            float zf = spqr_fp16_to_fp32(spqr_fp32_to_fp16((float)z));
+            for (int32_t j = j0; j < j1; j++) {
+                double q = nearbyint((double)W[r * cols + j] / fmax((double)sf, 1e-9) + (double)zf);
+                q = q < 0 ? 0 : q > maxq ? maxq : q;
+                out[r * cols + j] = sf * ((float)q - zf);
+            }
+        }
+}
+
+static void test_rtn(void) {
+    const int32_t rows = 33, cols = 45;
+    float *W = make_weight(rows, cols, 2, 5), *H = make_hessian(cols, 2, 0.5);
+    float *bf = malloc(sizeof(float) * rows * cols);
+    const int32_t gs[] = {0, 16, 7};
+    for (int wb = 2; wb <= 8; wb += 3)
+        for (size_t gi = 0; gi < 3; gi++) {
+            spqr_quant_params p;
+            spqr_quant_params_default(&p);
+            p.gptq = 0;
+            p.outlier_threshold = INFINITY;
+            p.perm = SPQR_PERM_IDENTITY;
+            p.qq_scale_bits = p.qq_zero_bits = 0;
+            p.wbits = wb;
+            p.groupsize = gs[gi];
+            result r = quantize(W, rows, cols, H, &p, 2);
+            CHECK(r.st == SPQR_OK);
+            if (r.st != SPQR_OK) continue;
+            rtn_brute(W, rows, cols, gs[gi], wb, bf);
+            CHECK_MSG(memcmp(bf, r.What, sizeof(float) * rows * cols) == 0, "RTN w%d g%d differs from brute force", wb,
+                      gs[gi]);
+            CHECK_NEAR(r.rep.rel_hessian_error, rel_error(W, r.What, H, rows, cols),
+                       1e-9 + 1e-7 * r.rep.rel_hessian_error);
+            result_free(&r);
+        }
+    free(bf);
+    free(W);
+    free(H);
+}
+
+static void test_errors_ordering(void) {
+    const int32_t rows = 64, cols = 96;
+    float *W = make_weight(rows, cols, 3, 20), *H = make_hessian(cols, 3, 0.8);
+    spqr_quant_params p;
+    spqr_quant_params_default(&p);
+    p.qq_scale_bits = p.qq_zero_bits = 0;
+    p.outlier_threshold = INFINITY;
+    p.percdamp = 0.01f;
+    p.perm = SPQR_PERM_IDENTITY;
+    p.gptq = 0;
+    result rtn = quantize(W, rows, cols, H, &p, 2);
+    p.gptq = 1;
+    result gptq = quantize(W, rows, cols, H, &p, 2);
+    CHECK(rtn.st == SPQR_OK && gptq.st == SPQR_OK);
+    double e_rtn = rel_error(W, rtn.What, H, rows, cols), e_gptq = rel_error(W, gptq.What, H, rows, cols);
+    CHECK_MSG(e_gptq < 0.9 * e_rtn, "GPTQ %g not below RTN %g", e_gptq, e_rtn);
+    CHECK_NEAR(gptq.rep.rel_hessian_error, e_gptq, 1e-7 * e_gptq);
+    printf("rel error: RTN %.4e  GPTQ %.4e\n", e_rtn, e_gptq);
+    result_free(&rtn);
+    result_free(&gptq);
+
+    /* outliers (default SpQR) versus the same without */
+    spqr_quant_params_default(&p);
+    p.outlier_threshold = INFINITY;
+    result none = quantize(W, rows, cols, H, &p, 2);
+    double prev_err = none.rep.rel_hessian_error;
+    (void)prev_err;
+    int64_t prev_n = 0;
+    const float taus[] = {1.0f, 0.5f, 0.2f, 0.1f, 0.05f};
+    for (int i = 0; i < 5; i++) {
+        p.outlier_threshold = taus[i];
+        result r = quantize(W, rows, cols, H, &p, 2);
+        CHECK(r.st == SPQR_OK);
+        if (r.st != SPQR_OK) continue;
+        printf("tau %.2f: %lld outliers, rel error %.4e (none: %.4e)\n", taus[i], (long long)r.rep.n_outliers,
+               r.rep.rel_hessian_error, none.rep.rel_hessian_error);
+        CHECK_MSG(r.rep.rel_hessian_error < none.rep.rel_hessian_error, "tau %g: outliers did not reduce the error",
+                  taus[i]);
+        CHECK_MSG(r.rep.n_outliers > prev_n, "tau %g: outlier count %lld did not grow past %lld", taus[i],
+                  (long long)r.rep.n_outliers, (long long)prev_n);
+        /* (the error need not fall monotonically between neighbouring taus: more
+         * likely outliers also reshape the leave-one-out statistics) */
+        prev_err = r.rep.rel_hessian_error;
+        prev_n = r.rep.n_outliers;
+        result_free(&r);
+    }
+    result_free(&none);
+    free(W);
+    free(H);
+}
+
+static void test_act_order_permutation(void) {
+    const int32_t rows = 24, cols = 50;
+    float *W = make_weight(rows, cols, 4, 6), *H = make_hessian(cols, 4, 0.9);
+    /* distinct diag(H) so act_order is unambiguous */
+    for (int32_t i = 0; i < cols; i++)
+        for (int32_t k = 0; k < i; k++) CHECK(H[i * cols + i] != H[k * cols + k]);
+    int32_t P[50];
+    test_rng rng = {99};
+    for (int32_t j = 0; j < cols; j++) P[j] = j;
+    for (int32_t j = cols - 1; j > 0; j--) {
+        int32_t k = (int32_t)(test_rng_next(&rng) % (unsigned long long)(j + 1)), t = P[j];
+        P[j] = P[k];
+        P[k] = t;
+    }
+    float *W2 = malloc(sizeof(float) * rows * cols), *H2 = malloc(sizeof(float) * cols * cols);
+    for (int32_t r = 0; r < rows; r++)
+        for (int32_t j = 0; j < cols; j++) W2[r * cols + j] = W[r * cols + P[j]];
+    for (int32_t i = 0; i < cols; i++)
+        for (int32_t j = 0; j < cols; j++) H2[i * cols + j] = H[P[i] * cols + P[j]];
+    spqr_quant_params p;
+    spqr_quant_params_default(&p);
+    result a = quantize(W, rows, cols, H, &p, 2), b = quantize(W2, rows, cols, H2, &p, 2);
+    CHECK(a.st == SPQR_OK && b.st == SPQR_OK);
+    int same = 1, same_mask = 1;
+    for (int32_t r = 0; r < rows; r++)
+        for (int32_t j = 0; j < cols; j++) {
+            same &= b.What[r * cols + j] == a.What[r * cols + P[j]];
+            same_mask &= b.mask[r * cols + j] == a.mask[r * cols + P[j]];
+        }
+    CHECK_MSG(same, "act_order: quantize(W P, P^T H P) != quantize(W, H) P");
+    CHECK(same_mask);
+    CHECK(a.rep.n_outliers > 0);
+    /* the stored order is by descending diag(H) */
+    int desc = a.t->perm != NULL;
+    for (int32_t j = 1; desc && j < cols; j++)
+        desc &= H[a.t->perm[j - 1] * cols + a.t->perm[j - 1]] > H[a.t->perm[j] * cols + a.t->perm[j]];
+    CHECK(desc);
+    result_free(&a);
+    result_free(&b);
+    free(W);
+    free(W2);
+    free(H);
+    free(H2);
+}
+
+static void test_dead_columns(void) {
+    const int32_t rows = 20, cols = 40;
+    float *W = make_weight(rows, cols, 5, 0), *H = make_hessian(cols, 5, 0.3);
+    const int32_t dead[] = {0, 13, 14, 39};
+    for (int k = 0; k < 4; k++) {
+        int32_t c = dead[k];
+        for (int32_t i = 0; i < cols; i++) H[c * cols + i] = H[i * cols + c] = 0.0f;
+        for (int32_t r = 0; r < rows; r++) W[r * cols + c] = 3.0f + (float)r; /* would dominate if kept */
+    }
+    for (int sym = 0; sym <= 1; sym++) {
+        spqr_quant_params p;
+        spqr_quant_params_default(&p);
+        p.sym = sym;
+        p.perm = sym ? SPQR_PERM_IDENTITY : SPQR_PERM_ACT_ORDER;
+        result r = quantize(W, rows, cols, H, &p, 2);
+        CHECK(r.st == SPQR_OK);
+        if (r.st != SPQR_OK) continue;
+        double worst = 0;
+        int masked = 0;
+        for (int k = 0; k < 4; k++)
+            for (int32_t i = 0; i < rows; i++) {
+                worst = fmax(worst, fabs((double)r.What[i * cols + dead[k]]));
+                masked += r.mask[i * cols + dead[k]];
+            }
+        /* the column is zeroed, then quantized: sym has an exact zero code, asym lands within a step of 0 */
+        if (sym) CHECK_MSG(worst == 0.0, "sym: dead column gives %g", worst);
+        else CHECK_MSG(worst < 0.05, "asym: dead column gives %g", worst);
+        CHECK(masked == 0);
+        result_free(&r);
+    }
+    free(W);
+    free(H);
+}
+
+static void test_kernels(void) {
+    const int32_t rows = 29, cols = 51;
+    float *W = make_weight(rows, cols, 6, 9), *H = make_hessian(cols, 6, 0.6);
+    spqr_quant_params p;
+    spqr_quant_params_default(&p);
+    p.outlier_threshold = 0.05f;
+    result r = quantize(W, rows, cols, H, &p, 2);
+    CHECK(r.st == SPQR_OK && r.rep.n_outliers > 0);
+    if (r.st == SPQR_OK) {
+        const int32_t n = 3;
+        float X[3 * 51], Y[3 * 29], y[29];
+        test_rng rng = {77};
+        for (int i = 0; i < n * cols; i++) X[i] = test_rng_normal(&rng);
+        spqr_err err = {0};
+        CHECK(spqr_matmul_ref(r.t, X, n, Y, &err) == SPQR_OK);
+        for (int32_t i = 0; i < n; i++) {
+            CHECK(spqr_matvec_ref(r.t, X + i * cols, y, &err) == SPQR_OK);
+            CHECK(memcmp(y, Y + i * rows, sizeof y) == 0);
+            for (int32_t o = 0; o < rows; o++) {
+                double acc = 0, mag = 0;
+                for (int32_t c = 0; c < cols; c++) {
+                    acc += (double)r.What[o * cols + c] * X[i * cols + c];
+                    mag += fabs((double)r.What[o * cols + c] * X[i * cols + c]);
+                }
+                /* double accumulation in another order, one fp32 rounding */
+                CHECK_NEAR(Y[i * rows + o], acc, 1e-6 * mag + 1e-30);
+            }
+        }
+    }
+    result_free(&r);
+    free(W);
+    free(H);
+}
+
+static void test_bad_input(void) {
+    const int32_t rows = 8, cols = 16;
+    float *W = make_weight(rows, cols, 7, 0), *H = make_hessian(cols, 7, 0.2);
+    spqr_quant_params p;
+    spqr_err err = {0};
+    spqr_tensor *t = (spqr_tensor *)&err; /* must come back NULL on failure */
+#define EXPECT(mutate, status)                                                                          \
+    do {                                                                                                \
+        spqr_quant_params_default(&p);                                                                  \
+        mutate;                                                                                         \
+        t = (spqr_tensor *)&err;                                                                        \
+        spqr_status s_ = spqr_quantize_layer(W, rows, cols, H, &p, 1, NULL, &t, NULL, NULL, NULL, &err); \
+        CHECK_MSG(s_ == (status) && (s_ == SPQR_OK) == (t != NULL), "%s: got %d (%s)", #mutate, (int)s_, err.msg); \
+        CHECK(s_ == SPQR_OK || strlen(err.msg) > 0);                                                   \
+    } while (0)
+    EXPECT(p.wbits = 0, SPQR_ERR_INVALID_ARG);
+    EXPECT(p.wbits = 9, SPQR_ERR_INVALID_ARG);
+    EXPECT(p.groupsize = -1, SPQR_ERR_INVALID_ARG);
+    EXPECT(p.qq_scale_bits = 9, SPQR_ERR_INVALID_ARG);
+    EXPECT(p.qq_zero_bits = -1, SPQR_ERR_INVALID_ARG);
+    EXPECT(p.qq_groupsize = 0, SPQR_ERR_INVALID_ARG);
+    EXPECT(p.blocksize = 0, SPQR_ERR_INVALID_ARG);
+    EXPECT(p.percdamp = -1.0f, SPQR_ERR_INVALID_ARG);
+    EXPECT(p.percdamp = NAN, SPQR_ERR_INVALID_ARG);
+    EXPECT(p.outlier_threshold = NAN, SPQR_ERR_INVALID_ARG);
+    EXPECT(p.sym = 2, SPQR_ERR_INVALID_ARG);
+    EXPECT(p.perm = (spqr_perm_mode)5, SPQR_ERR_INVALID_ARG);
+    EXPECT((void)0, SPQR_OK);
+    spqr_tensor_free(t);
+    W[5] = NAN;
+    EXPECT((void)0, SPQR_ERR_NUMERIC);
+    W[5] = 0.1f;
+    H[3 * cols + 7] = INFINITY;
+    EXPECT((void)0, SPQR_ERR_NUMERIC);
+    /* not positive definite after damping: -I + 1 * mean|diag| * I = 0 */
+    memset(H, 0, sizeof(float) * cols * cols);
+    for (int32_t i = 0; i < cols; i++) H[i * cols + i] = -1.0f;
+    EXPECT((void)0, SPQR_ERR_NUMERIC);
+    /* indefinite, no damping */
+    for (int32_t i = 0; i < cols; i++) H[i * cols + i] = 1.0f;
+    H[1] = H[cols] = 2.0f;
+    EXPECT(p.percdamp = 0.0f, SPQR_ERR_NUMERIC);
+#undef EXPECT
+    CHECK(spqr_quantize_layer(NULL, rows, cols, H, &p, 1, NULL, NULL, NULL, NULL, NULL, &err) == SPQR_ERR_INVALID_ARG);
+    CHECK(spqr_quantize_layer(W, 0, cols, H, &p, 1, NULL, NULL, NULL, NULL, NULL, &err) == SPQR_ERR_INVALID_ARG);
+    /* uint16 outlier columns: cols > 65535 with outliers is refused before any data is read */
+    spqr_quant_params_default(&p);
+    float one = 1.0f;
+    CHECK(spqr_quantize_layer(&one, 1, 65536, &one, &p, 1, NULL, NULL, NULL, NULL, NULL, &err) == SPQR_ERR_UNSUPPORTED);
+    free(W);
+    free(H);
+}
+
+int main(void) {
+    test_blocksize_and_threads();
+    test_rtn();
+    test_errors_ordering();
+    test_act_order_permutation();
+    test_dead_columns();
+    test_kernels();
+    test_bad_input();
+    TEST_SUMMARY();
+}
