@@ -4,4 +4,7 @@
 
 int cmd_quantize_matrix(int argc, char **argv);
 
+int cmd_perplexity(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+
 #endif

@@ -14,6 +14,8 @@ typedef struct {
 } command;
 
 static const command COMMANDS[] = {
+    {"perplexity", cmd_perplexity, "held-out perplexity of a model (and KL to a base run)"},
+    {"generate", cmd_generate, "generate text from a prompt"},
     {"quantize-matrix", cmd_quantize_matrix, "quantize one W/H pair from a safetensors file (engine check)"},
 };
 

@@ -1,0 +1,123 @@
+/* Linear layer kernels: every ISA path and the sgemm tile path against an
+ * independent double-precision reference built from the exact stored
+ * weights (spqr_fp16_to_fp32 / spqr_bf16_to_fp32 of src/core/half.c). */
+#include <stdint.h>
+
+#include "model/linear.h"
+#include "test_util.h"
+
+typedef struct {
+    spqr_linear lin;
+    float *wf;   /* [rows][cols] exact fp32 values of the stored weights */
+    void *store;
+} mat;
+
+static mat make(spqr_linear_kind kind, int32_t rows, int32_t cols, test_rng *r) {
+    mat m = {{kind, rows, cols, NULL, NULL}, malloc((size_t)rows * cols * 4), NULL};
+    size_t n = (size_t)rows * cols;
+    if (kind == SPQR_LINEAR_F32) {
+        float *s = malloc(n * 4);
+        for (size_t i = 0; i < n; i++) m.wf[i] = s[i] = test_rng_normal(r);
+        m.store = s;
+    } else {
+        uint16_t *s = malloc(n * 2);
+        for (size_t i = 0; i < n; i++) {
+            float v = test_rng_normal(r);
+            if (i % 97 == 5) v *= 1e-6f; /* fp16 subnormals exercise the conversion */
+            s[i] = kind == SPQR_LINEAR_F16 ? spqr_fp32_to_fp16(v) : spqr_fp32_to_bf16(v);
+            m.wf[i] = kind == SPQR_LINEAR_F16 ? spqr_fp16_to_fp32(s[i]) : spqr_bf16_to_fp32(s[i]);
+        }
+        m.store = s;
+    }
+    m.lin.data = m.store;
+    return m;
+}
+
+/* max |y - ref| / max |ref| */
+static double rel_err(const float *y, const double *ref, size_t n) {
+    double md = 0, mr = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(y[i] - ref[i]);
+        if (d > md || isnan(d)) md = isnan(d) ? INFINITY : d;
+        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
+    }
+    return md / mr;
+}
+
+int main(void) {
+    test_rng r = {0x1234567ULL};
+    const spqr_linear_kind kinds[3] = {SPQR_LINEAR_F32, SPQR_LINEAR_F16, SPQR_LINEAR_BF16};
+    const int32_t shapes[3][2] = {{37, 1013}, {300, 72}, {8, 4096 + 7}};
+    const spqr_isa best = linear_isa_best();
+    printf("best ISA: %s\n", linear_isa_name(best));
+    spqr_err err;
+    for (int k = 0; k < 3; k++)
+        for (int sh = 0; sh < 3; sh++) {
+            const int32_t rows = shapes[sh][0], cols = shapes[sh][1], n = 19;
+            mat m = make(kinds[k], rows, cols, &r);
+            float *x = malloc((size_t)n * cols * 4), *y = malloc((size_t)n * rows * 4);
+            double *ref = malloc((size_t)n * rows * 8);
+            for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = test_rng_normal(&r);
+            for (int32_t t = 0; t < n; t++)
+                for (int32_t i = 0; i < rows; i++) {
+                    double acc = 0;
+                    for (int32_t j = 0; j < cols; j++) acc += (double)m.wf[(size_t)i * cols + j] * x[(size_t)t * cols + j];
+                    ref[(size_t)t * rows + i] = acc;
+                }
+            /* matvec: every ISA the CPU has, 1 and 3 threads */
+            for (int isa = SPQR_ISA_SCALAR; isa <= SPQR_ISA_AVX512; isa++) {
+                if (isa > (int)best) continue;
+                for (int nt = 1; nt <= 3; nt += 2) {
+                    memset(y, 0xff, (size_t)rows * 4);
+                    spqr_status st = linear_matvec_isa(&m.lin, x, y, nt, (spqr_isa)isa, &err);
+                    CHECK(st == SPQR_OK);
+                    double e = rel_err(y, ref, (size_t)rows);
+                    CHECK_MSG(e < 2e-6, "kind %d %dx%d isa %s threads %d: rel err %g", k, rows, cols,
+                              linear_isa_name((spqr_isa)isa), nt, e);
+                }
+            }
+            /* matmul (sgemm on widened tiles), several thread counts */
+            for (int nt = 1; nt <= 4; nt++) {
+                memset(y, 0xff, (size_t)n * rows * 4);
+                CHECK(linear_matmul(&m.lin, x, n, y, nt, &err) == SPQR_OK);
+                double e = rel_err(y, ref, (size_t)n * rows);
+                CHECK_MSG(e < 2e-6, "matmul kind %d %dx%d threads %d: rel err %g", k, rows, cols, nt, e);
+            }
+            /* row lookup is exact */
+            float *row = malloc((size_t)cols * 4);
+            CHECK(linear_row(&m.lin, rows - 1, row, &err) == SPQR_OK);
+            CHECK(memcmp(row, m.wf + (size_t)(rows - 1) * cols, (size_t)cols * 4) == 0);
+            CHECK(linear_row(&m.lin, rows, row, &err) == SPQR_ERR_INVALID_ARG);
+            CHECK(linear_bytes(&m.lin) == (uint64_t)rows * cols * (k == 0 ? 4 : 2));
+            free(row);
+            free(x); free(y); free(ref); free(m.wf); free(m.store);
+        }
+    /* fp16 specials: inf and nan propagate through the scalar and SIMD conversions alike */
+    {
+        uint16_t w[64];
+        float x[64];
+        for (int i = 0; i < 64; i++) { w[i] = spqr_fp32_to_fp16(0.5f); x[i] = 1.0f; }
+        spqr_linear lin = {SPQR_LINEAR_F16, 1, 64, w, NULL};
+        float y;
+        for (int isa = SPQR_ISA_SCALAR; isa <= (int)best; isa++) {
+            CHECK(linear_matvec_isa(&lin, x, &y, 1, (spqr_isa)isa, &err) == SPQR_OK && y == 32.0f);
+        }
+        w[17] = 0x7c00; /* +inf */
+        for (int isa = SPQR_ISA_SCALAR; isa <= (int)best; isa++) {
+            CHECK(linear_matvec_isa(&lin, x, &y, 1, (spqr_isa)isa, &err) == SPQR_OK && isinf(y) && y > 0);
+        }
+        w[17] = 0x7e00; /* nan */
+        for (int isa = SPQR_ISA_SCALAR; isa <= (int)best; isa++) {
+            CHECK(linear_matvec_isa(&lin, x, &y, 1, (spqr_isa)isa, &err) == SPQR_OK && isnan(y));
+        }
+    }
+    /* bad arguments */
+    {
+        spqr_linear bad = {SPQR_LINEAR_F16, 0, 4, NULL, NULL};
+        float x[4] = {0}, y[4];
+        CHECK(linear_matvec(&bad, x, y, 1, &err) == SPQR_ERR_INVALID_ARG);
+        bad.rows = 4;
+        CHECK(linear_matmul(&bad, x, 1, y, 1, &err) == SPQR_ERR_INVALID_ARG); /* no data */
+    }
+    TEST_SUMMARY();
+}
