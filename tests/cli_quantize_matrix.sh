@@ -42,10 +42,12 @@ weight_data() {
     for ((r = 0; r < $1; r++)); do for ((c = 0; c < $2; c++)); do f32 $((((r * 7 + c * 3) % 11) - 5)); done; done
 }
 # diagonal-dominant SPD matrix [N,N]: N+1 on the diagonal, 1 elsewhere
+# (negated when $2 = neg: negative definite, fails even after damping)
 hess_data() {
-    local i j
+    local i j s=1
+    [ "${2:-}" = neg ] && s=-1
     for ((i = 0; i < $1; i++)); do for ((j = 0; j < $1; j++)); do
-        if [ $i -eq $j ]; then f32 $(($1 + 1)); else f32 1; fi
+        if [ $i -eq $j ]; then f32 $((s * ($1 + 1))); else f32 $s; fi
     done; done
 }
 tensor_json() { # name dtype r c offset -> json fragment; prints end offset in global END
@@ -54,7 +56,7 @@ tensor_json() { # name dtype r c offset -> json fragment; prints end offset in g
     printf '"%s":{"dtype":"%s","shape":[%d,%d],"data_offsets":[%d,%d]}' "$1" "$2" "$3" "$4" "$5" "$END"
 }
 # crafted file with weight [WR,WC] and hessian [HR,HC]
-craft() { # file WR WC HR HC [nan]
+craft() { # file WR WC HR HC [nan|neg]
     local f=$1 wr=$2 wc=$3 hr=$4 hc=$5 j1 j2
     j1=$(tensor_json weight F32 "$wr" "$wc" 0)
     j2=$(tensor_json hessian F32 "$hr" "$hc" $((wr * wc * 4)))
@@ -63,7 +65,7 @@ craft() { # file WR WC HR HC [nan]
         { head -c 20 "$T/data.bin"; f32 nan; tail -c +25 "$T/data.bin"; } >"$T/data2.bin"
         mv "$T/data2.bin" "$T/data.bin"
     fi
-    if [ "$hr" -eq "$hc" ]; then hess_data "$hr" >>"$T/data.bin"
+    if [ "$hr" -eq "$hc" ]; then hess_data "$hr" "${6:-}" >>"$T/data.bin"
     else for ((i = 0; i < hr * hc; i++)); do f32 1; done >>"$T/data.bin"; fi
     mkst "$f" "{$j1,$j2}" "$T/data.bin"
 }
@@ -155,6 +157,7 @@ else bad "control input failed: $(cat "$T/stderr")"; fi
 G="$T/good.safetensors"
 craft "$T/nonsquare.safetensors" 4 8 8 6
 craft "$T/mismatch.safetensors" 4 8 4 4
+craft "$T/negdef.safetensors" 4 8 8 8 neg
 O="$T/o.safetensors"
 
 expect_fail "missing input" "$O" "$T/nope.safetensors" -o "$O"
@@ -164,6 +167,7 @@ expect_fail "output is a directory" "" "$G" -o "$T"
 expect_fail "non-square hessian" "$O" "$T/nonsquare.safetensors" -o "$O"
 expect_fail "hessian size != in" "$O" "$T/mismatch.safetensors" -o "$O"
 expect_fail "NaN in weight" "$O" "$T/nan.safetensors" -o "$O"
+expect_fail "hessian not positive definite" "$O" "$T/negdef.safetensors" -o "$O"
 expect_fail "wbits 0" "$O" "$G" -o "$O" --wbits 0
 [ "$LAST_RC" -eq 2 ] && ok || bad "usage error should exit 2"
 expect_fail "wbits 9" "$O" "$G" -o "$O" --wbits 9

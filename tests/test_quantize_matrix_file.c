@@ -202,7 +202,9 @@ static void test_bf16_input(const char *fixture_dir) {
     spqr_quant_report rep;
     CHECK_MSG(spqr_quantize_layer(W, rows, cols, H, &p, 2, NULL, NULL, lw, lm, &rep, &e) == SPQR_OK, "%s", e.msg);
     spqr_safetensors *got = NULL;
-    if (rc == 0 && spqr_safetensors_open(out, &got, &e) == SPQR_OK) {
+    spqr_status os = rc == 0 ? spqr_safetensors_open(out, &got, &e) : SPQR_ERR_IO;
+    CHECK_MSG(rc != 0 || os == SPQR_OK, "bf16 output: %s", e.msg);
+    if (os == SPQR_OK) {
         const spqr_st_tensor *gw = spqr_safetensors_find(got, "weight");
         const spqr_st_tensor *gm = spqr_safetensors_find(got, "outlier_mask");
         CHECK(gw && gm && gw->numel == nw && gm->numel == nw);
