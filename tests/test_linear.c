@@ -111,6 +111,43 @@ int main(void) {
             CHECK(linear_matvec_isa(&lin, x, &y, 1, (spqr_isa)isa, &err) == SPQR_OK && isnan(y));
         }
     }
+    /* packed SpQR kind: the same interface, routed to the reference kernels;
+     * must equal a dense fp32 layer holding the dequantized weights */
+    {
+        const int32_t rows = 40, cols = 64, nx = 256, n = 5;
+        float *W = malloc((size_t)rows * cols * 4), *H = calloc((size_t)cols * cols, 4), *Wd = malloc((size_t)rows * cols * 4);
+        float *X = malloc((size_t)nx * cols * 4);
+        for (int32_t i = 0; i < rows * cols; i++) W[i] = test_rng_normal(&r);
+        for (int32_t i = 0; i < nx * cols; i++) X[i] = test_rng_normal(&r);
+        for (int32_t a = 0; a < cols; a++)
+            for (int32_t b = 0; b < cols; b++) {
+                double acc = 0;
+                for (int32_t t = 0; t < nx; t++) acc += (double)X[t * cols + a] * X[t * cols + b];
+                H[a * cols + b] = (float)(2.0 * acc / nx);
+            }
+        spqr_quant_params p;
+        spqr_quant_params_default(&p);
+        spqr_tensor *t = NULL;
+        spqr_status st = spqr_quantize_layer(W, rows, cols, H, &p, 1, NULL, &t, Wd, NULL, NULL, &err);
+        CHECK_MSG(st == SPQR_OK, "quantize: %s", err.msg);
+        if (st == SPQR_OK) {
+            spqr_linear packed = {SPQR_LINEAR_PACKED, rows, cols, NULL, t};
+            spqr_linear dense = {SPQR_LINEAR_F32, rows, cols, Wd, NULL};
+            float y1[5 * 40], y2[5 * 40];
+            double ref[5 * 40];
+            CHECK(linear_matvec(&packed, X, y1, 2, &err) == SPQR_OK);
+            CHECK(linear_matvec(&dense, X, y2, 2, &err) == SPQR_OK);
+            for (int32_t i = 0; i < rows; i++) ref[i] = y2[i];
+            CHECK_MSG(rel_err(y1, ref, (size_t)rows) < 1e-5, "packed matvec differs: %g", rel_err(y1, ref, (size_t)rows));
+            CHECK(linear_matmul(&packed, X, n, y1, 2, &err) == SPQR_OK);
+            CHECK(linear_matmul(&dense, X, n, y2, 2, &err) == SPQR_OK);
+            for (int32_t i = 0; i < n * rows; i++) ref[i] = y2[i];
+            CHECK_MSG(rel_err(y1, ref, (size_t)n * rows) < 1e-5, "packed matmul differs");
+            CHECK(linear_bytes(&packed) < (uint64_t)rows * cols * 2); /* smaller than fp16 */
+            spqr_tensor_free(t);
+        }
+        free(W); free(H); free(Wd); free(X);
+    }
     /* bad arguments */
     {
         spqr_linear bad = {SPQR_LINEAR_F16, 0, 4, NULL, NULL};
