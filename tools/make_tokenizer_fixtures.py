@@ -5,6 +5,8 @@
   tests/fixtures/tok_llama3style.json  Split(Llama-3 regex) + ByteLevel(use_regex=false),
                                        ignore_merges, [a, b] merges, bos template
   tests/fixtures/tok_sp.json           SentencePiece-style BPE (Llama-2 layout), byte_fallback
+  tests/fixtures/tok_sp_meta.json      the same model as a Metaspace(first, split) export,
+                                       with two merges across "▁"
   tests/fixtures/tokenizer_cases.json  for each tokenizer (plus models/default/tokenizer.json
                                        when it exists): tricky and random inputs (hex) with
                                        the expected ids and decoded bytes
@@ -253,6 +255,19 @@ def make_sp():
     return sp_bpe_ref.to_hf_json(vocab, merges), ref
 
 
+def make_sp_meta():
+    """Metaspace(prepend_scheme=first, split=true) over the same model, plus two
+    merges across a "▁" ("e▁", "s▁") that only an unsplit word could use:
+    they make the split visible in the ids."""
+    vocab, merges = sp_bpe_ref.train(TRAIN_TEXT, n_merges=300)
+    M = sp_bpe_ref.META
+    for a in ("e", "s"):
+        merges.insert(0, (a, M))
+        vocab[a + M] = len(vocab)
+    ref = sp_bpe_ref.SPBPE(vocab, merges, {"<unk>": 0, "<s>": 1, "</s>": 2}, scheme="first", split=True)
+    return sp_bpe_ref.to_hf_json_metaspace(vocab, merges, "first", True), ref
+
+
 def random_cases(rng, with_bytes: bool, n: int):
     out = []
     for _ in range(n):
@@ -290,10 +305,12 @@ def main(argv):
     bl_json, bl_ref = make_bytelevel()
     l3_json, l3_ref = make_llama3(bl_json)
     sp_json, sp_ref = make_sp()
+    spm_json, spm_ref = make_sp_meta()
     tokenizers = [
         ("tok_bytelevel.json", bl_json, bl_ref, "bl", 0, 0, True),
         ("tok_llama3style.json", l3_json, l3_ref, "llama3", None, None, True),
         ("tok_sp.json", sp_json, sp_ref, "sp", 1, 2, False),
+        ("tok_sp_meta.json", spm_json, spm_ref, "sp_meta", 1, 2, False),
     ]
     for name, j, *_ in tokenizers:
         with open(os.path.join(FIX, name), "w", encoding="utf-8") as f:
@@ -315,14 +332,18 @@ def main(argv):
             eos = next(t["id"] for t in j["added_tokens"] if t["content"] == "<|end_of_text|>")
         if name.startswith("../"):
             bos = eos = tok.special[bt.SPECIAL]
-        specials = SPECIAL_CASES["sp" if kind == "sp" else "bl" if kind == "bl" else "llama3"]
+        specials = SPECIAL_CASES["sp" if kind.startswith("sp") else "bl" if kind == "bl" else "llama3"]
         if name.startswith("../"):
             specials = [s for s in SPECIAL_CASES["bl"] if b"<|end|>" not in s]
         # SentencePiece: a literal "▁" in the input decodes as a space, and text
         # after an added token gets its own "▁" prefix: no round trip there.
-        inputs = [(c, True) for c in CASES] + [(c, kind != "sp") for c in specials]
+        # Metaspace "first" also drops a leading space of the input.
+        sp = kind.startswith("sp")
+        inputs = [(c, True) for c in CASES] + [(c, not sp) for c in specials]
         inputs += [(c, True) for c in random_cases(rng, True, 150)]
-        inputs = [(c, rt and (kind != "sp" or "\u2581".encode() not in c)) for c, rt in inputs]
+        inputs = [(c, rt and (not sp or "\u2581".encode() not in c)) for c, rt in inputs]
+        if kind == "sp_meta":
+            inputs = [(c, rt and not c.startswith(b" ")) for c, rt in inputs]
         cases = []
         for data, roundtrip in inputs:
             ids = ref.encode_bytes(data)
@@ -337,7 +358,7 @@ def main(argv):
             cases.append(case)
         vocab_size = max(list(j["model"]["vocab"].values()) + [t["id"] for t in j["added_tokens"]]) + 1
         entries.append({"file": name, "vocab_size": vocab_size, "bos_id": bos, "eos_id": eos,
-                        "byte_level": kind != "sp", "cases": cases})
+                        "byte_level": not sp, "leading_space_lost": kind == "sp_meta", "cases": cases})
         print(f"{name}: vocab {vocab_size}, {len(cases)} cases")
     out = {"generator": "tools/make_tokenizer_fixtures.py", "unicode": unicodedata.unidata_version,
            "tokenizers": entries}

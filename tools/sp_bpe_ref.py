@@ -36,7 +36,13 @@ def _char_bytes(ch: str) -> bytes:
 
 
 class SPBPE:
-    def __init__(self, vocab: dict, merges: list, added: dict, unk: str = "<unk>"):
+    def __init__(self, vocab: dict, merges: list, added: dict, unk: str = "<unk>",
+                 scheme: str = "prepend", split: bool = False):
+        # scheme "prepend": Llama-2 normalizer, "▁" before every non-empty segment.
+        # scheme "first" / "always": Metaspace pre-tokenizer: spaces -> "▁", then
+        # "▁" prepended unless the segment already starts with one ("first": only
+        # the segment at offset 0 of the input); split: a new word at each "▁".
+        self.scheme, self.split = scheme, split
         self.vocab = dict(vocab)                    # piece -> id
         self.ranks = {tuple(m): r for r, m in enumerate(merges)}
         self.added = dict(added)                    # content -> id
@@ -92,14 +98,32 @@ class SPBPE:
     def encode_bytes(self, data: bytes, add_bos: bool = False, bos: int | None = None) -> list:
         text = data.decode("utf-8", "surrogateescape")
         ids = [bos] if add_bos and bos is not None else []
+        offset = 0
         for seg, aid in self._split_added(text):
+            at_start = offset == 0
+            offset += len(seg)
             if aid is not None:
                 ids.append(aid)
                 continue
             if not seg:
                 continue
-            word = META + seg.replace(" ", META)
-            ids.extend(self.vocab[s] for s in self._bpe(self._symbols(word)))
+            if self.scheme == "prepend":
+                norm = META + seg.replace(" ", META)
+            else:
+                norm = seg.replace(" ", META)
+                if not norm.startswith(META) and (self.scheme == "always" or at_start):
+                    norm = META + norm
+            words = [norm]
+            if self.split:
+                words, cur = [], ""
+                for ch in norm:
+                    if ch == META and cur:
+                        words.append(cur)
+                        cur = ""
+                    cur += ch
+                words.append(cur)
+            for word in words:
+                ids.extend(self.vocab[s] for s in self._bpe(self._symbols(word)))
         return ids
 
     # ---------------------------------------------------------- decode
@@ -165,6 +189,14 @@ def train(texts, n_merges: int, min_char_count: int = 2):
                     i += 1
             seqs[w] = new
     return vocab, merges
+
+
+def to_hf_json_metaspace(vocab: dict, merges: list, prepend_scheme: str, split: bool) -> dict:
+    """The newer export of the same model: Metaspace pre-tokenizer, no normalizer."""
+    j = to_hf_json(vocab, merges)
+    j["normalizer"] = None
+    j["pre_tokenizer"] = {"type": "Metaspace", "replacement": META, "prepend_scheme": prepend_scheme, "split": split}
+    return j
 
 
 def to_hf_json(vocab: dict, merges: list) -> dict:
