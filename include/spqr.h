@@ -277,6 +277,64 @@ spqr_status spqr_tokenizer_decode(const spqr_tokenizer *t, const int32_t *ids, i
 int32_t spqr_tokenizer_piece(const spqr_tokenizer *t, int32_t prev, int32_t id, char *buf, int32_t cap);
 
 /* ------------------------------------------------------------------ */
+/* .spqr model files (src/format/spqr_file*)                            */
+/* ------------------------------------------------------------------ */
+
+/* One self-contained file: model config JSON, tokenizer.json, quantization
+ * metadata JSON, dense tensors and packed SpQR tensors, every array 64-byte
+ * aligned for memory mapping, every section checksummed (docs/format.md). */
+typedef struct spqr_archive spqr_archive;
+
+/* Maps the file read-only and validates ALL of it before returning: header,
+ * version (other versions: SPQR_ERR_UNSUPPORTED), checksums of the header,
+ * table and every section, bounds, alignment, overlaps, names, JSON, dense
+ * sizes, and the full consistency of every packed tensor. */
+spqr_status spqr_archive_open(const char *path, spqr_archive **out, spqr_err *err);
+/* The same on a caller's buffer (borrowed until close; 64-byte aligned, else
+ * SPQR_ERR_INVALID_ARG). label names the buffer in error messages. */
+spqr_status spqr_archive_open_memory(const void *data, size_t size, const char *label, spqr_archive **out,
+                                     spqr_err *err);
+void spqr_archive_close(spqr_archive *a);
+
+/* NUL-terminated JSON text, or NULL when the file has no such section. */
+const char *spqr_archive_config_json(const spqr_archive *a);
+const char *spqr_archive_metadata_json(const spqr_archive *a);
+/* tokenizer.json bytes (NUL-terminated; *len excludes the NUL), or NULL. */
+const char *spqr_archive_tokenizer(const spqr_archive *a, size_t *len);
+
+/* Tensors (dense and packed) in file order. Exactly one of dense_at and
+ * packed_at is non-NULL for a valid i. Everything points into the mapping
+ * and lives until spqr_archive_close; packed tensors have owns_memory = 0
+ * and must not be modified or freed. */
+int32_t spqr_archive_count(const spqr_archive *a);
+const char *spqr_archive_name(const spqr_archive *a, int32_t i);
+const spqr_st_tensor *spqr_archive_dense_at(const spqr_archive *a, int32_t i);
+const spqr_tensor *spqr_archive_packed_at(const spqr_archive *a, int32_t i);
+const spqr_st_tensor *spqr_archive_find_dense(const spqr_archive *a, const char *name);
+const spqr_tensor *spqr_archive_find_packed(const spqr_archive *a, const char *name);
+
+/* Streaming writer: sections go to a temporary file next to path as they
+ * are added (data is only borrowed during each call); finish writes the
+ * section table and header, fsyncs and renames over path. Until finish
+ * succeeds path is untouched; free without finish removes the temporary.
+ * Names are unique across the file. A rejected argument leaves the writer
+ * usable; a failed write poisons it (every later call, finish included,
+ * fails). */
+typedef struct spqr_archive_writer spqr_archive_writer;
+spqr_status spqr_archive_writer_create(const char *path, spqr_archive_writer **out, spqr_err *err);
+spqr_status spqr_archive_writer_add_config(spqr_archive_writer *w, const char *json, spqr_err *err);
+spqr_status spqr_archive_writer_add_metadata(spqr_archive_writer *w, const char *json, spqr_err *err);
+spqr_status spqr_archive_writer_add_tokenizer(spqr_archive_writer *w, const void *bytes, size_t len,
+                                              spqr_err *err);
+/* dtype F32, F16 or BF16; data holds numel * dtype-size bytes. */
+spqr_status spqr_archive_writer_add_dense(spqr_archive_writer *w, const char *name, spqr_dtype dtype,
+                                          int32_t ndim, const int64_t *shape, const void *data, spqr_err *err);
+spqr_status spqr_archive_writer_add_packed(spqr_archive_writer *w, const char *name, const spqr_tensor *t,
+                                           spqr_err *err);
+spqr_status spqr_archive_writer_finish(spqr_archive_writer *w, spqr_err *err);
+void spqr_archive_writer_free(spqr_archive_writer *w);
+
+/* ------------------------------------------------------------------ */
 /* Llama-family model (src/model/)                                      */
 /* ------------------------------------------------------------------ */
 
