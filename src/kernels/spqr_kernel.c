@@ -1,0 +1,315 @@
+/* Building the runtime kernel layout from a packed tensor, exact
+ * dequantization from it, and the matvec/matmul wrappers (input
+ * permutation, group sums, deterministic thread split). */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "format/tensor.h"
+#include "kernels/spqr_kernel.h"
+
+#define KT_NB 64 /* inputs per matmul chunk: bounds the per-thread scratch */
+
+static void *alloc64(size_t n) {
+    size_t sz = (n + 63) / 64 * 64;
+    return aligned_alloc(64, sz ? sz : 64);
+}
+
+void spqr_ktensor_free(spqr_ktensor *kt) {
+    if (!kt) return;
+    free(kt->codes);
+    free(kt->stats);
+    free(kt->s_pair);
+    free(kt->z_pair);
+    free(kt->perm);
+    free(kt->o_ptr);
+    free(kt->o_col);
+    free(kt->o_val);
+    free(kt->o_row);
+    free(kt);
+}
+
+static void pack_bits(uint8_t *dst, int i, int bits, uint32_t v) {
+    for (int k = 0; k < bits; k++)
+        if ((v >> k) & 1u) dst[(i * bits + k) >> 3] |= (uint8_t)(1u << ((i * bits + k) & 7));
+}
+
+static void fill_codes(spqr_ktensor *kt, const spqr_tensor *t) {
+    const int B = kt->wbits;
+    const int32_t span = kt->groupsize < kt->cols ? kt->groupsize : kt->cols;
+    for (int32_t rt = 0; rt < kt->n_rtiles; rt++)
+        for (int32_t g = 0; g < kt->n_groups; g++)
+            for (int32_t k = 0; k < kt->ct_per_group; k++) {
+                uint16_t *m = kt->codes + ((size_t)rt * kt->n_ctiles + (size_t)g * kt->ct_per_group + k) * kt->tile_u16;
+                for (int cc = 0; cc < KT_C; cc++) {
+                    const int64_t off = (int64_t)k * KT_C + cc;
+                    const int64_t c = (int64_t)g * kt->groupsize + off;
+                    if (off >= span || c >= kt->cols) continue; /* padding: code 0 */
+                    for (int i = 0; i < KT_R; i++) {
+                        const int64_t r = (int64_t)rt * KT_R + i;
+                        if (r >= kt->rows) break;
+                        const uint32_t q = spqr_bits_get(t->codes, (uint64_t)r * (uint64_t)t->cols + (uint64_t)c, B);
+                        for (int p = 0; p < B; p++) m[cc * B + p] |= (uint16_t)(((q >> p) & 1u) << i);
+                    }
+                }
+            }
+}
+
+static void fill_stats(spqr_ktensor *kt, const spqr_tensor *t) {
+    for (int32_t rt = 0; rt < kt->n_rtiles; rt++)
+        for (int32_t g = 0; g < kt->n_groups; g++) {
+            uint8_t *sb = kt->stats + ((size_t)rt * kt->n_groups + g) * kt->stat_bytes;
+            uint8_t *zb = sb + kt->sb_bytes;
+            for (int i = 0; i < KT_R; i++) {
+                const int64_t r = (int64_t)rt * KT_R + i;
+                if (r >= kt->rows) break;
+                const uint64_t idx = (uint64_t)g * (uint64_t)t->rows + (uint64_t)r;
+                if (kt->qs_bits) pack_bits(sb, i, kt->qs_bits, spqr_bits_get(t->scale_codes, idx, kt->qs_bits));
+                else memcpy(sb + 2 * i, &t->scale_f16[idx], 2);
+                if (kt->qz_bits) pack_bits(zb, i, kt->qz_bits, spqr_bits_get(t->zero_codes, idx, kt->qz_bits));
+                else memcpy(zb + 2 * i, &t->zero_f16[idx], 2);
+            }
+        }
+    for (int32_t qg = 0; qg < kt->n_qgroups; qg++)
+        for (int32_t g = 0; g < kt->n_groups; g++)
+            for (int k = 0; k < 2; k++) {
+                const size_t src = ((size_t)g * t->n_qgroups + qg) * 2 + k, dst = ((size_t)qg * kt->n_groups + g) * 2 + k;
+                if (kt->s_pair) kt->s_pair[dst] = t->scale_q2[src];
+                if (kt->z_pair) kt->z_pair[dst] = t->zero_q2[src];
+            }
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Per row tile, sorted by (column, row). A duplicated (r, c) keeps the last
+ * CSR entry, as the reference's overwrite does. */
+static spqr_status fill_outliers(spqr_ktensor *kt, const spqr_tensor *t, spqr_err *err) {
+    int64_t max_n = 1;
+    for (int32_t rt = 0; rt < kt->n_rtiles; rt++) {
+        const int32_t r0 = rt * KT_R, r1 = r0 + KT_R < kt->rows ? r0 + KT_R : kt->rows;
+        const int64_t n = (int64_t)t->outlier_rowptr[r1] - t->outlier_rowptr[r0];
+        if (n > max_n) max_n = n;
+    }
+    uint64_t *key = malloc((size_t)max_n * sizeof *key);
+    if (!key) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory sorting outliers");
+    int64_t o = 0;
+    kt->o_ptr[0] = 0;
+    for (int32_t rt = 0; rt < kt->n_rtiles; rt++) {
+        int64_t n = 0;
+        for (int i = 0; i < KT_R && rt * KT_R + i < kt->rows; i++) {
+            const int32_t r = rt * KT_R + i;
+            for (int32_t k = t->outlier_rowptr[r]; k < t->outlier_rowptr[r + 1]; k++)
+                key[n++] = (uint64_t)t->outlier_col[k] << 36 | (uint64_t)i << 32 | (uint64_t)(uint32_t)k;
+        }
+        qsort(key, (size_t)n, sizeof *key, cmp_u64);
+        for (int64_t j = 0; j < n; j++) {
+            if (j + 1 < n && key[j + 1] >> 32 == key[j] >> 32) continue; /* a later entry for the same (r, c) */
+            kt->o_col[o] = (uint16_t)(key[j] >> 36);
+            kt->o_row[o] = (uint8_t)((key[j] >> 32) & 15u);
+            kt->o_val[o] = t->outlier_val[(uint32_t)key[j]];
+            o++;
+        }
+        kt->o_ptr[rt + 1] = (int32_t)o;
+    }
+    kt->nnz = o;
+    free(key);
+    return SPQR_OK;
+}
+
+spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path, spqr_ktensor **out,
+                                     spqr_err *err) {
+    if (!out) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "output pointer is NULL");
+    *out = NULL;
+    spqr_status st = spqr_tensor_check(t, err);
+    if (st != SPQR_OK) return st;
+    if (t->cols > 65536) return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "cols %d > 65536", t->cols);
+    spqr_ktensor *kt = calloc(1, sizeof *kt);
+    if (!kt) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    st = spqr_ktensor_set_path(kt, path, err);
+    if (st != SPQR_OK) {
+        free(kt);
+        return st;
+    }
+    kt->rows = t->rows;
+    kt->cols = t->cols;
+    kt->wbits = t->wbits;
+    kt->groupsize = t->groupsize;
+    kt->n_groups = t->n_groups;
+    kt->qs_bits = t->qq_scale_bits;
+    kt->qz_bits = t->qq_zero_bits;
+    kt->qq_groupsize = t->qq_groupsize;
+    kt->n_qgroups = t->n_qgroups;
+    kt->n_rtiles = (t->rows + KT_R - 1) / KT_R;
+    const int32_t span = t->groupsize < t->cols ? t->groupsize : t->cols;
+    kt->ct_per_group = (span + KT_C - 1) / KT_C;
+    const int64_t n_ct = (int64_t)kt->n_groups * kt->ct_per_group;
+    if (n_ct * KT_C > INT32_MAX / 2) {
+        free(kt);
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "padded column count too large");
+    }
+    kt->n_ctiles = (int32_t)n_ct;
+    kt->padcols = (int32_t)(n_ct * KT_C);
+    kt->tile_u16 = KT_C * t->wbits;
+    kt->sb_bytes = kt->qs_bits ? 2 * kt->qs_bits : 2 * KT_R;
+    kt->zb_bytes = kt->qz_bits ? 2 * kt->qz_bits : 2 * KT_R;
+    kt->stat_bytes = kt->sb_bytes + kt->zb_bytes;
+    kt->q2_aligned = kt->n_qgroups > 0 && kt->qq_groupsize % KT_R == 0;
+    const size_t codes_n = (size_t)kt->n_rtiles * (size_t)kt->n_ctiles * (size_t)kt->tile_u16;
+    const size_t stats_n = (size_t)kt->n_rtiles * (size_t)kt->n_groups * (size_t)kt->stat_bytes + 16;
+    const size_t pair_n = (size_t)kt->n_qgroups * (size_t)kt->n_groups * 2;
+    int ok = (kt->codes = alloc64(codes_n * 2)) != NULL;
+    ok &= (kt->stats = alloc64(stats_n)) != NULL;
+    if (ok) {
+        memset(kt->codes, 0, codes_n * 2);
+        memset(kt->stats, 0, stats_n);
+    }
+    if (kt->qs_bits) ok &= (kt->s_pair = malloc(pair_n * 2)) != NULL;
+    if (kt->qz_bits) ok &= (kt->z_pair = malloc(pair_n * 2)) != NULL;
+    if (t->perm) {
+        ok &= (kt->perm = malloc((size_t)t->cols * sizeof(int32_t))) != NULL;
+        if (kt->perm) memcpy(kt->perm, t->perm, (size_t)t->cols * sizeof(int32_t));
+    }
+    const size_t nnz = t->nnz > 0 ? (size_t)t->nnz : 1;
+    ok &= (kt->o_ptr = malloc(((size_t)kt->n_rtiles + 1) * sizeof(int32_t))) != NULL;
+    ok &= (kt->o_col = malloc(nnz * 2)) != NULL;
+    ok &= (kt->o_val = malloc(nnz * 2)) != NULL;
+    ok &= (kt->o_row = malloc(nnz)) != NULL;
+    if (!ok) {
+        spqr_ktensor_free(kt);
+        return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory building the kernel layout of a %dx%d tensor",
+                            t->rows, t->cols);
+    }
+    fill_codes(kt, t);
+    fill_stats(kt, t);
+    st = fill_outliers(kt, t, err);
+    if (st != SPQR_OK) {
+        spqr_ktensor_free(kt);
+        return st;
+    }
+    kt->stream_bytes = (uint64_t)codes_n * 2 + (stats_n - 16) + (kt->s_pair ? pair_n * 2 : 0) +
+                       (kt->z_pair ? pair_n * 2 : 0) + (uint64_t)kt->nnz * 5 + ((uint64_t)kt->n_rtiles + 1) * 4 +
+                       (kt->perm ? (uint64_t)kt->cols * 4 : 0);
+    *out = kt;
+    return SPQR_OK;
+}
+
+uint64_t spqr_ktensor_bytes(const spqr_ktensor *kt) { return kt ? kt->stream_bytes : 0; }
+
+void kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float s[KT_R], float z[KT_R]) {
+    const uint8_t *sb = kt->stats + ((size_t)rt * kt->n_groups + g) * kt->stat_bytes;
+    const uint8_t *zb = sb + kt->sb_bytes;
+    for (int i = 0; i < KT_R; i++) {
+        const int32_t r = rt * KT_R + i;
+        if (r >= kt->rows) {
+            s[i] = z[i] = 0.0f;
+            continue;
+        }
+        const size_t pi = kt->n_qgroups ? ((size_t)(r / kt->qq_groupsize) * kt->n_groups + g) * 2 : 0;
+        if (kt->qs_bits) s[i] = spqr_stat_dq(kt->s_pair[pi], kt->s_pair[pi + 1], spqr_bits_get(sb, (uint64_t)i, kt->qs_bits));
+        else s[i] = spqr_fp16_to_fp32((uint16_t)(sb[2 * i] | sb[2 * i + 1] << 8));
+        if (kt->qz_bits) z[i] = spqr_stat_dq(kt->z_pair[pi], kt->z_pair[pi + 1], spqr_bits_get(zb, (uint64_t)i, kt->qz_bits));
+        else z[i] = spqr_fp16_to_fp32((uint16_t)(zb[2 * i] | zb[2 * i + 1] << 8));
+    }
+}
+
+spqr_status spqr_ktensor_dequantize(const spqr_ktensor *kt, float *W, spqr_err *err) {
+    if (!kt || !W) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "ktensor or output buffer is NULL");
+    float s[KT_R], z[KT_R];
+    for (int32_t rt = 0; rt < kt->n_rtiles; rt++) {
+        for (int32_t g = 0; g < kt->n_groups; g++) {
+            kt_stats_scalar(kt, rt, g, s, z);
+            const int32_t c0 = g * kt->groupsize;
+            const int32_t c1 = c0 + kt->groupsize < kt->cols ? c0 + kt->groupsize : kt->cols;
+            for (int i = 0; i < KT_R && rt * KT_R + i < kt->rows; i++) {
+                const int32_t r = rt * KT_R + i;
+                float *row = W + (size_t)r * (size_t)kt->cols;
+                for (int32_t c = c0; c < c1; c++)
+                    row[kt->perm ? kt->perm[c] : c] = spqr_weight_dq(s[i], kt_code_at(kt, r, c), z[i]);
+            }
+        }
+        for (int32_t o = kt->o_ptr[rt]; o < kt->o_ptr[rt + 1]; o++) {
+            const int32_t r = rt * KT_R + kt->o_row[o], c = kt->o_col[o];
+            W[(size_t)r * (size_t)kt->cols + (size_t)(kt->perm ? kt->perm[c] : c)] = spqr_fp16_to_fp32(kt->o_val[o]);
+        }
+    }
+    return SPQR_OK;
+}
+
+/* Permutes and pads n inputs; group sums in fp32, in column order. */
+static void prepare(const spqr_ktensor *kt, const float *X, int32_t n, float *xp, float *xs, float *xq) {
+    const int32_t gpad = kt->ct_per_group * KT_C;
+    for (int32_t i = 0; i < n; i++) {
+        const float *x = X + (size_t)i * kt->cols;
+        float *q = xq + (size_t)i * kt->cols, *p = xp + (size_t)i * kt->padcols, *s = xs + (size_t)i * kt->n_groups;
+        for (int32_t c = 0; c < kt->cols; c++) q[c] = x[kt->perm ? kt->perm[c] : c];
+        memset(p, 0, (size_t)kt->padcols * sizeof *p);
+        for (int32_t g = 0; g < kt->n_groups; g++) {
+            const int32_t c0 = g * kt->groupsize;
+            const int32_t c1 = c0 + kt->groupsize < kt->cols ? c0 + kt->groupsize : kt->cols;
+            float sum = 0.0f;
+            for (int32_t c = c0; c < c1; c++) {
+                p[g * gpad + (c - c0)] = q[c];
+                sum += q[c];
+            }
+            s[g] = sum;
+        }
+    }
+}
+
+static kt_worker pick(const spqr_ktensor *kt, int32_t n) {
+    switch (kt->path) {
+    case SPQR_KERNEL_AVX512: return n == 1 ? kt_matvec_avx512 : kt_matmul_avx512;
+    case SPQR_KERNEL_AVX2: return n == 1 ? kt_matvec_avx2 : kt_matmul_avx2;
+    default: return kt_matmul_scalar;
+    }
+}
+
+spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t n, float *Y,
+                                int32_t n_threads, spqr_err *err) {
+    if (!kt) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "ktensor is NULL");
+    if (n < 0) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "negative batch size %d", n);
+    if (n == 0) return SPQR_OK;
+    if (!X || !Y) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "input or output buffer is NULL");
+    if (n_threads <= 0) n_threads = omp_get_num_procs();
+    if (n_threads > kt->n_rtiles) n_threads = kt->n_rtiles;
+    const int32_t nb = n < KT_NB ? n : KT_NB;
+    float *xp = alloc64((size_t)nb * kt->padcols * sizeof(float));
+    float *xs = malloc((size_t)nb * kt->n_groups * sizeof(float));
+    float *xq = malloc((size_t)nb * kt->cols * sizeof(float));
+    if (!xp || !xs || !xq) {
+        free(xp);
+        free(xs);
+        free(xq);
+        return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory in matmul");
+    }
+    const kt_worker work = pick(kt, n);
+    for (int32_t i0 = 0; i0 < n; i0 += KT_NB) {
+        const int32_t m = n - i0 < KT_NB ? n - i0 : KT_NB;
+        prepare(kt, X + (size_t)i0 * kt->cols, m, xp, xs, xq);
+        /* Y rows of this chunk are contiguous [m][rows]; workers write their own row range. */
+        float *Yc = Y + (size_t)i0 * kt->rows;
+        const kt_input in = {xp, xs, xq, m};
+        const int32_t T = n_threads;
+#pragma omp parallel num_threads(T) if (T > 1)
+        {
+            const int32_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+            /* contiguous row-tile ranges: each thread writes 64-byte-aligned spans of y */
+            const int32_t rt0 = (int32_t)((int64_t)kt->n_rtiles * t / nt);
+            const int32_t rt1 = (int32_t)((int64_t)kt->n_rtiles * (t + 1) / nt);
+            if (rt1 > rt0) work(kt, &in, rt0, rt1, Yc);
+        }
+    }
+    free(xp);
+    free(xs);
+    free(xq);
+    return SPQR_OK;
+}
+
+spqr_status spqr_ktensor_matvec(const spqr_ktensor *kt, const float *x, float *y, int32_t n_threads,
+                                spqr_err *err) {
+    return spqr_ktensor_matmul(kt, x, 1, y, n_threads, err);
+}

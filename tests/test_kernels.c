@@ -1,0 +1,220 @@
+/* Fast SpQR kernels (src/kernels/spqr_kernel*): every path this CPU runs,
+ * on random packed tensors of every wbits 2..8 and awkward shapes, against
+ *  - spqr_tensor_dequantize: the kernel layout dequantizes bit-identically;
+ *  - a double-precision y = W x from those exact weights: each output within
+ *    1e-5 * sum_j |w_j x_j| (the documented tolerance);
+ *  - spqr_matvec_ref / spqr_matmul_ref (ENGINE's reference kernels);
+ *  - itself with 1 and 2 threads: identical bits. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "format/tensor.h"
+#include "spqr.h"
+#include "test_util.h"
+
+typedef struct {
+    int32_t rows, cols, wbits, gs, qs, qz, qqgs;
+    double outlier_share; /* probability of an outlier per weight */
+    int perm;
+    int dup_outliers;     /* add duplicated (r, c) CSR entries */
+} cfg;
+
+static uint16_t h(float f) { return spqr_fp32_to_fp16(f); }
+
+/* A packed tensor with random codes, statistics, outliers and perm. */
+static spqr_tensor *random_tensor(const cfg *c, test_rng *rng) {
+    const int32_t gs = c->gs > 0 ? c->gs : c->cols;
+    const int32_t n_groups = (c->cols + gs - 1) / gs;
+    /* outliers first, to know nnz */
+    int32_t *rowptr = calloc((size_t)c->rows + 1, 4);
+    int64_t cap = (int64_t)c->rows * c->cols + c->rows, nnz = 0;
+    uint16_t *col = malloc((size_t)cap * 2);
+    for (int32_t r = 0; r < c->rows; r++) {
+        for (int32_t j = 0; j < c->cols; j++)
+            if (test_rng_uniform(rng) < c->outlier_share) col[nnz++] = (uint16_t)j;
+        if (c->dup_outliers && rowptr[r] < nnz) col[nnz] = col[rowptr[r]], nnz++; /* same (r, c) again, later */
+        rowptr[r + 1] = (int32_t)nnz;
+    }
+    spqr_tensor *t = NULL;
+    spqr_err err;
+    if (spqr_tensor_alloc(c->rows, c->cols, c->wbits, gs, c->qs, c->qz, c->qqgs, nnz, c->perm, &t, &err) != SPQR_OK) {
+        fprintf(stderr, "alloc: %s\n", err.msg);
+        exit(1);
+    }
+    memcpy(t->outlier_rowptr, rowptr, ((size_t)c->rows + 1) * 4);
+    memcpy(t->outlier_col, col, (size_t)nnz * 2);
+    for (int64_t k = 0; k < nnz; k++) t->outlier_val[k] = h(4.0f * test_rng_normal(rng));
+    free(rowptr);
+    free(col);
+    const uint64_t n = (uint64_t)c->rows * c->cols;
+    uint8_t *v = malloc(n > 1 ? n : 1);
+    for (uint64_t i = 0; i < n; i++) v[i] = (uint8_t)(test_rng_next(rng) % (1u << c->wbits));
+    spqr_bits_pack(v, n, c->wbits, t->codes);
+    const uint64_t ns = (uint64_t)n_groups * c->rows;
+    uint8_t *sv = malloc(ns);
+    const int32_t qmax = (1 << c->wbits) - 1;
+    if (c->qs) {
+        for (uint64_t i = 0; i < ns; i++) sv[i] = (uint8_t)(test_rng_next(rng) % (1u << c->qs));
+        spqr_bits_pack(sv, ns, c->qs, t->scale_codes);
+        for (int64_t i = 0; i < (int64_t)n_groups * t->n_qgroups; i++) {
+            t->scale_q2[2 * i] = h(0.002f + 0.01f * test_rng_uniform(rng));
+            t->scale_q2[2 * i + 1] = h(-1.5f * test_rng_uniform(rng)); /* scales stay positive */
+        }
+    } else {
+        for (uint64_t i = 0; i < ns; i++) t->scale_f16[i] = h(0.01f + 0.05f * test_rng_uniform(rng));
+    }
+    if (c->qz) {
+        for (uint64_t i = 0; i < ns; i++) sv[i] = (uint8_t)(test_rng_next(rng) % (1u << c->qz));
+        spqr_bits_pack(sv, ns, c->qz, t->zero_codes);
+        for (int64_t i = 0; i < (int64_t)n_groups * t->n_qgroups; i++) {
+            t->zero_q2[2 * i] = h((float)qmax / (float)((1 << c->qz) - 1) * (0.5f + test_rng_uniform(rng)));
+            t->zero_q2[2 * i + 1] = h(test_rng_uniform(rng) - 0.5f);
+        }
+    } else {
+        for (uint64_t i = 0; i < ns; i++) t->zero_f16[i] = h((float)qmax * test_rng_uniform(rng));
+    }
+    free(sv);
+    free(v);
+    if (c->perm) {
+        for (int32_t j = 0; j < c->cols; j++) t->perm[j] = j;
+        for (int32_t j = c->cols - 1; j > 0; j--) {
+            int32_t k = (int32_t)(test_rng_next(rng) % (uint64_t)(j + 1)), tmp = t->perm[j];
+            t->perm[j] = t->perm[k];
+            t->perm[k] = tmp;
+        }
+    }
+    return t;
+}
+
+static const spqr_kernel_path PATHS[] = {SPQR_KERNEL_SCALAR, SPQR_KERNEL_AVX2, SPQR_KERNEL_AVX512};
+
+static void run_cfg(const cfg *c, test_rng *rng, int n_batch) {
+    spqr_tensor *t = random_tensor(c, rng);
+    spqr_err err;
+    const size_t R = (size_t)c->rows, C = (size_t)c->cols;
+    float *W = malloc(R * C * 4), *W2 = malloc(R * C * 4);
+    CHECK(spqr_tensor_dequantize(t, W, &err) == SPQR_OK);
+    const int32_t n = n_batch;
+    float *X = malloc((size_t)n * C * 4), *Yref = malloc((size_t)n * R * 4);
+    float *Y1 = malloc((size_t)n * R * 4), *Y2 = malloc((size_t)n * R * 4);
+    double *ye = malloc((size_t)n * R * 8), *bound = malloc((size_t)n * R * 8);
+    for (size_t i = 0; i < (size_t)n * C; i++) X[i] = test_rng_normal(rng);
+    for (int32_t j = 0; j < n; j++)
+        for (size_t r = 0; r < R; r++) {
+            double a = 0, b = 0;
+            for (size_t k = 0; k < C; k++) {
+                a += (double)W[r * C + k] * X[(size_t)j * C + k];
+                b += fabs((double)W[r * C + k] * X[(size_t)j * C + k]);
+            }
+            ye[(size_t)j * R + r] = a;
+            bound[(size_t)j * R + r] = 1e-5 * b + 1e-30;
+        }
+    CHECK(spqr_matmul_ref(t, X, n, Yref, &err) == SPQR_OK);
+    for (int pi = 0; pi < 3; pi++) {
+        spqr_ktensor *kt = NULL;
+        spqr_status st = spqr_ktensor_from_tensor(t, PATHS[pi], &kt, &err);
+        if (st == SPQR_ERR_UNSUPPORTED) continue; /* this CPU cannot run the path */
+        CHECK_MSG(st == SPQR_OK, "%s", err.msg);
+        if (st != SPQR_OK) continue;
+        CHECK(spqr_ktensor_path(kt) == PATHS[pi]);
+        memset(W2, 0xff, R * C * 4);
+        CHECK(spqr_ktensor_dequantize(kt, W2, &err) == SPQR_OK);
+        CHECK_MSG(memcmp(W, W2, R * C * 4) == 0, "dequantize not bit-identical: %dx%d w%d", c->rows, c->cols, c->wbits);
+        for (int nb = 1; nb <= n; nb += n - 1 > 0 ? n - 1 : 1) {
+            CHECK(spqr_ktensor_matmul(kt, X, nb, Y1, 1, &err) == SPQR_OK);
+            CHECK(spqr_ktensor_matmul(kt, X, nb, Y2, 2, &err) == SPQR_OK);
+            CHECK_MSG(memcmp(Y1, Y2, (size_t)nb * R * 4) == 0, "1 vs 2 threads differ (%s)", spqr_kernel_path_name(PATHS[pi]));
+            int bad = 0, badref = 0;
+            double worst = 0;
+            for (size_t i = 0; i < (size_t)nb * R; i++) {
+                const double e = fabs((double)Y1[i] - ye[i]);
+                if (e > bound[i]) bad++;
+                if (e / bound[i] > worst) worst = e / bound[i];
+                if (fabs((double)Y1[i] - (double)Yref[i]) > 2 * bound[i]) badref++;
+            }
+            CHECK_MSG(bad == 0 && badref == 0,
+                      "%s n=%d %dx%d w%d gs%d qs%d qz%d qq%d out%.2f perm%d: %d outputs off exact, %d off ref, worst %.2f x tol",
+                      spqr_kernel_path_name(PATHS[pi]), nb, c->rows, c->cols, c->wbits, c->gs, c->qs, c->qz, c->qqgs,
+                      c->outlier_share, c->perm, bad, badref, worst);
+        }
+        if (n == 1) {
+            CHECK(spqr_ktensor_matvec(kt, X, Y1, 2, &err) == SPQR_OK);
+            CHECK(memcmp(Y1, Y2, R * 4) == 0);
+        }
+        spqr_ktensor_free(kt);
+    }
+    /* the reference itself within tolerance of the exact sums */
+    int badref = 0;
+    for (size_t i = 0; i < (size_t)n * R; i++) badref += fabs((double)Yref[i] - ye[i]) > bound[i];
+    CHECK(badref == 0);
+    free(W);
+    free(W2);
+    free(X);
+    free(Yref);
+    free(Y1);
+    free(Y2);
+    free(ye);
+    free(bound);
+    spqr_tensor_free(t);
+}
+
+static void test_env_and_errors(test_rng *rng) {
+    cfg c = {20, 40, 3, 16, 3, 3, 16, 0.02, 1, 0};
+    spqr_tensor *t = random_tensor(&c, rng);
+    spqr_ktensor *kt = NULL;
+    spqr_err err;
+    setenv("SPQR_KERNEL", "scalar", 1);
+    CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
+    CHECK(kt && spqr_ktensor_path(kt) == SPQR_KERNEL_SCALAR);
+    spqr_ktensor_free(kt);
+    kt = NULL;
+    setenv("SPQR_KERNEL", "sse9", 1);
+    CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_ERR_INVALID_ARG && kt == NULL);
+    unsetenv("SPQR_KERNEL");
+    CHECK(spqr_ktensor_from_tensor(t, (spqr_kernel_path)9, &kt, &err) == SPQR_ERR_INVALID_ARG);
+    CHECK(spqr_ktensor_from_tensor(NULL, SPQR_KERNEL_AUTO, &kt, &err) != SPQR_OK);
+    CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
+    CHECK(spqr_ktensor_path(kt) != SPQR_KERNEL_AUTO);
+    printf("auto path on this CPU: %s, %llu stream bytes for %dx%d\n", spqr_kernel_path_name(spqr_ktensor_path(kt)),
+           (unsigned long long)spqr_ktensor_bytes(kt), c.rows, c.cols);
+    float y[20];
+    CHECK(spqr_ktensor_matmul(kt, NULL, 1, y, 1, &err) == SPQR_ERR_INVALID_ARG);
+    CHECK(spqr_ktensor_matmul(kt, y, -1, y, 1, &err) == SPQR_ERR_INVALID_ARG);
+    spqr_ktensor_free(kt);
+    spqr_tensor_free(t);
+}
+
+int main(void) {
+    test_rng rng = {0x9e3779b97f4a7c15ull};
+    test_env_and_errors(&rng);
+    for (int b = 2; b <= 8; b++) {
+        /* the paper's layout, aligned shapes, ~1% outliers, act-order perm */
+        cfg a = {64, 256, b, 16, 3, 3, 16, 0.01, 1, 0};
+        run_cfg(&a, &rng, 1);
+        run_cfg(&a, &rng, 5);
+        /* odd shapes: rows % 16 != 0, cols % 16 != 0 and % groupsize != 0 */
+        cfg o = {37, 203, b, 16, 3, 3, 16, 0.0, 0, 0};
+        run_cfg(&o, &rng, 1);
+        cfg o2 = {19, 150, b, 32, 2, 4, 16, 0.05, 1, 1};
+        run_cfg(&o2, &rng, 3);
+        /* per-row groups (groupsize = cols), 16-bit statistics */
+        cfg pr = {33, 100, b, 0, 0, 0, 0, 0.01, 0, 0};
+        run_cfg(&pr, &rng, 1);
+        /* 16-bit stats with groups of 128, 30% outliers */
+        cfg d = {48, 300, b, 128, 0, 0, 0, 0.30, 1, 0};
+        run_cfg(&d, &rng, 2);
+        /* qq_groupsize not a multiple of 16, 5..8-bit statistic codes, mixed fp16 zeros */
+        cfg q = {45, 96, b, 16, b, 0, 7, 0.02, 1, 0};
+        run_cfg(&q, &rng, 1);
+        cfg q2 = {40, 64, b, 24, 6, 8, 32, 0.0, 0, 0};
+        run_cfg(&q2, &rng, 4);
+    }
+    /* a batch crossing the 64-input chunk, a single row, a single column */
+    cfg big = {50, 130, 4, 16, 3, 3, 16, 0.01, 1, 0};
+    run_cfg(&big, &rng, 70);
+    cfg one = {1, 1, 3, 16, 3, 3, 16, 0.5, 0, 0};
+    run_cfg(&one, &rng, 1);
+    cfg tall = {300, 17, 5, 8, 3, 3, 16, 0.1, 1, 0};
+    run_cfg(&tall, &rng, 3);
+    TEST_SUMMARY();
+}
