@@ -421,44 +421,6 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
 /* W[rows][cols], original column order; bit-identical to spqr_tensor_dequantize. */
 spqr_status spqr_ktensor_dequantize(const spqr_ktensor *kt, float *W, spqr_err *err);
 
-/* ------------------------------------------------------------------ */
-/* fast kernels (src/kernels/spqr_kernel*)                              */
-/* ------------------------------------------------------------------ */
-
-/* A packed tensor re-tiled at load time for streaming SIMD kernels
- * (docs/kernels.md). Weights dequantize bit-identically to
- * spqr_tensor_dequantize; matvec/matmul outputs differ from
- * spqr_matvec_ref/spqr_matmul_ref only by fp32 rounding and summation
- * order: |y - y_exact| <= 1e-5 * sum_j |w_j x_j| (tested). */
-typedef struct spqr_ktensor spqr_ktensor;
-
-typedef enum spqr_kernel_path {
-    SPQR_KERNEL_AUTO = 0,   /* env SPQR_KERNEL=scalar|avx2|avx512 if set, else the best the CPU runs */
-    SPQR_KERNEL_SCALAR = 1,
-    SPQR_KERNEL_AVX2 = 2,   /* AVX2 + FMA + F16C */
-    SPQR_KERNEL_AVX512 = 3  /* AVX-512 F/BW/VL/DQ */
-} spqr_kernel_path;
-
-/* Builds the runtime layout (t is not referenced afterwards). A forced path
- * the CPU cannot run gives SPQR_ERR_UNSUPPORTED. */
-spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path, spqr_ktensor **out,
-                                     spqr_err *err);
-void spqr_ktensor_free(spqr_ktensor *kt);
-/* Switches the path of an existing layout (same rules as create). */
-spqr_status spqr_ktensor_set_path(spqr_ktensor *kt, spqr_kernel_path path, spqr_err *err);
-spqr_kernel_path spqr_ktensor_path(const spqr_ktensor *kt);
-const char *spqr_kernel_path_name(spqr_kernel_path p);
-/* Bytes of weight data one matvec streams (codes, statistics, outliers). */
-uint64_t spqr_ktensor_bytes(const spqr_ktensor *kt);
-/* y[rows] = W x[cols]; results do not depend on n_threads (<= 0: all cores). */
-spqr_status spqr_ktensor_matvec(const spqr_ktensor *kt, const float *x, float *y, int32_t n_threads,
-                                spqr_err *err);
-/* Y[n][rows] = X[n][cols] W^T; each weight tile is decoded once per 64 inputs. */
-spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t n, float *Y,
-                                int32_t n_threads, spqr_err *err);
-/* W[rows][cols], original column order; bit-identical to spqr_tensor_dequantize. */
-spqr_status spqr_ktensor_dequantize(const spqr_ktensor *kt, float *W, spqr_err *err);
-
 #ifdef __cplusplus
 }
 #endif
