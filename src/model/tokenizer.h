@@ -6,7 +6,7 @@
 #include "spqr.h"
 
 /* Hard limits that keep hostile files from asking for absurd allocations. */
-#define TOK_MAX_ID (1 << 24)          /* ids must be < 16M */
+#define TOK_MAX_ID (1 << 22)          /* ids must be < 4M (largest real vocabs: ~256K) */
 #define TOK_MAX_FILE ((size_t)1 << 30) /* tokenizer.json up to 1 GiB */
 #define TOK_MAX_STAGES 4               /* pre-tokenizer regex stages */
 
