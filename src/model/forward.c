@@ -70,50 +70,71 @@ static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, c
     }
 }
 
-/* One chunk of B <= max_batch tokens starting at s->pos. logits_out: [B][V]
- * when all, else [V] for the last token; NULL = none. */
-static spqr_status forward_chunk(spqr_session *s, const int32_t *tokens, int32_t B, int all, float *logits_out,
-                                 spqr_err *err) {
+/* One transformer layer l on the B tokens in s->x at positions s->pos..
+ * s->pos+B-1 (s->pos is not advanced). When hooks is non-NULL, hooks->fn
+ * sees the input of every linear group before it is multiplied; a non-zero
+ * return stops the layer there (s->x is then only partly updated; the KV
+ * cache is complete whenever the O group was reached). */
+spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const model_layer_hooks *hooks,
+                                spqr_err *err) {
     const spqr_model *m = s->m;
     const spqr_config *c = &m->cfg;
     const int32_t H = c->hidden_size, hd = c->head_dim, half = hd / 2, I = c->intermediate_size;
     const int32_t qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     const int32_t p0 = s->pos, nt = s->n_threads;
     spqr_status st;
+    const spqr_layer *L = &m->layers[l];
+    float *kc = s->key_cache + (size_t)l * s->max_ctx * kvd;
+    float *vc = s->value_cache + (size_t)l * s->max_ctx * kvd;
+#define HOOK(group, X, cols) \
+    if (hooks && hooks->fn && hooks->fn(hooks->user, l, group, X, B, cols)) return SPQR_OK
+
+    for (int32_t i = 0; i < B; i++)
+        rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, L->attn_norm, H, c->rms_norm_eps);
+    HOOK(MODEL_GROUP_QKV, s->xb, H);
+    if ((st = linear_matmul(&L->wq, s->xb, B, s->q, nt, err))) return st;
+    if ((st = linear_matmul(&L->wk, s->xb, B, kc + (size_t)p0 * kvd, nt, err))) return st;
+    if ((st = linear_matmul(&L->wv, s->xb, B, vc + (size_t)p0 * kvd, nt, err))) return st;
+    for (int32_t i = 0; i < B; i++) {
+        const float *cp = s->rope_cos + (size_t)(p0 + i) * half, *sp = s->rope_sin + (size_t)(p0 + i) * half;
+        rope(s->q + (size_t)i * qd, c->n_heads, hd, cp, sp);
+        rope(kc + (size_t)(p0 + i) * kvd, c->n_kv_heads, hd, cp, sp);
+    }
+    attention(s, p0, B, kc, vc);
+    HOOK(MODEL_GROUP_O, s->att, qd);
+    if ((st = linear_matmul(&L->wo, s->att, B, s->xb2, nt, err))) return st;
+    for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
+
+    for (int32_t i = 0; i < B; i++)
+        rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, L->ffn_norm, H, c->rms_norm_eps);
+    HOOK(MODEL_GROUP_GATE_UP, s->xb, H);
+    if ((st = linear_matmul(&L->w_gate, s->xb, B, s->hb, nt, err))) return st;
+    if ((st = linear_matmul(&L->w_up, s->xb, B, s->hb2, nt, err))) return st;
+    for (size_t j = 0; j < (size_t)B * I; j++) {
+        const float g = s->hb[j];
+        s->hb[j] = g / (1.0f + expf(-g)) * s->hb2[j]; /* silu(gate) * up */
+    }
+    HOOK(MODEL_GROUP_DOWN, s->hb, I);
+    if ((st = linear_matmul(&L->w_down, s->hb, B, s->xb2, nt, err))) return st;
+    for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
+#undef HOOK
+    return SPQR_OK;
+}
+
+/* One chunk of B <= max_batch tokens starting at s->pos. logits_out: [B][V]
+ * when all, else [V] for the last token; NULL = none. */
+static spqr_status forward_chunk(spqr_session *s, const int32_t *tokens, int32_t B, int all, float *logits_out,
+                                 spqr_err *err) {
+    const spqr_model *m = s->m;
+    const spqr_config *c = &m->cfg;
+    const int32_t H = c->hidden_size, nt = s->n_threads;
+    spqr_status st;
 
     for (int32_t i = 0; i < B; i++)
         if ((st = linear_row(&m->embed, tokens[i], s->x + (size_t)i * H, err))) return st;
 
-    for (int32_t l = 0; l < c->n_layers; l++) {
-        const spqr_layer *L = &m->layers[l];
-        float *kc = s->key_cache + (size_t)l * s->max_ctx * kvd;
-        float *vc = s->value_cache + (size_t)l * s->max_ctx * kvd;
-
-        for (int32_t i = 0; i < B; i++)
-            rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, L->attn_norm, H, c->rms_norm_eps);
-        if ((st = linear_matmul(&L->wq, s->xb, B, s->q, nt, err))) return st;
-        if ((st = linear_matmul(&L->wk, s->xb, B, kc + (size_t)p0 * kvd, nt, err))) return st;
-        if ((st = linear_matmul(&L->wv, s->xb, B, vc + (size_t)p0 * kvd, nt, err))) return st;
-        for (int32_t i = 0; i < B; i++) {
-            const float *cp = s->rope_cos + (size_t)(p0 + i) * half, *sp = s->rope_sin + (size_t)(p0 + i) * half;
-            rope(s->q + (size_t)i * qd, c->n_heads, hd, cp, sp);
-            rope(kc + (size_t)(p0 + i) * kvd, c->n_kv_heads, hd, cp, sp);
-        }
-        attention(s, p0, B, kc, vc);
-        if ((st = linear_matmul(&L->wo, s->att, B, s->xb2, nt, err))) return st;
-        for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
-
-        for (int32_t i = 0; i < B; i++)
-            rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, L->ffn_norm, H, c->rms_norm_eps);
-        if ((st = linear_matmul(&L->w_gate, s->xb, B, s->hb, nt, err))) return st;
-        if ((st = linear_matmul(&L->w_up, s->xb, B, s->hb2, nt, err))) return st;
-        for (size_t j = 0; j < (size_t)B * I; j++) {
-            const float g = s->hb[j];
-            s->hb[j] = g / (1.0f + expf(-g)) * s->hb2[j]; /* silu(gate) * up */
-        }
-        if ((st = linear_matmul(&L->w_down, s->hb, B, s->xb2, nt, err))) return st;
-        for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
-    }
+    for (int32_t l = 0; l < c->n_layers; l++)
+        if ((st = model_layer_forward(s, l, B, NULL, err))) return st;
 
     if (logits_out) {
         if (all) {

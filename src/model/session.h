@@ -25,4 +25,21 @@ struct spqr_session {
     float *scores;   /* [n_threads][max_ctx] attention weights, one row per thread */
 };
 
+/* Inputs of the linear groups of one layer, in the order they are used. */
+enum { MODEL_GROUP_QKV = 0, MODEL_GROUP_O = 1, MODEL_GROUP_GATE_UP = 2, MODEL_GROUP_DOWN = 3, MODEL_N_GROUPS = 4 };
+
+/* Observer of one layer's linear inputs (calibration): X [B][cols] is the
+ * input of group (q,k,v share attn-normed x; gate,up share ffn-normed x; o
+ * gets the attention output; down gets silu(gate)*up). Return non-zero to
+ * stop the layer right there. */
+typedef struct model_layer_hooks {
+    int (*fn)(void *user, int32_t layer, int32_t group, const float *X, int32_t B, int32_t cols);
+    void *user;
+} model_layer_hooks;
+
+/* Runs layer l on the B <= max_batch rows of s->x (positions s->pos...);
+ * the KV cache of layer l is written, s->pos is not advanced. */
+spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const model_layer_hooks *hooks,
+                                spqr_err *err);
+
 #endif
