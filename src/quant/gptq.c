@@ -5,13 +5,13 @@
  * updated in place; after column j is processed Wp[:, j] holds W_hat (an fp32
  * or fp16 value held in a double).
  *
- * Threads: rows are independent between group starts, so each segment of
- * columns between group starts is one parallel loop over rows (quantize the
- * column, apply the in-block update to that row). A group start needs all
- * rows (the second level couples beta2 rows): the first-level/leave-one-out
- * fit runs in parallel over rows, the second level serially (it is O(rows)).
- * The lazy-batch update after each block is one cblas_dgemm (OpenBLAS's own
- * threads; their number follows OPENBLAS_NUM_THREADS).
+ * Threads: rows interact only through the second level of the statistics,
+ * which couples the beta2 rows of a chunk. Each thread therefore owns a
+ * fixed slice of whole chunks and runs the block on it alone (fits,
+ * leave-one-out, quantization, in-block updates): one parallel region per
+ * block, no barrier inside. The lazy-batch update after each block is one
+ * cblas_dgemm (OpenBLAS's own threads; their number follows
+ * OPENBLAS_NUM_THREADS).
  *
  * Blocking: the result must equal the unblocked loop, where a group is fitted
  * on weights that have received the updates of every earlier column. A group
@@ -55,21 +55,22 @@ typedef struct layer {
     spqr_tensor *t;
 } layer;
 
-/* Fits group gi (columns [j0, j1)) on the current weights, all rows. */
-static spqr_status fit_group(layer *L, int32_t gi, int32_t j0, int32_t j1, spqr_err *err) {
+/* Fits group gi (columns [j0, j1)) on the current weights of rows [r0, r1).
+ * r0 is a multiple of the second-level chunk size, so the slice's chunks
+ * are whole and the stored statistics equal those of an all-rows fit. */
+static spqr_status fit_group(layer *L, int32_t gi, int32_t j0, int32_t j1, int32_t r0, int32_t r1, double *scr,
+                             spqr_err *err) {
     const int32_t gc = j1 - j0, rows = L->rows;
     const size_t ld = (size_t)L->cols;
-#pragma omp parallel for num_threads(L->nt) schedule(static)
-    for (int32_t r = 0; r < rows; r++) {
-        double *scr = L->scratch + (size_t)omp_get_thread_num() * 4 * ((size_t)L->g + 1);
+    for (int32_t r = r0; r < r1; r++)
         spqr_fit_row(&L->cfg, L->Wp + (size_t)r * ld + (size_t)j0, L->d + j0, gc, scr, &L->s[r], &L->z[r]);
-    }
     spqr_tensor *t = L->t;
-    const size_t so = (size_t)gi * (size_t)rows, qo = (size_t)gi * (size_t)t->n_qgroups * 2;
-    return spqr_store_stats(&L->cfg, L->s, L->z, rows, L->sdq, L->zdq, L->scode ? L->scode + so : NULL,
-                            L->zcode ? L->zcode + so : NULL, t->scale_q2 ? t->scale_q2 + qo : NULL,
-                            t->zero_q2 ? t->zero_q2 + qo : NULL, t->scale_f16 ? t->scale_f16 + so : NULL,
-                            t->zero_f16 ? t->zero_f16 + so : NULL, err);
+    const size_t so = (size_t)gi * (size_t)rows + (size_t)r0;
+    const size_t qo = ((size_t)gi * (size_t)t->n_qgroups + (L->cfg.qgs ? (size_t)(r0 / L->cfg.qgs) : 0)) * 2;
+    return spqr_store_stats(&L->cfg, L->s + r0, L->z + r0, r1 - r0, L->sdq + r0, L->zdq + r0,
+                            L->scode ? L->scode + so : NULL, L->zcode ? L->zcode + so : NULL,
+                            t->scale_q2 ? t->scale_q2 + qo : NULL, t->zero_q2 ? t->zero_q2 + qo : NULL,
+                            t->scale_f16 ? t->scale_f16 + so : NULL, t->zero_f16 ? t->zero_f16 + so : NULL, err);
 }
 
 /* Quantizes columns [j0, j1) of row r (block [b0, b1)). Returns 0, or -1 if
@@ -104,33 +105,58 @@ static int quantize_row(const layer *L, int32_t r, int32_t j0, int32_t j1, int32
     return 0;
 }
 
+/* Columns [b0, b1) for rows [r0, r1): group fits and quantization. */
+static spqr_status run_block_rows(layer *L, int32_t b0, int32_t b1, int32_t r0, int32_t r1, double *scr,
+                                  spqr_err *err) {
+    const int32_t g = L->g, cols = L->cols;
+    for (int32_t s0 = b0; s0 < b1;) {
+        int32_t s1 = (s0 / g + 1) * g;
+        if (s1 > b1) s1 = b1;
+        if (s0 % g == 0) {
+            spqr_status st = fit_group(L, s0 / g, s0, s0 + g < cols ? s0 + g : cols, r0, r1, scr, err);
+            if (st != SPQR_OK) return st;
+        }
+        for (int32_t r = r0; r < r1; r++)
+            if (quantize_row(L, r, s0, s1, b0, b1) != 0)
+                return spqr_err_set(err, SPQR_ERR_NUMERIC,
+                                    "outlier weight of row %d in permuted columns [%d, %d) exceeds the fp16 range", r,
+                                    s0, s1);
+        s0 = s1;
+    }
+    return SPQR_OK;
+}
+
+/* Threads own fixed row slices made of whole second-level chunks: rows never
+ * interact inside a block, so a block costs one parallel region and no
+ * barrier (barriers are expensive when the cores are shared). */
 static spqr_status run_loop(layer *L, spqr_err *err) {
     const int32_t rows = L->rows, cols = L->cols, g = L->g;
+    const int32_t unit = L->cfg.qgs > 0 && (L->cfg.qs || L->cfg.qz) ? L->cfg.qgs : 1;
+    const int32_t n_units = (rows + unit - 1) / unit;
+    const int32_t nt = L->nt < n_units ? L->nt : n_units;
     for (int32_t b0 = 0; b0 < cols;) {
         int32_t b1 = b0 + L->bs < cols ? b0 + L->bs : cols;
         /* the last group start inside the block may straddle its end */
         const int32_t jl = ((b1 - 1) / g) * g;
         if (jl > b0 && (jl + g < cols ? jl + g : cols) > b1) b1 = jl;
-        for (int32_t s0 = b0; s0 < b1;) {
-            int32_t s1 = (s0 / g + 1) * g;
-            if (s1 > b1) s1 = b1;
-            if (s0 % g == 0) {
-                spqr_status st = fit_group(L, s0 / g, s0, s0 + g < cols ? s0 + g : cols, err);
-                if (st != SPQR_OK) return st;
-            }
-            int bad = 0;
-#pragma omp parallel for num_threads(L->nt) schedule(static)
-            for (int32_t r = 0; r < rows; r++) {
-                if (quantize_row(L, r, s0, s1, b0, b1) != 0) {
-#pragma omp atomic write
-                    bad = 1;
+        spqr_status st = SPQR_OK;
+#pragma omp parallel num_threads(nt)
+        {
+            const int32_t tid = omp_get_thread_num(), n = omp_get_num_threads();
+            const int32_t u0 = (int32_t)((int64_t)n_units * tid / n), u1 = (int32_t)((int64_t)n_units * (tid + 1) / n);
+            const int32_t r0 = u0 * unit, r1 = u1 * unit < rows ? u1 * unit : rows;
+            double *scr = L->scratch + (size_t)tid * 4 * ((size_t)L->g + 1);
+            spqr_err my_err = {0};
+            spqr_status my = r0 < r1 ? run_block_rows(L, b0, b1, r0, r1, scr, &my_err) : SPQR_OK;
+            if (my != SPQR_OK) {
+#pragma omp critical(spqr_loop_err)
+                if (st == SPQR_OK) {
+                    st = my;
+                    if (err) *err = my_err;
                 }
             }
-            if (bad)
-                return spqr_err_set(err, SPQR_ERR_NUMERIC,
-                                    "an outlier weight in permuted columns [%d, %d) exceeds the fp16 range", s0, s1);
-            s0 = s1;
         }
+        if (st != SPQR_OK) return st;
         if (L->gptq && b1 < cols) /* lazy batch: W[:, b1:] -= E[:, :b1-b0] U[b0:b1, b1:] */
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols - b1, b1 - b0, -1.0, L->E, L->bs,
                         L->U + (size_t)b0 * (size_t)cols + (size_t)b1, cols, 1.0, L->Wp + b1, cols);
