@@ -13,7 +13,7 @@ typedef struct {
 } mat;
 
 static mat make(spqr_linear_kind kind, int32_t rows, int32_t cols, test_rng *r) {
-    mat m = {{kind, rows, cols, NULL, NULL}, malloc((size_t)rows * cols * 4), NULL};
+    mat m = {{.kind = kind, .rows = rows, .cols = cols}, malloc((size_t)rows * cols * 4), NULL};
     size_t n = (size_t)rows * cols;
     if (kind == SPQR_LINEAR_F32) {
         float *s = malloc(n * 4);
@@ -76,13 +76,15 @@ int main(void) {
                               linear_isa_name((spqr_isa)isa), nt, e);
                 }
             }
-            /* matmul (sgemm on widened tiles), several thread counts */
-            for (int nt = 1; nt <= 4; nt++) {
-                memset(y, 0xff, (size_t)n * rows * 4);
-                CHECK(linear_matmul(&m.lin, x, n, y, nt, &err) == SPQR_OK);
-                double e = rel_err(y, ref, (size_t)n * rows);
-                CHECK_MSG(e < 2e-6, "matmul kind %d %dx%d threads %d: rel err %g", k, rows, cols, nt, e);
-            }
+            /* matmul: 19 vectors (sgemm on widened tiles) and 5 (dot products per row),
+             * several thread counts; the first nb rows of ref are the first nb vectors */
+            for (int nb = 5; nb <= n; nb += n - 5)
+                for (int nt = 1; nt <= 4; nt++) {
+                    memset(y, 0xff, (size_t)n * rows * 4);
+                    CHECK(linear_matmul(&m.lin, x, nb, y, nt, &err) == SPQR_OK);
+                    double e = rel_err(y, ref, (size_t)nb * rows);
+                    CHECK_MSG(e < 2e-6, "matmul kind %d %dx%d n %d threads %d: rel err %g", k, rows, cols, nb, nt, e);
+                }
             /* row lookup is exact */
             float *row = malloc((size_t)cols * 4);
             CHECK(linear_row(&m.lin, rows - 1, row, &err) == SPQR_OK);
@@ -97,7 +99,7 @@ int main(void) {
         uint16_t w[64];
         float x[64];
         for (int i = 0; i < 64; i++) { w[i] = spqr_fp32_to_fp16(0.5f); x[i] = 1.0f; }
-        spqr_linear lin = {SPQR_LINEAR_F16, 1, 64, w, NULL};
+        spqr_linear lin = {.kind = SPQR_LINEAR_F16, .rows = 1, .cols = 64, .data = w};
         float y;
         for (int isa = SPQR_ISA_SCALAR; isa <= (int)best; isa++) {
             CHECK(linear_matvec_isa(&lin, x, &y, 1, (spqr_isa)isa, &err) == SPQR_OK && y == 32.0f);
@@ -131,8 +133,8 @@ int main(void) {
         spqr_status st = spqr_quantize_layer(W, rows, cols, H, &p, 1, NULL, &t, Wd, NULL, NULL, &err);
         CHECK_MSG(st == SPQR_OK, "quantize: %s", err.msg);
         if (st == SPQR_OK) {
-            spqr_linear packed = {SPQR_LINEAR_PACKED, rows, cols, NULL, t};
-            spqr_linear dense = {SPQR_LINEAR_F32, rows, cols, Wd, NULL};
+            spqr_linear packed = {.kind = SPQR_LINEAR_PACKED, .rows = rows, .cols = cols, .packed = t};
+            spqr_linear dense = {.kind = SPQR_LINEAR_F32, .rows = rows, .cols = cols, .data = Wd};
             float y1[5 * 40], y2[5 * 40];
             double ref[5 * 40];
             CHECK(linear_matvec(&packed, X, y1, 2, &err) == SPQR_OK);
@@ -150,7 +152,7 @@ int main(void) {
     }
     /* bad arguments */
     {
-        spqr_linear bad = {SPQR_LINEAR_F16, 0, 4, NULL, NULL};
+        spqr_linear bad = {.kind = SPQR_LINEAR_F16, .rows = 0, .cols = 4};
         float x[4] = {0}, y[4];
         CHECK(linear_matvec(&bad, x, y, 1, &err) == SPQR_ERR_INVALID_ARG);
         bad.rows = 4;

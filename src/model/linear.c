@@ -253,6 +253,10 @@ spqr_status linear_row(const spqr_linear *lin, int32_t r, float *dst, spqr_err *
     return SPQR_OK;
 }
 
+/* Up to this many vectors, matmul is n dot products per row (memory-bound
+ * like decode); above it, fp32 tiles + sgemm (compute-bound) win. */
+#define LINEAR_SMALL_BATCH 8
+
 /* Rows per tile: about 256 KB of fp32 weights, so a tile stays in L2 while
  * sgemm walks the n activations, and at least 8 rows. */
 static int32_t tile_rows(int32_t cols) {
@@ -269,6 +273,19 @@ spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, flo
     if (n == 1) return linear_matvec(lin, X, Y, n_threads, err);
     if (n_threads < 1) n_threads = 1;
     const int32_t rows = lin->rows, cols = lin->cols;
+    if (n <= LINEAR_SMALL_BATCH) {
+        /* Few vectors: widening whole tiles costs more than it saves. Each
+         * row is read from memory once and stays in L1 for its n dots. */
+        const dot_fn dot = pick_dot(lin->kind, linear_isa_best());
+        const size_t row_bytes = (size_t)cols * elem_size(lin->kind);
+        const char *base = lin->data;
+        const int par = (int64_t)rows * cols >= (1 << 16) && n_threads > 1;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (par)
+        for (int32_t r = 0; r < rows; r++)
+            for (int32_t t = 0; t < n; t++)
+                Y[(size_t)t * rows + r] = dot(base + (size_t)r * row_bytes, X + (size_t)t * cols, cols);
+        return SPQR_OK;
+    }
     const int32_t tr = tile_rows(cols);
     const int32_t n_tiles = (rows + tr - 1) / tr;
     if (n_threads > n_tiles) n_threads = n_tiles;
