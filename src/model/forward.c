@@ -50,6 +50,7 @@ static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, c
         for (int32_t t = 0; t <= pos; t++) {
             const float *k = kc + (size_t)t * kvd + (size_t)kvh * hd;
             float d = 0.0f;
+#pragma omp simd reduction(+ : d)
             for (int32_t j = 0; j < hd; j++) d += q[j] * k[j];
             sc[t] = d * scale;
             if (sc[t] > mx) mx = sc[t];
