@@ -28,6 +28,7 @@ static uint32_t crc_bitwise(const uint8_t *p, size_t n) {
 
 static void test_crc(void) {
     CHECK(spqr_crc32c("123456789", 9) == 0xE3069283u);
+    CHECK(spqr_crc32c_update_portable(0, "123456789", 9) == 0xE3069283u);
     uint8_t buf[32];
     /* RFC 3720 (iSCSI) appendix B.4 vectors */
     memset(buf, 0, 32);
@@ -48,6 +49,7 @@ static void test_crc(void) {
     for (size_t off = 0; off < 9; off++)
         for (size_t len = 0; len + off <= sizeof rnd; len += 7) {
             if (spqr_crc32c(rnd + off, len) != crc_bitwise(rnd + off, len)) bad++;
+            if (spqr_crc32c_update_portable(0, rnd + off, len) != crc_bitwise(rnd + off, len)) bad++;
             size_t cut = len / 3;
             uint32_t c = spqr_crc32c_update(spqr_crc32c(rnd + off, cut), rnd + off + cut, len - cut);
             if (c != crc_bitwise(rnd + off, len)) bad++;
@@ -363,6 +365,15 @@ static void test_writer(const fixture *fx, const char *dir, const char *path) {
     broken.owns_memory = 0;
     broken.wbits = 9;
     CHECK(spqr_archive_writer_add_packed(w, "broken", &broken, &err) == SPQR_ERR_INVALID_ARG && err.msg[0]);
+    /* a NaN statistic: the writer refuses what the reader would reject */
+    uint16_t *zq2 = malloc(sizeof(uint16_t) * 2 * (size_t)fx->t[0]->n_groups * (size_t)fx->t[0]->n_qgroups);
+    memcpy(zq2, fx->t[0]->zero_q2, sizeof(uint16_t) * 2 * (size_t)fx->t[0]->n_groups * (size_t)fx->t[0]->n_qgroups);
+    zq2[1] = 0x7E00;
+    broken = *fx->t[0];
+    broken.owns_memory = 0;
+    broken.zero_q2 = zq2;
+    CHECK(spqr_archive_writer_add_packed(w, "nan", &broken, &err) == SPQR_ERR_INVALID_ARG && strstr(err.msg, "non-finite"));
+    free(zq2);
     CHECK(spqr_archive_writer_add_dense(w, "ok", SPQR_DTYPE_F32, 2, SHAPE_F32, fx->f32, &err) == SPQR_OK);
     spqr_archive_writer_free(w); /* abandoned: no finish */
     uint8_t *after = read_all(path, &n1);

@@ -126,6 +126,9 @@ static_assert(offsetof(spqrf_packed_header, arrays) == 64, "layout");
 /* CRC32C (Castagnoli, reflected, init and final xor 0xFFFFFFFF).
  * Incremental use: crc = spqr_crc32c_update(0, a, n); crc = ..._update(crc, b, m). */
 uint32_t spqr_crc32c_update(uint32_t crc, const void *data, size_t n);
+/* The table-driven implementation that spqr_crc32c_update falls back to
+ * without SSE4.2 (exposed so the tests compare both). */
+uint32_t spqr_crc32c_update_portable(uint32_t crc, const void *data, size_t n);
 static inline uint32_t spqr_crc32c(const void *data, size_t n) { return spqr_crc32c_update(0, data, n); }
 
 /* Expected byte sizes of every array of a packed tensor with this layout
@@ -133,6 +136,10 @@ static inline uint32_t spqr_crc32c(const void *data, size_t n) { return spqr_crc
  * range or its sizes would overflow. Shared by writer and reader so they
  * cannot drift. */
 const char *spqrf_packed_sizes(const spqrf_packed_header *h, uint64_t sizes[SPQRF_N_ARRAYS]);
+
+/* Index of the first Inf/NaN among n fp16 values, or -1. Statistics and
+ * outlier values must be finite (a non-finite one makes NaN weights). */
+int64_t spqrf_first_nonfinite_f16(const uint16_t *v, uint64_t n);
 
 static inline uint64_t spqrf_align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 

@@ -11,6 +11,11 @@
 
 #include "format/spqr_file.h"
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SPQR_CRC32C_SSE42 1
+#include <nmmintrin.h>
+#endif
+
 static const uint32_t crc32c_table[8][256] = {
     {
         0x00000000u, 0xf26b8303u, 0xe13b70f7u, 0x1350f3f4u, 0xc79a971fu, 0x35f1141cu,
@@ -374,7 +379,7 @@ static const uint32_t crc32c_table[8][256] = {
     },
 };
 
-uint32_t spqr_crc32c_update(uint32_t crc, const void *data, size_t n) {
+uint32_t spqr_crc32c_update_portable(uint32_t crc, const void *data, size_t n) {
     const uint8_t *p = data;
     crc = ~crc;
     while (n && ((uintptr_t)p & 7)) {
@@ -394,4 +399,33 @@ uint32_t spqr_crc32c_update(uint32_t crc, const void *data, size_t n) {
     }
     while (n--) crc = (crc >> 8) ^ crc32c_table[0][(crc ^ *p++) & 0xff];
     return ~crc;
+}
+
+#ifdef SPQR_CRC32C_SSE42
+/* SSE4.2 has CRC32C as an instruction (same polynomial, same reflected
+ * convention): about 8 bytes per cycle of latency, several times the table
+ * loop, which matters when a multi-gigabyte model is verified at open. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, const uint8_t *p, size_t n) {
+    uint64_t c = ~crc;
+    while (n && ((uintptr_t)p & 7)) {
+        c = _mm_crc32_u8((uint32_t)c, *p++);
+        n--;
+    }
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = _mm_crc32_u64(c, w);
+        p += 8;
+        n -= 8;
+    }
+    while (n--) c = _mm_crc32_u8((uint32_t)c, *p++);
+    return ~(uint32_t)c;
+}
+#endif
+
+uint32_t spqr_crc32c_update(uint32_t crc, const void *data, size_t n) {
+#ifdef SPQR_CRC32C_SSE42
+    if (__builtin_cpu_supports("sse4.2")) return crc32c_sse42(crc, data, n);
+#endif
+    return spqr_crc32c_update_portable(crc, data, n);
 }

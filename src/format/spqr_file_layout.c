@@ -51,3 +51,9 @@ const char *spqrf_packed_sizes(const spqrf_packed_header *h, uint64_t sizes[SPQR
     sizes[SPQRF_A_VAL] = (uint64_t)h->nnz * 2;
     return NULL;
 }
+
+int64_t spqrf_first_nonfinite_f16(const uint16_t *v, uint64_t n) {
+    for (uint64_t k = 0; k < n; k++)
+        if ((v[k] & 0x7c00u) == 0x7c00u) return (int64_t)k;
+    return -1;
+}

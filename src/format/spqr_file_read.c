@@ -307,12 +307,6 @@ static spqr_status check_dense(spqr_archive *a, uint32_t i, a_item *it, spqr_err
     return SPQR_OK;
 }
 
-static int64_t first_nonfinite_f16(const uint16_t *v, uint64_t n) {
-    for (uint64_t k = 0; k < n; k++)
-        if ((v[k] & 0x7c00u) == 0x7c00u) return (int64_t)k;
-    return -1;
-}
-
 static spqr_status check_packed(spqr_archive *a, uint32_t i, a_item *it, spqr_err *err) {
     static const char *const array_names[SPQRF_N_ARRAYS] = {
         "codes", "scale_codes", "zero_codes", "scale_q2", "zero_q2", "scale_f16",
@@ -396,7 +390,7 @@ static spqr_status check_packed(spqr_archive *a, uint32_t i, a_item *it, spqr_er
     const int f16_idx[5] = {SPQRF_A_SCALE_Q2, SPQRF_A_ZERO_Q2, SPQRF_A_SCALE_F16, SPQRF_A_ZERO_F16, SPQRF_A_VAL};
     for (int k = 0; k < 5; k++) {
         if (!ptr[f16_idx[k]]) continue;
-        int64_t bad = first_nonfinite_f16(f16[k], sizes[f16_idx[k]] / 2);
+        int64_t bad = spqrf_first_nonfinite_f16(f16[k], sizes[f16_idx[k]] / 2);
         if (bad >= 0)
             return serr(a, err, i, 1, "array %s holds a non-finite fp16 value at index %lld", array_names[f16_idx[k]],
                         (long long)bad);

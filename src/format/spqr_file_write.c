@@ -304,6 +304,14 @@ spqr_status spqr_archive_writer_add_packed(spqr_archive_writer *w, const char *n
     const void *src[SPQRF_N_ARRAYS] = {t->codes,    t->scale_codes, t->zero_codes,     t->scale_q2,
                                        t->zero_q2,  t->scale_f16,   t->zero_f16,       t->perm,
                                        t->outlier_rowptr, t->outlier_col, t->outlier_val};
+    static const int f16_arrays[5] = {SPQRF_A_SCALE_Q2, SPQRF_A_ZERO_Q2, SPQRF_A_SCALE_F16, SPQRF_A_ZERO_F16,
+                                      SPQRF_A_VAL};
+    for (int k = 0; k < 5; k++) {
+        int i = f16_arrays[k];
+        if (sizes[i] && spqrf_first_nonfinite_f16(src[i], sizes[i] / 2) >= 0)
+            return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: tensor '%s': non-finite fp16 statistic or outlier",
+                                w->path, nm);
+    }
     uint64_t off = sizeof h;
     for (int i = 0; i < SPQRF_N_ARRAYS; i++) {
         if (!sizes[i]) continue;
