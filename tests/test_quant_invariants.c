@@ -4,6 +4,7 @@
  * column permutation, dead inputs are dropped, the reference kernels compute
  * W_hat x, and bad input is rejected with the right status. */
 #include "spqr.h"
+#include "quant/outliers.h"
 #include "test_util.h"
 
 #include <stdint.h>
@@ -366,6 +367,70 @@ static void test_kernels(void) {
     free(H);
 }
 
+/* Leave-one-out against its literal O(gc^2) definition, on values from a
+ * coarse grid so that minima and maxima are often tied (the engine refits
+ * only at unique extremes). */
+static void test_loo_definition(void) {
+    test_rng rng = {4242};
+    const int32_t gcs[] = {1, 2, 3, 5, 16, 33};
+    double x[33], dg[33], xmod[33], scratch[4 * 34], xb[33];
+    int mismatches = 0, cases = 0, replaced = 0;
+    for (int sym = 0; sym <= 1; sym++)
+        for (size_t gi = 0; gi < sizeof gcs / sizeof gcs[0]; gi++)
+            for (int trial = 0; trial < 300; trial++) {
+                const int32_t gc = gcs[gi];
+                spqr_fit_cfg cfg;
+                memset(&cfg, 0, sizeof cfg);
+                cfg.wbits = 2 + trial % 3;
+                cfg.maxq = (1 << cfg.wbits) - 1;
+                cfg.sym = sym;
+                cfg.loo = 1;
+                for (int32_t c = 0; c < gc; c++) {
+                    x[c] = (trial % 4 == 0) ? 0.3 : 0.25 * (double)((int)(test_rng_next(&rng) % 9) - 4);
+                    if (trial % 5 == 1) x[c] += 0.01 * test_rng_normal(&rng);
+                    dg[c] = 0.5 + test_rng_uniform(&rng);
+                }
+                if (trial % 7 == 3) x[test_rng_next(&rng) % (unsigned)gc] = 3.0; /* a planted outlier */
+                cfg.tau = 0.02 + 0.5 * test_rng_uniform(&rng);
+                /* brute force */
+                double lo = x[0], hi = x[0];
+                for (int32_t c = 1; c < gc; c++) lo = fmin(lo, x[c]), hi = fmax(hi, x[c]);
+                double s, z, base = 0;
+                spqr_minmax_fit(lo, hi, cfg.maxq, sym, 0, &s, &z);
+                for (int32_t c = 0; c < gc; c++) {
+                    double e = (spqr_qdq(x[c], s, z, cfg.maxq) - x[c]) / dg[c];
+                    base += e * e;
+                }
+                int likely[33], n_keep = 0;
+                double keep = 0;
+                for (int32_t k = 0; k < gc; k++) {
+                    double loo = 0;
+                    if (gc > 1) {
+                        double l2 = INFINITY, h2 = -INFINITY, sk, zk;
+                        for (int32_t c = 0; c < gc; c++)
+                            if (c != k) l2 = fmin(l2, x[c]), h2 = fmax(h2, x[c]);
+                        spqr_minmax_fit(l2, h2, cfg.maxq, sym, 0, &sk, &zk);
+                        for (int32_t c = 0; c < gc; c++) {
+                            if (c == k) continue;
+                            double e = (spqr_qdq(x[c], sk, zk, cfg.maxq) - x[c]) / dg[c];
+                            loo += e * e;
+                        }
+                    }
+                    likely[k] = base - loo > cfg.tau;
+                    if (!likely[k]) keep += x[k], n_keep++;
+                }
+                for (int32_t k = 0; k < gc; k++) xb[k] = likely[k] ? keep / (n_keep ? n_keep : 1) : x[k];
+                int32_t nr = spqr_loo_replace(&cfg, x, dg, gc, scratch, xmod);
+                int32_t nb = 0;
+                for (int32_t k = 0; k < gc; k++) nb += likely[k];
+                mismatches += nr != nb || memcmp(xmod, xb, sizeof(double) * (size_t)gc) != 0;
+                replaced += nb;
+                cases++;
+            }
+    CHECK_MSG(mismatches == 0, "%d of %d leave-one-out cases differ from the definition", mismatches, cases);
+    CHECK(replaced > 100); /* the comparison exercised replacements */
+}
+
 static void test_bad_input(void) {
     const int32_t rows = 8, cols = 16;
     float *W = make_weight(rows, cols, 7, 0), *H = make_hessian(cols, 7, 0.2);
@@ -426,6 +491,7 @@ int main(void) {
     test_act_order_permutation();
     test_dead_columns();
     test_kernels();
+    test_loo_definition();
     test_bad_input();
     TEST_SUMMARY();
 }
