@@ -6,5 +6,6 @@ int cmd_quantize_matrix(int argc, char **argv);
 
 int cmd_perplexity(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_bench_kernel(int argc, char **argv);
 
 #endif

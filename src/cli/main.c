@@ -14,6 +14,7 @@ typedef struct {
 } command;
 
 static const command COMMANDS[] = {
+    {"bench-kernel", cmd_bench_kernel, "time SpQR/fp16/fp32 matvec kernels against memory bandwidth"},
     {"perplexity", cmd_perplexity, "held-out perplexity of a model (and KL to a base run)"},
     {"generate", cmd_generate, "generate text from a prompt"},
     {"quantize-matrix", cmd_quantize_matrix, "quantize one W/H pair from a safetensors file (engine check)"},

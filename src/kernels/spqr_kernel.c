@@ -161,7 +161,7 @@ spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path
     const size_t codes_n = (size_t)kt->n_rtiles * (size_t)kt->n_ctiles * (size_t)kt->tile_u16;
     const size_t stats_n = (size_t)kt->n_rtiles * (size_t)kt->n_groups * (size_t)kt->stat_bytes + 16;
     const size_t pair_n = (size_t)kt->n_qgroups * (size_t)kt->n_groups * 2;
-    int ok = (kt->codes = alloc64(codes_n * 2)) != NULL;
+    int ok = (kt->codes = alloc64(codes_n * 2 + 64)) != NULL; /* slack: SIMD reads up to 8 bytes of masks at once */
     ok &= (kt->stats = alloc64(stats_n)) != NULL;
     if (ok) {
         memset(kt->codes, 0, codes_n * 2);

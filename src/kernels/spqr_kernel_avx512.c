@@ -24,9 +24,16 @@ T512 INLINE __m512 stat16(const spqr_ktensor *kt, const uint8_t *blk, int bits, 
         uint64_t v;
         memcpy(&v, blk, 8); /* the stats array has 16 bytes of slack at its end */
         const __m512i b = _mm512_set1_epi64((long long)v);
-        const __m512i sh = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64(bits));
+        /* lane shifts bits * i: a constant per bits, so the compiler folds it */
+        __m512i sh;
+        switch (bits) {
+        case 1: sh = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7); break;
+        case 2: sh = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14); break;
+        case 3: sh = _mm512_setr_epi64(0, 3, 6, 9, 12, 15, 18, 21); break;
+        default: sh = _mm512_setr_epi64(0, 4, 8, 12, 16, 20, 24, 28); break;
+        }
         const __m512i lo = _mm512_srlv_epi64(b, sh);
-        const __m512i hi = _mm512_srlv_epi64(b, _mm512_add_epi64(sh, _mm512_set1_epi64(8 * bits)));
+        const __m512i hi = _mm512_srlv_epi64(_mm512_srli_epi64(b, 8 * bits), sh);
         code = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(lo)), _mm512_cvtepi64_epi32(hi), 1);
         code = _mm512_and_si512(code, _mm512_set1_epi32((1 << bits) - 1));
     } else {
@@ -38,8 +45,11 @@ T512 INLINE __m512 stat16(const spqr_ktensor *kt, const uint8_t *blk, int bits, 
     __m512 s2, z2;
     if (kt->q2_aligned) {
         const uint16_t *p = pairs + ((size_t)(rt * KT_R / kt->qq_groupsize) * kt->n_groups + g) * 2;
-        s2 = _mm512_set1_ps(_cvtsh_ss(p[0]));
-        z2 = _mm512_set1_ps(_cvtsh_ss(p[1]));
+        uint32_t pr;
+        memcpy(&pr, p, 4);
+        const __m128 sz = _mm_cvtph_ps(_mm_cvtsi32_si128((int)pr)); /* exact fp16 -> fp32 */
+        s2 = _mm512_broadcastss_ps(sz);
+        z2 = _mm512_broadcastss_ps(_mm_movehdup_ps(sz));
     } else {
         float sa[KT_R], za[KT_R];
         for (int i = 0; i < KT_R; i++) {
@@ -76,6 +86,7 @@ T512 INLINE void store_rows(const spqr_ktensor *kt, int32_t rt, float *y, __m512
 
 T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y, const int B) {
     const int32_t gs = kt->groupsize, ctpg = kt->ct_per_group;
+    const __m512 one = _mm512_set1_ps(1.0f);
     for (int32_t rt = rt0; rt < rt1; rt++) {
         const uint16_t *m = kt->codes + (size_t)rt * kt->n_ctiles * kt->tile_u16;
         const float *xp = in->xp;
@@ -91,8 +102,9 @@ T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
                 for (int c = 0; c < KT_C; c += 2) {
                     const __m512 x0 = _mm512_set1_ps(xp[c]), x1 = _mm512_set1_ps(xp[c + 1]);
                     for (int p = 0; p < B; p++) {
-                        a0[p] = _mm512_mask_add_ps(a0[p], (__mmask16)m[c * B + p], a0[p], x0);
-                        a1[p] = _mm512_mask_add_ps(a1[p], (__mmask16)m[(c + 1) * B + p], a1[p], x1);
+                        /* even columns on the add pipes, odd ones on the FMA pipes */
+                        a0[p] = _mm512_mask_add_ps(a0[p], _load_mask16((__mmask16 *)&m[c * B + p]), a0[p], x0);
+                        a1[p] = _mm512_mask3_fmadd_ps(x1, one, a1[p], _load_mask16((__mmask16 *)&m[(c + 1) * B + p]));
                     }
                 }
                 m += KT_C * B;

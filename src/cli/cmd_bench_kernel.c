@@ -1,0 +1,387 @@
+/* `spqr bench-kernel`: decode-time (one token) matvec throughput of the
+ * fast SpQR kernel against dense fp16 / fp32 matvecs and the scalar
+ * reference, in GB/s of weight bytes read, next to the machine's measured
+ * read bandwidth. Working sets are >= 4x the last-level cache (copies are
+ * cycled) so the numbers are memory-bound, as decoding a real model is. */
+#include <cjson/cJSON.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/commands.h"
+#include "format/tensor.h"
+#include "kernels/spqr_kernel.h"
+#include "model/linear.h"
+#include "spqr.h"
+
+#define MAX_SHAPES 16
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t rng_next(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+static float rng_unif(uint64_t *s) { return (float)((rng_next(s) >> 40) * (1.0 / 16777216.0)); }
+
+static uint64_t llc_bytes(void) {
+    FILE *f = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");
+    uint64_t v = 0;
+    if (f) {
+        char buf[64] = {0}, *end = NULL;
+        if (fgets(buf, sizeof buf, f)) {
+            v = strtoull(buf, &end, 10);
+            if (end && (*end == 'K' || *end == 'k')) v <<= 10;
+            else if (end && (*end == 'M' || *end == 'm')) v <<= 20;
+        }
+        fclose(f);
+    }
+    return v ? v : (32ull << 20);
+}
+
+/* A random packed tensor: uniform codes, the paper's w/3/3/16/16 layout,
+ * a random act-order permutation and Bernoulli(share) outliers per weight. */
+static spqr_tensor *random_packed(int32_t rows, int32_t cols, int32_t wbits, double share, uint64_t seed,
+                                  spqr_err *err) {
+    uint64_t s = seed | 1;
+    int32_t *rowptr = malloc(((size_t)rows + 1) * 4);
+    const double per_row = share * cols;
+    int64_t nnz = 0;
+    rowptr[0] = 0;
+    for (int32_t r = 0; r < rows; r++) {
+        int32_t k = (int32_t)(per_row + rng_unif(&s)); /* stochastic rounding of the mean count */
+        if (k > cols) k = cols;
+        nnz += k;
+        rowptr[r + 1] = (int32_t)nnz;
+    }
+    spqr_tensor *t = NULL;
+    if (spqr_tensor_alloc(rows, cols, wbits, 16, 3, 3, 16, nnz, 1, &t, err) != SPQR_OK) {
+        free(rowptr);
+        return NULL;
+    }
+    memcpy(t->outlier_rowptr, rowptr, ((size_t)rows + 1) * 4);
+    free(rowptr);
+    for (int32_t r = 0; r < rows; r++) {
+        const int32_t k0 = t->outlier_rowptr[r], k = t->outlier_rowptr[r + 1] - k0;
+        for (int32_t i = 0; i < k; i++) { /* k distinct sorted columns: stride pattern with a random start */
+            t->outlier_col[k0 + i] = (uint16_t)(((int64_t)i * cols / k + (int64_t)(rng_next(&s) % (uint64_t)(cols / k > 0 ? cols / k : 1))) % cols);
+            t->outlier_val[k0 + i] = spqr_fp32_to_fp16(rng_unif(&s) - 0.5f);
+        }
+    }
+    for (size_t i = 0; i < t->codes_bytes; i++) t->codes[i] = (uint8_t)rng_next(&s);
+    for (size_t i = 0; i < t->scale_codes_bytes; i++) t->scale_codes[i] = (uint8_t)rng_next(&s);
+    for (size_t i = 0; i < t->zero_codes_bytes; i++) t->zero_codes[i] = (uint8_t)rng_next(&s);
+    for (size_t i = 0; i < (size_t)t->n_groups * t->n_qgroups; i++) {
+        t->scale_q2[2 * i] = spqr_fp32_to_fp16(0.001f);
+        t->scale_q2[2 * i + 1] = spqr_fp32_to_fp16(-1.0f);
+        t->zero_q2[2 * i] = spqr_fp32_to_fp16(1.0f);
+        t->zero_q2[2 * i + 1] = 0;
+    }
+    for (int32_t j = 0; j < cols; j++) t->perm[j] = j;
+    for (int32_t j = cols - 1; j > 0; j--) {
+        int32_t k = (int32_t)(rng_next(&s) % (uint64_t)(j + 1)), tmp = t->perm[j];
+        t->perm[j] = t->perm[k];
+        t->perm[k] = tmp;
+    }
+    return t;
+}
+
+/* Multi-threaded streaming read of a buffer >> LLC: the bandwidth yardstick. */
+static double read_bandwidth(const float *buf, size_t n, int threads, int reps) {
+    double best = 0;
+    volatile float sink = 0;
+    for (int rep = 0; rep < reps; rep++) {
+        double t0 = now_s();
+        float total = 0;
+#pragma omp parallel for num_threads(threads) reduction(+ : total) schedule(static)
+        for (size_t blk = 0; blk < n / 4096; blk++) {
+            float acc[16] = {0};
+            const float *p = buf + blk * 4096;
+            for (size_t i = 0; i < 4096; i += 16)
+#pragma omp simd
+                for (int k = 0; k < 16; k++) acc[k] += p[i + k];
+            for (int k = 0; k < 16; k++) total += acc[k];
+        }
+        double dt = now_s() - t0;
+        sink += total;
+        double gbps = (double)(n / 4096 * 4096) * 4 / dt / 1e9;
+        if (gbps > best) best = gbps;
+    }
+    (void)sink;
+    return best;
+}
+
+typedef struct {
+    double gbps, us;
+} timing;
+
+/* Calls fn over the copies round-robin for ~min_s per round, best of reps rounds. */
+typedef int (*call_fn)(void *ctx, int copy);
+
+static timing time_calls(call_fn fn, void *ctx, int copies, uint64_t bytes_per_call, int reps, double min_s) {
+    timing best = {0, 0};
+    for (int rep = 0; rep < reps; rep++) {
+        int calls = 0;
+        double t0 = now_s(), dt;
+        do {
+            if (fn(ctx, calls % copies)) return best;
+            calls++;
+            dt = now_s() - t0;
+        } while (dt < min_s);
+        const double us = dt / calls * 1e6, gbps = (double)bytes_per_call / (dt / calls) / 1e9;
+        if (gbps > best.gbps) best = (timing){gbps, us};
+    }
+    return best;
+}
+
+typedef struct {
+    spqr_ktensor **kt;
+    spqr_linear *lin;
+    spqr_tensor *t;
+    const float *x;
+    float *y;
+    int threads;
+} bench_ctx;
+
+static int call_spqr(void *p, int c) {
+    bench_ctx *b = p;
+    return spqr_ktensor_matvec(b->kt[c], b->x, b->y, b->threads, NULL) != SPQR_OK;
+}
+static int call_dense(void *p, int c) {
+    bench_ctx *b = p;
+    return linear_matvec(&b->lin[c], b->x, b->y, b->threads, NULL) != SPQR_OK;
+}
+static int call_ref(void *p, int c) {
+    bench_ctx *b = p;
+    (void)c;
+    return spqr_matvec_ref(b->t, b->x, b->y, NULL) != SPQR_OK;
+}
+
+static int copies_for(uint64_t bytes, uint64_t target) {
+    uint64_t c = (target + bytes - 1) / bytes;
+    return c < 1 ? 1 : (int)c;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: spqr bench-kernel [--shape OUTxIN[,OUTxIN...]] [--wbits B] [--outlier-share P]\n"
+            "                         [-t T] [--reps R] [--path scalar|avx2|avx512] [--json]\n"
+            "  Times one-token matvecs on random packed tensors (beta1=beta2=16, 3-bit statistics)\n"
+            "  with working sets >= 4x the last-level cache; GB/s counts stored bytes.\n"
+            "  defaults: --shape 4096x4096,11008x4096,4096x11008 --wbits 3 --outlier-share 0.01\n"
+            "            -t all cores --reps 5\n");
+}
+
+int cmd_bench_kernel(int argc, char **argv) {
+    int32_t shapes[MAX_SHAPES][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
+    int n_shapes = 3, wbits = 3, threads = omp_get_num_procs(), json = 0, reps = 5;
+    double share = 0.01;
+    spqr_kernel_path path = SPQR_KERNEL_AUTO;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else if (strcmp(a, "--shape") && strcmp(a, "--wbits") && strcmp(a, "--outlier-share") && strcmp(a, "-t") &&
+                   strcmp(a, "--threads") && strcmp(a, "--reps") && strcmp(a, "--path")) {
+            fprintf(stderr, "spqr bench-kernel: unknown option '%s' (see --help)\n", a);
+            return 2;
+        } else if (!v) {
+            fprintf(stderr, "spqr bench-kernel: %s needs a value (see --help)\n", a);
+            return 2;
+        } else if (!strcmp(a, "--shape")) {
+            n_shapes = 0;
+            const char *p = v;
+            while (*p) {
+                long o = strtol(p, &end, 10);
+                if (end == p || (*end != 'x' && *end != 'X') || n_shapes == MAX_SHAPES) goto bad_shape;
+                p = end + 1;
+                long in = strtol(p, &end, 10);
+                if (end == p || (*end && *end != ',') || o < 1 || in < 1 || o > (1 << 20) || in > 65536) goto bad_shape;
+                shapes[n_shapes][0] = (int32_t)o;
+                shapes[n_shapes][1] = (int32_t)in;
+                n_shapes++;
+                p = *end ? end + 1 : end;
+            }
+            if (n_shapes == 0) goto bad_shape;
+            i++;
+            continue;
+        bad_shape:
+            fprintf(stderr, "spqr bench-kernel: bad --shape '%s' (want OUTxIN[,OUTxIN...], IN <= 65536)\n", v);
+            return 2;
+        } else if (!strcmp(a, "--wbits")) {
+            long b = strtol(v, &end, 10);
+            if (*end || b < 2 || b > 8) {
+                fprintf(stderr, "spqr bench-kernel: --wbits must be 2..8, got '%s'\n", v);
+                return 2;
+            }
+            wbits = (int)b;
+            i++;
+        } else if (!strcmp(a, "--outlier-share")) {
+            double p = strtod(v, &end);
+            if (*end || !(p >= 0 && p <= 1)) {
+                fprintf(stderr, "spqr bench-kernel: --outlier-share must be in [0, 1], got '%s'\n", v);
+                return 2;
+            }
+            share = p;
+            i++;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            long t = strtol(v, &end, 10);
+            if (*end || t < 1 || t > 1024) {
+                fprintf(stderr, "spqr bench-kernel: -t must be 1..1024, got '%s'\n", v);
+                return 2;
+            }
+            threads = (int)t;
+            i++;
+        } else if (!strcmp(a, "--reps")) {
+            long r = strtol(v, &end, 10);
+            if (*end || r < 1 || r > 1000) {
+                fprintf(stderr, "spqr bench-kernel: --reps must be 1..1000, got '%s'\n", v);
+                return 2;
+            }
+            reps = (int)r;
+            i++;
+        } else if (!strcmp(a, "--path")) {
+            if (!strcmp(v, "scalar")) path = SPQR_KERNEL_SCALAR;
+            else if (!strcmp(v, "avx2")) path = SPQR_KERNEL_AVX2;
+            else if (!strcmp(v, "avx512")) path = SPQR_KERNEL_AVX512;
+            else {
+                fprintf(stderr, "spqr bench-kernel: --path must be scalar, avx2 or avx512, got '%s'\n", v);
+                return 2;
+            }
+            i++;
+        } else {
+            fprintf(stderr, "spqr bench-kernel: unknown option '%s' (see --help)\n", a);
+            return 2;
+        }
+    }
+
+    const uint64_t llc = llc_bytes(), target = 4 * llc;
+    const size_t bw_n = (size_t)(2 * target / 4);
+    float *bwbuf = malloc(bw_n * 4);
+    if (!bwbuf) {
+        fprintf(stderr, "spqr bench-kernel: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < bw_n; i++) bwbuf[i] = (float)(i & 7);
+    const double bw = read_bandwidth(bwbuf, bw_n, threads, reps + 2);
+    free(bwbuf);
+
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "bandwidth_gbps", bw);
+    cJSON_AddNumberToObject(root, "llc_bytes", (double)llc);
+    cJSON_AddNumberToObject(root, "threads", threads);
+    cJSON_AddNumberToObject(root, "wbits", wbits);
+    cJSON_AddNumberToObject(root, "outlier_share", share);
+    cJSON *arr = cJSON_AddArrayToObject(root, "shapes");
+    if (!json)
+        printf("read bandwidth %.2f GB/s (%d threads, buffer %.0f MB; LLC %.0f MB)\n", bw, threads,
+               (double)bw_n * 4 / 1e6, (double)llc / 1e6);
+    int rc = 0;
+    for (int si = 0; si < n_shapes && rc == 0; si++) {
+        const int32_t rows = shapes[si][0], cols = shapes[si][1];
+        spqr_err err = {0};
+        spqr_tensor *t = random_packed(rows, cols, wbits, share, 0x1234567ull + (uint64_t)si, &err);
+        if (!t) {
+            fprintf(stderr, "spqr bench-kernel: %s\n", err.msg);
+            rc = 1;
+            break;
+        }
+        spqr_size_report sz;
+        spqr_tensor_size(t, &sz);
+        const int ncp = copies_for(sz.stored_bytes, target);
+        spqr_ktensor **kts = calloc((size_t)ncp, sizeof *kts);
+        for (int c = 0; c < ncp && rc == 0; c++)
+            if (spqr_ktensor_from_tensor(t, path, &kts[c], &err) != SPQR_OK) {
+                fprintf(stderr, "spqr bench-kernel: %s\n", err.msg);
+                rc = 1;
+            }
+        float *x = malloc((size_t)cols * 4), *y = malloc((size_t)rows * 4);
+        uint64_t s = 99;
+        for (int32_t j = 0; j < cols; j++) x[j] = rng_unif(&s) - 0.5f;
+        bench_ctx ctx = {kts, NULL, t, x, y, threads};
+        timing ts = {0, 0}, t16 = {0, 0}, t32 = {0, 0}, tr = {0, 0};
+        if (rc == 0) ts = time_calls(call_spqr, &ctx, ncp, sz.stored_bytes, reps, 0.3);
+        /* dense fp16 and fp32 with their own copies */
+        for (int kind = 0; kind < 2 && rc == 0; kind++) {
+            const size_t esz = kind == 0 ? 2 : 4, bytes = (size_t)rows * cols * esz;
+            const int nd = copies_for(bytes, target);
+            spqr_linear *lin = calloc((size_t)nd, sizeof *lin);
+            int ok = 1;
+            for (int c = 0; c < nd; c++) {
+                void *d = malloc(bytes);
+                if (!d) {
+                    ok = 0;
+                    break;
+                }
+                if (kind == 0)
+                    for (size_t i = 0; i < (size_t)rows * cols; i++) ((uint16_t *)d)[i] = (uint16_t)(0x2000 + (i * 2654435761u >> 20 & 0x1fff));
+                else
+                    for (size_t i = 0; i < (size_t)rows * cols; i++) ((float *)d)[i] = (float)(i % 13) * 0.01f;
+                lin[c] = (spqr_linear){.kind = kind == 0 ? SPQR_LINEAR_F16 : SPQR_LINEAR_F32, .rows = rows, .cols = cols, .data = d};
+            }
+            if (ok) {
+                ctx.lin = lin;
+                timing tt = time_calls(call_dense, &ctx, nd, bytes, reps, 0.3);
+                if (kind == 0) t16 = tt;
+                else t32 = tt;
+            }
+            for (int c = 0; c < nd; c++) free((void *)lin[c].data);
+            free(lin);
+        }
+        if (rc == 0) tr = time_calls(call_ref, &ctx, 1, sz.stored_bytes, 1, 0.2);
+        const spqr_kernel_path used = kts[0] ? spqr_ktensor_path(kts[0]) : path;
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            char shp[48];
+            snprintf(shp, sizeof shp, "%dx%d", rows, cols);
+            cJSON_AddStringToObject(o, "shape", shp);
+            cJSON_AddStringToObject(o, "path", spqr_kernel_path_name(used));
+            cJSON_AddNumberToObject(o, "stored_bytes", (double)sz.stored_bytes);
+            cJSON_AddNumberToObject(o, "kernel_stream_bytes", (double)(kts[0] ? spqr_ktensor_bytes(kts[0]) : 0));
+            cJSON_AddNumberToObject(o, "stored_bits_per_param", sz.stored_bits_per_param);
+            cJSON_AddNumberToObject(o, "copies", ncp);
+            cJSON_AddNumberToObject(o, "spqr_gbps", ts.gbps);
+            cJSON_AddNumberToObject(o, "spqr_us", ts.us);
+            cJSON_AddNumberToObject(o, "fp16_gbps", t16.gbps);
+            cJSON_AddNumberToObject(o, "fp16_us", t16.us);
+            cJSON_AddNumberToObject(o, "fp32_gbps", t32.gbps);
+            cJSON_AddNumberToObject(o, "fp32_us", t32.us);
+            cJSON_AddNumberToObject(o, "ref_gbps", tr.gbps);
+            cJSON_AddNumberToObject(o, "ref_us", tr.us);
+            cJSON_AddNumberToObject(o, "spqr_vs_bandwidth", ts.gbps / bw);
+            cJSON_AddNumberToObject(o, "spqr_speedup_vs_fp16", t16.us > 0 ? t16.us / ts.us : 0);
+            cJSON_AddItemToArray(arr, o);
+        } else {
+            printf("%dx%d w%d %.3f bits/param stored (%.1f MB x %d copies), path %s\n", rows, cols, wbits,
+                   sz.stored_bits_per_param, (double)sz.stored_bytes / 1e6, ncp, spqr_kernel_path_name(used));
+            printf("  spqr   %8.1f us  %6.2f GB/s  (%.0f%% of bandwidth)\n", ts.us, ts.gbps, 100 * ts.gbps / bw);
+            printf("  fp16   %8.1f us  %6.2f GB/s\n", t16.us, t16.gbps);
+            printf("  fp32   %8.1f us  %6.2f GB/s\n", t32.us, t32.gbps);
+            printf("  ref    %8.1f us  %6.2f GB/s  (scalar spqr_matvec_ref)\n", tr.us, tr.gbps);
+        }
+        for (int c = 0; c < ncp; c++) spqr_ktensor_free(kts[c]);
+        free(kts);
+        free(x);
+        free(y);
+        spqr_tensor_free(t);
+    }
+    if (json && rc == 0) {
+        char *s = cJSON_PrintUnformatted(root);
+        printf("%s\n", s);
+        free(s);
+    }
+    cJSON_Delete(root);
+    return rc;
+}
