@@ -28,12 +28,12 @@ echo "== building $out/fuzz_spqr_file"
 "$CC" $flags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   fuzz/fuzz_spqr_file.c $srcs -lcjson -lm -o "$out/fuzz_spqr_file"
 
-# Seed: the valid multi-section file of the unit test (any build dir works).
+# Seeds: the valid multi-section file of the unit test and four tiny ones.
 if [ -z "$(ls -A "$out/corpus" 2>/dev/null)" ]; then
   echo "== seeding the corpus"
   cmake -S . -B "$out/lib" -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$out/lib" -j"$(nproc)" --target test_spqr_file >/dev/null
-  SPQR_WRITE_SEED="$PWD/$out/corpus/seed.spqr" "$out/lib/test_spqr_file" tests/fixtures >/dev/null
+  SPQR_WRITE_SEEDS="$PWD/$out/corpus" "$out/lib/test_spqr_file" tests/fixtures >/dev/null
   cp tests/fixtures/spqr_fuzz_regressions/* "$out/corpus/" 2>/dev/null || true
   rm -f "$out/corpus/README.md"
 fi

@@ -6,6 +6,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -394,8 +396,34 @@ static void test_writer(const fixture *fx, const char *dir, const char *path) {
           spqr_archive_find_dense(a, "ok"));
     spqr_archive_close(a);
     free(before);
+    before = after = NULL;
 
     CHECK(spqr_archive_open("/nonexistent/x.spqr", &a, &err) == SPQR_ERR_IO && !a && err.msg[0]);
+
+    /* A write that fails mid-way (file size limit: EFBIG) poisons the
+     * writer; finish fails, the old file survives, the temporary goes. */
+    CHECK(write_fixture(fx, path, &err) == SPQR_OK);
+    before = read_all(path, &n0);
+    struct rlimit old_lim, lim;
+    getrlimit(RLIMIT_FSIZE, &old_lim);
+    void (*old_sig)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old_lim;
+    lim.rlim_cur = 2048;
+    CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    CHECK(spqr_archive_writer_create(path, &w, &err) == SPQR_OK);
+    spqr_status s = SPQR_OK;
+    for (int k = 0; k < N_PACKED && s == SPQR_OK; k++) s = spqr_archive_writer_add_packed(w, fx->names[k], fx->t[k], &err);
+    spqr_status fs = spqr_archive_writer_finish(w, &err);
+    setrlimit(RLIMIT_FSIZE, &old_lim);
+    signal(SIGXFSZ, old_sig);
+    CHECK_MSG(fs == SPQR_ERR_IO && err.msg[0], "finish after EFBIG: %d %s", (int)fs, err.msg);
+    CHECK(spqr_archive_writer_add_config(w, "{}", &err) == SPQR_ERR_IO); /* poisoned */
+    spqr_archive_writer_free(w);
+    after = read_all(path, &n1);
+    CHECK(n0 == n1 && after && !memcmp(before, after, n0));
+    CHECK(count_temps(dir) == 0);
+    free(before);
+    free(after);
 }
 
 /* ---------------------------------------------------------------- */
@@ -780,6 +808,44 @@ static void test_fuzz_regressions(const char *fixtures) {
     printf("replayed %d fuzz regression inputs\n", n);
 }
 
+/* fuzz/run_fuzz.sh: the seed corpus. Besides the full fixture, small
+ * files (one tiny packed tensor each) mutate faster and reach the packed
+ * checks more often. */
+static void write_seeds(const char *dir, const uint8_t *full, size_t n) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/full.spqr", dir);
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(full, 1, n, f);
+        fclose(f);
+    }
+    float W[5 * 12], H[12 * 12];
+    test_rng r = {99};
+    for (int i = 0; i < 5 * 12; i++) W[i] = test_rng_normal(&r) * (i % 7 == 0 ? 10.0f : 1.0f);
+    for (int i = 0; i < 12; i++)
+        for (int j = 0; j < 12; j++) H[i * 12 + j] = (i == j) ? 1.0f + (float)i : 0.1f;
+    for (int k = 0; k < N_PACKED; k++) {
+        spqr_quant_params p;
+        make_params(k, &p);
+        p.groupsize = k == 3 ? 0 : 4;
+        p.qq_groupsize = 2;
+        if (p.outlier_threshold > 0) p.outlier_threshold = 0.01f;
+        spqr_tensor *t = NULL;
+        spqr_err err;
+        spqr_archive_writer *w = NULL;
+        snprintf(path, sizeof path, "%s/tiny%d.spqr", dir, k);
+        if (spqr_quantize_layer(W, 5, 12, H, &p, 1, NULL, &t, NULL, NULL, NULL, &err) == SPQR_OK &&
+            spqr_archive_writer_create(path, &w, &err) == SPQR_OK) {
+            if (k == 0) spqr_archive_writer_add_config(w, "{\"a\":[1,{\"b\":null}]}", &err);
+            if (k == 1) spqr_archive_writer_add_dense(w, "d", SPQR_DTYPE_BF16, 1, SHAPE_BF16, W, &err);
+            spqr_archive_writer_add_packed(w, "t", t, &err);
+            spqr_archive_writer_finish(w, &err);
+        }
+        spqr_archive_writer_free(w);
+        spqr_tensor_free(t);
+    }
+}
+
 int main(int argc, char **argv) {
     const char *fixtures = argc > 1 ? argv[1] : "tests/fixtures";
     char dir[] = "/tmp/spqr_file_test.XXXXXX";
@@ -801,13 +867,7 @@ int main(int argc, char **argv) {
     size_t n = 0;
     uint8_t *file = read_all(path, &n);
     CHECK(file && n > 1000 && n % 1 == 0);
-    if (getenv("SPQR_WRITE_SEED")) { /* fuzz/run_fuzz.sh: the seed corpus */
-        FILE *f = fopen(getenv("SPQR_WRITE_SEED"), "wb");
-        if (f) {
-            fwrite(file, 1, n, f);
-            fclose(f);
-        }
-    }
+    if (getenv("SPQR_WRITE_SEEDS")) write_seeds(getenv("SPQR_WRITE_SEEDS"), file, n);
     CHECK(exercise(file, n));
     test_truncation_and_flips(file, n);
     test_hostile(file, n, &fx);
