@@ -116,16 +116,16 @@ T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
             __m512 s, z;
             stats512(kt, rt, g, &s, &z);
             yacc = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[g]), dot), yacc);
-            if (o < oend && (int32_t)kt->o_col[o] < (g + 1) * gs) {
-                float sa[KT_R], za[KT_R];
-                _mm512_storeu_ps(sa, s);
-                _mm512_storeu_ps(za, z);
-                do {
-                    const int32_t c = kt->o_col[o], i = kt->o_row[o], off = c - g * gs;
-                    const uint32_t q = tile_code(mg + (size_t)(off / KT_C) * KT_C * B, B, i, off % KT_C);
-                    corr[i] += (_cvtsh_ss(kt->o_val[o]) - spqr_weight_dq(sa[i], q, za[i])) * in->xq[c];
-                    o++;
-                } while (o < oend && (int32_t)kt->o_col[o] < (g + 1) * gs);
+            /* lanes are picked with a permute, not through memory: a zmm store
+             * followed by scalar reloads stalls store forwarding */
+            while (o < oend && (int32_t)kt->o_col[o] < (g + 1) * gs) {
+                const int32_t c = kt->o_col[o], i = kt->o_row[o], off = c - g * gs;
+                const __m512i idx = _mm512_set1_epi32(i);
+                const float si = _mm512_cvtss_f32(_mm512_permutexvar_ps(idx, s));
+                const float zi = _mm512_cvtss_f32(_mm512_permutexvar_ps(idx, z));
+                const uint32_t q = tile_code(mg + (size_t)(off / KT_C) * KT_C * B, B, i, off % KT_C);
+                corr[i] += (_cvtsh_ss(kt->o_val[o]) - spqr_weight_dq(si, q, zi)) * in->xq[c];
+                o++;
             }
         }
         store_rows(kt, rt, y, _mm512_add_ps(yacc, _mm512_loadu_ps(corr)));
