@@ -421,6 +421,85 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
 /* W[rows][cols], original column order; bit-identical to spqr_tensor_dequantize. */
 spqr_status spqr_ktensor_dequantize(const spqr_ktensor *kt, float *W, spqr_err *err);
 
+/* ------------------------------------------------------------------ */
+/* whole-model quantization (src/quant/pipeline*)                       */
+/* ------------------------------------------------------------------ */
+
+/* Loads either a Hugging Face checkpoint directory (spqr_model_load_hf) or
+ * a .spqr file: packed linears are used in place from the mapping (fast
+ * kernels, no expansion to fp32), config and tokenizer come from the file. */
+spqr_status spqr_model_load(const char *path, const spqr_logger *log, spqr_model **out, spqr_err *err);
+/* 1 when the model's linears are packed SpQR tensors (loaded from .spqr). */
+int32_t spqr_model_is_quantized(const spqr_model *m);
+
+/* One progress event: a calibration pass over the samples or one linear
+ * layer quantized. Steps of blocks restored by --resume are reported as
+ * skipped so an ETA can be based on the work actually done in this run. */
+typedef struct spqr_quantize_progress {
+    int32_t block, n_blocks;   /* transformer block being worked on */
+    int64_t step, n_steps;     /* steps finished so far / in the whole run */
+    int64_t steps_skipped;     /* of step: restored from checkpoints */
+    const char *what;          /* e.g. "calibrate q,k,v", "quantize mlp.down_proj" */
+    double elapsed_s;          /* since spqr_model_quantize started */
+} spqr_quantize_progress;
+typedef void (*spqr_quantize_progress_fn)(void *user, const spqr_quantize_progress *p);
+
+typedef struct spqr_quantize_options {
+    spqr_quant_params params;
+    int32_t nsamples;          /* calibration windows (default 128) */
+    int32_t seqlen;            /* tokens per window; 0 = min(2048, max_position_embeddings) */
+    uint64_t seed;             /* window sampling (default 0) */
+    int32_t n_threads;         /* >= 1 */
+    const char *checkpoint_dir;/* NULL: out_path + ".partial" */
+    int32_t resume;            /* 1: continue from matching checkpoints in checkpoint_dir */
+    const volatile int *cancel;/* non-NULL and non-zero: stop between layers, SPQR_ERR_INTERRUPTED */
+    spqr_quantize_progress_fn progress;
+    void *progress_user;
+    const spqr_logger *log;
+    const char *preset;        /* recorded in the file's metadata; may be NULL */
+} spqr_quantize_options;
+
+void spqr_quantize_options_default(spqr_quantize_options *o);
+
+/* Aggregate over the linears of one kind (q_proj, ..., down_proj). */
+typedef struct spqr_quantize_kind_summary {
+    char name[24];             /* "self_attn.q_proj", ... */
+    int32_t count;
+    int64_t params, outliers;
+    double rel_err_mean;       /* mean over layers of tr(dW H dW^T)/tr(W H W^T) */
+    double rel_err_max;
+    double formula_bits;       /* params-weighted mean of the section-4 formula */
+    double stored_bits;        /* 8 * stored bytes / params */
+    double seconds;            /* quantization time spent in this run */
+} spqr_quantize_kind_summary;
+
+typedef struct spqr_quantize_summary {
+    spqr_quantize_kind_summary kinds[7];
+    int64_t quantized_params;
+    uint64_t quantized_bytes;  /* packed tensors, every stored byte */
+    double avg_bits_stored;    /* 8 * quantized_bytes / quantized_params */
+    double avg_bits_formula;
+    int64_t dense_params;      /* embeddings, lm_head, norms (kept 16/32-bit) */
+    uint64_t dense_bytes;
+    uint64_t file_bytes;       /* size of the written .spqr */
+    int32_t resumed_blocks;    /* blocks restored from checkpoints */
+    int32_t seqlen, nsamples;  /* as resolved */
+    int64_t calib_tokens;
+    double seconds;
+} spqr_quantize_summary;
+
+/* Sequential SpQR calibration and quantization of every linear of every
+ * block (docs/quantize.md): nsamples windows of seqlen tokens drawn from
+ * calib_tokens with a seeded generator; per block the groups [q,k,v], [o],
+ * [gate,up], [down] are calibrated on the inputs produced by the already
+ * quantized layers, then the block's quantized output feeds the next.
+ * Embeddings, norms and lm_head stay in their original precision. Writes
+ * out_path atomically; per-block checkpoints go to the checkpoint dir and
+ * are removed on success. summary may be NULL. */
+spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens, int64_t n_tokens,
+                                const spqr_quantize_options *opt, const char *out_path,
+                                spqr_quantize_summary *summary, spqr_err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -210,7 +210,8 @@ spqr_status linear_matvec_isa(const spqr_linear *lin, const float *x, float *y, 
                               spqr_err *err) {
     spqr_status st = check_lin(lin, err);
     if (st) return st;
-    if (lin->kind == SPQR_LINEAR_PACKED) return spqr_matvec_ref(lin->packed, x, y, err);
+    if (lin->kind == SPQR_LINEAR_PACKED)
+        return lin->fast ? spqr_ktensor_matvec(lin->fast, x, y, n_threads, err) : spqr_matvec_ref(lin->packed, x, y, err);
     if (isa == SPQR_ISA_AUTO) isa = linear_isa_best();
     if (!isa_available(isa))
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "linear: this CPU lacks %s", linear_isa_name(isa));
@@ -269,7 +270,9 @@ spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, flo
     spqr_status st = check_lin(lin, err);
     if (st) return st;
     if (n <= 0) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: n = %d", n);
-    if (lin->kind == SPQR_LINEAR_PACKED) return spqr_matmul_ref(lin->packed, X, n, Y, err);
+    if (lin->kind == SPQR_LINEAR_PACKED)
+        return lin->fast ? spqr_ktensor_matmul(lin->fast, X, n, Y, n_threads, err)
+                         : spqr_matmul_ref(lin->packed, X, n, Y, err);
     if (n == 1) return linear_matvec(lin, X, Y, n_threads, err);
     if (n_threads < 1) n_threads = 1;
     const int32_t rows = lin->rows, cols = lin->cols;

@@ -12,7 +12,7 @@ typedef enum spqr_linear_kind {
     SPQR_LINEAR_F32 = 0,    /* dense row-major fp32 */
     SPQR_LINEAR_F16 = 1,    /* dense row-major IEEE fp16 */
     SPQR_LINEAR_BF16 = 2,   /* dense row-major bfloat16 */
-    SPQR_LINEAR_PACKED = 3  /* spqr_tensor (reference kernels for now) */
+    SPQR_LINEAR_PACKED = 3  /* spqr_tensor: fast kernels when `fast` is set, else reference */
 } spqr_linear_kind;
 
 typedef struct spqr_linear {
@@ -20,6 +20,7 @@ typedef struct spqr_linear {
     int32_t rows, cols;
     const void *data;            /* dense kinds: [rows][cols], usually memory-mapped */
     const spqr_tensor *packed;   /* SPQR_LINEAR_PACKED */
+    const spqr_ktensor *fast;    /* optional fast-kernel layout of packed (else reference kernels) */
 } spqr_linear;
 
 /* Which instruction set the dense fp16/bf16 dot products use. AUTO picks

@@ -14,6 +14,8 @@
 
 #define INDEX_MAX_BYTES (64u << 20)
 #define MAX_SHARDS 4096
+#define CONFIG_MAX_BYTES (4u << 20) /* as config.c */
+#define TOKENIZER_MAX_BYTES (256u << 20)
 
 static int is_dir(const char *p) { struct stat s; return stat(p, &s) == 0 && S_ISDIR(s.st_mode); }
 static int is_file(const char *p) { struct stat s; return stat(p, &s) == 0 && S_ISREG(s.st_mode); }
@@ -217,11 +219,14 @@ static spqr_status load(const char *dir, const spqr_logger *log, spqr_model *m, 
     if (!is_dir(dir)) return spqr_err_set(err, SPQR_ERR_IO, "model directory %s does not exist", dir);
     if ((st = join(path, sizeof path, dir, "config.json", err))) return st;
     if (!is_file(path)) return spqr_err_set(err, SPQR_ERR_IO, "%s: no config.json in the model directory", dir);
-    if ((st = spqr_config_load(path, &m->cfg, err))) return st;
+    if ((st = read_small_file(path, CONFIG_MAX_BYTES, &m->config_json, &m->config_len, err))) return st;
+    if ((st = spqr_config_parse(m->config_json, m->config_len, &m->cfg, err))) return st;
 
     if ((st = join(path, sizeof path, dir, "tokenizer.json", err))) return st;
     if (!is_file(path)) return spqr_err_set(err, SPQR_ERR_IO, "%s: no tokenizer.json in the model directory", dir);
-    if ((st = spqr_tokenizer_load(path, &m->tok, err))) return spqr_err_prefix(err, st, "%s", path);
+    if ((st = read_small_file(path, TOKENIZER_MAX_BYTES, &m->tokenizer_json, &m->tokenizer_len, err))) return st;
+    if ((st = spqr_tokenizer_load_from_memory(m->tokenizer_json, m->tokenizer_len, &m->tok, err)))
+        return spqr_err_prefix(err, st, "%s", path);
     int32_t tv = spqr_tokenizer_vocab_size(m->tok);
     if (tv > m->cfg.vocab_size)
         return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer.json has %d tokens but config.json vocab_size is %d", tv,
@@ -264,15 +269,25 @@ spqr_status spqr_model_load_hf(const char *dir, const spqr_logger *log, spqr_mod
     return SPQR_OK;
 }
 
-void spqr_model_free(spqr_model *m) {
+void model_free_contents(spqr_model *m) {
     if (!m) return;
     for (int32_t i = 0; i < m->n_files; i++) spqr_safetensors_close(m->files[i]);
     for (int32_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    for (int32_t i = 0; i < m->n_ktensors; i++) spqr_ktensor_free(m->ktensors[i]);
+    free(m->ktensors);
     free(m->owned);
     free(m->files);
     free(m->layers);
     free(m->norm_storage);
+    free(m->config_json);
+    free(m->tokenizer_json);
     if (m->tok) spqr_tokenizer_free(m->tok);
+    if (m->archive) spqr_archive_close(m->archive);
+}
+
+void spqr_model_free(spqr_model *m) {
+    if (!m) return;
+    model_free_contents(m);
     free(m);
 }
 

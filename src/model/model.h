@@ -28,6 +28,17 @@ struct spqr_model {
     float *norm_storage;      /* owns all norm vectors */
     void **owned;             /* copies of misaligned tensors */
     int32_t n_owned;
+    /* The source texts, kept so a quantized copy can carry them verbatim. */
+    char *config_json;        /* config.json bytes, NUL-terminated */
+    size_t config_len;
+    char *tokenizer_json;     /* tokenizer.json bytes, NUL-terminated */
+    size_t tokenizer_len;
+    spqr_archive *archive;    /* .spqr file the tensors point into, or NULL */
+    spqr_ktensor **ktensors;  /* fast layouts of the packed linears (owned) */
+    int32_t n_ktensors;
 };
+
+/* Frees what a partly or fully built model owns (NULL-safe). */
+void model_free_contents(spqr_model *m);
 
 #endif

@@ -1,0 +1,147 @@
+/* Loads a .spqr file as a model: config and tokenizer from the file's
+ * sections, dense tensors (embeddings, norms, lm_head) and packed linears
+ * used in place from the mapping. Packed linears get the fast kernels'
+ * layout (spqr_ktensor); nothing is expanded to fp32. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/error.h"
+#include "model/config.h"
+#include "model/model.h"
+
+static spqr_status dense_linear(spqr_model *m, const char *name, int32_t rows, int32_t cols, spqr_linear *lin,
+                                spqr_err *err) {
+    const spqr_st_tensor *t = spqr_archive_find_dense(m->archive, name);
+    if (!t) return spqr_err_set(err, SPQR_ERR_FORMAT, "dense tensor %s is missing from the .spqr file", name);
+    if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s does not have the shape [%d, %d] the config implies",
+                            name, rows, cols);
+    if (t->dtype != SPQR_DTYPE_F32 && t->dtype != SPQR_DTYPE_F16 && t->dtype != SPQR_DTYPE_BF16)
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "tensor %s has dtype %s", name, spqr_dtype_name(t->dtype));
+    lin->kind = t->dtype == SPQR_DTYPE_F32 ? SPQR_LINEAR_F32 : t->dtype == SPQR_DTYPE_F16 ? SPQR_LINEAR_F16
+                                                                                      : SPQR_LINEAR_BF16;
+    lin->rows = rows;
+    lin->cols = cols;
+    lin->data = t->data; /* the archive aligns every array to 64 bytes */
+    lin->packed = NULL;
+    lin->fast = NULL;
+    return SPQR_OK;
+}
+
+/* A linear of a block: packed (usual) or dense (a layer left unquantized). */
+static spqr_status any_linear(spqr_model *m, const char *name, int32_t rows, int32_t cols, spqr_linear *lin,
+                              spqr_err *err) {
+    const spqr_tensor *t = spqr_archive_find_packed(m->archive, name);
+    if (!t) return dense_linear(m, name, rows, cols, lin, err);
+    if (t->rows != rows || t->cols != cols)
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "packed tensor %s is [%d, %d] but the config implies [%d, %d]",
+                            name, t->rows, t->cols, rows, cols);
+    spqr_ktensor *kt = NULL;
+    spqr_status st = spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, err);
+    if (st) return spqr_err_prefix(err, st, "%s", name);
+    m->ktensors[m->n_ktensors++] = kt;
+    lin->kind = SPQR_LINEAR_PACKED;
+    lin->rows = rows;
+    lin->cols = cols;
+    lin->data = NULL;
+    lin->packed = t;
+    lin->fast = kt;
+    return SPQR_OK;
+}
+
+static spqr_status norm(spqr_model *m, const char *name, float *dst, spqr_err *err) {
+    const spqr_st_tensor *t = spqr_archive_find_dense(m->archive, name);
+    if (!t) return spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s is missing from the .spqr file", name);
+    if (t->ndim != 1 || t->shape[0] != m->cfg.hidden_size)
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s does not have the shape [%d]", name, m->cfg.hidden_size);
+    return spqr_st_tensor_to_f32(t, dst, err);
+}
+
+static spqr_status load(const char *path, const spqr_logger *log, spqr_model *m, spqr_err *err) {
+    spqr_status st = spqr_archive_open(path, &m->archive, err);
+    if (st) return st;
+    const char *cj = spqr_archive_config_json(m->archive);
+    size_t tlen = 0;
+    const char *tj = spqr_archive_tokenizer(m->archive, &tlen);
+    if (!cj) return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: no config section", path);
+    if (!tj) return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: no tokenizer section", path);
+    m->config_len = strlen(cj);
+    m->tokenizer_len = tlen;
+    m->config_json = malloc(m->config_len + 1);
+    m->tokenizer_json = malloc(tlen + 1);
+    if (!m->config_json || !m->tokenizer_json) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    memcpy(m->config_json, cj, m->config_len + 1);
+    memcpy(m->tokenizer_json, tj, tlen);
+    m->tokenizer_json[tlen] = 0;
+    if ((st = spqr_config_parse(m->config_json, m->config_len, &m->cfg, err))) return spqr_err_prefix(err, st, "%s", path);
+    if ((st = spqr_tokenizer_load_from_memory(tj, tlen, &m->tok, err))) return spqr_err_prefix(err, st, "%s: tokenizer", path);
+    const spqr_config *c = &m->cfg;
+    if (spqr_tokenizer_vocab_size(m->tok) > c->vocab_size)
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: tokenizer has more tokens than vocab_size", path);
+    if (m->cfg.bos_token_id < 0) m->cfg.bos_token_id = spqr_tokenizer_bos_id(m->tok);
+    if (m->cfg.eos_token_id < 0) m->cfg.eos_token_id = spqr_tokenizer_eos_id(m->tok);
+    if (m->cfg.bos_token_id >= c->vocab_size || m->cfg.eos_token_id >= c->vocab_size)
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: bos/eos token id outside the vocabulary", path);
+
+    const int32_t H = c->hidden_size, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    const int32_t I = c->intermediate_size, V = c->vocab_size;
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    m->norm_storage = malloc(((size_t)2 * c->n_layers + 1) * H * sizeof(float));
+    m->ktensors = calloc((size_t)c->n_layers * 7 + 1, sizeof *m->ktensors);
+    if (!m->layers || !m->norm_storage || !m->ktensors) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    if ((st = dense_linear(m, "model.embed_tokens.weight", V, H, &m->embed, err))) return st;
+    if (c->tie_word_embeddings) m->lm_head = m->embed;
+    else if ((st = any_linear(m, "lm_head.weight", V, H, &m->lm_head, err))) return st;
+    char name[256];
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        spqr_layer *L = &m->layers[l];
+        const struct { const char *suffix; int32_t rows, cols; spqr_linear *lin; } lins[7] = {
+            {"self_attn.q_proj", qd, H, &L->wq},   {"self_attn.k_proj", kvd, H, &L->wk},
+            {"self_attn.v_proj", kvd, H, &L->wv},  {"self_attn.o_proj", H, qd, &L->wo},
+            {"mlp.gate_proj", I, H, &L->w_gate},   {"mlp.up_proj", I, H, &L->w_up},
+            {"mlp.down_proj", H, I, &L->w_down},
+        };
+        for (int k = 0; k < 7; k++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, lins[k].suffix);
+            if ((st = any_linear(m, name, lins[k].rows, lins[k].cols, lins[k].lin, err))) return st;
+        }
+        float *an = m->norm_storage + (size_t)(2 * l) * H, *fn = an + H;
+        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
+        if ((st = norm(m, name, an, err))) return st;
+        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
+        if ((st = norm(m, name, fn, err))) return st;
+        L->attn_norm = an;
+        L->ffn_norm = fn;
+    }
+    float *final = m->norm_storage + (size_t)2 * c->n_layers * H;
+    if ((st = norm(m, "model.norm.weight", final, err))) return st;
+    m->final_norm = final;
+    spqr_log(log, SPQR_LOG_INFO, "loaded %s: %d layers, hidden %d, %d packed linears (%s kernels)", path,
+             c->n_layers, H, m->n_ktensors,
+             m->n_ktensors ? spqr_kernel_path_name(spqr_ktensor_path(m->ktensors[0])) : "no");
+    return SPQR_OK;
+}
+
+static int is_regular(const char *p) {
+    struct stat s;
+    return stat(p, &s) == 0 && S_ISREG(s.st_mode);
+}
+
+spqr_status spqr_model_load(const char *path, const spqr_logger *log, spqr_model **out, spqr_err *err) {
+    if (!path || !out) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "model_load: NULL argument");
+    if (!is_regular(path)) return spqr_model_load_hf(path, log, out, err);
+    *out = NULL;
+    spqr_model *m = calloc(1, sizeof *m);
+    if (!m) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    spqr_status st = load(path, log, m, err);
+    if (st) {
+        spqr_model_free(m);
+        return st;
+    }
+    *out = m;
+    return SPQR_OK;
+}
+
+int32_t spqr_model_is_quantized(const spqr_model *m) { return m && m->n_ktensors > 0; }
