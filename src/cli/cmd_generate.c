@@ -70,7 +70,7 @@ int cmd_generate(int argc, char **argv) {
     spqr_err err = {0};
     spqr_logger logger = cli_stderr_logger(verbose);
     spqr_model *m = NULL;
-    if (spqr_model_load_hf(model_dir, &logger, &m, &err)) return fail(err.msg);
+    if (spqr_model_load(model_dir, &logger, &m, &err)) return fail(err.msg);
     const spqr_config *cfg = spqr_model_config(m);
     const spqr_tokenizer *tok = spqr_model_tokenizer(m);
     const int32_t V = cfg->vocab_size;

@@ -110,7 +110,7 @@ int cmd_perplexity(int argc, char **argv) {
         return fail(msg);
     }
     spqr_model *m = NULL;
-    if (spqr_model_load_hf(model_dir, &logger, &m, &err)) { free(text); return fail(err.msg); }
+    if (spqr_model_load(model_dir, &logger, &m, &err)) { free(text); return fail(err.msg); }
     const spqr_config *cfg = spqr_model_config(m);
     const spqr_tokenizer *tok = spqr_model_tokenizer(m);
     const int32_t V = cfg->vocab_size;

@@ -3,6 +3,8 @@
 #define SPQR_CLI_COMMANDS_H
 
 int cmd_quantize_matrix(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 
 int cmd_perplexity(int argc, char **argv);
 int cmd_generate(int argc, char **argv);

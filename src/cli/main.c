@@ -15,6 +15,8 @@ typedef struct {
 
 static const command COMMANDS[] = {
     {"bench-kernel", cmd_bench_kernel, "time SpQR/fp16/fp32 matvec kernels against memory bandwidth"},
+    {"quantize", cmd_quantize, "quantize a whole model to a .spqr file (sequential SpQR calibration)"},
+    {"info", cmd_info, "print config, knobs, per-layer bits and outlier shares of a .spqr file"},
     {"perplexity", cmd_perplexity, "held-out perplexity of a model (and KL to a base run)"},
     {"generate", cmd_generate, "generate text from a prompt"},
     {"quantize-matrix", cmd_quantize_matrix, "quantize one W/H pair from a safetensors file (engine check)"},

@@ -1,0 +1,301 @@
+/* spqr quantize: whole-model SpQR quantization with sequential calibration
+ * (docs/quantize.md). The CLI owns the terminal and the signals: SIGINT /
+ * SIGTERM raise the library's cancel flag, which stops the run between
+ * layers; finished blocks stay checkpointed for --resume and OUT.spqr is
+ * never half-written (the library writes it atomically at the very end). */
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "cli/quant_flags.h"
+#include "spqr.h"
+
+#define CMD "quantize"
+#define CALIB_MAX_BYTES ((size_t)1 << 30)
+
+static volatile sig_atomic_t g_cancel; /* CLI only: the library sees it through options.cancel */
+static void on_signal(int sig) { (void)sig; g_cancel = 1; }
+
+typedef struct preset {
+    const char *name, *desc;
+    int32_t wbits, groupsize, qq_bits;
+    float tau;       /* 0 = no outliers */
+    float percdamp;
+    int32_t act_order, gptq;
+} preset;
+
+static const preset PRESETS[] = {
+    {"near-lossless", "SpQR w4, beta1=beta2=16, 3-bit statistics, tau 0.2, act_order, percdamp 1", 4, 16, 3, 0.2f, 1.0f,
+     1, 1},
+    {"3.6bit", "SpQR w3, beta1=beta2=16, 3-bit statistics, tau 0.2, act_order, percdamp 1", 3, 16, 3, 0.2f, 1.0f, 1, 1},
+    {"gptq4", "GPTQ w4, group 128, fp16 statistics, no outliers, percdamp 0.01", 4, 128, 0, 0.0f, 0.01f, 0, 1},
+    {"gptq3", "GPTQ w3, group 128, fp16 statistics, no outliers, percdamp 0.01", 3, 128, 0, 0.0f, 0.01f, 0, 1},
+    {"rtn4", "round-to-nearest w4, group 128, fp16 statistics, no outliers", 4, 128, 0, 0.0f, 0.01f, 0, 0},
+};
+#define N_PRESETS (sizeof PRESETS / sizeof PRESETS[0])
+
+static void apply_preset(const preset *ps, spqr_quant_params *p) {
+    spqr_quant_params_default(p);
+    p->wbits = ps->wbits;
+    p->groupsize = ps->groupsize;
+    p->qq_scale_bits = p->qq_zero_bits = ps->qq_bits;
+    p->qq_groupsize = 16;
+    p->outlier_threshold = ps->tau > 0 ? ps->tau : INFINITY;
+    p->percdamp = ps->percdamp;
+    p->perm = ps->act_order ? SPQR_PERM_ACT_ORDER : SPQR_PERM_IDENTITY;
+    p->gptq = ps->gptq;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: spqr quantize MODEL_DIR -o OUT.spqr --calib TEXT [options]\n"
+            "  -o, --output FILE   the .spqr file to write (atomically, at the end)\n"
+            "  --calib FILE        calibration text (UTF-8), tokenized once without BOS\n"
+            "  --nsamples N        calibration windows (default 128)\n"
+            "  --seqlen N          tokens per window (default min(2048, max_position_embeddings))\n"
+            "  --seed N            window sampling seed (default 0)\n"
+            "  --preset NAME       a named configuration; later knobs override it:\n");
+    for (size_t i = 0; i < N_PRESETS; i++) fprintf(f, "                        %-14s %s\n", PRESETS[i].name, PRESETS[i].desc);
+    fprintf(f,
+            "                      (no preset: the library defaults below, i.e. 3.6bit)\n"
+            "  --resume            continue an interrupted run from OUT.spqr.partial/ (checked to match\n"
+            "                      the same model, calibration and knobs; otherwise starts over)\n"
+            "  -t, --threads N     threads (default: all cores)\n"
+            "  -q, --quiet         no progress bar\n"
+            "  -v                  verbose\n"
+            "  (--quantize-head is not implemented: embeddings and lm_head always stay 16-bit)\n\n");
+    cli_quant_flags_help(f);
+}
+
+static int fail(const char *msg) {
+    fprintf(stderr, "spqr: " CMD ": %s\n", msg);
+    return 1;
+}
+
+static int fail2(const char *msg) {
+    fprintf(stderr, "spqr: " CMD ": %s\n", msg);
+    return 2;
+}
+
+typedef struct bar_state {
+    int tty, quiet;
+    int last_block;
+} bar_state;
+
+static void fmt_time(char *b, size_t cap, double s) {
+    if (s < 0) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(b, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(b, cap, "%ld:%02ld", t / 60, t % 60);
+}
+
+static void on_progress(void *user, const spqr_quantize_progress *e) {
+    bar_state *b = user;
+    if (b->quiet) return;
+    char el[32], eta[32] = "?";
+    fmt_time(el, sizeof el, e->elapsed_s);
+    const int64_t done = e->step - e->steps_skipped;
+    if (done > 0) fmt_time(eta, sizeof eta, e->elapsed_s / done * (double)(e->n_steps - e->step));
+    const double frac = e->n_steps ? (double)e->step / e->n_steps : 1.0;
+    if (b->tty) {
+        char bar[31];
+        int fill = (int)(frac * 30);
+        for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+        bar[30] = 0;
+        fprintf(stderr, "\r\033[Kblock %d/%d [%s] %3.0f%%  %-26s elapsed %s  ETA %s", e->block + 1, e->n_blocks, bar,
+                100 * frac, e->what, el, eta);
+        if (e->step == e->n_steps) fputc('\n', stderr);
+    } else if (!strcmp(e->what, "propagate")) { /* one line per block when logging to a file */
+        fprintf(stderr, "block %d/%d done (%3.0f%%), elapsed %s, ETA %s\n", e->block + 1, e->n_blocks, 100 * frac, el,
+                eta);
+    }
+    fflush(stderr);
+}
+
+static int parent_dir_exists(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return 1;
+    size_t n = (size_t)(slash - path);
+    if (n == 0) return 1;
+    char *d = strndup(path, n);
+    struct stat sb;
+    int ok = d && stat(d, &sb) == 0 && S_ISDIR(sb.st_mode);
+    free(d);
+    return ok;
+}
+
+static void print_report(const spqr_quantize_summary *s, const char *out) {
+    printf("\n%-18s %5s %10s %12s %12s %9s %8s %8s %8s\n", "layer", "count", "params", "rel.err mean", "rel.err max",
+           "outliers", "bits", "formula", "time s");
+    int64_t outl = 0;
+    for (int k = 0; k < 7; k++) {
+        const spqr_quantize_kind_summary *kk = &s->kinds[k];
+        if (!kk->count) continue;
+        outl += kk->outliers;
+        printf("%-18s %5d %10lld %12.5f %12.5f %8.3f%% %8.3f %8.3f %8.1f\n", kk->name, kk->count,
+               (long long)kk->params, kk->rel_err_mean, kk->rel_err_max, 100.0 * kk->outliers / kk->params,
+               kk->stored_bits, kk->formula_bits, kk->seconds);
+    }
+    printf("%-18s %5s %10lld %12s %12s %8.3f%% %8.3f %8.3f\n", "all linears", "", (long long)s->quantized_params, "",
+           "", 100.0 * outl / (s->quantized_params ? s->quantized_params : 1), s->avg_bits_stored,
+           s->avg_bits_formula);
+    printf("\naverage bits per parameter of the quantized linears: %.4f measured from stored bytes "
+           "(formula of spqr-method.md section 4: %.4f)\n",
+           s->avg_bits_stored, s->avg_bits_formula);
+    const double fp16 = 2.0 * (double)(s->quantized_params + s->dense_params);
+    printf("%s: %llu bytes (%.2f MB); the same model in fp16: %.2f MB (%.2fx smaller); "
+           "16-bit parts kept: %lld params (embeddings, norms, lm_head)\n",
+           out, (unsigned long long)s->file_bytes, s->file_bytes / 1e6, fp16 / 1e6,
+           s->file_bytes ? fp16 / s->file_bytes : 0.0, (long long)s->dense_params);
+    printf("calibration: %d windows x %d tokens from %lld tokens; %d block(s) restored by --resume; %.1f s\n",
+           s->nsamples, s->seqlen, (long long)s->calib_tokens, s->resumed_blocks, s->seconds);
+}
+
+int cmd_quantize(int argc, char **argv) {
+    const char *model_dir = NULL, *out = NULL, *calib = NULL, *preset_name = NULL, *v;
+    spqr_quantize_options o;
+    spqr_quantize_options_default(&o);
+    o.n_threads = cli_default_threads();
+    int verbose = 0, quiet = 0;
+    char msg[512];
+    /* The preset goes first so that knobs given anywhere override it. */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
+        int j = i;
+        int r = cli_option_value(argc, argv, &j, NULL, "--preset", &v, msg, sizeof msg);
+        if (r < 0) return fail2(msg);
+        if (r == 0) continue;
+        preset_name = v;
+        i = j - 1;
+    }
+    if (preset_name) {
+        size_t k = 0;
+        while (k < N_PRESETS && strcmp(PRESETS[k].name, preset_name)) k++;
+        if (k == N_PRESETS) {
+            snprintf(msg, sizeof msg, "--preset: unknown preset '%.64s' (near-lossless, 3.6bit, gptq4, gptq3, rtn4)",
+                     preset_name);
+            return fail2(msg);
+        }
+        apply_preset(&PRESETS[k], &o.params);
+    }
+    int custom = 0;
+    for (int i = 1; i < argc;) {
+        const char *a = argv[i];
+        int r;
+        cli_flag_result qr = cli_quant_flag(argc, argv, &i, &o.params, msg, sizeof msg);
+        if (qr == CLI_FLAG_ERROR) return fail2(msg);
+        if (qr == CLI_FLAG_OK) { custom = 1; continue; }
+        if ((r = cli_option_value(argc, argv, &i, NULL, "--preset", &v, msg, sizeof msg)) != 0) continue;
+        if ((r = cli_option_value(argc, argv, &i, "-o", "--output", &out, msg, sizeof msg)) != 0) {
+            if (r < 0) return fail2(msg);
+            continue;
+        }
+        if ((r = cli_option_value(argc, argv, &i, NULL, "--calib", &calib, msg, sizeof msg)) != 0) {
+            if (r < 0) return fail2(msg);
+            continue;
+        }
+        long long x;
+        if ((r = cli_option_value(argc, argv, &i, NULL, "--nsamples", &v, msg, sizeof msg)) != 0) {
+            if (r < 0 || cli_parse_int("--nsamples", v, 1, 1 << 20, &x, msg, sizeof msg)) return fail2(msg);
+            o.nsamples = (int32_t)x;
+            continue;
+        }
+        if ((r = cli_option_value(argc, argv, &i, NULL, "--seqlen", &v, msg, sizeof msg)) != 0) {
+            if (r < 0 || cli_parse_int("--seqlen", v, 1, 1 << 20, &x, msg, sizeof msg)) return fail2(msg);
+            o.seqlen = (int32_t)x;
+            continue;
+        }
+        if ((r = cli_option_value(argc, argv, &i, NULL, "--seed", &v, msg, sizeof msg)) != 0) {
+            if (r < 0 || cli_parse_int("--seed", v, 0, INT64_MAX, &x, msg, sizeof msg)) return fail2(msg);
+            o.seed = (uint64_t)x;
+            continue;
+        }
+        if ((r = cli_option_value(argc, argv, &i, "-t", "--threads", &v, msg, sizeof msg)) != 0) {
+            if (r < 0 || cli_parse_int("--threads", v, 1, 1024, &x, msg, sizeof msg)) return fail2(msg);
+            o.n_threads = (int32_t)x;
+            continue;
+        }
+        if (!strcmp(a, "--resume")) { o.resume = 1; i++; continue; }
+        if (!strcmp(a, "-v")) { verbose = 1; i++; continue; }
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; i++; continue; }
+        if (!strcmp(a, "--quantize-head"))
+            return fail2("--quantize-head is not implemented: embeddings and lm_head stay 16-bit");
+        if (a[0] == '-' && a[1]) {
+            snprintf(msg, sizeof msg, "unknown option '%.64s' (see --help)", a);
+            return fail2(msg);
+        }
+        if (model_dir) {
+            snprintf(msg, sizeof msg, "unexpected argument '%.64s' (one MODEL_DIR)", a);
+            return fail2(msg);
+        }
+        model_dir = a;
+        i++;
+    }
+    if (!model_dir) return fail2("missing MODEL_DIR (see --help)");
+    if (!out) return fail2("missing -o OUT.spqr");
+    if (!calib) return fail2("missing --calib TEXT");
+    if (!parent_dir_exists(out)) {
+        snprintf(msg, sizeof msg, "the directory of the output %.400s does not exist", out);
+        return fail(msg);
+    }
+    char pname[96];
+    if (preset_name) snprintf(pname, sizeof pname, "%s%s", preset_name, custom ? "+custom" : "");
+    else snprintf(pname, sizeof pname, "custom");
+    o.preset = pname;
+    cli_blas_single_thread();
+
+    spqr_err err = {0};
+    spqr_logger logger = cli_stderr_logger(verbose);
+    o.log = &logger;
+    size_t len = 0;
+    char *text = cli_read_file(calib, CALIB_MAX_BYTES, &len, &err);
+    if (!text) return fail(err.msg);
+    if (len == 0) {
+        free(text);
+        snprintf(msg, sizeof msg, "calibration text %.400s is empty", calib);
+        return fail(msg);
+    }
+    spqr_model *m = NULL;
+    if (spqr_model_load_hf(model_dir, &logger, &m, &err)) { free(text); return fail(err.msg); }
+    int32_t *ids = NULL, n_ids = 0;
+    if (spqr_tokenizer_encode(spqr_model_tokenizer(m), text, len, 0, &ids, &n_ids, &err)) {
+        free(text);
+        spqr_model_free(m);
+        return fail(err.msg);
+    }
+    free(text);
+    char desc[256];
+    cli_quant_params_describe(&o.params, desc, sizeof desc);
+    if (!quiet) fprintf(stderr, "quantizing %s -> %s: %s (%s)\n", model_dir, out, pname, desc);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    o.cancel = (const volatile int *)&g_cancel;
+    bar_state bs = {isatty(2), quiet, -1};
+    o.progress = on_progress;
+    o.progress_user = &bs;
+
+    spqr_quantize_summary sm;
+    spqr_status st = spqr_model_quantize(m, ids, n_ids, &o, out, &sm, &err);
+    free(ids);
+    spqr_model_free(m);
+    if (bs.tty && !quiet && st) fputc('\n', stderr);
+    if (st == SPQR_ERR_INTERRUPTED) {
+        fprintf(stderr, "spqr: " CMD ": %s; %s was not written\n", err.msg, out);
+        return 130;
+    }
+    if (st) return fail(err.msg);
+    print_report(&sm, out);
+    return 0;
+}

@@ -1,0 +1,451 @@
+/* Whole-model SpQR quantization with sequential calibration
+ * (spqr-method.md section 2; docs/quantize.md).
+ *
+ *   X = embed(calibration windows)                 [N][T][hidden] fp32
+ *   for each block l:
+ *     for group in [q,k,v] -> [o] -> [gate,up] -> [down]:
+ *       run block l on every window, with the groups quantized so far
+ *       substituted, up to this group's input x; H = (2/n) sum x x^T
+ *       quantize every linear of the group with H; substitute its
+ *       dequantized weights (bit-identical to the packed tensor)
+ *     X = block l (fully quantized) applied to X      (in place)
+ *     checkpoint: block l's packed tensors, X
+ *
+ * The forward pass is the runtime's own (model_layer_forward) on a shallow
+ * copy of the model whose block-l linears are swapped for the dequantized
+ * fp32 copies. Peak memory: X, one session (KV cache of seqlen positions),
+ * one H per group and the fp32 copies of one block's linears. */
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "model/model.h"
+#include "quant/calib.h"
+#include "quant/pipeline.h"
+
+#define STEPS_PER_BLOCK (MODEL_N_GROUPS + PIPE_KINDS + 1)
+
+void spqr_quantize_options_default(spqr_quantize_options *o) {
+    memset(o, 0, sizeof *o);
+    spqr_quant_params_default(&o->params);
+    o->nsamples = 128;
+    o->seqlen = 0;
+    o->seed = 0;
+    o->n_threads = 1;
+}
+
+typedef struct pipe {
+    const spqr_model *src;
+    spqr_model mc;             /* shallow copy: block-l linears get substituted */
+    const spqr_quantize_options *o;
+    int32_t N, T, Hd;
+    float *X;                  /* [N][T][Hd] current block inputs */
+    spqr_session *sess;
+    /* Hessian being accumulated by the hook */
+    int32_t target;            /* group whose input is wanted */
+    float *Hm;                 /* [cols][cols], upper triangle while accumulating */
+    int64_t hcount;
+    /* progress */
+    double t0;
+    int64_t step, n_steps, skipped;
+    double kind_seconds[PIPE_KINDS];
+    char ckdir[4096];
+} pipe;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cancelled(const pipe *p) { return p->o->cancel && *p->o->cancel; }
+
+static void progress(pipe *p, int32_t block, const char *what) {
+    p->step++;
+    if (!p->o->progress) return;
+    spqr_quantize_progress e = {block, p->src->cfg.n_layers, p->step, p->n_steps, p->skipped, what, now_s() - p->t0};
+    p->o->progress(p->o->progress_user, &e);
+}
+
+/* H <- n/(n+B) H + 2/(n+B) X^T X : the running mean of 2 x x^T. */
+static int hessian_hook(void *user, int32_t layer, int32_t group, const float *X, int32_t B, int32_t cols) {
+    (void)layer;
+    pipe *p = user;
+    if (group != p->target) return 0;
+    const double n = (double)p->hcount, tot = n + B;
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, cols, B, (float)(2.0 / tot), X, cols, (float)(n / tot), p->Hm,
+                cols);
+    p->hcount += B;
+    return 1; /* the rest of the layer is not needed for this group */
+}
+
+/* Runs block l over every window: with a target group, only up to its input
+ * (accumulating H); with target < 0, the whole block, writing X in place. */
+static spqr_status run_block(pipe *p, int32_t l, int32_t target, spqr_err *err) {
+    spqr_session *s = p->sess;
+    const int32_t Hd = p->Hd, T = p->T;
+    model_layer_hooks hooks = {hessian_hook, p};
+    p->target = target;
+    p->hcount = 0;
+    for (int32_t i = 0; i < p->N; i++) {
+        if (cancelled(p)) return spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
+        spqr_session_reset(s);
+        for (int32_t t0 = 0; t0 < T; t0 += s->max_batch) {
+            const int32_t B = T - t0 < s->max_batch ? T - t0 : s->max_batch;
+            float *xs = p->X + ((size_t)i * T + t0) * Hd;
+            memcpy(s->x, xs, (size_t)B * Hd * sizeof(float));
+            spqr_status st = model_layer_forward(s, l, B, target >= 0 ? &hooks : NULL, err);
+            if (st) return st;
+            if (target < 0) memcpy(xs, s->x, (size_t)B * Hd * sizeof(float));
+            s->pos += B;
+        }
+    }
+    return SPQR_OK;
+}
+
+static spqr_linear *block_linear(spqr_layer *L, int k) {
+    spqr_linear *lins[PIPE_KINDS] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    return lins[k];
+}
+
+static const int KIND_GROUP[PIPE_KINDS] = {MODEL_GROUP_QKV, MODEL_GROUP_QKV,     MODEL_GROUP_QKV, MODEL_GROUP_O,
+                                           MODEL_GROUP_GATE_UP, MODEL_GROUP_GATE_UP, MODEL_GROUP_DOWN};
+static const char *const GROUP_NAMES[MODEL_N_GROUPS] = {"q,k,v", "o", "gate,up", "down"};
+
+/* Quantizes block l; on success tensors[k] and Wdq[k] are filled (caller frees). */
+static spqr_status quantize_block(pipe *p, int32_t l, spqr_tensor *tensors[PIPE_KINDS], float *Wdq[PIPE_KINDS],
+                                  pipe_layer_record rec[PIPE_KINDS], spqr_err *err) {
+    spqr_layer *L = &p->mc.layers[l];
+    char what[96];
+    spqr_status st = SPQR_OK;
+    for (int32_t g = 0; g < MODEL_N_GROUPS && !st; g++) {
+        snprintf(what, sizeof what, "calibrate %s", GROUP_NAMES[g]);
+        int k0 = 0;
+        while (KIND_GROUP[k0] != g) k0++;
+        const int32_t cols = block_linear(L, k0)->cols;
+        p->Hm = calloc((size_t)cols * cols, sizeof(float));
+        if (!p->Hm) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a %d x %d Hessian", cols, cols);
+        if ((st = run_block(p, l, g, err))) break;
+        for (int32_t i = 0; i < cols; i++) /* mirror the upper triangle */
+            for (int32_t j = 0; j < i; j++) p->Hm[(size_t)i * cols + j] = p->Hm[(size_t)j * cols + i];
+        progress(p, l, what);
+        for (int k = k0; k < PIPE_KINDS && KIND_GROUP[k] == g && !st; k++) {
+            if (cancelled(p)) { st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted"); break; }
+            spqr_linear *lin = block_linear(L, k);
+            const int32_t rows = lin->rows;
+            float *W = malloc((size_t)rows * cols * sizeof(float));
+            Wdq[k] = malloc((size_t)rows * cols * sizeof(float));
+            if (!W || !Wdq[k]) { free(W); st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); break; }
+            for (int32_t r = 0; r < rows && !st; r++) st = linear_row(lin, r, W + (size_t)r * cols, err);
+            spqr_quant_report rep;
+            const double t = now_s();
+            if (!st)
+                st = spqr_quantize_layer(W, rows, cols, p->Hm, &p->o->params, p->o->n_threads, p->o->log, &tensors[k],
+                                         Wdq[k], NULL, &rep, err);
+            free(W);
+            if (st) {
+                st = spqr_err_prefix(err, st, "model.layers.%d.%s", l, PIPE_KIND_NAMES[k]);
+                break;
+            }
+            p->kind_seconds[k] += now_s() - t;
+            spqr_size_report sz;
+            spqr_tensor_size(tensors[k], &sz);
+            rec[k] = (pipe_layer_record){l, k, rows, cols, rep.n_outliers, rep.rel_hessian_error,
+                                         sz.formula_bits_per_param, sz.stored_bits_per_param, sz.stored_bytes};
+            *lin = (spqr_linear){SPQR_LINEAR_F32, rows, cols, Wdq[k], NULL, NULL};
+            snprintf(what, sizeof what, "quantize %s", PIPE_KIND_NAMES[k]);
+            progress(p, l, what);
+        }
+        free(p->Hm);
+        p->Hm = NULL;
+    }
+    if (!st && cancelled(p)) st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
+    if (!st) st = run_block(p, l, -1, err);
+    if (!st) progress(p, l, "propagate");
+    return st;
+}
+
+/* Everything that determines the output: model, calibration, knobs. */
+static uint64_t run_hash(const spqr_model *m, const int32_t *tok, int64_t n, const spqr_quantize_options *o,
+                         int32_t N, int32_t T) {
+    uint64_t h = calib_hash(CALIB_HASH_INIT, "spqr-pipeline-v1", 16);
+    h = calib_hash(h, m->config_json, m->config_len);
+    h = calib_hash(h, m->tokenizer_json, m->tokenizer_len);
+    const spqr_config *c = &m->cfg;
+    const spqr_linear *dense[2] = {&m->embed, &m->lm_head};
+    for (int i = 0; i < 2; i++)
+        h = calib_hash(h, dense[i]->data, (size_t)dense[i]->rows * dense[i]->cols * (dense[i]->kind == SPQR_LINEAR_F32 ? 4 : 2));
+    for (int32_t l = 0; l < c->n_layers; l++)
+        for (int k = 0; k < PIPE_KINDS; k++) {
+            const spqr_linear *lin = block_linear(&m->layers[l], k);
+            h = calib_hash(h, lin->data, (size_t)lin->rows * lin->cols * (lin->kind == SPQR_LINEAR_F32 ? 4 : 2));
+        }
+    h = calib_hash(h, m->norm_storage, ((size_t)2 * c->n_layers + 1) * c->hidden_size * sizeof(float));
+    h = calib_hash(h, tok, (size_t)n * sizeof *tok);
+    const spqr_quant_params *q = &o->params;
+    const int32_t ints[] = {q->wbits, q->groupsize,   q->qq_scale_bits, q->qq_zero_bits, q->qq_groupsize,
+                            q->simplified_outliers, q->blocksize, (int32_t)q->perm, q->round_zero, q->sym,
+                            q->gptq, N, T};
+    h = calib_hash(h, ints, sizeof ints);
+    const float fl[] = {isfinite(q->outlier_threshold) && q->outlier_threshold > 0 ? q->outlier_threshold : 0.0f,
+                        q->percdamp};
+    h = calib_hash(h, fl, sizeof fl);
+    h = calib_hash(h, &o->seed, sizeof o->seed);
+    const char *preset = o->preset ? o->preset : "";
+    h = calib_hash(h, preset, strlen(preset) + 1);
+    return h;
+}
+
+static char *final_metadata(const spqr_model *m, const spqr_quantize_options *o, int32_t N, int32_t T, int64_t n_tok,
+                            uint64_t tok_hash, const pipe_layer_record *rec, int32_t n_rec, double avg_stored,
+                            double avg_formula) {
+    const spqr_quant_params *q = &o->params;
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "quantizer", "spqr 0.1.0 sequential calibration");
+    cJSON_AddStringToObject(root, "preset", o->preset ? o->preset : "custom");
+    cJSON *pj = cJSON_AddObjectToObject(root, "params");
+    cJSON_AddNumberToObject(pj, "wbits", q->wbits);
+    cJSON_AddNumberToObject(pj, "groupsize", q->groupsize);
+    cJSON_AddNumberToObject(pj, "qq_scale_bits", q->qq_scale_bits);
+    cJSON_AddNumberToObject(pj, "qq_zero_bits", q->qq_zero_bits);
+    cJSON_AddNumberToObject(pj, "qq_groupsize", q->qq_groupsize);
+    if (isfinite(q->outlier_threshold) && q->outlier_threshold > 0)
+        cJSON_AddNumberToObject(pj, "outlier_threshold", q->outlier_threshold);
+    else cJSON_AddNullToObject(pj, "outlier_threshold");
+    cJSON_AddNumberToObject(pj, "simplified_outliers", q->simplified_outliers);
+    cJSON_AddNumberToObject(pj, "percdamp", q->percdamp);
+    cJSON_AddNumberToObject(pj, "blocksize", q->blocksize);
+    cJSON_AddStringToObject(pj, "perm", q->perm == SPQR_PERM_ACT_ORDER ? "act_order" : "identity");
+    cJSON_AddNumberToObject(pj, "round_zero", q->round_zero);
+    cJSON_AddNumberToObject(pj, "sym", q->sym);
+    cJSON_AddNumberToObject(pj, "gptq", q->gptq);
+    cJSON *cj = cJSON_AddObjectToObject(root, "calibration");
+    cJSON_AddNumberToObject(cj, "nsamples", N);
+    cJSON_AddNumberToObject(cj, "seqlen", T);
+    cJSON_AddNumberToObject(cj, "seed", (double)o->seed);
+    cJSON_AddNumberToObject(cj, "tokens", (double)n_tok);
+    char hs[32];
+    snprintf(hs, sizeof hs, "%016" PRIx64, tok_hash);
+    cJSON_AddStringToObject(cj, "tokens_fnv1a64", hs);
+    cJSON_AddStringToObject(cj, "sampling", "splitmix64(seed) windows, start uniform in [0, tokens - seqlen]");
+    cJSON_AddNumberToObject(root, "avg_bits_stored", avg_stored);
+    cJSON_AddNumberToObject(root, "avg_bits_formula", avg_formula);
+    cJSON *arr = cJSON_AddArrayToObject(root, "layers");
+    char name[128];
+    for (int32_t i = 0; i < n_rec; i++) {
+        cJSON *e = cJSON_CreateObject();
+        snprintf(name, sizeof name, "model.layers.%d.%s.weight", rec[i].block, PIPE_KIND_NAMES[rec[i].kind]);
+        cJSON_AddStringToObject(e, "name", name);
+        cJSON_AddNumberToObject(e, "rows", rec[i].rows);
+        cJSON_AddNumberToObject(e, "cols", rec[i].cols);
+        cJSON_AddNumberToObject(e, "outliers", (double)rec[i].outliers);
+        cJSON_AddNumberToObject(e, "rel_err", rec[i].rel_err);
+        cJSON_AddNumberToObject(e, "formula_bits", rec[i].formula_bits);
+        cJSON_AddNumberToObject(e, "stored_bits", rec[i].stored_bits);
+        cJSON_AddNumberToObject(e, "stored_bytes", (double)rec[i].stored_bytes);
+        cJSON_AddItemToArray(arr, e);
+    }
+    (void)m;
+    char *s = cJSON_Print(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+static spqr_status ensure_dir(const char *dir, spqr_err *err) {
+    if (mkdir(dir, 0755) == 0 || errno == EEXIST) {
+        struct stat sb;
+        if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) return SPQR_OK;
+    }
+    return spqr_err_set(err, SPQR_ERR_IO, "cannot create checkpoint directory %s: %s", dir, strerror(errno));
+}
+
+static spqr_status validate(const spqr_model *m, const int32_t *tok, int64_t n, const spqr_quantize_options *o,
+                            const char *out_path, spqr_err *err) {
+    if (!m || !o || !out_path || (!tok && n > 0))
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "model_quantize: NULL argument");
+    if (m->archive || m->n_ktensors)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "the model is already quantized (.spqr); give the original checkpoint");
+    if (!m->config_json || !m->tokenizer_json)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "model_quantize: the model lacks its config/tokenizer text");
+    spqr_status st = spqr_quant_params_validate(&o->params, err);
+    if (st) return st;
+    if (o->nsamples < 1 || o->nsamples > (1 << 20))
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "nsamples %d is outside [1, 1048576]", o->nsamples);
+    if (o->seqlen < 0 || o->seqlen > m->cfg.max_position_embeddings)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "seqlen %d is outside [1, max_position_embeddings = %d]",
+                            o->seqlen, m->cfg.max_position_embeddings);
+    if (o->n_threads < 1 || o->n_threads > 1024)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "thread count %d is outside [1, 1024]", o->n_threads);
+    const int32_t V = m->cfg.vocab_size;
+    for (int64_t i = 0; i < n; i++)
+        if (tok[i] < 0 || tok[i] >= V)
+            return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "calibration token %d at %lld is outside [0, %d)", tok[i],
+                                (long long)i, V);
+    for (int32_t l = 0; l < m->cfg.n_layers; l++)
+        for (int k = 0; k < PIPE_KINDS; k++)
+            if (block_linear(&m->layers[l], k)->kind == SPQR_LINEAR_PACKED)
+                return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "the model is already quantized");
+    return SPQR_OK;
+}
+
+static void summarize(const pipe *p, const pipe_layer_record *rec, int32_t n_rec, spqr_quantize_summary *s) {
+    double fbits = 0, err_sum[PIPE_KINDS] = {0};
+    for (int k = 0; k < PIPE_KINDS; k++) {
+        snprintf(s->kinds[k].name, sizeof s->kinds[k].name, "%s", PIPE_KIND_NAMES[k]);
+        s->kinds[k].seconds = p->kind_seconds[k];
+    }
+    for (int32_t i = 0; i < n_rec; i++) {
+        spqr_quantize_kind_summary *k = &s->kinds[rec[i].kind];
+        const int64_t np = (int64_t)rec[i].rows * rec[i].cols;
+        k->count++;
+        k->params += np;
+        k->outliers += rec[i].outliers;
+        err_sum[rec[i].kind] += rec[i].rel_err;
+        if (rec[i].rel_err > k->rel_err_max) k->rel_err_max = rec[i].rel_err;
+        k->formula_bits += rec[i].formula_bits * np;
+        k->stored_bits += 8.0 * rec[i].stored_bytes;
+        s->quantized_params += np;
+        s->quantized_bytes += rec[i].stored_bytes;
+        fbits += rec[i].formula_bits * np;
+    }
+    for (int k = 0; k < PIPE_KINDS; k++) {
+        spqr_quantize_kind_summary *ks = &s->kinds[k];
+        if (!ks->count) continue;
+        ks->rel_err_mean = err_sum[k] / ks->count;
+        ks->formula_bits /= (double)ks->params;
+        ks->stored_bits /= (double)ks->params;
+    }
+    s->avg_bits_stored = s->quantized_params ? 8.0 * s->quantized_bytes / s->quantized_params : 0;
+    s->avg_bits_formula = s->quantized_params ? fbits / s->quantized_params : 0;
+}
+
+spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens, int64_t n_tokens,
+                                const spqr_quantize_options *opt, const char *out_path,
+                                spqr_quantize_summary *summary, spqr_err *err) {
+    spqr_status st = validate(m, calib_tokens, n_tokens, opt, out_path, err);
+    if (st) return st;
+    const spqr_config *c = &m->cfg;
+    pipe p;
+    memset(&p, 0, sizeof p);
+    p.src = m;
+    p.o = opt;
+    p.t0 = now_s();
+    p.N = opt->nsamples;
+    p.T = opt->seqlen ? opt->seqlen : (c->max_position_embeddings < 2048 ? c->max_position_embeddings : 2048);
+    p.Hd = c->hidden_size;
+    p.n_steps = (int64_t)STEPS_PER_BLOCK * c->n_layers;
+    if (opt->checkpoint_dir) snprintf(p.ckdir, sizeof p.ckdir, "%s", opt->checkpoint_dir);
+    else if (snprintf(p.ckdir, sizeof p.ckdir, "%s.partial", out_path) >= (int)sizeof p.ckdir)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "output path too long");
+
+    int64_t *starts = malloc((size_t)p.N * sizeof *starts);
+    const size_t xn = (size_t)p.N * p.T * p.Hd;
+    p.X = malloc(xn * sizeof(float));
+    pipe_layer_record *rec = calloc((size_t)c->n_layers * PIPE_KINDS, sizeof *rec);
+    p.mc = *m;
+    p.mc.layers = malloc((size_t)c->n_layers * sizeof *p.mc.layers);
+    char *meta = NULL;
+    spqr_tensor *tensors[PIPE_KINDS] = {0};
+    float *Wdq[PIPE_KINDS] = {0};
+    if (!starts || !p.X || !rec || !p.mc.layers) {
+        st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for %d x %d calibration activations (%.1f MB)", p.N, p.T,
+                          xn * 4.0 / 1e6);
+        goto done;
+    }
+    memcpy(p.mc.layers, m->layers, (size_t)c->n_layers * sizeof *p.mc.layers);
+    if ((st = calib_sample_windows(n_tokens, p.N, p.T, opt->seed, starts, err))) goto done;
+    if ((st = spqr_session_create(&p.mc, p.T, opt->n_threads, &p.sess, err))) goto done;
+    if ((st = ensure_dir(p.ckdir, err))) goto done;
+    const uint64_t hash = run_hash(m, calib_tokens, n_tokens, opt, p.N, p.T);
+
+    /* --resume: the longest prefix of valid block checkpoints whose last
+     * block also left its outputs; otherwise start over. */
+    int32_t first = 0;
+    if (opt->resume) {
+        int32_t k = 0;
+        while (k < c->n_layers && pipe_ckpt_block_ok(p.ckdir, hash, k, rec + (size_t)k * PIPE_KINDS)) k++;
+        while (k > 0 && !pipe_ckpt_load_inputs(p.ckdir, hash, k - 1, p.X, (int64_t)p.N * p.T, p.Hd)) k--;
+        first = k;
+        spqr_log(opt->log, SPQR_LOG_INFO, "resume: %d of %d blocks restored from %s", first, c->n_layers, p.ckdir);
+    } else {
+        pipe_ckpt_remove_all(p.ckdir, c->n_layers);
+        if ((st = ensure_dir(p.ckdir, err))) goto done;
+    }
+    p.skipped = (int64_t)STEPS_PER_BLOCK * first;
+    p.step = p.skipped;
+    if (first == 0) /* block 0 inputs: the embeddings of the windows */
+        for (int32_t i = 0; i < p.N && !st; i++)
+            for (int32_t t = 0; t < p.T && !st; t++)
+                st = linear_row(&m->embed, calib_tokens[starts[i] + t], p.X + ((size_t)i * p.T + t) * p.Hd, err);
+    if (st) goto done;
+
+    for (int32_t l = first; l < c->n_layers; l++) {
+        if (cancelled(&p)) { st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted"); break; }
+        pipe_layer_record *r = rec + (size_t)l * PIPE_KINDS;
+        if ((st = quantize_block(&p, l, tensors, Wdq, r, err))) break;
+        const char *names_buf[PIPE_KINDS];
+        char names[PIPE_KINDS][128];
+        for (int k = 0; k < PIPE_KINDS; k++) {
+            snprintf(names[k], sizeof names[k], "model.layers.%d.%s.weight", l, PIPE_KIND_NAMES[k]);
+            names_buf[k] = names[k];
+        }
+        if ((st = pipe_ckpt_write_block(p.ckdir, hash, l, names_buf, tensors, r, err))) break;
+        if ((st = pipe_ckpt_write_inputs(p.ckdir, hash, l, p.X, (int64_t)p.N * p.T, p.Hd, err))) break;
+        p.mc.layers[l] = m->layers[l]; /* Wdq is about to be freed */
+        for (int k = 0; k < PIPE_KINDS; k++) {
+            spqr_tensor_free(tensors[k]);
+            tensors[k] = NULL;
+            free(Wdq[k]);
+            Wdq[k] = NULL;
+        }
+    }
+    if (st == SPQR_ERR_INTERRUPTED)
+        spqr_err_set(err, st, "interrupted; finished blocks are checkpointed in %s (use --resume)", p.ckdir);
+    if (st) goto done;
+
+    spqr_quantize_summary sm;
+    memset(&sm, 0, sizeof sm);
+    summarize(&p, rec, c->n_layers * PIPE_KINDS, &sm);
+    meta = final_metadata(m, opt, p.N, p.T, n_tokens, calib_hash(CALIB_HASH_INIT, calib_tokens, (size_t)n_tokens * 4),
+                          rec, c->n_layers * PIPE_KINDS, sm.avg_bits_stored, sm.avg_bits_formula);
+    if (!meta) { st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); goto done; }
+    if ((st = pipe_write_model(m, p.ckdir, meta, out_path, err))) goto done;
+    pipe_ckpt_remove_all(p.ckdir, c->n_layers);
+    if (summary) {
+        sm.resumed_blocks = first;
+        sm.seqlen = p.T;
+        sm.nsamples = p.N;
+        sm.calib_tokens = n_tokens;
+        sm.dense_params = (int64_t)c->vocab_size * c->hidden_size * (c->tie_word_embeddings ? 1 : 2) +
+                          ((int64_t)2 * c->n_layers + 1) * c->hidden_size;
+        sm.dense_bytes = (uint64_t)c->vocab_size * c->hidden_size * (m->embed.kind == SPQR_LINEAR_F32 ? 4 : 2) *
+                             (c->tie_word_embeddings ? 1 : 2) +
+                         ((uint64_t)2 * c->n_layers + 1) * c->hidden_size * 4;
+        struct stat sb;
+        sm.file_bytes = stat(out_path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+        sm.seconds = now_s() - p.t0;
+        *summary = sm;
+    }
+
+done:
+    for (int k = 0; k < PIPE_KINDS; k++) {
+        spqr_tensor_free(tensors[k]);
+        free(Wdq[k]);
+    }
+    spqr_session_free(p.sess);
+    free(p.mc.layers);
+    free(p.Hm);
+    free(p.X);
+    free(rec);
+    free(starts);
+    free(meta);
+    return st;
+}

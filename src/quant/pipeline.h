@@ -1,0 +1,47 @@
+/* Internals of the whole-model quantization pipeline (pipeline.c: the
+ * sequential calibration loop; pipeline_ckpt.c: per-block checkpoints and
+ * the final .spqr assembly). */
+#ifndef SPQR_QUANT_PIPELINE_H
+#define SPQR_QUANT_PIPELINE_H
+
+#include <stdint.h>
+
+#include "model/session.h"
+#include "spqr.h"
+
+#define PIPE_KINDS 7
+extern const char *const PIPE_KIND_NAMES[PIPE_KINDS]; /* "self_attn.q_proj", ... in block order */
+
+/* What one quantized linear reports; stored in the checkpoint and in the
+ * final file's metadata (no timings there, so files are reproducible). */
+typedef struct pipe_layer_record {
+    int32_t block, kind, rows, cols;
+    int64_t outliers;
+    double rel_err, formula_bits, stored_bits;
+    uint64_t stored_bytes;
+} pipe_layer_record;
+
+/* Checkpoint directory layout (all files written atomically):
+ *   block_NNNN.spqr   packed tensors of block NNNN + metadata {hash, block, layers}
+ *   inputs_NNNN.spqr  dense F32 "inputs" [nsamples*seqlen][hidden]: the output of
+ *                     block NNNN on the calibration windows (only the latest is kept) */
+void pipe_ckpt_path(char *out, size_t cap, const char *dir, const char *what, int32_t block);
+
+spqr_status pipe_ckpt_write_block(const char *dir, uint64_t hash, int32_t block, const char *const names[PIPE_KINDS],
+                                  spqr_tensor *const tensors[PIPE_KINDS], const pipe_layer_record rec[PIPE_KINDS],
+                                  spqr_err *err);
+spqr_status pipe_ckpt_write_inputs(const char *dir, uint64_t hash, int32_t block, const float *X, int64_t n_rows,
+                                   int32_t hidden, spqr_err *err);
+/* 1 when the block file exists, carries hash and parses; fills rec. */
+int pipe_ckpt_block_ok(const char *dir, uint64_t hash, int32_t block, pipe_layer_record rec[PIPE_KINDS]);
+/* Loads X from inputs_NNNN when it exists and matches (returns 1), else 0. */
+int pipe_ckpt_load_inputs(const char *dir, uint64_t hash, int32_t block, float *X, int64_t n_rows, int32_t hidden);
+/* Removes every checkpoint file of the layout above and the directory. */
+void pipe_ckpt_remove_all(const char *dir, int32_t n_blocks);
+
+/* Writes the final .spqr from the model's dense tensors and the block
+ * checkpoints; metadata_json is the quantization metadata. */
+spqr_status pipe_write_model(const spqr_model *m, const char *dir, const char *metadata_json, const char *out_path,
+                             spqr_err *err);
+
+#endif

@@ -1,0 +1,219 @@
+/* Per-block checkpoints of the quantization pipeline and the final .spqr
+ * assembly. Checkpoints are .spqr archives themselves (checksummed, written
+ * atomically by the archive writer), so a half-written checkpoint is never
+ * mistaken for a complete one. The final file is always assembled from the
+ * block checkpoints, whether a block was computed in this run or restored
+ * by --resume: a resumed run therefore writes the identical file. */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "model/model.h"
+#include "quant/pipeline.h"
+
+const char *const PIPE_KIND_NAMES[PIPE_KINDS] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                                 "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                                 "mlp.down_proj"};
+
+void pipe_ckpt_path(char *out, size_t cap, const char *dir, const char *what, int32_t block) {
+    snprintf(out, cap, "%s/%s_%04d.spqr", dir, what, block);
+}
+
+static char *block_metadata(uint64_t hash, int32_t block, const pipe_layer_record rec[PIPE_KINDS]) {
+    cJSON *root = cJSON_CreateObject();
+    char hs[32];
+    snprintf(hs, sizeof hs, "%016" PRIx64, hash);
+    cJSON_AddStringToObject(root, "hash", hs);
+    cJSON_AddNumberToObject(root, "block", block);
+    if (rec) {
+        cJSON *arr = cJSON_AddArrayToObject(root, "layers");
+        for (int k = 0; k < PIPE_KINDS; k++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "kind", k);
+            cJSON_AddNumberToObject(o, "rows", rec[k].rows);
+            cJSON_AddNumberToObject(o, "cols", rec[k].cols);
+            cJSON_AddNumberToObject(o, "outliers", (double)rec[k].outliers);
+            cJSON_AddNumberToObject(o, "rel_err", rec[k].rel_err);
+            cJSON_AddNumberToObject(o, "formula_bits", rec[k].formula_bits);
+            cJSON_AddNumberToObject(o, "stored_bits", rec[k].stored_bits);
+            cJSON_AddNumberToObject(o, "stored_bytes", (double)rec[k].stored_bytes);
+            cJSON_AddItemToArray(arr, o);
+        }
+    }
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+spqr_status pipe_ckpt_write_block(const char *dir, uint64_t hash, int32_t block, const char *const names[PIPE_KINDS],
+                                  spqr_tensor *const tensors[PIPE_KINDS], const pipe_layer_record rec[PIPE_KINDS],
+                                  spqr_err *err) {
+    char path[4096];
+    pipe_ckpt_path(path, sizeof path, dir, "block", block);
+    char *meta = block_metadata(hash, block, rec);
+    if (!meta) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    spqr_archive_writer *w = NULL;
+    spqr_status st = spqr_archive_writer_create(path, &w, err);
+    if (!st) st = spqr_archive_writer_add_metadata(w, meta, err);
+    for (int k = 0; !st && k < PIPE_KINDS; k++) st = spqr_archive_writer_add_packed(w, names[k], tensors[k], err);
+    if (!st) st = spqr_archive_writer_finish(w, err);
+    spqr_archive_writer_free(w);
+    free(meta);
+    return st ? spqr_err_prefix(err, st, "checkpoint %s", path) : SPQR_OK;
+}
+
+spqr_status pipe_ckpt_write_inputs(const char *dir, uint64_t hash, int32_t block, const float *X, int64_t n_rows,
+                                   int32_t hidden, spqr_err *err) {
+    char path[4096];
+    pipe_ckpt_path(path, sizeof path, dir, "inputs", block);
+    char *meta = block_metadata(hash, block, NULL);
+    if (!meta) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    const int64_t shape[2] = {n_rows, hidden};
+    spqr_archive_writer *w = NULL;
+    spqr_status st = spqr_archive_writer_create(path, &w, err);
+    if (!st) st = spqr_archive_writer_add_metadata(w, meta, err);
+    if (!st) st = spqr_archive_writer_add_dense(w, "inputs", SPQR_DTYPE_F32, 2, shape, X, err);
+    if (!st) st = spqr_archive_writer_finish(w, err);
+    spqr_archive_writer_free(w);
+    free(meta);
+    if (st) return spqr_err_prefix(err, st, "checkpoint %s", path);
+    if (block > 0) { /* only the latest inputs are needed */
+        pipe_ckpt_path(path, sizeof path, dir, "inputs", block - 1);
+        unlink(path);
+    }
+    return SPQR_OK;
+}
+
+/* Opens a checkpoint and checks that its metadata carries hash and block. */
+static spqr_archive *open_checked(const char *path, uint64_t hash, int32_t block, cJSON **meta_out) {
+    if (access(path, R_OK) != 0) return NULL;
+    spqr_archive *a = NULL;
+    if (spqr_archive_open(path, &a, NULL)) return NULL;
+    const char *mj = spqr_archive_metadata_json(a);
+    cJSON *root = mj ? cJSON_Parse(mj) : NULL;
+    char hs[32];
+    snprintf(hs, sizeof hs, "%016" PRIx64, hash);
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(root, "hash");
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(root, "block");
+    if (!cJSON_IsString(h) || strcmp(h->valuestring, hs) || !cJSON_IsNumber(b) || b->valuedouble != block) {
+        cJSON_Delete(root);
+        spqr_archive_close(a);
+        return NULL;
+    }
+    if (meta_out) *meta_out = root;
+    else cJSON_Delete(root);
+    return a;
+}
+
+static int parse_records(const cJSON *root, int32_t block, pipe_layer_record rec[PIPE_KINDS]) {
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "layers");
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != PIPE_KINDS) return 0;
+    for (int k = 0; k < PIPE_KINDS; k++) {
+        const cJSON *o = cJSON_GetArrayItem(arr, k);
+#define NUM(key) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, key))
+        rec[k].block = block;
+        rec[k].kind = k;
+        rec[k].rows = (int32_t)NUM("rows");
+        rec[k].cols = (int32_t)NUM("cols");
+        rec[k].outliers = (int64_t)NUM("outliers");
+        rec[k].rel_err = NUM("rel_err");
+        rec[k].formula_bits = NUM("formula_bits");
+        rec[k].stored_bits = NUM("stored_bits");
+        rec[k].stored_bytes = (uint64_t)NUM("stored_bytes");
+#undef NUM
+        if (rec[k].rows <= 0 || rec[k].cols <= 0) return 0;
+    }
+    return 1;
+}
+
+int pipe_ckpt_block_ok(const char *dir, uint64_t hash, int32_t block, pipe_layer_record rec[PIPE_KINDS]) {
+    char path[4096];
+    pipe_ckpt_path(path, sizeof path, dir, "block", block);
+    cJSON *meta = NULL;
+    spqr_archive *a = open_checked(path, hash, block, &meta);
+    if (!a) return 0;
+    int ok = parse_records(meta, block, rec);
+    char name[256];
+    for (int k = 0; ok && k < PIPE_KINDS; k++) {
+        snprintf(name, sizeof name, "model.layers.%d.%s.weight", block, PIPE_KIND_NAMES[k]);
+        const spqr_tensor *t = spqr_archive_find_packed(a, name);
+        ok = t && t->rows == rec[k].rows && t->cols == rec[k].cols;
+    }
+    cJSON_Delete(meta);
+    spqr_archive_close(a);
+    return ok;
+}
+
+int pipe_ckpt_load_inputs(const char *dir, uint64_t hash, int32_t block, float *X, int64_t n_rows, int32_t hidden) {
+    char path[4096];
+    pipe_ckpt_path(path, sizeof path, dir, "inputs", block);
+    spqr_archive *a = open_checked(path, hash, block, NULL);
+    if (!a) return 0;
+    const spqr_st_tensor *t = spqr_archive_find_dense(a, "inputs");
+    int ok = t && t->dtype == SPQR_DTYPE_F32 && t->ndim == 2 && t->shape[0] == n_rows && t->shape[1] == hidden;
+    if (ok) memcpy(X, t->data, (size_t)n_rows * hidden * sizeof(float));
+    spqr_archive_close(a);
+    return ok;
+}
+
+void pipe_ckpt_remove_all(const char *dir, int32_t n_blocks) {
+    char path[4096];
+    for (int32_t l = 0; l < n_blocks; l++) {
+        pipe_ckpt_path(path, sizeof path, dir, "block", l);
+        unlink(path);
+        pipe_ckpt_path(path, sizeof path, dir, "inputs", l);
+        unlink(path);
+    }
+    rmdir(dir); /* fails harmlessly when someone else put files there */
+}
+
+static spqr_dtype linear_dtype(const spqr_linear *l) {
+    return l->kind == SPQR_LINEAR_F32 ? SPQR_DTYPE_F32 : l->kind == SPQR_LINEAR_F16 ? SPQR_DTYPE_F16 : SPQR_DTYPE_BF16;
+}
+
+spqr_status pipe_write_model(const spqr_model *m, const char *dir, const char *metadata_json, const char *out_path,
+                             spqr_err *err) {
+    const spqr_config *c = &m->cfg;
+    const int32_t H = c->hidden_size;
+    spqr_archive_writer *w = NULL;
+    spqr_status st = spqr_archive_writer_create(out_path, &w, err);
+    if (st) return st;
+    if (!st) st = spqr_archive_writer_add_config(w, m->config_json, err);
+    if (!st) st = spqr_archive_writer_add_tokenizer(w, m->tokenizer_json, m->tokenizer_len, err);
+    if (!st) st = spqr_archive_writer_add_metadata(w, metadata_json, err);
+    const int64_t emb_shape[2] = {c->vocab_size, H}, norm_shape[1] = {H};
+    if (!st)
+        st = spqr_archive_writer_add_dense(w, "model.embed_tokens.weight", linear_dtype(&m->embed), 2, emb_shape,
+                                           m->embed.data, err);
+    if (!st && !c->tie_word_embeddings)
+        st = spqr_archive_writer_add_dense(w, "lm_head.weight", linear_dtype(&m->lm_head), 2, emb_shape,
+                                           m->lm_head.data, err);
+    if (!st) st = spqr_archive_writer_add_dense(w, "model.norm.weight", SPQR_DTYPE_F32, 1, norm_shape, m->final_norm, err);
+    char name[256], path[4096];
+    for (int32_t l = 0; !st && l < c->n_layers; l++) {
+        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
+        st = spqr_archive_writer_add_dense(w, name, SPQR_DTYPE_F32, 1, norm_shape, m->layers[l].attn_norm, err);
+        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
+        if (!st) st = spqr_archive_writer_add_dense(w, name, SPQR_DTYPE_F32, 1, norm_shape, m->layers[l].ffn_norm, err);
+    }
+    /* Packed tensors, one block checkpoint at a time. */
+    for (int32_t l = 0; !st && l < c->n_layers; l++) {
+        pipe_ckpt_path(path, sizeof path, dir, "block", l);
+        spqr_archive *a = NULL;
+        if ((st = spqr_archive_open(path, &a, err))) break;
+        for (int k = 0; !st && k < PIPE_KINDS; k++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, PIPE_KIND_NAMES[k]);
+            const spqr_tensor *t = spqr_archive_find_packed(a, name);
+            st = t ? spqr_archive_writer_add_packed(w, name, t, err)
+                   : spqr_err_set(err, SPQR_ERR_FORMAT, "checkpoint %s lacks %s", path, name);
+        }
+        spqr_archive_close(a);
+    }
+    if (!st) st = spqr_archive_writer_finish(w, err);
+    spqr_archive_writer_free(w);
+    return st;
+}
