@@ -183,8 +183,10 @@ typedef struct spqr_quant_report {
  *   out_W         [rows][cols] dequantized weights, original column order;
  *                 bit-identical to spqr_tensor_dequantize(out_tensor)
  *   out_mask      [rows][cols] 1 where the weight is an outlier, original order
- *   report
- * n_threads <= 0 means "all cores". */
+ *   report        (computing rel_hessian_error costs two rows*cols^2 dsyrk; pass NULL to skip)
+ * n_threads <= 0 means "all cores". n_threads is the engine's OpenMP thread
+ * count; the BLAS/LAPACK calls use OpenBLAS's own pool (OPENBLAS_NUM_THREADS).
+ * The result does not depend on either. Semantics: docs/method.md. */
 spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, const float *H,
                                 const spqr_quant_params *p, int32_t n_threads,
                                 const spqr_logger *log, spqr_tensor **out_tensor,
