@@ -42,7 +42,8 @@ static inline void spqr_minmax_fit(double xmin, double xmax, double maxq, int sy
 
 /* Round-half-even code of x, clamped to [0, maxq], with the scale floored at 1e-9. */
 static inline double spqr_code(double x, double s, double z, double maxq) {
-    double q = rint(x / fmax(s, 1e-9) + z);
+    /* = fmax(s, 1e-9) for every s (NaN included), without a libm call */
+    double q = rint(x / (s > 1e-9 ? s : 1e-9) + z);
     return q < 0.0 ? 0.0 : (q > maxq ? maxq : q);
 }
 
