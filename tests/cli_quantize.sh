@@ -1,0 +1,95 @@
+#!/bin/bash
+# CLI-level checks of `spqr quantize` and `spqr info`, and of perplexity /
+# generate on a .spqr file. Usage: bash cli_quantize.sh <spqr-binary> <repo-root>
+set -u
+SPQR=$1
+ROOT=$2
+MODEL=$ROOT/tests/fixtures/tiny_gqa
+GEN=$(dirname "$SPQR")/gen_synthetic_llama
+TMP=$(mktemp -d /tmp/spqr_cli_quant.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1
+fails=0
+ok() { echo "ok: $1"; }
+bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
+expect_rc() { # expected-rc description command...
+    local want=$1 what=$2; shift 2
+    "$@" >"$TMP/out" 2>"$TMP/err"
+    local rc=$?
+    if [ "$rc" -eq "$want" ]; then ok "$what (exit $rc)"; else bad "$what: exit $rc, want $want; stderr: $(head -c 300 "$TMP/err")"; fi
+}
+one_line_error() { # description: stderr is exactly one line starting with "spqr: quantize:"
+    if [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q '^spqr: quantize: ' "$TMP/err"; then ok "$1: one-line error"
+    else bad "$1: stderr is not one error line: $(head -c 300 "$TMP/err")"; fi
+}
+head -c 6000 "$ROOT/data/calib.txt" >"$TMP/calib.txt"
+: >"$TMP/empty.txt"
+Q=(quantize "$MODEL" --calib "$TMP/calib.txt" --nsamples 4 --seqlen 32 -t 2 -q)
+
+# 1. bad input: one line, non-zero, no output file
+expect_rc 2 "missing --calib" "$SPQR" quantize "$MODEL" -o "$TMP/x.spqr"; one_line_error "missing --calib"
+expect_rc 1 "calib file missing" "$SPQR" quantize "$MODEL" -o "$TMP/x.spqr" --calib "$TMP/nope.txt"; one_line_error "calib file missing"
+expect_rc 1 "empty calib" "$SPQR" quantize "$MODEL" -o "$TMP/x.spqr" --calib "$TMP/empty.txt"; one_line_error "empty calib"
+expect_rc 2 "nsamples 0" "$SPQR" "${Q[@]}" -o "$TMP/x.spqr" --nsamples 0; one_line_error "nsamples 0"
+expect_rc 2 "nsamples not a number" "$SPQR" "${Q[@]}" -o "$TMP/x.spqr" --nsamples lots; one_line_error "nsamples lots"
+expect_rc 1 "seqlen beyond the model" "$SPQR" "${Q[@]}" -o "$TMP/x.spqr" --seqlen 100000; one_line_error "seqlen 100000"
+grep -q 'max_position_embeddings' "$TMP/err" && ok "seqlen error names the limit" || bad "seqlen error: $(cat "$TMP/err")"
+expect_rc 1 "calib shorter than one window" "$SPQR" quantize "$MODEL" -o "$TMP/x.spqr" --calib <(printf 'hi') --seqlen 200 -q
+one_line_error "short calib"
+expect_rc 1 "output directory missing" "$SPQR" "${Q[@]}" -o "$TMP/no/such/dir/x.spqr"; one_line_error "output dir missing"
+expect_rc 2 "unknown preset" "$SPQR" "${Q[@]}" -o "$TMP/x.spqr" --preset 2bit; one_line_error "unknown preset"
+expect_rc 2 "bad knob" "$SPQR" "${Q[@]}" -o "$TMP/x.spqr" --wbits 12; one_line_error "bad knob"
+expect_rc 1 "model dir missing" "$SPQR" quantize "$TMP/nomodel" -o "$TMP/x.spqr" --calib "$TMP/calib.txt"; one_line_error "model missing"
+[ ! -e "$TMP/x.spqr" ] && ok "no output after errors" || bad "an output file appeared after errors"
+expect_rc 0 "--help" "$SPQR" quantize --help
+grep -q 'near-lossless' "$TMP/out" && grep -q -- '--resume' "$TMP/out" && grep -q 'quantize-head' "$TMP/out" \
+    && ok "--help lists presets, --resume, the --quantize-head limitation" || bad "--help incomplete"
+
+# 2. a successful run: report, info, perplexity and generate on the .spqr
+expect_rc 0 "quantize tiny (3.6bit)" "$SPQR" "${Q[@]}" -o "$TMP/a.spqr" --preset 3.6bit
+grep -q 'measured from stored bytes' "$TMP/out" && grep -q '^mlp.down_proj ' "$TMP/out" && ok "report table printed" \
+    || bad "no report: $(cat "$TMP/out")"
+[ ! -e "$TMP/a.spqr.partial" ] && ok "checkpoint dir removed" || bad "checkpoint dir left behind"
+expect_rc 0 "info" "$SPQR" info "$TMP/a.spqr"
+grep -q 'preset: 3.6bit' "$TMP/out" && grep -q 'wbits=3' "$TMP/out" && grep -q 'model.layers.1.mlp.down_proj.weight' "$TMP/out" \
+    && ok "info shows preset, knobs, per-layer rows" || bad "info output: $(head -c 600 "$TMP/out")"
+expect_rc 1 "info on a non-.spqr file" "$SPQR" info "$TMP/calib.txt"
+expect_rc 0 "perplexity of the .spqr" "$SPQR" perplexity "$TMP/a.spqr" -f "$TMP/calib.txt" -c 32 --json -t 2
+PQ=$(sed -E 's/.*"ppl": ([0-9.]+).*/\1/' "$TMP/out")
+expect_rc 0 "perplexity of fp32" "$SPQR" perplexity "$MODEL" -f "$TMP/calib.txt" -c 32 --json -t 2
+PF=$(sed -E 's/.*"ppl": ([0-9.]+).*/\1/' "$TMP/out")
+awk -v a="$PQ" -v b="$PF" 'BEGIN { r = a / b; exit !(r > 0.97 && r < 1.03 && a != b) }' \
+    && ok "ppl .spqr $PQ within 3% of fp32 $PF" || bad "ppl .spqr $PQ vs fp32 $PF"
+expect_rc 0 "generate from the .spqr" "$SPQR" generate "$TMP/a.spqr" -p "The" -n 8 --temp 0 -t 2
+expect_rc 2 "presets other than default" "$SPQR" "${Q[@]}" -o "$TMP/r.spqr" --preset rtn4 --rtn-typo
+expect_rc 0 "rtn4 preset" "$SPQR" "${Q[@]}" -o "$TMP/r.spqr" --preset rtn4
+expect_rc 0 "info rtn4" "$SPQR" info "$TMP/r.spqr"
+grep -q 'gptq=0' "$TMP/out" && grep -q 'groupsize=128' "$TMP/out" && ok "rtn4 knobs recorded" || bad "rtn4 knobs: $(head -c 400 "$TMP/out")"
+
+# 3. Ctrl-C: a mid-size synthetic model so there is time to interrupt after block 0.
+if [ -x "$GEN" ]; then
+    "$GEN" "$TMP/syn" --layers 4 --hidden 128 --inter 320 --heads 4 --kv-heads 2 --vocab 300 --ctx 256 \
+        --tokenizer "$MODEL/tokenizer.json" >/dev/null 2>&1
+    S=(quantize "$TMP/syn" --calib "$TMP/calib.txt" --nsamples 48 --seqlen 128 -t 2 -q)
+    expect_rc 0 "uninterrupted reference run" "$SPQR" "${S[@]}" -o "$TMP/ref.spqr"
+    echo "previous output" >"$TMP/b.spqr"
+    "$SPQR" "${S[@]}" -o "$TMP/b.spqr" >"$TMP/out" 2>"$TMP/err" &
+    pid=$!
+    for _ in $(seq 1 600); do [ -e "$TMP/b.spqr.partial/block_0000.spqr" ] && break; sleep 0.05; done
+    kill -INT "$pid"
+    wait "$pid"
+    rc=$?
+    [ "$rc" -eq 130 ] && ok "SIGINT exits 130" || bad "SIGINT: exit $rc, want 130 ($(cat "$TMP/err"))"
+    [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q -- '--resume' "$TMP/err" && ok "one line naming --resume" \
+        || bad "interrupt message: $(cat "$TMP/err")"
+    [ "$(cat "$TMP/b.spqr")" = "previous output" ] && ok "previous output intact" || bad "previous output changed"
+    ls "$TMP" | grep -q '\.tmp\.' && bad "temporary file left behind" || ok "no temporary file left"
+    expect_rc 0 "--resume finishes" "$SPQR" "${S[@]}" -o "$TMP/b.spqr" --resume
+    grep -Eq '[1-9][0-9]* block\(s\) restored' "$TMP/out" && ok "resume restored blocks" || bad "nothing restored: $(tail -2 "$TMP/out")"
+    cmp -s "$TMP/ref.spqr" "$TMP/b.spqr" && ok "resumed file identical to the uninterrupted one" || bad "resumed file differs"
+else
+    bad "gen_synthetic_llama not found next to $SPQR"
+fi
+
+echo "$fails failure(s)"
+[ "$fails" -eq 0 ]
