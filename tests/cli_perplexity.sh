@@ -42,6 +42,17 @@ awk -v p="$PPL" 'BEGIN { exit !(p > 20 && p < 100000) }' && ok "ppl $PPL plausib
 TXT_PPL=$(grep '^PPL' "$TMP/err" 2>/dev/null; "$SPQR" perplexity "$MODEL" -f "$TEXT" -c 32 -t 2 2>/dev/null | sed -nE 's/^PPL = ([0-9.]+) .*/\1/p')
 awk -v a="$PPL" -v b="$TXT_PPL" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d / a < 1e-4) }' && ok "1 and 2 threads agree" || bad "threads disagree: $PPL vs $TXT_PPL"
 
+# the reference protocol (tools/llama_ref.py, float64) on the same text and model
+for C in 32 64; do
+    "$SPQR" perplexity "$MODEL" -f "$TEXT" -c $C --json > "$TMP/ref$C" 2>/dev/null
+    GOT=$(sed -E 's/.*"ppl": ([0-9.]+).*/\1/' "$TMP/ref$C")
+    GTOK=$(sed -E 's/.*"tokens": ([0-9]+).*/\1/' "$TMP/ref$C")
+    WANT=$(tr -d '\n ' < "$FIX/model_ppl.json" | sed -E "s/.*\"ctx$C\":\{\"ppl\":([0-9.]+),\"tokens_scored\":([0-9]+).*/\1 \2/")
+    set -- $WANT
+    awk -v a="$GOT" -v b="$1" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d / b < 1e-4) }' && [ "$GTOK" = "$2" ] \
+        && ok "ctx $C: ppl $GOT over $GTOK tokens = reference $1 over $2" || bad "ctx $C: ppl $GOT/$GTOK vs reference $1/$2"
+done
+
 # --chunks limits the windows; llamacpp protocol scores half of each window
 expect_rc 0 "--chunks 2" "$SPQR" perplexity "$MODEL" -f "$TEXT" -c 32 --chunks 2 --json
 grep -q '"windows": 2,' "$TMP/out" && grep -q '"tokens": 62,' "$TMP/out" && ok "--chunks 2 -> 2 windows, 62 tokens" || bad "--chunks: $(cat "$TMP/out")"

@@ -17,6 +17,7 @@ Writes, under tests/fixtures/ (or the directory given as argv[1]):
                are rounded first, so the reference sees exactly what the C code reads).
                With --default, also "default.seq0/1" for models/default (F16 weights).
   model_text.txt  ~3 KB of English for the CLI perplexity test.
+  model_ppl.json  reference perplexity of tiny_gqa on model_text.txt at ctx 32 and 64.
 
 Deterministic (fixed seeds). Run: /usr/bin/python3 tools/make_model_fixtures.py [outdir] [--default]
 """
@@ -160,6 +161,17 @@ def main():
         tensors[f"tiny_tied.seq{k}.ids"] = torch.tensor(ids, dtype=torch.int32)
         tensors[f"tiny_tied.seq{k}.logits"] = ref_logits(m2, ids)
     models = ["tiny_gqa", "tiny_tied"]
+
+    # ---- perplexity of tiny_gqa on model_text.txt by the reference protocol (CLI check)
+    ppl = {}
+    for seqlen in (32, 64):
+        m64 = L.LlamaForCausalLM(cfg)
+        m64.load_state_dict(m.state_dict())
+        m64.double().eval()
+        r = L.perplexity(m64, ids_text, seqlen)
+        ppl[f"ctx{seqlen}"] = {"ppl": r["ppl"], "tokens_scored": r["tokens_scored"], "windows": r["windows"]}
+    write_json(os.path.join(out, "model_ppl.json"), {"model": "tiny_gqa", "text": "model_text.txt",
+                                                     "protocol": "spqr (tools/llama_ref.py perplexity)", **ppl})
 
     # ---- the trained default model (F16), if present
     ddir = os.path.join(ROOT, "models", "default")
