@@ -41,19 +41,47 @@ static void fill_codes(spqr_ktensor *kt, const spqr_tensor *t) {
     for (int32_t rt = 0; rt < kt->n_rtiles; rt++)
         for (int32_t g = 0; g < kt->n_groups; g++)
             for (int32_t k = 0; k < kt->ct_per_group; k++) {
-                uint16_t *m = kt->codes + ((size_t)rt * kt->n_ctiles + (size_t)g * kt->ct_per_group + k) * kt->tile_u16;
+                const int32_t ct = g * kt->ct_per_group + k;
+                uint32_t *blk = (uint32_t *)kt_block(kt, rt, ct);
                 for (int cc = 0; cc < KT_C; cc++) {
                     const int64_t off = (int64_t)k * KT_C + cc;
                     const int64_t c = (int64_t)g * kt->groupsize + off;
                     if (off >= span || c >= kt->cols) continue; /* padding: code 0 */
+                    const int j = (ct & 1) * KT_C + cc, d = kt_field_dword(B, j), sh = kt_field_shift(B, j);
                     for (int i = 0; i < KT_R; i++) {
                         const int64_t r = (int64_t)rt * KT_R + i;
                         if (r >= kt->rows) break;
-                        const uint32_t q = spqr_bits_get(t->codes, (uint64_t)r * (uint64_t)t->cols + (uint64_t)c, B);
-                        for (int p = 0; p < B; p++) m[cc * B + p] |= (uint16_t)(((q >> p) & 1u) << i);
+                        const uint64_t q = spqr_bits_get(t->codes, (uint64_t)r * (uint64_t)t->cols + (uint64_t)c, B);
+                        blk[d * KT_R + i] |= (uint32_t)(q << sh);
+                        if (sh + B > 32) blk[(d + 1) * KT_R + i] |= (uint32_t)(q >> (32 - sh));
                     }
                 }
             }
+}
+
+/* Clears the code of (row r, permuted column c): the outlier there replaces it. */
+static void clear_code(spqr_ktensor *kt, int32_t r, int32_t c) {
+    const int B = kt->wbits;
+    int32_t cc;
+    const int32_t ct = kt_ctile_of(kt, c, &cc);
+    uint32_t *blk = (uint32_t *)kt_block(kt, r / KT_R, ct);
+    const int j = (ct & 1) * KT_C + cc, d = kt_field_dword(B, j), sh = kt_field_shift(B, j), i = r % KT_R;
+    const uint64_t m = ((1ull << B) - 1) << sh;
+    blk[d * KT_R + i] &= ~(uint32_t)m;
+    if (sh + B > 32) blk[(d + 1) * KT_R + i] &= ~(uint32_t)(m >> 32);
+}
+
+/* pshufb indices and shifts that put the 16 rows' bits-bit codes (LSB-first
+ * in at most 16 bytes) into dword lanes: lane i gets bytes b, b+1 of bit
+ * offset i*bits, shifted right by its remainder. */
+static void stat_tables(uint8_t idx[64], uint32_t sh[16], int bits) {
+    for (int i = 0; i < KT_R; i++) {
+        const int o = i * bits, b = o >> 3;
+        idx[4 * i] = (uint8_t)(b < 16 ? b : 0x80);
+        idx[4 * i + 1] = (uint8_t)(b + 1 < 16 ? b + 1 : 0x80);
+        idx[4 * i + 2] = idx[4 * i + 3] = 0x80;
+        sh[i] = (uint32_t)(o & 7);
+    }
 }
 
 static void fill_stats(spqr_ktensor *kt, const spqr_tensor *t) {
@@ -111,6 +139,7 @@ static spqr_status fill_outliers(spqr_ktensor *kt, const spqr_tensor *t, spqr_er
             kt->o_col[o] = (uint16_t)(key[j] >> 36);
             kt->o_row[o] = (uint8_t)((key[j] >> 32) & 15u);
             kt->o_val[o] = t->outlier_val[(uint32_t)key[j]];
+            clear_code(kt, rt * KT_R + kt->o_row[o], kt->o_col[o]);
             o++;
         }
         kt->o_ptr[rt + 1] = (int32_t)o;
@@ -153,18 +182,21 @@ spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path
     }
     kt->n_ctiles = (int32_t)n_ct;
     kt->padcols = (int32_t)(n_ct * KT_C);
-    kt->tile_u16 = KT_C * t->wbits;
+    kt->n_cblocks = (kt->n_ctiles + 1) / 2;
+    kt->blk_u32 = KT_R * t->wbits;
+    stat_tables(kt->st_idx[0], kt->st_sh[0], kt->qs_bits);
+    stat_tables(kt->st_idx[1], kt->st_sh[1], kt->qz_bits);
     kt->sb_bytes = kt->qs_bits ? 2 * kt->qs_bits : 2 * KT_R;
     kt->zb_bytes = kt->qz_bits ? 2 * kt->qz_bits : 2 * KT_R;
     kt->stat_bytes = kt->sb_bytes + kt->zb_bytes;
     kt->q2_aligned = kt->n_qgroups > 0 && kt->qq_groupsize % KT_R == 0;
-    const size_t codes_n = (size_t)kt->n_rtiles * (size_t)kt->n_ctiles * (size_t)kt->tile_u16;
+    const size_t codes_n = (size_t)kt->n_rtiles * (size_t)kt->n_cblocks * (size_t)kt->blk_u32;
     const size_t stats_n = (size_t)kt->n_rtiles * (size_t)kt->n_groups * (size_t)kt->stat_bytes + 16;
     const size_t pair_n = (size_t)kt->n_qgroups * (size_t)kt->n_groups * 2;
-    int ok = (kt->codes = alloc64(codes_n * 2 + 64)) != NULL; /* slack: SIMD reads up to 8 bytes of masks at once */
+    int ok = (kt->codes = alloc64(codes_n * 4)) != NULL;
     ok &= (kt->stats = alloc64(stats_n)) != NULL;
     if (ok) {
-        memset(kt->codes, 0, codes_n * 2);
+        memset(kt->codes, 0, codes_n * 4);
         memset(kt->stats, 0, stats_n);
     }
     if (kt->qs_bits) ok &= (kt->s_pair = malloc(pair_n * 2)) != NULL;
@@ -190,7 +222,7 @@ spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path
         spqr_ktensor_free(kt);
         return st;
     }
-    kt->stream_bytes = (uint64_t)codes_n * 2 + (stats_n - 16) + (kt->s_pair ? pair_n * 2 : 0) +
+    kt->stream_bytes = (uint64_t)codes_n * 4 + (stats_n - 16) + (kt->s_pair ? pair_n * 2 : 0) +
                        (kt->z_pair ? pair_n * 2 : 0) + (uint64_t)kt->nnz * 5 + ((uint64_t)kt->n_rtiles + 1) * 4 +
                        (kt->perm ? (uint64_t)kt->cols * 4 : 0);
     *out = kt;
@@ -240,7 +272,7 @@ spqr_status spqr_ktensor_dequantize(const spqr_ktensor *kt, float *W, spqr_err *
 }
 
 /* Permutes and pads n inputs; group sums in fp32, in column order. */
-static void prepare(const spqr_ktensor *kt, const float *X, int32_t n, float *xp, float *xs, float *xq) {
+static void prepare(const spqr_ktensor *kt, const float *X, int32_t n, float *xp, float *x2, float *xs, float *xq) {
     const int32_t gpad = kt->ct_per_group * KT_C;
     for (int32_t i = 0; i < n; i++) {
         const float *x = X + (size_t)i * kt->cols;
@@ -257,6 +289,11 @@ static void prepare(const spqr_ktensor *kt, const float *X, int32_t n, float *xp
             }
             s[g] = sum;
         }
+    }
+    if (x2) {
+        float sc[KT_BC];
+        for (int j = 0; j < KT_BC; j++) sc[j] = kt_xscale(kt->wbits, j);
+        for (int32_t c = 0; c < kt->padcols; c++) x2[c] = xp[c] * sc[c % KT_BC]; /* exact: powers of two */
     }
 }
 
@@ -280,7 +317,9 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
     float *xp = alloc64((size_t)nb * kt->padcols * sizeof(float));
     float *xs = malloc((size_t)nb * kt->n_groups * sizeof(float));
     float *xq = malloc((size_t)nb * kt->cols * sizeof(float));
-    if (!xp || !xs || !xq) {
+    float *x2 = n == 1 ? alloc64((size_t)kt->padcols * sizeof(float)) : NULL;
+    if (!xp || !xs || !xq || (n == 1 && !x2)) {
+        free(x2);
         free(xp);
         free(xs);
         free(xq);
@@ -289,10 +328,10 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
     const kt_worker work = pick(kt, n);
     for (int32_t i0 = 0; i0 < n; i0 += KT_NB) {
         const int32_t m = n - i0 < KT_NB ? n - i0 : KT_NB;
-        prepare(kt, X + (size_t)i0 * kt->cols, m, xp, xs, xq);
+        prepare(kt, X + (size_t)i0 * kt->cols, m, xp, x2, xs, xq);
         /* Y rows of this chunk are contiguous [m][rows]; workers write their own row range. */
         float *Yc = Y + (size_t)i0 * kt->rows;
-        const kt_input in = {xp, xs, xq, m};
+        const kt_input in = {xp, x2, xs, xq, m};
         const int32_t T = n_threads;
 #pragma omp parallel num_threads(T) if (T > 1)
         {
@@ -303,6 +342,7 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
             if (rt1 > rt0) work(kt, &in, rt0, rt1, Yc);
         }
     }
+    free(x2);
     free(xp);
     free(xs);
     free(xq);

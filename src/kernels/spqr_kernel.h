@@ -6,11 +6,19 @@
  * first-level group g are cut into ct_per_group column tiles of 16 (the last
  * one zero-padded), so padded column pc = g * 16 * ct_per_group + k.
  *
- * Codes, per (row tile, column tile), 32 * wbits bytes, tile-contiguous and
- * in streaming order (row tile major): bit planes, uint16 m[c][p] for
- * column c = 0..15 and bit p = 0..wbits-1, bit i of m[c][p] = bit p of the
- * code of row i. A plane word is directly an AVX-512 lane mask, so
- * sum_c q[i][c] x[c] = sum_p 2^p sum_{c: bit set} x[c] needs no unpacking.
+ * Codes: padded columns are taken 32 at a time (a code block = two column
+ * tiles, possibly of two groups). Per (row tile, block): wbits vectors of 16
+ * uint32 lanes, uint32 blk[d][i] (d = 0..wbits-1, lane i = row i of the
+ * tile), 64 * wbits bytes = exactly the stored bits, tile-contiguous in
+ * streaming order. Row i's wbits dwords form one 32*wbits-bit little-endian
+ * string in which column j (0..31) of the block holds its code at bits
+ * [j*wbits, (j+1)*wbits). A field inside one dword is taken with one AND of
+ * the dword lanes (x pre-scaled by 2^-shift, see kt_xscale), a field at the
+ * top of a dword with one shift, a field straddling two dwords (odd wbits)
+ * with two shifts and a ternary-logic op; then int->fp32 and one FMA per 16
+ * weights. The code at an outlier position is stored as 0 (the outlier's
+ * value replaces it in every product and in dequantization, so the code is
+ * dead there); the kernels then correct by (value - s * (0 - z)) * x.
  *
  * Statistics, per (row tile, group), stat_bytes each: the scale part then
  * the zero part; a bilevel part holds the 16 rows' qq-bit codes (LSB-first,
@@ -19,10 +27,7 @@
  * walks them contiguously. Exactly the stored bits: nothing is pre-decoded.
  *
  * Outliers, per row tile, sorted by (permuted column, row): column (uint16),
- * fp16 value, row within the tile (uint8); 5 bytes each. The dense part
- * counts s * (q - z) at an outlier position too; the kernel adds
- * (value - s * (q - z)) * x afterwards, so outputs equal the reference's
- * weights up to rounding. */
+ * fp16 value, row within the tile (uint8); 5 bytes each. */
 #ifndef SPQR_KERNELS_SPQR_KERNEL_H
 #define SPQR_KERNELS_SPQR_KERNEL_H
 
@@ -30,17 +35,19 @@
 
 #include "spqr.h"
 
-#define KT_R 16 /* rows per row tile */
-#define KT_C 16 /* columns per column tile */
+#define KT_R 16  /* rows per row tile */
+#define KT_C 16  /* columns per column tile */
+#define KT_BC 32 /* columns per code block (two column tiles) */
 
 struct spqr_ktensor {
     int32_t rows, cols, wbits, groupsize, n_groups;
     int32_t qs_bits, qz_bits, qq_groupsize, n_qgroups; /* qq bits 0 = fp16 statistic */
     int32_t n_rtiles, ct_per_group, n_ctiles, padcols;
-    int32_t tile_u16;        /* 16 * wbits: uint16 words per code tile */
+    int32_t n_cblocks;       /* ceil(n_ctiles / 2) code blocks per row tile */
+    int32_t blk_u32;         /* 16 * wbits: uint32 words per code block */
     int32_t sb_bytes, zb_bytes, stat_bytes; /* per (row tile, group) */
     int32_t q2_aligned;      /* qq_groupsize % 16 == 0: one second-level pair per row tile */
-    uint16_t *codes;         /* [n_rtiles][n_ctiles][16][wbits], 64-byte aligned */
+    uint32_t *codes;         /* [n_rtiles][n_cblocks][wbits][16], 64-byte aligned */
     uint8_t *stats;          /* [n_rtiles][n_groups][stat_bytes] + 16 bytes slack */
     uint16_t *s_pair;        /* [n_qgroups][n_groups][2] or NULL */
     uint16_t *z_pair;        /* [n_qgroups][n_groups][2] or NULL */
@@ -50,19 +57,52 @@ struct spqr_ktensor {
     uint16_t *o_val;         /* [nnz] fp16 */
     uint8_t *o_row;          /* [nnz] row within the tile */
     int64_t nnz;
+    /* byte-shuffle tables that move the 16 rows' qq-bit codes into dword
+     * lanes (SIMD statistic decode), for the scale [0] and zero [1] part */
+    uint8_t st_idx[2][64];
+    uint32_t st_sh[2][16];
     spqr_kernel_path path;   /* resolved, never AUTO */
     uint64_t stream_bytes;   /* bytes a matvec reads from the weight arrays */
 };
 
-/* The code of (row r, permuted column c) from the plane layout. */
-static inline uint32_t kt_code_at(const spqr_ktensor *kt, int32_t r, int32_t c) {
+/* Where column j (0..31) of a code block lives for wbits B: dword d, bit
+ * shift s; a field with s + B > 32 straddles dwords d and d + 1. */
+static inline int kt_field_dword(int B, int j) { return (j * B) >> 5; }
+static inline int kt_field_shift(int B, int j) { return (j * B) & 31; }
+
+/* Factor the matvec's x is pre-scaled by for block column j: 2^-s for a
+ * field taken in place by an AND (the int->fp32 value is code * 2^s, an
+ * exact power-of-two scaling), 1 for a field shifted down. */
+static inline float kt_xscale(int B, int j) {
+    const int s = kt_field_shift(B, j);
+    return s + B < 32 ? 1.0f / (float)(1u << s) : 1.0f;
+}
+
+/* Block of row tile rt holding padded column tile ct. */
+static inline const uint32_t *kt_block(const spqr_ktensor *kt, int32_t rt, int32_t ct) {
+    return kt->codes + ((size_t)rt * (size_t)kt->n_cblocks + (size_t)(ct >> 1)) * (size_t)kt->blk_u32;
+}
+
+/* Code of lane i, block column j. */
+static inline uint32_t kt_block_code(const uint32_t *blk, int B, int i, int j) {
+    const int d = kt_field_dword(B, j), s = kt_field_shift(B, j);
+    uint64_t v = blk[d * KT_R + i];
+    if (s + B > 32) v |= (uint64_t)blk[(d + 1) * KT_R + i] << 32;
+    return (uint32_t)(v >> s) & ((1u << B) - 1u);
+}
+
+/* Padded column tile of permuted column c, and its offset in the tile. */
+static inline int32_t kt_ctile_of(const spqr_ktensor *kt, int32_t c, int32_t *cc) {
     const int32_t g = c / kt->groupsize, off = c - g * kt->groupsize;
-    const int32_t ct = g * kt->ct_per_group + off / KT_C, cc = off % KT_C, rt = r / KT_R, i = r % KT_R;
-    const uint16_t *m = kt->codes + ((size_t)rt * (size_t)kt->n_ctiles + (size_t)ct) * (size_t)kt->tile_u16 +
-                        (size_t)cc * (size_t)kt->wbits;
-    uint32_t q = 0;
-    for (int p = 0; p < kt->wbits; p++) q |= (uint32_t)((m[p] >> i) & 1u) << p;
-    return q;
+    *cc = off % KT_C;
+    return g * kt->ct_per_group + off / KT_C;
+}
+
+/* The code of (row r, permuted column c) from the layout (0 at outliers). */
+static inline uint32_t kt_code_at(const spqr_ktensor *kt, int32_t r, int32_t c) {
+    int32_t cc;
+    const int32_t ct = kt_ctile_of(kt, c, &cc);
+    return kt_block_code(kt_block(kt, r / KT_R, ct), kt->wbits, r % KT_R, (int)((ct & 1) * KT_C + cc));
 }
 
 /* The fp32 statistics of the 16 rows of row tile rt in group g, computed
@@ -71,11 +111,12 @@ void kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float s[KT_R
 
 /* Inputs prepared once per call by the wrapper (spqr_kernel.c):
  *   xp  [n][padcols]  permuted, zero-padded input
+ *   x2  [padcols]     xp[pc] * kt_xscale(wbits, pc % 32) (n == 1 only, else NULL)
  *   xs  [n][n_groups] fp32 sum of each group's inputs
  *   xq  [n][cols]     permuted input (outlier corrections)
  * A worker computes row tiles [rt0, rt1) and writes Y[n][rows] there only. */
 typedef struct kt_input {
-    const float *xp, *xs, *xq;
+    const float *xp, *x2, *xs, *xq;
     int32_t n;
 } kt_input;
 

@@ -1,9 +1,14 @@
-/* AVX-512 path. One zmm holds the 16 rows of a row tile. A code tile is
- * read as bit-plane masks: for column c and bit p, acc_p += x_c on the rows
- * whose code has bit p set (one masked add, no unpacking); the group's
- * dot product q.x is sum_p 2^p acc_p, and the group adds
- * s * (q.x - z * sum(x)) to the row sums, with s and z decoded in
- * registers from the stored 3-bit codes and fp16 second-level pairs. */
+/* AVX-512 path. One zmm holds the 16 rows of a row tile, one dword lane
+ * per row. For each column j of a code block, the rows' codes are taken out
+ * of the block's dword vectors with one AND (or one shift; two shifts and a
+ * ternary-logic op for a field straddling two dwords, odd wbits only),
+ * converted to fp32 and multiplied-added with x_j broadcast from memory:
+ * three instructions per 16 weights, four independent accumulators. x is
+ * pre-scaled by 2^-shift per block column (kt_xscale), which is exact, so
+ * the AND needs no shift. Per group, dot = sum_j q_j x_j and the row sums
+ * get s * (dot - z * sum(x_g)), with s and z decoded in registers from the
+ * stored qq-bit codes (pshufb + variable shift) and fp16 second-level
+ * pairs, exactly as the reference (s2 * (code - z2), no FMA). */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #include <string.h>
@@ -15,32 +20,15 @@
 #define INLINE static inline __attribute__((always_inline))
 
 /* One first-level statistic of 16 rows (scale or zero), bit-exact with
- * spqr_stat_dq / spqr_fp16_to_fp32. */
+ * spqr_stat_dq / spqr_fp16_to_fp32. part: 0 scale, 1 zero. */
 T512 INLINE __m512 stat16(const spqr_ktensor *kt, const uint8_t *blk, int bits, const uint16_t *pairs, int32_t rt,
-                          int32_t g) {
+                          int32_t g, int part) {
     if (!bits) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
-    __m512i code;
-    if (bits <= 4) {
-        uint64_t v;
-        memcpy(&v, blk, 8); /* the stats array has 16 bytes of slack at its end */
-        const __m512i b = _mm512_set1_epi64((long long)v);
-        /* lane shifts bits * i: a constant per bits, so the compiler folds it */
-        __m512i sh;
-        switch (bits) {
-        case 1: sh = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7); break;
-        case 2: sh = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14); break;
-        case 3: sh = _mm512_setr_epi64(0, 3, 6, 9, 12, 15, 18, 21); break;
-        default: sh = _mm512_setr_epi64(0, 4, 8, 12, 16, 20, 24, 28); break;
-        }
-        const __m512i lo = _mm512_srlv_epi64(b, sh);
-        const __m512i hi = _mm512_srlv_epi64(_mm512_srli_epi64(b, 8 * bits), sh);
-        code = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(lo)), _mm512_cvtepi64_epi32(hi), 1);
-        code = _mm512_and_si512(code, _mm512_set1_epi32((1 << bits) - 1));
-    } else {
-        int32_t c[KT_R];
-        for (int i = 0; i < KT_R; i++) c[i] = (int32_t)spqr_bits_get(blk, (uint64_t)i, bits);
-        code = _mm512_loadu_si512(c);
-    }
+    /* <= 16 code bytes; the stats array has 16 bytes of slack at its end */
+    const __m512i b = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)blk));
+    __m512i code = _mm512_shuffle_epi8(b, _mm512_loadu_si512(kt->st_idx[part]));
+    code = _mm512_srlv_epi32(code, _mm512_loadu_si512(kt->st_sh[part]));
+    code = _mm512_and_si512(code, _mm512_set1_epi32((1 << bits) - 1));
     const __m512 cf = _mm512_cvtepi32_ps(code);
     __m512 s2, z2;
     if (kt->q2_aligned) {
@@ -67,15 +55,31 @@ T512 INLINE __m512 stat16(const spqr_ktensor *kt, const uint8_t *blk, int bits, 
 
 T512 INLINE void stats512(const spqr_ktensor *kt, int32_t rt, int32_t g, __m512 *s, __m512 *z) {
     const uint8_t *blk = kt->stats + ((size_t)rt * kt->n_groups + g) * kt->stat_bytes;
-    *s = stat16(kt, blk, kt->qs_bits, kt->s_pair, rt, g);
-    *z = stat16(kt, blk + kt->sb_bytes, kt->qz_bits, kt->z_pair, rt, g);
+    *s = stat16(kt, blk, kt->qs_bits, kt->s_pair, rt, g, 0);
+    *z = stat16(kt, blk + kt->sb_bytes, kt->qz_bits, kt->z_pair, rt, g, 1);
 }
 
-/* Code of tile row i, column cc of a code tile. */
-INLINE uint32_t tile_code(const uint16_t *m, int B, int i, int cc) {
-    uint32_t q = 0;
-    for (int p = 0; p < B; p++) q |= (uint32_t)((m[cc * B + p] >> i) & 1u) << p;
-    return q;
+/* Block column j's codes as fp32, times 2^shift where kt_xscale says so
+ * (scaled = 1, matvec) or exactly (scaled = 0, matmul). */
+T512 INLINE __m512 field(const uint32_t *blk, const int B, const int j, const int scaled) {
+    const int d = kt_field_dword(B, j), s = kt_field_shift(B, j);
+    const __m512i v = _mm512_load_si512(blk + d * KT_R);
+    const __m512i m = _mm512_set1_epi32((int)((1u << B) - 1u));
+    __m512i f;
+    if (s + B < 32) f = scaled ? _mm512_and_si512(v, _mm512_set1_epi32((int)(((1u << B) - 1u) << s)))
+                               : (s ? _mm512_and_si512(_mm512_srli_epi32(v, s), m) : _mm512_and_si512(v, m));
+    else if (s + B == 32) f = _mm512_srli_epi32(v, s);
+    else /* (v >> s | next << (32 - s)) & m */
+        f = _mm512_ternarylogic_epi32(_mm512_srli_epi32(v, s),
+                                      _mm512_slli_epi32(_mm512_load_si512(blk + (d + 1) * KT_R), 32 - s), m, 0xA8);
+    return _mm512_cvtepi32_ps(f);
+}
+
+/* 16 columns (half h of a block) into four accumulators. */
+T512 INLINE void half16(const uint32_t *blk, const float *x, const int B, const int h, __m512 acc[4]) {
+#pragma GCC unroll 16
+    for (int c = 0; c < KT_C; c++)
+        acc[c & 3] = _mm512_fmadd_ps(field(blk, B, h * KT_C + c, 1), _mm512_set1_ps(x[c]), acc[c & 3]);
 }
 
 T512 INLINE void store_rows(const spqr_ktensor *kt, int32_t rt, float *y, __m512 v) {
@@ -84,51 +88,64 @@ T512 INLINE void store_rows(const spqr_ktensor *kt, int32_t rt, float *y, __m512
     else _mm512_mask_storeu_ps(y + rt * KT_R, (__mmask16)((1u << left) - 1u), v);
 }
 
+/* Closes group g of row tile rt: scale/zero, then the group's outliers
+ * (their code is 0, so the dense part counted s * (0 - z) = -(s * z) there:
+ * add (value + s * z) * x on the outlier's lane). */
+T512 INLINE void finish_group(const spqr_ktensor *kt, const kt_input *in, int32_t rt, int32_t g, const __m512 acc[4],
+                              __m512 *yacc, __m512 *corr, int32_t *o, int32_t oend) {
+    const __m512 dot = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    __m512 s, z;
+    stats512(kt, rt, g, &s, &z);
+    *yacc = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[g]), dot), *yacc);
+    const int32_t gend = (g + 1) * kt->groupsize;
+    if (*o < oend && (int32_t)kt->o_col[*o] < gend) {
+        const __m512 sz = _mm512_mul_ps(s, z);
+        do {
+            const __m512 dv = _mm512_add_ps(_mm512_set1_ps(_cvtsh_ss(kt->o_val[*o])), sz);
+            *corr = _mm512_mask3_fmadd_ps(dv, _mm512_set1_ps(in->xq[kt->o_col[*o]]), *corr,
+                                          (__mmask16)(1u << kt->o_row[*o]));
+            (*o)++;
+        } while (*o < oend && (int32_t)kt->o_col[*o] < gend);
+    }
+}
+
 T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y, const int B) {
-    const int32_t gs = kt->groupsize, ctpg = kt->ct_per_group;
-    const __m512 one = _mm512_set1_ps(1.0f);
+    const int32_t ctpg = kt->ct_per_group, bu = kt->blk_u32;
     for (int32_t rt = rt0; rt < rt1; rt++) {
-        const uint16_t *m = kt->codes + (size_t)rt * kt->n_ctiles * kt->tile_u16;
-        const float *xp = in->xp;
+        const uint32_t *cb = kt->codes + (size_t)rt * kt->n_cblocks * bu;
+        const float *x = in->x2;
         int32_t o = kt->o_ptr[rt];
         const int32_t oend = kt->o_ptr[rt + 1];
-        __m512 yacc = _mm512_setzero_ps();
-        float corr[KT_R] = {0};
-        for (int32_t g = 0; g < kt->n_groups; g++) {
-            const uint16_t *mg = m;
-            __m512 a0[8], a1[8];
-            for (int p = 0; p < B; p++) a0[p] = a1[p] = _mm512_setzero_ps();
-            for (int32_t k = 0; k < ctpg; k++) {
-                for (int c = 0; c < KT_C; c += 2) {
-                    const __m512 x0 = _mm512_set1_ps(xp[c]), x1 = _mm512_set1_ps(xp[c + 1]);
-                    for (int p = 0; p < B; p++) {
-                        /* even columns on the add pipes, odd ones on the FMA pipes */
-                        a0[p] = _mm512_mask_add_ps(a0[p], _load_mask16((__mmask16 *)&m[c * B + p]), a0[p], x0);
-                        a1[p] = _mm512_mask3_fmadd_ps(x1, one, a1[p], _load_mask16((__mmask16 *)&m[(c + 1) * B + p]));
-                    }
-                }
-                m += KT_C * B;
-                xp += KT_C;
+        __m512 yacc = _mm512_setzero_ps(), corr = _mm512_setzero_ps();
+        if (ctpg == 1) { /* groups of <= 16 columns: a block is two groups */
+            int32_t g = 0;
+            for (; g + 1 < kt->n_groups; g += 2) {
+                __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+                half16(cb, x, B, 0, acc);
+                finish_group(kt, in, rt, g, acc, &yacc, &corr, &o, oend);
+                acc[0] = acc[1] = acc[2] = acc[3] = _mm512_setzero_ps();
+                half16(cb, x + KT_C, B, 1, acc);
+                finish_group(kt, in, rt, g + 1, acc, &yacc, &corr, &o, oend);
+                cb += bu;
+                x += KT_BC;
             }
-            __m512 dot = _mm512_add_ps(a0[B - 1], a1[B - 1]);
-            for (int p = B - 2; p >= 0; p--)
-                dot = _mm512_fmadd_ps(dot, _mm512_set1_ps(2.0f), _mm512_add_ps(a0[p], a1[p]));
-            __m512 s, z;
-            stats512(kt, rt, g, &s, &z);
-            yacc = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[g]), dot), yacc);
-            /* lanes are picked with a permute, not through memory: a zmm store
-             * followed by scalar reloads stalls store forwarding */
-            while (o < oend && (int32_t)kt->o_col[o] < (g + 1) * gs) {
-                const int32_t c = kt->o_col[o], i = kt->o_row[o], off = c - g * gs;
-                const __m512i idx = _mm512_set1_epi32(i);
-                const float si = _mm512_cvtss_f32(_mm512_permutexvar_ps(idx, s));
-                const float zi = _mm512_cvtss_f32(_mm512_permutexvar_ps(idx, z));
-                const uint32_t q = tile_code(mg + (size_t)(off / KT_C) * KT_C * B, B, i, off % KT_C);
-                corr[i] += (_cvtsh_ss(kt->o_val[o]) - spqr_weight_dq(si, q, zi)) * in->xq[c];
-                o++;
+            if (g < kt->n_groups) {
+                __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+                half16(cb, x, B, 0, acc);
+                finish_group(kt, in, rt, g, acc, &yacc, &corr, &o, oend);
+            }
+        } else {
+            int32_t t = 0;
+            for (int32_t g = 0; g < kt->n_groups; g++) {
+                __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+                for (int32_t k = 0; k < ctpg; k++, t++, x += KT_C) {
+                    if (t & 1) half16(cb + (size_t)(t >> 1) * bu, x, B, 1, acc);
+                    else half16(cb + (size_t)(t >> 1) * bu, x, B, 0, acc);
+                }
+                finish_group(kt, in, rt, g, acc, &yacc, &corr, &o, oend);
             }
         }
-        store_rows(kt, rt, y, _mm512_add_ps(yacc, _mm512_loadu_ps(corr)));
+        store_rows(kt, rt, y, _mm512_add_ps(yacc, corr));
     }
 }
 
@@ -144,24 +161,27 @@ T512 void kt_matvec_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t r
     }
 }
 
-/* Batch: each code tile is widened once to 16 fp32 column vectors and
+/* 16 columns (half h of a block) widened to exact fp32 code vectors. */
+T512 INLINE void widen16(const uint32_t *blk, const int B, const int h, __m512 qf[KT_C]) {
+#pragma GCC unroll 16
+    for (int c = 0; c < KT_C; c++) qf[c] = field(blk, B, h * KT_C + c, 0);
+}
+
+/* Batch: each 16x16 code tile is widened once to 16 fp32 column vectors and
  * applied to all n (<= 64) inputs. */
 T512 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y, const int B) {
-    const int32_t gs = kt->groupsize, ctpg = kt->ct_per_group, n = in->n;
+    const int32_t ctpg = kt->ct_per_group, n = in->n;
     __m512 ya[64], ga[64];
     for (int32_t rt = rt0; rt < rt1; rt++) {
-        const uint16_t *m = kt->codes + (size_t)rt * kt->n_ctiles * kt->tile_u16;
         for (int32_t j = 0; j < n; j++) ya[j] = _mm512_setzero_ps();
         for (int32_t g = 0; g < kt->n_groups; g++) {
             for (int32_t j = 0; j < n; j++) ga[j] = _mm512_setzero_ps();
             for (int32_t k = 0; k < ctpg; k++) {
+                const int32_t t = g * ctpg + k;
                 __m512 qf[KT_C];
-                for (int c = 0; c < KT_C; c++) {
-                    __m512i v = _mm512_setzero_si512();
-                    for (int p = 0; p < B; p++) v = _mm512_mask_or_epi32(v, (__mmask16)m[c * B + p], v, _mm512_set1_epi32(1 << p));
-                    qf[c] = _mm512_cvtepi32_ps(v);
-                }
-                const size_t col0 = ((size_t)g * ctpg + k) * KT_C;
+                if (t & 1) widen16(kt_block(kt, rt, t), B, 1, qf);
+                else widen16(kt_block(kt, rt, t), B, 0, qf);
+                const size_t col0 = (size_t)t * KT_C;
                 for (int32_t j = 0; j < n; j++) {
                     const float *x = in->xp + (size_t)j * kt->padcols + col0;
                     __m512 a = ga[j], b = _mm512_setzero_ps();
@@ -171,7 +191,6 @@ T512 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
                     }
                     ga[j] = _mm512_add_ps(a, b);
                 }
-                m += KT_C * B;
             }
             __m512 s, z;
             stats512(kt, rt, g, &s, &z);
@@ -183,9 +202,8 @@ T512 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
         const int32_t o0 = kt->o_ptr[rt], o1 = kt->o_ptr[rt + 1];
         if (o1 > o0) {
             memset(corr, 0, sizeof corr);
-            const uint16_t *mt = kt->codes + (size_t)rt * kt->n_ctiles * kt->tile_u16;
             for (int32_t o = o0; o < o1; o++) {
-                const int32_t c = kt->o_col[o], i = kt->o_row[o], g = c / gs, off = c - g * gs;
+                const int32_t c = kt->o_col[o], i = kt->o_row[o], g = c / kt->groupsize;
                 if (g != gcur) {
                     __m512 s, z;
                     stats512(kt, rt, g, &s, &z);
@@ -193,8 +211,7 @@ T512 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
                     _mm512_storeu_ps(za, z);
                     gcur = g;
                 }
-                const uint32_t q = tile_code(mt + ((size_t)g * ctpg + off / KT_C) * KT_C * B, B, i, off % KT_C);
-                const float d = _cvtsh_ss(kt->o_val[o]) - spqr_weight_dq(sa[i], q, za[i]);
+                const float d = _cvtsh_ss(kt->o_val[o]) - spqr_weight_dq(sa[i], 0, za[i]); /* code 0 at outliers */
                 for (int32_t j = 0; j < n; j++) corr[j][i] += d * in->xq[(size_t)j * kt->cols + c];
             }
             for (int32_t j = 0; j < n; j++) ya[j] = _mm512_add_ps(ya[j], _mm512_loadu_ps(corr[j]));

@@ -1,7 +1,7 @@
 /* Scalar path over the runtime layout: plain C, the yardstick the SIMD
  * paths are tested against. Per row: each group's products are summed in
- * fp32 in column order, group sums are added in order, then each outlier
- * adds (value - s * (q - z)) * x. */
+ * fp32 in column order (the code at an outlier position is 0), group sums
+ * are added in order, then each outlier adds (value - s * (0 - z)) * x. */
 #include "format/tensor.h"
 #include "kernels/spqr_kernel.h"
 
@@ -21,10 +21,10 @@ void kt_matmul_scalar(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, i
                     const float *xp = in->xp + (size_t)n * kt->padcols + (size_t)g * gpad;
                     float part = 0.0f;
                     for (int32_t k = 0; k < kt->ct_per_group; k++) {
-                        const uint16_t *m = kt->codes + ((size_t)rt * kt->n_ctiles + (size_t)g * kt->ct_per_group + k) * kt->tile_u16;
+                        const int32_t ct = g * kt->ct_per_group + k;
+                        const uint32_t *blk = kt_block(kt, rt, ct);
                         for (int cc = 0; cc < KT_C; cc++) {
-                            uint32_t q = 0;
-                            for (int p = 0; p < kt->wbits; p++) q |= (uint32_t)((m[cc * kt->wbits + p] >> i) & 1u) << p;
+                            const uint32_t q = kt_block_code(blk, kt->wbits, i, (ct & 1) * KT_C + cc);
                             part += spqr_weight_dq(s[i], q, z[i]) * xp[k * KT_C + cc]; /* padding: x = 0 */
                         }
                     }
