@@ -14,7 +14,7 @@ if [ ! -f "$MODEL/config.json" ] || [ ! -f "$ROOT/data/heldout.txt" ]; then
 fi
 TMP=$(mktemp -d /tmp/spqr_nl.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
-export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1
+export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 "$SPQR" quantize "$MODEL" -o "$TMP/nl.spqr" --calib "$ROOT/data/calib.txt" --preset near-lossless \
     --nsamples 32 --seqlen 256 -t 2 -q >"$TMP/q.txt" 2>&1 || { echo "FAIL: quantize: $(tail -3 "$TMP/q.txt")"; exit 1; }
 P=(-f "$ROOT/data/heldout.txt" -c 256 --chunks 16 -t 2 --json)

@@ -8,7 +8,7 @@ MODEL=$ROOT/tests/fixtures/tiny_gqa
 GEN=$(dirname "$SPQR")/gen_synthetic_llama
 TMP=$(mktemp -d /tmp/spqr_cli_quant.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
-export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1
+export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 fails=0
 ok() { echo "ok: $1"; }
 bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
@@ -68,9 +68,9 @@ grep -q 'gptq=0' "$TMP/out" && grep -q 'groupsize=128' "$TMP/out" && ok "rtn4 kn
 
 # 3. Ctrl-C: a mid-size synthetic model so there is time to interrupt after block 0.
 if [ -x "$GEN" ]; then
-    "$GEN" "$TMP/syn" --layers 4 --hidden 128 --inter 320 --heads 4 --kv-heads 2 --vocab 300 --ctx 256 \
+    "$GEN" "$TMP/syn" --layers 8 --hidden 128 --inter 320 --heads 4 --kv-heads 2 --vocab 300 --ctx 256 \
         --tokenizer "$MODEL/tokenizer.json" >/dev/null 2>&1
-    S=(quantize "$TMP/syn" --calib "$TMP/calib.txt" --nsamples 48 --seqlen 128 -t 2 -q)
+    S=(quantize "$TMP/syn" --calib "$TMP/calib.txt" --nsamples 160 --seqlen 128 -t 2 -q)
     expect_rc 0 "uninterrupted reference run" "$SPQR" "${S[@]}" -o "$TMP/ref.spqr"
     echo "previous output" >"$TMP/b.spqr"
     "$SPQR" "${S[@]}" -o "$TMP/b.spqr" >"$TMP/out" 2>"$TMP/err" &

@@ -13,8 +13,12 @@
  *
  * The forward pass is the runtime's own (model_layer_forward) on a shallow
  * copy of the model whose block-l linears are swapped for the dequantized
- * fp32 copies. Peak memory: X, one session (KV cache of seqlen positions),
- * one H per group and the fp32 copies of one block's linears. */
+ * fp32 copies. Windows run in parallel, one single-threaded session per
+ * thread on a one-layer view of that copy; H is reduced window by window in
+ * a fixed order, so the output does not depend on the thread count.
+ * Peak memory: X, per thread a session (one layer's KV cache for seqlen
+ * positions) and a [seqlen][cols] input buffer, one H and the fp32 copies
+ * of one block's linears. */
 #include <cblas.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -42,14 +46,26 @@ void spqr_quantize_options_default(spqr_quantize_options *o) {
     o->n_threads = 1;
 }
 
+/* One calibration worker: its own single-threaded session on a one-layer
+ * view of the model, and the hooked group input of its current window. */
+typedef struct worker {
+    struct pipe *p;
+    spqr_session *sess;
+    float *buf;                /* [T][max cols] input of the target group */
+    int32_t t0, cols;          /* position of the chunk being run; width seen */
+    spqr_err err;
+} worker;
+
 typedef struct pipe {
     const spqr_model *src;
     spqr_model mc;             /* shallow copy: block-l linears get substituted */
+    spqr_model mview;          /* one-layer view of mc (layers = mc.layers + l) for the sessions */
     const spqr_quantize_options *o;
     int32_t N, T, Hd;
     float *X;                  /* [N][T][Hd] current block inputs */
-    spqr_session *sess;
-    /* Hessian being accumulated by the hook */
+    worker *w;                 /* [n_threads] */
+    int32_t nw;
+    /* Hessian being accumulated */
     int32_t target;            /* group whose input is wanted */
     float *Hm;                 /* [cols][cols], upper triangle while accumulating */
     int64_t hcount;
@@ -75,37 +91,62 @@ static void progress(pipe *p, int32_t block, const char *what) {
     p->o->progress(p->o->progress_user, &e);
 }
 
-/* H <- n/(n+B) H + 2/(n+B) X^T X : the running mean of 2 x x^T. */
-static int hessian_hook(void *user, int32_t layer, int32_t group, const float *X, int32_t B, int32_t cols) {
+/* Stashes the target group's input of the current chunk and stops the layer. */
+static int capture_hook(void *user, int32_t layer, int32_t group, const float *X, int32_t B, int32_t cols) {
     (void)layer;
-    pipe *p = user;
-    if (group != p->target) return 0;
-    const double n = (double)p->hcount, tot = n + B;
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, cols, B, (float)(2.0 / tot), X, cols, (float)(n / tot), p->Hm,
-                cols);
-    p->hcount += B;
+    worker *w = user;
+    if (group != w->p->target) return 0;
+    memcpy(w->buf + (size_t)w->t0 * cols, X, (size_t)B * cols * sizeof(float));
+    w->cols = cols;
     return 1; /* the rest of the layer is not needed for this group */
 }
 
-/* Runs block l over every window: with a target group, only up to its input
- * (accumulating H); with target < 0, the whole block, writing X in place. */
-static spqr_status run_block(pipe *p, int32_t l, int32_t target, spqr_err *err) {
-    spqr_session *s = p->sess;
+/* Window i through the current layer (a causal sequence from position 0). */
+static spqr_status run_window(pipe *p, worker *w, int32_t i, int32_t target) {
+    spqr_session *s = w->sess;
     const int32_t Hd = p->Hd, T = p->T;
-    model_layer_hooks hooks = {hessian_hook, p};
+    model_layer_hooks hooks = {capture_hook, w};
+    spqr_session_reset(s);
+    for (int32_t t0 = 0; t0 < T; t0 += s->max_batch) {
+        const int32_t B = T - t0 < s->max_batch ? T - t0 : s->max_batch;
+        float *xs = p->X + ((size_t)i * T + t0) * Hd;
+        memcpy(s->x, xs, (size_t)B * Hd * sizeof(float));
+        w->t0 = t0;
+        spqr_status st = model_layer_forward(s, 0, B, target >= 0 ? &hooks : NULL, &w->err);
+        if (st) return st;
+        if (target < 0) memcpy(xs, s->x, (size_t)B * Hd * sizeof(float));
+        s->pos += B;
+    }
+    return SPQR_OK;
+}
+
+/* Runs block l over every window: with a target group, only up to its input,
+ * accumulating H = running mean of 2 x x^T; with target < 0, the whole
+ * block, writing X in place. Windows run in parallel (one per worker), but
+ * H is accumulated window by window in window order on this thread, so the
+ * result does not depend on the thread count. */
+static spqr_status run_block(pipe *p, int32_t l, int32_t target, spqr_err *err) {
+    p->mview.layers = p->mc.layers + l;
     p->target = target;
     p->hcount = 0;
-    for (int32_t i = 0; i < p->N; i++) {
+    spqr_status sts[1024];
+    for (int32_t b0 = 0; b0 < p->N; b0 += p->nw) {
         if (cancelled(p)) return spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
-        spqr_session_reset(s);
-        for (int32_t t0 = 0; t0 < T; t0 += s->max_batch) {
-            const int32_t B = T - t0 < s->max_batch ? T - t0 : s->max_batch;
-            float *xs = p->X + ((size_t)i * T + t0) * Hd;
-            memcpy(s->x, xs, (size_t)B * Hd * sizeof(float));
-            spqr_status st = model_layer_forward(s, l, B, target >= 0 ? &hooks : NULL, err);
-            if (st) return st;
-            if (target < 0) memcpy(xs, s->x, (size_t)B * Hd * sizeof(float));
-            s->pos += B;
+        const int32_t nb = p->N - b0 < p->nw ? p->N - b0 : p->nw;
+#pragma omp parallel for num_threads(nb) schedule(static, 1) if (nb > 1)
+        for (int32_t j = 0; j < nb; j++) sts[j] = run_window(p, &p->w[j], b0 + j, target);
+        for (int32_t j = 0; j < nb; j++)
+            if (sts[j]) {
+                if (err) *err = p->w[j].err;
+                return sts[j];
+            }
+        if (target < 0) continue;
+        for (int32_t j = 0; j < nb; j++) {
+            const int32_t cols = p->w[j].cols, B = p->T;
+            const double n = (double)p->hcount, tot = n + B;
+            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, cols, B, (float)(2.0 / tot), p->w[j].buf, cols,
+                        (float)(n / tot), p->Hm, cols);
+            p->hcount += B;
         }
     }
     return SPQR_OK;
@@ -282,7 +323,7 @@ static spqr_status validate(const spqr_model *m, const int32_t *tok, int64_t n, 
     if (o->seqlen < 0 || o->seqlen > m->cfg.max_position_embeddings)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "seqlen %d is outside [1, max_position_embeddings = %d]",
                             o->seqlen, m->cfg.max_position_embeddings);
-    if (o->n_threads < 1 || o->n_threads > 1024)
+    if (o->n_threads < 1 || o->n_threads > 1024) /* run_block keeps one status per thread on the stack */
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "thread count %d is outside [1, 1024]", o->n_threads);
     const int32_t V = m->cfg.vocab_size;
     for (int64_t i = 0; i < n; i++)
@@ -362,7 +403,22 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     }
     memcpy(p.mc.layers, m->layers, (size_t)c->n_layers * sizeof *p.mc.layers);
     if ((st = calib_sample_windows(n_tokens, p.N, p.T, opt->seed, starts, err))) goto done;
-    if ((st = spqr_session_create(&p.mc, p.T, opt->n_threads, &p.sess, err))) goto done;
+    /* Workers: a session each on a one-layer view, so a KV cache holds one
+     * layer of one window; model_layer_forward(s, 0, ...) runs block l. */
+    p.mview = p.mc;
+    p.mview.cfg.n_layers = 1;
+    p.nw = opt->n_threads < p.N ? opt->n_threads : p.N;
+    p.w = calloc((size_t)p.nw, sizeof *p.w);
+    if (!p.w) { st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); goto done; }
+    const int32_t maxcols = c->intermediate_size > c->hidden_size ? c->intermediate_size : c->hidden_size;
+    const int32_t qdim = c->n_heads * c->head_dim;
+    const int32_t wcols = maxcols > qdim ? maxcols : qdim;
+    for (int32_t j = 0; j < p.nw; j++) {
+        p.w[j].p = &p;
+        p.w[j].buf = malloc((size_t)p.T * wcols * sizeof(float));
+        if (!p.w[j].buf) { st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for calibration buffers"); goto done; }
+        if ((st = spqr_session_create(&p.mview, p.T, 1, &p.w[j].sess, err))) goto done;
+    }
     if ((st = ensure_dir(p.ckdir, err))) goto done;
     const uint64_t hash = run_hash(m, calib_tokens, n_tokens, opt, p.N, p.T);
 
@@ -440,7 +496,11 @@ done:
         spqr_tensor_free(tensors[k]);
         free(Wdq[k]);
     }
-    spqr_session_free(p.sess);
+    for (int32_t j = 0; p.w && j < p.nw; j++) {
+        spqr_session_free(p.w[j].sess);
+        free(p.w[j].buf);
+    }
+    free(p.w);
     free(p.mc.layers);
     free(p.Hm);
     free(p.X);
