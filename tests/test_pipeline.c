@@ -145,6 +145,17 @@ int main(int argc, char **argv) {
     CHECK(sm.avg_bits_stored > sm.avg_bits_formula); /* + rowptr and permutation */
     for (int k = 0; k < 7; k++) CHECK(sm.kinds[k].count == 2 && sm.kinds[k].rel_err_mean > 0 && sm.kinds[k].rel_err_mean < 0.05);
 
+    /* 1b. the thread count does not change the result */
+    {
+        char out_t[300];
+        snprintf(out_t, sizeof out_t, "%s/t1.spqr", g_tmp);
+        spqr_quantize_options o1 = o;
+        o1.n_threads = 1;
+        CHECK(spqr_model_quantize(m, cal, n_cal, &o1, out_t, NULL, &err) == SPQR_OK);
+        CHECK_MSG(same_file(out_a, out_t), "-t 1 and -t 2 give different files");
+        unlink(out_t);
+    }
+
     /* 2. reload; ppl close to fp32; packed == dequantized dense */
     spqr_model *q = NULL;
     st = spqr_model_load(out_a, NULL, &q, &err);
