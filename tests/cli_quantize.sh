@@ -87,6 +87,17 @@ if [ -x "$GEN" ]; then
     expect_rc 0 "--resume finishes" "$SPQR" "${S[@]}" -o "$TMP/b.spqr" --resume
     grep -Eq '[1-9][0-9]* block\(s\) restored' "$TMP/out" && ok "resume restored blocks" || bad "nothing restored: $(tail -2 "$TMP/out")"
     cmp -s "$TMP/ref.spqr" "$TMP/b.spqr" && ok "resumed file identical to the uninterrupted one" || bad "resumed file differs"
+    # SIGKILL (no chance to clean up): previous output intact, --resume finishes identically
+    echo "previous output" >"$TMP/c.spqr"
+    "$SPQR" "${S[@]}" -o "$TMP/c.spqr" >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 1 600); do [ -e "$TMP/c.spqr.partial/inputs_0001.spqr" ] && break; sleep 0.05; done
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null
+    [ "$(cat "$TMP/c.spqr")" = "previous output" ] && ok "SIGKILL: previous output intact" || bad "SIGKILL: previous output changed"
+    expect_rc 0 "--resume after SIGKILL" "$SPQR" "${S[@]}" -o "$TMP/c.spqr" --resume
+    grep -Eq '[2-9] block\(s\) restored' "$TMP/out" && ok "resume after SIGKILL restored >= 2 blocks" || bad "after SIGKILL: $(tail -1 "$TMP/out")"
+    cmp -s "$TMP/ref.spqr" "$TMP/c.spqr" && ok "resumed-after-SIGKILL file identical" || bad "resumed-after-SIGKILL file differs"
 else
     bad "gen_synthetic_llama not found next to $SPQR"
 fi
