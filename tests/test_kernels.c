@@ -86,7 +86,33 @@ static spqr_tensor *random_tensor(const cfg *c, test_rng *rng) {
     return t;
 }
 
-static const spqr_kernel_path PATHS[] = {SPQR_KERNEL_SCALAR, SPQR_KERNEL_AVX2, SPQR_KERNEL_AVX512};
+static const spqr_kernel_path PATHS[] = {SPQR_KERNEL_SCALAR, SPQR_KERNEL_AVX2, SPQR_KERNEL_AVX512, SPQR_KERNEL_AVX512_VNNI};
+#define N_PATHS 4
+
+/* The avx512vnni matvec's input, rebuilt from its documented rule: per
+ * column tile (16 consecutive permuted columns of one group), scale
+ * a = max|x| / 127, x^ = a * clamp(rint(x * (127 / max|x|)), +-127).
+ * half_step[orig col] = a / 2, the most rounding can move x. */
+static void int8_input(const cfg *c, const spqr_tensor *t, const float *x, float *xh, double *half_step) {
+    const int32_t gs = c->gs > 0 ? c->gs : c->cols;
+    for (int32_t c0 = 0; c0 < c->cols;) {
+        const int32_t g = c0 / gs, off = c0 - g * gs;
+        int32_t c1 = c0 + (16 - off % 16);
+        if (c1 > (g + 1) * gs) c1 = (g + 1) * gs;
+        if (c1 > c->cols) c1 = c->cols;
+        float m = 0;
+        for (int32_t j = c0; j < c1; j++) m = fmaxf(m, fabsf(x[t->perm ? t->perm[j] : j]));
+        const float a = m / 127.0f, inv = m > 0 ? 127.0f / m : 0.0f;
+        for (int32_t j = c0; j < c1; j++) {
+            const int32_t col = t->perm ? t->perm[j] : j;
+            float v = rintf(x[col] * inv);
+            v = v > 127 ? 127 : v < -127 ? -127 : v;
+            xh[col] = a * v;
+            half_step[col] = 0.5 * a;
+        }
+        c0 = c1;
+    }
+}
 
 static void run_cfg(const cfg *c, test_rng *rng, int n_batch) {
     spqr_tensor *t = random_tensor(c, rng);
@@ -110,7 +136,22 @@ static void run_cfg(const cfg *c, test_rng *rng, int n_batch) {
             bound[(size_t)j * R + r] = 1e-5 * b + 1e-30;
         }
     CHECK(spqr_matmul_ref(t, X, n, Yref, &err) == SPQR_OK);
-    for (int pi = 0; pi < 3; pi++) {
+    /* the int8 path's one-token input x^ and the exact W x^ */
+    float *xh = malloc(C * 4);
+    double *hs = malloc(C * 8), *yh = malloc(R * 8), *bh = malloc(R * 8), *bq = malloc(R * 8);
+    int8_input(c, t, X, xh, hs);
+    for (size_t r = 0; r < R; r++) {
+        double a = 0, b = 0, q = 0;
+        for (size_t k = 0; k < C; k++) {
+            a += (double)W[r * C + k] * xh[k];
+            b += fabs((double)W[r * C + k] * xh[k]);
+            q += fabs((double)W[r * C + k]) * hs[k];
+        }
+        yh[r] = a;
+        bh[r] = 1e-5 * b + 1e-30;
+        bq[r] = q * (1 + 1e-5) + bound[r];
+    }
+    for (int pi = 0; pi < N_PATHS; pi++) {
         spqr_ktensor *kt = NULL;
         spqr_status st = spqr_ktensor_from_tensor(t, PATHS[pi], &kt, &err);
         if (st == SPQR_ERR_UNSUPPORTED) continue; /* this CPU cannot run the path */
@@ -124,6 +165,20 @@ static void run_cfg(const cfg *c, test_rng *rng, int n_batch) {
             CHECK(spqr_ktensor_matmul(kt, X, nb, Y1, 1, &err) == SPQR_OK);
             CHECK(spqr_ktensor_matmul(kt, X, nb, Y2, 2, &err) == SPQR_OK);
             CHECK_MSG(memcmp(Y1, Y2, (size_t)nb * R * 4) == 0, "1 vs 2 threads differ (%s)", spqr_kernel_path_name(PATHS[pi]));
+            if (PATHS[pi] == SPQR_KERNEL_AVX512_VNNI && nb == 1) {
+                /* W x^ up to fp32 rounding, and W x within the int8 bound */
+                int bad_h = 0, bad_q = 0;
+                double worst = 0;
+                for (size_t i = 0; i < R; i++) {
+                    const double e = fabs((double)Y1[i] - yh[i]);
+                    bad_h += e > bh[i];
+                    if (e / bh[i] > worst) worst = e / bh[i];
+                    bad_q += fabs((double)Y1[i] - ye[i]) > bq[i];
+                }
+                CHECK_MSG(bad_h == 0 && bad_q == 0, "avx512vnni %dx%d w%d gs%d: %d off W x^ (worst %.2f x tol), %d off the int8 bound",
+                          c->rows, c->cols, c->wbits, c->gs, bad_h, worst, bad_q);
+                continue;
+            }
             int bad = 0, badref = 0;
             double worst = 0;
             for (size_t i = 0; i < (size_t)nb * R; i++) {
@@ -147,6 +202,11 @@ static void run_cfg(const cfg *c, test_rng *rng, int n_batch) {
     int badref = 0;
     for (size_t i = 0; i < (size_t)n * R; i++) badref += fabs((double)Yref[i] - ye[i]) > bound[i];
     CHECK(badref == 0);
+    free(xh);
+    free(hs);
+    free(yh);
+    free(bh);
+    free(bq);
     free(W);
     free(W2);
     free(X);
@@ -163,9 +223,16 @@ static void test_env_and_errors(test_rng *rng) {
     spqr_tensor *t = random_tensor(&c, rng);
     spqr_ktensor *kt = NULL;
     spqr_err err;
+    spqr_status st;
     setenv("SPQR_KERNEL", "scalar", 1);
     CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
     CHECK(kt && spqr_ktensor_path(kt) == SPQR_KERNEL_SCALAR);
+    spqr_ktensor_free(kt);
+    kt = NULL;
+    setenv("SPQR_KERNEL", "avx512vnni", 1);
+    st = spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err);
+    CHECK(st == SPQR_OK || st == SPQR_ERR_UNSUPPORTED);
+    if (st == SPQR_OK) CHECK(spqr_ktensor_path(kt) == SPQR_KERNEL_AVX512_VNNI);
     spqr_ktensor_free(kt);
     kt = NULL;
     setenv("SPQR_KERNEL", "sse9", 1);
@@ -175,6 +242,7 @@ static void test_env_and_errors(test_rng *rng) {
     CHECK(spqr_ktensor_from_tensor(NULL, SPQR_KERNEL_AUTO, &kt, &err) != SPQR_OK);
     CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
     CHECK(spqr_ktensor_path(kt) != SPQR_KERNEL_AUTO);
+    CHECK(spqr_ktensor_path(kt) != SPQR_KERNEL_AVX512_VNNI); /* approximate: opt-in only */
     printf("auto path on this CPU: %s, %llu stream bytes for %dx%d\n", spqr_kernel_path_name(spqr_ktensor_path(kt)),
            (unsigned long long)spqr_ktensor_bytes(kt), c.rows, c.cols);
     float y[20];

@@ -190,7 +190,7 @@ static int copies_for(uint64_t bytes, uint64_t target) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: spqr bench-kernel [--shape OUTxIN[,OUTxIN...]] [--wbits B] [--outlier-share P]\n"
-            "                         [-t T] [--reps R] [--path scalar|avx2|avx512] [--in-cache] [--json]\n"
+            "                         [-t T] [--reps R] [--path scalar|avx2|avx512|avx512vnni] [--in-cache] [--json]\n"
             "  Times one-token matvecs on random packed tensors (beta1=beta2=16, 3-bit statistics)\n"
             "  with working sets >= 4x the last-level cache (--in-cache: one copy); GB/s counts\n"
             "  stored bytes. CPU-time columns divide by process CPU time / threads.\n"
@@ -276,8 +276,9 @@ int cmd_bench_kernel(int argc, char **argv) {
             if (!strcmp(v, "scalar")) path = SPQR_KERNEL_SCALAR;
             else if (!strcmp(v, "avx2")) path = SPQR_KERNEL_AVX2;
             else if (!strcmp(v, "avx512")) path = SPQR_KERNEL_AVX512;
+            else if (!strcmp(v, "avx512vnni")) path = SPQR_KERNEL_AVX512_VNNI;
             else {
-                fprintf(stderr, "spqr bench-kernel: --path must be scalar, avx2 or avx512, got '%s'\n", v);
+                fprintf(stderr, "spqr bench-kernel: --path must be scalar, avx2, avx512 or avx512vnni, got '%s'\n", v);
                 return 2;
             }
             i++;

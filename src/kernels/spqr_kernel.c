@@ -1,6 +1,7 @@
 /* Building the runtime kernel layout from a packed tensor, exact
  * dequantization from it, and the matvec/matmul wrappers (input
  * permutation, group sums, deterministic thread split). */
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,43 @@ static void fill_stats(spqr_ktensor *kt, const spqr_tensor *t) {
             }
 }
 
+/* The int8 plan (see spqr_kernel.h): which fields one vpmultishiftqb takes. */
+static void i8_plan(spqr_ktensor *kt) {
+    const int B = kt->wbits;
+    for (int h = 0; h < 2; h++) {
+        int no = 0, ns = 0;
+        for (int d = 0; d < B; d++) {
+            int cnt = 0;
+            for (int c = 0; c < KT_C; c++) {
+                const int j = h * KT_C + c, sh = kt_field_shift(B, j);
+                if (kt_field_dword(B, j) != d || sh + B > 32) continue;
+                const int b = cnt % 4;
+                if (b == 0) {
+                    kt->i8.op_d[h][no] = (uint8_t)d;
+                    kt->i8.op_ctrl[h][no] = 0x2020202000000000ull; /* unused bytes: anything (activation 0) */
+                    for (int q = 0; q < 4; q++) kt->i8.op_col[h][no][q] = -1;
+                    no++;
+                }
+                uint64_t *ctrl = &kt->i8.op_ctrl[h][no - 1];
+                *ctrl &= ~(0xffull << (8 * b) | 0xffull << (8 * (b + 4)));
+                *ctrl |= (uint64_t)sh << (8 * b) | (uint64_t)(32 + sh) << (8 * (b + 4));
+                kt->i8.op_col[h][no - 1][b] = (int8_t)c;
+                cnt++;
+            }
+        }
+        for (int c = 0; c < KT_C; c++) {
+            const int j = h * KT_C + c, sh = kt_field_shift(B, j);
+            if (sh + B <= 32) continue;
+            kt->i8.str_d[h][ns] = (uint8_t)kt_field_dword(B, j);
+            kt->i8.str_s[h][ns] = (uint8_t)sh;
+            kt->i8.str_col[h][ns] = (uint8_t)c;
+            ns++;
+        }
+        kt->i8.n_ops[h] = no;
+        kt->i8.n_str[h] = ns; /* no + ns <= 7 for every wbits 2..8 (< KT_XOPS) */
+    }
+}
+
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
@@ -186,6 +224,8 @@ spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path
     kt->blk_u32 = KT_R * t->wbits;
     stat_tables(kt->st_idx[0], kt->st_sh[0], kt->qs_bits);
     stat_tables(kt->st_idx[1], kt->st_sh[1], kt->qz_bits);
+    i8_plan(kt);
+    kt->gs_magic = ((1ull << 32) + (uint64_t)t->groupsize - 1) / (uint64_t)t->groupsize;
     kt->sb_bytes = kt->qs_bits ? 2 * kt->qs_bits : 2 * KT_R;
     kt->zb_bytes = kt->qz_bits ? 2 * kt->qz_bits : 2 * KT_R;
     kt->stat_bytes = kt->sb_bytes + kt->zb_bytes;
@@ -271,6 +311,52 @@ spqr_status spqr_ktensor_dequantize(const spqr_ktensor *kt, float *W, spqr_err *
     return SPQR_OK;
 }
 
+/* avx512vnni matvec: x rounded to int8 per column tile (scale max|x|/127,
+ * round-half-even), laid out in the i8 plan's order; xq and xs are
+ * replaced by x^ = scale * int8 and its group sums, so dense part and
+ * outlier corrections both see x^ and the result is W x^ up to fp32
+ * rounding. */
+static void prepare_i8(const spqr_ktensor *kt, const float *xp, float *xs, float *xq, int32_t *xa, float *at) {
+    const int32_t span = kt->groupsize < kt->cols ? kt->groupsize : kt->cols;
+    for (int32_t g = 0; g < kt->n_groups; g++) xs[g] = 0.0f;
+    for (int32_t t = 0; t < kt->n_ctiles; t++) {
+        const float *x = xp + (size_t)t * KT_C;
+        float m = 0.0f;
+        int finite = 1;
+        for (int c = 0; c < KT_C; c++) {
+            m = fmaxf(m, fabsf(x[c]));
+            finite &= isfinite(x[c]) != 0;
+        }
+        if (!finite) m = NAN; /* the tile's outputs become NaN, as non-finite inputs should */
+        const float a = m / 127.0f, inv = m > 0.0f ? 127.0f / m : 0.0f;
+        int8_t xi[KT_C];
+        const int32_t g = t / kt->ct_per_group, k = t % kt->ct_per_group;
+        for (int c = 0; c < KT_C; c++) {
+            float v = rintf(x[c] * inv);
+            v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+            xi[c] = finite ? (int8_t)v : 0;
+            const int32_t off = k * KT_C + c, col = g * kt->groupsize + off;
+            if (off < span && col < kt->cols) {
+                const float xh = a * (float)xi[c];
+                xq[col] = xh;
+                xs[g] += xh;
+            }
+        }
+        at[t] = a;
+        const int h = t & 1;
+        int32_t *o = xa + (size_t)t * KT_XOPS;
+        for (int q = 0; q < kt->i8.n_ops[h]; q++) {
+            uint32_t w = 0;
+            for (int b = 0; b < 4; b++) {
+                const int c = kt->i8.op_col[h][q][b];
+                if (c >= 0) w |= (uint32_t)(uint8_t)xi[c] << (8 * b);
+            }
+            o[q] = (int32_t)w;
+        }
+        for (int q = 0; q < kt->i8.n_str[h]; q++) o[kt->i8.n_ops[h] + q] = (int32_t)(uint8_t)xi[kt->i8.str_col[h][q]];
+    }
+}
+
 /* Permutes and pads n inputs; group sums in fp32, in column order. */
 static void prepare(const spqr_ktensor *kt, const float *X, int32_t n, float *xp, float *x2, float *xs, float *xq) {
     const int32_t gpad = kt->ct_per_group * KT_C;
@@ -300,6 +386,7 @@ static void prepare(const spqr_ktensor *kt, const float *X, int32_t n, float *xp
 static kt_worker pick(const spqr_ktensor *kt, int32_t n) {
     switch (kt->path) {
     case SPQR_KERNEL_AVX512: return n == 1 ? kt_matvec_avx512 : kt_matmul_avx512;
+    case SPQR_KERNEL_AVX512_VNNI: return n == 1 ? kt_matvec_avx512_vnni : kt_matmul_avx512;
     case SPQR_KERNEL_AVX2: return n == 1 ? kt_matvec_avx2 : kt_matmul_avx2;
     default: return kt_matmul_scalar;
     }
@@ -317,8 +404,16 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
     float *xp = alloc64((size_t)nb * kt->padcols * sizeof(float));
     float *xs = malloc((size_t)nb * kt->n_groups * sizeof(float));
     float *xq = malloc((size_t)nb * kt->cols * sizeof(float));
+    const int i8 = n == 1 && kt->path == SPQR_KERNEL_AVX512_VNNI;
     float *x2 = n == 1 ? alloc64((size_t)kt->padcols * sizeof(float)) : NULL;
-    if (!xp || !xs || !xq || (n == 1 && !x2)) {
+    int32_t *xa = i8 ? alloc64((size_t)kt->n_ctiles * KT_XOPS * sizeof(int32_t)) : NULL;
+    float *at = i8 ? malloc((size_t)kt->n_ctiles * sizeof(float)) : NULL;
+    const size_t szb_n = (size_t)kt->n_groups * KT_R; /* floats per thread */
+    float *szb = n == 1 && kt->nnz > 0 ? alloc64((size_t)n_threads * szb_n * sizeof(float)) : NULL;
+    if (!xp || !xs || !xq || (n == 1 && !x2) || (i8 && (!xa || !at)) || (n == 1 && kt->nnz > 0 && !szb)) {
+        free(szb);
+        free(xa);
+        free(at);
         free(x2);
         free(xp);
         free(xs);
@@ -329,9 +424,10 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
     for (int32_t i0 = 0; i0 < n; i0 += KT_NB) {
         const int32_t m = n - i0 < KT_NB ? n - i0 : KT_NB;
         prepare(kt, X + (size_t)i0 * kt->cols, m, xp, x2, xs, xq);
+        if (i8) prepare_i8(kt, xp, xs, xq, xa, at);
         /* Y rows of this chunk are contiguous [m][rows]; workers write their own row range. */
         float *Yc = Y + (size_t)i0 * kt->rows;
-        const kt_input in = {xp, x2, xs, xq, m};
+        const kt_input in = {xp, x2, xs, xq, xa, at, NULL, m};
         const int32_t T = n_threads;
 #pragma omp parallel num_threads(T) if (T > 1)
         {
@@ -339,9 +435,14 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
             /* contiguous row-tile ranges: each thread writes 64-byte-aligned spans of y */
             const int32_t rt0 = (int32_t)((int64_t)kt->n_rtiles * t / nt);
             const int32_t rt1 = (int32_t)((int64_t)kt->n_rtiles * (t + 1) / nt);
-            if (rt1 > rt0) work(kt, &in, rt0, rt1, Yc);
+            kt_input mine = in;
+            if (szb) mine.szb = szb + (size_t)t * szb_n;
+            if (rt1 > rt0) work(kt, &mine, rt0, rt1, Yc);
         }
     }
+    free(szb);
+    free(xa);
+    free(at);
     free(x2);
     free(xp);
     free(xs);

@@ -38,6 +38,7 @@
 #define KT_R 16  /* rows per row tile */
 #define KT_C 16  /* columns per column tile */
 #define KT_BC 32 /* columns per code block (two column tiles) */
+#define KT_XOPS 16 /* int8 activation dwords per column tile (ops + straddles) */
 
 struct spqr_ktensor {
     int32_t rows, cols, wbits, groupsize, n_groups;
@@ -47,6 +48,7 @@ struct spqr_ktensor {
     int32_t blk_u32;         /* 16 * wbits: uint32 words per code block */
     int32_t sb_bytes, zb_bytes, stat_bytes; /* per (row tile, group) */
     int32_t q2_aligned;      /* qq_groupsize % 16 == 0: one second-level pair per row tile */
+    uint64_t gs_magic;       /* ceil(2^32 / groupsize): c / groupsize = c * gs_magic >> 32 for c < 2^16 */
     uint32_t *codes;         /* [n_rtiles][n_cblocks][wbits][16], 64-byte aligned */
     uint8_t *stats;          /* [n_rtiles][n_groups][stat_bytes] + 16 bytes slack */
     uint16_t *s_pair;        /* [n_qgroups][n_groups][2] or NULL */
@@ -61,6 +63,18 @@ struct spqr_ktensor {
      * lanes (SIMD statistic decode), for the scale [0] and zero [1] part */
     uint8_t st_idx[2][64];
     uint32_t st_sh[2][16];
+    /* int8 plan (avx512vnni path), the same for every block: per half h of
+     * a block, ops of up to 4 non-straddling fields of one dword d, taken
+     * into bytes by vpmultishiftqb with op_ctrl (bit offsets; the row pair
+     * of a qword is the low/high dword), then the fields straddling two
+     * dwords one at a time. op_col: column within the half, -1 = unused. */
+    struct {
+        int32_t n_ops[2], n_str[2];
+        uint8_t op_d[2][KT_XOPS];
+        uint64_t op_ctrl[2][KT_XOPS];
+        int8_t op_col[2][KT_XOPS][4];
+        uint8_t str_d[2][KT_XOPS], str_s[2][KT_XOPS], str_col[2][KT_XOPS];
+    } i8;
     spqr_kernel_path path;   /* resolved, never AUTO */
     uint64_t stream_bytes;   /* bytes a matvec reads from the weight arrays */
 };
@@ -114,9 +128,15 @@ void kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float s[KT_R
  *   x2  [padcols]     xp[pc] * kt_xscale(wbits, pc % 32) (n == 1 only, else NULL)
  *   xs  [n][n_groups] fp32 sum of each group's inputs
  *   xq  [n][cols]     permuted input (outlier corrections)
+ *   xa  [n_ctiles][KT_XOPS], at [n_ctiles]: int8 activations per column
+ *       tile in the i8 plan's order and their scales (avx512vnni matvec
+ *       only; xq and xs then hold x^ = at * int8 and its group sums)
  * A worker computes row tiles [rt0, rt1) and writes Y[n][rows] there only. */
 typedef struct kt_input {
     const float *xp, *x2, *xs, *xq;
+    const int32_t *xa;
+    const float *at;
+    float *szb;        /* n == 1: this thread's [n_groups][16] scratch (64-byte aligned) */
     int32_t n;
 } kt_input;
 
@@ -127,6 +147,7 @@ void kt_matvec_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int
 void kt_matmul_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 void kt_matvec_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 void kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 
 /* 1 when the CPU (and OS) can run the path. */
 int kt_path_supported(spqr_kernel_path p);

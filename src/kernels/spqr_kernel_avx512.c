@@ -19,10 +19,29 @@
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
 
+
+/* Per row tile: where its statistics and second-level pairs start (the
+ * division by qq_groupsize done once per row tile, not per group). */
+typedef struct {
+    int32_t rt;
+    const uint8_t *st;        /* stats of group 0 */
+    const uint16_t *sp, *zp;  /* pairs of group 0 for this tile's qgroup (q2_aligned) */
+} rt_ctx;
+
+T512 INLINE rt_ctx rt_begin(const spqr_ktensor *kt, int32_t rt) {
+    rt_ctx c = {rt, kt->stats + (size_t)rt * kt->n_groups * kt->stat_bytes, NULL, NULL};
+    if (kt->q2_aligned) {
+        const size_t off = (size_t)(rt * KT_R / kt->qq_groupsize) * kt->n_groups * 2;
+        if (kt->s_pair) c.sp = kt->s_pair + off;
+        if (kt->z_pair) c.zp = kt->z_pair + off;
+    }
+    return c;
+}
+
 /* One first-level statistic of 16 rows (scale or zero), bit-exact with
  * spqr_stat_dq / spqr_fp16_to_fp32. part: 0 scale, 1 zero. */
-T512 INLINE __m512 stat16(const spqr_ktensor *kt, const uint8_t *blk, int bits, const uint16_t *pairs, int32_t rt,
-                          int32_t g, int part) {
+T512 INLINE __m512 stat16(const spqr_ktensor *kt, const uint8_t *blk, int bits, const uint16_t *pairs,
+                          const uint16_t *pairs_rt, int32_t rt, int32_t g, int part) {
     if (!bits) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
     /* <= 16 code bytes; the stats array has 16 bytes of slack at its end */
     const __m512i b = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)blk));
@@ -32,7 +51,7 @@ T512 INLINE __m512 stat16(const spqr_ktensor *kt, const uint8_t *blk, int bits, 
     const __m512 cf = _mm512_cvtepi32_ps(code);
     __m512 s2, z2;
     if (kt->q2_aligned) {
-        const uint16_t *p = pairs + ((size_t)(rt * KT_R / kt->qq_groupsize) * kt->n_groups + g) * 2;
+        const uint16_t *p = pairs_rt + (size_t)g * 2;
         uint32_t pr;
         memcpy(&pr, p, 4);
         const __m128 sz = _mm_cvtph_ps(_mm_cvtsi32_si128((int)pr)); /* exact fp16 -> fp32 */
@@ -53,10 +72,10 @@ T512 INLINE __m512 stat16(const spqr_ktensor *kt, const uint8_t *blk, int bits, 
     return _mm512_mul_ps(s2, _mm512_sub_ps(cf, z2)); /* no FMA: same rounding as the reference */
 }
 
-T512 INLINE void stats512(const spqr_ktensor *kt, int32_t rt, int32_t g, __m512 *s, __m512 *z) {
-    const uint8_t *blk = kt->stats + ((size_t)rt * kt->n_groups + g) * kt->stat_bytes;
-    *s = stat16(kt, blk, kt->qs_bits, kt->s_pair, rt, g, 0);
-    *z = stat16(kt, blk + kt->sb_bytes, kt->qz_bits, kt->z_pair, rt, g, 1);
+T512 INLINE void stats512(const spqr_ktensor *kt, const rt_ctx *rc, int32_t g, __m512 *s, __m512 *z) {
+    const uint8_t *blk = rc->st + (size_t)g * kt->stat_bytes;
+    *s = stat16(kt, blk, kt->qs_bits, kt->s_pair, rc->sp, rc->rt, g, 0);
+    *z = stat16(kt, blk + kt->sb_bytes, kt->qz_bits, kt->z_pair, rc->zp, rc->rt, g, 1);
 }
 
 /* Block column j's codes as fp32, times 2^shift where kt_xscale says so
@@ -91,48 +110,58 @@ T512 INLINE void store_rows(const spqr_ktensor *kt, int32_t rt, float *y, __m512
 /* Closes group g of row tile rt: scale/zero, then the group's outliers
  * (their code is 0, so the dense part counted s * (0 - z) = -(s * z) there:
  * add (value + s * z) * x on the outlier's lane). */
-T512 INLINE void finish_group(const spqr_ktensor *kt, const kt_input *in, int32_t rt, int32_t g, const __m512 acc[4],
-                              __m512 *yacc, __m512 *corr, int32_t *o, int32_t oend) {
-    const __m512 dot = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+T512 INLINE void finish_dot(const spqr_ktensor *kt, const kt_input *in, const rt_ctx *rc, int32_t g, const __m512 dot,
+                            __m512 *yacc, float *szb) {
     __m512 s, z;
-    stats512(kt, rt, g, &s, &z);
+    stats512(kt, rc, g, &s, &z);
     *yacc = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[g]), dot), *yacc);
-    const int32_t gend = (g + 1) * kt->groupsize;
-    if (*o < oend && (int32_t)kt->o_col[*o] < gend) {
-        const __m512 sz = _mm512_mul_ps(s, z);
-        do {
-            const __m512 dv = _mm512_add_ps(_mm512_set1_ps(_cvtsh_ss(kt->o_val[*o])), sz);
-            *corr = _mm512_mask3_fmadd_ps(dv, _mm512_set1_ps(in->xq[kt->o_col[*o]]), *corr,
-                                          (__mmask16)(1u << kt->o_row[*o]));
-            (*o)++;
-        } while (*o < oend && (int32_t)kt->o_col[*o] < gend);
-    }
+    if (szb) _mm512_store_ps(szb + (size_t)g * KT_R, _mm512_mul_ps(s, z));
 }
 
-T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y, const int B) {
+/* The row tile's outliers, after its groups: their code is 0, so the dense
+ * part counted s * (0 - z) = -(s * z) there; add (value + s * z) * x. One
+ * straight loop (no per-group branches whose trip counts mispredict). */
+T512 INLINE __m512 outliers(const spqr_ktensor *kt, const kt_input *in, int32_t rt, const float *szb) {
+    float corr[KT_R] = {0};
+    for (int32_t o = kt->o_ptr[rt]; o < kt->o_ptr[rt + 1]; o++) {
+        const uint32_t c = kt->o_col[o], i = kt->o_row[o];
+        const uint32_t g = (uint32_t)(((uint64_t)c * kt->gs_magic) >> 32); /* c / groupsize */
+        corr[i] += (_cvtsh_ss(kt->o_val[o]) + szb[g * KT_R + i]) * in->xq[c];
+    }
+    return _mm512_loadu_ps(corr);
+}
+
+T512 INLINE void finish_group(const spqr_ktensor *kt, const kt_input *in, const rt_ctx *rc, int32_t g, const __m512 acc[4],
+                              __m512 *yacc, float *szb) {
+    const __m512 dot = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    finish_dot(kt, in, rc, g, dot, yacc, szb);
+}
+
+T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y, const int B,
+                          float *szbuf) {
     const int32_t ctpg = kt->ct_per_group, bu = kt->blk_u32;
     for (int32_t rt = rt0; rt < rt1; rt++) {
         const uint32_t *cb = kt->codes + (size_t)rt * kt->n_cblocks * bu;
         const float *x = in->x2;
-        int32_t o = kt->o_ptr[rt];
-        const int32_t oend = kt->o_ptr[rt + 1];
-        __m512 yacc = _mm512_setzero_ps(), corr = _mm512_setzero_ps();
+        float *szb = kt->o_ptr[rt + 1] > kt->o_ptr[rt] ? szbuf : NULL;
+        __m512 yacc = _mm512_setzero_ps();
+        const rt_ctx rc = rt_begin(kt, rt);
         if (ctpg == 1) { /* groups of <= 16 columns: a block is two groups */
             int32_t g = 0;
             for (; g + 1 < kt->n_groups; g += 2) {
                 __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
                 half16(cb, x, B, 0, acc);
-                finish_group(kt, in, rt, g, acc, &yacc, &corr, &o, oend);
+                finish_group(kt, in, &rc, g, acc, &yacc, szb);
                 acc[0] = acc[1] = acc[2] = acc[3] = _mm512_setzero_ps();
                 half16(cb, x + KT_C, B, 1, acc);
-                finish_group(kt, in, rt, g + 1, acc, &yacc, &corr, &o, oend);
+                finish_group(kt, in, &rc, g + 1, acc, &yacc, szb);
                 cb += bu;
                 x += KT_BC;
             }
             if (g < kt->n_groups) {
                 __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
                 half16(cb, x, B, 0, acc);
-                finish_group(kt, in, rt, g, acc, &yacc, &corr, &o, oend);
+                finish_group(kt, in, &rc, g, acc, &yacc, szb);
             }
         } else {
             int32_t t = 0;
@@ -142,22 +171,23 @@ T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
                     if (t & 1) half16(cb + (size_t)(t >> 1) * bu, x, B, 1, acc);
                     else half16(cb + (size_t)(t >> 1) * bu, x, B, 0, acc);
                 }
-                finish_group(kt, in, rt, g, acc, &yacc, &corr, &o, oend);
+                finish_group(kt, in, &rc, g, acc, &yacc, szb);
             }
         }
-        store_rows(kt, rt, y, _mm512_add_ps(yacc, corr));
+        store_rows(kt, rt, y, szb ? _mm512_add_ps(yacc, outliers(kt, in, rt, szb)) : yacc);
     }
 }
 
 T512 void kt_matvec_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+    float *szb = in->szb; /* this thread's [n_groups][16] s * z scratch */
     switch (kt->wbits) {
-    case 2: matvec_b(kt, in, rt0, rt1, Y, 2); break;
-    case 3: matvec_b(kt, in, rt0, rt1, Y, 3); break;
-    case 4: matvec_b(kt, in, rt0, rt1, Y, 4); break;
-    case 5: matvec_b(kt, in, rt0, rt1, Y, 5); break;
-    case 6: matvec_b(kt, in, rt0, rt1, Y, 6); break;
-    case 7: matvec_b(kt, in, rt0, rt1, Y, 7); break;
-    default: matvec_b(kt, in, rt0, rt1, Y, 8); break;
+    case 2: matvec_b(kt, in, rt0, rt1, Y, 2, szb); break;
+    case 3: matvec_b(kt, in, rt0, rt1, Y, 3, szb); break;
+    case 4: matvec_b(kt, in, rt0, rt1, Y, 4, szb); break;
+    case 5: matvec_b(kt, in, rt0, rt1, Y, 5, szb); break;
+    case 6: matvec_b(kt, in, rt0, rt1, Y, 6, szb); break;
+    case 7: matvec_b(kt, in, rt0, rt1, Y, 7, szb); break;
+    default: matvec_b(kt, in, rt0, rt1, Y, 8, szb); break;
     }
 }
 
@@ -174,6 +204,7 @@ T512 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
     __m512 ya[64], ga[64];
     for (int32_t rt = rt0; rt < rt1; rt++) {
         for (int32_t j = 0; j < n; j++) ya[j] = _mm512_setzero_ps();
+        const rt_ctx rc = rt_begin(kt, rt);
         for (int32_t g = 0; g < kt->n_groups; g++) {
             for (int32_t j = 0; j < n; j++) ga[j] = _mm512_setzero_ps();
             for (int32_t k = 0; k < ctpg; k++) {
@@ -193,7 +224,7 @@ T512 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
                 }
             }
             __m512 s, z;
-            stats512(kt, rt, g, &s, &z);
+            stats512(kt, &rc, g, &s, &z);
             for (int32_t j = 0; j < n; j++)
                 ya[j] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[(size_t)j * kt->n_groups + g]), ga[j]), ya[j]);
         }
@@ -206,7 +237,7 @@ T512 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
                 const int32_t c = kt->o_col[o], i = kt->o_row[o], g = c / kt->groupsize;
                 if (g != gcur) {
                     __m512 s, z;
-                    stats512(kt, rt, g, &s, &z);
+                    stats512(kt, &rc, g, &s, &z);
                     _mm512_storeu_ps(sa, s);
                     _mm512_storeu_ps(za, z);
                     gcur = g;
@@ -231,8 +262,99 @@ T512 void kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t r
     default: matmul_b(kt, in, rt0, rt1, Y, 8); break;
     }
 }
+#define T512V __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,fma,f16c")))
+
+/* int8 activations: sum_j q_ij xi_j of one 16x16 tile (half h of a block)
+ * in exact int32. Fields go to bytes by vpmultishiftqb (a qword holds rows
+ * 2i, 2i+1: its low / high dword), straddling fields by two shifts; then
+ * vpdpbusd (u8 code x s8 activation, 4 columns per dword lane). */
+T512V INLINE __m512i tile_i8(const uint32_t *blk, const int32_t *xa, const int h, const int B) {
+    const __m512i bm = _mm512_set1_epi8((char)((1 << B) - 1)), m32 = _mm512_set1_epi32((1 << B) - 1);
+    __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+    int q = 0;
+    /* the same op order as i8_plan (spqr_kernel.c), folded at compile time */
+#pragma GCC unroll 8
+    for (int d = 0; d < B; d++) {
+        uint64_t ctrl = 0x2020202000000000ull;
+        int cnt = 0;
+#pragma GCC unroll 16
+        for (int c = 0; c < KT_C; c++) {
+            const int j = h * KT_C + c, sh = kt_field_shift(B, j);
+            if (kt_field_dword(B, j) != d || sh + B > 32) continue;
+            const int b = cnt % 4;
+            ctrl = (ctrl & ~(0xffull << (8 * b) | 0xffull << (8 * (b + 4)))) | (uint64_t)sh << (8 * b) |
+                   (uint64_t)(32 + sh) << (8 * (b + 4));
+            cnt++;
+            if (b == 3 || c == KT_C - 1) { /* a full op, or the half's last column */
+                const __m512i v = _mm512_load_si512(blk + d * KT_R);
+                __m512i f = _mm512_multishift_epi64_epi8(_mm512_set1_epi64((long long)ctrl), v);
+                if (B < 8) f = _mm512_and_si512(f, bm);
+                acc[q & 1] = _mm512_dpbusd_epi32(acc[q & 1], f, _mm512_set1_epi32(xa[q]));
+                q++;
+                ctrl = 0x2020202000000000ull;
+                cnt = 0;
+            }
+        }
+        if (cnt) { /* the dword's last, partial op */
+            const __m512i v = _mm512_load_si512(blk + d * KT_R);
+            __m512i f = _mm512_multishift_epi64_epi8(_mm512_set1_epi64((long long)ctrl), v);
+            if (B < 8) f = _mm512_and_si512(f, bm);
+            acc[q & 1] = _mm512_dpbusd_epi32(acc[q & 1], f, _mm512_set1_epi32(xa[q]));
+            q++;
+        }
+    }
+#pragma GCC unroll 16
+    for (int c = 0; c < KT_C; c++) {
+        const int j = h * KT_C + c, d = kt_field_dword(B, j), sh = kt_field_shift(B, j);
+        if (sh + B <= 32) continue;
+        const __m512i v = _mm512_load_si512(blk + d * KT_R), w = _mm512_load_si512(blk + (d + 1) * KT_R);
+        const __m512i f = _mm512_ternarylogic_epi32(_mm512_srli_epi32(v, sh), _mm512_slli_epi32(w, 32 - sh), m32, 0xA8);
+        acc[q & 1] = _mm512_dpbusd_epi32(acc[q & 1], f, _mm512_set1_epi32(xa[q]));
+        q++;
+    }
+    return _mm512_add_epi32(acc[0], acc[1]);
+}
+
+T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y, const int B,
+                             float *szbuf) {
+    const int32_t ctpg = kt->ct_per_group, bu = kt->blk_u32;
+    for (int32_t rt = rt0; rt < rt1; rt++) {
+        const uint32_t *cb = kt->codes + (size_t)rt * kt->n_cblocks * bu;
+        int32_t t = 0;
+        float *szb = kt->o_ptr[rt + 1] > kt->o_ptr[rt] ? szbuf : NULL;
+        __m512 yacc = _mm512_setzero_ps();
+        const rt_ctx rc = rt_begin(kt, rt);
+        for (int32_t g = 0; g < kt->n_groups; g++) {
+            __m512 dot = _mm512_setzero_ps();
+            for (int32_t k = 0; k < ctpg; k++, t++) {
+                const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
+                const int32_t *xa = in->xa + (size_t)t * KT_XOPS;
+                const __m512i id = (t & 1) ? tile_i8(blk, xa, 1, B) : tile_i8(blk, xa, 0, B);
+                dot = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), _mm512_set1_ps(in->at[t]), dot);
+            }
+            finish_dot(kt, in, &rc, g, dot, &yacc, szb);
+        }
+        store_rows(kt, rt, y, szb ? _mm512_add_ps(yacc, outliers(kt, in, rt, szb)) : yacc);
+    }
+}
+
+T512V void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+    float *szb = in->szb; /* this thread's [n_groups][16] s * z scratch */
+    switch (kt->wbits) {
+    case 2: matvec_i8_b(kt, in, rt0, rt1, Y, 2, szb); break;
+    case 3: matvec_i8_b(kt, in, rt0, rt1, Y, 3, szb); break;
+    case 4: matvec_i8_b(kt, in, rt0, rt1, Y, 4, szb); break;
+    case 5: matvec_i8_b(kt, in, rt0, rt1, Y, 5, szb); break;
+    case 6: matvec_i8_b(kt, in, rt0, rt1, Y, 6, szb); break;
+    case 7: matvec_i8_b(kt, in, rt0, rt1, Y, 7, szb); break;
+    default: matvec_i8_b(kt, in, rt0, rt1, Y, 8, szb); break;
+    }
+}
 #else
 #include "kernels/spqr_kernel.h"
+void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+    kt_matmul_scalar(kt, in, rt0, rt1, Y);
+}
 void kt_matvec_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }

@@ -1,5 +1,6 @@
 /* Picking a kernel path: what the CPU supports (checked at run time, so one
- * binary runs everywhere), an explicit request, or env SPQR_KERNEL. */
+ * binary runs everywhere), an explicit request, or env SPQR_KERNEL. AUTO
+ * never picks avx512vnni: its int8 activations change the numbers. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,9 @@ int kt_path_supported(spqr_kernel_path p) {
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    case SPQR_KERNEL_AVX512_VNNI:
+        return kt_path_supported(SPQR_KERNEL_AVX512) && __builtin_cpu_supports("avx512vnni") &&
+               __builtin_cpu_supports("avx512vbmi");
 #endif
     default: return 0;
     }
@@ -28,6 +32,7 @@ const char *spqr_kernel_path_name(spqr_kernel_path p) {
     case SPQR_KERNEL_SCALAR: return "scalar";
     case SPQR_KERNEL_AVX2: return "avx2";
     case SPQR_KERNEL_AVX512: return "avx512";
+    case SPQR_KERNEL_AVX512_VNNI: return "avx512vnni";
     }
     return "unknown";
 }
@@ -46,15 +51,16 @@ static spqr_status resolve(spqr_kernel_path req, spqr_kernel_path *out, spqr_err
             if (!strcmp(env, "scalar")) req = SPQR_KERNEL_SCALAR;
             else if (!strcmp(env, "avx2")) req = SPQR_KERNEL_AVX2;
             else if (!strcmp(env, "avx512")) req = SPQR_KERNEL_AVX512;
+            else if (!strcmp(env, "avx512vnni")) req = SPQR_KERNEL_AVX512_VNNI;
             else
                 return spqr_err_set(err, SPQR_ERR_INVALID_ARG,
-                                    "SPQR_KERNEL='%s' is not one of scalar, avx2, avx512, auto", env);
+                                    "SPQR_KERNEL='%s' is not one of scalar, avx2, avx512, avx512vnni, auto", env);
         } else {
             *out = best_path();
             return SPQR_OK;
         }
     }
-    if (req < SPQR_KERNEL_SCALAR || req > SPQR_KERNEL_AVX512)
+    if (req < SPQR_KERNEL_SCALAR || req > SPQR_KERNEL_AVX512_VNNI)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "unknown kernel path %d", (int)req);
     if (!kt_path_supported(req))
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "kernel path %s is not supported by this CPU",
