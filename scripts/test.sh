@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command: builds (if needed) and runs the whole CTest suite.
+# Usage: scripts/test.sh [BUILD_DIR] [extra cmake args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir="${1:-build}"
+shift || true
+scripts/build.sh "$dir" "$@"
+cd "$dir"
+ctest --output-on-failure -j"$(nproc)"
