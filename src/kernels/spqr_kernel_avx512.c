@@ -123,7 +123,9 @@ T512 INLINE void finish_dot(const spqr_ktensor *kt, const kt_input *in, const rt
  * straight loop (no per-group branches whose trip counts mispredict). */
 T512 INLINE __m512 outliers(const spqr_ktensor *kt, const kt_input *in, int32_t rt, const float *szb) {
     float corr[KT_R] = {0};
-    for (int32_t o = kt->o_ptr[rt]; o < kt->o_ptr[rt + 1]; o++) {
+    int32_t o = kt->o_ptr[rt];
+    const int32_t oend = kt->o_ptr[rt + 1];
+    for (; o < oend; o++) {
         const uint32_t c = kt->o_col[o], i = kt->o_row[o];
         const uint32_t g = (uint32_t)(((uint64_t)c * kt->gs_magic) >> 32); /* c / groupsize */
         corr[i] += (_cvtsh_ss(kt->o_val[o]) + szb[g * KT_R + i]) * in->xq[c];
