@@ -5,6 +5,7 @@
  *   logits = lm_head · n(x)
  * A chunk of B > 1 tokens goes through linear_matmul (sgemm); B = 1 (decode)
  * through linear_matvec. K and V are written straight into the cache. */
+#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -33,19 +34,48 @@ static void rope(float *v, int32_t n_heads, int32_t head_dim, const float *cos_p
     }
 }
 
-/* Causal GQA attention for the B tokens at positions p0..p0+B-1 of one layer. */
+/* Causal GQA attention for the B tokens at positions p0..p0+B-1 of one
+ * layer. One token (decode): a loop per head. Several (prompt): per head,
+ * S = scale * Q K^T and O = softmax(S) V as two sgemm calls on [B][p0+B]
+ * scores, the causal mask applied between them. */
 static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, const float *vc) {
     const spqr_config *c = &s->m->cfg;
     const int32_t hd = c->head_dim, nh = c->n_heads, group = c->n_heads / c->n_kv_heads;
     const int32_t qd = nh * hd, kvd = c->n_kv_heads * hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    const int32_t items = B * nh;
-    const int par = s->n_threads > 1 && (int64_t)items * (p0 + B) * hd > 32768;
+    if (B > 1) {
+        const int32_t T = p0 + B;
+        const int par = s->n_threads > 1 && (int64_t)B * T * hd * nh > 32768;
 #pragma omp parallel for num_threads(s->n_threads) schedule(dynamic, 1) if (par)
-    for (int32_t it = 0; it < items; it++) {
-        const int32_t i = it / nh, h = it % nh, pos = p0 + i, kvh = h / group;
-        const float *q = s->q + (size_t)i * qd + (size_t)h * hd;
-        float *sc = s->scores + (size_t)omp_get_thread_num() * s->max_ctx;
+        for (int32_t h = 0; h < nh; h++) {
+            const int32_t kvh = h / group;
+            float *S = s->scores + (size_t)omp_get_thread_num() * s->max_batch * s->max_ctx; /* [B][T] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, T, hd, scale, s->q + (size_t)h * hd, qd,
+                        kc + (size_t)kvh * hd, kvd, 0.0f, S, T);
+            for (int32_t i = 0; i < B; i++) {
+                float *row = S + (size_t)i * T;
+                const int32_t valid = p0 + i + 1; /* token i sees positions 0..p0+i */
+                float mx = -INFINITY, sum = 0.0f;
+                for (int32_t t = 0; t < valid; t++) mx = row[t] > mx ? row[t] : mx;
+                for (int32_t t = 0; t < valid; t++) {
+                    row[t] = expf(row[t] - mx);
+                    sum += row[t];
+                }
+                const float inv = 1.0f / sum;
+                for (int32_t t = 0; t < valid; t++) row[t] *= inv;
+                for (int32_t t = valid; t < T; t++) row[t] = 0.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, hd, T, 1.0f, S, T, vc + (size_t)kvh * hd, kvd,
+                        0.0f, s->att + (size_t)h * hd, qd);
+        }
+        return;
+    }
+    const int par = s->n_threads > 1 && (int64_t)nh * (p0 + 1) * hd > 32768;
+#pragma omp parallel for num_threads(s->n_threads) schedule(dynamic, 1) if (par)
+    for (int32_t h = 0; h < nh; h++) {
+        const int32_t pos = p0, kvh = h / group;
+        const float *q = s->q + (size_t)h * hd;
+        float *sc = s->scores + (size_t)omp_get_thread_num() * s->max_batch * s->max_ctx;
         float mx = -INFINITY;
         for (int32_t t = 0; t <= pos; t++) {
             const float *k = kc + (size_t)t * kvd + (size_t)kvh * hd;
@@ -61,7 +91,7 @@ static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, c
             sum += sc[t];
         }
         const float inv = 1.0f / sum;
-        float *o = s->att + (size_t)i * qd + (size_t)h * hd;
+        float *o = s->att + (size_t)h * hd;
         memset(o, 0, (size_t)hd * sizeof(float));
         for (int32_t t = 0; t <= pos; t++) {
             const float *v = vc + (size_t)t * kvd + (size_t)kvh * hd;
@@ -80,7 +110,7 @@ spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const mod
                                 spqr_err *err) {
     const spqr_model *m = s->m;
     const spqr_config *c = &m->cfg;
-    const int32_t H = c->hidden_size, hd = c->head_dim, half = hd / 2, I = c->intermediate_size;
+    const int32_t H = c->hidden_size, hd = c->head_dim, half = hd / 2, n_inter = c->intermediate_size;
     const int32_t qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     const int32_t p0 = s->pos, nt = s->n_threads;
     spqr_status st;
@@ -111,11 +141,11 @@ spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const mod
     HOOK(MODEL_GROUP_GATE_UP, s->xb, H);
     if ((st = linear_matmul(&L->w_gate, s->xb, B, s->hb, nt, err))) return st;
     if ((st = linear_matmul(&L->w_up, s->xb, B, s->hb2, nt, err))) return st;
-    for (size_t j = 0; j < (size_t)B * I; j++) {
+    for (size_t j = 0; j < (size_t)B * n_inter; j++) {
         const float g = s->hb[j];
         s->hb[j] = g / (1.0f + expf(-g)) * s->hb2[j]; /* silu(gate) * up */
     }
-    HOOK(MODEL_GROUP_DOWN, s->hb, I);
+    HOOK(MODEL_GROUP_DOWN, s->hb, n_inter);
     if ((st = linear_matmul(&L->w_down, s->hb, B, s->xb2, nt, err))) return st;
     for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
 #undef HOOK

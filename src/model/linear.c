@@ -231,12 +231,32 @@ spqr_status linear_matvec(const spqr_linear *lin, const float *x, float *y, int3
     return linear_matvec_isa(lin, x, y, n_threads, SPQR_ISA_AUTO, err);
 }
 
+__attribute__((target("avx2,f16c,fma"))) static void widen_f16_avx2(const uint16_t *src, float *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = h2f(src[i]);
+}
+
+__attribute__((target("avx512f"))) static void widen_f16_avx512(const uint16_t *src, float *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
+    for (; i < n; i++) dst[i] = h2f(src[i]);
+}
+
 static void widen_rows(const spqr_linear *lin, int32_t r0, int32_t nr, float *dst) {
     const size_t count = (size_t)nr * lin->cols;
     const uint16_t *src = (const uint16_t *)lin->data + (size_t)r0 * lin->cols;
     if (lin->kind == SPQR_LINEAR_F16) {
+        const spqr_isa isa = linear_isa_best();
+        if (isa == SPQR_ISA_AVX512) {
+            widen_f16_avx512(src, dst, count);
+        } else if (isa == SPQR_ISA_AVX2) {
+            widen_f16_avx2(src, dst, count);
+        } else {
 #pragma omp simd
-        for (size_t i = 0; i < count; i++) dst[i] = h2f(src[i]);
+            for (size_t i = 0; i < count; i++) dst[i] = h2f(src[i]);
+        }
     } else {
 #pragma omp simd
         for (size_t i = 0; i < count; i++) dst[i] = b2f(src[i]);

@@ -7,7 +7,7 @@
 #include "model/config.h"
 #include "model/session.h"
 
-#define SESSION_MAX_BATCH 128 /* prompt chunk: big enough for sgemm efficiency */
+#define SESSION_MAX_BATCH 256 /* prompt chunk: big enough for sgemm efficiency */
 
 static float *alloc_floats(size_t n, size_t *total) {
     *total += n * sizeof(float);
@@ -45,7 +45,7 @@ spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_
     s->att = alloc_floats(B * qd, &total);
     s->hb = alloc_floats(B * I, &total);
     s->hb2 = alloc_floats(B * I, &total);
-    s->scores = alloc_floats((size_t)n_threads * max_ctx, &total);
+    s->scores = alloc_floats((size_t)n_threads * B * max_ctx, &total);
     float *inv_freq = malloc(half * sizeof(float));
     if (!s->key_cache || !s->value_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->xb || !s->xb2 || !s->q ||
         !s->att || !s->hb || !s->hb2 || !s->scores || !inv_freq) {

@@ -22,7 +22,7 @@ struct spqr_session {
     float *q;        /* [n_heads * head_dim] */
     float *att;      /* [n_heads * head_dim] attention output */
     float *hb, *hb2; /* [intermediate] gate / up */
-    float *scores;   /* [n_threads][max_ctx] attention weights, one row per thread */
+    float *scores;   /* [n_threads][max_batch][max_ctx] attention weights, one block per thread */
 };
 
 /* Inputs of the linear groups of one layer, in the order they are used. */
