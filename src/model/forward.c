@@ -45,7 +45,7 @@ static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, c
     const float scale = 1.0f / sqrtf((float)hd);
     if (B > 1) {
         const int32_t T = p0 + B;
-        const int par = s->n_threads > 1 && (int64_t)B * T * hd * nh > 32768;
+        const int par = s->n_threads > 1 && (int64_t)B * T * hd * nh >= (1 << 18);
 #pragma omp parallel for num_threads(s->n_threads) schedule(dynamic, 1) if (par)
         for (int32_t h = 0; h < nh; h++) {
             const int32_t kvh = h / group;
@@ -70,7 +70,7 @@ static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, c
         }
         return;
     }
-    const int par = s->n_threads > 1 && (int64_t)nh * (p0 + 1) * hd > 32768;
+    const int par = s->n_threads > 1 && (int64_t)nh * (p0 + 1) * hd >= (1 << 18);
 #pragma omp parallel for num_threads(s->n_threads) schedule(dynamic, 1) if (par)
     for (int32_t h = 0; h < nh; h++) {
         const int32_t pos = p0, kvh = h / group;

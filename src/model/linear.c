@@ -149,6 +149,10 @@ __attribute__((target("avx512f"))) static float dot_f32_avx512(const float *w, c
 
 /* ---- dispatch ---- */
 
+/* Below this many multiply-adds a parallel region costs more than it
+ * saves; on a shared machine a fork/join can cost milliseconds. */
+#define LINEAR_PAR_MIN (1 << 18)
+
 spqr_isa linear_isa_best(void) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) return SPQR_ISA_AVX512;
@@ -221,7 +225,7 @@ spqr_status linear_matvec_isa(const spqr_linear *lin, const float *x, float *y, 
     const char *base = lin->data;
     if (n_threads < 1) n_threads = 1;
     /* Small layers are not worth waking threads for. */
-    const int par = (int64_t)rows * cols >= (1 << 16) && n_threads > 1;
+    const int par = (int64_t)rows * cols >= LINEAR_PAR_MIN && n_threads > 1;
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (par)
     for (int32_t r = 0; r < rows; r++) y[r] = dot(base + (size_t)r * row_bytes, x, cols);
     return SPQR_OK;
@@ -302,7 +306,7 @@ spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, flo
         const dot_fn dot = pick_dot(lin->kind, linear_isa_best());
         const size_t row_bytes = (size_t)cols * elem_size(lin->kind);
         const char *base = lin->data;
-        const int par = (int64_t)rows * cols >= (1 << 16) && n_threads > 1;
+        const int par = (int64_t)rows * cols * n >= LINEAR_PAR_MIN && n_threads > 1;
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (par)
         for (int32_t r = 0; r < rows; r++)
             for (int32_t t = 0; t < n; t++)
@@ -312,6 +316,7 @@ spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, flo
     const int32_t tr = tile_rows(cols);
     const int32_t n_tiles = (rows + tr - 1) / tr;
     if (n_threads > n_tiles) n_threads = n_tiles;
+    if ((int64_t)rows * cols * n < 8 * (int64_t)LINEAR_PAR_MIN) n_threads = 1;
     float *bufs = NULL;
     if (lin->kind != SPQR_LINEAR_F32) {
         bufs = malloc((size_t)n_threads * tr * cols * sizeof(float));
@@ -319,7 +324,7 @@ spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, flo
     }
     /* Each thread widens its own tiles and runs a single-threaded sgemm on
      * them (the CLI sets OpenBLAS to one thread; parallelism is ours). */
-#pragma omp parallel num_threads(n_threads)
+#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
     {
         float *buf = bufs ? bufs + (size_t)omp_get_thread_num() * tr * cols : NULL;
 #pragma omp for schedule(dynamic, 1)
