@@ -49,6 +49,9 @@ def parse_args():
     ap.add_argument("--ckpt", default=os.path.join(ROOT, "out", "train_default_ckpt.pt"))
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--new-phase", action="store_true",
+                    help="with --resume: keep the weights and optimizer, start a fresh warmup+cosine schedule "
+                         "of --minutes / --steps (continued training)")
     ap.add_argument("--tokenizer", default=None, help="use this tokenizer.json instead of training one")
     ap.add_argument("--vocab", type=int, default=4096)
     ap.add_argument("--hidden", type=int, default=256)
@@ -164,6 +167,13 @@ def main():
         state = ck["state"]
         gen.set_state(ck["gen"])
         print(f"resumed from {args.ckpt} at step {state['step']}", flush=True)
+        if args.new_phase:
+            # A second schedule: progress and warmup count from here, the step total keeps counting.
+            state["phase_start"] = state["step"]
+            state["planned_steps"] = state["step"] + args.steps if args.steps else 0
+            state["train_seconds_before"] = state.get("train_seconds_before", 0.0) + state["train_seconds"]
+            state["train_seconds"] = 0.0
+            print(f"new phase from step {state['step']}", flush=True)
 
     budget = args.minutes * 60.0
     model.train()
@@ -181,7 +191,7 @@ def main():
             probe_t.append(time.time() - t0)
             state["train_seconds"] += probe_t[-1]
         sec = sorted(probe_t[1:])[len(probe_t[1:]) // 2]
-        state["planned_steps"] = max(state["step"] + 1, int(budget / sec))
+        state["planned_steps"] = max(state["step"] + 1, state.get("phase_start", 0) + int(budget / sec))
         print(f"speed probe: {sec:.3f} s/step -> planned {state['planned_steps']} steps "
               f"for {args.minutes} min", flush=True)
 
@@ -190,10 +200,11 @@ def main():
     t_loop = time.time() - state["train_seconds"]
     while True:
         elapsed = time.time() - t_loop
-        progress = max(state["step"] / planned, elapsed / budget)
+        p0 = state.get("phase_start", 0)
+        progress = max((state["step"] - p0) / max(planned - p0, 1), elapsed / budget)
         if progress >= 1.0:
             break
-        lr = lr_at(progress, state["step"], args)
+        lr = lr_at(progress, state["step"] - state.get("phase_start", 0), args)
         for g in opt.param_groups:
             g["lr"] = lr
         x, y = get_batch(data, args, gen)
@@ -229,7 +240,7 @@ def main():
     info = {
         "n_params": n_params, "steps": state["step"], "planned_steps": planned,
         "tokens_seen": state["tokens_seen"], "train_tokens": int(data.numel()),
-        "train_minutes": state["train_seconds"] / 60, "total_minutes": (time.time() - t_start) / 60,
+        "train_minutes": (state["train_seconds"] + state.get("train_seconds_before", 0.0)) / 60, "total_minutes": (time.time() - t_start) / 60,
         "final_train_loss_ema": state["loss_ema"], "batch": args.batch, "seqlen": args.seqlen,
         "lr": args.lr, "warmup": args.warmup, "heldout": r, "held_tokens": len(held_ids),
         "argv": sys.argv[1:], "torch": torch.__version__, "threads": args.threads,
