@@ -123,6 +123,7 @@ int cmd_generate(int argc, char **argv) {
     }
     const double t_gen = cli_now() - t1;
     printf("\n");
+    fflush(stdout);
     fprintf(stderr, "prompt: %d tokens in %.3f s, %.1f tokens/s; generation: %d tokens, %.1f tokens/s (%d threads)\n",
             n_prompt, t_prompt, n_prompt / t_prompt, n_done, n_decoded > 0 ? n_decoded / t_gen : 0.0, threads);
     rc = 0;
