@@ -39,7 +39,8 @@ spqr_status spqr_err_prefix(spqr_err *err, spqr_status code, const char *fmt, ..
         va_end(ap);
         memcpy(old, err->msg, sizeof old);
         old[sizeof old - 1] = 0;
-        snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+        /* both parts are bounded so the result fits; the old message is cut first */
+        snprintf(err->msg, sizeof err->msg, "%.255s: %.250s", prefix, old);
         err->code = code;
     }
     return code;

@@ -358,8 +358,8 @@ static spqr_status load_json(spqr_tokenizer *t, const cJSON *root, spqr_err *err
     if ((st = tok_strmap_init(&t->vocab, (uint32_t)n_vocab, err))) return st;
     int64_t fill = 0;
     cJSON_ArrayForEach(e, vocab) {
-        int32_t id;
-        jid(e, &id);
+        int32_t id = -1;
+        if (!jid(e, &id)) return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer: vocab entry has an invalid id");
         if (t->str_len[id] >= 0)
             return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer: id %d is used by two vocab tokens (\"%.40s\")", id, e->string);
         size_t l = strlen(e->string);
@@ -420,9 +420,10 @@ static spqr_status load_json(spqr_tokenizer *t, const cJSON *root, spqr_err *err
     for (int32_t id = 0; id < t->n_ids; id++)
         if (t->str_len[id] >= 0) decode_vocab_token(t, id, &fill);
     if (added) cJSON_ArrayForEach(e, added) {
-        int32_t id;
+        int32_t id = -1;
         const char *c = jstr(e, "content");
-        jid(cJSON_GetObjectItemCaseSensitive(e, "id"), &id);
+        if (!c || !jid(cJSON_GetObjectItemCaseSensitive(e, "id"), &id))
+            return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer: added token without a valid id and content");
         size_t l = strlen(c);
         set_decoded(t, id, (const uint8_t *)c, l, &fill);
         t->is_added[id] = 1;
