@@ -74,7 +74,7 @@ static spqr_status bl_word(enc_ctx *c, const uint8_t *s, size_t n) {
 /* Applies regex stage k to s[0..n), then the next stages, then BPE. */
 static spqr_status bl_stage(enc_ctx *c, int k, const uint8_t *s, size_t n) {
     const spqr_tokenizer *t = c->t;
-    if (k == t->n_stages) return bl_word(c, s, n);
+    if (k >= t->n_stages || k >= TOK_MAX_STAGES) return bl_word(c, s, n);
     for (size_t i = 0; i < n;) {
         size_t l = t->stage[k] == TOK_PRE_GPT2 ? tok_pretok_gpt2(s + i, n - i)
                                                : tok_pretok_llama3(s + i, n - i, t->stage_digits[k]);
