@@ -8,7 +8,7 @@
 # env:   SPQR (binary, default build/spqr), NSAMPLES (128), SEQLEN (256),
 #        CTX (256, evaluation window), CHUNKS (0 = the whole held-out text),
 #        THREADS (all cores), CALIB (data/calib.txt), HELDOUT (data/heldout.txt),
-#        METHODS (space-separated row names to run, default all)
+#        METHODS (extended regex: only rows whose name matches, default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-models/default}
@@ -32,6 +32,8 @@ ROWS=(
   "gptq3|--preset gptq3"
   "spqr 3.6bit|--preset 3.6bit"
   "spqr near-lossless|--preset near-lossless"
+  "spqr w3, tau 0.5|--preset 3.6bit --outlier-threshold 0.5"
+  "spqr w3, tau 1.0|--preset 3.6bit --outlier-threshold 1.0"
   "ablation: 3.6bit without outliers|--preset 3.6bit --outlier-threshold off"
   "ablation: 3.6bit with fp16 statistics (no bilevel)|--preset 3.6bit --qq-scale-bits 0 --qq-zero-bits 0"
   "ablation: 3.6bit, no outliers, fp16 statistics|--preset 3.6bit --outlier-threshold off --qq-scale-bits 0 --qq-zero-bits 0"
@@ -57,7 +59,7 @@ FP16_MB=$(du -b "$MODEL"/*.safetensors | awk '{s += $1} END {printf "%.2f", s / 
 for row in "${ROWS[@]}"; do
   name=${row%%|*}
   flags=${row#*|}
-  if [ -n "${METHODS:-}" ] && ! grep -qw -- "${name%% *}" <<<"$METHODS"; then continue; fi
+  if [ -n "${METHODS:-}" ] && ! [[ "$name" =~ $METHODS ]]; then continue; fi
   echo "$name: quantize $flags" >&2
   t0=$(date +%s.%N)
   # shellcheck disable=SC2086
