@@ -10,6 +10,9 @@ if command -v npm >/dev/null 2>&1 && [ -f package-lock.json ]; then
   npm ci --silent --no-audit --no-fund >/dev/null 2>&1 || echo "note: npm ci failed; only retraining the default model needs it"
 fi
 scripts/build.sh build
+# Idle OpenMP threads sleep instead of spinning: on a small shared machine
+# spinning threads steal the cores the work needs (measured 2-5x on 2 cores).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 SPQR=build/spqr
 MODEL=models/default
 Q=build/default-3.6bit.spqr
