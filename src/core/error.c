@@ -55,3 +55,17 @@ void spqr_log(const spqr_logger *log, spqr_log_level level, const char *fmt, ...
     va_end(ap);
     log->fn(log->user, level, buf);
 }
+
+const char *spqr_printable(const char *s, char *buf, size_t cap) {
+    size_t j = 0, i = 0;
+    for (; s[i] && j + 4 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[j++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (s[i]) {
+        memcpy(buf + j, "...", 3);
+        j += 3;
+    }
+    buf[j] = 0;
+    return buf;
+}

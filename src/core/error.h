@@ -19,4 +19,10 @@ spqr_status spqr_err_prefix(spqr_err *err, spqr_status code, const char *fmt, ..
 
 void spqr_log(const spqr_logger *log, spqr_log_level level, const char *fmt, ...) SPQR_PRINTF(3, 4);
 
+/* Copies s into buf (cap bytes, cap >= 4) for quoting in an error message:
+ * strings from a hostile file (tensor names, dtypes) must stay one printable
+ * line of bounded length, so control bytes become '?' and a cut ends in "...".
+ * Returns buf. */
+const char *spqr_printable(const char *s, char *buf, size_t cap);
+
 #endif

@@ -51,21 +51,6 @@ static const char *type_name(uint32_t t) {
     }
 }
 
-/* Names come from a hostile file: one printable line of bounded length. */
-static const char *printable(const char *s, char *buf, size_t cap) {
-    size_t j = 0, i = 0;
-    for (; s[i] && j + 4 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[j++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (s[i]) {
-        memcpy(buf + j, "...", 3);
-        j += 3;
-    }
-    buf[j] = 0;
-    return buf;
-}
-
 static spqr_status ferr(const spqr_archive *a, spqr_err *err, const char *fmt, ...) SPQR_PRINTF(3, 4);
 static spqr_status ferr(const spqr_archive *a, spqr_err *err, const char *fmt, ...) {
     char msg[400];
@@ -88,7 +73,7 @@ static spqr_status serr(const spqr_archive *a, spqr_err *err, uint32_t i, int na
     const spqrf_entry *e = &a->ent[i];
     if (named)
         return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: section %u '%s' (%s): %s", a->label, i,
-                            printable(a->names + e->name_offset, nb, sizeof nb), type_name(e->type), msg);
+                            spqr_printable(a->names + e->name_offset, nb, sizeof nb), type_name(e->type), msg);
     return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: section %u (%s): %s", a->label, i, type_name(e->type), msg);
 }
 

@@ -31,22 +31,6 @@ struct spqr_safetensors {
     int32_t *by_name;        /* indices sorted by name, for find */
 };
 
-/* Tensor names come from a hostile file: keep error messages one printable
- * line of bounded length. */
-static const char *printable(const char *s, char *buf, size_t cap) {
-    size_t j = 0, i = 0;
-    for (; s[i] && j + 4 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[j++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (s[i]) {
-        memcpy(buf + j, "...", 3);
-        j += 3;
-    }
-    buf[j] = 0;
-    return buf;
-}
-
 /* Non-negative integral JSON number not above 2^53. */
 static int json_uint(const cJSON *v, uint64_t *out) {
     if (!cJSON_IsNumber(v)) return 0;
@@ -89,7 +73,7 @@ void spqr_safetensors_close(spqr_safetensors *f) {
 static spqr_status parse_tensor(const char *path, const cJSON *item, uint64_t data_size, const uint8_t *data,
                                 spqr_st_tensor *t, spqr_err *err) {
     char nb[128];
-    const char *nm = printable(item->string, nb, sizeof nb);
+    const char *nm = spqr_printable(item->string, nb, sizeof nb);
     if (!cJSON_IsObject(item))
         return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: tensor '%s': entry is not a JSON object", path, nm);
     const cJSON *dt = NULL, *shape = NULL, *offs = NULL;
@@ -111,7 +95,7 @@ static spqr_status parse_tensor(const char *path, const cJSON *item, uint64_t da
     if (spqr_dtype_parse(dt->valuestring, &t->dtype) != 0) {
         char db[64];
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "%s: tensor '%s': unsupported dtype '%s'", path, nm,
-                            printable(dt->valuestring, db, sizeof db));
+                            spqr_printable(dt->valuestring, db, sizeof db));
     }
     if (!shape || !cJSON_IsArray(shape))
         return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: tensor '%s': missing or non-array 'shape'", path, nm);
@@ -174,7 +158,7 @@ static spqr_status parse_metadata(const char *path, const cJSON *m, spqr_err *er
     for (const cJSON *c = m->child; c; c = c->next, n++)
         if (!cJSON_IsString(c))
             return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: metadata '%s': value is not a string", path,
-                                printable(c->string, kb, sizeof kb));
+                                spqr_printable(c->string, kb, sizeof kb));
     /* Duplicate keys would make lookups ambiguous: sort and compare. */
     name_idx *keys = calloc(n ? (size_t)n : 1, sizeof *keys);
     if (!keys) return spqr_err_set(err, SPQR_ERR_NOMEM, "%s: out of memory", path);
@@ -184,7 +168,7 @@ static spqr_status parse_metadata(const char *path, const cJSON *m, spqr_err *er
     for (i = 0; i + 1 < n; i++)
         if (!strcmp(keys[i].name, keys[i + 1].name)) {
             spqr_status s = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: metadata key '%s' appears twice", path,
-                                         printable(keys[i].name, kb, sizeof kb));
+                                         spqr_printable(keys[i].name, kb, sizeof kb));
             free(keys);
             return s;
         }
@@ -305,7 +289,7 @@ spqr_status spqr_safetensors_open(const char *path, spqr_safetensors **out, spqr
         if (!strcmp(names[i].name, names[i + 1].name)) {
             char nb[128];
             s = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: tensor '%s' appears twice in the header", path,
-                             printable(names[i].name, nb, sizeof nb));
+                             spqr_printable(names[i].name, nb, sizeof nb));
             goto fail;
         }
     for (i = 0; i < n; i++) f->by_name[i] = names[i].idx;
@@ -321,8 +305,8 @@ spqr_status spqr_safetensors_open(const char *path, spqr_safetensors **out, spqr
         if (reach_idx >= 0 && ranges[i].begin < reach) {
             char a[96], b[96];
             s = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: tensor '%s': data overlaps tensor '%s'", path,
-                             printable(f->tensors[ranges[i].idx].name, a, sizeof a),
-                             printable(f->tensors[reach_idx].name, b, sizeof b));
+                             spqr_printable(f->tensors[ranges[i].idx].name, a, sizeof a),
+                             spqr_printable(f->tensors[reach_idx].name, b, sizeof b));
             goto fail;
         }
         reach = ranges[i].end;
@@ -392,6 +376,6 @@ spqr_status spqr_st_tensor_to_f32(const spqr_st_tensor *t, float *dst, spqr_err 
         return SPQR_OK;
     default:
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "tensor '%s' has dtype %s; expected F32, F16 or BF16",
-                            printable(t->name ? t->name : "?", nb, sizeof nb), spqr_dtype_name(t->dtype));
+                            spqr_printable(t->name ? t->name : "?", nb, sizeof nb), spqr_dtype_name(t->dtype));
     }
 }
