@@ -1,5 +1,6 @@
 #include "cli/cli_util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,13 +9,52 @@
 #include <time.h>
 #include <unistd.h>
 
-int cli_parse_i64(const char *cmd, const char *flag, const char *v, int64_t lo, int64_t hi, int64_t *out) {
-    char *end = NULL;
+int cli_parse_int(const char *flag, const char *s, long long lo, long long hi, long long *out, char *msg,
+                  size_t cap) {
+    if (!s || !*s) {
+        snprintf(msg, cap, "%s: empty value, expected an integer in [%lld, %lld]", flag, lo, hi);
+        return -1;
+    }
     errno = 0;
-    long long x = v ? strtoll(v, &end, 10) : 0;
-    if (!v || !*v || *end || errno || x < lo || x > hi) {
-        fprintf(stderr, "spqr: %s: bad value '%s' for %s (an integer in [%lld, %lld])\n", cmd, v ? v : "", flag,
-                (long long)lo, (long long)hi);
+    char *end = NULL;
+    long long v = strtoll(s, &end, 10);
+    if (isspace((unsigned char)s[0]) || *end != 0 || end == s) {
+        snprintf(msg, cap, "%s: '%.64s' is not an integer", flag, s);
+        return -1;
+    }
+    if (errno == ERANGE || v < lo || v > hi) {
+        snprintf(msg, cap, "%s: %.64s is out of range [%lld, %lld]", flag, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double(const char *flag, const char *s, double lo, double hi, double *out, char *msg, size_t cap) {
+    if (!s || !*s) {
+        snprintf(msg, cap, "%s: empty value, expected a number", flag);
+        return -1;
+    }
+    errno = 0;
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (isspace((unsigned char)s[0]) || *end != 0 || end == s || !isfinite(v)) {
+        snprintf(msg, cap, "%s: '%.64s' is not a finite number", flag, s);
+        return -1;
+    }
+    if (errno == ERANGE || v < lo || v > hi) { /* ERANGE here: underflow */
+        snprintf(msg, cap, "%s: %.64s is out of range [%g, %g]", flag, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_i64(const char *cmd, const char *flag, const char *v, int64_t lo, int64_t hi, int64_t *out) {
+    char msg[256];
+    long long x;
+    if (cli_parse_int(flag, v, lo, hi, &x, msg, sizeof msg)) {
+        fprintf(stderr, "spqr: %s: %s\n", cmd, msg);
         return -1;
     }
     *out = x;
@@ -29,11 +69,10 @@ int cli_parse_i32(const char *cmd, const char *flag, const char *v, int32_t lo, 
 }
 
 int cli_parse_f32(const char *cmd, const char *flag, const char *v, double lo, double hi, float *out) {
-    char *end = NULL;
-    errno = 0;
-    double x = v ? strtod(v, &end) : 0;
-    if (!v || !*v || *end || errno || !isfinite(x) || x < lo || x > hi) {
-        fprintf(stderr, "spqr: %s: bad value '%s' for %s (a number in [%g, %g])\n", cmd, v ? v : "", flag, lo, hi);
+    char msg[256];
+    double x;
+    if (cli_parse_double(flag, v, lo, hi, &x, msg, sizeof msg)) {
+        fprintf(stderr, "spqr: %s: %s\n", cmd, msg);
         return -1;
     }
     *out = (float)x;

@@ -9,8 +9,13 @@
 
 #include "spqr.h"
 
-/* Strict integer/float parsing of a flag value: whole string, in range.
- * On failure prints "spqr: cmd: bad value 'v' for flag (...)" and returns -1. */
+/* Strict parsers: the whole string must be a number (no leading space, no
+ * trailing characters, not empty) within [lo, hi]. Return 0, or -1 with
+ * msg = "<flag>: <why>". */
+int cli_parse_int(const char *flag, const char *s, long long lo, long long hi, long long *out, char *msg, size_t cap);
+int cli_parse_double(const char *flag, const char *s, double lo, double hi, double *out, char *msg, size_t cap);
+
+/* The same, printing "spqr: <cmd>: <msg>" on stderr on failure. */
 int cli_parse_i64(const char *cmd, const char *flag, const char *v, int64_t lo, int64_t hi, int64_t *out);
 int cli_parse_i32(const char *cmd, const char *flag, const char *v, int32_t lo, int32_t hi, int32_t *out);
 int cli_parse_f32(const char *cmd, const char *flag, const char *v, double lo, double hi, float *out);

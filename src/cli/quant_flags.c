@@ -1,52 +1,9 @@
 #include "cli/quant_flags.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-int cli_parse_int(const char *flag, const char *s, long long lo, long long hi, long long *out, char *msg,
-                  size_t cap) {
-    if (!s || !*s) {
-        snprintf(msg, cap, "%s: empty value, expected an integer in [%lld, %lld]", flag, lo, hi);
-        return -1;
-    }
-    errno = 0;
-    char *end = NULL;
-    long long v = strtoll(s, &end, 10);
-    if (isspace((unsigned char)s[0]) || *end != 0 || end == s) {
-        snprintf(msg, cap, "%s: '%.64s' is not an integer", flag, s);
-        return -1;
-    }
-    if (errno == ERANGE || v < lo || v > hi) {
-        snprintf(msg, cap, "%s: %.64s is out of range [%lld, %lld]", flag, s, lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-int cli_parse_double(const char *flag, const char *s, double lo, double hi, double *out, char *msg, size_t cap) {
-    if (!s || !*s) {
-        snprintf(msg, cap, "%s: empty value, expected a number", flag);
-        return -1;
-    }
-    errno = 0;
-    char *end = NULL;
-    double v = strtod(s, &end);
-    if (isspace((unsigned char)s[0]) || *end != 0 || end == s || !isfinite(v)) {
-        snprintf(msg, cap, "%s: '%.64s' is not a finite number", flag, s);
-        return -1;
-    }
-    if (v < lo || v > hi) {
-        snprintf(msg, cap, "%s: %.64s is out of range [%g, %g]", flag, s, lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 int cli_option_value(int argc, char **argv, int *i, const char *short_name, const char *long_name,
                      const char **value, char *msg, size_t cap) {

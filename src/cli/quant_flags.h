@@ -1,12 +1,13 @@
 /* Command-line knobs of the SpQR quantizer, shared by every command that
- * quantizes (quantize-matrix, quantize), plus strict number parsers.
- * Parsers never print: they fill msg with one line that names the flag. */
+ * quantizes (quantize-matrix, quantize). Never prints: errors fill msg with
+ * one line that names the flag (number parsing: cli/cli_util.h). */
 #ifndef SPQR_CLI_QUANT_FLAGS_H
 #define SPQR_CLI_QUANT_FLAGS_H
 
 #include <stddef.h>
 #include <stdio.h>
 
+#include "cli/cli_util.h"
 #include "spqr.h"
 
 /* Result of looking at one command-line argument. */
@@ -29,12 +30,6 @@ int cli_quant_params_foreach(const spqr_quant_params *p, int (*fn)(void *user, c
 
 /* Short one-line description, e.g. "w3 g16 qq3/3x16 tau=0.2 act_order gptq". */
 void cli_quant_params_describe(const spqr_quant_params *p, char *buf, size_t cap);
-
-/* Strict parsers: the whole string must be a number (no leading space, no
- * trailing characters, not empty) within [lo, hi]. Return 0, or -1 with
- * msg = "<flag>: <why>". */
-int cli_parse_int(const char *flag, const char *s, long long lo, long long hi, long long *out, char *msg, size_t cap);
-int cli_parse_double(const char *flag, const char *s, double lo, double hi, double *out, char *msg, size_t cap);
 
 /* Value of an option at argv[*i] named by one of the two spellings (either
  * may be NULL): "-o X", "--output X" or "--output=X". Returns 1 and sets
