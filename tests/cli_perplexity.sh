@@ -11,15 +11,7 @@ TMP=$(mktemp -d /tmp/spqr_cli_ppl.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 # passive: spinning OpenMP barriers are very slow when the box is shared (see docs/model.md)
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=passive
-fails=0
-ok() { echo "ok: $1"; }
-bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
-expect_rc() { # expected-rc description command...
-    local want=$1 what=$2; shift 2
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    local rc=$?
-    if [ "$rc" -eq "$want" ]; then ok "$what (exit $rc)"; else bad "$what: exit $rc, want $want; stderr: $(head -c 300 "$TMP/err")"; fi
-}
+. "$ROOT/tests/lib.sh" || exit 1 # ok, bad, expect_rc; counts $fails
 
 # 1. text output: PPL line, context and token count
 expect_rc 0 "perplexity runs" "$SPQR" perplexity "$MODEL" -f "$TEXT" -c 32 -t 2

@@ -1,0 +1,12 @@
+# Helpers shared by the tests/cli_*.sh scripts; sourced, not a test itself
+# (CMake registers only cli_*.sh). The sourcing script creates $TMP first;
+# failures are counted in $fails, which the script turns into its exit code.
+fails=0
+ok() { echo "ok: $1"; }
+bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
+expect_rc() { # expected-rc description command...: runs it, stdout/stderr to $TMP/out, $TMP/err
+    local want=$1 what=$2; shift 2
+    "$@" >"$TMP/out" 2>"$TMP/err"
+    local rc=$?
+    if [ "$rc" -eq "$want" ]; then ok "$what (exit $rc)"; else bad "$what: exit $rc, want $want; stderr: $(head -c 300 "$TMP/err")"; fi
+}
