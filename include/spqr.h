@@ -465,6 +465,9 @@ typedef struct spqr_quantize_options {
     void *progress_user;
     const spqr_logger *log;
     const char *preset;        /* recorded in the file's metadata; may be NULL */
+    int32_t quantize_head;     /* 1: also quantize lm_head (calibrated on the final-normed outputs of
+                                  the last quantized block); with tied embeddings the embedding stays
+                                  dense and the head becomes a separate packed tensor */
 } spqr_quantize_options;
 
 void spqr_quantize_options_default(spqr_quantize_options *o);
@@ -483,12 +486,15 @@ typedef struct spqr_quantize_kind_summary {
 
 typedef struct spqr_quantize_summary {
     spqr_quantize_kind_summary kinds[7];
-    int64_t quantized_params;
+    spqr_quantize_kind_summary head; /* "lm_head"; count 0 without quantize_head */
+    int64_t quantized_params;  /* every packed linear, the head included when quantized */
     uint64_t quantized_bytes;  /* packed tensors, every stored byte */
-    double avg_bits_stored;    /* 8 * quantized_bytes / quantized_params */
+    double avg_bits_stored;    /* 8 * quantized_bytes / quantized_params (head included when quantized) */
     double avg_bits_formula;
-    int64_t dense_params;      /* embeddings, lm_head, norms (kept 16/32-bit) */
+    double avg_bits_stored_blocks, avg_bits_formula_blocks; /* the same over the block linears only */
+    int64_t dense_params;      /* embeddings, norms, and lm_head unless quantized (kept 16/32-bit) */
     uint64_t dense_bytes;
+    int64_t model_params;      /* parameters of the original model (a tied matrix counted once) */
     uint64_t file_bytes;       /* size of the written .spqr */
     int32_t resumed_blocks;    /* blocks restored from checkpoints */
     int32_t seqlen, nsamples;  /* as resolved */
@@ -501,7 +507,8 @@ typedef struct spqr_quantize_summary {
  * calib_tokens with a seeded generator; per block the groups [q,k,v], [o],
  * [gate,up], [down] are calibrated on the inputs produced by the already
  * quantized layers, then the block's quantized output feeds the next.
- * Embeddings, norms and lm_head stay in their original precision. Writes
+ * Embeddings, norms and lm_head (unless opt->quantize_head) stay in their
+ * original precision. Writes
  * out_path atomically; per-block checkpoints go to the checkpoint dir and
  * are removed on success. summary may be NULL. */
 spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens, int64_t n_tokens,

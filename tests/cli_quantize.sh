@@ -42,8 +42,9 @@ expect_rc 2 "bad knob" "$SPQR" "${Q[@]}" -o "$TMP/x.spqr" --wbits 12; one_line_e
 expect_rc 1 "model dir missing" "$SPQR" quantize "$TMP/nomodel" -o "$TMP/x.spqr" --calib "$TMP/calib.txt"; one_line_error "model missing"
 [ ! -e "$TMP/x.spqr" ] && ok "no output after errors" || bad "an output file appeared after errors"
 expect_rc 0 "--help" "$SPQR" quantize --help
-grep -q 'near-lossless' "$TMP/out" && grep -q -- '--resume' "$TMP/out" && grep -q 'quantize-head' "$TMP/out" \
-    && ok "--help lists presets, --resume, the --quantize-head limitation" || bad "--help incomplete"
+grep -q 'near-lossless' "$TMP/out" && grep -q -- '--resume' "$TMP/out" && grep -q -- '--quantize-head' "$TMP/out" \
+    && ok "--help lists presets, --resume, --quantize-head" || bad "--help incomplete"
+grep -qi 'not implemented' "$TMP/out" && bad "--help still calls something not implemented" || ok "--help: no refusal left"
 
 # 2. a successful run: report, info, perplexity and generate on the .spqr
 expect_rc 0 "quantize tiny (3.6bit)" "$SPQR" "${Q[@]}" -o "$TMP/a.spqr" --preset 3.6bit
@@ -65,6 +66,27 @@ expect_rc 2 "presets other than default" "$SPQR" "${Q[@]}" -o "$TMP/r.spqr" --pr
 expect_rc 0 "rtn4 preset" "$SPQR" "${Q[@]}" -o "$TMP/r.spqr" --preset rtn4
 expect_rc 0 "info rtn4" "$SPQR" info "$TMP/r.spqr"
 grep -q 'gptq=0' "$TMP/out" && grep -q 'groupsize=128' "$TMP/out" && ok "rtn4 knobs recorded" || bad "rtn4 knobs: $(head -c 400 "$TMP/out")"
+
+# 2b. --quantize-head: accepted; the head is packed (untied and tied models), in the report and in info
+expect_rc 0 "--quantize-head accepted" "$SPQR" "${Q[@]}" -o "$TMP/h.spqr" --quantize-head
+grep -q '^lm_head ' "$TMP/out" && grep -q 'lm_head included' "$TMP/out" && ok "report has the lm_head row" \
+    || bad "report without the head: $(cat "$TMP/out")"
+expect_rc 0 "info with a packed head" "$SPQR" info "$TMP/h.spqr"
+grep -q '^lm_head.weight  *300x72 ' "$TMP/out" && grep -q '^lm_head: packed 300x72' "$TMP/out" \
+    && grep -q '^quantize_head: yes' "$TMP/out" && ok "info shows lm_head as packed" || bad "info: $(cat "$TMP/out")"
+expect_rc 0 "info without the option" "$SPQR" info "$TMP/a.spqr"
+grep -q '^lm_head: dense' "$TMP/out" && grep -q '^quantize_head: no' "$TMP/out" && ok "info shows a dense head otherwise" \
+    || bad "info (no head): $(grep lm_head "$TMP/out")"
+expect_rc 0 "perplexity with a packed head" "$SPQR" perplexity "$TMP/h.spqr" -f "$TMP/calib.txt" -c 32 --json -t 2
+PH=$(sed -E 's/.*"ppl": ([0-9.]+).*/\1/' "$TMP/out")
+awk -v a="$PH" -v b="$PF" -v c="$PQ" 'BEGIN { r = a / b; exit !(r > 0.95 && r < 1.05 && a != c) }' \
+    && ok "ppl with packed head $PH within 5% of fp32 $PF (head-less $PQ)" || bad "ppl packed head $PH vs fp32 $PF"
+expect_rc 0 "--quantize-head on a tied model" "$SPQR" quantize "$ROOT/tests/fixtures/tiny_tied" --calib "$TMP/calib.txt" \
+    --nsamples 4 --seqlen 32 -t 2 -q -o "$TMP/t.spqr" --quantize-head
+expect_rc 0 "info tied" "$SPQR" info "$TMP/t.spqr"
+grep -q '^lm_head: packed 304x64.*tied embeddings' "$TMP/out" && grep -q '^dense tensors (embeddings, norms): ' "$TMP/out" \
+    && ok "tied: head packed, embedding dense" || bad "tied info: $(grep -i 'lm_head\|embed' "$TMP/out")"
+expect_rc 0 "generate from the tied .spqr" "$SPQR" generate "$TMP/t.spqr" -p "The" -n 4 --temp 0 -t 2
 
 # 3. Ctrl-C: a mid-size synthetic model so there is time to interrupt after block 0.
 if [ -x "$GEN" ]; then

@@ -8,7 +8,13 @@
  *  - cancel after block 0 -> SPQR_ERR_INTERRUPTED, the previous output file
  *    untouched, checkpoint kept; --resume finishes with a byte-identical
  *    file; a resume with other knobs starts over;
- *  - bad input gives one-line errors. */
+ *  - bad input gives one-line errors;
+ *  - --quantize-head (tiny GQA and the tied-embeddings fixture): the file
+ *    has a packed lm_head and no dense one, the block tensors are the same
+ *    as without the option, ppl from the .spqr = ppl of the dequantized
+ *    weights (head included) run densely (1e-4), within 5% of fp32; an
+ *    interrupted run resumes to a byte-identical file, and the option is
+ *    part of the checkpoint hash. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +89,44 @@ static void cancel_cb(void *user, const spqr_quantize_progress *p) {
     cancel_ctx *c = user;
     c->events++;
     if (!strcmp(p->what, "propagate") && p->block == c->after_block) c->flag = 1;
+}
+
+/* dq = m with every linear that is packed in q (blocks, and lm_head when
+ * quantized) replaced by its dequantized fp32 weights; the embedding used
+ * for the lookup stays m's. Buffers to free go to bufs[*nb]. */
+static void dequantized_copy(const spqr_model *m, const spqr_model *q, spqr_model *dq, float **bufs, int *nb) {
+    spqr_err err;
+    *dq = *m;
+    dq->layers = malloc((size_t)m->cfg.n_layers * sizeof *dq->layers);
+    memcpy(dq->layers, m->layers, (size_t)m->cfg.n_layers * sizeof *dq->layers);
+    spqr_linear *lins[7 * 8 + 1];
+    const spqr_linear *ql[7 * 8 + 1];
+    int n = 0;
+    for (int32_t l = 0; l < m->cfg.n_layers && l < 8; l++) {
+        spqr_layer *d = &dq->layers[l];
+        const spqr_layer *g = &q->layers[l];
+        spqr_linear *a[7] = {&d->wq, &d->wk, &d->wv, &d->wo, &d->w_gate, &d->w_up, &d->w_down};
+        const spqr_linear *b[7] = {&g->wq, &g->wk, &g->wv, &g->wo, &g->w_gate, &g->w_up, &g->w_down};
+        for (int k = 0; k < 7; k++) lins[n] = a[k], ql[n++] = b[k];
+    }
+    if (q->lm_head.kind == SPQR_LINEAR_PACKED) lins[n] = &dq->lm_head, ql[n++] = &q->lm_head;
+    for (int i = 0; i < n; i++) {
+        CHECK(ql[i]->kind == SPQR_LINEAR_PACKED);
+        float *W = malloc((size_t)ql[i]->rows * ql[i]->cols * sizeof(float));
+        CHECK(spqr_tensor_dequantize(ql[i]->packed, W, &err) == SPQR_OK);
+        *lins[i] = (spqr_linear){SPQR_LINEAR_F32, ql[i]->rows, ql[i]->cols, W, NULL, NULL};
+        bufs[(*nb)++] = W;
+    }
+}
+
+/* 1 when the file stores lm_head.weight packed and not dense. */
+static int head_is_packed_only(const char *path) {
+    spqr_archive *a = NULL;
+    spqr_err err;
+    if (spqr_archive_open(path, &a, &err)) return 0;
+    const int ok = spqr_archive_find_packed(a, "lm_head.weight") != NULL && !spqr_archive_find_dense(a, "lm_head.weight");
+    spqr_archive_close(a);
+    return ok;
 }
 
 static void rmrf_ckpt(const char *dir) {
@@ -165,23 +209,11 @@ int main(int argc, char **argv) {
     CHECK(q->layers[1].w_down.kind == SPQR_LINEAR_PACKED && q->layers[1].w_down.fast != NULL);
     const double ppl_f = perplexity(m, ev, n_win, ctx);
     const double ppl_q = perplexity(q, ev, n_win, ctx);
-    spqr_model dq = *m; /* the fp32 model with every linear replaced by its dequantized weights */
-    dq.layers = malloc((size_t)m->cfg.n_layers * sizeof *dq.layers);
-    memcpy(dq.layers, m->layers, (size_t)m->cfg.n_layers * sizeof *dq.layers);
-    float *wbuf[64] = {0};
+    CHECK(q->lm_head.kind != SPQR_LINEAR_PACKED); /* no --quantize-head: the head stays dense */
+    spqr_model dq; /* the fp32 model with every linear replaced by its dequantized weights */
+    float *wbuf[256] = {0};
     int nb = 0;
-    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
-        spqr_linear *lins[7] = {&dq.layers[l].wq, &dq.layers[l].wk, &dq.layers[l].wv, &dq.layers[l].wo,
-                                &dq.layers[l].w_gate, &dq.layers[l].w_up, &dq.layers[l].w_down};
-        const spqr_linear *ql[7] = {&q->layers[l].wq, &q->layers[l].wk, &q->layers[l].wv, &q->layers[l].wo,
-                                    &q->layers[l].w_gate, &q->layers[l].w_up, &q->layers[l].w_down};
-        for (int k = 0; k < 7; k++) {
-            float *W = malloc((size_t)lins[k]->rows * lins[k]->cols * sizeof(float));
-            CHECK(spqr_tensor_dequantize(ql[k]->packed, W, &err) == SPQR_OK);
-            *lins[k] = (spqr_linear){SPQR_LINEAR_F32, lins[k]->rows, lins[k]->cols, W, NULL, NULL};
-            wbuf[nb++] = W;
-        }
-    }
+    dequantized_copy(m, q, &dq, wbuf, &nb);
     const double ppl_d = perplexity(&dq, ev, n_win, ctx);
     printf("ppl fp32 %.6f, .spqr %.6f, dequantized dense %.6f\n", ppl_f, ppl_q, ppl_d);
     CHECK(isfinite(ppl_q) && isfinite(ppl_d));
@@ -299,6 +331,141 @@ int main(int argc, char **argv) {
     fclose(f);
     spqr_model *bad = NULL;
     CHECK(spqr_model_load(path, NULL, &bad, &err) != SPQR_OK && bad == NULL);
+
+    /* 7. --quantize-head on the GQA model (untied head) */
+    {
+        char out_h[300], out_r[300], ck_r[320];
+        snprintf(out_h, sizeof out_h, "%s/h.spqr", g_tmp);
+        snprintf(out_r, sizeof out_r, "%s/hr.spqr", g_tmp);
+        snprintf(ck_r, sizeof ck_r, "%s.partial", out_r);
+        spqr_quantize_options oh = o;
+        oh.quantize_head = 1;
+        spqr_quantize_summary sh;
+        st = spqr_model_quantize(m, cal, n_cal, &oh, out_h, &sh, &err);
+        CHECK_MSG(st == SPQR_OK, "%s", err.msg);
+        CHECK(head_is_packed_only(out_h));
+        CHECK(!head_is_packed_only(out_a));
+        const int64_t VH = 300 * 72;
+        CHECK(sh.head.count == 1 && sh.head.params == VH && !strcmp(sh.head.name, "lm_head"));
+        CHECK(sh.head.rel_err_mean > 0 && sh.head.rel_err_mean < 0.05);
+        CHECK(sh.quantized_params == sm.quantized_params + VH);
+        /* the model-level average includes the head; the blocks-only one
+         * equals the run without the head (same calibration, same blocks) */
+        CHECK_NEAR(sh.avg_bits_stored, 8.0 * sh.quantized_bytes / sh.quantized_params, 1e-12);
+        CHECK_NEAR(sh.avg_bits_stored_blocks, sm.avg_bits_stored, 1e-12);
+        CHECK_NEAR(sh.avg_bits_formula_blocks, sm.avg_bits_formula, 1e-12);
+        CHECK(sh.avg_bits_stored != sm.avg_bits_stored);
+        CHECK(sh.dense_params == sm.dense_params - VH);
+        CHECK(sh.model_params == sm.quantized_params + sm.dense_params);
+        spqr_model *qh = NULL;
+        st = spqr_model_load(out_h, NULL, &qh, &err);
+        CHECK_MSG(st == SPQR_OK, "%s", err.msg);
+        if (!qh) TEST_SUMMARY();
+        CHECK(qh->lm_head.kind == SPQR_LINEAR_PACKED && qh->lm_head.fast != NULL);
+        CHECK(qh->embed.kind != SPQR_LINEAR_PACKED);
+        /* the block tensors are those of the run without the head */
+        float *W1 = malloc(100 * 72 * sizeof(float)), *W2 = malloc(100 * 72 * sizeof(float));
+        CHECK(spqr_tensor_dequantize(q->layers[1].w_down.packed, W1, &err) == SPQR_OK);
+        CHECK(spqr_tensor_dequantize(qh->layers[1].w_down.packed, W2, &err) == SPQR_OK);
+        CHECK(!memcmp(W1, W2, 72 * 100 * sizeof(float)));
+        free(W1);
+        free(W2);
+        spqr_model dqh;
+        dequantized_copy(m, qh, &dqh, wbuf, &nb);
+        CHECK(dqh.lm_head.kind == SPQR_LINEAR_F32 && dqh.embed.data == m->embed.data);
+        const double ppl_h = perplexity(qh, ev, n_win, ctx), ppl_hd = perplexity(&dqh, ev, n_win, ctx);
+        printf("--quantize-head: ppl .spqr %.6f, dequantized dense %.6f (fp32 %.6f, head not quantized %.6f)\n",
+               ppl_h, ppl_hd, ppl_f, ppl_q);
+        CHECK(isfinite(ppl_h) && isfinite(ppl_hd));
+        CHECK_NEAR(ppl_h / ppl_hd, 1.0, 1e-4);
+        CHECK(fabs(ppl_h / ppl_f - 1.0) < 0.05); /* blocks and head at 3.6 bits: within 5% */
+        CHECK(ppl_h != ppl_q);                    /* the head really changed */
+        free(dqh.layers);
+        spqr_model_free(qh);
+
+        /* interrupt after the last block (all blocks checkpointed, head not
+         * done), resume: the head is recomputed from the checkpointed
+         * outputs and the file is byte-identical */
+        cancel_ctx ch = {0, 1, 0};
+        spqr_quantize_options ohi = oh;
+        ohi.cancel = &ch.flag;
+        ohi.progress = cancel_cb;
+        ohi.progress_user = &ch;
+        CHECK(spqr_model_quantize(m, cal, n_cal, &ohi, out_r, NULL, &err) == SPQR_ERR_INTERRUPTED);
+        CHECK(access(out_r, F_OK) != 0);
+        spqr_quantize_options ohr = oh;
+        ohr.resume = 1;
+        spqr_quantize_summary shr;
+        st = spqr_model_quantize(m, cal, n_cal, &ohr, out_r, &shr, &err);
+        CHECK_MSG(st == SPQR_OK, "%s", err.msg);
+        CHECK(shr.resumed_blocks == 2);
+        CHECK_MSG(same_file(out_h, out_r), "--quantize-head: resumed file differs");
+        /* interrupted after block 0, resumed: identical too */
+        ch.flag = 0;
+        ch.after_block = 0;
+        unlink(out_r);
+        CHECK(spqr_model_quantize(m, cal, n_cal, &ohi, out_r, NULL, &err) == SPQR_ERR_INTERRUPTED);
+        st = spqr_model_quantize(m, cal, n_cal, &ohr, out_r, &shr, &err);
+        CHECK(st == SPQR_OK && shr.resumed_blocks == 1);
+        CHECK(same_file(out_h, out_r));
+        /* the option is part of the checkpoint hash: checkpoints made with
+         * the head are not reused by a run without it, and vice versa */
+        ch.flag = 0;
+        CHECK(spqr_model_quantize(m, cal, n_cal, &ohi, out_r, NULL, &err) == SPQR_ERR_INTERRUPTED);
+        spqr_quantize_options onr = o;
+        onr.resume = 1;
+        st = spqr_model_quantize(m, cal, n_cal, &onr, out_r, &shr, &err);
+        CHECK(st == SPQR_OK && shr.resumed_blocks == 0);
+        CHECK(same_file(out_a, out_r));
+        unlink(out_h);
+        unlink(out_r);
+        rmrf_ckpt(ck_r);
+    }
+
+    /* 8. --quantize-head with tied embeddings: the embedding stays dense for
+     * the lookup, the head becomes a separate packed tensor */
+    {
+        spqr_model *mt = NULL;
+        snprintf(path, sizeof path, "%s/tiny_tied", fix);
+        CHECK(spqr_model_load(path, NULL, &mt, &err) == SPQR_OK);
+        if (!mt) TEST_SUMMARY();
+        CHECK(mt->cfg.tie_word_embeddings);
+        int32_t *tcal = NULL, n_tcal = 0, *tev = NULL, n_tev = 0;
+        CHECK(spqr_tokenizer_encode(mt->tok, text, 6000, 0, &tcal, &n_tcal, &err) == SPQR_OK);
+        CHECK(spqr_tokenizer_encode(mt->tok, text + 10000, 30000, 0, &tev, &n_tev, &err) == SPQR_OK);
+        char out_t[300];
+        snprintf(out_t, sizeof out_t, "%s/tied.spqr", g_tmp);
+        spqr_quantize_options ot = o;
+        ot.quantize_head = 1;
+        spqr_quantize_summary stt;
+        st = spqr_model_quantize(mt, tcal, n_tcal, &ot, out_t, &stt, &err);
+        CHECK_MSG(st == SPQR_OK, "%s", err.msg);
+        CHECK(head_is_packed_only(out_t));
+        const int64_t VH = (int64_t)mt->cfg.vocab_size * mt->cfg.hidden_size;
+        CHECK(stt.head.count == 1 && stt.head.params == VH);
+        CHECK(stt.model_params == stt.quantized_params + stt.dense_params - VH); /* tied: counted once */
+        spqr_model *qt = NULL;
+        st = spqr_model_load(out_t, NULL, &qt, &err);
+        CHECK_MSG(st == SPQR_OK, "%s", err.msg);
+        if (!qt) TEST_SUMMARY();
+        CHECK(qt->lm_head.kind == SPQR_LINEAR_PACKED && qt->embed.kind != SPQR_LINEAR_PACKED && qt->embed.data);
+        spqr_model dqt;
+        dequantized_copy(mt, qt, &dqt, wbuf, &nb);
+        CHECK(dqt.embed.data == mt->embed.data && dqt.lm_head.kind == SPQR_LINEAR_F32);
+        const int32_t tw = n_tev / ctx < 8 ? n_tev / ctx : 8;
+        const double pt = perplexity(qt, tev, tw, ctx), ptd = perplexity(&dqt, tev, tw, ctx),
+                     ptf = perplexity(mt, tev, tw, ctx);
+        printf("tied --quantize-head: ppl .spqr %.6g, dequantized dense %.6g, fp32 %.6g\n", pt, ptd, ptf);
+        CHECK(isfinite(pt) && isfinite(ptd));
+        CHECK_NEAR(pt / ptd, 1.0, 1e-4);
+        CHECK(pt != ptf);
+        free(dqt.layers);
+        spqr_model_free(qt);
+        spqr_model_free(mt);
+        free(tcal);
+        free(tev);
+        unlink(out_t);
+    }
 
     for (int i = 0; i < nb; i++) free(wbuf[i]);
     free(dq.layers);

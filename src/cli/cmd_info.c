@@ -40,6 +40,7 @@ static void print_metadata(const char *json) {
     if (!m) { printf("quantization metadata: (none)\n"); return; }
     const char *preset = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "preset"));
     printf("preset: %s\n", preset ? preset : "?");
+    printf("quantize_head: %s\n", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "quantize_head")) ? "yes" : "no");
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(m, "params");
     if (cJSON_IsObject(p)) {
         printf("knobs:");
@@ -59,6 +60,13 @@ static void print_metadata(const char *json) {
                    ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "tokens_fnv1a64"))
                    : "?");
     cJSON_Delete(m);
+}
+
+static int config_tied(const char *json) {
+    cJSON *c = json ? cJSON_Parse(json) : NULL;
+    const int tied = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "tie_word_embeddings"));
+    cJSON_Delete(c);
+    return tied;
 }
 
 /* rel_err of one layer from the metadata, or -1. */
@@ -128,11 +136,30 @@ int cmd_info(int argc, char **argv) {
     printf("\nquantized linears: %lld params, %llu bytes: %.4f bits/param measured (formula %.4f), %.3f%% outliers\n",
            (long long)q_params, (unsigned long long)q_bytes, q_params ? 8.0 * q_bytes / q_params : 0.0,
            q_params ? f_bits / q_params : 0.0, q_params ? 100.0 * outl / q_params : 0.0);
-    printf("dense tensors (embeddings, norms, lm_head): %lld params, %llu bytes\n", (long long)d_params,
-           (unsigned long long)d_bytes);
+    /* The LM head, as the loader binds it: packed, dense, or the tied embedding. */
+    const spqr_tensor *head = spqr_archive_find_packed(a, "lm_head.weight");
+    const int tied = config_tied(spqr_archive_config_json(a));
+    if (head) {
+        spqr_size_report r;
+        spqr_tensor_size(head, &r);
+        printf("lm_head: packed %dx%d, %.4f bits/param measured (formula %.4f), included in the quantized linears "
+               "above%s\n",
+               head->rows, head->cols, r.stored_bits_per_param, r.formula_bits_per_param,
+               tied ? "; tied embeddings: the dense embedding serves the lookup only" : "");
+        const int64_t hp = (int64_t)head->rows * head->cols;
+        printf("block linears only: %.4f bits/param measured\n",
+               q_params > hp ? 8.0 * (q_bytes - r.stored_bytes) / (double)(q_params - hp) : 0.0);
+    } else {
+        printf("lm_head: %s\n", spqr_archive_find_dense(a, "lm_head.weight") ? "dense (not quantized)"
+                                  : tied ? "tied to the dense embedding (not quantized)" : "missing");
+    }
+    printf("dense tensors (embeddings, norms%s): %lld params, %llu bytes\n", head ? "" : ", lm_head",
+           (long long)d_params, (unsigned long long)d_bytes);
+    /* A tied matrix is one parameter set of the model even when stored twice. */
+    const int64_t model_params = q_params + d_params - (head && tied ? (int64_t)head->rows * head->cols : 0);
     printf("whole file: %.3f bits per model parameter; fp16 would be %.2f MB (%.2fx)\n",
-           (q_params + d_params) ? 8.0 * fsize / (double)(q_params + d_params) : 0.0,
-           2.0 * (q_params + d_params) / 1e6, fsize ? 2.0 * (q_params + d_params) / fsize : 0.0);
+           model_params ? 8.0 * fsize / (double)model_params : 0.0, 2.0 * model_params / 1e6,
+           fsize ? 2.0 * model_params / fsize : 0.0);
     cJSON_Delete(meta);
     spqr_archive_close(a);
     return 0;

@@ -69,8 +69,11 @@ static void usage(FILE *f) {
             "                      the same model, calibration and knobs; otherwise starts over)\n"
             "  -t, --threads N     threads (default: all cores)\n"
             "  -q, --quiet         no progress bar\n"
-            "  -v                  verbose\n"
-            "  (--quantize-head is not implemented: embeddings and lm_head always stay 16-bit)\n\n");
+            "  --quantize-head     also quantize lm_head with the same knobs, calibrated on the final-normed\n"
+            "                      outputs of the quantized blocks (tied embeddings: the embedding stays\n"
+            "                      16-bit for the lookup, the head becomes a separate packed tensor);\n"
+            "                      without it embeddings, norms and lm_head stay as stored\n"
+            "  -v                  verbose\n\n");
     cli_quant_flags_help(f);
 }
 
@@ -131,29 +134,39 @@ static int parent_dir_exists(const char *path) {
     return ok;
 }
 
+static void print_kind_row(const spqr_quantize_kind_summary *kk) {
+    printf("%-18s %5d %10lld %12.5f %12.5f %8.3f%% %8.3f %8.3f %8.1f\n", kk->name, kk->count, (long long)kk->params,
+           kk->rel_err_mean, kk->rel_err_max, 100.0 * kk->outliers / kk->params, kk->stored_bits, kk->formula_bits,
+           kk->seconds);
+}
+
 static void print_report(const spqr_quantize_summary *s, const char *out) {
     printf("\n%-18s %5s %10s %12s %12s %9s %8s %8s %8s\n", "layer", "count", "params", "rel.err mean", "rel.err max",
            "outliers", "bits", "formula", "time s");
-    int64_t outl = 0;
+    int64_t outl = s->head.outliers;
     for (int k = 0; k < 7; k++) {
         const spqr_quantize_kind_summary *kk = &s->kinds[k];
         if (!kk->count) continue;
         outl += kk->outliers;
-        printf("%-18s %5d %10lld %12.5f %12.5f %8.3f%% %8.3f %8.3f %8.1f\n", kk->name, kk->count,
-               (long long)kk->params, kk->rel_err_mean, kk->rel_err_max, 100.0 * kk->outliers / kk->params,
-               kk->stored_bits, kk->formula_bits, kk->seconds);
+        print_kind_row(kk);
     }
-    printf("%-18s %5s %10lld %12s %12s %8.3f%% %8.3f %8.3f\n", "all linears", "", (long long)s->quantized_params, "",
-           "", 100.0 * outl / (s->quantized_params ? s->quantized_params : 1), s->avg_bits_stored,
-           s->avg_bits_formula);
-    printf("\naverage bits per parameter of the quantized linears: %.4f measured from stored bytes "
-           "(formula of spqr-method.md section 4: %.4f)\n",
+    const int head = s->head.count > 0;
+    if (head) print_kind_row(&s->head);
+    printf("%-18s %5s %10lld %12s %12s %8.3f%% %8.3f %8.3f\n", head ? "all (with head)" : "all linears", "",
+           (long long)s->quantized_params, "", "", 100.0 * outl / (s->quantized_params ? s->quantized_params : 1),
            s->avg_bits_stored, s->avg_bits_formula);
-    const double fp16 = 2.0 * (double)(s->quantized_params + s->dense_params);
+    printf("\naverage bits per parameter of the quantized linears%s: %.4f measured from stored bytes "
+           "(formula of spqr-method.md section 4: %.4f)\n",
+           head ? " (lm_head included)" : "", s->avg_bits_stored, s->avg_bits_formula);
+    if (head)
+        printf("block linears only (lm_head excluded): %.4f measured (formula %.4f)\n", s->avg_bits_stored_blocks,
+               s->avg_bits_formula_blocks);
+    const double fp16 = 2.0 * (double)s->model_params;
     printf("%s: %llu bytes (%.2f MB); the same model in fp16: %.2f MB (%.2fx smaller); "
-           "16-bit parts kept: %lld params (embeddings, norms, lm_head)\n",
+           "16/32-bit parts kept: %lld params (%s)\n",
            out, (unsigned long long)s->file_bytes, s->file_bytes / 1e6, fp16 / 1e6,
-           s->file_bytes ? fp16 / s->file_bytes : 0.0, (long long)s->dense_params);
+           s->file_bytes ? fp16 / s->file_bytes : 0.0, (long long)s->dense_params,
+           head ? "embeddings, norms" : "embeddings, norms, lm_head");
     printf("calibration: %d windows x %d tokens from %lld tokens; %d block(s) restored by --resume; %.1f s\n",
            s->nsamples, s->seqlen, (long long)s->calib_tokens, s->resumed_blocks, s->seconds);
 }
@@ -225,8 +238,7 @@ int cmd_quantize(int argc, char **argv) {
         if (!strcmp(a, "--resume")) { o.resume = 1; i++; continue; }
         if (!strcmp(a, "-v")) { verbose = 1; i++; continue; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; i++; continue; }
-        if (!strcmp(a, "--quantize-head"))
-            return fail2("--quantize-head is not implemented: embeddings and lm_head stay 16-bit");
+        if (!strcmp(a, "--quantize-head")) { o.quantize_head = 1; i++; continue; }
         if (a[0] == '-' && a[1]) {
             snprintf(msg, sizeof msg, "unknown option '%.64s' (see --help)", a);
             return fail2(msg);
@@ -273,7 +285,9 @@ int cmd_quantize(int argc, char **argv) {
     free(text);
     char desc[256];
     cli_quant_params_describe(&o.params, desc, sizeof desc);
-    if (!quiet) fprintf(stderr, "quantizing %s -> %s: %s (%s)\n", model_dir, out, pname, desc);
+    if (!quiet)
+        fprintf(stderr, "quantizing %s -> %s: %s (%s)%s\n", model_dir, out, pname, desc,
+                o.quantize_head ? ", lm_head too" : "");
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -1,5 +1,6 @@
 /* Loads a .spqr file as a model: config and tokenizer from the file's
- * sections, dense tensors (embeddings, norms, lm_head) and packed linears
+ * sections, dense tensors (embeddings, norms, lm_head unless it was
+ * quantized) and packed linears (the lm_head too with --quantize-head)
  * used in place from the mapping. Packed linears get the fast kernels'
  * layout (spqr_ktensor); nothing is expanded to fp32. */
 #include <stdio.h>
@@ -92,7 +93,10 @@ static spqr_status load(const char *path, const spqr_logger *log, spqr_model *m,
     m->ktensors = calloc((size_t)c->n_layers * 7 + 1, sizeof *m->ktensors);
     if (!m->layers || !m->norm_storage || !m->ktensors) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     if ((st = dense_linear(m, "model.embed_tokens.weight", V, H, &m->embed, err))) return st;
-    if (c->tie_word_embeddings) m->lm_head = m->embed;
+    /* Tied embeddings: the head is the embedding, unless the file carries a
+     * packed lm_head (--quantize-head), which then serves as the head while
+     * the dense embedding still serves the lookup. */
+    if (c->tie_word_embeddings && !spqr_archive_find_packed(m->archive, "lm_head.weight")) m->lm_head = m->embed;
     else if ((st = any_linear(m, "lm_head.weight", V, H, &m->lm_head, err))) return st;
     char name[256];
     for (int32_t l = 0; l < c->n_layers; l++) {

@@ -36,6 +36,7 @@
 #include "quant/pipeline.h"
 
 #define STEPS_PER_BLOCK (MODEL_N_GROUPS + PIPE_KINDS + 1)
+#define HEAD_STEPS 2 /* calibrate lm_head, quantize lm_head */
 
 void spqr_quantize_options_default(spqr_quantize_options *o) {
     memset(o, 0, sizeof *o);
@@ -72,7 +73,7 @@ typedef struct pipe {
     /* progress */
     double t0;
     int64_t step, n_steps, skipped;
-    double kind_seconds[PIPE_KINDS];
+    double kind_seconds[PIPE_KINDS + 1]; /* + the head (PIPE_HEAD_KIND) */
     char ckdir[4096];
 } pipe;
 
@@ -161,11 +162,43 @@ static const int KIND_GROUP[PIPE_KINDS] = {MODEL_GROUP_QKV, MODEL_GROUP_QKV,    
                                            MODEL_GROUP_GATE_UP, MODEL_GROUP_GATE_UP, MODEL_GROUP_DOWN};
 static const char *const GROUP_NAMES[MODEL_N_GROUPS] = {"q,k,v", "o", "gate,up", "down"};
 
+/* Mirrors the upper triangle that cblas_ssyrk accumulated. */
+static void hessian_symmetrize(float *Hm, int32_t cols) {
+    for (int32_t i = 0; i < cols; i++)
+        for (int32_t j = 0; j < i; j++) Hm[(size_t)i * cols + j] = Hm[(size_t)j * cols + i];
+}
+
+/* Quantizes one linear with p->Hm: *tensor and *Wdq (the dequantized fp32
+ * weights, bit-identical to the tensor) are set for the caller to free;
+ * rec is filled with what the report and the metadata need. */
+static spqr_status quantize_linear(pipe *p, const spqr_linear *lin, int32_t block, int32_t kind, const char *name,
+                                   spqr_tensor **tensor, float **Wdq, pipe_layer_record *rec, spqr_err *err) {
+    const int32_t rows = lin->rows, cols = lin->cols;
+    float *W = malloc((size_t)rows * cols * sizeof(float));
+    *Wdq = malloc((size_t)rows * cols * sizeof(float));
+    if (!W || !*Wdq) { free(W); return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); }
+    spqr_status st = SPQR_OK;
+    for (int32_t r = 0; r < rows && !st; r++) st = linear_row(lin, r, W + (size_t)r * cols, err);
+    spqr_quant_report rep;
+    const double t = now_s();
+    if (!st)
+        st = spqr_quantize_layer(W, rows, cols, p->Hm, &p->o->params, p->o->n_threads, p->o->log, tensor, *Wdq, NULL,
+                                 &rep, err);
+    free(W);
+    if (st) return spqr_err_prefix(err, st, "%s", name);
+    p->kind_seconds[kind] += now_s() - t;
+    spqr_size_report sz;
+    spqr_tensor_size(*tensor, &sz);
+    *rec = (pipe_layer_record){block, kind, rows, cols, rep.n_outliers, rep.rel_hessian_error,
+                               sz.formula_bits_per_param, sz.stored_bits_per_param, sz.stored_bytes};
+    return SPQR_OK;
+}
+
 /* Quantizes block l; on success tensors[k] and Wdq[k] are filled (caller frees). */
 static spqr_status quantize_block(pipe *p, int32_t l, spqr_tensor *tensors[PIPE_KINDS], float *Wdq[PIPE_KINDS],
                                   pipe_layer_record rec[PIPE_KINDS], spqr_err *err) {
     spqr_layer *L = &p->mc.layers[l];
-    char what[96];
+    char what[96], name[128];
     spqr_status st = SPQR_OK;
     for (int32_t g = 0; g < MODEL_N_GROUPS && !st; g++) {
         snprintf(what, sizeof what, "calibrate %s", GROUP_NAMES[g]);
@@ -175,33 +208,14 @@ static spqr_status quantize_block(pipe *p, int32_t l, spqr_tensor *tensors[PIPE_
         p->Hm = calloc((size_t)cols * cols, sizeof(float));
         if (!p->Hm) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a %d x %d Hessian", cols, cols);
         if ((st = run_block(p, l, g, err))) break;
-        for (int32_t i = 0; i < cols; i++) /* mirror the upper triangle */
-            for (int32_t j = 0; j < i; j++) p->Hm[(size_t)i * cols + j] = p->Hm[(size_t)j * cols + i];
+        hessian_symmetrize(p->Hm, cols);
         progress(p, l, what);
         for (int k = k0; k < PIPE_KINDS && KIND_GROUP[k] == g && !st; k++) {
             if (cancelled(p)) { st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted"); break; }
             spqr_linear *lin = block_linear(L, k);
-            const int32_t rows = lin->rows;
-            float *W = malloc((size_t)rows * cols * sizeof(float));
-            Wdq[k] = malloc((size_t)rows * cols * sizeof(float));
-            if (!W || !Wdq[k]) { free(W); st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); break; }
-            for (int32_t r = 0; r < rows && !st; r++) st = linear_row(lin, r, W + (size_t)r * cols, err);
-            spqr_quant_report rep;
-            const double t = now_s();
-            if (!st)
-                st = spqr_quantize_layer(W, rows, cols, p->Hm, &p->o->params, p->o->n_threads, p->o->log, &tensors[k],
-                                         Wdq[k], NULL, &rep, err);
-            free(W);
-            if (st) {
-                st = spqr_err_prefix(err, st, "model.layers.%d.%s", l, PIPE_KIND_NAMES[k]);
-                break;
-            }
-            p->kind_seconds[k] += now_s() - t;
-            spqr_size_report sz;
-            spqr_tensor_size(tensors[k], &sz);
-            rec[k] = (pipe_layer_record){l, k, rows, cols, rep.n_outliers, rep.rel_hessian_error,
-                                         sz.formula_bits_per_param, sz.stored_bits_per_param, sz.stored_bytes};
-            *lin = (spqr_linear){SPQR_LINEAR_F32, rows, cols, Wdq[k], NULL, NULL};
+            snprintf(name, sizeof name, "model.layers.%d.%s", l, PIPE_KIND_NAMES[k]);
+            if ((st = quantize_linear(p, lin, l, k, name, &tensors[k], &Wdq[k], &rec[k], err))) break;
+            *lin = (spqr_linear){SPQR_LINEAR_F32, lin->rows, lin->cols, Wdq[k], NULL, NULL};
             snprintf(what, sizeof what, "quantize %s", PIPE_KIND_NAMES[k]);
             progress(p, l, what);
         }
@@ -211,6 +225,29 @@ static spqr_status quantize_block(pipe *p, int32_t l, spqr_tensor *tensors[PIPE_
     if (!st && cancelled(p)) st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
     if (!st) st = run_block(p, l, -1, err);
     if (!st) progress(p, l, "propagate");
+    return st;
+}
+
+/* --quantize-head: X holds the last block's outputs. The LM head sees
+ * RMSNorm(x, final_norm); a pseudo layer (index n_layers of mc.layers) whose
+ * input norm is the final norm, stopped by the hook at its q,k,v input,
+ * yields exactly that through the runtime's own forward code, so the head's
+ * Hessian comes from the same run_block/ssyrk path as every block's. */
+static spqr_status quantize_head(pipe *p, spqr_tensor **tensor, float **Wdq, pipe_layer_record *rec, spqr_err *err) {
+    const int32_t nl = p->src->cfg.n_layers, Hd = p->Hd;
+    if (cancelled(p)) return spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
+    p->Hm = calloc((size_t)Hd * Hd, sizeof(float));
+    if (!p->Hm) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a %d x %d Hessian", Hd, Hd);
+    spqr_status st = run_block(p, nl, MODEL_GROUP_QKV, err);
+    if (!st) {
+        hessian_symmetrize(p->Hm, Hd);
+        progress(p, nl - 1, "calibrate lm_head");
+        if (cancelled(p)) st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
+    }
+    if (!st) st = quantize_linear(p, &p->src->lm_head, nl, PIPE_HEAD_KIND, "lm_head", tensor, Wdq, rec, err);
+    if (!st) progress(p, nl - 1, "quantize lm_head");
+    free(p->Hm);
+    p->Hm = NULL;
     return st;
 }
 
@@ -234,7 +271,7 @@ static uint64_t run_hash(const spqr_model *m, const int32_t *tok, int64_t n, con
     const spqr_quant_params *q = &o->params;
     const int32_t ints[] = {q->wbits, q->groupsize,   q->qq_scale_bits, q->qq_zero_bits, q->qq_groupsize,
                             q->simplified_outliers, q->blocksize, (int32_t)q->perm, q->round_zero, q->sym,
-                            q->gptq, N, T};
+                            q->gptq, N, T, o->quantize_head ? 1 : 0};
     h = calib_hash(h, ints, sizeof ints);
     const float fl[] = {isfinite(q->outlier_threshold) && q->outlier_threshold > 0 ? q->outlier_threshold : 0.0f,
                         q->percdamp};
@@ -277,13 +314,14 @@ static char *final_metadata(const spqr_model *m, const spqr_quantize_options *o,
     snprintf(hs, sizeof hs, "%016" PRIx64, tok_hash);
     cJSON_AddStringToObject(cj, "tokens_fnv1a64", hs);
     cJSON_AddStringToObject(cj, "sampling", "splitmix64(seed) windows, start uniform in [0, tokens - seqlen]");
-    cJSON_AddNumberToObject(root, "avg_bits_stored", avg_stored);
+    cJSON_AddBoolToObject(root, "quantize_head", o->quantize_head != 0);
+    cJSON_AddNumberToObject(root, "avg_bits_stored", avg_stored); /* every packed linear, the head included */
     cJSON_AddNumberToObject(root, "avg_bits_formula", avg_formula);
     cJSON *arr = cJSON_AddArrayToObject(root, "layers");
     char name[128];
     for (int32_t i = 0; i < n_rec; i++) {
         cJSON *e = cJSON_CreateObject();
-        snprintf(name, sizeof name, "model.layers.%d.%s.weight", rec[i].block, PIPE_KIND_NAMES[rec[i].kind]);
+        pipe_record_name(name, sizeof name, rec[i].block, rec[i].kind);
         cJSON_AddStringToObject(e, "name", name);
         cJSON_AddNumberToObject(e, "rows", rec[i].rows);
         cJSON_AddNumberToObject(e, "cols", rec[i].cols);
@@ -337,14 +375,21 @@ static spqr_status validate(const spqr_model *m, const int32_t *tok, int64_t n, 
     return SPQR_OK;
 }
 
+/* Per-kind aggregates; the head (kind PIPE_HEAD_KIND) goes to s->head. The
+ * model-level averages include the head when it was quantized; the
+ * *_blocks averages never do. */
 static void summarize(const pipe *p, const pipe_layer_record *rec, int32_t n_rec, spqr_quantize_summary *s) {
-    double fbits = 0, err_sum[PIPE_KINDS] = {0};
-    for (int k = 0; k < PIPE_KINDS; k++) {
-        snprintf(s->kinds[k].name, sizeof s->kinds[k].name, "%s", PIPE_KIND_NAMES[k]);
-        s->kinds[k].seconds = p->kind_seconds[k];
+    double fbits = 0, fbits_blocks = 0, err_sum[PIPE_KINDS + 1] = {0};
+    int64_t params_blocks = 0;
+    uint64_t bytes_blocks = 0;
+    spqr_quantize_kind_summary *ks[PIPE_KINDS + 1];
+    for (int k = 0; k <= PIPE_KINDS; k++) {
+        ks[k] = k == PIPE_HEAD_KIND ? &s->head : &s->kinds[k];
+        snprintf(ks[k]->name, sizeof ks[k]->name, "%s", k == PIPE_HEAD_KIND ? "lm_head" : PIPE_KIND_NAMES[k]);
+        ks[k]->seconds = p->kind_seconds[k];
     }
     for (int32_t i = 0; i < n_rec; i++) {
-        spqr_quantize_kind_summary *k = &s->kinds[rec[i].kind];
+        spqr_quantize_kind_summary *k = ks[rec[i].kind];
         const int64_t np = (int64_t)rec[i].rows * rec[i].cols;
         k->count++;
         k->params += np;
@@ -356,16 +401,22 @@ static void summarize(const pipe *p, const pipe_layer_record *rec, int32_t n_rec
         s->quantized_params += np;
         s->quantized_bytes += rec[i].stored_bytes;
         fbits += rec[i].formula_bits * np;
+        if (rec[i].kind != PIPE_HEAD_KIND) {
+            params_blocks += np;
+            bytes_blocks += rec[i].stored_bytes;
+            fbits_blocks += rec[i].formula_bits * np;
+        }
     }
-    for (int k = 0; k < PIPE_KINDS; k++) {
-        spqr_quantize_kind_summary *ks = &s->kinds[k];
-        if (!ks->count) continue;
-        ks->rel_err_mean = err_sum[k] / ks->count;
-        ks->formula_bits /= (double)ks->params;
-        ks->stored_bits /= (double)ks->params;
+    for (int k = 0; k <= PIPE_KINDS; k++) {
+        if (!ks[k]->count) continue;
+        ks[k]->rel_err_mean = err_sum[k] / ks[k]->count;
+        ks[k]->formula_bits /= (double)ks[k]->params;
+        ks[k]->stored_bits /= (double)ks[k]->params;
     }
     s->avg_bits_stored = s->quantized_params ? 8.0 * s->quantized_bytes / s->quantized_params : 0;
     s->avg_bits_formula = s->quantized_params ? fbits / s->quantized_params : 0;
+    s->avg_bits_stored_blocks = params_blocks ? 8.0 * bytes_blocks / params_blocks : 0;
+    s->avg_bits_formula_blocks = params_blocks ? fbits_blocks / params_blocks : 0;
 }
 
 spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens, int64_t n_tokens,
@@ -382,7 +433,7 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     p.N = opt->nsamples;
     p.T = opt->seqlen ? opt->seqlen : (c->max_position_embeddings < 2048 ? c->max_position_embeddings : 2048);
     p.Hd = c->hidden_size;
-    p.n_steps = (int64_t)STEPS_PER_BLOCK * c->n_layers;
+    p.n_steps = (int64_t)STEPS_PER_BLOCK * c->n_layers + (opt->quantize_head ? HEAD_STEPS : 0);
     if (opt->checkpoint_dir) snprintf(p.ckdir, sizeof p.ckdir, "%s", opt->checkpoint_dir);
     else if (snprintf(p.ckdir, sizeof p.ckdir, "%s.partial", out_path) >= (int)sizeof p.ckdir)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "output path too long");
@@ -390,18 +441,23 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     int64_t *starts = malloc((size_t)p.N * sizeof *starts);
     const size_t xn = (size_t)p.N * p.T * p.Hd;
     p.X = malloc(xn * sizeof(float));
-    pipe_layer_record *rec = calloc((size_t)c->n_layers * PIPE_KINDS, sizeof *rec);
+    /* records: every block linear, then the head's (used with quantize_head) */
+    const int32_t n_block_rec = c->n_layers * PIPE_KINDS;
+    pipe_layer_record *rec = calloc((size_t)n_block_rec + 1, sizeof *rec);
     p.mc = *m;
-    p.mc.layers = malloc((size_t)c->n_layers * sizeof *p.mc.layers);
+    /* + 1: the head's pseudo layer (quantize_head) */
+    p.mc.layers = malloc(((size_t)c->n_layers + 1) * sizeof *p.mc.layers);
     char *meta = NULL;
-    spqr_tensor *tensors[PIPE_KINDS] = {0};
-    float *Wdq[PIPE_KINDS] = {0};
+    spqr_tensor *tensors[PIPE_KINDS] = {0}, *head = NULL;
+    float *Wdq[PIPE_KINDS] = {0}, *head_dq = NULL;
     if (!starts || !p.X || !rec || !p.mc.layers) {
         st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for %d x %d calibration activations (%.1f MB)", p.N, p.T,
                           xn * 4.0 / 1e6);
         goto done;
     }
     memcpy(p.mc.layers, m->layers, (size_t)c->n_layers * sizeof *p.mc.layers);
+    p.mc.layers[c->n_layers] = m->layers[c->n_layers - 1];
+    p.mc.layers[c->n_layers].attn_norm = m->final_norm; /* its q,k,v input = the LM head's input */
     if ((st = calib_sample_windows(n_tokens, p.N, p.T, opt->seed, starts, err))) goto done;
     /* Workers: a session each on a one-layer view, so a KV cache holds one
      * layer of one window; model_layer_forward(s, 0, ...) runs block l. */
@@ -450,7 +506,7 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
         const char *names_buf[PIPE_KINDS];
         char names[PIPE_KINDS][128];
         for (int k = 0; k < PIPE_KINDS; k++) {
-            snprintf(names[k], sizeof names[k], "model.layers.%d.%s.weight", l, PIPE_KIND_NAMES[k]);
+            pipe_record_name(names[k], sizeof names[k], l, k);
             names_buf[k] = names[k];
         }
         if ((st = pipe_ckpt_write_block(p.ckdir, hash, l, names_buf, tensors, r, err))) break;
@@ -463,28 +519,33 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
             Wdq[k] = NULL;
         }
     }
+    /* The head is not checkpointed: a resumed run recomputes it from the
+     * last block's checkpointed outputs, which gives the same tensor. */
+    if (!st && opt->quantize_head) st = quantize_head(&p, &head, &head_dq, rec + n_block_rec, err);
     if (st == SPQR_ERR_INTERRUPTED)
         spqr_err_set(err, st, "interrupted; finished blocks are checkpointed in %s (use --resume)", p.ckdir);
     if (st) goto done;
 
     spqr_quantize_summary sm;
     memset(&sm, 0, sizeof sm);
-    summarize(&p, rec, c->n_layers * PIPE_KINDS, &sm);
+    const int32_t n_rec = n_block_rec + (opt->quantize_head ? 1 : 0);
+    summarize(&p, rec, n_rec, &sm);
     meta = final_metadata(m, opt, p.N, p.T, n_tokens, calib_hash(CALIB_HASH_INIT, calib_tokens, (size_t)n_tokens * 4),
-                          rec, c->n_layers * PIPE_KINDS, sm.avg_bits_stored, sm.avg_bits_formula);
+                          rec, n_rec, sm.avg_bits_stored, sm.avg_bits_formula);
     if (!meta) { st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); goto done; }
-    if ((st = pipe_write_model(m, p.ckdir, meta, out_path, err))) goto done;
+    if ((st = pipe_write_model(m, p.ckdir, meta, head, out_path, err))) goto done;
     pipe_ckpt_remove_all(p.ckdir, c->n_layers);
     if (summary) {
         sm.resumed_blocks = first;
         sm.seqlen = p.T;
         sm.nsamples = p.N;
         sm.calib_tokens = n_tokens;
-        sm.dense_params = (int64_t)c->vocab_size * c->hidden_size * (c->tie_word_embeddings ? 1 : 2) +
-                          ((int64_t)2 * c->n_layers + 1) * c->hidden_size;
-        sm.dense_bytes = (uint64_t)c->vocab_size * c->hidden_size * (m->embed.kind == SPQR_LINEAR_F32 ? 4 : 2) *
-                             (c->tie_word_embeddings ? 1 : 2) +
-                         ((uint64_t)2 * c->n_layers + 1) * c->hidden_size * 4;
+        /* dense matrices: the embedding, and the head unless tied or quantized */
+        const int n_dense_mat = c->tie_word_embeddings || opt->quantize_head ? 1 : 2;
+        const int64_t VH = (int64_t)c->vocab_size * c->hidden_size, norms = ((int64_t)2 * c->n_layers + 1) * c->hidden_size;
+        sm.dense_params = VH * n_dense_mat + norms;
+        sm.dense_bytes = (uint64_t)VH * (m->embed.kind == SPQR_LINEAR_F32 ? 4 : 2) * n_dense_mat + (uint64_t)norms * 4;
+        sm.model_params = sm.quantized_params + sm.dense_params - (c->tie_word_embeddings && opt->quantize_head ? VH : 0);
         struct stat sb;
         sm.file_bytes = stat(out_path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
         sm.seconds = now_s() - p.t0;
@@ -496,6 +557,8 @@ done:
         spqr_tensor_free(tensors[k]);
         free(Wdq[k]);
     }
+    spqr_tensor_free(head);
+    free(head_dq);
     for (int32_t j = 0; p.w && j < p.nw; j++) {
         spqr_session_free(p.w[j].sess);
         free(p.w[j].buf);

@@ -11,6 +11,12 @@
 
 #define PIPE_KINDS 7
 extern const char *const PIPE_KIND_NAMES[PIPE_KINDS]; /* "self_attn.q_proj", ... in block order */
+/* Record kind of the LM head (--quantize-head); its record's block is n_layers. */
+#define PIPE_HEAD_KIND PIPE_KINDS
+#define PIPE_HEAD_NAME "lm_head.weight"
+
+/* The tensor name of a record: "model.layers.L.<kind>.weight" or "lm_head.weight". */
+void pipe_record_name(char *out, size_t cap, int32_t block, int32_t kind);
 
 /* What one quantized linear reports; stored in the checkpoint and in the
  * final file's metadata (no timings there, so files are reproducible). */
@@ -40,8 +46,10 @@ int pipe_ckpt_load_inputs(const char *dir, uint64_t hash, int32_t block, float *
 void pipe_ckpt_remove_all(const char *dir, int32_t n_blocks);
 
 /* Writes the final .spqr from the model's dense tensors and the block
- * checkpoints; metadata_json is the quantization metadata. */
-spqr_status pipe_write_model(const spqr_model *m, const char *dir, const char *metadata_json, const char *out_path,
-                             spqr_err *err);
+ * checkpoints; metadata_json is the quantization metadata. head: the packed
+ * LM head (--quantize-head; then no dense lm_head is stored, and with tied
+ * embeddings the embedding stays dense for the lookup), or NULL. */
+spqr_status pipe_write_model(const spqr_model *m, const char *dir, const char *metadata_json,
+                             const spqr_tensor *head, const char *out_path, spqr_err *err);
 
 #endif

@@ -19,6 +19,11 @@ const char *const PIPE_KIND_NAMES[PIPE_KINDS] = {"self_attn.q_proj", "self_attn.
                                                  "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
                                                  "mlp.down_proj"};
 
+void pipe_record_name(char *out, size_t cap, int32_t block, int32_t kind) {
+    if (kind == PIPE_HEAD_KIND) snprintf(out, cap, "%s", PIPE_HEAD_NAME);
+    else snprintf(out, cap, "model.layers.%d.%s.weight", block, PIPE_KIND_NAMES[kind]);
+}
+
 void pipe_ckpt_path(char *out, size_t cap, const char *dir, const char *what, int32_t block) {
     snprintf(out, cap, "%s/%s_%04d.spqr", dir, what, block);
 }
@@ -175,8 +180,8 @@ static spqr_dtype linear_dtype(const spqr_linear *l) {
     return l->kind == SPQR_LINEAR_F32 ? SPQR_DTYPE_F32 : l->kind == SPQR_LINEAR_F16 ? SPQR_DTYPE_F16 : SPQR_DTYPE_BF16;
 }
 
-spqr_status pipe_write_model(const spqr_model *m, const char *dir, const char *metadata_json, const char *out_path,
-                             spqr_err *err) {
+spqr_status pipe_write_model(const spqr_model *m, const char *dir, const char *metadata_json,
+                             const spqr_tensor *head, const char *out_path, spqr_err *err) {
     const spqr_config *c = &m->cfg;
     const int32_t H = c->hidden_size;
     spqr_archive_writer *w = NULL;
@@ -189,7 +194,8 @@ spqr_status pipe_write_model(const spqr_model *m, const char *dir, const char *m
     if (!st)
         st = spqr_archive_writer_add_dense(w, "model.embed_tokens.weight", linear_dtype(&m->embed), 2, emb_shape,
                                            m->embed.data, err);
-    if (!st && !c->tie_word_embeddings)
+    if (!st && head) st = spqr_archive_writer_add_packed(w, PIPE_HEAD_NAME, head, err);
+    else if (!st && !c->tie_word_embeddings)
         st = spqr_archive_writer_add_dense(w, "lm_head.weight", linear_dtype(&m->lm_head), 2, emb_shape,
                                            m->lm_head.data, err);
     if (!st) st = spqr_archive_writer_add_dense(w, "model.norm.weight", SPQR_DTYPE_F32, 1, norm_shape, m->final_norm, err);
