@@ -25,13 +25,7 @@ static float *make_hessian(int32_t cols, unsigned long long seed) {
             X[(size_t)k * cols + j] = acc * (0.5 + (double)(j % 7) / 4.0);
         }
     }
-    float *H = malloc(sizeof(float) * (size_t)cols * cols);
-    for (int32_t i = 0; i < cols; i++)
-        for (int32_t j = i; j < cols; j++) {
-            double acc = 0;
-            for (int32_t k = 0; k < n; k++) acc += X[(size_t)k * cols + i] * X[(size_t)k * cols + j];
-            H[i * cols + j] = H[j * cols + i] = (float)(acc / n);
-        }
+    float *H = test_gram(X, n, cols);
     free(A);
     free(X);
     return H;

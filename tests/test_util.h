@@ -5,6 +5,7 @@
 #define SPQR_TEST_UTIL_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,19 @@ static inline float test_rng_uniform(test_rng *r) { /* [0,1) */
 static inline float test_rng_normal(test_rng *r) {
     float u1 = test_rng_uniform(r) + 1e-7f, u2 = test_rng_uniform(r);
     return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
+}
+
+/* H = X^T X / n as fp32 [cols][cols], X [n][cols] fp64: a Hessian proxy from
+ * synthetic inputs. Caller frees. */
+static inline float *test_gram(const double *X, int32_t n, int32_t cols) {
+    float *H = malloc(sizeof(float) * (size_t)cols * cols);
+    for (int32_t i = 0; i < cols; i++)
+        for (int32_t j = i; j < cols; j++) {
+            double acc = 0;
+            for (int32_t k = 0; k < n; k++) acc += X[(size_t)k * cols + i] * X[(size_t)k * cols + j];
+            H[i * cols + j] = H[j * cols + i] = (float)(acc / n);
+        }
+    return H;
 }
 
 #endif
