@@ -12,7 +12,9 @@
  *  - --quantize-head (tiny GQA and the tied-embeddings fixture): the file
  *    has a packed lm_head and no dense one, the block tensors are the same
  *    as without the option, ppl from the .spqr = ppl of the dequantized
- *    weights (head included) run densely (1e-4), within 5% of fp32; an
+ *    weights (head included) run densely (1e-4), within 5% of fp32; the
+ *    head equals a quantization with an independently computed Hessian
+ *    (full forward with an identity head, sum x x^T in double); an
  *    interrupted run resumes to a byte-identical file, and the option is
  *    part of the checkpoint hash. */
 #include <math.h>
@@ -380,6 +382,54 @@ int main(int argc, char **argv) {
         CHECK_NEAR(ppl_h / ppl_hd, 1.0, 1e-4);
         CHECK(fabs(ppl_h / ppl_f - 1.0) < 0.05); /* blocks and head at 3.6 bits: within 5% */
         CHECK(ppl_h != ppl_q);                    /* the head really changed */
+
+        /* The head's Hessian, independently: the full forward of the
+         * dequantized model with an identity head (rows 0..H-1) returns
+         * RMSNorm(x, final_norm) of every calibration token as its logits;
+         * H = 2/n sum x x^T in double; quantizing lm_head with it gives the
+         * file's head (>= 99% of weights bit-identical; the forward runs in
+         * other chunks than the pipeline, so a few roundings may differ). */
+        {
+            const int32_t H = m->cfg.hidden_size, V = m->cfg.vocab_size;
+            spqr_model idm = dqh;
+            float *eye = calloc((size_t)V * H, sizeof(float)), *lg = malloc((size_t)SEQ * V * sizeof(float));
+            for (int32_t i = 0; i < H; i++) eye[(size_t)i * H + i] = 1.0f;
+            idm.lm_head = (spqr_linear){SPQR_LINEAR_F32, V, H, eye, NULL, NULL};
+            int64_t starts[NS];
+            CHECK(calib_sample_windows(n_cal, NS, SEQ, o.seed, starts, &err) == SPQR_OK);
+            double *Hd = calloc((size_t)H * H, sizeof(double));
+            spqr_session *ss = NULL;
+            CHECK(spqr_session_create(&idm, SEQ, 1, &ss, &err) == SPQR_OK);
+            for (int i = 0; ss && i < NS; i++) {
+                spqr_session_reset(ss);
+                CHECK(spqr_session_forward(ss, cal + starts[i], SEQ, 1, lg, &err) == SPQR_OK);
+                for (int t = 0; t < SEQ; t++) {
+                    const float *x = lg + (size_t)t * V;
+                    for (int a2 = 0; a2 < H; a2++)
+                        for (int b2 = 0; b2 < H; b2++) Hd[(size_t)a2 * H + b2] += 2.0 * x[a2] * x[b2];
+                }
+            }
+            spqr_session_free(ss);
+            float *Hf = malloc((size_t)H * H * sizeof(float));
+            for (size_t i = 0; i < (size_t)H * H; i++) Hf[i] = (float)(Hd[i] / (NS * SEQ));
+            float *Wh = malloc((size_t)V * H * sizeof(float)), *Wr = malloc((size_t)V * H * sizeof(float)),
+                  *Wg = malloc((size_t)V * H * sizeof(float));
+            for (int32_t r = 0; r < V; r++) CHECK(linear_row(&m->lm_head, r, Wh + (size_t)r * H, &err) == SPQR_OK);
+            CHECK(spqr_quantize_layer(Wh, V, H, Hf, &o.params, 1, NULL, NULL, Wr, NULL, NULL, &err) == SPQR_OK);
+            CHECK(spqr_tensor_dequantize(qh->lm_head.packed, Wg, &err) == SPQR_OK);
+            int64_t same = 0;
+            for (size_t i = 0; i < (size_t)V * H; i++) same += Wr[i] == Wg[i];
+            printf("lm_head from an independent Hessian: %lld of %d weights identical\n", (long long)same, V * H);
+            CHECK_MSG(same >= (int64_t)V * H * 99 / 100, "lm_head: %lld of %d weights identical", (long long)same,
+                      V * H);
+            free(eye);
+            free(lg);
+            free(Hd);
+            free(Hf);
+            free(Wh);
+            free(Wr);
+            free(Wg);
+        }
         free(dqh.layers);
         spqr_model_free(qh);
 
