@@ -131,6 +131,10 @@ uint32_t spqr_crc32c_update(uint32_t crc, const void *data, size_t n);
 uint32_t spqr_crc32c_update_portable(uint32_t crc, const void *data, size_t n);
 static inline uint32_t spqr_crc32c(const void *data, size_t n) { return spqr_crc32c_update(0, data, n); }
 
+/* "config", "dense tensor", ... for messages; "unknown type" otherwise.
+ * Shared by writer and reader so both name sections alike. */
+const char *spqrf_section_type_name(uint32_t type);
+
 /* Expected byte sizes of every array of a packed tensor with this layout
  * (0 = absent). Returns NULL, or a short reason when the layout is out of
  * range or its sizes would overflow. Shared by writer and reader so they

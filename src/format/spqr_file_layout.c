@@ -57,3 +57,14 @@ int64_t spqrf_first_nonfinite_f16(const uint16_t *v, uint64_t n) {
         if ((v[k] & 0x7c00u) == 0x7c00u) return (int64_t)k;
     return -1;
 }
+
+const char *spqrf_section_type_name(uint32_t type) {
+    switch (type) {
+    case SPQRF_SEC_CONFIG: return "config";
+    case SPQRF_SEC_TOKENIZER: return "tokenizer";
+    case SPQRF_SEC_METADATA: return "metadata";
+    case SPQRF_SEC_DENSE: return "dense tensor";
+    case SPQRF_SEC_PACKED: return "packed tensor";
+    default: return "unknown type";
+    }
+}

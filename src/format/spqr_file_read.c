@@ -40,17 +40,6 @@ struct spqr_archive {
     uint64_t names_size;
 };
 
-static const char *type_name(uint32_t t) {
-    switch (t) {
-    case SPQRF_SEC_CONFIG: return "config";
-    case SPQRF_SEC_TOKENIZER: return "tokenizer";
-    case SPQRF_SEC_METADATA: return "metadata";
-    case SPQRF_SEC_DENSE: return "dense tensor";
-    case SPQRF_SEC_PACKED: return "packed tensor";
-    default: return "unknown type";
-    }
-}
-
 static spqr_status ferr(const spqr_archive *a, spqr_err *err, const char *fmt, ...) SPQR_PRINTF(3, 4);
 static spqr_status ferr(const spqr_archive *a, spqr_err *err, const char *fmt, ...) {
     char msg[400];
@@ -71,10 +60,11 @@ static spqr_status serr(const spqr_archive *a, spqr_err *err, uint32_t i, int na
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     const spqrf_entry *e = &a->ent[i];
+    const char *type = spqrf_section_type_name(e->type);
     if (named)
         return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: section %u '%s' (%s): %s", a->label, i,
-                            spqr_printable(a->names + e->name_offset, nb, sizeof nb), type_name(e->type), msg);
-    return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: section %u (%s): %s", a->label, i, type_name(e->type), msg);
+                            spqr_printable(a->names + e->name_offset, nb, sizeof nb), type, msg);
+    return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: section %u (%s): %s", a->label, i, type, msg);
 }
 
 static int all_zero(const uint8_t *p, size_t n) {
@@ -178,7 +168,7 @@ static spqr_status check_entries(spqr_archive *a, const spqrf_header *h, spqr_er
                         (unsigned long long)e->offset, (unsigned long long)e->size,
                         (unsigned long long)h->table_offset);
         if (e->type <= SPQRF_SEC_METADATA && seen[e->type]++)
-            return serr(a, err, i, 1, "a second %s section", type_name(e->type));
+            return serr(a, err, i, 1, "a second %s section", spqrf_section_type_name(e->type));
     }
     if (n == 0) {
         if (h->table_offset != sizeof(spqrf_header))

@@ -41,17 +41,6 @@ struct spqr_archive_writer {
     int finished;
 };
 
-static const char *type_name(uint32_t t) {
-    switch (t) {
-    case SPQRF_SEC_CONFIG: return "config";
-    case SPQRF_SEC_TOKENIZER: return "tokenizer";
-    case SPQRF_SEC_METADATA: return "metadata";
-    case SPQRF_SEC_DENSE: return "dense tensor";
-    case SPQRF_SEC_PACKED: return "packed tensor";
-    default: return "unknown";
-    }
-}
-
 /* Records the failure in the writer (so later calls report it) and err. */
 static spqr_status poison(spqr_archive_writer *w, spqr_status code, const char *fmt, ...) SPQR_PRINTF(3, 4);
 static spqr_status poison(spqr_archive_writer *w, spqr_status code, const char *fmt, ...) {
@@ -156,14 +145,14 @@ static spqr_status begin_section(spqr_archive_writer *w, uint32_t type, const ch
     size_t len = name ? strlen(name) : 0;
     if (len == 0 || len > SPQRF_MAX_NAME || !spqr_utf8_valid(name, len))
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG,
-                            "%s: %s section name must be 1..%u bytes of UTF-8", w->path, type_name(type),
+                            "%s: %s section name must be 1..%u bytes of UTF-8", w->path, spqrf_section_type_name(type),
                             SPQRF_MAX_NAME);
     for (uint32_t i = 0; i < w->n; i++) {
         if (!strcmp(w->entries[i].name, name))
             return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: section name '%s' is already used", w->path, name);
         if (type <= SPQRF_SEC_METADATA && w->entries[i].e.type == type)
             return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: the %s section was already added", w->path,
-                                type_name(type));
+                                spqrf_section_type_name(type));
     }
     if (w->n >= SPQRF_MAX_SECTIONS)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: more than %u sections", w->path, SPQRF_MAX_SECTIONS);
