@@ -108,6 +108,18 @@ static void expect_load_error(const char *dir, spqr_status code, const char *nee
     if (st == SPQR_OK) spqr_model_free(m);
 }
 
+/* Copies fixture model `name`, replaces `from` by `to` in its `file`, and
+ * expects loading the copy to fail with code and needle. */
+static void expect_patched_error(const char *name, const char *file, const char *from, const char *to,
+                                 spqr_status code, const char *needle) {
+    char tmp[64], path[2048];
+    CHECK(copy_model(name, tmp) != NULL);
+    snprintf(path, sizeof path, "%s/%s", tmp, file);
+    CHECK_MSG(patch_file(path, from, to) == 0, "%s/%s: '%s' not found", name, file, from);
+    expect_load_error(tmp, code, needle);
+    remove_dir(tmp);
+}
+
 static void check_model(const spqr_safetensors *fx, const char *name, const char *dir) {
     spqr_model *m = NULL;
     spqr_err err = {0};
@@ -246,17 +258,11 @@ static void loader_error_tests(void) {
     expect_load_error(tmp, SPQR_ERR_IO, "config.json");
     remove_dir(tmp);
     /* config disagrees with the tensor shapes */
-    copy_model("tiny_gqa", tmp);
-    snprintf(path, sizeof path, "%s/config.json", tmp);
-    CHECK(patch_file(path, "\"intermediate_size\": 100", "\"intermediate_size\": 104") == 0);
-    expect_load_error(tmp, SPQR_ERR_FORMAT, "mlp.gate_proj.weight has shape [100, 72] but config.json implies [104, 72]");
-    remove_dir(tmp);
+    expect_patched_error("tiny_gqa", "config.json", "\"intermediate_size\": 100", "\"intermediate_size\": 104",
+                         SPQR_ERR_FORMAT, "mlp.gate_proj.weight has shape [100, 72] but config.json implies [104, 72]");
     /* unsupported architecture */
-    copy_model("tiny_gqa", tmp);
-    snprintf(path, sizeof path, "%s/config.json", tmp);
-    CHECK(patch_file(path, "\"model_type\": \"llama\"", "\"model_type\": \"qwen2\"") == 0);
-    expect_load_error(tmp, SPQR_ERR_UNSUPPORTED, "qwen2");
-    remove_dir(tmp);
+    expect_patched_error("tiny_gqa", "config.json", "\"model_type\": \"llama\"", "\"model_type\": \"qwen2\"",
+                         SPQR_ERR_UNSUPPORTED, "qwen2");
     /* truncated weights */
     copy_model("tiny_gqa", tmp);
     snprintf(path, sizeof path, "%s/model.safetensors", tmp);
@@ -269,17 +275,11 @@ static void loader_error_tests(void) {
     expect_load_error(tmp, SPQR_ERR_IO, "model.safetensors");
     remove_dir(tmp);
     /* missing tensor: untie a tied model, lm_head.weight does not exist */
-    copy_model("tiny_tied", tmp);
-    snprintf(path, sizeof path, "%s/config.json", tmp);
-    CHECK(patch_file(path, "\"tie_word_embeddings\": true", "\"tie_word_embeddings\": false") == 0);
-    expect_load_error(tmp, SPQR_ERR_FORMAT, "lm_head.weight is missing");
-    remove_dir(tmp);
+    expect_patched_error("tiny_tied", "config.json", "\"tie_word_embeddings\": true",
+                         "\"tie_word_embeddings\": false", SPQR_ERR_FORMAT, "lm_head.weight is missing");
     /* sharded index that points outside the directory, or at a missing shard */
-    copy_model("tiny_tied", tmp);
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", tmp);
-    CHECK(patch_file(path, "\"model-00002-of-00002.safetensors\"", "\"../model-00002-of-00002.safetensors\"") == 0);
-    expect_load_error(tmp, SPQR_ERR_FORMAT, "plain file name");
-    remove_dir(tmp);
+    expect_patched_error("tiny_tied", "model.safetensors.index.json", "\"model-00002-of-00002.safetensors\"",
+                         "\"../model-00002-of-00002.safetensors\"", SPQR_ERR_FORMAT, "plain file name");
     copy_model("tiny_tied", tmp);
     snprintf(path, sizeof path, "%s/model-00002-of-00002.safetensors", tmp);
     unlink(path);
