@@ -14,27 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../tests/spqr_file_fixup.h"
 #include "format/spqr_file.h"
 #include "spqr.h"
 
+/* Every checksum recomputed, and file_size set to n: truncations and
+ * extensions then reach the table checks. */
 static void refresh_checksums(uint8_t *buf, size_t n) {
-    spqrf_header h;
-    if (n < sizeof h) return;
-    memcpy(&h, buf, sizeof h);
-    if (h.table_offset <= n && h.table_size <= n - h.table_offset &&
-        (uint64_t)h.section_count * sizeof(spqrf_entry) <= h.table_size) {
-        for (uint32_t i = 0; i < h.section_count; i++) {
-            spqrf_entry e;
-            uint8_t *pe = buf + h.table_offset + (size_t)i * sizeof e;
-            memcpy(&e, pe, sizeof e);
-            if (e.offset <= n && e.size <= n - e.offset) e.crc = spqr_crc32c(buf + e.offset, (size_t)e.size);
-            memcpy(pe, &e, sizeof e);
-        }
-        h.table_crc = spqr_crc32c(buf + h.table_offset, (size_t)h.table_size);
-    }
-    h.file_size = n; /* truncations and extensions then reach the table checks */
-    h.header_crc = spqr_crc32c(&h, offsetof(spqrf_header, header_crc));
-    memcpy(buf, &h, sizeof h);
+    if (n < sizeof(spqrf_header)) return;
+    const uint64_t file_size = n;
+    memcpy(buf + offsetof(spqrf_header, file_size), &file_size, sizeof file_size);
+    spqrf_fixup_checksums(buf, n);
 }
 
 static volatile float sink;

@@ -13,6 +13,7 @@
 
 #include "format/spqr_file.h"
 #include "spqr.h"
+#include "spqr_file_fixup.h"
 #include "test_util.h"
 
 /* ---------------------------------------------------------------- */
@@ -495,27 +496,6 @@ static void test_truncation_and_flips(const uint8_t *file, size_t n) {
     free(buf);
 }
 
-/* Recomputes every section checksum, the table checksum and the header
- * checksum from the (patched) bytes, trusting the patched entries as far
- * as they stay inside the buffer. */
-static void refresh_checksums(uint8_t *buf, size_t n) {
-    spqrf_header h;
-    memcpy(&h, buf, sizeof h);
-    if (h.table_offset <= n && h.table_size <= n - h.table_offset &&
-        (uint64_t)h.section_count * sizeof(spqrf_entry) <= h.table_size) {
-        for (uint32_t i = 0; i < h.section_count; i++) {
-            spqrf_entry e;
-            uint8_t *pe = buf + h.table_offset + (size_t)i * sizeof e;
-            memcpy(&e, pe, sizeof e);
-            if (e.offset <= n && e.size <= n - e.offset) e.crc = spqr_crc32c(buf + e.offset, (size_t)e.size);
-            memcpy(pe, &e, sizeof e);
-        }
-        h.table_crc = spqr_crc32c(buf + h.table_offset, (size_t)h.table_size);
-    }
-    h.header_crc = spqr_crc32c(&h, offsetof(spqrf_header, header_crc));
-    memcpy(buf, &h, sizeof h);
-}
-
 typedef struct {
     uint8_t *buf;
     size_t n;
@@ -554,7 +534,7 @@ static void expect_reject(const uint8_t *file, size_t n, const char *label, void
     memcpy(p.buf, file, n);
     memcpy(&p.h, file, sizeof p.h);
     patch(&p, fx);
-    refresh_checksums(p.buf, p.n);
+    spqrf_fixup_checksums(p.buf, p.n);
     spqr_err err;
     err.msg[0] = 0;
     spqr_status s = open_bytes(p.buf, p.n, &err);
@@ -682,7 +662,7 @@ static void test_hostile(const uint8_t *file, size_t n, const fixture *fx) {
     patchable p = {.buf = malloc(n), .n = n};
     memcpy(p.buf, file, n);
     memcpy(&p.h, file, sizeof p.h);
-    refresh_checksums(p.buf, n);
+    spqrf_fixup_checksums(p.buf, n);
     CHECK(!memcmp(p.buf, file, n));
     /* the entries the patches rely on */
     CHECK(find_entry(&p, "config") == 0 && find_entry(&p, "tokenizer") == 1 && find_entry(&p, "norm.f32") != UINT32_MAX);
