@@ -410,15 +410,10 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
     float *at = i8 ? malloc((size_t)kt->n_ctiles * sizeof(float)) : NULL;
     const size_t szb_n = (size_t)kt->n_groups * KT_R; /* floats per thread */
     float *szb = n == 1 && kt->nnz > 0 ? alloc64((size_t)n_threads * szb_n * sizeof(float)) : NULL;
+    spqr_status st = SPQR_OK;
     if (!xp || !xs || !xq || (n == 1 && !x2) || (i8 && (!xa || !at)) || (n == 1 && kt->nnz > 0 && !szb)) {
-        free(szb);
-        free(xa);
-        free(at);
-        free(x2);
-        free(xp);
-        free(xs);
-        free(xq);
-        return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory in matmul");
+        st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory in matmul");
+        goto done;
     }
     const kt_worker work = pick(kt, n);
     for (int32_t i0 = 0; i0 < n; i0 += KT_NB) {
@@ -440,6 +435,7 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
             if (rt1 > rt0) work(kt, &mine, rt0, rt1, Yc);
         }
     }
+done:
     free(szb);
     free(xa);
     free(at);
@@ -447,7 +443,7 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
     free(xp);
     free(xs);
     free(xq);
-    return SPQR_OK;
+    return st;
 }
 
 spqr_status spqr_ktensor_matvec(const spqr_ktensor *kt, const float *x, float *y, int32_t n_threads,
