@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "format/tensor.h"
 #include "kernels/spqr_kernel.h"
@@ -17,12 +18,6 @@
 #include "spqr.h"
 
 #define MAX_SHAPES 16
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* CPU time of the whole process (all threads): on a shared, loaded machine
  * it counts the work done, not the time spent waiting for a core. */
@@ -108,7 +103,7 @@ static double read_bandwidth(const float *buf, size_t n, int threads, int reps, 
     volatile float sink = 0;
     *best_cpu = 0;
     for (int rep = 0; rep < reps; rep++) {
-        double t0 = now_s(), c0 = cpu_s();
+        double t0 = cli_now(), c0 = cpu_s();
         float total = 0;
 #pragma omp parallel for num_threads(threads) reduction(+ : total) schedule(static)
         for (size_t blk = 0; blk < n / 4096; blk++) {
@@ -119,7 +114,7 @@ static double read_bandwidth(const float *buf, size_t n, int threads, int reps, 
                 for (int k = 0; k < 16; k++) acc[k] += p[i + k];
             for (int k = 0; k < 16; k++) total += acc[k];
         }
-        double dt = now_s() - t0, dc = (cpu_s() - c0) / threads;
+        double dt = cli_now() - t0, dc = (cpu_s() - c0) / threads;
         sink += total;
         double gbps = (double)(n / 4096 * 4096) * 4 / dt / 1e9, cg = (double)(n / 4096 * 4096) * 4 / dc / 1e9;
         if (gbps > best) best = gbps;
@@ -141,11 +136,11 @@ static timing time_calls(call_fn fn, void *ctx, int copies, uint64_t bytes_per_c
     timing best = {0, 0, 0};
     for (int rep = 0; rep < reps; rep++) {
         int calls = 0;
-        double t0 = now_s(), c0 = cpu_s(), dt;
+        double t0 = cli_now(), c0 = cpu_s(), dt;
         do {
             if (fn(ctx, calls % copies)) return best;
             calls++;
-            dt = now_s() - t0;
+            dt = cli_now() - t0;
         } while (dt < min_s);
         const double cpu_us = (cpu_s() - c0) / calls * 1e6;
         const double us = dt / calls * 1e6, gbps = (double)bytes_per_call / (dt / calls) / 1e9;
