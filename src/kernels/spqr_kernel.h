@@ -97,6 +97,22 @@ static inline const uint32_t *kt_block(const spqr_ktensor *kt, int32_t rt, int32
     return kt->codes + ((size_t)rt * (size_t)kt->n_cblocks + (size_t)(ct >> 1)) * (size_t)kt->blk_u32;
 }
 
+/* Calls KERNEL(args..., B) with B the literal wbits (2..7; 8 otherwise), so
+ * each always-inline SIMD kernel body is compiled once per width with its
+ * field offsets and masks constant. B must be KERNEL's last parameter. */
+#define KT_WBITS_DISPATCH(wbits, KERNEL, ...)               \
+    do {                                                   \
+        switch (wbits) {                                   \
+        case 2: KERNEL(__VA_ARGS__, 2); break;             \
+        case 3: KERNEL(__VA_ARGS__, 3); break;             \
+        case 4: KERNEL(__VA_ARGS__, 4); break;             \
+        case 5: KERNEL(__VA_ARGS__, 5); break;             \
+        case 6: KERNEL(__VA_ARGS__, 6); break;             \
+        case 7: KERNEL(__VA_ARGS__, 7); break;             \
+        default: KERNEL(__VA_ARGS__, 8); break;            \
+        }                                                  \
+    } while (0)
+
 /* Code of lane i, block column j. */
 static inline uint32_t kt_block_code(const uint32_t *blk, int B, int i, int j) {
     const int d = kt_field_dword(B, j), s = kt_field_shift(B, j);

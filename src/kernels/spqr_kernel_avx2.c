@@ -71,15 +71,7 @@ T256 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
 }
 
 T256 void kt_matvec_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    switch (kt->wbits) {
-    case 2: matvec_b(kt, in, rt0, rt1, Y, 2); break;
-    case 3: matvec_b(kt, in, rt0, rt1, Y, 3); break;
-    case 4: matvec_b(kt, in, rt0, rt1, Y, 4); break;
-    case 5: matvec_b(kt, in, rt0, rt1, Y, 5); break;
-    case 6: matvec_b(kt, in, rt0, rt1, Y, 6); break;
-    case 7: matvec_b(kt, in, rt0, rt1, Y, 7); break;
-    default: matvec_b(kt, in, rt0, rt1, Y, 8); break;
-    }
+    KT_WBITS_DISPATCH(kt->wbits, matvec_b, kt, in, rt0, rt1, Y);
 }
 
 /* A 16x16 code tile widened to qt[16 columns][16 rows] fp32. */
@@ -143,15 +135,7 @@ T256 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
 }
 
 T256 void kt_matmul_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    switch (kt->wbits) {
-    case 2: matmul_b(kt, in, rt0, rt1, Y, 2); break;
-    case 3: matmul_b(kt, in, rt0, rt1, Y, 3); break;
-    case 4: matmul_b(kt, in, rt0, rt1, Y, 4); break;
-    case 5: matmul_b(kt, in, rt0, rt1, Y, 5); break;
-    case 6: matmul_b(kt, in, rt0, rt1, Y, 6); break;
-    case 7: matmul_b(kt, in, rt0, rt1, Y, 7); break;
-    default: matmul_b(kt, in, rt0, rt1, Y, 8); break;
-    }
+    KT_WBITS_DISPATCH(kt->wbits, matmul_b, kt, in, rt0, rt1, Y);
 }
 #else
 #include "kernels/spqr_kernel.h"

@@ -139,8 +139,8 @@ T512 INLINE void finish_group(const spqr_ktensor *kt, const kt_input *in, const 
     finish_dot(kt, in, rc, g, dot, yacc, szb);
 }
 
-T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y, const int B,
-                          float *szbuf) {
+T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y, float *szbuf,
+                          const int B) {
     const int32_t ctpg = kt->ct_per_group, bu = kt->blk_u32;
     for (int32_t rt = rt0; rt < rt1; rt++) {
         const uint32_t *cb = kt->codes + (size_t)rt * kt->n_cblocks * bu;
@@ -182,15 +182,7 @@ T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
 
 T512 void kt_matvec_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     float *szb = in->szb; /* this thread's [n_groups][16] s * z scratch */
-    switch (kt->wbits) {
-    case 2: matvec_b(kt, in, rt0, rt1, Y, 2, szb); break;
-    case 3: matvec_b(kt, in, rt0, rt1, Y, 3, szb); break;
-    case 4: matvec_b(kt, in, rt0, rt1, Y, 4, szb); break;
-    case 5: matvec_b(kt, in, rt0, rt1, Y, 5, szb); break;
-    case 6: matvec_b(kt, in, rt0, rt1, Y, 6, szb); break;
-    case 7: matvec_b(kt, in, rt0, rt1, Y, 7, szb); break;
-    default: matvec_b(kt, in, rt0, rt1, Y, 8, szb); break;
-    }
+    KT_WBITS_DISPATCH(kt->wbits, matvec_b, kt, in, rt0, rt1, Y, szb);
 }
 
 /* 16 columns (half h of a block) widened to exact fp32 code vectors. */
@@ -254,15 +246,7 @@ T512 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
 }
 
 T512 void kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    switch (kt->wbits) {
-    case 2: matmul_b(kt, in, rt0, rt1, Y, 2); break;
-    case 3: matmul_b(kt, in, rt0, rt1, Y, 3); break;
-    case 4: matmul_b(kt, in, rt0, rt1, Y, 4); break;
-    case 5: matmul_b(kt, in, rt0, rt1, Y, 5); break;
-    case 6: matmul_b(kt, in, rt0, rt1, Y, 6); break;
-    case 7: matmul_b(kt, in, rt0, rt1, Y, 7); break;
-    default: matmul_b(kt, in, rt0, rt1, Y, 8); break;
-    }
+    KT_WBITS_DISPATCH(kt->wbits, matmul_b, kt, in, rt0, rt1, Y);
 }
 #define T512V __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,fma,f16c")))
 
@@ -317,8 +301,8 @@ T512V INLINE __m512i tile_i8(const uint32_t *blk, const int32_t *xa, const int h
     return _mm512_add_epi32(acc[0], acc[1]);
 }
 
-T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y, const int B,
-                             float *szbuf) {
+T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y, float *szbuf,
+                             const int B) {
     const int32_t ctpg = kt->ct_per_group, bu = kt->blk_u32;
     for (int32_t rt = rt0; rt < rt1; rt++) {
         const uint32_t *cb = kt->codes + (size_t)rt * kt->n_cblocks * bu;
@@ -342,15 +326,7 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
 
 T512V void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     float *szb = in->szb; /* this thread's [n_groups][16] s * z scratch */
-    switch (kt->wbits) {
-    case 2: matvec_i8_b(kt, in, rt0, rt1, Y, 2, szb); break;
-    case 3: matvec_i8_b(kt, in, rt0, rt1, Y, 3, szb); break;
-    case 4: matvec_i8_b(kt, in, rt0, rt1, Y, 4, szb); break;
-    case 5: matvec_i8_b(kt, in, rt0, rt1, Y, 5, szb); break;
-    case 6: matvec_i8_b(kt, in, rt0, rt1, Y, 6, szb); break;
-    case 7: matvec_i8_b(kt, in, rt0, rt1, Y, 7, szb); break;
-    default: matvec_i8_b(kt, in, rt0, rt1, Y, 8, szb); break;
-    }
+    KT_WBITS_DISPATCH(kt->wbits, matvec_i8_b, kt, in, rt0, rt1, Y, szb);
 }
 #else
 #include "kernels/spqr_kernel.h"
