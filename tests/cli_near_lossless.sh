@@ -9,8 +9,8 @@ SPQR=$1
 ROOT=$2
 MODEL=$ROOT/models/default
 if [ ! -f "$MODEL/config.json" ] || [ ! -f "$ROOT/data/heldout.txt" ]; then
-    echo "SKIP: $MODEL or data/heldout.txt not present"
-    exit 0
+    echo "FAIL: $MODEL or data/heldout.txt not present (both are committed: broken checkout)"
+    exit 1
 fi
 TMP=$(mktemp -d /tmp/spqr_nl.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT

@@ -125,7 +125,7 @@ if [ -f "$DEF/eval.json" ] && [ -f "$DEF/model.safetensors" ] && [ -f "$ROOT/dat
     awk -v a="$GOT" -v b="$WANT" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d / b < 0.005) }' \
         && ok "default held-out ppl $GOT within 0.5% of eval.json $WANT" || bad "default ppl $GOT vs eval.json $WANT"
 else
-    echo "skip: models/default/eval.json not present"
+    bad "models/default/eval.json, model.safetensors or data/heldout.txt missing (committed files: broken checkout)"
 fi
 
 echo "$fails failure(s)"

@@ -313,7 +313,7 @@ int main(int argc, char **argv) {
             snprintf(path, sizeof path, "%s/../../models/default", g_fix);
             check_model(fx, "default", path);
         } else {
-            printf("models/default or its fixture absent: skipped\n");
+            CHECK_MSG(0, "models/default or its logits fixture is missing (both are committed)");
         }
         spqr_safetensors_close(fx);
     }
