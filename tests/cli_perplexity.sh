@@ -104,6 +104,8 @@ grep -q "generation: 20 tokens\|generation: [0-9]* tokens" "$TMP/err" && grep -q
 "$SPQR" generate "$MODEL" -p "The old lighthouse" -n 20 --temp 0 -t 1 > "$TMP/g2" 2>/dev/null
 cmp -s "$TMP/g1" "$TMP/g2" && ok "greedy generation deterministic (1 vs 2 threads)" || bad "greedy differs"
 [ "$(wc -c < "$TMP/g1")" -gt 1 ] && ok "generated text is non-empty" || bad "empty generation"
+[ "$(head -c 18 "$TMP/g1")" = "The old lighthouse" ] && [ "$(wc -c < "$TMP/g1")" -gt 19 ] \
+    && ok "generate echoes the prompt, then the continuation" || bad "stdout does not start with the prompt"
 "$SPQR" generate "$MODEL" -p "The" -n 30 --temp 1.0 --top-p 0.9 --seed 7 > "$TMP/s1" 2>/dev/null
 "$SPQR" generate "$MODEL" -p "The" -n 30 --temp 1.0 --top-p 0.9 --seed 7 > "$TMP/s2" 2>/dev/null
 "$SPQR" generate "$MODEL" -p "The" -n 30 --temp 1.0 --top-p 0.9 --seed 8 > "$TMP/s3" 2>/dev/null

@@ -103,6 +103,9 @@ int cmd_generate(int argc, char **argv) {
     logits = malloc((size_t)V * sizeof *logits);
     if (!logits) { fail("out of memory"); goto done; }
 
+    /* Echo the prompt, as llama.cpp does, so stdout reads as one text. */
+    fputs(prompt, stdout);
+    fflush(stdout);
     double t0 = cli_now();
     if (spqr_session_forward(s, prompt_ids, n_prompt, 0, logits, &err)) { fail(err.msg); goto done; }
     const double t_prompt = cli_now() - t0;
