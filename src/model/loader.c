@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "model/bind.h"
 #include "model/config.h"
 #include "model/model.h"
 
@@ -173,44 +174,15 @@ static spqr_status load_norm(spqr_model *m, const char *name, float *dst, spqr_e
 
 static spqr_status bind_all(spqr_model *m, spqr_err *err) {
     const spqr_config *c = &m->cfg;
-    const int32_t H = c->hidden_size, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    const int32_t I = c->intermediate_size, V = c->vocab_size;
-    char name[256];
+    const int32_t H = c->hidden_size, V = c->vocab_size;
     spqr_status st;
-    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
-    m->norm_storage = malloc(((size_t)2 * c->n_layers + 1) * H * sizeof(float));
-    if (!m->layers || !m->norm_storage) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     if ((st = bind_linear(m, "model.embed_tokens.weight", V, H, &m->embed, err))) return st;
     if (c->tie_word_embeddings) {
         m->lm_head = m->embed;
     } else if ((st = bind_linear(m, "lm_head.weight", V, H, &m->lm_head, err))) {
         return st;
     }
-    float *norms = m->norm_storage;
-    for (int32_t l = 0; l < c->n_layers; l++) {
-        spqr_layer *L = &m->layers[l];
-        const struct { const char *suffix; int32_t rows, cols; spqr_linear *lin; } lins[7] = {
-            {"self_attn.q_proj", qd, H, &L->wq},   {"self_attn.k_proj", kvd, H, &L->wk},
-            {"self_attn.v_proj", kvd, H, &L->wv},  {"self_attn.o_proj", H, qd, &L->wo},
-            {"mlp.gate_proj", I, H, &L->w_gate},   {"mlp.up_proj", I, H, &L->w_up},
-            {"mlp.down_proj", H, I, &L->w_down},
-        };
-        for (int k = 0; k < 7; k++) {
-            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, lins[k].suffix);
-            if ((st = bind_linear(m, name, lins[k].rows, lins[k].cols, lins[k].lin, err))) return st;
-        }
-        float *an = norms + (size_t)(2 * l) * H, *fn = an + H;
-        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
-        if ((st = load_norm(m, name, an, err))) return st;
-        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-        if ((st = load_norm(m, name, fn, err))) return st;
-        L->attn_norm = an;
-        L->ffn_norm = fn;
-    }
-    float *final = norms + (size_t)2 * c->n_layers * H;
-    if ((st = load_norm(m, "model.norm.weight", final, err))) return st;
-    m->final_norm = final;
-    return SPQR_OK;
+    return model_bind_layers(m, bind_linear, load_norm, err);
 }
 
 static spqr_status load(const char *dir, const spqr_logger *log, spqr_model *m, spqr_err *err) {

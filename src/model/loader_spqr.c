@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "model/bind.h"
 #include "model/config.h"
 #include "model/model.h"
 
@@ -86,42 +87,16 @@ static spqr_status load(const char *path, const spqr_logger *log, spqr_model *m,
     if (m->cfg.bos_token_id >= c->vocab_size || m->cfg.eos_token_id >= c->vocab_size)
         return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: bos/eos token id outside the vocabulary", path);
 
-    const int32_t H = c->hidden_size, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    const int32_t I = c->intermediate_size, V = c->vocab_size;
-    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
-    m->norm_storage = malloc(((size_t)2 * c->n_layers + 1) * H * sizeof(float));
+    const int32_t H = c->hidden_size, V = c->vocab_size;
     m->ktensors = calloc((size_t)c->n_layers * 7 + 1, sizeof *m->ktensors);
-    if (!m->layers || !m->norm_storage || !m->ktensors) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    if (!m->ktensors) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     if ((st = dense_linear(m, "model.embed_tokens.weight", V, H, &m->embed, err))) return st;
     /* Tied embeddings: the head is the embedding, unless the file carries a
      * packed lm_head (--quantize-head), which then serves as the head while
      * the dense embedding still serves the lookup. */
     if (c->tie_word_embeddings && !spqr_archive_find_packed(m->archive, "lm_head.weight")) m->lm_head = m->embed;
     else if ((st = any_linear(m, "lm_head.weight", V, H, &m->lm_head, err))) return st;
-    char name[256];
-    for (int32_t l = 0; l < c->n_layers; l++) {
-        spqr_layer *L = &m->layers[l];
-        const struct { const char *suffix; int32_t rows, cols; spqr_linear *lin; } lins[7] = {
-            {"self_attn.q_proj", qd, H, &L->wq},   {"self_attn.k_proj", kvd, H, &L->wk},
-            {"self_attn.v_proj", kvd, H, &L->wv},  {"self_attn.o_proj", H, qd, &L->wo},
-            {"mlp.gate_proj", I, H, &L->w_gate},   {"mlp.up_proj", I, H, &L->w_up},
-            {"mlp.down_proj", H, I, &L->w_down},
-        };
-        for (int k = 0; k < 7; k++) {
-            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, lins[k].suffix);
-            if ((st = any_linear(m, name, lins[k].rows, lins[k].cols, lins[k].lin, err))) return st;
-        }
-        float *an = m->norm_storage + (size_t)(2 * l) * H, *fn = an + H;
-        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
-        if ((st = norm(m, name, an, err))) return st;
-        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-        if ((st = norm(m, name, fn, err))) return st;
-        L->attn_norm = an;
-        L->ffn_norm = fn;
-    }
-    float *final = m->norm_storage + (size_t)2 * c->n_layers * H;
-    if ((st = norm(m, "model.norm.weight", final, err))) return st;
-    m->final_norm = final;
+    if ((st = model_bind_layers(m, any_linear, norm, err))) return st;
     spqr_log(log, SPQR_LOG_INFO, "loaded %s: %d layers, hidden %d, %d packed linears (%s kernels)", path,
              c->n_layers, H, m->n_ktensors,
              m->n_ktensors ? spqr_kernel_path_name(spqr_ktensor_path(m->ktensors[0])) : "no");
