@@ -320,16 +320,9 @@ static char *final_metadata(const spqr_model *m, const spqr_quantize_options *o,
     cJSON *arr = cJSON_AddArrayToObject(root, "layers");
     char name[128];
     for (int32_t i = 0; i < n_rec; i++) {
-        cJSON *e = cJSON_CreateObject();
+        cJSON *e = pipe_record_to_json(&rec[i]);
         pipe_record_name(name, sizeof name, rec[i].block, rec[i].kind);
         cJSON_AddStringToObject(e, "name", name);
-        cJSON_AddNumberToObject(e, "rows", rec[i].rows);
-        cJSON_AddNumberToObject(e, "cols", rec[i].cols);
-        cJSON_AddNumberToObject(e, "outliers", (double)rec[i].outliers);
-        cJSON_AddNumberToObject(e, "rel_err", rec[i].rel_err);
-        cJSON_AddNumberToObject(e, "formula_bits", rec[i].formula_bits);
-        cJSON_AddNumberToObject(e, "stored_bits", rec[i].stored_bits);
-        cJSON_AddNumberToObject(e, "stored_bytes", (double)rec[i].stored_bytes);
         cJSON_AddItemToArray(arr, e);
     }
     (void)m;

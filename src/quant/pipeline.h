@@ -27,6 +27,11 @@ typedef struct pipe_layer_record {
     uint64_t stored_bytes;
 } pipe_layer_record;
 
+/* A new JSON object with the record's numbers (rows, cols, outliers, rel_err,
+ * formula_bits, stored_bits, stored_bytes): the one serialisation used by the
+ * checkpoints and the final file's metadata; NULL when out of memory. */
+struct cJSON *pipe_record_to_json(const pipe_layer_record *r);
+
 /* Checkpoint directory layout (all files written atomically):
  *   block_NNNN.spqr   packed tensors of block NNNN + metadata {hash, block, layers}
  *   inputs_NNNN.spqr  dense F32 "inputs" [nsamples*seqlen][hidden]: the output of

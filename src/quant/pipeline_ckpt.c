@@ -15,6 +15,18 @@
 #include "model/model.h"
 #include "quant/pipeline.h"
 
+cJSON *pipe_record_to_json(const pipe_layer_record *r) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "rows", r->rows);
+    cJSON_AddNumberToObject(o, "cols", r->cols);
+    cJSON_AddNumberToObject(o, "outliers", (double)r->outliers);
+    cJSON_AddNumberToObject(o, "rel_err", r->rel_err);
+    cJSON_AddNumberToObject(o, "formula_bits", r->formula_bits);
+    cJSON_AddNumberToObject(o, "stored_bits", r->stored_bits);
+    cJSON_AddNumberToObject(o, "stored_bytes", (double)r->stored_bytes);
+    return o;
+}
+
 const char *const PIPE_KIND_NAMES[PIPE_KINDS] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
                                                  "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
                                                  "mlp.down_proj"};
@@ -37,15 +49,8 @@ static char *block_metadata(uint64_t hash, int32_t block, const pipe_layer_recor
     if (rec) {
         cJSON *arr = cJSON_AddArrayToObject(root, "layers");
         for (int k = 0; k < PIPE_KINDS; k++) {
-            cJSON *o = cJSON_CreateObject();
+            cJSON *o = pipe_record_to_json(&rec[k]);
             cJSON_AddNumberToObject(o, "kind", k);
-            cJSON_AddNumberToObject(o, "rows", rec[k].rows);
-            cJSON_AddNumberToObject(o, "cols", rec[k].cols);
-            cJSON_AddNumberToObject(o, "outliers", (double)rec[k].outliers);
-            cJSON_AddNumberToObject(o, "rel_err", rec[k].rel_err);
-            cJSON_AddNumberToObject(o, "formula_bits", rec[k].formula_bits);
-            cJSON_AddNumberToObject(o, "stored_bits", rec[k].stored_bits);
-            cJSON_AddNumberToObject(o, "stored_bytes", (double)rec[k].stored_bytes);
             cJSON_AddItemToArray(arr, o);
         }
     }
