@@ -40,6 +40,8 @@ static void usage(FILE *f) {
             "  -f FILE            evaluation text (UTF-8)\n"
             "  -c, --ctx N        window length in tokens (default min(2048, max_position_embeddings))\n"
             "  --chunks N         evaluate only the first N windows\n"
+            "  -b, --batch N      tokens per forward call (default: the window; 1 = token by token\n"
+            "                     through the KV cache, i.e. the one-token decode kernels)\n"
             "  --protocol P       spqr (default: no BOS, windows back to back, all tokens but the first\n"
             "                     of each window scored) or llamacpp (BOS per window, second half scored)\n"
             "  --json             print one JSON object instead of text\n"
@@ -68,7 +70,7 @@ static int write_all(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, 
 
 int cmd_perplexity(int argc, char **argv) {
     const char *model_dir = NULL, *text_path = NULL, *kl_base = NULL, *kl_path = NULL;
-    int32_t ctx = 0, chunks = 0, threads = cli_default_threads();
+    int32_t ctx = 0, chunks = 0, batch = 0, threads = cli_default_threads();
     int json = 0, verbose = 0, protocol = 0; /* 0 spqr, 1 llamacpp */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -78,6 +80,8 @@ int cmd_perplexity(int argc, char **argv) {
             if (!(v = cli_flag_value(CMD, argc, argv, &i)) || cli_parse_i32(CMD, a, v, 2, 1 << 20, &ctx)) return 2;
         } else if (!strcmp(a, "--chunks")) {
             if (!(v = cli_flag_value(CMD, argc, argv, &i)) || cli_parse_i32(CMD, a, v, 1, 1 << 30, &chunks)) return 2;
+        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) {
+            if (!(v = cli_flag_value(CMD, argc, argv, &i)) || cli_parse_i32(CMD, a, v, 1, 1 << 20, &batch)) return 2;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(v = cli_flag_value(CMD, argc, argv, &i)) || cli_parse_i32(CMD, a, v, 1, 1024, &threads)) return 2;
         } else if (!strcmp(a, "--protocol")) {
@@ -226,6 +230,7 @@ int cmd_perplexity(int argc, char **argv) {
         if (!rs.base_lp) { fail("out of memory"); goto done; }
     }
 
+    if (batch <= 0 || batch > ctx) batch = ctx;
     if (spqr_session_create(m, ctx, threads, &s, &err)) { fail(err.msg); goto done; }
     logits = malloc((size_t)ctx * V * sizeof(float));
     if (!logits) { fail("out of memory for the logits"); goto done; }
@@ -239,7 +244,12 @@ int cmd_perplexity(int argc, char **argv) {
         memcpy(win, ids + (size_t)w * ctx, (size_t)ctx * sizeof *win);
         if (protocol == 1 && bos >= 0) win[0] = bos;
         spqr_session_reset(s);
-        if (spqr_session_forward(s, win, ctx, 1, logits, &err)) { free(win); fail(err.msg); goto done; }
+        /* -b: the window in calls of `batch` tokens through the KV cache (-b 1 =
+         * token by token, i.e. the decode kernels, as in generation) */
+        for (int32_t p0 = 0; p0 < ctx; p0 += batch) {
+            const int32_t nb = ctx - p0 < batch ? ctx - p0 : batch;
+            if (spqr_session_forward(s, win + p0, nb, 1, logits + (size_t)p0 * V, &err)) { free(win); fail(err.msg); goto done; }
+        }
         for (int32_t j = first; j < ctx - 1; j++) {
             float *row = logits + (size_t)j * V;
             float mx = row[0];

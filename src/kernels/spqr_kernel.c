@@ -5,6 +5,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/error.h"
 #include "format/tensor.h"
@@ -17,6 +18,20 @@ static void *alloc64(size_t n) {
     return aligned_alloc(64, sz ? sz : 64);
 }
 
+/* Large streamed arrays: 2 MiB aligned and advised as transparent huge
+ * pages, so a matvec's stream neither misses the TLB every 4 KiB nor stops
+ * the hardware prefetcher at every 4 KiB page boundary. */
+static void *alloc_stream(size_t n) {
+    const size_t huge = (size_t)2 << 20;
+    if (n < huge / 2) return alloc64(n);
+    const size_t sz = (n + huge - 1) / huge * huge;
+    void *p = aligned_alloc(huge, sz);
+#ifdef MADV_HUGEPAGE
+    if (p) madvise(p, sz, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
 void spqr_ktensor_free(spqr_ktensor *kt) {
     if (!kt) return;
     free(kt->codes);
@@ -27,6 +42,7 @@ void spqr_ktensor_free(spqr_ktensor *kt) {
     free(kt->o_ptr);
     free(kt->o_col);
     free(kt->o_val);
+    free(kt->o_corr);
     free(kt->o_row);
     free(kt);
 }
@@ -187,6 +203,20 @@ static spqr_status fill_outliers(spqr_ktensor *kt, const spqr_tensor *t, spqr_er
     return SPQR_OK;
 }
 
+/* o_corr: the code at an outlier is 0, so the dense part of a product
+ * counts s * (0 - z) there; the outlier adds (value - s * (0 - z)) * x. */
+static void fill_corrections(spqr_ktensor *kt) {
+    float s[KT_R], z[KT_R];
+    for (int32_t rt = 0; rt < kt->n_rtiles; rt++) {
+        int32_t gcur = -1;
+        for (int32_t o = kt->o_ptr[rt]; o < kt->o_ptr[rt + 1]; o++) {
+            const int32_t g = kt->o_col[o] / kt->groupsize, i = kt->o_row[o];
+            if (g != gcur) kt_stats_scalar(kt, rt, gcur = g, s, z);
+            kt->o_corr[o] = spqr_fp16_to_fp32(kt->o_val[o]) - spqr_weight_dq(s[i], 0, z[i]);
+        }
+    }
+}
+
 spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path, spqr_ktensor **out,
                                      spqr_err *err) {
     if (!out) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "output pointer is NULL");
@@ -225,7 +255,6 @@ spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path
     stat_tables(kt->st_idx[0], kt->st_sh[0], kt->qs_bits);
     stat_tables(kt->st_idx[1], kt->st_sh[1], kt->qz_bits);
     i8_plan(kt);
-    kt->gs_magic = ((1ull << 32) + (uint64_t)t->groupsize - 1) / (uint64_t)t->groupsize;
     kt->sb_bytes = kt->qs_bits ? 2 * kt->qs_bits : 2 * KT_R;
     kt->zb_bytes = kt->qz_bits ? 2 * kt->qz_bits : 2 * KT_R;
     kt->stat_bytes = kt->sb_bytes + kt->zb_bytes;
@@ -233,8 +262,8 @@ spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path
     const size_t codes_n = (size_t)kt->n_rtiles * (size_t)kt->n_cblocks * (size_t)kt->blk_u32;
     const size_t stats_n = (size_t)kt->n_rtiles * (size_t)kt->n_groups * (size_t)kt->stat_bytes + 16;
     const size_t pair_n = (size_t)kt->n_qgroups * (size_t)kt->n_groups * 2;
-    int ok = (kt->codes = alloc64(codes_n * 4)) != NULL;
-    ok &= (kt->stats = alloc64(stats_n)) != NULL;
+    int ok = (kt->codes = alloc_stream(codes_n * 4)) != NULL;
+    ok &= (kt->stats = alloc_stream(stats_n)) != NULL;
     if (ok) {
         memset(kt->codes, 0, codes_n * 4);
         memset(kt->stats, 0, stats_n);
@@ -250,6 +279,7 @@ spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path
     ok &= (kt->o_col = malloc(nnz * 2)) != NULL;
     ok &= (kt->o_val = malloc(nnz * 2)) != NULL;
     ok &= (kt->o_row = malloc(nnz)) != NULL;
+    ok &= (kt->o_corr = malloc(nnz * sizeof(float))) != NULL;
     if (!ok) {
         spqr_ktensor_free(kt);
         return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory building the kernel layout of a %dx%d tensor",
@@ -262,8 +292,9 @@ spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path
         spqr_ktensor_free(kt);
         return st;
     }
+    fill_corrections(kt);
     kt->stream_bytes = (uint64_t)codes_n * 4 + (stats_n - 16) + (kt->s_pair ? pair_n * 2 : 0) +
-                       (kt->z_pair ? pair_n * 2 : 0) + (uint64_t)kt->nnz * 5 + ((uint64_t)kt->n_rtiles + 1) * 4 +
+                       (kt->z_pair ? pair_n * 2 : 0) + (uint64_t)kt->nnz * 7 + ((uint64_t)kt->n_rtiles + 1) * 4 +
                        (kt->perm ? (uint64_t)kt->cols * 4 : 0);
     *out = kt;
     return SPQR_OK;
@@ -408,10 +439,8 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
     float *x2 = n == 1 ? alloc64((size_t)kt->padcols * sizeof(float)) : NULL;
     int32_t *xa = i8 ? alloc64((size_t)kt->n_ctiles * KT_XOPS * sizeof(int32_t)) : NULL;
     float *at = i8 ? malloc((size_t)kt->n_ctiles * sizeof(float)) : NULL;
-    const size_t szb_n = (size_t)kt->n_groups * KT_R; /* floats per thread */
-    float *szb = n == 1 && kt->nnz > 0 ? alloc64((size_t)n_threads * szb_n * sizeof(float)) : NULL;
     spqr_status st = SPQR_OK;
-    if (!xp || !xs || !xq || (n == 1 && !x2) || (i8 && (!xa || !at)) || (n == 1 && kt->nnz > 0 && !szb)) {
+    if (!xp || !xs || !xq || (n == 1 && !x2) || (i8 && (!xa || !at))) {
         st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory in matmul");
         goto done;
     }
@@ -422,7 +451,7 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
         if (i8) prepare_i8(kt, xp, xs, xq, xa, at);
         /* Y rows of this chunk are contiguous [m][rows]; workers write their own row range. */
         float *Yc = Y + (size_t)i0 * kt->rows;
-        const kt_input in = {xp, x2, xs, xq, xa, at, NULL, m};
+        const kt_input in = {xp, x2, xs, xq, xa, at, m};
         const int32_t T = n_threads;
 #pragma omp parallel num_threads(T) if (T > 1)
         {
@@ -430,13 +459,10 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
             /* contiguous row-tile ranges: each thread writes 64-byte-aligned spans of y */
             const int32_t rt0 = (int32_t)((int64_t)kt->n_rtiles * t / nt);
             const int32_t rt1 = (int32_t)((int64_t)kt->n_rtiles * (t + 1) / nt);
-            kt_input mine = in;
-            if (szb) mine.szb = szb + (size_t)t * szb_n;
-            if (rt1 > rt0) work(kt, &mine, rt0, rt1, Yc);
+            if (rt1 > rt0) work(kt, &in, rt0, rt1, Yc);
         }
     }
 done:
-    free(szb);
     free(xa);
     free(at);
     free(x2);

@@ -27,7 +27,10 @@
  * walks them contiguously. Exactly the stored bits: nothing is pre-decoded.
  *
  * Outliers, per row tile, sorted by (permuted column, row): column (uint16),
- * fp16 value, row within the tile (uint8); 5 bytes each. */
+ * fp16 value, row within the tile (uint8); 5 bytes each. The SIMD paths
+ * read, instead of the fp16 value, its product correction o_corr =
+ * value - s * (0 - z) (fp32, the exact expression they used to evaluate per
+ * call: s and z depend on the weights only), i.e. 7 bytes per outlier. */
 #ifndef SPQR_KERNELS_SPQR_KERNEL_H
 #define SPQR_KERNELS_SPQR_KERNEL_H
 
@@ -48,7 +51,6 @@ struct spqr_ktensor {
     int32_t blk_u32;         /* 16 * wbits: uint32 words per code block */
     int32_t sb_bytes, zb_bytes, stat_bytes; /* per (row tile, group) */
     int32_t q2_aligned;      /* qq_groupsize % 16 == 0: one second-level pair per row tile */
-    uint64_t gs_magic;       /* ceil(2^32 / groupsize): c / groupsize = c * gs_magic >> 32 for c < 2^16 */
     uint32_t *codes;         /* [n_rtiles][n_cblocks][wbits][16], 64-byte aligned */
     uint8_t *stats;          /* [n_rtiles][n_groups][stat_bytes] + 16 bytes slack */
     uint16_t *s_pair;        /* [n_qgroups][n_groups][2] or NULL */
@@ -56,7 +58,8 @@ struct spqr_ktensor {
     int32_t *perm;           /* [cols] or NULL (identity) */
     int32_t *o_ptr;          /* [n_rtiles + 1] */
     uint16_t *o_col;         /* [nnz] permuted column */
-    uint16_t *o_val;         /* [nnz] fp16 */
+    uint16_t *o_val;         /* [nnz] fp16 (dequantize, scalar path) */
+    float *o_corr;           /* [nnz] fp32 value - s * (0 - z): the product correction (SIMD paths) */
     uint8_t *o_row;          /* [nnz] row within the tile */
     int64_t nnz;
     /* byte-shuffle tables that move the 16 rows' qq-bit codes into dword
@@ -152,7 +155,6 @@ typedef struct kt_input {
     const float *xp, *x2, *xs, *xq;
     const int32_t *xa;
     const float *at;
-    float *szb;        /* n == 1: this thread's [n_groups][16] scratch (64-byte aligned) */
     int32_t n;
 } kt_input;
 

@@ -59,7 +59,7 @@ T256 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
             yhi = _mm256_fmadd_ps(_mm256_loadu_ps(s + 8), _mm256_fnmadd_ps(_mm256_loadu_ps(z + 8), xs, _mm256_add_ps(hi[0], hi[1])), yhi);
             while (o < oend && (int32_t)kt->o_col[o] < (g + 1) * gs) { /* code 0 at outliers */
                 const int32_t c = kt->o_col[o], i = kt->o_row[o];
-                corr[i] += (_cvtsh_ss(kt->o_val[o]) - spqr_weight_dq(s[i], 0, z[i])) * in->xq[c];
+                corr[i] += kt->o_corr[o] * in->xq[c];
                 o++;
             }
         }
@@ -85,7 +85,7 @@ T256 INLINE void widen16(const uint32_t *blk, const int B, const int h, float qt
 
 /* Batch: a code tile is widened once and applied to all n (<= 64) inputs. */
 T256 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y, const int B) {
-    const int32_t gs = kt->groupsize, ctpg = kt->ct_per_group, n = in->n;
+    const int32_t ctpg = kt->ct_per_group, n = in->n;
     float qt[KT_C][KT_R] __attribute__((aligned(32)));
     float ya[64][KT_R] __attribute__((aligned(32))), ga[64][KT_R] __attribute__((aligned(32)));
     float s[KT_R], z[KT_R];
@@ -119,14 +119,9 @@ T256 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
                 }
             }
         }
-        int32_t gcur = -1;
         for (int32_t o = kt->o_ptr[rt]; o < kt->o_ptr[rt + 1]; o++) {
-            const int32_t c = kt->o_col[o], i = kt->o_row[o], g = c / gs;
-            if (g != gcur) {
-                kt_stats_scalar(kt, rt, g, s, z);
-                gcur = g;
-            }
-            const float d = _cvtsh_ss(kt->o_val[o]) - spqr_weight_dq(s[i], 0, z[i]); /* code 0 at outliers */
+            const int32_t c = kt->o_col[o], i = kt->o_row[o];
+            const float d = kt->o_corr[o];
             for (int32_t j = 0; j < n; j++) ya[j][i] += d * in->xq[(size_t)j * kt->cols + c];
         }
         for (int32_t j = 0; j < n; j++)

@@ -107,45 +107,35 @@ T512 INLINE void store_rows(const spqr_ktensor *kt, int32_t rt, float *y, __m512
     else _mm512_mask_storeu_ps(y + rt * KT_R, (__mmask16)((1u << left) - 1u), v);
 }
 
-/* Closes group g of row tile rt: scale/zero, then the group's outliers
- * (their code is 0, so the dense part counted s * (0 - z) = -(s * z) there:
- * add (value + s * z) * x on the outlier's lane). */
+/* Closes group g of row tile rt: y += s * (dot - z * sum(x_g)). */
 T512 INLINE void finish_dot(const spqr_ktensor *kt, const kt_input *in, const rt_ctx *rc, int32_t g, const __m512 dot,
-                            __m512 *yacc, float *szb) {
+                            __m512 *yacc) {
     __m512 s, z;
     stats512(kt, rc, g, &s, &z);
     *yacc = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[g]), dot), *yacc);
-    if (szb) _mm512_store_ps(szb + (size_t)g * KT_R, _mm512_mul_ps(s, z));
 }
 
-/* The row tile's outliers, after its groups: their code is 0, so the dense
- * part counted s * (0 - z) = -(s * z) there; add (value + s * z) * x. One
- * straight loop (no per-group branches whose trip counts mispredict). */
-T512 INLINE __m512 outliers(const spqr_ktensor *kt, const kt_input *in, int32_t rt, const float *szb) {
+/* The row tile's outliers, after its groups: o_corr * x on the outlier's
+ * lane (their code is 0; o_corr = value - s * (0 - z), see the header).
+ * One straight loop (no per-group branches whose trip counts mispredict). */
+T512 INLINE __m512 outliers(const spqr_ktensor *kt, const kt_input *in, int32_t rt) {
     float corr[KT_R] = {0};
-    int32_t o = kt->o_ptr[rt];
     const int32_t oend = kt->o_ptr[rt + 1];
-    for (; o < oend; o++) {
-        const uint32_t c = kt->o_col[o], i = kt->o_row[o];
-        const uint32_t g = (uint32_t)(((uint64_t)c * kt->gs_magic) >> 32); /* c / groupsize */
-        corr[i] += (_cvtsh_ss(kt->o_val[o]) + szb[g * KT_R + i]) * in->xq[c];
-    }
+    for (int32_t o = kt->o_ptr[rt]; o < oend; o++) corr[kt->o_row[o]] += kt->o_corr[o] * in->xq[kt->o_col[o]];
     return _mm512_loadu_ps(corr);
 }
 
 T512 INLINE void finish_group(const spqr_ktensor *kt, const kt_input *in, const rt_ctx *rc, int32_t g, const __m512 acc[4],
-                              __m512 *yacc, float *szb) {
+                              __m512 *yacc) {
     const __m512 dot = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-    finish_dot(kt, in, rc, g, dot, yacc, szb);
+    finish_dot(kt, in, rc, g, dot, yacc);
 }
 
-T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y, float *szbuf,
-                          const int B) {
+T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y, const int B) {
     const int32_t ctpg = kt->ct_per_group, bu = kt->blk_u32;
     for (int32_t rt = rt0; rt < rt1; rt++) {
         const uint32_t *cb = kt->codes + (size_t)rt * kt->n_cblocks * bu;
         const float *x = in->x2;
-        float *szb = kt->o_ptr[rt + 1] > kt->o_ptr[rt] ? szbuf : NULL;
         __m512 yacc = _mm512_setzero_ps();
         const rt_ctx rc = rt_begin(kt, rt);
         if (ctpg == 1) { /* groups of <= 16 columns: a block is two groups */
@@ -153,17 +143,17 @@ T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
             for (; g + 1 < kt->n_groups; g += 2) {
                 __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
                 half16(cb, x, B, 0, acc);
-                finish_group(kt, in, &rc, g, acc, &yacc, szb);
+                finish_group(kt, in, &rc, g, acc, &yacc);
                 acc[0] = acc[1] = acc[2] = acc[3] = _mm512_setzero_ps();
                 half16(cb, x + KT_C, B, 1, acc);
-                finish_group(kt, in, &rc, g + 1, acc, &yacc, szb);
+                finish_group(kt, in, &rc, g + 1, acc, &yacc);
                 cb += bu;
                 x += KT_BC;
             }
             if (g < kt->n_groups) {
                 __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
                 half16(cb, x, B, 0, acc);
-                finish_group(kt, in, &rc, g, acc, &yacc, szb);
+                finish_group(kt, in, &rc, g, acc, &yacc);
             }
         } else {
             int32_t t = 0;
@@ -173,16 +163,15 @@ T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
                     if (t & 1) half16(cb + (size_t)(t >> 1) * bu, x, B, 1, acc);
                     else half16(cb + (size_t)(t >> 1) * bu, x, B, 0, acc);
                 }
-                finish_group(kt, in, &rc, g, acc, &yacc, szb);
+                finish_group(kt, in, &rc, g, acc, &yacc);
             }
         }
-        store_rows(kt, rt, y, szb ? _mm512_add_ps(yacc, outliers(kt, in, rt, szb)) : yacc);
+        store_rows(kt, rt, y, kt->o_ptr[rt + 1] > kt->o_ptr[rt] ? _mm512_add_ps(yacc, outliers(kt, in, rt)) : yacc);
     }
 }
 
 T512 void kt_matvec_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    float *szb = in->szb; /* this thread's [n_groups][16] s * z scratch */
-    KT_WBITS_DISPATCH(kt->wbits, matvec_b, kt, in, rt0, rt1, Y, szb);
+    KT_WBITS_DISPATCH(kt->wbits, matvec_b, kt, in, rt0, rt1, Y);
 }
 
 /* 16 columns (half h of a block) widened to exact fp32 code vectors. */
@@ -222,21 +211,13 @@ T512 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
             for (int32_t j = 0; j < n; j++)
                 ya[j] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[(size_t)j * kt->n_groups + g]), ga[j]), ya[j]);
         }
-        int32_t gcur = -1;
-        float sa[KT_R], za[KT_R], corr[64][KT_R];
+        float corr[64][KT_R];
         const int32_t o0 = kt->o_ptr[rt], o1 = kt->o_ptr[rt + 1];
         if (o1 > o0) {
             memset(corr, 0, sizeof corr);
             for (int32_t o = o0; o < o1; o++) {
-                const int32_t c = kt->o_col[o], i = kt->o_row[o], g = c / kt->groupsize;
-                if (g != gcur) {
-                    __m512 s, z;
-                    stats512(kt, &rc, g, &s, &z);
-                    _mm512_storeu_ps(sa, s);
-                    _mm512_storeu_ps(za, z);
-                    gcur = g;
-                }
-                const float d = _cvtsh_ss(kt->o_val[o]) - spqr_weight_dq(sa[i], 0, za[i]); /* code 0 at outliers */
+                const int32_t c = kt->o_col[o], i = kt->o_row[o];
+                const float d = kt->o_corr[o];
                 for (int32_t j = 0; j < n; j++) corr[j][i] += d * in->xq[(size_t)j * kt->cols + c];
             }
             for (int32_t j = 0; j < n; j++) ya[j] = _mm512_add_ps(ya[j], _mm512_loadu_ps(corr[j]));
@@ -301,13 +282,11 @@ T512V INLINE __m512i tile_i8(const uint32_t *blk, const int32_t *xa, const int h
     return _mm512_add_epi32(acc[0], acc[1]);
 }
 
-T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y, float *szbuf,
-                             const int B) {
+T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y, const int B) {
     const int32_t ctpg = kt->ct_per_group, bu = kt->blk_u32;
     for (int32_t rt = rt0; rt < rt1; rt++) {
         const uint32_t *cb = kt->codes + (size_t)rt * kt->n_cblocks * bu;
         int32_t t = 0;
-        float *szb = kt->o_ptr[rt + 1] > kt->o_ptr[rt] ? szbuf : NULL;
         __m512 yacc = _mm512_setzero_ps();
         const rt_ctx rc = rt_begin(kt, rt);
         for (int32_t g = 0; g < kt->n_groups; g++) {
@@ -318,15 +297,14 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
                 const __m512i id = (t & 1) ? tile_i8(blk, xa, 1, B) : tile_i8(blk, xa, 0, B);
                 dot = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), _mm512_set1_ps(in->at[t]), dot);
             }
-            finish_dot(kt, in, &rc, g, dot, &yacc, szb);
+            finish_dot(kt, in, &rc, g, dot, &yacc);
         }
-        store_rows(kt, rt, y, szb ? _mm512_add_ps(yacc, outliers(kt, in, rt, szb)) : yacc);
+        store_rows(kt, rt, y, kt->o_ptr[rt + 1] > kt->o_ptr[rt] ? _mm512_add_ps(yacc, outliers(kt, in, rt)) : yacc);
     }
 }
 
 T512V void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    float *szb = in->szb; /* this thread's [n_groups][16] s * z scratch */
-    KT_WBITS_DISPATCH(kt->wbits, matvec_i8_b, kt, in, rt0, rt1, Y, szb);
+    KT_WBITS_DISPATCH(kt->wbits, matvec_i8_b, kt, in, rt0, rt1, Y);
 }
 #else
 #include "kernels/spqr_kernel.h"
