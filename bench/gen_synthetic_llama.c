@@ -1,77 +1,110 @@
-/* Writes a synthetic Llama checkpoint with random F16 weights, streaming
- * (constant memory), for decode benchmarks at real sizes. Default shape:
- * Llama-7B (32 layers, hidden 4096, MLP 11008, 32 heads, vocab 32000,
- * ~13.5 GB). Values are uniform in [-a, a] with a = 1/sqrt(in_features) so
- * activations stay finite; the text it generates is noise.
+/* Writes a synthetic Llama checkpoint with random weights, streaming
+ * (constant memory), for speed benchmarks at real sizes. Default shape:
+ * Llama-7B (32 layers, hidden 4096, MLP 11008, 32 heads, vocab 32000).
+ *   OUTDIR          a Hugging Face directory, F16 (~13.5 GB at 7B): values
+ *                   uniform in [-a, a], a = 1/sqrt(in_features), so
+ *                   activations stay finite; the text it generates is noise.
+ *   --spqr FILE     a .spqr file of the same shapes (~3.5 GB at 7B, w3, 1%
+ *                   outliers) as `spqr quantize` lays it out: config,
+ *                   tokenizer, metadata (marked synthetic), dense F16
+ *                   embedding and head, F32 norms, and random packed block
+ *                   linears (beta1 = beta2 = 16, 3-bit statistics, a random
+ *                   act-order permutation, Bernoulli outliers; every weight
+ *                   in [-a, a]). One tensor in memory at a time.
+ * Either or both may be given.
  *
- * usage: gen_synthetic_llama OUTDIR [--layers N] [--hidden N] [--inter N]
- *        [--heads N] [--kv-heads N] [--vocab N] [--ctx N]
+ * usage: gen_synthetic_llama [OUTDIR] [--spqr FILE [--wbits B] [--outlier-share P]]
+ *        [--layers N] [--hidden N] [--inter N] [--heads N] [--kv-heads N] [--vocab N] [--ctx N]
  *        [--tokenizer tokenizer.json (default tests/fixtures/tiny_gqa/tokenizer.json)] */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "format/tensor.h"
+#include "quant/pipeline.h"
 #include "spqr.h"
 
 typedef struct { char name[128]; int64_t rows, cols; int norm; } tdesc;
+
+typedef struct shape {
+    long layers, hidden, inter, heads, kv, vocab, ctx;
+} shape;
 
 static uint64_t rng_next(uint64_t *s) {
     *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17;
     return *s;
 }
 
-static int copy_file(const char *src, const char *dst) {
-    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
-    if (!in || !out) { if (in) fclose(in); if (out) fclose(out); return -1; }
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, out);
-    fclose(in);
-    return fclose(out);
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int main(int argc, char **argv) {
-    if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: gen_synthetic_llama OUTDIR [--layers N] [--hidden N] [--inter N] [--heads N] "
-                        "[--kv-heads N] [--vocab N] [--ctx N] [--tokenizer FILE]\n");
-        return 2;
+static char *read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0, k;
+    char *buf = malloc(cap + 1);
+    while (buf && (k = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += k;
+        if (n == cap) {
+            char *nb = realloc(buf, 2 * cap + 1);
+            if (!nb) { free(buf); buf = NULL; break; }
+            buf = nb;
+            cap *= 2;
+        }
     }
-    const char *out = argv[1], *tokpath = "tests/fixtures/tiny_gqa/tokenizer.json";
-    long layers = 32, hidden = 4096, inter = 11008, heads = 32, kv = 32, vocab = 32000, ctx = 2048;
-    for (int i = 2; i < argc; i++) {
-        long *dst = NULL;
-        if (!strcmp(argv[i], "--layers")) dst = &layers;
-        else if (!strcmp(argv[i], "--hidden")) dst = &hidden;
-        else if (!strcmp(argv[i], "--inter")) dst = &inter;
-        else if (!strcmp(argv[i], "--heads")) dst = &heads;
-        else if (!strcmp(argv[i], "--kv-heads")) dst = &kv;
-        else if (!strcmp(argv[i], "--vocab")) dst = &vocab;
-        else if (!strcmp(argv[i], "--ctx")) dst = &ctx;
-        else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) { tokpath = argv[++i]; continue; }
-        if (!dst || i + 1 >= argc) { fprintf(stderr, "gen_synthetic_llama: bad argument '%s'\n", argv[i]); return 2; }
-        *dst = strtol(argv[++i], NULL, 10);
-        if (*dst <= 0) { fprintf(stderr, "gen_synthetic_llama: bad value for %s\n", argv[i - 1]); return 2; }
+    fclose(f);
+    if (!buf) return NULL;
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+static char *config_json(const shape *sh) {
+    char *c = malloc(1024);
+    if (c)
+        snprintf(c, 1024,
+                 "{\"model_type\": \"llama\", \"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": %ld, "
+                 "\"hidden_size\": %ld, \"intermediate_size\": %ld, \"num_hidden_layers\": %ld, "
+                 "\"num_attention_heads\": %ld, \"num_key_value_heads\": %ld, \"max_position_embeddings\": %ld, "
+                 "\"rms_norm_eps\": 1e-5, \"rope_theta\": 10000.0, \"tie_word_embeddings\": false, "
+                 "\"bos_token_id\": 0, \"eos_token_id\": 0, \"torch_dtype\": \"float16\"}\n",
+                 sh->vocab, sh->hidden, sh->inter, sh->layers, sh->heads, sh->kv, sh->ctx);
+    return c;
+}
+
+/* n fp16 values uniform in [-a, a] (1024 distinct values, picked at random:
+ * fast and incompressible enough), or all ones when a == 0 (norms). */
+static void fill_f16(uint16_t *buf, size_t n, float a, uint64_t *s) {
+    uint16_t table[1024];
+    const uint16_t one = spqr_fp32_to_fp16(1.0f);
+    for (int k = 0; k < 1024; k++) table[k] = a == 0.0f ? one : spqr_fp32_to_fp16(a * ((k + 0.5f) / 512.0f - 1.0f));
+    for (size_t k = 0; k < n; k += 4) {
+        uint64_t r = rng_next(s);
+        for (size_t j = 0; j < 4 && k + j < n; j++) buf[k + j] = table[(r >> (16 * j)) & 1023];
     }
-    if (hidden % heads || heads % kv) { fprintf(stderr, "gen_synthetic_llama: inconsistent head counts\n"); return 2; }
-    const long hd = hidden / heads;
+}
+
+static int write_hf(const char *out, const shape *sh, const char *cfg, const char *tok, size_t tok_len) {
+    const long layers = sh->layers, hidden = sh->hidden, inter = sh->inter, heads = sh->heads, kv = sh->kv,
+               vocab = sh->vocab, hd = hidden / heads;
     mkdir(out, 0755);
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/tokenizer.json", out);
-    if (copy_file(tokpath, path)) { fprintf(stderr, "gen_synthetic_llama: cannot copy %s\n", tokpath); return 1; }
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(tok, 1, tok_len, f) != tok_len || fclose(f)) { perror(path); return 1; }
     snprintf(path, sizeof path, "%s/config.json", out);
-    FILE *f = fopen(path, "w");
-    if (!f) { perror(path); return 1; }
-    fprintf(f, "{\"model_type\": \"llama\", \"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": %ld, "
-               "\"hidden_size\": %ld, \"intermediate_size\": %ld, \"num_hidden_layers\": %ld, "
-               "\"num_attention_heads\": %ld, \"num_key_value_heads\": %ld, \"max_position_embeddings\": %ld, "
-               "\"rms_norm_eps\": 1e-5, \"rope_theta\": 10000.0, \"tie_word_embeddings\": false, "
-               "\"bos_token_id\": 0, \"eos_token_id\": 0, \"torch_dtype\": \"float16\"}\n",
-            vocab, hidden, inter, layers, heads, kv, ctx);
-    fclose(f);
+    f = fopen(path, "w");
+    if (!f || fputs(cfg, f) < 0 || fclose(f)) { perror(path); return 1; }
 
     /* tensor list in the order they are written */
     size_t nt = 0, cap = (size_t)layers * 9 + 3;
@@ -91,6 +124,7 @@ int main(int argc, char **argv) {
     }
     ADD(hidden, 0, 1, "model.norm.weight");
     ADD(vocab, hidden, 0, "lm_head.weight");
+#undef ADD
 
     /* header */
     size_t hcap = nt * 200 + 256, hl = 0;
@@ -122,26 +156,210 @@ int main(int argc, char **argv) {
     enum { CHUNK = 1 << 20 };
     uint16_t *buf = malloc(CHUNK * 2);
     uint64_t s = 0x9e3779b97f4a7c15ULL;
-    const uint16_t one = spqr_fp32_to_fp16(1.0f);
     for (size_t i = 0; i < nt; i++) {
         uint64_t n = t[i].norm ? (uint64_t)t[i].rows : (uint64_t)t[i].rows * t[i].cols;
         const float a = t[i].norm ? 0.0f : 1.0f / sqrtf((float)t[i].cols);
-        /* 1024 distinct fp16 values in [-a, a], picked at random: fast and incompressible enough */
-        uint16_t table[1024];
-        for (int k = 0; k < 1024; k++) table[k] = t[i].norm ? one : spqr_fp32_to_fp16(a * ((k + 0.5f) / 512.0f - 1.0f));
         for (uint64_t done = 0; done < n;) {
             size_t m = n - done < CHUNK ? (size_t)(n - done) : CHUNK;
-            for (size_t k = 0; k < m; k += 4) {
-                uint64_t r = rng_next(&s);
-                for (size_t j = 0; j < 4 && k + j < m; j++) buf[k + j] = table[(r >> (16 * j)) & 1023];
-            }
+            fill_f16(buf, m, a, &s);
             if (fwrite(buf, 2, m, f) != m) { perror(tmp); return 1; }
             done += m;
         }
     }
     if (fclose(f)) { perror(tmp); return 1; }
     if (rename(tmp, path)) { perror(path); return 1; }
-    fprintf(stderr, "done\n");
     free(buf); free(hdr); free(t);
     return 0;
+}
+
+/* Quantization metadata in the layout `spqr quantize` writes (preset,
+ * params, quantize_head, avg bits, per-layer records), marked synthetic:
+ * no calibration, no rel_err (there is no original to compare with). */
+static char *synthetic_metadata(int wbits, double share, const pipe_layer_record *rec, long n_rec, double avg_stored,
+                                double avg_formula) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "quantizer", "bench/gen_synthetic_llama (synthetic: random codes, no calibration)");
+    cJSON_AddStringToObject(root, "preset", "synthetic");
+    cJSON_AddBoolToObject(root, "synthetic", 1);
+    cJSON_AddNumberToObject(root, "synthetic_outlier_share", share);
+    cJSON *pj = cJSON_AddObjectToObject(root, "params");
+    cJSON_AddNumberToObject(pj, "wbits", wbits);
+    cJSON_AddNumberToObject(pj, "groupsize", 16);
+    cJSON_AddNumberToObject(pj, "qq_scale_bits", 3);
+    cJSON_AddNumberToObject(pj, "qq_zero_bits", 3);
+    cJSON_AddNumberToObject(pj, "qq_groupsize", 16);
+    cJSON_AddNullToObject(pj, "outlier_threshold"); /* outliers are drawn at random, not thresholded */
+    cJSON_AddStringToObject(pj, "perm", "act_order");
+    cJSON_AddNumberToObject(pj, "gptq", 0);
+    cJSON_AddBoolToObject(root, "quantize_head", 0);
+    cJSON_AddNumberToObject(root, "avg_bits_stored", avg_stored);
+    cJSON_AddNumberToObject(root, "avg_bits_formula", avg_formula);
+    cJSON *arr = cJSON_AddArrayToObject(root, "layers");
+    char name[128];
+    for (long i = 0; i < n_rec; i++) {
+        cJSON *e = pipe_record_to_json(&rec[i]);
+        cJSON_DeleteItemFromObjectCaseSensitive(e, "rel_err");
+        pipe_record_name(name, sizeof name, rec[i].block, rec[i].kind);
+        cJSON_AddStringToObject(e, "name", name);
+        cJSON_AddItemToArray(arr, e);
+    }
+    char *s = cJSON_Print(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+/* Shape [rows, cols] of block linear kind k (PIPE_KIND_NAMES order). */
+static void kind_shape(const shape *sh, int k, int32_t *rows, int32_t *cols) {
+    const long hd = sh->hidden / sh->heads;
+    const long r[PIPE_KINDS] = {sh->heads * hd, sh->kv * hd, sh->kv * hd, sh->hidden, sh->inter, sh->inter, sh->hidden};
+    const long c[PIPE_KINDS] = {sh->hidden, sh->hidden, sh->hidden, sh->heads * hd, sh->hidden, sh->hidden, sh->inter};
+    *rows = (int32_t)r[k];
+    *cols = (int32_t)c[k];
+}
+
+static uint64_t tensor_seed(long layer, int kind) { return 0x5eed0000ull + (uint64_t)layer * 16 + (uint64_t)kind; }
+
+static int write_spqr(const char *out, const shape *sh, const char *cfg, const char *tok, size_t tok_len, int wbits,
+                      double share) {
+    const double t0 = now_s();
+    spqr_err err = {0};
+    const long L = sh->layers;
+    pipe_layer_record *rec = calloc((size_t)L * PIPE_KINDS, sizeof *rec);
+    if (!rec) { fprintf(stderr, "gen_synthetic_llama: out of memory\n"); return 1; }
+    double bits_stored = 0, bits_formula = 0, params = 0;
+    spqr_archive_writer *w = NULL;
+    spqr_status st = spqr_archive_writer_create(out, &w, &err);
+    if (!st) st = spqr_archive_writer_add_config(w, cfg, &err);
+    if (!st) st = spqr_archive_writer_add_tokenizer(w, tok, tok_len, &err);
+    /* dense: embedding and head F16 (one buffer, reused), norms F32 ones */
+    const int64_t emb_shape[2] = {sh->vocab, sh->hidden}, norm_shape[1] = {sh->hidden};
+    uint16_t *emb = malloc((size_t)sh->vocab * (size_t)sh->hidden * sizeof *emb);
+    float *ones = malloc((size_t)sh->hidden * sizeof *ones);
+    if (!emb || !ones) { fprintf(stderr, "gen_synthetic_llama: out of memory\n"); return 1; }
+    for (long i = 0; i < sh->hidden; i++) ones[i] = 1.0f;
+    uint64_t s = 0x9e3779b97f4a7c15ULL;
+    const float a = 1.0f / sqrtf((float)sh->hidden);
+    if (!st) {
+        fill_f16(emb, (size_t)sh->vocab * (size_t)sh->hidden, a, &s);
+        st = spqr_archive_writer_add_dense(w, "model.embed_tokens.weight", SPQR_DTYPE_F16, 2, emb_shape, emb, &err);
+    }
+    if (!st) {
+        fill_f16(emb, (size_t)sh->vocab * (size_t)sh->hidden, a, &s);
+        st = spqr_archive_writer_add_dense(w, "lm_head.weight", SPQR_DTYPE_F16, 2, emb_shape, emb, &err);
+    }
+    free(emb);
+    if (!st) st = spqr_archive_writer_add_dense(w, "model.norm.weight", SPQR_DTYPE_F32, 1, norm_shape, ones, &err);
+    char name[256];
+    for (long l = 0; !st && l < L; l++) {
+        snprintf(name, sizeof name, "model.layers.%ld.input_layernorm.weight", l);
+        st = spqr_archive_writer_add_dense(w, name, SPQR_DTYPE_F32, 1, norm_shape, ones, &err);
+        snprintf(name, sizeof name, "model.layers.%ld.post_attention_layernorm.weight", l);
+        if (!st) st = spqr_archive_writer_add_dense(w, name, SPQR_DTYPE_F32, 1, norm_shape, ones, &err);
+    }
+    free(ones);
+    /* packed block linears, one tensor in memory at a time */
+    for (long l = 0; !st && l < L; l++)
+        for (int k = 0; !st && k < PIPE_KINDS; k++) {
+            int32_t rows, cols;
+            kind_shape(sh, k, &rows, &cols);
+            spqr_tensor *t = NULL;
+            st = spqr_tensor_random(rows, cols, wbits, share, 1.0f / sqrtf((float)cols), tensor_seed(l, k), &t, &err);
+            pipe_record_name(name, sizeof name, (int32_t)l, k);
+            if (!st) st = spqr_archive_writer_add_packed(w, name, t, &err);
+            if (!st) {
+                spqr_size_report sz;
+                spqr_tensor_size(t, &sz);
+                rec[l * PIPE_KINDS + k] = (pipe_layer_record){(int32_t)l, k, rows, cols, t->nnz, 0.0,
+                                                              sz.formula_bits_per_param, sz.stored_bits_per_param,
+                                                              sz.stored_bytes};
+                const double np = (double)rows * cols;
+                bits_stored += 8.0 * (double)sz.stored_bytes;
+                bits_formula += sz.formula_bits_per_param * np;
+                params += np;
+            }
+            spqr_tensor_free(t);
+        }
+    /* The metadata goes last (the reader finds sections through the table):
+     * it needs the outlier counts, known once every tensor is drawn. */
+    if (!st) {
+        char *meta = synthetic_metadata(wbits, share, rec, L * PIPE_KINDS, bits_stored / params, bits_formula / params);
+        st = meta ? spqr_archive_writer_add_metadata(w, meta, &err) : SPQR_ERR_NOMEM;
+        if (!meta) snprintf(err.msg, sizeof err.msg, "out of memory");
+        free(meta);
+    }
+    free(rec);
+    if (!st) st = spqr_archive_writer_finish(w, &err);
+    spqr_archive_writer_free(w);
+    if (st) { fprintf(stderr, "gen_synthetic_llama: %s\n", err.msg); return 1; }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    struct stat sb;
+    fprintf(stderr, "wrote %s: %ld layers, w%d, %.2f%% outliers, %.3f bits/param stored (block linears); %.2f GB in %.1f s, peak RSS %.0f MB\n",
+            out, L, wbits, 100 * share, bits_stored / params, stat(out, &sb) == 0 ? (double)sb.st_size / 1e9 : 0.0,
+            now_s() - t0, (double)ru.ru_maxrss / 1024.0);
+    return 0;
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: gen_synthetic_llama [OUTDIR] [--spqr FILE [--wbits B] [--outlier-share P]] [--layers N] "
+                    "[--hidden N] [--inter N] [--heads N] [--kv-heads N] [--vocab N] [--ctx N] [--tokenizer FILE]\n");
+}
+
+int main(int argc, char **argv) {
+    const char *out = NULL, *spqr_out = NULL, *tokpath = "tests/fixtures/tiny_gqa/tokenizer.json";
+    shape sh = {32, 4096, 11008, 32, 32, 32000, 2048};
+    long wbits = 3;
+    double share = 0.01;
+    for (int i = 1; i < argc; i++) {
+        long *dst = NULL;
+        const char *a = argv[i];
+        if (!strcmp(a, "--layers")) dst = &sh.layers;
+        else if (!strcmp(a, "--hidden")) dst = &sh.hidden;
+        else if (!strcmp(a, "--inter")) dst = &sh.inter;
+        else if (!strcmp(a, "--heads")) dst = &sh.heads;
+        else if (!strcmp(a, "--kv-heads")) dst = &sh.kv;
+        else if (!strcmp(a, "--vocab")) dst = &sh.vocab;
+        else if (!strcmp(a, "--ctx")) dst = &sh.ctx;
+        else if (!strcmp(a, "--wbits")) dst = &wbits;
+        else if ((!strcmp(a, "--tokenizer") || !strcmp(a, "--spqr") || !strcmp(a, "--outlier-share")) && i + 1 < argc) {
+            const char *v = argv[++i];
+            if (!strcmp(a, "--tokenizer")) tokpath = v;
+            else if (!strcmp(a, "--spqr")) spqr_out = v;
+            else {
+                char *end = NULL;
+                share = strtod(v, &end);
+                if (end == v || *end || !(share >= 0 && share <= 1)) {
+                    fprintf(stderr, "gen_synthetic_llama: --outlier-share must be in [0, 1], got '%s'\n", v);
+                    return 2;
+                }
+            }
+            continue;
+        } else if (a[0] != '-' && !out) { out = a; continue; }
+        if (!dst || i + 1 >= argc) { fprintf(stderr, "gen_synthetic_llama: bad argument '%s'\n", a); usage(); return 2; }
+        char *end = NULL;
+        const char *v = argv[++i];
+        *dst = strtol(v, &end, 10);
+        if (end == v || *end || *dst <= 0 || *dst > (1L << 30)) {
+            fprintf(stderr, "gen_synthetic_llama: bad value for %s: '%s'\n", a, v);
+            return 2;
+        }
+    }
+    if (!out && !spqr_out) { usage(); return 2; }
+    if (sh.hidden % sh.heads || sh.heads % sh.kv) { fprintf(stderr, "gen_synthetic_llama: inconsistent head counts\n"); return 2; }
+    if (wbits < 2 || wbits > 8) { fprintf(stderr, "gen_synthetic_llama: --wbits must be 2..8\n"); return 2; }
+    if (spqr_out && (sh.hidden > 65536 || sh.inter > 65536)) {
+        fprintf(stderr, "gen_synthetic_llama: packed tensors need in_features <= 65536\n");
+        return 2;
+    }
+    size_t tok_len = 0;
+    char *tok = read_all(tokpath, &tok_len), *cfg = config_json(&sh);
+    if (!tok) { fprintf(stderr, "gen_synthetic_llama: cannot read %s\n", tokpath); return 1; }
+    if (!cfg) { fprintf(stderr, "gen_synthetic_llama: out of memory\n"); return 1; }
+    int rc = 0;
+    if (out) rc = write_hf(out, &sh, cfg, tok, tok_len);
+    if (!rc && spqr_out) rc = write_spqr(spqr_out, &sh, cfg, tok, tok_len, (int)wbits, share);
+    if (!rc) fprintf(stderr, "done\n");
+    free(tok);
+    free(cfg);
+    return rc;
 }

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "cli/bench_util.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "format/tensor.h"
@@ -19,14 +19,6 @@
 
 #define MAX_SHAPES 16
 
-/* CPU time of the whole process (all threads): on a shared, loaded machine
- * it counts the work done, not the time spent waiting for a core. */
-static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static uint64_t rng_next(uint64_t *s) {
     *s ^= *s << 13;
     *s ^= *s >> 7;
@@ -34,95 +26,6 @@ static uint64_t rng_next(uint64_t *s) {
     return *s;
 }
 static float rng_unif(uint64_t *s) { return (float)((rng_next(s) >> 40) * (1.0 / 16777216.0)); }
-
-static uint64_t llc_bytes(void) {
-    FILE *f = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");
-    uint64_t v = 0;
-    if (f) {
-        char buf[64] = {0}, *end = NULL;
-        if (fgets(buf, sizeof buf, f)) {
-            v = strtoull(buf, &end, 10);
-            if (end && (*end == 'K' || *end == 'k')) v <<= 10;
-            else if (end && (*end == 'M' || *end == 'm')) v <<= 20;
-        }
-        fclose(f);
-    }
-    return v ? v : (32ull << 20);
-}
-
-/* A random packed tensor: uniform codes, the paper's w/3/3/16/16 layout,
- * a random act-order permutation and Bernoulli(share) outliers per weight. */
-static spqr_tensor *random_packed(int32_t rows, int32_t cols, int32_t wbits, double share, uint64_t seed,
-                                  spqr_err *err) {
-    uint64_t s = seed | 1;
-    int32_t *rowptr = malloc(((size_t)rows + 1) * 4);
-    const double per_row = share * cols;
-    int64_t nnz = 0;
-    rowptr[0] = 0;
-    for (int32_t r = 0; r < rows; r++) {
-        int32_t k = (int32_t)(per_row + rng_unif(&s)); /* stochastic rounding of the mean count */
-        if (k > cols) k = cols;
-        nnz += k;
-        rowptr[r + 1] = (int32_t)nnz;
-    }
-    spqr_tensor *t = NULL;
-    if (spqr_tensor_alloc(rows, cols, wbits, 16, 3, 3, 16, nnz, 1, &t, err) != SPQR_OK) {
-        free(rowptr);
-        return NULL;
-    }
-    memcpy(t->outlier_rowptr, rowptr, ((size_t)rows + 1) * 4);
-    free(rowptr);
-    for (int32_t r = 0; r < rows; r++) {
-        const int32_t k0 = t->outlier_rowptr[r], k = t->outlier_rowptr[r + 1] - k0;
-        for (int32_t i = 0; i < k; i++) { /* k distinct sorted columns: stride pattern with a random start */
-            t->outlier_col[k0 + i] = (uint16_t)(((int64_t)i * cols / k + (int64_t)(rng_next(&s) % (uint64_t)(cols / k > 0 ? cols / k : 1))) % cols);
-            t->outlier_val[k0 + i] = spqr_fp32_to_fp16(rng_unif(&s) - 0.5f);
-        }
-    }
-    for (size_t i = 0; i < t->codes_bytes; i++) t->codes[i] = (uint8_t)rng_next(&s);
-    for (size_t i = 0; i < t->scale_codes_bytes; i++) t->scale_codes[i] = (uint8_t)rng_next(&s);
-    for (size_t i = 0; i < t->zero_codes_bytes; i++) t->zero_codes[i] = (uint8_t)rng_next(&s);
-    for (size_t i = 0; i < (size_t)t->n_groups * t->n_qgroups; i++) {
-        t->scale_q2[2 * i] = spqr_fp32_to_fp16(0.001f);
-        t->scale_q2[2 * i + 1] = spqr_fp32_to_fp16(-1.0f);
-        t->zero_q2[2 * i] = spqr_fp32_to_fp16(1.0f);
-        t->zero_q2[2 * i + 1] = 0;
-    }
-    for (int32_t j = 0; j < cols; j++) t->perm[j] = j;
-    for (int32_t j = cols - 1; j > 0; j--) {
-        int32_t k = (int32_t)(rng_next(&s) % (uint64_t)(j + 1)), tmp = t->perm[j];
-        t->perm[j] = t->perm[k];
-        t->perm[k] = tmp;
-    }
-    return t;
-}
-
-/* Multi-threaded streaming read of a buffer >> LLC: the bandwidth yardstick. */
-static double read_bandwidth(const float *buf, size_t n, int threads, int reps, double *best_cpu) {
-    double best = 0;
-    volatile float sink = 0;
-    *best_cpu = 0;
-    for (int rep = 0; rep < reps; rep++) {
-        double t0 = cli_now(), c0 = cpu_s();
-        float total = 0;
-#pragma omp parallel for num_threads(threads) reduction(+ : total) schedule(static)
-        for (size_t blk = 0; blk < n / 4096; blk++) {
-            float acc[16] = {0};
-            const float *p = buf + blk * 4096;
-            for (size_t i = 0; i < 4096; i += 16)
-#pragma omp simd
-                for (int k = 0; k < 16; k++) acc[k] += p[i + k];
-            for (int k = 0; k < 16; k++) total += acc[k];
-        }
-        double dt = cli_now() - t0, dc = (cpu_s() - c0) / threads;
-        sink += total;
-        double gbps = (double)(n / 4096 * 4096) * 4 / dt / 1e9, cg = (double)(n / 4096 * 4096) * 4 / dc / 1e9;
-        if (gbps > best) best = gbps;
-        if (cg > *best_cpu) *best_cpu = cg;
-    }
-    (void)sink;
-    return best;
-}
 
 typedef struct {
     double gbps, us;   /* wall clock, best round */
@@ -136,13 +39,13 @@ static timing time_calls(call_fn fn, void *ctx, int copies, uint64_t bytes_per_c
     timing best = {0, 0, 0};
     for (int rep = 0; rep < reps; rep++) {
         int calls = 0;
-        double t0 = cli_now(), c0 = cpu_s(), dt;
+        double t0 = cli_now(), c0 = bench_cpu_s(), dt;
         do {
             if (fn(ctx, calls % copies)) return best;
             calls++;
             dt = cli_now() - t0;
         } while (dt < min_s);
-        const double cpu_us = (cpu_s() - c0) / calls * 1e6;
+        const double cpu_us = (bench_cpu_s() - c0) / calls * 1e6;
         const double us = dt / calls * 1e6, gbps = (double)bytes_per_call / (dt / calls) / 1e9;
         if (gbps > best.gbps) best.gbps = gbps, best.us = us;
         if (best.cpu_us == 0 || cpu_us < best.cpu_us) best.cpu_us = cpu_us;
@@ -283,17 +186,14 @@ int cmd_bench_kernel(int argc, char **argv) {
         }
     }
 
-    const uint64_t llc = llc_bytes(), target = in_cache ? 1 : 4 * llc;
-    const size_t bw_n = (size_t)(8 * llc / 4);
-    float *bwbuf = malloc(bw_n * 4);
-    if (!bwbuf) {
+    const uint64_t llc = bench_llc_bytes(), target = in_cache ? 1 : 4 * llc;
+    double bw_cpu = 0;
+    size_t bw_bytes = 0;
+    const double bw = bench_measure_bandwidth(threads, reps + 2, &bw_cpu, &bw_bytes);
+    if (bw <= 0) {
         fprintf(stderr, "spqr bench-kernel: out of memory\n");
         return 1;
     }
-    for (size_t i = 0; i < bw_n; i++) bwbuf[i] = (float)(i & 7);
-    double bw_cpu = 0;
-    const double bw = read_bandwidth(bwbuf, bw_n, threads, reps + 2, &bw_cpu);
-    free(bwbuf);
 
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "bandwidth_gbps", bw);
@@ -307,13 +207,13 @@ int cmd_bench_kernel(int argc, char **argv) {
     if (!json)
         printf("read bandwidth %.2f GB/s wall, %.2f GB/s per CPU time (%d threads, buffer %.0f MB; LLC %.0f MB)\n"
                "  (\"cpu\" columns: bytes / (process CPU time / threads), i.e. as if each thread had a core of its own)\n",
-               bw, bw_cpu, threads, (double)bw_n * 4 / 1e6, (double)llc / 1e6);
+               bw, bw_cpu, threads, (double)bw_bytes / 1e6, (double)llc / 1e6);
     int rc = 0;
     for (int si = 0; si < n_shapes && rc == 0; si++) {
         const int32_t rows = shapes[si][0], cols = shapes[si][1];
         spqr_err err = {0};
-        spqr_tensor *t = random_packed(rows, cols, wbits, share, 0x1234567ull + (uint64_t)si, &err);
-        if (!t) {
+        spqr_tensor *t = NULL;
+        if (spqr_tensor_random(rows, cols, wbits, share, 0.05f, 0x1234567ull + (uint64_t)si, &t, &err) != SPQR_OK) {
             fprintf(stderr, "spqr bench-kernel: %s\n", err.msg);
             rc = 1;
             break;

@@ -14,6 +14,7 @@ typedef struct {
 } command;
 
 static const command COMMANDS[] = {
+    {"bench", cmd_bench, "prompt and decode tokens/s of models (fp16 vs .spqr) against memory bandwidth"},
     {"bench-kernel", cmd_bench_kernel, "time SpQR/fp16/fp32 matvec kernels against memory bandwidth"},
     {"quantize", cmd_quantize, "quantize a whole model to a .spqr file (sequential SpQR calibration)"},
     {"info", cmd_info, "print config, knobs, per-layer bits and outlier shares of a .spqr file"},

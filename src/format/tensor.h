@@ -55,4 +55,13 @@ spqr_status spqr_tensor_alloc(int32_t rows, int32_t cols, int32_t wbits, int32_t
  * read out of bounds on a tensor that came from a hostile file. */
 spqr_status spqr_tensor_check(const spqr_tensor *t, spqr_err *err);
 
+/* A random packed tensor in the paper's layout (beta1 = beta2 = 16, 3-bit
+ * statistics, a random act-order permutation): uniform codes and about
+ * share * cols outliers per row at distinct increasing columns. Every
+ * dequantized weight, outliers included, lies in [-amp, amp], so a model
+ * built from such tensors with amp ~ 1/sqrt(cols) keeps its activations
+ * finite. Deterministic in seed. For benchmarks and synthetic models. */
+spqr_status spqr_tensor_random(int32_t rows, int32_t cols, int32_t wbits, double share, float amp, uint64_t seed,
+                               spqr_tensor **out, spqr_err *err);
+
 #endif

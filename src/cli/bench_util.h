@@ -1,0 +1,25 @@
+/* Measuring helpers shared by `spqr bench-kernel` and `spqr bench`: the
+ * machine's read bandwidth (the yardstick both report against), the
+ * last-level cache size, process CPU time. */
+#ifndef SPQR_CLI_BENCH_UTIL_H
+#define SPQR_CLI_BENCH_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* CPU time of the whole process (all threads): on a shared, loaded machine
+ * it counts the work done, not the time spent waiting for a core. */
+double bench_cpu_s(void);
+
+/* Size of the last-level cache from sysfs (32 MiB when unknown). */
+uint64_t bench_llc_bytes(void);
+
+/* Multi-threaded streaming read (sum) of buf[n], best of reps rounds, in
+ * GB/s of wall time; *best_cpu: the same per CPU time / threads. */
+double bench_read_bandwidth(const float *buf, size_t n, int threads, int reps, double *best_cpu);
+
+/* The same over a fresh buffer of 8x the last-level cache; 0 when out of
+ * memory. *buf_bytes (may be NULL) gets the buffer size. */
+double bench_measure_bandwidth(int threads, int reps, double *best_cpu, size_t *buf_bytes);
+
+#endif
