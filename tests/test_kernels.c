@@ -242,7 +242,13 @@ static void test_env_and_errors(test_rng *rng) {
     CHECK(spqr_ktensor_from_tensor(NULL, SPQR_KERNEL_AUTO, &kt, &err) != SPQR_OK);
     CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
     CHECK(spqr_ktensor_path(kt) != SPQR_KERNEL_AUTO);
-    CHECK(spqr_ktensor_path(kt) != SPQR_KERNEL_AVX512_VNNI); /* approximate: opt-in only */
+    /* AUTO = the fastest path the CPU runs: avx512vnni where it exists */
+    {
+        spqr_ktensor *kv = NULL;
+        const int vnni = spqr_ktensor_from_tensor(t, SPQR_KERNEL_AVX512_VNNI, &kv, &err) == SPQR_OK;
+        spqr_ktensor_free(kv);
+        CHECK(vnni == (spqr_ktensor_path(kt) == SPQR_KERNEL_AVX512_VNNI));
+    }
     printf("auto path on this CPU: %s, %llu stream bytes for %dx%d\n", spqr_kernel_path_name(spqr_ktensor_path(kt)),
            (unsigned long long)spqr_ktensor_bytes(kt), c.rows, c.cols);
     float y[20];
