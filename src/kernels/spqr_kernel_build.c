@@ -1,0 +1,299 @@
+/* Building the runtime kernel layout (spqr_kernel.h) from a packed tensor:
+ * code tiles, statistic blocks, sorted outliers with their product
+ * corrections, and the int8 plan. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "core/error.h"
+#include "format/tensor.h"
+#include "kernels/spqr_kernel.h"
+
+static void *alloc64(size_t n) {
+    size_t sz = (n + 63) / 64 * 64;
+    return aligned_alloc(64, sz ? sz : 64);
+}
+
+/* Large streamed arrays: 2 MiB aligned and advised as transparent huge
+ * pages, so a matvec's stream neither misses the TLB every 4 KiB nor stops
+ * the hardware prefetcher at every 4 KiB page boundary. */
+static void *alloc_stream(size_t n) {
+    const size_t huge = (size_t)2 << 20;
+    if (n < huge / 2) return alloc64(n);
+    const size_t sz = (n + huge - 1) / huge * huge;
+    void *p = aligned_alloc(huge, sz);
+#ifdef MADV_HUGEPAGE
+    if (p) madvise(p, sz, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+void spqr_ktensor_free(spqr_ktensor *kt) {
+    if (!kt) return;
+    free(kt->codes);
+    free(kt->stats);
+    free(kt->s_pair);
+    free(kt->z_pair);
+    free(kt->perm);
+    free(kt->o_ptr);
+    free(kt->o_col);
+    free(kt->o_val);
+    free(kt->o_corr);
+    free(kt->o_row);
+    free(kt);
+}
+
+static void pack_bits(uint8_t *dst, int i, int bits, uint32_t v) {
+    for (int k = 0; k < bits; k++)
+        if ((v >> k) & 1u) dst[(i * bits + k) >> 3] |= (uint8_t)(1u << ((i * bits + k) & 7));
+}
+
+static void fill_codes(spqr_ktensor *kt, const spqr_tensor *t) {
+    const int B = kt->wbits;
+    const int32_t span = kt->groupsize < kt->cols ? kt->groupsize : kt->cols;
+    for (int32_t rt = 0; rt < kt->n_rtiles; rt++)
+        for (int32_t g = 0; g < kt->n_groups; g++)
+            for (int32_t k = 0; k < kt->ct_per_group; k++) {
+                const int32_t ct = g * kt->ct_per_group + k;
+                uint32_t *blk = (uint32_t *)kt_block(kt, rt, ct);
+                for (int cc = 0; cc < KT_C; cc++) {
+                    const int64_t off = (int64_t)k * KT_C + cc;
+                    const int64_t c = (int64_t)g * kt->groupsize + off;
+                    if (off >= span || c >= kt->cols) continue; /* padding: code 0 */
+                    const int j = (ct & 1) * KT_C + cc, d = kt_field_dword(B, j), sh = kt_field_shift(B, j);
+                    for (int i = 0; i < KT_R; i++) {
+                        const int64_t r = (int64_t)rt * KT_R + i;
+                        if (r >= kt->rows) break;
+                        const uint64_t q = spqr_bits_get(t->codes, (uint64_t)r * (uint64_t)t->cols + (uint64_t)c, B);
+                        blk[d * KT_R + i] |= (uint32_t)(q << sh);
+                        if (sh + B > 32) blk[(d + 1) * KT_R + i] |= (uint32_t)(q >> (32 - sh));
+                    }
+                }
+            }
+}
+
+/* Clears the code of (row r, permuted column c): the outlier there replaces it. */
+static void clear_code(spqr_ktensor *kt, int32_t r, int32_t c) {
+    const int B = kt->wbits;
+    int32_t cc;
+    const int32_t ct = kt_ctile_of(kt, c, &cc);
+    uint32_t *blk = (uint32_t *)kt_block(kt, r / KT_R, ct);
+    const int j = (ct & 1) * KT_C + cc, d = kt_field_dword(B, j), sh = kt_field_shift(B, j), i = r % KT_R;
+    const uint64_t m = ((1ull << B) - 1) << sh;
+    blk[d * KT_R + i] &= ~(uint32_t)m;
+    if (sh + B > 32) blk[(d + 1) * KT_R + i] &= ~(uint32_t)(m >> 32);
+}
+
+/* pshufb indices and shifts that put the 16 rows' bits-bit codes (LSB-first
+ * in at most 16 bytes) into dword lanes: lane i gets bytes b, b+1 of bit
+ * offset i*bits, shifted right by its remainder. */
+static void stat_tables(uint8_t idx[64], uint32_t sh[16], int bits) {
+    for (int i = 0; i < KT_R; i++) {
+        const int o = i * bits, b = o >> 3;
+        idx[4 * i] = (uint8_t)(b < 16 ? b : 0x80);
+        idx[4 * i + 1] = (uint8_t)(b + 1 < 16 ? b + 1 : 0x80);
+        idx[4 * i + 2] = idx[4 * i + 3] = 0x80;
+        sh[i] = (uint32_t)(o & 7);
+    }
+}
+
+static void fill_stats(spqr_ktensor *kt, const spqr_tensor *t) {
+    for (int32_t rt = 0; rt < kt->n_rtiles; rt++)
+        for (int32_t g = 0; g < kt->n_groups; g++) {
+            uint8_t *sb = kt->stats + ((size_t)rt * kt->n_groups + g) * kt->stat_bytes;
+            uint8_t *zb = sb + kt->sb_bytes;
+            for (int i = 0; i < KT_R; i++) {
+                const int64_t r = (int64_t)rt * KT_R + i;
+                if (r >= kt->rows) break;
+                const uint64_t idx = (uint64_t)g * (uint64_t)t->rows + (uint64_t)r;
+                if (kt->qs_bits) pack_bits(sb, i, kt->qs_bits, spqr_bits_get(t->scale_codes, idx, kt->qs_bits));
+                else memcpy(sb + 2 * i, &t->scale_f16[idx], 2);
+                if (kt->qz_bits) pack_bits(zb, i, kt->qz_bits, spqr_bits_get(t->zero_codes, idx, kt->qz_bits));
+                else memcpy(zb + 2 * i, &t->zero_f16[idx], 2);
+            }
+        }
+    for (int32_t qg = 0; qg < kt->n_qgroups; qg++)
+        for (int32_t g = 0; g < kt->n_groups; g++)
+            for (int k = 0; k < 2; k++) {
+                const size_t src = ((size_t)g * t->n_qgroups + qg) * 2 + k, dst = ((size_t)qg * kt->n_groups + g) * 2 + k;
+                if (kt->s_pair) kt->s_pair[dst] = t->scale_q2[src];
+                if (kt->z_pair) kt->z_pair[dst] = t->zero_q2[src];
+            }
+}
+
+/* The int8 plan (see spqr_kernel.h): which fields one vpmultishiftqb takes. */
+static void i8_plan(spqr_ktensor *kt) {
+    const int B = kt->wbits;
+    for (int h = 0; h < 2; h++) {
+        int no = 0, ns = 0;
+        for (int d = 0; d < B; d++) {
+            int cnt = 0;
+            for (int c = 0; c < KT_C; c++) {
+                const int j = h * KT_C + c, sh = kt_field_shift(B, j);
+                if (kt_field_dword(B, j) != d || sh + B > 32) continue;
+                const int b = cnt % 4;
+                if (b == 0) {
+                    kt->i8.op_d[h][no] = (uint8_t)d;
+                    kt->i8.op_ctrl[h][no] = 0x2020202000000000ull; /* unused bytes: anything (activation 0) */
+                    for (int q = 0; q < 4; q++) kt->i8.op_col[h][no][q] = -1;
+                    no++;
+                }
+                uint64_t *ctrl = &kt->i8.op_ctrl[h][no - 1];
+                *ctrl &= ~(0xffull << (8 * b) | 0xffull << (8 * (b + 4)));
+                *ctrl |= (uint64_t)sh << (8 * b) | (uint64_t)(32 + sh) << (8 * (b + 4));
+                kt->i8.op_col[h][no - 1][b] = (int8_t)c;
+                cnt++;
+            }
+        }
+        for (int c = 0; c < KT_C; c++) {
+            const int j = h * KT_C + c, sh = kt_field_shift(B, j);
+            if (sh + B <= 32) continue;
+            kt->i8.str_d[h][ns] = (uint8_t)kt_field_dword(B, j);
+            kt->i8.str_s[h][ns] = (uint8_t)sh;
+            kt->i8.str_col[h][ns] = (uint8_t)c;
+            ns++;
+        }
+        kt->i8.n_ops[h] = no;
+        kt->i8.n_str[h] = ns; /* no + ns <= 7 for every wbits 2..8 (< KT_XOPS) */
+    }
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Per row tile, sorted by (column, row). A duplicated (r, c) keeps the last
+ * CSR entry, as the reference's overwrite does. */
+static spqr_status fill_outliers(spqr_ktensor *kt, const spqr_tensor *t, spqr_err *err) {
+    int64_t max_n = 1;
+    for (int32_t rt = 0; rt < kt->n_rtiles; rt++) {
+        const int32_t r0 = rt * KT_R, r1 = r0 + KT_R < kt->rows ? r0 + KT_R : kt->rows;
+        const int64_t n = (int64_t)t->outlier_rowptr[r1] - t->outlier_rowptr[r0];
+        if (n > max_n) max_n = n;
+    }
+    uint64_t *key = malloc((size_t)max_n * sizeof *key);
+    if (!key) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory sorting outliers");
+    int64_t o = 0;
+    kt->o_ptr[0] = 0;
+    for (int32_t rt = 0; rt < kt->n_rtiles; rt++) {
+        int64_t n = 0;
+        for (int i = 0; i < KT_R && rt * KT_R + i < kt->rows; i++) {
+            const int32_t r = rt * KT_R + i;
+            for (int32_t k = t->outlier_rowptr[r]; k < t->outlier_rowptr[r + 1]; k++)
+                key[n++] = (uint64_t)t->outlier_col[k] << 36 | (uint64_t)i << 32 | (uint64_t)(uint32_t)k;
+        }
+        qsort(key, (size_t)n, sizeof *key, cmp_u64);
+        for (int64_t j = 0; j < n; j++) {
+            if (j + 1 < n && key[j + 1] >> 32 == key[j] >> 32) continue; /* a later entry for the same (r, c) */
+            kt->o_col[o] = (uint16_t)(key[j] >> 36);
+            kt->o_row[o] = (uint8_t)((key[j] >> 32) & 15u);
+            kt->o_val[o] = t->outlier_val[(uint32_t)key[j]];
+            clear_code(kt, rt * KT_R + kt->o_row[o], kt->o_col[o]);
+            o++;
+        }
+        kt->o_ptr[rt + 1] = (int32_t)o;
+    }
+    kt->nnz = o;
+    free(key);
+    return SPQR_OK;
+}
+
+/* o_corr: the code at an outlier is 0, so the dense part of a product
+ * counts s * (0 - z) there; the outlier adds (value - s * (0 - z)) * x. */
+static void fill_corrections(spqr_ktensor *kt) {
+    float s[KT_R], z[KT_R];
+    for (int32_t rt = 0; rt < kt->n_rtiles; rt++) {
+        int32_t gcur = -1;
+        for (int32_t o = kt->o_ptr[rt]; o < kt->o_ptr[rt + 1]; o++) {
+            const int32_t g = kt->o_col[o] / kt->groupsize, i = kt->o_row[o];
+            if (g != gcur) kt_stats_scalar(kt, rt, gcur = g, s, z);
+            kt->o_corr[o] = spqr_fp16_to_fp32(kt->o_val[o]) - spqr_weight_dq(s[i], 0, z[i]);
+        }
+    }
+}
+
+spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path, spqr_ktensor **out,
+                                     spqr_err *err) {
+    if (!out) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "output pointer is NULL");
+    *out = NULL;
+    spqr_status st = spqr_tensor_check(t, err);
+    if (st != SPQR_OK) return st;
+    if (t->cols > 65536) return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "cols %d > 65536", t->cols);
+    spqr_ktensor *kt = calloc(1, sizeof *kt);
+    if (!kt) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    st = spqr_ktensor_set_path(kt, path, err);
+    if (st != SPQR_OK) {
+        free(kt);
+        return st;
+    }
+    kt->rows = t->rows;
+    kt->cols = t->cols;
+    kt->wbits = t->wbits;
+    kt->groupsize = t->groupsize;
+    kt->n_groups = t->n_groups;
+    kt->qs_bits = t->qq_scale_bits;
+    kt->qz_bits = t->qq_zero_bits;
+    kt->qq_groupsize = t->qq_groupsize;
+    kt->n_qgroups = t->n_qgroups;
+    kt->n_rtiles = (t->rows + KT_R - 1) / KT_R;
+    const int32_t span = t->groupsize < t->cols ? t->groupsize : t->cols;
+    kt->ct_per_group = (span + KT_C - 1) / KT_C;
+    const int64_t n_ct = (int64_t)kt->n_groups * kt->ct_per_group;
+    if (n_ct * KT_C > INT32_MAX / 2) {
+        free(kt);
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "padded column count too large");
+    }
+    kt->n_ctiles = (int32_t)n_ct;
+    kt->padcols = (int32_t)(n_ct * KT_C);
+    kt->n_cblocks = (kt->n_ctiles + 1) / 2;
+    kt->blk_u32 = KT_R * t->wbits;
+    stat_tables(kt->st_idx[0], kt->st_sh[0], kt->qs_bits);
+    stat_tables(kt->st_idx[1], kt->st_sh[1], kt->qz_bits);
+    i8_plan(kt);
+    kt->sb_bytes = kt->qs_bits ? 2 * kt->qs_bits : 2 * KT_R;
+    kt->zb_bytes = kt->qz_bits ? 2 * kt->qz_bits : 2 * KT_R;
+    kt->stat_bytes = kt->sb_bytes + kt->zb_bytes;
+    kt->q2_aligned = kt->n_qgroups > 0 && kt->qq_groupsize % KT_R == 0;
+    const size_t codes_n = (size_t)kt->n_rtiles * (size_t)kt->n_cblocks * (size_t)kt->blk_u32;
+    const size_t stats_n = (size_t)kt->n_rtiles * (size_t)kt->n_groups * (size_t)kt->stat_bytes + 16;
+    const size_t pair_n = (size_t)kt->n_qgroups * (size_t)kt->n_groups * 2;
+    int ok = (kt->codes = alloc_stream(codes_n * 4)) != NULL;
+    ok &= (kt->stats = alloc_stream(stats_n)) != NULL;
+    if (ok) {
+        memset(kt->codes, 0, codes_n * 4);
+        memset(kt->stats, 0, stats_n);
+    }
+    if (kt->qs_bits) ok &= (kt->s_pair = malloc(pair_n * 2)) != NULL;
+    if (kt->qz_bits) ok &= (kt->z_pair = malloc(pair_n * 2)) != NULL;
+    if (t->perm) {
+        ok &= (kt->perm = malloc((size_t)t->cols * sizeof(int32_t))) != NULL;
+        if (kt->perm) memcpy(kt->perm, t->perm, (size_t)t->cols * sizeof(int32_t));
+    }
+    const size_t nnz = t->nnz > 0 ? (size_t)t->nnz : 1;
+    ok &= (kt->o_ptr = malloc(((size_t)kt->n_rtiles + 1) * sizeof(int32_t))) != NULL;
+    ok &= (kt->o_col = malloc(nnz * 2)) != NULL;
+    ok &= (kt->o_val = malloc(nnz * 2)) != NULL;
+    ok &= (kt->o_row = malloc(nnz)) != NULL;
+    ok &= (kt->o_corr = malloc(nnz * sizeof(float))) != NULL;
+    if (!ok) {
+        spqr_ktensor_free(kt);
+        return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory building the kernel layout of a %dx%d tensor",
+                            t->rows, t->cols);
+    }
+    fill_codes(kt, t);
+    fill_stats(kt, t);
+    st = fill_outliers(kt, t, err);
+    if (st != SPQR_OK) {
+        spqr_ktensor_free(kt);
+        return st;
+    }
+    fill_corrections(kt);
+    kt->stream_bytes = (uint64_t)codes_n * 4 + (stats_n - 16) + (kt->s_pair ? pair_n * 2 : 0) +
+                       (kt->z_pair ? pair_n * 2 : 0) + (uint64_t)kt->nnz * 7 + ((uint64_t)kt->n_rtiles + 1) * 4 +
+                       (kt->perm ? (uint64_t)kt->cols * 4 : 0);
+    *out = kt;
+    return SPQR_OK;
+}
+
+uint64_t spqr_ktensor_bytes(const spqr_ktensor *kt) { return kt ? kt->stream_bytes : 0; }
