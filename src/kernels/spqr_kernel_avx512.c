@@ -303,7 +303,21 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
         int32_t t = 0;
         __m512 yacc = _mm512_setzero_ps();
         const rt_ctx rc = rt_begin(kt, rt);
-        for (int32_t g = 0; g < kt->n_groups; g++) {
+        int32_t g = 0;
+        if (ctpg == 1) { /* groups of <= 16 columns: a block is two groups, two accumulators */
+            __m512 yacc1 = _mm512_setzero_ps();
+            for (; g + 1 < kt->n_groups; g += 2, t += 2) {
+                const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
+                const int32_t *xa = in->xa + (size_t)t * KT_XOPS;
+                prefetch_tile(blk, 0, B);
+                prefetch_tile(blk, 1, B);
+                const __m512i i0 = tile_i8(blk, xa, 0, B), i1 = tile_i8(blk, xa + KT_XOPS, 1, B);
+                finish_dot(kt, in, &rc, g, _mm512_mul_ps(_mm512_cvtepi32_ps(i0), _mm512_set1_ps(in->at[t])), &yacc);
+                finish_dot(kt, in, &rc, g + 1, _mm512_mul_ps(_mm512_cvtepi32_ps(i1), _mm512_set1_ps(in->at[t + 1])), &yacc1);
+            }
+            yacc = _mm512_add_ps(yacc, yacc1);
+        }
+        for (; g < kt->n_groups; g++) {
             __m512 dot = _mm512_setzero_ps();
             for (int32_t k = 0; k < ctpg; k++, t++) {
                 const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
