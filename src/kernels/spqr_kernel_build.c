@@ -43,33 +43,95 @@ void spqr_ktensor_free(spqr_ktensor *kt) {
     free(kt);
 }
 
-static void pack_bits(uint8_t *dst, int i, int bits, uint32_t v) {
-    for (int k = 0; k < bits; k++)
-        if ((v >> k) & 1u) dst[(i * bits + k) >> 3] |= (uint8_t)(1u << ((i * bits + k) & 7));
+/* 8 stream bytes from byte b as a little-endian word; bytes past the
+ * stream's end (nbytes) read as 0. */
+static inline uint64_t load64(const uint8_t *buf, size_t nbytes, size_t b) {
+    uint64_t w = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (b + 8 <= nbytes) {
+        memcpy(&w, buf + b, 8);
+        return w;
+    }
+#endif
+    const size_t e = b + 8 < nbytes ? b + 8 : nbytes;
+    for (size_t k = b; k < e; k++) w |= (uint64_t)buf[k] << (8 * (k - b));
+    return w;
 }
 
-static void fill_codes(spqr_ktensor *kt, const spqr_tensor *t) {
-    const int B = kt->wbits;
+/* Bits [pos, pos + 32) of an LSB-first stream (format/bitpack.h). */
+static inline uint32_t bits32(const uint8_t *buf, size_t nbytes, uint64_t pos) {
+    return (uint32_t)(load64(buf, nbytes, (size_t)(pos >> 3)) >> (pos & 7));
+}
+
+/* dst[0..dst_bytes) = stream bits [pos, pos + nbits), then zero bits. */
+static void copy_bits(uint8_t *dst, int dst_bytes, const uint8_t *src, size_t src_bytes, uint64_t pos, int nbits) {
+    for (int o = 0; o < dst_bytes; o += 4) {
+        const int left = nbits - 8 * o;
+        uint32_t w = left > 0 ? bits32(src, src_bytes, pos + 8 * (uint64_t)o) : 0;
+        if (left < 32) w &= left > 0 ? (1u << left) - 1u : 0u;
+        for (int k = 0; k < 4 && o + k < dst_bytes; k++) dst[o + k] = (uint8_t)(w >> (8 * k));
+    }
+}
+
+/* Source column of padded column pc, -1 for padding. */
+static int32_t padded_source(const spqr_ktensor *kt, int64_t pc) {
     const int32_t span = kt->groupsize < kt->cols ? kt->groupsize : kt->cols;
-    for (int32_t rt = 0; rt < kt->n_rtiles; rt++)
-        for (int32_t g = 0; g < kt->n_groups; g++)
-            for (int32_t k = 0; k < kt->ct_per_group; k++) {
-                const int32_t ct = g * kt->ct_per_group + k;
-                uint32_t *blk = (uint32_t *)kt_block(kt, rt, ct);
-                for (int cc = 0; cc < KT_C; cc++) {
-                    const int64_t off = (int64_t)k * KT_C + cc;
-                    const int64_t c = (int64_t)g * kt->groupsize + off;
-                    if (off >= span || c >= kt->cols) continue; /* padding: code 0 */
-                    const int j = (ct & 1) * KT_C + cc, d = kt_field_dword(B, j), sh = kt_field_shift(B, j);
-                    for (int i = 0; i < KT_R; i++) {
-                        const int64_t r = (int64_t)rt * KT_R + i;
-                        if (r >= kt->rows) break;
-                        const uint64_t q = spqr_bits_get(t->codes, (uint64_t)r * (uint64_t)t->cols + (uint64_t)c, B);
-                        blk[d * KT_R + i] |= (uint32_t)(q << sh);
-                        if (sh + B > 32) blk[(d + 1) * KT_R + i] |= (uint32_t)(q >> (32 - sh));
-                    }
+    const int64_t ct = pc / KT_C, g = ct / kt->ct_per_group;
+    const int64_t off = (ct - g * kt->ct_per_group) * KT_C + pc % KT_C, c = g * kt->groupsize + off;
+    return off < span && c < kt->cols ? (int32_t)c : -1;
+}
+
+/* Codes, one row tile at a time: its slice of the array (n_cblocks * 64 *
+ * wbits bytes) stays in cache while its 16 rows are written, each row read
+ * sequentially. Row i's wbits dwords of a block are the 32 * wbits-bit
+ * string of the block's 32 codes, so a block whose columns are 32
+ * consecutive source columns (all blocks but a group's padded tail when
+ * groupsize % 16 == 0) is a plain copy of the row's stored bits; other
+ * blocks are assembled code by code from colmap. */
+static spqr_status fill_codes(spqr_ktensor *kt, const spqr_tensor *t, spqr_err *err) {
+    const int B = kt->wbits;
+    const size_t nbytes = spqr_bits_bytes((uint64_t)t->rows * (uint64_t)t->cols, B);
+    int32_t *colmap = malloc((size_t)kt->padcols * sizeof *colmap); /* [padcols] source column or -1 */
+    int32_t *bcol = malloc((size_t)kt->n_cblocks * sizeof *bcol);   /* [n_cblocks] first column of a copy block or -1 */
+    if (!colmap || !bcol) {
+        free(colmap);
+        free(bcol);
+        return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory building the code layout");
+    }
+    for (int32_t pc = 0; pc < kt->padcols; pc++) colmap[pc] = padded_source(kt, pc);
+    for (int32_t cb = 0; cb < kt->n_cblocks; cb++) {
+        const int32_t *m = colmap + (size_t)cb * KT_BC;
+        int copy = (int64_t)cb * KT_BC + KT_BC <= kt->padcols && m[0] >= 0;
+        for (int j = 1; copy && j < KT_BC; j++) copy = m[j] == m[0] + j;
+        bcol[cb] = copy ? m[0] : -1;
+    }
+    const size_t tile_u32 = (size_t)kt->n_cblocks * (size_t)kt->blk_u32;
+    for (int32_t rt = 0; rt < kt->n_rtiles; rt++) {
+        uint32_t *tile = kt->codes + (size_t)rt * tile_u32;
+        memset(tile, 0, tile_u32 * sizeof *tile); /* padding codes 0 */
+        for (int i = 0; i < KT_R && rt * KT_R + i < kt->rows; i++) {
+            const uint64_t row0 = (uint64_t)(rt * KT_R + i) * (uint64_t)t->cols;
+            for (int32_t cb = 0; cb < kt->n_cblocks; cb++) {
+                uint32_t *blk = tile + (size_t)cb * (size_t)kt->blk_u32 + i;
+                if (bcol[cb] >= 0) {
+                    const uint64_t pos = (row0 + (uint64_t)bcol[cb]) * (uint64_t)B;
+                    for (int d = 0; d < B; d++) blk[d * KT_R] = bits32(t->codes, nbytes, pos + 32 * (uint64_t)d);
+                    continue;
+                }
+                for (int j = 0; j < KT_BC && (int64_t)cb * KT_BC + j < kt->padcols; j++) {
+                    const int32_t c = colmap[(size_t)cb * KT_BC + j];
+                    if (c < 0) continue;
+                    const uint64_t q = spqr_bits_get(t->codes, row0 + (uint64_t)c, B);
+                    const int d = kt_field_dword(B, j), sh = kt_field_shift(B, j);
+                    blk[d * KT_R] |= (uint32_t)(q << sh);
+                    if (sh + B > 32) blk[(d + 1) * KT_R] |= (uint32_t)(q >> (32 - sh));
                 }
             }
+        }
+    }
+    free(colmap);
+    free(bcol);
+    return SPQR_OK;
 }
 
 /* Clears the code of (row r, permuted column c): the outlier there replaces it. */
@@ -97,21 +159,34 @@ static void stat_tables(uint8_t idx[64], uint32_t sh[16], int bits) {
     }
 }
 
+/* Statistics: a tile's 16 bilevel codes are 16 consecutive stored codes
+ * ([group][row] order), so each part is one bit copy. Every byte of the
+ * array is written (the trailing slack included). */
 static void fill_stats(spqr_ktensor *kt, const spqr_tensor *t) {
-    for (int32_t rt = 0; rt < kt->n_rtiles; rt++)
+    const uint64_t n_stats = (uint64_t)t->n_groups * (uint64_t)t->rows;
+    const size_t s_bytes = kt->qs_bits ? spqr_bits_bytes(n_stats, kt->qs_bits) : 0;
+    const size_t z_bytes = kt->qz_bits ? spqr_bits_bytes(n_stats, kt->qz_bits) : 0;
+    for (int32_t rt = 0; rt < kt->n_rtiles; rt++) {
+        const int nr = kt->rows - rt * KT_R < KT_R ? kt->rows - rt * KT_R : KT_R;
         for (int32_t g = 0; g < kt->n_groups; g++) {
             uint8_t *sb = kt->stats + ((size_t)rt * kt->n_groups + g) * kt->stat_bytes;
             uint8_t *zb = sb + kt->sb_bytes;
-            for (int i = 0; i < KT_R; i++) {
-                const int64_t r = (int64_t)rt * KT_R + i;
-                if (r >= kt->rows) break;
-                const uint64_t idx = (uint64_t)g * (uint64_t)t->rows + (uint64_t)r;
-                if (kt->qs_bits) pack_bits(sb, i, kt->qs_bits, spqr_bits_get(t->scale_codes, idx, kt->qs_bits));
-                else memcpy(sb + 2 * i, &t->scale_f16[idx], 2);
-                if (kt->qz_bits) pack_bits(zb, i, kt->qz_bits, spqr_bits_get(t->zero_codes, idx, kt->qz_bits));
-                else memcpy(zb + 2 * i, &t->zero_f16[idx], 2);
+            const uint64_t idx = (uint64_t)g * (uint64_t)t->rows + (uint64_t)rt * KT_R;
+            if (kt->qs_bits) {
+                copy_bits(sb, kt->sb_bytes, t->scale_codes, s_bytes, idx * (uint64_t)kt->qs_bits, nr * kt->qs_bits);
+            } else {
+                memcpy(sb, &t->scale_f16[idx], 2 * (size_t)nr);
+                memset(sb + 2 * nr, 0, (size_t)(kt->sb_bytes - 2 * nr));
+            }
+            if (kt->qz_bits) {
+                copy_bits(zb, kt->zb_bytes, t->zero_codes, z_bytes, idx * (uint64_t)kt->qz_bits, nr * kt->qz_bits);
+            } else {
+                memcpy(zb, &t->zero_f16[idx], 2 * (size_t)nr);
+                memset(zb + 2 * nr, 0, (size_t)(kt->zb_bytes - 2 * nr));
             }
         }
+    }
+    memset(kt->stats + (size_t)kt->n_rtiles * kt->n_groups * kt->stat_bytes, 0, 16);
     for (int32_t qg = 0; qg < kt->n_qgroups; qg++)
         for (int32_t g = 0; g < kt->n_groups; g++)
             for (int k = 0; k < 2; k++) {
@@ -158,9 +233,19 @@ static void i8_plan(spqr_ktensor *kt) {
     }
 }
 
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
+/* Sorts n keys by their column (bits 36..51), stably: two 8-bit LSD
+ * counting passes through tmp. */
+static void sort_by_col(uint64_t *key, uint64_t *tmp, int64_t n) {
+    for (int pass = 0; pass < 2; pass++) {
+        const int sh = 36 + 8 * pass;
+        int64_t cnt[257] = {0};
+        for (int64_t j = 0; j < n; j++) cnt[((key[j] >> sh) & 255u) + 1]++;
+        for (int b = 0; b < 256; b++) cnt[b + 1] += cnt[b];
+        for (int64_t j = 0; j < n; j++) tmp[cnt[(key[j] >> sh) & 255u]++] = key[j];
+        uint64_t *x = key;
+        key = tmp;
+        tmp = x;
+    }
 }
 
 /* Per row tile, sorted by (column, row). A duplicated (r, c) keeps the last
@@ -172,7 +257,7 @@ static spqr_status fill_outliers(spqr_ktensor *kt, const spqr_tensor *t, spqr_er
         const int64_t n = (int64_t)t->outlier_rowptr[r1] - t->outlier_rowptr[r0];
         if (n > max_n) max_n = n;
     }
-    uint64_t *key = malloc((size_t)max_n * sizeof *key);
+    uint64_t *key = malloc(2 * (size_t)max_n * sizeof *key), *tmp = key + max_n;
     if (!key) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory sorting outliers");
     int64_t o = 0;
     kt->o_ptr[0] = 0;
@@ -183,7 +268,9 @@ static spqr_status fill_outliers(spqr_ktensor *kt, const spqr_tensor *t, spqr_er
             for (int32_t k = t->outlier_rowptr[r]; k < t->outlier_rowptr[r + 1]; k++)
                 key[n++] = (uint64_t)t->outlier_col[k] << 36 | (uint64_t)i << 32 | (uint64_t)(uint32_t)k;
         }
-        qsort(key, (size_t)n, sizeof *key, cmp_u64);
+        /* keys come in (row, CSR index) order, so a stable sort by column
+         * leaves them sorted by the whole key (column, row, CSR index) */
+        sort_by_col(key, tmp, n);
         for (int64_t j = 0; j < n; j++) {
             if (j + 1 < n && key[j + 1] >> 32 == key[j] >> 32) continue; /* a later entry for the same (r, c) */
             kt->o_col[o] = (uint16_t)(key[j] >> 36);
@@ -201,16 +288,15 @@ static spqr_status fill_outliers(spqr_ktensor *kt, const spqr_tensor *t, spqr_er
 
 /* o_corr: the code at an outlier is 0, so the dense part of a product
  * counts s * (0 - z) there; the outlier adds (value - s * (0 - z)) * x. */
-static void fill_corrections(spqr_ktensor *kt) {
-    float s[KT_R], z[KT_R];
-    for (int32_t rt = 0; rt < kt->n_rtiles; rt++) {
-        int32_t gcur = -1;
+static void fill_corrections(spqr_ktensor *kt, const spqr_tensor *t) {
+    for (int32_t rt = 0; rt < kt->n_rtiles; rt++)
         for (int32_t o = kt->o_ptr[rt]; o < kt->o_ptr[rt + 1]; o++) {
-            const int32_t g = kt->o_col[o] / kt->groupsize, i = kt->o_row[o];
-            if (g != gcur) kt_stats_scalar(kt, rt, gcur = g, s, z);
-            kt->o_corr[o] = spqr_fp16_to_fp32(kt->o_val[o]) - spqr_weight_dq(s[i], 0, z[i]);
+            /* the tensor's statistics of this one row: the same fp32 values
+             * kt_stats_scalar reads from the layout */
+            const int32_t g = kt->o_col[o] / kt->groupsize, r = rt * KT_R + kt->o_row[o];
+            const float s = spqr_tensor_scale(t, g, r), z = spqr_tensor_zero(t, g, r);
+            kt->o_corr[o] = spqr_fp16_to_fp32(kt->o_val[o]) - spqr_weight_dq(s, 0, z);
         }
-    }
 }
 
 spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path, spqr_ktensor **out,
@@ -260,10 +346,6 @@ spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path
     const size_t pair_n = (size_t)kt->n_qgroups * (size_t)kt->n_groups * 2;
     int ok = (kt->codes = alloc_stream(codes_n * 4)) != NULL;
     ok &= (kt->stats = alloc_stream(stats_n)) != NULL;
-    if (ok) {
-        memset(kt->codes, 0, codes_n * 4);
-        memset(kt->stats, 0, stats_n);
-    }
     if (kt->qs_bits) ok &= (kt->s_pair = malloc(pair_n * 2)) != NULL;
     if (kt->qz_bits) ok &= (kt->z_pair = malloc(pair_n * 2)) != NULL;
     if (t->perm) {
@@ -281,14 +363,15 @@ spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path
         return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory building the kernel layout of a %dx%d tensor",
                             t->rows, t->cols);
     }
-    fill_codes(kt, t);
-    fill_stats(kt, t);
-    st = fill_outliers(kt, t, err);
+    /* fill_codes and fill_stats write every byte of codes and stats */
+    st = fill_codes(kt, t, err);
+    if (st == SPQR_OK) fill_stats(kt, t);
+    if (st == SPQR_OK) st = fill_outliers(kt, t, err);
     if (st != SPQR_OK) {
         spqr_ktensor_free(kt);
         return st;
     }
-    fill_corrections(kt);
+    fill_corrections(kt, t);
     kt->stream_bytes = (uint64_t)codes_n * 4 + (stats_n - 16) + (kt->s_pair ? pair_n * 2 : 0) +
                        (kt->z_pair ? pair_n * 2 : 0) + (uint64_t)kt->nnz * 7 + ((uint64_t)kt->n_rtiles + 1) * 4 +
                        (kt->perm ? (uint64_t)kt->cols * 4 : 0);
