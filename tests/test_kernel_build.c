@@ -174,13 +174,14 @@ static void run_cfg(const cfg *c, test_rng *rng) {
     CHECK_MSG(bad_s == 0, "kt_stats_scalar: %d wrong values", bad_s);
     free(sref);
 
-    /* outliers: brute force over every (column, row) of each row tile */
+    /* outliers: brute force over every (row, column) of each row tile */
     int bad_o = 0;
     int64_t o = 0;
     CHECK(kt->o_ptr[0] == 0);
     for (int32_t rt = 0; rt < n_rt; rt++) {
-        for (int32_t cidx = 0; cidx < t->cols; cidx++)
-            for (int i = 0; i < KT_R && rt * KT_R + i < t->rows; i++) {
+        for (int i = 0; i < KT_R; i++) {
+            bad_o += kt->o_rptr[rt * KT_R + i] != o; /* row pointers; padded rows are empty */
+            for (int32_t cidx = 0; cidx < t->cols && rt * KT_R + i < t->rows; cidx++) {
                 const int32_t k = last_outlier(t, rt * KT_R + i, cidx);
                 if (k < 0) continue;
                 if (o >= kt->o_ptr[rt + 1]) {
@@ -194,9 +195,11 @@ static void run_cfg(const cfg *c, test_rng *rng) {
                          f32_bits(kt->o_corr[o]) != f32_bits(corr);
                 o++;
             }
+        }
         bad_o += kt->o_ptr[rt + 1] != o;
         o = kt->o_ptr[rt + 1];
     }
+    bad_o += kt->o_rptr[n_rt * KT_R] != o;
     CHECK_MSG(bad_o == 0 && kt->nnz == o, "outliers: %d mismatches (%dx%d)", bad_o, c->rows, c->cols);
     if (t->perm) CHECK(memcmp(kt->perm, t->perm, (size_t)t->cols * 4) == 0);
     else CHECK(kt->perm == NULL);

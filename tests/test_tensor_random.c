@@ -69,10 +69,11 @@ int main(int argc, char **argv) {
         CHECK(finite);
         CHECK_MSG(wmax <= amp * 1.002f, "max |w| %g > amp %g", wmax, amp); /* fp16 rounding of the stats */
         CHECK_MSG(wmax > 0.3f * amp && nonzero > rows * cols / 2, "weights too small: max %g, %d nonzero", wmax, nonzero);
-        /* the fast kernel reads the tensor as the reference does */
+        /* the fast kernel reads the tensor as the reference does (scalar path: exact
+         * fp32 activations; AUTO may round them to int8) */
         for (int32_t j = 0; j < cols; j++) x[j] = (float)((j * 37) % 11) - 5.0f;
         spqr_ktensor *kt = NULL;
-        CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
+        CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_SCALAR, &kt, &err) == SPQR_OK);
         CHECK(spqr_matvec_ref(t, x, yr, &err) == SPQR_OK);
         if (kt) {
             CHECK(spqr_ktensor_matvec(kt, x, y, 1, &err) == SPQR_OK);

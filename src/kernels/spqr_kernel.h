@@ -26,11 +26,12 @@
  * Second-level pairs (s2h, z2h) are kept as [qgroup][group] so a row tile
  * walks them contiguously. Exactly the stored bits: nothing is pre-decoded.
  *
- * Outliers, per row tile, sorted by (permuted column, row): column (uint16),
- * fp16 value, row within the tile (uint8); 5 bytes each. The SIMD paths
+ * Outliers, per row tile, sorted by (row, permuted column), with row
+ * pointers: column (uint16), fp16 value, row within the tile (uint8). The SIMD paths
  * read, instead of the fp16 value, its product correction o_corr =
  * value - s * (0 - z) (fp32, the exact expression they used to evaluate per
- * call: s and z depend on the weights only), i.e. 7 bytes per outlier. */
+ * call: s and z depend on the weights only); the one-token kernels read
+ * column + correction (6 bytes) row by row into register accumulators. */
 #ifndef SPQR_KERNELS_SPQR_KERNEL_H
 #define SPQR_KERNELS_SPQR_KERNEL_H
 
@@ -61,6 +62,7 @@ struct spqr_ktensor {
     uint16_t *o_val;         /* [nnz] fp16 (dequantize, scalar path) */
     float *o_corr;           /* [nnz] fp32 value - s * (0 - z): the product correction (SIMD paths) */
     uint8_t *o_row;          /* [nnz] row within the tile */
+    int32_t *o_rptr;         /* [n_rtiles * 16 + 1] row r's outliers are [o_rptr[r], o_rptr[r + 1]) */
     int64_t nnz;
     /* byte-shuffle tables that move the 16 rows' qq-bit codes into dword
      * lanes (SIMD statistic decode), for the scale [0] and zero [1] part */

@@ -38,13 +38,12 @@ T256 INLINE void half16(const uint32_t *blk, const float *x, const int B, const 
 }
 
 T256 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y, const int B) {
-    const int32_t gs = kt->groupsize, ctpg = kt->ct_per_group, bu = kt->blk_u32;
+    const int32_t ctpg = kt->ct_per_group, bu = kt->blk_u32;
     float s[KT_R], z[KT_R];
     for (int32_t rt = rt0; rt < rt1; rt++) {
         const uint32_t *cb = kt->codes + (size_t)rt * kt->n_cblocks * bu;
         const float *x = in->x2;
-        int32_t o = kt->o_ptr[rt], t = 0;
-        const int32_t oend = kt->o_ptr[rt + 1];
+        int32_t t = 0;
         __m256 ylo = _mm256_setzero_ps(), yhi = _mm256_setzero_ps();
         float corr[KT_R] = {0};
         for (int32_t g = 0; g < kt->n_groups; g++) {
@@ -57,12 +56,8 @@ T256 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
             const __m256 xs = _mm256_set1_ps(in->xs[g]);
             ylo = _mm256_fmadd_ps(_mm256_loadu_ps(s), _mm256_fnmadd_ps(_mm256_loadu_ps(z), xs, _mm256_add_ps(lo[0], lo[1])), ylo);
             yhi = _mm256_fmadd_ps(_mm256_loadu_ps(s + 8), _mm256_fnmadd_ps(_mm256_loadu_ps(z + 8), xs, _mm256_add_ps(hi[0], hi[1])), yhi);
-            while (o < oend && (int32_t)kt->o_col[o] < (g + 1) * gs) { /* code 0 at outliers */
-                const int32_t c = kt->o_col[o], i = kt->o_row[o];
-                corr[i] += kt->o_corr[o] * in->xq[c];
-                o++;
-            }
         }
+        for (int32_t o = kt->o_ptr[rt]; o < kt->o_ptr[rt + 1]; o++) corr[kt->o_row[o]] += kt->o_corr[o] * in->xq[kt->o_col[o]];
         float out[KT_R];
         _mm256_storeu_ps(out, _mm256_add_ps(ylo, _mm256_loadu_ps(corr)));
         _mm256_storeu_ps(out + 8, _mm256_add_ps(yhi, _mm256_loadu_ps(corr + 8)));

@@ -40,6 +40,7 @@ void spqr_ktensor_free(spqr_ktensor *kt) {
     free(kt->o_val);
     free(kt->o_corr);
     free(kt->o_row);
+    free(kt->o_rptr);
     free(kt);
 }
 
@@ -64,7 +65,7 @@ static inline uint32_t bits32(const uint8_t *buf, size_t nbytes, uint64_t pos) {
 }
 
 /* dst[0..dst_bytes) = stream bits [pos, pos + nbits), then zero bits. */
-static void copy_bits(uint8_t *dst, int dst_bytes, const uint8_t *src, size_t src_bytes, uint64_t pos, int nbits) {
+static inline void copy_bits(uint8_t *dst, int dst_bytes, const uint8_t *src, size_t src_bytes, uint64_t pos, int nbits) {
     for (int o = 0; o < dst_bytes; o += 4) {
         const int left = nbits - 8 * o;
         uint32_t w = left > 0 ? bits32(src, src_bytes, pos + 8 * (uint64_t)o) : 0;
@@ -81,6 +82,32 @@ static int32_t padded_source(const spqr_ktensor *kt, int64_t pc) {
     return off < span && c < kt->cols ? (int32_t)c : -1;
 }
 
+/* Column maps of a tensor: colmap[pc] = source column of padded column pc
+ * (-1 = padding), pad_of[c] = padded column of source column c, grp_of[c] =
+ * its group. */
+typedef struct {
+    int32_t *colmap, *pad_of, *grp_of;
+} col_maps;
+
+static spqr_status col_maps_make(const spqr_ktensor *kt, col_maps *m, spqr_err *err) {
+    m->colmap = malloc((size_t)kt->padcols * sizeof *m->colmap);
+    m->pad_of = malloc((size_t)kt->cols * sizeof *m->pad_of);
+    m->grp_of = malloc((size_t)kt->cols * sizeof *m->grp_of);
+    if (!m->colmap || !m->pad_of || !m->grp_of) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory building the kernel layout");
+    for (int32_t pc = 0; pc < kt->padcols; pc++) {
+        const int32_t c = m->colmap[pc] = padded_source(kt, pc);
+        if (c >= 0) m->pad_of[c] = pc;
+    }
+    for (int32_t c = 0; c < kt->cols; c++) m->grp_of[c] = c / kt->groupsize;
+    return SPQR_OK;
+}
+
+static void col_maps_free(col_maps *m) {
+    free(m->colmap);
+    free(m->pad_of);
+    free(m->grp_of);
+}
+
 /* Codes, one row tile at a time: its slice of the array (n_cblocks * 64 *
  * wbits bytes) stays in cache while its 16 rows are written, each row read
  * sequentially. Row i's wbits dwords of a block are the 32 * wbits-bit
@@ -88,17 +115,11 @@ static int32_t padded_source(const spqr_ktensor *kt, int64_t pc) {
  * consecutive source columns (all blocks but a group's padded tail when
  * groupsize % 16 == 0) is a plain copy of the row's stored bits; other
  * blocks are assembled code by code from colmap. */
-static spqr_status fill_codes(spqr_ktensor *kt, const spqr_tensor *t, spqr_err *err) {
+static spqr_status fill_codes(spqr_ktensor *kt, const spqr_tensor *t, const int32_t *colmap, spqr_err *err) {
     const int B = kt->wbits;
     const size_t nbytes = spqr_bits_bytes((uint64_t)t->rows * (uint64_t)t->cols, B);
-    int32_t *colmap = malloc((size_t)kt->padcols * sizeof *colmap); /* [padcols] source column or -1 */
-    int32_t *bcol = malloc((size_t)kt->n_cblocks * sizeof *bcol);   /* [n_cblocks] first column of a copy block or -1 */
-    if (!colmap || !bcol) {
-        free(colmap);
-        free(bcol);
-        return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory building the code layout");
-    }
-    for (int32_t pc = 0; pc < kt->padcols; pc++) colmap[pc] = padded_source(kt, pc);
+    int32_t *bcol = malloc((size_t)kt->n_cblocks * sizeof *bcol); /* [n_cblocks] first column of a copy block or -1 */
+    if (!bcol) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory building the code layout");
     for (int32_t cb = 0; cb < kt->n_cblocks; cb++) {
         const int32_t *m = colmap + (size_t)cb * KT_BC;
         int copy = (int64_t)cb * KT_BC + KT_BC <= kt->padcols && m[0] >= 0;
@@ -129,18 +150,16 @@ static spqr_status fill_codes(spqr_ktensor *kt, const spqr_tensor *t, spqr_err *
             }
         }
     }
-    free(colmap);
     free(bcol);
     return SPQR_OK;
 }
 
-/* Clears the code of (row r, permuted column c): the outlier there replaces it. */
-static void clear_code(spqr_ktensor *kt, int32_t r, int32_t c) {
+/* Clears the code of (row i of row tile rt, padded column pc): the outlier
+ * there replaces it. */
+static void clear_code(spqr_ktensor *kt, int32_t rt, int i, int32_t pc) {
     const int B = kt->wbits;
-    int32_t cc;
-    const int32_t ct = kt_ctile_of(kt, c, &cc);
-    uint32_t *blk = (uint32_t *)kt_block(kt, r / KT_R, ct);
-    const int j = (ct & 1) * KT_C + cc, d = kt_field_dword(B, j), sh = kt_field_shift(B, j), i = r % KT_R;
+    uint32_t *blk = kt->codes + ((size_t)rt * (size_t)kt->n_cblocks + (size_t)(pc / KT_BC)) * (size_t)kt->blk_u32;
+    const int j = pc % KT_BC, d = kt_field_dword(B, j), sh = kt_field_shift(B, j);
     const uint64_t m = ((1ull << B) - 1) << sh;
     blk[d * KT_R + i] &= ~(uint32_t)m;
     if (sh + B > 32) blk[(d + 1) * KT_R + i] &= ~(uint32_t)(m >> 32);
@@ -248,9 +267,10 @@ static void sort_by_col(uint64_t *key, uint64_t *tmp, int64_t n) {
     }
 }
 
-/* Per row tile, sorted by (column, row). A duplicated (r, c) keeps the last
- * CSR entry, as the reference's overwrite does. */
-static spqr_status fill_outliers(spqr_ktensor *kt, const spqr_tensor *t, spqr_err *err) {
+/* Per row tile, sorted by (row, column), with row pointers o_rptr. A
+ * duplicated (r, c) keeps the last CSR entry, as the reference's overwrite
+ * does. */
+static spqr_status fill_outliers(spqr_ktensor *kt, const spqr_tensor *t, const int32_t *pad_of, spqr_err *err) {
     int64_t max_n = 1;
     for (int32_t rt = 0; rt < kt->n_rtiles; rt++) {
         const int32_t r0 = rt * KT_R, r1 = r0 + KT_R < kt->rows ? r0 + KT_R : kt->rows;
@@ -265,20 +285,24 @@ static spqr_status fill_outliers(spqr_ktensor *kt, const spqr_tensor *t, spqr_er
         int64_t n = 0;
         for (int i = 0; i < KT_R && rt * KT_R + i < kt->rows; i++) {
             const int32_t r = rt * KT_R + i;
+            const int64_t n0 = n;
             for (int32_t k = t->outlier_rowptr[r]; k < t->outlier_rowptr[r + 1]; k++)
                 key[n++] = (uint64_t)t->outlier_col[k] << 36 | (uint64_t)i << 32 | (uint64_t)(uint32_t)k;
+            /* a row's keys come in CSR order, so a stable sort by column
+             * leaves them sorted by (column, CSR index) */
+            sort_by_col(key + n0, tmp, n - n0);
         }
-        /* keys come in (row, CSR index) order, so a stable sort by column
-         * leaves them sorted by the whole key (column, row, CSR index) */
-        sort_by_col(key, tmp, n);
+        int row = 0;
         for (int64_t j = 0; j < n; j++) {
+            for (; row <= (int)((key[j] >> 32) & 15u); row++) kt->o_rptr[rt * KT_R + row] = (int32_t)o;
             if (j + 1 < n && key[j + 1] >> 32 == key[j] >> 32) continue; /* a later entry for the same (r, c) */
             kt->o_col[o] = (uint16_t)(key[j] >> 36);
             kt->o_row[o] = (uint8_t)((key[j] >> 32) & 15u);
             kt->o_val[o] = t->outlier_val[(uint32_t)key[j]];
-            clear_code(kt, rt * KT_R + kt->o_row[o], kt->o_col[o]);
+            clear_code(kt, rt, kt->o_row[o], pad_of[kt->o_col[o]]);
             o++;
         }
+        for (; row <= KT_R; row++) kt->o_rptr[rt * KT_R + row] = (int32_t)o; /* [rt+1][0] too, rewritten next tile */
         kt->o_ptr[rt + 1] = (int32_t)o;
     }
     kt->nnz = o;
@@ -288,13 +312,29 @@ static spqr_status fill_outliers(spqr_ktensor *kt, const spqr_tensor *t, spqr_er
 
 /* o_corr: the code at an outlier is 0, so the dense part of a product
  * counts s * (0 - z) there; the outlier adds (value - s * (0 - z)) * x. */
-static void fill_corrections(spqr_ktensor *kt, const spqr_tensor *t) {
+static void fill_corrections(spqr_ktensor *kt, const spqr_tensor *t, const int32_t *grp_of) {
+    /* the tensor's statistics of the one row (the same fp32 values
+     * kt_stats_scalar reads from the layout), with the second-level pairs
+     * converted once per (group, qq group) */
+    int32_t pg = -1, pq = -1;
+    float s2 = 0, sz2 = 0, z2 = 0, zz2 = 0;
     for (int32_t rt = 0; rt < kt->n_rtiles; rt++)
         for (int32_t o = kt->o_ptr[rt]; o < kt->o_ptr[rt + 1]; o++) {
-            /* the tensor's statistics of this one row: the same fp32 values
-             * kt_stats_scalar reads from the layout */
-            const int32_t g = kt->o_col[o] / kt->groupsize, r = rt * KT_R + kt->o_row[o];
-            const float s = spqr_tensor_scale(t, g, r), z = spqr_tensor_zero(t, g, r);
+            const int32_t g = grp_of[kt->o_col[o]], r = rt * KT_R + kt->o_row[o];
+            const uint64_t idx = (uint64_t)g * (uint64_t)t->rows + (uint64_t)r;
+            const int32_t qg = t->n_qgroups ? r / t->qq_groupsize : 0;
+            if (t->n_qgroups && (g != pg || qg != pq)) {
+                const size_t q2 = 2 * ((size_t)g * (size_t)t->n_qgroups + (size_t)qg);
+                if (t->scale_codes) s2 = spqr_fp16_to_fp32(t->scale_q2[q2]), sz2 = spqr_fp16_to_fp32(t->scale_q2[q2 + 1]);
+                if (t->zero_codes) z2 = spqr_fp16_to_fp32(t->zero_q2[q2]), zz2 = spqr_fp16_to_fp32(t->zero_q2[q2 + 1]);
+                pg = g;
+                pq = qg;
+            }
+            /* s2 * (code - z2): spqr_stat_dq's expression */
+            const float s = t->scale_codes ? s2 * ((float)spqr_bits_get(t->scale_codes, idx, t->qq_scale_bits) - sz2)
+                                           : spqr_fp16_to_fp32(t->scale_f16[idx]);
+            const float z = t->zero_codes ? z2 * ((float)spqr_bits_get(t->zero_codes, idx, t->qq_zero_bits) - zz2)
+                                          : spqr_fp16_to_fp32(t->zero_f16[idx]);
             kt->o_corr[o] = spqr_fp16_to_fp32(kt->o_val[o]) - spqr_weight_dq(s, 0, z);
         }
 }
@@ -357,6 +397,7 @@ spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path
     ok &= (kt->o_col = malloc(nnz * 2)) != NULL;
     ok &= (kt->o_val = malloc(nnz * 2)) != NULL;
     ok &= (kt->o_row = malloc(nnz)) != NULL;
+    ok &= (kt->o_rptr = malloc(((size_t)kt->n_rtiles * KT_R + 1) * sizeof(int32_t))) != NULL;
     ok &= (kt->o_corr = malloc(nnz * sizeof(float))) != NULL;
     if (!ok) {
         spqr_ktensor_free(kt);
@@ -364,16 +405,19 @@ spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path
                             t->rows, t->cols);
     }
     /* fill_codes and fill_stats write every byte of codes and stats */
-    st = fill_codes(kt, t, err);
+    col_maps m;
+    st = col_maps_make(kt, &m, err);
+    if (st == SPQR_OK) st = fill_codes(kt, t, m.colmap, err);
     if (st == SPQR_OK) fill_stats(kt, t);
-    if (st == SPQR_OK) st = fill_outliers(kt, t, err);
+    if (st == SPQR_OK) st = fill_outliers(kt, t, m.pad_of, err);
+    if (st == SPQR_OK) fill_corrections(kt, t, m.grp_of);
+    col_maps_free(&m);
     if (st != SPQR_OK) {
         spqr_ktensor_free(kt);
         return st;
     }
-    fill_corrections(kt, t);
     kt->stream_bytes = (uint64_t)codes_n * 4 + (stats_n - 16) + (kt->s_pair ? pair_n * 2 : 0) +
-                       (kt->z_pair ? pair_n * 2 : 0) + (uint64_t)kt->nnz * 7 + ((uint64_t)kt->n_rtiles + 1) * 4 +
+                       (kt->z_pair ? pair_n * 2 : 0) + (uint64_t)kt->nnz * 6 + ((uint64_t)kt->n_rtiles * KT_R + 1) * 4 +
                        (kt->perm ? (uint64_t)kt->cols * 4 : 0);
     *out = kt;
     return SPQR_OK;
