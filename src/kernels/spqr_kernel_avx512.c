@@ -309,7 +309,50 @@ T512V INLINE __m512i tile_i8(const uint32_t *blk, const int32_t *xa, const int h
     return _mm512_add_epi32(acc[0], acc[1]);
 }
 
-T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y, const int B) {
+/* Statistics for qq bits <= 4 with one second-level pair per row tile (the
+ * common bilevel case): the 16 rows' codes fit one qword, taken into dword
+ * lanes by one vpmultishiftqb (qword k: rows 2k and 2k+1 at bit offsets
+ * bits * 2k and bits * (2k + 1)) + AND; the second-level pairs of 16 groups
+ * are converted to fp32 at once (pairs_f32), so a group's statistic is
+ * broadcast operands, not a convert and shuffles. Same arithmetic as
+ * stat16: s2 * (code - z2), no FMA. */
+T512V INLINE __m512i ms_ctrl(int bits) {
+    uint64_t c[8];
+    for (int k = 0; k < 8; k++) c[k] = (uint64_t)(bits * 2 * k) | (uint64_t)(bits * (2 * k + 1)) << 32;
+    return _mm512_loadu_si512(c);
+}
+
+T512V INLINE __m512 stat_ms(const uint8_t *p, __m512i ctrl, __m512i mask, const float *pair) {
+    uint64_t q;
+    memcpy(&q, p, 8); /* the stats array has 16 bytes of slack at its end */
+    const __m512i code = _mm512_and_si512(_mm512_multishift_epi64_epi8(ctrl, _mm512_set1_epi64((long long)q)), mask);
+    return _mm512_mul_ps(_mm512_set1_ps(pair[0]), _mm512_sub_ps(_mm512_cvtepi32_ps(code), _mm512_set1_ps(pair[1])));
+}
+
+/* 2 * n <= 32 fp16 values to fp32 (masked: never reads past the array). */
+T512V INLINE void pairs_f32(const uint16_t *p, int32_t n, float *out) {
+    const __mmask32 m = n >= 16 ? 0xffffffffu : (__mmask32)((1ull << (2 * n)) - 1u);
+    const __m512i h = _mm512_maskz_loadu_epi16(m, p);
+    _mm512_store_ps(out, _mm512_cvtph_ps(_mm512_castsi512_si256(h)));
+    _mm512_store_ps(out + 16, _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)));
+}
+
+typedef struct {
+    __m512i cs, cz, ms, mz;                     /* multishift controls and masks: scale, zero */
+    float s2[32] __attribute__((aligned(64))); /* (s2, z2) of 16 groups, scale statistic */
+    float z2[32] __attribute__((aligned(64))); /* the same, zero statistic */
+} ms_stats;
+
+T512V INLINE void finish_ms(const spqr_ktensor *kt, const kt_input *in, const rt_ctx *rc, const ms_stats *m, int32_t g,
+                            const __m512 dot, __m512 *yacc) {
+    const uint8_t *blk = rc->st + (size_t)g * kt->stat_bytes;
+    const __m512 s = stat_ms(blk, m->cs, m->ms, m->s2 + 2 * (g & 15));
+    const __m512 z = stat_ms(blk + kt->sb_bytes, m->cz, m->mz, m->z2 + 2 * (g & 15));
+    *yacc = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[g]), dot), *yacc);
+}
+
+T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y,
+                             ms_stats *ms, const int B) {
     const int32_t ctpg = kt->ct_per_group, bu = kt->blk_u32;
     for (int32_t rt = rt0; rt < rt1; rt++) {
         const uint32_t *cb = kt->codes + (size_t)rt * kt->n_cblocks * bu;
@@ -317,7 +360,24 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
         __m512 yacc = _mm512_setzero_ps();
         const rt_ctx rc = rt_begin(kt, rt);
         int32_t g = 0;
-        if (ctpg == 1) { /* groups of <= 16 columns: a block is two groups, two accumulators */
+        if (ctpg == 1 && ms) { /* groups of <= 16 columns: a block is two groups, two accumulators */
+            __m512 yacc1 = _mm512_setzero_ps();
+            for (; g + 1 < kt->n_groups; g += 2, t += 2) {
+                if ((g & 15) == 0) {
+                    const int32_t n = kt->n_groups - g < 16 ? kt->n_groups - g : 16;
+                    pairs_f32(rc.sp + (size_t)g * 2, n, ms->s2);
+                    pairs_f32(rc.zp + (size_t)g * 2, n, ms->z2);
+                }
+                const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
+                const int32_t *xa = in->xa + (size_t)t * KT_XOPS;
+                prefetch_tile(blk, 0, B);
+                prefetch_tile(blk, 1, B);
+                const __m512i i0 = tile_i8(blk, xa, 0, B), i1 = tile_i8(blk, xa + KT_XOPS, 1, B);
+                finish_ms(kt, in, &rc, ms, g, _mm512_mul_ps(_mm512_cvtepi32_ps(i0), _mm512_set1_ps(in->at[t])), &yacc);
+                finish_ms(kt, in, &rc, ms, g + 1, _mm512_mul_ps(_mm512_cvtepi32_ps(i1), _mm512_set1_ps(in->at[t + 1])), &yacc1);
+            }
+            yacc = _mm512_add_ps(yacc, yacc1);
+        } else if (ctpg == 1) {
             __m512 yacc1 = _mm512_setzero_ps();
             for (; g + 1 < kt->n_groups; g += 2, t += 2) {
                 const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
@@ -346,7 +406,15 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
 }
 
 T512V void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    KT_WBITS_DISPATCH(kt->wbits, matvec_i8_b, kt, in, rt0, rt1, Y);
+    ms_stats m, *ms = NULL;
+    if (kt->q2_aligned && kt->qs_bits >= 1 && kt->qs_bits <= 4 && kt->qz_bits >= 1 && kt->qz_bits <= 4) {
+        m.cs = ms_ctrl(kt->qs_bits);
+        m.cz = ms_ctrl(kt->qz_bits);
+        m.ms = _mm512_set1_epi32((1 << kt->qs_bits) - 1);
+        m.mz = _mm512_set1_epi32((1 << kt->qz_bits) - 1);
+        ms = &m;
+    }
+    KT_WBITS_DISPATCH(kt->wbits, matvec_i8_b, kt, in, rt0, rt1, Y, ms);
 }
 #else
 #include "kernels/spqr_kernel.h"
