@@ -108,14 +108,27 @@ static void col_maps_free(col_maps *m) {
     free(m->grp_of);
 }
 
+/* Clears the code of (row i of row tile rt, padded column pc): the outlier
+ * there replaces it. */
+static void clear_code(spqr_ktensor *kt, int32_t rt, int i, int32_t pc) {
+    const int B = kt->wbits;
+    uint32_t *blk = kt->codes + ((size_t)rt * (size_t)kt->n_cblocks + (size_t)(pc / KT_BC)) * (size_t)kt->blk_u32;
+    const int j = pc % KT_BC, d = kt_field_dword(B, j), sh = kt_field_shift(B, j);
+    const uint64_t m = ((1ull << B) - 1) << sh;
+    blk[d * KT_R + i] &= ~(uint32_t)m;
+    if (sh + B > 32) blk[(d + 1) * KT_R + i] &= ~(uint32_t)(m >> 32);
+}
+
 /* Codes, one row tile at a time: its slice of the array (n_cblocks * 64 *
  * wbits bytes) stays in cache while its 16 rows are written, each row read
  * sequentially. Row i's wbits dwords of a block are the 32 * wbits-bit
  * string of the block's 32 codes, so a block whose columns are 32
  * consecutive source columns (all blocks but a group's padded tail when
  * groupsize % 16 == 0) is a plain copy of the row's stored bits; other
- * blocks are assembled code by code from colmap. */
-static spqr_status fill_codes(spqr_ktensor *kt, const spqr_tensor *t, const int32_t *colmap, spqr_err *err) {
+ * blocks are assembled code by code from colmap. A row's codes at its
+ * outliers are cleared right after it is written, while it is in cache. */
+static spqr_status fill_codes(spqr_ktensor *kt, const spqr_tensor *t, const int32_t *colmap, const int32_t *pad_of,
+                              spqr_err *err) {
     const int B = kt->wbits;
     const size_t nbytes = spqr_bits_bytes((uint64_t)t->rows * (uint64_t)t->cols, B);
     int32_t *bcol = malloc((size_t)kt->n_cblocks * sizeof *bcol); /* [n_cblocks] first column of a copy block or -1 */
@@ -148,21 +161,13 @@ static spqr_status fill_codes(spqr_ktensor *kt, const spqr_tensor *t, const int3
                     if (sh + B > 32) blk[(d + 1) * KT_R] |= (uint32_t)(q >> (32 - sh));
                 }
             }
+            const int32_t r = rt * KT_R + i;
+            for (int32_t k = t->outlier_rowptr[r]; k < t->outlier_rowptr[r + 1]; k++)
+                clear_code(kt, rt, i, pad_of[t->outlier_col[k]]);
         }
     }
     free(bcol);
     return SPQR_OK;
-}
-
-/* Clears the code of (row i of row tile rt, padded column pc): the outlier
- * there replaces it. */
-static void clear_code(spqr_ktensor *kt, int32_t rt, int i, int32_t pc) {
-    const int B = kt->wbits;
-    uint32_t *blk = kt->codes + ((size_t)rt * (size_t)kt->n_cblocks + (size_t)(pc / KT_BC)) * (size_t)kt->blk_u32;
-    const int j = pc % KT_BC, d = kt_field_dword(B, j), sh = kt_field_shift(B, j);
-    const uint64_t m = ((1ull << B) - 1) << sh;
-    blk[d * KT_R + i] &= ~(uint32_t)m;
-    if (sh + B > 32) blk[(d + 1) * KT_R + i] &= ~(uint32_t)(m >> 32);
 }
 
 /* pshufb indices and shifts that put the 16 rows' bits-bit codes (LSB-first
@@ -252,9 +257,22 @@ static void i8_plan(spqr_ktensor *kt) {
     }
 }
 
-/* Sorts n keys by their column (bits 36..51), stably: two 8-bit LSD
- * counting passes through tmp. */
+/* Sorts n keys by their column (bits 36..51), stably: nothing to do for
+ * the usual CSR (columns ascending), an insertion sort for a short row,
+ * else two 8-bit LSD counting passes through tmp. */
 static void sort_by_col(uint64_t *key, uint64_t *tmp, int64_t n) {
+    int64_t j = 1;
+    while (j < n && key[j] >> 36 >= key[j - 1] >> 36) j++;
+    if (j >= n) return;
+    if (n <= 64) {
+        for (; j < n; j++) {
+            const uint64_t x = key[j];
+            int64_t k = j;
+            for (; k > 0 && key[k - 1] >> 36 > x >> 36; k--) key[k] = key[k - 1];
+            key[k] = x;
+        }
+        return;
+    }
     for (int pass = 0; pass < 2; pass++) {
         const int sh = 36 + 8 * pass;
         int64_t cnt[257] = {0};
@@ -270,7 +288,7 @@ static void sort_by_col(uint64_t *key, uint64_t *tmp, int64_t n) {
 /* Per row tile, sorted by (row, column), with row pointers o_rptr. A
  * duplicated (r, c) keeps the last CSR entry, as the reference's overwrite
  * does. */
-static spqr_status fill_outliers(spqr_ktensor *kt, const spqr_tensor *t, const int32_t *pad_of, spqr_err *err) {
+static spqr_status fill_outliers(spqr_ktensor *kt, const spqr_tensor *t, spqr_err *err) {
     int64_t max_n = 1;
     for (int32_t rt = 0; rt < kt->n_rtiles; rt++) {
         const int32_t r0 = rt * KT_R, r1 = r0 + KT_R < kt->rows ? r0 + KT_R : kt->rows;
@@ -299,7 +317,6 @@ static spqr_status fill_outliers(spqr_ktensor *kt, const spqr_tensor *t, const i
             kt->o_col[o] = (uint16_t)(key[j] >> 36);
             kt->o_row[o] = (uint8_t)((key[j] >> 32) & 15u);
             kt->o_val[o] = t->outlier_val[(uint32_t)key[j]];
-            clear_code(kt, rt, kt->o_row[o], pad_of[kt->o_col[o]]);
             o++;
         }
         for (; row <= KT_R; row++) kt->o_rptr[rt * KT_R + row] = (int32_t)o; /* [rt+1][0] too, rewritten next tile */
@@ -407,9 +424,9 @@ spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path
     /* fill_codes and fill_stats write every byte of codes and stats */
     col_maps m;
     st = col_maps_make(kt, &m, err);
-    if (st == SPQR_OK) st = fill_codes(kt, t, m.colmap, err);
+    if (st == SPQR_OK) st = fill_codes(kt, t, m.colmap, m.pad_of, err);
     if (st == SPQR_OK) fill_stats(kt, t);
-    if (st == SPQR_OK) st = fill_outliers(kt, t, m.pad_of, err);
+    if (st == SPQR_OK) st = fill_outliers(kt, t, err);
     if (st == SPQR_OK) fill_corrections(kt, t, m.grp_of);
     col_maps_free(&m);
     if (st != SPQR_OK) {
