@@ -204,6 +204,7 @@ int cmd_bench_kernel(int argc, char **argv) {
     cJSON_AddNumberToObject(root, "wbits", wbits);
     cJSON_AddNumberToObject(root, "outlier_share", share);
     cJSON *arr = cJSON_AddArrayToObject(root, "shapes");
+    double best_read = bw, spqr_lo = 0, spqr_hi = 0;
     if (!json)
         printf("read bandwidth %.2f GB/s wall, %.2f GB/s per CPU time (%d threads, buffer %.0f MB; LLC %.0f MB)\n"
                "  (\"cpu\" columns: bytes / (process CPU time / threads), i.e. as if each thread had a core of its own)\n",
@@ -299,13 +300,29 @@ int cmd_bench_kernel(int argc, char **argv) {
             printf("  fp32   %8.1f us  %6.2f GB/s  cpu %8.1f us\n", t32.us, t32.gbps, t32.cpu_us);
             printf("  ref    %8.1f us  %6.2f GB/s  (scalar spqr_matvec_ref)\n", tr.us, tr.gbps);
         }
+        /* the probe is one streaming loop; on this VM the dense kernels
+         * sometimes read faster than it. The strict yardstick is the best
+         * read rate seen in this run, whichever measured it. */
+        if (t16.gbps > best_read) best_read = t16.gbps;
+        if (t32.gbps > best_read) best_read = t32.gbps;
+        if (ts.gbps > spqr_hi) spqr_hi = ts.gbps;
+        if (spqr_lo == 0 || ts.gbps < spqr_lo) spqr_lo = ts.gbps;
         for (int c = 0; c < ncp; c++) spqr_ktensor_free(kts[c]);
         free(kts);
         free(x);
         free(y);
         spqr_tensor_free(t);
     }
+    if (rc == 0 && !json && spqr_lo > 0)
+        printf("best read rate seen in this run %.2f GB/s (probe %.2f); spqr at %.0f-%.0f%% of it\n", best_read, bw,
+               100 * spqr_lo / best_read, 100 * spqr_hi / best_read);
     if (json && rc == 0) {
+        cJSON_AddNumberToObject(root, "best_read_gbps", best_read);
+        cJSON *it;
+        cJSON_ArrayForEach(it, arr) {
+            const cJSON *g = cJSON_GetObjectItem(it, "spqr_gbps");
+            cJSON_AddNumberToObject(it, "spqr_vs_best_read", g ? g->valuedouble / best_read : 0);
+        }
         char *s = cJSON_PrintUnformatted(root);
         printf("%s\n", s);
         free(s);
