@@ -11,6 +11,7 @@
 #include "format/tensor.h"
 #include "kernels/spqr_kernel.h"
 
+#define KT_PAR_MIN (1 << 18) /* weights x inputs below which one thread runs a product */
 #define KT_NB 64 /* inputs per matmul chunk: bounds the per-thread scratch */
 
 static void *alloc64(size_t n) {
@@ -147,6 +148,10 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
     if (!X || !Y) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "input or output buffer is NULL");
     if (n_threads <= 0) n_threads = omp_get_num_procs();
     if (n_threads > kt->n_rtiles) n_threads = kt->n_rtiles;
+    /* Small products are not worth waking threads for (a wake-up costs
+     * 10-50 us with OMP_WAIT_POLICY=passive; 2^18 weights take ~8 us): the
+     * same threshold as the dense linears (src/model/linear.c). */
+    if ((int64_t)kt->rows * kt->cols * n < KT_PAR_MIN) n_threads = 1;
     const int32_t nb = n < KT_NB ? n : KT_NB;
     float *xp = alloc64((size_t)nb * kt->padcols * sizeof(float));
     float *xs = malloc((size_t)nb * kt->n_groups * sizeof(float));
