@@ -1,6 +1,11 @@
 /* AVX2 + FMA + F16C path: the AVX-512 scheme on two ymm halves (rows 0-7,
  * 8-15) of each code-block dword vector: per column, AND (or shift) the
- * field out of the dword lanes, convert, FMA with the pre-scaled x. */
+ * field out of the dword lanes, convert, FMA with the pre-scaled x (four
+ * accumulators per half: one FMA chain per column would wait on latency).
+ * Statistics are decoded in registers as on AVX-512 (a broadcast 16-byte
+ * load, pshufb into dword lanes, variable shift, mask; vcvtph2ps), with the
+ * second-level fp16 pairs of 16 groups converted at once; the arithmetic is
+ * the reference's, s2 * (code - z2) without FMA. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #include <string.h>
@@ -11,6 +16,115 @@
 #define T256 __attribute__((target("avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
 
+/* Software prefetch of the code stream 2 KiB ahead (as the AVX-512 path):
+ * 32 * B bytes (half a block) per column tile. Past the end is harmless. */
+#define KT_PF_BYTES 2048
+T256 INLINE void prefetch_tile(const uint32_t *blk, int32_t t, const int B) {
+    const char *p = (const char *)blk + KT_PF_BYTES + (t & 1) * 32 * B;
+    for (int k = 0; k < 32 * B; k += 64) _mm_prefetch(p + k, _MM_HINT_T0);
+}
+
+/* Statistic decoding state of one call: per part (0 scale, 1 zero) the
+ * byte-shuffle and shift tables of the two 8-row halves, and for a bilevel
+ * part with one second-level pair per row tile the pairs of the current 16
+ * groups as fp32 (s2, z2). */
+typedef struct {
+    __m256i idx[2][2], sh[2][2], mask[2]; /* [part][half], [part] */
+    int bits[2];
+    float pf[2][32] __attribute__((aligned(32))); /* [part][group % 16][s2, z2] */
+} st_ctx;
+
+/* Per row tile: its stats and (q2_aligned) second-level pairs of group 0. */
+typedef struct {
+    int32_t rt;
+    const uint8_t *st;
+    const uint16_t *pp[2]; /* [part] */
+} rt_ctx;
+
+T256 INLINE void st_init(const spqr_ktensor *kt, st_ctx *sc) {
+    sc->bits[0] = kt->qs_bits;
+    sc->bits[1] = kt->qz_bits;
+    for (int p = 0; p < 2; p++) {
+        for (int h = 0; h < 2; h++) {
+            sc->idx[p][h] = _mm256_loadu_si256((const __m256i *)(kt->st_idx[p] + 32 * h));
+            sc->sh[p][h] = _mm256_loadu_si256((const __m256i *)(kt->st_sh[p] + 8 * h));
+        }
+        sc->mask[p] = _mm256_set1_epi32((1 << sc->bits[p]) - 1);
+    }
+}
+
+T256 INLINE rt_ctx rt_begin(const spqr_ktensor *kt, int32_t rt) {
+    rt_ctx c = {rt, kt->stats + (size_t)rt * kt->n_groups * kt->stat_bytes, {NULL, NULL}};
+    if (kt->q2_aligned) {
+        const size_t off = (size_t)(rt * KT_R / kt->qq_groupsize) * kt->n_groups * 2;
+        if (kt->s_pair) c.pp[0] = kt->s_pair + off;
+        if (kt->z_pair) c.pp[1] = kt->z_pair + off;
+    }
+    return c;
+}
+
+/* Converts the second-level pairs of groups g..g+15 (g % 16 == 0) of the
+ * row tile to fp32, exactly (fp16 -> fp32 is exact), never reading past
+ * the pair array. */
+T256 INLINE void st_pairs(const spqr_ktensor *kt, st_ctx *sc, const rt_ctx *rc, int32_t g) {
+    const int32_t n = kt->n_groups - g < 16 ? kt->n_groups - g : 16;
+    for (int p = 0; p < 2; p++) {
+        if (!rc->pp[p]) continue;
+        const uint16_t *src = rc->pp[p] + (size_t)g * 2;
+        uint16_t tmp[32];
+        if (n < 16) {
+            memset(tmp, 0, sizeof tmp);
+            memcpy(tmp, src, (size_t)n * 4);
+            src = tmp;
+        }
+        for (int k = 0; k < 4; k++)
+            _mm256_store_ps(sc->pf[p] + 8 * k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 8 * k))));
+    }
+}
+
+/* One first-level statistic (part p) of the 16 rows of group g as two
+ * 8-row halves, bit-exact with spqr_stat_dq / spqr_fp16_to_fp32. */
+T256 INLINE void stat16(const spqr_ktensor *kt, const st_ctx *sc, const rt_ctx *rc, const uint8_t *blk, int32_t g,
+                        int p, __m256 out[2]) {
+    if (!sc->bits[p]) {
+        out[0] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+        out[1] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16)));
+        return;
+    }
+    /* <= 16 code bytes; the stats array has 16 bytes of slack at its end */
+    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)blk));
+    __m256 s2[2], z2[2];
+    if (rc->pp[p]) {
+        s2[0] = s2[1] = _mm256_broadcast_ss(sc->pf[p] + 2 * (g & 15));
+        z2[0] = z2[1] = _mm256_broadcast_ss(sc->pf[p] + 2 * (g & 15) + 1);
+    } else { /* qq_groupsize not a multiple of 16: a pair per row */
+        const uint16_t *pairs = p ? kt->z_pair : kt->s_pair;
+        float sa[KT_R], za[KT_R];
+        for (int i = 0; i < KT_R; i++) {
+            int32_t qg = (rc->rt * KT_R + i) / kt->qq_groupsize;
+            if (qg >= kt->n_qgroups) qg = kt->n_qgroups - 1; /* padded rows: any finite pair */
+            const uint16_t *q = pairs + ((size_t)qg * kt->n_groups + g) * 2;
+            sa[i] = _cvtsh_ss(q[0]);
+            za[i] = _cvtsh_ss(q[1]);
+        }
+        s2[0] = _mm256_loadu_ps(sa);
+        s2[1] = _mm256_loadu_ps(sa + 8);
+        z2[0] = _mm256_loadu_ps(za);
+        z2[1] = _mm256_loadu_ps(za + 8);
+    }
+    for (int h = 0; h < 2; h++) {
+        __m256i code = _mm256_srlv_epi32(_mm256_shuffle_epi8(b, sc->idx[p][h]), sc->sh[p][h]);
+        code = _mm256_and_si256(code, sc->mask[p]);
+        out[h] = _mm256_mul_ps(s2[h], _mm256_sub_ps(_mm256_cvtepi32_ps(code), z2[h])); /* no FMA, as the reference */
+    }
+}
+
+T256 INLINE void stats256(const spqr_ktensor *kt, const st_ctx *sc, const rt_ctx *rc, int32_t g, __m256 s[2], __m256 z[2]) {
+    const uint8_t *blk = rc->st + (size_t)g * kt->stat_bytes;
+    stat16(kt, sc, rc, blk, g, 0, s);
+    stat16(kt, sc, rc, blk + kt->sb_bytes, g, 1, z);
+}
+
 /* Block column j's codes of rows 8*half..8*half+7 as fp32 (times 2^shift
  * when scaled and kt_xscale says so). */
 T256 INLINE __m256 field8(const uint32_t *blk, const int B, const int j, const int half, const int scaled) {
@@ -19,7 +133,7 @@ T256 INLINE __m256 field8(const uint32_t *blk, const int B, const int j, const i
     const __m256i m = _mm256_set1_epi32((int)((1u << B) - 1u));
     __m256i f;
     if (s + B < 32) f = scaled ? _mm256_and_si256(v, _mm256_set1_epi32((int)(((1u << B) - 1u) << s)))
-                               : _mm256_and_si256(_mm256_srli_epi32(v, s), m);
+                               : (s ? _mm256_and_si256(_mm256_srli_epi32(v, s), m) : _mm256_and_si256(v, m));
     else if (s + B == 32) f = _mm256_srli_epi32(v, s);
     else {
         const __m256i w = _mm256_load_si256((const __m256i *)(blk + (d + 1) * KT_R + 8 * half));
@@ -28,45 +142,117 @@ T256 INLINE __m256 field8(const uint32_t *blk, const int B, const int j, const i
     return _mm256_cvtepi32_ps(f);
 }
 
-T256 INLINE void half16(const uint32_t *blk, const float *x, const int B, const int h, __m256 lo[2], __m256 hi[2]) {
+/* 16 columns (half h of a block) into four accumulators per 8-row half. */
+T256 INLINE void half16(const uint32_t *blk, const float *x, const int B, const int h, __m256 lo[4], __m256 hi[4]) {
 #pragma GCC unroll 16
     for (int c = 0; c < KT_C; c++) {
-        const __m256 xb = _mm256_set1_ps(x[c]);
-        lo[c & 1] = _mm256_fmadd_ps(field8(blk, B, h * KT_C + c, 0, 1), xb, lo[c & 1]);
-        hi[c & 1] = _mm256_fmadd_ps(field8(blk, B, h * KT_C + c, 1, 1), xb, hi[c & 1]);
+        const __m256 xb = _mm256_broadcast_ss(x + c);
+        lo[c & 3] = _mm256_fmadd_ps(field8(blk, B, h * KT_C + c, 0, 1), xb, lo[c & 3]);
+        hi[c & 3] = _mm256_fmadd_ps(field8(blk, B, h * KT_C + c, 1, 1), xb, hi[c & 3]);
     }
 }
 
-T256 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y, const int B) {
+/* Closes group g: y += s * (dot - z * sum(x_g)) per half. */
+T256 INLINE void finish_group(const spqr_ktensor *kt, const kt_input *in, const st_ctx *sc, const rt_ctx *rc, int32_t g,
+                              const __m256 lo[4], const __m256 hi[4], __m256 *ylo, __m256 *yhi) {
+    __m256 s[2], z[2];
+    stats256(kt, sc, rc, g, s, z);
+    const __m256 xs = _mm256_broadcast_ss(in->xs + g);
+    const __m256 dlo = _mm256_add_ps(_mm256_add_ps(lo[0], lo[1]), _mm256_add_ps(lo[2], lo[3]));
+    const __m256 dhi = _mm256_add_ps(_mm256_add_ps(hi[0], hi[1]), _mm256_add_ps(hi[2], hi[3]));
+    *ylo = _mm256_fmadd_ps(s[0], _mm256_fnmadd_ps(z[0], xs, dlo), *ylo);
+    *yhi = _mm256_fmadd_ps(s[1], _mm256_fnmadd_ps(z[1], xs, dhi), *yhi);
+}
+
+/* The row tile's outliers, after its groups: o_corr * x per row (their
+ * code is 0, see the header), row by row in two register accumulators. */
+T256 INLINE void outliers(const spqr_ktensor *kt, const kt_input *in, int32_t rt, float corr[KT_R]) {
+    const int32_t *rp = kt->o_rptr + (size_t)rt * KT_R;
+    const uint16_t *col = kt->o_col;
+    const float *oc = kt->o_corr, *xq = in->xq;
+    for (int i = 0; i < KT_R; i++) {
+        float a0 = 0.0f, a1 = 0.0f;
+        int32_t o = rp[i];
+        const int32_t e = rp[i + 1];
+        for (; o + 1 < e; o += 2) {
+            a0 += oc[o] * xq[col[o]];
+            a1 += oc[o + 1] * xq[col[o + 1]];
+        }
+        if (o < e) a0 += oc[o] * xq[col[o]];
+        corr[i] = a0 + a1;
+    }
+}
+
+#define ZERO4(a) (a)[0] = (a)[1] = (a)[2] = (a)[3] = _mm256_setzero_ps()
+
+T256 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y, st_ctx *sc,
+                          const int B) {
     const int32_t ctpg = kt->ct_per_group, bu = kt->blk_u32;
-    float s[KT_R], z[KT_R];
     for (int32_t rt = rt0; rt < rt1; rt++) {
         const uint32_t *cb = kt->codes + (size_t)rt * kt->n_cblocks * bu;
         const float *x = in->x2;
-        int32_t t = 0;
+        const rt_ctx rc = rt_begin(kt, rt);
         __m256 ylo = _mm256_setzero_ps(), yhi = _mm256_setzero_ps();
-        float corr[KT_R] = {0};
-        for (int32_t g = 0; g < kt->n_groups; g++) {
-            __m256 lo[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, hi[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-            for (int32_t k = 0; k < ctpg; k++, t++, x += KT_C) {
-                if (t & 1) half16(cb + (size_t)(t >> 1) * bu, x, B, 1, lo, hi);
-                else half16(cb + (size_t)(t >> 1) * bu, x, B, 0, lo, hi);
+        __m256 lo[4], hi[4];
+        int32_t g = 0;
+        if (ctpg == 1) { /* groups of <= 16 columns: a block is two groups */
+            for (; g + 1 < kt->n_groups; g += 2, cb += bu, x += KT_BC) {
+                if ((g & 15) == 0) st_pairs(kt, sc, &rc, g);
+                prefetch_tile(cb, 0, B);
+                prefetch_tile(cb, 1, B);
+                ZERO4(lo);
+                ZERO4(hi);
+                half16(cb, x, B, 0, lo, hi);
+                finish_group(kt, in, sc, &rc, g, lo, hi, &ylo, &yhi);
+                ZERO4(lo);
+                ZERO4(hi);
+                half16(cb, x + KT_C, B, 1, lo, hi);
+                finish_group(kt, in, sc, &rc, g + 1, lo, hi, &ylo, &yhi);
             }
-            kt_stats_scalar(kt, rt, g, s, z);
-            const __m256 xs = _mm256_set1_ps(in->xs[g]);
-            ylo = _mm256_fmadd_ps(_mm256_loadu_ps(s), _mm256_fnmadd_ps(_mm256_loadu_ps(z), xs, _mm256_add_ps(lo[0], lo[1])), ylo);
-            yhi = _mm256_fmadd_ps(_mm256_loadu_ps(s + 8), _mm256_fnmadd_ps(_mm256_loadu_ps(z + 8), xs, _mm256_add_ps(hi[0], hi[1])), yhi);
+            if (g < kt->n_groups) {
+                if ((g & 15) == 0) st_pairs(kt, sc, &rc, g);
+                ZERO4(lo);
+                ZERO4(hi);
+                half16(cb, x, B, 0, lo, hi);
+                finish_group(kt, in, sc, &rc, g, lo, hi, &ylo, &yhi);
+            }
+        } else {
+            int32_t t = 0;
+            for (; g < kt->n_groups; g++) {
+                if ((g & 15) == 0) st_pairs(kt, sc, &rc, g);
+                ZERO4(lo);
+                ZERO4(hi);
+                for (int32_t k = 0; k < ctpg; k++, t++, x += KT_C) {
+                    const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
+                    prefetch_tile(blk, t, B);
+                    if (t & 1) half16(blk, x, B, 1, lo, hi);
+                    else half16(blk, x, B, 0, lo, hi);
+                }
+                finish_group(kt, in, sc, &rc, g, lo, hi, &ylo, &yhi);
+            }
         }
-        for (int32_t o = kt->o_ptr[rt]; o < kt->o_ptr[rt + 1]; o++) corr[kt->o_row[o]] += kt->o_corr[o] * in->xq[kt->o_col[o]];
         float out[KT_R];
-        _mm256_storeu_ps(out, _mm256_add_ps(ylo, _mm256_loadu_ps(corr)));
-        _mm256_storeu_ps(out + 8, _mm256_add_ps(yhi, _mm256_loadu_ps(corr + 8)));
-        for (int i = 0; i < KT_R && rt * KT_R + i < kt->rows; i++) y[rt * KT_R + i] = out[i];
+        if (kt->o_ptr[rt + 1] > kt->o_ptr[rt]) {
+            float corr[KT_R];
+            outliers(kt, in, rt, corr);
+            ylo = _mm256_add_ps(ylo, _mm256_loadu_ps(corr));
+            yhi = _mm256_add_ps(yhi, _mm256_loadu_ps(corr + 8));
+        }
+        if (kt->rows - rt * KT_R >= KT_R) {
+            _mm256_storeu_ps(y + rt * KT_R, ylo);
+            _mm256_storeu_ps(y + rt * KT_R + 8, yhi);
+        } else {
+            _mm256_storeu_ps(out, ylo);
+            _mm256_storeu_ps(out + 8, yhi);
+            for (int i = 0; rt * KT_R + i < kt->rows; i++) y[rt * KT_R + i] = out[i];
+        }
     }
 }
 
 T256 void kt_matvec_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    KT_WBITS_DISPATCH(kt->wbits, matvec_b, kt, in, rt0, rt1, Y);
+    st_ctx sc;
+    st_init(kt, &sc);
+    KT_WBITS_DISPATCH(kt->wbits, matvec_b, kt, in, rt0, rt1, Y, &sc);
 }
 
 /* A 16x16 code tile widened to qt[16 columns][16 rows] fp32. */
