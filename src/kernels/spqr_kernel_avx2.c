@@ -31,7 +31,9 @@ T256 INLINE void prefetch_tile(const uint32_t *blk, int32_t t, const int B) {
 typedef struct {
     __m256i idx[2][2], sh[2][2], mask[2]; /* [part][half], [part] */
     int bits[2];
+    __m256i fm[KT_BC]; /* AND mask of block column j's field in place (x pre-scaled), built at run time */
     float pf[2][32] __attribute__((aligned(32))); /* [part][group % 16][s2, z2] */
+    __m256 sz[16][2][2];                          /* decoded s, z of 16 groups: [group % 16][part][half] */
 } st_ctx;
 
 /* Per row tile: its stats and (q2_aligned) second-level pairs of group 0. */
@@ -51,6 +53,10 @@ T256 INLINE void st_init(const spqr_ktensor *kt, st_ctx *sc) {
         }
         sc->mask[p] = _mm256_set1_epi32((1 << sc->bits[p]) - 1);
     }
+    /* masks come from memory: as immediates GCC 12 rebuilds each one per
+     * column (movabs + vmovq + vpbroadcastq), 3 uops per 8 weights */
+    for (int j = 0; j < KT_BC; j++)
+        sc->fm[j] = _mm256_set1_epi32((int)(((1u << kt->wbits) - 1u) << kt_field_shift(kt->wbits, j)));
 }
 
 T256 INLINE rt_ctx rt_begin(const spqr_ktensor *kt, int32_t rt) {
@@ -126,13 +132,13 @@ T256 INLINE void stats256(const spqr_ktensor *kt, const st_ctx *sc, const rt_ctx
 }
 
 /* Block column j's codes of rows 8*half..8*half+7 as fp32 (times 2^shift
- * when scaled and kt_xscale says so). */
-T256 INLINE __m256 field8(const uint32_t *blk, const int B, const int j, const int half, const int scaled) {
+ * with the in-place masks fm where kt_xscale says so; exact without). */
+T256 INLINE __m256 field8(const uint32_t *blk, const int B, const int j, const int half, const __m256i *fm) {
     const int d = kt_field_dword(B, j), s = kt_field_shift(B, j);
     const __m256i v = _mm256_load_si256((const __m256i *)(blk + d * KT_R + 8 * half));
     const __m256i m = _mm256_set1_epi32((int)((1u << B) - 1u));
     __m256i f;
-    if (s + B < 32) f = scaled ? _mm256_and_si256(v, _mm256_set1_epi32((int)(((1u << B) - 1u) << s)))
+    if (s + B < 32) f = fm ? _mm256_and_si256(v, _mm256_load_si256(fm + j))
                                : (s ? _mm256_and_si256(_mm256_srli_epi32(v, s), m) : _mm256_and_si256(v, m));
     else if (s + B == 32) f = _mm256_srli_epi32(v, s);
     else {
@@ -143,25 +149,35 @@ T256 INLINE __m256 field8(const uint32_t *blk, const int B, const int j, const i
 }
 
 /* 16 columns (half h of a block) into four accumulators per 8-row half. */
-T256 INLINE void half16(const uint32_t *blk, const float *x, const int B, const int h, __m256 lo[4], __m256 hi[4]) {
+T256 INLINE void half16(const uint32_t *blk, const float *x, const __m256i *fm, const int B, const int h, __m256 lo[4],
+                        __m256 hi[4]) {
 #pragma GCC unroll 16
     for (int c = 0; c < KT_C; c++) {
         const __m256 xb = _mm256_broadcast_ss(x + c);
-        lo[c & 3] = _mm256_fmadd_ps(field8(blk, B, h * KT_C + c, 0, 1), xb, lo[c & 3]);
-        hi[c & 3] = _mm256_fmadd_ps(field8(blk, B, h * KT_C + c, 1, 1), xb, hi[c & 3]);
+        lo[c & 3] = _mm256_fmadd_ps(field8(blk, B, h * KT_C + c, 0, fm), xb, lo[c & 3]);
+        hi[c & 3] = _mm256_fmadd_ps(field8(blk, B, h * KT_C + c, 1, fm), xb, hi[c & 3]);
     }
 }
 
+/* Decodes the statistics of groups g..g+15 (g % 16 == 0) of the row tile
+ * into sc->sz in one tight loop: interleaved with the code loop, the decode
+ * competed with eight accumulators for 16 ymm registers and spilled (it took
+ * a third of the time, w3 1% 4096^2). */
+T256 INLINE void st_batch(const spqr_ktensor *kt, st_ctx *sc, const rt_ctx *rc, int32_t g) {
+    const int32_t n = kt->n_groups - g < 16 ? kt->n_groups - g : 16;
+    st_pairs(kt, sc, rc, g);
+    for (int32_t k = 0; k < n; k++) stats256(kt, sc, rc, g + k, sc->sz[k][0], sc->sz[k][1]);
+}
+
 /* Closes group g: y += s * (dot - z * sum(x_g)) per half. */
-T256 INLINE void finish_group(const spqr_ktensor *kt, const kt_input *in, const st_ctx *sc, const rt_ctx *rc, int32_t g,
-                              const __m256 lo[4], const __m256 hi[4], __m256 *ylo, __m256 *yhi) {
-    __m256 s[2], z[2];
-    stats256(kt, sc, rc, g, s, z);
+T256 INLINE void finish_group(const kt_input *in, const st_ctx *sc, int32_t g, const __m256 lo[4], const __m256 hi[4],
+                              __m256 *ylo, __m256 *yhi) {
+    const __m256(*sz)[2] = sc->sz[g & 15];
     const __m256 xs = _mm256_broadcast_ss(in->xs + g);
     const __m256 dlo = _mm256_add_ps(_mm256_add_ps(lo[0], lo[1]), _mm256_add_ps(lo[2], lo[3]));
     const __m256 dhi = _mm256_add_ps(_mm256_add_ps(hi[0], hi[1]), _mm256_add_ps(hi[2], hi[3]));
-    *ylo = _mm256_fmadd_ps(s[0], _mm256_fnmadd_ps(z[0], xs, dlo), *ylo);
-    *yhi = _mm256_fmadd_ps(s[1], _mm256_fnmadd_ps(z[1], xs, dhi), *yhi);
+    *ylo = _mm256_fmadd_ps(sz[0][0], _mm256_fnmadd_ps(sz[1][0], xs, dlo), *ylo);
+    *yhi = _mm256_fmadd_ps(sz[0][1], _mm256_fnmadd_ps(sz[1][1], xs, dhi), *yhi);
 }
 
 /* The row tile's outliers, after its groups: o_corr * x per row (their
@@ -197,38 +213,38 @@ T256 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
         int32_t g = 0;
         if (ctpg == 1) { /* groups of <= 16 columns: a block is two groups */
             for (; g + 1 < kt->n_groups; g += 2, cb += bu, x += KT_BC) {
-                if ((g & 15) == 0) st_pairs(kt, sc, &rc, g);
+                if ((g & 15) == 0) st_batch(kt, sc, &rc, g);
                 prefetch_tile(cb, 0, B);
                 prefetch_tile(cb, 1, B);
                 ZERO4(lo);
                 ZERO4(hi);
-                half16(cb, x, B, 0, lo, hi);
-                finish_group(kt, in, sc, &rc, g, lo, hi, &ylo, &yhi);
+                half16(cb, x, sc->fm, B, 0, lo, hi);
+                finish_group(in, sc, g, lo, hi, &ylo, &yhi);
                 ZERO4(lo);
                 ZERO4(hi);
-                half16(cb, x + KT_C, B, 1, lo, hi);
-                finish_group(kt, in, sc, &rc, g + 1, lo, hi, &ylo, &yhi);
+                half16(cb, x + KT_C, sc->fm, B, 1, lo, hi);
+                finish_group(in, sc, g + 1, lo, hi, &ylo, &yhi);
             }
             if (g < kt->n_groups) {
-                if ((g & 15) == 0) st_pairs(kt, sc, &rc, g);
+                if ((g & 15) == 0) st_batch(kt, sc, &rc, g);
                 ZERO4(lo);
                 ZERO4(hi);
-                half16(cb, x, B, 0, lo, hi);
-                finish_group(kt, in, sc, &rc, g, lo, hi, &ylo, &yhi);
+                half16(cb, x, sc->fm, B, 0, lo, hi);
+                finish_group(in, sc, g, lo, hi, &ylo, &yhi);
             }
         } else {
             int32_t t = 0;
             for (; g < kt->n_groups; g++) {
-                if ((g & 15) == 0) st_pairs(kt, sc, &rc, g);
+                if ((g & 15) == 0) st_batch(kt, sc, &rc, g);
                 ZERO4(lo);
                 ZERO4(hi);
                 for (int32_t k = 0; k < ctpg; k++, t++, x += KT_C) {
                     const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
                     prefetch_tile(blk, t, B);
-                    if (t & 1) half16(blk, x, B, 1, lo, hi);
-                    else half16(blk, x, B, 0, lo, hi);
+                    if (t & 1) half16(blk, x, sc->fm, B, 1, lo, hi);
+                    else half16(blk, x, sc->fm, B, 0, lo, hi);
                 }
-                finish_group(kt, in, sc, &rc, g, lo, hi, &ylo, &yhi);
+                finish_group(in, sc, g, lo, hi, &ylo, &yhi);
             }
         }
         float out[KT_R];
@@ -259,8 +275,8 @@ T256 void kt_matvec_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
 T256 INLINE void widen16(const uint32_t *blk, const int B, const int h, float qt[KT_C][KT_R]) {
 #pragma GCC unroll 16
     for (int c = 0; c < KT_C; c++) {
-        _mm256_store_ps(qt[c], field8(blk, B, h * KT_C + c, 0, 0));
-        _mm256_store_ps(qt[c] + 8, field8(blk, B, h * KT_C + c, 1, 0));
+        _mm256_store_ps(qt[c], field8(blk, B, h * KT_C + c, 0, NULL));
+        _mm256_store_ps(qt[c] + 8, field8(blk, B, h * KT_C + c, 1, NULL));
     }
 }
 
