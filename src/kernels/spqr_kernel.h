@@ -169,6 +169,39 @@ void kt_matvec_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, i
 void kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 
+/* Software prefetch of the code stream KT_PF_BYTES ahead, 32 * B bytes
+ * (half a block) per column tile, for the one-token SIMD paths. The
+ * hardware prefetcher alone left the out-of-cache matvec ~25% slower than
+ * in cache (w3, 7B shapes, 2 MiB pages); 2 KiB ahead closed most of that
+ * gap (1 KiB: most; 4 and 8 KiB, or T1/T2 hints: no better). Prefetches past
+ * the array's end are harmless. */
+#define KT_PF_BYTES 2048
+static inline __attribute__((always_inline)) void kt_prefetch_tile(const uint32_t *blk, int32_t t, const int B) {
+    const char *p = (const char *)blk + KT_PF_BYTES + (t & 1) * 32 * B;
+    for (int k = 0; k < 32 * B; k += 64) __builtin_prefetch(p + k, 0, 3);
+}
+
+/* Row tile rt's outlier corrections for one input, corr[i] = sum over row
+ * i's outliers of o_corr * xq[col] (their code is 0, see the layout notes),
+ * row by row in two register accumulators: a per-lane memory accumulator
+ * was 2x slower (a load-add-store on the same 16 floats per outlier). */
+static inline void kt_outlier_rows(const spqr_ktensor *kt, const float *xq, int32_t rt, float corr[KT_R]) {
+    const int32_t *rp = kt->o_rptr + (size_t)rt * KT_R;
+    const uint16_t *col = kt->o_col;
+    const float *oc = kt->o_corr;
+    for (int i = 0; i < KT_R; i++) {
+        float a0 = 0.0f, a1 = 0.0f;
+        int32_t o = rp[i];
+        const int32_t e = rp[i + 1];
+        for (; o + 1 < e; o += 2) {
+            a0 += oc[o] * xq[col[o]];
+            a1 += oc[o + 1] * xq[col[o + 1]];
+        }
+        if (o < e) a0 += oc[o] * xq[col[o]];
+        corr[i] = a0 + a1;
+    }
+}
+
 /* 1 when the CPU (and OS) can run the path. */
 int kt_path_supported(spqr_kernel_path p);
 

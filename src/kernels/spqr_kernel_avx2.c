@@ -16,14 +16,6 @@
 #define T256 __attribute__((target("avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
 
-/* Software prefetch of the code stream 2 KiB ahead (as the AVX-512 path):
- * 32 * B bytes (half a block) per column tile. Past the end is harmless. */
-#define KT_PF_BYTES 2048
-T256 INLINE void prefetch_tile(const uint32_t *blk, int32_t t, const int B) {
-    const char *p = (const char *)blk + KT_PF_BYTES + (t & 1) * 32 * B;
-    for (int k = 0; k < 32 * B; k += 64) _mm_prefetch(p + k, _MM_HINT_T0);
-}
-
 /* Statistic decoding state of one call: per part (0 scale, 1 zero) the
  * byte-shuffle and shift tables of the two 8-row halves, and for a bilevel
  * part with one second-level pair per row tile the pairs of the current 16
@@ -180,24 +172,6 @@ T256 INLINE void finish_group(const kt_input *in, const st_ctx *sc, int32_t g, c
     *yhi = _mm256_fmadd_ps(sz[0][1], _mm256_fnmadd_ps(sz[1][1], xs, dhi), *yhi);
 }
 
-/* The row tile's outliers, after its groups: o_corr * x per row (their
- * code is 0, see the header), row by row in two register accumulators. */
-T256 INLINE void outliers(const spqr_ktensor *kt, const kt_input *in, int32_t rt, float corr[KT_R]) {
-    const int32_t *rp = kt->o_rptr + (size_t)rt * KT_R;
-    const uint16_t *col = kt->o_col;
-    const float *oc = kt->o_corr, *xq = in->xq;
-    for (int i = 0; i < KT_R; i++) {
-        float a0 = 0.0f, a1 = 0.0f;
-        int32_t o = rp[i];
-        const int32_t e = rp[i + 1];
-        for (; o + 1 < e; o += 2) {
-            a0 += oc[o] * xq[col[o]];
-            a1 += oc[o + 1] * xq[col[o + 1]];
-        }
-        if (o < e) a0 += oc[o] * xq[col[o]];
-        corr[i] = a0 + a1;
-    }
-}
 
 #define ZERO4(a) (a)[0] = (a)[1] = (a)[2] = (a)[3] = _mm256_setzero_ps()
 
@@ -214,8 +188,8 @@ T256 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
         if (ctpg == 1) { /* groups of <= 16 columns: a block is two groups */
             for (; g + 1 < kt->n_groups; g += 2, cb += bu, x += KT_BC) {
                 if ((g & 15) == 0) st_batch(kt, sc, &rc, g);
-                prefetch_tile(cb, 0, B);
-                prefetch_tile(cb, 1, B);
+                kt_prefetch_tile(cb, 0, B);
+                kt_prefetch_tile(cb, 1, B);
                 ZERO4(lo);
                 ZERO4(hi);
                 half16(cb, x, sc->fm, B, 0, lo, hi);
@@ -240,7 +214,7 @@ T256 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
                 ZERO4(hi);
                 for (int32_t k = 0; k < ctpg; k++, t++, x += KT_C) {
                     const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
-                    prefetch_tile(blk, t, B);
+                    kt_prefetch_tile(blk, t, B);
                     if (t & 1) half16(blk, x, sc->fm, B, 1, lo, hi);
                     else half16(blk, x, sc->fm, B, 0, lo, hi);
                 }
@@ -250,7 +224,7 @@ T256 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
         float out[KT_R];
         if (kt->o_ptr[rt + 1] > kt->o_ptr[rt]) {
             float corr[KT_R];
-            outliers(kt, in, rt, corr);
+            kt_outlier_rows(kt, in->xq, rt, corr);
             ylo = _mm256_add_ps(ylo, _mm256_loadu_ps(corr));
             yhi = _mm256_add_ps(yhi, _mm256_loadu_ps(corr + 8));
         }

@@ -20,17 +20,6 @@
 #define INLINE static inline __attribute__((always_inline))
 
 
-/* Software prefetch of the code stream KT_PF_BYTES ahead, 32 * B bytes
- * (half a block) per column tile. The hardware prefetcher alone left the
- * out-of-cache matvec ~25% slower than in cache (measured, w3, 7B shapes,
- * 2 MiB pages); 2 KiB ahead closed most of that gap (1 KiB: most, 4 KiB:
- * the same as 2 KiB). Prefetches past the array's end are harmless. */
-#define KT_PF_BYTES 2048
-T512 INLINE void prefetch_tile(const uint32_t *blk, int32_t t, const int B) {
-    const char *p = (const char *)blk + KT_PF_BYTES + (t & 1) * 32 * B;
-    for (int k = 0; k < 32 * B; k += 64) _mm_prefetch(p + k, _MM_HINT_T0);
-}
-
 /* Per row tile: where its statistics and second-level pairs start (the
  * division by qq_groupsize done once per row tile, not per group). */
 typedef struct {
@@ -126,26 +115,10 @@ T512 INLINE void finish_dot(const spqr_ktensor *kt, const kt_input *in, const rt
     *yacc = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[g]), dot), *yacc);
 }
 
-/* The row tile's outliers, after its groups: o_corr * x per row (their
- * code is 0; o_corr = value - s * (0 - z), see the header), row by row into
- * two register accumulators (a per-lane memory accumulator was 2x slower:
- * every outlier a load-add-store on the same 16 floats). */
+/* The row tile's outliers, after its groups (kt_outlier_rows). */
 T512 INLINE __m512 outliers(const spqr_ktensor *kt, const kt_input *in, int32_t rt) {
     float corr[KT_R];
-    const int32_t *rp = kt->o_rptr + (size_t)rt * KT_R;
-    const uint16_t *col = kt->o_col;
-    const float *oc = kt->o_corr, *xq = in->xq;
-    for (int i = 0; i < KT_R; i++) {
-        float a0 = 0.0f, a1 = 0.0f;
-        int32_t o = rp[i];
-        const int32_t e = rp[i + 1];
-        for (; o + 1 < e; o += 2) {
-            a0 += oc[o] * xq[col[o]];
-            a1 += oc[o + 1] * xq[col[o + 1]];
-        }
-        if (o < e) a0 += oc[o] * xq[col[o]];
-        corr[i] = a0 + a1;
-    }
+    kt_outlier_rows(kt, in->xq, rt, corr);
     return _mm512_loadu_ps(corr);
 }
 
@@ -166,8 +139,8 @@ T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
             int32_t g = 0;
             for (; g + 1 < kt->n_groups; g += 2) {
                 __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-                prefetch_tile(cb, 0, B);
-                prefetch_tile(cb, 1, B);
+                kt_prefetch_tile(cb, 0, B);
+                kt_prefetch_tile(cb, 1, B);
                 half16(cb, x, B, 0, acc);
                 finish_group(kt, in, &rc, g, acc, &yacc);
                 acc[0] = acc[1] = acc[2] = acc[3] = _mm512_setzero_ps();
@@ -186,7 +159,7 @@ T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
             for (int32_t g = 0; g < kt->n_groups; g++) {
                 __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
                 for (int32_t k = 0; k < ctpg; k++, t++, x += KT_C) {
-                    prefetch_tile(cb + (size_t)(t >> 1) * bu, t, B);
+                    kt_prefetch_tile(cb + (size_t)(t >> 1) * bu, t, B);
                     if (t & 1) half16(cb + (size_t)(t >> 1) * bu, x, B, 1, acc);
                     else half16(cb + (size_t)(t >> 1) * bu, x, B, 0, acc);
                 }
@@ -370,8 +343,8 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
                 }
                 const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
                 const int32_t *xa = in->xa + (size_t)t * KT_XOPS;
-                prefetch_tile(blk, 0, B);
-                prefetch_tile(blk, 1, B);
+                kt_prefetch_tile(blk, 0, B);
+                kt_prefetch_tile(blk, 1, B);
                 const __m512i i0 = tile_i8(blk, xa, 0, B), i1 = tile_i8(blk, xa + KT_XOPS, 1, B);
                 finish_ms(kt, in, &rc, ms, g, _mm512_mul_ps(_mm512_cvtepi32_ps(i0), _mm512_set1_ps(in->at[t])), &yacc);
                 finish_ms(kt, in, &rc, ms, g + 1, _mm512_mul_ps(_mm512_cvtepi32_ps(i1), _mm512_set1_ps(in->at[t + 1])), &yacc1);
@@ -382,8 +355,8 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
             for (; g + 1 < kt->n_groups; g += 2, t += 2) {
                 const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
                 const int32_t *xa = in->xa + (size_t)t * KT_XOPS;
-                prefetch_tile(blk, 0, B);
-                prefetch_tile(blk, 1, B);
+                kt_prefetch_tile(blk, 0, B);
+                kt_prefetch_tile(blk, 1, B);
                 const __m512i i0 = tile_i8(blk, xa, 0, B), i1 = tile_i8(blk, xa + KT_XOPS, 1, B);
                 finish_dot(kt, in, &rc, g, _mm512_mul_ps(_mm512_cvtepi32_ps(i0), _mm512_set1_ps(in->at[t])), &yacc);
                 finish_dot(kt, in, &rc, g + 1, _mm512_mul_ps(_mm512_cvtepi32_ps(i1), _mm512_set1_ps(in->at[t + 1])), &yacc1);
@@ -395,7 +368,7 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
             for (int32_t k = 0; k < ctpg; k++, t++) {
                 const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
                 const int32_t *xa = in->xa + (size_t)t * KT_XOPS;
-                prefetch_tile(blk, t, B);
+                kt_prefetch_tile(blk, t, B);
                 const __m512i id = (t & 1) ? tile_i8(blk, xa, 1, B) : tile_i8(blk, xa, 0, B);
                 dot = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), _mm512_set1_ps(in->at[t]), dot);
             }
