@@ -17,6 +17,7 @@
 #include "format/tensor.h"
 #include "kernels/spqr_kernel.h"
 #include "spqr.h"
+#include "test_tensor_util.h"
 #include "test_util.h"
 
 typedef struct {
@@ -36,33 +37,9 @@ static void random_codes(uint8_t *dst, uint64_t n, int bits, test_rng *rng) {
 
 static spqr_tensor *random_tensor(const cfg *c, test_rng *rng) {
     const int32_t gs = c->gs > 0 ? c->gs : c->cols, n_groups = (c->cols + gs - 1) / gs;
-    int32_t *rowptr = calloc((size_t)c->rows + 1, 4);
-    uint16_t *col = malloc(((size_t)c->rows * c->cols + c->rows) * 2);
-    int64_t nnz = 0;
-    for (int32_t r = 0; r < c->rows; r++) {
-        const int64_t r0 = nnz;
-        for (int32_t j = 0; j < c->cols; j++)
-            if (test_rng_uniform(rng) < c->outlier_share) col[nnz++] = (uint16_t)j;
-        /* CSR columns out of order, and a later duplicate of one entry */
-        if (nnz - r0 >= 2) {
-            const uint16_t x = col[r0];
-            col[r0] = col[nnz - 1];
-            col[nnz - 1] = x;
-        }
-        if (c->dup && nnz > r0) col[nnz] = col[r0 + (int64_t)(test_rng_next(rng) % (uint64_t)(nnz - r0))], nnz++;
-        rowptr[r + 1] = (int32_t)nnz;
-    }
-    spqr_tensor *t = NULL;
-    spqr_err err;
-    if (spqr_tensor_alloc(c->rows, c->cols, c->wbits, gs, c->qs, c->qz, c->qqgs, nnz, c->perm, &t, &err) != SPQR_OK) {
-        fprintf(stderr, "alloc: %s\n", err.msg);
-        exit(1);
-    }
-    memcpy(t->outlier_rowptr, rowptr, ((size_t)c->rows + 1) * 4);
-    memcpy(t->outlier_col, col, (size_t)nnz * 2);
-    for (int64_t k = 0; k < nnz; k++) t->outlier_val[k] = h(4.0f * test_rng_normal(rng));
-    free(rowptr);
-    free(col);
+    /* CSR columns out of order, and a later duplicate of one entry */
+    spqr_tensor *t = test_packed_alloc(c->rows, c->cols, c->wbits, gs, c->qs, c->qz, c->qqgs, c->perm, c->outlier_share, 1,
+                                       c->dup ? TEST_DUP_RANDOM : TEST_DUP_NONE, rng);
     random_codes(t->codes, (uint64_t)c->rows * c->cols, c->wbits, rng);
     const uint64_t ns = (uint64_t)n_groups * c->rows;
     const int64_t n2 = (int64_t)n_groups * t->n_qgroups;

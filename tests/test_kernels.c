@@ -10,6 +10,7 @@
 
 #include "format/tensor.h"
 #include "spqr.h"
+#include "test_tensor_util.h"
 #include "test_util.h"
 
 typedef struct {
@@ -25,27 +26,8 @@ static uint16_t h(float f) { return spqr_fp32_to_fp16(f); }
 static spqr_tensor *random_tensor(const cfg *c, test_rng *rng) {
     const int32_t gs = c->gs > 0 ? c->gs : c->cols;
     const int32_t n_groups = (c->cols + gs - 1) / gs;
-    /* outliers first, to know nnz */
-    int32_t *rowptr = calloc((size_t)c->rows + 1, 4);
-    int64_t cap = (int64_t)c->rows * c->cols + c->rows, nnz = 0;
-    uint16_t *col = malloc((size_t)cap * 2);
-    for (int32_t r = 0; r < c->rows; r++) {
-        for (int32_t j = 0; j < c->cols; j++)
-            if (test_rng_uniform(rng) < c->outlier_share) col[nnz++] = (uint16_t)j;
-        if (c->dup_outliers && rowptr[r] < nnz) col[nnz] = col[rowptr[r]], nnz++; /* same (r, c) again, later */
-        rowptr[r + 1] = (int32_t)nnz;
-    }
-    spqr_tensor *t = NULL;
-    spqr_err err;
-    if (spqr_tensor_alloc(c->rows, c->cols, c->wbits, gs, c->qs, c->qz, c->qqgs, nnz, c->perm, &t, &err) != SPQR_OK) {
-        fprintf(stderr, "alloc: %s\n", err.msg);
-        exit(1);
-    }
-    memcpy(t->outlier_rowptr, rowptr, ((size_t)c->rows + 1) * 4);
-    memcpy(t->outlier_col, col, (size_t)nnz * 2);
-    for (int64_t k = 0; k < nnz; k++) t->outlier_val[k] = h(4.0f * test_rng_normal(rng));
-    free(rowptr);
-    free(col);
+    spqr_tensor *t = test_packed_alloc(c->rows, c->cols, c->wbits, gs, c->qs, c->qz, c->qqgs, c->perm, c->outlier_share, 0,
+                                       c->dup_outliers ? TEST_DUP_FIRST : TEST_DUP_NONE, rng);
     const uint64_t n = (uint64_t)c->rows * c->cols;
     uint8_t *v = malloc(n > 1 ? n : 1);
     for (uint64_t i = 0; i < n; i++) v[i] = (uint8_t)(test_rng_next(rng) % (1u << c->wbits));
