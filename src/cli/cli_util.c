@@ -157,3 +157,8 @@ double cli_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+int cli_fail(const char *cmd, const char *msg, int code) {
+    fprintf(stderr, "spqr: %s: %s\n", cmd, msg);
+    return code;
+}

@@ -21,6 +21,9 @@ int cli_parse_i32(const char *cmd, const char *flag, const char *v, int32_t lo, 
 int cli_parse_f32(const char *cmd, const char *flag, const char *v, double lo, double hi, float *out);
 
 /* Value of flag argv[*i] (advances *i), or prints "missing value" and returns NULL. */
+/* Prints "spqr: CMD: MSG" on stderr (the CLI's one-line error) and returns code. */
+int cli_fail(const char *cmd, const char *msg, int code);
+
 const char *cli_flag_value(const char *cmd, int argc, char **argv, int *i);
 
 /* Online cores (at least 1). */

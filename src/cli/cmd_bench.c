@@ -109,8 +109,7 @@ static int bench_one(const char *path, int32_t P, int32_t N, int32_t reps, int32
     if (progress) fprintf(stderr, "spqr: " CMD ": loading %s\n", path);
     double t0 = cli_now();
     if (spqr_model_load(path, &logger, &m, &err)) {
-        fprintf(stderr, "spqr: " CMD ": %s\n", err.msg);
-        return 1;
+        return cli_fail(CMD, err.msg, 1);
     }
     r->load_s = cli_now() - t0;
     const spqr_config *c = spqr_model_config(m);
@@ -130,7 +129,7 @@ static int bench_one(const char *path, int32_t P, int32_t N, int32_t reps, int32
         goto done;
     }
     if (spqr_session_create(m, P + N, threads, &s, &err)) {
-        fprintf(stderr, "spqr: " CMD ": %s\n", err.msg);
+        cli_fail(CMD, err.msg, 1);
         goto done;
     }
     uint64_t x = 12345; /* the same random tokens for every model with the same vocabulary */
@@ -140,7 +139,7 @@ static int bench_one(const char *path, int32_t P, int32_t N, int32_t reps, int32
     }
     /* One untimed decode step pulls every weight through the page cache. */
     if (spqr_session_forward(s, tok, 1, 0, logits, &err)) {
-        fprintf(stderr, "spqr: " CMD ": %s\n", err.msg);
+        cli_fail(CMD, err.msg, 1);
         goto done;
     }
     r->logits_finite = 1;
@@ -148,14 +147,14 @@ static int bench_one(const char *path, int32_t P, int32_t N, int32_t reps, int32
         spqr_session_reset(s);
         t0 = cli_now();
         if (spqr_session_forward(s, tok, P, 0, logits, &err)) {
-            fprintf(stderr, "spqr: " CMD ": %s\n", err.msg);
+            cli_fail(CMD, err.msg, 1);
             goto done;
         }
         tp[rep] = P / (cli_now() - t0);
         t0 = cli_now();
         for (int32_t i = 0; i < N; i++)
             if (spqr_session_forward(s, tok + P + i, 1, 0, logits, &err)) {
-                fprintf(stderr, "spqr: " CMD ": %s\n", err.msg);
+                cli_fail(CMD, err.msg, 1);
                 goto done;
             }
         td[rep] = N / (cli_now() - t0);

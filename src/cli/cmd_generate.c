@@ -26,10 +26,7 @@ static void usage(FILE *f) {
             "  -v                 verbose loading\n");
 }
 
-static int fail(const char *msg) {
-    fprintf(stderr, "spqr: " CMD ": %s\n", msg);
-    return 1;
-}
+static int fail(const char *msg) { return cli_fail(CMD, msg, 1); }
 
 int cmd_generate(int argc, char **argv) {
     const char *model_dir = NULL, *prompt = NULL;

@@ -13,10 +13,7 @@
 
 #define CMD "info"
 
-static int fail(const char *msg) {
-    fprintf(stderr, "spqr: " CMD ": %s\n", msg);
-    return 1;
-}
+static int fail(const char *msg) { return cli_fail(CMD, msg, 1); }
 
 static double num(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);

@@ -77,15 +77,9 @@ static void usage(FILE *f) {
     cli_quant_flags_help(f);
 }
 
-static int fail(const char *msg) {
-    fprintf(stderr, "spqr: " CMD ": %s\n", msg);
-    return 1;
-}
+static int fail(const char *msg) { return cli_fail(CMD, msg, 1); }
 
-static int fail2(const char *msg) {
-    fprintf(stderr, "spqr: " CMD ": %s\n", msg);
-    return 2;
-}
+static int fail2(const char *msg) { return cli_fail(CMD, msg, 2); }
 
 typedef struct bar_state {
     int tty, quiet;
