@@ -1,11 +1,10 @@
-/* Building the runtime kernel layout from a packed tensor, exact
- * dequantization from it, and the matvec/matmul wrappers (input
- * permutation, group sums, deterministic thread split). */
+/* Exact dequantization from the runtime kernel layout, and the
+ * matvec/matmul wrappers (input permutation, group sums, int8 activations,
+ * deterministic thread split). The layout is built in spqr_kernel_build.c. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "core/error.h"
 #include "format/tensor.h"
@@ -13,11 +12,6 @@
 
 #define KT_PAR_MIN (1 << 18) /* weights x inputs below which one thread runs a product */
 #define KT_NB 64 /* inputs per matmul chunk: bounds the per-thread scratch */
-
-static void *alloc64(size_t n) {
-    size_t sz = (n + 63) / 64 * 64;
-    return aligned_alloc(64, sz ? sz : 64);
-}
 
 void kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float s[KT_R], float z[KT_R]) {
     const uint8_t *sb = kt->stats + ((size_t)rt * kt->n_groups + g) * kt->stat_bytes;
@@ -153,12 +147,12 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
      * same threshold as the dense linears (src/model/linear.c). */
     if ((int64_t)kt->rows * kt->cols * n < KT_PAR_MIN) n_threads = 1;
     const int32_t nb = n < KT_NB ? n : KT_NB;
-    float *xp = alloc64((size_t)nb * kt->padcols * sizeof(float));
+    float *xp = kt_alloc64((size_t)nb * kt->padcols * sizeof(float));
     float *xs = malloc((size_t)nb * kt->n_groups * sizeof(float));
     float *xq = malloc((size_t)nb * kt->cols * sizeof(float));
     const int i8 = n == 1 && kt->path == SPQR_KERNEL_AVX512_VNNI;
-    float *x2 = n == 1 ? alloc64((size_t)kt->padcols * sizeof(float)) : NULL;
-    int32_t *xa = i8 ? alloc64((size_t)kt->n_ctiles * KT_XOPS * sizeof(int32_t)) : NULL;
+    float *x2 = n == 1 ? kt_alloc64((size_t)kt->padcols * sizeof(float)) : NULL;
+    int32_t *xa = i8 ? kt_alloc64((size_t)kt->n_ctiles * KT_XOPS * sizeof(int32_t)) : NULL;
     float *at = i8 ? malloc((size_t)kt->n_ctiles * sizeof(float)) : NULL;
     spqr_status st = SPQR_OK;
     if (!xp || !xs || !xq || (n == 1 && !x2) || (i8 && (!xa || !at))) {

@@ -35,7 +35,9 @@
 #ifndef SPQR_KERNELS_SPQR_KERNEL_H
 #define SPQR_KERNELS_SPQR_KERNEL_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "spqr.h"
 
@@ -83,6 +85,13 @@ struct spqr_ktensor {
     spqr_kernel_path path;   /* resolved, never AUTO */
     uint64_t stream_bytes;   /* bytes a matvec reads from the weight arrays */
 };
+
+/* 64-byte aligned allocation of n bytes (rounded up; never NULL for n = 0
+ * unless out of memory); free() releases it. */
+static inline void *kt_alloc64(size_t n) {
+    const size_t sz = (n + 63) / 64 * 64;
+    return aligned_alloc(64, sz ? sz : 64);
+}
 
 /* Where column j (0..31) of a code block lives for wbits B: dword d, bit
  * shift s; a field with s + B > 32 straddles dwords d and d + 1. */

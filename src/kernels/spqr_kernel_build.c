@@ -9,17 +9,12 @@
 #include "format/tensor.h"
 #include "kernels/spqr_kernel.h"
 
-static void *alloc64(size_t n) {
-    size_t sz = (n + 63) / 64 * 64;
-    return aligned_alloc(64, sz ? sz : 64);
-}
-
 /* Large streamed arrays: 2 MiB aligned and advised as transparent huge
  * pages, so a matvec's stream neither misses the TLB every 4 KiB nor stops
  * the hardware prefetcher at every 4 KiB page boundary. */
 static void *alloc_stream(size_t n) {
     const size_t huge = (size_t)2 << 20;
-    if (n < huge / 2) return alloc64(n);
+    if (n < huge / 2) return kt_alloc64(n);
     const size_t sz = (n + huge - 1) / huge * huge;
     void *p = aligned_alloc(huge, sz);
 #ifdef MADV_HUGEPAGE
