@@ -52,6 +52,15 @@ grep -q '"windows": 2,' "$TMP/out" && grep -q '"tokens": 62,' "$TMP/out" && ok "
 expect_rc 0 "--protocol llamacpp" "$SPQR" perplexity "$MODEL" -f "$TEXT" -c 32 --chunks 2 --protocol llamacpp --json
 grep -q '"tokens": 30,' "$TMP/out" && grep -q '"protocol": "llamacpp"' "$TMP/out" && ok "llamacpp scores ctx/2-1 per window" || bad "llamacpp: $(cat "$TMP/out")"
 
+# -b 1 evaluates token by token through the KV cache (the one-token kernels): same ppl as one batch
+expect_rc 0 "-b full" "$SPQR" perplexity "$MODEL" -f "$TEXT" -c 32 --chunks 2 --json -t 1
+PB=$(sed -nE 's/.*"ppl": ([0-9.]+).*/\1/p' "$TMP/out")
+expect_rc 0 "-b 1" "$SPQR" perplexity "$MODEL" -f "$TEXT" -c 32 --chunks 2 -b 1 --json -t 1
+P1=$(sed -nE 's/.*"ppl": ([0-9.]+).*/\1/p' "$TMP/out")
+awk -v a="$PB" -v b="$P1" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 1e-4 * a) }' \
+    && ok "-b 1 ppl $P1 equals batched $PB" || bad "-b 1 ppl $P1 vs batched $PB"
+expect_rc 2 "-b 0" "$SPQR" perplexity "$MODEL" -f "$TEXT" -c 32 -b 0
+
 # 3. KL against itself: 0 and 100 % top-1; mismatched base is refused
 expect_rc 0 "--kl-base" "$SPQR" perplexity "$MODEL" -f "$TEXT" -c 32 --chunks 3 --kl-base "$TMP/base.kl"
 [ -s "$TMP/base.kl" ] && ok "base file written" || bad "base file missing"
