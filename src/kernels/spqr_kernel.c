@@ -54,7 +54,7 @@ spqr_status spqr_ktensor_dequantize(const spqr_ktensor *kt, float *W, spqr_err *
 }
 
 /* avx512vnni matvec: x rounded to int8 per column tile (scale max|x|/127,
- * round-half-even), laid out in the i8 plan's order; xq and xs are
+ * round-half-even), 16 bytes per tile in column order; xq and xs are
  * replaced by x^ = scale * int8 and its group sums, so dense part and
  * outlier corrections both see x^ and the result is W x^ up to fp32
  * rounding. */
@@ -85,17 +85,7 @@ static void prepare_i8(const spqr_ktensor *kt, const float *xp, float *xs, float
             }
         }
         at[t] = a;
-        const int h = t & 1;
-        int32_t *o = xa + (size_t)t * KT_XOPS;
-        for (int q = 0; q < kt->i8.n_ops[h]; q++) {
-            uint32_t w = 0;
-            for (int b = 0; b < 4; b++) {
-                const int c = kt->i8.op_col[h][q][b];
-                if (c >= 0) w |= (uint32_t)(uint8_t)xi[c] << (8 * b);
-            }
-            o[q] = (int32_t)w;
-        }
-        for (int q = 0; q < kt->i8.n_str[h]; q++) o[kt->i8.n_ops[h] + q] = (int32_t)(uint8_t)xi[kt->i8.str_col[h][q]];
+        memcpy(xa + (size_t)t * KT_XOPS, xi, sizeof xi); /* dword k = columns 4k..4k+3 */
     }
 }
 

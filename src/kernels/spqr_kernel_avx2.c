@@ -182,6 +182,7 @@ T256 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
         const uint32_t *cb = kt->codes + (size_t)rt * kt->n_cblocks * bu;
         const float *x = in->x2;
         const rt_ctx rc = rt_begin(kt, rt);
+        kt_opf opf = kt_opf_begin(kt, rt);
         __m256 ylo = _mm256_setzero_ps(), yhi = _mm256_setzero_ps();
         __m256 lo[4], hi[4];
         int32_t g = 0;
@@ -190,6 +191,7 @@ T256 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
                 if ((g & 15) == 0) st_batch(kt, sc, &rc, g);
                 kt_prefetch_tile(cb, 0, B);
                 kt_prefetch_tile(cb, 1, B);
+                kt_opf_step(&opf);
                 ZERO4(lo);
                 ZERO4(hi);
                 half16(cb, x, sc->fm, B, 0, lo, hi);
@@ -215,6 +217,7 @@ T256 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
                 for (int32_t k = 0; k < ctpg; k++, t++, x += KT_C) {
                     const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
                     kt_prefetch_tile(blk, t, B);
+                    if (t & 1) kt_opf_step(&opf);
                     if (t & 1) half16(blk, x, sc->fm, B, 1, lo, hi);
                     else half16(blk, x, sc->fm, B, 0, lo, hi);
                 }

@@ -135,12 +135,14 @@ T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
         const float *x = in->x2;
         __m512 yacc = _mm512_setzero_ps();
         const rt_ctx rc = rt_begin(kt, rt);
+        kt_opf opf = kt_opf_begin(kt, rt);
         if (ctpg == 1) { /* groups of <= 16 columns: a block is two groups */
             int32_t g = 0;
             for (; g + 1 < kt->n_groups; g += 2) {
                 __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
                 kt_prefetch_tile(cb, 0, B);
                 kt_prefetch_tile(cb, 1, B);
+                kt_opf_step(&opf);
                 half16(cb, x, B, 0, acc);
                 finish_group(kt, in, &rc, g, acc, &yacc);
                 acc[0] = acc[1] = acc[2] = acc[3] = _mm512_setzero_ps();
@@ -160,6 +162,7 @@ T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
                 __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
                 for (int32_t k = 0; k < ctpg; k++, t++, x += KT_C) {
                     kt_prefetch_tile(cb + (size_t)(t >> 1) * bu, t, B);
+                    if (t & 1) kt_opf_step(&opf);
                     if (t & 1) half16(cb + (size_t)(t >> 1) * bu, x, B, 1, acc);
                     else half16(cb + (size_t)(t >> 1) * bu, x, B, 0, acc);
                 }
@@ -229,77 +232,73 @@ T512 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
 T512 void kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     KT_WBITS_DISPATCH(kt->wbits, matmul_b, kt, in, rt0, rt1, Y);
 }
-#define T512V __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,fma,f16c")))
+#define T512V \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,avx512vbmi2,fma,f16c")))
 
 /* int8 activations: sum_j q_ij xi_j of one 16x16 tile (half h of a block)
- * in exact int32. Fields go to bytes by vpmultishiftqb (a qword holds rows
- * 2i, 2i+1: its low / high dword), straddling fields by two shifts; then
- * vpdpbusd (u8 code x s8 activation, 4 columns per dword lane). */
+ * in exact int32, as four vpdpbusd (u8 code x s8 activation; dword lane i =
+ * row i, its 4 bytes = columns 4k..4k+3). Op k needs bits [p, p + 4B) of
+ * each row's 32B-bit block string, p = 16Bh + 4Bk: a 32-bit window holding
+ * them is one of the row's dwords as stored, or a funnel shift (vpshrdd) of
+ * two (no field straddles a window: the old per-field straddle ops cost 4
+ * instructions each); one vpmultishiftqb then moves the op's 4 fields into
+ * bytes (a qword holds rows 2i, 2i+1: its low / high dword). Consecutive
+ * ops share a window where it holds both (w3: 3 windows, 1 shift per 16
+ * columns). Everything but the loads is folded at compile time from B. */
 T512V INLINE __m512i tile_i8(const uint32_t *blk, const int32_t *xa, const int h, const int B) {
-    const __m512i bm = _mm512_set1_epi8((char)((1 << B) - 1)), m32 = _mm512_set1_epi32((1 << B) - 1);
-    __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
-    int q = 0;
-    /* the same op order as i8_plan (spqr_kernel.c), folded at compile time */
-#pragma GCC unroll 8
-    for (int d = 0; d < B; d++) {
-        uint64_t ctrl = 0x2020202000000000ull;
-        int cnt = 0;
-#pragma GCC unroll 16
-        for (int c = 0; c < KT_C; c++) {
-            const int j = h * KT_C + c, sh = kt_field_shift(B, j);
-            if (kt_field_dword(B, j) != d || sh + B > 32) continue;
-            const int b = cnt % 4;
-            ctrl = (ctrl & ~(0xffull << (8 * b) | 0xffull << (8 * (b + 4)))) | (uint64_t)sh << (8 * b) |
-                   (uint64_t)(32 + sh) << (8 * (b + 4));
-            cnt++;
-            if (b == 3 || c == KT_C - 1) { /* a full op, or the half's last column */
-                const __m512i v = _mm512_load_si512(blk + d * KT_R);
-                __m512i f = _mm512_multishift_epi64_epi8(_mm512_set1_epi64((long long)ctrl), v);
-                if (B < 8) f = _mm512_and_si512(f, bm);
-                acc[q & 1] = _mm512_dpbusd_epi32(acc[q & 1], f, _mm512_set1_epi32(xa[q]));
-                q++;
-                ctrl = 0x2020202000000000ull;
-                cnt = 0;
+    const __m512i bm = _mm512_set1_epi8((char)((1 << B) - 1));
+    __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()}, win = _mm512_setzero_si512();
+    int wp = -64; /* string bit where win's dwords start */
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        const int p = 16 * B * h + 4 * B * k, e = p + 4 * B, d = p >> 5;
+        if (p < wp || e > wp + 32) {
+            if ((e - 1) >> 5 == d) {
+                win = _mm512_load_si512(blk + d * KT_R);
+                wp = 32 * d;
+            } else {
+                win = _mm512_shrdi_epi32(_mm512_load_si512(blk + d * KT_R), _mm512_load_si512(blk + (d + 1) * KT_R), p & 31);
+                wp = p;
             }
         }
-        if (cnt) { /* the dword's last, partial op */
-            const __m512i v = _mm512_load_si512(blk + d * KT_R);
-            __m512i f = _mm512_multishift_epi64_epi8(_mm512_set1_epi64((long long)ctrl), v);
-            if (B < 8) f = _mm512_and_si512(f, bm);
-            acc[q & 1] = _mm512_dpbusd_epi32(acc[q & 1], f, _mm512_set1_epi32(xa[q]));
-            q++;
-        }
-    }
-#pragma GCC unroll 16
-    for (int c = 0; c < KT_C; c++) {
-        const int j = h * KT_C + c, d = kt_field_dword(B, j), sh = kt_field_shift(B, j);
-        if (sh + B <= 32) continue;
-        const __m512i v = _mm512_load_si512(blk + d * KT_R), w = _mm512_load_si512(blk + (d + 1) * KT_R);
-        const __m512i f = _mm512_ternarylogic_epi32(_mm512_srli_epi32(v, sh), _mm512_slli_epi32(w, 32 - sh), m32, 0xA8);
-        acc[q & 1] = _mm512_dpbusd_epi32(acc[q & 1], f, _mm512_set1_epi32(xa[q]));
-        q++;
+        uint64_t ctrl = 0;
+        for (int c = 0; c < 4; c++)
+            ctrl |= (uint64_t)(p - wp + c * B) << (8 * c) | (uint64_t)(32 + p - wp + c * B) << (8 * (c + 4));
+        __m512i f = _mm512_multishift_epi64_epi8(_mm512_set1_epi64((long long)ctrl), win);
+        if (B < 8) f = _mm512_and_si512(f, bm);
+        acc[k & 1] = _mm512_dpbusd_epi32(acc[k & 1], f, _mm512_set1_epi32(xa[k]));
     }
     return _mm512_add_epi32(acc[0], acc[1]);
 }
 
 /* Statistics for qq bits <= 4 with one second-level pair per row tile (the
- * common bilevel case): the 16 rows' codes fit one qword, taken into dword
- * lanes by one vpmultishiftqb (qword k: rows 2k and 2k+1 at bit offsets
- * bits * 2k and bits * (2k + 1)) + AND; the second-level pairs of 16 groups
- * are converted to fp32 at once (pairs_f32), so a group's statistic is
- * broadcast operands, not a convert and shuffles. Same arithmetic as
- * stat16: s2 * (code - z2), no FMA. */
+ * common bilevel case). The 16 rows' codes fit one qword; one
+ * vpmultishiftqb puts row i's code in the low bits of dword lane i (qword
+ * k: rows 2k and 2k+1 at bit offsets bits * 2k and bits * (2k + 1)). A
+ * qq-bit code takes at most 16 values, so the statistic is a table lookup:
+ * tab[k] = s2 * ((k mod 2^bits) - z2) for the 16 lanes k, then vpermps by
+ * the code (it reads the index's low 4 bits only: no mask, no int->fp32),
+ * the reference's arithmetic (s2 * (code - z2), no FMA) on the codes' values
+ * instead of the rows'. The second-level pairs of 16 groups are converted
+ * to fp32 at once (pairs_f32). */
 T512V INLINE __m512i ms_ctrl(int bits) {
     uint64_t c[8];
     for (int k = 0; k < 8; k++) c[k] = (uint64_t)(bits * 2 * k) | (uint64_t)(bits * (2 * k + 1)) << 32;
     return _mm512_loadu_si512(c);
 }
 
-T512V INLINE __m512 stat_ms(const uint8_t *p, __m512i ctrl, __m512i mask, const float *pair) {
+T512V INLINE __m512 ms_iota(int bits) {
+    float v[16];
+    for (int k = 0; k < 16; k++) v[k] = (float)(k & ((1 << bits) - 1));
+    return _mm512_loadu_ps(v);
+}
+
+T512V INLINE __m512 stat_tab(const uint8_t *p, __m512i ctrl, __m512 iota, const float *pair) {
     uint64_t q;
     memcpy(&q, p, 8); /* the stats array has 16 bytes of slack at its end */
-    const __m512i code = _mm512_and_si512(_mm512_multishift_epi64_epi8(ctrl, _mm512_set1_epi64((long long)q)), mask);
-    return _mm512_mul_ps(_mm512_set1_ps(pair[0]), _mm512_sub_ps(_mm512_cvtepi32_ps(code), _mm512_set1_ps(pair[1])));
+    const __m512i code = _mm512_multishift_epi64_epi8(ctrl, _mm512_set1_epi64((long long)q));
+    const __m512 tab = _mm512_mul_ps(_mm512_set1_ps(pair[0]), _mm512_sub_ps(iota, _mm512_set1_ps(pair[1])));
+    return _mm512_permutexvar_ps(code, tab);
 }
 
 /* 2 * n <= 32 fp16 values to fp32 (masked: never reads past the array). */
@@ -311,17 +310,21 @@ T512V INLINE void pairs_f32(const uint16_t *p, int32_t n, float *out) {
 }
 
 typedef struct {
-    __m512i cs, cz, ms, mz;                     /* multishift controls and masks: scale, zero */
-    float s2[32] __attribute__((aligned(64))); /* (s2, z2) of 16 groups, scale statistic */
-    float z2[32] __attribute__((aligned(64))); /* the same, zero statistic */
+    __m512i cs, cz;                              /* multishift controls: scale, zero */
+    __m512 is, iz;                               /* code values per table lane: scale, zero */
+    float s2[32] __attribute__((aligned(64)));   /* (s2, z2) of 16 groups, scale statistic */
+    float z2[32] __attribute__((aligned(64)));   /* the same, zero statistic */
 } ms_stats;
 
+/* Closes group g: y += s * (a * dot - z * sum(x^_g)), a the tile's
+ * activation scale; one FMA computes a * dot - z * sum. */
 T512V INLINE void finish_ms(const spqr_ktensor *kt, const kt_input *in, const rt_ctx *rc, const ms_stats *m, int32_t g,
-                            const __m512 dot, __m512 *yacc) {
+                            const __m512i dot, float a, __m512 *yacc) {
     const uint8_t *blk = rc->st + (size_t)g * kt->stat_bytes;
-    const __m512 s = stat_ms(blk, m->cs, m->ms, m->s2 + 2 * (g & 15));
-    const __m512 z = stat_ms(blk + kt->sb_bytes, m->cz, m->mz, m->z2 + 2 * (g & 15));
-    *yacc = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[g]), dot), *yacc);
+    const __m512 s = stat_tab(blk, m->cs, m->is, m->s2 + 2 * (g & 15));
+    const __m512 z = stat_tab(blk + kt->sb_bytes, m->cz, m->iz, m->z2 + 2 * (g & 15));
+    const __m512 zx = _mm512_mul_ps(z, _mm512_set1_ps(in->xs[g]));
+    *yacc = _mm512_fmadd_ps(s, _mm512_fmsub_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(a), zx), *yacc);
 }
 
 T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y,
@@ -332,6 +335,7 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
         int32_t t = 0;
         __m512 yacc = _mm512_setzero_ps();
         const rt_ctx rc = rt_begin(kt, rt);
+        kt_opf opf = kt_opf_begin(kt, rt);
         int32_t g = 0;
         if (ctpg == 1 && ms) { /* groups of <= 16 columns: a block is two groups, two accumulators */
             __m512 yacc1 = _mm512_setzero_ps();
@@ -345,9 +349,10 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
                 const int32_t *xa = in->xa + (size_t)t * KT_XOPS;
                 kt_prefetch_tile(blk, 0, B);
                 kt_prefetch_tile(blk, 1, B);
+                kt_opf_step(&opf);
                 const __m512i i0 = tile_i8(blk, xa, 0, B), i1 = tile_i8(blk, xa + KT_XOPS, 1, B);
-                finish_ms(kt, in, &rc, ms, g, _mm512_mul_ps(_mm512_cvtepi32_ps(i0), _mm512_set1_ps(in->at[t])), &yacc);
-                finish_ms(kt, in, &rc, ms, g + 1, _mm512_mul_ps(_mm512_cvtepi32_ps(i1), _mm512_set1_ps(in->at[t + 1])), &yacc1);
+                finish_ms(kt, in, &rc, ms, g, i0, in->at[t], &yacc);
+                finish_ms(kt, in, &rc, ms, g + 1, i1, in->at[t + 1], &yacc1);
             }
             yacc = _mm512_add_ps(yacc, yacc1);
         } else if (ctpg == 1) {
@@ -357,6 +362,7 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
                 const int32_t *xa = in->xa + (size_t)t * KT_XOPS;
                 kt_prefetch_tile(blk, 0, B);
                 kt_prefetch_tile(blk, 1, B);
+                kt_opf_step(&opf);
                 const __m512i i0 = tile_i8(blk, xa, 0, B), i1 = tile_i8(blk, xa + KT_XOPS, 1, B);
                 finish_dot(kt, in, &rc, g, _mm512_mul_ps(_mm512_cvtepi32_ps(i0), _mm512_set1_ps(in->at[t])), &yacc);
                 finish_dot(kt, in, &rc, g + 1, _mm512_mul_ps(_mm512_cvtepi32_ps(i1), _mm512_set1_ps(in->at[t + 1])), &yacc1);
@@ -369,6 +375,7 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
                 const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
                 const int32_t *xa = in->xa + (size_t)t * KT_XOPS;
                 kt_prefetch_tile(blk, t, B);
+                if (t & 1) kt_opf_step(&opf);
                 const __m512i id = (t & 1) ? tile_i8(blk, xa, 1, B) : tile_i8(blk, xa, 0, B);
                 dot = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), _mm512_set1_ps(in->at[t]), dot);
             }
@@ -383,8 +390,8 @@ T512V void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int
     if (kt->q2_aligned && kt->qs_bits >= 1 && kt->qs_bits <= 4 && kt->qz_bits >= 1 && kt->qz_bits <= 4) {
         m.cs = ms_ctrl(kt->qs_bits);
         m.cz = ms_ctrl(kt->qz_bits);
-        m.ms = _mm512_set1_epi32((1 << kt->qs_bits) - 1);
-        m.mz = _mm512_set1_epi32((1 << kt->qz_bits) - 1);
+        m.is = ms_iota(kt->qs_bits);
+        m.iz = ms_iota(kt->qz_bits);
         ms = &m;
     }
     KT_WBITS_DISPATCH(kt->wbits, matvec_i8_b, kt, in, rt0, rt1, Y, ms);

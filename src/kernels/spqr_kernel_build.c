@@ -215,43 +215,6 @@ static void fill_stats(spqr_ktensor *kt, const spqr_tensor *t) {
             }
 }
 
-/* The int8 plan (see spqr_kernel.h): which fields one vpmultishiftqb takes. */
-static void i8_plan(spqr_ktensor *kt) {
-    const int B = kt->wbits;
-    for (int h = 0; h < 2; h++) {
-        int no = 0, ns = 0;
-        for (int d = 0; d < B; d++) {
-            int cnt = 0;
-            for (int c = 0; c < KT_C; c++) {
-                const int j = h * KT_C + c, sh = kt_field_shift(B, j);
-                if (kt_field_dword(B, j) != d || sh + B > 32) continue;
-                const int b = cnt % 4;
-                if (b == 0) {
-                    kt->i8.op_d[h][no] = (uint8_t)d;
-                    kt->i8.op_ctrl[h][no] = 0x2020202000000000ull; /* unused bytes: anything (activation 0) */
-                    for (int q = 0; q < 4; q++) kt->i8.op_col[h][no][q] = -1;
-                    no++;
-                }
-                uint64_t *ctrl = &kt->i8.op_ctrl[h][no - 1];
-                *ctrl &= ~(0xffull << (8 * b) | 0xffull << (8 * (b + 4)));
-                *ctrl |= (uint64_t)sh << (8 * b) | (uint64_t)(32 + sh) << (8 * (b + 4));
-                kt->i8.op_col[h][no - 1][b] = (int8_t)c;
-                cnt++;
-            }
-        }
-        for (int c = 0; c < KT_C; c++) {
-            const int j = h * KT_C + c, sh = kt_field_shift(B, j);
-            if (sh + B <= 32) continue;
-            kt->i8.str_d[h][ns] = (uint8_t)kt_field_dword(B, j);
-            kt->i8.str_s[h][ns] = (uint8_t)sh;
-            kt->i8.str_col[h][ns] = (uint8_t)c;
-            ns++;
-        }
-        kt->i8.n_ops[h] = no;
-        kt->i8.n_str[h] = ns; /* no + ns <= 7 for every wbits 2..8 (< KT_XOPS) */
-    }
-}
-
 /* Sorts n keys by their column (bits 36..51), stably: nothing to do for
  * the usual CSR (columns ascending), an insertion sort for a short row,
  * else two 8-bit LSD counting passes through tmp. */
@@ -388,7 +351,6 @@ spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path
     kt->blk_u32 = KT_R * t->wbits;
     stat_tables(kt->st_idx[0], kt->st_sh[0], kt->qs_bits);
     stat_tables(kt->st_idx[1], kt->st_sh[1], kt->qz_bits);
-    i8_plan(kt);
     kt->sb_bytes = kt->qs_bits ? 2 * kt->qs_bits : 2 * KT_R;
     kt->zb_bytes = kt->qz_bits ? 2 * kt->qz_bits : 2 * KT_R;
     kt->stat_bytes = kt->sb_bytes + kt->zb_bytes;

@@ -24,7 +24,8 @@ int kt_path_supported(spqr_kernel_path p) {
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
     case SPQR_KERNEL_AVX512_VNNI:
         return kt_path_supported(SPQR_KERNEL_AVX512) && __builtin_cpu_supports("avx512vnni") &&
-               __builtin_cpu_supports("avx512vbmi");
+               __builtin_cpu_supports("avx512vbmi") &&
+               __builtin_cpu_supports("avx512vbmi2");
 #endif
     default: return 0;
     }
