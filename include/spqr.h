@@ -424,6 +424,10 @@ uint64_t spqr_ktensor_bytes(const spqr_ktensor *kt);
 /* y[rows] = W x[cols]; results do not depend on n_threads (<= 0: all cores). */
 spqr_status spqr_ktensor_matvec(const spqr_ktensor *kt, const float *x, float *y, int32_t n_threads,
                                 spqr_err *err);
+/* ys[i][rows_i] = W_i x for k (1..16) layouts taking the same x[cols] (e.g.
+ * q, k, v), in one parallel region; each ys[i] as spqr_ktensor_matvec. */
+spqr_status spqr_ktensor_matvec_multi(const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
+                                      int32_t n_threads, spqr_err *err);
 /* Y[n][rows] = X[n][cols] W^T; each weight tile is decoded once per 64 inputs. */
 spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t n, float *Y,
                                 int32_t n_threads, spqr_err *err);

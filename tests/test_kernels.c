@@ -7,6 +7,7 @@
  *  - itself with 1 and 2 threads: identical bits. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "format/tensor.h"
 #include "spqr.h"
@@ -240,9 +241,58 @@ static void test_env_and_errors(test_rng *rng) {
     spqr_tensor_free(t);
 }
 
+/* spqr_ktensor_matvec_multi: three products of one input (q, k, v-like,
+ * different rows, perms and outliers) give the bits spqr_ktensor_matvec
+ * gives each alone, with 1 and 2 threads, on every path; bad calls fail. */
+static void test_multi(test_rng *rng) {
+    const cfg cs[3] = {{64, 256, 3, 16, 3, 3, 16, 0.01, 1, 0}, {37, 256, 3, 16, 3, 3, 16, 0.05, 1, 0},
+                       {300, 256, 3, 16, 3, 3, 16, 0.0, 0, 0}};
+    spqr_tensor *t[3];
+    for (int i = 0; i < 3; i++) t[i] = random_tensor(&cs[i], rng);
+    float x[256], y1[3][300], y2[3][300];
+    for (int j = 0; j < 256; j++) x[j] = test_rng_normal(rng);
+    spqr_err err;
+    for (int pi = 0; pi < N_PATHS; pi++) {
+        spqr_ktensor *kt[3] = {NULL, NULL, NULL};
+        int ok = 1;
+        for (int i = 0; i < 3; i++) ok &= spqr_ktensor_from_tensor(t[i], PATHS[pi], &kt[i], &err) == SPQR_OK;
+        if (ok)
+            for (int th = 1; th <= 2; th++) {
+                for (int i = 0; i < 3; i++) CHECK(spqr_ktensor_matvec(kt[i], x, y1[i], th, &err) == SPQR_OK);
+                float *const ys[3] = {y2[0], y2[1], y2[2]};
+                const spqr_ktensor *const kc[3] = {kt[0], kt[1], kt[2]};
+                memset(y2, 0xff, sizeof y2);
+                CHECK(spqr_ktensor_matvec_multi(kc, 3, x, ys, th, &err) == SPQR_OK);
+                for (int i = 0; i < 3; i++)
+                    CHECK_MSG(memcmp(y1[i], y2[i], (size_t)cs[i].rows * 4) == 0, "multi != single: %s product %d, %d threads",
+                              spqr_kernel_path_name(PATHS[pi]), i, th);
+            }
+        if (ok && pi == 0) { /* errors */
+            float *const ys[3] = {y2[0], y2[1], NULL};
+            const spqr_ktensor *const kc[3] = {kt[0], kt[1], kt[2]};
+            CHECK(spqr_ktensor_matvec_multi(kc, 0, x, ys, 1, &err) == SPQR_ERR_INVALID_ARG);
+            CHECK(spqr_ktensor_matvec_multi(kc, 17, x, ys, 1, &err) == SPQR_ERR_INVALID_ARG);
+            CHECK(spqr_ktensor_matvec_multi(kc, 3, x, ys, 1, &err) == SPQR_ERR_INVALID_ARG);
+            CHECK(spqr_ktensor_matvec_multi(kc, 2, NULL, ys, 1, &err) == SPQR_ERR_INVALID_ARG);
+            cfg other = cs[0];
+            other.cols = 100;
+            spqr_tensor *t4 = random_tensor(&other, rng);
+            spqr_ktensor *k4 = NULL;
+            CHECK(spqr_ktensor_from_tensor(t4, PATHS[pi], &k4, &err) == SPQR_OK);
+            const spqr_ktensor *const km[2] = {kt[0], k4};
+            CHECK(spqr_ktensor_matvec_multi(km, 2, x, ys, 1, &err) == SPQR_ERR_INVALID_ARG); /* 256 vs 100 inputs */
+            spqr_ktensor_free(k4);
+            spqr_tensor_free(t4);
+        }
+        for (int i = 0; i < 3; i++) spqr_ktensor_free(kt[i]);
+    }
+    for (int i = 0; i < 3; i++) spqr_tensor_free(t[i]);
+}
+
 int main(void) {
     test_rng rng = {0x9e3779b97f4a7c15ull};
     test_env_and_errors(&rng);
+    test_multi(&rng);
     for (int b = 2; b <= 8; b++) {
         /* the paper's layout, aligned shapes, ~1% outliers, act-order perm */
         cfg a = {64, 256, b, 16, 3, 3, 16, 0.01, 1, 0};

@@ -146,9 +146,58 @@ int main(void) {
             for (int32_t i = 0; i < n * rows; i++) ref[i] = y2[i];
             CHECK_MSG(rel_err(y1, ref, (size_t)n * rows) < 1e-5, "packed matmul differs");
             CHECK(linear_bytes(&packed) < (uint64_t)rows * cols * 2); /* smaller than fp16 */
+            /* fast packed linears of one input in one call: the bits of one call each */
+            spqr_ktensor *kt = NULL;
+            CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
+            spqr_linear fast = packed;
+            fast.fast = kt;
+            float z1[40], z2[40], z3[40];
+            const spqr_linear *pl[3] = {&fast, &fast, &dense};
+            float *const pz[3] = {z1, z2, z3};
+            for (int k2 = 2; k2 <= 3; k2++) { /* all fast, then mixed kinds (one after the other) */
+                CHECK(linear_matmul_multi(pl, k2, X, 1, pz, 2, &err) == SPQR_OK);
+                CHECK(linear_matvec(&fast, X, y1, 2, &err) == SPQR_OK);
+                CHECK(memcmp(z1, y1, rows * 4) == 0 && memcmp(z2, y1, rows * 4) == 0);
+            }
+            CHECK(linear_matvec(&dense, X, y2, 2, &err) == SPQR_OK && memcmp(z3, y2, rows * 4) == 0);
+            spqr_ktensor_free(kt);
             spqr_tensor_free(t);
         }
         free(W); free(H); free(Wd); free(X);
+    }
+    /* dense linears of one input in one call (q, k, v): the bits of one
+     * linear_matvec each, any thread count; batches as linear_matmul */
+    {
+        const int32_t rows[3] = {48, 16, 300}, cols = 520, n = 6;
+        mat ms[3];
+        float *x = malloc((size_t)n * cols * 4), *ya[3], *yb[3];
+        for (int i = 0; i < 3; i++) {
+            ms[i] = make(SPQR_LINEAR_F16, rows[i], cols, &r);
+            ya[i] = malloc((size_t)n * rows[i] * 4);
+            yb[i] = malloc((size_t)n * rows[i] * 4);
+        }
+        for (int32_t i = 0; i < n * cols; i++) x[i] = test_rng_normal(&r);
+        const spqr_linear *ls[3] = {&ms[0].lin, &ms[1].lin, &ms[2].lin};
+        for (int nb = 1; nb <= n; nb += n - 1)
+            for (int nt = 1; nt <= 3; nt++) {
+                CHECK(linear_matmul_multi(ls, 3, x, nb, ya, nt, &err) == SPQR_OK);
+                for (int i = 0; i < 3; i++) {
+                    CHECK(linear_matmul(ls[i], x, nb, yb[i], nt, &err) == SPQR_OK);
+                    CHECK_MSG(memcmp(ya[i], yb[i], (size_t)nb * rows[i] * 4) == 0, "multi n %d threads %d linear %d differs",
+                              nb, nt, i);
+                }
+            }
+        CHECK(linear_matmul_multi(ls, 0, x, 1, ya, 1, &err) == SPQR_ERR_INVALID_ARG);
+        CHECK(linear_matmul_multi(ls, 17, x, 1, ya, 1, &err) == SPQR_ERR_INVALID_ARG);
+        float *const yn[2] = {ya[0], NULL};
+        CHECK(linear_matmul_multi(ls, 2, x, 1, yn, 1, &err) == SPQR_ERR_INVALID_ARG);
+        for (int i = 0; i < 3; i++) {
+            free(ms[i].wf);
+            free(ms[i].store);
+            free(ya[i]);
+            free(yb[i]);
+        }
+        free(x);
     }
     /* bad arguments */
     {

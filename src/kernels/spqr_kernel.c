@@ -130,6 +130,7 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
     if (n < 0) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "negative batch size %d", n);
     if (n == 0) return SPQR_OK;
     if (!X || !Y) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "input or output buffer is NULL");
+    if (n == 1) return spqr_ktensor_matvec_multi(&kt, 1, X, &Y, n_threads, err);
     if (n_threads <= 0) n_threads = omp_get_num_procs();
     if (n_threads > kt->n_rtiles) n_threads = kt->n_rtiles;
     /* Small products are not worth waking threads for (a wake-up costs
@@ -140,23 +141,18 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
     float *xp = kt_alloc64((size_t)nb * kt->padcols * sizeof(float));
     float *xs = malloc((size_t)nb * kt->n_groups * sizeof(float));
     float *xq = malloc((size_t)nb * kt->cols * sizeof(float));
-    const int i8 = n == 1 && kt->path == SPQR_KERNEL_AVX512_VNNI;
-    float *x2 = n == 1 ? kt_alloc64((size_t)kt->padcols * sizeof(float)) : NULL;
-    int32_t *xa = i8 ? kt_alloc64((size_t)kt->n_ctiles * KT_XOPS * sizeof(int32_t)) : NULL;
-    float *at = i8 ? malloc((size_t)kt->n_ctiles * sizeof(float)) : NULL;
     spqr_status st = SPQR_OK;
-    if (!xp || !xs || !xq || (n == 1 && !x2) || (i8 && (!xa || !at))) {
+    if (!xp || !xs || !xq) {
         st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory in matmul");
         goto done;
     }
     const kt_worker work = pick(kt, n);
     for (int32_t i0 = 0; i0 < n; i0 += KT_NB) {
         const int32_t m = n - i0 < KT_NB ? n - i0 : KT_NB;
-        prepare(kt, X + (size_t)i0 * kt->cols, m, xp, x2, xs, xq);
-        if (i8) prepare_i8(kt, xp, xs, xq, xa, at);
+        prepare(kt, X + (size_t)i0 * kt->cols, m, xp, NULL, xs, xq);
         /* Y rows of this chunk are contiguous [m][rows]; workers write their own row range. */
         float *Yc = Y + (size_t)i0 * kt->rows;
-        const kt_input in = {xp, x2, xs, xq, xa, at, m};
+        const kt_input in = {xp, NULL, xs, xq, NULL, NULL, m};
         const int32_t T = n_threads;
 #pragma omp parallel num_threads(T) if (T > 1)
         {
@@ -168,16 +164,86 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
         }
     }
 done:
-    free(xa);
-    free(at);
-    free(x2);
     free(xp);
     free(xs);
     free(xq);
     return st;
 }
 
+#define KT_MULTI_MAX 16 /* products per spqr_ktensor_matvec_multi call */
+
+spqr_status spqr_ktensor_matvec_multi(const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
+                                      int32_t n_threads, spqr_err *err) {
+    if (k < 1 || k > KT_MULTI_MAX)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matvec_multi: %d products (1..%d)", k, KT_MULTI_MAX);
+    if (!kts || !x || !ys) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matvec_multi: NULL argument");
+    int64_t weights = 0;
+    int32_t tiles = 0;
+    for (int32_t i = 0; i < k; i++) {
+        if (!kts[i] || !ys[i]) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matvec_multi: product %d is NULL", i);
+        if (kts[i]->cols != kts[0]->cols)
+            return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matvec_multi: products take %d and %d inputs", kts[0]->cols,
+                                kts[i]->cols);
+        weights += (int64_t)kts[i]->rows * kts[i]->cols;
+        tiles += kts[i]->n_rtiles;
+    }
+    if (n_threads <= 0) n_threads = omp_get_num_procs();
+    if (n_threads > tiles) n_threads = tiles;
+    if (weights < KT_PAR_MIN) n_threads = 1; /* see spqr_ktensor_matmul */
+    kt_input in[KT_MULTI_MAX];
+    kt_worker work[KT_MULTI_MAX];
+    void *mem[KT_MULTI_MAX][6] = {{0}};
+    spqr_status st = SPQR_OK;
+    for (int32_t i = 0; i < k && st == SPQR_OK; i++) {
+        const spqr_ktensor *kt = kts[i];
+        const int i8 = kt->path == SPQR_KERNEL_AVX512_VNNI;
+        float *xp = mem[i][0] = kt_alloc64((size_t)kt->padcols * sizeof(float));
+        float *xs = mem[i][1] = malloc((size_t)kt->n_groups * sizeof(float));
+        float *xq = mem[i][2] = malloc((size_t)kt->cols * sizeof(float));
+        float *x2 = mem[i][3] = kt_alloc64((size_t)kt->padcols * sizeof(float));
+        int32_t *xa = mem[i][4] = i8 ? kt_alloc64((size_t)kt->n_ctiles * KT_XOPS * sizeof(int32_t)) : NULL;
+        float *at = mem[i][5] = i8 ? malloc((size_t)kt->n_ctiles * sizeof(float)) : NULL;
+        if (!xp || !xs || !xq || !x2 || (i8 && (!xa || !at))) {
+            st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory in matvec");
+            break;
+        }
+        prepare(kt, x, 1, xp, x2, xs, xq);
+        if (i8) prepare_i8(kt, xp, xs, xq, xa, at);
+        in[i] = (kt_input){xp, x2, xs, xq, xa, at, 1};
+        work[i] = pick(kt, 1);
+    }
+    if (st == SPQR_OK) {
+        const int32_t T = n_threads;
+        /* One parallel region for all k products (q, k, v share their
+         * input): the row tiles of all of them, concatenated, cut into
+         * contiguous per-thread ranges. A fork/join costs more than a small
+         * matvec where threads sleep between regions. */
+#pragma omp parallel num_threads(T) if (T > 1)
+        {
+            const int32_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+            const int32_t lo = (int32_t)((int64_t)tiles * t / nt), hi = (int32_t)((int64_t)tiles * (t + 1) / nt);
+            int32_t off = 0;
+            for (int32_t i = 0; i < k; i++) {
+                const int32_t n = kts[i]->n_rtiles;
+                const int32_t a = (lo > off ? lo : off) - off, b = (hi < off + n ? hi : off + n) - off;
+                if (b > a) work[i](kts[i], &in[i], a, b, ys[i]);
+                off += n;
+            }
+        }
+    }
+    for (int32_t i = 0; i < k; i++) {
+        free(mem[i][0]);
+        free(mem[i][1]);
+        free(mem[i][2]);
+        free(mem[i][3]);
+        free(mem[i][4]);
+        free(mem[i][5]);
+    }
+    return st;
+}
+
 spqr_status spqr_ktensor_matvec(const spqr_ktensor *kt, const float *x, float *y, int32_t n_threads,
                                 spqr_err *err) {
-    return spqr_ktensor_matmul(kt, x, 1, y, n_threads, err);
+    if (!kt) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "ktensor is NULL");
+    return spqr_ktensor_matvec_multi(&kt, 1, x, &y, n_threads, err);
 }

@@ -123,9 +123,11 @@ spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const mod
     for (int32_t i = 0; i < B; i++)
         rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, L->attn_norm, H, c->rms_norm_eps);
     HOOK(MODEL_GROUP_QKV, s->xb, H);
-    if ((st = linear_matmul(&L->wq, s->xb, B, s->q, nt, err))) return st;
-    if ((st = linear_matmul(&L->wk, s->xb, B, kc + (size_t)p0 * kvd, nt, err))) return st;
-    if ((st = linear_matmul(&L->wv, s->xb, B, vc + (size_t)p0 * kvd, nt, err))) return st;
+    {
+        const spqr_linear *lins[3] = {&L->wq, &L->wk, &L->wv};
+        float *const ys[3] = {s->q, kc + (size_t)p0 * kvd, vc + (size_t)p0 * kvd};
+        if ((st = linear_matmul_multi(lins, 3, s->xb, B, ys, nt, err))) return st;
+    }
     for (int32_t i = 0; i < B; i++) {
         const float *cp = s->rope_cos + (size_t)(p0 + i) * half, *sp = s->rope_sin + (size_t)(p0 + i) * half;
         rope(s->q + (size_t)i * qd, c->n_heads, hd, cp, sp);
@@ -139,8 +141,11 @@ spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const mod
     for (int32_t i = 0; i < B; i++)
         rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, L->ffn_norm, H, c->rms_norm_eps);
     HOOK(MODEL_GROUP_GATE_UP, s->xb, H);
-    if ((st = linear_matmul(&L->w_gate, s->xb, B, s->hb, nt, err))) return st;
-    if ((st = linear_matmul(&L->w_up, s->xb, B, s->hb2, nt, err))) return st;
+    {
+        const spqr_linear *lins[2] = {&L->w_gate, &L->w_up};
+        float *const ys[2] = {s->hb, s->hb2};
+        if ((st = linear_matmul_multi(lins, 2, s->xb, B, ys, nt, err))) return st;
+    }
     for (size_t j = 0; j < (size_t)B * n_inter; j++) {
         const float g = s->hb[j];
         s->hb[j] = g / (1.0f + expf(-g)) * s->hb2[j]; /* silu(gate) * up */

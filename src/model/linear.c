@@ -345,3 +345,54 @@ spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, flo
     free(bufs);
     return SPQR_OK;
 }
+
+#define LINEAR_MULTI_MAX 16
+
+/* One token through k dense linears of one kind, rows of all of them in one
+ * parallel loop (each row's dot as in linear_matvec_isa). */
+static spqr_status dense_matvec_multi(const spqr_linear *const *lins, int32_t k, const float *x, float *const *ys,
+                                      int32_t n_threads) {
+    const dot_fn dot = pick_dot(lins[0]->kind, linear_isa_best());
+    const int32_t cols = lins[0]->cols;
+    const size_t row_bytes = (size_t)cols * elem_size(lins[0]->kind);
+    int32_t start[LINEAR_MULTI_MAX + 1];
+    start[0] = 0;
+    for (int32_t i = 0; i < k; i++) start[i + 1] = start[i] + lins[i]->rows;
+    const int32_t total = start[k];
+    if (n_threads < 1) n_threads = 1;
+    const int par = (int64_t)total * cols >= LINEAR_PAR_MIN && n_threads > 1;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (par)
+    for (int32_t r = 0; r < total; r++) {
+        int32_t i = 0;
+        while (r >= start[i + 1]) i++;
+        const int32_t rr = r - start[i];
+        ys[i][rr] = dot((const char *)lins[i]->data + (size_t)rr * row_bytes, x, cols);
+    }
+    return SPQR_OK;
+}
+
+spqr_status linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const float *X, int32_t n, float *const *Ys,
+                                int32_t n_threads, spqr_err *err) {
+    if (!lins || !Ys || k < 1 || k > LINEAR_MULTI_MAX)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: %d linears in one call (1..%d)", k, LINEAR_MULTI_MAX);
+    int fast = n == 1, dense = n == 1;
+    for (int32_t i = 0; i < k; i++) {
+        spqr_status st = check_lin(lins[i], err);
+        if (st) return st;
+        if (!Ys[i]) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: output %d is NULL", i);
+        const int same_in = lins[i]->cols == lins[0]->cols;
+        fast &= same_in && lins[i]->kind == SPQR_LINEAR_PACKED && lins[i]->fast != NULL;
+        dense &= same_in && lins[i]->kind != SPQR_LINEAR_PACKED && lins[i]->kind == lins[0]->kind;
+    }
+    if (fast && k > 1) {
+        const spqr_ktensor *kts[LINEAR_MULTI_MAX];
+        for (int32_t i = 0; i < k; i++) kts[i] = lins[i]->fast;
+        return spqr_ktensor_matvec_multi(kts, k, X, Ys, n_threads, err);
+    }
+    if (dense && k > 1) return dense_matvec_multi(lins, k, X, Ys, n_threads);
+    for (int32_t i = 0; i < k; i++) {
+        spqr_status st = linear_matmul(lins[i], X, n, Ys[i], n_threads, err);
+        if (st) return st;
+    }
+    return SPQR_OK;
+}

@@ -48,6 +48,14 @@ spqr_status linear_matvec_isa(const spqr_linear *lin, const float *x, float *y, 
 spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, float *Y, int32_t n_threads,
                           spqr_err *err);
 
+/* Ys[i] = X W_i^T for k (1..16) linears taking the same input (q, k, v;
+ * gate, up). One token: one parallel region for all of them when they are
+ * all fast packed or all of one dense kind (a fork/join per linear costs
+ * tens of microseconds where threads sleep between regions); otherwise, and
+ * for batches, linear_matmul one after the other. Same results as that. */
+spqr_status linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const float *X, int32_t n, float *const *Ys,
+                                int32_t n_threads, spqr_err *err);
+
 /* dst[cols] = row r of W in fp32 (embedding lookup). Dense kinds only. */
 spqr_status linear_row(const spqr_linear *lin, int32_t r, float *dst, spqr_err *err);
 
