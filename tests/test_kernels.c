@@ -5,11 +5,13 @@
  *    1e-5 * sum_j |w_j x_j| (the documented tolerance);
  *  - spqr_matvec_ref / spqr_matmul_ref (ENGINE's reference kernels);
  *  - itself with 1 and 2 threads: identical bits. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "format/tensor.h"
+#include "kernels/spqr_kernel.h"
 #include "spqr.h"
 #include "test_tensor_util.h"
 #include "test_util.h"
@@ -289,10 +291,73 @@ static void test_multi(test_rng *rng) {
     for (int i = 0; i < 3; i++) spqr_tensor_free(t[i]);
 }
 
+/* The avx512vnni path's vectorized input preparation against its scalar
+ * reference: the same int8 codes and scales and x^ bit for bit, group sums
+ * within fp32 rounding; partial tiles, groups of several tiles, perms, a
+ * tile with a NaN and an all-zero tile. */
+static void test_prepare_i8(test_rng *rng) {
+    const cfg cs[4] = {{16, 203, 3, 16, 3, 3, 16, 0.0, 1, 0}, {16, 150, 3, 32, 2, 4, 16, 0.0, 1, 0},
+                       {16, 100, 3, 0, 0, 0, 0, 0.0, 0, 0}, {16, 300, 4, 24, 3, 3, 16, 0.0, 1, 0}};
+    spqr_err err;
+    for (int ci = 0; ci < 4; ci++) {
+        spqr_tensor *t = random_tensor(&cs[ci], rng);
+        spqr_ktensor *kt = NULL;
+        if (spqr_ktensor_from_tensor(t, SPQR_KERNEL_AVX512_VNNI, &kt, &err) != SPQR_OK) { /* CPU lacks it */
+            spqr_tensor_free(t);
+            return;
+        }
+        const int32_t C = kt->cols, G = kt->n_groups, T = kt->n_ctiles;
+        float *x = malloc((size_t)C * 4), *xp = kt_alloc64((size_t)kt->padcols * 4);
+        float *xs[2] = {malloc((size_t)G * 4), malloc((size_t)G * 4)}, *xq[2] = {malloc((size_t)C * 4), malloc((size_t)C * 4)};
+        float *at[2] = {malloc((size_t)T * 4), malloc((size_t)T * 4)};
+        int32_t *xa[2] = {calloc((size_t)T * KT_XOPS, 4), calloc((size_t)T * KT_XOPS, 4)};
+        for (int32_t j = 0; j < C; j++) x[j] = test_rng_normal(rng) * (j % 7 == 0 ? 30.0f : 1.0f);
+        for (int32_t j = 0; j < 16 && j < C; j++) x[t->perm ? t->perm[j] : j] = 0.0f; /* first tile all zero */
+        x[C / 2] = NAN;
+        kt_prepare_i8_ref(kt, x, xp, xs[0], xq[0], xa[0], at[0]);
+        kt_prepare_i8_avx512(kt, x, xs[1], xq[1], xa[1], at[1]);
+        CHECK_MSG(memcmp(xa[0], xa[1], (size_t)T * KT_XOPS * 4) == 0, "cfg %d: int8 codes differ", ci);
+        CHECK_MSG(memcmp(at[0], at[1], (size_t)T * 4) == 0, "cfg %d: scales differ", ci);
+        int xbad = 0;
+        for (int32_t j = 0; j < C; j++) {
+            if (memcmp(&xq[0][j], &xq[1][j], 4) && !(isnan(xq[0][j]) && isnan(xq[1][j]))) {
+                if (!xbad) printf("  x^[%d] %g vs %g\n", j, xq[0][j], xq[1][j]);
+                xbad++;
+            }
+        }
+        CHECK_MSG(xbad == 0, "cfg %d: x^ differs at %d inputs", ci, xbad);
+        int bad = 0, nan = 0;
+        for (int32_t g = 0; g < G; g++) {
+            if (isnan(xs[0][g]) || isnan(xs[1][g])) {
+                nan += isnan(xs[0][g]) && isnan(xs[1][g]);
+                bad += isnan(xs[0][g]) != isnan(xs[1][g]);
+                continue;
+            }
+            double mag = 0;
+            const int32_t c1 = (g + 1) * kt->groupsize < C ? (g + 1) * kt->groupsize : C;
+            for (int32_t j = g * kt->groupsize; j < c1; j++) mag += fabs(xq[0][j]);
+            bad += fabs((double)xs[0][g] - xs[1][g]) > 1e-6 * mag + 1e-30;
+        }
+        CHECK_MSG(bad == 0 && nan == 1, "cfg %d: %d group sums off, %d NaN groups (want 1)", ci, bad, nan);
+        CHECK(at[0][0] == 0.0f && xa[0][0] == 0); /* the all-zero tile */
+        free(x);
+        free(xp);
+        for (int k = 0; k < 2; k++) {
+            free(xs[k]);
+            free(xq[k]);
+            free(at[k]);
+            free(xa[k]);
+        }
+        spqr_ktensor_free(kt);
+        spqr_tensor_free(t);
+    }
+}
+
 int main(void) {
     test_rng rng = {0x9e3779b97f4a7c15ull};
     test_env_and_errors(&rng);
     test_multi(&rng);
+    test_prepare_i8(&rng);
     for (int b = 2; b <= 8; b++) {
         /* the paper's layout, aligned shapes, ~1% outliers, act-order perm */
         cfg a = {64, 256, b, 16, 3, 3, 16, 0.01, 1, 0};

@@ -89,6 +89,13 @@ static void prepare_i8(const spqr_ktensor *kt, const float *xp, float *xs, float
     }
 }
 
+static void prepare(const spqr_ktensor *kt, const float *X, int32_t n, float *xp, float *x2, float *xs, float *xq);
+
+void kt_prepare_i8_ref(const spqr_ktensor *kt, const float *x, float *xp, float *xs, float *xq, int32_t *xa, float *at) {
+    prepare(kt, x, 1, xp, NULL, xs, xq);
+    prepare_i8(kt, xp, xs, xq, xa, at);
+}
+
 /* Permutes and pads n inputs; group sums in fp32, in column order. */
 static void prepare(const spqr_ktensor *kt, const float *X, int32_t n, float *xp, float *x2, float *xs, float *xq) {
     const int32_t gpad = kt->ct_per_group * KT_C;
@@ -207,8 +214,8 @@ spqr_status spqr_ktensor_matvec_multi(const spqr_ktensor *const *kts, int32_t k,
             st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory in matvec");
             break;
         }
-        prepare(kt, x, 1, xp, x2, xs, xq);
-        if (i8) prepare_i8(kt, xp, xs, xq, xa, at);
+        if (i8) kt_prepare_i8_avx512(kt, x, xs, xq, xa, at);
+        else prepare(kt, x, 1, xp, x2, xs, xq);
         in[i] = (kt_input){xp, x2, xs, xq, xa, at, 1};
         work[i] = pick(kt, 1);
     }

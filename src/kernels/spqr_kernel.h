@@ -166,6 +166,11 @@ void kt_matmul_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int
 void kt_matvec_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 void kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+/* The avx512vnni matvec's xq, xs, xa and at from x (the wrapper's int8
+ * rule, vectorized; xp and x2 are not needed by that path). */
+void kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at);
+/* Its scalar reference (xp: [padcols] scratch), kept for the tests. */
+void kt_prepare_i8_ref(const spqr_ktensor *kt, const float *x, float *xp, float *xs, float *xq, int32_t *xa, float *at);
 
 /* Software prefetch of the code stream KT_PF_BYTES ahead, 32 * B bytes
  * (half a block) per column tile, for the one-token SIMD paths. The

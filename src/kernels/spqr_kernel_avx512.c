@@ -385,6 +385,49 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
     }
 }
 
+/* The avx512vnni matvec's inputs straight from x (the rule of prepare_i8
+ * in spqr_kernel.c, the same fp32 operations per value, so the same int8
+ * codes and scales): xq = x permuted, then per column tile a = max|x| / 127,
+ * int8 = clamp(rint(x * (127 / max|x|)), +-127), x^ = a * int8 written back
+ * to xq, group sums of x^ in xs (a tree sum per tile rather than the
+ * scalar's running sum: fp32 rounding only). One zmm per tile: the scalar
+ * version (libm rintf per value) took 24 us for 4096 inputs, serial work in
+ * every decode matvec. */
+T512V void kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at) {
+    const int32_t cols = kt->cols, gs = kt->groupsize, ctpg = kt->ct_per_group;
+    int32_t c = 0;
+    if (kt->perm)
+        for (; c + 16 <= cols; c += 16)
+            _mm512_storeu_ps(xq + c, _mm512_i32gather_ps(_mm512_loadu_si512(kt->perm + c), x, 4));
+    for (; c < cols; c++) xq[c] = x[kt->perm ? kt->perm[c] : c];
+    const __m512 lim = _mm512_set1_ps(127.0f), nlim = _mm512_set1_ps(-127.0f);
+    const __m512 absm = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int32_t g = 0; g < kt->n_groups; g++) {
+        float sum = 0.0f;
+        for (int32_t k = 0; k < ctpg; k++) {
+            const int32_t t = g * ctpg + k, c0 = g * gs + k * KT_C;
+            int32_t nv = cols - c0 < gs - k * KT_C ? cols - c0 : gs - k * KT_C;
+            if (nv > KT_C) nv = KT_C;
+            const __mmask16 mk = nv <= 0 ? 0 : (__mmask16)((1u << nv) - 1u);
+            const __m512 v = _mm512_maskz_loadu_ps(mk, xq + (nv > 0 ? c0 : 0));
+            const int finite = _mm512_fpclass_ps_mask(v, 0x99) == 0; /* no NaN, no inf */
+            const float m = finite ? _mm512_reduce_max_ps(_mm512_and_ps(v, absm)) : NAN;
+            const float a = m / 127.0f, inv = m > 0.0f ? 127.0f / m : 0.0f;
+            __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(inv)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            q = _mm512_add_ps(_mm512_max_ps(_mm512_min_ps(q, lim), nlim), _mm512_setzero_ps()); /* -0 -> +0, as (float)int8 */
+            if (!finite) q = _mm512_setzero_ps();
+            _mm_storeu_si128((__m128i *)(xa + (size_t)t * KT_XOPS), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q)));
+            at[t] = a;
+            const __m512 xh = _mm512_mul_ps(_mm512_set1_ps(a), q);
+            if (nv > 0) {
+                _mm512_mask_storeu_ps(xq + c0, mk, xh);
+                sum += _mm512_reduce_add_ps(_mm512_maskz_mov_ps(mk, xh));
+            }
+        }
+        xs[g] = sum;
+    }
+}
+
 T512V void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     ms_stats m, *ms = NULL;
     if (kt->q2_aligned && kt->qs_bits >= 1 && kt->qs_bits <= 4 && kt->qz_bits >= 1 && kt->qz_bits <= 4) {
@@ -398,6 +441,9 @@ T512V void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int
 }
 #else
 #include "kernels/spqr_kernel.h"
+void kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at) {
+    (void)kt, (void)x, (void)xs, (void)xq, (void)xa, (void)at; /* never called: the path is unsupported here */
+}
 void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
