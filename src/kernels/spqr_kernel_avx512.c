@@ -264,8 +264,8 @@ T512V INLINE __m512i tile_i8(const uint32_t *blk, const int32_t *xa, const int h
         uint64_t ctrl = 0;
         for (int c = 0; c < 4; c++)
             ctrl |= (uint64_t)(p - wp + c * B) << (8 * c) | (uint64_t)(32 + p - wp + c * B) << (8 * (c + 4));
-        __m512i f = _mm512_multishift_epi64_epi8(_mm512_set1_epi64((long long)ctrl), win);
-        if (B < 8) f = _mm512_and_si512(f, bm);
+        /* wbits 8: the window's bytes are the fields already */
+        const __m512i f = B == 8 ? win : _mm512_and_si512(_mm512_multishift_epi64_epi8(_mm512_set1_epi64((long long)ctrl), win), bm);
         acc[k & 1] = _mm512_dpbusd_epi32(acc[k & 1], f, _mm512_set1_epi32(xa[k]));
     }
     return _mm512_add_epi32(acc[0], acc[1]);
@@ -313,17 +313,28 @@ typedef struct {
     __m512i cs, cz;                              /* multishift controls: scale, zero */
     __m512 is, iz;                               /* code values per table lane: scale, zero */
     float s2[32] __attribute__((aligned(64)));   /* (s2, z2) of 16 groups, scale statistic */
-    float z2[32] __attribute__((aligned(64)));   /* the same, zero statistic */
+    float z2[32] __attribute__((aligned(64)));   /* (zs2 * sum(x^_g), zz2): zero statistic times its input sum */
 } ms_stats;
+
+/* The 16 groups' zero pairs from g on, zs2 multiplied by sum(x^_g): the
+ * zero table then gives z * sum(x^_g) directly (one multiply per 16 groups
+ * instead of one per group; a different rounding order, same error size). */
+T512V INLINE void zpairs_xs(const uint16_t *p, const float *xs, int32_t n, float *out) {
+    pairs_f32(p, n, out);
+    const __m512 x = _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), xs), one = _mm512_set1_ps(1.0f);
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    _mm512_store_ps(out, _mm512_mul_ps(_mm512_load_ps(out), _mm512_permutex2var_ps(x, lo, one)));
+    _mm512_store_ps(out + 16, _mm512_mul_ps(_mm512_load_ps(out + 16), _mm512_permutex2var_ps(x, hi, one)));
+}
 
 /* Closes group g: y += s * (a * dot - z * sum(x^_g)), a the tile's
  * activation scale; one FMA computes a * dot - z * sum. */
-T512V INLINE void finish_ms(const spqr_ktensor *kt, const kt_input *in, const rt_ctx *rc, const ms_stats *m, int32_t g,
+T512V INLINE void finish_ms(const spqr_ktensor *kt, const rt_ctx *rc, const ms_stats *m, int32_t g,
                             const __m512i dot, float a, __m512 *yacc) {
     const uint8_t *blk = rc->st + (size_t)g * kt->stat_bytes;
     const __m512 s = stat_tab(blk, m->cs, m->is, m->s2 + 2 * (g & 15));
-    const __m512 z = stat_tab(blk + kt->sb_bytes, m->cz, m->iz, m->z2 + 2 * (g & 15));
-    const __m512 zx = _mm512_mul_ps(z, _mm512_set1_ps(in->xs[g]));
+    const __m512 zx = stat_tab(blk + kt->sb_bytes, m->cz, m->iz, m->z2 + 2 * (g & 15));
     *yacc = _mm512_fmadd_ps(s, _mm512_fmsub_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(a), zx), *yacc);
 }
 
@@ -343,7 +354,7 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
                 if ((g & 15) == 0) {
                     const int32_t n = kt->n_groups - g < 16 ? kt->n_groups - g : 16;
                     pairs_f32(rc.sp + (size_t)g * 2, n, ms->s2);
-                    pairs_f32(rc.zp + (size_t)g * 2, n, ms->z2);
+                    zpairs_xs(rc.zp + (size_t)g * 2, in->xs + g, n, ms->z2);
                 }
                 const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
                 const int32_t *xa = in->xa + (size_t)t * KT_XOPS;
@@ -351,8 +362,8 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
                 kt_prefetch_tile(blk, 1, B);
                 kt_opf_step(&opf);
                 const __m512i i0 = tile_i8(blk, xa, 0, B), i1 = tile_i8(blk, xa + KT_XOPS, 1, B);
-                finish_ms(kt, in, &rc, ms, g, i0, in->at[t], &yacc);
-                finish_ms(kt, in, &rc, ms, g + 1, i1, in->at[t + 1], &yacc1);
+                finish_ms(kt, &rc, ms, g, i0, in->at[t], &yacc);
+                finish_ms(kt, &rc, ms, g + 1, i1, in->at[t + 1], &yacc1);
             }
             yacc = _mm512_add_ps(yacc, yacc1);
         } else if (ctpg == 1) {
