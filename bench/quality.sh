@@ -8,8 +8,11 @@
 # env:   SPQR (binary, default build/spqr), NSAMPLES (128), SEQLEN (256),
 #        CTX (256, evaluation window), CHUNKS (0 = the whole held-out text),
 #        THREADS (all cores), CALIB (data/calib.txt), HELDOUT (data/heldout.txt),
-#        METHODS (extended regex: only rows whose name matches, default all)
+#        METHODS (extended regex: only rows whose name matches, default all),
+#        SPQR_KERNEL (exact: the quantization alone; the AUTO kernel of an
+#        AVX-512 VNNI CPU rounds activations to int8, docs/kernels.md)
 set -euo pipefail
+export SPQR_KERNEL=${SPQR_KERNEL:-exact}
 cd "$(dirname "$0")/.."
 MODEL=${1:-models/default}
 OUT=${2:-bench/results/quality.md}

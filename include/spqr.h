@@ -397,16 +397,16 @@ spqr_status spqr_session_forward(spqr_session *s, const int32_t *tokens, int32_t
 typedef struct spqr_ktensor spqr_ktensor;
 
 typedef enum spqr_kernel_path {
-    SPQR_KERNEL_AUTO = 0,   /* env SPQR_KERNEL=scalar|avx2|avx512|avx512vnni if set, else the fastest the CPU runs */
+    SPQR_KERNEL_AUTO = 0,   /* env SPQR_KERNEL=scalar|avx2|avx512|avx512vnni|exact if set, else the fastest the CPU runs */
     SPQR_KERNEL_SCALAR = 1,
     SPQR_KERNEL_AVX2 = 2,   /* AVX2 + FMA + F16C */
     SPQR_KERNEL_AVX512 = 3, /* AVX-512 F/BW/VL/DQ */
     /* AVX-512 VNNI + VBMI with int8 activations (AUTO's choice where the
-     * CPU has it; SPQR_KERNEL=avx512 for exact fp32 activations): the
-     * one-token matvec computes W x^ where x^ is x rounded to
+     * CPU has it; SPQR_KERNEL=exact for exact fp32 activations): the
+     * matvec and matmul compute W x^ where x^ is each input rounded to
      * int8 per 16-column tile (scale max|x|/127), exact integer dot products
      * then fp32; |y - W x| <= sum_j |w_j| max|x_tile(j)| / 254 + fp32 rounding.
-     * Batches (matmul) and dequantize stay exact as on AVX512. */
+     * Dequantize stays exact. */
     SPQR_KERNEL_AVX512_VNNI = 4
 } spqr_kernel_path;
 

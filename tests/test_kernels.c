@@ -121,20 +121,24 @@ static void run_cfg(const cfg *c, test_rng *rng, int n_batch) {
             bound[(size_t)j * R + r] = 1e-5 * b + 1e-30;
         }
     CHECK(spqr_matmul_ref(t, X, n, Yref, &err) == SPQR_OK);
-    /* the int8 path's one-token input x^ and the exact W x^ */
+    /* the int8 path's inputs x^ (one per input) and the exact W x^ */
     float *xh = malloc(C * 4);
-    double *hs = malloc(C * 8), *yh = malloc(R * 8), *bh = malloc(R * 8), *bq = malloc(R * 8);
-    int8_input(c, t, X, xh, hs);
-    for (size_t r = 0; r < R; r++) {
-        double a = 0, b = 0, q = 0;
-        for (size_t k = 0; k < C; k++) {
-            a += (double)W[r * C + k] * xh[k];
-            b += fabs((double)W[r * C + k] * xh[k]);
-            q += fabs((double)W[r * C + k]) * hs[k];
+    double *hs = malloc(C * 8), *yh = malloc((size_t)n * R * 8), *bh = malloc((size_t)n * R * 8);
+    double *bq = malloc((size_t)n * R * 8);
+    for (int32_t j = 0; j < n; j++) {
+        int8_input(c, t, X + (size_t)j * C, xh, hs);
+        for (size_t r = 0; r < R; r++) {
+            double a = 0, b = 0, q = 0;
+            for (size_t k = 0; k < C; k++) {
+                a += (double)W[r * C + k] * xh[k];
+                b += fabs((double)W[r * C + k] * xh[k]);
+                q += fabs((double)W[r * C + k]) * hs[k];
+            }
+            const size_t i = (size_t)j * R + r;
+            yh[i] = a;
+            bh[i] = 1e-5 * b + 1e-30;
+            bq[i] = q * (1 + 1e-5) + bound[i];
         }
-        yh[r] = a;
-        bh[r] = 1e-5 * b + 1e-30;
-        bq[r] = q * (1 + 1e-5) + bound[r];
     }
     for (int pi = 0; pi < N_PATHS; pi++) {
         spqr_ktensor *kt = NULL;
@@ -150,18 +154,18 @@ static void run_cfg(const cfg *c, test_rng *rng, int n_batch) {
             CHECK(spqr_ktensor_matmul(kt, X, nb, Y1, 1, &err) == SPQR_OK);
             CHECK(spqr_ktensor_matmul(kt, X, nb, Y2, 2, &err) == SPQR_OK);
             CHECK_MSG(memcmp(Y1, Y2, (size_t)nb * R * 4) == 0, "1 vs 2 threads differ (%s)", spqr_kernel_path_name(PATHS[pi]));
-            if (PATHS[pi] == SPQR_KERNEL_AVX512_VNNI && nb == 1) {
-                /* W x^ up to fp32 rounding, and W x within the int8 bound */
+            if (PATHS[pi] == SPQR_KERNEL_AVX512_VNNI) {
+                /* W x^ up to fp32 rounding, and W x within the int8 bound (every input) */
                 int bad_h = 0, bad_q = 0;
                 double worst = 0;
-                for (size_t i = 0; i < R; i++) {
+                for (size_t i = 0; i < (size_t)nb * R; i++) {
                     const double e = fabs((double)Y1[i] - yh[i]);
                     bad_h += e > bh[i];
                     if (e / bh[i] > worst) worst = e / bh[i];
                     bad_q += fabs((double)Y1[i] - ye[i]) > bq[i];
                 }
-                CHECK_MSG(bad_h == 0 && bad_q == 0, "avx512vnni %dx%d w%d gs%d: %d off W x^ (worst %.2f x tol), %d off the int8 bound",
-                          c->rows, c->cols, c->wbits, c->gs, bad_h, worst, bad_q);
+                CHECK_MSG(bad_h == 0 && bad_q == 0, "avx512vnni n=%d %dx%d w%d gs%d: %d off W x^ (worst %.2f x tol), %d off the int8 bound",
+                          nb, c->rows, c->cols, c->wbits, c->gs, bad_h, worst, bad_q);
                 continue;
             }
             int bad = 0, badref = 0;
@@ -218,6 +222,17 @@ static void test_env_and_errors(test_rng *rng) {
     st = spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err);
     CHECK(st == SPQR_OK || st == SPQR_ERR_UNSUPPORTED);
     if (st == SPQR_OK) CHECK(spqr_ktensor_path(kt) == SPQR_KERNEL_AVX512_VNNI);
+    spqr_ktensor_free(kt);
+    kt = NULL;
+    setenv("SPQR_KERNEL", "exact", 1); /* the fastest exact path: never the int8 one */
+    CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
+    CHECK(kt && spqr_ktensor_path(kt) != SPQR_KERNEL_AVX512_VNNI);
+    {
+        spqr_ktensor *k5 = NULL;
+        const int avx512 = spqr_ktensor_from_tensor(t, SPQR_KERNEL_AVX512, &k5, &err) == SPQR_OK;
+        spqr_ktensor_free(k5);
+        if (avx512) CHECK(spqr_ktensor_path(kt) == SPQR_KERNEL_AVX512);
+    }
     spqr_ktensor_free(kt);
     kt = NULL;
     setenv("SPQR_KERNEL", "sse9", 1);
@@ -315,7 +330,7 @@ static void test_prepare_i8(test_rng *rng) {
         for (int32_t j = 0; j < 16 && j < C; j++) x[t->perm ? t->perm[j] : j] = 0.0f; /* first tile all zero */
         x[C / 2] = NAN;
         kt_prepare_i8_ref(kt, x, xp, xs[0], xq[0], xa[0], at[0]);
-        kt_prepare_i8_avx512(kt, x, xs[1], xq[1], xa[1], at[1]);
+        kt_prepare_i8_avx512(kt, x, xs[1], xq[1], xa[1], at[1], 1);
         CHECK_MSG(memcmp(xa[0], xa[1], (size_t)T * KT_XOPS * 4) == 0, "cfg %d: int8 codes differ", ci);
         CHECK_MSG(memcmp(at[0], at[1], (size_t)T * 4) == 0, "cfg %d: scales differ", ci);
         int xbad = 0;

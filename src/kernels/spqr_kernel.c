@@ -125,7 +125,7 @@ static void prepare(const spqr_ktensor *kt, const float *X, int32_t n, float *xp
 static kt_worker pick(const spqr_ktensor *kt, int32_t n) {
     switch (kt->path) {
     case SPQR_KERNEL_AVX512: return n == 1 ? kt_matvec_avx512 : kt_matmul_avx512;
-    case SPQR_KERNEL_AVX512_VNNI: return n == 1 ? kt_matvec_avx512_vnni : kt_matmul_avx512;
+    case SPQR_KERNEL_AVX512_VNNI: return n == 1 ? kt_matvec_avx512_vnni : kt_matmul_avx512_vnni;
     case SPQR_KERNEL_AVX2: return n == 1 ? kt_matvec_avx2 : kt_matmul_avx2;
     default: return kt_matmul_scalar;
     }
@@ -148,18 +148,30 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
     float *xp = kt_alloc64((size_t)nb * kt->padcols * sizeof(float));
     float *xs = malloc((size_t)nb * kt->n_groups * sizeof(float));
     float *xq = malloc((size_t)nb * kt->cols * sizeof(float));
+    const int i8 = kt->path == SPQR_KERNEL_AVX512_VNNI;
+    const size_t nct = (size_t)kt->n_ctiles;
+    int32_t *xa = i8 ? kt_alloc64((size_t)nb * nct * KT_XOPS * sizeof(int32_t)) : NULL;
+    float *at = i8 ? malloc((size_t)nb * nct * sizeof(float)) : NULL;
+    float *xqt = i8 ? malloc((size_t)nb * kt->cols * sizeof(float)) : NULL;
     spqr_status st = SPQR_OK;
-    if (!xp || !xs || !xq) {
+    if (!xp || !xs || !xq || (i8 && (!xa || !at || !xqt))) {
         st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory in matmul");
         goto done;
     }
     const kt_worker work = pick(kt, n);
     for (int32_t i0 = 0; i0 < n; i0 += KT_NB) {
         const int32_t m = n - i0 < KT_NB ? n - i0 : KT_NB;
-        prepare(kt, X + (size_t)i0 * kt->cols, m, xp, NULL, xs, xq);
+        if (i8)
+            for (int32_t i = 0; i < m; i++)
+                kt_prepare_i8_avx512(kt, X + (size_t)(i0 + i) * kt->cols, xs + (size_t)i * kt->n_groups,
+                                     xq + (size_t)i * kt->cols, xa + (size_t)i * KT_XOPS, at + i, m);
+        else prepare(kt, X + (size_t)i0 * kt->cols, m, xp, NULL, xs, xq);
+        if (i8)
+            for (int32_t c = 0; c < kt->cols; c++)
+                for (int32_t i = 0; i < m; i++) xqt[(size_t)c * m + i] = xq[(size_t)i * kt->cols + c];
         /* Y rows of this chunk are contiguous [m][rows]; workers write their own row range. */
         float *Yc = Y + (size_t)i0 * kt->rows;
-        const kt_input in = {xp, NULL, xs, xq, NULL, NULL, m};
+        const kt_input in = {xp, NULL, xs, xq, xqt, xa, at, m};
         const int32_t T = n_threads;
 #pragma omp parallel num_threads(T) if (T > 1)
         {
@@ -171,6 +183,9 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
         }
     }
 done:
+    free(xqt);
+    free(xa);
+    free(at);
     free(xp);
     free(xs);
     free(xq);
@@ -214,9 +229,9 @@ spqr_status spqr_ktensor_matvec_multi(const spqr_ktensor *const *kts, int32_t k,
             st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory in matvec");
             break;
         }
-        if (i8) kt_prepare_i8_avx512(kt, x, xs, xq, xa, at);
+        if (i8) kt_prepare_i8_avx512(kt, x, xs, xq, xa, at, 1);
         else prepare(kt, x, 1, xp, x2, xs, xq);
-        in[i] = (kt_input){xp, x2, xs, xq, xa, at, 1};
+        in[i] = (kt_input){xp, x2, xs, xq, NULL, xa, at, 1};
         work[i] = pick(kt, 1);
     }
     if (st == SPQR_OK) {

@@ -147,12 +147,17 @@ void kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float s[KT_R
  *   x2  [padcols]     xp[pc] * kt_xscale(wbits, pc % 32) (n == 1 only, else NULL)
  *   xs  [n][n_groups] fp32 sum of each group's inputs
  *   xq  [n][cols]     permuted input (outlier corrections)
- *   xa  [n_ctiles][KT_XOPS], at [n_ctiles]: int8 activations per column
- *       tile (its 16 bytes in column order) and their scales (avx512vnni
- *       matvec only; xq and xs then hold x^ = at * int8 and its group sums)
+ *   xqt [cols][n]     the same transposed (avx512vnni batches: the n
+ *                     inputs of an outlier's column side by side)
+ *   xa  [n_ctiles][n][KT_XOPS], at [n_ctiles][n]: int8 activations per
+ *       column tile (its 16 bytes in column order) and their scales, the
+ *       n inputs of a tile side by side
+ *       (avx512vnni only; xq and xs then hold x^ = at * int8 and its group
+ *       sums, and xp is not filled)
  * A worker computes row tiles [rt0, rt1) and writes Y[n][rows] there only. */
 typedef struct kt_input {
     const float *xp, *x2, *xs, *xq;
+    const float *xqt; /* [cols][n] xq transposed (avx512vnni batches only, else NULL) */
     const int32_t *xa;
     const float *at;
     int32_t n;
@@ -166,9 +171,13 @@ void kt_matmul_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int
 void kt_matvec_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 void kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
-/* The avx512vnni matvec's xq, xs, xa and at from x (the wrapper's int8
- * rule, vectorized; xp and x2 are not needed by that path). */
-void kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at);
+void kt_matmul_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+/* The avx512vnni path's xq, xs, xa and at of one input x (the wrapper's
+ * int8 rule, vectorized; xp and x2 are not needed by that path). xa and at
+ * point at this input's slot of the [n_ctiles][n] interleaved arrays: tile
+ * t goes to xa[t * n * KT_XOPS ..], at[t * n] (n = 1 for one token). */
+void kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
+                          int32_t n);
 /* Its scalar reference (xp: [padcols] scratch), kept for the tests. */
 void kt_prepare_i8_ref(const spqr_ktensor *kt, const float *x, float *xp, float *xs, float *xq, int32_t *xa, float *at);
 

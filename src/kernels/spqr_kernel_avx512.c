@@ -245,9 +245,9 @@ T512 void kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t r
  * bytes (a qword holds rows 2i, 2i+1: its low / high dword). Consecutive
  * ops share a window where it holds both (w3: 3 windows, 1 shift per 16
  * columns). Everything but the loads is folded at compile time from B. */
-T512V INLINE __m512i tile_i8(const uint32_t *blk, const int32_t *xa, const int h, const int B) {
+T512V INLINE void tile_fields(const uint32_t *blk, const int h, const int B, __m512i f[4]) {
     const __m512i bm = _mm512_set1_epi8((char)((1 << B) - 1));
-    __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()}, win = _mm512_setzero_si512();
+    __m512i win = _mm512_setzero_si512();
     int wp = -64; /* string bit where win's dwords start */
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
@@ -265,10 +265,23 @@ T512V INLINE __m512i tile_i8(const uint32_t *blk, const int32_t *xa, const int h
         for (int c = 0; c < 4; c++)
             ctrl |= (uint64_t)(p - wp + c * B) << (8 * c) | (uint64_t)(32 + p - wp + c * B) << (8 * (c + 4));
         /* wbits 8: the window's bytes are the fields already */
-        const __m512i f = B == 8 ? win : _mm512_and_si512(_mm512_multishift_epi64_epi8(_mm512_set1_epi64((long long)ctrl), win), bm);
-        acc[k & 1] = _mm512_dpbusd_epi32(acc[k & 1], f, _mm512_set1_epi32(xa[k]));
+        f[k] = B == 8 ? win : _mm512_and_si512(_mm512_multishift_epi64_epi8(_mm512_set1_epi64((long long)ctrl), win), bm);
     }
-    return _mm512_add_epi32(acc[0], acc[1]);
+}
+
+/* The tile's int32 dots with one input's 16 int8 activations. */
+T512V INLINE __m512i tile_dot(const __m512i f[4], const int32_t *xa) {
+    __m512i a0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), f[0], _mm512_set1_epi32(xa[0]));
+    __m512i a1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), f[1], _mm512_set1_epi32(xa[1]));
+    a0 = _mm512_dpbusd_epi32(a0, f[2], _mm512_set1_epi32(xa[2]));
+    a1 = _mm512_dpbusd_epi32(a1, f[3], _mm512_set1_epi32(xa[3]));
+    return _mm512_add_epi32(a0, a1);
+}
+
+T512V INLINE __m512i tile_i8(const uint32_t *blk, const int32_t *xa, const int h, const int B) {
+    __m512i f[4];
+    tile_fields(blk, h, B, f);
+    return tile_dot(f, xa);
 }
 
 /* Statistics for qq bits <= 4 with one second-level pair per row tile (the
@@ -396,6 +409,68 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
     }
 }
 
+/* Batch of n <= 64 inputs with int8 activations: each 16x16 code tile's
+ * fields are taken out once (tile_fields) and dotted with every input's
+ * activations, four vpdpbusd per input (64 MACs each) where the exact path
+ * spends 16 FMAs; statistics once per (row tile, group) for all inputs, as
+ * the exact path computes them. y_j += s * (sum_t a_jt dot_jt - z * sum(x^_jg)). */
+T512V INLINE void matmul_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y, const int B) {
+    const int32_t ctpg = kt->ct_per_group, n = in->n;
+    __m512 ya[64], ga[64];
+    for (int32_t rt = rt0; rt < rt1; rt++) {
+        for (int32_t j = 0; j < n; j++) ya[j] = _mm512_setzero_ps();
+        const rt_ctx rc = rt_begin(kt, rt);
+        for (int32_t g = 0; g < kt->n_groups; g++) {
+            for (int32_t j = 0; j < n; j++) ga[j] = _mm512_setzero_ps();
+            for (int32_t k = 0; k < ctpg; k++) {
+                const int32_t t = g * ctpg + k;
+                __m512i f[4];
+                if (t & 1) tile_fields(kt_block(kt, rt, t), 1, B, f);
+                else tile_fields(kt_block(kt, rt, t), 0, B, f);
+                /* the n inputs' activations of tile t lie together (xa [tile][input][4]) */
+                const int32_t *xa = in->xa + (size_t)t * n * KT_XOPS;
+                const float *at = in->at + (size_t)t * n;
+                for (int32_t j = 0; j < n; j++)
+                    ga[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tile_dot(f, xa + (size_t)j * KT_XOPS)), _mm512_set1_ps(at[j]), ga[j]);
+            }
+            __m512 s, z;
+            stats512(kt, &rc, g, &s, &z);
+            for (int32_t j = 0; j < n; j++)
+                ya[j] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[(size_t)j * kt->n_groups + g]), ga[j]), ya[j]);
+        }
+        if (kt->o_ptr[rt + 1] > kt->o_ptr[rt]) {
+            /* outliers row by row, all inputs at once: corr[i][j] in zmm
+             * chunks of 16 inputs, from the transposed inputs xqt; a scalar
+             * multiply-add per (outlier, input) cost as much as the tiles */
+            float corr[KT_R][64] __attribute__((aligned(64)));
+            const int32_t *rp = kt->o_rptr + (size_t)rt * KT_R;
+            const int32_t nv = (n + 15) / 16;
+            for (int i = 0; i < KT_R; i++) {
+                __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+                for (int32_t o = rp[i]; o < rp[i + 1]; o++) {
+                    const __m512 d = _mm512_set1_ps(kt->o_corr[o]);
+                    const float *xr = in->xqt + (size_t)kt->o_col[o] * n;
+                    for (int32_t v = 0; v < nv; v++) {
+                        const int32_t left = n - 16 * v;
+                        const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1u);
+                        a[v] = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(mk, xr + 16 * v), a[v]);
+                    }
+                }
+                for (int32_t v = 0; v < nv; v++) _mm512_store_ps(corr[i] + 16 * v, a[v]);
+            }
+            const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                    _mm512_set1_epi32(64));
+            for (int32_t j = 0; j < n; j++)
+                ya[j] = _mm512_add_ps(ya[j], _mm512_i32gather_ps(_mm512_add_epi32(rows, _mm512_set1_epi32(j)), &corr[0][0], 4));
+        }
+        for (int32_t j = 0; j < n; j++) store_rows(kt, rt, Y + (size_t)j * kt->rows, ya[j]);
+    }
+}
+
+T512V void kt_matmul_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+    KT_WBITS_DISPATCH(kt->wbits, matmul_i8_b, kt, in, rt0, rt1, Y);
+}
+
 /* The avx512vnni matvec's inputs straight from x (the rule of prepare_i8
  * in spqr_kernel.c, the same fp32 operations per value, so the same int8
  * codes and scales): xq = x permuted, then per column tile a = max|x| / 127,
@@ -404,7 +479,8 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
  * scalar's running sum: fp32 rounding only). One zmm per tile: the scalar
  * version (libm rintf per value) took 24 us for 4096 inputs, serial work in
  * every decode matvec. */
-T512V void kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at) {
+T512V void kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
+                                int32_t n) {
     const int32_t cols = kt->cols, gs = kt->groupsize, ctpg = kt->ct_per_group;
     int32_t c = 0;
     if (kt->perm)
@@ -427,8 +503,8 @@ T512V void kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *x
             __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(inv)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
             q = _mm512_add_ps(_mm512_max_ps(_mm512_min_ps(q, lim), nlim), _mm512_setzero_ps()); /* -0 -> +0, as (float)int8 */
             if (!finite) q = _mm512_setzero_ps();
-            _mm_storeu_si128((__m128i *)(xa + (size_t)t * KT_XOPS), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q)));
-            at[t] = a;
+            _mm_storeu_si128((__m128i *)(xa + (size_t)t * n * KT_XOPS), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q)));
+            at[(size_t)t * n] = a;
             const __m512 xh = _mm512_mul_ps(_mm512_set1_ps(a), q);
             if (nv > 0) {
                 _mm512_mask_storeu_ps(xq + c0, mk, xh);
@@ -452,8 +528,12 @@ T512V void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int
 }
 #else
 #include "kernels/spqr_kernel.h"
-void kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at) {
-    (void)kt, (void)x, (void)xs, (void)xq, (void)xa, (void)at; /* never called: the path is unsupported here */
+void kt_matmul_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+    kt_matmul_scalar(kt, in, rt0, rt1, Y);
+}
+void kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
+                          int32_t n) {
+    (void)kt, (void)x, (void)xs, (void)xq, (void)xa, (void)at, (void)n; /* never called: the path is unsupported here */
 }
 void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     kt_matmul_scalar(kt, in, rt0, rt1, Y);

@@ -1,10 +1,11 @@
 /* Picking a kernel path: what the CPU supports (checked at run time, so one
  * binary runs everywhere), an explicit request, or env SPQR_KERNEL. AUTO
  * picks avx512vnni where the CPU has it, as llama.cpp quantizes activations
- * for its quantized dot products: its int8 activations change one-token
- * results by a bounded, measured amount (docs/kernels.md: KL 1.2e-5 against
+ * for its quantized dot products: its int8 activations (one token and
+ * batches) change results by a bounded, measured amount (docs/kernels.md: KL 1.2e-5 against
  * the exact path on the default model, 1% of the quantization's own KL);
- * SPQR_KERNEL=avx512 keeps exact fp32 activations. */
+ * SPQR_KERNEL=exact takes the fastest path with exact fp32 activations
+ * (avx512 > avx2 > scalar), e.g. to measure a quantization alone. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +51,12 @@ static spqr_kernel_path best_path(void) {
 }
 
 /* AUTO -> env SPQR_KERNEL (if set) -> best supported. */
+static spqr_kernel_path best_exact_path(void) {
+    if (kt_path_supported(SPQR_KERNEL_AVX512)) return SPQR_KERNEL_AVX512;
+    if (kt_path_supported(SPQR_KERNEL_AVX2)) return SPQR_KERNEL_AVX2;
+    return SPQR_KERNEL_SCALAR;
+}
+
 static spqr_status resolve(spqr_kernel_path req, spqr_kernel_path *out, spqr_err *err) {
     if (req == SPQR_KERNEL_AUTO) {
         const char *env = getenv("SPQR_KERNEL");
@@ -58,9 +65,10 @@ static spqr_status resolve(spqr_kernel_path req, spqr_kernel_path *out, spqr_err
             else if (!strcmp(env, "avx2")) req = SPQR_KERNEL_AVX2;
             else if (!strcmp(env, "avx512")) req = SPQR_KERNEL_AVX512;
             else if (!strcmp(env, "avx512vnni")) req = SPQR_KERNEL_AVX512_VNNI;
+            else if (!strcmp(env, "exact")) req = best_exact_path();
             else
                 return spqr_err_set(err, SPQR_ERR_INVALID_ARG,
-                                    "SPQR_KERNEL='%s' is not one of scalar, avx2, avx512, avx512vnni, auto", env);
+                                    "SPQR_KERNEL='%s' is not one of scalar, avx2, avx512, avx512vnni, exact, auto", env);
         } else {
             *out = best_path();
             return SPQR_OK;
