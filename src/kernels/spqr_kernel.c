@@ -152,9 +152,11 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
     const size_t nct = (size_t)kt->n_ctiles;
     int32_t *xa = i8 ? kt_alloc64((size_t)nb * nct * KT_XOPS * sizeof(int32_t)) : NULL;
     float *at = i8 ? malloc((size_t)nb * nct * sizeof(float)) : NULL;
-    float *xqt = i8 ? malloc((size_t)nb * kt->cols * sizeof(float)) : NULL;
+    /* the avx512 batch paths read the inputs of an outlier's column side by side */
+    const int tr = i8 || kt->path == SPQR_KERNEL_AVX512;
+    float *xqt = tr ? malloc((size_t)nb * kt->cols * sizeof(float)) : NULL;
     spqr_status st = SPQR_OK;
-    if (!xp || !xs || !xq || (i8 && (!xa || !at || !xqt))) {
+    if (!xp || !xs || !xq || (i8 && (!xa || !at)) || (tr && !xqt)) {
         st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory in matmul");
         goto done;
     }
@@ -166,7 +168,7 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
                 kt_prepare_i8_avx512(kt, X + (size_t)(i0 + i) * kt->cols, xs + (size_t)i * kt->n_groups,
                                      xq + (size_t)i * kt->cols, xa + (size_t)i * KT_XOPS, at + i, m);
         else prepare(kt, X + (size_t)i0 * kt->cols, m, xp, NULL, xs, xq);
-        if (i8)
+        if (tr)
             for (int32_t c = 0; c < kt->cols; c++)
                 for (int32_t i = 0; i < m; i++) xqt[(size_t)c * m + i] = xq[(size_t)i * kt->cols + c];
         /* Y rows of this chunk are contiguous [m][rows]; workers write their own row range. */

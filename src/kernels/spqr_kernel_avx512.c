@@ -183,6 +183,34 @@ T512 INLINE void widen16(const uint32_t *blk, const int B, const int h, __m512 q
     for (int c = 0; c < KT_C; c++) qf[c] = field(blk, B, h * KT_C + c, 0);
 }
 
+/* A batch's outlier corrections for row tile rt, added to ya[j] (j < n):
+ * row by row, all inputs at once, corr[i][j] in zmm chunks of 16 inputs
+ * from the transposed inputs xqt (a scalar multiply-add per outlier and
+ * input cost as much as all the code tiles of a 16-token batch). */
+T512 INLINE void outliers_batch(const spqr_ktensor *kt, const kt_input *in, int32_t rt, __m512 *ya) {
+    const int32_t n = in->n;
+    float corr[KT_R][64] __attribute__((aligned(64)));
+    const int32_t *rp = kt->o_rptr + (size_t)rt * KT_R;
+    const int32_t nv = (n + 15) / 16;
+    for (int i = 0; i < KT_R; i++) {
+        __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int32_t o = rp[i]; o < rp[i + 1]; o++) {
+            const __m512 d = _mm512_set1_ps(kt->o_corr[o]);
+            const float *xr = in->xqt + (size_t)kt->o_col[o] * n;
+            for (int32_t v = 0; v < nv; v++) {
+                const int32_t left = n - 16 * v;
+                const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1u);
+                a[v] = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(mk, xr + 16 * v), a[v]);
+            }
+        }
+        for (int32_t v = 0; v < nv; v++) _mm512_store_ps(corr[i] + 16 * v, a[v]);
+    }
+    const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                            _mm512_set1_epi32(64));
+    for (int32_t j = 0; j < n; j++)
+        ya[j] = _mm512_add_ps(ya[j], _mm512_i32gather_ps(_mm512_add_epi32(rows, _mm512_set1_epi32(j)), &corr[0][0], 4));
+}
+
 /* Batch: each 16x16 code tile is widened once to 16 fp32 column vectors and
  * applied to all n (<= 64) inputs. */
 T512 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y, const int B) {
@@ -214,17 +242,7 @@ T512 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
             for (int32_t j = 0; j < n; j++)
                 ya[j] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[(size_t)j * kt->n_groups + g]), ga[j]), ya[j]);
         }
-        float corr[64][KT_R];
-        const int32_t o0 = kt->o_ptr[rt], o1 = kt->o_ptr[rt + 1];
-        if (o1 > o0) {
-            memset(corr, 0, sizeof corr);
-            for (int32_t o = o0; o < o1; o++) {
-                const int32_t c = kt->o_col[o], i = kt->o_row[o];
-                const float d = kt->o_corr[o];
-                for (int32_t j = 0; j < n; j++) corr[j][i] += d * in->xq[(size_t)j * kt->cols + c];
-            }
-            for (int32_t j = 0; j < n; j++) ya[j] = _mm512_add_ps(ya[j], _mm512_loadu_ps(corr[j]));
-        }
+        if (kt->o_ptr[rt + 1] > kt->o_ptr[rt]) outliers_batch(kt, in, rt, ya);
         for (int32_t j = 0; j < n; j++) store_rows(kt, rt, Y + (size_t)j * kt->rows, ya[j]);
     }
 }
@@ -438,31 +456,7 @@ T512V INLINE void matmul_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
             for (int32_t j = 0; j < n; j++)
                 ya[j] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[(size_t)j * kt->n_groups + g]), ga[j]), ya[j]);
         }
-        if (kt->o_ptr[rt + 1] > kt->o_ptr[rt]) {
-            /* outliers row by row, all inputs at once: corr[i][j] in zmm
-             * chunks of 16 inputs, from the transposed inputs xqt; a scalar
-             * multiply-add per (outlier, input) cost as much as the tiles */
-            float corr[KT_R][64] __attribute__((aligned(64)));
-            const int32_t *rp = kt->o_rptr + (size_t)rt * KT_R;
-            const int32_t nv = (n + 15) / 16;
-            for (int i = 0; i < KT_R; i++) {
-                __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-                for (int32_t o = rp[i]; o < rp[i + 1]; o++) {
-                    const __m512 d = _mm512_set1_ps(kt->o_corr[o]);
-                    const float *xr = in->xqt + (size_t)kt->o_col[o] * n;
-                    for (int32_t v = 0; v < nv; v++) {
-                        const int32_t left = n - 16 * v;
-                        const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1u);
-                        a[v] = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(mk, xr + 16 * v), a[v]);
-                    }
-                }
-                for (int32_t v = 0; v < nv; v++) _mm512_store_ps(corr[i] + 16 * v, a[v]);
-            }
-            const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                                    _mm512_set1_epi32(64));
-            for (int32_t j = 0; j < n; j++)
-                ya[j] = _mm512_add_ps(ya[j], _mm512_i32gather_ps(_mm512_add_epi32(rows, _mm512_set1_epi32(j)), &corr[0][0], 4));
-        }
+        if (kt->o_ptr[rt + 1] > kt->o_ptr[rt]) outliers_batch(kt, in, rt, ya);
         for (int32_t j = 0; j < n; j++) store_rows(kt, rt, Y + (size_t)j * kt->rows, ya[j]);
     }
 }
