@@ -152,8 +152,8 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
     const size_t nct = (size_t)kt->n_ctiles;
     int32_t *xa = i8 ? kt_alloc64((size_t)nb * nct * KT_XOPS * sizeof(int32_t)) : NULL;
     float *at = i8 ? malloc((size_t)nb * nct * sizeof(float)) : NULL;
-    /* the avx512 batch paths read the inputs of an outlier's column side by side */
-    const int tr = i8 || kt->path == SPQR_KERNEL_AVX512;
+    /* the SIMD batch paths read the inputs of an outlier's column side by side */
+    const int tr = kt->path != SPQR_KERNEL_SCALAR;
     float *xqt = tr ? malloc((size_t)nb * kt->cols * sizeof(float)) : NULL;
     spqr_status st = SPQR_OK;
     if (!xp || !xs || !xq || (i8 && (!xa || !at)) || (tr && !xqt)) {

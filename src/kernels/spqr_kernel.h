@@ -147,8 +147,8 @@ void kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float s[KT_R
  *   x2  [padcols]     xp[pc] * kt_xscale(wbits, pc % 32) (n == 1 only, else NULL)
  *   xs  [n][n_groups] fp32 sum of each group's inputs
  *   xq  [n][cols]     permuted input (outlier corrections)
- *   xqt [cols][n]     the same transposed (avx512 and avx512vnni batches:
- *                     the n inputs of an outlier's column side by side)
+ *   xqt [cols][n]     the same transposed (SIMD batch paths: the n
+ *                     inputs of an outlier's column side by side)
  *   xa  [n_ctiles][n][KT_XOPS], at [n_ctiles][n]: int8 activations per
  *       column tile (its 16 bytes in column order) and their scales, the
  *       n inputs of a tile side by side
@@ -157,7 +157,7 @@ void kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float s[KT_R
  * A worker computes row tiles [rt0, rt1) and writes Y[n][rows] there only. */
 typedef struct kt_input {
     const float *xp, *x2, *xs, *xq;
-    const float *xqt; /* [cols][n] xq transposed (avx512 and avx512vnni batches, else NULL) */
+    const float *xqt; /* [cols][n] xq transposed (SIMD batch paths, else NULL) */
     const int32_t *xa;
     const float *at;
     int32_t n;
