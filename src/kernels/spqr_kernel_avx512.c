@@ -211,6 +211,21 @@ T512 INLINE void outliers_batch(const spqr_ktensor *kt, const kt_input *in, int3
         ya[j] = _mm512_add_ps(ya[j], _mm512_i32gather_ps(_mm512_add_epi32(rows, _mm512_set1_epi32(j)), &corr[0][0], 4));
 }
 
+/* Closes group g of a batch: y_j += s * (dot_j - z * sum(x_jg)). */
+T512 INLINE void batch_group(const spqr_ktensor *kt, const kt_input *in, const rt_ctx *rc, int32_t g, const __m512 *ga,
+                             __m512 *ya) {
+    __m512 s, z;
+    stats512(kt, rc, g, &s, &z);
+    for (int32_t j = 0; j < in->n; j++)
+        ya[j] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[(size_t)j * kt->n_groups + g]), ga[j]), ya[j]);
+}
+
+/* Adds the row tile's outliers and writes its rows of the n outputs. */
+T512 INLINE void batch_store(const spqr_ktensor *kt, const kt_input *in, int32_t rt, __m512 *ya, float *Y) {
+    if (kt->o_ptr[rt + 1] > kt->o_ptr[rt]) outliers_batch(kt, in, rt, ya);
+    for (int32_t j = 0; j < in->n; j++) store_rows(kt, rt, Y + (size_t)j * kt->rows, ya[j]);
+}
+
 /* Batch: each 16x16 code tile is widened once to 16 fp32 column vectors and
  * applied to all n (<= 64) inputs. */
 T512 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y, const int B) {
@@ -237,13 +252,9 @@ T512 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
                     ga[j] = _mm512_add_ps(a, b);
                 }
             }
-            __m512 s, z;
-            stats512(kt, &rc, g, &s, &z);
-            for (int32_t j = 0; j < n; j++)
-                ya[j] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[(size_t)j * kt->n_groups + g]), ga[j]), ya[j]);
+            batch_group(kt, in, &rc, g, ga, ya);
         }
-        if (kt->o_ptr[rt + 1] > kt->o_ptr[rt]) outliers_batch(kt, in, rt, ya);
-        for (int32_t j = 0; j < n; j++) store_rows(kt, rt, Y + (size_t)j * kt->rows, ya[j]);
+        batch_store(kt, in, rt, ya, Y);
     }
 }
 
@@ -451,13 +462,9 @@ T512V INLINE void matmul_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
                 for (int32_t j = 0; j < n; j++)
                     ga[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tile_dot(f, xa + (size_t)j * KT_XOPS)), _mm512_set1_ps(at[j]), ga[j]);
             }
-            __m512 s, z;
-            stats512(kt, &rc, g, &s, &z);
-            for (int32_t j = 0; j < n; j++)
-                ya[j] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[(size_t)j * kt->n_groups + g]), ga[j]), ya[j]);
+            batch_group(kt, in, &rc, g, ga, ya);
         }
-        if (kt->o_ptr[rt + 1] > kt->o_ptr[rt]) outliers_batch(kt, in, rt, ya);
-        for (int32_t j = 0; j < n; j++) store_rows(kt, rt, Y + (size_t)j * kt->rows, ya[j]);
+        batch_store(kt, in, rt, ya, Y);
     }
 }
 
