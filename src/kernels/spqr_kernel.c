@@ -146,10 +146,10 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
      * same threshold as the dense linears (src/model/linear.c). */
     if ((int64_t)kt->rows * kt->cols * n < KT_PAR_MIN) n_threads = 1;
     const int32_t nb = n < KT_NB ? n : KT_NB;
-    float *xp = kt_alloc64((size_t)nb * kt->padcols * sizeof(float));
+    const int i8 = kt->path == SPQR_KERNEL_AVX512_VNNI; /* reads xa, at instead of xp */
+    float *xp = i8 ? NULL : kt_alloc64((size_t)nb * kt->padcols * sizeof(float));
     float *xs = malloc((size_t)nb * kt->n_groups * sizeof(float));
     float *xq = malloc((size_t)nb * kt->cols * sizeof(float));
-    const int i8 = kt->path == SPQR_KERNEL_AVX512_VNNI;
     const size_t nct = (size_t)kt->n_ctiles;
     int32_t *xa = i8 ? kt_alloc64((size_t)nb * nct * KT_XOPS * sizeof(int32_t)) : NULL;
     float *at = i8 ? malloc((size_t)nb * nct * sizeof(float)) : NULL;
@@ -157,7 +157,7 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
     const int tr = kt->path != SPQR_KERNEL_SCALAR;
     float *xqt = tr ? malloc((size_t)nb * kt->cols * sizeof(float)) : NULL;
     spqr_status st = SPQR_OK;
-    if (!xp || !xs || !xq || (i8 && (!xa || !at)) || (tr && !xqt)) {
+    if (!xs || !xq || (i8 ? !xa || !at : !xp) || (tr && !xqt)) {
         st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory in matmul");
         goto done;
     }
@@ -221,14 +221,15 @@ spqr_status spqr_ktensor_matvec_multi(const spqr_ktensor *const *kts, int32_t k,
     spqr_status st = SPQR_OK;
     for (int32_t i = 0; i < k && st == SPQR_OK; i++) {
         const spqr_ktensor *kt = kts[i];
+        /* the int8 path reads xa, at (and xs, xq); the others xp, x2 */
         const int i8 = kt->path == SPQR_KERNEL_AVX512_VNNI;
-        float *xp = mem[i][0] = kt_alloc64((size_t)kt->padcols * sizeof(float));
+        float *xp = mem[i][0] = i8 ? NULL : kt_alloc64((size_t)kt->padcols * sizeof(float));
         float *xs = mem[i][1] = malloc((size_t)kt->n_groups * sizeof(float));
         float *xq = mem[i][2] = malloc((size_t)kt->cols * sizeof(float));
-        float *x2 = mem[i][3] = kt_alloc64((size_t)kt->padcols * sizeof(float));
+        float *x2 = mem[i][3] = i8 ? NULL : kt_alloc64((size_t)kt->padcols * sizeof(float));
         int32_t *xa = mem[i][4] = i8 ? kt_alloc64((size_t)kt->n_ctiles * KT_XOPS * sizeof(int32_t)) : NULL;
         float *at = mem[i][5] = i8 ? malloc((size_t)kt->n_ctiles * sizeof(float)) : NULL;
-        if (!xp || !xs || !xq || !x2 || (i8 && (!xa || !at))) {
+        if (!xs || !xq || (i8 ? !xa || !at : !xp || !x2)) {
             st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory in matvec");
             break;
         }
