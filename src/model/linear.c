@@ -258,6 +258,37 @@ static void rows4(const spqr_linear *lin, dot_fn dot, int32_t r0, const float *x
     for (int32_t r = r0; r < lin->rows; r++, w += lin->cols) y[r] = dot(w, x, lin->cols);
 }
 
+#define LINEAR_MULTI_MAX 16
+
+/* One token through k (1..16) dense linears of one kind taking the same
+ * x, rows of all of them in one parallel loop: fp16 rows of >= 6144 inputs
+ * four at a time (AVX-512; blocks never cross linears), else one dot per
+ * row. isa is resolved and available. */
+static void dense_matvec_multi(const spqr_linear *const *lins, int32_t k, const float *x, float *const *ys,
+                               int32_t n_threads, spqr_isa isa) {
+    const dot_fn dot = pick_dot(lins[0]->kind, isa);
+    const int32_t cols = lins[0]->cols;
+    const size_t row_bytes = (size_t)cols * elem_size(lins[0]->kind);
+    const int four = lins[0]->kind == SPQR_LINEAR_F16 && isa == SPQR_ISA_AVX512 && cols >= LINEAR_DOT4_MIN;
+    int32_t start[LINEAR_MULTI_MAX + 1]; /* first row (or block of 4 rows) of each linear */
+    start[0] = 0;
+    for (int32_t i = 0; i < k; i++) start[i + 1] = start[i] + (four ? (lins[i]->rows + 3) / 4 : lins[i]->rows);
+    const int32_t total = start[k];
+    int64_t weights = 0;
+    for (int32_t i = 0; i < k; i++) weights += (int64_t)lins[i]->rows * cols;
+    if (n_threads < 1) n_threads = 1;
+    /* Small layers are not worth waking threads for. */
+    const int par = weights >= LINEAR_PAR_MIN && n_threads > 1;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (par)
+    for (int32_t r = 0; r < total; r++) {
+        int32_t i = 0;
+        while (r >= start[i + 1]) i++;
+        const int32_t rr = r - start[i];
+        if (four) rows4(lins[i], dot, 4 * rr, x, ys[i]);
+        else ys[i][rr] = dot((const char *)lins[i]->data + (size_t)rr * row_bytes, x, cols);
+    }
+}
+
 spqr_status linear_matvec_isa(const spqr_linear *lin, const float *x, float *y, int32_t n_threads, spqr_isa isa,
                               spqr_err *err) {
     spqr_status st = check_lin(lin, err);
@@ -267,21 +298,7 @@ spqr_status linear_matvec_isa(const spqr_linear *lin, const float *x, float *y, 
     if (isa == SPQR_ISA_AUTO) isa = linear_isa_best();
     if (!isa_available(isa))
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "linear: this CPU lacks %s", linear_isa_name(isa));
-    const dot_fn dot = pick_dot(lin->kind, isa);
-    const int32_t rows = lin->rows, cols = lin->cols;
-    const size_t row_bytes = (size_t)cols * elem_size(lin->kind);
-    const char *base = lin->data;
-    if (n_threads < 1) n_threads = 1;
-    /* Small layers are not worth waking threads for. */
-    const int par = (int64_t)rows * cols >= LINEAR_PAR_MIN && n_threads > 1;
-    if (lin->kind == SPQR_LINEAR_F16 && isa == SPQR_ISA_AVX512 && cols >= LINEAR_DOT4_MIN) {
-        const int32_t nb = (rows + 3) / 4;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (par)
-        for (int32_t b = 0; b < nb; b++) rows4(lin, dot, 4 * b, x, y);
-        return SPQR_OK;
-    }
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (par)
-    for (int32_t r = 0; r < rows; r++) y[r] = dot(base + (size_t)r * row_bytes, x, cols);
+    dense_matvec_multi(&lin, 1, x, &y, n_threads, isa);
     return SPQR_OK;
 }
 
@@ -400,44 +417,6 @@ spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, flo
     return SPQR_OK;
 }
 
-#define LINEAR_MULTI_MAX 16
-
-/* One token through k dense linears of one kind, rows of all of them in one
- * parallel loop (each row's dot as in linear_matvec_isa). */
-static spqr_status dense_matvec_multi(const spqr_linear *const *lins, int32_t k, const float *x, float *const *ys,
-                                      int32_t n_threads) {
-    const dot_fn dot = pick_dot(lins[0]->kind, linear_isa_best());
-    const int32_t cols = lins[0]->cols;
-    const size_t row_bytes = (size_t)cols * elem_size(lins[0]->kind);
-    int32_t start[LINEAR_MULTI_MAX + 1];
-    start[0] = 0;
-    for (int32_t i = 0; i < k; i++) start[i + 1] = start[i] + lins[i]->rows;
-    const int32_t total = start[k];
-    if (n_threads < 1) n_threads = 1;
-    const int par = (int64_t)total * cols >= LINEAR_PAR_MIN && n_threads > 1;
-    if (lins[0]->kind == SPQR_LINEAR_F16 && linear_isa_best() == SPQR_ISA_AVX512 && cols >= LINEAR_DOT4_MIN) {
-        int32_t bstart[LINEAR_MULTI_MAX + 1]; /* blocks of 4 rows, never across linears */
-        bstart[0] = 0;
-        for (int32_t i = 0; i < k; i++) bstart[i + 1] = bstart[i] + (lins[i]->rows + 3) / 4;
-        const int32_t nb = bstart[k];
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (par)
-        for (int32_t b = 0; b < nb; b++) {
-            int32_t i = 0;
-            while (b >= bstart[i + 1]) i++;
-            rows4(lins[i], dot, 4 * (b - bstart[i]), x, ys[i]);
-        }
-        return SPQR_OK;
-    }
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (par)
-    for (int32_t r = 0; r < total; r++) {
-        int32_t i = 0;
-        while (r >= start[i + 1]) i++;
-        const int32_t rr = r - start[i];
-        ys[i][rr] = dot((const char *)lins[i]->data + (size_t)rr * row_bytes, x, cols);
-    }
-    return SPQR_OK;
-}
-
 spqr_status linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const float *X, int32_t n, float *const *Ys,
                                 int32_t n_threads, spqr_err *err) {
     if (!lins || !Ys || k < 1 || k > LINEAR_MULTI_MAX)
@@ -456,7 +435,10 @@ spqr_status linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const
         for (int32_t i = 0; i < k; i++) kts[i] = lins[i]->fast;
         return spqr_ktensor_matvec_multi(kts, k, X, Ys, n_threads, err);
     }
-    if (dense && k > 1) return dense_matvec_multi(lins, k, X, Ys, n_threads);
+    if (dense && k > 1) {
+        dense_matvec_multi(lins, k, X, Ys, n_threads, linear_isa_best());
+        return SPQR_OK;
+    }
     for (int32_t i = 0; i < k; i++) {
         spqr_status st = linear_matmul(lins[i], X, n, Ys[i], n_threads, err);
         if (st) return st;
