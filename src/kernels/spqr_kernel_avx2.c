@@ -225,12 +225,6 @@ T256 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
             }
         }
         float out[KT_R];
-        if (kt->o_ptr[rt + 1] > kt->o_ptr[rt]) {
-            float corr[KT_R];
-            kt_outlier_rows(kt, in->xq, rt, corr);
-            ylo = _mm256_add_ps(ylo, _mm256_loadu_ps(corr));
-            yhi = _mm256_add_ps(yhi, _mm256_loadu_ps(corr + 8));
-        }
         if (kt->rows - rt * KT_R >= KT_R) {
             _mm256_storeu_ps(y + rt * KT_R, ylo);
             _mm256_storeu_ps(y + rt * KT_R + 8, yhi);
@@ -240,6 +234,7 @@ T256 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
             for (int i = 0; rt * KT_R + i < kt->rows; i++) y[rt * KT_R + i] = out[i];
         }
     }
+    kt_outliers_add(kt, in->xq, rt0, rt1, y);
 }
 
 T256 void kt_matvec_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {

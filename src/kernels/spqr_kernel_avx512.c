@@ -115,13 +115,6 @@ T512 INLINE void finish_dot(const spqr_ktensor *kt, const kt_input *in, const rt
     *yacc = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[g]), dot), *yacc);
 }
 
-/* The row tile's outliers, after its groups (kt_outlier_rows). */
-T512 INLINE __m512 outliers(const spqr_ktensor *kt, const kt_input *in, int32_t rt) {
-    float corr[KT_R];
-    kt_outlier_rows(kt, in->xq, rt, corr);
-    return _mm512_loadu_ps(corr);
-}
-
 T512 INLINE void finish_group(const spqr_ktensor *kt, const kt_input *in, const rt_ctx *rc, int32_t g, const __m512 acc[4],
                               __m512 *yacc) {
     const __m512 dot = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
@@ -169,8 +162,9 @@ T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
                 finish_group(kt, in, &rc, g, acc, &yacc);
             }
         }
-        store_rows(kt, rt, y, kt->o_ptr[rt + 1] > kt->o_ptr[rt] ? _mm512_add_ps(yacc, outliers(kt, in, rt)) : yacc);
+        store_rows(kt, rt, y, yacc);
     }
+    kt_outliers_add(kt, in->xq, rt0, rt1, y);
 }
 
 T512 void kt_matvec_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
@@ -434,8 +428,9 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
             }
             finish_dot(kt, in, &rc, g, dot, &yacc);
         }
-        store_rows(kt, rt, y, kt->o_ptr[rt + 1] > kt->o_ptr[rt] ? _mm512_add_ps(yacc, outliers(kt, in, rt)) : yacc);
+        store_rows(kt, rt, y, yacc);
     }
+    kt_outliers_add(kt, in->xq, rt0, rt1, y);
 }
 
 /* Batch of n <= 64 inputs with int8 activations: each 16x16 code tile's
