@@ -311,12 +311,14 @@ T512V INLINE __m512i tile_i8(const uint32_t *blk, const int32_t *xa, const int h
  * common bilevel case). The 16 rows' codes fit one qword; one
  * vpmultishiftqb puts row i's code in the low bits of dword lane i (qword
  * k: rows 2k and 2k+1 at bit offsets bits * 2k and bits * (2k + 1)). A
- * qq-bit code takes at most 16 values, so the statistic is a table lookup:
- * tab[k] = s2 * ((k mod 2^bits) - z2) for the 16 lanes k, then vpermps by
- * the code (it reads the index's low 4 bits only: no mask, no int->fp32),
- * the reference's arithmetic (s2 * (code - z2), no FMA) on the codes' values
- * instead of the rows'. The second-level pairs of 16 groups are converted
- * to fp32 at once (pairs_f32). */
+ * qq-bit code takes at most 16 values, so a function of it is a table
+ * lookup: vpermps of a 16-lane table by the code (it reads the index's low
+ * 4 bits only: no mask, no int->fp32; lane k holds the value for code
+ * k mod 2^bits). The second-level factors of 16 groups are converted and
+ * folded at once (ms_fold), so a group needs one table built (see
+ * finish_ms). Unlike the exact paths this does not reproduce the
+ * reference's fp32 statistics bit for bit (the int8 path is checked
+ * against W x^ within 1e-5 of sum |w x^|). */
 T512V INLINE __m512i ms_ctrl(int bits) {
     uint64_t c[8];
     for (int k = 0; k < 8; k++) c[k] = (uint64_t)(bits * 2 * k) | (uint64_t)(bits * (2 * k + 1)) << 32;
@@ -329,14 +331,6 @@ T512V INLINE __m512 ms_iota(int bits) {
     return _mm512_loadu_ps(v);
 }
 
-T512V INLINE __m512 stat_tab(const uint8_t *p, __m512i ctrl, __m512 iota, const float *pair) {
-    uint64_t q;
-    memcpy(&q, p, 8); /* the stats array has 16 bytes of slack at its end */
-    const __m512i code = _mm512_multishift_epi64_epi8(ctrl, _mm512_set1_epi64((long long)q));
-    const __m512 tab = _mm512_mul_ps(_mm512_set1_ps(pair[0]), _mm512_sub_ps(iota, _mm512_set1_ps(pair[1])));
-    return _mm512_permutexvar_ps(code, tab);
-}
-
 /* 2 * n <= 32 fp16 values to fp32 (masked: never reads past the array). */
 T512V INLINE void pairs_f32(const uint16_t *p, int32_t n, float *out) {
     const __mmask32 m = n >= 16 ? 0xffffffffu : (__mmask32)((1ull << (2 * n)) - 1u);
@@ -346,32 +340,57 @@ T512V INLINE void pairs_f32(const uint16_t *p, int32_t n, float *out) {
 }
 
 typedef struct {
-    __m512i cs, cz;                              /* multishift controls: scale, zero */
-    __m512 is, iz;                               /* code values per table lane: scale, zero */
-    float s2[32] __attribute__((aligned(64)));   /* (s2, z2) of 16 groups, scale statistic */
-    float z2[32] __attribute__((aligned(64)));   /* (zs2 * sum(x^_g), zz2): zero statistic times its input sum */
+    __m512i cs, cz;                             /* multishift controls: scale, zero */
+    __m512 is, iz;                              /* code values per table lane: scale, zero */
+    /* per group of the current 16 (s2, zs2: the scale's second-level pair;
+     * z2, zz2: the zero's; a: the tile's activation scale; X: sum(x^_g)) */
+    float zs[16] __attribute__((aligned(64)));  /* zs2 */
+    float sa[16] __attribute__((aligned(64)));  /* s2 * a */
+    float zq[16] __attribute__((aligned(64)));  /* z2 * X * s2 */
+    float zc[16] __attribute__((aligned(64)));  /* z2 * X * s2 * zz2 */
 } ms_stats;
 
-/* The 16 groups' zero pairs from g on, zs2 multiplied by sum(x^_g): the
- * zero table then gives z * sum(x^_g) directly (one multiply per 16 groups
- * instead of one per group; a different rounding order, same error size). */
-T512V INLINE void zpairs_xs(const uint16_t *p, const float *xs, int32_t n, float *out) {
-    pairs_f32(p, n, out);
-    const __m512 x = _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), xs), one = _mm512_set1_ps(1.0f);
-    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
-    _mm512_store_ps(out, _mm512_mul_ps(_mm512_load_ps(out), _mm512_permutex2var_ps(x, lo, one)));
-    _mm512_store_ps(out + 16, _mm512_mul_ps(_mm512_load_ps(out + 16), _mm512_permutex2var_ps(x, hi, one)));
+/* The folded second-level factors of the n <= 16 groups from g on, for
+ * all of them at once. */
+T512V INLINE void ms_fold(const uint16_t *sp, const uint16_t *zp, const float *xs, const float *at, int32_t n,
+                          ms_stats *m) {
+    float sv[32] __attribute__((aligned(64))), zv[32] __attribute__((aligned(64)));
+    pairs_f32(sp, n, sv);
+    pairs_f32(zp, n, zv);
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    const __mmask16 mk = (__mmask16)((1u << n) - 1u);
+    const __m512 s2 = _mm512_permutex2var_ps(_mm512_load_ps(sv), ev, _mm512_load_ps(sv + 16));
+    const __m512 zs2 = _mm512_permutex2var_ps(_mm512_load_ps(sv), od, _mm512_load_ps(sv + 16));
+    const __m512 z2 = _mm512_permutex2var_ps(_mm512_load_ps(zv), ev, _mm512_load_ps(zv + 16));
+    const __m512 zz2 = _mm512_permutex2var_ps(_mm512_load_ps(zv), od, _mm512_load_ps(zv + 16));
+    const __m512 zq = _mm512_mul_ps(_mm512_mul_ps(z2, _mm512_maskz_loadu_ps(mk, xs)), s2);
+    _mm512_store_ps(m->zs, zs2);
+    _mm512_store_ps(m->sa, _mm512_mul_ps(s2, _mm512_maskz_loadu_ps(mk, at)));
+    _mm512_store_ps(m->zq, zq);
+    _mm512_store_ps(m->zc, _mm512_mul_ps(zq, zz2));
 }
 
-/* Closes group g: y += s * (a * dot - z * sum(x^_g)), a the tile's
- * activation scale; one FMA computes a * dot - z * sum. */
+T512V INLINE __m512i ms_code(const uint8_t *p, __m512i ctrl) {
+    uint64_t q;
+    memcpy(&q, p, 8); /* the stats array has 16 bytes of slack at its end */
+    return _mm512_multishift_epi64_epi8(ctrl, _mm512_set1_epi64((long long)q));
+}
+
+/* Closes group g: y += s * (a * dot - z * X). With s = s2 * (cs - zs2) and
+ * z = z2 * (cz - zz2), s2 is folded into the group's other factors:
+ * y += (cs - zs2) * ((s2 a) * dot - ((z2 X s2) * cz - z2 X s2 zz2)), so a
+ * group takes one table (cs - zs2, a subtraction) where it took two
+ * (a subtraction and a multiply each): the zero's code value comes from
+ * the constant table. */
 T512V INLINE void finish_ms(const spqr_ktensor *kt, const rt_ctx *rc, const ms_stats *m, int32_t g,
-                            const __m512i dot, float a, __m512 *yacc) {
+                            const __m512i dot, __m512 *yacc) {
     const uint8_t *blk = rc->st + (size_t)g * kt->stat_bytes;
-    const __m512 s = stat_tab(blk, m->cs, m->is, m->s2 + 2 * (g & 15));
-    const __m512 zx = stat_tab(blk + kt->sb_bytes, m->cz, m->iz, m->z2 + 2 * (g & 15));
-    *yacc = _mm512_fmadd_ps(s, _mm512_fmsub_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(a), zx), *yacc);
+    const int j = g & 15;
+    const __m512 sc = _mm512_permutexvar_ps(ms_code(blk, m->cs), _mm512_sub_ps(m->is, _mm512_set1_ps(m->zs[j])));
+    const __m512 cz = _mm512_permutexvar_ps(ms_code(blk + kt->sb_bytes, m->cz), m->iz);
+    const __m512 zp = _mm512_fmsub_ps(_mm512_set1_ps(m->zq[j]), cz, _mm512_set1_ps(m->zc[j]));
+    *yacc = _mm512_fmadd_ps(sc, _mm512_fmsub_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(m->sa[j]), zp), *yacc);
 }
 
 T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y,
@@ -389,8 +408,7 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
             for (; g + 1 < kt->n_groups; g += 2, t += 2) {
                 if ((g & 15) == 0) {
                     const int32_t n = kt->n_groups - g < 16 ? kt->n_groups - g : 16;
-                    pairs_f32(rc.sp + (size_t)g * 2, n, ms->s2);
-                    zpairs_xs(rc.zp + (size_t)g * 2, in->xs + g, n, ms->z2);
+                    ms_fold(rc.sp + (size_t)g * 2, rc.zp + (size_t)g * 2, in->xs + g, in->at + g, n, ms);
                 }
                 const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
                 const int32_t *xa = in->xa + (size_t)t * KT_XOPS;
@@ -398,8 +416,8 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
                 kt_prefetch_tile(blk, 1, B);
                 kt_opf_step(&opf);
                 const __m512i i0 = tile_i8(blk, xa, 0, B), i1 = tile_i8(blk, xa + KT_XOPS, 1, B);
-                finish_ms(kt, &rc, ms, g, i0, in->at[t], &yacc);
-                finish_ms(kt, &rc, ms, g + 1, i1, in->at[t + 1], &yacc1);
+                finish_ms(kt, &rc, ms, g, i0, &yacc);
+                finish_ms(kt, &rc, ms, g + 1, i1, &yacc1);
             }
             yacc = _mm512_add_ps(yacc, yacc1);
         } else if (ctpg == 1) {
