@@ -18,7 +18,7 @@ assert [s["shape"] for s in d["shapes"]] == ["64x256", "33x100"], d
 for s in d["shapes"]:
     for k in ("spqr_gbps", "fp16_gbps", "fp32_gbps", "ref_gbps", "spqr_us", "fp16_us", "fp32_us", "ref_us"):
         assert s[k] > 0, (k, s)
-    # every probe counts towards the run's strict yardstick
+    # every probe counts towards the strict yardstick of the run
     assert s["probe_gbps"] > 0 and s["probe_gbps"] <= d["best_read_gbps"], s
     assert abs(s["spqr_vs_probe"] - s["spqr_gbps"] / s["probe_gbps"]) < 1e-9, s
 assert d["bandwidth_gbps"] <= d["best_read_gbps"], d
