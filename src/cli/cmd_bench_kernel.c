@@ -239,6 +239,10 @@ int cmd_bench_kernel(int argc, char **argv) {
          * every probe counts towards the run's best read rate. */
         double probe_cpu = 0;
         const double probe = rc == 0 ? bench_measure_bandwidth(threads, reps + 2, &probe_cpu, NULL) : 0;
+        if (rc == 0 && probe <= 0) {
+            fprintf(stderr, "spqr bench-kernel: out of memory\n");
+            rc = 1;
+        }
         if (probe > best_read) best_read = probe;
         if (rc == 0) ts = time_calls(call_spqr, &ctx, ncp, sz.stored_bytes, reps, 0.3);
         /* dense fp16 and fp32 with their own copies */
@@ -270,7 +274,9 @@ int cmd_bench_kernel(int argc, char **argv) {
         }
         if (rc == 0) tr = time_calls(call_ref, &ctx, 1, sz.stored_bytes, 1, 0.2);
         const spqr_kernel_path used = kts[0] ? spqr_ktensor_path(kts[0]) : path;
-        if (json) {
+        if (rc != 0) {
+            /* nothing to report for this shape */
+        } else if (json) {
             cJSON *o = cJSON_CreateObject();
             char shp[48];
             snprintf(shp, sizeof shp, "%dx%d", rows, cols);
