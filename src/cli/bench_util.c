@@ -54,13 +54,20 @@ double bench_read_bandwidth(const float *buf, size_t n, int threads, int reps, d
     return best;
 }
 
+float *bench_probe_buffer(size_t *n) {
+    *n = (size_t)(8 * bench_llc_bytes() / 4);
+    float *buf = malloc(*n * sizeof *buf);
+    if (buf)
+        for (size_t i = 0; i < *n; i++) buf[i] = (float)(i & 7);
+    return buf;
+}
+
 double bench_measure_bandwidth(int threads, int reps, double *best_cpu, size_t *buf_bytes) {
-    const size_t n = (size_t)(8 * bench_llc_bytes() / 4);
-    float *buf = malloc(n * sizeof *buf);
+    size_t n;
+    float *buf = bench_probe_buffer(&n);
     *best_cpu = 0;
     if (buf_bytes) *buf_bytes = n * sizeof *buf;
     if (!buf) return 0;
-    for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 7);
     const double bw = bench_read_bandwidth(buf, n, threads, reps, best_cpu);
     free(buf);
     return bw;

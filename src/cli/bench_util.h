@@ -18,8 +18,12 @@ uint64_t bench_llc_bytes(void);
  * GB/s of wall time; *best_cpu: the same per CPU time / threads. */
 double bench_read_bandwidth(const float *buf, size_t n, int threads, int reps, double *best_cpu);
 
-/* The same over a fresh buffer of 8x the last-level cache; 0 when out of
- * memory. *buf_bytes (may be NULL) gets the buffer size. */
+/* The probe's buffer: 8x the last-level cache of floats, filled; NULL when
+ * out of memory. *n gets its length; free() releases it. */
+float *bench_probe_buffer(size_t *n);
+
+/* bench_read_bandwidth over a fresh probe buffer; 0 when out of memory.
+ * *buf_bytes (may be NULL) gets the buffer size. */
 double bench_measure_bandwidth(int threads, int reps, double *best_cpu, size_t *buf_bytes);
 
 #endif

@@ -187,13 +187,17 @@ int cmd_bench_kernel(int argc, char **argv) {
     }
 
     const uint64_t llc = bench_llc_bytes(), target = in_cache ? 1 : 4 * llc;
-    double bw_cpu = 0;
-    size_t bw_bytes = 0;
-    const double bw = bench_measure_bandwidth(threads, reps + 2, &bw_cpu, &bw_bytes);
-    if (bw <= 0) {
+    /* one probe buffer for the run: probed at the start and again before
+     * each shape's SpQR timing */
+    size_t probe_n = 0;
+    float *probe_buf = bench_probe_buffer(&probe_n);
+    if (!probe_buf) {
         fprintf(stderr, "spqr bench-kernel: out of memory\n");
         return 1;
     }
+    const size_t bw_bytes = probe_n * sizeof *probe_buf;
+    double bw_cpu = 0;
+    const double bw = bench_read_bandwidth(probe_buf, probe_n, threads, reps + 2, &bw_cpu);
 
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "bandwidth_gbps", bw);
@@ -238,11 +242,7 @@ int cmd_bench_kernel(int argc, char **argv) {
          * also compared with a probe taken right before its own timing;
          * every probe counts towards the run's best read rate. */
         double probe_cpu = 0;
-        const double probe = rc == 0 ? bench_measure_bandwidth(threads, reps + 2, &probe_cpu, NULL) : 0;
-        if (rc == 0 && probe <= 0) {
-            fprintf(stderr, "spqr bench-kernel: out of memory\n");
-            rc = 1;
-        }
+        const double probe = rc == 0 ? bench_read_bandwidth(probe_buf, probe_n, threads, reps + 2, &probe_cpu) : 0;
         if (probe > best_read) best_read = probe;
         if (rc == 0) ts = time_calls(call_spqr, &ctx, ncp, sz.stored_bytes, reps, 0.3);
         /* dense fp16 and fp32 with their own copies */
@@ -345,5 +345,6 @@ int cmd_bench_kernel(int argc, char **argv) {
         free(s);
     }
     cJSON_Delete(root);
+    free(probe_buf);
     return rc;
 }
