@@ -226,7 +226,7 @@ static inline __attribute__((always_inline)) void kt_opf_step(kt_opf *p) {
 
 /* Row tile rt's outlier corrections for one input, corr[i] = sum over row
  * i's outliers of o_corr * xq[col] (their code is 0, see the layout notes),
- * row by row in two register accumulators: a per-lane memory accumulator
+ * row by row in four register accumulators: a per-lane memory accumulator
  * was 2x slower (a load-add-store on the same 16 floats per outlier). */
 static inline void kt_outlier_rows(const spqr_ktensor *kt, const float *xq, int32_t rt, float corr[KT_R]) {
     const int32_t *rp = kt->o_rptr + (size_t)rt * KT_R;
