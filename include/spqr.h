@@ -473,6 +473,9 @@ typedef struct spqr_quantize_options {
     int32_t quantize_head;     /* 1: also quantize lm_head (calibrated on the final-normed outputs of
                                   the last quantized block); with tied embeddings the embedding stays
                                   dense and the head becomes a separate packed tensor */
+    int32_t overwrite;         /* 1: an existing regular file at out_path that is not a .spqr model may be
+                                  replaced (--force); 0: refused. Directories, devices, FIFOs and sockets
+                                  are refused either way (docs/safety.md) */
 } spqr_quantize_options;
 
 void spqr_quantize_options_default(spqr_quantize_options *o);
@@ -515,7 +518,11 @@ typedef struct spqr_quantize_summary {
  * Embeddings, norms and lm_head (unless opt->quantize_head) stay in their
  * original precision. Writes
  * out_path atomically; per-block checkpoints go to the checkpoint dir and
- * are removed on success. summary may be NULL. */
+ * are removed on success. Before any work it checks everything the final
+ * write needs (output path, config and tokenizer text as they will be
+ * stored, free disk space for the estimated checkpoints and file), and it
+ * holds an exclusive lock on the checkpoint dir for the whole run: a second
+ * run on the same output fails at once. summary may be NULL. */
 spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens, int64_t n_tokens,
                                 const spqr_quantize_options *opt, const char *out_path,
                                 spqr_quantize_summary *summary, spqr_err *err);

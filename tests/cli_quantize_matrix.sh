@@ -142,8 +142,12 @@ else
     craft "$T/nan.safetensors" 4 8 8 8 nan
     expect_fail "NaN keeps old output" "" "$T/nan.safetensors" -o "$T/keep.safetensors"
     [ "$(cat "$T/keep.safetensors")" = OLD ] && ok || bad "existing output changed by a failed run"
-    "$SPQR" quantize-matrix "$FIX" -o "$T/keep.safetensors" >/dev/null 2>&1 && ok || bad "replace run failed"
+    # OLD is not an output of quantize-matrix: replaced only with --force (docs/safety.md)
+    "$SPQR" quantize-matrix "$FIX" -o "$T/keep.safetensors" >/dev/null 2>&1 && bad "a foreign file was replaced" || ok
+    [ "$(cat "$T/keep.safetensors")" = OLD ] && ok || bad "existing foreign output changed without --force"
+    "$SPQR" quantize-matrix "$FIX" -o "$T/keep.safetensors" --force >/dev/null 2>&1 && ok || bad "replace run failed"
     grep -a -q avg_bits_formula "$T/keep.safetensors" && ok || bad "existing output not replaced"
+    "$SPQR" quantize-matrix "$FIX" -o "$T/keep.safetensors" >/dev/null 2>&1 && ok || bad "our own output not replaced"
 
     # truncated input
     head -c 1000 "$FIX" >"$T/trunc.safetensors"

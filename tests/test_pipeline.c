@@ -277,8 +277,9 @@ int main(int argc, char **argv) {
     }
 
     /* 4. interrupt after block 0 with an older output in place, then resume */
+    /* (an older .spqr, recognised by its magic: only those are replaced without overwrite) */
     FILE *f = fopen(out_b, "wb");
-    fputs("previous output", f);
+    fwrite("SPQRMDL\0previous output", 1, 23, f);
     fclose(f);
     cancel_ctx cc = {0, 0, 0};
     spqr_quantize_options oi = o;
@@ -290,7 +291,7 @@ int main(int argc, char **argv) {
     CHECK(strstr(err.msg, "--resume") != NULL && !strchr(err.msg, '\n'));
     size_t lb = 0;
     char *old = read_all(out_b, 1000, &lb);
-    CHECK(old && !strcmp(old, "previous output")); /* untouched */
+    CHECK(old && lb == 23 && !memcmp(old, "SPQRMDL\0previous output", 23)); /* untouched */
     free(old);
     snprintf(path, sizeof path, "%s/block_0000.spqr", ck_b);
     CHECK(access(path, F_OK) == 0);

@@ -15,6 +15,8 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/quant_flags.h"
+#include "io/outpath.h"
+#include "quant/pipeline.h"
 #include "spqr.h"
 
 #define CMD "quantize"
@@ -56,7 +58,10 @@ static void apply_preset(const preset *ps, spqr_quant_params *p) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: spqr quantize MODEL_DIR -o OUT.spqr --calib TEXT [options]\n"
-            "  -o, --output FILE   the .spqr file to write (atomically, at the end)\n"
+            "  -o, --output FILE   the .spqr file to write (atomically, at the end); an existing file is\n"
+            "                      replaced only if it is a .spqr model (docs/safety.md)\n"
+            "  --force             also replace an existing file of another kind (never an input,\n"
+            "                      a directory, device or FIFO)\n"
             "  --calib FILE        calibration text (UTF-8), tokenized once without BOS\n"
             "  --nsamples N        calibration windows (default 128)\n"
             "  --seqlen N          tokens per window (default min(2048, max_position_embeddings))\n"
@@ -114,18 +119,6 @@ static void on_progress(void *user, const spqr_quantize_progress *e) {
                 eta);
     }
     fflush(stderr);
-}
-
-static int parent_dir_exists(const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) return 1;
-    size_t n = (size_t)(slash - path);
-    if (n == 0) return 1;
-    char *d = strndup(path, n);
-    struct stat sb;
-    int ok = d && stat(d, &sb) == 0 && S_ISDIR(sb.st_mode);
-    free(d);
-    return ok;
 }
 
 static void print_kind_row(const spqr_quantize_kind_summary *kk) {
@@ -233,6 +226,7 @@ int cmd_quantize(int argc, char **argv) {
         if (!strcmp(a, "-v")) { verbose = 1; i++; continue; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; i++; continue; }
         if (!strcmp(a, "--quantize-head")) { o.quantize_head = 1; i++; continue; }
+        if (!strcmp(a, "--force")) { o.overwrite = 1; i++; continue; }
         if (a[0] == '-' && a[1]) {
             snprintf(msg, sizeof msg, "unknown option '%.64s' (see --help)", a);
             return fail2(msg);
@@ -247,17 +241,17 @@ int cmd_quantize(int argc, char **argv) {
     if (!model_dir) return fail2("missing MODEL_DIR (see --help)");
     if (!out) return fail2("missing -o OUT.spqr");
     if (!calib) return fail2("missing --calib TEXT");
-    if (!parent_dir_exists(out)) {
-        snprintf(msg, sizeof msg, "the directory of the output %.400s does not exist", out);
-        return fail(msg);
-    }
+    spqr_err err = {0};
+    /* The output rules (docs/safety.md), with every input known here. */
+    const char *inputs[] = {model_dir, calib};
+    const spqr_out_spec spec = {"-o", "a .spqr model", pipe_is_spqr_head, o.overwrite};
+    if (spqr_out_check(out, &spec, inputs, 2, &err)) return fail(err.msg);
     char pname[96];
     if (preset_name) snprintf(pname, sizeof pname, "%s%s", preset_name, custom ? "+custom" : "");
     else snprintf(pname, sizeof pname, "custom");
     o.preset = pname;
     cli_blas_single_thread();
 
-    spqr_err err = {0};
     spqr_logger logger = cli_stderr_logger(verbose);
     o.log = &logger;
     size_t len = 0;

@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/quant_flags.h"
 #include "io/file.h"
+#include "io/outpath.h"
 #include "spqr.h"
 
 static void usage(FILE *f) {
@@ -23,7 +24,10 @@ static void usage(FILE *f) {
             "avg_bits_formula, avg_bits_measured, outlier_count, rel_hessian_error\n"
             "(tr(dW H dW^T) / tr(W H W^T), undamped H) and seconds.\n\n"
             "options:\n"
-            "  -o, --output PATH      output file (required)\n"
+            "  -o, --output PATH      output file (required); an existing file is replaced only if it\n"
+            "                         is an output of this command (docs/safety.md)\n"
+            "  --force                also replace an existing file of another kind (never the input,\n"
+            "                         a directory, device or FIFO)\n"
             "  -t, --threads N        worker threads; 0 = all cores (default 0)\n"
             "  -v, --verbose          progress messages on stderr\n"
             "  -h, --help             this help\n\n");
@@ -83,20 +87,19 @@ static int add_meta(void *user, const char *key, const char *value) {
     return spqr_st_writer_set_metadata((spqr_st_writer *)user, key, value, &err) != SPQR_OK;
 }
 
-/* Refuse early, before minutes of work, when OUT cannot be created. The
- * atomic writer is still the real guard. */
-static int check_output_path(const char *out) {
-    struct stat st;
-    if (stat(out, &st) == 0 && S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "spqr: %s: output path is a directory\n", out);
-        return -1;
-    }
-    char *dir = spqr_path_dirname(out);
-    if (!dir) return -1;
-    int ok = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
-    if (!ok) fprintf(stderr, "spqr: %s: output directory '%s' does not exist\n", out, dir);
-    free(dir);
-    return ok ? 0 : -1;
+/* An output of this command: a safetensors header (8-byte length, then
+ * JSON) naming our outlier mask and measured bits. What -o may replace
+ * without --force. */
+static int has_bytes(const uint8_t *h, size_t n, const char *s) {
+    const size_t k = strlen(s);
+    for (size_t i = 0; i + k <= n; i++)
+        if (!memcmp(h + i, s, k)) return 1;
+    return 0;
+}
+
+static int is_our_output(const uint8_t *head, size_t n) {
+    if (n < 9 || head[8] != '{') return 0;
+    return has_bytes(head + 8, n - 8, "\"outlier_mask\"") && has_bytes(head + 8, n - 8, "\"avg_bits_measured\"");
 }
 
 int cmd_quantize_matrix(int argc, char **argv) {
@@ -104,8 +107,8 @@ int cmd_quantize_matrix(int argc, char **argv) {
     spqr_quant_params_default(&p);
     const char *in_path = NULL, *out_path = NULL;
     long long threads = 0;
-    int verbose = 0;
-    char msg[256];
+    int verbose = 0, force = 0;
+    char msg[512];
 
     for (int i = 1; i < argc;) {
         const char *a = argv[i];
@@ -116,6 +119,11 @@ int cmd_quantize_matrix(int argc, char **argv) {
         }
         if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             verbose = 1;
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--force")) {
+            force = 1;
             i++;
             continue;
         }
@@ -150,7 +158,13 @@ int cmd_quantize_matrix(int argc, char **argv) {
     if (!out_path) return usage_error("missing -o OUT.safetensors");
     spqr_err err = {0};
     if (spqr_quant_params_validate(&p, &err) != SPQR_OK) return usage_error(err.msg);
-    if (check_output_path(out_path)) return 1;
+    /* The output rules (docs/safety.md), before minutes of work. */
+    const spqr_out_spec spec = {"-o", "an output of spqr quantize-matrix", is_our_output, force};
+    const char *inputs[] = {in_path};
+    if (spqr_out_check(out_path, &spec, inputs, 1, &err)) {
+        fprintf(stderr, "spqr: quantize-matrix: %s\n", err.msg);
+        return 1;
+    }
 
     int rc = 1;
     spqr_safetensors *in = NULL;

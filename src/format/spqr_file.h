@@ -145,6 +145,13 @@ const char *spqrf_packed_sizes(const spqrf_packed_header *h, uint64_t sizes[SPQR
  * outlier values must be finite (a non-finite one makes NaN weights). */
 int64_t spqrf_first_nonfinite_f16(const uint16_t *v, uint64_t n);
 
+/* NULL when the len bytes at p may be stored as a text
+ * section of this type, else a short reason: within the size limit, no NUL,
+ * and for config and metadata valid UTF-8 holding exactly one JSON object.
+ * The one rule used by the writer, the reader and the HF loader, so that
+ * what loads can always be written. */
+const char *spqrf_text_problem(uint32_t type, const char *p, size_t len);
+
 static inline uint64_t spqrf_align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 #endif

@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "format/spqr_file.h"
 #include "format/tensor.h"
+#include "io/atomic_file.h"
 #include "io/dtype.h"
 #include "io/file.h"
 
@@ -29,8 +30,9 @@ typedef struct {
 } w_entry;
 
 struct spqr_archive_writer {
-    char *path, *tmp, *dir;
-    FILE *f;
+    spqr_atomic_file af; /* the temporary until finish() renames it into place */
+    char *path;          /* for messages */
+    FILE *f;             /* af.f */
     uint64_t pos;     /* bytes written so far */
     uint32_t crc;     /* running CRC32C of the current section */
     w_entry *entries;
@@ -77,47 +79,24 @@ static int pad_to(spqr_archive_writer *w, uint64_t target) {
 
 spqr_status spqr_archive_writer_create(const char *path, spqr_archive_writer **out, spqr_err *err) {
     *out = NULL;
-    if (!path || !*path) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "empty output path");
-    if (path[strlen(path) - 1] == '/')
-        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: output path is a directory", path);
     spqr_archive_writer *w = calloc(1, sizeof *w);
-    if (!w) return spqr_err_set(err, SPQR_ERR_NOMEM, "%s: out of memory", path);
+    if (!w) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    spqr_status s = spqr_atomic_open(path, &w->af, err);
+    if (s) {
+        free(w);
+        return s;
+    }
     w->path = strdup(path);
-    w->dir = spqr_path_dirname(path);
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    size_t tlen = (w->dir ? strlen(w->dir) : 0) + strlen(base) + 32;
-    w->tmp = malloc(tlen);
-    if (!w->path || !w->dir || !w->tmp) {
+    w->f = w->af.f;
+    if (!w->path) {
         spqr_archive_writer_free(w);
-        return spqr_err_set(err, SPQR_ERR_NOMEM, "%s: out of memory", path);
-    }
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        spqr_archive_writer_free(w);
-        return spqr_err_set(err, SPQR_ERR_IO, "%s: is a directory", path);
-    }
-    snprintf(w->tmp, tlen, "%s/.%s.tmp.XXXXXX", w->dir, base);
-    int fd = mkstemp(w->tmp);
-    if (fd < 0) {
-        spqr_status s = spqr_err_set(err, SPQR_ERR_IO, "%s: cannot create a temporary file in '%s': %s", path,
-                                     w->dir, strerror(errno));
-        w->tmp[0] = 0; /* nothing to unlink */
-        spqr_archive_writer_free(w);
-        return s;
-    }
-    w->f = fdopen(fd, "wb");
-    if (!w->f) {
-        spqr_status s = spqr_err_set(err, SPQR_ERR_IO, "%s: fdopen failed: %s", path, strerror(errno));
-        close(fd);
-        spqr_archive_writer_free(w);
-        return s;
+        return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     }
     /* Placeholder header, overwritten by finish(). */
     spqrf_header zero;
     memset(&zero, 0, sizeof zero);
     if (put(w, &zero, sizeof zero)) {
-        spqr_status s = spqr_err_set(err, SPQR_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        s = spqr_err_set(err, SPQR_ERR_IO, "%s: write failed: %s", path, strerror(errno));
         spqr_archive_writer_free(w);
         return s;
     }
@@ -127,13 +106,10 @@ spqr_status spqr_archive_writer_create(const char *path, spqr_archive_writer **o
 
 void spqr_archive_writer_free(spqr_archive_writer *w) {
     if (!w) return;
-    if (w->f) fclose(w->f);
-    if (!w->finished && w->tmp && w->tmp[0]) unlink(w->tmp);
+    spqr_atomic_abort(&w->af); /* removes the temporary unless finished */
     for (uint32_t i = 0; i < w->n; i++) free(w->entries[i].name);
     free(w->entries);
     free(w->path);
-    free(w->tmp);
-    free(w->dir);
     free(w);
 }
 
@@ -198,23 +174,10 @@ static spqr_status write_failed(spqr_archive_writer *w, const char *name, spqr_e
 }
 
 static spqr_status add_text(spqr_archive_writer *w, uint32_t type, const char *name, const void *bytes,
-                            size_t len, int must_be_json, spqr_err *err) {
+                            size_t len, spqr_err *err) {
     if (!bytes) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: %s is NULL", w->path, name);
-    uint64_t cap = type == SPQRF_SEC_TOKENIZER ? SPQRF_MAX_TOKENIZER : SPQRF_MAX_JSON;
-    if ((uint64_t)len >= cap)
-        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: %s is %zu bytes, limit %llu", w->path, name, len,
-                            (unsigned long long)cap);
-    if (memchr(bytes, 0, len))
-        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: %s contains a NUL byte", w->path, name);
-    if (must_be_json) {
-        /* The reader insists on a JSON object; refuse to write what it would reject. */
-        if (!spqr_utf8_valid(bytes, len))
-            return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: %s is not valid UTF-8", w->path, name);
-        cJSON *j = cJSON_ParseWithOpts(bytes, NULL, 1);
-        int ok = cJSON_IsObject(j);
-        cJSON_Delete(j);
-        if (!ok) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: %s is not a JSON object", w->path, name);
-    }
+    const char *why = spqrf_text_problem(type, bytes, len);
+    if (why) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: %s is %s", w->path, name, why);
     spqr_status s = begin_section(w, type, name, err);
     if (s) return s;
     const char nul = 0;
@@ -223,16 +186,16 @@ static spqr_status add_text(spqr_archive_writer *w, uint32_t type, const char *n
 }
 
 spqr_status spqr_archive_writer_add_config(spqr_archive_writer *w, const char *json, spqr_err *err) {
-    return add_text(w, SPQRF_SEC_CONFIG, "config", json, json ? strlen(json) : 0, 1, err);
+    return add_text(w, SPQRF_SEC_CONFIG, "config", json, json ? strlen(json) : 0, err);
 }
 
 spqr_status spqr_archive_writer_add_metadata(spqr_archive_writer *w, const char *json, spqr_err *err) {
-    return add_text(w, SPQRF_SEC_METADATA, "metadata", json, json ? strlen(json) : 0, 1, err);
+    return add_text(w, SPQRF_SEC_METADATA, "metadata", json, json ? strlen(json) : 0, err);
 }
 
 spqr_status spqr_archive_writer_add_tokenizer(spqr_archive_writer *w, const void *bytes, size_t len,
                                               spqr_err *err) {
-    return add_text(w, SPQRF_SEC_TOKENIZER, "tokenizer", bytes, len, 0, err);
+    return add_text(w, SPQRF_SEC_TOKENIZER, "tokenizer", bytes, len, err);
 }
 
 spqr_status spqr_archive_writer_add_dense(spqr_archive_writer *w, const char *name, spqr_dtype dtype,
@@ -342,25 +305,13 @@ spqr_status spqr_archive_writer_finish(spqr_archive_writer *w, spqr_err *err) {
     h.header_crc = spqr_crc32c(&h, offsetof(spqrf_header, header_crc));
     if (fseek(w->f, 0, SEEK_SET) != 0 || fwrite(&h, sizeof h, 1, w->f) != 1) goto io_fail;
     if (fflush(w->f) != 0 || ferror(w->f)) goto io_fail;
-    /* mkstemp creates 0600: keep the mode of a file we replace, else 0644. */
-    mode_t mode = 0644;
-    struct stat st;
-    if (stat(w->path, &st) == 0) mode = st.st_mode & 07777;
-    (void)fchmod(fileno(w->f), mode);
-    if (fsync(fileno(w->f)) != 0) goto io_fail;
-    FILE *f = w->f;
-    w->f = NULL;
-    if (fclose(f) != 0) goto io_fail;
-    if (rename(w->tmp, w->path) != 0) {
-        poison(w, SPQR_ERR_IO, "%s: cannot rename the temporary file into place: %s", w->path, strerror(errno));
-        return report(w, err);
+    w->f = NULL; /* commit closes it */
+    spqr_status s = spqr_atomic_commit(&w->af, err);
+    if (s) {
+        poison(w, s, "%s", err ? err->msg : "commit failed");
+        return s;
     }
     w->finished = 1;
-    int dfd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) { /* durability of the rename; the file is complete either way */
-        (void)fsync(dfd);
-        close(dfd);
-    }
     return SPQR_OK;
 io_fail:
     poison(w, SPQR_ERR_IO, "%s: write failed: %s", w->path, strerror(errno));

@@ -28,9 +28,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "core/error.h"
+#include "format/spqr_file.h"
+#include "io/atomic_file.h"
+#include "io/dir_lock.h"
+#include "io/file.h"
+#include "io/outpath.h"
 #include "model/model.h"
 #include "quant/calib.h"
 #include "quant/pipeline.h"
@@ -339,6 +345,51 @@ static spqr_status ensure_dir(const char *dir, spqr_err *err) {
     return spqr_err_set(err, SPQR_ERR_IO, "cannot create checkpoint directory %s: %s", dir, strerror(errno));
 }
 
+/* A generous estimate of a packed linear's bits per weight: codes, both
+ * statistics, second-level groups, permutation and row pointers, and room
+ * for a few percent of outliers at 48 bits each. */
+static double estimate_bits(const spqr_quant_params *q, int32_t cols) {
+    const double g = q->groupsize > 0 && q->groupsize < cols ? q->groupsize : cols;
+    const double stat = (q->qq_scale_bits ? q->qq_scale_bits : 16) + (q->qq_zero_bits ? q->qq_zero_bits : 16);
+    const double outl = isfinite(q->outlier_threshold) && q->outlier_threshold > 0 ? 1.5 : 0.0;
+    return q->wbits + stat / g + 2.0 + outl;
+}
+
+/* Peak disk use of a run: every block checkpoint, two copies of the
+ * calibration activations (the new one is written before the old one is
+ * removed) and the final file (written while the checkpoints exist).
+ * Refused before block 1 when the file system cannot hold it. */
+static spqr_status check_disk_space(const spqr_model *m, const spqr_quantize_options *o, const char *out_path,
+                                    const char *ckdir, uint64_t inputs_bytes, spqr_err *err) {
+    const spqr_config *c = &m->cfg;
+    double packed = 0;
+    for (int32_t l = 0; l < c->n_layers; l++)
+        for (int k = 0; k < PIPE_KINDS; k++) {
+            const spqr_linear *lin = block_linear(&m->layers[l], k);
+            packed += (double)lin->rows * lin->cols * estimate_bits(&o->params, lin->cols) / 8.0;
+        }
+    const double VH = (double)c->vocab_size * c->hidden_size;
+    const double es = m->embed.kind == SPQR_LINEAR_F32 ? 4.0 : 2.0;
+    const double dense = VH * es * (c->tie_word_embeddings ? 1 : 2) + ((double)2 * c->n_layers + 1) * c->hidden_size * 4;
+    const double need = 2 * packed + dense + 2.0 * (double)inputs_bytes;
+    char *odir = spqr_path_dirname(out_path);
+    struct statvfs a, b;
+    int ok_a = odir && statvfs(odir, &a) == 0, ok_b = statvfs(ckdir, &b) == 0;
+    spqr_status st = SPQR_OK;
+    if (ok_a && ok_b) {
+        const double free_a = (double)a.f_bavail * a.f_frsize, free_b = (double)b.f_bavail * b.f_frsize;
+        /* Checkpoints already on disk (--resume) are part of the need. */
+        const double have = free_b + (double)pipe_ckpt_bytes(ckdir, c->n_layers);
+        if (a.f_fsid == b.f_fsid ? have < need : (free_a < packed + dense || have < need - packed - dense))
+            st = spqr_err_set(err, SPQR_ERR_IO,
+                              "not enough disk space for %s: about %.2f GB needed (checkpoints in %s and the final "
+                              "file), %.2f GB free",
+                              out_path, need / 1e9, ckdir, (a.f_fsid == b.f_fsid ? have : free_a) / 1e9);
+    }
+    free(odir);
+    return st;
+}
+
 static spqr_status validate(const spqr_model *m, const int32_t *tok, int64_t n, const spqr_quantize_options *o,
                             const char *out_path, spqr_err *err) {
     if (!m || !o || !out_path || (!tok && n > 0))
@@ -349,6 +400,13 @@ static spqr_status validate(const spqr_model *m, const int32_t *tok, int64_t n, 
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "model_quantize: the model lacks its config/tokenizer text");
     spqr_status st = spqr_quant_params_validate(&o->params, err);
     if (st) return st;
+    /* What the final write stores is checked now, not after hours of work. */
+    const char *why = spqrf_text_problem(SPQRF_SEC_CONFIG, m->config_json, m->config_len);
+    if (why) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: %s", why);
+    if ((why = spqrf_text_problem(SPQRF_SEC_TOKENIZER, m->tokenizer_json, m->tokenizer_len)))
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer.json: %s", why);
+    const spqr_out_spec spec = {"output", "a .spqr model", pipe_is_spqr_head, o->overwrite};
+    if ((st = spqr_out_check(out_path, &spec, NULL, 0, err))) return st;
     if (o->nsamples < 1 || o->nsamples > (1 << 20))
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "nsamples %d is outside [1, 1048576]", o->nsamples);
     if (o->seqlen < 0 || o->seqlen > m->cfg.max_position_embeddings)
@@ -441,6 +499,7 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     /* + 1: the head's pseudo layer (quantize_head) */
     p.mc.layers = malloc(((size_t)c->n_layers + 1) * sizeof *p.mc.layers);
     char *meta = NULL;
+    int lock_fd = -1;
     spqr_tensor *tensors[PIPE_KINDS] = {0}, *head = NULL;
     float *Wdq[PIPE_KINDS] = {0}, *head_dq = NULL;
     if (!starts || !p.X || !rec || !p.mc.layers) {
@@ -469,6 +528,12 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
         if ((st = spqr_session_create(&p.mview, p.T, 1, &p.w[j].sess, err))) goto done;
     }
     if ((st = ensure_dir(p.ckdir, err))) goto done;
+    if ((st = spqr_dir_lock(p.ckdir, &lock_fd, err))) goto done;
+    /* Under the lock no other run writes here: leftovers of a killed run
+     * (checkpoint and output temporaries, GBs of activations) can go. */
+    pipe_ckpt_remove_stale(p.ckdir);
+    spqr_atomic_remove_stale(out_path);
+    if ((st = check_disk_space(m, opt, out_path, p.ckdir, (uint64_t)xn * sizeof(float), err))) goto done;
     const uint64_t hash = run_hash(m, calib_tokens, n_tokens, opt, p.N, p.T);
 
     /* --resume: the longest prefix of valid block checkpoints whose last
@@ -482,7 +547,6 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
         spqr_log(opt->log, SPQR_LOG_INFO, "resume: %d of %d blocks restored from %s", first, c->n_layers, p.ckdir);
     } else {
         pipe_ckpt_remove_all(p.ckdir, c->n_layers);
-        if ((st = ensure_dir(p.ckdir, err))) goto done;
     }
     p.skipped = (int64_t)STEPS_PER_BLOCK * first;
     p.step = p.skipped;
@@ -526,8 +590,11 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     meta = final_metadata(m, opt, p.N, p.T, n_tokens, calib_hash(CALIB_HASH_INIT, calib_tokens, (size_t)n_tokens * 4),
                           rec, n_rec, sm.avg_bits_stored, sm.avg_bits_formula);
     if (!meta) { st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); goto done; }
-    if ((st = pipe_write_model(m, p.ckdir, meta, head, out_path, err))) goto done;
+    if ((st = pipe_write_model(m, p.ckdir, hash, meta, head, out_path, err))) goto done;
     pipe_ckpt_remove_all(p.ckdir, c->n_layers);
+    spqr_dir_unlock(p.ckdir, lock_fd, 1);
+    lock_fd = -1;
+    pipe_ckpt_rmdir(p.ckdir);
     if (summary) {
         sm.resumed_blocks = first;
         sm.seqlen = p.T;
@@ -546,6 +613,12 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     }
 
 done:
+    if (lock_fd >= 0) {
+        /* A failed run that checkpointed nothing leaves no directory behind. */
+        const int empty = !pipe_ckpt_any(p.ckdir, c->n_layers);
+        spqr_dir_unlock(p.ckdir, lock_fd, empty);
+        if (empty) pipe_ckpt_rmdir(p.ckdir);
+    }
     for (int k = 0; k < PIPE_KINDS; k++) {
         spqr_tensor_free(tensors[k]);
         free(Wdq[k]);

@@ -47,14 +47,27 @@ spqr_status pipe_ckpt_write_inputs(const char *dir, uint64_t hash, int32_t block
 int pipe_ckpt_block_ok(const char *dir, uint64_t hash, int32_t block, pipe_layer_record rec[PIPE_KINDS]);
 /* Loads X from inputs_NNNN when it exists and matches (returns 1), else 0. */
 int pipe_ckpt_load_inputs(const char *dir, uint64_t hash, int32_t block, float *X, int64_t n_rows, int32_t hidden);
-/* Removes every checkpoint file of the layout above and the directory. */
+/* Removes every checkpoint file of the layout above and any temporaries;
+ * the directory and its lock file stay (the caller holds the lock). */
 void pipe_ckpt_remove_all(const char *dir, int32_t n_blocks);
+/* Removes the directory if it is empty (harmless when someone else put
+ * files there). */
+void pipe_ckpt_rmdir(const char *dir);
+/* Removes temporaries (".NAME.tmp.XXXXXX") left in dir by a killed run. */
+void pipe_ckpt_remove_stale(const char *dir);
+/* 1 when any block or inputs checkpoint exists in dir. */
+int pipe_ckpt_any(const char *dir, int32_t n_blocks);
+/* Bytes of the checkpoint files in dir. */
+uint64_t pipe_ckpt_bytes(const char *dir, int32_t n_blocks);
+/* 1 when the first n bytes of a file are a .spqr archive's magic (what an
+ * existing output may be replaced by without --force). */
+int pipe_is_spqr_head(const uint8_t *head, size_t n);
 
 /* Writes the final .spqr from the model's dense tensors and the block
- * checkpoints; metadata_json is the quantization metadata. head: the packed
+ * checkpoints, each checked to carry this run's hash; metadata_json is the quantization metadata. head: the packed
  * LM head (--quantize-head; then no dense lm_head is stored, and with tied
  * embeddings the embedding stays dense for the lookup), or NULL. */
-spqr_status pipe_write_model(const spqr_model *m, const char *dir, const char *metadata_json,
+spqr_status pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash, const char *metadata_json,
                              const spqr_tensor *head, const char *out_path, spqr_err *err);
 
 #endif

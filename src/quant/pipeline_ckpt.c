@@ -9,9 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/error.h"
+#include "format/spqr_file.h"
+#include "io/atomic_file.h"
 #include "model/model.h"
 #include "quant/pipeline.h"
 
@@ -178,14 +182,54 @@ void pipe_ckpt_remove_all(const char *dir, int32_t n_blocks) {
         pipe_ckpt_path(path, sizeof path, dir, "inputs", l);
         unlink(path);
     }
-    rmdir(dir); /* fails harmlessly when someone else put files there */
+    pipe_ckpt_remove_stale(dir);
 }
+
+void pipe_ckpt_rmdir(const char *dir) { rmdir(dir); }
+
+void pipe_ckpt_remove_stale(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char base[256], path[4096];
+    while ((e = readdir(d))) {
+        /* ".BASE.tmp.XXXXXX": recover BASE, then ask the writer's own rule. */
+        const size_t n = strlen(e->d_name), tail = strlen(".tmp.XXXXXX");
+        if (n <= tail + 1 || n - tail - 1 >= sizeof base || e->d_name[0] != '.') continue;
+        memcpy(base, e->d_name + 1, n - tail - 1);
+        base[n - tail - 1] = 0;
+        if (!spqr_atomic_is_tmp_of(e->d_name, base)) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
+static uint64_t ckpt_scan(const char *dir, int32_t n_blocks, int stop_at_first) {
+    char path[4096];
+    uint64_t bytes = 0;
+    struct stat sb;
+    for (int32_t l = 0; l < n_blocks; l++)
+        for (int w = 0; w < 2; w++) {
+            pipe_ckpt_path(path, sizeof path, dir, w ? "inputs" : "block", l);
+            if (stat(path, &sb) != 0) continue;
+            bytes += (uint64_t)sb.st_size;
+            if (stop_at_first) return bytes ? bytes : 1;
+        }
+    return bytes;
+}
+
+int pipe_ckpt_any(const char *dir, int32_t n_blocks) { return ckpt_scan(dir, n_blocks, 1) > 0; }
+
+uint64_t pipe_ckpt_bytes(const char *dir, int32_t n_blocks) { return ckpt_scan(dir, n_blocks, 0); }
+
+int pipe_is_spqr_head(const uint8_t *head, size_t n) { return n >= 8 && !memcmp(head, SPQRF_MAGIC, 8); }
 
 static spqr_dtype linear_dtype(const spqr_linear *l) {
     return l->kind == SPQR_LINEAR_F32 ? SPQR_DTYPE_F32 : l->kind == SPQR_LINEAR_F16 ? SPQR_DTYPE_F16 : SPQR_DTYPE_BF16;
 }
 
-spqr_status pipe_write_model(const spqr_model *m, const char *dir, const char *metadata_json,
+spqr_status pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash, const char *metadata_json,
                              const spqr_tensor *head, const char *out_path, spqr_err *err) {
     const spqr_config *c = &m->cfg;
     const int32_t H = c->hidden_size;
@@ -214,8 +258,13 @@ spqr_status pipe_write_model(const spqr_model *m, const char *dir, const char *m
     /* Packed tensors, one block checkpoint at a time. */
     for (int32_t l = 0; !st && l < c->n_layers; l++) {
         pipe_ckpt_path(path, sizeof path, dir, "block", l);
-        spqr_archive *a = NULL;
-        if ((st = spqr_archive_open(path, &a, err))) break;
+        /* Only this run's blocks: a checkpoint of another run (other knobs,
+         * model or calibration) would silently mix two models. */
+        spqr_archive *a = open_checked(path, hash, l, NULL);
+        if (!a) {
+            st = spqr_err_set(err, SPQR_ERR_FORMAT, "checkpoint %s is missing or belongs to another run", path);
+            break;
+        }
         for (int k = 0; !st && k < PIPE_KINDS; k++) {
             snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, PIPE_KIND_NAMES[k]);
             const spqr_tensor *t = spqr_archive_find_packed(a, name);
