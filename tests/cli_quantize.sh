@@ -24,6 +24,7 @@ one_line_error() { # description: stderr is exactly one line starting with "spqr
 }
 head -c 6000 "$ROOT/data/calib.txt" >"$TMP/calib.txt"
 : >"$TMP/empty.txt"
+printf 'hi' >"$TMP/hi.txt"
 Q=(quantize "$MODEL" --calib "$TMP/calib.txt" --nsamples 4 --seqlen 32 -t 2 -q)
 
 # 1. bad input: one line, non-zero, no output file
@@ -34,7 +35,7 @@ expect_rc 2 "nsamples 0" "$SPQR" "${Q[@]}" -o "$TMP/x.spqr" --nsamples 0; one_li
 expect_rc 2 "nsamples not a number" "$SPQR" "${Q[@]}" -o "$TMP/x.spqr" --nsamples lots; one_line_error "nsamples lots"
 expect_rc 1 "seqlen beyond the model" "$SPQR" "${Q[@]}" -o "$TMP/x.spqr" --seqlen 100000; one_line_error "seqlen 100000"
 grep -q 'max_position_embeddings' "$TMP/err" && ok "seqlen error names the limit" || bad "seqlen error: $(cat "$TMP/err")"
-expect_rc 1 "calib shorter than one window" "$SPQR" quantize "$MODEL" -o "$TMP/x.spqr" --calib <(printf 'hi') --seqlen 200 -q
+expect_rc 1 "calib shorter than one window" "$SPQR" quantize "$MODEL" -o "$TMP/x.spqr" --calib "$TMP/hi.txt" --seqlen 200 -q
 one_line_error "short calib"
 expect_rc 1 "output directory missing" "$SPQR" "${Q[@]}" -o "$TMP/no/such/dir/x.spqr"; one_line_error "output dir missing"
 expect_rc 2 "unknown preset" "$SPQR" "${Q[@]}" -o "$TMP/x.spqr" --preset 2bit; one_line_error "unknown preset"

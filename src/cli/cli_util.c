@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io/file.h"
+
 int cli_parse_int(const char *flag, const char *s, long long lo, long long hi, long long *out, char *msg,
                   size_t cap) {
     if (!s || !*s) {
@@ -98,48 +100,8 @@ void openblas_set_num_threads(int num_threads);
 void cli_blas_single_thread(void) { openblas_set_num_threads(1); }
 
 char *cli_read_file(const char *path, size_t max_bytes, size_t *len, spqr_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err->msg, sizeof err->msg, "cannot open %s: %s", path, strerror(errno));
-        err->code = SPQR_ERR_IO;
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        if (n == cap) {
-            if (cap >= max_bytes) {
-                snprintf(err->msg, sizeof err->msg, "%s is larger than %zu bytes", path, max_bytes);
-                err->code = SPQR_ERR_INVALID_ARG;
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            cap = cap * 2 > max_bytes ? max_bytes : cap * 2;
-            char *nb = realloc(buf, cap + 1);
-            if (!nb) { free(buf); buf = NULL; break; }
-            buf = nb;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf) {
-        snprintf(err->msg, sizeof err->msg, "out of memory reading %s", path);
-        err->code = SPQR_ERR_NOMEM;
-        return NULL;
-    }
-    if (bad) {
-        snprintf(err->msg, sizeof err->msg, "read error on %s", path);
-        err->code = SPQR_ERR_IO;
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
+    char *buf = NULL;
+    return spqr_file_read_text(path, max_bytes, &buf, len, err) ? NULL : buf;
 }
 
 static void log_stderr(void *user, spqr_log_level level, const char *msg) {

@@ -15,6 +15,7 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "model/model.h"
+#include "model/model_path.h"
 #include "spqr.h"
 
 #define CMD "bench"
@@ -243,12 +244,15 @@ int cmd_bench(int argc, char **argv) {
         free(models);
         return 2;
     }
-    for (int i = 0; i < n_models; i++)
-        if (access(models[i], R_OK) != 0) {
-            fprintf(stderr, "spqr: " CMD ": cannot read model %s\n", models[i]);
+    /* Every path up front, before the bandwidth probe and the first load. */
+    for (int i = 0; i < n_models; i++) {
+        spqr_err err = {0};
+        spqr_model_path_kind kind;
+        if (spqr_model_path_classify(models[i], &kind, &err)) {
             free(models);
-            return 1;
+            return cli_fail(CMD, err.msg, 1);
         }
+    }
     cli_blas_single_thread();
     const int progress = isatty(STDERR_FILENO);
 

@@ -58,10 +58,6 @@ int cmd_generate(int argc, char **argv) {
     if (!model_dir) { fprintf(stderr, "spqr: " CMD ": missing MODEL_DIR (see --help)\n"); return 2; }
     if (!prompt) { fprintf(stderr, "spqr: " CMD ": missing -p PROMPT (see --help)\n"); return 2; }
     cli_blas_single_thread();
-    if (seed < 0) {
-        seed = (int64_t)time(NULL);
-        if (temp > 0) fprintf(stderr, "seed = %lld\n", (long long)seed);
-    }
 
     char msg[1024];
     spqr_err err = {0};
@@ -85,15 +81,26 @@ int cmd_generate(int argc, char **argv) {
     if (!prompt_ids) { fail("out of memory"); goto done; }
     if (add_bos) prompt_ids[0] = cfg->bos_token_id;
     memcpy(prompt_ids + add_bos, ids, (size_t)n_ids * sizeof *ids);
+    if (ctx > cfg->max_position_embeddings) {
+        snprintf(msg, sizeof msg, "-c %d exceeds the model's max_position_embeddings %d", ctx,
+                 cfg->max_position_embeddings);
+        fail(msg);
+        goto done;
+    }
     if (ctx == 0) {
         int64_t want = (int64_t)n_prompt + n_gen;
         ctx = want < cfg->max_position_embeddings ? (int32_t)want : cfg->max_position_embeddings;
     }
-    if (ctx > cfg->max_position_embeddings || n_prompt > ctx) {
+    if (n_prompt > ctx) {
         snprintf(msg, sizeof msg, "prompt of %d tokens does not fit the context of %d (max_position_embeddings %d)",
                  n_prompt, ctx, cfg->max_position_embeddings);
         fail(msg);
         goto done;
+    }
+    /* Printed only once the run can start, so an error stays the only line on stderr. */
+    if (seed < 0) {
+        seed = (int64_t)time(NULL);
+        if (temp > 0) fprintf(stderr, "seed = %lld\n", (long long)seed);
     }
     if (spqr_sampler_init(&sm, V, temp, top_p, (uint64_t)seed, &err)) { fail(err.msg); goto done; }
     if (spqr_session_create(m, ctx, threads, &s, &err)) { fail(err.msg); goto done; }

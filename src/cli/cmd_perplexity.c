@@ -19,6 +19,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "io/file.h"
 #include "spqr.h"
 
 #define CMD "perplexity"
@@ -149,6 +150,12 @@ int cmd_perplexity(int argc, char **argv) {
     if (chunks > 0 && chunks < n_windows) n_windows = chunks;
     const int32_t first = protocol == 1 ? ctx / 2 : 0; /* logits rows first..ctx-2 are scored */
     const int64_t per_window = ctx - 1 - first, n_positions = (int64_t)n_windows * per_window;
+    if (per_window < 1) { /* a perplexity of no tokens is NaN, not a result */
+        snprintf(msg, sizeof msg, "--protocol llamacpp scores the second half of each window: -c %d scores no token "
+                 "(use -c 3 or more)", ctx);
+        fail(msg);
+        goto done;
+    }
 
     if (kl_base) {
         if ((uint64_t)n_positions * V * 4 > KL_MAX_BYTES) {
@@ -181,8 +188,14 @@ int cmd_perplexity(int argc, char **argv) {
         }
     }
     if (kl_path) {
-        rs.kl_in = fopen(kl_path, "rb");
-        if (!rs.kl_in) { snprintf(msg, sizeof msg, "cannot open %s", kl_path); fail(msg); goto done; }
+        int kfd;
+        if (spqr_file_open_input(kl_path, &kfd, NULL, &err)) { fail(err.msg); goto done; }
+        if (!(rs.kl_in = fdopen(kfd, "rb"))) {
+            close(kfd);
+            snprintf(msg, sizeof msg, "cannot open %s", kl_path);
+            fail(msg);
+            goto done;
+        }
         if (fread(&rs.base, sizeof rs.base, 1, rs.kl_in) != 1 || memcmp(rs.base.magic, KL_MAGIC, 8) ||
             rs.base.version != KL_VERSION) {
             snprintf(msg, sizeof msg, "%s is not a spqr --kl-base file (bad header)", kl_path);
@@ -257,6 +270,12 @@ int cmd_perplexity(int argc, char **argv) {
             for (int32_t v = 0; v < V; v++) se += exp((double)row[v] - mx);
             const double lse = mx + log(se);
             const double nll = lse - row[win[j + 1]];
+            if (!isfinite(nll)) { /* NaN logits would print PPL = nan and exit 0 */
+                snprintf(msg, sizeof msg, "the model's logits are not finite (window %d, position %d)", w, j);
+                free(win);
+                fail(msg);
+                goto done;
+            }
             nll_sum += nll;
             nll_sum2 += nll * nll;
             count++;

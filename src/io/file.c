@@ -10,12 +10,29 @@
 
 #include "core/error.h"
 
-spqr_status spqr_file_map(const char *path, size_t min_size, size_t max_size, spqr_mapped_file *out,
-                          spqr_err *err) {
-    out->data = NULL;
-    out->size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return spqr_err_set(err, SPQR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+const char *spqr_file_kind(mode_t mode) {
+    if (S_ISREG(mode)) return "a regular file";
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "a special file";
+}
+
+spqr_status spqr_file_open_input(const char *path, int *fd_out, struct stat *st_out, spqr_err *err) {
+    *fd_out = -1;
+    /* O_NONBLOCK: opening a FIFO without a writer would otherwise block
+     * forever, before the regular-file check could refuse it. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        struct stat sb;
+        /* A socket cannot be opened at all (ENXIO): say what it is instead. */
+        if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+            return spqr_err_set(err, SPQR_ERR_IO, "%s: not a regular file (%s)", path, spqr_file_kind(sb.st_mode));
+        return spqr_err_set(err, SPQR_ERR_IO, "%s: cannot open: %s", path, strerror(e));
+    }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
@@ -24,8 +41,27 @@ spqr_status spqr_file_map(const char *path, size_t min_size, size_t max_size, sp
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return spqr_err_set(err, SPQR_ERR_IO, "%s: not a regular file", path);
+        return spqr_err_set(err, SPQR_ERR_IO, "%s: not a regular file (%s)", path, spqr_file_kind(st.st_mode));
     }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        int e = errno;
+        close(fd);
+        return spqr_err_set(err, SPQR_ERR_IO, "%s: fcntl failed: %s", path, strerror(e));
+    }
+    if (st_out) *st_out = st;
+    *fd_out = fd;
+    return SPQR_OK;
+}
+
+spqr_status spqr_file_map(const char *path, size_t min_size, size_t max_size, spqr_mapped_file *out,
+                          spqr_err *err) {
+    out->data = NULL;
+    out->size = 0;
+    struct stat st;
+    int fd;
+    spqr_status os = spqr_file_open_input(path, &fd, &st, err);
+    if (os) return os;
     /* off_t may exceed size_t on 32-bit hosts: compare in 64 bits. */
     uint64_t size = (uint64_t)st.st_size;
     if (size < (uint64_t)min_size) {
@@ -63,13 +99,10 @@ spqr_status spqr_file_read_text(const char *path, size_t max_bytes, char **out, 
                                 spqr_err *err) {
     *out = NULL;
     if (len) *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return spqr_err_set(err, SPQR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return spqr_err_set(err, SPQR_ERR_IO, "%s: not a readable regular file", path);
-    }
+    int fd;
+    spqr_status os = spqr_file_open_input(path, &fd, &st, err);
+    if (os) return os;
     if ((uint64_t)st.st_size > (uint64_t)max_bytes) {
         close(fd);
         return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: file is %llu bytes, more than the %zu allowed", path,

@@ -6,8 +6,19 @@
 #define SPQR_IO_FILE_H
 
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "spqr.h"
+
+/* "a FIFO", "a directory", "a character device", ... for messages. */
+const char *spqr_file_kind(mode_t mode);
+
+/* The one way the library opens an input file: without blocking (a FIFO
+ * with no writer would hang open() forever), refusing anything but a
+ * regular file with "PATH: not a regular file (a FIFO)" and the like.
+ * On success *fd is a blocking read-only descriptor (close it) and *st
+ * (may be NULL) its fstat. */
+spqr_status spqr_file_open_input(const char *path, int *fd, struct stat *st, spqr_err *err);
 
 /* A whole file mapped read-only. size 0 is legal (data is then NULL). */
 typedef struct spqr_mapped_file {

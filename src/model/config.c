@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "io/file.h"
 
 #define CONFIG_MAX_BYTES (4u << 20) /* a config.json is a few KB; refuse absurd files */
 
@@ -170,17 +171,10 @@ spqr_status spqr_config_parse(const char *json, size_t len, spqr_config *out, sp
 }
 
 spqr_status spqr_config_load(const char *path, spqr_config *out, spqr_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return spqr_err_set(err, SPQR_ERR_IO, "cannot open %s", path);
-    char *buf = malloc(CONFIG_MAX_BYTES + 1);
-    if (!buf) { fclose(f); return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory reading %s", path); }
-    size_t n = fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    spqr_status st;
-    if (bad) st = spqr_err_set(err, SPQR_ERR_IO, "read error on %s", path);
-    else if (n > CONFIG_MAX_BYTES) st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s is larger than %u bytes", path, CONFIG_MAX_BYTES);
-    else st = spqr_config_parse(buf, n, out, err);
+    char *buf = NULL;
+    size_t n = 0;
+    spqr_status st = spqr_file_read_text(path, CONFIG_MAX_BYTES, &buf, &n, err);
+    if (!st) st = spqr_config_parse(buf, n, out, err);
     free(buf);
     return st;
 }

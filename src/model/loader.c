@@ -2,6 +2,7 @@
  * the memory-mapped safetensors files; every tensor is checked against the
  * shape config.json implies before anything is used. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,37 +10,25 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "io/file.h"
+#include "io/finite.h"
 #include "model/bind.h"
 #include "model/config.h"
 #include "model/model.h"
+#include "model/model_path.h"
 
 #define INDEX_MAX_BYTES (64u << 20)
 #define MAX_SHARDS 4096
 #define CONFIG_MAX_BYTES (4u << 20) /* as config.c */
 #define TOKENIZER_MAX_BYTES (256u << 20)
 
-static int is_dir(const char *p) { struct stat s; return stat(p, &s) == 0 && S_ISDIR(s.st_mode); }
-static int is_file(const char *p) { struct stat s; return stat(p, &s) == 0 && S_ISREG(s.st_mode); }
+/* Something of any kind is at p: opening it then says what is wrong with it
+ * (a FIFO, a directory) instead of calling it missing. */
+static int exists(const char *p) { struct stat s; return stat(p, &s) == 0 || errno != ENOENT; }
 
 static spqr_status join(char *out, size_t cap, const char *dir, const char *name, spqr_err *err) {
     int n = snprintf(out, cap, "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= cap) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "path too long: %s/%s", dir, name);
-    return SPQR_OK;
-}
-
-static spqr_status read_small_file(const char *path, size_t max, char **out, size_t *len, spqr_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return spqr_err_set(err, SPQR_ERR_IO, "cannot open %s", path);
-    char *buf = malloc(max + 1);
-    if (!buf) { fclose(f); return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory reading %s", path); }
-    size_t n = fread(buf, 1, max + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) { free(buf); return spqr_err_set(err, SPQR_ERR_IO, "read error on %s", path); }
-    if (n > max) { free(buf); return spqr_err_set(err, SPQR_ERR_FORMAT, "%s is larger than %zu bytes", path, max); }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
     return SPQR_OK;
 }
 
@@ -65,7 +54,7 @@ static int safe_shard_name(const char *s) {
 static spqr_status open_sharded(spqr_model *m, const char *dir, const char *index_path, spqr_err *err) {
     char *json = NULL;
     size_t len = 0;
-    spqr_status st = read_small_file(index_path, INDEX_MAX_BYTES, &json, &len, err);
+    spqr_status st = spqr_file_read_text(index_path, INDEX_MAX_BYTES, &json, &len, err);
     if (st) return st;
     cJSON *root = cJSON_ParseWithLength(json, len);
     free(json);
@@ -188,15 +177,19 @@ static spqr_status bind_all(spqr_model *m, spqr_err *err) {
 static spqr_status load(const char *dir, const spqr_logger *log, spqr_model *m, spqr_err *err) {
     char path[4096];
     spqr_status st;
-    if (!is_dir(dir)) return spqr_err_set(err, SPQR_ERR_IO, "model directory %s does not exist", dir);
+    spqr_model_path_kind kind;
+    if ((st = spqr_model_path_classify(dir, &kind, err))) return st;
+    if (kind != SPQR_MODEL_PATH_DIR)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG,
+                            "%s is a .spqr file (already quantized); this needs a Hugging Face checkpoint directory", dir);
     if ((st = join(path, sizeof path, dir, "config.json", err))) return st;
-    if (!is_file(path)) return spqr_err_set(err, SPQR_ERR_IO, "%s: no config.json in the model directory", dir);
-    if ((st = read_small_file(path, CONFIG_MAX_BYTES, &m->config_json, &m->config_len, err))) return st;
+    if (!exists(path)) return spqr_err_set(err, SPQR_ERR_IO, "%s: no config.json in the model directory", dir);
+    if ((st = spqr_file_read_text(path, CONFIG_MAX_BYTES, &m->config_json, &m->config_len, err))) return st;
     if ((st = spqr_config_parse(m->config_json, m->config_len, &m->cfg, err))) return st;
 
     if ((st = join(path, sizeof path, dir, "tokenizer.json", err))) return st;
-    if (!is_file(path)) return spqr_err_set(err, SPQR_ERR_IO, "%s: no tokenizer.json in the model directory", dir);
-    if ((st = read_small_file(path, TOKENIZER_MAX_BYTES, &m->tokenizer_json, &m->tokenizer_len, err))) return st;
+    if (!exists(path)) return spqr_err_set(err, SPQR_ERR_IO, "%s: no tokenizer.json in the model directory", dir);
+    if ((st = spqr_file_read_text(path, TOKENIZER_MAX_BYTES, &m->tokenizer_json, &m->tokenizer_len, err))) return st;
     if ((st = spqr_tokenizer_load_from_memory(m->tokenizer_json, m->tokenizer_len, &m->tok, err)))
         return spqr_err_prefix(err, st, "%s", path);
     int32_t tv = spqr_tokenizer_vocab_size(m->tok);
@@ -211,13 +204,20 @@ static spqr_status load(const char *dir, const spqr_logger *log, spqr_model *m, 
     char index[4096];
     if ((st = join(path, sizeof path, dir, "model.safetensors", err))) return st;
     if ((st = join(index, sizeof index, dir, "model.safetensors.index.json", err))) return st;
-    if (is_file(path)) {
+    if (exists(path)) { /* a FIFO or directory of that name is refused as such by the open */
         if ((st = open_shard(m, dir, "model.safetensors", err))) return st;
-    } else if (is_file(index)) {
+    } else if (exists(index)) {
         if ((st = open_sharded(m, dir, index, err))) return st;
     } else {
         return spqr_err_set(err, SPQR_ERR_IO, "%s: neither model.safetensors nor model.safetensors.index.json", dir);
     }
+    /* Every float tensor once, before anything computes with it: a NaN or
+     * Inf would otherwise surface as NaN perplexity or a NaN Hessian in
+     * some later layer, far from the tensor that holds it. */
+    for (int32_t f = 0; f < m->n_files; f++)
+        for (int32_t i = 0; i < spqr_safetensors_count(m->files[f]); i++)
+            if ((st = spqr_st_tensor_check_finite(spqr_safetensors_at(m->files[f], i), err)))
+                return spqr_err_prefix(err, st, "%s", dir);
     if ((st = bind_all(m, err))) return st;
     const spqr_config *c = &m->cfg;
     spqr_log(log, SPQR_LOG_INFO,

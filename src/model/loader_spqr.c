@@ -6,12 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/error.h"
+#include "io/finite.h"
 #include "model/bind.h"
 #include "model/config.h"
 #include "model/model.h"
+#include "model/model_path.h"
 
 static spqr_status dense_linear(spqr_model *m, const char *name, int32_t rows, int32_t cols, spqr_linear *lin,
                                 spqr_err *err) {
@@ -64,6 +65,13 @@ static spqr_status norm(spqr_model *m, const char *name, float *dst, spqr_err *e
 static spqr_status load(const char *path, const spqr_logger *log, spqr_model *m, spqr_err *err) {
     spqr_status st = spqr_archive_open(path, &m->archive, err);
     if (st) return st;
+    /* The reader already refuses non-finite packed statistics and outliers;
+     * the dense tensors (embeddings, norms, unquantized layers) get the same
+     * check here, once. */
+    for (int32_t i = 0; i < spqr_archive_count(m->archive); i++) {
+        const spqr_st_tensor *t = spqr_archive_dense_at(m->archive, i);
+        if (t && (st = spqr_st_tensor_check_finite(t, err))) return spqr_err_prefix(err, st, "%s", path);
+    }
     const char *cj = spqr_archive_config_json(m->archive);
     size_t tlen = 0;
     const char *tj = spqr_archive_tokenizer(m->archive, &tlen);
@@ -103,18 +111,16 @@ static spqr_status load(const char *path, const spqr_logger *log, spqr_model *m,
     return SPQR_OK;
 }
 
-static int is_regular(const char *p) {
-    struct stat s;
-    return stat(p, &s) == 0 && S_ISREG(s.st_mode);
-}
-
 spqr_status spqr_model_load(const char *path, const spqr_logger *log, spqr_model **out, spqr_err *err) {
     if (!path || !out) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "model_load: NULL argument");
-    if (!is_regular(path)) return spqr_model_load_hf(path, log, out, err);
     *out = NULL;
+    spqr_model_path_kind kind;
+    spqr_status st = spqr_model_path_classify(path, &kind, err);
+    if (st) return st;
+    if (kind == SPQR_MODEL_PATH_DIR) return spqr_model_load_hf(path, log, out, err);
     spqr_model *m = calloc(1, sizeof *m);
     if (!m) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
-    spqr_status st = load(path, log, m, err);
+    st = load(path, log, m, err);
     if (st) {
         spqr_model_free(m);
         return st;

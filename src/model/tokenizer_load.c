@@ -1,7 +1,6 @@
 /* Loading a Hugging Face tokenizer.json (BPE model) into spqr_tokenizer:
  * vocab, merges, added tokens, and the pre-processing configuration, which
  * must be one of the layouts docs/tokenizer.md lists. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/error.h"
+#include "io/file.h"
 #include "model/tokenizer.h"
 #include "model/unicode.h"
 
@@ -478,26 +478,10 @@ spqr_status spqr_tokenizer_load_from_memory(const char *json, size_t len, spqr_t
 spqr_status spqr_tokenizer_load(const char *path, spqr_tokenizer **out, spqr_err *err) {
     if (!out || !path) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "tokenizer: NULL argument");
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return spqr_err_set(err, SPQR_ERR_IO, "tokenizer: cannot open %s: %s", path, strerror(errno));
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            if (cap >= TOK_MAX_FILE) { free(buf); fclose(f); return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer: %s is larger than 1 GiB", path); }
-            size_t nc = cap ? cap * 2 : (1 << 20);
-            char *nb = realloc(buf, nc + 1);
-            if (!nb) { free(buf); fclose(f); return spqr_err_set(err, SPQR_ERR_NOMEM, "tokenizer: out of memory reading %s", path); }
-            buf = nb; cap = nc;
-        }
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (r == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) { free(buf); return spqr_err_set(err, SPQR_ERR_IO, "tokenizer: read error on %s", path); }
-    buf[len] = 0;
+    size_t len = 0;
+    spqr_status rs = spqr_file_read_text(path, TOK_MAX_FILE, &buf, &len, err);
+    if (rs) return spqr_err_prefix(err, rs, "tokenizer");
     spqr_status st = spqr_tokenizer_load_from_memory(buf, len, out, err);
     free(buf);
     if (st) spqr_err_prefix(err, st, "%s", path);
