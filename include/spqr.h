@@ -85,7 +85,7 @@ typedef struct spqr_quant_params {
     int32_t qq_scale_bits;      /* bits of the scale codes; 0 = scales stored as fp16 (no bilevel) */
     int32_t qq_zero_bits;       /* bits of the zero codes; 0 = zeros stored as fp16 (no bilevel) */
     int32_t qq_groupsize;       /* beta2: first-level statistics per second-level group (rows) */
-    float outlier_threshold;    /* relative tau; <= 0 or +inf = no outliers */
+    float outlier_threshold;    /* relative tau; 0 or +inf = no outliers */
     int32_t simplified_outliers;/* 1: fit statistics on all weights (no leave-one-out) */
     float percdamp;             /* lambda: H += lambda * mean(diag H) * I */
     int32_t blocksize;          /* GPTQ lazy-batch width; a speed device only */
@@ -100,7 +100,8 @@ typedef struct spqr_quant_params {
  * act_order, GPTQ on. */
 void spqr_quant_params_default(spqr_quant_params *p);
 
-/* Checks ranges and consistency; cols/rows may be 0 to skip shape checks. */
+/* Checks ranges (one table, src/quant/params.c; docs/quantize.md "Limits of
+ * the knobs") and consistency; the message names the field and its flag. */
 spqr_status spqr_quant_params_validate(const spqr_quant_params *p, spqr_err *err);
 
 /* ------------------------------------------------------------------ */
@@ -184,7 +185,7 @@ typedef struct spqr_quant_report {
  *                 bit-identical to spqr_tensor_dequantize(out_tensor)
  *   out_mask      [rows][cols] 1 where the weight is an outlier, original order
  *   report        (computing rel_hessian_error costs two rows*cols^2 dsyrk; pass NULL to skip)
- * n_threads <= 0 means "all cores". n_threads is the engine's OpenMP thread
+ * n_threads <= 0 means "all cores", at most 4096. n_threads is the engine's OpenMP thread
  * count; the BLAS/LAPACK calls use OpenBLAS's own pool (OPENBLAS_NUM_THREADS).
  * The result does not depend on either. Semantics: docs/method.md. */
 spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, const float *H,

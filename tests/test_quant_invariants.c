@@ -7,6 +7,7 @@
 #include "quant/outliers.h"
 #include "test_util.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* ---------------------------------------------------------------- data */
@@ -478,6 +479,115 @@ static void test_bad_input(void) {
     free(H);
 }
 
+/* Every numeric knob has one range (issue 11): its bounds pass, one step past
+ * them, NaN and the values that overflowed (qq_groupsize 2^31-1) fail with a
+ * message naming the field, its flag and the range. */
+static void test_knob_ranges(void) {
+    typedef struct {
+        const char *field, *flag, *range;
+        size_t off;
+        int is_float;
+        double lo, hi;
+    } knob_case;
+#define K(f, flag, range, is_float, lo, hi) {#f, flag, range, offsetof(spqr_quant_params, f), is_float, lo, hi}
+    static const knob_case cases[] = {
+        K(wbits, "--wbits", "[2, 8]", 0, 2, 8),
+        K(groupsize, "--groupsize", "[0, 65536]", 0, 0, 65536),
+        K(qq_scale_bits, "--qq-scale-bits", "[0, 8]", 0, 0, 8),
+        K(qq_zero_bits, "--qq-zero-bits", "[0, 8]", 0, 0, 8),
+        K(qq_groupsize, "--qq-groupsize", "[1, 65536]", 0, 1, 65536),
+        K(outlier_threshold, "--outlier-threshold", "[0, 1e+06]", 1, 0, 1e6),
+        K(percdamp, "--percdamp", "[0, 1e+06]", 1, 0, 1e6),
+        K(blocksize, "--blocksize", "[1, 65536]", 0, 1, 65536),
+    };
+#undef K
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const knob_case *c = &cases[k];
+        const double good[] = {c->lo, c->hi};
+        const double bad[] = {c->lo - 1, c->hi + 1, c->is_float ? 1e30 : (double)INT32_MAX,
+                              c->is_float ? NAN : (double)INT32_MIN, -INFINITY};
+        for (int pass = 0; pass < 2; pass++) {
+            const double *vals = pass ? bad : good;
+            const int n = pass ? (c->is_float ? 5 : 4) : 2;
+            for (int i = 0; i < n; i++) {
+                spqr_quant_params p;
+                spqr_quant_params_default(&p);
+                char *at = (char *)&p + c->off;
+                if (c->is_float) {
+                    const float f = (float)vals[i];
+                    memcpy(at, &f, sizeof f);
+                } else {
+                    const int32_t v = (int32_t)vals[i];
+                    memcpy(at, &v, sizeof v);
+                }
+                spqr_err err = {0};
+                const spqr_status st = spqr_quant_params_validate(&p, &err);
+                if (!pass) {
+                    CHECK_MSG(st == SPQR_OK, "%s = %g (a bound) rejected: %s", c->field, vals[i], err.msg);
+                    continue;
+                }
+                CHECK_MSG(st == SPQR_ERR_INVALID_ARG, "%s = %g accepted", c->field, vals[i]);
+                CHECK_MSG(strstr(err.msg, c->field) && strstr(err.msg, c->flag) && strstr(err.msg, c->range),
+                          "%s = %g: message '%s' lacks the field, flag or range %s", c->field, vals[i], err.msg,
+                          c->range);
+            }
+        }
+    }
+    /* +inf is the library's "no outliers", as is 0 (tested above as the lower bound) */
+    spqr_quant_params p;
+    spqr_quant_params_default(&p);
+    p.outlier_threshold = INFINITY;
+    spqr_err err = {0};
+    CHECK(spqr_quant_params_validate(&p, &err) == SPQR_OK);
+    p.percdamp = INFINITY;
+    CHECK(spqr_quant_params_validate(&p, &err) == SPQR_ERR_INVALID_ARG && strstr(err.msg, "--percdamp"));
+}
+
+/* The largest groups are the same as the whole row / all rows (what the
+ * engine clamps them to), and the arguments that used to overflow int or ask
+ * OpenMP for 2^31 threads are refused before any data is read. */
+static void test_knob_limits(void) {
+    const int32_t rows = 24, cols = 40;
+    float *W = make_weight(rows, cols, 11, 6), *H = make_hessian(cols, 11, 0.5);
+    spqr_quant_params p, q;
+    spqr_quant_params_default(&p);
+    p.groupsize = 0;
+    p.qq_groupsize = rows;
+    p.blocksize = cols;
+    q = p;
+    q.groupsize = 65536;
+    q.qq_groupsize = 65536;
+    q.blocksize = 65536;
+    result a = quantize(W, rows, cols, H, &p, 2), b = quantize(W, rows, cols, H, &q, 2);
+    CHECK(a.st == SPQR_OK && b.st == SPQR_OK);
+    if (a.st == SPQR_OK && b.st == SPQR_OK) {
+        CHECK(memcmp(a.What, b.What, sizeof(float) * (size_t)rows * cols) == 0);
+        CHECK(memcmp(a.mask, b.mask, (size_t)rows * cols) == 0);
+        CHECK(a.rep.rel_hessian_error > 0 && a.rep.rel_hessian_error == b.rep.rel_hessian_error);
+    }
+    result_free(&a);
+    result_free(&b);
+
+    spqr_err err = {0};
+    spqr_tensor *t = (spqr_tensor *)&err; /* must come back NULL */
+    spqr_quant_params_default(&p);
+    p.qq_groupsize = INT32_MAX; /* issue 11: 24 + 2147483647 overflowed in the second level */
+    CHECK(spqr_quantize_layer(W, rows, cols, H, &p, 2, NULL, &t, NULL, NULL, NULL, &err) == SPQR_ERR_INVALID_ARG);
+    CHECK(t == NULL && strstr(err.msg, "--qq-groupsize") && strstr(err.msg, "[1, 65536]"));
+    spqr_quant_params_default(&p);
+    CHECK(spqr_quantize_layer(W, rows, cols, H, &p, INT32_MAX, NULL, &t, NULL, NULL, NULL, &err) ==
+          SPQR_ERR_INVALID_ARG);
+    CHECK(t == NULL && strstr(err.msg, "n_threads"));
+    /* a shape whose cols x cols doubles overflow size_t: refused from its numbers alone */
+    p.outlier_threshold = INFINITY;
+    float one = 1.0f;
+    CHECK(spqr_quantize_layer(&one, INT32_MAX, INT32_MAX, &one, &p, 1, NULL, &t, NULL, NULL, NULL, &err) ==
+          SPQR_ERR_INVALID_ARG);
+    CHECK(t == NULL && strstr(err.msg, "too large"));
+    free(W);
+    free(H);
+}
+
 int main(void) {
     test_blocksize_and_threads();
     test_rtn();
@@ -487,5 +597,7 @@ int main(void) {
     test_kernels();
     test_loo_definition();
     test_bad_input();
+    test_knob_ranges();
+    test_knob_limits();
     TEST_SUMMARY();
 }

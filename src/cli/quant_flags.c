@@ -1,5 +1,7 @@
 #include "cli/quant_flags.h"
 
+#include "quant/params.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,23 +33,6 @@ int cli_option_value(int argc, char **argv, int *i, const char *short_name, cons
     return 0;
 }
 
-/* The integer knobs, their fields and ranges. Ranges match
- * spqr_quant_params_validate so the error names the flag, not the field. */
-typedef struct {
-    const char *flag;
-    size_t offset;
-    long long lo, hi;
-} int_knob;
-
-static const int_knob INT_KNOBS[] = {
-    {"--wbits", offsetof(spqr_quant_params, wbits), 2, 8},
-    {"--groupsize", offsetof(spqr_quant_params, groupsize), 0, INT32_MAX},
-    {"--qq-scale-bits", offsetof(spqr_quant_params, qq_scale_bits), 0, 8},
-    {"--qq-zero-bits", offsetof(spqr_quant_params, qq_zero_bits), 0, 8},
-    {"--qq-groupsize", offsetof(spqr_quant_params, qq_groupsize), 1, INT32_MAX},
-    {"--blocksize", offsetof(spqr_quant_params, blocksize), 1, INT32_MAX},
-};
-
 typedef struct {
     const char *flag;
     size_t offset;
@@ -61,6 +46,41 @@ static const bool_knob BOOL_KNOBS[] = {
     {"--rtn", offsetof(spqr_quant_params, gptq), 0},
 };
 
+/* "[lo, hi]", or "(lo, hi] or off" for the knob whose "none" the command line spells off. */
+static const char *knob_range(const spqr_knob *kb, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s%g, %g]%s", kb->inf_ok ? "(" : "[", kb->lo, kb->hi, kb->inf_ok ? " or off" : "");
+    return buf;
+}
+
+/* Sets knob kb of p from v. Whatever is wrong with v (not a number, NaN,
+ * out of range), the message names the flag and the whole valid range. */
+static cli_flag_result parse_knob(const spqr_knob *kb, const char *v, spqr_quant_params *p, char *msg, size_t cap) {
+    char why[256], range[64]; /* why: cli_util's reason, replaced by one that always names the range */
+    char *at = (char *)p + kb->offset;
+    if (!kb->is_float) {
+        long long x;
+        if (!cli_parse_int(kb->flag, v, (long long)kb->lo, (long long)kb->hi, &x, why, sizeof why)) {
+            const int32_t x32 = (int32_t)x;
+            memcpy(at, &x32, sizeof x32);
+            return CLI_FLAG_OK;
+        }
+    } else {
+        double x = 0;
+        const int off = kb->inf_ok && (!strcmp(v, "off") || !strcmp(v, "inf"));
+        if (off || !cli_parse_double(kb->flag, v, kb->lo, kb->hi, &x, why, sizeof why)) {
+            const float f = off ? INFINITY : (float)x;
+            /* 0 also means "none" to the library; the command line spells that only as off */
+            if (!kb->inf_ok || f != 0) {
+                memcpy(at, &f, sizeof f);
+                return CLI_FLAG_OK;
+            }
+        }
+    }
+    snprintf(msg, cap, "%s: expected %s in %s, got '%.64s'", kb->flag, kb->is_float ? "a number" : "an integer",
+             knob_range(kb, range, sizeof range), v);
+    return CLI_FLAG_ERROR;
+}
+
 cli_flag_result cli_quant_flag(int argc, char **argv, int *i, spqr_quant_params *p, char *msg, size_t cap) {
     const char *a = argv[*i];
     const char *v = NULL;
@@ -70,40 +90,13 @@ cli_flag_result cli_quant_flag(int argc, char **argv, int *i, spqr_quant_params 
             *i += 1;
             return CLI_FLAG_OK;
         }
-    for (size_t k = 0; k < sizeof INT_KNOBS / sizeof INT_KNOBS[0]; k++) {
-        int r = cli_option_value(argc, argv, i, NULL, INT_KNOBS[k].flag, &v, msg, cap);
+    for (size_t k = 0; k < spqr_n_knobs; k++) {
+        const spqr_knob *kb = &spqr_knobs[k];
+        int r = cli_option_value(argc, argv, i, NULL, kb->flag, &v, msg, cap);
         if (r < 0) return CLI_FLAG_ERROR;
-        if (r == 0) continue;
-        long long x;
-        if (cli_parse_int(INT_KNOBS[k].flag, v, INT_KNOBS[k].lo, INT_KNOBS[k].hi, &x, msg, cap)) return CLI_FLAG_ERROR;
-        *(int32_t *)((char *)p + INT_KNOBS[k].offset) = (int32_t)x;
-        return CLI_FLAG_OK;
+        if (r > 0) return parse_knob(kb, v, p, msg, cap);
     }
-    int r = cli_option_value(argc, argv, i, NULL, "--outlier-threshold", &v, msg, cap);
-    if (r < 0) return CLI_FLAG_ERROR;
-    if (r > 0) {
-        if (!strcmp(v, "off") || !strcmp(v, "inf")) {
-            p->outlier_threshold = INFINITY;
-            return CLI_FLAG_OK;
-        }
-        double x;
-        if (cli_parse_double("--outlier-threshold", v, 0.0, 1e30, &x, msg, cap)) return CLI_FLAG_ERROR;
-        if (x <= 0) {
-            snprintf(msg, cap, "--outlier-threshold: must be > 0 (use 'off' to disable outliers)");
-            return CLI_FLAG_ERROR;
-        }
-        p->outlier_threshold = (float)x;
-        return CLI_FLAG_OK;
-    }
-    r = cli_option_value(argc, argv, i, NULL, "--percdamp", &v, msg, cap);
-    if (r < 0) return CLI_FLAG_ERROR;
-    if (r > 0) {
-        double x;
-        if (cli_parse_double("--percdamp", v, 0.0, 1e30, &x, msg, cap)) return CLI_FLAG_ERROR;
-        p->percdamp = (float)x;
-        return CLI_FLAG_OK;
-    }
-    r = cli_option_value(argc, argv, i, NULL, "--perm", &v, msg, cap);
+    int r = cli_option_value(argc, argv, i, NULL, "--perm", &v, msg, cap);
     if (r < 0) return CLI_FLAG_ERROR;
     if (r > 0) {
         if (!strcmp(v, "identity")) p->perm = SPQR_PERM_IDENTITY;
@@ -117,39 +110,59 @@ cli_flag_result cli_quant_flag(int argc, char **argv, int *i, spqr_quant_params 
     return CLI_FLAG_NOT_MINE;
 }
 
-static int outliers_on(const spqr_quant_params *p) {
-    return p->outlier_threshold > 0 && isfinite(p->outlier_threshold);
-}
+/* 0 and +inf both switch an inf_ok knob (the outlier threshold) off. */
+static int knob_off(float v) { return !(v > 0 && isfinite(v)); }
+
+static int outliers_on(const spqr_quant_params *p) { return !knob_off(p->outlier_threshold); }
+
+/* What each knob of the library's table means; its range and default are the library's. */
+static const struct {
+    const char *field, *arg, *text;
+} KNOB_HELP[] = {
+    {"wbits", "N", "bits per weight code"},
+    {"groupsize", "N", "beta1: input columns per first-level group; 0 = whole row"},
+    {"qq_scale_bits", "N", "bits of the second-level-quantized group scales; 0 = fp16 scales"},
+    {"qq_zero_bits", "N", "bits of the second-level-quantized group zeros; 0 = fp16 zeros"},
+    {"qq_groupsize", "N", "beta2: first-level statistics (output rows) per second-level group"},
+    {"outlier_threshold", "X", "relative outlier threshold tau; off = no outliers"},
+    {"percdamp", "X", "Hessian damping lambda: H += lambda*mean(diag H)*I"},
+    {"blocksize", "N", "GPTQ lazy-batch width; changes speed only"},
+};
 
 void cli_quant_flags_help(FILE *f) {
     spqr_quant_params d;
     spqr_quant_params_default(&d);
-    char tau[32];
-    if (outliers_on(&d)) snprintf(tau, sizeof tau, "%g", (double)d.outlier_threshold);
-    else snprintf(tau, sizeof tau, "off");
+    fprintf(f, "quantization options (defaults: the paper's near-lossless-style recipe):\n");
+    for (size_t k = 0; k < spqr_n_knobs; k++) {
+        const spqr_knob *kb = &spqr_knobs[k];
+        const char *arg = "N", *text = "";
+        for (size_t h = 0; h < sizeof KNOB_HELP / sizeof KNOB_HELP[0]; h++)
+            if (!strcmp(KNOB_HELP[h].field, kb->field)) arg = KNOB_HELP[h].arg, text = KNOB_HELP[h].text;
+        char lhs[40], def[32], range[64];
+        snprintf(lhs, sizeof lhs, "%s %s", kb->flag, arg);
+        const char *at = (const char *)&d + kb->offset;
+        if (kb->is_float) {
+            float v;
+            memcpy(&v, at, sizeof v);
+            if (kb->inf_ok && knob_off(v)) snprintf(def, sizeof def, "off");
+            else snprintf(def, sizeof def, "%g", (double)v);
+        } else {
+            int32_t v;
+            memcpy(&v, at, sizeof v);
+            snprintf(def, sizeof def, "%d", (int)v);
+        }
+        fprintf(f, "  %-22s %s\n  %-22s range %s (default %s)\n", lhs, text, "", knob_range(kb, range, sizeof range),
+                def);
+    }
     fprintf(f,
-            "quantization options (defaults: the paper's near-lossless-style recipe):\n"
-            "  --wbits N              bits per weight code, 2..8 (default %d)\n"
-            "  --groupsize N          beta1: input columns per first-level group; 0 = whole row (default %d)\n"
-            "  --qq-scale-bits N      bits of the second-level-quantized group scales; 0 = fp16 scales\n"
-            "                         (default %d)\n"
-            "  --qq-zero-bits N       bits of the second-level-quantized group zeros; 0 = fp16 zeros (default %d)\n"
-            "  --qq-groupsize N       beta2: first-level statistics (output rows) per second-level group\n"
-            "                         (default %d)\n"
-            "  --outlier-threshold X  relative outlier threshold tau (> 0), or 'off' for no outliers\n"
-            "                         (default %s)\n"
             "  --simplified-outliers  fit group statistics on all weights (skip the leave-one-out pass)\n"
             "                         (default %s)\n"
-            "  --percdamp X           Hessian damping lambda: H += lambda*mean(diag H)*I, >= 0 (default %g)\n"
-            "  --blocksize N          GPTQ lazy-batch width; changes speed only (default %d)\n"
             "  --perm MODE            column order: identity | act_order (descending diag H) (default %s)\n"
             "  --round-zero           round first-level zero points to integers (default %s)\n"
             "  --sym                  symmetric first-level quantization (default %s)\n"
             "  --rtn                  round-to-nearest: no GPTQ error feedback (default: GPTQ %s)\n",
-            d.wbits, d.groupsize, d.qq_scale_bits, d.qq_zero_bits, d.qq_groupsize, tau,
-            d.simplified_outliers ? "on" : "off", (double)d.percdamp, d.blocksize,
-            d.perm == SPQR_PERM_ACT_ORDER ? "act_order" : "identity", d.round_zero ? "on" : "off",
-            d.sym ? "on" : "off", d.gptq ? "on" : "off");
+            d.simplified_outliers ? "on" : "off", d.perm == SPQR_PERM_ACT_ORDER ? "act_order" : "identity",
+            d.round_zero ? "on" : "off", d.sym ? "on" : "off", d.gptq ? "on" : "off");
 }
 
 /* Shortest decimal that reads back as the same float ("0.2", not

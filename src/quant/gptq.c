@@ -23,11 +23,13 @@
 #include "core/error.h"
 #include "format/tensor.h"
 #include "quant/hessian.h"
+#include "quant/params.h"
 #include "quant/stats.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -108,12 +110,14 @@ static int quantize_row(const layer *L, int32_t r, int32_t j0, int32_t j1, int32
 /* Columns [b0, b1) for rows [r0, r1): group fits and quantization. */
 static spqr_status run_block_rows(layer *L, int32_t b0, int32_t b1, int32_t r0, int32_t r1, double *scr,
                                   spqr_err *err) {
-    const int32_t g = L->g, cols = L->cols;
+    const int64_t g = L->g, cols = L->cols;
     for (int32_t s0 = b0; s0 < b1;) {
-        int32_t s1 = (s0 / g + 1) * g;
-        if (s1 > b1) s1 = b1;
+        /* 64-bit: the end of s0's group may pass INT32_MAX when g is the whole row */
+        const int64_t gend = (s0 / g + 1) * g;
+        const int32_t s1 = (int32_t)(gend < b1 ? gend : b1);
         if (s0 % g == 0) {
-            spqr_status st = fit_group(L, s0 / g, s0, s0 + g < cols ? s0 + g : cols, r0, r1, scr, err);
+            const int32_t j1 = (int32_t)(gend < cols ? gend : cols);
+            spqr_status st = fit_group(L, (int32_t)(s0 / g), s0, j1, r0, r1, scr, err);
             if (st != SPQR_OK) return st;
         }
         for (int32_t r = r0; r < r1; r++)
@@ -130,24 +134,25 @@ static spqr_status run_block_rows(layer *L, int32_t b0, int32_t b1, int32_t r0, 
  * interact inside a block, so a block costs one parallel region and no
  * barrier (barriers are expensive when the cores are shared). */
 static spqr_status run_loop(layer *L, spqr_err *err) {
-    const int32_t rows = L->rows, cols = L->cols, g = L->g;
-    const int32_t unit = L->cfg.qgs > 0 && (L->cfg.qs || L->cfg.qz) ? L->cfg.qgs : 1;
-    const int32_t n_units = (rows + unit - 1) / unit;
-    const int32_t nt = L->nt < n_units ? L->nt : n_units;
-    for (int32_t b0 = 0; b0 < cols;) {
-        int32_t b1 = b0 + L->bs < cols ? b0 + L->bs : cols;
+    /* 64-bit: rows + unit and b0 + bs pass INT32_MAX near the largest shapes */
+    const int64_t rows = L->rows, cols = L->cols, g = L->g;
+    const int64_t unit = L->cfg.qgs > 0 && (L->cfg.qs || L->cfg.qz) ? L->cfg.qgs : 1;
+    const int64_t n_units = (rows + unit - 1) / unit;
+    const int32_t nt = (int32_t)(L->nt < n_units ? L->nt : n_units);
+    for (int64_t b0 = 0; b0 < cols;) {
+        int64_t b1 = b0 + L->bs < cols ? b0 + L->bs : cols;
         /* the last group start inside the block may straddle its end */
-        const int32_t jl = ((b1 - 1) / g) * g;
+        const int64_t jl = ((b1 - 1) / g) * g;
         if (jl > b0 && (jl + g < cols ? jl + g : cols) > b1) b1 = jl;
         spqr_status st = SPQR_OK;
 #pragma omp parallel num_threads(nt)
         {
             const int32_t tid = omp_get_thread_num(), n = omp_get_num_threads();
-            const int32_t u0 = (int32_t)((int64_t)n_units * tid / n), u1 = (int32_t)((int64_t)n_units * (tid + 1) / n);
-            const int32_t r0 = u0 * unit, r1 = u1 * unit < rows ? u1 * unit : rows;
+            const int64_t u0 = n_units * tid / n, u1 = n_units * (tid + 1) / n;
+            const int32_t r0 = (int32_t)(u0 * unit), r1 = (int32_t)(u1 * unit < rows ? u1 * unit : rows);
             double *scr = L->scratch + (size_t)tid * 4 * ((size_t)L->g + 1);
             spqr_err my_err = {0};
-            spqr_status my = r0 < r1 ? run_block_rows(L, b0, b1, r0, r1, scr, &my_err) : SPQR_OK;
+            spqr_status my = r0 < r1 ? run_block_rows(L, (int32_t)b0, (int32_t)b1, r0, r1, scr, &my_err) : SPQR_OK;
             if (my != SPQR_OK) {
 #pragma omp critical(spqr_loop_err)
                 if (st == SPQR_OK) {
@@ -158,8 +163,9 @@ static spqr_status run_loop(layer *L, spqr_err *err) {
         }
         if (st != SPQR_OK) return st;
         if (L->gptq && b1 < cols) /* lazy batch: W[:, b1:] -= E[:, :b1-b0] U[b0:b1, b1:] */
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols - b1, b1 - b0, -1.0, L->E, L->bs,
-                        L->U + (size_t)b0 * (size_t)cols + (size_t)b1, cols, 1.0, L->Wp + b1, cols);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)(cols - b1), (int)(b1 - b0), -1.0,
+                        L->E, L->bs, L->U + (size_t)b0 * (size_t)cols + (size_t)b1, (int)cols, 1.0, L->Wp + b1,
+                        (int)cols);
         b0 = b1;
     }
     return SPQR_OK;
@@ -240,6 +246,14 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     if (st != SPQR_OK) return st;
     if (!W || !H) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "W and H must not be NULL");
     if (rows < 1 || cols < 1) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "layer shape %dx%d is empty", rows, cols);
+    if (n_threads > SPQR_MAX_THREADS) /* OpenMP would try to start them all */
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "n_threads %d is above %d (<= 0 = all cores)", n_threads,
+                            SPQR_MAX_THREADS);
+    /* the largest buffers hold rows x cols and cols x cols doubles: refuse shapes whose sizes overflow */
+    const uint64_t max_doubles = (uint64_t)(SIZE_MAX / sizeof(double));
+    if ((uint64_t)rows * (uint64_t)cols > max_doubles || (uint64_t)cols * (uint64_t)cols > max_doubles)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "layer shape %dx%d is too large: its buffers overflow size_t",
+                            rows, cols);
     const double thr = (double)p->outlier_threshold;
     const int outliers = isfinite(thr) && thr > 0;
     if (outliers && cols > 65535) /* checked before any data is read */
@@ -283,7 +297,7 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     L.sdq = malloc((size_t)rows * sizeof(float));
     L.zdq = malloc((size_t)rows * sizeof(float));
     L.scratch = malloc((size_t)L.nt * 4 * ((size_t)L.g + 1) * sizeof(double));
-    const size_t n_stats = (size_t)((cols + L.g - 1) / L.g) * (size_t)rows;
+    const size_t n_stats = (size_t)(((int64_t)cols + L.g - 1) / L.g) * (size_t)rows;
     if (c->qs) L.scode = malloc(n_stats);
     if (c->qz) L.zcode = malloc(n_stats);
     if (!perm || !dead || !L.Wp || !L.U || !L.d || !L.E || !L.q || !L.mask || !L.s || !L.z || !L.sdq || !L.zdq ||

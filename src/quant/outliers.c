@@ -15,9 +15,9 @@
 int32_t spqr_loo_replace(const spqr_fit_cfg *cfg, const double *x, const double *dg, int32_t gc,
                          double *scratch, double *xmod) {
     const double maxq = cfg->maxq;
-    double *t = scratch;                 /* [gc]     error term of each value under the full fit */
-    double *pre = scratch + gc;          /* [gc + 1] pre[k] = t_0 + ... + t_{k-1} */
-    double *suf = scratch + 2 * gc + 1;  /* [gc + 1] suf[k] = t_{gc-1} + ... + t_k */
+    double *t = scratch;                         /* [gc]     error term of each value under the full fit */
+    double *pre = scratch + gc;                  /* [gc + 1] pre[k] = t_0 + ... + t_{k-1} */
+    double *suf = scratch + 2 * (size_t)gc + 1;  /* [gc + 1] suf[k] = t_{gc-1} + ... + t_k */
 
     double xmin = x[0], xmax = x[0];
     int32_t kmin = 0, kmax = 0, nmin = 1, nmax = 1;

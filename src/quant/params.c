@@ -1,9 +1,29 @@
-/* Default and validation of spqr_quant_params. */
-#include "spqr.h"
+/* Default and validation of spqr_quant_params; the knob table. */
+#include "quant/params.h"
 
 #include "core/error.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define KNOB(field, flag, is_float, inf_ok, lo, hi, note) \
+    {#field, flag, offsetof(spqr_quant_params, field), is_float, inf_ok, lo, hi, note}
+
+const spqr_knob spqr_knobs[] = {
+    KNOB(wbits, "--wbits", 0, 0, 2, 8, ""),
+    KNOB(groupsize, "--groupsize", 0, 0, 0, SPQR_KNOB_MAX_GROUP, " (0 = whole row)"),
+    KNOB(qq_scale_bits, "--qq-scale-bits", 0, 0, 0, 8, " (0 = fp16 scales)"),
+    KNOB(qq_zero_bits, "--qq-zero-bits", 0, 0, 0, 8, " (0 = fp16 zeros)"),
+    KNOB(qq_groupsize, "--qq-groupsize", 0, 0, 1, SPQR_KNOB_MAX_GROUP, ""),
+    /* tau is in units of the mean scaled column variance: at 1e6 no realistic error counts, use off */
+    KNOB(outlier_threshold, "--outlier-threshold", 1, 1, 0, 1e6, " (0 or inf = no outliers)"),
+    /* lambda is relative to mean(diag H): 1e6 already makes H a scaled identity */
+    KNOB(percdamp, "--percdamp", 1, 0, 0, 1e6, ""),
+    KNOB(blocksize, "--blocksize", 0, 0, 1, SPQR_KNOB_MAX_GROUP, ""),
+};
+const size_t spqr_n_knobs = sizeof spqr_knobs / sizeof spqr_knobs[0];
 
 void spqr_quant_params_default(spqr_quant_params *p) {
     p->wbits = 3;
@@ -25,26 +45,29 @@ static int is_flag(int32_t v) { return v == 0 || v == 1; }
 
 spqr_status spqr_quant_params_validate(const spqr_quant_params *p, spqr_err *err) {
     if (!p) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "quantization parameters are NULL");
-    if (p->wbits < 2 || p->wbits > 8)
-        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "wbits %d outside 2..8", p->wbits);
-    if (p->groupsize < 0)
-        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "groupsize %d is negative (0 = whole row)", p->groupsize);
-    if (p->qq_scale_bits < 0 || p->qq_scale_bits > 8)
-        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "qq_scale_bits %d outside 0..8 (0 = fp16 scales)",
-                            p->qq_scale_bits);
-    if (p->qq_zero_bits < 0 || p->qq_zero_bits > 8)
-        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "qq_zero_bits %d outside 0..8 (0 = fp16 zeros)",
-                            p->qq_zero_bits);
-    if (p->qq_groupsize < 1)
-        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "qq_groupsize %d < 1", p->qq_groupsize);
-    if (isnan(p->outlier_threshold))
-        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "outlier_threshold is NaN (use inf or 0 for no outliers)");
-    if (!isfinite(p->percdamp) || p->percdamp < 0)
-        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "percdamp %g must be finite and >= 0", (double)p->percdamp);
-    if (p->blocksize < 1)
-        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "blocksize %d < 1", p->blocksize);
+    for (size_t k = 0; k < spqr_n_knobs; k++) {
+        const spqr_knob *kb = &spqr_knobs[k];
+        const char *at = (const char *)p + kb->offset;
+        double v;
+        char shown[48];
+        if (kb->is_float) {
+            float f;
+            memcpy(&f, at, sizeof f);
+            v = (double)f;
+            snprintf(shown, sizeof shown, "%g", v);
+        } else {
+            int32_t i;
+            memcpy(&i, at, sizeof i);
+            v = (double)i;
+            snprintf(shown, sizeof shown, "%d", (int)i);
+        }
+        if (kb->inf_ok && v == INFINITY) continue;
+        if (!(v >= kb->lo && v <= kb->hi)) /* NaN fails too */
+            return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s (%s): %s is outside [%g, %g]%s", kb->field, kb->flag,
+                                shown, kb->lo, kb->hi, kb->note);
+    }
     if (p->perm != SPQR_PERM_IDENTITY && p->perm != SPQR_PERM_ACT_ORDER)
-        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "unknown permutation mode %d", (int)p->perm);
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "perm (--perm): unknown permutation mode %d", (int)p->perm);
     if (!is_flag(p->simplified_outliers) || !is_flag(p->round_zero) || !is_flag(p->sym) || !is_flag(p->gptq))
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG,
                             "simplified_outliers, round_zero, sym and gptq must each be 0 or 1");

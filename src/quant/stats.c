@@ -9,7 +9,7 @@ void spqr_fit_row(const spqr_fit_cfg *cfg, const double *x, const double *dg, in
                   double *s, double *z) {
     const double *v = x;
     if (cfg->loo) {
-        double *xmod = scratch + 3 * (gc + 1);
+        double *xmod = scratch + 3 * ((size_t)gc + 1);
         spqr_loo_replace(cfg, x, dg, gc, scratch, xmod);
         v = xmod;
     }
@@ -34,10 +34,11 @@ static int f16_finite(uint16_t h) { return (h & 0x7c00u) != 0x7c00u; }
 static spqr_status second_level(const double *v, int32_t rows, int bits, int qgs, float *dq, uint8_t *codes,
                                 uint16_t *q2, const char *what, spqr_err *err) {
     const double maxq2 = (double)((1 << bits) - 1);
-    for (int32_t c0 = 0, qg = 0; c0 < rows; c0 += qgs, qg++) {
-        int32_t c1 = c0 + qgs < rows ? c0 + qgs : rows;
+    /* 64-bit: c0 + qgs passes INT32_MAX for a large qgs */
+    for (int64_t c0 = 0, qg = 0; c0 < rows; c0 += qgs, qg++) {
+        const int64_t c1 = c0 + qgs < rows ? c0 + qgs : rows;
         double cmin = v[c0], cmax = v[c0];
-        for (int32_t r = c0 + 1; r < c1; r++) {
+        for (int64_t r = c0 + 1; r < c1; r++) {
             cmin = fmin(cmin, v[r]);
             cmax = fmax(cmax, v[r]);
         }
@@ -50,7 +51,7 @@ static spqr_status second_level(const double *v, int32_t rows, int bits, int qgs
         q2[2 * qg] = s2h;
         q2[2 * qg + 1] = z2h;
         const double s2d = (double)spqr_fp16_to_fp32(s2h), z2d = (double)spqr_fp16_to_fp32(z2h);
-        for (int32_t r = c0; r < c1; r++) {
+        for (int64_t r = c0; r < c1; r++) {
             uint32_t code = (uint32_t)spqr_code(v[r], s2d, z2d, maxq2);
             codes[r] = (uint8_t)code;
             dq[r] = spqr_stat_dq(s2h, z2h, code);
