@@ -11,15 +11,6 @@
 #include "core/error.h"
 #include "io/file.h"
 
-static const char *kind_name(mode_t m) {
-    if (S_ISDIR(m)) return "a directory";
-    if (S_ISFIFO(m)) return "a FIFO";
-    if (S_ISCHR(m)) return "a character device";
-    if (S_ISBLK(m)) return "a block device";
-    if (S_ISSOCK(m)) return "a socket";
-    return "not a regular file";
-}
-
 spqr_status spqr_out_check_kind(const char *path, spqr_err *err) {
     struct stat sb;
     if (lstat(path, &sb) != 0) return SPQR_OK; /* does not exist (yet) */
@@ -29,9 +20,9 @@ spqr_status spqr_out_check_kind(const char *path, spqr_err *err) {
          * almost certainly a mistake: refuse it like the device. */
         if (stat(path, &sb) != 0 || S_ISREG(sb.st_mode)) return SPQR_OK;
         return spqr_err_set(err, SPQR_ERR_IO, "%s is a symlink to %s; spqr writes only regular files", path,
-                            kind_name(sb.st_mode));
+                            spqr_file_kind(sb.st_mode));
     }
-    return spqr_err_set(err, SPQR_ERR_IO, "%s is %s; spqr writes only regular files", path, kind_name(sb.st_mode));
+    return spqr_err_set(err, SPQR_ERR_IO, "%s is %s; spqr writes only regular files", path, spqr_file_kind(sb.st_mode));
 }
 
 /* 1 when path (a file, or any regular file directly in a directory) has
