@@ -41,7 +41,7 @@ int cli_parse_double(const char *flag, const char *s, double lo, double hi, doub
     char *end = NULL;
     double v = strtod(s, &end);
     if (isspace((unsigned char)s[0]) || *end != 0 || end == s || !isfinite(v)) {
-        snprintf(msg, cap, "%s: '%.64s' is not a finite number", flag, s);
+        snprintf(msg, cap, "%s: expected a number in [%g, %g], got '%.64s'", flag, lo, hi, s);
         return -1;
     }
     if (errno == ERANGE || v < lo || v > hi) { /* ERANGE here: underflow */
