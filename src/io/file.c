@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 const char *spqr_file_kind(mode_t mode) {
     if (S_ISREG(mode)) return "a regular file";
@@ -171,92 +172,15 @@ char *spqr_path_dirname(const char *path) {
 }
 
 spqr_status spqr_file_write_atomic(const char *path, spqr_write_fn fn, void *user, spqr_err *err) {
-    if (!path || !*path) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "empty output path");
-    size_t plen = strlen(path);
-    if (path[plen - 1] == '/') return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: output path is a directory", path);
-
-    /* The temporary file sits next to the destination so that rename() is
-     * atomic (same filesystem); it is hidden and named after the target so a
-     * leftover from a killed process is recognisable. */
-    char *dir = spqr_path_dirname(path);
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    size_t tlen = strlen(dir) + strlen(base) + 32;
-    char *tmp = dir ? malloc(tlen) : NULL;
-    if (!tmp) {
-        free(dir);
-        return spqr_err_set(err, SPQR_ERR_NOMEM, "%s: out of memory", path);
-    }
-    snprintf(tmp, tlen, "%s/.%s.tmp.XXXXXX", dir, base);
-
-    /* Keep the permissions of a file we replace; new files get 0644. */
-    mode_t mode = 0644;
-    struct stat st;
-    if (stat(path, &st) == 0) {
-        if (S_ISDIR(st.st_mode)) {
-            free(dir);
-            free(tmp);
-            return spqr_err_set(err, SPQR_ERR_IO, "%s: is a directory", path);
-        }
-        mode = st.st_mode & 07777;
-    }
-
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        spqr_status s = spqr_err_set(err, SPQR_ERR_IO, "%s: cannot create a temporary file in '%s': %s", path, dir,
-                                     strerror(errno));
-        free(dir);
-        free(tmp);
-        return s;
-    }
-    spqr_status status = SPQR_OK;
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        status = spqr_err_set(err, SPQR_ERR_IO, "%s: fdopen failed: %s", path, strerror(errno));
-        close(fd);
-        goto fail;
-    }
+    spqr_atomic_file af;
+    spqr_status st = spqr_atomic_open(path, &af, err);
+    if (st) return st;
     if (err) err->msg[0] = 0;
-    if (fn(f, user, err) != 0) {
-        if (!err || !err->msg[0]) status = spqr_err_set(err, SPQR_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        else status = err->code != SPQR_OK ? err->code : SPQR_ERR_IO;
-        fclose(f);
-        goto fail;
+    if (fn(af.f, user, err) != 0) {
+        if (!err || !err->msg[0]) st = spqr_err_set(err, SPQR_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        else st = err->code != SPQR_OK ? err->code : SPQR_ERR_IO;
+        spqr_atomic_abort(&af);
+        return st;
     }
-    if (fflush(f) != 0 || ferror(f)) {
-        status = spqr_err_set(err, SPQR_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        fclose(f);
-        goto fail;
-    }
-    (void)fchmod(fd, mode); /* not fatal: the data is what matters */
-    if (fsync(fd) != 0) {
-        status = spqr_err_set(err, SPQR_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
-        fclose(f);
-        goto fail;
-    }
-    if (fclose(f) != 0) {
-        status = spqr_err_set(err, SPQR_ERR_IO, "%s: close failed: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (rename(tmp, path) != 0) {
-        status = spqr_err_set(err, SPQR_ERR_IO, "%s: cannot rename the temporary file into place: %s", path,
-                              strerror(errno));
-        goto fail;
-    }
-    /* Make the rename itself durable. Failure here cannot be undone and the
-     * file is complete, so it is not reported. */
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
-    free(dir);
-    free(tmp);
-    return SPQR_OK;
-
-fail:
-    unlink(tmp);
-    free(dir);
-    free(tmp);
-    return status;
+    return spqr_atomic_commit(&af, err);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "format/spqr_file.h"
 #include "io/file.h"
 
 #define CONFIG_MAX_BYTES (4u << 20) /* a config.json is a few KB; refuse absurd files */
@@ -161,6 +162,9 @@ static spqr_status parse_root(const cJSON *root, spqr_config *c, spqr_err *err) 
 
 spqr_status spqr_config_parse(const char *json, size_t len, spqr_config *out, spqr_err *err) {
     if (!json || !out) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "config: NULL argument");
+    /* The rule the .spqr writer applies: what loads here can be stored. */
+    const char *why = spqrf_text_problem(SPQRF_SEC_CONFIG, json, len);
+    if (why) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: %s", why);
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (!root) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: invalid JSON");
     spqr_config c;
