@@ -141,10 +141,6 @@ const char *spqrf_section_type_name(uint32_t type);
  * cannot drift. */
 const char *spqrf_packed_sizes(const spqrf_packed_header *h, uint64_t sizes[SPQRF_N_ARRAYS]);
 
-/* Index of the first Inf/NaN among n fp16 values, or -1. Statistics and
- * outlier values must be finite (a non-finite one makes NaN weights). */
-int64_t spqrf_first_nonfinite_f16(const uint16_t *v, uint64_t n);
-
 /* NULL when the len bytes at p may be stored as a text
  * section of this type, else a short reason: within the size limit, no NUL,
  * and for config and metadata valid UTF-8 holding exactly one JSON object.

@@ -52,12 +52,6 @@ const char *spqrf_packed_sizes(const spqrf_packed_header *h, uint64_t sizes[SPQR
     return NULL;
 }
 
-int64_t spqrf_first_nonfinite_f16(const uint16_t *v, uint64_t n) {
-    for (uint64_t k = 0; k < n; k++)
-        if ((v[k] & 0x7c00u) == 0x7c00u) return (int64_t)k;
-    return -1;
-}
-
 const char *spqrf_section_type_name(uint32_t type) {
     switch (type) {
     case SPQRF_SEC_CONFIG: return "config";

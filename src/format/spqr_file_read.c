@@ -13,6 +13,7 @@
 #include "format/spqr_file.h"
 #include "format/tensor.h"
 #include "io/dtype.h"
+#include "io/finite.h"
 #include "io/file.h"
 
 enum { KIND_DENSE = 1, KIND_PACKED = 2 };
@@ -362,7 +363,7 @@ static spqr_status check_packed(spqr_archive *a, uint32_t i, a_item *it, spqr_er
     const int f16_idx[5] = {SPQRF_A_SCALE_Q2, SPQRF_A_ZERO_Q2, SPQRF_A_SCALE_F16, SPQRF_A_ZERO_F16, SPQRF_A_VAL};
     for (int k = 0; k < 5; k++) {
         if (!ptr[f16_idx[k]]) continue;
-        int64_t bad = spqrf_first_nonfinite_f16(f16[k], sizes[f16_idx[k]] / 2);
+        int64_t bad = spqr_first_nonfinite(f16[k], SPQR_DTYPE_F16, sizes[f16_idx[k]] / 2);
         if (bad >= 0)
             return serr(a, err, i, 1, "array %s holds a non-finite fp16 value at index %lld", array_names[f16_idx[k]],
                         (long long)bad);

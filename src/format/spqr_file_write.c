@@ -22,6 +22,7 @@
 #include "format/tensor.h"
 #include "io/atomic_file.h"
 #include "io/dtype.h"
+#include "io/finite.h"
 #include "io/file.h"
 
 typedef struct {
@@ -260,7 +261,7 @@ spqr_status spqr_archive_writer_add_packed(spqr_archive_writer *w, const char *n
                                       SPQRF_A_VAL};
     for (int k = 0; k < 5; k++) {
         int i = f16_arrays[k];
-        if (sizes[i] && spqrf_first_nonfinite_f16(src[i], sizes[i] / 2) >= 0)
+        if (sizes[i] && spqr_first_nonfinite(src[i], SPQR_DTYPE_F16, sizes[i] / 2) >= 0)
             return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: tensor '%s': non-finite fp16 statistic or outlier",
                                 w->path, nm);
     }
