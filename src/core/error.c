@@ -18,12 +18,21 @@ const char *spqr_status_str(spqr_status s) {
     return "unknown error";
 }
 
+/* A message is one line whatever a hostile file put into the strings it
+ * quotes (a raw newline inside a JSON string, escape sequences): control
+ * bytes become '?', as in spqr_printable. */
+static void one_line(char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
+}
+
 spqr_status spqr_err_set(spqr_err *err, spqr_status code, const char *fmt, ...) {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        one_line(err->msg);
         err->code = code;
     }
     return code;
@@ -41,6 +50,7 @@ spqr_status spqr_err_prefix(spqr_err *err, spqr_status code, const char *fmt, ..
         old[sizeof old - 1] = 0;
         /* both parts are bounded so the result fits; the old message is cut first */
         snprintf(err->msg, sizeof err->msg, "%.255s: %.250s", prefix, old);
+        one_line(err->msg);
         err->code = code;
     }
     return code;
