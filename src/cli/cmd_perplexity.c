@@ -19,6 +19,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "eval/kl_file.h"
 #include "io/file.h"
 #include "spqr.h"
 
@@ -58,7 +59,7 @@ typedef struct run_state {
     FILE *kl_out;           /* --kl-base */
     char *kl_out_tmp;
     FILE *kl_in;            /* --kl */
-    kl_header base;
+    spqr_kl_header base;    /* of --kl, checked by spqr_kl_read_header */
     float *base_lp;         /* [vocab] one position of the base */
     double kl_sum, kl_sum2;
     int64_t top1_agree, kl_count;
@@ -196,46 +197,10 @@ int cmd_perplexity(int argc, char **argv) {
             fail(msg);
             goto done;
         }
-        if (fread(&rs.base, sizeof rs.base, 1, rs.kl_in) != 1 || memcmp(rs.base.magic, KL_MAGIC, 8) ||
-            rs.base.version != KL_VERSION) {
-            snprintf(msg, sizeof msg, "%s is not a spqr --kl-base file (bad header)", kl_path);
-            fail(msg);
-            goto done;
-        }
-        const char *what = NULL;
-        if (rs.base.protocol != (uint32_t)protocol) what = "protocol";
-        else if (rs.base.ctx != (uint32_t)ctx) what = "context length";
-        else if (rs.base.vocab != (uint32_t)V) what = "vocabulary size";
-        else if (rs.base.n_windows != (uint32_t)n_windows) what = "number of windows";
-        else if (rs.base.first != (uint32_t)first || rs.base.n_positions != (uint64_t)n_positions) what = "scored positions";
-        if (what) {
-            snprintf(msg, sizeof msg,
-                     "%s does not match this run: different %s (base: protocol %u, ctx %u, vocab %u, %u windows; "
-                     "this: protocol %d, ctx %d, vocab %d, %d windows)",
-                     kl_path, what, rs.base.protocol, rs.base.ctx, rs.base.vocab, rs.base.n_windows, protocol, ctx, V,
-                     n_windows);
-            fail(msg);
-            goto done;
-        }
-        fseek(rs.kl_in, 0, SEEK_END);
-        long long size = ftell(rs.kl_in);
-        long long want = (long long)sizeof rs.base + 4LL * n_windows * ctx + 4LL * n_positions * V;
-        if (size != want) {
-            snprintf(msg, sizeof msg, "%s has %lld bytes, expected %lld (truncated or corrupt)", kl_path, size, want);
-            fail(msg);
-            goto done;
-        }
-        fseek(rs.kl_in, (long)sizeof rs.base, SEEK_SET);
-        for (int32_t w = 0; w < n_windows; w++)
-            for (int32_t j = 0; j < ctx; j++) {
-                int32_t t, mine = protocol == 1 && j == 0 && bos >= 0 ? bos : ids[(size_t)w * ctx + j];
-                if (fread(&t, 4, 1, rs.kl_in) != 1 || t != mine) {
-                    snprintf(msg, sizeof msg, "%s was computed on different tokens (window %d, position %d)", kl_path,
-                             w, j);
-                    fail(msg);
-                    goto done;
-                }
-            }
+        /* header, size and tokens checked against this run (src/eval/kl_file.c) */
+        const spqr_kl_run run = {(uint32_t)protocol, (uint32_t)ctx, (uint32_t)V, (uint32_t)n_windows, (uint32_t)first,
+                                 (uint64_t)n_positions, ids, protocol == 1 && bos >= 0 ? bos : -1};
+        if (spqr_kl_read_header(rs.kl_in, kl_path, &run, &rs.base, &err)) { fail(err.msg); goto done; }
         rs.base_lp = malloc((size_t)V * sizeof(float));
         if (!rs.base_lp) { fail("out of memory"); goto done; }
     }
@@ -287,9 +252,9 @@ int cmd_perplexity(int argc, char **argv) {
                 goto done;
             }
             if (rs.kl_in) {
-                if (fread(rs.base_lp, 4, (size_t)V, rs.kl_in) != (size_t)V) {
+                if (spqr_kl_read_row(rs.kl_in, kl_path, (uint32_t)V, (uint64_t)rs.kl_count, rs.base_lp, &err)) {
                     free(win);
-                    fail("read error on the --kl file");
+                    fail(err.msg);
                     goto done;
                 }
                 double kl = 0.0;
