@@ -9,71 +9,141 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "format/spqr_file.h"
 #include "spqr.h"
 
 #define CMD "info"
 
 static int fail(const char *msg) { return cli_fail(CMD, msg, 1); }
 
+/* Writes s escaped (control characters as \n, \t, \r, \xNN, C1 controls as
+ * \u00NN, backslash doubled), left-justified in width bytes: every string
+ * info prints comes from the file, and raw escape sequences would drive the
+ * terminal. */
+static void put_str(const char *s, int width) {
+    int n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        const unsigned c = *p;
+        if (c == '\\') n += printf("\\\\");
+        else if (c == '\n') n += printf("\\n");
+        else if (c == '\t') n += printf("\\t");
+        else if (c == '\r') n += printf("\\r");
+        else if (c < 0x20 || c == 0x7f) n += printf("\\x%02x", c);
+        else if (c == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) n += printf("\\u%04x", (unsigned)*++p);
+        else n += putchar((int)c) != EOF;
+    }
+    if (n < width) printf("%*s", width - n, "");
+}
+
 static double num(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 
-static void print_config(const char *json) {
-    cJSON *c = json ? cJSON_Parse(json) : NULL;
+static const char *str_or(const cJSON *o, const char *k, const char *def) {
+    const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+    return v ? v : def;
+}
+
+static void print_config(const cJSON *c) {
     if (!c) { printf("config: (none)\n"); return; }
-    const char *mt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "model_type"));
-    printf("config: %s, %g layers, hidden %g, heads %g/%g, intermediate %g, vocab %g, max positions %g, tied %s\n",
-           mt ? mt : "?", num(c, "num_hidden_layers"), num(c, "hidden_size"), num(c, "num_attention_heads"),
+    printf("config: ");
+    put_str(str_or(c, "model_type", "?"), 0);
+    printf(", %g layers, hidden %g, heads %g/%g, intermediate %g, vocab %g, max positions %g, tied %s\n",
+           num(c, "num_hidden_layers"), num(c, "hidden_size"), num(c, "num_attention_heads"),
            num(c, "num_key_value_heads"), num(c, "intermediate_size"), num(c, "vocab_size"),
            num(c, "max_position_embeddings"),
            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "tie_word_embeddings")) ? "yes" : "no");
-    cJSON_Delete(c);
 }
 
-static void print_metadata(const char *json) {
-    cJSON *m = json ? cJSON_Parse(json) : NULL;
+static void print_metadata(const cJSON *m) {
     if (!m) { printf("quantization metadata: (none)\n"); return; }
-    const char *preset = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "preset"));
-    printf("preset: %s\n", preset ? preset : "?");
-    printf("quantize_head: %s\n", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "quantize_head")) ? "yes" : "no");
+    printf("preset: ");
+    put_str(str_or(m, "preset", "?"), 0);
+    printf("\nquantize_head: %s\n", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "quantize_head")) ? "yes" : "no");
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(m, "params");
     if (cJSON_IsObject(p)) {
         printf("knobs:");
         const cJSON *it;
         cJSON_ArrayForEach(it, p) {
-            if (cJSON_IsNumber(it)) printf(" %s=%g", it->string, it->valuedouble);
-            else if (cJSON_IsString(it)) printf(" %s=%s", it->string, it->valuestring);
-            else if (cJSON_IsNull(it)) printf(" %s=off", it->string);
+            if (!cJSON_IsNumber(it) && !cJSON_IsString(it) && !cJSON_IsNull(it)) continue;
+            printf(" ");
+            put_str(it->string, 0);
+            if (cJSON_IsNumber(it)) printf("=%g", it->valuedouble);
+            else if (cJSON_IsNull(it)) printf("=off");
+            else {
+                printf("=");
+                put_str(it->valuestring, 0);
+            }
         }
         printf("\n");
     }
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "calibration");
-    if (cJSON_IsObject(c))
-        printf("calibration: %g windows x %g tokens, seed %g, from %g tokens (fnv1a64 %s)\n", num(c, "nsamples"),
-               num(c, "seqlen"), num(c, "seed"), num(c, "tokens"),
-               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "tokens_fnv1a64"))
-                   ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "tokens_fnv1a64"))
-                   : "?");
-    cJSON_Delete(m);
+    if (cJSON_IsObject(c)) {
+        printf("calibration: %g windows x %g tokens, seed %g, from %g tokens (fnv1a64 ", num(c, "nsamples"),
+               num(c, "seqlen"), num(c, "seed"), num(c, "tokens"));
+        put_str(str_or(c, "tokens_fnv1a64", "?"), 0);
+        printf(")\n");
+    }
 }
 
-static int config_tied(const char *json) {
-    cJSON *c = json ? cJSON_Parse(json) : NULL;
-    const int tied = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "tie_word_embeddings"));
-    cJSON_Delete(c);
-    return tied;
+/* The metadata's per-layer records ("layers": [{"name", "rel_err"}, ...])
+ * sorted by name (then file order, so the first record of a name wins), so
+ * each tensor's lookup is a binary search rather than a walk of them all. */
+typedef struct {
+    const char *name;
+    double rel_err;
+    int32_t order;
+} layer_rec;
+
+static int cmp_layer_rec(const void *x, const void *y) {
+    const layer_rec *a = x, *b = y;
+    int c = strcmp(a->name, b->name);
+    return c ? c : (a->order > b->order) - (a->order < b->order);
 }
 
-/* rel_err of one layer from the metadata, or -1. */
-static double layer_rel_err(const cJSON *layers, const char *name) {
+/* A file holds at most SPQRF_MAX_SECTIONS tensors, so more records than
+ * that cannot all describe one of them: such metadata is refused. Returns
+ * 0, or -1 with a message in msg. */
+static int layer_index(const cJSON *layers, layer_rec **out, int32_t *n_out, char *msg, size_t cap) {
+    *out = NULL;
+    *n_out = 0;
+    if (!cJSON_IsArray(layers)) return 0;
+    size_t n = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, layers) {
-        const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "name"));
-        if (n && !strcmp(n, name)) return num(it, "rel_err");
+        if (++n > SPQRF_MAX_SECTIONS) {
+            snprintf(msg, cap,
+                     "metadata lists more than %u layer records (a .spqr file holds at most that many tensors)",
+                     SPQRF_MAX_SECTIONS);
+            return -1;
+        }
     }
-    return -1;
+    layer_rec *r = malloc((n ? n : 1) * sizeof *r);
+    if (!r) { snprintf(msg, cap, "out of memory"); return -1; }
+    int32_t k = 0;
+    cJSON_ArrayForEach(it, layers) {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "name"));
+        if (name) {
+            r[k] = (layer_rec){name, num(it, "rel_err"), k};
+            k++;
+        }
+    }
+    qsort(r, (size_t)k, sizeof *r, cmp_layer_rec);
+    *out = r;
+    *n_out = k;
+    return 0;
+}
+
+/* rel_err of the first record named name, or -1. */
+static double layer_rel_err(const layer_rec *r, int32_t n, const char *name) {
+    int32_t lo = 0, hi = n; /* first record whose name is >= name */
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (strcmp(r[mid].name, name) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && !strcmp(r[lo].name, name) ? r[lo].rel_err : -1;
 }
 
 int cmd_info(int argc, char **argv) {
@@ -92,14 +162,27 @@ int cmd_info(int argc, char **argv) {
     spqr_err err = {0};
     spqr_archive *a = NULL;
     if (spqr_archive_open(path, &a, &err)) return fail(err.msg);
+    /* Config and metadata parsed once; the layer records are indexed before
+     * anything is printed, so refused metadata prints only the error. */
+    const char *cj = spqr_archive_config_json(a), *mj = spqr_archive_metadata_json(a);
+    cJSON *cfg = cj ? cJSON_Parse(cj) : NULL, *meta = mj ? cJSON_Parse(mj) : NULL;
+    layer_rec *recs = NULL;
+    int32_t n_recs = 0;
+    char msg[160];
+    if (layer_index(cJSON_GetObjectItemCaseSensitive(meta, "layers"), &recs, &n_recs, msg, sizeof msg)) {
+        cJSON_Delete(cfg);
+        cJSON_Delete(meta);
+        spqr_archive_close(a);
+        char line[sizeof msg + 4200];
+        snprintf(line, sizeof line, "%.4096s: %s", path, msg);
+        return fail(line);
+    }
     struct stat sb;
     const uint64_t fsize = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-    printf("%s: %llu bytes, %d tensors\n", path, (unsigned long long)fsize, spqr_archive_count(a));
-    print_config(spqr_archive_config_json(a));
-    const char *mj = spqr_archive_metadata_json(a);
-    print_metadata(mj);
-    cJSON *meta = mj ? cJSON_Parse(mj) : NULL;
-    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(meta, "layers");
+    put_str(path, 0);
+    printf(": %llu bytes, %d tensors\n", (unsigned long long)fsize, spqr_archive_count(a));
+    print_config(cfg);
+    print_metadata(meta);
 
     printf("\n%-44s %12s %5s %5s %9s %8s %8s %10s\n", "tensor", "shape", "bits", "group", "outliers", "bits/par",
            "formula", "rel.err");
@@ -115,9 +198,9 @@ int cmd_info(int argc, char **argv) {
             const int64_t np = (int64_t)t->rows * t->cols;
             char shape[32];
             snprintf(shape, sizeof shape, "%dx%d", t->rows, t->cols);
-            printf("%-44s %12s %5d %5d %8.3f%% %8.3f %8.3f %10.5f\n", name, shape, t->wbits, t->groupsize,
-                   100.0 * t->nnz / np, r.stored_bits_per_param, r.formula_bits_per_param,
-                   layer_rel_err(layers, name));
+            put_str(name, 44);
+            printf(" %12s %5d %5d %8.3f%% %8.3f %8.3f %10.5f\n", shape, t->wbits, t->groupsize, 100.0 * t->nnz / np,
+                   r.stored_bits_per_param, r.formula_bits_per_param, layer_rel_err(recs, n_recs, name));
             q_bytes += r.stored_bytes;
             q_params += np;
             outl += t->nnz;
@@ -135,7 +218,7 @@ int cmd_info(int argc, char **argv) {
            q_params ? f_bits / q_params : 0.0, q_params ? 100.0 * outl / q_params : 0.0);
     /* The LM head, as the loader binds it: packed, dense, or the tied embedding. */
     const spqr_tensor *head = spqr_archive_find_packed(a, "lm_head.weight");
-    const int tied = config_tied(spqr_archive_config_json(a));
+    const int tied = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "tie_word_embeddings"));
     if (head) {
         spqr_size_report r;
         spqr_tensor_size(head, &r);
@@ -157,6 +240,8 @@ int cmd_info(int argc, char **argv) {
     printf("whole file: %.3f bits per model parameter; fp16 would be %.2f MB (%.2fx)\n",
            model_params ? 8.0 * fsize / (double)model_params : 0.0, 2.0 * model_params / 1e6,
            fsize ? 2.0 * model_params / fsize : 0.0);
+    free(recs);
+    cJSON_Delete(cfg);
     cJSON_Delete(meta);
     spqr_archive_close(a);
     return 0;

@@ -18,6 +18,9 @@
 #endif
 
 #define ST_MAX_HEADER ((uint64_t)100 * 1000 * 1000)
+/* Tensors per file: far above any real checkpoint (a 671B MoE has about 90k
+ * in all), low enough that every per-tensor table stays small. */
+#define ST_MAX_TENSORS (1 << 20)
 /* Integers in the header are parsed as doubles by cJSON: only values up to
  * 2^53 are exact, which is far above any real shape or offset. */
 #define ST_MAX_JSON_INT 9007199254740992.0
@@ -254,8 +257,9 @@ spqr_status spqr_safetensors_open(const char *path, spqr_safetensors **out, spqr
             s = parse_metadata(path, c, err);
             if (s != SPQR_OK) goto fail;
         } else {
-            if (n == INT32_MAX) {
-                s = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: too many tensors", path);
+            if (n == ST_MAX_TENSORS) {
+                s = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: more than %d tensors in the header", path,
+                                 ST_MAX_TENSORS);
                 goto fail;
             }
             n++;

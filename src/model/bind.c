@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/error.h"
 
@@ -39,4 +40,24 @@ spqr_status model_bind_layers(spqr_model *m, model_bind_linear_fn linear, model_
     if ((st = norm(m, "model.norm.weight", final, err))) return st;
     m->final_norm = final;
     return SPQR_OK;
+}
+
+spqr_status model_check_unused(const spqr_model *m, const char *name, spqr_err *err) {
+    static const char inv_freq[] = ".rotary_emb.inv_freq";
+    const size_t n = strlen(name), k = sizeof inv_freq - 1;
+    if (n >= k && !strcmp(name + n - k, inv_freq)) return SPQR_OK;
+    if (m->cfg.tie_word_embeddings && !strcmp(name, "lm_head.weight")) return SPQR_OK;
+    char nb[200];
+    const char *shown = spqr_printable(name, nb, sizeof nb);
+    static const char layers[] = "model.layers.";
+    const char *p = strncmp(name, layers, sizeof layers - 1) ? NULL : name + sizeof layers - 1;
+    long long layer = 0;
+    int digits = 0;
+    for (; p && digits < 12 && *p >= '0' && *p <= '9'; p++, digits++) layer = 10 * layer + (*p - '0');
+    if (p && digits && *p == '.' && layer >= m->cfg.n_layers)
+        return spqr_err_set(err, SPQR_ERR_FORMAT,
+                            "tensor %s is not used by a %d-layer model (num_hidden_layers in config.json)", shown,
+                            m->cfg.n_layers);
+    return spqr_err_set(err, SPQR_ERR_FORMAT,
+                        "tensor %s is not used by the model (not a weight of a Llama-family model)", shown);
 }

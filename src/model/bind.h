@@ -15,4 +15,11 @@ typedef spqr_status (*model_bind_norm_fn)(spqr_model *m, const char *name, float
  * caller's: tying rules differ between the formats). */
 spqr_status model_bind_layers(spqr_model *m, model_bind_linear_fn linear, model_bind_norm_fn norm, spqr_err *err);
 
+/* For a checkpoint tensor the binding left unused: SPQR_OK when the model
+ * may ignore it (rotary inv_freq buffers, which it recomputes; lm_head.weight
+ * of a tied model, which transformers also replaces by the embedding), else
+ * SPQR_ERR_FORMAT naming it, and for a layer past num_hidden_layers saying
+ * so: a checkpoint must not lose weights silently. */
+spqr_status model_check_unused(const spqr_model *m, const char *name, spqr_err *err);
+
 #endif

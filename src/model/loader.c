@@ -19,6 +19,8 @@
 
 #define INDEX_MAX_BYTES (64u << 20)
 #define MAX_SHARDS 4096
+/* weight_map entries, and tensors over all shards (each file allows as many). */
+#define MAX_CHECKPOINT_TENSORS (1 << 20)
 #define CONFIG_MAX_BYTES (4u << 20) /* as config.c */
 #define TOKENIZER_MAX_BYTES (256u << 20)
 
@@ -51,6 +53,190 @@ static int safe_shard_name(const char *s) {
     return n > 0 && n < 256 && s[0] != '.' && !strchr(s, '/') && !strchr(s, '\\');
 }
 
+/* The HF loader's one lookup table: every tensor of every shard, sorted by
+ * name, with its shard and whether the model bound it. */
+typedef struct hf_tensor_ref {
+    const char *name;
+    const spqr_st_tensor *t;
+    int32_t file; /* index into m->files */
+    int32_t used;
+} hf_tensor_ref;
+
+static int cmp_ref(const void *x, const void *y) {
+    const hf_tensor_ref *a = x, *b = y;
+    int c = strcmp(a->name, b->name);
+    return c ? c : (a->file > b->file) - (a->file < b->file);
+}
+
+/* Builds m->tindex over m->files (shard_names[i] names m->files[i]); a name
+ * in two shards is an error naming it and both shards. */
+static spqr_status index_tensors(spqr_model *m, const char *const *shard_names, spqr_err *err) {
+    int64_t total = 0;
+    for (int32_t f = 0; f < m->n_files; f++) total += spqr_safetensors_count(m->files[f]);
+    if (total > MAX_CHECKPOINT_TENSORS)
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "the checkpoint holds %lld tensors, more than the limit of %d",
+                            (long long)total, MAX_CHECKPOINT_TENSORS);
+    hf_tensor_ref *r = malloc((total ? (size_t)total : 1) * sizeof *r);
+    if (!r) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    int32_t n = 0;
+    for (int32_t f = 0; f < m->n_files; f++)
+        for (int32_t i = 0; i < spqr_safetensors_count(m->files[f]); i++) {
+            const spqr_st_tensor *t = spqr_safetensors_at(m->files[f], i);
+            r[n++] = (hf_tensor_ref){t->name, t, f, 0};
+        }
+    qsort(r, (size_t)n, sizeof *r, cmp_ref);
+    for (int32_t k = 1; k < n; k++)
+        if (!strcmp(r[k].name, r[k - 1].name)) {
+            char nb[200], a[100], b[100];
+            spqr_status st = spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s is in two shards, %s and %s",
+                                          spqr_printable(r[k].name, nb, sizeof nb),
+                                          spqr_printable(shard_names[r[k - 1].file], a, sizeof a),
+                                          spqr_printable(shard_names[r[k].file], b, sizeof b));
+            free(r);
+            return st;
+        }
+    m->tindex = r;
+    m->n_tindex = n;
+    return SPQR_OK;
+}
+
+/* One weight_map entry: tensor name -> shard file name (and that shard's
+ * index in m->files once the shards are numbered). */
+typedef struct {
+    const char *tensor, *shard;
+    int32_t pos, shard_idx;
+} wm_entry;
+
+static int cmp_wm_shard(const void *x, const void *y) {
+    const wm_entry *a = x, *b = y;
+    int c = strcmp(a->shard, b->shard);
+    return c ? c : (a->pos > b->pos) - (a->pos < b->pos);
+}
+
+static int cmp_wm_tensor(const void *x, const void *y) {
+    const wm_entry *a = x, *b = y;
+    int c = strcmp(a->tensor, b->tensor);
+    return c ? c : (a->pos > b->pos) - (a->pos < b->pos);
+}
+
+typedef struct {
+    int32_t pos, group;
+    const char *shard;
+} shard_first;
+
+static int cmp_first(const void *x, const void *y) {
+    const shard_first *a = x, *b = y;
+    return (a->pos > b->pos) - (a->pos < b->pos);
+}
+
+/* Numbers the distinct shards of wm[0..n) in order of first appearance:
+ * sets every shard_idx and names[0..*n_names). Sorting makes this n log n
+ * where scanning the names seen so far for every entry was quadratic. */
+static spqr_status number_shards(wm_entry *wm, int32_t n, const char **names, int32_t *n_names,
+                                 const char *index_path, spqr_err *err) {
+    qsort(wm, (size_t)n, sizeof *wm, cmp_wm_shard);
+    int32_t g = 0;
+    for (int32_t k = 0; k < n; k++) {
+        if (k == 0 || strcmp(wm[k].shard, wm[k - 1].shard)) g++;
+        wm[k].shard_idx = g - 1; /* for now: the shard's rank by name */
+    }
+    if (g > MAX_SHARDS)
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: %d shards, more than the limit of %d", index_path, g,
+                            MAX_SHARDS);
+    shard_first *first = malloc((size_t)g * sizeof *first);
+    int32_t *rank = malloc((size_t)g * sizeof *rank);
+    if (!first || !rank) {
+        free(first);
+        free(rank);
+        return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    }
+    for (int32_t k = 0; k < n; k++) /* within a shard the entries are in file order */
+        if (k == 0 || wm[k].shard_idx != wm[k - 1].shard_idx)
+            first[wm[k].shard_idx] = (shard_first){wm[k].pos, wm[k].shard_idx, wm[k].shard};
+    qsort(first, (size_t)g, sizeof *first, cmp_first);
+    for (int32_t r = 0; r < g; r++) {
+        rank[first[r].group] = r;
+        names[r] = first[r].shard;
+    }
+    for (int32_t k = 0; k < n; k++) wm[k].shard_idx = rank[wm[k].shard_idx];
+    free(first);
+    free(rank);
+    *n_names = g;
+    return SPQR_OK;
+}
+
+/* The weight_map must describe the shards exactly: every entry names the
+ * shard that holds its tensor, and every shard tensor has an entry (a
+ * disagreeing index used to be ignored, first shard winning). */
+static spqr_status check_weight_map(const spqr_model *m, wm_entry *e, int32_t n, const char *const *names,
+                                    const char *index_path, spqr_err *err) {
+    char nb[200], a[100], b[100];
+    qsort(e, (size_t)n, sizeof *e, cmp_wm_tensor);
+    for (int32_t k = 1; k < n; k++)
+        if (!strcmp(e[k].tensor, e[k - 1].tensor))
+            return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: weight_map lists tensor %s twice", index_path,
+                                spqr_printable(e[k].tensor, nb, sizeof nb));
+    int32_t i = 0, j = 0; /* both sorted by name: one merge walk */
+    while (i < n || j < m->n_tindex) {
+        const hf_tensor_ref *r = j < m->n_tindex ? &m->tindex[j] : NULL;
+        const int c = i == n ? 1 : !r ? -1 : strcmp(e[i].tensor, r->name);
+        if (c < 0)
+            return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: weight_map maps tensor %s to %s, which does not hold it",
+                                index_path, spqr_printable(e[i].tensor, nb, sizeof nb),
+                                spqr_printable(e[i].shard, a, sizeof a));
+        if (c > 0)
+            return spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s of shard %s is missing from the weight_map of %s",
+                                spqr_printable(r->name, nb, sizeof nb), spqr_printable(names[r->file], a, sizeof a),
+                                index_path);
+        if (e[i].shard_idx != r->file)
+            return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: weight_map maps tensor %s to %s, but it is in %s",
+                                index_path, spqr_printable(e[i].tensor, nb, sizeof nb),
+                                spqr_printable(e[i].shard, a, sizeof a),
+                                spqr_printable(names[r->file], b, sizeof b));
+        i++;
+        j++;
+    }
+    return SPQR_OK;
+}
+
+/* Opens the shards the weight_map names, indexes their tensors and checks
+ * the map against them. */
+static spqr_status open_weight_map(spqr_model *m, const char *dir, const char *index_path, const cJSON *wm,
+                                   spqr_err *err) {
+    int32_t n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, wm) {
+        if (n == MAX_CHECKPOINT_TENSORS)
+            return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: weight_map has more than %d entries (the limit)",
+                                index_path, MAX_CHECKPOINT_TENSORS);
+        n++;
+    }
+    if (n == 0) return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: empty weight_map", index_path);
+    wm_entry *e = malloc((size_t)n * sizeof *e);
+    const char **names = malloc(MAX_SHARDS * sizeof *names);
+    spqr_status st = e && names ? SPQR_OK : spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    int32_t k = 0;
+    cJSON_ArrayForEach(it, wm) {
+        if (st) break;
+        if (!cJSON_IsString(it) || !safe_shard_name(it->valuestring)) {
+            char nb[120];
+            st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: weight_map entry \"%s\" is not a plain file name",
+                              index_path, spqr_printable(it->string, nb, sizeof nb));
+            break;
+        }
+        e[k] = (wm_entry){it->string, it->valuestring, k, 0};
+        k++;
+    }
+    int32_t n_names = 0;
+    if (!st) st = number_shards(e, n, names, &n_names, index_path, err);
+    for (int32_t i = 0; !st && i < n_names; i++) st = open_shard(m, dir, names[i], err);
+    if (!st) st = index_tensors(m, names, err);
+    if (!st) st = check_weight_map(m, e, n, names, index_path, err);
+    free(e);
+    free(names);
+    return st;
+}
+
 static spqr_status open_sharded(spqr_model *m, const char *dir, const char *index_path, spqr_err *err) {
     char *json = NULL;
     size_t len = 0;
@@ -60,40 +246,23 @@ static spqr_status open_sharded(spqr_model *m, const char *dir, const char *inde
     free(json);
     if (!root) return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: invalid JSON", index_path);
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
-    if (!cJSON_IsObject(wm)) {
-        cJSON_Delete(root);
-        return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: no \"weight_map\" object", index_path);
-    }
-    /* Unique shard names, in order of first appearance. */
-    const char **names = NULL;
-    int32_t n_names = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, wm) {
-        if (!cJSON_IsString(it) || !safe_shard_name(it->valuestring)) {
-            st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: weight_map entry \"%.100s\" is not a plain file name",
-                              index_path, it->string ? it->string : "?");
-            break;
-        }
-        int seen = 0;
-        for (int32_t i = 0; i < n_names && !seen; i++) seen = !strcmp(names[i], it->valuestring);
-        if (seen) continue;
-        if (n_names >= MAX_SHARDS) { st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: too many shards", index_path); break; }
-        const char **nn = realloc(names, (size_t)(n_names + 1) * sizeof *nn);
-        if (!nn) { st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); break; }
-        names = nn;
-        names[n_names++] = it->valuestring;
-    }
-    if (!st && n_names == 0) st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: empty weight_map", index_path);
-    for (int32_t i = 0; !st && i < n_names; i++) st = open_shard(m, dir, names[i], err);
-    free(names);
+    st = cJSON_IsObject(wm) ? open_weight_map(m, dir, index_path, wm, err)
+                            : spqr_err_set(err, SPQR_ERR_FORMAT, "%s: no \"weight_map\" object", index_path);
     cJSON_Delete(root);
     return st;
 }
 
 static const spqr_st_tensor *find_tensor(const spqr_model *m, const char *name) {
-    for (int32_t i = 0; i < m->n_files; i++) {
-        const spqr_st_tensor *t = spqr_safetensors_find(m->files[i], name);
-        if (t) return t;
+    int32_t lo = 0, hi = m->n_tindex - 1;
+    while (lo <= hi) {
+        const int32_t mid = lo + (hi - lo) / 2;
+        const int c = strcmp(m->tindex[mid].name, name);
+        if (c == 0) {
+            m->tindex[mid].used = 1;
+            return m->tindex[mid].t;
+        }
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
     }
     return NULL;
 }
@@ -161,7 +330,7 @@ static spqr_status load_norm(spqr_model *m, const char *name, float *dst, spqr_e
     return spqr_st_tensor_to_f32(t, dst, err);
 }
 
-static spqr_status bind_all(spqr_model *m, spqr_err *err) {
+static spqr_status bind_tensors(spqr_model *m, spqr_err *err) {
     const spqr_config *c = &m->cfg;
     const int32_t H = c->hidden_size, V = c->vocab_size;
     spqr_status st;
@@ -172,6 +341,22 @@ static spqr_status bind_all(spqr_model *m, spqr_err *err) {
         return st;
     }
     return model_bind_layers(m, bind_linear, load_norm, err);
+}
+
+/* Binds the model through the tensor index (built here for a single-file
+ * checkpoint, by open_sharded otherwise), then refuses any tensor it left
+ * unused: fewer num_hidden_layers than the checkpoint holds must not drop
+ * layers silently. */
+static spqr_status bind_all(spqr_model *m, spqr_err *err) {
+    static const char *const single[] = {"model.safetensors"};
+    spqr_status st = m->tindex ? SPQR_OK : index_tensors(m, single, err);
+    if (!st) st = bind_tensors(m, err);
+    for (int32_t k = 0; !st && k < m->n_tindex; k++)
+        if (!m->tindex[k].used) st = model_check_unused(m, m->tindex[k].name, err);
+    free(m->tindex);
+    m->tindex = NULL;
+    m->n_tindex = 0;
+    return st;
 }
 
 static spqr_status load(const char *dir, const spqr_logger *log, spqr_model *m, spqr_err *err) {
@@ -243,6 +428,7 @@ spqr_status spqr_model_load_hf(const char *dir, const spqr_logger *log, spqr_mod
 
 void model_free_contents(spqr_model *m) {
     if (!m) return;
+    free(m->tindex);
     for (int32_t i = 0; i < m->n_files; i++) spqr_safetensors_close(m->files[i]);
     for (int32_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     for (int32_t i = 0; i < m->n_ktensors; i++) spqr_ktensor_free(m->ktensors[i]);

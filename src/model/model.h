@@ -36,6 +36,10 @@ struct spqr_model {
     spqr_archive *archive;    /* .spqr file the tensors point into, or NULL */
     spqr_ktensor **ktensors;  /* fast layouts of the packed linears (owned) */
     int32_t n_ktensors;
+    /* While the HF loader binds: every checkpoint tensor sorted by name
+     * (loader.c builds it once over all shards and frees it after binding). */
+    struct hf_tensor_ref *tindex;
+    int32_t n_tindex;
 };
 
 /* Frees what a partly or fully built model owns (NULL-safe). */
