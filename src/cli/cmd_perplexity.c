@@ -20,6 +20,8 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "eval/kl_file.h"
+#include "io/atomic_file.h"
+#include "io/outpath.h"
 #include "io/file.h"
 #include "spqr.h"
 
@@ -48,7 +50,9 @@ static void usage(FILE *f) {
             "                     of each window scored) or llamacpp (BOS per window, second half scored)\n"
             "  --json             print one JSON object instead of text\n"
             "  -t, --threads N    threads (default: all cores)\n"
-            "  --kl-base FILE     save the log-prob distributions of every scored position\n"
+            "  --kl-base FILE     save the log-prob distributions of every scored position (an existing\n"
+            "                     file is replaced only if it is a --kl-base file; docs/safety.md)\n"
+            "  --force            let --kl-base replace a file of another kind (never an input)\n"
             "  --kl FILE          compare with a saved base: mean KL(base || this), top-1 agreement\n"
             "  -v                 verbose loading\n");
 }
@@ -56,8 +60,8 @@ static void usage(FILE *f) {
 static int fail(const char *msg) { return cli_fail(CMD, msg, 1); }
 
 typedef struct run_state {
-    FILE *kl_out;           /* --kl-base */
-    char *kl_out_tmp;
+    spqr_atomic_file kl_af; /* --kl-base, renamed into place at the end */
+    FILE *kl_out;           /* kl_af.f */
     FILE *kl_in;            /* --kl */
     spqr_kl_header base;    /* of --kl, checked by spqr_kl_read_header */
     float *base_lp;         /* [vocab] one position of the base */
@@ -65,12 +69,15 @@ typedef struct run_state {
     int64_t top1_agree, kl_count;
 } run_state;
 
+/* What --kl-base may replace without --force: a file with our header. */
+static int is_kl_file(const uint8_t *head, size_t n) { return n >= 8 && !memcmp(head, KL_MAGIC, 8); }
+
 static int write_all(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, f) == n ? 0 : -1; }
 
 int cmd_perplexity(int argc, char **argv) {
     const char *model_dir = NULL, *text_path = NULL, *kl_base = NULL, *kl_path = NULL;
     int32_t ctx = 0, chunks = 0, batch = 0, threads = cli_default_threads();
-    int json = 0, verbose = 0, protocol = 0; /* 0 spqr, 1 llamacpp */
+    int json = 0, verbose = 0, force = 0, protocol = 0; /* 0 spqr, 1 llamacpp */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
@@ -91,6 +98,7 @@ int cmd_perplexity(int argc, char **argv) {
         } else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "-v")) verbose = 1;
         else if (!strcmp(a, "--kl-base")) { if (!(kl_base = cli_flag_value(CMD, argc, argv, &i))) return 2; }
+        else if (!strcmp(a, "--force")) force = 1;
         else if (!strcmp(a, "--kl")) { if (!(kl_path = cli_flag_value(CMD, argc, argv, &i))) return 2; }
         else if (a[0] == '-' && a[1]) { fprintf(stderr, "spqr: " CMD ": unknown option '%s' (see --help)\n", a); return 2; }
         else if (!model_dir) model_dir = a;
@@ -103,6 +111,11 @@ int cmd_perplexity(int argc, char **argv) {
 
     char msg[1024];
     spqr_err err = {0};
+    if (kl_base) { /* the output rules (docs/safety.md), before the evaluation */
+        const spqr_out_spec spec = {"--kl-base", "a spqr --kl-base file", is_kl_file, force};
+        const char *inputs[] = {model_dir, text_path};
+        if (spqr_out_check(kl_base, &spec, inputs, 2, &err)) return fail(err.msg);
+    }
     spqr_logger logger = cli_stderr_logger(verbose);
     size_t text_len = 0;
     char *text = cli_read_file(text_path, TEXT_MAX_BYTES, &text_len, &err);
@@ -165,17 +178,11 @@ int cmd_perplexity(int argc, char **argv) {
             fail(msg);
             goto done;
         }
-        size_t L = strlen(kl_base) + 16;
-        rs.kl_out_tmp = malloc(L);
-        snprintf(rs.kl_out_tmp, L, "%s.tmpXXXXXX", kl_base);
-        int fd = mkstemp(rs.kl_out_tmp);
-        if (fd < 0 || !(rs.kl_out = fdopen(fd, "wb"))) {
-            snprintf(msg, sizeof msg, "cannot create %s", rs.kl_out_tmp);
-            free(rs.kl_out_tmp);
-            rs.kl_out_tmp = NULL;
-            fail(msg);
+        if (spqr_atomic_open(kl_base, &rs.kl_af, &err)) {
+            fail(err.msg);
             goto done;
         }
+        rs.kl_out = rs.kl_af.f;
         kl_header h = {{0}, KL_VERSION, (uint32_t)protocol, (uint32_t)ctx, (uint32_t)V, (uint32_t)n_windows,
                        (uint32_t)first, (uint64_t)n_positions, 0.0, 0.0};
         memcpy(h.magic, KL_MAGIC, 8);
@@ -286,20 +293,15 @@ int cmd_perplexity(int argc, char **argv) {
         kl_header h = {{0}, KL_VERSION, (uint32_t)protocol, (uint32_t)ctx, (uint32_t)V, (uint32_t)n_windows,
                        (uint32_t)first, (uint64_t)n_positions, ppl, ppl_se};
         memcpy(h.magic, KL_MAGIC, 8);
-        if (fseek(rs.kl_out, 0, SEEK_SET) || write_all(rs.kl_out, &h, sizeof h) || fflush(rs.kl_out) ||
-            fsync(fileno(rs.kl_out))) {
+        if (fseek(rs.kl_out, 0, SEEK_SET) || write_all(rs.kl_out, &h, sizeof h)) {
             fail("write error on the --kl-base file");
             goto done;
         }
-        int bad = fclose(rs.kl_out);
         rs.kl_out = NULL;
-        if (bad || rename(rs.kl_out_tmp, kl_base)) {
-            snprintf(msg, sizeof msg, "cannot write %s", kl_base);
-            fail(msg);
+        if (spqr_atomic_commit(&rs.kl_af, &err)) {
+            fail(err.msg);
             goto done;
         }
-        free(rs.kl_out_tmp);
-        rs.kl_out_tmp = NULL;
     }
     double kl_mean = 0, kl_se = 0, top1 = 0;
     if (rs.kl_in) {
@@ -331,8 +333,7 @@ int cmd_perplexity(int argc, char **argv) {
     (void)t0;
     rc = 0;
 done:
-    if (rs.kl_out) fclose(rs.kl_out);
-    if (rs.kl_out_tmp) { unlink(rs.kl_out_tmp); free(rs.kl_out_tmp); }
+    spqr_atomic_abort(&rs.kl_af); /* no-op after a commit */
     if (rs.kl_in) fclose(rs.kl_in);
     free(rs.base_lp);
     free(logits);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "format/spqr_file.h"
 #include "io/file.h"
 #include "io/finite.h"
 #include "model/bind.h"
@@ -375,6 +376,9 @@ static spqr_status load(const char *dir, const spqr_logger *log, spqr_model *m, 
     if ((st = join(path, sizeof path, dir, "tokenizer.json", err))) return st;
     if (!exists(path)) return spqr_err_set(err, SPQR_ERR_IO, "%s: no tokenizer.json in the model directory", dir);
     if ((st = spqr_file_read_text(path, TOKENIZER_MAX_BYTES, &m->tokenizer_json, &m->tokenizer_len, err))) return st;
+    /* The rule the .spqr writer applies, so quantize cannot fail at the end. */
+    const char *why = spqrf_text_problem(SPQRF_SEC_TOKENIZER, m->tokenizer_json, m->tokenizer_len);
+    if (why) return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: %s", path, why);
     if ((st = spqr_tokenizer_load_from_memory(m->tokenizer_json, m->tokenizer_len, &m->tok, err)))
         return spqr_err_prefix(err, st, "%s", path);
     int32_t tv = spqr_tokenizer_vocab_size(m->tok);
