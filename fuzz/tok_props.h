@@ -8,6 +8,7 @@
 
 #include "fuzz_util.h"
 #include "model/tokenizer.h"
+#include "model/unicode.h"
 
 /* What decode(encode(x)) must give, or -1 when the guarantees promise
  * nothing for this tokenizer / text; *skip = leading bytes of x dropped. */
@@ -15,6 +16,7 @@ static int tok_roundtrip_expected(const spqr_tokenizer *t, const uint8_t *x, siz
     *skip = 0;
     for (int b = 0; b < 256; b++)
         if (t->byte_sym[b] < 0) return -1; /* a byte without a token becomes <unk> or vanishes */
+    if (t->nfc && spqr_unicode_nfc_may_change(x, n)) return -1; /* decode gives NFC(x) */
     if (t->mode == TOK_BYTELEVEL) return t->add_prefix_space ? -1 : 0;
     if (t->mode != TOK_SENTENCEPIECE || !t->replace_space) return -1;
     /* SentencePiece: no literal "▁" and no added-token text in x */

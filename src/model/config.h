@@ -15,6 +15,10 @@ spqr_status spqr_config_parse(const char *json, size_t len, spqr_config *out, sp
 /* Reads and parses a config.json file. */
 spqr_status spqr_config_load(const char *path, spqr_config *out, spqr_err *err);
 
+/* Adds the eos_token_id of generation_config.json (JSON text of len bytes:
+ * an int or a list, absent or null adds nothing) to c's EOS ids. */
+spqr_status spqr_config_add_generation_eos(spqr_config *c, const char *json, size_t len, spqr_err *err);
+
 /* Fills inv_freq[head_dim/2] exactly as Hugging Face computes it in float32,
  * including the Llama-3 rope_scaling adjustment. */
 void spqr_config_rope_inv_freq(const spqr_config *c, float *inv_freq);

@@ -17,6 +17,7 @@
 #include "model/config.h"
 #include "model/model.h"
 #include "model/model_path.h"
+#include "model/special_ids.h"
 
 #define INDEX_MAX_BYTES (64u << 20)
 #define MAX_SHARDS 4096
@@ -385,10 +386,8 @@ static spqr_status load(const char *dir, const spqr_logger *log, spqr_model *m, 
     if (tv > m->cfg.vocab_size)
         return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer.json has %d tokens but config.json vocab_size is %d", tv,
                             m->cfg.vocab_size);
-    if (m->cfg.bos_token_id < 0) m->cfg.bos_token_id = spqr_tokenizer_bos_id(m->tok);
-    if (m->cfg.eos_token_id < 0) m->cfg.eos_token_id = spqr_tokenizer_eos_id(m->tok);
-    if (m->cfg.bos_token_id >= m->cfg.vocab_size || m->cfg.eos_token_id >= m->cfg.vocab_size)
-        return spqr_err_set(err, SPQR_ERR_FORMAT, "bos/eos token id outside the vocabulary");
+    /* tokenizer_config.json and generation_config.json join in here */
+    if ((st = spqr_model_resolve_special_ids(m, dir, err))) return st;
 
     char index[4096];
     if ((st = join(path, sizeof path, dir, "model.safetensors", err))) return st;

@@ -13,6 +13,7 @@
 #include "model/config.h"
 #include "model/model.h"
 #include "model/model_path.h"
+#include "model/special_ids.h"
 
 static spqr_status dense_linear(spqr_model *m, const char *name, int32_t rows, int32_t cols, spqr_linear *lin,
                                 spqr_err *err) {
@@ -90,10 +91,8 @@ static spqr_status load(const char *path, const spqr_logger *log, spqr_model *m,
     const spqr_config *c = &m->cfg;
     if (spqr_tokenizer_vocab_size(m->tok) > c->vocab_size)
         return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: tokenizer has more tokens than vocab_size", path);
-    if (m->cfg.bos_token_id < 0) m->cfg.bos_token_id = spqr_tokenizer_bos_id(m->tok);
-    if (m->cfg.eos_token_id < 0) m->cfg.eos_token_id = spqr_tokenizer_eos_id(m->tok);
-    if (m->cfg.bos_token_id >= c->vocab_size || m->cfg.eos_token_id >= c->vocab_size)
-        return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: bos/eos token id outside the vocabulary", path);
+    /* the config section already carries what the side files resolved */
+    if ((st = spqr_model_resolve_special_ids(m, NULL, err))) return spqr_err_prefix(err, st, "%s", path);
 
     const int32_t H = c->hidden_size, V = c->vocab_size;
     m->ktensors = calloc((size_t)c->n_layers * 7 + 1, sizeof *m->ktensors);

@@ -18,6 +18,7 @@ typedef enum tok_mode {
 typedef enum tok_pretok {
     TOK_PRE_GPT2 = 1,   /* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
     TOK_PRE_LLAMA3 = 2, /* (?i:'s|...)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,k}| ?[^\s\p{L}\p{N}]+[\r\n]*|... */
+    TOK_PRE_DIGITS = 3, /* Digits pre-tokenizer: numeric characters apart from the rest */
 } tok_pretok;
 
 typedef enum tok_prepend {
@@ -75,14 +76,16 @@ struct spqr_tokenizer {
 
     int n_stages;               /* BYTELEVEL: regex splits applied in order */
     tok_pretok stage[TOK_MAX_STAGES];
-    int stage_digits[TOK_MAX_STAGES]; /* LLAMA3: max digits per number chunk (3 Llama-3, 1 Qwen2) */
-    int add_prefix_space;       /* BYTELEVEL */
+    int stage_digits[TOK_MAX_STAGES]; /* LLAMA3: max digits per number chunk (3 Llama-3, 1 Qwen2);
+                                         DIGITS: 1 = each digit alone, 0 = runs of digits */
+    int add_prefix_space;       /* BYTELEVEL: " " before each piece that reaches the ByteLevel stage */
+    int prefix_stage;           /* BYTELEVEL: index of that stage (the stages before it split first) */
 
     tok_prepend prepend;        /* SENTENCEPIECE */
     int replace_space;          /* SENTENCEPIECE: " " -> "▁" */
     int meta_split;             /* SENTENCEPIECE: Metaspace(split=true) splits before each "▁" */
     int strip_start;            /* decoder Strip: leading spaces dropped from the text */
-    int nfc;                    /* NFC normalizer seen: treated as identity (docs) */
+    int nfc;                    /* NFC normalizer: each segment is normalized before pre-tokenizing */
 
     uint8_t bmap[256][2];       /* BYTELEVEL: UTF-8 of the printable char of byte b */
     uint8_t bmap_len[256];
@@ -106,6 +109,9 @@ size_t tok_trie_match(const spqr_tokenizer *t, const uint8_t *s, size_t n, int32
 /* --- tokenizer_pretok.c: length of the regex match starting at s[0..n) (n >= 1, always >= 1). */
 size_t tok_pretok_gpt2(const uint8_t *s, size_t n);
 size_t tok_pretok_llama3(const uint8_t *s, size_t n, int max_digits);
+/* Digits: a numeric character (\p{N}) alone, or a run of them when
+ * !individual; else the run of non-numeric characters up to the next one. */
+size_t tok_pretok_digits(const uint8_t *s, size_t n, int individual);
 
 /* --- tokenizer_bpe.c */
 typedef struct tok_ids {
@@ -133,5 +139,11 @@ int tok_cp_to_byte(uint32_t cp);
 /* --- tokenizer_load.c: lets the model loader override ids from config.json
  * (ids outside the vocab are ignored; -1 clears). */
 void spqr_tokenizer_set_special_ids(spqr_tokenizer *t, int32_t bos_id, int32_t eos_id);
+
+/* Applies tokenizer_config.json (JSON text of len bytes): its bos_token /
+ * eos_token (a string or {"content": ...}) become bos_id / eos_id, null
+ * clears one, an absent key leaves it. A name that is not an added token
+ * or vocab entry is SPQR_ERR_FORMAT (t unchanged). */
+spqr_status spqr_tokenizer_apply_config(spqr_tokenizer *t, const char *json, size_t len, spqr_err *err);
 
 #endif

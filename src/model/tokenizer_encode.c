@@ -1,8 +1,9 @@
 /* Encode / decode. Encoding pipeline (HF tokenizers semantics):
  *  1. added tokens are matched first (leftmost, longest) and split the text;
  *     they are emitted as their ids and never merged into;
- *  2. each remaining segment is pre-processed: byte-level mode splits it with
- *     the regex stages and maps bytes to GPT-2's printable chars;
+ *  2. each remaining segment is normalized (NFC when the normalizer says
+ *     so) and pre-processed: byte-level mode splits it with the stages
+ *     (regex, Digits) and maps bytes to GPT-2's printable chars;
  *     SentencePiece mode prepends / substitutes "▁" and maybe splits at "▁";
  *  3. every word goes through BPE (tokenizer_bpe.c). */
 #include <stdlib.h>
@@ -21,6 +22,8 @@ typedef struct enc_ctx {
     tok_bpe_work w;
     uint8_t *buf; size_t buf_cap; /* scratch for normalized / mapped text */
     uint8_t *buf2; size_t buf2_cap;
+    uint8_t *nfc; size_t nfc_cap; /* NFC of the current segment */
+    uint8_t *nfc_work; size_t nfc_work_cap; /* bytes of malloc'd memory, used as uint32_t[] */
     spqr_err *err;
 } enc_ctx;
 
@@ -71,29 +74,29 @@ static spqr_status bl_word(enc_ctx *c, const uint8_t *s, size_t n) {
     return tok_bpe_merge(t, c->sym.v, c->sym.n, &c->w, &c->out, c->err);
 }
 
-/* Applies regex stage k to s[0..n), then the next stages, then BPE. */
+/* Applies stage k to the piece s[0..n) (n >= 1), then the next stages, then
+ * BPE. ByteLevel's add_prefix_space acts where ByteLevel stands in the
+ * Sequence: on each piece the stages before it produced, as in HF. Only one
+ * stage prepends, so c->buf is not reused below it (bl_word uses buf2). */
 static spqr_status bl_stage(enc_ctx *c, int k, const uint8_t *s, size_t n) {
     const spqr_tokenizer *t = c->t;
-    if (k >= t->n_stages || k >= TOK_MAX_STAGES) return bl_word(c, s, n);
-    for (size_t i = 0; i < n;) {
-        size_t l = t->stage[k] == TOK_PRE_GPT2 ? tok_pretok_gpt2(s + i, n - i)
-                                               : tok_pretok_llama3(s + i, n - i, t->stage_digits[k]);
-        spqr_status st = bl_stage(c, k + 1, s + i, l);
-        if (st) return st;
-        i += l;
-    }
-    return SPQR_OK;
-}
-
-static spqr_status bl_segment(enc_ctx *c, const uint8_t *s, size_t n) {
-    if (c->t->add_prefix_space && s[0] != ' ') {
+    if (k == t->prefix_stage && t->add_prefix_space && s[0] != ' ') {
         spqr_status st = grow(&c->buf, &c->buf_cap, n + 1, c->err);
         if (st) return st;
         c->buf[0] = ' ';
         memcpy(c->buf + 1, s, n);
         s = c->buf; n++;
     }
-    return bl_stage(c, 0, s, n);
+    if (k >= t->n_stages || k >= TOK_MAX_STAGES) return bl_word(c, s, n);
+    for (size_t i = 0; i < n;) {
+        size_t l = t->stage[k] == TOK_PRE_GPT2    ? tok_pretok_gpt2(s + i, n - i)
+                   : t->stage[k] == TOK_PRE_DIGITS ? tok_pretok_digits(s + i, n - i, t->stage_digits[k])
+                                                   : tok_pretok_llama3(s + i, n - i, t->stage_digits[k]);
+        spqr_status st = bl_stage(c, k + 1, s + i, l);
+        if (st) return st;
+        i += l;
+    }
+    return SPQR_OK;
 }
 
 /* One SentencePiece-style word (already normalized). */
@@ -152,7 +155,16 @@ static spqr_status sp_segment(enc_ctx *c, const uint8_t *s, size_t n, int at_sta
 
 static spqr_status segment(enc_ctx *c, const uint8_t *s, size_t n, int at_start) {
     if (n == 0) return SPQR_OK;
-    return c->t->mode == TOK_BYTELEVEL ? bl_segment(c, s, n) : sp_segment(c, s, n, at_start);
+    if (c->t->nfc && spqr_unicode_nfc_may_change(s, n)) {
+        /* encode caps len at INT32_MAX / 4, so the products fit a 64-bit size_t */
+        if (n > SIZE_MAX / 16 - 2) return spqr_err_set(c->err, SPQR_ERR_NOMEM, "tokenizer: segment too long for NFC");
+        spqr_status st = grow(&c->nfc, &c->nfc_cap, SPQR_NFC_OUT_CAP(n), c->err);
+        if (!st) st = grow(&c->nfc_work, &c->nfc_work_cap, SPQR_NFC_WORK_CAP(n) * sizeof(uint32_t), c->err);
+        if (st) return st;
+        n = spqr_unicode_nfc(s, n, (uint32_t *)(void *)c->nfc_work, c->nfc);
+        s = c->nfc;
+    }
+    return c->t->mode == TOK_BYTELEVEL ? bl_stage(c, 0, s, n) : sp_segment(c, s, n, at_start);
 }
 
 spqr_status spqr_tokenizer_encode(const spqr_tokenizer *t, const char *text, size_t len, int add_bos,
@@ -180,7 +192,7 @@ spqr_status spqr_tokenizer_encode(const spqr_tokenizer *t, const char *text, siz
     }
     if (!st) st = segment(&c, s + seg, len - seg, seg == 0);
     if (!st && !c.out.v) st = tok_ids_push(&c.out, 0, err), c.out.n = 0; /* never return NULL */
-    free(c.sym.v); free(c.buf); free(c.buf2);
+    free(c.sym.v); free(c.buf); free(c.buf2); free(c.nfc); free(c.nfc_work);
     tok_bpe_work_free(&c.w);
     if (st) { free(c.out.v); return st; }
     *ids = c.out.v;

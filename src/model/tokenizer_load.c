@@ -74,6 +74,7 @@ static spqr_status parse_pretok(spqr_tokenizer *t, tok_cfg *c, const cJSON *p, i
     if (!strcmp(ty, "ByteLevel")) {
         c->bytelevel = 1;
         t->add_prefix_space = jbool(p, "add_prefix_space", 0);
+        t->prefix_stage = t->n_stages;
         if (jbool(p, "use_regex", 1)) {
             if (t->n_stages == TOK_MAX_STAGES) return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "tokenizer: too many pre-tokenizer splits");
             t->stage[t->n_stages] = TOK_PRE_GPT2; t->stage_digits[t->n_stages++] = 0;
@@ -93,6 +94,12 @@ static spqr_status parse_pretok(spqr_tokenizer *t, tok_cfg *c, const cJSON *p, i
         else if (!strcmp(re, RE_LLAMA3)) { t->stage[t->n_stages] = TOK_PRE_LLAMA3; t->stage_digits[t->n_stages++] = 3; }
         else if (!strcmp(re, RE_QWEN2)) { t->stage[t->n_stages] = TOK_PRE_LLAMA3; t->stage_digits[t->n_stages++] = 1; }
         else return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "tokenizer: pre-tokenizer regex \"%.300s\" is not supported (only the GPT-2, Llama-3 and Qwen2 patterns)", re);
+        return SPQR_OK;
+    }
+    if (!strcmp(ty, "Digits")) { /* SmolLM: Sequence[Digits(individual_digits), ByteLevel] */
+        if (t->n_stages == TOK_MAX_STAGES) return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "tokenizer: too many pre-tokenizer splits");
+        t->stage[t->n_stages] = TOK_PRE_DIGITS;
+        t->stage_digits[t->n_stages++] = jbool(p, "individual_digits", 0);
         return SPQR_OK;
     }
     if (!strcmp(ty, "Metaspace")) {
@@ -235,14 +242,23 @@ static void decode_vocab_token(spqr_tokenizer *t, int32_t id, int64_t *fill) {
     *fill += (int64_t)m;
 }
 
+/* The first of names that the tokenizer declares: among the added tokens
+ * marked special first, then the other added tokens, then the plain vocab.
+ * A declared token wins over an earlier name that is only a vocab entry
+ * (Gemma has "<eos>" = 1 declared and a plain "</s>" = 213 in its vocab). */
 static int32_t find_named(const spqr_tokenizer *t, const cJSON *added, const char *const *names) {
-    for (int k = 0; names[k]; k++) {
-        const cJSON *e;
-        cJSON_ArrayForEach(e, added) {
-            const char *c = jstr(e, "content");
-            int32_t id;
-            if (c && !strcmp(c, names[k]) && jid(cJSON_GetObjectItemCaseSensitive(e, "id"), &id)) return id;
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; names[k]; k++) {
+            const cJSON *e;
+            cJSON_ArrayForEach(e, added) {
+                const char *c = jstr(e, "content");
+                int32_t id;
+                if (jbool(e, "special", 0) == !pass && c && !strcmp(c, names[k]) &&
+                    jid(cJSON_GetObjectItemCaseSensitive(e, "id"), &id))
+                    return id;
+            }
         }
+    for (int k = 0; names[k]; k++) {
         int32_t id = tok_strmap_get(t, &t->vocab, (const uint8_t *)names[k], strlen(names[k]));
         if (id >= 0) return id;
     }
@@ -271,6 +287,40 @@ static void template_ids(const cJSON *pp, int32_t *first, int32_t *last, int dep
         int32_t id;
         if (jid(cJSON_GetArrayItem(ids, 0), &id)) *(end ? last : first) = id;
     }
+}
+
+/* Id of the token whose text is s: an added token, else a vocab entry; -1. */
+static int32_t token_id_of(const spqr_tokenizer *t, const char *s) {
+    size_t n = strlen(s);
+    int32_t id = -1;
+    if (n && tok_trie_match(t, (const uint8_t *)s, n, &id) == n) return id;
+    return tok_strmap_get(t, &t->vocab, (const uint8_t *)s, n);
+}
+
+spqr_status spqr_tokenizer_apply_config(spqr_tokenizer *t, const char *json, size_t len, spqr_err *err) {
+    if (!t || !json) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "tokenizer_config.json: NULL argument");
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer_config.json: not a JSON object");
+    }
+    static const char *const keys[2] = {"bos_token", "eos_token"};
+    int32_t ids[2] = {t->bos_id, t->eos_id};
+    spqr_status st = SPQR_OK;
+    for (int k = 0; k < 2 && !st; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, keys[k]);
+        if (!v) continue;                        /* not declared: tokenizer.json decides */
+        if (cJSON_IsNull(v)) { ids[k] = -1; continue; } /* declared absent (Qwen's bos_token) */
+        const char *name = cJSON_IsString(v) ? v->valuestring : jstr(v, "content"); /* "x" or {"content": "x", ...} */
+        if (!name) {
+            st = spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer_config.json: \"%s\" is neither a string nor {\"content\": ...}", keys[k]);
+        } else if ((ids[k] = token_id_of(t, name)) < 0) {
+            st = spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer_config.json: %s \"%.60s\" is not a token of tokenizer.json", keys[k], name);
+        }
+    }
+    cJSON_Delete(root);
+    if (!st) { t->bos_id = ids[0]; t->eos_id = ids[1]; }
+    return st;
 }
 
 void spqr_tokenizer_set_special_ids(spqr_tokenizer *t, int32_t bos_id, int32_t eos_id) {
@@ -314,7 +364,7 @@ static spqr_status load_json(spqr_tokenizer *t, const cJSON *root, spqr_err *err
     if (cfg.bytelevel) t->mode = TOK_BYTELEVEL;
     else if (cfg.metaspace || cfg.sp_norm || t->byte_fallback) {
         t->mode = TOK_SENTENCEPIECE;
-        if (t->n_stages) return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "tokenizer: regex Split without ByteLevel is not supported");
+        if (t->n_stages) return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "tokenizer: Split or Digits pre-tokenizers without ByteLevel are not supported");
     } else
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
                             "tokenizer: BPE without a ByteLevel or SentencePiece-style (Metaspace, Prepend+Replace, byte_fallback) layout is not supported");
@@ -448,7 +498,9 @@ static spqr_status load_json(spqr_tokenizer *t, const cJSON *root, spqr_err *err
     const char *unk = jstr(model, "unk_token");
     t->unk_id = unk ? tok_strmap_get(t, &t->vocab, (const uint8_t *)unk, strlen(unk)) : -1;
 
-    /* bos / eos: the post-processor template, else well-known names. */
+    /* bos / eos: the post-processor template, else well-known names, the
+     * added tokens marked special first (find_named). tokenizer_config.json,
+     * when the caller has one, overrides both (spqr_tokenizer_apply_config). */
     static const char *const bos_names[] = {"<s>", "<|begin_of_text|>", "<bos>", "<|startoftext|>", "[BOS]", "<|endoftext|>", NULL};
     static const char *const eos_names[] = {"</s>", "<|end_of_text|>", "<|endoftext|>", "<eos>", "[EOS]", NULL};
     int32_t tfirst = -1, tlast = -1;

@@ -3,7 +3,8 @@
  * alternation, greedy quantifiers, backtracking) finds at the current
  * position. Every character is \p{L}, \p{N}, \s or other, so some
  * alternative always matches and the matches tile the text. Invalid UTF-8
- * bytes are one-byte "other" characters. */
+ * bytes are one-byte "other" characters. Also the Digits pre-tokenizer's
+ * split, which needs no regex. */
 #include "model/tokenizer.h"
 #include "model/unicode.h"
 
@@ -116,4 +117,16 @@ size_t tok_pretok_llama3(const uint8_t *s, size_t n, int max_digits) {
     if (have_nl) return last_nl + 1;
     /* \s+(?!\S) | \s+ */
     return spaces(s, n, c);
+}
+
+size_t tok_pretok_digits(const uint8_t *s, size_t n, int individual) {
+    ch c = at(s, n, 0);
+    if (c.cls == SPQR_UC_N) return individual ? c.len : run(s, n, 0, SPQR_UC_N);
+    size_t i = c.len;
+    while (i < n) {
+        ch d = at(s, n, i);
+        if (d.cls == SPQR_UC_N) break;
+        i += d.len;
+    }
+    return i;
 }

@@ -1,0 +1,111 @@
+/* BOS / EOS resolution for a loaded model. Hugging Face spreads the special
+ * ids over four files: config.json (bos_token_id, eos_token_id: an int or a
+ * list), generation_config.json (the eos_token_id list generate() stops
+ * at; instruct models add their end-of-turn ids there), tokenizer_config.json
+ * (the declared bos_token / eos_token) and tokenizer.json (added tokens
+ * marked special). See docs/tokenizer.md, "Special ids". */
+#include "model/special_ids.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/error.h"
+#include "io/file.h"
+#include "model/config.h"
+#include "model/tokenizer.h"
+
+#define SIDE_FILE_MAX_BYTES (16u << 20) /* tokenizer_config.json with a chat template: tens of KB */
+
+/* Reads dir/name into *text (NULL, SPQR_OK when the file does not exist). */
+static spqr_status read_optional(const char *dir, const char *name, char **text, size_t *len, spqr_err *err) {
+    *text = NULL;
+    *len = 0;
+    char *path = spqr_path_join(dir, name);
+    if (!path) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    struct stat sb;
+    spqr_status st = SPQR_OK;
+    if (stat(path, &sb) == 0 || errno != ENOENT) {
+        st = spqr_file_read_text(path, SIDE_FILE_MAX_BYTES, text, len, err);
+        if (st) spqr_err_prefix(err, st, "%s", dir);
+    }
+    free(path);
+    return st;
+}
+
+/* config_json with bos_token_id / eos_token_id set to c's resolved ids (an
+ * int for one EOS id, a list for several). */
+static spqr_status store_ids(spqr_model *m, spqr_err *err) {
+    const spqr_config *c = &m->cfg;
+    cJSON *root = cJSON_ParseWithLength(m->config_json, m->config_len);
+    if (!cJSON_IsObject(root)) { /* parsed before: only memory can fail here */
+        cJSON_Delete(root);
+        return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory (config.json)");
+    }
+    cJSON *bos = c->bos_token_id >= 0 ? cJSON_CreateNumber(c->bos_token_id) : cJSON_CreateNull();
+    cJSON *eos = c->n_eos_token_ids == 0   ? cJSON_CreateNull()
+                 : c->n_eos_token_ids == 1 ? cJSON_CreateNumber(c->eos_token_ids[0])
+                                           : cJSON_CreateIntArray(c->eos_token_ids, c->n_eos_token_ids);
+    char *text = NULL;
+    if (bos && eos) {
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "bos_token_id");
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "eos_token_id");
+        cJSON_AddItemToObject(root, "bos_token_id", bos);
+        cJSON_AddItemToObject(root, "eos_token_id", eos);
+        text = cJSON_Print(root);
+    } else {
+        cJSON_Delete(bos);
+        cJSON_Delete(eos);
+    }
+    cJSON_Delete(root);
+    if (!text) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory (config.json)");
+    free(m->config_json);
+    m->config_json = text;
+    m->config_len = strlen(text);
+    return SPQR_OK;
+}
+
+spqr_status spqr_model_resolve_special_ids(spqr_model *m, const char *dir, spqr_err *err) {
+    spqr_config *c = &m->cfg;
+    int changed = 0;
+    if (dir) {
+        char *text = NULL;
+        size_t len = 0;
+        spqr_status st = read_optional(dir, "tokenizer_config.json", &text, &len, err);
+        if (!st && text) {
+            int32_t bos = spqr_tokenizer_bos_id(m->tok), eos = spqr_tokenizer_eos_id(m->tok);
+            st = spqr_tokenizer_apply_config(m->tok, text, len, err);
+            if (st) spqr_err_prefix(err, st, "%s", dir);
+            /* it matters for the stored ids only where config.json leaves them to the tokenizer */
+            changed |= (c->bos_token_id < 0 && bos != spqr_tokenizer_bos_id(m->tok)) ||
+                       (c->n_eos_token_ids == 0 && eos != spqr_tokenizer_eos_id(m->tok));
+        }
+        free(text);
+        if (st) return st;
+        if ((st = read_optional(dir, "generation_config.json", &text, &len, err))) return st;
+        if (text) {
+            int32_t n = c->n_eos_token_ids;
+            st = spqr_config_add_generation_eos(c, text, len, err);
+            free(text);
+            if (st) return spqr_err_prefix(err, st, "%s", dir);
+            changed |= c->n_eos_token_ids != n;
+        }
+    }
+    if (c->bos_token_id < 0) c->bos_token_id = spqr_tokenizer_bos_id(m->tok);
+    int32_t teos = spqr_tokenizer_eos_id(m->tok);
+    if (c->n_eos_token_ids == 0 && teos >= 0) {
+        c->eos_token_ids[0] = teos;
+        c->n_eos_token_ids = 1;
+    }
+    c->eos_token_id = c->n_eos_token_ids ? c->eos_token_ids[0] : -1;
+    if (c->bos_token_id >= c->vocab_size)
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "bos token id %d is outside the vocabulary (%d)", c->bos_token_id,
+                            c->vocab_size);
+    for (int32_t i = 0; i < c->n_eos_token_ids; i++)
+        if (c->eos_token_ids[i] >= c->vocab_size)
+            return spqr_err_set(err, SPQR_ERR_FORMAT, "eos token id %d is outside the vocabulary (%d)",
+                                c->eos_token_ids[i], c->vocab_size);
+    return changed ? store_ids(m, err) : SPQR_OK;
+}
