@@ -19,6 +19,7 @@ static int tok_roundtrip_expected(const spqr_tokenizer *t, const uint8_t *x, siz
     if (t->nfc && spqr_unicode_nfc_may_change(x, n)) return -1; /* decode gives NFC(x) */
     if (t->mode == TOK_BYTELEVEL) return t->add_prefix_space ? -1 : 0;
     if (t->mode != TOK_SENTENCEPIECE || !t->replace_space) return -1;
+    if (!t->byte_fallback) return -1; /* without it, a piece outside the vocab becomes <unk> (as in HF) */
     /* SentencePiece: no literal "▁" and no added-token text in x */
     if (memmem(x, n, "\xE2\x96\x81", 3)) return -1;
     for (int32_t id = 0; id < t->n_ids; id++)
