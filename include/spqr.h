@@ -410,7 +410,7 @@ spqr_status spqr_session_forward(spqr_session *s, const int32_t *tokens, int32_t
 typedef struct spqr_ktensor spqr_ktensor;
 
 typedef enum spqr_kernel_path {
-    SPQR_KERNEL_AUTO = 0,   /* env SPQR_KERNEL=scalar|avx2|avx512|avx512vnni|exact if set, else the fastest the CPU runs */
+    SPQR_KERNEL_AUTO = 0,   /* env SPQR_KERNEL=scalar|avx2|avx512|avx512vnni|neon|neondot|exact if set, else the fastest the CPU runs */
     SPQR_KERNEL_SCALAR = 1,
     SPQR_KERNEL_AVX2 = 2,   /* AVX2 + FMA + F16C */
     SPQR_KERNEL_AVX512 = 3, /* AVX-512 F/BW/VL/DQ */
@@ -420,7 +420,9 @@ typedef enum spqr_kernel_path {
      * int8 per 16-column tile (scale max|x|/127), exact integer dot products
      * then fp32; |y - W x| <= sum_j |w_j| max|x_tile(j)| / 254 + fp32 rounding.
      * Dequantize stays exact. */
-    SPQR_KERNEL_AVX512_VNNI = 4
+    SPQR_KERNEL_AVX512_VNNI = 4,
+    SPQR_KERNEL_NEON = 5,         /* aarch64 Advanced SIMD, exact fp32 activations ("neon") */
+    SPQR_KERNEL_NEON_DOTPROD = 6  /* aarch64 dotprod (SDOT), int8 activations as avx512vnni ("neondot") */
 } spqr_kernel_path;
 
 /* Builds the runtime layout (t is not referenced afterwards). A forced path

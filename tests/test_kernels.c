@@ -71,8 +71,12 @@ static spqr_tensor *random_tensor(const cfg *c, test_rng *rng) {
     return t;
 }
 
-static const spqr_kernel_path PATHS[] = {SPQR_KERNEL_SCALAR, SPQR_KERNEL_AVX2, SPQR_KERNEL_AVX512, SPQR_KERNEL_AVX512_VNNI};
-#define N_PATHS 4
+static const spqr_kernel_path PATHS[] = {SPQR_KERNEL_SCALAR, SPQR_KERNEL_AVX2, SPQR_KERNEL_AVX512, SPQR_KERNEL_AVX512_VNNI,
+                                         SPQR_KERNEL_NEON, SPQR_KERNEL_NEON_DOTPROD};
+#define N_PATHS ((int)(sizeof PATHS / sizeof PATHS[0]))
+
+/* Paths that round activations to int8 (checked against W x^ and the int8 bound). */
+static int int8_path(spqr_kernel_path p) { return p == SPQR_KERNEL_AVX512_VNNI || p == SPQR_KERNEL_NEON_DOTPROD; }
 
 /* The avx512vnni matvec's input, rebuilt from its documented rule: per
  * column tile (16 consecutive permuted columns of one group), scale
@@ -154,7 +158,7 @@ static void run_cfg(const cfg *c, test_rng *rng, int n_batch) {
             CHECK(spqr_ktensor_matmul(kt, X, nb, Y1, 1, &err) == SPQR_OK);
             CHECK(spqr_ktensor_matmul(kt, X, nb, Y2, 2, &err) == SPQR_OK);
             CHECK_MSG(memcmp(Y1, Y2, (size_t)nb * R * 4) == 0, "1 vs 2 threads differ (%s)", spqr_kernel_path_name(PATHS[pi]));
-            if (PATHS[pi] == SPQR_KERNEL_AVX512_VNNI) {
+            if (int8_path(PATHS[pi])) {
                 /* W x^ up to fp32 rounding, and W x within the int8 bound (every input) */
                 int bad_h = 0, bad_q = 0;
                 double worst = 0;
@@ -164,8 +168,8 @@ static void run_cfg(const cfg *c, test_rng *rng, int n_batch) {
                     if (e / bh[i] > worst) worst = e / bh[i];
                     bad_q += fabs((double)Y1[i] - ye[i]) > bq[i];
                 }
-                CHECK_MSG(bad_h == 0 && bad_q == 0, "avx512vnni n=%d %dx%d w%d gs%d: %d off W x^ (worst %.2f x tol), %d off the int8 bound",
-                          nb, c->rows, c->cols, c->wbits, c->gs, bad_h, worst, bad_q);
+                CHECK_MSG(bad_h == 0 && bad_q == 0, "%s n=%d %dx%d w%d gs%d: %d off W x^ (worst %.2f x tol), %d off the int8 bound",
+                          spqr_kernel_path_name(PATHS[pi]), nb, c->rows, c->cols, c->wbits, c->gs, bad_h, worst, bad_q);
                 continue;
             }
             int bad = 0, badref = 0;
@@ -224,9 +228,23 @@ static void test_env_and_errors(test_rng *rng) {
     if (st == SPQR_OK) CHECK(spqr_ktensor_path(kt) == SPQR_KERNEL_AVX512_VNNI);
     spqr_ktensor_free(kt);
     kt = NULL;
-    setenv("SPQR_KERNEL", "exact", 1); /* the fastest exact path: never the int8 one */
+    setenv("SPQR_KERNEL", "neondot", 1);
+    st = spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err);
+    CHECK(st == SPQR_OK || st == SPQR_ERR_UNSUPPORTED);
+    if (st == SPQR_OK) CHECK(spqr_ktensor_path(kt) == SPQR_KERNEL_NEON_DOTPROD);
+    spqr_ktensor_free(kt);
+    kt = NULL;
+    setenv("SPQR_KERNEL", "neon", 1);
+    st = spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err);
+    CHECK(st == SPQR_OK || st == SPQR_ERR_UNSUPPORTED);
+    if (st == SPQR_OK) CHECK(spqr_ktensor_path(kt) == SPQR_KERNEL_NEON);
+    spqr_ktensor_free(kt);
+    kt = NULL;
+    setenv("SPQR_KERNEL", "exact", 1); /* the fastest exact path: never an int8 one */
     CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
-    CHECK(kt && spqr_ktensor_path(kt) != SPQR_KERNEL_AVX512_VNNI);
+    CHECK(kt && !int8_path(spqr_ktensor_path(kt)));
+    if (kt_path_supported(SPQR_KERNEL_NEON) && !kt_path_supported(SPQR_KERNEL_AVX2))
+        CHECK(spqr_ktensor_path(kt) == SPQR_KERNEL_NEON);
     {
         spqr_ktensor *k5 = NULL;
         const int avx512 = spqr_ktensor_from_tensor(t, SPQR_KERNEL_AVX512, &k5, &err) == SPQR_OK;
@@ -242,12 +260,14 @@ static void test_env_and_errors(test_rng *rng) {
     CHECK(spqr_ktensor_from_tensor(NULL, SPQR_KERNEL_AUTO, &kt, &err) != SPQR_OK);
     CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
     CHECK(spqr_ktensor_path(kt) != SPQR_KERNEL_AUTO);
-    /* AUTO = the fastest path the CPU runs: avx512vnni where it exists */
+    /* AUTO = the fastest path the CPU runs: avx512vnni where it exists, neondot on an ARM CPU with dotprod */
     {
         spqr_ktensor *kv = NULL;
         const int vnni = spqr_ktensor_from_tensor(t, SPQR_KERNEL_AVX512_VNNI, &kv, &err) == SPQR_OK;
         spqr_ktensor_free(kv);
         CHECK(vnni == (spqr_ktensor_path(kt) == SPQR_KERNEL_AVX512_VNNI));
+        if (kt_path_supported(SPQR_KERNEL_NEON_DOTPROD)) CHECK(spqr_ktensor_path(kt) == SPQR_KERNEL_NEON_DOTPROD);
+        else if (kt_path_supported(SPQR_KERNEL_NEON)) CHECK(spqr_ktensor_path(kt) == SPQR_KERNEL_NEON);
     }
     printf("auto path on this CPU: %s, %llu stream bytes for %dx%d\n", spqr_kernel_path_name(spqr_ktensor_path(kt)),
            (unsigned long long)spqr_ktensor_bytes(kt), c.rows, c.cols);
@@ -306,18 +326,18 @@ static void test_multi(test_rng *rng) {
     for (int i = 0; i < 3; i++) spqr_tensor_free(t[i]);
 }
 
-/* The avx512vnni path's vectorized input preparation against its scalar
- * reference: the same int8 codes and scales and x^ bit for bit, group sums
- * within fp32 rounding; partial tiles, groups of several tiles, perms, a
- * tile with a NaN and an all-zero tile. */
-static void test_prepare_i8(test_rng *rng) {
+/* The int8 paths' vectorized input preparation (avx512vnni, neondot)
+ * against its scalar reference: the same int8 codes and scales and x^ bit
+ * for bit, group sums within fp32 rounding; partial tiles, groups of
+ * several tiles, perms, a tile with a NaN and an all-zero tile. */
+static void test_prepare_i8_path(test_rng *rng, spqr_kernel_path path) {
     const cfg cs[4] = {{16, 203, 3, 16, 3, 3, 16, 0.0, 1, 0}, {16, 150, 3, 32, 2, 4, 16, 0.0, 1, 0},
                        {16, 100, 3, 0, 0, 0, 0, 0.0, 0, 0}, {16, 300, 4, 24, 3, 3, 16, 0.0, 1, 0}};
     spqr_err err;
     for (int ci = 0; ci < 4; ci++) {
         spqr_tensor *t = random_tensor(&cs[ci], rng);
         spqr_ktensor *kt = NULL;
-        if (spqr_ktensor_from_tensor(t, SPQR_KERNEL_AVX512_VNNI, &kt, &err) != SPQR_OK) { /* CPU lacks it */
+        if (spqr_ktensor_from_tensor(t, path, &kt, &err) != SPQR_OK) { /* CPU lacks it */
             spqr_tensor_free(t);
             return;
         }
@@ -330,7 +350,8 @@ static void test_prepare_i8(test_rng *rng) {
         for (int32_t j = 0; j < 16 && j < C; j++) x[t->perm ? t->perm[j] : j] = 0.0f; /* first tile all zero */
         x[C / 2] = NAN;
         kt_prepare_i8_ref(kt, x, xp, xs[0], xq[0], xa[0], at[0]);
-        kt_prepare_i8_avx512(kt, x, xs[1], xq[1], xa[1], at[1], 1);
+        if (path == SPQR_KERNEL_NEON_DOTPROD) kt_prepare_i8_neon(kt, x, xs[1], xq[1], xa[1], at[1], 1);
+        else kt_prepare_i8_avx512(kt, x, xs[1], xq[1], xa[1], at[1], 1);
         CHECK_MSG(memcmp(xa[0], xa[1], (size_t)T * KT_XOPS * 4) == 0, "cfg %d: int8 codes differ", ci);
         CHECK_MSG(memcmp(at[0], at[1], (size_t)T * 4) == 0, "cfg %d: scales differ", ci);
         int xbad = 0;
@@ -372,7 +393,8 @@ int main(void) {
     test_rng rng = {0x9e3779b97f4a7c15ull};
     test_env_and_errors(&rng);
     test_multi(&rng);
-    test_prepare_i8(&rng);
+    test_prepare_i8_path(&rng, SPQR_KERNEL_AVX512_VNNI);
+    test_prepare_i8_path(&rng, SPQR_KERNEL_NEON_DOTPROD);
     for (int b = 2; b <= 8; b++) {
         /* the paper's layout, aligned shapes, ~1% outliers, act-order perm */
         cfg a = {64, 256, b, 16, 3, 3, 16, 0.01, 1, 0};

@@ -50,6 +50,7 @@ int main(void) {
     const int32_t shapes[3][2] = {{37, 1013}, {300, 72}, {8, 4096 + 7}};
     const spqr_isa best = linear_isa_best();
     printf("best ISA: %s\n", linear_isa_name(best));
+    CHECK(linear_isa_available(best) && linear_isa_available(SPQR_ISA_SCALAR));
     spqr_err err;
     for (int k = 0; k < 3; k++)
         for (int sh = 0; sh < 3; sh++) {
@@ -65,8 +66,8 @@ int main(void) {
                     ref[(size_t)t * rows + i] = acc;
                 }
             /* matvec: every ISA the CPU has, 1 and 3 threads */
-            for (int isa = SPQR_ISA_SCALAR; isa <= SPQR_ISA_AVX512; isa++) {
-                if (isa > (int)best) continue;
+            for (int isa = SPQR_ISA_SCALAR; isa <= SPQR_ISA_NEON; isa++) {
+                if (!linear_isa_available((spqr_isa)isa)) continue;
                 for (int nt = 1; nt <= 3; nt += 2) {
                     memset(y, 0xff, (size_t)rows * 4);
                     spqr_status st = linear_matvec_isa(&m.lin, x, y, nt, (spqr_isa)isa, &err);
@@ -101,15 +102,18 @@ int main(void) {
         for (int i = 0; i < 64; i++) { w[i] = spqr_fp32_to_fp16(0.5f); x[i] = 1.0f; }
         spqr_linear lin = {.kind = SPQR_LINEAR_F16, .rows = 1, .cols = 64, .data = w};
         float y;
-        for (int isa = SPQR_ISA_SCALAR; isa <= (int)best; isa++) {
+        for (int isa = SPQR_ISA_SCALAR; isa <= SPQR_ISA_NEON; isa++) {
+            if (!linear_isa_available((spqr_isa)isa)) continue;
             CHECK(linear_matvec_isa(&lin, x, &y, 1, (spqr_isa)isa, &err) == SPQR_OK && y == 32.0f);
         }
         w[17] = 0x7c00; /* +inf */
-        for (int isa = SPQR_ISA_SCALAR; isa <= (int)best; isa++) {
+        for (int isa = SPQR_ISA_SCALAR; isa <= SPQR_ISA_NEON; isa++) {
+            if (!linear_isa_available((spqr_isa)isa)) continue;
             CHECK(linear_matvec_isa(&lin, x, &y, 1, (spqr_isa)isa, &err) == SPQR_OK && isinf(y) && y > 0);
         }
         w[17] = 0x7e00; /* nan */
-        for (int isa = SPQR_ISA_SCALAR; isa <= (int)best; isa++) {
+        for (int isa = SPQR_ISA_SCALAR; isa <= SPQR_ISA_NEON; isa++) {
+            if (!linear_isa_available((spqr_isa)isa)) continue;
             CHECK(linear_matvec_isa(&lin, x, &y, 1, (spqr_isa)isa, &err) == SPQR_OK && isnan(y));
         }
     }

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels/spqr_kernel.h"
 #include "model/model.h"
 #include "model/session.h"
 #include "quant/calib.h"
@@ -152,11 +153,9 @@ int main(int argc, char **argv) {
     /* The ".spqr == dequantized dense" checks need exact activations: the
      * AUTO kernel of a VNNI CPU rounds activations to int8 (checked on its
      * own below, where the CPU has it). */
-    __builtin_cpu_init();
-    const int has_vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi") &&
-                         __builtin_cpu_supports("avx512vbmi2");
+    const char *i8_path = kt_path_supported(SPQR_KERNEL_AVX512_VNNI) ? "avx512vnni"
+                          : kt_path_supported(SPQR_KERNEL_NEON_DOTPROD) ? "neondot"
+                                                                         : NULL;
     setenv("SPQR_KERNEL", "exact", 1);
     snprintf(path, sizeof path, "%s/tiny_gqa", fix);
     CHECK(spqr_model_load(path, NULL, &m, &err) == SPQR_OK);
@@ -519,8 +518,8 @@ int main(int argc, char **argv) {
         CHECK(isfinite(pt) && isfinite(ptd));
         CHECK_NEAR(pt / ptd, 1.0, 1e-4);
         CHECK(pt != ptf);
-        if (has_vnni) { /* int8 activations (AUTO on this CPU), head quantized too: within 1% (measured 0.2%) */
-            setenv("SPQR_KERNEL", "avx512vnni", 1);
+        if (i8_path) { /* int8 activations (AUTO on this CPU), head quantized too: within 1% (measured 0.2%) */
+            setenv("SPQR_KERNEL", i8_path, 1);
             spqr_model *q8 = NULL;
             CHECK(spqr_model_load(out_t, NULL, &q8, &err) == SPQR_OK);
             if (q8) {

@@ -123,8 +123,20 @@ static void prepare(const spqr_ktensor *kt, const float *X, int32_t n, float *xp
     }
 }
 
+/* Paths with int8 activations: they read xa, at (and x^ in xq, xs) instead of xp, x2. */
+static int path_i8(spqr_kernel_path p) { return p == SPQR_KERNEL_AVX512_VNNI || p == SPQR_KERNEL_NEON_DOTPROD; }
+
+/* The int8 path's vectorized input preparation (kt_prepare_i8_avx512's contract). */
+static void prepare_i8_fast(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
+                            int32_t n) {
+    if (kt->path == SPQR_KERNEL_NEON_DOTPROD) kt_prepare_i8_neon(kt, x, xs, xq, xa, at, n);
+    else kt_prepare_i8_avx512(kt, x, xs, xq, xa, at, n);
+}
+
 static kt_worker pick(const spqr_ktensor *kt, int32_t n) {
     switch (kt->path) {
+    case SPQR_KERNEL_NEON: return n == 1 ? kt_matvec_neon : kt_matmul_neon;
+    case SPQR_KERNEL_NEON_DOTPROD: return n == 1 ? kt_matvec_neon_dot : kt_matmul_neon_dot;
     case SPQR_KERNEL_AVX512: return n == 1 ? kt_matvec_avx512 : kt_matmul_avx512;
     case SPQR_KERNEL_AVX512_VNNI: return n == 1 ? kt_matvec_avx512_vnni : kt_matmul_avx512_vnni;
     case SPQR_KERNEL_AVX2: return n == 1 ? kt_matvec_avx2 : kt_matmul_avx2;
@@ -146,7 +158,7 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
      * same threshold as the dense linears (src/model/linear.c). */
     if ((int64_t)kt->rows * kt->cols * n < KT_PAR_MIN) n_threads = 1;
     const int32_t nb = n < KT_NB ? n : KT_NB;
-    const int i8 = kt->path == SPQR_KERNEL_AVX512_VNNI; /* reads xa, at instead of xp */
+    const int i8 = path_i8(kt->path); /* reads xa, at instead of xp */
     float *xp = i8 ? NULL : kt_alloc64((size_t)nb * kt->padcols * sizeof(float));
     float *xs = malloc((size_t)nb * kt->n_groups * sizeof(float));
     float *xq = malloc((size_t)nb * kt->cols * sizeof(float));
@@ -166,8 +178,8 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
         const int32_t m = n - i0 < KT_NB ? n - i0 : KT_NB;
         if (i8)
             for (int32_t i = 0; i < m; i++)
-                kt_prepare_i8_avx512(kt, X + (size_t)(i0 + i) * kt->cols, xs + (size_t)i * kt->n_groups,
-                                     xq + (size_t)i * kt->cols, xa + (size_t)i * KT_XOPS, at + i, m);
+                prepare_i8_fast(kt, X + (size_t)(i0 + i) * kt->cols, xs + (size_t)i * kt->n_groups,
+                                xq + (size_t)i * kt->cols, xa + (size_t)i * KT_XOPS, at + i, m);
         else prepare(kt, X + (size_t)i0 * kt->cols, m, xp, NULL, xs, xq);
         if (tr)
             for (int32_t c = 0; c < kt->cols; c++)
@@ -222,7 +234,7 @@ spqr_status spqr_ktensor_matvec_multi(const spqr_ktensor *const *kts, int32_t k,
     for (int32_t i = 0; i < k && st == SPQR_OK; i++) {
         const spqr_ktensor *kt = kts[i];
         /* the int8 path reads xa, at (and xs, xq); the others xp, x2 */
-        const int i8 = kt->path == SPQR_KERNEL_AVX512_VNNI;
+        const int i8 = path_i8(kt->path);
         float *xp = mem[i][0] = i8 ? NULL : kt_alloc64((size_t)kt->padcols * sizeof(float));
         float *xs = mem[i][1] = malloc((size_t)kt->n_groups * sizeof(float));
         float *xq = mem[i][2] = malloc((size_t)kt->cols * sizeof(float));
@@ -233,7 +245,7 @@ spqr_status spqr_ktensor_matvec_multi(const spqr_ktensor *const *kts, int32_t k,
             st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory in matvec");
             break;
         }
-        if (i8) kt_prepare_i8_avx512(kt, x, xs, xq, xa, at, 1);
+        if (i8) prepare_i8_fast(kt, x, xs, xq, xa, at, 1);
         else prepare(kt, x, 1, xp, x2, xs, xq);
         in[i] = (kt_input){xp, x2, xs, xq, NULL, xa, at, 1};
         work[i] = pick(kt, 1);

@@ -152,7 +152,7 @@ void kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float s[KT_R
  *   xa  [n_ctiles][n][KT_XOPS], at [n_ctiles][n]: int8 activations per
  *       column tile (its 16 bytes in column order) and their scales, the
  *       n inputs of a tile side by side
- *       (avx512vnni only; xq and xs then hold x^ = at * int8 and its group
+ *       (int8 paths avx512vnni and neondot only; xq and xs then hold x^ = at * int8 and its group
  *       sums, and xp is not filled)
  * A worker computes row tiles [rt0, rt1) and writes Y[n][rows] there only. */
 typedef struct kt_input {
@@ -180,6 +180,18 @@ void kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *xs, flo
                           int32_t n);
 /* Its scalar reference (xp: [padcols] scratch), kept for the tests. */
 void kt_prepare_i8_ref(const spqr_ktensor *kt, const float *x, float *xp, float *xs, float *xq, int32_t *xa, float *at);
+/* aarch64 (spqr_kernel_neon.c): neon (exact fp32) and neondot (dotprod,
+ * int8 activations with the avx512vnni rule and input layout);
+ * kt_prepare_i8_neon has kt_prepare_i8_avx512's contract. kt_neon_hwcap:
+ * 1 when getauxval(AT_HWCAP) has ASIMD (and ASIMDDP when dotprod), 0 off
+ * aarch64 (the functions then fall back to the scalar path). */
+void kt_matvec_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void kt_matmul_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void kt_matvec_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void kt_matmul_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void kt_prepare_i8_neon(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
+                        int32_t n);
+int kt_neon_hwcap(int dotprod);
 
 /* Software prefetch of the code stream KT_PF_BYTES ahead, 32 * B bytes
  * (half a block) per column tile, for the one-token SIMD paths. The

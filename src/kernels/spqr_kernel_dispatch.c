@@ -5,7 +5,10 @@
  * batches) change results by a bounded, measured amount (docs/kernels.md: KL 1.2e-5 against
  * the exact path on the default model, 1% of the quantization's own KL);
  * SPQR_KERNEL=exact takes the fastest path with exact fp32 activations
- * (avx512 > avx2 > scalar), e.g. to measure a quantization alone. */
+ * (avx512 > avx2 > neon > scalar), e.g. to measure a quantization alone.
+ * On aarch64 the NEON paths are chosen from getauxval(AT_HWCAP)
+ * (kt_neon_hwcap): neondot (dotprod, int8 activations, as avx512vnni) where
+ * the CPU has ASIMDDP, else neon. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +31,8 @@ int kt_path_supported(spqr_kernel_path p) {
                __builtin_cpu_supports("avx512vbmi") &&
                __builtin_cpu_supports("avx512vbmi2");
 #endif
+    case SPQR_KERNEL_NEON: return kt_neon_hwcap(0);
+    case SPQR_KERNEL_NEON_DOTPROD: return kt_neon_hwcap(1);
     default: return 0;
     }
 }
@@ -39,6 +44,8 @@ const char *spqr_kernel_path_name(spqr_kernel_path p) {
     case SPQR_KERNEL_AVX2: return "avx2";
     case SPQR_KERNEL_AVX512: return "avx512";
     case SPQR_KERNEL_AVX512_VNNI: return "avx512vnni";
+    case SPQR_KERNEL_NEON: return "neon";
+    case SPQR_KERNEL_NEON_DOTPROD: return "neondot";
     }
     return "unknown";
 }
@@ -47,6 +54,8 @@ static spqr_kernel_path best_path(void) {
     if (kt_path_supported(SPQR_KERNEL_AVX512_VNNI)) return SPQR_KERNEL_AVX512_VNNI;
     if (kt_path_supported(SPQR_KERNEL_AVX512)) return SPQR_KERNEL_AVX512;
     if (kt_path_supported(SPQR_KERNEL_AVX2)) return SPQR_KERNEL_AVX2;
+    if (kt_path_supported(SPQR_KERNEL_NEON_DOTPROD)) return SPQR_KERNEL_NEON_DOTPROD;
+    if (kt_path_supported(SPQR_KERNEL_NEON)) return SPQR_KERNEL_NEON;
     return SPQR_KERNEL_SCALAR;
 }
 
@@ -54,6 +63,7 @@ static spqr_kernel_path best_path(void) {
 static spqr_kernel_path best_exact_path(void) {
     if (kt_path_supported(SPQR_KERNEL_AVX512)) return SPQR_KERNEL_AVX512;
     if (kt_path_supported(SPQR_KERNEL_AVX2)) return SPQR_KERNEL_AVX2;
+    if (kt_path_supported(SPQR_KERNEL_NEON)) return SPQR_KERNEL_NEON;
     return SPQR_KERNEL_SCALAR;
 }
 
@@ -65,16 +75,19 @@ static spqr_status resolve(spqr_kernel_path req, spqr_kernel_path *out, spqr_err
             else if (!strcmp(env, "avx2")) req = SPQR_KERNEL_AVX2;
             else if (!strcmp(env, "avx512")) req = SPQR_KERNEL_AVX512;
             else if (!strcmp(env, "avx512vnni")) req = SPQR_KERNEL_AVX512_VNNI;
+            else if (!strcmp(env, "neon")) req = SPQR_KERNEL_NEON;
+            else if (!strcmp(env, "neondot")) req = SPQR_KERNEL_NEON_DOTPROD;
             else if (!strcmp(env, "exact")) req = best_exact_path();
             else
                 return spqr_err_set(err, SPQR_ERR_INVALID_ARG,
-                                    "SPQR_KERNEL='%s' is not one of scalar, avx2, avx512, avx512vnni, exact, auto", env);
+                                    "SPQR_KERNEL='%s' is not one of scalar, avx2, avx512, avx512vnni, neon, neondot, exact, auto",
+                                    env);
         } else {
             *out = best_path();
             return SPQR_OK;
         }
     }
-    if (req < SPQR_KERNEL_SCALAR || req > SPQR_KERNEL_AVX512_VNNI)
+    if (req < SPQR_KERNEL_SCALAR || req > SPQR_KERNEL_NEON_DOTPROD)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "unknown kernel path %d", (int)req);
     if (!kt_path_supported(req))
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "kernel path %s is not supported by this CPU",

@@ -2,182 +2,17 @@
  * path: it is memory-bound, so the SIMD paths only need to convert and
  * multiply-add as fast as the weights stream in. Each ISA path is a
  * separate function compiled with a target attribute and picked at run
- * time; the scalar path is the reference they are tested against. */
+ * time; the scalar path is the reference they are tested against. The ISA
+ * kernels live in linear_x86.c and linear_neon.c (linear_simd.h). */
 #include "model/linear.h"
 
 #include <cblas.h>
-#include <immintrin.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
-
-/* ---- element conversions (branch-free so loops vectorise) ---- */
-
-static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-
-/* fp16 -> fp32: shift exponent+mantissa into place and rebias by
- * multiplying with 2^112 (exact for normals and subnormals); inf/nan fixed up. */
-static inline float h2f(uint16_t h) {
-    uint32_t em = (uint32_t)(h & 0x7fffu) << 13;
-    float f = u2f(em) * 0x1p112f;
-    uint32_t bits = em >= (0x7c00u << 13) ? (em | 0x7f800000u) : f2u(f);
-    return u2f(bits | ((uint32_t)(h & 0x8000u) << 16));
-}
-
-static inline float b2f(uint16_t h) { return u2f((uint32_t)h << 16); }
-
-/* ---- scalar reference dot products ---- */
-
-static float dot_f32_scalar(const float *w, const float *x, int32_t n) {
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int32_t i = 0; i < n; i++) acc += w[i] * x[i];
-    return acc;
-}
-
-static float dot_f16_scalar(const uint16_t *w, const float *x, int32_t n) {
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int32_t i = 0; i < n; i++) acc += h2f(w[i]) * x[i];
-    return acc;
-}
-
-static float dot_bf16_scalar(const uint16_t *w, const float *x, int32_t n) {
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int32_t i = 0; i < n; i++) acc += b2f(w[i]) * x[i];
-    return acc;
-}
-
-/* ---- AVX2 + F16C + FMA ---- */
-
-__attribute__((target("avx2,f16c,fma"))) static float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-__attribute__((target("avx2,f16c,fma"))) static float dot_f16_avx2(const uint16_t *w, const float *x, int32_t n) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int32_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i))), _mm256_loadu_ps(x + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 8))), _mm256_loadu_ps(x + i + 8), a1);
-        a2 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 16))), _mm256_loadu_ps(x + i + 16), a2);
-        a3 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 24))), _mm256_loadu_ps(x + i + 24), a3);
-    }
-    for (; i + 8 <= n; i += 8)
-        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i))), _mm256_loadu_ps(x + i), a0);
-    float acc = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; i < n; i++) acc += h2f(w[i]) * x[i];
-    return acc;
-}
-
-__attribute__((target("avx2,f16c,fma"))) static float dot_bf16_avx2(const uint16_t *w, const float *x, int32_t n) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-    int32_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m256i h0 = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + i)));
-        __m256i h1 = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + i + 8)));
-        a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(h0, 16)), _mm256_loadu_ps(x + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(h1, 16)), _mm256_loadu_ps(x + i + 8), a1);
-    }
-    float acc = hsum256(_mm256_add_ps(a0, a1));
-    for (; i < n; i++) acc += b2f(w[i]) * x[i];
-    return acc;
-}
-
-__attribute__((target("avx2,f16c,fma"))) static float dot_f32_avx2(const float *w, const float *x, int32_t n) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-    int32_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
-    }
-    float acc = hsum256(_mm256_add_ps(a0, a1));
-    for (; i < n; i++) acc += w[i] * x[i];
-    return acc;
-}
-
-/* ---- AVX-512F ---- */
-
-__attribute__((target("avx512f"))) static float dot_f16_avx512(const uint16_t *w, const float *x, int32_t n) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int32_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + i))), _mm512_loadu_ps(x + i), a0);
-        a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + i + 16))), _mm512_loadu_ps(x + i + 16), a1);
-        a2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + i + 32))), _mm512_loadu_ps(x + i + 32), a2);
-        a3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + i + 48))), _mm512_loadu_ps(x + i + 48), a3);
-    }
-    for (; i + 16 <= n; i += 16)
-        a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + i))), _mm512_loadu_ps(x + i), a0);
-    float acc = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-    for (; i < n; i++) acc += h2f(w[i]) * x[i];
-    return acc;
-}
-
-/* Four rows at once, each with exactly dot_f16_avx512's arithmetic (so the
- * same bits): x is loaded once for four rows. With long rows x spills out
- * of L1 (11008 inputs = 44 KB of fp32), and reading it from L2 once per
- * row held the 4096x11008 fp16 matvec to ~60% of the rate of the
- * 4096-column shapes. out[r] = row r's dot. */
-__attribute__((target("avx512f"))) static void dot4_f16_avx512(const uint16_t *w, size_t stride, const float *x, int32_t n,
-                                                                float out[4]) {
-    __m512 a[4][4];
-    for (int r = 0; r < 4; r++) a[r][0] = a[r][1] = a[r][2] = a[r][3] = _mm512_setzero_ps();
-    int32_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
-        const __m512 x2 = _mm512_loadu_ps(x + i + 32), x3 = _mm512_loadu_ps(x + i + 48);
-        for (int r = 0; r < 4; r++) {
-            const uint16_t *wr = w + (size_t)r * stride + i;
-            a[r][0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)wr)), x0, a[r][0]);
-            a[r][1] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + 16))), x1, a[r][1]);
-            a[r][2] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + 32))), x2, a[r][2]);
-            a[r][3] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + 48))), x3, a[r][3]);
-        }
-    }
-    for (; i + 16 <= n; i += 16)
-        for (int r = 0; r < 4; r++)
-            a[r][0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + (size_t)r * stride + i))),
-                                      _mm512_loadu_ps(x + i), a[r][0]);
-    for (int r = 0; r < 4; r++) {
-        float acc = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[r][0], a[r][1]), _mm512_add_ps(a[r][2], a[r][3])));
-        for (int32_t j = i; j < n; j++) acc += h2f(w[(size_t)r * stride + j]) * x[j];
-        out[r] = acc;
-    }
-}
-
-__attribute__((target("avx512f"))) static float dot_bf16_avx512(const uint16_t *w, const float *x, int32_t n) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
-    int32_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m512i h0 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + i)));
-        __m512i h1 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + i + 16)));
-        a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(h0, 16)), _mm512_loadu_ps(x + i), a0);
-        a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(h1, 16)), _mm512_loadu_ps(x + i + 16), a1);
-    }
-    float acc = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-    for (; i < n; i++) acc += b2f(w[i]) * x[i];
-    return acc;
-}
-
-__attribute__((target("avx512f"))) static float dot_f32_avx512(const float *w, const float *x, int32_t n) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
-    int32_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
-        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
-    }
-    float acc = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-    for (; i < n; i++) acc += w[i] * x[i];
-    return acc;
-}
+#include "model/linear_simd.h"
 
 /* ---- dispatch ---- */
 
@@ -186,10 +21,9 @@ __attribute__((target("avx512f"))) static float dot_f32_avx512(const float *w, c
 #define LINEAR_PAR_MIN (1 << 18)
 
 spqr_isa linear_isa_best(void) {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return SPQR_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        return SPQR_ISA_AVX2;
+    if (linear_x86_has(SPQR_ISA_AVX512)) return SPQR_ISA_AVX512;
+    if (linear_x86_has(SPQR_ISA_AVX2)) return SPQR_ISA_AVX2;
+    if (linear_neon_supported()) return SPQR_ISA_NEON;
     return SPQR_ISA_SCALAR;
 }
 
@@ -199,27 +33,34 @@ const char *linear_isa_name(spqr_isa isa) {
     case SPQR_ISA_SCALAR: return "scalar";
     case SPQR_ISA_AVX2: return "avx2+f16c";
     case SPQR_ISA_AVX512: return "avx512f";
+    case SPQR_ISA_NEON: return "neon";
     }
     return "?";
 }
 
-static int isa_available(spqr_isa isa) {
-    spqr_isa best = linear_isa_best();
-    if (isa == SPQR_ISA_AVX512) return best == SPQR_ISA_AVX512;
-    if (isa == SPQR_ISA_AVX2) return best == SPQR_ISA_AVX512 ? (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) : best == SPQR_ISA_AVX2;
-    return 1;
+int linear_isa_available(spqr_isa isa) {
+    switch (isa) {
+    case SPQR_ISA_SCALAR: return 1;
+    case SPQR_ISA_AVX2:
+    case SPQR_ISA_AVX512: return linear_x86_has(isa);
+    case SPQR_ISA_NEON: return linear_neon_supported();
+    default: return 0;
+    }
 }
 
 typedef float (*dot_fn)(const void *w, const float *x, int32_t n);
 
 static dot_fn pick_dot(spqr_linear_kind kind, spqr_isa isa) {
-    static const dot_fn table[3][3] = {
-        /* scalar, avx2, avx512 */
-        {(dot_fn)dot_f32_scalar, (dot_fn)dot_f32_avx2, (dot_fn)dot_f32_avx512},
-        {(dot_fn)dot_f16_scalar, (dot_fn)dot_f16_avx2, (dot_fn)dot_f16_avx512},
-        {(dot_fn)dot_bf16_scalar, (dot_fn)dot_bf16_avx2, (dot_fn)dot_bf16_avx512},
+    static const dot_fn table[3][4] = {
+        /* scalar, avx2, avx512, neon */
+        {(dot_fn)linear_dot_f32_scalar, (dot_fn)linear_dot_f32_avx2, (dot_fn)linear_dot_f32_avx512,
+         (dot_fn)linear_dot_f32_neon},
+        {(dot_fn)linear_dot_f16_scalar, (dot_fn)linear_dot_f16_avx2, (dot_fn)linear_dot_f16_avx512,
+         (dot_fn)linear_dot_f16_neon},
+        {(dot_fn)linear_dot_bf16_scalar, (dot_fn)linear_dot_bf16_avx2, (dot_fn)linear_dot_bf16_avx512,
+         (dot_fn)linear_dot_bf16_neon},
     };
-    int col = isa == SPQR_ISA_AVX512 ? 2 : isa == SPQR_ISA_AVX2 ? 1 : 0;
+    int col = isa == SPQR_ISA_NEON ? 3 : isa == SPQR_ISA_AVX512 ? 2 : isa == SPQR_ISA_AVX2 ? 1 : 0;
     return table[kind][col];
 }
 
@@ -252,7 +93,7 @@ static spqr_status check_lin(const spqr_linear *lin, spqr_err *err) {
 static void rows4(const spqr_linear *lin, dot_fn dot, int32_t r0, const float *x, float *y) {
     const uint16_t *w = (const uint16_t *)lin->data + (size_t)r0 * lin->cols;
     if (r0 + 4 <= lin->rows) {
-        dot4_f16_avx512(w, (size_t)lin->cols, x, lin->cols, y + r0);
+        linear_dot4_f16_avx512(w, (size_t)lin->cols, x, lin->cols, y + r0);
         return;
     }
     for (int32_t r = r0; r < lin->rows; r++, w += lin->cols) y[r] = dot(w, x, lin->cols);
@@ -296,7 +137,7 @@ spqr_status linear_matvec_isa(const spqr_linear *lin, const float *x, float *y, 
     if (lin->kind == SPQR_LINEAR_PACKED)
         return lin->fast ? spqr_ktensor_matvec(lin->fast, x, y, n_threads, err) : spqr_matvec_ref(lin->packed, x, y, err);
     if (isa == SPQR_ISA_AUTO) isa = linear_isa_best();
-    if (!isa_available(isa))
+    if (!linear_isa_available(isa))
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "linear: this CPU lacks %s", linear_isa_name(isa));
     dense_matvec_multi(&lin, 1, x, &y, n_threads, isa);
     return SPQR_OK;
@@ -306,35 +147,18 @@ spqr_status linear_matvec(const spqr_linear *lin, const float *x, float *y, int3
     return linear_matvec_isa(lin, x, y, n_threads, SPQR_ISA_AUTO, err);
 }
 
-__attribute__((target("avx2,f16c,fma"))) static void widen_f16_avx2(const uint16_t *src, float *dst, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
-    for (; i < n; i++) dst[i] = h2f(src[i]);
-}
-
-__attribute__((target("avx512f"))) static void widen_f16_avx512(const uint16_t *src, float *dst, size_t n) {
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
-    for (; i < n; i++) dst[i] = h2f(src[i]);
-}
-
 static void widen_rows(const spqr_linear *lin, int32_t r0, int32_t nr, float *dst) {
     const size_t count = (size_t)nr * lin->cols;
     const uint16_t *src = (const uint16_t *)lin->data + (size_t)r0 * lin->cols;
     if (lin->kind == SPQR_LINEAR_F16) {
         const spqr_isa isa = linear_isa_best();
-        if (isa == SPQR_ISA_AVX512) {
-            widen_f16_avx512(src, dst, count);
-        } else if (isa == SPQR_ISA_AVX2) {
-            widen_f16_avx2(src, dst, count);
-        } else {
-#pragma omp simd
-            for (size_t i = 0; i < count; i++) dst[i] = h2f(src[i]);
-        }
+        if (isa == SPQR_ISA_AVX512) linear_widen_f16_avx512(src, dst, count);
+        else if (isa == SPQR_ISA_AVX2) linear_widen_f16_avx2(src, dst, count);
+        else if (isa == SPQR_ISA_NEON) linear_widen_f16_neon(src, dst, count);
+        else linear_widen_f16_scalar(src, dst, count);
     } else {
 #pragma omp simd
-        for (size_t i = 0; i < count; i++) dst[i] = b2f(src[i]);
+        for (size_t i = 0; i < count; i++) dst[i] = linear_b2f(src[i]);
     }
 }
 

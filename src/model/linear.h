@@ -29,10 +29,13 @@ typedef enum spqr_isa {
     SPQR_ISA_AUTO = 0,
     SPQR_ISA_SCALAR = 1,
     SPQR_ISA_AVX2 = 2,    /* AVX2 + F16C + FMA */
-    SPQR_ISA_AVX512 = 3   /* AVX-512F */
+    SPQR_ISA_AVX512 = 3,  /* AVX-512F */
+    SPQR_ISA_NEON = 4     /* aarch64 Advanced SIMD (fp16 widened with FCVTL) */
 } spqr_isa;
 
 spqr_isa linear_isa_best(void);
+/* 1 when this CPU runs isa (SCALAR always; AUTO is not an isa here). */
+int linear_isa_available(spqr_isa isa);
 const char *linear_isa_name(spqr_isa isa);
 
 /* Bytes of weight storage a matvec streams. */
