@@ -410,7 +410,7 @@ spqr_status spqr_session_forward(spqr_session *s, const int32_t *tokens, int32_t
 typedef struct spqr_ktensor spqr_ktensor;
 
 typedef enum spqr_kernel_path {
-    SPQR_KERNEL_AUTO = 0,   /* env SPQR_KERNEL=scalar|avx2|avx512|avx512vnni|neon|neondot|exact if set, else the fastest the CPU runs */
+    SPQR_KERNEL_AUTO = 0,   /* env SPQR_KERNEL=scalar|avx2|avx512|avx512vnni|neon|neondot|avx2i8|exact if set, else the fastest the CPU runs */
     SPQR_KERNEL_SCALAR = 1,
     SPQR_KERNEL_AVX2 = 2,   /* AVX2 + FMA + F16C */
     SPQR_KERNEL_AVX512 = 3, /* AVX-512 F/BW/VL/DQ */
@@ -422,7 +422,10 @@ typedef enum spqr_kernel_path {
      * Dequantize stays exact. */
     SPQR_KERNEL_AVX512_VNNI = 4,
     SPQR_KERNEL_NEON = 5,         /* aarch64 Advanced SIMD, exact fp32 activations ("neon") */
-    SPQR_KERNEL_NEON_DOTPROD = 6  /* aarch64 dotprod (SDOT), int8 activations as avx512vnni ("neondot") */
+    SPQR_KERNEL_NEON_DOTPROD = 6, /* aarch64 dotprod (SDOT), int8 activations as avx512vnni ("neondot") */
+    /* AVX2 + FMA + F16C with int8 activations as avx512vnni ("avx2i8"; AUTO's
+     * choice on x86-64 without AVX-512 VNNI + VBMI, SPQR_KERNEL=exact keeps avx2) */
+    SPQR_KERNEL_AVX2_I8 = 7
 } spqr_kernel_path;
 
 /* Builds the runtime layout (t is not referenced afterwards). A forced path

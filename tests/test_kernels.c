@@ -72,11 +72,13 @@ static spqr_tensor *random_tensor(const cfg *c, test_rng *rng) {
 }
 
 static const spqr_kernel_path PATHS[] = {SPQR_KERNEL_SCALAR, SPQR_KERNEL_AVX2, SPQR_KERNEL_AVX512, SPQR_KERNEL_AVX512_VNNI,
-                                         SPQR_KERNEL_NEON, SPQR_KERNEL_NEON_DOTPROD};
+                                         SPQR_KERNEL_NEON, SPQR_KERNEL_NEON_DOTPROD, SPQR_KERNEL_AVX2_I8};
 #define N_PATHS ((int)(sizeof PATHS / sizeof PATHS[0]))
 
 /* Paths that round activations to int8 (checked against W x^ and the int8 bound). */
-static int int8_path(spqr_kernel_path p) { return p == SPQR_KERNEL_AVX512_VNNI || p == SPQR_KERNEL_NEON_DOTPROD; }
+static int int8_path(spqr_kernel_path p) {
+    return p == SPQR_KERNEL_AVX512_VNNI || p == SPQR_KERNEL_NEON_DOTPROD || p == SPQR_KERNEL_AVX2_I8;
+}
 
 /* The avx512vnni matvec's input, rebuilt from its documented rule: per
  * column tile (16 consecutive permuted columns of one group), scale

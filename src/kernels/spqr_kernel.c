@@ -124,12 +124,15 @@ static void prepare(const spqr_ktensor *kt, const float *X, int32_t n, float *xp
 }
 
 /* Paths with int8 activations: they read xa, at (and x^ in xq, xs) instead of xp, x2. */
-static int path_i8(spqr_kernel_path p) { return p == SPQR_KERNEL_AVX512_VNNI || p == SPQR_KERNEL_NEON_DOTPROD; }
+static int path_i8(spqr_kernel_path p) {
+    return p == SPQR_KERNEL_AVX512_VNNI || p == SPQR_KERNEL_NEON_DOTPROD || p == SPQR_KERNEL_AVX2_I8;
+}
 
 /* The int8 path's vectorized input preparation (kt_prepare_i8_avx512's contract). */
 static void prepare_i8_fast(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
                             int32_t n) {
     if (kt->path == SPQR_KERNEL_NEON_DOTPROD) kt_prepare_i8_neon(kt, x, xs, xq, xa, at, n);
+    else if (kt->path == SPQR_KERNEL_AVX2_I8) kt_prepare_i8_avx2(kt, x, xs, xq, xa, at, n, 0);
     else kt_prepare_i8_avx512(kt, x, xs, xq, xa, at, n);
 }
 
@@ -140,6 +143,7 @@ static kt_worker pick(const spqr_ktensor *kt, int32_t n) {
     case SPQR_KERNEL_AVX512: return n == 1 ? kt_matvec_avx512 : kt_matmul_avx512;
     case SPQR_KERNEL_AVX512_VNNI: return n == 1 ? kt_matvec_avx512_vnni : kt_matmul_avx512_vnni;
     case SPQR_KERNEL_AVX2: return n == 1 ? kt_matvec_avx2 : kt_matmul_avx2;
+    case SPQR_KERNEL_AVX2_I8: return n == 1 ? kt_matvec_avx2i8 : kt_matmul_avx2i8;
     default: return kt_matmul_scalar;
     }
 }
@@ -239,13 +243,16 @@ spqr_status spqr_ktensor_matvec_multi(const spqr_ktensor *const *kts, int32_t k,
         float *xs = mem[i][1] = malloc((size_t)kt->n_groups * sizeof(float));
         float *xq = mem[i][2] = malloc((size_t)kt->cols * sizeof(float));
         float *x2 = mem[i][3] = i8 ? NULL : kt_alloc64((size_t)kt->padcols * sizeof(float));
-        int32_t *xa = mem[i][4] = i8 ? kt_alloc64((size_t)kt->n_ctiles * KT_XOPS * sizeof(int32_t)) : NULL;
+        /* avx2i8's matvec reads KT_XW int16-pair words per tile */
+        const size_t xw = kt->path == SPQR_KERNEL_AVX2_I8 ? KT_XW : KT_XOPS;
+        int32_t *xa = mem[i][4] = i8 ? kt_alloc64((size_t)kt->n_ctiles * xw * sizeof(int32_t)) : NULL;
         float *at = mem[i][5] = i8 ? malloc((size_t)kt->n_ctiles * sizeof(float)) : NULL;
         if (!xs || !xq || (i8 ? !xa || !at : !xp || !x2)) {
             st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory in matvec");
             break;
         }
-        if (i8) prepare_i8_fast(kt, x, xs, xq, xa, at, 1);
+        if (i8 && kt->path == SPQR_KERNEL_AVX2_I8) kt_prepare_i8_avx2(kt, x, xs, xq, xa, at, 1, 1);
+        else if (i8) prepare_i8_fast(kt, x, xs, xq, xa, at, 1);
         else prepare(kt, x, 1, xp, x2, xs, xq);
         in[i] = (kt_input){xp, x2, xs, xq, NULL, xa, at, 1};
         work[i] = pick(kt, 1);

@@ -152,7 +152,7 @@ void kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float s[KT_R
  *   xa  [n_ctiles][n][KT_XOPS], at [n_ctiles][n]: int8 activations per
  *       column tile (its 16 bytes in column order) and their scales, the
  *       n inputs of a tile side by side
- *       (int8 paths avx512vnni and neondot only; xq and xs then hold x^ = at * int8 and its group
+ *       (int8 paths avx512vnni, neondot, avx2i8 only; xq and xs then hold x^ = at * int8 and its group
  *       sums, and xp is not filled)
  * A worker computes row tiles [rt0, rt1) and writes Y[n][rows] there only. */
 typedef struct kt_input {
@@ -180,6 +180,23 @@ void kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *xs, flo
                           int32_t n);
 /* Its scalar reference (xp: [padcols] scratch), kept for the tests. */
 void kt_prepare_i8_ref(const spqr_ktensor *kt, const float *x, float *xp, float *xs, float *xq, int32_t *xa, float *at);
+
+/* avx2i8 path (spqr_kernel_avx2i8.c): the avx512vnni int8 rule on AVX2.
+ * Its matvec reads, per column tile, KT_XW dwords of int16 activation
+ * pairs (one per vpmaddwd of the tile, see the file) instead of the 16
+ * int8 bytes; its matmul reads the avx512vnni layout. */
+#define KT_XW 8
+void kt_matvec_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void kt_matmul_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+/* kt_prepare_i8_avx512's outputs with AVX2 (the same int8 codes, scales
+ * and x^). words = 0: xa as avx512vnni ([n_ctiles][n][KT_XOPS], input
+ * slot as there); words = 1 (n = 1, the matvec): xa [n_ctiles][KT_XW]
+ * int16 pairs as kt_avx2i8_words_ref builds them. */
+void kt_prepare_i8_avx2(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
+                        int32_t n, int words);
+/* Scalar reference of the words = 1 arrangement, from the column-order
+ * int8 activations xa [n_ctiles][KT_XOPS] of one input (tests). */
+void kt_avx2i8_words_ref(const spqr_ktensor *kt, const int32_t *xa, int32_t *xw);
 /* aarch64 (spqr_kernel_neon.c): neon (exact fp32) and neondot (dotprod,
  * int8 activations with the avx512vnni rule and input layout);
  * kt_prepare_i8_neon has kt_prepare_i8_avx512's contract. kt_neon_hwcap:

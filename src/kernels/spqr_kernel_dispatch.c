@@ -3,7 +3,8 @@
  * picks avx512vnni where the CPU has it, as llama.cpp quantizes activations
  * for its quantized dot products: its int8 activations (one token and
  * batches) change results by a bounded, measured amount (docs/kernels.md: KL 1.2e-5 against
- * the exact path on the default model, 1% of the quantization's own KL);
+ * the exact path on the default model, 1% of the quantization's own KL),
+ * else avx2i8 (the same int8 rule on AVX2, faster than exact avx512 too);
  * SPQR_KERNEL=exact takes the fastest path with exact fp32 activations
  * (avx512 > avx2 > neon > scalar), e.g. to measure a quantization alone.
  * On aarch64 the NEON paths are chosen from getauxval(AT_HWCAP)
@@ -26,6 +27,7 @@ int kt_path_supported(spqr_kernel_path p) {
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    case SPQR_KERNEL_AVX2_I8: return kt_path_supported(SPQR_KERNEL_AVX2);
     case SPQR_KERNEL_AVX512_VNNI:
         return kt_path_supported(SPQR_KERNEL_AVX512) && __builtin_cpu_supports("avx512vnni") &&
                __builtin_cpu_supports("avx512vbmi") &&
@@ -46,12 +48,15 @@ const char *spqr_kernel_path_name(spqr_kernel_path p) {
     case SPQR_KERNEL_AVX512_VNNI: return "avx512vnni";
     case SPQR_KERNEL_NEON: return "neon";
     case SPQR_KERNEL_NEON_DOTPROD: return "neondot";
+    case SPQR_KERNEL_AVX2_I8: return "avx2i8";
     }
     return "unknown";
 }
 
 static spqr_kernel_path best_path(void) {
     if (kt_path_supported(SPQR_KERNEL_AVX512_VNNI)) return SPQR_KERNEL_AVX512_VNNI;
+    /* int8 activations on AVX2 before exact AVX-512 (docs/kernels.md, avx2i8) */
+    if (kt_path_supported(SPQR_KERNEL_AVX2_I8)) return SPQR_KERNEL_AVX2_I8;
     if (kt_path_supported(SPQR_KERNEL_AVX512)) return SPQR_KERNEL_AVX512;
     if (kt_path_supported(SPQR_KERNEL_AVX2)) return SPQR_KERNEL_AVX2;
     if (kt_path_supported(SPQR_KERNEL_NEON_DOTPROD)) return SPQR_KERNEL_NEON_DOTPROD;
@@ -77,17 +82,18 @@ static spqr_status resolve(spqr_kernel_path req, spqr_kernel_path *out, spqr_err
             else if (!strcmp(env, "avx512vnni")) req = SPQR_KERNEL_AVX512_VNNI;
             else if (!strcmp(env, "neon")) req = SPQR_KERNEL_NEON;
             else if (!strcmp(env, "neondot")) req = SPQR_KERNEL_NEON_DOTPROD;
+            else if (!strcmp(env, "avx2i8")) req = SPQR_KERNEL_AVX2_I8;
             else if (!strcmp(env, "exact")) req = best_exact_path();
             else
                 return spqr_err_set(err, SPQR_ERR_INVALID_ARG,
-                                    "SPQR_KERNEL='%s' is not one of scalar, avx2, avx512, avx512vnni, neon, neondot, exact, auto",
+                                    "SPQR_KERNEL='%s' is not one of scalar, avx2, avx512, avx512vnni, neon, neondot, avx2i8, exact, auto",
                                     env);
         } else {
             *out = best_path();
             return SPQR_OK;
         }
     }
-    if (req < SPQR_KERNEL_SCALAR || req > SPQR_KERNEL_NEON_DOTPROD)
+    if (req < SPQR_KERNEL_SCALAR || req > SPQR_KERNEL_AVX2_I8)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "unknown kernel path %d", (int)req);
     if (!kt_path_supported(req))
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "kernel path %s is not supported by this CPU",

@@ -1,0 +1,345 @@
+/* The avx2i8 kernel path (src/kernels/spqr_kernel_avx2i8.c): int8
+ * activations on AVX2. On random packed tensors of every wbits 2..8 and
+ * awkward shapes (rows, cols, groupsize not multiples of 16; no outliers
+ * and 30% outliers; act-order perm and identity; 16-bit and bilevel
+ * statistics of 1..8 bits), one token and batches 1..9 (and 70) against
+ *  - W x^ in double, x^ = each input rounded to int8 per column tile by the
+ *    documented rule: within 1e-5 * sum_j |w_j x^_j|;
+ *  - W x in double within the int8 bound sum_j |w_j| a_tile(j) / 2;
+ *  - itself with 1 and 2 threads, and matvec_multi: identical bits.
+ * Codes at their maximum with activations at +-127 check that no 16-bit
+ * sum saturates (vpmaddubsw for 7 and 8 bits). The input preparation is
+ * checked bit for bit against kt_prepare_i8_ref (and the word layout
+ * against kt_avx2i8_words_ref). Skipped, with a note, without AVX2. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format/tensor.h"
+#include "kernels/spqr_kernel.h"
+#include "spqr.h"
+#include "test_tensor_util.h"
+#include "test_util.h"
+
+typedef struct {
+    int32_t rows, cols, wbits, gs, qs, qz, qqgs;
+    double outlier_share;
+    int perm;
+    int extreme; /* 1: every code 2^B - 1, inputs of one sign (saturation check) */
+} cfg;
+
+static uint16_t h(float f) { return spqr_fp32_to_fp16(f); }
+
+static spqr_tensor *random_tensor(const cfg *c, test_rng *rng) {
+    const int32_t gs = c->gs > 0 ? c->gs : c->cols;
+    const int32_t n_groups = (c->cols + gs - 1) / gs;
+    spqr_tensor *t = test_packed_alloc(c->rows, c->cols, c->wbits, gs, c->qs, c->qz, c->qqgs, c->perm, c->outlier_share, 0,
+                                       TEST_DUP_NONE, rng);
+    const uint64_t n = (uint64_t)c->rows * c->cols;
+    uint8_t *v = malloc(n > 1 ? n : 1);
+    const uint32_t top = (1u << c->wbits) - 1u;
+    for (uint64_t i = 0; i < n; i++) v[i] = (uint8_t)(c->extreme ? top : test_rng_next(rng) % (top + 1u));
+    spqr_bits_pack(v, n, c->wbits, t->codes);
+    const uint64_t ns = (uint64_t)n_groups * c->rows;
+    uint8_t *sv = malloc(ns);
+    const int32_t qmax = (int32_t)top;
+    if (c->qs) {
+        for (uint64_t i = 0; i < ns; i++) sv[i] = (uint8_t)(test_rng_next(rng) % (1u << c->qs));
+        spqr_bits_pack(sv, ns, c->qs, t->scale_codes);
+        for (int64_t i = 0; i < (int64_t)n_groups * t->n_qgroups; i++) {
+            t->scale_q2[2 * i] = h(0.002f + 0.01f * test_rng_uniform(rng));
+            t->scale_q2[2 * i + 1] = h(-1.5f * test_rng_uniform(rng));
+        }
+    } else {
+        for (uint64_t i = 0; i < ns; i++) t->scale_f16[i] = h(0.01f + 0.05f * test_rng_uniform(rng));
+    }
+    if (c->qz) {
+        for (uint64_t i = 0; i < ns; i++) sv[i] = (uint8_t)(test_rng_next(rng) % (1u << c->qz));
+        spqr_bits_pack(sv, ns, c->qz, t->zero_codes);
+        for (int64_t i = 0; i < (int64_t)n_groups * t->n_qgroups; i++) {
+            t->zero_q2[2 * i] = h((float)qmax / (float)((1 << c->qz) - 1) * (0.5f + test_rng_uniform(rng)));
+            t->zero_q2[2 * i + 1] = h(test_rng_uniform(rng) - 0.5f);
+        }
+    } else {
+        for (uint64_t i = 0; i < ns; i++) t->zero_f16[i] = h((float)qmax * test_rng_uniform(rng));
+    }
+    free(sv);
+    free(v);
+    if (c->perm) {
+        for (int32_t j = 0; j < c->cols; j++) t->perm[j] = j;
+        for (int32_t j = c->cols - 1; j > 0; j--) {
+            int32_t k = (int32_t)(test_rng_next(rng) % (uint64_t)(j + 1)), tmp = t->perm[j];
+            t->perm[j] = t->perm[k];
+            t->perm[k] = tmp;
+        }
+    }
+    return t;
+}
+
+/* x^ from the documented rule (per 16 consecutive permuted columns of one
+ * group: a = max|x| / 127, x^ = a * clamp(rint(x * (127 / max|x|)), +-127));
+ * half_step[orig col] = a / 2. */
+static void int8_input(const cfg *c, const spqr_tensor *t, const float *x, float *xh, double *half_step) {
+    const int32_t gs = c->gs > 0 ? c->gs : c->cols;
+    for (int32_t c0 = 0; c0 < c->cols;) {
+        const int32_t g = c0 / gs, off = c0 - g * gs;
+        int32_t c1 = c0 + (16 - off % 16);
+        if (c1 > (g + 1) * gs) c1 = (g + 1) * gs;
+        if (c1 > c->cols) c1 = c->cols;
+        float m = 0;
+        for (int32_t j = c0; j < c1; j++) m = fmaxf(m, fabsf(x[t->perm ? t->perm[j] : j]));
+        const float a = m / 127.0f, inv = m > 0 ? 127.0f / m : 0.0f;
+        for (int32_t j = c0; j < c1; j++) {
+            const int32_t col = t->perm ? t->perm[j] : j;
+            float v = rintf(x[col] * inv);
+            v = v > 127 ? 127 : v < -127 ? -127 : v;
+            xh[col] = a * v;
+            half_step[col] = 0.5 * a;
+        }
+        c0 = c1;
+    }
+}
+
+static int runs;
+
+static void run_cfg(const cfg *c, test_rng *rng, int n) {
+    spqr_tensor *t = random_tensor(c, rng);
+    spqr_err err;
+    const size_t R = (size_t)c->rows, C = (size_t)c->cols;
+    float *W = malloc(R * C * 4), *X = malloc((size_t)n * C * 4), *xh = malloc(C * 4);
+    float *Y1 = malloc((size_t)n * R * 4), *Y2 = malloc((size_t)n * R * 4), *Yv = malloc(R * 4);
+    double *hs = malloc(C * 8), *yh = malloc((size_t)n * R * 8), *bh = malloc((size_t)n * R * 8);
+    double *ye = malloc((size_t)n * R * 8), *bq = malloc((size_t)n * R * 8);
+    CHECK(spqr_tensor_dequantize(t, W, &err) == SPQR_OK);
+    for (size_t i = 0; i < (size_t)n * C; i++) X[i] = c->extreme ? 1.0f + test_rng_uniform(rng) : test_rng_normal(rng);
+    for (int32_t j = 0; j < n; j++) {
+        int8_input(c, t, X + (size_t)j * C, xh, hs);
+        for (size_t r = 0; r < R; r++) {
+            double a = 0, b = 0, e = 0, eb = 0, q = 0;
+            for (size_t k = 0; k < C; k++) {
+                const double w = W[r * C + k], x = X[(size_t)j * C + k];
+                a += w * xh[k];
+                b += fabs(w * xh[k]);
+                e += w * x;
+                eb += fabs(w * x);
+                q += fabs(w) * hs[k];
+            }
+            const size_t i = (size_t)j * R + r;
+            yh[i] = a;
+            bh[i] = 1e-5 * b + 1e-30;
+            ye[i] = e;
+            bq[i] = q * (1 + 1e-5) + 1e-5 * eb + 1e-30;
+        }
+    }
+    spqr_ktensor *kt = NULL;
+    CHECK_MSG(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AVX2_I8, &kt, &err) == SPQR_OK, "%s", err.msg);
+    if (kt) {
+        CHECK(spqr_ktensor_path(kt) == SPQR_KERNEL_AVX2_I8);
+        for (int nb = 1; nb <= n; nb++) {
+            CHECK(spqr_ktensor_matmul(kt, X, nb, Y1, 1, &err) == SPQR_OK);
+            CHECK(spqr_ktensor_matmul(kt, X, nb, Y2, 2, &err) == SPQR_OK);
+            CHECK_MSG(memcmp(Y1, Y2, (size_t)nb * R * 4) == 0, "1 vs 2 threads differ, n=%d", nb);
+            int bad_h = 0, bad_q = 0;
+            double worst = 0;
+            for (size_t i = 0; i < (size_t)nb * R; i++) {
+                const double e = fabs((double)Y1[i] - yh[i]);
+                bad_h += !(e <= bh[i]);
+                if (e / bh[i] > worst) worst = e / bh[i];
+                bad_q += !(fabs((double)Y1[i] - ye[i]) <= bq[i]);
+            }
+            CHECK_MSG(bad_h == 0 && bad_q == 0,
+                      "avx2i8 n=%d %dx%d w%d gs%d qs%d qz%d qq%d out%.2f perm%d ext%d: %d off W x^ (worst %.2f x tol), %d off the "
+                      "int8 bound",
+                      nb, c->rows, c->cols, c->wbits, c->gs, c->qs, c->qz, c->qqgs, c->outlier_share, c->perm, c->extreme, bad_h,
+                      worst, bad_q);
+            runs++;
+            if (nb == 1) { /* the matvec entry and matvec_multi: the bits of matmul n = 1 */
+                CHECK(spqr_ktensor_matvec(kt, X, Yv, 2, &err) == SPQR_OK);
+                CHECK(memcmp(Yv, Y1, R * 4) == 0);
+                const spqr_ktensor *const ks[2] = {kt, kt};
+                float *const ys[2] = {Y2, Yv};
+                CHECK(spqr_ktensor_matvec_multi(ks, 2, X, ys, 2, &err) == SPQR_OK);
+                CHECK(memcmp(Y2, Y1, R * 4) == 0 && memcmp(Yv, Y1, R * 4) == 0);
+            }
+            if (nb == 3 && n > 9) nb = n - 1; /* then the largest batch only */
+        }
+        spqr_ktensor_free(kt);
+    }
+    free(W);
+    free(X);
+    free(xh);
+    free(Y1);
+    free(Y2);
+    free(Yv);
+    free(hs);
+    free(yh);
+    free(bh);
+    free(ye);
+    free(bq);
+    spqr_tensor_free(t);
+}
+
+/* kt_prepare_i8_avx2 against kt_prepare_i8_ref: int8 codes, scales and x^
+ * bit for bit (column layout, and the word layout against
+ * kt_avx2i8_words_ref), group sums within fp32 rounding; partial tiles,
+ * groups of several tiles, perm and identity, a NaN tile, a zero tile, an
+ * inf and a value at exactly half an int8 step. */
+static void test_prepare(test_rng *rng) {
+    const cfg cs[5] = {{16, 203, 3, 16, 3, 3, 16, 0.0, 1, 0}, {16, 150, 5, 32, 2, 4, 16, 0.0, 1, 0},
+                       {16, 100, 7, 0, 0, 0, 0, 0.0, 0, 0}, {16, 300, 4, 24, 3, 3, 16, 0.0, 1, 0},
+                       {16, 77, 8, 20, 3, 3, 16, 0.0, 0, 0}};
+    spqr_err err;
+    for (int ci = 0; ci < 5; ci++) {
+        spqr_tensor *t = random_tensor(&cs[ci], rng);
+        spqr_ktensor *kt = NULL;
+        CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AVX2_I8, &kt, &err) == SPQR_OK);
+        if (!kt) {
+            spqr_tensor_free(t);
+            continue;
+        }
+        const int32_t C = kt->cols, G = kt->n_groups, T = kt->n_ctiles;
+        for (int rep = 0; rep < 2; rep++) {
+            float *x = malloc((size_t)C * 4), *xp = kt_alloc64((size_t)kt->padcols * 4);
+            float *xs[3], *xq[3], *at[3];
+            int32_t *xa[3];
+            for (int k = 0; k < 3; k++) {
+                xs[k] = malloc((size_t)G * 4);
+                xq[k] = malloc((size_t)C * 4);
+                at[k] = malloc((size_t)T * 4);
+                xa[k] = calloc((size_t)T * KT_XW, 4);
+            }
+            for (int32_t j = 0; j < C; j++) x[j] = test_rng_normal(rng) * (j % 7 == 0 ? 30.0f : 1.0f);
+            for (int32_t j = 0; j < 16 && j < C; j++) x[t->perm ? t->perm[j] : j] = 0.0f; /* first tile all zero */
+            if (rep == 0) x[C / 2] = NAN;
+            else x[C / 2] = INFINITY;
+            /* a tile whose max is 127 and holds +-0.5, +-1.5, 2.5: round half to even */
+            if (C > 40) {
+                const int32_t c0 = 32;
+                const float v[6] = {127.0f, 0.5f, -0.5f, 1.5f, -2.5f, -127.0f};
+                for (int k = 0; k < 6 && c0 + k < C; k++) x[t->perm ? t->perm[c0 + k] : c0 + k] = v[k];
+            }
+            kt_prepare_i8_ref(kt, x, xp, xs[0], xq[0], xa[0], at[0]);
+            kt_prepare_i8_avx2(kt, x, xs[1], xq[1], xa[1], at[1], 1, 0);
+            kt_prepare_i8_avx2(kt, x, xs[2], xq[2], xa[2], at[2], 1, 1);
+            CHECK_MSG(memcmp(xa[0], xa[1], (size_t)T * KT_XOPS * 4) == 0, "cfg %d: int8 codes differ", ci);
+            int32_t *xw = calloc((size_t)T * KT_XW, 4);
+            kt_avx2i8_words_ref(kt, xa[0], xw);
+            CHECK_MSG(memcmp(xw, xa[2], (size_t)T * KT_XW * 4) == 0, "cfg %d: activation words differ", ci);
+            free(xw);
+            for (int k = 1; k < 3; k++) {
+                CHECK_MSG(memcmp(at[0], at[k], (size_t)T * 4) == 0, "cfg %d: scales differ", ci);
+                int xbad = 0, bad = 0, nan = 0;
+                for (int32_t j = 0; j < C; j++)
+                    xbad += memcmp(&xq[0][j], &xq[k][j], 4) && !(isnan(xq[0][j]) && isnan(xq[k][j]));
+                CHECK_MSG(xbad == 0, "cfg %d: x^ differs at %d inputs", ci, xbad);
+                for (int32_t g = 0; g < G; g++) {
+                    if (isnan(xs[0][g]) || isnan(xs[k][g])) {
+                        nan += isnan(xs[0][g]) && isnan(xs[k][g]);
+                        bad += isnan(xs[0][g]) != isnan(xs[k][g]);
+                        continue;
+                    }
+                    double mag = 0;
+                    const int32_t c1 = (g + 1) * kt->groupsize < C ? (g + 1) * kt->groupsize : C;
+                    for (int32_t j = g * kt->groupsize; j < c1; j++) mag += fabs(xq[0][j]);
+                    bad += fabs((double)xs[0][g] - xs[k][g]) > 1e-6 * mag + 1e-30;
+                }
+                CHECK_MSG(bad == 0 && nan == 1, "cfg %d: %d group sums off, %d NaN groups (want 1)", ci, bad, nan);
+            }
+            CHECK(at[0][0] == 0.0f && xa[0][0] == 0); /* the all-zero tile */
+            free(x);
+            free(xp);
+            for (int k = 0; k < 3; k++) {
+                free(xs[k]);
+                free(xq[k]);
+                free(at[k]);
+                free(xa[k]);
+            }
+        }
+        spqr_ktensor_free(kt);
+        spqr_tensor_free(t);
+    }
+}
+
+static void test_selection(test_rng *rng) {
+    cfg c = {20, 40, 3, 16, 3, 3, 16, 0.02, 1, 0};
+    spqr_tensor *t = random_tensor(&c, rng);
+    spqr_ktensor *kt = NULL;
+    spqr_err err;
+    setenv("SPQR_KERNEL", "avx2i8", 1);
+    CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
+    CHECK(kt && spqr_ktensor_path(kt) == SPQR_KERNEL_AVX2_I8);
+    CHECK(!strcmp(spqr_kernel_path_name(SPQR_KERNEL_AVX2_I8), "avx2i8"));
+    spqr_ktensor_free(kt);
+    kt = NULL;
+    setenv("SPQR_KERNEL", "exact", 1); /* never an int8 path */
+    CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
+    CHECK(kt && spqr_ktensor_path(kt) != SPQR_KERNEL_AVX2_I8 && spqr_ktensor_path(kt) != SPQR_KERNEL_AVX512_VNNI);
+    spqr_ktensor_free(kt);
+    kt = NULL;
+    unsetenv("SPQR_KERNEL");
+    CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
+    /* AUTO: avx512vnni where the CPU has it, else avx2i8 */
+    const spqr_kernel_path want = kt_path_supported(SPQR_KERNEL_AVX512_VNNI) ? SPQR_KERNEL_AVX512_VNNI : SPQR_KERNEL_AVX2_I8;
+    CHECK_MSG(kt && spqr_ktensor_path(kt) == want, "auto picked %s", kt ? spqr_kernel_path_name(spqr_ktensor_path(kt)) : "-");
+    /* switching an existing layout to and from the path */
+    CHECK(spqr_ktensor_set_path(kt, SPQR_KERNEL_AVX2, &err) == SPQR_OK && spqr_ktensor_path(kt) == SPQR_KERNEL_AVX2);
+    CHECK(spqr_ktensor_set_path(kt, SPQR_KERNEL_AVX2_I8, &err) == SPQR_OK && spqr_ktensor_path(kt) == SPQR_KERNEL_AVX2_I8);
+    CHECK(spqr_ktensor_set_path(kt, (spqr_kernel_path)(SPQR_KERNEL_AVX2_I8 + 1), &err) == SPQR_ERR_INVALID_ARG);
+    spqr_ktensor_free(kt);
+    spqr_tensor_free(t);
+}
+
+int main(void) {
+    if (!kt_path_supported(SPQR_KERNEL_AVX2_I8)) {
+        printf("note: this CPU has no AVX2 + FMA + F16C: avx2i8 tests skipped\n");
+        spqr_err err;
+        spqr_ktensor *kt = NULL;
+        cfg c = {16, 16, 3, 16, 3, 3, 16, 0.0, 0, 0};
+        test_rng rng = {1};
+        spqr_tensor *t = random_tensor(&c, &rng);
+        CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AVX2_I8, &kt, &err) == SPQR_ERR_UNSUPPORTED && !kt);
+        spqr_tensor_free(t);
+        TEST_SUMMARY();
+    }
+    test_rng rng = {0x5bd1e9955bd1e995ull};
+    test_selection(&rng);
+    test_prepare(&rng);
+    for (int b = 2; b <= 8; b++) {
+        /* aligned shapes, 1% outliers, act-order perm: batches 1..9 */
+        cfg a = {64, 256, b, 16, 3, 3, 16, 0.01, 1, 0};
+        run_cfg(&a, &rng, 9);
+        /* odd shapes, no outliers, identity; groups of several tiles, not multiples of 16 */
+        cfg o = {37, 203, b, 16, 3, 3, 16, 0.0, 0, 0};
+        run_cfg(&o, &rng, 2);
+        cfg o2 = {19, 150, b, 40, 2, 4, 16, 0.05, 1, 0};
+        run_cfg(&o2, &rng, 3);
+        /* dense-ish outliers (30%), 16-bit statistics, groups of 24 */
+        cfg d = {48, 300, b, 24, 0, 0, 0, 0.30, 1, 0};
+        run_cfg(&d, &rng, 2);
+        /* per-row groups */
+        cfg pr = {33, 100, b, 0, 0, 0, 0, 0.01, 0, 0};
+        run_cfg(&pr, &rng, 1);
+        /* qq_groupsize not a multiple of 16, 5..8-bit statistic codes, 4-bit codes (the table route's int->fp32 case) */
+        cfg q = {45, 96, b, 16, b, 0, 7, 0.02, 1, 0};
+        run_cfg(&q, &rng, 2);
+        cfg q2 = {40, 64, b, 16, 4, 4, 32, 0.0, 0, 0};
+        run_cfg(&q2, &rng, 2);
+        cfg q3 = {40, 64, b, 16, 1, 2, 16, 0.01, 1, 0};
+        run_cfg(&q3, &rng, 2);
+        /* every code at its maximum, inputs of one sign: +-127 activations (16-bit sums must not saturate) */
+        cfg e = {32, 128, b, 16, 3, 3, 16, 0.0, 1, 1};
+        run_cfg(&e, &rng, 3);
+        cfg e2 = {20, 70, b, 35, 0, 0, 0, 0.0, 0, 1};
+        run_cfg(&e2, &rng, 2);
+    }
+    /* a batch crossing the 64-input chunk, a single row and column, a tall matrix */
+    cfg big = {50, 130, 3, 16, 3, 3, 16, 0.01, 1, 0};
+    run_cfg(&big, &rng, 70);
+    cfg one = {1, 1, 3, 16, 3, 3, 16, 0.5, 0, 0};
+    run_cfg(&one, &rng, 1);
+    cfg tall = {300, 17, 5, 8, 3, 3, 16, 0.1, 1, 0};
+    run_cfg(&tall, &rng, 3);
+    printf("%d avx2i8 products checked\n", runs);
+    TEST_SUMMARY();
+}
