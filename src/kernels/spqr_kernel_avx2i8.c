@@ -17,9 +17,10 @@
  * a stored dword, a vpshufb of one (any two byte pairs as its words), a
  * shift, a funnel shift of two (srl, sll, or) or a word blend of two. Which
  * views and which field pairs each width uses was searched offline for the
- * fewest instructions (PLAN below, 25-35 per 16x8 tile against 48 for the
- * exact path's AND/convert/FMA per field); the activation words are laid
- * out per call in the plan's order (kt_prepare_i8_avx2, words = 1).
+ * fewest instructions (PLAN below, printed by tools/avx2i8_plan.py; 25-35
+ * per 16x8 tile against 48 for the exact path's AND/convert/FMA per
+ * field); the activation words are laid out per call in the plan's order
+ * (kt_prepare_i8_avx2, words = 1).
  *
  * Batches (matmul): each 16x16 code tile is unpacked once into bytes in
  * column order and dotted with every input's int8 activations by
