@@ -88,7 +88,7 @@ static int copies_for(uint64_t bytes, uint64_t target) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: spqr bench-kernel [--shape OUTxIN[,OUTxIN...]] [--wbits B] [--outlier-share P]\n"
-            "                         [-t T] [--reps R] [--path scalar|avx2|avx512|avx512vnni] [--in-cache] [--json]\n"
+            "                         [-t T] [--reps R] [--path scalar|avx2|avx2i8|avx512|avx512vnni|neon|neondot] [--in-cache] [--json]\n"
             "  Times one-token matvecs on random packed tensors (beta1=beta2=16, 3-bit statistics)\n"
             "  with working sets >= 4x the last-level cache (--in-cache: one copy); GB/s counts\n"
             "  stored bytes. CPU-time columns divide by process CPU time / threads.\n"
@@ -113,10 +113,10 @@ int cmd_bench_kernel(int argc, char **argv) {
             in_cache = 1;
         } else if (strcmp(a, "--shape") && strcmp(a, "--wbits") && strcmp(a, "--outlier-share") && strcmp(a, "-t") &&
                    strcmp(a, "--threads") && strcmp(a, "--reps") && strcmp(a, "--path")) {
-            fprintf(stderr, "spqr bench-kernel: unknown option '%s' (see --help)\n", a);
+            fprintf(stderr, "spqr: bench-kernel: unknown option '%s' (see --help)\n", a);
             return 2;
         } else if (!v) {
-            fprintf(stderr, "spqr bench-kernel: %s needs a value (see --help)\n", a);
+            fprintf(stderr, "spqr: bench-kernel: %s needs a value (see --help)\n", a);
             return 2;
         } else if (!strcmp(a, "--shape")) {
             n_shapes = 0;
@@ -136,12 +136,12 @@ int cmd_bench_kernel(int argc, char **argv) {
             i++;
             continue;
         bad_shape:
-            fprintf(stderr, "spqr bench-kernel: bad --shape '%s' (want OUTxIN[,OUTxIN...], IN <= 65536)\n", v);
+            fprintf(stderr, "spqr: bench-kernel: bad --shape '%s' (want OUTxIN[,OUTxIN...], IN <= 65536)\n", v);
             return 2;
         } else if (!strcmp(a, "--wbits")) {
             long b = strtol(v, &end, 10);
             if (*end || b < 2 || b > 8) {
-                fprintf(stderr, "spqr bench-kernel: --wbits must be 2..8, got '%s'\n", v);
+                fprintf(stderr, "spqr: bench-kernel: --wbits must be 2..8, got '%s'\n", v);
                 return 2;
             }
             wbits = (int)b;
@@ -149,7 +149,7 @@ int cmd_bench_kernel(int argc, char **argv) {
         } else if (!strcmp(a, "--outlier-share")) {
             double p = strtod(v, &end);
             if (*end || !(p >= 0 && p <= 1)) {
-                fprintf(stderr, "spqr bench-kernel: --outlier-share must be in [0, 1], got '%s'\n", v);
+                fprintf(stderr, "spqr: bench-kernel: --outlier-share must be in [0, 1], got '%s'\n", v);
                 return 2;
             }
             share = p;
@@ -157,7 +157,7 @@ int cmd_bench_kernel(int argc, char **argv) {
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             long t = strtol(v, &end, 10);
             if (*end || t < 1 || t > 1024) {
-                fprintf(stderr, "spqr bench-kernel: -t must be 1..1024, got '%s'\n", v);
+                fprintf(stderr, "spqr: bench-kernel: -t must be 1..1024, got '%s'\n", v);
                 return 2;
             }
             threads = (int)t;
@@ -165,23 +165,25 @@ int cmd_bench_kernel(int argc, char **argv) {
         } else if (!strcmp(a, "--reps")) {
             long r = strtol(v, &end, 10);
             if (*end || r < 1 || r > 1000) {
-                fprintf(stderr, "spqr bench-kernel: --reps must be 1..1000, got '%s'\n", v);
+                fprintf(stderr, "spqr: bench-kernel: --reps must be 1..1000, got '%s'\n", v);
                 return 2;
             }
             reps = (int)r;
             i++;
         } else if (!strcmp(a, "--path")) {
-            if (!strcmp(v, "scalar")) path = SPQR_KERNEL_SCALAR;
-            else if (!strcmp(v, "avx2")) path = SPQR_KERNEL_AVX2;
-            else if (!strcmp(v, "avx512")) path = SPQR_KERNEL_AVX512;
-            else if (!strcmp(v, "avx512vnni")) path = SPQR_KERNEL_AVX512_VNNI;
-            else {
-                fprintf(stderr, "spqr bench-kernel: --path must be scalar, avx2, avx512 or avx512vnni, got '%s'\n", v);
+            /* every path by its one name (spqr_kernel_path_name), so a new path needs no edit here */
+            path = SPQR_KERNEL_AUTO;
+            for (int k = SPQR_KERNEL_SCALAR; k <= SPQR_KERNEL_AVX2_I8; k++)
+                if (!strcmp(v, spqr_kernel_path_name((spqr_kernel_path)k))) path = (spqr_kernel_path)k;
+            if (path == SPQR_KERNEL_AUTO) {
+                fprintf(stderr,
+                        "spqr: bench-kernel: --path must be scalar, avx2, avx512, avx512vnni, neon, neondot or avx2i8, "
+                        "got '%s'\n", v);
                 return 2;
             }
             i++;
         } else {
-            fprintf(stderr, "spqr bench-kernel: unknown option '%s' (see --help)\n", a);
+            fprintf(stderr, "spqr: bench-kernel: unknown option '%s' (see --help)\n", a);
             return 2;
         }
     }
@@ -192,7 +194,7 @@ int cmd_bench_kernel(int argc, char **argv) {
     size_t probe_n = 0;
     float *probe_buf = bench_probe_buffer(&probe_n);
     if (!probe_buf) {
-        fprintf(stderr, "spqr bench-kernel: out of memory\n");
+        fprintf(stderr, "spqr: bench-kernel: out of memory\n");
         return 1;
     }
     const size_t bw_bytes = probe_n * sizeof *probe_buf;
@@ -219,7 +221,7 @@ int cmd_bench_kernel(int argc, char **argv) {
         spqr_err err = {0};
         spqr_tensor *t = NULL;
         if (spqr_tensor_random(rows, cols, wbits, share, 0.05f, 0x1234567ull + (uint64_t)si, &t, &err) != SPQR_OK) {
-            fprintf(stderr, "spqr bench-kernel: %s\n", err.msg);
+            fprintf(stderr, "spqr: bench-kernel: %s\n", err.msg);
             rc = 1;
             break;
         }
@@ -229,7 +231,7 @@ int cmd_bench_kernel(int argc, char **argv) {
         spqr_ktensor **kts = calloc((size_t)ncp, sizeof *kts);
         for (int c = 0; c < ncp && rc == 0; c++)
             if (spqr_ktensor_from_tensor(t, path, &kts[c], &err) != SPQR_OK) {
-                fprintf(stderr, "spqr bench-kernel: %s\n", err.msg);
+                fprintf(stderr, "spqr: bench-kernel: %s\n", err.msg);
                 rc = 1;
             }
         float *x = malloc((size_t)cols * 4), *y = malloc((size_t)rows * 4);
