@@ -475,6 +475,15 @@ static spqr_status load_json(spqr_tokenizer *t, const cJSON *root, spqr_err *err
         if (!c || !jid(cJSON_GetObjectItemCaseSensitive(e, "id"), &id))
             return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer: added token without a valid id and content");
         size_t l = strlen(c);
+        /* Two added tokens with one id: the text of one would encode to an id
+         * that decodes to the other's (HF renumbers such a file, with a warning). */
+        if (t->is_added[id] && (t->dec_len[id] != (int32_t)l || memcmp(t->dec_arena + t->dec_off[id], c, l))) {
+            char a[64], b[64];
+            memcpy(a, t->dec_arena + t->dec_off[id], t->dec_len[id] < 63 ? (size_t)t->dec_len[id] : 63);
+            a[t->dec_len[id] < 63 ? t->dec_len[id] : 63] = 0;
+            return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer: added tokens \"%s\" and \"%.60s\" have the same id %d",
+                                spqr_printable(a, b, sizeof b), c, id);
+        }
         set_decoded(t, id, (const uint8_t *)c, l, &fill);
         t->is_added[id] = 1;
         if ((st = tok_trie_add(t, (const uint8_t *)c, l, id, err))) return st;
