@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "io/file.h"
 #include "model/config.h"
 #include "model/model.h"
 #include "model/tokenizer.h"
@@ -21,17 +22,10 @@
 static const char *g_fix;
 static char g_tmp[] = "/tmp/spqr_special_ids.XXXXXX";
 
+/* The library's one whole-file reader (io/file.h); NULL on any failure. */
 static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); fclose(f); return NULL; }
-    s[n] = 0;
-    fclose(f);
-    return s;
+    char *s = NULL;
+    return spqr_file_read_text(path, (size_t)1 << 26, &s, NULL, NULL) == SPQR_OK ? s : NULL;
 }
 
 static void write_text(const char *dir, const char *name, const char *s) {
