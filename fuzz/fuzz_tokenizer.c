@@ -1,5 +1,5 @@
 /* libFuzzer target: tokenizer encode / decode on arbitrary text
- * (src/model/tokenizer_encode.c and below), with the fixture tokenizers.
+ * (src/tokenizer/tokenizer_encode.c and below), with the fixture tokenizers.
  *
  * Input: byte 0 picks one of the tokenizers below (loaded once), byte 1 bit 0
  * asks for a BOS token; the rest is the text (any bytes). Checked

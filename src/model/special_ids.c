@@ -15,7 +15,7 @@
 #include "core/error.h"
 #include "io/file.h"
 #include "model/config.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #define SIDE_FILE_MAX_BYTES (16u << 20) /* tokenizer_config.json with a chat template: tens of KB */
 

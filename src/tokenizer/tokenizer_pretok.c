@@ -5,8 +5,8 @@
  * alternative always matches and the matches tile the text. Invalid UTF-8
  * bytes are one-byte "other" characters. Also the Digits pre-tokenizer's
  * split, which needs no regex. */
-#include "model/tokenizer.h"
-#include "model/unicode.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
 
 typedef struct ch {
     uint32_t cp;

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 uint32_t tok_hash(const uint8_t *s, size_t n) {
     uint32_t h = 2166136261u; /* FNV-1a */

@@ -1,4 +1,4 @@
-#include "model/unicode.h"
+#include "tokenizer/unicode.h"
 
 size_t spqr_utf8_next(const uint8_t *s, size_t n, uint32_t *cp) {
     uint8_t c = s[0];

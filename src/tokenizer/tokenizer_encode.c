@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "model/tokenizer.h"
-#include "model/unicode.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
 
 #define META "\xE2\x96\x81" /* U+2581 "▁" */
 

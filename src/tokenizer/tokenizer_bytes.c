@@ -1,7 +1,7 @@
 /* GPT-2's reversible byte <-> printable character table: the printable
  * Latin-1 bytes ('!'..'~', U+00A1..U+00AC, U+00AE..U+00FF) map to
  * themselves, the other 68 bytes to U+0100 + k in byte order. */
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 static int printable(unsigned b) {
     return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);

@@ -1,7 +1,7 @@
 /* Internal layout of spqr_tokenizer (a Hugging Face tokenizer.json, BPE
  * model) shared by the tokenizer_*.c files. See docs/tokenizer.md. */
-#ifndef SPQR_MODEL_TOKENIZER_H
-#define SPQR_MODEL_TOKENIZER_H
+#ifndef SPQR_TOKENIZER_TOKENIZER_H
+#define SPQR_TOKENIZER_TOKENIZER_H
 
 #include "spqr.h"
 

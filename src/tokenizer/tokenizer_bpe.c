@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct tok_heap_item {
     int32_t rank, pos;      /* pos: index of the left symbol */

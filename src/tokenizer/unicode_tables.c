@@ -3,7 +3,7 @@
  * Classes: sorted, disjoint code-point ranges of \p{L}, \p{N} and \s; code
  * points in no range are OTHER. NFC: data of the characters assigned by
  * Unicode 9.0, the tables HF tokenizers' NFC normalizer has (see the generator). */
-#include "model/unicode.h"
+#include "tokenizer/unicode.h"
 
 const char spqr_unicode_version[] = "16.0.0";
 const char spqr_unicode_nfc_version[] = "9.0.0";
