@@ -15,6 +15,10 @@ modeling_<family>.py in eager mode. Files read (github huggingface/transformers)
       head_dim) before RoPE, head_dim from config;
   models/phi3/modeling_phi3.py      @43c2b48 (v4.48 era): qkv_proj split [q | k | v],
       gate_up_proj chunk(2) = [gate | up], sliding_window passed to every layer;
+  models/qwen2/modeling_qwen2.py    @00d4b3d (v4.56 era): q/k/v_proj bias=True always
+      (no attention_bias key), o_proj bias=False, sliding only on "sliding_attention" layers;
+  models/mistral/modeling_mistral.py (v4.5x): Llama plus, when config.sliding_window
+      is set, create_sliding_window_causal_mask for every layer;
   masking_utils.py (v4.53+) sliding_window_overlay: query i sees key j iff
       i - W < j <= i (W keys including itself), as the older
       _prepare_4d_causal_attention_mask_with_cache_position did;
