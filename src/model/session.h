@@ -25,9 +25,6 @@ struct spqr_session {
     float *scores;   /* [n_threads][max_batch][max_ctx] attention weights, one block per thread */
 };
 
-/* Inputs of the linear groups of one layer, in the order they are used. */
-enum { MODEL_GROUP_QKV = 0, MODEL_GROUP_O = 1, MODEL_GROUP_GATE_UP = 2, MODEL_GROUP_DOWN = 3, MODEL_N_GROUPS = 4 };
-
 /* Observer of one layer's linear inputs (calibration): X [B][cols] is the
  * input of group (q,k,v share attn-normed x; gate,up share ffn-normed x; o
  * gets the attention output; down gets silu(gate)*up). Return non-zero to
