@@ -13,7 +13,11 @@
  *    swapped in, run densely (1e-4, the arithmetic contract of
  *    format/tensor.h), so nothing the family needs is lost in the file; and
  *    they stay within QTOL of the reference;
- *  - phi3: the fused tensors are bound as row blocks, quantized split. */
+ *  - phi3: the fused tensors are bound as row blocks, quantized split; split
+ *    and fused quantization with one Hessian give bit-identical weights when
+ *    outliers are off (rows are independent given H; permutation, damping
+ *    and dead columns come from H alone) and differ only through the
+ *    outlier threshold, whose weight variance is per tensor. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,6 +200,49 @@ static void family(const char *fam, const spqr_safetensors *ref) {
     spqr_model_free(m);
 }
 
+/* Quantizes phi3 layer 0's fused qkv_proj [q; k; v] and its three parts
+ * with one Hessian; returns max |fused - split| over the dequantized weights. */
+static double fused_vs_split(const spqr_model *m, int outliers) {
+    const spqr_layer *L = &m->layers[0];
+    const int32_t cols = L->wq.cols, rows = L->wq.rows + L->wk.rows + L->wv.rows;
+    float *W = malloc((size_t)rows * cols * sizeof *W), *Wf = malloc((size_t)rows * cols * sizeof *Wf);
+    float *Ws = malloc((size_t)rows * cols * sizeof *Ws), *H = calloc((size_t)cols * cols, sizeof *H);
+    spqr_err err = {0};
+    /* H = X^T X of a deterministic pseudo-random X [4 * cols][cols] */
+    uint32_t r = 12345;
+    float *X = malloc((size_t)4 * cols * cols * sizeof *X);
+    for (size_t i = 0; i < (size_t)4 * cols * cols; i++) {
+        r = r * 1664525u + 1013904223u;
+        X[i] = (float)((r >> 8) / 16777216.0 - 0.5) * (1.0f + (float)(i % cols) / cols);
+    }
+    for (int32_t i = 0; i < cols; i++)
+        for (int32_t j = 0; j < cols; j++) {
+            double acc = 0;
+            for (int32_t n = 0; n < 4 * cols; n++) acc += (double)X[(size_t)n * cols + i] * X[(size_t)n * cols + j];
+            H[(size_t)i * cols + j] = (float)acc;
+        }
+    const spqr_linear *parts[3] = {&L->wq, &L->wk, &L->wv};
+    int32_t r0 = 0;
+    for (int p = 0; p < 3; p++) {
+        for (int32_t i = 0; i < parts[p]->rows; i++) CHECK(linear_row(parts[p], i, W + (size_t)(r0 + i) * cols, &err) == SPQR_OK);
+        r0 += parts[p]->rows;
+    }
+    spqr_quant_params qp;
+    spqr_quant_params_default(&qp);
+    if (!outliers) qp.outlier_threshold = INFINITY;
+    CHECK(spqr_quantize_layer(W, rows, cols, H, &qp, 1, NULL, NULL, Wf, NULL, NULL, &err) == SPQR_OK);
+    r0 = 0;
+    for (int p = 0; p < 3; p++) {
+        CHECK(spqr_quantize_layer(W + (size_t)r0 * cols, parts[p]->rows, cols, H, &qp, 1, NULL, NULL,
+                                  Ws + (size_t)r0 * cols, NULL, NULL, &err) == SPQR_OK);
+        r0 += parts[p]->rows;
+    }
+    double md = 0;
+    for (size_t i = 0; i < (size_t)rows * cols; i++) md = fmax(md, fabs((double)Wf[i] - Ws[i]));
+    free(W), free(Wf), free(Ws), free(H), free(X);
+    return md;
+}
+
 int main(int argc, char **argv) {
     g_fix = argc > 1 ? argv[1] : "tests/fixtures";
     setenv("SPQR_KERNEL", "exact", 1);
@@ -217,6 +264,9 @@ int main(int argc, char **argv) {
         CHECK((const char *)L->wk.data == (const char *)L->wq.data + (size_t)L->wq.rows * L->wq.cols * es);
         CHECK((const char *)L->wv.data == (const char *)L->wk.data + (size_t)L->wk.rows * L->wk.cols * es);
         CHECK((const char *)L->w_up.data == (const char *)L->w_gate.data + (size_t)L->w_gate.rows * L->w_gate.cols * es);
+        const double d0 = fused_vs_split(m, 0), d1 = fused_vs_split(m, 1);
+        CHECK_MSG(d0 == 0.0, "phi3 qkv without outliers: fused and split quantization differ by %g", d0);
+        printf("phi3 qkv fused vs split, max |dW|: %g without outliers, %g with\n", d0, d1);
         spqr_model_free(m);
     }
     TEST_SUMMARY();
