@@ -27,7 +27,7 @@ struct spqr_session {
 
 /* Observer of one layer's linear inputs (calibration): X [B][cols] is the
  * input of group (q,k,v share attn-normed x; gate,up share ffn-normed x; o
- * gets the attention output; down gets silu(gate)*up). Return non-zero to
+ * gets the attention output; down gets act(gate)*up; model/arch.h). Return non-zero to
  * stop the layer right there. */
 typedef struct model_layer_hooks {
     int (*fn)(void *user, int32_t layer, int32_t group, const float *X, int32_t B, int32_t cols);
