@@ -70,7 +70,8 @@ static void print_family(const spqr_archive *a, const cJSON *c, const model_arch
     if (!arch) {
         printf("family: ");
         put_str(mt, 0);
-        printf(" is not one this build runs (supported: %s)\n", arch_supported_list());
+        char list[160];
+        printf(" is not one this build runs (supported: %s)\n", arch_supported_list(list, sizeof list));
         return;
     }
     printf("family: %s: %s\nper layer:", arch->model_type, arch->description);

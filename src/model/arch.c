@@ -8,8 +8,9 @@
 
 #include "core/error.h"
 
-static const model_arch *const FAMILIES[] = {&arch_llama, &arch_mistral, &arch_qwen2, &arch_qwen3,
-                                             &arch_phi3,  &arch_gemma,   &arch_gemma2};
+#define ARCH_ADDRESS(f) &arch_##f,
+static const model_arch *const FAMILIES[] = {ARCH_FAMILIES(ARCH_ADDRESS)};
+#undef ARCH_ADDRESS
 #define N_FAMILIES ((int32_t)(sizeof FAMILIES / sizeof FAMILIES[0]))
 
 const model_arch *arch_find(const char *model_type) {
@@ -18,7 +19,15 @@ const model_arch *arch_find(const char *model_type) {
     return NULL;
 }
 
-const char *arch_supported_list(void) { return "llama, mistral, qwen2, qwen3, phi3, gemma, gemma2"; }
+const char *arch_supported_list(char *buf, size_t cap) {
+    size_t n = 0;
+    if (cap) buf[0] = 0;
+    for (int32_t i = 0; i < N_FAMILIES && n < cap; i++) {
+        const int w = snprintf(buf + n, cap - n, "%s%s", i ? ", " : "", FAMILIES[i]->model_type);
+        n += w > 0 ? (size_t)w : 0;
+    }
+    return buf;
+}
 
 int32_t arch_count(void) { return N_FAMILIES; }
 

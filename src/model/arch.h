@@ -9,6 +9,7 @@
 #ifndef SPQR_MODEL_ARCH_H
 #define SPQR_MODEL_ARCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "spqr.h"
@@ -91,8 +92,8 @@ typedef struct model_arch {
 
 /* The family of a model_type, or NULL. */
 const model_arch *arch_find(const char *model_type);
-/* "llama, mistral, ..." for messages. */
-const char *arch_supported_list(void);
+/* "llama, mistral, ..." for messages, into buf (cap bytes, truncated to fit). */
+const char *arch_supported_list(char *buf, size_t cap);
 /* Number of families and the i-th one (docs, tests). */
 int32_t arch_count(void);
 const model_arch *arch_at(int32_t i);
@@ -120,6 +121,11 @@ spqr_status arch_get_float(const struct cJSON *root, const char *key, double def
 spqr_status arch_parse_sliding_window(const struct cJSON *root, const spqr_config *c, model_hparams *hp,
                                       int32_t default_window, int even_layers_only, spqr_err *err);
 
-extern const model_arch arch_llama, arch_mistral, arch_qwen2, arch_qwen3, arch_phi3, arch_gemma, arch_gemma2;
+/* The families, in the order messages list them: adding one is its
+ * arch_<family>.c file plus its name here. */
+#define ARCH_FAMILIES(X) X(llama) X(mistral) X(qwen2) X(qwen3) X(phi3) X(gemma) X(gemma2)
+#define ARCH_DECLARE(f) extern const model_arch arch_##f;
+ARCH_FAMILIES(ARCH_DECLARE)
+#undef ARCH_DECLARE
 
 #endif

@@ -146,9 +146,10 @@ static spqr_status parse_root(const cJSON *root, spqr_config *c, model_hparams *
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     if (!cJSON_IsString(mt)) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: missing \"model_type\"");
     const model_arch *arch = arch_find(mt->valuestring);
+    char list[160];
     if (!arch)
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "config.json: model_type \"%.64s\" is not supported (supported: %s)",
-                            mt->valuestring, arch_supported_list());
+                            mt->valuestring, arch_supported_list(list, sizeof list));
 
     memset(c, 0, sizeof *c);
     memset(hp, 0, sizeof *hp);
