@@ -7,6 +7,8 @@
  *    weakest feature, gemma's tanh GELU, moves the logits by 6.8e-5);
  *  - greedy generation: each token is the argmax of a batch forward of the
  *    prefix (the cache path agrees with the prompt path past the window);
+ *  - the calibration pipeline's one-layer views run each layer exactly as
+ *    the full model does (window included);
  *  - quantize (8-bit, calibration through the family's own forward) -> the
  *    .spqr holds the table's linears packed, and its norms and biases: its
  *    logits equal those of the source model with the dequantized weights
@@ -93,6 +95,38 @@ out:
     free(all);
 }
 
+/* The calibration's one-layer views (model_layer_view) reproduce every
+ * layer of the full model bit for bit on the 40-token prompt: a view that
+ * attended with the wrong window (gemma2 alternates) would differ. */
+static void layer_views(const spqr_model *m, const int32_t *ids, const char *fam) {
+    const int32_t H = m->cfg.hidden_size;
+    spqr_session *s = NULL, *v = NULL;
+    spqr_err err = {0};
+    spqr_model view;
+    float *before = malloc((size_t)T * H * sizeof *before);
+    CHECK(spqr_session_create(m, T, 2, &s, &err) == SPQR_OK);
+    model_layer_view(&view, m, m->layers, 0);
+    CHECK(spqr_session_create(&view, T, 2, &v, &err) == SPQR_OK);
+    if (!s || !v || !before) goto out;
+    CHECK(s->max_batch >= T);
+    for (int32_t i = 0; i < T; i++) CHECK(model_embed(m, ids[i], s->x + (size_t)i * H, &err) == SPQR_OK);
+    int same = 1;
+    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
+        memcpy(before, s->x, (size_t)T * H * sizeof *before);
+        CHECK(model_layer_forward(s, l, T, NULL, &err) == SPQR_OK);
+        model_layer_view(&view, m, m->layers, l);
+        v->pos = 0;
+        memcpy(v->x, before, (size_t)T * H * sizeof *before);
+        CHECK(model_layer_forward(v, 0, T, NULL, &err) == SPQR_OK);
+        same &= !memcmp(v->x, s->x, (size_t)T * H * sizeof *before);
+    }
+    CHECK_MSG(same, "%s: a one-layer view differs from its layer in the full model", fam);
+out:
+    spqr_session_free(s);
+    spqr_session_free(v);
+    free(before);
+}
+
 static spqr_status quantize(const spqr_model *m, const char *out, spqr_err *err) {
     char path[512];
     snprintf(path, sizeof path, "%s/../../data/calib.txt", g_fix);
@@ -151,6 +185,7 @@ static void family(const char *fam, const spqr_safetensors *ref) {
     CHECK_MSG(r < TOL, "%s: token-by-token logits off by %.3g relative", fam, r);
     printf("  decode rel %.2e", r);
     generation(m, ids, fam);
+    layer_views(m, ids, fam);
 
     char out[300];
     snprintf(out, sizeof out, "/tmp/spqr_test_families_%d_%s.spqr", (int)getpid(), fam);

@@ -60,6 +60,14 @@ static void glu(float *hb, const float *hb2, size_t n, arch_act act) {
     }
 }
 
+void model_layer_view(spqr_model *view, const spqr_model *m, spqr_layer *layers, int32_t l) {
+    *view = *m;
+    view->cfg.n_layers = 1;
+    view->layers = layers + l;
+    memset(view->hp.slides, 0, sizeof view->hp.slides);
+    view->hp.slides[0] = (uint8_t)arch_layer_slides(&m->hp, l);
+}
+
 spqr_status model_embed(const spqr_model *m, int32_t token, float *emb, spqr_err *err) {
     spqr_status st = linear_row(&m->embed, token, emb, err);
     if (st || m->embed_scale == 1.0f) return st;

@@ -133,9 +133,9 @@ static spqr_status run_window(pipe *p, worker *w, int32_t i, int32_t target) {
  * H is accumulated window by window in window order on this thread, so the
  * result does not depend on the thread count. */
 static spqr_status run_block(pipe *p, int32_t l, int32_t target, spqr_err *err) {
-    p->mview.layers = p->mc.layers + l;
-    /* the view's layer 0 is block l: it attends as block l does */
-    p->mview.hp.slides[0] = (uint8_t)arch_layer_slides(&p->src->hp, l < p->src->cfg.n_layers ? l : 0);
+    /* the sessions' layer 0 is block l (the head's pseudo layer n_layers
+     * stops before attention) */
+    model_layer_view(&p->mview, &p->mc, p->mc.layers, l);
     p->target = target;
     p->hcount = 0;
     spqr_status sts[1024];
@@ -521,8 +521,7 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     if ((st = calib_sample_windows(n_tokens, p.N, p.T, opt->seed, starts, err))) goto done;
     /* Workers: a session each on a one-layer view, so a KV cache holds one
      * layer of one window; model_layer_forward(s, 0, ...) runs block l. */
-    p.mview = p.mc;
-    p.mview.cfg.n_layers = 1;
+    model_layer_view(&p.mview, &p.mc, p.mc.layers, 0);
     p.nw = opt->n_threads < p.N ? opt->n_threads : p.N;
     p.w = calloc((size_t)p.nw, sizeof *p.w);
     if (!p.w) { st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); goto done; }
