@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "format/tensor.h"
+#include "model/arch.h"
 #include "quant/pipeline.h"
 #include "spqr.h"
 
@@ -36,6 +37,19 @@ typedef struct { char name[128]; int64_t rows, cols; int norm; } tdesc;
 typedef struct shape {
     long layers, hidden, inter, heads, kv, vocab, ctx;
 } shape;
+
+/* Names and shapes come from the Llama family's table (model/arch.h). */
+static const model_arch *const ARCH = &arch_llama;
+
+static spqr_config shape_config(const shape *sh) {
+    spqr_config c = {0};
+    c.hidden_size = (int32_t)sh->hidden;
+    c.intermediate_size = (int32_t)sh->inter;
+    c.n_heads = (int32_t)sh->heads;
+    c.n_kv_heads = (int32_t)sh->kv;
+    c.head_dim = (int32_t)(sh->hidden / sh->heads);
+    return c;
+}
 
 static uint64_t rng_next(uint64_t *s) {
     *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17;
@@ -107,23 +121,23 @@ static int write_hf(const char *out, const shape *sh, const char *cfg, const cha
     if (!f || fputs(cfg, f) < 0 || fclose(f)) { perror(path); return 1; }
 
     /* tensor list in the order they are written */
-    size_t nt = 0, cap = (size_t)layers * 9 + 3;
+    size_t nt = 0, cap = (size_t)layers * (ARCH_N_LIN + ARCH_N_NORM) + 3;
     tdesc *t = calloc(cap, sizeof *t);
+    const spqr_config c = shape_config(sh);
+    (void)heads, (void)kv, (void)inter, (void)hd;
 #define ADD(r, c, isnorm, ...) do { snprintf(t[nt].name, sizeof t[nt].name, __VA_ARGS__); t[nt].rows = r; t[nt].cols = c; t[nt].norm = isnorm; nt++; } while (0)
-    ADD(vocab, hidden, 0, "model.embed_tokens.weight");
+    ADD(vocab, hidden, 0, ARCH_EMBED_NAME);
     for (long l = 0; l < layers; l++) {
-        ADD(hidden, 0, 1, "model.layers.%ld.input_layernorm.weight", l);
-        ADD(heads * hd, hidden, 0, "model.layers.%ld.self_attn.q_proj.weight", l);
-        ADD(kv * hd, hidden, 0, "model.layers.%ld.self_attn.k_proj.weight", l);
-        ADD(kv * hd, hidden, 0, "model.layers.%ld.self_attn.v_proj.weight", l);
-        ADD(hidden, heads * hd, 0, "model.layers.%ld.self_attn.o_proj.weight", l);
-        ADD(hidden, 0, 1, "model.layers.%ld.post_attention_layernorm.weight", l);
-        ADD(inter, hidden, 0, "model.layers.%ld.mlp.gate_proj.weight", l);
-        ADD(inter, hidden, 0, "model.layers.%ld.mlp.up_proj.weight", l);
-        ADD(hidden, inter, 0, "model.layers.%ld.mlp.down_proj.weight", l);
+        for (int k = 0; k < ARCH_N_NORM; k++)
+            if (ARCH->norm[k].name)
+                ADD(arch_dim_size(&c, ARCH->norm[k].dim), 0, 1, "model.layers.%ld.%s.weight", l, ARCH->norm[k].name);
+        for (int k = 0; k < ARCH_N_LIN; k++)
+            if (ARCH->lin[k].name)
+                ADD(arch_dim_size(&c, ARCH->lin[k].rows), arch_dim_size(&c, ARCH->lin[k].cols), 0,
+                    "model.layers.%ld.%s.weight", l, ARCH->lin[k].name);
     }
-    ADD(hidden, 0, 1, "model.norm.weight");
-    ADD(vocab, hidden, 0, "lm_head.weight");
+    ADD(hidden, 0, 1, ARCH_FINAL_NORM_NAME);
+    ADD(vocab, hidden, 0, ARCH_HEAD_NAME);
 #undef ADD
 
     /* header */
@@ -199,7 +213,7 @@ static char *synthetic_metadata(int wbits, double share, const pipe_layer_record
     for (long i = 0; i < n_rec; i++) {
         cJSON *e = pipe_record_to_json(&rec[i]);
         cJSON_DeleteItemFromObjectCaseSensitive(e, "rel_err");
-        pipe_record_name(name, sizeof name, rec[i].block, rec[i].kind);
+        pipe_record_name(name, sizeof name, ARCH, rec[i].block, rec[i].kind);
         cJSON_AddStringToObject(e, "name", name);
         cJSON_AddItemToArray(arr, e);
     }
@@ -208,13 +222,11 @@ static char *synthetic_metadata(int wbits, double share, const pipe_layer_record
     return s;
 }
 
-/* Shape [rows, cols] of block linear kind k (PIPE_KIND_NAMES order). */
+/* Shape [rows, cols] of block linear kind k (a slot of the family's table). */
 static void kind_shape(const shape *sh, int k, int32_t *rows, int32_t *cols) {
-    const long hd = sh->hidden / sh->heads;
-    const long r[PIPE_KINDS] = {sh->heads * hd, sh->kv * hd, sh->kv * hd, sh->hidden, sh->inter, sh->inter, sh->hidden};
-    const long c[PIPE_KINDS] = {sh->hidden, sh->hidden, sh->hidden, sh->heads * hd, sh->hidden, sh->hidden, sh->inter};
-    *rows = (int32_t)r[k];
-    *cols = (int32_t)c[k];
+    const spqr_config c = shape_config(sh);
+    *rows = arch_dim_size(&c, ARCH->lin[k].rows);
+    *cols = arch_dim_size(&c, ARCH->lin[k].cols);
 }
 
 static uint64_t tensor_seed(long layer, int kind) { return 0x5eed0000ull + (uint64_t)layer * 16 + (uint64_t)kind; }
@@ -241,21 +253,23 @@ static int write_spqr(const char *out, const shape *sh, const char *cfg, const c
     const float a = 1.0f / sqrtf((float)sh->hidden);
     if (!st) {
         fill_f16(emb, (size_t)sh->vocab * (size_t)sh->hidden, a, &s);
-        st = spqr_archive_writer_add_dense(w, "model.embed_tokens.weight", SPQR_DTYPE_F16, 2, emb_shape, emb, &err);
+        st = spqr_archive_writer_add_dense(w, ARCH_EMBED_NAME, SPQR_DTYPE_F16, 2, emb_shape, emb, &err);
     }
     if (!st) {
         fill_f16(emb, (size_t)sh->vocab * (size_t)sh->hidden, a, &s);
-        st = spqr_archive_writer_add_dense(w, "lm_head.weight", SPQR_DTYPE_F16, 2, emb_shape, emb, &err);
+        st = spqr_archive_writer_add_dense(w, ARCH_HEAD_NAME, SPQR_DTYPE_F16, 2, emb_shape, emb, &err);
     }
     free(emb);
-    if (!st) st = spqr_archive_writer_add_dense(w, "model.norm.weight", SPQR_DTYPE_F32, 1, norm_shape, ones, &err);
+    if (!st) st = spqr_archive_writer_add_dense(w, ARCH_FINAL_NORM_NAME, SPQR_DTYPE_F32, 1, norm_shape, ones, &err);
     char name[256];
-    for (long l = 0; !st && l < L; l++) {
-        snprintf(name, sizeof name, "model.layers.%ld.input_layernorm.weight", l);
-        st = spqr_archive_writer_add_dense(w, name, SPQR_DTYPE_F32, 1, norm_shape, ones, &err);
-        snprintf(name, sizeof name, "model.layers.%ld.post_attention_layernorm.weight", l);
-        if (!st) st = spqr_archive_writer_add_dense(w, name, SPQR_DTYPE_F32, 1, norm_shape, ones, &err);
-    }
+    const spqr_config c = shape_config(sh);
+    for (long l = 0; !st && l < L; l++)
+        for (int k = 0; !st && k < ARCH_N_NORM; k++) {
+            if (!ARCH->norm[k].name) continue;
+            const int64_t shp[1] = {arch_dim_size(&c, ARCH->norm[k].dim)};
+            snprintf(name, sizeof name, "model.layers.%ld.%s.weight", l, ARCH->norm[k].name);
+            st = spqr_archive_writer_add_dense(w, name, SPQR_DTYPE_F32, 1, shp, ones, &err);
+        }
     free(ones);
     /* packed block linears, one tensor in memory at a time */
     for (long l = 0; !st && l < L; l++)
@@ -264,7 +278,7 @@ static int write_spqr(const char *out, const shape *sh, const char *cfg, const c
             kind_shape(sh, k, &rows, &cols);
             spqr_tensor *t = NULL;
             st = spqr_tensor_random(rows, cols, wbits, share, 1.0f / sqrtf((float)cols), tensor_seed(l, k), &t, &err);
-            pipe_record_name(name, sizeof name, (int32_t)l, k);
+            pipe_record_name(name, sizeof name, ARCH, (int32_t)l, k);
             if (!st) st = spqr_archive_writer_add_packed(w, name, t, &err);
             if (!st) {
                 spqr_size_report sz;

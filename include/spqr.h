@@ -338,7 +338,7 @@ spqr_status spqr_archive_writer_finish(spqr_archive_writer *w, spqr_err *err);
 void spqr_archive_writer_free(spqr_archive_writer *w);
 
 /* ------------------------------------------------------------------ */
-/* Llama-family model (src/model/)                                      */
+/* Models of the families in src/model/arch.h (src/model/)                                              */
 /* ------------------------------------------------------------------ */
 
 #define SPQR_MAX_EOS_IDS 16 /* real models list 1-4; a longer list is refused, not cut */
@@ -500,7 +500,7 @@ void spqr_quantize_options_default(spqr_quantize_options *o);
 
 /* Aggregate over the linears of one kind (q_proj, ..., down_proj). */
 typedef struct spqr_quantize_kind_summary {
-    char name[24];             /* "self_attn.q_proj", ... */
+    char name[48];             /* the family's name for it: "self_attn.q_proj", ... */
     int32_t count;
     int64_t params, outliers;
     double rel_err_mean;       /* mean over layers of tr(dW H dW^T)/tr(W H W^T) */
@@ -510,8 +510,13 @@ typedef struct spqr_quantize_kind_summary {
     double seconds;            /* quantization time spent in this run */
 } spqr_quantize_kind_summary;
 
+#define SPQR_MAX_LINEAR_KINDS 16 /* room for a family's block linears; n_kinds says how many */
+
 typedef struct spqr_quantize_summary {
-    spqr_quantize_kind_summary kinds[7];
+    /* The model family's block linears in calibration order (its table in
+     * src/model/arch_<family>.c); kinds[0 .. n_kinds) are filled. */
+    spqr_quantize_kind_summary kinds[SPQR_MAX_LINEAR_KINDS];
+    int32_t n_kinds;
     spqr_quantize_kind_summary head; /* "lm_head"; count 0 without quantize_head */
     int64_t quantized_params;  /* every packed linear, the head included when quantized */
     uint64_t quantized_bytes;  /* packed tensors, every stored byte */

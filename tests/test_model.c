@@ -224,11 +224,19 @@ static void config_tests(void) {
     CHECK(CFG(",\"hidden_act\":\"gelu\"") == SPQR_ERR_UNSUPPORTED && strstr(err.msg, "gelu"));
     CHECK(CFG(",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4}") == SPQR_ERR_UNSUPPORTED && strstr(err.msg, "yarn"));
     CHECK(CFG(",\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8}") == SPQR_ERR_FORMAT);
-    CHECK(CFG(",\"sliding_window\":512,\"max_position_embeddings\":4096") == SPQR_ERR_UNSUPPORTED &&
-          strstr(err.msg, "sliding_window"));
+    /* transformers' Llama has no sliding window and ignores the field; Mistral slides every layer */
+    model_hparams hp;
+    CHECK(CFG(",\"sliding_window\":512,\"max_position_embeddings\":4096") == SPQR_OK);
+    CHECK(model_config_parse(buf, strlen(buf), &c, &hp, &err) == SPQR_OK && hp.sliding_window == 0);
+    snprintf(buf, sizeof buf, "{\"model_type\":\"mistral\",\"vocab_size\":10,\"hidden_size\":8,\"intermediate_size\":4,"
+                              "\"num_hidden_layers\":3,\"num_attention_heads\":2,\"sliding_window\":512,"
+                              "\"max_position_embeddings\":4096}");
+    CHECK(model_config_parse(buf, strlen(buf), &c, &hp, &err) == SPQR_OK && hp.sliding_window == 512 &&
+          arch_layer_slides(&hp, 0) && arch_layer_slides(&hp, 2));
     CHECK(CFG(",\"sliding_window\":null") == SPQR_OK);
     CHECK(CFG(",\"sliding_window\":4096,\"max_position_embeddings\":4096") == SPQR_OK);
-    CHECK(spqr_config_parse("{\"model_type\":\"qwen2\"}", 22, &c, &err) == SPQR_ERR_UNSUPPORTED && strstr(err.msg, "qwen2"));
+    CHECK(spqr_config_parse("{\"model_type\":\"gpt2\"}", 21, &c, &err) == SPQR_ERR_UNSUPPORTED && strstr(err.msg, "gpt2") &&
+          strstr(err.msg, "supported: llama, mistral, qwen2, qwen3, phi3, gemma, gemma2"));
     CHECK(spqr_config_parse("{\"model_type\":", 14, &c, &err) == SPQR_ERR_FORMAT);
     CHECK(spqr_config_parse("[]", 2, &c, &err) == SPQR_ERR_FORMAT);
     snprintf(buf, sizeof buf, "{\"model_type\":\"mistral\",\"vocab_size\":10,\"hidden_size\":8,\"intermediate_size\":4,"
@@ -261,8 +269,8 @@ static void loader_error_tests(void) {
     expect_patched_error("tiny_gqa", "config.json", "\"intermediate_size\": 100", "\"intermediate_size\": 104",
                          SPQR_ERR_FORMAT, "mlp.gate_proj.weight has shape [100, 72] but config.json implies [104, 72]");
     /* unsupported architecture */
-    expect_patched_error("tiny_gqa", "config.json", "\"model_type\": \"llama\"", "\"model_type\": \"qwen2\"",
-                         SPQR_ERR_UNSUPPORTED, "qwen2");
+    expect_patched_error("tiny_gqa", "config.json", "\"model_type\": \"llama\"", "\"model_type\": \"gpt_neox\"",
+                         SPQR_ERR_UNSUPPORTED, "gpt_neox");
     /* truncated weights */
     copy_model("tiny_gqa", tmp);
     snprintf(path, sizeof path, "%s/model.safetensors", tmp);

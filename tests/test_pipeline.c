@@ -197,7 +197,8 @@ int main(int argc, char **argv) {
     CHECK(sm.quantized_params == 2LL * (72 * 72 + 2 * 24 * 72 + 72 * 72 + 3 * 100 * 72));
     CHECK(sm.avg_bits_formula > 3.6 && sm.avg_bits_formula < 4.2);
     CHECK(sm.avg_bits_stored > sm.avg_bits_formula); /* + rowptr and permutation */
-    for (int k = 0; k < 7; k++) CHECK(sm.kinds[k].count == 2 && sm.kinds[k].rel_err_mean > 0 && sm.kinds[k].rel_err_mean < 0.05);
+    CHECK(sm.n_kinds == 7);
+    for (int k = 0; k < sm.n_kinds; k++) CHECK(sm.kinds[k].count == 2 && sm.kinds[k].rel_err_mean > 0 && sm.kinds[k].rel_err_mean < 0.05);
 
     /* 1b. the thread count does not change the result */
     {

@@ -10,6 +10,7 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "format/spqr_file.h"
+#include "model/arch.h"
 #include "spqr.h"
 
 #define CMD "info"
@@ -45,7 +46,13 @@ static const char *str_or(const cJSON *o, const char *k, const char *def) {
     return v ? v : def;
 }
 
-static void print_config(const cJSON *c) {
+/* tie_word_embeddings, or the family's default when config.json omits it (Gemma ties). */
+static int config_tied(const cJSON *c, const model_arch *arch) {
+    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(c, "tie_word_embeddings");
+    return tie && !cJSON_IsNull(tie) ? cJSON_IsTrue(tie) : arch ? arch->tie_default : 0;
+}
+
+static void print_config(const cJSON *c, const model_arch *arch) {
     if (!c) { printf("config: (none)\n"); return; }
     printf("config: ");
     put_str(str_or(c, "model_type", "?"), 0);
@@ -53,7 +60,52 @@ static void print_config(const cJSON *c) {
            num(c, "num_hidden_layers"), num(c, "hidden_size"), num(c, "num_attention_heads"),
            num(c, "num_key_value_heads"), num(c, "intermediate_size"), num(c, "vocab_size"),
            num(c, "max_position_embeddings"),
-           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "tie_word_embeddings")) ? "yes" : "no");
+           config_tied(c, arch) ? "yes" : "no");
+}
+
+/* The family's table next to what the file holds: every linear the table
+ * lists for every layer (packed, dense or missing), its biases and norms. */
+static void print_family(const spqr_archive *a, const cJSON *c, const model_arch *arch) {
+    const char *mt = str_or(c, "model_type", "?");
+    if (!arch) {
+        printf("family: ");
+        put_str(mt, 0);
+        char list[160];
+        printf(" is not one this build runs (supported: %s)\n", arch_supported_list(list, sizeof list));
+        return;
+    }
+    printf("family: %s: %s\nper layer:", arch->model_type, arch->description);
+    for (int k = 0; k < ARCH_N_LIN; k++)
+        if (arch->lin[k].name) printf(" %s%s", arch->lin[k].name, arch->lin[k].bias ? "(+bias)" : "");
+    printf(";");
+    for (int k = 0; k < ARCH_N_NORM; k++)
+        if (arch->norm[k].name) printf(" %s", arch->norm[k].name);
+    printf("\n");
+    const double nl = num(c, "num_hidden_layers");
+    const int32_t layers = nl >= 0 && nl <= 4096 ? (int32_t)nl : 0;
+    int64_t packed = 0, dense = 0, missing = 0, vec_want = 0, vec_have = 0;
+    char name[256];
+    for (int32_t l = 0; l < layers; l++) {
+        for (int k = 0; k < ARCH_N_LIN; k++) {
+            if (!arch->lin[k].name) continue;
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, arch->lin[k].name);
+            if (spqr_archive_find_packed(a, name)) packed++;
+            else if (spqr_archive_find_dense(a, name)) dense++;
+            else missing++;
+            if (!arch->lin[k].bias) continue;
+            snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, arch->lin[k].name);
+            vec_want++;
+            vec_have += spqr_archive_find_dense(a, name) != NULL;
+        }
+        for (int k = 0; k < ARCH_N_NORM; k++) {
+            if (!arch->norm[k].name) continue;
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, arch->norm[k].name);
+            vec_want++;
+            vec_have += spqr_archive_find_dense(a, name) != NULL;
+        }
+    }
+    printf("block linears: %lld packed, %lld dense, %lld missing; biases and norms: %lld of %lld\n", (long long)packed,
+           (long long)dense, (long long)missing, (long long)vec_have, (long long)vec_want);
 }
 
 static void print_metadata(const cJSON *m) {
@@ -181,7 +233,9 @@ int cmd_info(int argc, char **argv) {
     const uint64_t fsize = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
     put_str(path, 0);
     printf(": %llu bytes, %d tensors\n", (unsigned long long)fsize, spqr_archive_count(a));
-    print_config(cfg);
+    const model_arch *arch = arch_find(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cfg, "model_type")));
+    print_config(cfg, arch);
+    if (cfg) print_family(a, cfg, arch);
     print_metadata(meta);
 
     printf("\n%-44s %12s %5s %5s %9s %8s %8s %10s\n", "tensor", "shape", "bits", "group", "outliers", "bits/par",
@@ -218,7 +272,7 @@ int cmd_info(int argc, char **argv) {
            q_params ? f_bits / q_params : 0.0, q_params ? 100.0 * outl / q_params : 0.0);
     /* The LM head, as the loader binds it: packed, dense, or the tied embedding. */
     const spqr_tensor *head = spqr_archive_find_packed(a, "lm_head.weight");
-    const int tied = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "tie_word_embeddings"));
+    const int tied = config_tied(cfg, arch);
     if (head) {
         spqr_size_report r;
         spqr_tensor_size(head, &r);

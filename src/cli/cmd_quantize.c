@@ -131,7 +131,7 @@ static void print_report(const spqr_quantize_summary *s, const char *out) {
     printf("\n%-18s %5s %10s %12s %12s %9s %8s %8s %8s\n", "layer", "count", "params", "rel.err mean", "rel.err max",
            "outliers", "bits", "formula", "time s");
     int64_t outl = s->head.outliers;
-    for (int k = 0; k < 7; k++) {
+    for (int k = 0; k < s->n_kinds; k++) {
         const spqr_quantize_kind_summary *kk = &s->kinds[k];
         if (!kk->count) continue;
         outl += kk->outliers;

@@ -1,52 +1,121 @@
 #include "model/bind.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 
-spqr_status model_bind_layers(spqr_model *m, model_bind_linear_fn linear, model_bind_norm_fn norm, spqr_err *err) {
+/* Floats one layer's norms and biases take in norm_storage. */
+static size_t layer_vec_floats(const spqr_config *c, const model_arch *a) {
+    size_t n = 0;
+    for (int k = 0; k < ARCH_N_NORM; k++)
+        if (a->norm[k].name) n += (size_t)arch_dim_size(c, a->norm[k].dim);
+    for (int k = 0; k < ARCH_N_LIN; k++)
+        if (a->lin[k].name && a->lin[k].bias) n += (size_t)arch_dim_size(c, a->lin[k].rows);
+    return n;
+}
+
+/* Rows [r0, r0 + rows) of a dense linear, in place. */
+static spqr_linear row_block(const spqr_linear *whole, int32_t r0, int32_t rows) {
+    spqr_linear v = *whole;
+    const size_t es = whole->kind == SPQR_LINEAR_F32 ? 4 : 2;
+    v.rows = rows;
+    v.data = (const char *)whole->data + (size_t)r0 * whole->cols * es;
+    return v;
+}
+
+/* Binds the slots sharing a fused tensor (the first of them is k0) as
+ * consecutive row blocks of it. */
+static spqr_status bind_fused(spqr_model *m, spqr_layer *L, int32_t l, int k0, model_bind_linear_fn linear,
+                              spqr_err *err) {
+    const model_arch *a = m->hp.arch;
+    const arch_linear *f = &a->lin[k0];
+    int32_t total = 0;
+    for (int k = k0; k < ARCH_N_LIN; k++)
+        if (a->lin[k].fused && !strcmp(a->lin[k].fused, f->fused)) total += arch_dim_size(&m->cfg, a->lin[k].rows);
+    char name[256];
+    snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, f->fused);
+    spqr_linear whole;
+    spqr_status st = linear(m, name, total, arch_dim_size(&m->cfg, f->cols), &whole, err);
+    if (st) return st;
+    if (whole.kind == SPQR_LINEAR_PACKED)
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s is packed; fused tensors are stored split", name);
+    int32_t r0 = 0;
+    for (int k = k0; k < ARCH_N_LIN; k++)
+        if (a->lin[k].fused && !strcmp(a->lin[k].fused, f->fused)) {
+            const int32_t rows = arch_dim_size(&m->cfg, a->lin[k].rows);
+            L->lin[k] = row_block(&whole, r0, rows);
+            r0 += rows;
+        }
+    return SPQR_OK;
+}
+
+spqr_status model_bind_layers(spqr_model *m, model_bind_linear_fn linear, model_bind_vec_fn vec, int hf_names,
+                              spqr_err *err) {
     const spqr_config *c = &m->cfg;
-    const int32_t H = c->hidden_size, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    const int32_t I = c->intermediate_size;
+    const model_arch *a = m->hp.arch;
     char name[256];
     spqr_status st;
+    const size_t per_layer = layer_vec_floats(c, a);
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
-    /* [2 * n_layers + 1][hidden]: attn/ffn norm per layer, then the final norm */
-    m->norm_storage = malloc(((size_t)2 * c->n_layers + 1) * H * sizeof(float));
+    m->n_norm_floats = per_layer * c->n_layers + (size_t)c->hidden_size;
+    m->norm_storage = malloc(m->n_norm_floats * sizeof(float));
     if (!m->layers || !m->norm_storage) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    float *v = m->norm_storage;
     for (int32_t l = 0; l < c->n_layers; l++) {
         spqr_layer *L = &m->layers[l];
-        const struct { const char *suffix; int32_t rows, cols; spqr_linear *lin; } lins[7] = {
-            {"self_attn.q_proj", qd, H, &L->wq},   {"self_attn.k_proj", kvd, H, &L->wk},
-            {"self_attn.v_proj", kvd, H, &L->wv},  {"self_attn.o_proj", H, qd, &L->wo},
-            {"mlp.gate_proj", I, H, &L->w_gate},   {"mlp.up_proj", I, H, &L->w_up},
-            {"mlp.down_proj", H, I, &L->w_down},
-        };
-        for (int k = 0; k < 7; k++) {
-            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, lins[k].suffix);
-            if ((st = linear(m, name, lins[k].rows, lins[k].cols, lins[k].lin, err))) return st;
+        for (int k = 0; k < ARCH_N_LIN; k++) {
+            const arch_linear *al = &a->lin[k];
+            if (!al->name) continue;
+            if (hf_names && al->fused) {
+                int first = 1; /* the fused tensor is bound once, at its first slot */
+                for (int j = 0; j < k; j++)
+                    if (a->lin[j].fused && !strcmp(a->lin[j].fused, al->fused)) first = 0;
+                if (first && (st = bind_fused(m, L, l, k, linear, err))) return st;
+            } else {
+                snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, al->name);
+                if ((st = linear(m, name, arch_dim_size(c, al->rows), arch_dim_size(c, al->cols), &L->lin[k], err)))
+                    return st;
+            }
+            if (al->bias) {
+                const int32_t n = arch_dim_size(c, al->rows);
+                snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, al->name);
+                if ((st = vec(m, name, n, v, err))) return st;
+                L->bias[k] = v;
+                v += n;
+            }
         }
-        float *an = m->norm_storage + (size_t)(2 * l) * H, *fn = an + H;
-        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
-        if ((st = norm(m, name, an, err))) return st;
-        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-        if ((st = norm(m, name, fn, err))) return st;
-        L->attn_norm = an;
-        L->ffn_norm = fn;
+        for (int k = 0; k < ARCH_N_NORM; k++) {
+            if (!a->norm[k].name) continue;
+            const int32_t n = arch_dim_size(c, a->norm[k].dim);
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, a->norm[k].name);
+            if ((st = vec(m, name, n, v, err))) return st;
+            L->norm[k] = v;
+            v += n;
+        }
     }
-    float *final = m->norm_storage + (size_t)2 * c->n_layers * H;
-    if ((st = norm(m, "model.norm.weight", final, err))) return st;
-    m->final_norm = final;
+    if ((st = vec(m, ARCH_FINAL_NORM_NAME, c->hidden_size, v, err))) return st;
+    m->final_norm = v;
     return SPQR_OK;
+}
+
+void model_set_embed_scale(spqr_model *m) {
+    m->embed_scale = 1.0f;
+    if (!m->hp.arch->embed_scale) return;
+    /* transformers: torch.tensor(hidden_size ** 0.5, dtype=embedding dtype) */
+    const float s = (float)sqrt((double)m->cfg.hidden_size);
+    if (m->embed.kind == SPQR_LINEAR_BF16) m->embed_scale = spqr_bf16_to_fp32(spqr_fp32_to_bf16(s));
+    else if (m->embed.kind == SPQR_LINEAR_F16) m->embed_scale = spqr_fp16_to_fp32(spqr_fp32_to_fp16(s));
+    else m->embed_scale = s;
 }
 
 spqr_status model_check_unused(const spqr_model *m, const char *name, spqr_err *err) {
     static const char inv_freq[] = ".rotary_emb.inv_freq";
     const size_t n = strlen(name), k = sizeof inv_freq - 1;
     if (n >= k && !strcmp(name + n - k, inv_freq)) return SPQR_OK;
-    if (m->cfg.tie_word_embeddings && !strcmp(name, "lm_head.weight")) return SPQR_OK;
+    if (m->cfg.tie_word_embeddings && !strcmp(name, ARCH_HEAD_NAME)) return SPQR_OK;
     char nb[200];
     const char *shown = spqr_printable(name, nb, sizeof nb);
     static const char layers[] = "model.layers.";
@@ -58,6 +127,6 @@ spqr_status model_check_unused(const spqr_model *m, const char *name, spqr_err *
         return spqr_err_set(err, SPQR_ERR_FORMAT,
                             "tensor %s is not used by a %d-layer model (num_hidden_layers in config.json)", shown,
                             m->cfg.n_layers);
-    return spqr_err_set(err, SPQR_ERR_FORMAT,
-                        "tensor %s is not used by the model (not a weight of a Llama-family model)", shown);
+    return spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s is not used by the model (not a weight of a %s model)", shown,
+                        m->hp.arch->model_type);
 }

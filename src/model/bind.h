@@ -1,6 +1,7 @@
-/* The one walk over a Llama checkpoint's per-layer tensor names, shared by
- * the Hugging Face loader and the .spqr loader: they differ only in how a
- * named linear or norm is bound (dense safetensors view vs packed tensor). */
+/* The one walk over a checkpoint's per-layer tensors, driven by the family's
+ * table (model/arch.h), shared by the Hugging Face loader and the .spqr
+ * loader: they differ only in how a named linear or vector is bound (dense
+ * safetensors view vs packed tensor). */
 #ifndef SPQR_MODEL_BIND_H
 #define SPQR_MODEL_BIND_H
 
@@ -8,12 +9,21 @@
 
 typedef spqr_status (*model_bind_linear_fn)(spqr_model *m, const char *name, int32_t rows, int32_t cols,
                                             spqr_linear *lin, spqr_err *err);
-typedef spqr_status (*model_bind_norm_fn)(spqr_model *m, const char *name, float *dst, spqr_err *err);
+/* Fills dst[n] (fp32) from the 1-D tensor name of n elements. */
+typedef spqr_status (*model_bind_vec_fn)(spqr_model *m, const char *name, int32_t n, float *dst, spqr_err *err);
 
-/* Allocates m->layers and m->norm_storage, then binds the 7 linears and 2
- * norms of every layer and the final norm (embedding and head are the
- * caller's: tying rules differ between the formats). */
-spqr_status model_bind_layers(spqr_model *m, model_bind_linear_fn linear, model_bind_norm_fn norm, spqr_err *err);
+/* Allocates m->layers and m->norm_storage, then binds every linear, bias and
+ * norm the family's table lists for every layer, and the final norm
+ * (embedding and head are the caller's: tying rules differ between the
+ * formats). hf_names: bind a linear the table marks fused (Phi-3) as its row
+ * block of the fused tensor, as Hugging Face stores it; else by its own
+ * name, as .spqr files store it. */
+spqr_status model_bind_layers(spqr_model *m, model_bind_linear_fn linear, model_bind_vec_fn vec, int hf_names,
+                              spqr_err *err);
+
+/* Sets m->embed_scale from the family and the embedding's dtype (m->embed
+ * bound): Gemma's sqrt(hidden) rounded to that dtype, as transformers does. */
+void model_set_embed_scale(spqr_model *m);
 
 /* For a checkpoint tensor the binding left unused: SPQR_OK when the model
  * may ignore it (rotary inv_freq buffers, which it recomputes; lm_head.weight

@@ -1,5 +1,6 @@
-/* config.json parsing. Defaults follow transformers' LlamaConfig so that a
- * checkpoint means the same thing here as in PyTorch. */
+/* config.json parsing: the fields every family shares here (defaults follow
+ * transformers' LlamaConfig so that a checkpoint means the same thing here as
+ * in PyTorch), the family's own through its parse hook (model/arch.h). */
 #include "model/config.h"
 
 #include <cjson/cJSON.h>
@@ -47,10 +48,6 @@ static spqr_status get_float(const cJSON *root, const char *key, double def, dou
                             v->valuedouble, lo, hi);
     *out = (float)v->valuedouble;
     return SPQR_OK;
-}
-
-static int is_true(const cJSON *root, const char *key) {
-    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, key));
 }
 
 static int token_id_ok(const cJSON *v) {
@@ -143,25 +140,20 @@ static spqr_status parse_rope_scaling(const cJSON *root, spqr_config *c, spqr_er
     return SPQR_OK;
 }
 
-static spqr_status parse_root(const cJSON *root, spqr_config *c, spqr_err *err) {
+static spqr_status parse_root(const cJSON *root, spqr_config *c, model_hparams *hp, spqr_err *err) {
     spqr_status st;
     if (!cJSON_IsObject(root)) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: top level is not an object");
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     if (!cJSON_IsString(mt)) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: missing \"model_type\"");
-    if (strcmp(mt->valuestring, "llama") != 0 && strcmp(mt->valuestring, "mistral") != 0)
-        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
-                            "config.json: model_type \"%.64s\" is not supported (supported: llama, mistral)",
-                            mt->valuestring);
-    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
-    if (act && !(cJSON_IsString(act) && !strcmp(act->valuestring, "silu")))
-        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "config.json: hidden_act \"%.64s\" is not supported (only silu)",
-                            cJSON_IsString(act) ? act->valuestring : "?");
-    if (is_true(root, "attention_bias"))
-        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "config.json: attention_bias = true is not supported");
-    if (is_true(root, "mlp_bias"))
-        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "config.json: mlp_bias = true is not supported");
+    const model_arch *arch = arch_find(mt->valuestring);
+    char list[160];
+    if (!arch)
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "config.json: model_type \"%.64s\" is not supported (supported: %s)",
+                            mt->valuestring, arch_supported_list(list, sizeof list));
 
     memset(c, 0, sizeof *c);
+    memset(hp, 0, sizeof *hp);
+    hp->arch = arch;
     if ((st = get_int(root, "vocab_size", INT32_MIN, 1, 1 << 24, &c->vocab_size, err))) return st;
     if ((st = get_int(root, "hidden_size", INT32_MIN, 1, 1 << 17, &c->hidden_size, err))) return st;
     if ((st = get_int(root, "intermediate_size", INT32_MIN, 1, 1 << 19, &c->intermediate_size, err))) return st;
@@ -190,33 +182,36 @@ static spqr_status parse_root(const cJSON *root, spqr_config *c, spqr_err *err) 
     if ((st = get_float(root, "rms_norm_eps", 1e-6, 0.0, 1.0, &c->rms_norm_eps, err))) return st;
     if ((st = get_float(root, "rope_theta", 10000.0, 1.0, 1e12, &c->rope_theta, err))) return st;
     if ((st = parse_rope_scaling(root, c, err))) return st;
-    c->tie_word_embeddings = is_true(root, "tie_word_embeddings");
+    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
+    c->tie_word_embeddings = tie && !cJSON_IsNull(tie) ? cJSON_IsTrue(tie) : arch->tie_default;
     if ((st = get_token_id(root, "bos_token_id", &c->bos_token_id, err))) return st;
     c->eos_token_id = -1;
     if ((st = add_eos_ids(root, c, "config.json", err))) return st;
 
-    /* Mistral's sliding window only changes attention beyond the window:
-     * refuse it when it could be active instead of computing the wrong thing. */
-    const cJSON *sw = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
-    const cJSON *use_sw = cJSON_GetObjectItemCaseSensitive(root, "use_sliding_window");
-    if (sw && cJSON_IsNumber(sw) && !cJSON_IsFalse(use_sw) && sw->valuedouble < c->max_position_embeddings)
-        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
-                            "config.json: sliding_window %.0f smaller than max_position_embeddings %d is not supported",
-                            sw->valuedouble, c->max_position_embeddings);
-    return SPQR_OK;
+    hp->attn_scale = (float)(1.0 / sqrt((double)c->head_dim));
+    return arch->parse(root, c, hp, err);
 }
 
 spqr_status spqr_config_parse(const char *json, size_t len, spqr_config *out, spqr_err *err) {
-    if (!json || !out) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "config: NULL argument");
+    model_hparams hp;
+    return model_config_parse(json, len, out, &hp, err);
+}
+
+spqr_status model_config_parse(const char *json, size_t len, spqr_config *out, model_hparams *hp_out, spqr_err *err) {
+    if (!json || !out || !hp_out) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "config: NULL argument");
     /* The rule the .spqr writer applies: what loads here can be stored. */
     const char *why = spqrf_text_problem(SPQRF_SEC_CONFIG, json, len);
     if (why) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: %s", why);
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (!root) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: invalid JSON");
     spqr_config c;
-    spqr_status st = parse_root(root, &c, err);
+    model_hparams hp;
+    spqr_status st = parse_root(root, &c, &hp, err);
     cJSON_Delete(root);
-    if (st == SPQR_OK) *out = c;
+    if (st == SPQR_OK) {
+        *out = c;
+        *hp_out = hp;
+    }
     return st;
 }
 

@@ -1,15 +1,19 @@
-/* config.json of a Hugging Face Llama-family checkpoint -> spqr_config. */
+/* config.json of a Hugging Face checkpoint of a family in model/arch.h ->
+ * spqr_config and the family's hyperparameters. */
 #ifndef SPQR_MODEL_CONFIG_H
 #define SPQR_MODEL_CONFIG_H
 
 #include <stddef.h>
 
+#include "model/arch.h"
 #include "spqr.h"
 
 /* Parses the JSON text of config.json (len bytes, need not be NUL-terminated).
- * Supported: model_type "llama" and "mistral" (SwiGLU, RMSNorm, RoPE
- * rotate-half, GQA, no biases). Everything the forward pass would silently
- * get wrong is refused with SPQR_ERR_UNSUPPORTED naming the field. */
+ * Supported: the model_types of model/arch.h. Everything the forward pass
+ * would silently get wrong is refused with SPQR_ERR_UNSUPPORTED naming the
+ * field and what is supported. */
+spqr_status model_config_parse(const char *json, size_t len, spqr_config *out, model_hparams *hp, spqr_err *err);
+/* The same without the family's hyperparameters. */
 spqr_status spqr_config_parse(const char *json, size_t len, spqr_config *out, spqr_err *err);
 
 /* Reads and parses a config.json file. */

@@ -1,8 +1,12 @@
-/* The Llama forward pass over a chunk of tokens:
- *   x = embed(tokens)
- *   per layer: x += Wo · attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))   n = RMSNorm
- *              x += Wdown · (silu(Wgate·n(x)) * (Wup·n(x)))
- *   logits = lm_head · n(x)
+/* The forward pass over a chunk of tokens, for every family of model/arch.h:
+ *   x = embed(tokens) (* sqrt(hidden) in Gemma)
+ *   per layer: x += no(Wo · attn(rope(nq(Wq·n(x) + bq)), rope(nk(Wk·n(x) + bk)), Wv·n(x) + bv))
+ *              x += nf(Wdown · (act(Wgate·n'(x)) * (Wup·n'(x))))
+ *   logits = cap(lm_head · n(x))
+ * n = RMSNorm (times 1 + w in Gemma); nq, nk per-head norms (Qwen3); no, nf
+ * norms of the sublayer outputs (Gemma 2); act = silu or tanh-GELU; biases
+ * where the family has them (Qwen2); attention over a sliding window on the
+ * layers the config says; cap = soft-capping (Gemma 2), off elsewhere.
  * A chunk of B > 1 tokens goes through linear_matmul (sgemm); B = 1 (decode)
  * through linear_matvec. K and V are written straight into the cache. */
 #include <cblas.h>
@@ -13,12 +17,62 @@
 #include "core/error.h"
 #include "model/session.h"
 
-/* out = x / rms(x) * w, statistics in double like HF's fp32 mean of x^2. */
-static void rmsnorm(float *out, const float *x, const float *w, int32_t n, float eps) {
+/* out = x / rms(x) * (off + w), statistics in double like HF's fp32 mean of
+ * x^2; off is 1 for Gemma's (1 + w) norms, else 0. out may be x. */
+static void rmsnorm(float *out, const float *x, const float *w, int32_t n, float eps, float off) {
     double ss = 0.0;
     for (int32_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
     float scale = (float)(1.0 / sqrt(ss / n + (double)eps));
-    for (int32_t i = 0; i < n; i++) out[i] = w[i] * (x[i] * scale);
+    for (int32_t i = 0; i < n; i++) out[i] = (off + w[i]) * (x[i] * scale);
+}
+
+/* rmsnorm over each of the n rows of X (row length d, row stride ld). */
+static void rmsnorm_rows(float *X, int32_t n, int32_t d, size_t ld, const float *w, float eps, float off) {
+    for (int32_t i = 0; i < n; i++) rmsnorm(X + (size_t)i * ld, X + (size_t)i * ld, w, d, eps, off);
+}
+
+/* Y[i][0..rows) += bias for the B rows of Y (stride ld); no-op without bias. */
+static void add_bias(float *Y, int32_t B, int32_t rows, size_t ld, const float *bias) {
+    if (!bias) return;
+    for (int32_t i = 0; i < B; i++)
+        for (int32_t j = 0; j < rows; j++) Y[(size_t)i * ld + j] += bias[j];
+}
+
+/* Soft-capping (Gemma 2): v -> cap * tanh(v / cap). */
+static void softcap(float *v, size_t n, float cap) {
+    for (size_t i = 0; i < n; i++) v[i] = cap * tanhf(v[i] / cap);
+}
+
+/* hb = act(hb) * hb2: silu, or GELU with the tanh approximation
+ * (transformers' gelu_pytorch_tanh). */
+static void glu(float *hb, const float *hb2, size_t n, arch_act act) {
+    if (act == ARCH_ACT_GELU_TANH) {
+        const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
+        for (size_t j = 0; j < n; j++) {
+            const float g = hb[j];
+            hb[j] = 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g))) * hb2[j];
+        }
+        return;
+    }
+    for (size_t j = 0; j < n; j++) {
+        const float g = hb[j];
+        hb[j] = g / (1.0f + expf(-g)) * hb2[j];
+    }
+}
+
+void model_layer_view(spqr_model *view, const spqr_model *m, spqr_layer *layers, int32_t l) {
+    *view = *m;
+    view->cfg.n_layers = 1;
+    view->layers = layers + l;
+    memset(view->hp.slides, 0, sizeof view->hp.slides);
+    view->hp.slides[0] = (uint8_t)arch_layer_slides(&m->hp, l);
+}
+
+spqr_status model_embed(const spqr_model *m, int32_t token, float *emb, spqr_err *err) {
+    spqr_status st = linear_row(&m->embed, token, emb, err);
+    if (st || m->embed_scale == 1.0f) return st;
+    for (int32_t j = 0; j < m->cfg.hidden_size; j++) emb[j] *= m->embed_scale;
+    return SPQR_OK;
 }
 
 /* Rotate-half RoPE on n_heads consecutive head vectors at position pos. */
@@ -37,12 +91,15 @@ static void rope(float *v, int32_t n_heads, int32_t head_dim, const float *cos_p
 /* Causal GQA attention for the B tokens at positions p0..p0+B-1 of one
  * layer. One token (decode): a loop per head. Several (prompt): per head,
  * S = scale * Q K^T and O = softmax(S) V as two sgemm calls on [B][p0+B]
- * scores, the causal mask applied between them. */
-static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, const float *vc) {
+ * scores, the causal mask applied between them. window > 0: position p sees
+ * only positions p - window + 1 .. p (sliding-window layers; the cache keeps
+ * every position, the mask drops the old ones). cap > 0: soft-capped scores. */
+static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, const float *vc, int32_t window,
+                      float cap) {
     const spqr_config *c = &s->m->cfg;
     const int32_t hd = c->head_dim, nh = c->n_heads, group = c->n_heads / c->n_kv_heads;
     const int32_t qd = nh * hd, kvd = c->n_kv_heads * hd;
-    const float scale = 1.0f / sqrtf((float)hd);
+    const float scale = s->m->hp.attn_scale;
     if (B > 1) {
         const int32_t T = p0 + B;
         const int par = s->n_threads > 1 && (int64_t)B * T * hd * nh >= (1 << 18);
@@ -54,15 +111,18 @@ static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, c
                         kc + (size_t)kvh * hd, kvd, 0.0f, S, T);
             for (int32_t i = 0; i < B; i++) {
                 float *row = S + (size_t)i * T;
-                const int32_t valid = p0 + i + 1; /* token i sees positions 0..p0+i */
+                const int32_t valid = p0 + i + 1; /* token i sees positions lo..p0+i */
+                const int32_t lo = window > 0 && valid > window ? valid - window : 0;
+                if (cap > 0) softcap(row + lo, (size_t)(valid - lo), cap);
                 float mx = -INFINITY, sum = 0.0f;
-                for (int32_t t = 0; t < valid; t++) mx = row[t] > mx ? row[t] : mx;
-                for (int32_t t = 0; t < valid; t++) {
+                for (int32_t t = lo; t < valid; t++) mx = row[t] > mx ? row[t] : mx;
+                for (int32_t t = lo; t < valid; t++) {
                     row[t] = expf(row[t] - mx);
                     sum += row[t];
                 }
                 const float inv = 1.0f / sum;
-                for (int32_t t = 0; t < valid; t++) row[t] *= inv;
+                for (int32_t t = 0; t < lo; t++) row[t] = 0.0f;
+                for (int32_t t = lo; t < valid; t++) row[t] *= inv;
                 for (int32_t t = valid; t < T; t++) row[t] = 0.0f;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, hd, T, 1.0f, S, T, vc + (size_t)kvh * hd, kvd,
@@ -74,26 +134,28 @@ static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, c
 #pragma omp parallel for num_threads(s->n_threads) schedule(dynamic, 1) if (par)
     for (int32_t h = 0; h < nh; h++) {
         const int32_t pos = p0, kvh = h / group;
+        const int32_t lo = window > 0 && pos + 1 > window ? pos + 1 - window : 0;
         const float *q = s->q + (size_t)h * hd;
         float *sc = s->scores + (size_t)omp_get_thread_num() * s->max_batch * s->max_ctx;
         float mx = -INFINITY;
-        for (int32_t t = 0; t <= pos; t++) {
+        for (int32_t t = lo; t <= pos; t++) {
             const float *k = kc + (size_t)t * kvd + (size_t)kvh * hd;
             float d = 0.0f;
 #pragma omp simd reduction(+ : d)
             for (int32_t j = 0; j < hd; j++) d += q[j] * k[j];
             sc[t] = d * scale;
+            if (cap > 0) softcap(&sc[t], 1, cap);
             if (sc[t] > mx) mx = sc[t];
         }
         float sum = 0.0f;
-        for (int32_t t = 0; t <= pos; t++) {
+        for (int32_t t = lo; t <= pos; t++) {
             sc[t] = expf(sc[t] - mx);
             sum += sc[t];
         }
         const float inv = 1.0f / sum;
         float *o = s->att + (size_t)h * hd;
         memset(o, 0, (size_t)hd * sizeof(float));
-        for (int32_t t = 0; t <= pos; t++) {
+        for (int32_t t = lo; t <= pos; t++) {
             const float *v = vc + (size_t)t * kvd + (size_t)kvh * hd;
             const float a = sc[t] * inv;
             for (int32_t j = 0; j < hd; j++) o[j] += a * v[j];
@@ -110,48 +172,59 @@ spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const mod
                                 spqr_err *err) {
     const spqr_model *m = s->m;
     const spqr_config *c = &m->cfg;
+    const model_hparams *hp = &m->hp;
     const int32_t H = c->hidden_size, hd = c->head_dim, half = hd / 2, n_inter = c->intermediate_size;
     const int32_t qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     const int32_t p0 = s->pos, nt = s->n_threads;
+    const float eps = c->rms_norm_eps, off = hp->arch->norm_plus_one ? 1.0f : 0.0f;
     spqr_status st;
     const spqr_layer *L = &m->layers[l];
     float *kc = s->key_cache + (size_t)l * s->max_ctx * kvd;
     float *vc = s->value_cache + (size_t)l * s->max_ctx * kvd;
+    float *knew = kc + (size_t)p0 * kvd, *vnew = vc + (size_t)p0 * kvd;
 #define HOOK(group, X, cols) \
     if (hooks && hooks->fn && hooks->fn(hooks->user, l, group, X, B, cols)) return SPQR_OK
 
     for (int32_t i = 0; i < B; i++)
-        rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, L->attn_norm, H, c->rms_norm_eps);
+        rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, L->attn_norm, H, eps, off);
     HOOK(MODEL_GROUP_QKV, s->xb, H);
     {
         const spqr_linear *lins[3] = {&L->wq, &L->wk, &L->wv};
-        float *const ys[3] = {s->q, kc + (size_t)p0 * kvd, vc + (size_t)p0 * kvd};
+        float *const ys[3] = {s->q, knew, vnew};
         if ((st = linear_matmul_multi(lins, 3, s->xb, B, ys, nt, err))) return st;
     }
+    add_bias(s->q, B, qd, (size_t)qd, L->bias[ARCH_LIN_Q]);
+    add_bias(knew, B, kvd, (size_t)kvd, L->bias[ARCH_LIN_K]);
+    add_bias(vnew, B, kvd, (size_t)kvd, L->bias[ARCH_LIN_V]);
+    if (L->norm[ARCH_NORM_Q]) rmsnorm_rows(s->q, B * c->n_heads, hd, (size_t)hd, L->norm[ARCH_NORM_Q], eps, off);
+    if (L->norm[ARCH_NORM_K]) rmsnorm_rows(knew, B * c->n_kv_heads, hd, (size_t)hd, L->norm[ARCH_NORM_K], eps, off);
     for (int32_t i = 0; i < B; i++) {
         const float *cp = s->rope_cos + (size_t)(p0 + i) * half, *sp = s->rope_sin + (size_t)(p0 + i) * half;
         rope(s->q + (size_t)i * qd, c->n_heads, hd, cp, sp);
-        rope(kc + (size_t)(p0 + i) * kvd, c->n_kv_heads, hd, cp, sp);
+        rope(knew + (size_t)i * kvd, c->n_kv_heads, hd, cp, sp);
     }
-    attention(s, p0, B, kc, vc);
+    attention(s, p0, B, kc, vc, arch_layer_slides(hp, l) ? hp->sliding_window : 0, hp->attn_softcap);
     HOOK(MODEL_GROUP_O, s->att, qd);
     if ((st = linear_matmul(&L->wo, s->att, B, s->xb2, nt, err))) return st;
+    add_bias(s->xb2, B, H, (size_t)H, L->bias[ARCH_LIN_O]);
+    if (L->norm[ARCH_NORM_ATTN_OUT]) rmsnorm_rows(s->xb2, B, H, (size_t)H, L->norm[ARCH_NORM_ATTN_OUT], eps, off);
     for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
 
     for (int32_t i = 0; i < B; i++)
-        rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, L->ffn_norm, H, c->rms_norm_eps);
+        rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, L->ffn_norm, H, eps, off);
     HOOK(MODEL_GROUP_GATE_UP, s->xb, H);
     {
         const spqr_linear *lins[2] = {&L->w_gate, &L->w_up};
         float *const ys[2] = {s->hb, s->hb2};
         if ((st = linear_matmul_multi(lins, 2, s->xb, B, ys, nt, err))) return st;
     }
-    for (size_t j = 0; j < (size_t)B * n_inter; j++) {
-        const float g = s->hb[j];
-        s->hb[j] = g / (1.0f + expf(-g)) * s->hb2[j]; /* silu(gate) * up */
-    }
+    add_bias(s->hb, B, n_inter, (size_t)n_inter, L->bias[ARCH_LIN_GATE]);
+    add_bias(s->hb2, B, n_inter, (size_t)n_inter, L->bias[ARCH_LIN_UP]);
+    glu(s->hb, s->hb2, (size_t)B * n_inter, hp->arch->act);
     HOOK(MODEL_GROUP_DOWN, s->hb, n_inter);
     if ((st = linear_matmul(&L->w_down, s->hb, B, s->xb2, nt, err))) return st;
+    add_bias(s->xb2, B, H, (size_t)H, L->bias[ARCH_LIN_DOWN]);
+    if (L->norm[ARCH_NORM_FFN_OUT]) rmsnorm_rows(s->xb2, B, H, (size_t)H, L->norm[ARCH_NORM_FFN_OUT], eps, off);
     for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
 #undef HOOK
     return SPQR_OK;
@@ -167,20 +240,23 @@ static spqr_status forward_chunk(spqr_session *s, const int32_t *tokens, int32_t
     spqr_status st;
 
     for (int32_t i = 0; i < B; i++)
-        if ((st = linear_row(&m->embed, tokens[i], s->x + (size_t)i * H, err))) return st;
+        if ((st = model_embed(m, tokens[i], s->x + (size_t)i * H, err))) return st;
 
     for (int32_t l = 0; l < c->n_layers; l++)
         if ((st = model_layer_forward(s, l, B, NULL, err))) return st;
 
     if (logits_out) {
+        const float off = m->hp.arch->norm_plus_one ? 1.0f : 0.0f;
         if (all) {
             for (int32_t i = 0; i < B; i++)
-                rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, m->final_norm, H, c->rms_norm_eps);
+                rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, m->final_norm, H, c->rms_norm_eps, off);
             if ((st = linear_matmul(&m->lm_head, s->xb, B, logits_out, nt, err))) return st;
         } else {
-            rmsnorm(s->xb, s->x + (size_t)(B - 1) * H, m->final_norm, H, c->rms_norm_eps);
+            rmsnorm(s->xb, s->x + (size_t)(B - 1) * H, m->final_norm, H, c->rms_norm_eps, off);
             if ((st = linear_matvec(&m->lm_head, s->xb, logits_out, nt, err))) return st;
         }
+        if (m->hp.final_softcap > 0)
+            softcap(logits_out, (size_t)(all ? B : 1) * c->vocab_size, m->hp.final_softcap);
     }
     s->pos += B;
     return SPQR_OK;

@@ -1,4 +1,4 @@
-/* Loads a Hugging Face Llama-family checkpoint directory. Weights stay in
+/* Loads a Hugging Face checkpoint directory of a family in model/arch.h. Weights stay in
  * the memory-mapped safetensors files; every tensor is checked against the
  * shape config.json implies before anything is used. */
 #include <cjson/cJSON.h>
@@ -325,9 +325,9 @@ static spqr_status bind_linear(spqr_model *m, const char *name, int32_t rows, in
     return SPQR_OK;
 }
 
-static spqr_status load_norm(spqr_model *m, const char *name, float *dst, spqr_err *err) {
+static spqr_status load_vec(spqr_model *m, const char *name, int32_t n, float *dst, spqr_err *err) {
     const spqr_st_tensor *t;
-    spqr_status st = get_checked(m, name, m->cfg.hidden_size, 0, &t, err);
+    spqr_status st = get_checked(m, name, n, 0, &t, err);
     if (st) return st;
     return spqr_st_tensor_to_f32(t, dst, err);
 }
@@ -336,13 +336,14 @@ static spqr_status bind_tensors(spqr_model *m, spqr_err *err) {
     const spqr_config *c = &m->cfg;
     const int32_t H = c->hidden_size, V = c->vocab_size;
     spqr_status st;
-    if ((st = bind_linear(m, "model.embed_tokens.weight", V, H, &m->embed, err))) return st;
+    if ((st = bind_linear(m, ARCH_EMBED_NAME, V, H, &m->embed, err))) return st;
+    model_set_embed_scale(m);
     if (c->tie_word_embeddings) {
         m->lm_head = m->embed;
-    } else if ((st = bind_linear(m, "lm_head.weight", V, H, &m->lm_head, err))) {
+    } else if ((st = bind_linear(m, ARCH_HEAD_NAME, V, H, &m->lm_head, err))) {
         return st;
     }
-    return model_bind_layers(m, bind_linear, load_norm, err);
+    return model_bind_layers(m, bind_linear, load_vec, 1, err);
 }
 
 /* Binds the model through the tensor index (built here for a single-file
@@ -372,7 +373,7 @@ static spqr_status load(const char *dir, const spqr_logger *log, spqr_model *m, 
     if ((st = join(path, sizeof path, dir, "config.json", err))) return st;
     if (!exists(path)) return spqr_err_set(err, SPQR_ERR_IO, "%s: no config.json in the model directory", dir);
     if ((st = spqr_file_read_text(path, CONFIG_MAX_BYTES, &m->config_json, &m->config_len, err))) return st;
-    if ((st = spqr_config_parse(m->config_json, m->config_len, &m->cfg, err))) return st;
+    if ((st = model_config_parse(m->config_json, m->config_len, &m->cfg, &m->hp, err))) return st;
 
     if ((st = join(path, sizeof path, dir, "tokenizer.json", err))) return st;
     if (!exists(path)) return spqr_err_set(err, SPQR_ERR_IO, "%s: no tokenizer.json in the model directory", dir);
@@ -409,8 +410,8 @@ static spqr_status load(const char *dir, const spqr_logger *log, spqr_model *m, 
     if ((st = bind_all(m, err))) return st;
     const spqr_config *c = &m->cfg;
     spqr_log(log, SPQR_LOG_INFO,
-             "loaded %s: %d layers, hidden %d, heads %d/%d x %d, mlp %d, vocab %d, %d shard(s), weights %s", dir,
-             c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, c->head_dim, c->intermediate_size,
+             "loaded %s: %s, %d layers, hidden %d, heads %d/%d x %d, mlp %d, vocab %d, %d shard(s), weights %s", dir,
+             m->hp.arch->model_type, c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, c->head_dim, c->intermediate_size,
              c->vocab_size, m->n_files, spqr_dtype_name(m->layers[0].wq.kind == SPQR_LINEAR_F32 ? SPQR_DTYPE_F32 : m->layers[0].wq.kind == SPQR_LINEAR_F16 ? SPQR_DTYPE_F16 : SPQR_DTYPE_BF16));
     return SPQR_OK;
 }

@@ -55,11 +55,11 @@ static spqr_status any_linear(spqr_model *m, const char *name, int32_t rows, int
     return SPQR_OK;
 }
 
-static spqr_status norm(spqr_model *m, const char *name, float *dst, spqr_err *err) {
+static spqr_status vec(spqr_model *m, const char *name, int32_t n, float *dst, spqr_err *err) {
     const spqr_st_tensor *t = spqr_archive_find_dense(m->archive, name);
     if (!t) return spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s is missing from the .spqr file", name);
-    if (t->ndim != 1 || t->shape[0] != m->cfg.hidden_size)
-        return spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s does not have the shape [%d]", name, m->cfg.hidden_size);
+    if (t->ndim != 1 || t->shape[0] != n)
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s does not have the shape [%d]", name, n);
     return spqr_st_tensor_to_f32(t, dst, err);
 }
 
@@ -86,7 +86,8 @@ static spqr_status load(const char *path, const spqr_logger *log, spqr_model *m,
     memcpy(m->config_json, cj, m->config_len + 1);
     memcpy(m->tokenizer_json, tj, tlen);
     m->tokenizer_json[tlen] = 0;
-    if ((st = spqr_config_parse(m->config_json, m->config_len, &m->cfg, err))) return spqr_err_prefix(err, st, "%s", path);
+    if ((st = model_config_parse(m->config_json, m->config_len, &m->cfg, &m->hp, err)))
+        return spqr_err_prefix(err, st, "%s", path);
     if ((st = spqr_tokenizer_load_from_memory(tj, tlen, &m->tok, err))) return spqr_err_prefix(err, st, "%s: tokenizer", path);
     const spqr_config *c = &m->cfg;
     if (spqr_tokenizer_vocab_size(m->tok) > c->vocab_size)
@@ -95,17 +96,18 @@ static spqr_status load(const char *path, const spqr_logger *log, spqr_model *m,
     if ((st = spqr_model_resolve_special_ids(m, NULL, err))) return spqr_err_prefix(err, st, "%s", path);
 
     const int32_t H = c->hidden_size, V = c->vocab_size;
-    m->ktensors = calloc((size_t)c->n_layers * 7 + 1, sizeof *m->ktensors);
+    m->ktensors = calloc((size_t)c->n_layers * ARCH_N_LIN + 1, sizeof *m->ktensors);
     if (!m->ktensors) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
-    if ((st = dense_linear(m, "model.embed_tokens.weight", V, H, &m->embed, err))) return st;
+    if ((st = dense_linear(m, ARCH_EMBED_NAME, V, H, &m->embed, err))) return st;
+    model_set_embed_scale(m);
     /* Tied embeddings: the head is the embedding, unless the file carries a
      * packed lm_head (--quantize-head), which then serves as the head while
      * the dense embedding still serves the lookup. */
-    if (c->tie_word_embeddings && !spqr_archive_find_packed(m->archive, "lm_head.weight")) m->lm_head = m->embed;
-    else if ((st = any_linear(m, "lm_head.weight", V, H, &m->lm_head, err))) return st;
-    if ((st = model_bind_layers(m, any_linear, norm, err))) return st;
-    spqr_log(log, SPQR_LOG_INFO, "loaded %s: %d layers, hidden %d, %d packed linears (%s kernels)", path,
-             c->n_layers, H, m->n_ktensors,
+    if (c->tie_word_embeddings && !spqr_archive_find_packed(m->archive, ARCH_HEAD_NAME)) m->lm_head = m->embed;
+    else if ((st = any_linear(m, ARCH_HEAD_NAME, V, H, &m->lm_head, err))) return st;
+    if ((st = model_bind_layers(m, any_linear, vec, 0, err))) return st;
+    spqr_log(log, SPQR_LOG_INFO, "loaded %s: %s, %d layers, hidden %d, %d packed linears (%s kernels)", path,
+             m->hp.arch->model_type, c->n_layers, H, m->n_ktensors,
              m->n_ktensors ? spqr_kernel_path_name(spqr_ktensor_path(m->ktensors[0])) : "no");
     return SPQR_OK;
 }

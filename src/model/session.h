@@ -25,12 +25,9 @@ struct spqr_session {
     float *scores;   /* [n_threads][max_batch][max_ctx] attention weights, one block per thread */
 };
 
-/* Inputs of the linear groups of one layer, in the order they are used. */
-enum { MODEL_GROUP_QKV = 0, MODEL_GROUP_O = 1, MODEL_GROUP_GATE_UP = 2, MODEL_GROUP_DOWN = 3, MODEL_N_GROUPS = 4 };
-
 /* Observer of one layer's linear inputs (calibration): X [B][cols] is the
  * input of group (q,k,v share attn-normed x; gate,up share ffn-normed x; o
- * gets the attention output; down gets silu(gate)*up). Return non-zero to
+ * gets the attention output; down gets act(gate)*up; model/arch.h). Return non-zero to
  * stop the layer right there. */
 typedef struct model_layer_hooks {
     int (*fn)(void *user, int32_t layer, int32_t group, const float *X, int32_t B, int32_t cols);

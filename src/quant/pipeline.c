@@ -3,7 +3,7 @@
  *
  *   X = embed(calibration windows)                 [N][T][hidden] fp32
  *   for each block l:
- *     for group in [q,k,v] -> [o] -> [gate,up] -> [down]:
+ *     for group in [q,k,v] -> [o] -> [gate,up] -> [down]   (the family's table, model/arch.h):
  *       run block l on every window, with the groups quantized so far
  *       substituted, up to this group's input x; H = (2/n) sum x x^T
  *       quantize every linear of the group with H; substitute its
@@ -133,7 +133,9 @@ static spqr_status run_window(pipe *p, worker *w, int32_t i, int32_t target) {
  * H is accumulated window by window in window order on this thread, so the
  * result does not depend on the thread count. */
 static spqr_status run_block(pipe *p, int32_t l, int32_t target, spqr_err *err) {
-    p->mview.layers = p->mc.layers + l;
+    /* the sessions' layer 0 is block l (the head's pseudo layer n_layers
+     * stops before attention) */
+    model_layer_view(&p->mview, &p->mc, p->mc.layers, l);
     p->target = target;
     p->hcount = 0;
     spqr_status sts[1024];
@@ -159,13 +161,9 @@ static spqr_status run_block(pipe *p, int32_t l, int32_t target, spqr_err *err) 
     return SPQR_OK;
 }
 
-static spqr_linear *block_linear(spqr_layer *L, int k) {
-    spqr_linear *lins[PIPE_KINDS] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-    return lins[k];
-}
+/* 1 when the family has block linear kind k (a slot of model/arch.h). */
+static int has_kind(const spqr_model *m, int k) { return m->hp.arch->lin[k].name != NULL; }
 
-static const int KIND_GROUP[PIPE_KINDS] = {MODEL_GROUP_QKV, MODEL_GROUP_QKV,     MODEL_GROUP_QKV, MODEL_GROUP_O,
-                                           MODEL_GROUP_GATE_UP, MODEL_GROUP_GATE_UP, MODEL_GROUP_DOWN};
 static const char *const GROUP_NAMES[MODEL_N_GROUPS] = {"q,k,v", "o", "gate,up", "down"};
 
 /* Mirrors the upper triangle that cblas_ssyrk accumulated. */
@@ -206,23 +204,26 @@ static spqr_status quantize_block(pipe *p, int32_t l, spqr_tensor *tensors[PIPE_
     spqr_layer *L = &p->mc.layers[l];
     char what[96], name[128];
     spqr_status st = SPQR_OK;
+    const model_arch *a = p->src->hp.arch;
     for (int32_t g = 0; g < MODEL_N_GROUPS && !st; g++) {
         snprintf(what, sizeof what, "calibrate %s", GROUP_NAMES[g]);
         int k0 = 0;
-        while (KIND_GROUP[k0] != g) k0++;
-        const int32_t cols = block_linear(L, k0)->cols;
+        while (k0 < PIPE_KINDS && !(a->lin[k0].name && a->lin[k0].group == g)) k0++;
+        if (k0 == PIPE_KINDS) continue;
+        const int32_t cols = L->lin[k0].cols;
         p->Hm = calloc((size_t)cols * cols, sizeof(float));
         if (!p->Hm) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a %d x %d Hessian", cols, cols);
         if ((st = run_block(p, l, g, err))) break;
         hessian_symmetrize(p->Hm, cols);
         progress(p, l, what);
-        for (int k = k0; k < PIPE_KINDS && KIND_GROUP[k] == g && !st; k++) {
+        for (int k = k0; k < PIPE_KINDS && !st; k++) {
+            if (!a->lin[k].name || a->lin[k].group != g) continue;
             if (cancelled(p)) { st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted"); break; }
-            spqr_linear *lin = block_linear(L, k);
-            snprintf(name, sizeof name, "model.layers.%d.%s", l, PIPE_KIND_NAMES[k]);
+            spqr_linear *lin = &L->lin[k];
+            snprintf(name, sizeof name, "model.layers.%d.%s", l, a->lin[k].name);
             if ((st = quantize_linear(p, lin, l, k, name, &tensors[k], &Wdq[k], &rec[k], err))) break;
             *lin = (spqr_linear){SPQR_LINEAR_F32, lin->rows, lin->cols, Wdq[k], NULL, NULL};
-            snprintf(what, sizeof what, "quantize %s", PIPE_KIND_NAMES[k]);
+            snprintf(what, sizeof what, "quantize %s", a->lin[k].name);
             progress(p, l, what);
         }
         free(p->Hm);
@@ -269,10 +270,11 @@ static uint64_t run_hash(const spqr_model *m, const int32_t *tok, int64_t n, con
         h = calib_hash(h, dense[i]->data, (size_t)dense[i]->rows * dense[i]->cols * (dense[i]->kind == SPQR_LINEAR_F32 ? 4 : 2));
     for (int32_t l = 0; l < c->n_layers; l++)
         for (int k = 0; k < PIPE_KINDS; k++) {
-            const spqr_linear *lin = block_linear(&m->layers[l], k);
+            if (!has_kind(m, k)) continue;
+            const spqr_linear *lin = &m->layers[l].lin[k];
             h = calib_hash(h, lin->data, (size_t)lin->rows * lin->cols * (lin->kind == SPQR_LINEAR_F32 ? 4 : 2));
         }
-    h = calib_hash(h, m->norm_storage, ((size_t)2 * c->n_layers + 1) * c->hidden_size * sizeof(float));
+    h = calib_hash(h, m->norm_storage, m->n_norm_floats * sizeof(float));
     h = calib_hash(h, tok, (size_t)n * sizeof *tok);
     const spqr_quant_params *q = &o->params;
     const int32_t ints[] = {q->wbits, q->groupsize,   q->qq_scale_bits, q->qq_zero_bits, q->qq_groupsize,
@@ -326,12 +328,12 @@ static char *final_metadata(const spqr_model *m, const spqr_quantize_options *o,
     cJSON *arr = cJSON_AddArrayToObject(root, "layers");
     char name[128];
     for (int32_t i = 0; i < n_rec; i++) {
+        if (rec[i].rows == 0) continue; /* a slot the family does not have */
         cJSON *e = pipe_record_to_json(&rec[i]);
-        pipe_record_name(name, sizeof name, rec[i].block, rec[i].kind);
+        pipe_record_name(name, sizeof name, m->hp.arch, rec[i].block, rec[i].kind);
         cJSON_AddStringToObject(e, "name", name);
         cJSON_AddItemToArray(arr, e);
     }
-    (void)m;
     char *s = cJSON_Print(root);
     cJSON_Delete(root);
     return s;
@@ -365,12 +367,13 @@ static spqr_status check_disk_space(const spqr_model *m, const spqr_quantize_opt
     double packed = 0;
     for (int32_t l = 0; l < c->n_layers; l++)
         for (int k = 0; k < PIPE_KINDS; k++) {
-            const spqr_linear *lin = block_linear(&m->layers[l], k);
+            if (!has_kind(m, k)) continue;
+            const spqr_linear *lin = &m->layers[l].lin[k];
             packed += (double)lin->rows * lin->cols * estimate_bits(&o->params, lin->cols) / 8.0;
         }
     const double VH = (double)c->vocab_size * c->hidden_size;
     const double es = m->embed.kind == SPQR_LINEAR_F32 ? 4.0 : 2.0;
-    const double dense = VH * es * (c->tie_word_embeddings ? 1 : 2) + ((double)2 * c->n_layers + 1) * c->hidden_size * 4;
+    const double dense = VH * es * (c->tie_word_embeddings ? 1 : 2) + (double)m->n_norm_floats * 4;
     const double need = 2 * packed + dense + 2.0 * (double)inputs_bytes;
     char *odir = spqr_path_dirname(out_path);
     struct statvfs a, b;
@@ -421,7 +424,7 @@ static spqr_status validate(const spqr_model *m, const int32_t *tok, int64_t n, 
                                 (long long)i, V);
     for (int32_t l = 0; l < m->cfg.n_layers; l++)
         for (int k = 0; k < PIPE_KINDS; k++)
-            if (block_linear(&m->layers[l], k)->kind == SPQR_LINEAR_PACKED)
+            if (has_kind(m, k) && m->layers[l].lin[k].kind == SPQR_LINEAR_PACKED)
                 return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "the model is already quantized");
     return SPQR_OK;
 }
@@ -434,12 +437,17 @@ static void summarize(const pipe *p, const pipe_layer_record *rec, int32_t n_rec
     int64_t params_blocks = 0;
     uint64_t bytes_blocks = 0;
     spqr_quantize_kind_summary *ks[PIPE_KINDS + 1];
+    /* the family's kinds fill s->kinds[0 .. n_kinds) in slot order */
+    const model_arch *a = p->src->hp.arch;
+    spqr_quantize_kind_summary unused;
     for (int k = 0; k <= PIPE_KINDS; k++) {
-        ks[k] = k == PIPE_HEAD_KIND ? &s->head : &s->kinds[k];
-        snprintf(ks[k]->name, sizeof ks[k]->name, "%s", k == PIPE_HEAD_KIND ? "lm_head" : PIPE_KIND_NAMES[k]);
+        const int have = k == PIPE_HEAD_KIND || a->lin[k].name;
+        ks[k] = k == PIPE_HEAD_KIND ? &s->head : have ? &s->kinds[s->n_kinds++] : &unused;
+        snprintf(ks[k]->name, sizeof ks[k]->name, "%s", k == PIPE_HEAD_KIND ? "lm_head" : have ? a->lin[k].name : "");
         ks[k]->seconds = p->kind_seconds[k];
     }
     for (int32_t i = 0; i < n_rec; i++) {
+        if (rec[i].rows == 0) continue;
         spqr_quantize_kind_summary *k = ks[rec[i].kind];
         const int64_t np = (int64_t)rec[i].rows * rec[i].cols;
         k->count++;
@@ -513,8 +521,7 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     if ((st = calib_sample_windows(n_tokens, p.N, p.T, opt->seed, starts, err))) goto done;
     /* Workers: a session each on a one-layer view, so a KV cache holds one
      * layer of one window; model_layer_forward(s, 0, ...) runs block l. */
-    p.mview = p.mc;
-    p.mview.cfg.n_layers = 1;
+    model_layer_view(&p.mview, &p.mc, p.mc.layers, 0);
     p.nw = opt->n_threads < p.N ? opt->n_threads : p.N;
     p.w = calloc((size_t)p.nw, sizeof *p.w);
     if (!p.w) { st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); goto done; }
@@ -541,7 +548,7 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     int32_t first = 0;
     if (opt->resume) {
         int32_t k = 0;
-        while (k < c->n_layers && pipe_ckpt_block_ok(p.ckdir, hash, k, rec + (size_t)k * PIPE_KINDS)) k++;
+        while (k < c->n_layers && pipe_ckpt_block_ok(p.ckdir, hash, k, m->hp.arch, rec + (size_t)k * PIPE_KINDS)) k++;
         while (k > 0 && !pipe_ckpt_load_inputs(p.ckdir, hash, k - 1, p.X, (int64_t)p.N * p.T, p.Hd)) k--;
         first = k;
         spqr_log(opt->log, SPQR_LOG_INFO, "resume: %d of %d blocks restored from %s", first, c->n_layers, p.ckdir);
@@ -553,20 +560,14 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     if (first == 0) /* block 0 inputs: the embeddings of the windows */
         for (int32_t i = 0; i < p.N && !st; i++)
             for (int32_t t = 0; t < p.T && !st; t++)
-                st = linear_row(&m->embed, calib_tokens[starts[i] + t], p.X + ((size_t)i * p.T + t) * p.Hd, err);
+                st = model_embed(m, calib_tokens[starts[i] + t], p.X + ((size_t)i * p.T + t) * p.Hd, err);
     if (st) goto done;
 
     for (int32_t l = first; l < c->n_layers; l++) {
         if (cancelled(&p)) { st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted"); break; }
         pipe_layer_record *r = rec + (size_t)l * PIPE_KINDS;
         if ((st = quantize_block(&p, l, tensors, Wdq, r, err))) break;
-        const char *names_buf[PIPE_KINDS];
-        char names[PIPE_KINDS][128];
-        for (int k = 0; k < PIPE_KINDS; k++) {
-            pipe_record_name(names[k], sizeof names[k], l, k);
-            names_buf[k] = names[k];
-        }
-        if ((st = pipe_ckpt_write_block(p.ckdir, hash, l, names_buf, tensors, r, err))) break;
+        if ((st = pipe_ckpt_write_block(p.ckdir, hash, l, m->hp.arch, tensors, r, err))) break;
         if ((st = pipe_ckpt_write_inputs(p.ckdir, hash, l, p.X, (int64_t)p.N * p.T, p.Hd, err))) break;
         p.mc.layers[l] = m->layers[l]; /* Wdq is about to be freed */
         for (int k = 0; k < PIPE_KINDS; k++) {
@@ -602,7 +603,7 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
         sm.calib_tokens = n_tokens;
         /* dense matrices: the embedding, and the head unless tied or quantized */
         const int n_dense_mat = c->tie_word_embeddings || opt->quantize_head ? 1 : 2;
-        const int64_t VH = (int64_t)c->vocab_size * c->hidden_size, norms = ((int64_t)2 * c->n_layers + 1) * c->hidden_size;
+        const int64_t VH = (int64_t)c->vocab_size * c->hidden_size, norms = (int64_t)m->n_norm_floats;
         sm.dense_params = VH * n_dense_mat + norms;
         sm.dense_bytes = (uint64_t)VH * (m->embed.kind == SPQR_LINEAR_F32 ? 4 : 2) * n_dense_mat + (uint64_t)norms * 4;
         sm.model_params = sm.quantized_params + sm.dense_params - (c->tie_word_embeddings && opt->quantize_head ? VH : 0);

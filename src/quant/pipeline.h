@@ -9,14 +9,16 @@
 #include "model/session.h"
 #include "spqr.h"
 
-#define PIPE_KINDS 7
-extern const char *const PIPE_KIND_NAMES[PIPE_KINDS]; /* "self_attn.q_proj", ... in block order */
+/* Record kinds are the layer's linear slots (model/arch.h); a family's table
+ * says which it has and their names. */
+#define PIPE_KINDS ARCH_N_LIN
 /* Record kind of the LM head (--quantize-head); its record's block is n_layers. */
 #define PIPE_HEAD_KIND PIPE_KINDS
-#define PIPE_HEAD_NAME "lm_head.weight"
+#define PIPE_HEAD_NAME ARCH_HEAD_NAME
 
-/* The tensor name of a record: "model.layers.L.<kind>.weight" or "lm_head.weight". */
-void pipe_record_name(char *out, size_t cap, int32_t block, int32_t kind);
+/* The tensor name of a record: "model.layers.L.<the family's name>.weight"
+ * or "lm_head.weight". */
+void pipe_record_name(char *out, size_t cap, const model_arch *a, int32_t block, int32_t kind);
 
 /* What one quantized linear reports; stored in the checkpoint and in the
  * final file's metadata (no timings there, so files are reproducible). */
@@ -38,13 +40,15 @@ struct cJSON *pipe_record_to_json(const pipe_layer_record *r);
  *                     block NNNN on the calibration windows (only the latest is kept) */
 void pipe_ckpt_path(char *out, size_t cap, const char *dir, const char *what, int32_t block);
 
-spqr_status pipe_ckpt_write_block(const char *dir, uint64_t hash, int32_t block, const char *const names[PIPE_KINDS],
+/* tensors[k] NULL: the family has no slot k (nothing stored). */
+spqr_status pipe_ckpt_write_block(const char *dir, uint64_t hash, int32_t block, const model_arch *a,
                                   spqr_tensor *const tensors[PIPE_KINDS], const pipe_layer_record rec[PIPE_KINDS],
                                   spqr_err *err);
 spqr_status pipe_ckpt_write_inputs(const char *dir, uint64_t hash, int32_t block, const float *X, int64_t n_rows,
                                    int32_t hidden, spqr_err *err);
 /* 1 when the block file exists, carries hash and parses; fills rec. */
-int pipe_ckpt_block_ok(const char *dir, uint64_t hash, int32_t block, pipe_layer_record rec[PIPE_KINDS]);
+int pipe_ckpt_block_ok(const char *dir, uint64_t hash, int32_t block, const model_arch *a,
+                       pipe_layer_record rec[PIPE_KINDS]);
 /* Loads X from inputs_NNNN when it exists and matches (returns 1), else 0. */
 int pipe_ckpt_load_inputs(const char *dir, uint64_t hash, int32_t block, float *X, int64_t n_rows, int32_t hidden);
 /* Removes every checkpoint file of the layout above and any temporaries;

@@ -31,20 +31,16 @@ cJSON *pipe_record_to_json(const pipe_layer_record *r) {
     return o;
 }
 
-const char *const PIPE_KIND_NAMES[PIPE_KINDS] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                                 "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
-                                                 "mlp.down_proj"};
-
-void pipe_record_name(char *out, size_t cap, int32_t block, int32_t kind) {
+void pipe_record_name(char *out, size_t cap, const model_arch *a, int32_t block, int32_t kind) {
     if (kind == PIPE_HEAD_KIND) snprintf(out, cap, "%s", PIPE_HEAD_NAME);
-    else snprintf(out, cap, "model.layers.%d.%s.weight", block, PIPE_KIND_NAMES[kind]);
+    else snprintf(out, cap, "model.layers.%d.%s.weight", block, a->lin[kind].name);
 }
 
 void pipe_ckpt_path(char *out, size_t cap, const char *dir, const char *what, int32_t block) {
     snprintf(out, cap, "%s/%s_%04d.spqr", dir, what, block);
 }
 
-static char *block_metadata(uint64_t hash, int32_t block, const pipe_layer_record rec[PIPE_KINDS]) {
+static char *block_metadata(uint64_t hash, int32_t block, const model_arch *a, const pipe_layer_record rec[PIPE_KINDS]) {
     cJSON *root = cJSON_CreateObject();
     char hs[32];
     snprintf(hs, sizeof hs, "%016" PRIx64, hash);
@@ -53,6 +49,7 @@ static char *block_metadata(uint64_t hash, int32_t block, const pipe_layer_recor
     if (rec) {
         cJSON *arr = cJSON_AddArrayToObject(root, "layers");
         for (int k = 0; k < PIPE_KINDS; k++) {
+            if (!a->lin[k].name) continue;
             cJSON *o = pipe_record_to_json(&rec[k]);
             cJSON_AddNumberToObject(o, "kind", k);
             cJSON_AddItemToArray(arr, o);
@@ -63,17 +60,21 @@ static char *block_metadata(uint64_t hash, int32_t block, const pipe_layer_recor
     return s;
 }
 
-spqr_status pipe_ckpt_write_block(const char *dir, uint64_t hash, int32_t block, const char *const names[PIPE_KINDS],
+spqr_status pipe_ckpt_write_block(const char *dir, uint64_t hash, int32_t block, const model_arch *a,
                                   spqr_tensor *const tensors[PIPE_KINDS], const pipe_layer_record rec[PIPE_KINDS],
                                   spqr_err *err) {
-    char path[4096];
+    char path[4096], name[256];
     pipe_ckpt_path(path, sizeof path, dir, "block", block);
-    char *meta = block_metadata(hash, block, rec);
+    char *meta = block_metadata(hash, block, a, rec);
     if (!meta) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     spqr_archive_writer *w = NULL;
     spqr_status st = spqr_archive_writer_create(path, &w, err);
     if (!st) st = spqr_archive_writer_add_metadata(w, meta, err);
-    for (int k = 0; !st && k < PIPE_KINDS; k++) st = spqr_archive_writer_add_packed(w, names[k], tensors[k], err);
+    for (int k = 0; !st && k < PIPE_KINDS; k++) {
+        if (!a->lin[k].name) continue;
+        pipe_record_name(name, sizeof name, a, block, k);
+        st = spqr_archive_writer_add_packed(w, name, tensors[k], err);
+    }
     if (!st) st = spqr_archive_writer_finish(w, err);
     spqr_archive_writer_free(w);
     free(meta);
@@ -84,7 +85,7 @@ spqr_status pipe_ckpt_write_inputs(const char *dir, uint64_t hash, int32_t block
                                    int32_t hidden, spqr_err *err) {
     char path[4096];
     pipe_ckpt_path(path, sizeof path, dir, "inputs", block);
-    char *meta = block_metadata(hash, block, NULL);
+    char *meta = block_metadata(hash, block, NULL, NULL);
     if (!meta) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     const int64_t shape[2] = {n_rows, hidden};
     spqr_archive_writer *w = NULL;
@@ -123,12 +124,16 @@ static spqr_archive *open_checked(const char *path, uint64_t hash, int32_t block
     return a;
 }
 
-static int parse_records(const cJSON *root, int32_t block, pipe_layer_record rec[PIPE_KINDS]) {
+static int parse_records(const cJSON *root, int32_t block, const model_arch *a, pipe_layer_record rec[PIPE_KINDS]) {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "layers");
-    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != PIPE_KINDS) return 0;
+    int n = 0;
+    for (int k = 0; k < PIPE_KINDS; k++) n += a->lin[k].name != NULL;
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != n) return 0;
+    const cJSON *o = arr->child;
     for (int k = 0; k < PIPE_KINDS; k++) {
-        const cJSON *o = cJSON_GetArrayItem(arr, k);
+        if (!a->lin[k].name) continue;
 #define NUM(key) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, key))
+        if (NUM("kind") != k) return 0;
         rec[k].block = block;
         rec[k].kind = k;
         rec[k].rows = (int32_t)NUM("rows");
@@ -140,25 +145,28 @@ static int parse_records(const cJSON *root, int32_t block, pipe_layer_record rec
         rec[k].stored_bytes = (uint64_t)NUM("stored_bytes");
 #undef NUM
         if (rec[k].rows <= 0 || rec[k].cols <= 0) return 0;
+        o = o->next;
     }
     return 1;
 }
 
-int pipe_ckpt_block_ok(const char *dir, uint64_t hash, int32_t block, pipe_layer_record rec[PIPE_KINDS]) {
+int pipe_ckpt_block_ok(const char *dir, uint64_t hash, int32_t block, const model_arch *a,
+                       pipe_layer_record rec[PIPE_KINDS]) {
     char path[4096];
     pipe_ckpt_path(path, sizeof path, dir, "block", block);
     cJSON *meta = NULL;
-    spqr_archive *a = open_checked(path, hash, block, &meta);
-    if (!a) return 0;
-    int ok = parse_records(meta, block, rec);
+    spqr_archive *ar = open_checked(path, hash, block, &meta);
+    if (!ar) return 0;
+    int ok = parse_records(meta, block, a, rec);
     char name[256];
     for (int k = 0; ok && k < PIPE_KINDS; k++) {
-        snprintf(name, sizeof name, "model.layers.%d.%s.weight", block, PIPE_KIND_NAMES[k]);
-        const spqr_tensor *t = spqr_archive_find_packed(a, name);
+        if (!a->lin[k].name) continue;
+        pipe_record_name(name, sizeof name, a, block, k);
+        const spqr_tensor *t = spqr_archive_find_packed(ar, name);
         ok = t && t->rows == rec[k].rows && t->cols == rec[k].cols;
     }
     cJSON_Delete(meta);
-    spqr_archive_close(a);
+    spqr_archive_close(ar);
     return ok;
 }
 
@@ -232,6 +240,7 @@ static spqr_dtype linear_dtype(const spqr_linear *l) {
 spqr_status pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash, const char *metadata_json,
                              const spqr_tensor *head, const char *out_path, spqr_err *err) {
     const spqr_config *c = &m->cfg;
+    const model_arch *a = m->hp.arch;
     const int32_t H = c->hidden_size;
     spqr_archive_writer *w = NULL;
     spqr_status st = spqr_archive_writer_create(out_path, &w, err);
@@ -241,37 +250,48 @@ spqr_status pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash
     if (!st) st = spqr_archive_writer_add_metadata(w, metadata_json, err);
     const int64_t emb_shape[2] = {c->vocab_size, H}, norm_shape[1] = {H};
     if (!st)
-        st = spqr_archive_writer_add_dense(w, "model.embed_tokens.weight", linear_dtype(&m->embed), 2, emb_shape,
+        st = spqr_archive_writer_add_dense(w, ARCH_EMBED_NAME, linear_dtype(&m->embed), 2, emb_shape,
                                            m->embed.data, err);
     if (!st && head) st = spqr_archive_writer_add_packed(w, PIPE_HEAD_NAME, head, err);
     else if (!st && !c->tie_word_embeddings)
-        st = spqr_archive_writer_add_dense(w, "lm_head.weight", linear_dtype(&m->lm_head), 2, emb_shape,
+        st = spqr_archive_writer_add_dense(w, ARCH_HEAD_NAME, linear_dtype(&m->lm_head), 2, emb_shape,
                                            m->lm_head.data, err);
-    if (!st) st = spqr_archive_writer_add_dense(w, "model.norm.weight", SPQR_DTYPE_F32, 1, norm_shape, m->final_norm, err);
+    if (!st) st = spqr_archive_writer_add_dense(w, ARCH_FINAL_NORM_NAME, SPQR_DTYPE_F32, 1, norm_shape, m->final_norm, err);
     char name[256], path[4096];
+    /* Every norm and bias the family's table lists, in fp32 as loaded. */
     for (int32_t l = 0; !st && l < c->n_layers; l++) {
-        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
-        st = spqr_archive_writer_add_dense(w, name, SPQR_DTYPE_F32, 1, norm_shape, m->layers[l].attn_norm, err);
-        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-        if (!st) st = spqr_archive_writer_add_dense(w, name, SPQR_DTYPE_F32, 1, norm_shape, m->layers[l].ffn_norm, err);
+        const spqr_layer *L = &m->layers[l];
+        for (int k = 0; !st && k < ARCH_N_NORM; k++) {
+            if (!a->norm[k].name) continue;
+            const int64_t shape[1] = {arch_dim_size(c, a->norm[k].dim)};
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, a->norm[k].name);
+            st = spqr_archive_writer_add_dense(w, name, SPQR_DTYPE_F32, 1, shape, L->norm[k], err);
+        }
+        for (int k = 0; !st && k < ARCH_N_LIN; k++) {
+            if (!a->lin[k].name || !a->lin[k].bias) continue;
+            const int64_t shape[1] = {arch_dim_size(c, a->lin[k].rows)};
+            snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, a->lin[k].name);
+            st = spqr_archive_writer_add_dense(w, name, SPQR_DTYPE_F32, 1, shape, L->bias[k], err);
+        }
     }
     /* Packed tensors, one block checkpoint at a time. */
     for (int32_t l = 0; !st && l < c->n_layers; l++) {
         pipe_ckpt_path(path, sizeof path, dir, "block", l);
         /* Only this run's blocks: a checkpoint of another run (other knobs,
          * model or calibration) would silently mix two models. */
-        spqr_archive *a = open_checked(path, hash, l, NULL);
-        if (!a) {
+        spqr_archive *ar = open_checked(path, hash, l, NULL);
+        if (!ar) {
             st = spqr_err_set(err, SPQR_ERR_FORMAT, "checkpoint %s is missing or belongs to another run", path);
             break;
         }
         for (int k = 0; !st && k < PIPE_KINDS; k++) {
-            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, PIPE_KIND_NAMES[k]);
-            const spqr_tensor *t = spqr_archive_find_packed(a, name);
+            if (!a->lin[k].name) continue;
+            pipe_record_name(name, sizeof name, a, l, k);
+            const spqr_tensor *t = spqr_archive_find_packed(ar, name);
             st = t ? spqr_archive_writer_add_packed(w, name, t, err)
                    : spqr_err_set(err, SPQR_ERR_FORMAT, "checkpoint %s lacks %s", path, name);
         }
-        spqr_archive_close(a);
+        spqr_archive_close(ar);
     }
     if (!st) st = spqr_archive_writer_finish(w, err);
     spqr_archive_writer_free(w);

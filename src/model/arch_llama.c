@@ -1,0 +1,53 @@
+/* Llama 1/2/3/3.1/3.2 (rope_scaling "llama3"), TinyLlama, SmolLM/SmolLM2,
+ * and Mistral (the same graph with a sliding window on every layer):
+ * RMSNorm, RoPE rotate-half, GQA, SwiGLU, no biases. */
+#include <cjson/cJSON.h>
+
+#include "model/arch.h"
+
+#define LLAMA_LINEARS                                                                                          \
+    {                                                                                                          \
+        [ARCH_LIN_Q] = {"self_attn.q_proj", ARCH_DIM_Q, ARCH_DIM_HIDDEN, MODEL_GROUP_QKV, 0, NULL},            \
+        [ARCH_LIN_K] = {"self_attn.k_proj", ARCH_DIM_KV, ARCH_DIM_HIDDEN, MODEL_GROUP_QKV, 0, NULL},           \
+        [ARCH_LIN_V] = {"self_attn.v_proj", ARCH_DIM_KV, ARCH_DIM_HIDDEN, MODEL_GROUP_QKV, 0, NULL},           \
+        [ARCH_LIN_O] = {"self_attn.o_proj", ARCH_DIM_HIDDEN, ARCH_DIM_Q, MODEL_GROUP_O, 0, NULL},              \
+        [ARCH_LIN_GATE] = {"mlp.gate_proj", ARCH_DIM_INTER, ARCH_DIM_HIDDEN, MODEL_GROUP_GATE_UP, 0, NULL},    \
+        [ARCH_LIN_UP] = {"mlp.up_proj", ARCH_DIM_INTER, ARCH_DIM_HIDDEN, MODEL_GROUP_GATE_UP, 0, NULL},        \
+        [ARCH_LIN_DOWN] = {"mlp.down_proj", ARCH_DIM_HIDDEN, ARCH_DIM_INTER, MODEL_GROUP_DOWN, 0, NULL},       \
+    }
+#define LLAMA_NORMS                                                                                            \
+    {                                                                                                          \
+        [ARCH_NORM_ATTN] = {"input_layernorm", ARCH_DIM_HIDDEN},                                               \
+        [ARCH_NORM_FFN] = {"post_attention_layernorm", ARCH_DIM_HIDDEN},                                       \
+    }
+
+static const char *const SILU[] = {"silu", NULL};
+
+static spqr_status parse_common(const cJSON *root, spqr_err *err) {
+    spqr_status st;
+    if ((st = arch_check_string(root, "hidden_act", SILU, err))) return st;
+    if ((st = arch_refuse_true(root, "attention_bias", err))) return st;
+    return arch_refuse_true(root, "mlp_bias", err);
+}
+
+/* transformers' Llama has no sliding window: the field is ignored there too. */
+static spqr_status parse_llama(const cJSON *root, spqr_config *c, model_hparams *hp, spqr_err *err) {
+    (void)c;
+    (void)hp;
+    return parse_common(root, err);
+}
+
+static spqr_status parse_mistral(const cJSON *root, spqr_config *c, model_hparams *hp, spqr_err *err) {
+    spqr_status st = parse_common(root, err);
+    return st ? st : arch_parse_sliding_window(root, c, hp, 0, 0, err);
+}
+
+const model_arch arch_llama = {
+    "llama", "Llama 1/2/3/3.x, TinyLlama, SmolLM/SmolLM2", LLAMA_LINEARS, LLAMA_NORMS, ARCH_ACT_SILU, 0, 0, 0,
+    parse_llama,
+};
+
+const model_arch arch_mistral = {
+    "mistral", "Mistral (sliding-window attention on every layer)", LLAMA_LINEARS, LLAMA_NORMS, ARCH_ACT_SILU, 0, 0, 0,
+    parse_mistral,
+};

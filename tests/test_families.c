@@ -1,0 +1,308 @@
+/* Every model family of src/model/arch.h against tests/fixtures/families/
+ * (tiny random checkpoints with logits from an independent float64 PyTorch
+ * forward, tools/family_ref.py):
+ *  - the whole 40-token prompt in one chunk and token by token (the decode
+ *    path, its sliding window and KV cache) both give the reference logits
+ *    within TOL relative (max |d| / max |ref|; float32 noise is ~1e-6, the
+ *    weakest feature, gemma's tanh GELU, moves the logits by 6.8e-5);
+ *  - greedy generation: each token is the argmax of a batch forward of the
+ *    prefix (the cache path agrees with the prompt path past the window);
+ *  - the calibration pipeline's one-layer views run each layer exactly as
+ *    the full model does (window included);
+ *  - quantize (8-bit, calibration through the family's own forward) -> the
+ *    .spqr holds the table's linears packed, and its norms and biases: its
+ *    logits equal those of the source model with the dequantized weights
+ *    swapped in, run densely (1e-4, the arithmetic contract of
+ *    format/tensor.h), so nothing the family needs is lost in the file; and
+ *    they stay within QTOL of the reference;
+ *  - phi3: the fused tensors are bound as row blocks, quantized split; split
+ *    and fused quantization with one Hessian give bit-identical weights when
+ *    outliers are off (rows are independent given H; permutation, damping
+ *    and dead columns come from H alone) and differ only through the
+ *    outlier threshold, whose weight variance is per tensor. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model/model.h"
+#include "model/session.h"
+#include "spqr.h"
+#include "test_util.h"
+
+#define TOL 2e-5
+#define QTOL 0.25
+#define T 40
+
+static const char *g_fix;
+
+static double rel_diff(const float *a, const float *ref, size_t n) {
+    double md = 0, mr = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = fabs((double)a[i] - ref[i]);
+        md = d > md || isnan(d) ? d : md;
+        mr = fabs(ref[i]) > mr ? fabs(ref[i]) : mr;
+    }
+    return md / mr;
+}
+
+static int32_t argmax(const float *v, int32_t n) {
+    int32_t b = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (v[i] > v[b]) b = i;
+    return b;
+}
+
+/* logits [T][V] of ids through one session: all at once, or one by one. */
+static void run(const spqr_model *m, const int32_t *ids, int one_by_one, float *out) {
+    const int32_t V = m->cfg.vocab_size;
+    spqr_session *s = NULL;
+    spqr_err err = {0};
+    CHECK_MSG(spqr_session_create(m, 64, 2, &s, &err) == SPQR_OK, "%s", err.msg);
+    if (!s) return;
+    if (!one_by_one) CHECK_MSG(spqr_session_forward(s, ids, T, 1, out, &err) == SPQR_OK, "%s", err.msg);
+    for (int32_t t = 0; one_by_one && t < T; t++)
+        CHECK_MSG(spqr_session_forward(s, ids + t, 1, 0, out + (size_t)t * V, &err) == SPQR_OK, "%s", err.msg);
+    spqr_session_free(s);
+}
+
+/* 12 greedy tokens after an 6-token prompt, each checked against the argmax
+ * of a fresh batch forward of the whole prefix. */
+static void generation(const spqr_model *m, const int32_t *ids, const char *fam) {
+    const int32_t V = m->cfg.vocab_size, P = 6, G = 12;
+    int32_t seq[32];
+    memcpy(seq, ids, P * sizeof *seq);
+    float *lg = malloc((size_t)V * sizeof *lg), *all = malloc((size_t)(P + G) * V * sizeof *all);
+    spqr_session *s = NULL, *b = NULL;
+    spqr_err err = {0};
+    CHECK(spqr_session_create(m, 32, 1, &s, &err) == SPQR_OK && spqr_session_create(m, 32, 2, &b, &err) == SPQR_OK);
+    if (!s || !b || !lg || !all) goto out;
+    CHECK(spqr_session_forward(s, seq, P, 0, lg, &err) == SPQR_OK);
+    int agree = 1;
+    for (int32_t g = 0; g < G; g++) {
+        seq[P + g] = argmax(lg, V);
+        spqr_session_reset(b);
+        CHECK(spqr_session_forward(b, seq, P + g, 1, all, &err) == SPQR_OK);
+        agree &= rel_diff(lg, all + (size_t)(P + g - 1) * V, (size_t)V) < 1e-5;
+        CHECK(spqr_session_forward(s, &seq[P + g], 1, 0, lg, &err) == SPQR_OK);
+    }
+    CHECK_MSG(agree, "%s: decode logits differ from the batch forward of the same prefix", fam);
+out:
+    spqr_session_free(s);
+    spqr_session_free(b);
+    free(lg);
+    free(all);
+}
+
+/* The calibration's one-layer views (model_layer_view) reproduce every
+ * layer of the full model bit for bit on the 40-token prompt: a view that
+ * attended with the wrong window (gemma2 alternates) would differ. */
+static void layer_views(const spqr_model *m, const int32_t *ids, const char *fam) {
+    const int32_t H = m->cfg.hidden_size;
+    spqr_session *s = NULL, *v = NULL;
+    spqr_err err = {0};
+    spqr_model view;
+    float *before = malloc((size_t)T * H * sizeof *before);
+    CHECK(spqr_session_create(m, T, 2, &s, &err) == SPQR_OK);
+    model_layer_view(&view, m, m->layers, 0);
+    CHECK(spqr_session_create(&view, T, 2, &v, &err) == SPQR_OK);
+    if (!s || !v || !before) goto out;
+    CHECK(s->max_batch >= T);
+    for (int32_t i = 0; i < T; i++) CHECK(model_embed(m, ids[i], s->x + (size_t)i * H, &err) == SPQR_OK);
+    int same = 1;
+    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
+        memcpy(before, s->x, (size_t)T * H * sizeof *before);
+        CHECK(model_layer_forward(s, l, T, NULL, &err) == SPQR_OK);
+        model_layer_view(&view, m, m->layers, l);
+        v->pos = 0;
+        memcpy(v->x, before, (size_t)T * H * sizeof *before);
+        CHECK(model_layer_forward(v, 0, T, NULL, &err) == SPQR_OK);
+        same &= !memcmp(v->x, s->x, (size_t)T * H * sizeof *before);
+    }
+    CHECK_MSG(same, "%s: a one-layer view differs from its layer in the full model", fam);
+out:
+    spqr_session_free(s);
+    spqr_session_free(v);
+    free(before);
+}
+
+static spqr_status quantize(const spqr_model *m, const char *out, spqr_err *err) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/../../data/calib.txt", g_fix);
+    FILE *f = fopen(path, "rb");
+    char text[4001];
+    size_t n = f ? fread(text, 1, 4000, f) : 0;
+    if (f) fclose(f);
+    text[n] = 0;
+    int32_t *cal = NULL, n_cal = 0;
+    spqr_status st = spqr_tokenizer_encode(m->tok, text, (int32_t)n, 0, &cal, &n_cal, err);
+    if (st) return st;
+    spqr_quantize_options o;
+    spqr_quantize_options_default(&o);
+    o.nsamples = 4;
+    o.seqlen = 32;
+    o.n_threads = 2;
+    o.params.wbits = 8;
+    o.overwrite = 1;
+    spqr_quantize_summary sm;
+    st = spqr_model_quantize(m, cal, n_cal, &o, out, &sm, err);
+    if (!st) {
+        CHECK(sm.n_kinds == 7);
+        for (int k = 0; k < sm.n_kinds; k++)
+            CHECK_MSG(sm.kinds[k].count == m->cfg.n_layers && !strcmp(sm.kinds[k].name, m->hp.arch->lin[k].name),
+                      "kind %d: %s x %d", k, sm.kinds[k].name, sm.kinds[k].count);
+    }
+    free(cal);
+    return st;
+}
+
+static void family(const char *fam, const spqr_safetensors *ref) {
+    char path[512], name[128];
+    spqr_err err = {0};
+    spqr_model *m = NULL, *q = NULL;
+    snprintf(path, sizeof path, "%s/families/%s", g_fix, fam);
+    CHECK_MSG(spqr_model_load(path, NULL, &m, &err) == SPQR_OK, "%s: %s", fam, err.msg);
+    if (!m) return;
+    CHECK(!strcmp(m->hp.arch->model_type, fam));
+    const int32_t V = m->cfg.vocab_size;
+    snprintf(name, sizeof name, "%s.ids", fam);
+    const spqr_st_tensor *ti = spqr_safetensors_find(ref, name);
+    snprintf(name, sizeof name, "%s.logits", fam);
+    const spqr_st_tensor *tl = spqr_safetensors_find(ref, name);
+    CHECK(ti && tl && ti->shape[0] == T && tl->shape[0] == T && tl->shape[1] == V);
+    if (!ti || !tl || tl->shape[1] != V) { spqr_model_free(m); return; }
+    const int32_t *ids = ti->data;
+    const float *want = tl->data;
+    float *got = malloc((size_t)T * V * sizeof *got);
+
+    run(m, ids, 0, got);
+    double r = rel_diff(got, want, (size_t)T * V);
+    CHECK_MSG(r < TOL, "%s: prompt logits off by %.3g relative", fam, r);
+    printf("%-8s prompt rel %.2e", fam, r);
+    run(m, ids, 1, got);
+    r = rel_diff(got, want, (size_t)T * V);
+    CHECK_MSG(r < TOL, "%s: token-by-token logits off by %.3g relative", fam, r);
+    printf("  decode rel %.2e", r);
+    generation(m, ids, fam);
+    layer_views(m, ids, fam);
+
+    char out[300];
+    snprintf(out, sizeof out, "/tmp/spqr_test_families_%d_%s.spqr", (int)getpid(), fam);
+    CHECK_MSG(quantize(m, out, &err) == SPQR_OK, "%s: quantize: %s", fam, err.msg);
+    CHECK_MSG(spqr_model_load(out, NULL, &q, &err) == SPQR_OK, "%s: load .spqr: %s", fam, err.msg);
+    if (q) {
+        CHECK(q->n_ktensors == 7 * m->cfg.n_layers && spqr_model_is_quantized(q));
+        for (int32_t l = 0; l < m->cfg.n_layers; l++)
+            for (int k = 0; k < ARCH_N_LIN; k++) {
+                CHECK(q->layers[l].lin[k].kind == SPQR_LINEAR_PACKED);
+                CHECK(q->layers[l].lin[k].rows == m->layers[l].lin[k].rows);
+                const float *b0 = m->layers[l].bias[k], *b1 = q->layers[l].bias[k];
+                CHECK(!b0 == !b1 && (!b0 || !memcmp(b0, b1, (size_t)m->layers[l].lin[k].rows * sizeof *b0)));
+            }
+        run(q, ids, 0, got);
+        /* the source model with the file's dequantized linears, run densely */
+        spqr_model dq = *m;
+        dq.layers = malloc((size_t)m->cfg.n_layers * sizeof *dq.layers);
+        float **W = calloc((size_t)m->cfg.n_layers * ARCH_N_LIN, sizeof *W);
+        float *dl = malloc((size_t)T * V * sizeof *dl);
+        memcpy(dq.layers, m->layers, (size_t)m->cfg.n_layers * sizeof *dq.layers);
+        for (int32_t l = 0; l < m->cfg.n_layers; l++)
+            for (int k = 0; k < ARCH_N_LIN; k++) {
+                const spqr_linear *pl = &q->layers[l].lin[k];
+                float **w = &W[l * ARCH_N_LIN + k];
+                *w = malloc((size_t)pl->rows * pl->cols * sizeof **w);
+                CHECK(spqr_tensor_dequantize(pl->packed, *w, &err) == SPQR_OK);
+                dq.layers[l].lin[k] = (spqr_linear){SPQR_LINEAR_F32, pl->rows, pl->cols, *w, NULL, NULL};
+            }
+        run(&dq, ids, 0, dl);
+        const double rd = rel_diff(got, dl, (size_t)T * V);
+        CHECK_MSG(rd < 1e-4, "%s: .spqr logits differ from the dequantized weights run densely by %.3g", fam, rd);
+        printf("  .spqr vs dequantized %.1e", rd);
+        for (int32_t i = 0; i < m->cfg.n_layers * ARCH_N_LIN; i++) free(W[i]);
+        free(W);
+        free(dl);
+        free(dq.layers);
+        const double rq = rel_diff(got, want, (size_t)T * V);
+        CHECK_MSG(rq < QTOL, "%s: 8-bit .spqr logits off by %.3g relative", fam, rq);
+        printf("  8-bit .spqr rel %.2e", rq);
+        generation(q, ids, fam);
+        spqr_model_free(q);
+    }
+    printf("\n");
+    unlink(out);
+    free(got);
+    spqr_model_free(m);
+}
+
+/* Quantizes phi3 layer 0's fused qkv_proj [q; k; v] and its three parts
+ * with one Hessian; returns max |fused - split| over the dequantized weights. */
+static double fused_vs_split(const spqr_model *m, int outliers) {
+    const spqr_layer *L = &m->layers[0];
+    const int32_t cols = L->wq.cols, rows = L->wq.rows + L->wk.rows + L->wv.rows;
+    float *W = malloc((size_t)rows * cols * sizeof *W), *Wf = malloc((size_t)rows * cols * sizeof *Wf);
+    float *Ws = malloc((size_t)rows * cols * sizeof *Ws), *H = calloc((size_t)cols * cols, sizeof *H);
+    spqr_err err = {0};
+    /* H = X^T X of a deterministic pseudo-random X [4 * cols][cols] */
+    uint32_t r = 12345;
+    float *X = malloc((size_t)4 * cols * cols * sizeof *X);
+    for (size_t i = 0; i < (size_t)4 * cols * cols; i++) {
+        r = r * 1664525u + 1013904223u;
+        X[i] = (float)((r >> 8) / 16777216.0 - 0.5) * (1.0f + (float)(i % cols) / cols);
+    }
+    for (int32_t i = 0; i < cols; i++)
+        for (int32_t j = 0; j < cols; j++) {
+            double acc = 0;
+            for (int32_t n = 0; n < 4 * cols; n++) acc += (double)X[(size_t)n * cols + i] * X[(size_t)n * cols + j];
+            H[(size_t)i * cols + j] = (float)acc;
+        }
+    const spqr_linear *parts[3] = {&L->wq, &L->wk, &L->wv};
+    int32_t r0 = 0;
+    for (int p = 0; p < 3; p++) {
+        for (int32_t i = 0; i < parts[p]->rows; i++) CHECK(linear_row(parts[p], i, W + (size_t)(r0 + i) * cols, &err) == SPQR_OK);
+        r0 += parts[p]->rows;
+    }
+    spqr_quant_params qp;
+    spqr_quant_params_default(&qp);
+    if (!outliers) qp.outlier_threshold = INFINITY;
+    CHECK(spqr_quantize_layer(W, rows, cols, H, &qp, 1, NULL, NULL, Wf, NULL, NULL, &err) == SPQR_OK);
+    r0 = 0;
+    for (int p = 0; p < 3; p++) {
+        CHECK(spqr_quantize_layer(W + (size_t)r0 * cols, parts[p]->rows, cols, H, &qp, 1, NULL, NULL,
+                                  Ws + (size_t)r0 * cols, NULL, NULL, &err) == SPQR_OK);
+        r0 += parts[p]->rows;
+    }
+    double md = 0;
+    for (size_t i = 0; i < (size_t)rows * cols; i++) md = fmax(md, fabs((double)Wf[i] - Ws[i]));
+    free(W), free(Wf), free(Ws), free(H), free(X);
+    return md;
+}
+
+int main(int argc, char **argv) {
+    g_fix = argc > 1 ? argv[1] : "tests/fixtures";
+    setenv("SPQR_KERNEL", "exact", 1);
+    char path[512];
+    snprintf(path, sizeof path, "%s/families/logits.safetensors", g_fix);
+    spqr_safetensors *ref = NULL;
+    spqr_err err = {0};
+    CHECK_MSG(spqr_safetensors_open(path, &ref, &err) == SPQR_OK, "%s", err.msg);
+    if (!ref) TEST_SUMMARY();
+    for (int32_t i = 0; i < arch_count(); i++) family(arch_at(i)->model_type, ref);
+    spqr_safetensors_close(ref);
+
+    /* phi3's fused tensors become row views: q, k, v of qkv_proj in order */
+    spqr_model *m = NULL;
+    snprintf(path, sizeof path, "%s/families/phi3", g_fix);
+    if (spqr_model_load(path, NULL, &m, &err) == SPQR_OK) {
+        const spqr_layer *L = &m->layers[0];
+        const size_t es = L->wq.kind == SPQR_LINEAR_F32 ? 4 : 2;
+        CHECK((const char *)L->wk.data == (const char *)L->wq.data + (size_t)L->wq.rows * L->wq.cols * es);
+        CHECK((const char *)L->wv.data == (const char *)L->wk.data + (size_t)L->wk.rows * L->wk.cols * es);
+        CHECK((const char *)L->w_up.data == (const char *)L->w_gate.data + (size_t)L->w_gate.rows * L->w_gate.cols * es);
+        const double d0 = fused_vs_split(m, 0), d1 = fused_vs_split(m, 1);
+        CHECK_MSG(d0 == 0.0, "phi3 qkv without outliers: fused and split quantization differ by %g", d0);
+        printf("phi3 qkv fused vs split, max |dW|: %g without outliers, %g with\n", d0, d1);
+        spqr_model_free(m);
+    }
+    TEST_SUMMARY();
+}
