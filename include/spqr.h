@@ -280,6 +280,26 @@ spqr_status spqr_tokenizer_decode(const spqr_tokenizer *t, const int32_t *ids, i
 int32_t spqr_tokenizer_piece(const spqr_tokenizer *t, int32_t prev, int32_t id, char *buf, int32_t cap);
 
 /* ------------------------------------------------------------------ */
+/* Chat templates (src/tokenizer/chat_template*, docs/chat.md)          */
+/* ------------------------------------------------------------------ */
+
+typedef struct spqr_chat_message {
+    const char *role;    /* "system", "user", "assistant", ... */
+    const char *content; /* NUL-terminated UTF-8 */
+} spqr_chat_message;
+
+/* Renders a Hugging Face chat_template (Jinja, as transformers renders it:
+ * trim_blocks, lstrip_blocks) over messages with add_generation_prompt,
+ * bos_token and eos_token (NULL: undefined in the template). *out is
+ * malloc'ed, NUL-terminated. The template's raise_exception("...") comes
+ * back as SPQR_ERR_INVALID_ARG with that message; a template that does not
+ * parse or evaluate as SPQR_ERR_FORMAT; one past the size, time or depth
+ * limits as SPQR_ERR_UNSUPPORTED. */
+spqr_status spqr_chat_template_render(const char *tmpl, const spqr_chat_message *msgs, int32_t n,
+                                      int add_generation_prompt, const char *bos_token, const char *eos_token,
+                                      char **out, spqr_err *err);
+
+/* ------------------------------------------------------------------ */
 /* .spqr model files (src/format/spqr_file*)                            */
 /* ------------------------------------------------------------------ */
 
@@ -385,6 +405,14 @@ spqr_status spqr_model_load_hf(const char *dir, const spqr_logger *log, spqr_mod
 void spqr_model_free(spqr_model *m);
 const spqr_config *spqr_model_config(const spqr_model *m);
 const spqr_tokenizer *spqr_model_tokenizer(const spqr_model *m);
+/* The checkpoint's chat template (tokenizer_config.json's chat_template;
+ * a .spqr carries it), or NULL when it has none. */
+const char *spqr_model_chat_template(const spqr_model *m);
+/* spqr_chat_template_render with the model's template and bos/eos token
+ * strings; SPQR_ERR_UNSUPPORTED when the model has no template. The text
+ * already holds the BOS: encode it with add_bos = 0. */
+spqr_status spqr_chat_render(const spqr_model *m, const spqr_chat_message *msgs, int32_t n,
+                             int add_generation_prompt, char **out, spqr_err *err);
 
 /* Run state: KV cache and scratch buffers for up to max_ctx positions. */
 typedef struct spqr_session spqr_session;
