@@ -268,6 +268,10 @@ void spqr_tokenizer_free(spqr_tokenizer *t);
 int32_t spqr_tokenizer_vocab_size(const spqr_tokenizer *t);
 int32_t spqr_tokenizer_bos_id(const spqr_tokenizer *t); /* -1 if none */
 int32_t spqr_tokenizer_eos_id(const spqr_tokenizer *t); /* -1 if none */
+/* 1 when Hugging Face starts plain text with bos: tokenizer_config.json's
+ * add_bos_token when it says, else whether tokenizer.json's post-processor
+ * template begins with it (Llama, Gemma: 1; Qwen, GPT-2 style: 0). */
+int spqr_tokenizer_adds_bos(const spqr_tokenizer *t);
 /* Encodes len bytes of text (invalid UTF-8 allowed). *ids is malloc'ed. */
 spqr_status spqr_tokenizer_encode(const spqr_tokenizer *t, const char *text, size_t len, int add_bos,
                                   int32_t **ids, int32_t *n_ids, spqr_err *err);
@@ -421,6 +425,9 @@ spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_
 void spqr_session_free(spqr_session *s);
 void spqr_session_reset(spqr_session *s);    /* position back to 0 */
 int32_t spqr_session_pos(const spqr_session *s);
+/* Drops the positions from pos on (0 <= pos < current position; else a
+ * no-op), keeping the cache before it: a chat re-feeds only what changed. */
+void spqr_session_rewind(spqr_session *s, int32_t pos);
 /* Appends n tokens at the current position. logits: [n][vocab] when
  * all_logits, else [vocab] for the last token only; may be NULL. */
 spqr_status spqr_session_forward(spqr_session *s, const int32_t *tokens, int32_t n, int all_logits,
