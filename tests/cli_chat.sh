@@ -72,6 +72,25 @@ else bad "chat refusal: rc $rc: $(cat "$TMP/err")"; fi
 expect_rc 2 "chat without a model" "$SPQR" chat
 expect_rc 2 "generate --system without --chat" "$SPQR" generate "$M" -p hi --system s
 
+# --- a .spqr carries the template (and add_bos_token); one quantized without it has none
+Q=$TMP/q
+mkdir "$Q"
+cp "$ROOT/tests/fixtures/tiny_gqa/"* "$Q/"
+head -c 6000 "$ROOT/data/calib.txt" >"$TMP/calib.txt"
+QZ=(--calib "$TMP/calib.txt" --nsamples 4 --seqlen 32 -t 2 -q)
+expect_rc 0 "quantize without tokenizer_config.json" "$SPQR" quantize "$Q" "${QZ[@]}" -o "$TMP/old.spqr"
+expect_rc 1 "chat on a .spqr without a template" "$SPQR" generate "$TMP/old.spqr" --chat -p hi -n 2
+grep -q "no chat template" "$TMP/err" && ok "old .spqr: no-template message" || bad "old .spqr: $(cat "$TMP/err")"
+printf '{"add_bos_token": false, "chat_template": "{%% for m in messages %%}<{{ m.role }}>{{ m.content }}{%% endfor %%}<assistant>"}' >"$Q/tokenizer_config.json"
+expect_rc 0 "quantize with a chat template" "$SPQR" quantize "$Q" "${QZ[@]}" -o "$TMP/new.spqr"
+"$SPQR" generate "$Q" --chat -p "hi there" -n 6 --temp 0 -t 1 >"$TMP/hf_chat" 2>/dev/null
+"$SPQR" generate "$TMP/new.spqr" --chat -p "hi there" -n 6 --temp 0 -t 1 >"$TMP/q_chat" 2>"$TMP/err"
+rc=$?
+[ "$rc" -eq 0 ] && [ -s "$TMP/q_chat" ] && ok "the .spqr chats (its template came along)" || bad "chat on the .spqr: rc $rc $(cat "$TMP/err")"
+if grep -aq '"spqr_tokenizer_config"' "$TMP/new.spqr" && grep -aq '"add_bos_token":[[:space:]]*false' "$TMP/new.spqr"; then
+    ok "the .spqr config text keeps the template and add_bos_token"
+else bad "no spqr_tokenizer_config / add_bos_token in the .spqr"; fi
+
 # --- a pseudo-terminal: Ctrl-C stops the reply, not the program; Ctrl-D quits
 /usr/bin/python3 - "$SPQR" "$M" <<'PY'
 import os, pty, select, sys, time

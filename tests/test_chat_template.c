@@ -12,6 +12,7 @@
 #include "spqr.h"
 #include "test_util.h"
 #include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 
 static int n_cases = 0, n_errors = 0;
 
@@ -76,6 +77,7 @@ static void run_template(const cJSON *doc, const char *file) {
 }
 
 static void run_fixtures(const char *dir) {
+    static const char *SKIP = "tokenized.json"; /* read by run_tokenized */
     char path[4096];
     snprintf(path, sizeof path, "%s/chat", dir);
     DIR *d = opendir(path);
@@ -85,7 +87,7 @@ static void run_fixtures(const char *dir) {
     int files = 0;
     while ((e = readdir(d))) {
         size_t l = strlen(e->d_name);
-        if (l < 6 || strcmp(e->d_name + l - 5, ".json")) continue;
+        if (l < 6 || strcmp(e->d_name + l - 5, ".json") || !strcmp(e->d_name, SKIP)) continue;
         snprintf(path, sizeof path, "%s/chat/%s", dir, e->d_name);
         char *text = NULL;
         size_t len = 0;
@@ -104,6 +106,67 @@ static void run_fixtures(const char *dir) {
     }
     closedir(d);
     CHECK_MSG(files >= 12, "only %d fixture files", files);
+}
+
+/* Render + encode without BOS against transformers.js's tokenizers on the real
+ * tokenizer.json files (apply_chat_template(tokenize=True)), and whether
+ * plain text gets a BOS. The files come from node_modules (npm ci); missing
+ * ones are skipped, as in test_tokenizer_hf. */
+static void run_tokenized(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/chat/tokenized.json", dir);
+    char *text = NULL;
+    size_t len = 0;
+    spqr_err err = {0};
+    CHECK_MSG(spqr_file_read_text(path, 16u << 20, &text, &len, &err) == SPQR_OK, "%s: %s", path, err.msg);
+    cJSON *doc = cJSON_ParseWithLength(text, len);
+    free(text);
+    const cJSON *c;
+    int run = 0, skipped = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(doc, "cases")) {
+        const char *name = jstr(c, "name");
+        snprintf(path, sizeof path, "%s/../../%s", dir, jstr(c, "tokenizer"));
+        spqr_tokenizer *t = NULL;
+        if (spqr_tokenizer_load(path, &t, &err)) {
+            printf("%s: %s not installed (npm ci --omit=dev): skipped\n", name, jstr(c, "tokenizer"));
+            skipped++;
+            continue;
+        }
+        snprintf(path, sizeof path, "%s/../../%s", dir, jstr(c, "tokenizer_config"));
+        char *tc = NULL;
+        size_t tcl = 0;
+        CHECK_MSG(spqr_file_read_text(path, 16u << 20, &tc, &tcl, &err) == SPQR_OK, "%s: %s", path, err.msg);
+        if (tc) CHECK_MSG(spqr_tokenizer_apply_config(t, tc, tcl, &err) == SPQR_OK, "%s: %s", name, err.msg);
+        free(tc);
+        int want_bos = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "adds_bos"));
+        CHECK_MSG(spqr_tokenizer_adds_bos(t) == want_bos, "%s: adds_bos %d, transformers.js %d", name,
+                  spqr_tokenizer_adds_bos(t), want_bos);
+        const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(c, "messages");
+        int n = cJSON_GetArraySize(msgs), k = 0;
+        spqr_chat_message *m = calloc((size_t)n + 1, sizeof *m);
+        const cJSON *it;
+        cJSON_ArrayForEach(it, msgs) {
+            m[k].role = jstr(it, "role");
+            m[k].content = jstr(it, "content");
+            k++;
+        }
+        char *out = NULL;
+        int32_t *ids = NULL, n_ids = 0;
+        CHECK_MSG(spqr_chat_template_render(jstr(c, "template"), m, n, 1, jstr(c, "bos_token"), jstr(c, "eos_token"),
+                                            &out, &err) == SPQR_OK, "%s: %s", name, err.msg);
+        if (out) CHECK(spqr_tokenizer_encode(t, out, strlen(out), 0, &ids, &n_ids, &err) == SPQR_OK);
+        const cJSON *want = cJSON_GetObjectItemCaseSensitive(c, "ids");
+        int same = n_ids == cJSON_GetArraySize(want);
+        for (int i = 0; same && i < n_ids; i++) same = ids[i] == (int32_t)cJSON_GetArrayItem(want, i)->valuedouble;
+        CHECK_MSG(same, "%s: %d ids, transformers.js %d (or they differ)", name, n_ids, cJSON_GetArraySize(want));
+        free(ids);
+        free(out);
+        free(m);
+        spqr_tokenizer_free(t);
+        run++;
+    }
+    cJSON_Delete(doc);
+    printf("tokenized: %d checked against transformers.js, %d skipped\n", run, skipped);
 }
 
 /* A template that must fail cleanly, with code want (0: any error). */
@@ -205,6 +268,7 @@ int main(int argc, char **argv) {
     run_fixtures(dir);
     printf("%d reference cases (%d expected errors)\n", n_cases, n_errors);
     CHECK(n_cases >= 150);
+    run_tokenized(dir);
     run_hostile();
     run_api();
     TEST_SUMMARY();

