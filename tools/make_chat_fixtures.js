@@ -257,6 +257,7 @@ const FEATURES = [
   "{% set a, b = 1, 2 %}{{ a }}{{ b }}{% set block %}inner {{ a }}{% endset %}[{{ block }}]{% set t = (1, 'x') %}{{ t|length }}{{ t[1] }}",
   "{{ messages|selectattr('role', 'equalto', 'user')|list|length }} {{ messages|map(attribute='role')|join(',') }} {{ messages|rejectattr('role', 'equalto', 'user')|map(attribute='role')|list }}",
   "{{ {'k': 'v'}.get('k') }} {{ {'k': 'v'}.get('z', 'd') }} {{ {'k': 'v'}.get('z') }} {{ {'a': 1}|length }} {{ 3.0 }} {{ 0.1 + 0.2 }} {{ 1 if false else 2.50 }}",
+  "{% for m in messages %}{% if m.role == 'assistant' %}{%- generation -%}  {{ m.content }}  {% endgeneration %}\n{% else %}{{ m.role }}\n{% endif %}{% endfor %}{% generation %}x{%endgeneration%}",
   "{{ raise_exception('custom failure: ' ~ messages|length) }}",
   "{{ undefined_fn() }}",
   "{% for %}",

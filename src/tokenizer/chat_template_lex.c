@@ -9,6 +9,48 @@
 static int is_word(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; }
 static int is_digit(int c) { return c >= '0' && c <= '9'; }
 
+static int is_ws(char c) { return c == ' ' || (c >= 9 && c <= 13); }
+
+/* transformers' {% generation %} / {% endgeneration %} markers only mark the
+ * assistant's tokens for training: removed, honouring {%- and -%}, as
+ * /{%(-?)\s*(?:end)?generation\s*(-?)%}(\s*)/gs in @huggingface/jinja. */
+static char *drop_generation_tags(ct_state *S, char *t, size_t n, size_t *out_len) {
+    char *o = ct_alloc(S, n + 1);
+    size_t m = 0, last = 0; /* o holds t[0..last) processed */
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (t[i] != '{' || t[i + 1] != '%') continue;
+        size_t j = i + 2;
+        int lstrip = j < n && t[j] == '-';
+        if (lstrip) j++;
+        while (j < n && is_ws(t[j])) j++;
+        if (j + 3 <= n && !memcmp(t + j, "end", 3)) j += 3;
+        if (!(j + 10 <= n && !memcmp(t + j, "generation", 10))) continue;
+        j += 10;
+        while (j < n && is_ws(t[j])) j++;
+        int rstrip = j < n && t[j] == '-';
+        if (rstrip) j++;
+        if (!(j + 1 < n && t[j] == '%' && t[j + 1] == '}')) continue;
+        j += 2;
+        size_t after = j;
+        while (after < n && is_ws(t[after])) after++;
+        size_t end = i;
+        while (lstrip && end > last && is_ws(t[end - 1])) end--;
+        memcpy(o + m, t + last, end - last);
+        m += end - last;
+        if (!rstrip) {
+            memcpy(o + m, t + j, after - j);
+            m += after - j;
+        }
+        last = after;
+        i = after - 1;
+    }
+    memcpy(o + m, t + last, n - last);
+    m += n - last;
+    o[m] = 0;
+    *out_len = m;
+    return o;
+}
+
 /* The template after the two regex passes:
  *   lstrip_blocks: /^[ \t]*({[#%-])/gm -> "$1"
  *   trim_blocks:   /([#%-]})\n/g       -> "$1"  */
@@ -43,8 +85,7 @@ static char *preprocess(ct_state *S, const char *t, size_t len, size_t *out_len)
         }
     }
     b[m] = 0;
-    *out_len = m;
-    return b;
+    return drop_generation_tags(S, b, m, out_len);
 }
 
 typedef struct lexer {
