@@ -204,9 +204,13 @@ static void run_hostile(void) {
     n += (size_t)sprintf(deep + n, "{{ x");
     for (int i = 0; i < 10000; i++) n += (size_t)sprintf(deep + n, "[0]");
     n += (size_t)sprintf(deep + n, " }}");
+    hostile("10000 subscripts", deep, n, SPQR_ERR_UNSUPPORTED);
     free(deep);
     const char *T[][2] = {
         {"huge loop", "{% for i in range(100000000) %}x{% endfor %}"},
+        {"nesting built by a loop", "{% set ns = namespace(l=[]) %}{% for i in range(300000) %}{% set ns.l = [ns.l] %}{% endfor %}{{ ns.l ~ '' }}"},
+        {"nesting built by a loop, as JSON", "{% set ns = namespace(l=[]) %}{% for i in range(300000) %}{% set ns.l = [ns.l] %}{% endfor %}{{ ns.l|tojson }}"},
+        {"slice steps that overflow", "{{ [1, 2, 3][1::9223372036854775807] }}{{ 'abc'[1::9223372036854775807] }}{{ [1, 2][::-9223372036854775807 - 1] }}{{ x.y }}{{ 1 < 'a' }}"},
         {"nested loops", "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"},
         {"string doubling", "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}"},
         {"output flood", "{% for i in range(1000000) %}0123456789abcdef{% endfor %}"},

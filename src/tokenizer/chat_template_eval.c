@@ -64,11 +64,20 @@ static char *name_buf(const char *s, size_t n, char *buf, size_t cap) {
 
 /* ---- JS-flavoured helpers --------------------------------------------- */
 
+static ct_str *js_string_at(ct_state *S, ct_val v);
+
 static int is_num(ct_val v) { return v.k == V_INT || v.k == V_FLOAT; }
 static double dnum(ct_val v) { return v.k == V_INT ? (double)v.i : v.k == V_FLOAT ? v.f : (double)v.b; }
 
 /* String(x.value) in JS: what `~` and `+` concatenate. */
 static ct_str *js_string(ct_state *S, ct_val v) {
+    ct_enter(S); /* lists nest as deep as a loop builds them */
+    ct_str *r = js_string_at(S, v);
+    S->depth--;
+    return r;
+}
+
+static ct_str *js_string_at(ct_state *S, ct_val v) {
     char nb[64];
     switch (v.k) {
     case V_FLOAT:
@@ -244,9 +253,10 @@ static ct_val slice(evaluator *E, ct_val obj, const ct_node *sl, scope *env) {
     if (obj.k == V_LIST) {
         ct_val o = {.k = V_LIST};
         o.l = ct_list_new(S, 0);
-        for (int64_t i = start; dir * i < dir * stop; i += step) {
+        for (int64_t i = start; dir * i < dir * stop;) {
             ct_step(S);
             ct_list_push(S, o.l, obj.l->v[i]);
+            if (__builtin_add_overflow(i, step, &i)) break;
         }
         return o;
     }
@@ -258,11 +268,12 @@ static ct_val slice(evaluator *E, ct_val obj, const ct_node *sl, scope *env) {
     off[len] = obj.s->n;
     char *buf = ct_alloc(S, obj.s->n + 1);
     size_t o = 0;
-    for (int64_t i = start; dir * i < dir * stop; i += step) {
+    for (int64_t i = start; dir * i < dir * stop;) {
         ct_step(S);
         size_t w = off[i + 1] - off[i];
         memcpy(buf + o, obj.s->s + off[i], w);
         o += w;
+        if (__builtin_add_overflow(i, step, &i)) break;
     }
     return ct_strval(S, buf, o);
 }
