@@ -8,7 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/error.h"
 #include "tokenizer/chat_template_internal.h"
 
 static int name_is(const char *s, size_t n, const char *lit) { return n == strlen(lit) && !memcmp(s, lit, n); }
@@ -261,10 +260,17 @@ static double numeric(ct_state *S, ct_val v, const char *who) {
 ct_val ct_call_func(ct_state *S, ct_val fn, ct_val *args, int32_t n, ct_dict *kw) {
     ct_val self = fn.self ? *fn.self : ct_undef();
     switch (fn.fn) {
-    case F_RAISE: {
+    case F_RAISE: { /* the template's own message, kept one printable line (a NUL or newline becomes '?') */
         ct_str *m = n > 0 ? ct_to_string(S, args[0]) : ct_mkstr(S, "", 0);
         char buf[200];
-        ct_fail(S, SPQR_ERR_INVALID_ARG, "%s", spqr_printable(m->s, buf, sizeof buf));
+        size_t k = 0;
+        for (size_t i = 0; i < m->n && k + 4 < sizeof buf; i++) {
+            unsigned char c = (unsigned char)m->s[i];
+            buf[k++] = c < 32 || c == 127 ? '?' : (char)c;
+        }
+        if (k + 4 >= sizeof buf) memcpy(buf + k, "...", 3), k += 3;
+        buf[k] = 0;
+        ct_fail(S, SPQR_ERR_INVALID_ARG, "%s", k ? buf : "the chat template raised an exception with no message");
     }
     case F_RANGE: {
         if (n < 1) ct_fail(S, SPQR_ERR_FORMAT, "chat template: range() takes 1 to 3 arguments");
