@@ -258,6 +258,17 @@ def seeds_spqr(spqr_seeds):
                             else (os.makedirs(os.path.join(CORPUS, target)) or os.path.join(CORPUS, target, n)))
 
 
+def seeds_chat_template():
+    """The real and feature templates of tests/fixtures/chat (tools/make_chat_fixtures.js)."""
+    d = os.path.join(FIX, "chat")
+    for n in sorted(os.listdir(d)):
+        if not n.endswith(".json") or n == "tokenized.json":
+            continue
+        doc = json.load(open(os.path.join(d, n), encoding="utf-8"))
+        for t in doc.get("templates", [doc]):
+            out("chat_template", t["name"] + ".jinja", t["template"])
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -268,6 +279,7 @@ def main():
     seeds_tokenizer()
     seeds_kl_file()
     seeds_hf_model()
+    seeds_chat_template()
     seeds_spqr(sys.argv[1] if len(sys.argv) > 1 else None)
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(CORPUS) for f in fs)
     print("fuzz/corpus: %d bytes" % total)

@@ -268,6 +268,10 @@ void spqr_tokenizer_free(spqr_tokenizer *t);
 int32_t spqr_tokenizer_vocab_size(const spqr_tokenizer *t);
 int32_t spqr_tokenizer_bos_id(const spqr_tokenizer *t); /* -1 if none */
 int32_t spqr_tokenizer_eos_id(const spqr_tokenizer *t); /* -1 if none */
+/* 1 when Hugging Face starts plain text with bos: tokenizer_config.json's
+ * add_bos_token when it says, else whether tokenizer.json's post-processor
+ * template begins with it (Llama, Gemma: 1; Qwen, GPT-2 style: 0). */
+int spqr_tokenizer_adds_bos(const spqr_tokenizer *t);
 /* Encodes len bytes of text (invalid UTF-8 allowed). *ids is malloc'ed. */
 spqr_status spqr_tokenizer_encode(const spqr_tokenizer *t, const char *text, size_t len, int add_bos,
                                   int32_t **ids, int32_t *n_ids, spqr_err *err);
@@ -278,6 +282,26 @@ spqr_status spqr_tokenizer_decode(const spqr_tokenizer *t, const int32_t *ids, i
  * printing as generation proceeds. Returns the number of bytes written
  * (truncated to cap), or -1 for an invalid id. */
 int32_t spqr_tokenizer_piece(const spqr_tokenizer *t, int32_t prev, int32_t id, char *buf, int32_t cap);
+
+/* ------------------------------------------------------------------ */
+/* Chat templates (src/tokenizer/chat_template*, docs/chat.md)          */
+/* ------------------------------------------------------------------ */
+
+typedef struct spqr_chat_message {
+    const char *role;    /* "system", "user", "assistant", ... */
+    const char *content; /* NUL-terminated UTF-8 */
+} spqr_chat_message;
+
+/* Renders a Hugging Face chat_template (Jinja, as transformers renders it:
+ * trim_blocks, lstrip_blocks) over messages with add_generation_prompt,
+ * bos_token and eos_token (NULL: undefined in the template). *out is
+ * malloc'ed, NUL-terminated. The template's raise_exception("...") comes
+ * back as SPQR_ERR_INVALID_ARG with that message; a template that does not
+ * parse or evaluate as SPQR_ERR_FORMAT; one past the size, time or depth
+ * limits as SPQR_ERR_UNSUPPORTED. */
+spqr_status spqr_chat_template_render(const char *tmpl, const spqr_chat_message *msgs, int32_t n,
+                                      int add_generation_prompt, const char *bos_token, const char *eos_token,
+                                      char **out, spqr_err *err);
 
 /* ------------------------------------------------------------------ */
 /* .spqr model files (src/format/spqr_file*)                            */
@@ -385,6 +409,14 @@ spqr_status spqr_model_load_hf(const char *dir, const spqr_logger *log, spqr_mod
 void spqr_model_free(spqr_model *m);
 const spqr_config *spqr_model_config(const spqr_model *m);
 const spqr_tokenizer *spqr_model_tokenizer(const spqr_model *m);
+/* The checkpoint's chat template (tokenizer_config.json's chat_template;
+ * a .spqr carries it), or NULL when it has none. */
+const char *spqr_model_chat_template(const spqr_model *m);
+/* spqr_chat_template_render with the model's template and bos/eos token
+ * strings; SPQR_ERR_UNSUPPORTED when the model has no template. The text
+ * already holds the BOS: encode it with add_bos = 0. */
+spqr_status spqr_chat_render(const spqr_model *m, const spqr_chat_message *msgs, int32_t n,
+                             int add_generation_prompt, char **out, spqr_err *err);
 
 /* Run state: KV cache and scratch buffers for up to max_ctx positions. */
 typedef struct spqr_session spqr_session;
@@ -393,6 +425,9 @@ spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_
 void spqr_session_free(spqr_session *s);
 void spqr_session_reset(spqr_session *s);    /* position back to 0 */
 int32_t spqr_session_pos(const spqr_session *s);
+/* Drops the positions from pos on (0 <= pos < current position; else a
+ * no-op), keeping the cache before it: a chat re-feeds only what changed. */
+void spqr_session_rewind(spqr_session *s, int32_t pos);
 /* Appends n tokens at the current position. logits: [n][vocab] when
  * all_logits, else [vocab] for the last token only; may be NULL. */
 spqr_status spqr_session_forward(spqr_session *s, const int32_t *tokens, int32_t n, int all_logits,

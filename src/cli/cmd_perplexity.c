@@ -145,7 +145,8 @@ int cmd_perplexity(int argc, char **argv) {
         goto done;
     }
     if (spqr_tokenizer_encode(tok, text, text_len, 0, &ids, &n_ids, &err)) { fail(err.msg); goto done; }
-    const int32_t bos = cfg->bos_token_id;
+    /* llama.cpp adds BOS where the tokenizer does (its add_bos flag: add_bos_token / the post-processor) */
+    const int32_t bos = spqr_tokenizer_adds_bos(tok) ? cfg->bos_token_id : -1;
     if (protocol == 1 && bos >= 0) { /* llama.cpp tokenizes with BOS at the start of the text */
         int32_t *t = realloc(ids, ((size_t)n_ids + 1) * sizeof *t);
         if (!t) { fail("out of memory"); goto done; }

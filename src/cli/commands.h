@@ -8,6 +8,7 @@ int cmd_info(int argc, char **argv);
 
 int cmd_perplexity(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 int cmd_bench_kernel(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 

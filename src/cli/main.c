@@ -20,6 +20,7 @@ static const command COMMANDS[] = {
     {"info", cmd_info, "print config, knobs, per-layer bits and outlier shares of a .spqr file"},
     {"perplexity", cmd_perplexity, "held-out perplexity of a model (and KL to a base run)"},
     {"generate", cmd_generate, "generate text from a prompt"},
+    {"chat", cmd_chat, "talk with an instruct model through its chat template"},
     {"quantize-matrix", cmd_quantize_matrix, "quantize one W/H pair from a safetensors file (engine check)"},
 };
 

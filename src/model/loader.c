@@ -14,6 +14,7 @@
 #include "io/file.h"
 #include "io/finite.h"
 #include "model/bind.h"
+#include "model/chat.h"
 #include "model/config.h"
 #include "model/model.h"
 #include "model/model_path.h"
@@ -443,6 +444,7 @@ void model_free_contents(spqr_model *m) {
     free(m->norm_storage);
     free(m->config_json);
     free(m->tokenizer_json);
+    model_chat_free(m->chat);
     if (m->tok) spqr_tokenizer_free(m->tok);
     if (m->archive) spqr_archive_close(m->archive);
 }

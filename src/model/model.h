@@ -49,6 +49,7 @@ struct spqr_model {
     size_t config_len;
     char *tokenizer_json;     /* tokenizer.json bytes, NUL-terminated */
     size_t tokenizer_len;
+    struct spqr_model_chat *chat; /* chat template + its bos/eos strings, or NULL (model/chat.c) */
     spqr_archive *archive;    /* .spqr file the tensors point into, or NULL */
     spqr_ktensor **ktensors;  /* fast layouts of the packed linears (owned) */
     int32_t n_ktensors;

@@ -89,3 +89,7 @@ void spqr_session_reset(spqr_session *s) {
 }
 
 int32_t spqr_session_pos(const spqr_session *s) { return s ? s->pos : 0; }
+
+void spqr_session_rewind(spqr_session *s, int32_t pos) {
+    if (s && pos >= 0 && pos < s->pos) s->pos = pos; /* the cache below pos stays valid: attention is causal */
+}

@@ -71,6 +71,7 @@ struct spqr_tokenizer {
     uint8_t trie_first[256];    /* 1 if some added token starts with this byte */
 
     int32_t bos_id, eos_id, unk_id;
+    int add_bos;                /* plain text gets bos: the post-processor's template starts with it, or tokenizer_config.json's add_bos_token */
     int byte_fallback, fuse_unk, ignore_merges;
     int32_t byte_sym[256];      /* BYTELEVEL: id of the mapped char of byte b; SP: id of <0xNN>; -1 if absent */
 

@@ -318,10 +318,14 @@ spqr_status spqr_tokenizer_apply_config(spqr_tokenizer *t, const char *json, siz
             st = spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer_config.json: %s \"%.60s\" is not a token of tokenizer.json", keys[k], name);
         }
     }
+    const cJSON *ab = cJSON_GetObjectItemCaseSensitive(root, "add_bos_token");
+    int add_bos = cJSON_IsBool(ab) ? cJSON_IsTrue(ab) : t->add_bos; /* transformers rebuilds the post-processor from it */
     cJSON_Delete(root);
-    if (!st) { t->bos_id = ids[0]; t->eos_id = ids[1]; }
+    if (!st) { t->bos_id = ids[0]; t->eos_id = ids[1]; t->add_bos = add_bos; }
     return st;
 }
+
+int spqr_tokenizer_adds_bos(const spqr_tokenizer *t) { return t && t->add_bos && t->bos_id >= 0; }
 
 void spqr_tokenizer_set_special_ids(spqr_tokenizer *t, int32_t bos_id, int32_t eos_id) {
     if (bos_id < t->n_ids && (bos_id < 0 || t->dec_len[bos_id] >= 0)) t->bos_id = bos_id < 0 ? -1 : bos_id;
@@ -515,6 +519,7 @@ static spqr_status load_json(spqr_tokenizer *t, const cJSON *root, spqr_err *err
     int32_t tfirst = -1, tlast = -1;
     template_ids(cJSON_GetObjectItemCaseSensitive(root, "post_processor"), &tfirst, &tlast, 0);
     t->bos_id = tfirst >= 0 && tfirst < t->n_ids && t->dec_len[tfirst] >= 0 ? tfirst : find_named(t, added, bos_names);
+    t->add_bos = tfirst >= 0 && t->bos_id == tfirst; /* HF adds bos to plain text only through the post-processor */
     t->eos_id = find_named(t, added, eos_names);
     if (t->eos_id < 0 && tlast >= 0 && tlast != tfirst && tlast < t->n_ids && t->dec_len[tlast] >= 0) t->eos_id = tlast;
     return SPQR_OK;
