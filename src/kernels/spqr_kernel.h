@@ -72,6 +72,7 @@ struct spqr_ktensor {
     uint8_t st_idx[2][64];
     uint32_t st_sh[2][16];
     spqr_kernel_path path;   /* resolved, never AUTO */
+    const struct spqr_kernel_ops *ops; /* path's operations (kernels/kernels.h) */
     uint64_t stream_bytes;   /* bytes a matvec reads from the weight arrays */
 };
 
@@ -199,16 +200,14 @@ void kt_prepare_i8_avx2(const spqr_ktensor *kt, const float *x, float *xs, float
 void kt_avx2i8_words_ref(const spqr_ktensor *kt, const int32_t *xa, int32_t *xw);
 /* aarch64 (spqr_kernel_neon.c): neon (exact fp32) and neondot (dotprod,
  * int8 activations with the avx512vnni rule and input layout);
- * kt_prepare_i8_neon has kt_prepare_i8_avx512's contract. kt_neon_hwcap:
- * 1 when getauxval(AT_HWCAP) has ASIMD (and ASIMDDP when dotprod), 0 off
- * aarch64 (the functions then fall back to the scalar path). */
+ * kt_prepare_i8_neon has kt_prepare_i8_avx512's contract. Off aarch64 the
+ * functions fall back to the scalar path (never picked there). */
 void kt_matvec_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 void kt_matmul_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 void kt_matvec_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 void kt_matmul_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 void kt_prepare_i8_neon(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
                         int32_t n);
-int kt_neon_hwcap(int dotprod);
 
 /* Software prefetch of the code stream KT_PF_BYTES ahead, 32 * B bytes
  * (half a block) per column tile, for the one-token SIMD paths. The

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "format/tensor.h"
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
 
 #define T256 __attribute__((target("avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
@@ -317,7 +317,7 @@ T256 void kt_matmul_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
     KT_WBITS_DISPATCH(kt->wbits, matmul_b, kt, in, rt0, rt1, Y);
 }
 #else
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
 void kt_matvec_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
@@ -325,3 +325,12 @@ void kt_matmul_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int
     kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
 #endif
+
+static size_t scratch_exact(const spqr_ktensor *kt, int32_t n) { return kt_scratch_exact(kt, n); }
+
+static void prepare_exact(const spqr_ktensor *kt, const float *X, int32_t n, void *scratch, kt_input *in) {
+    kt_prepare_exact(kt, X, n, scratch, in, 1);
+}
+
+const spqr_kernel_ops kt_ops_avx2 = {"avx2", SPQR_KERNEL_AVX2, 1, spqr_cpu_has_avx2, scratch_exact, prepare_exact,
+                                     kt_matvec_avx2, kt_matmul_avx2};

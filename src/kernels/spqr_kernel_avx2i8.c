@@ -35,7 +35,7 @@
 #include <string.h>
 
 #include "format/tensor.h"
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
 
 #define T2I __attribute__((target("avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
@@ -711,7 +711,7 @@ T2I void kt_prepare_i8_avx2(const spqr_ktensor *kt, const float *x, float *xs, f
     }
 }
 #else
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
 void kt_matvec_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
@@ -726,3 +726,20 @@ void kt_avx2i8_words_ref(const spqr_ktensor *kt, const int32_t *xa, int32_t *xw)
     (void)kt, (void)xa, (void)xw;
 }
 #endif
+
+/* one token: the matvec's KT_XW int16-pair words; a batch: avx512vnni's layout */
+static void prep_words(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at, int32_t n) {
+    kt_prepare_i8_avx2(kt, x, xs, xq, xa, at, n, 1);
+}
+static void prep_bytes(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at, int32_t n) {
+    kt_prepare_i8_avx2(kt, x, xs, xq, xa, at, n, 0);
+}
+
+static size_t scratch_size(const spqr_ktensor *kt, int32_t n) { return kt_scratch_i8(kt, n, 1); }
+
+static void prepare(const spqr_ktensor *kt, const float *X, int32_t n, void *scratch, kt_input *in) {
+    kt_prepare_i8_with(kt, X, n, scratch, in, n == 1 ? prep_words : prep_bytes, 1);
+}
+
+const spqr_kernel_ops kt_ops_avx2i8 = {"avx2i8", SPQR_KERNEL_AVX2_I8, 0, spqr_cpu_has_avx2, scratch_size, prepare,
+                                       kt_matvec_avx2i8, kt_matmul_avx2i8};

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "format/tensor.h"
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
 
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
@@ -542,7 +542,7 @@ T512V void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int
     KT_WBITS_DISPATCH(kt->wbits, matvec_i8_b, kt, in, rt0, rt1, Y, ms);
 }
 #else
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
 void kt_matmul_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
@@ -560,3 +560,20 @@ void kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, i
     kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
 #endif
+
+static size_t scratch_exact(const spqr_ktensor *kt, int32_t n) { return kt_scratch_exact(kt, n); }
+
+static void prepare_exact(const spqr_ktensor *kt, const float *X, int32_t n, void *scratch, kt_input *in) {
+    kt_prepare_exact(kt, X, n, scratch, in, 1);
+}
+
+static size_t scratch_i8(const spqr_ktensor *kt, int32_t n) { return kt_scratch_i8(kt, n, 0); }
+
+static void prepare_i8(const spqr_ktensor *kt, const float *X, int32_t n, void *scratch, kt_input *in) {
+    kt_prepare_i8_with(kt, X, n, scratch, in, kt_prepare_i8_avx512, 0);
+}
+
+const spqr_kernel_ops kt_ops_avx512 = {"avx512", SPQR_KERNEL_AVX512, 1, spqr_cpu_has_avx512, scratch_exact,
+                                       prepare_exact, kt_matvec_avx512, kt_matmul_avx512};
+const spqr_kernel_ops kt_ops_avx512vnni = {"avx512vnni", SPQR_KERNEL_AVX512_VNNI, 0, spqr_cpu_has_avx512_vnni,
+                                           scratch_i8, prepare_i8, kt_matvec_avx512_vnni, kt_matmul_avx512_vnni};

@@ -24,24 +24,17 @@
  *
  * Speed on real ARM hardware has not been measured: this was developed and
  * tested under qemu-aarch64 (scripts/cross_test_aarch64.sh). */
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
 
 #if defined(__aarch64__) && defined(__GNUC__)
 #include <arm_neon.h>
 #include <string.h>
-#include <sys/auxv.h>
 
 #include "format/tensor.h"
 
 #define INLINE static inline __attribute__((always_inline))
 /* SDOT is an ARMv8.2 extension: only the int8 path's functions are built for it */
 #define TDOT __attribute__((target("arch=armv8.2-a+dotprod")))
-
-int kt_neon_hwcap(int dotprod) {
-    const unsigned long hw = getauxval(AT_HWCAP);
-    if (!(hw & HWCAP_ASIMD)) return 0;
-    return dotprod ? (hw & HWCAP_ASIMDDP) != 0 : 1;
-}
 
 /* Statistic decoding state of one call: per part (0 scale, 1 zero) the
  * byte-shuffle and shift tables of the four quarters, the in-place field
@@ -531,8 +524,7 @@ void kt_prepare_i8_neon(const spqr_ktensor *kt, const float *x, float *xs, float
 }
 
 #else
-/* Never picked off aarch64 (kt_neon_hwcap says 0): the scalar path, so the library links. */
-int kt_neon_hwcap(int dotprod) { return (void)dotprod, 0; }
+/* Never picked off aarch64 (the detector finds no NEON): the scalar path, so the library links. */
 void kt_matvec_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
@@ -550,3 +542,23 @@ void kt_prepare_i8_neon(const spqr_ktensor *kt, const float *x, float *xs, float
     (void)kt, (void)x, (void)xs, (void)xq, (void)xa, (void)at, (void)n; /* never called: the path is unsupported here */
 }
 #endif
+
+static size_t scratch_exact(const spqr_ktensor *kt, int32_t n) { return kt_scratch_exact(kt, n); }
+
+static void prepare_exact(const spqr_ktensor *kt, const float *X, int32_t n, void *scratch, kt_input *in) {
+    kt_prepare_exact(kt, X, n, scratch, in, 1);
+}
+
+static size_t scratch_i8(const spqr_ktensor *kt, int32_t n) { return kt_scratch_i8(kt, n, 0); }
+
+static void prepare_i8(const spqr_ktensor *kt, const float *X, int32_t n, void *scratch, kt_input *in) {
+    kt_prepare_i8_with(kt, X, n, scratch, in, kt_prepare_i8_neon, 0);
+}
+
+static int has_neon(const spqr_cpu *cpu) { return cpu->neon; }
+static int has_dotprod(const spqr_cpu *cpu) { return cpu->neon && cpu->dotprod; }
+
+const spqr_kernel_ops kt_ops_neon = {"neon", SPQR_KERNEL_NEON, 1, has_neon, scratch_exact, prepare_exact,
+                                     kt_matvec_neon, kt_matmul_neon};
+const spqr_kernel_ops kt_ops_neondot = {"neondot", SPQR_KERNEL_NEON_DOTPROD, 0, has_dotprod, scratch_i8, prepare_i8,
+                                        kt_matvec_neon_dot, kt_matmul_neon_dot};

@@ -112,7 +112,7 @@ spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const mod
     const spqr_config *c = &m->cfg;
     const int32_t H = c->hidden_size, hd = c->head_dim, half = hd / 2, n_inter = c->intermediate_size;
     const int32_t qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
-    const int32_t p0 = s->pos, nt = s->n_threads;
+    const int32_t p0 = s->pos;
     spqr_status st;
     const spqr_layer *L = &m->layers[l];
     float *kc = s->key_cache + (size_t)l * s->max_ctx * kvd;
@@ -126,7 +126,7 @@ spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const mod
     {
         const spqr_linear *lins[3] = {&L->wq, &L->wk, &L->wv};
         float *const ys[3] = {s->q, kc + (size_t)p0 * kvd, vc + (size_t)p0 * kvd};
-        if ((st = linear_matmul_multi(lins, 3, s->xb, B, ys, nt, err))) return st;
+        if ((st = linear_matmul_multi(lins, 3, s->xb, B, ys, &s->lin, err))) return st;
     }
     for (int32_t i = 0; i < B; i++) {
         const float *cp = s->rope_cos + (size_t)(p0 + i) * half, *sp = s->rope_sin + (size_t)(p0 + i) * half;
@@ -135,7 +135,7 @@ spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const mod
     }
     attention(s, p0, B, kc, vc);
     HOOK(MODEL_GROUP_O, s->att, qd);
-    if ((st = linear_matmul(&L->wo, s->att, B, s->xb2, nt, err))) return st;
+    if ((st = linear_matmul(&L->wo, s->att, B, s->xb2, &s->lin, err))) return st;
     for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
 
     for (int32_t i = 0; i < B; i++)
@@ -144,14 +144,14 @@ spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const mod
     {
         const spqr_linear *lins[2] = {&L->w_gate, &L->w_up};
         float *const ys[2] = {s->hb, s->hb2};
-        if ((st = linear_matmul_multi(lins, 2, s->xb, B, ys, nt, err))) return st;
+        if ((st = linear_matmul_multi(lins, 2, s->xb, B, ys, &s->lin, err))) return st;
     }
     for (size_t j = 0; j < (size_t)B * n_inter; j++) {
         const float g = s->hb[j];
         s->hb[j] = g / (1.0f + expf(-g)) * s->hb2[j]; /* silu(gate) * up */
     }
     HOOK(MODEL_GROUP_DOWN, s->hb, n_inter);
-    if ((st = linear_matmul(&L->w_down, s->hb, B, s->xb2, nt, err))) return st;
+    if ((st = linear_matmul(&L->w_down, s->hb, B, s->xb2, &s->lin, err))) return st;
     for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
 #undef HOOK
     return SPQR_OK;
@@ -163,7 +163,7 @@ static spqr_status forward_chunk(spqr_session *s, const int32_t *tokens, int32_t
                                  spqr_err *err) {
     const spqr_model *m = s->m;
     const spqr_config *c = &m->cfg;
-    const int32_t H = c->hidden_size, nt = s->n_threads;
+    const int32_t H = c->hidden_size;
     spqr_status st;
 
     for (int32_t i = 0; i < B; i++)
@@ -176,10 +176,10 @@ static spqr_status forward_chunk(spqr_session *s, const int32_t *tokens, int32_t
         if (all) {
             for (int32_t i = 0; i < B; i++)
                 rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, m->final_norm, H, c->rms_norm_eps);
-            if ((st = linear_matmul(&m->lm_head, s->xb, B, logits_out, nt, err))) return st;
+            if ((st = linear_matmul(&m->lm_head, s->xb, B, logits_out, &s->lin, err))) return st;
         } else {
             rmsnorm(s->xb, s->x + (size_t)(B - 1) * H, m->final_norm, H, c->rms_norm_eps);
-            if ((st = linear_matvec(&m->lm_head, s->xb, logits_out, nt, err))) return st;
+            if ((st = linear_matvec(&m->lm_head, s->xb, logits_out, &s->lin, err))) return st;
         }
     }
     s->pos += B;

@@ -2,17 +2,15 @@
  * widen with FCVTL (vcvt_f32_f16: exact for normals, subnormals, inf and
  * NaN, part of base ARMv8 so no fp16 arithmetic extension is needed), bf16
  * rows with a 16-bit left shift, then fp32 FMAs in four accumulators (one
- * chain would wait on the FMA latency). Picked at run time from
- * getauxval(AT_HWCAP) & HWCAP_ASIMD; on other architectures the file
+ * chain would wait on the FMA latency). Picked at run time by the
+ * detector (kernels/cpu.h); on other architectures the file
  * compiles to plain C stand-ins. Speed on real ARM hardware has not been
  * measured (docs/kernels.md, NEON). */
-#include "model/linear_simd.h"
+#include "kernels/dense.h"
+#include "kernels/kernels.h"
 
 #if defined(__aarch64__) && defined(__GNUC__)
 #include <arm_neon.h>
-#include <sys/auxv.h>
-
-int linear_neon_supported(void) { return (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0; }
 
 /* 4 fp16 -> 4 fp32, exactly. */
 static inline float32x4_t h4(const uint16_t *w) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w))); }
@@ -23,7 +21,7 @@ static inline float hsum4(float32x4_t a0, float32x4_t a1, float32x4_t a2, float3
     return vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
 }
 
-float linear_dot_f16_neon(const uint16_t *w, const float *x, int32_t n) {
+float dense_dot_f16_neon(const uint16_t *w, const float *x, int32_t n) {
     float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
     int32_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -34,11 +32,11 @@ float linear_dot_f16_neon(const uint16_t *w, const float *x, int32_t n) {
     }
     for (; i + 4 <= n; i += 4) a0 = vfmaq_f32(a0, h4(w + i), vld1q_f32(x + i));
     float acc = hsum4(a0, a1, a2, a3);
-    for (; i < n; i++) acc += linear_h2f(w[i]) * x[i];
+    for (; i < n; i++) acc += dense_h2f(w[i]) * x[i];
     return acc;
 }
 
-float linear_dot_bf16_neon(const uint16_t *w, const float *x, int32_t n) {
+float dense_dot_bf16_neon(const uint16_t *w, const float *x, int32_t n) {
     float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
     int32_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -49,11 +47,11 @@ float linear_dot_bf16_neon(const uint16_t *w, const float *x, int32_t n) {
     }
     for (; i + 4 <= n; i += 4) a0 = vfmaq_f32(a0, b4(w + i), vld1q_f32(x + i));
     float acc = hsum4(a0, a1, a2, a3);
-    for (; i < n; i++) acc += linear_b2f(w[i]) * x[i];
+    for (; i < n; i++) acc += dense_b2f(w[i]) * x[i];
     return acc;
 }
 
-float linear_dot_f32_neon(const float *w, const float *x, int32_t n) {
+float dense_dot_f32_neon(const float *w, const float *x, int32_t n) {
     float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
     int32_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -68,17 +66,26 @@ float linear_dot_f32_neon(const float *w, const float *x, int32_t n) {
     return acc;
 }
 
-void linear_widen_f16_neon(const uint16_t *src, float *dst, size_t n) {
+void dense_widen_f16_neon(const uint16_t *src, float *dst, size_t n) {
     size_t i = 0;
     for (; i + 4 <= n; i += 4) vst1q_f32(dst + i, h4(src + i));
-    for (; i < n; i++) dst[i] = linear_h2f(src[i]);
+    for (; i < n; i++) dst[i] = dense_h2f(src[i]);
 }
 
 #else
-/* Never picked here (linear_neon_supported says 0); plain C so the library links. */
-int linear_neon_supported(void) { return 0; }
-float linear_dot_f32_neon(const float *w, const float *x, int32_t n) { return linear_dot_f32_scalar(w, x, n); }
-float linear_dot_f16_neon(const uint16_t *w, const float *x, int32_t n) { return linear_dot_f16_scalar(w, x, n); }
-float linear_dot_bf16_neon(const uint16_t *w, const float *x, int32_t n) { return linear_dot_bf16_scalar(w, x, n); }
-void linear_widen_f16_neon(const uint16_t *src, float *dst, size_t n) { linear_widen_f16_scalar(src, dst, n); }
+/* Never picked here (the detector finds no NEON); plain C so the library links. */
+float dense_dot_f32_neon(const float *w, const float *x, int32_t n) { return dense_dot_f32_scalar(w, x, n); }
+float dense_dot_f16_neon(const uint16_t *w, const float *x, int32_t n) { return dense_dot_f16_scalar(w, x, n); }
+float dense_dot_bf16_neon(const uint16_t *w, const float *x, int32_t n) { return dense_dot_bf16_scalar(w, x, n); }
+void dense_widen_f16_neon(const uint16_t *src, float *dst, size_t n) { dense_widen_f16_scalar(src, dst, n); }
 #endif
+
+static int has_neon(const spqr_cpu *cpu) { return cpu->neon; }
+
+const spqr_dense_ops dense_ops_neon = {"neon",
+                                       has_neon,
+                                       {(dense_dot_fn)dense_dot_f32_neon, (dense_dot_fn)dense_dot_f16_neon,
+                                        (dense_dot_fn)dense_dot_bf16_neon},
+                                       NULL,
+                                       dense_widen_f16_neon,
+                                       dense_widen_bf16_scalar};
