@@ -55,13 +55,14 @@ static double rel_err(const float *y, const double *ref, size_t n) {
 int main(void) {
     test_rng r = {0x1234567ULL};
     const spqr_linear_kind kinds[3] = {SPQR_LINEAR_F32, SPQR_LINEAR_F16, SPQR_LINEAR_BF16};
-    const int32_t shapes[3][2] = {{37, 1013}, {300, 72}, {8, 4096 + 7}};
+    /* the last one is big enough for several threads on the sgemm tiles */
+    const int32_t shapes[4][2] = {{37, 1013}, {300, 72}, {8, 4096 + 7}, {200, 600}};
     const spqr_isa best = linear_isa_best();
     printf("best ISA: %s\n", linear_isa_name(best));
     CHECK(linear_isa_available(best) && linear_isa_available(SPQR_ISA_SCALAR));
     spqr_err err;
     for (int k = 0; k < 3; k++)
-        for (int sh = 0; sh < 3; sh++) {
+        for (int sh = 0; sh < 4; sh++) {
             const int32_t rows = shapes[sh][0], cols = shapes[sh][1], n = 19;
             mat m = make(kinds[k], rows, cols, &r);
             float *x = malloc((size_t)n * cols * 4), *y = malloc((size_t)n * rows * 4);

@@ -22,11 +22,17 @@ typedef struct spqr_kernel_ops {
     int (*supported)(const spqr_cpu *cpu);
     /* Bytes of scratch prepare needs for n inputs (n = 1: the matvec). */
     size_t (*scratch_size)(const spqr_ktensor *kt, int32_t n);
-    /* Fills *in from X [n][cols] (permuted, padded, int8 ... inputs, see
-     * kt_input) in scratch (64-byte aligned, scratch_size(kt, n) bytes). */
-    void (*prepare)(const spqr_ktensor *kt, const float *X, int32_t n, void *scratch, kt_input *in);
+    /* Points *in at its arrays for n inputs in scratch (64-byte aligned,
+     * scratch_size(kt, n) bytes) and fills inputs [i0, i1) of them from X
+     * [n][cols] (permuted, padded, int8 ... see kt_input), so threads can
+     * share the work; in->xqt, when set, is left to kt_transpose_xq. */
+    void (*prepare)(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+                    kt_input *in);
     kt_worker matvec;          /* in->n == 1 */
     kt_worker matmul;          /* in->n > 1 */
+    /* int8 paths: one input's int8 activations (kt_prepare_i8_avx512's
+     * contract), what kt_prepare_i8 calls; NULL on the exact paths */
+    void (*prep_i8)(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at, int32_t n);
 } spqr_kernel_ops;
 
 /* One table per path, in the path's file. */
@@ -36,17 +42,24 @@ extern const spqr_kernel_ops kt_ops_scalar, kt_ops_avx2, kt_ops_avx2i8, kt_ops_a
 /* The table of a resolved path (SCALAR .. AVX2_I8), NULL for AUTO or junk. */
 const spqr_kernel_ops *kt_ops_of(spqr_kernel_path p);
 
-/* The shared prepare steps the tables are made of (spqr_kernel.c). exact:
- * xp (+ x2 for one input, + xqt for a batch when transpose); i8: xs, xq, xa,
- * at through one path's one-input int8 preparation (+ xqt for a batch;
- * words: avx2i8's KT_XW int16-pair words for one input). */
+/* The shared prepare steps the tables are made of (spqr_kernel.c), with
+ * the ops signatures. exact: xp (+ x2 for one input, + xqt for a batch);
+ * i8: xs, xq, xa, at through the path's prep_i8 (+ xqt for a batch). */
+size_t kt_scratch_exact(const spqr_ktensor *kt, int32_t n);
+void kt_prepare_exact(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+                      kt_input *in);
+size_t kt_scratch_i8(const spqr_ktensor *kt, int32_t n);
+void kt_prepare_i8(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+                   kt_input *in);
+/* The i8 steps with another one-input preparation, and (words, one input)
+ * avx2i8's KT_XW int16-pair words per tile instead of KT_XOPS. */
 typedef void (*kt_prep_i8_fn)(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
                               int32_t n);
-size_t kt_scratch_exact(const spqr_ktensor *kt, int32_t n);
-void kt_prepare_exact(const spqr_ktensor *kt, const float *X, int32_t n, void *scratch, kt_input *in, int transpose);
-size_t kt_scratch_i8(const spqr_ktensor *kt, int32_t n, int words);
-void kt_prepare_i8_with(const spqr_ktensor *kt, const float *X, int32_t n, void *scratch, kt_input *in,
-                        kt_prep_i8_fn one, int words);
+size_t kt_scratch_i8_words(const spqr_ktensor *kt, int32_t n);
+void kt_prepare_i8_with(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+                        kt_input *in, kt_prep_i8_fn one, int words);
+/* The batch paths' xqt = xq transposed, columns [c0, c1). */
+void kt_transpose_xq(const spqr_ktensor *kt, const kt_input *in, int32_t c0, int32_t c1);
 
 /* Scratch-taking products (the public spqr_ktensor_* wrap these with one
  * allocation): ws is 64-byte aligned, at least the size the matching

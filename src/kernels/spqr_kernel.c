@@ -153,9 +153,9 @@ static size_t carve(const spqr_ktensor *kt, int32_t n, unsigned flags, char *bas
 }
 
 /* The SIMD batch paths read the n inputs of an outlier's column side by side. */
-static void transpose_xq(const spqr_ktensor *kt, kt_input *in) {
+void kt_transpose_xq(const spqr_ktensor *kt, const kt_input *in, int32_t c0, int32_t c1) {
     float *xqt = (float *)in->xqt;
-    for (int32_t c = 0; c < kt->cols; c++)
+    for (int32_t c = c0; c < c1; c++)
         for (int32_t i = 0; i < in->n; i++) xqt[(size_t)c * in->n + i] = in->xq[(size_t)i * kt->cols + c];
 }
 
@@ -163,24 +163,31 @@ size_t kt_scratch_exact(const spqr_ktensor *kt, int32_t n) {
     return carve(kt, n, SC_XP | (n == 1 ? SC_X2 : SC_XQT), NULL, NULL);
 }
 
-void kt_prepare_exact(const spqr_ktensor *kt, const float *X, int32_t n, void *scratch, kt_input *in, int transpose) {
-    carve(kt, n, SC_XP | (n == 1 ? SC_X2 : transpose ? SC_XQT : 0), scratch, in);
-    prepare(kt, X, n, (float *)in->xp, (float *)in->x2, (float *)in->xs, (float *)in->xq);
-    if (in->xqt) transpose_xq(kt, in);
+void kt_prepare_exact(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+                      kt_input *in) {
+    carve(kt, n, SC_XP | (n == 1 ? SC_X2 : SC_XQT), scratch, in);
+    if (i1 <= i0) return;
+    prepare(kt, X + (size_t)i0 * kt->cols, i1 - i0, (float *)in->xp + (size_t)i0 * kt->padcols, (float *)in->x2,
+            (float *)in->xs + (size_t)i0 * kt->n_groups, (float *)in->xq + (size_t)i0 * kt->cols);
 }
 
-size_t kt_scratch_i8(const spqr_ktensor *kt, int32_t n, int words) {
-    return carve(kt, n, SC_I8 | (n > 1 ? SC_XQT : 0) | (words && n == 1 ? SC_WORDS : 0), NULL, NULL);
-}
+static unsigned i8_flags(int32_t n, int words) { return SC_I8 | (n > 1 ? SC_XQT : 0) | (words && n == 1 ? SC_WORDS : 0); }
 
-void kt_prepare_i8_with(const spqr_ktensor *kt, const float *X, int32_t n, void *scratch, kt_input *in,
-                        kt_prep_i8_fn one, int words) {
-    carve(kt, n, SC_I8 | (n > 1 ? SC_XQT : 0) | (words && n == 1 ? SC_WORDS : 0), scratch, in);
+size_t kt_scratch_i8(const spqr_ktensor *kt, int32_t n) { return carve(kt, n, i8_flags(n, 0), NULL, NULL); }
+size_t kt_scratch_i8_words(const spqr_ktensor *kt, int32_t n) { return carve(kt, n, i8_flags(n, 1), NULL, NULL); }
+
+void kt_prepare_i8_with(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+                        kt_input *in, kt_prep_i8_fn one, int words) {
+    carve(kt, n, i8_flags(n, words), scratch, in);
     /* input i's slot of the [n_ctiles][n] interleaved activations */
-    for (int32_t i = 0; i < n; i++)
+    for (int32_t i = i0; i < i1; i++)
         one(kt, X + (size_t)i * kt->cols, (float *)in->xs + (size_t)i * kt->n_groups, (float *)in->xq + (size_t)i * kt->cols,
             (int32_t *)in->xa + (size_t)i * KT_XOPS, (float *)in->at + i, n);
-    if (in->xqt) transpose_xq(kt, in);
+}
+
+void kt_prepare_i8(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+                   kt_input *in) {
+    kt_prepare_i8_with(kt, X, n, i0, i1, scratch, in, kt->ops->prep_i8, 0);
 }
 
 static size_t chunk_of(int32_t n) { return (size_t)(n < KT_NB ? n : KT_NB); }
@@ -211,19 +218,26 @@ spqr_status kt_matmul_ws(const spqr_ktensor *kt, const float *X, int32_t n, floa
     const int32_t nch = (n + KT_NB - 1) / KT_NB;
     for (int32_t c = 0; c < nch; c++) {
         const int32_t i0 = (int32_t)((int64_t)n * c / nch), m = (int32_t)((int64_t)n * (c + 1) / nch) - i0;
-        kt_input in;
-        ops->prepare(kt, X + (size_t)i0 * kt->cols, m, ws, &in);
-        const kt_worker work = ops->matmul;
+        const float *Xc = X + (size_t)i0 * kt->cols;
         /* Y rows of this chunk are contiguous [m][rows]; workers write their own row range. */
         float *Yc = Y + (size_t)i0 * kt->rows;
         const int32_t T = n_threads;
+        /* The threads prepare the inputs too (a share each, then a share of
+         * the transposition) instead of waiting for one thread to do it all. */
 #pragma omp parallel num_threads(T) if (T > 1)
         {
             const int32_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+            kt_input in;
+            ops->prepare(kt, Xc, m, (int32_t)((int64_t)m * t / nt), (int32_t)((int64_t)m * (t + 1) / nt), ws, &in);
+#pragma omp barrier
+            if (in.xqt) {
+                kt_transpose_xq(kt, &in, (int32_t)((int64_t)kt->cols * t / nt), (int32_t)((int64_t)kt->cols * (t + 1) / nt));
+#pragma omp barrier
+            }
             /* contiguous row-tile ranges: each thread writes 64-byte-aligned spans of y */
             const int32_t rt0 = (int32_t)((int64_t)kt->n_rtiles * t / nt);
             const int32_t rt1 = (int32_t)((int64_t)kt->n_rtiles * (t + 1) / nt);
-            if (rt1 > rt0) work(kt, &in, rt0, rt1, Yc);
+            if (rt1 > rt0) ops->matmul(kt, &in, rt0, rt1, Yc);
         }
     }
     return SPQR_OK;
@@ -288,7 +302,7 @@ spqr_status kt_matvec_multi_ws(const spqr_ktensor *const *kts, int32_t k, const 
     kt_worker work[KT_MULTI_MAX];
     char *p = ws;
     for (int32_t i = 0; i < k; i++) {
-        kts[i]->ops->prepare(kts[i], x, 1, p, &in[i]);
+        kts[i]->ops->prepare(kts[i], x, 1, 0, 1, p, &in[i]);
         p += up64(kts[i]->ops->scratch_size(kts[i], 1));
         work[i] = kts[i]->ops->matvec;
     }

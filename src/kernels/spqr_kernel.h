@@ -139,6 +139,38 @@ static inline uint32_t kt_code_at(const spqr_ktensor *kt, int32_t r, int32_t c) 
     return kt_block_code(kt_block(kt, r / KT_R, ct), kt->wbits, r % KT_R, (int)((ct & 1) * KT_C + cc));
 }
 
+/* Per row tile: where its statistics and second-level pairs start (the
+ * division by qq_groupsize done once per row tile, not per group). */
+typedef struct {
+    int32_t rt;
+    const uint8_t *st;     /* stats of group 0 */
+    const uint16_t *pp[2]; /* [part] pairs of group 0 for this tile's qgroup (q2_aligned), else NULL */
+} kt_rtile;
+
+static inline kt_rtile kt_rtile_begin(const spqr_ktensor *kt, int32_t rt) {
+    kt_rtile c = {rt, kt->stats + (size_t)rt * kt->n_groups * kt->stat_bytes, {NULL, NULL}};
+    if (kt->q2_aligned) {
+        const size_t off = (size_t)(rt * KT_R / kt->qq_groupsize) * kt->n_groups * 2;
+        if (kt->s_pair) c.pp[0] = kt->s_pair + off;
+        if (kt->z_pair) c.pp[1] = kt->z_pair + off;
+    }
+    return c;
+}
+
+/* The second-level pairs of part p (0 scale, 1 zero) of the 16 rows of
+ * row tile rt in group g, where they are per row (qq_groupsize not a
+ * multiple of 16); padded rows get the last pair (any finite one does). */
+static inline void kt_row_pairs(const spqr_ktensor *kt, int32_t rt, int32_t g, int p, float s2[KT_R], float z2[KT_R]) {
+    const uint16_t *pairs = p ? kt->z_pair : kt->s_pair;
+    for (int i = 0; i < KT_R; i++) {
+        int32_t qg = (rt * KT_R + i) / kt->qq_groupsize;
+        if (qg >= kt->n_qgroups) qg = kt->n_qgroups - 1;
+        const uint16_t *q = pairs + ((size_t)qg * kt->n_groups + g) * 2;
+        s2[i] = spqr_fp16_to_fp32(q[0]);
+        z2[i] = spqr_fp16_to_fp32(q[1]);
+    }
+}
+
 /* The fp32 statistics of the 16 rows of row tile rt in group g, computed
  * exactly as the reference does (format/tensor.h). Padded rows get 0. */
 void kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float s[KT_R], float z[KT_R]);

@@ -19,24 +19,8 @@
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
 
-
-/* Per row tile: where its statistics and second-level pairs start (the
- * division by qq_groupsize done once per row tile, not per group). */
-typedef struct {
-    int32_t rt;
-    const uint8_t *st;        /* stats of group 0 */
-    const uint16_t *sp, *zp;  /* pairs of group 0 for this tile's qgroup (q2_aligned) */
-} rt_ctx;
-
-T512 INLINE rt_ctx rt_begin(const spqr_ktensor *kt, int32_t rt) {
-    rt_ctx c = {rt, kt->stats + (size_t)rt * kt->n_groups * kt->stat_bytes, NULL, NULL};
-    if (kt->q2_aligned) {
-        const size_t off = (size_t)(rt * KT_R / kt->qq_groupsize) * kt->n_groups * 2;
-        if (kt->s_pair) c.sp = kt->s_pair + off;
-        if (kt->z_pair) c.zp = kt->z_pair + off;
-    }
-    return c;
-}
+typedef kt_rtile rt_ctx;
+#define rt_begin kt_rtile_begin
 
 /* One first-level statistic of 16 rows (scale or zero), bit-exact with
  * spqr_stat_dq / spqr_fp16_to_fp32. part: 0 scale, 1 zero. */
@@ -74,8 +58,8 @@ T512 INLINE __m512 stat16(const spqr_ktensor *kt, const uint8_t *blk, int bits, 
 
 T512 INLINE void stats512(const spqr_ktensor *kt, const rt_ctx *rc, int32_t g, __m512 *s, __m512 *z) {
     const uint8_t *blk = rc->st + (size_t)g * kt->stat_bytes;
-    *s = stat16(kt, blk, kt->qs_bits, kt->s_pair, rc->sp, rc->rt, g, 0);
-    *z = stat16(kt, blk + kt->sb_bytes, kt->qz_bits, kt->z_pair, rc->zp, rc->rt, g, 1);
+    *s = stat16(kt, blk, kt->qs_bits, kt->s_pair, rc->pp[0], rc->rt, g, 0);
+    *z = stat16(kt, blk + kt->sb_bytes, kt->qz_bits, kt->z_pair, rc->pp[1], rc->rt, g, 1);
 }
 
 /* Block column j's codes as fp32, times 2^shift where kt_xscale says so
@@ -420,7 +404,7 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
             for (; g + 1 < kt->n_groups; g += 2, t += 2) {
                 if ((g & 15) == 0) {
                     const int32_t n = kt->n_groups - g < 16 ? kt->n_groups - g : 16;
-                    ms_fold(rc.sp + (size_t)g * 2, rc.zp + (size_t)g * 2, in->xs + g, in->at + g, n, ms);
+                    ms_fold(rc.pp[0] + (size_t)g * 2, rc.pp[1] + (size_t)g * 2, in->xs + g, in->at + g, n, ms);
                 }
                 const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
                 const int32_t *xa = in->xa + (size_t)t * KT_XOPS;
@@ -561,19 +545,8 @@ void kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, i
 }
 #endif
 
-static size_t scratch_exact(const spqr_ktensor *kt, int32_t n) { return kt_scratch_exact(kt, n); }
-
-static void prepare_exact(const spqr_ktensor *kt, const float *X, int32_t n, void *scratch, kt_input *in) {
-    kt_prepare_exact(kt, X, n, scratch, in, 1);
-}
-
-static size_t scratch_i8(const spqr_ktensor *kt, int32_t n) { return kt_scratch_i8(kt, n, 0); }
-
-static void prepare_i8(const spqr_ktensor *kt, const float *X, int32_t n, void *scratch, kt_input *in) {
-    kt_prepare_i8_with(kt, X, n, scratch, in, kt_prepare_i8_avx512, 0);
-}
-
-const spqr_kernel_ops kt_ops_avx512 = {"avx512", SPQR_KERNEL_AVX512, 1, spqr_cpu_has_avx512, scratch_exact,
-                                       prepare_exact, kt_matvec_avx512, kt_matmul_avx512};
+const spqr_kernel_ops kt_ops_avx512 = {"avx512", SPQR_KERNEL_AVX512, 1, spqr_cpu_has_avx512, kt_scratch_exact,
+                                       kt_prepare_exact, kt_matvec_avx512, kt_matmul_avx512, NULL};
 const spqr_kernel_ops kt_ops_avx512vnni = {"avx512vnni", SPQR_KERNEL_AVX512_VNNI, 0, spqr_cpu_has_avx512_vnni,
-                                           scratch_i8, prepare_i8, kt_matvec_avx512_vnni, kt_matmul_avx512_vnni};
+                                           kt_scratch_i8, kt_prepare_i8, kt_matvec_avx512_vnni, kt_matmul_avx512_vnni,
+                                           kt_prepare_i8_avx512};

@@ -49,12 +49,7 @@ typedef struct {
     float32x4_t sz[16][2][4]; /* decoded s, z of 16 groups: [group % 16][part][quarter] */
 } st_ctx;
 
-/* Per row tile: its stats and (q2_aligned) second-level pairs of group 0. */
-typedef struct {
-    int32_t rt;
-    const uint8_t *st;
-    const uint16_t *pp[2]; /* [part] */
-} rt_ctx;
+typedef kt_rtile rt_ctx;
 
 static void st_init(const spqr_ktensor *kt, st_ctx *sc) {
     sc->bits[0] = kt->qs_bits;
@@ -71,15 +66,7 @@ static void st_init(const spqr_ktensor *kt, st_ctx *sc) {
     for (int j = 0; j < KT_BC; j++) sc->fm[j] = ((1u << kt->wbits) - 1u) << kt_field_shift(kt->wbits, j);
 }
 
-static inline rt_ctx rt_begin(const spqr_ktensor *kt, int32_t rt) {
-    rt_ctx c = {rt, kt->stats + (size_t)rt * kt->n_groups * kt->stat_bytes, {NULL, NULL}};
-    if (kt->q2_aligned) {
-        const size_t off = (size_t)(rt * KT_R / kt->qq_groupsize) * kt->n_groups * 2;
-        if (kt->s_pair) c.pp[0] = kt->s_pair + off;
-        if (kt->z_pair) c.pp[1] = kt->z_pair + off;
-    }
-    return c;
-}
+#define rt_begin kt_rtile_begin
 
 /* 4 fp16 -> 4 fp32 (FCVTL, exact). */
 INLINE float32x4_t h4(const void *p) { return vcvt_f32_f16(vreinterpret_f16_u8(vld1_u8((const uint8_t *)p))); }
@@ -116,15 +103,8 @@ INLINE void stat16(const spqr_ktensor *kt, const st_ctx *sc, const rt_ctx *rc, c
         s2[0] = s2[1] = s2[2] = s2[3] = vdupq_n_f32(sc->pf[p][2 * (g & 15)]);
         z2[0] = z2[1] = z2[2] = z2[3] = vdupq_n_f32(sc->pf[p][2 * (g & 15) + 1]);
     } else { /* qq_groupsize not a multiple of 16: a pair per row */
-        const uint16_t *pairs = p ? kt->z_pair : kt->s_pair;
         float sa[KT_R], za[KT_R];
-        for (int i = 0; i < KT_R; i++) {
-            int32_t qg = (rc->rt * KT_R + i) / kt->qq_groupsize;
-            if (qg >= kt->n_qgroups) qg = kt->n_qgroups - 1; /* padded rows: any finite pair */
-            const uint16_t *q = pairs + ((size_t)qg * kt->n_groups + g) * 2;
-            sa[i] = spqr_fp16_to_fp32(q[0]);
-            za[i] = spqr_fp16_to_fp32(q[1]);
-        }
+        kt_row_pairs(kt, rc->rt, g, p, sa, za);
         for (int q = 0; q < 4; q++) {
             s2[q] = vld1q_f32(sa + 4 * q);
             z2[q] = vld1q_f32(za + 4 * q);
@@ -543,22 +523,10 @@ void kt_prepare_i8_neon(const spqr_ktensor *kt, const float *x, float *xs, float
 }
 #endif
 
-static size_t scratch_exact(const spqr_ktensor *kt, int32_t n) { return kt_scratch_exact(kt, n); }
-
-static void prepare_exact(const spqr_ktensor *kt, const float *X, int32_t n, void *scratch, kt_input *in) {
-    kt_prepare_exact(kt, X, n, scratch, in, 1);
-}
-
-static size_t scratch_i8(const spqr_ktensor *kt, int32_t n) { return kt_scratch_i8(kt, n, 0); }
-
-static void prepare_i8(const spqr_ktensor *kt, const float *X, int32_t n, void *scratch, kt_input *in) {
-    kt_prepare_i8_with(kt, X, n, scratch, in, kt_prepare_i8_neon, 0);
-}
-
 static int has_neon(const spqr_cpu *cpu) { return cpu->neon; }
 static int has_dotprod(const spqr_cpu *cpu) { return cpu->neon && cpu->dotprod; }
 
-const spqr_kernel_ops kt_ops_neon = {"neon", SPQR_KERNEL_NEON, 1, has_neon, scratch_exact, prepare_exact,
-                                     kt_matvec_neon, kt_matmul_neon};
-const spqr_kernel_ops kt_ops_neondot = {"neondot", SPQR_KERNEL_NEON_DOTPROD, 0, has_dotprod, scratch_i8, prepare_i8,
-                                        kt_matvec_neon_dot, kt_matmul_neon_dot};
+const spqr_kernel_ops kt_ops_neon = {"neon", SPQR_KERNEL_NEON, 1, has_neon, kt_scratch_exact, kt_prepare_exact,
+                                     kt_matvec_neon, kt_matmul_neon, NULL};
+const spqr_kernel_ops kt_ops_neondot = {"neondot", SPQR_KERNEL_NEON_DOTPROD, 0, has_dotprod, kt_scratch_i8, kt_prepare_i8,
+                                        kt_matvec_neon_dot, kt_matmul_neon_dot, kt_prepare_i8_neon};

@@ -45,11 +45,6 @@ void kt_matmul_scalar(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, i
 
 static int supported(const spqr_cpu *cpu) { return (void)cpu, 1; }
 
-static size_t scratch_size(const spqr_ktensor *kt, int32_t n) { return kt_scratch_exact(kt, n); }
-
-static void prepare(const spqr_ktensor *kt, const float *X, int32_t n, void *scratch, kt_input *in) {
-    kt_prepare_exact(kt, X, n, scratch, in, 0);
-}
-
-const spqr_kernel_ops kt_ops_scalar = {"scalar", SPQR_KERNEL_SCALAR, 1, supported, scratch_size, prepare,
-                                       kt_matmul_scalar, kt_matmul_scalar};
+/* The batch layout's xqt is filled but unused here: one preparation for all exact paths. */
+const spqr_kernel_ops kt_ops_scalar = {"scalar", SPQR_KERNEL_SCALAR, 1, supported, kt_scratch_exact, kt_prepare_exact,
+                                       kt_matmul_scalar, kt_matmul_scalar, NULL};

@@ -167,20 +167,29 @@ static int32_t tile_rows(int32_t cols) {
     return tr < 8 ? 8 : tr;
 }
 
-/* Threads of a batched dense product (they each widen their own tiles). */
-static int32_t dense_threads(const spqr_linear *lin, int32_t n, int32_t n_threads) {
-    const int32_t tr = tile_rows(lin->cols), n_tiles = (lin->rows + tr - 1) / tr;
+/* Threads and rows per tile of a batched dense product: tiles of about
+ * tile_rows, as many as a multiple of the threads (a 704-row linear in
+ * three tiles kept one of two threads idle a third of the time). */
+static int32_t dense_split(const spqr_linear *lin, int32_t n, int32_t n_threads, int32_t *tr_out) {
+    const int32_t rows = lin->rows, tr0 = tile_rows(lin->cols);
     if (n_threads < 1) n_threads = 1;
-    if (n_threads > n_tiles) n_threads = n_tiles;
-    if ((int64_t)lin->rows * lin->cols * n < 8 * (int64_t)LINEAR_PAR_MIN) n_threads = 1;
-    return n_threads;
+    if ((int64_t)rows * lin->cols * n < 8 * (int64_t)LINEAR_PAR_MIN) n_threads = 1;
+    int32_t n_tiles = (rows + tr0 - 1) / tr0;
+    if (n_threads > 1) n_tiles = (n_tiles + n_threads - 1) / n_threads * n_threads;
+    int32_t tr = ((rows + n_tiles - 1) / n_tiles + 15) / 16 * 16; /* whole 64-byte lines of Y */
+    if (tr > tr0) tr = tr0;
+    n_tiles = (rows + tr - 1) / tr;
+    *tr_out = tr;
+    return n_threads < n_tiles ? n_threads : n_tiles;
 }
 
 /* Scratch of one linear's product of n inputs. */
 static size_t scratch_one(const spqr_linear *lin, int32_t n, int32_t n_threads) {
     if (lin->kind == SPQR_LINEAR_PACKED) return lin->fast ? kt_scratch_matmul(lin->fast, n) : 0;
     if (lin->kind == SPQR_LINEAR_F32 || n <= LINEAR_SMALL_BATCH) return 0;
-    return (size_t)dense_threads(lin, n, n_threads) * tile_rows(lin->cols) * lin->cols * sizeof(float);
+    int32_t tr;
+    const int32_t T = dense_split(lin, n, n_threads, &tr);
+    return (size_t)T * tr * lin->cols * sizeof(float);
 }
 
 spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, float *Y, const linear_ctx *ctx,
@@ -208,9 +217,9 @@ spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, flo
                 Y[(size_t)t * rows + r] = dot(base + (size_t)r * row_bytes, X + (size_t)t * cols, cols);
         return SPQR_OK;
     }
-    const int32_t tr = tile_rows(cols);
+    int32_t tr;
+    n_threads = dense_split(lin, n, n_threads, &tr);
     const int32_t n_tiles = (rows + tr - 1) / tr;
-    n_threads = dense_threads(lin, n, n_threads);
     const size_t need = scratch_one(lin, n, ctx->n_threads);
     if (need && (!ctx->scratch || ctx->scratch_bytes < need))
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: scratch of %zu bytes, %zu needed", ctx->scratch_bytes,
