@@ -26,28 +26,29 @@ static inline float dense_h2f(uint16_t h) {
 
 static inline float dense_b2f(uint16_t h) { return dense_u2f((uint32_t)h << 16); }
 
+/* Element i of a row of kind k (0 fp32, 1 fp16, 2 bf16 = spqr_linear_kind), exactly widened. */
+static inline float dense_elem(const void *w, int32_t i, const int k) {
+    if (k == 0) return ((const float *)w)[i];
+    const uint16_t h = ((const uint16_t *)w)[i];
+    return k == 1 ? dense_h2f(h) : dense_b2f(h);
+}
+
 /* ---- scalar reference dot products (the yardstick of the SIMD ones) ---- */
 
-static inline float dense_dot_f32_scalar(const float *w, const float *x, int32_t n) {
+static inline float dense_dot_scalar(const void *w, const float *x, int32_t n, const int k) {
     float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
-    for (int32_t i = 0; i < n; i++) acc += w[i] * x[i];
+    for (int32_t i = 0; i < n; i++) acc += dense_elem(w, i, k) * x[i];
     return acc;
 }
+/* spqr_dense_ops.dot's signature */
+static inline float dense_dot_f32_scalar(const void *w, const float *x, int32_t n) { return dense_dot_scalar(w, x, n, 0); }
+static inline float dense_dot_f16_scalar(const void *w, const float *x, int32_t n) { return dense_dot_scalar(w, x, n, 1); }
+static inline float dense_dot_bf16_scalar(const void *w, const float *x, int32_t n) { return dense_dot_scalar(w, x, n, 2); }
 
-static inline float dense_dot_f16_scalar(const uint16_t *w, const float *x, int32_t n) {
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int32_t i = 0; i < n; i++) acc += dense_h2f(w[i]) * x[i];
-    return acc;
-}
-
-static inline float dense_dot_bf16_scalar(const uint16_t *w, const float *x, int32_t n) {
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int32_t i = 0; i < n; i++) acc += dense_b2f(w[i]) * x[i];
-    return acc;
-}
+/* spqr_dense_ops.dot of the scalar kernels (also the stand-ins of an ISA
+ * file compiled for another architecture, never picked there). */
+#define DENSE_SCALAR_DOTS {dense_dot_f32_scalar, dense_dot_f16_scalar, dense_dot_bf16_scalar}
 
 static inline void dense_widen_f16_scalar(const uint16_t *src, float *dst, size_t n) {
 #pragma omp simd
@@ -58,26 +59,5 @@ static inline void dense_widen_bf16_scalar(const uint16_t *src, float *dst, size
 #pragma omp simd
     for (size_t i = 0; i < n; i++) dst[i] = dense_b2f(src[i]);
 }
-
-/* ---- x86 (dense_x86.c) ---- */
-
-float dense_dot_f32_avx2(const float *w, const float *x, int32_t n);
-float dense_dot_f16_avx2(const uint16_t *w, const float *x, int32_t n);
-float dense_dot_bf16_avx2(const uint16_t *w, const float *x, int32_t n);
-float dense_dot_f32_avx512(const float *w, const float *x, int32_t n);
-float dense_dot_f16_avx512(const uint16_t *w, const float *x, int32_t n);
-float dense_dot_bf16_avx512(const uint16_t *w, const float *x, int32_t n);
-/* Four fp16 rows (stride apart) at once, each with exactly
- * dense_dot_f16_avx512's arithmetic (so the same bits): out[r] = row r's dot. */
-void dense_dot4_f16_avx512(const uint16_t *w, size_t stride, const float *x, int32_t n, float out[4]);
-void dense_widen_f16_avx2(const uint16_t *src, float *dst, size_t n);
-void dense_widen_f16_avx512(const uint16_t *src, float *dst, size_t n);
-
-/* ---- aarch64 (dense_neon.c) ---- */
-
-float dense_dot_f32_neon(const float *w, const float *x, int32_t n);
-float dense_dot_f16_neon(const uint16_t *w, const float *x, int32_t n);
-float dense_dot_bf16_neon(const uint16_t *w, const float *x, int32_t n);
-void dense_widen_f16_neon(const uint16_t *src, float *dst, size_t n);
 
 #endif
