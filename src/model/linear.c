@@ -160,14 +160,16 @@ spqr_status linear_row(const spqr_linear *lin, int32_t r, float *dst, spqr_err *
  * like decode); above it, fp32 tiles + sgemm (compute-bound) win. */
 #define LINEAR_SMALL_BATCH 8
 
-/* Rows per tile: about 256 KB of fp32 weights, so a tile stays in L2 while
- * sgemm walks the n activations, and at least 8 rows. */
+/* Rows per tile: at least 128, and about 256 KB of fp32 weights where rows
+ * are short. OpenBLAS packs X again for every sgemm call, so a tile of few
+ * long rows (the 8-32 rows 256 KB held at 4096-11008 inputs) spent its time
+ * repacking X (bench/results/kernels-2026-12-06.md). */
 static int32_t tile_rows(int32_t cols) {
-    int32_t tr = (int32_t)((256 * 1024 / 4) / cols);
-    return tr < 8 ? 8 : tr;
+    const int32_t tr = (int32_t)((256 * 1024 / 4) / cols);
+    return tr < 128 ? 128 : tr;
 }
 
-/* Threads and rows per tile of a batched dense product: tiles of about
+/* Threads and rows per tile of a batched dense product: tiles of at most
  * tile_rows, as many as a multiple of the threads (a 704-row linear in
  * three tiles kept one of two threads idle a third of the time). */
 static int32_t dense_split(const spqr_linear *lin, int32_t n, int32_t n_threads, int32_t *tr_out) {
