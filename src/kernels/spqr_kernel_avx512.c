@@ -205,7 +205,9 @@ T512 INLINE void batch_store(const spqr_ktensor *kt, const kt_input *in, int32_t
 }
 
 /* The batch worker of a path: per row tile, per group, TILE(kt, in, rt, t,
- * ga, B) adds column tile t's products to the n inputs' group sums ga;
+ * ga, first, B) adds column tile t's products to the n inputs' group sums
+ * ga (first: to zero instead, the same bits without zeroing ga first,
+ * which compiled to a memset per group);
  * then the group is closed (batch_group) and the tile's rows stored with
  * their outliers (batch_store). A macro because the exact and the int8
  * path are compiled for different targets (T512, T512V) and their tile
@@ -219,8 +221,8 @@ T512 INLINE void batch_store(const spqr_ktensor *kt, const kt_input *in, int32_t
             for (int32_t j = 0; j < n; j++) ya[j] = _mm512_setzero_ps();                                  \
             const rt_ctx rc = rt_begin(kt, rt);                                                           \
             for (int32_t g = 0; g < kt->n_groups; g++) {                                                  \
-                for (int32_t j = 0; j < n; j++) ga[j] = _mm512_setzero_ps();                              \
-                for (int32_t k = 0; k < ctpg; k++) TILE(kt, in, rt, g * ctpg + k, ga, B);                 \
+                TILE(kt, in, rt, g * ctpg, ga, 1, B);                                                     \
+                for (int32_t k = 1; k < ctpg; k++) TILE(kt, in, rt, g * ctpg + k, ga, 0, B);              \
                 batch_group(kt, in, &rc, g, ga, ya);                                                      \
             }                                                                                             \
             batch_store(kt, in, rt, ya, Y);                                                               \
@@ -230,14 +232,14 @@ T512 INLINE void batch_store(const spqr_ktensor *kt, const kt_input *in, int32_t
 /* Exact batch tile: the 16x16 code tile is widened once to 16 fp32 column
  * vectors and applied to all n (<= 64) inputs. */
 T512 INLINE void batch_tile_f32(const spqr_ktensor *kt, const kt_input *in, int32_t rt, int32_t t, __m512 *ga,
-                                const int B) {
+                                const int first, const int B) {
     __m512 qf[KT_C];
     if (t & 1) widen16(kt_block(kt, rt, t), B, 1, qf);
     else widen16(kt_block(kt, rt, t), B, 0, qf);
     const size_t col0 = (size_t)t * KT_C;
     for (int32_t j = 0; j < in->n; j++) {
         const float *x = in->xp + (size_t)j * kt->padcols + col0;
-        __m512 a = ga[j], b = _mm512_setzero_ps();
+        __m512 a = first ? _mm512_setzero_ps() : ga[j], b = _mm512_setzero_ps();
         for (int c = 0; c < KT_C; c += 2) {
             a = _mm512_fmadd_ps(qf[c], _mm512_set1_ps(x[c]), a);
             b = _mm512_fmadd_ps(qf[c + 1], _mm512_set1_ps(x[c + 1]), b);
@@ -453,7 +455,7 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
  * the worker takes statistics once per (row tile, group) for all inputs,
  * as the exact path computes them. y_j += s * (sum_t a_jt dot_jt - z * sum(x^_jg)). */
 T512V INLINE void batch_tile_i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt, int32_t t, __m512 *ga,
-                                const int B) {
+                                const int first, const int B) {
     __m512i f[4];
     if (t & 1) tile_fields(kt_block(kt, rt, t), 1, B, f);
     else tile_fields(kt_block(kt, rt, t), 0, B, f);
@@ -461,7 +463,8 @@ T512V INLINE void batch_tile_i8(const spqr_ktensor *kt, const kt_input *in, int3
     const int32_t *xa = in->xa + (size_t)t * in->n * KT_XOPS;
     const float *at = in->at + (size_t)t * in->n;
     for (int32_t j = 0; j < in->n; j++)
-        ga[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tile_dot(f, xa + (size_t)j * KT_XOPS)), _mm512_set1_ps(at[j]), ga[j]);
+        ga[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tile_dot(f, xa + (size_t)j * KT_XOPS)), _mm512_set1_ps(at[j]),
+                                first ? _mm512_setzero_ps() : ga[j]);
 }
 
 KT_BATCH_WORKER(matmul_i8_b, T512V, batch_tile_i8)
