@@ -173,6 +173,18 @@ int main(void) {
                 CHECK(memcmp(z1, y1, rows * 4) == 0 && memcmp(z2, y1, rows * 4) == 0);
             }
             CHECK(linear_matvec(&dense, X, y2, C(2), &err) == SPQR_OK && memcmp(z3, y2, rows * 4) == 0);
+            /* batches too (one parallel region; 70 inputs = two chunks): the bits of linear_matmul each */
+            for (int nb = 5; nb <= 70; nb += 65)
+                for (int nt = 1; nt <= 3; nt += 2) {
+                    float *b1 = malloc((size_t)nb * rows * 4), *b2 = malloc((size_t)nb * rows * 4);
+                    float *b3 = malloc((size_t)nb * rows * 4);
+                    float *const pb[2] = {b1, b2};
+                    CHECK(linear_matmul_multi(pl, 2, X, nb, pb, C(nt), &err) == SPQR_OK);
+                    CHECK(linear_matmul(&fast, X, nb, b3, C(nt), &err) == SPQR_OK);
+                    CHECK_MSG(memcmp(b1, b3, (size_t)nb * rows * 4) == 0 && memcmp(b2, b3, (size_t)nb * rows * 4) == 0,
+                              "packed multi batch n %d threads %d differs", nb, nt);
+                    free(b1); free(b2); free(b3);
+                }
             spqr_ktensor_free(kt);
             spqr_tensor_free(t);
         }

@@ -52,8 +52,8 @@ static void disarm(void) { atomic_store(&g_armed, 0); }
 
 /* Prompt, small batch and three decode steps through one session; the
  * counters must stay at zero and the logits must be finite (the forward
- * really ran). */
-static void check_forward(spqr_model *m, const char *label, int nt) {
+ * really ran). out: the prompt's logits [PROMPT][V]. */
+static void check_forward(spqr_model *m, const char *label, int nt, float *out) {
     const int32_t V = spqr_model_config(m)->vocab_size;
     spqr_session *s = NULL;
     spqr_err err = {0};
@@ -68,6 +68,9 @@ static void check_forward(spqr_model *m, const char *label, int nt) {
     int ok = 1;
     arm();
     ok &= spqr_session_forward(s, tok, PROMPT, 1, logits, &err) == SPQR_OK;
+    disarm();
+    memcpy(out, logits, (size_t)PROMPT * V * sizeof(float));
+    atomic_store(&g_armed, 1);
     ok &= spqr_session_forward(s, tok, SMALL, 0, logits, &err) == SPQR_OK;
     for (int t = 0; t < 3; t++) ok &= spqr_session_forward(s, tok + t, 1, 0, logits, &err) == SPQR_OK;
     disarm();
@@ -106,12 +109,17 @@ int main(int argc, char **argv) {
     spqr_model *m = NULL;
     CHECK_MSG(spqr_model_load(path, NULL, &m, &err) == SPQR_OK, "%s: %s", path, err.msg);
     if (!m) TEST_SUMMARY();
-    for (int nt = 1; nt <= 2; nt++) check_forward(m, "fp16", nt);
+    const int32_t V = spqr_model_config(m)->vocab_size;
+    float *l1 = malloc((size_t)PROMPT * V * sizeof(float)), *l2 = malloc((size_t)PROMPT * V * sizeof(float));
+    /* and the thread count does not change a bit of the prompt's logits */
+    check_forward(m, "fp16", 1, l1);
+    check_forward(m, "fp16", 2, l2);
+    CHECK_MSG(memcmp(l1, l2, (size_t)PROMPT * V * sizeof(float)) == 0, "fp16: 1 and 2 threads differ");
 
     /* the packed paths: a small quantization of the same model, LM head included */
     CHECK(mkdtemp(tmp) != NULL);
     snprintf(out, sizeof out, "%s/m.spqr", tmp);
-    const int32_t V = spqr_model_config(m)->vocab_size, n_cal = 4096;
+    const int32_t n_cal = 4096;
     int32_t *cal = malloc(n_cal * sizeof *cal);
     for (int32_t i = 0; i < n_cal; i++) cal[i] = (int32_t)(((int64_t)i * 2654435761u >> 7) % V);
     spqr_quantize_options o;
@@ -134,10 +142,14 @@ int main(int argc, char **argv) {
         if (!q) continue;
         char label[64];
         snprintf(label, sizeof label, "spqr %s", paths[i]);
-        for (int nt = 1; nt <= 2; nt++) check_forward(q, label, nt);
+        check_forward(q, label, 1, l1);
+        check_forward(q, label, 2, l2);
+        CHECK_MSG(memcmp(l1, l2, (size_t)PROMPT * V * sizeof(float)) == 0, "%s: 1 and 2 threads differ", label);
         spqr_model_free(q);
     }
     unsetenv("SPQR_KERNEL");
+    free(l1);
+    free(l2);
     unlink(out);
     rmdir(tmp);
     TEST_SUMMARY();

@@ -67,6 +67,11 @@ void kt_transpose_xq(const spqr_ktensor *kt, const kt_input *in, int32_t c0, int
 size_t kt_scratch_matmul(const spqr_ktensor *kt, int32_t n);
 spqr_status kt_matmul_ws(const spqr_ktensor *kt, const float *X, int32_t n, float *Y, int32_t n_threads, void *ws,
                          size_t ws_bytes, spqr_err *err);
+/* k (1..16) products of one input X [n][cols] in one parallel region,
+ * each Ys[i] as kt_matmul_ws alone would give. */
+size_t kt_scratch_matmul_multi(const spqr_ktensor *const *kts, int32_t k, int32_t n);
+spqr_status kt_matmul_multi_ws(const spqr_ktensor *const *kts, int32_t k, const float *X, int32_t n, float *const *Ys,
+                               int32_t n_threads, void *ws, size_t ws_bytes, spqr_err *err);
 size_t kt_scratch_matvec_multi(const spqr_ktensor *const *kts, int32_t k);
 spqr_status kt_matvec_multi_ws(const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
                                int32_t n_threads, void *ws, size_t ws_bytes, spqr_err *err);

@@ -196,48 +196,84 @@ size_t kt_scratch_matmul(const spqr_ktensor *kt, int32_t n) {
     return n < 1 ? 0 : kt->ops->scratch_size(kt, (int32_t)chunk_of(n));
 }
 
+size_t kt_scratch_matmul_multi(const spqr_ktensor *const *kts, int32_t k, int32_t n) {
+    size_t total = 0;
+    for (int32_t i = 0; i < k; i++) total += up64(kt_scratch_matmul(kts[i], n));
+    return total;
+}
+
 spqr_status kt_matmul_ws(const spqr_ktensor *kt, const float *X, int32_t n, float *Y, int32_t n_threads, void *ws,
                          size_t ws_bytes, spqr_err *err) {
     if (!kt) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "ktensor is NULL");
+    return kt_matmul_multi_ws(&kt, 1, X, n, &Y, n_threads, ws, ws_bytes, err);
+}
+
+spqr_status kt_matmul_multi_ws(const spqr_ktensor *const *kts, int32_t k, const float *X, int32_t n, float *const *Ys,
+                               int32_t n_threads, void *ws, size_t ws_bytes, spqr_err *err) {
+    if (k < 1 || k > KT_MULTI_MAX)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matmul: %d products (1..%d)", k, KT_MULTI_MAX);
+    if (!kts || !Ys) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matmul: NULL argument");
+    for (int32_t i = 0; i < k; i++)
+        if (!kts[i] || !Ys[i]) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matmul: product %d is NULL", i);
     if (n < 0) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "negative batch size %d", n);
     if (n == 0) return SPQR_OK;
-    if (!X || !Y) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "input or output buffer is NULL");
-    if (n == 1) return kt_matvec_multi_ws(&kt, 1, X, &Y, n_threads, ws, ws_bytes, err);
-    const spqr_kernel_ops *ops = kt->ops;
-    if (!ws || ws_bytes < kt_scratch_matmul(kt, n))
-        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matmul: scratch of %zu bytes, %zu needed", ws_bytes,
-                            kt_scratch_matmul(kt, n));
+    if (!X) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "input or output buffer is NULL");
+    if (n == 1) return kt_matvec_multi_ws(kts, k, X, Ys, n_threads, ws, ws_bytes, err);
+    const size_t need = kt_scratch_matmul_multi(kts, k, n);
+    if (!ws || ws_bytes < need)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matmul: scratch of %zu bytes, %zu needed", ws_bytes, need);
+    int64_t work = 0;
+    int32_t tiles = 0;
+    for (int32_t i = 0; i < k; i++) {
+        if (kts[i]->cols != kts[0]->cols)
+            return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matmul: products take %d and %d inputs", kts[0]->cols,
+                                kts[i]->cols);
+        work += (int64_t)kts[i]->rows * kts[i]->cols * n;
+        tiles += kts[i]->n_rtiles;
+    }
     if (n_threads <= 0) n_threads = omp_get_num_procs();
-    if (n_threads > kt->n_rtiles) n_threads = kt->n_rtiles;
+    if (n_threads > tiles) n_threads = tiles;
     /* Small products are not worth waking threads for (a wake-up costs
      * 10-50 us with OMP_WAIT_POLICY=passive; 2^18 weights take ~8 us): the
      * same threshold as the dense linears (src/model/linear.c). */
-    if ((int64_t)kt->rows * kt->cols * n < KT_PAR_MIN) n_threads = 1;
+    if (work < KT_PAR_MIN) n_threads = 1;
     /* balanced chunks of at most KT_NB inputs: none of one input (that
      * would be the matvec's input layout) */
     const int32_t nch = (n + KT_NB - 1) / KT_NB;
     for (int32_t c = 0; c < nch; c++) {
         const int32_t i0 = (int32_t)((int64_t)n * c / nch), m = (int32_t)((int64_t)n * (c + 1) / nch) - i0;
-        const float *Xc = X + (size_t)i0 * kt->cols;
-        /* Y rows of this chunk are contiguous [m][rows]; workers write their own row range. */
-        float *Yc = Y + (size_t)i0 * kt->rows;
+        const float *Xc = X + (size_t)i0 * kts[0]->cols;
         const int32_t T = n_threads;
-        /* The threads prepare the inputs too (a share each, then a share of
-         * the transposition) instead of waiting for one thread to do it all. */
+        /* One parallel region for the k products of one input (q, k, v):
+         * the threads prepare the inputs (a share each, then a share of
+         * the transposed copies), then take contiguous ranges of all the
+         * products' row tiles, concatenated; each thread writes its own
+         * 64-byte-aligned spans of Y. */
 #pragma omp parallel num_threads(T) if (T > 1)
         {
             const int32_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-            kt_input in;
-            ops->prepare(kt, Xc, m, (int32_t)((int64_t)m * t / nt), (int32_t)((int64_t)m * (t + 1) / nt), ws, &in);
-#pragma omp barrier
-            if (in.xqt) {
-                kt_transpose_xq(kt, &in, (int32_t)((int64_t)kt->cols * t / nt), (int32_t)((int64_t)kt->cols * (t + 1) / nt));
-#pragma omp barrier
+            kt_input in[KT_MULTI_MAX];
+            char *p = ws;
+            for (int32_t i = 0; i < k; i++) {
+                kts[i]->ops->prepare(kts[i], Xc, m, (int32_t)((int64_t)m * t / nt), (int32_t)((int64_t)m * (t + 1) / nt),
+                                     p, &in[i]);
+                p += up64(kt_scratch_matmul(kts[i], n));
             }
-            /* contiguous row-tile ranges: each thread writes 64-byte-aligned spans of y */
-            const int32_t rt0 = (int32_t)((int64_t)kt->n_rtiles * t / nt);
-            const int32_t rt1 = (int32_t)((int64_t)kt->n_rtiles * (t + 1) / nt);
-            if (rt1 > rt0) ops->matmul(kt, &in, rt0, rt1, Yc);
+#pragma omp barrier
+            for (int32_t i = 0; i < k; i++)
+                if (in[i].xqt)
+                    kt_transpose_xq(kts[i], &in[i], (int32_t)((int64_t)kts[i]->cols * t / nt),
+                                    (int32_t)((int64_t)kts[i]->cols * (t + 1) / nt));
+#pragma omp barrier
+            const int32_t lo = (int32_t)((int64_t)tiles * t / nt), hi = (int32_t)((int64_t)tiles * (t + 1) / nt);
+            int32_t off = 0;
+            for (int32_t i = 0; i < k; i++) {
+                const int32_t nr = kts[i]->n_rtiles;
+                const int32_t a = (lo > off ? lo : off) - off, b = (hi < off + nr ? hi : off + nr) - off;
+                /* Y rows of this chunk are contiguous [m][rows] */
+                if (b > a) kts[i]->ops->matmul(kts[i], &in[i], a, b, Ys[i] + (size_t)i0 * kts[i]->rows);
+                off += nr;
+            }
         }
     }
     return SPQR_OK;

@@ -251,10 +251,11 @@ spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, flo
 }
 
 /* What linear_matmul_multi does with these inputs: 1 = one packed
- * multi-matvec, 2 = one dense multi-matvec, 0 = linear_matmul each. */
+ * multi-product (one token or a batch), 2 = one dense multi-matvec, 0 =
+ * linear_matmul each. */
 static int multi_mode(const spqr_linear *const *lins, int32_t k, int32_t n) {
-    if (n != 1 || k < 2) return 0;
-    int fast = 1, dense = 1;
+    if (k < 2) return 0;
+    int fast = 1, dense = n == 1;
     for (int32_t i = 0; i < k; i++) {
         const int same_in = lins[i]->cols == lins[0]->cols;
         fast &= same_in && lins[i]->kind == SPQR_LINEAR_PACKED && lins[i]->fast != NULL;
@@ -267,7 +268,7 @@ size_t linear_scratch_size(const spqr_linear *const *lins, int32_t k, int32_t n,
     if (multi_mode(lins, k, n) == 1) {
         const spqr_ktensor *kts[LINEAR_MULTI_MAX];
         for (int32_t i = 0; i < k; i++) kts[i] = lins[i]->fast;
-        return kt_scratch_matvec_multi(kts, k);
+        return kt_scratch_matmul_multi(kts, k, n);
     }
     size_t most = 0;
     for (int32_t i = 0; i < k; i++) {
@@ -306,7 +307,7 @@ spqr_status linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const
     if (mode == 1) {
         const spqr_ktensor *kts[LINEAR_MULTI_MAX];
         for (int32_t i = 0; i < k; i++) kts[i] = lins[i]->fast;
-        return kt_matvec_multi_ws(kts, k, X, Ys, ctx->n_threads, ctx->scratch, ctx->scratch_bytes, err);
+        return kt_matmul_multi_ws(kts, k, X, n, Ys, ctx->n_threads, ctx->scratch, ctx->scratch_bytes, err);
     }
     if (mode == 2) {
         dense_matvec_multi(lins, k, X, Ys, ctx->n_threads, ops_of(linear_isa_best()));

@@ -73,10 +73,11 @@ spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, flo
                           spqr_err *err);
 
 /* Ys[i] = X W_i^T for k (1..16) linears taking the same input (q, k, v;
- * gate, up). One token: one parallel region for all of them when they are
- * all fast packed or all of one dense kind (a fork/join per linear costs
- * tens of microseconds where threads sleep between regions); otherwise, and
- * for batches, linear_matmul one after the other. Same results as that. */
+ * gate, up): one parallel region for all of them when they are all fast
+ * packed (one token or a batch) or all of one dense kind (one token); a
+ * fork/join per linear costs tens of microseconds where threads sleep
+ * between regions. Otherwise linear_matmul one after the other. Same
+ * results as that. */
 spqr_status linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const float *X, int32_t n, float *const *Ys,
                                 const linear_ctx *ctx, spqr_err *err);
 
