@@ -54,7 +54,7 @@ spqr_status spqr_ktensor_dequantize(const spqr_ktensor *kt, float *W, spqr_err *
     return SPQR_OK;
 }
 
-/* avx512vnni matvec: x rounded to int8 per column tile (scale max|x|/127,
+/* The int8 paths' activation rule (scalar reference): x rounded to int8 per column tile (scale max|x|/127,
  * round-half-even), 16 bytes per tile in column order; xq and xs are
  * replaced by x^ = scale * int8 and its group sums, so dense part and
  * outlier corrections both see x^ and the result is W x^ up to fp32

@@ -60,10 +60,14 @@ static spqr_status resolve(spqr_kernel_path req, spqr_kernel_path *out, spqr_err
         if (!strcmp(env, "exact")) req = best(&cpu, 1);
         for (size_t i = 0; i < N_ALL && req == SPQR_KERNEL_AUTO; i++)
             if (!strcmp(env, ALL[i]->name)) req = ALL[i]->path;
-        if (req == SPQR_KERNEL_AUTO)
-            return spqr_err_set(err, SPQR_ERR_INVALID_ARG,
-                                "SPQR_KERNEL='%s' is not one of scalar, avx2, avx512, avx512vnni, neon, neondot, avx2i8, exact, auto",
-                                env);
+        if (req == SPQR_KERNEL_AUTO) {
+            char names[160] = "";
+            for (size_t i = N_ALL; i-- > 0;) {
+                strncat(names, ALL[i]->name, sizeof names - strlen(names) - 1);
+                strncat(names, ", ", sizeof names - strlen(names) - 1);
+            }
+            return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "SPQR_KERNEL='%s' is not one of %sexact, auto", env, names);
+        }
     }
     const spqr_kernel_ops *ops = kt_ops_of(req);
     if (!ops) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "unknown kernel path %d", (int)req);
