@@ -9,7 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "spqr.h"
 #include "test_util.h"
 

@@ -15,7 +15,7 @@
 #include "io/file.h"
 #include "model/config.h"
 #include "model/model.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "spqr.h"
 #include "test_util.h"
 

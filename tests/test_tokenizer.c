@@ -16,8 +16,8 @@
 #include <cjson/cJSON.h>
 
 #include "hf_tokenizer_cases.h"
-#include "model/tokenizer.h"
-#include "model/unicode.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
 #include "spqr.h"
 #include "test_util.h"
 
