@@ -60,15 +60,17 @@ typedef struct {
     const float *x;
     float *y;
     int threads;
+    linear_ctx lc; /* scratch owned across calls, as a session's */
 } bench_ctx;
 
 static int call_spqr(void *p, int c) {
     bench_ctx *b = p;
-    return spqr_ktensor_matvec(b->kt[c], b->x, b->y, b->threads, NULL) != SPQR_OK;
+    const spqr_linear lin = {SPQR_LINEAR_PACKED, b->kt[c]->rows, b->kt[c]->cols, NULL, b->t, b->kt[c]};
+    return linear_matvec(&lin, b->x, b->y, &b->lc, NULL) != SPQR_OK;
 }
 static int call_dense(void *p, int c) {
     bench_ctx *b = p;
-    return linear_matvec(&b->lin[c], b->x, b->y, b->threads, NULL) != SPQR_OK;
+    return linear_matvec(&b->lin[c], b->x, b->y, &b->lc, NULL) != SPQR_OK;
 }
 static int call_ref(void *p, int c) {
     bench_ctx *b = p;
@@ -237,7 +239,14 @@ int cmd_bench_kernel(int argc, char **argv) {
         float *x = malloc((size_t)cols * 4), *y = malloc((size_t)rows * 4);
         uint64_t s = 99;
         for (int32_t j = 0; j < cols; j++) x[j] = rng_unif(&s) - 0.5f;
-        bench_ctx ctx = {kts, NULL, t, x, y, threads};
+        bench_ctx ctx = {kts, NULL, t, x, y, threads, {0}};
+        if (rc == 0) {
+            const spqr_linear one = {SPQR_LINEAR_PACKED, rows, cols, NULL, t, kts[0]}, *pone = &one;
+            if (linear_ctx_init(&ctx.lc, threads, linear_scratch_size(&pone, 1, 1, threads), &err) != SPQR_OK) {
+                fprintf(stderr, "spqr: bench-kernel: %s\n", err.msg);
+                rc = 1;
+            }
+        }
         timing ts = {0}, t16 = {0}, t32 = {0}, tr = {0};
         /* The VM's read rate drifts with its neighbours within a run (the
          * same probe read 32 and 55 GB/s minutes apart), so each shape is
@@ -328,6 +337,7 @@ int cmd_bench_kernel(int argc, char **argv) {
         if (spqr_lo == 0 || ts.gbps < spqr_lo) spqr_lo = ts.gbps;
         for (int c = 0; c < ncp; c++) spqr_ktensor_free(kts[c]);
         free(kts);
+        linear_ctx_free(&ctx.lc);
         free(x);
         free(y);
         spqr_tensor_free(t);

@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "format/tensor.h"
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
 
 #define KT_PAR_MIN (1 << 18) /* weights x inputs below which one thread runs a product */
 #define KT_NB 64 /* inputs per matmul chunk: bounds the per-thread scratch */
@@ -54,7 +54,7 @@ spqr_status spqr_ktensor_dequantize(const spqr_ktensor *kt, float *W, spqr_err *
     return SPQR_OK;
 }
 
-/* avx512vnni matvec: x rounded to int8 per column tile (scale max|x|/127,
+/* The int8 paths' activation rule (scalar reference): x rounded to int8 per column tile (scale max|x|/127,
  * round-half-even), 16 bytes per tile in column order; xq and xs are
  * replaced by x^ = scale * int8 and its group sums, so dense part and
  * outlier corrections both see x^ and the result is W x^ up to fp32
@@ -123,173 +123,255 @@ static void prepare(const spqr_ktensor *kt, const float *X, int32_t n, float *xp
     }
 }
 
-/* Paths with int8 activations: they read xa, at (and x^ in xq, xs) instead of xp, x2. */
-static int path_i8(spqr_kernel_path p) {
-    return p == SPQR_KERNEL_AVX512_VNNI || p == SPQR_KERNEL_NEON_DOTPROD || p == SPQR_KERNEL_AVX2_I8;
-}
+/* ---- scratch ---- */
 
-/* The int8 path's vectorized input preparation (kt_prepare_i8_avx512's contract). */
-static void prepare_i8_fast(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
-                            int32_t n) {
-    if (kt->path == SPQR_KERNEL_NEON_DOTPROD) kt_prepare_i8_neon(kt, x, xs, xq, xa, at, n);
-    else if (kt->path == SPQR_KERNEL_AVX2_I8) kt_prepare_i8_avx2(kt, x, xs, xq, xa, at, n, 0);
-    else kt_prepare_i8_avx512(kt, x, xs, xq, xa, at, n);
-}
+static size_t up64(size_t n) { return (n + 63) / 64 * 64; }
 
-static kt_worker pick(const spqr_ktensor *kt, int32_t n) {
-    switch (kt->path) {
-    case SPQR_KERNEL_NEON: return n == 1 ? kt_matvec_neon : kt_matmul_neon;
-    case SPQR_KERNEL_NEON_DOTPROD: return n == 1 ? kt_matvec_neon_dot : kt_matmul_neon_dot;
-    case SPQR_KERNEL_AVX512: return n == 1 ? kt_matvec_avx512 : kt_matmul_avx512;
-    case SPQR_KERNEL_AVX512_VNNI: return n == 1 ? kt_matvec_avx512_vnni : kt_matmul_avx512_vnni;
-    case SPQR_KERNEL_AVX2: return n == 1 ? kt_matvec_avx2 : kt_matmul_avx2;
-    case SPQR_KERNEL_AVX2_I8: return n == 1 ? kt_matvec_avx2i8 : kt_matmul_avx2i8;
-    default: return kt_matmul_scalar;
+/* Carves the kt_input arrays of n inputs out of scratch (base NULL: only
+ * sizes them), each 64-byte aligned; returns the bytes used. */
+enum { SC_XP = 1, SC_X2 = 2, SC_XQT = 4, SC_I8 = 8, SC_WORDS = 16 };
+static size_t carve(const spqr_ktensor *kt, int32_t n, unsigned flags, char *base, kt_input *in) {
+    const size_t nn = (size_t)n, nct = (size_t)kt->n_ctiles;
+    size_t off = 0;
+#define TAKE(field, type, count)                                          \
+    do {                                                                  \
+        if (in) in->field = (type *)(void *)(base + off);                 \
+        off += up64((count) * sizeof(type));                              \
+    } while (0)
+    if (in) *in = (kt_input){NULL, NULL, NULL, NULL, NULL, NULL, NULL, n};
+    if (flags & SC_XP) TAKE(xp, float, nn * (size_t)kt->padcols);
+    if (flags & SC_X2) TAKE(x2, float, (size_t)kt->padcols);
+    TAKE(xs, float, nn * (size_t)kt->n_groups);
+    TAKE(xq, float, nn * (size_t)kt->cols);
+    if (flags & SC_XQT) TAKE(xqt, float, nn * (size_t)kt->cols);
+    if (flags & SC_I8) {
+        TAKE(xa, int32_t, nn * nct * (flags & SC_WORDS ? KT_XW : KT_XOPS));
+        TAKE(at, float, nn * nct);
     }
+#undef TAKE
+    return off;
 }
+
+/* The SIMD batch paths read the n inputs of an outlier's column side by side. */
+void kt_transpose_xq(const spqr_ktensor *kt, const kt_input *in, int32_t c0, int32_t c1) {
+    float *xqt = (float *)in->xqt;
+    for (int32_t c = c0; c < c1; c++)
+        for (int32_t i = 0; i < in->n; i++) xqt[(size_t)c * in->n + i] = in->xq[(size_t)i * kt->cols + c];
+}
+
+size_t kt_scratch_exact(const spqr_ktensor *kt, int32_t n) {
+    return carve(kt, n, SC_XP | (n == 1 ? SC_X2 : SC_XQT), NULL, NULL);
+}
+
+void kt_prepare_exact(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+                      kt_input *in) {
+    carve(kt, n, SC_XP | (n == 1 ? SC_X2 : SC_XQT), scratch, in);
+    if (i1 <= i0) return;
+    prepare(kt, X + (size_t)i0 * kt->cols, i1 - i0, (float *)in->xp + (size_t)i0 * kt->padcols, (float *)in->x2,
+            (float *)in->xs + (size_t)i0 * kt->n_groups, (float *)in->xq + (size_t)i0 * kt->cols);
+}
+
+static unsigned i8_flags(int32_t n, int words) { return SC_I8 | (n > 1 ? SC_XQT : 0) | (words && n == 1 ? SC_WORDS : 0); }
+
+size_t kt_scratch_i8(const spqr_ktensor *kt, int32_t n) { return carve(kt, n, i8_flags(n, 0), NULL, NULL); }
+size_t kt_scratch_i8_words(const spqr_ktensor *kt, int32_t n) { return carve(kt, n, i8_flags(n, 1), NULL, NULL); }
+
+void kt_prepare_i8_with(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+                        kt_input *in, kt_prep_i8_fn one, int words) {
+    carve(kt, n, i8_flags(n, words), scratch, in);
+    /* input i's slot of the [n_ctiles][n] interleaved activations */
+    for (int32_t i = i0; i < i1; i++)
+        one(kt, X + (size_t)i * kt->cols, (float *)in->xs + (size_t)i * kt->n_groups, (float *)in->xq + (size_t)i * kt->cols,
+            (int32_t *)in->xa + (size_t)i * KT_XOPS, (float *)in->at + i, n);
+}
+
+void kt_prepare_i8(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+                   kt_input *in) {
+    kt_prepare_i8_with(kt, X, n, i0, i1, scratch, in, kt->ops->prep_i8, 0);
+}
+
+static size_t chunk_of(int32_t n) { return (size_t)(n < KT_NB ? n : KT_NB); }
+
+size_t kt_scratch_matmul(const spqr_ktensor *kt, int32_t n) {
+    return n < 1 ? 0 : kt->ops->scratch_size(kt, (int32_t)chunk_of(n));
+}
+
+size_t kt_scratch_matmul_multi(const spqr_ktensor *const *kts, int32_t k, int32_t n) {
+    size_t total = 0;
+    for (int32_t i = 0; i < k; i++) total += up64(kt_scratch_matmul(kts[i], n));
+    return total;
+}
+
+spqr_status kt_matmul_ws(const spqr_ktensor *kt, const float *X, int32_t n, float *Y, int32_t n_threads, void *ws,
+                         size_t ws_bytes, spqr_err *err) {
+    if (!kt) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "ktensor is NULL");
+    return kt_matmul_multi_ws(&kt, 1, X, n, &Y, n_threads, ws, ws_bytes, err);
+}
+
+spqr_status kt_matmul_multi_ws(const spqr_ktensor *const *kts, int32_t k, const float *X, int32_t n, float *const *Ys,
+                               int32_t n_threads, void *ws, size_t ws_bytes, spqr_err *err) {
+    if (k < 1 || k > KT_MULTI_MAX)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matmul: %d products (1..%d)", k, KT_MULTI_MAX);
+    if (!kts || !Ys) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matmul: NULL argument");
+    for (int32_t i = 0; i < k; i++)
+        if (!kts[i] || !Ys[i]) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matmul: product %d is NULL", i);
+    if (n < 0) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "negative batch size %d", n);
+    if (n == 0) return SPQR_OK;
+    if (!X) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "input or output buffer is NULL");
+    if (n == 1) return kt_matvec_multi_ws(kts, k, X, Ys, n_threads, ws, ws_bytes, err);
+    const size_t need = kt_scratch_matmul_multi(kts, k, n);
+    if (!ws || ws_bytes < need)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matmul: scratch of %zu bytes, %zu needed", ws_bytes, need);
+    int64_t work = 0;
+    int32_t tiles = 0;
+    for (int32_t i = 0; i < k; i++) {
+        if (kts[i]->cols != kts[0]->cols)
+            return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matmul: products take %d and %d inputs", kts[0]->cols,
+                                kts[i]->cols);
+        work += (int64_t)kts[i]->rows * kts[i]->cols * n;
+        tiles += kts[i]->n_rtiles;
+    }
+    if (n_threads <= 0) n_threads = omp_get_num_procs();
+    if (n_threads > tiles) n_threads = tiles;
+    /* Small products are not worth waking threads for (a wake-up costs
+     * 10-50 us with OMP_WAIT_POLICY=passive; 2^18 weights take ~8 us): the
+     * same threshold as the dense linears (src/model/linear.c). */
+    if (work < KT_PAR_MIN) n_threads = 1;
+    /* balanced chunks of at most KT_NB inputs: none of one input (that
+     * would be the matvec's input layout) */
+    const int32_t nch = (n + KT_NB - 1) / KT_NB;
+    for (int32_t c = 0; c < nch; c++) {
+        const int32_t i0 = (int32_t)((int64_t)n * c / nch), m = (int32_t)((int64_t)n * (c + 1) / nch) - i0;
+        const float *Xc = X + (size_t)i0 * kts[0]->cols;
+        const int32_t T = n_threads;
+        /* One parallel region for the k products of one input (q, k, v):
+         * the threads prepare the inputs (a share each, then a share of
+         * the transposed copies), then take contiguous ranges of all the
+         * products' row tiles, concatenated; each thread writes its own
+         * 64-byte-aligned spans of Y. */
+#pragma omp parallel num_threads(T) if (T > 1)
+        {
+            const int32_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+            kt_input in[KT_MULTI_MAX];
+            char *p = ws;
+            for (int32_t i = 0; i < k; i++) {
+                kts[i]->ops->prepare(kts[i], Xc, m, (int32_t)((int64_t)m * t / nt), (int32_t)((int64_t)m * (t + 1) / nt),
+                                     p, &in[i]);
+                p += up64(kt_scratch_matmul(kts[i], n));
+            }
+#pragma omp barrier
+            for (int32_t i = 0; i < k; i++)
+                if (in[i].xqt)
+                    kt_transpose_xq(kts[i], &in[i], (int32_t)((int64_t)kts[i]->cols * t / nt),
+                                    (int32_t)((int64_t)kts[i]->cols * (t + 1) / nt));
+#pragma omp barrier
+            const int32_t lo = (int32_t)((int64_t)tiles * t / nt), hi = (int32_t)((int64_t)tiles * (t + 1) / nt);
+            int32_t off = 0;
+            for (int32_t i = 0; i < k; i++) {
+                const int32_t nr = kts[i]->n_rtiles;
+                const int32_t a = (lo > off ? lo : off) - off, b = (hi < off + nr ? hi : off + nr) - off;
+                /* Y rows of this chunk are contiguous [m][rows] */
+                if (b > a) kts[i]->ops->matmul(kts[i], &in[i], a, b, Ys[i] + (size_t)i0 * kts[i]->rows);
+                off += nr;
+            }
+        }
+    }
+    return SPQR_OK;
+}
+
+/* Runs a scratch-taking product with scratch of its own (the public API). */
+#define WITH_SCRATCH(bytes, call)                                                          \
+    do {                                                                                   \
+        const size_t nb_ = (bytes);                                                        \
+        void *ws = kt_alloc64(nb_);                                                        \
+        if (!ws) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for %zu bytes of kernel scratch", nb_); \
+        const spqr_status st_ = (call);                                                    \
+        free(ws);                                                                          \
+        return st_;                                                                        \
+    } while (0)
 
 spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t n, float *Y,
                                 int32_t n_threads, spqr_err *err) {
     if (!kt) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "ktensor is NULL");
     if (n < 0) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "negative batch size %d", n);
     if (n == 0) return SPQR_OK;
-    if (!X || !Y) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "input or output buffer is NULL");
-    if (n == 1) return spqr_ktensor_matvec_multi(&kt, 1, X, &Y, n_threads, err);
-    if (n_threads <= 0) n_threads = omp_get_num_procs();
-    if (n_threads > kt->n_rtiles) n_threads = kt->n_rtiles;
-    /* Small products are not worth waking threads for (a wake-up costs
-     * 10-50 us with OMP_WAIT_POLICY=passive; 2^18 weights take ~8 us): the
-     * same threshold as the dense linears (src/model/linear.c). */
-    if ((int64_t)kt->rows * kt->cols * n < KT_PAR_MIN) n_threads = 1;
-    const int32_t nb = n < KT_NB ? n : KT_NB;
-    const int i8 = path_i8(kt->path); /* reads xa, at instead of xp */
-    float *xp = i8 ? NULL : kt_alloc64((size_t)nb * kt->padcols * sizeof(float));
-    float *xs = malloc((size_t)nb * kt->n_groups * sizeof(float));
-    float *xq = malloc((size_t)nb * kt->cols * sizeof(float));
-    const size_t nct = (size_t)kt->n_ctiles;
-    int32_t *xa = i8 ? kt_alloc64((size_t)nb * nct * KT_XOPS * sizeof(int32_t)) : NULL;
-    float *at = i8 ? malloc((size_t)nb * nct * sizeof(float)) : NULL;
-    /* the SIMD batch paths read the inputs of an outlier's column side by side */
-    const int tr = kt->path != SPQR_KERNEL_SCALAR;
-    float *xqt = tr ? malloc((size_t)nb * kt->cols * sizeof(float)) : NULL;
-    spqr_status st = SPQR_OK;
-    if (!xs || !xq || (i8 ? !xa || !at : !xp) || (tr && !xqt)) {
-        st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory in matmul");
-        goto done;
-    }
-    const kt_worker work = pick(kt, n);
-    for (int32_t i0 = 0; i0 < n; i0 += KT_NB) {
-        const int32_t m = n - i0 < KT_NB ? n - i0 : KT_NB;
-        if (i8)
-            for (int32_t i = 0; i < m; i++)
-                prepare_i8_fast(kt, X + (size_t)(i0 + i) * kt->cols, xs + (size_t)i * kt->n_groups,
-                                xq + (size_t)i * kt->cols, xa + (size_t)i * KT_XOPS, at + i, m);
-        else prepare(kt, X + (size_t)i0 * kt->cols, m, xp, NULL, xs, xq);
-        if (tr)
-            for (int32_t c = 0; c < kt->cols; c++)
-                for (int32_t i = 0; i < m; i++) xqt[(size_t)c * m + i] = xq[(size_t)i * kt->cols + c];
-        /* Y rows of this chunk are contiguous [m][rows]; workers write their own row range. */
-        float *Yc = Y + (size_t)i0 * kt->rows;
-        const kt_input in = {xp, NULL, xs, xq, xqt, xa, at, m};
-        const int32_t T = n_threads;
-#pragma omp parallel num_threads(T) if (T > 1)
-        {
-            const int32_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-            /* contiguous row-tile ranges: each thread writes 64-byte-aligned spans of y */
-            const int32_t rt0 = (int32_t)((int64_t)kt->n_rtiles * t / nt);
-            const int32_t rt1 = (int32_t)((int64_t)kt->n_rtiles * (t + 1) / nt);
-            if (rt1 > rt0) work(kt, &in, rt0, rt1, Yc);
-        }
-    }
-done:
-    free(xqt);
-    free(xa);
-    free(at);
-    free(xp);
-    free(xs);
-    free(xq);
-    return st;
+    WITH_SCRATCH(kt_scratch_matmul(kt, n), kt_matmul_ws(kt, X, n, Y, n_threads, ws, nb_, err));
 }
 
-#define KT_MULTI_MAX 16 /* products per spqr_ktensor_matvec_multi call */
-
-spqr_status spqr_ktensor_matvec_multi(const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
-                                      int32_t n_threads, spqr_err *err) {
+static spqr_status check_multi(const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
+                               spqr_err *err) {
     if (k < 1 || k > KT_MULTI_MAX)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matvec_multi: %d products (1..%d)", k, KT_MULTI_MAX);
     if (!kts || !x || !ys) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matvec_multi: NULL argument");
-    int64_t weights = 0;
-    int32_t tiles = 0;
     for (int32_t i = 0; i < k; i++) {
         if (!kts[i] || !ys[i]) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matvec_multi: product %d is NULL", i);
         if (kts[i]->cols != kts[0]->cols)
             return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matvec_multi: products take %d and %d inputs", kts[0]->cols,
                                 kts[i]->cols);
+    }
+    return SPQR_OK;
+}
+
+size_t kt_scratch_matvec_multi(const spqr_ktensor *const *kts, int32_t k) {
+    size_t total = 0;
+    for (int32_t i = 0; i < k; i++) total += up64(kts[i]->ops->scratch_size(kts[i], 1));
+    return total;
+}
+
+spqr_status kt_matvec_multi_ws(const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
+                               int32_t n_threads, void *ws, size_t ws_bytes, spqr_err *err) {
+    spqr_status st = check_multi(kts, k, x, ys, err);
+    if (st) return st;
+    const size_t need = kt_scratch_matvec_multi(kts, k);
+    if (!ws || ws_bytes < need)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matvec: scratch of %zu bytes, %zu needed", ws_bytes, need);
+    int64_t weights = 0;
+    int32_t tiles = 0;
+    for (int32_t i = 0; i < k; i++) {
         weights += (int64_t)kts[i]->rows * kts[i]->cols;
         tiles += kts[i]->n_rtiles;
     }
     if (n_threads <= 0) n_threads = omp_get_num_procs();
     if (n_threads > tiles) n_threads = tiles;
-    if (weights < KT_PAR_MIN) n_threads = 1; /* see spqr_ktensor_matmul */
+    if (weights < KT_PAR_MIN) n_threads = 1; /* see kt_matmul_ws */
     kt_input in[KT_MULTI_MAX];
     kt_worker work[KT_MULTI_MAX];
-    void *mem[KT_MULTI_MAX][6] = {{0}};
-    spqr_status st = SPQR_OK;
-    for (int32_t i = 0; i < k && st == SPQR_OK; i++) {
-        const spqr_ktensor *kt = kts[i];
-        /* the int8 path reads xa, at (and xs, xq); the others xp, x2 */
-        const int i8 = path_i8(kt->path);
-        float *xp = mem[i][0] = i8 ? NULL : kt_alloc64((size_t)kt->padcols * sizeof(float));
-        float *xs = mem[i][1] = malloc((size_t)kt->n_groups * sizeof(float));
-        float *xq = mem[i][2] = malloc((size_t)kt->cols * sizeof(float));
-        float *x2 = mem[i][3] = i8 ? NULL : kt_alloc64((size_t)kt->padcols * sizeof(float));
-        /* avx2i8's matvec reads KT_XW int16-pair words per tile */
-        const size_t xw = kt->path == SPQR_KERNEL_AVX2_I8 ? KT_XW : KT_XOPS;
-        int32_t *xa = mem[i][4] = i8 ? kt_alloc64((size_t)kt->n_ctiles * xw * sizeof(int32_t)) : NULL;
-        float *at = mem[i][5] = i8 ? malloc((size_t)kt->n_ctiles * sizeof(float)) : NULL;
-        if (!xs || !xq || (i8 ? !xa || !at : !xp || !x2)) {
-            st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory in matvec");
-            break;
-        }
-        if (i8 && kt->path == SPQR_KERNEL_AVX2_I8) kt_prepare_i8_avx2(kt, x, xs, xq, xa, at, 1, 1);
-        else if (i8) prepare_i8_fast(kt, x, xs, xq, xa, at, 1);
-        else prepare(kt, x, 1, xp, x2, xs, xq);
-        in[i] = (kt_input){xp, x2, xs, xq, NULL, xa, at, 1};
-        work[i] = pick(kt, 1);
-    }
-    if (st == SPQR_OK) {
-        const int32_t T = n_threads;
-        /* One parallel region for all k products (q, k, v share their
-         * input): the row tiles of all of them, concatenated, handed out in
-         * chunks of KT_CHUNK tiles to whichever thread is free. A fork/join
-         * costs more than a small matvec where threads sleep between
-         * regions, and on a shared machine a thread that loses its core for
-         * a while no longer holds the other back (7B decode, A/B in one
-         * window: 6.67 and 7.21 tok/s with a fixed split, 7.30 and 7.15
-         * with chunks). Which thread computes a tile does not change its
-         * bits. */
-        const int32_t nch = (tiles + KT_CHUNK - 1) / KT_CHUNK;
-#pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
-        for (int32_t ch = 0; ch < nch; ch++) {
-            const int32_t lo = ch * KT_CHUNK, hi = lo + KT_CHUNK < tiles ? lo + KT_CHUNK : tiles;
-            int32_t off = 0;
-            for (int32_t i = 0; i < k; i++) {
-                const int32_t n = kts[i]->n_rtiles;
-                const int32_t a = (lo > off ? lo : off) - off, b = (hi < off + n ? hi : off + n) - off;
-                if (b > a) work[i](kts[i], &in[i], a, b, ys[i]);
-                off += n;
-            }
-        }
-    }
+    char *p = ws;
     for (int32_t i = 0; i < k; i++) {
-        free(mem[i][0]);
-        free(mem[i][1]);
-        free(mem[i][2]);
-        free(mem[i][3]);
-        free(mem[i][4]);
-        free(mem[i][5]);
+        kts[i]->ops->prepare(kts[i], x, 1, 0, 1, p, &in[i]);
+        p += up64(kts[i]->ops->scratch_size(kts[i], 1));
+        work[i] = kts[i]->ops->matvec;
     }
-    return st;
+    const int32_t T = n_threads;
+    /* One parallel region for all k products (q, k, v share their
+     * input): the row tiles of all of them, concatenated, handed out in
+     * chunks of KT_CHUNK tiles to whichever thread is free. A fork/join
+     * costs more than a small matvec where threads sleep between
+     * regions, and on a shared machine a thread that loses its core for
+     * a while no longer holds the other back (7B decode, A/B in one
+     * window: 6.67 and 7.21 tok/s with a fixed split, 7.30 and 7.15
+     * with chunks). Which thread computes a tile does not change its
+     * bits. */
+    const int32_t nch = (tiles + KT_CHUNK - 1) / KT_CHUNK;
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
+    for (int32_t ch = 0; ch < nch; ch++) {
+        const int32_t lo = ch * KT_CHUNK, hi = lo + KT_CHUNK < tiles ? lo + KT_CHUNK : tiles;
+        int32_t off = 0;
+        for (int32_t i = 0; i < k; i++) {
+            const int32_t n = kts[i]->n_rtiles;
+            const int32_t a = (lo > off ? lo : off) - off, b = (hi < off + n ? hi : off + n) - off;
+            if (b > a) work[i](kts[i], &in[i], a, b, ys[i]);
+            off += n;
+        }
+    }
+    return SPQR_OK;
+}
+
+spqr_status spqr_ktensor_matvec_multi(const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
+                                      int32_t n_threads, spqr_err *err) {
+    spqr_status st = check_multi(kts, k, x, ys, err);
+    if (st) return st;
+    WITH_SCRATCH(kt_scratch_matvec_multi(kts, k), kt_matvec_multi_ws(kts, k, x, ys, n_threads, ws, nb_, err));
 }
 
 spqr_status spqr_ktensor_matvec(const spqr_ktensor *kt, const float *x, float *y, int32_t n_threads,

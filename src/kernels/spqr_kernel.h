@@ -72,6 +72,7 @@ struct spqr_ktensor {
     uint8_t st_idx[2][64];
     uint32_t st_sh[2][16];
     spqr_kernel_path path;   /* resolved, never AUTO */
+    const struct spqr_kernel_ops *ops; /* path's operations (kernels/kernels.h) */
     uint64_t stream_bytes;   /* bytes a matvec reads from the weight arrays */
 };
 
@@ -138,6 +139,38 @@ static inline uint32_t kt_code_at(const spqr_ktensor *kt, int32_t r, int32_t c) 
     return kt_block_code(kt_block(kt, r / KT_R, ct), kt->wbits, r % KT_R, (int)((ct & 1) * KT_C + cc));
 }
 
+/* Per row tile: where its statistics and second-level pairs start (the
+ * division by qq_groupsize done once per row tile, not per group). */
+typedef struct {
+    int32_t rt;
+    const uint8_t *st;     /* stats of group 0 */
+    const uint16_t *pp[2]; /* [part] pairs of group 0 for this tile's qgroup (q2_aligned), else NULL */
+} kt_rtile;
+
+static inline kt_rtile kt_rtile_begin(const spqr_ktensor *kt, int32_t rt) {
+    kt_rtile c = {rt, kt->stats + (size_t)rt * kt->n_groups * kt->stat_bytes, {NULL, NULL}};
+    if (kt->q2_aligned) {
+        const size_t off = (size_t)(rt * KT_R / kt->qq_groupsize) * kt->n_groups * 2;
+        if (kt->s_pair) c.pp[0] = kt->s_pair + off;
+        if (kt->z_pair) c.pp[1] = kt->z_pair + off;
+    }
+    return c;
+}
+
+/* The second-level pairs of part p (0 scale, 1 zero) of the 16 rows of
+ * row tile rt in group g, where they are per row (qq_groupsize not a
+ * multiple of 16); padded rows get the last pair (any finite one does). */
+static inline void kt_row_pairs(const spqr_ktensor *kt, int32_t rt, int32_t g, int p, float s2[KT_R], float z2[KT_R]) {
+    const uint16_t *pairs = p ? kt->z_pair : kt->s_pair;
+    for (int i = 0; i < KT_R; i++) {
+        int32_t qg = (rt * KT_R + i) / kt->qq_groupsize;
+        if (qg >= kt->n_qgroups) qg = kt->n_qgroups - 1;
+        const uint16_t *q = pairs + ((size_t)qg * kt->n_groups + g) * 2;
+        s2[i] = spqr_fp16_to_fp32(q[0]);
+        z2[i] = spqr_fp16_to_fp32(q[1]);
+    }
+}
+
 /* The fp32 statistics of the 16 rows of row tile rt in group g, computed
  * exactly as the reference does (format/tensor.h). Padded rows get 0. */
 void kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float s[KT_R], float z[KT_R]);
@@ -199,16 +232,14 @@ void kt_prepare_i8_avx2(const spqr_ktensor *kt, const float *x, float *xs, float
 void kt_avx2i8_words_ref(const spqr_ktensor *kt, const int32_t *xa, int32_t *xw);
 /* aarch64 (spqr_kernel_neon.c): neon (exact fp32) and neondot (dotprod,
  * int8 activations with the avx512vnni rule and input layout);
- * kt_prepare_i8_neon has kt_prepare_i8_avx512's contract. kt_neon_hwcap:
- * 1 when getauxval(AT_HWCAP) has ASIMD (and ASIMDDP when dotprod), 0 off
- * aarch64 (the functions then fall back to the scalar path). */
+ * kt_prepare_i8_neon has kt_prepare_i8_avx512's contract. Off aarch64 the
+ * functions fall back to the scalar path (never picked there). */
 void kt_matvec_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 void kt_matmul_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 void kt_matvec_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 void kt_matmul_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 void kt_prepare_i8_neon(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
                         int32_t n);
-int kt_neon_hwcap(int dotprod);
 
 /* Software prefetch of the code stream KT_PF_BYTES ahead, 32 * B bytes
  * (half a block) per column tile, for the one-token SIMD paths. The

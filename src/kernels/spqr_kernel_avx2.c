@@ -11,54 +11,31 @@
 #include <string.h>
 
 #include "format/tensor.h"
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
+#include "kernels/stat_avx2.h"
 
-#define T256 __attribute__((target("avx2,fma,f16c")))
-#define INLINE static inline __attribute__((always_inline))
+#define T256 KT_T256
+#define INLINE KT_INLINE
 
-/* Statistic decoding state of one call: per part (0 scale, 1 zero) the
- * byte-shuffle and shift tables of the two 8-row halves, and for a bilevel
- * part with one second-level pair per row tile the pairs of the current 16
- * groups as fp32 (s2, z2). */
+/* Statistic decoding state of one call: the shared tables (stat_avx2.h),
+ * the in-place field masks, and for a bilevel part with one second-level
+ * pair per row tile the pairs of the current 16 groups as fp32 (s2, z2). */
 typedef struct {
-    __m256i idx[2][2], sh[2][2], mask[2]; /* [part][half], [part] */
-    int bits[2];
+    kt_st256 t;
     __m256i fm[KT_BC]; /* AND mask of block column j's field in place (x pre-scaled), built at run time */
     float pf[2][32] __attribute__((aligned(32))); /* [part][group % 16][s2, z2] */
     __m256 sz[16][2][2];                          /* decoded s, z of 16 groups: [group % 16][part][half] */
 } st_ctx;
 
-/* Per row tile: its stats and (q2_aligned) second-level pairs of group 0. */
-typedef struct {
-    int32_t rt;
-    const uint8_t *st;
-    const uint16_t *pp[2]; /* [part] */
-} rt_ctx;
+typedef kt_rt256 rt_ctx;
+#define rt_begin kt_rtile_begin
 
 T256 INLINE void st_init(const spqr_ktensor *kt, st_ctx *sc) {
-    sc->bits[0] = kt->qs_bits;
-    sc->bits[1] = kt->qz_bits;
-    for (int p = 0; p < 2; p++) {
-        for (int h = 0; h < 2; h++) {
-            sc->idx[p][h] = _mm256_loadu_si256((const __m256i *)(kt->st_idx[p] + 32 * h));
-            sc->sh[p][h] = _mm256_loadu_si256((const __m256i *)(kt->st_sh[p] + 8 * h));
-        }
-        sc->mask[p] = _mm256_set1_epi32((1 << sc->bits[p]) - 1);
-    }
+    kt_st256_init(kt, &sc->t);
     /* masks come from memory: as immediates GCC 12 rebuilds each one per
      * column (movabs + vmovq + vpbroadcastq), 3 uops per 8 weights */
     for (int j = 0; j < KT_BC; j++)
         sc->fm[j] = _mm256_set1_epi32((int)(((1u << kt->wbits) - 1u) << kt_field_shift(kt->wbits, j)));
-}
-
-T256 INLINE rt_ctx rt_begin(const spqr_ktensor *kt, int32_t rt) {
-    rt_ctx c = {rt, kt->stats + (size_t)rt * kt->n_groups * kt->stat_bytes, {NULL, NULL}};
-    if (kt->q2_aligned) {
-        const size_t off = (size_t)(rt * KT_R / kt->qq_groupsize) * kt->n_groups * 2;
-        if (kt->s_pair) c.pp[0] = kt->s_pair + off;
-        if (kt->z_pair) c.pp[1] = kt->z_pair + off;
-    }
-    return c;
 }
 
 /* Converts the second-level pairs of groups g..g+15 (g % 16 == 0) of the
@@ -80,47 +57,11 @@ T256 INLINE void st_pairs(const spqr_ktensor *kt, st_ctx *sc, const rt_ctx *rc, 
     }
 }
 
-/* One first-level statistic (part p) of the 16 rows of group g as two
- * 8-row halves, bit-exact with spqr_stat_dq / spqr_fp16_to_fp32. */
-T256 INLINE void stat16(const spqr_ktensor *kt, const st_ctx *sc, const rt_ctx *rc, const uint8_t *blk, int32_t g,
-                        int p, __m256 out[2]) {
-    if (!sc->bits[p]) {
-        out[0] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
-        out[1] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16)));
-        return;
-    }
-    /* <= 16 code bytes; the stats array has 16 bytes of slack at its end */
-    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)blk));
-    __m256 s2[2], z2[2];
-    if (rc->pp[p]) {
-        s2[0] = s2[1] = _mm256_broadcast_ss(sc->pf[p] + 2 * (g & 15));
-        z2[0] = z2[1] = _mm256_broadcast_ss(sc->pf[p] + 2 * (g & 15) + 1);
-    } else { /* qq_groupsize not a multiple of 16: a pair per row */
-        const uint16_t *pairs = p ? kt->z_pair : kt->s_pair;
-        float sa[KT_R], za[KT_R];
-        for (int i = 0; i < KT_R; i++) {
-            int32_t qg = (rc->rt * KT_R + i) / kt->qq_groupsize;
-            if (qg >= kt->n_qgroups) qg = kt->n_qgroups - 1; /* padded rows: any finite pair */
-            const uint16_t *q = pairs + ((size_t)qg * kt->n_groups + g) * 2;
-            sa[i] = _cvtsh_ss(q[0]);
-            za[i] = _cvtsh_ss(q[1]);
-        }
-        s2[0] = _mm256_loadu_ps(sa);
-        s2[1] = _mm256_loadu_ps(sa + 8);
-        z2[0] = _mm256_loadu_ps(za);
-        z2[1] = _mm256_loadu_ps(za + 8);
-    }
-    for (int h = 0; h < 2; h++) {
-        __m256i code = _mm256_srlv_epi32(_mm256_shuffle_epi8(b, sc->idx[p][h]), sc->sh[p][h]);
-        code = _mm256_and_si256(code, sc->mask[p]);
-        out[h] = _mm256_mul_ps(s2[h], _mm256_sub_ps(_mm256_cvtepi32_ps(code), z2[h])); /* no FMA, as the reference */
-    }
-}
-
 T256 INLINE void stats256(const spqr_ktensor *kt, const st_ctx *sc, const rt_ctx *rc, int32_t g, __m256 s[2], __m256 z[2]) {
     const uint8_t *blk = rc->st + (size_t)g * kt->stat_bytes;
-    stat16(kt, sc, rc, blk, g, 0, s);
-    stat16(kt, sc, rc, blk + kt->sb_bytes, g, 1, z);
+    const int k = 2 * (g & 15);
+    kt_stat16_256(kt, &sc->t, rc, blk, g, 0, rc->pp[0] ? sc->pf[0] + k : NULL, s);
+    kt_stat16_256(kt, &sc->t, rc, blk + kt->sb_bytes, g, 1, rc->pp[1] ? sc->pf[1] + k : NULL, z);
 }
 
 /* Block column j's codes of rows 8*half..8*half+7 as fp32 (times 2^shift
@@ -171,7 +112,6 @@ T256 INLINE void finish_group(const kt_input *in, const st_ctx *sc, int32_t g, c
     *ylo = _mm256_fmadd_ps(sz[0][0], _mm256_fnmadd_ps(sz[1][0], xs, dlo), *ylo);
     *yhi = _mm256_fmadd_ps(sz[0][1], _mm256_fnmadd_ps(sz[1][1], xs, dhi), *yhi);
 }
-
 
 #define ZERO4(a) (a)[0] = (a)[1] = (a)[2] = (a)[3] = _mm256_setzero_ps()
 
@@ -317,7 +257,7 @@ T256 void kt_matmul_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
     KT_WBITS_DISPATCH(kt->wbits, matmul_b, kt, in, rt0, rt1, Y);
 }
 #else
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
 void kt_matvec_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
@@ -325,3 +265,6 @@ void kt_matmul_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int
     kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
 #endif
+
+const spqr_kernel_ops kt_ops_avx2 = {"avx2", SPQR_KERNEL_AVX2, 1, spqr_cpu_has_avx2, kt_scratch_exact, kt_prepare_exact,
+                                     kt_matvec_avx2, kt_matmul_avx2, NULL};

@@ -35,10 +35,11 @@
 #include <string.h>
 
 #include "format/tensor.h"
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
+#include "kernels/stat_avx2.h"
 
-#define T2I __attribute__((target("avx2,fma,f16c")))
-#define INLINE static inline __attribute__((always_inline))
+#define T2I KT_T256
+#define INLINE KT_INLINE
 
 /* ---- the per-width plans of the one-token tile dot -------------------- */
 
@@ -213,82 +214,18 @@ void kt_avx2i8_words_ref(const spqr_ktensor *kt, const int32_t *xa, int32_t *xw)
 
 /* ---- statistics -------------------------------------------------------- */
 
-/* Per row tile: where its statistics and second-level pairs start. */
-typedef struct {
-    int32_t rt;
-    const uint8_t *st;
-    const uint16_t *pp[2]; /* [part] pairs of group 0 (q2_aligned), else NULL */
-} rt_ctx;
-
-T2I INLINE rt_ctx rt_begin(const spqr_ktensor *kt, int32_t rt) {
-    rt_ctx c = {rt, kt->stats + (size_t)rt * kt->n_groups * kt->stat_bytes, {NULL, NULL}};
-    if (kt->q2_aligned) {
-        const size_t off = (size_t)(rt * KT_R / kt->qq_groupsize) * kt->n_groups * 2;
-        if (kt->s_pair) c.pp[0] = kt->s_pair + off;
-        if (kt->z_pair) c.pp[1] = kt->z_pair + off;
-    }
-    return c;
-}
-
-/* Exact statistic decode (any layout), as the avx2 path: pshufb of a
- * broadcast 16-byte load into dword lanes, variable shift, mask;
- * s2 * (code - z2) without FMA, bit-exact with spqr_stat_dq. */
-typedef struct {
-    __m256i idx[2][2], sh[2][2], mask[2]; /* [part][half] */
-    int bits[2];
-} st_ctx;
-
-T2I INLINE void st_init(const spqr_ktensor *kt, st_ctx *sc) {
-    sc->bits[0] = kt->qs_bits;
-    sc->bits[1] = kt->qz_bits;
-    for (int p = 0; p < 2; p++) {
-        for (int h = 0; h < 2; h++) {
-            sc->idx[p][h] = _mm256_loadu_si256((const __m256i *)(kt->st_idx[p] + 32 * h));
-            sc->sh[p][h] = _mm256_loadu_si256((const __m256i *)(kt->st_sh[p] + 8 * h));
-        }
-        sc->mask[p] = _mm256_set1_epi32((1 << sc->bits[p]) - 1);
-    }
-}
-
-T2I INLINE void stat16(const spqr_ktensor *kt, const st_ctx *sc, const rt_ctx *rc, const uint8_t *blk, int32_t g, int p,
-                       __m256 out[2]) {
-    if (!sc->bits[p]) {
-        out[0] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
-        out[1] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16)));
-        return;
-    }
-    /* <= 16 code bytes; the stats array has 16 bytes of slack at its end */
-    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)blk));
-    __m256 s2[2], z2[2];
-    if (rc->pp[p]) {
-        s2[0] = s2[1] = _mm256_set1_ps(_cvtsh_ss(rc->pp[p][2 * g]));
-        z2[0] = z2[1] = _mm256_set1_ps(_cvtsh_ss(rc->pp[p][2 * g + 1]));
-    } else { /* qq_groupsize not a multiple of 16: a pair per row */
-        const uint16_t *pairs = p ? kt->z_pair : kt->s_pair;
-        float sa[KT_R], za[KT_R];
-        for (int i = 0; i < KT_R; i++) {
-            int32_t qg = (rc->rt * KT_R + i) / kt->qq_groupsize;
-            if (qg >= kt->n_qgroups) qg = kt->n_qgroups - 1; /* padded rows: any finite pair */
-            const uint16_t *q = pairs + ((size_t)qg * kt->n_groups + g) * 2;
-            sa[i] = _cvtsh_ss(q[0]);
-            za[i] = _cvtsh_ss(q[1]);
-        }
-        s2[0] = _mm256_loadu_ps(sa);
-        s2[1] = _mm256_loadu_ps(sa + 8);
-        z2[0] = _mm256_loadu_ps(za);
-        z2[1] = _mm256_loadu_ps(za + 8);
-    }
-    for (int h = 0; h < 2; h++) {
-        __m256i code = _mm256_srlv_epi32(_mm256_shuffle_epi8(b, sc->idx[p][h]), sc->sh[p][h]);
-        code = _mm256_and_si256(code, sc->mask[p]);
-        out[h] = _mm256_mul_ps(s2[h], _mm256_sub_ps(_mm256_cvtepi32_ps(code), z2[h])); /* no FMA, as the reference */
-    }
-}
+typedef kt_rt256 rt_ctx;
+typedef kt_st256 st_ctx;
+#define rt_begin kt_rtile_begin
+#define st_init kt_st256_init
 
 T2I INLINE void stats8x2(const spqr_ktensor *kt, const st_ctx *sc, const rt_ctx *rc, int32_t g, __m256 s[2], __m256 z[2]) {
     const uint8_t *blk = rc->st + (size_t)g * kt->stat_bytes;
-    stat16(kt, sc, rc, blk, g, 0, s);
-    stat16(kt, sc, rc, blk + kt->sb_bytes, g, 1, z);
+    float pr[2][2]; /* the row tile's (s2, z2) of group g, where it has one */
+    for (int p = 0; p < 2; p++)
+        if (rc->pp[p]) pr[p][0] = _cvtsh_ss(rc->pp[p][2 * g]), pr[p][1] = _cvtsh_ss(rc->pp[p][2 * g + 1]);
+    kt_stat16_256(kt, sc, rc, blk, g, 0, rc->pp[0] ? pr[0] : NULL, s);
+    kt_stat16_256(kt, sc, rc, blk + kt->sb_bytes, g, 1, rc->pp[1] ? pr[1] : NULL, z);
 }
 
 /* Closes group g: y += s * (dot - z * sum(x^_g)) per 8-row half. */
@@ -711,7 +648,7 @@ T2I void kt_prepare_i8_avx2(const spqr_ktensor *kt, const float *x, float *xs, f
     }
 }
 #else
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
 void kt_matvec_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
@@ -726,3 +663,19 @@ void kt_avx2i8_words_ref(const spqr_ktensor *kt, const int32_t *xa, int32_t *xw)
     (void)kt, (void)xa, (void)xw;
 }
 #endif
+
+/* one token: the matvec's KT_XW int16-pair words; a batch: avx512vnni's layout */
+static void prep_words(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at, int32_t n) {
+    kt_prepare_i8_avx2(kt, x, xs, xq, xa, at, n, 1);
+}
+static void prep_bytes(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at, int32_t n) {
+    kt_prepare_i8_avx2(kt, x, xs, xq, xa, at, n, 0);
+}
+
+static void prepare(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+                    kt_input *in) {
+    kt_prepare_i8_with(kt, X, n, i0, i1, scratch, in, n == 1 ? prep_words : prep_bytes, 1);
+}
+
+const spqr_kernel_ops kt_ops_avx2i8 = {"avx2i8", SPQR_KERNEL_AVX2_I8, 0, spqr_cpu_has_avx2, kt_scratch_i8_words, prepare,
+                                       kt_matvec_avx2i8, kt_matmul_avx2i8, prep_bytes};

@@ -14,29 +14,13 @@
 #include <string.h>
 
 #include "format/tensor.h"
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
 
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
 
-
-/* Per row tile: where its statistics and second-level pairs start (the
- * division by qq_groupsize done once per row tile, not per group). */
-typedef struct {
-    int32_t rt;
-    const uint8_t *st;        /* stats of group 0 */
-    const uint16_t *sp, *zp;  /* pairs of group 0 for this tile's qgroup (q2_aligned) */
-} rt_ctx;
-
-T512 INLINE rt_ctx rt_begin(const spqr_ktensor *kt, int32_t rt) {
-    rt_ctx c = {rt, kt->stats + (size_t)rt * kt->n_groups * kt->stat_bytes, NULL, NULL};
-    if (kt->q2_aligned) {
-        const size_t off = (size_t)(rt * KT_R / kt->qq_groupsize) * kt->n_groups * 2;
-        if (kt->s_pair) c.sp = kt->s_pair + off;
-        if (kt->z_pair) c.zp = kt->z_pair + off;
-    }
-    return c;
-}
+typedef kt_rtile rt_ctx;
+#define rt_begin kt_rtile_begin
 
 /* One first-level statistic of 16 rows (scale or zero), bit-exact with
  * spqr_stat_dq / spqr_fp16_to_fp32. part: 0 scale, 1 zero. */
@@ -74,8 +58,8 @@ T512 INLINE __m512 stat16(const spqr_ktensor *kt, const uint8_t *blk, int bits, 
 
 T512 INLINE void stats512(const spqr_ktensor *kt, const rt_ctx *rc, int32_t g, __m512 *s, __m512 *z) {
     const uint8_t *blk = rc->st + (size_t)g * kt->stat_bytes;
-    *s = stat16(kt, blk, kt->qs_bits, kt->s_pair, rc->sp, rc->rt, g, 0);
-    *z = stat16(kt, blk + kt->sb_bytes, kt->qz_bits, kt->z_pair, rc->zp, rc->rt, g, 1);
+    *s = stat16(kt, blk, kt->qs_bits, kt->s_pair, rc->pp[0], rc->rt, g, 0);
+    *z = stat16(kt, blk + kt->sb_bytes, kt->qz_bits, kt->z_pair, rc->pp[1], rc->rt, g, 1);
 }
 
 /* Block column j's codes as fp32, times 2^shift where kt_xscale says so
@@ -221,7 +205,9 @@ T512 INLINE void batch_store(const spqr_ktensor *kt, const kt_input *in, int32_t
 }
 
 /* The batch worker of a path: per row tile, per group, TILE(kt, in, rt, t,
- * ga, B) adds column tile t's products to the n inputs' group sums ga;
+ * ga, first, B) adds column tile t's products to the n inputs' group sums
+ * ga (first: to zero instead, the same bits without zeroing ga first,
+ * which compiled to a memset per group);
  * then the group is closed (batch_group) and the tile's rows stored with
  * their outliers (batch_store). A macro because the exact and the int8
  * path are compiled for different targets (T512, T512V) and their tile
@@ -235,8 +221,8 @@ T512 INLINE void batch_store(const spqr_ktensor *kt, const kt_input *in, int32_t
             for (int32_t j = 0; j < n; j++) ya[j] = _mm512_setzero_ps();                                  \
             const rt_ctx rc = rt_begin(kt, rt);                                                           \
             for (int32_t g = 0; g < kt->n_groups; g++) {                                                  \
-                for (int32_t j = 0; j < n; j++) ga[j] = _mm512_setzero_ps();                              \
-                for (int32_t k = 0; k < ctpg; k++) TILE(kt, in, rt, g * ctpg + k, ga, B);                 \
+                TILE(kt, in, rt, g * ctpg, ga, 1, B);                                                     \
+                for (int32_t k = 1; k < ctpg; k++) TILE(kt, in, rt, g * ctpg + k, ga, 0, B);              \
                 batch_group(kt, in, &rc, g, ga, ya);                                                      \
             }                                                                                             \
             batch_store(kt, in, rt, ya, Y);                                                               \
@@ -246,14 +232,14 @@ T512 INLINE void batch_store(const spqr_ktensor *kt, const kt_input *in, int32_t
 /* Exact batch tile: the 16x16 code tile is widened once to 16 fp32 column
  * vectors and applied to all n (<= 64) inputs. */
 T512 INLINE void batch_tile_f32(const spqr_ktensor *kt, const kt_input *in, int32_t rt, int32_t t, __m512 *ga,
-                                const int B) {
+                                const int first, const int B) {
     __m512 qf[KT_C];
     if (t & 1) widen16(kt_block(kt, rt, t), B, 1, qf);
     else widen16(kt_block(kt, rt, t), B, 0, qf);
     const size_t col0 = (size_t)t * KT_C;
     for (int32_t j = 0; j < in->n; j++) {
         const float *x = in->xp + (size_t)j * kt->padcols + col0;
-        __m512 a = ga[j], b = _mm512_setzero_ps();
+        __m512 a = first ? _mm512_setzero_ps() : ga[j], b = _mm512_setzero_ps();
         for (int c = 0; c < KT_C; c += 2) {
             a = _mm512_fmadd_ps(qf[c], _mm512_set1_ps(x[c]), a);
             b = _mm512_fmadd_ps(qf[c + 1], _mm512_set1_ps(x[c + 1]), b);
@@ -420,7 +406,7 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
             for (; g + 1 < kt->n_groups; g += 2, t += 2) {
                 if ((g & 15) == 0) {
                     const int32_t n = kt->n_groups - g < 16 ? kt->n_groups - g : 16;
-                    ms_fold(rc.sp + (size_t)g * 2, rc.zp + (size_t)g * 2, in->xs + g, in->at + g, n, ms);
+                    ms_fold(rc.pp[0] + (size_t)g * 2, rc.pp[1] + (size_t)g * 2, in->xs + g, in->at + g, n, ms);
                 }
                 const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
                 const int32_t *xa = in->xa + (size_t)t * KT_XOPS;
@@ -469,7 +455,7 @@ T512V INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_
  * the worker takes statistics once per (row tile, group) for all inputs,
  * as the exact path computes them. y_j += s * (sum_t a_jt dot_jt - z * sum(x^_jg)). */
 T512V INLINE void batch_tile_i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt, int32_t t, __m512 *ga,
-                                const int B) {
+                                const int first, const int B) {
     __m512i f[4];
     if (t & 1) tile_fields(kt_block(kt, rt, t), 1, B, f);
     else tile_fields(kt_block(kt, rt, t), 0, B, f);
@@ -477,7 +463,8 @@ T512V INLINE void batch_tile_i8(const spqr_ktensor *kt, const kt_input *in, int3
     const int32_t *xa = in->xa + (size_t)t * in->n * KT_XOPS;
     const float *at = in->at + (size_t)t * in->n;
     for (int32_t j = 0; j < in->n; j++)
-        ga[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tile_dot(f, xa + (size_t)j * KT_XOPS)), _mm512_set1_ps(at[j]), ga[j]);
+        ga[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tile_dot(f, xa + (size_t)j * KT_XOPS)), _mm512_set1_ps(at[j]),
+                                first ? _mm512_setzero_ps() : ga[j]);
 }
 
 KT_BATCH_WORKER(matmul_i8_b, T512V, batch_tile_i8)
@@ -542,7 +529,7 @@ T512V void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int
     KT_WBITS_DISPATCH(kt->wbits, matvec_i8_b, kt, in, rt0, rt1, Y, ms);
 }
 #else
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
 void kt_matmul_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
@@ -560,3 +547,9 @@ void kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, i
     kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
 #endif
+
+const spqr_kernel_ops kt_ops_avx512 = {"avx512", SPQR_KERNEL_AVX512, 1, spqr_cpu_has_avx512, kt_scratch_exact,
+                                       kt_prepare_exact, kt_matvec_avx512, kt_matmul_avx512, NULL};
+const spqr_kernel_ops kt_ops_avx512vnni = {"avx512vnni", SPQR_KERNEL_AVX512_VNNI, 0, spqr_cpu_has_avx512_vnni,
+                                           kt_scratch_i8, kt_prepare_i8, kt_matvec_avx512_vnni, kt_matmul_avx512_vnni,
+                                           kt_prepare_i8_avx512};

@@ -24,24 +24,17 @@
  *
  * Speed on real ARM hardware has not been measured: this was developed and
  * tested under qemu-aarch64 (scripts/cross_test_aarch64.sh). */
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
 
 #if defined(__aarch64__) && defined(__GNUC__)
 #include <arm_neon.h>
 #include <string.h>
-#include <sys/auxv.h>
 
 #include "format/tensor.h"
 
 #define INLINE static inline __attribute__((always_inline))
 /* SDOT is an ARMv8.2 extension: only the int8 path's functions are built for it */
 #define TDOT __attribute__((target("arch=armv8.2-a+dotprod")))
-
-int kt_neon_hwcap(int dotprod) {
-    const unsigned long hw = getauxval(AT_HWCAP);
-    if (!(hw & HWCAP_ASIMD)) return 0;
-    return dotprod ? (hw & HWCAP_ASIMDDP) != 0 : 1;
-}
 
 /* Statistic decoding state of one call: per part (0 scale, 1 zero) the
  * byte-shuffle and shift tables of the four quarters, the in-place field
@@ -56,12 +49,7 @@ typedef struct {
     float32x4_t sz[16][2][4]; /* decoded s, z of 16 groups: [group % 16][part][quarter] */
 } st_ctx;
 
-/* Per row tile: its stats and (q2_aligned) second-level pairs of group 0. */
-typedef struct {
-    int32_t rt;
-    const uint8_t *st;
-    const uint16_t *pp[2]; /* [part] */
-} rt_ctx;
+typedef kt_rtile rt_ctx;
 
 static void st_init(const spqr_ktensor *kt, st_ctx *sc) {
     sc->bits[0] = kt->qs_bits;
@@ -78,15 +66,7 @@ static void st_init(const spqr_ktensor *kt, st_ctx *sc) {
     for (int j = 0; j < KT_BC; j++) sc->fm[j] = ((1u << kt->wbits) - 1u) << kt_field_shift(kt->wbits, j);
 }
 
-static inline rt_ctx rt_begin(const spqr_ktensor *kt, int32_t rt) {
-    rt_ctx c = {rt, kt->stats + (size_t)rt * kt->n_groups * kt->stat_bytes, {NULL, NULL}};
-    if (kt->q2_aligned) {
-        const size_t off = (size_t)(rt * KT_R / kt->qq_groupsize) * kt->n_groups * 2;
-        if (kt->s_pair) c.pp[0] = kt->s_pair + off;
-        if (kt->z_pair) c.pp[1] = kt->z_pair + off;
-    }
-    return c;
-}
+#define rt_begin kt_rtile_begin
 
 /* 4 fp16 -> 4 fp32 (FCVTL, exact). */
 INLINE float32x4_t h4(const void *p) { return vcvt_f32_f16(vreinterpret_f16_u8(vld1_u8((const uint8_t *)p))); }
@@ -123,15 +103,8 @@ INLINE void stat16(const spqr_ktensor *kt, const st_ctx *sc, const rt_ctx *rc, c
         s2[0] = s2[1] = s2[2] = s2[3] = vdupq_n_f32(sc->pf[p][2 * (g & 15)]);
         z2[0] = z2[1] = z2[2] = z2[3] = vdupq_n_f32(sc->pf[p][2 * (g & 15) + 1]);
     } else { /* qq_groupsize not a multiple of 16: a pair per row */
-        const uint16_t *pairs = p ? kt->z_pair : kt->s_pair;
         float sa[KT_R], za[KT_R];
-        for (int i = 0; i < KT_R; i++) {
-            int32_t qg = (rc->rt * KT_R + i) / kt->qq_groupsize;
-            if (qg >= kt->n_qgroups) qg = kt->n_qgroups - 1; /* padded rows: any finite pair */
-            const uint16_t *q = pairs + ((size_t)qg * kt->n_groups + g) * 2;
-            sa[i] = spqr_fp16_to_fp32(q[0]);
-            za[i] = spqr_fp16_to_fp32(q[1]);
-        }
+        kt_row_pairs(kt, rc->rt, g, p, sa, za);
         for (int q = 0; q < 4; q++) {
             s2[q] = vld1q_f32(sa + 4 * q);
             z2[q] = vld1q_f32(za + 4 * q);
@@ -531,8 +504,7 @@ void kt_prepare_i8_neon(const spqr_ktensor *kt, const float *x, float *xs, float
 }
 
 #else
-/* Never picked off aarch64 (kt_neon_hwcap says 0): the scalar path, so the library links. */
-int kt_neon_hwcap(int dotprod) { return (void)dotprod, 0; }
+/* Never picked off aarch64 (the detector finds no NEON): the scalar path, so the library links. */
 void kt_matvec_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
@@ -550,3 +522,11 @@ void kt_prepare_i8_neon(const spqr_ktensor *kt, const float *x, float *xs, float
     (void)kt, (void)x, (void)xs, (void)xq, (void)xa, (void)at, (void)n; /* never called: the path is unsupported here */
 }
 #endif
+
+static int has_neon(const spqr_cpu *cpu) { return cpu->neon; }
+static int has_dotprod(const spqr_cpu *cpu) { return cpu->neon && cpu->dotprod; }
+
+const spqr_kernel_ops kt_ops_neon = {"neon", SPQR_KERNEL_NEON, 1, has_neon, kt_scratch_exact, kt_prepare_exact,
+                                     kt_matvec_neon, kt_matmul_neon, NULL};
+const spqr_kernel_ops kt_ops_neondot = {"neondot", SPQR_KERNEL_NEON_DOTPROD, 0, has_dotprod, kt_scratch_i8, kt_prepare_i8,
+                                        kt_matvec_neon_dot, kt_matmul_neon_dot, kt_prepare_i8_neon};

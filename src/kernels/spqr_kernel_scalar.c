@@ -3,7 +3,7 @@
  * fp32 in column order (the code at an outlier position is 0), group sums
  * are added in order, then each outlier adds (value - s * (0 - z)) * x. */
 #include "format/tensor.h"
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
 
 void kt_matmul_scalar(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     float s[KT_R], z[KT_R];
@@ -42,3 +42,9 @@ void kt_matmul_scalar(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, i
             for (int i = 0; i < KT_R && rt * KT_R + i < kt->rows; i++) Y[(size_t)n * kt->rows + rt * KT_R + i] = acc[n][i];
     }
 }
+
+static int supported(const spqr_cpu *cpu) { return (void)cpu, 1; }
+
+/* The batch layout's xqt is filled but unused here: one preparation for all exact paths. */
+const spqr_kernel_ops kt_ops_scalar = {"scalar", SPQR_KERNEL_SCALAR, 1, supported, kt_scratch_exact, kt_prepare_exact,
+                                       kt_matmul_scalar, kt_matmul_scalar, NULL};

@@ -175,7 +175,7 @@ spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const mod
     const model_hparams *hp = &m->hp;
     const int32_t H = c->hidden_size, hd = c->head_dim, half = hd / 2, n_inter = c->intermediate_size;
     const int32_t qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
-    const int32_t p0 = s->pos, nt = s->n_threads;
+    const int32_t p0 = s->pos;
     const float eps = c->rms_norm_eps, off = hp->arch->norm_plus_one ? 1.0f : 0.0f;
     spqr_status st;
     const spqr_layer *L = &m->layers[l];
@@ -191,7 +191,7 @@ spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const mod
     {
         const spqr_linear *lins[3] = {&L->wq, &L->wk, &L->wv};
         float *const ys[3] = {s->q, knew, vnew};
-        if ((st = linear_matmul_multi(lins, 3, s->xb, B, ys, nt, err))) return st;
+        if ((st = linear_matmul_multi(lins, 3, s->xb, B, ys, &s->lin, err))) return st;
     }
     add_bias(s->q, B, qd, (size_t)qd, L->bias[ARCH_LIN_Q]);
     add_bias(knew, B, kvd, (size_t)kvd, L->bias[ARCH_LIN_K]);
@@ -205,7 +205,7 @@ spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const mod
     }
     attention(s, p0, B, kc, vc, arch_layer_slides(hp, l) ? hp->sliding_window : 0, hp->attn_softcap);
     HOOK(MODEL_GROUP_O, s->att, qd);
-    if ((st = linear_matmul(&L->wo, s->att, B, s->xb2, nt, err))) return st;
+    if ((st = linear_matmul(&L->wo, s->att, B, s->xb2, &s->lin, err))) return st;
     add_bias(s->xb2, B, H, (size_t)H, L->bias[ARCH_LIN_O]);
     if (L->norm[ARCH_NORM_ATTN_OUT]) rmsnorm_rows(s->xb2, B, H, (size_t)H, L->norm[ARCH_NORM_ATTN_OUT], eps, off);
     for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
@@ -216,13 +216,13 @@ spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const mod
     {
         const spqr_linear *lins[2] = {&L->w_gate, &L->w_up};
         float *const ys[2] = {s->hb, s->hb2};
-        if ((st = linear_matmul_multi(lins, 2, s->xb, B, ys, nt, err))) return st;
+        if ((st = linear_matmul_multi(lins, 2, s->xb, B, ys, &s->lin, err))) return st;
     }
     add_bias(s->hb, B, n_inter, (size_t)n_inter, L->bias[ARCH_LIN_GATE]);
     add_bias(s->hb2, B, n_inter, (size_t)n_inter, L->bias[ARCH_LIN_UP]);
     glu(s->hb, s->hb2, (size_t)B * n_inter, hp->arch->act);
     HOOK(MODEL_GROUP_DOWN, s->hb, n_inter);
-    if ((st = linear_matmul(&L->w_down, s->hb, B, s->xb2, nt, err))) return st;
+    if ((st = linear_matmul(&L->w_down, s->hb, B, s->xb2, &s->lin, err))) return st;
     add_bias(s->xb2, B, H, (size_t)H, L->bias[ARCH_LIN_DOWN]);
     if (L->norm[ARCH_NORM_FFN_OUT]) rmsnorm_rows(s->xb2, B, H, (size_t)H, L->norm[ARCH_NORM_FFN_OUT], eps, off);
     for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
@@ -236,7 +236,7 @@ static spqr_status forward_chunk(spqr_session *s, const int32_t *tokens, int32_t
                                  spqr_err *err) {
     const spqr_model *m = s->m;
     const spqr_config *c = &m->cfg;
-    const int32_t H = c->hidden_size, nt = s->n_threads;
+    const int32_t H = c->hidden_size;
     spqr_status st;
 
     for (int32_t i = 0; i < B; i++)
@@ -250,10 +250,10 @@ static spqr_status forward_chunk(spqr_session *s, const int32_t *tokens, int32_t
         if (all) {
             for (int32_t i = 0; i < B; i++)
                 rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, m->final_norm, H, c->rms_norm_eps, off);
-            if ((st = linear_matmul(&m->lm_head, s->xb, B, logits_out, nt, err))) return st;
+            if ((st = linear_matmul(&m->lm_head, s->xb, B, logits_out, &s->lin, err))) return st;
         } else {
             rmsnorm(s->xb, s->x + (size_t)(B - 1) * H, m->final_norm, H, c->rms_norm_eps, off);
-            if ((st = linear_matvec(&m->lm_head, s->xb, logits_out, nt, err))) return st;
+            if ((st = linear_matvec(&m->lm_head, s->xb, logits_out, &s->lin, err))) return st;
         }
         if (m->hp.final_softcap > 0)
             softcap(logits_out, (size_t)(all ? B : 1) * c->vocab_size, m->hp.final_softcap);

@@ -1,9 +1,7 @@
-/* Dense and packed linear layers. The dense fp16 matvec is the decode hot
- * path: it is memory-bound, so the SIMD paths only need to convert and
- * multiply-add as fast as the weights stream in. Each ISA path is a
- * separate function compiled with a target attribute and picked at run
- * time; the scalar path is the reference they are tested against. The ISA
- * kernels live in linear_x86.c and linear_neon.c (linear_simd.h). */
+/* Dense and packed linear layers: dispatch only. The kernels live in
+ * src/kernels/ behind ops tables (kernels.h): dense_*.c for fp32/fp16/bf16
+ * rows, spqr_kernel*.c for the packed kind; one detector (kernels/cpu.h)
+ * says what the CPU runs. Scratch comes from the caller's linear_ctx. */
 #include "model/linear.h"
 
 #include <cblas.h>
@@ -12,7 +10,8 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "model/linear_simd.h"
+#include "kernels/dense.h"
+#include "kernels/kernels.h"
 
 /* ---- dispatch ---- */
 
@@ -20,49 +19,35 @@
  * saves; on a shared machine a fork/join can cost milliseconds. */
 #define LINEAR_PAR_MIN (1 << 18)
 
+static const spqr_dense_ops *ops_of(spqr_isa isa) {
+    switch (isa) {
+    case SPQR_ISA_SCALAR: return &dense_ops_scalar;
+    case SPQR_ISA_AVX2: return &dense_ops_avx2;
+    case SPQR_ISA_AVX512: return &dense_ops_avx512;
+    case SPQR_ISA_NEON: return &dense_ops_neon;
+    default: return NULL;
+    }
+}
+
+int linear_isa_available(spqr_isa isa) {
+    const spqr_dense_ops *ops = ops_of(isa);
+    const spqr_cpu cpu = spqr_cpu_detect();
+    return ops && ops->supported(&cpu);
+}
+
 spqr_isa linear_isa_best(void) {
-    if (linear_x86_has(SPQR_ISA_AVX512)) return SPQR_ISA_AVX512;
-    if (linear_x86_has(SPQR_ISA_AVX2)) return SPQR_ISA_AVX2;
-    if (linear_neon_supported()) return SPQR_ISA_NEON;
+    static const spqr_isa order[] = {SPQR_ISA_AVX512, SPQR_ISA_AVX2, SPQR_ISA_NEON};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (linear_isa_available(order[i])) return order[i];
     return SPQR_ISA_SCALAR;
 }
 
 const char *linear_isa_name(spqr_isa isa) {
-    switch (isa) {
-    case SPQR_ISA_AUTO: return "auto";
-    case SPQR_ISA_SCALAR: return "scalar";
-    case SPQR_ISA_AVX2: return "avx2+f16c";
-    case SPQR_ISA_AVX512: return "avx512f";
-    case SPQR_ISA_NEON: return "neon";
-    }
-    return "?";
+    const spqr_dense_ops *ops = ops_of(isa);
+    return isa == SPQR_ISA_AUTO ? "auto" : ops ? ops->name : "?";
 }
 
-int linear_isa_available(spqr_isa isa) {
-    switch (isa) {
-    case SPQR_ISA_SCALAR: return 1;
-    case SPQR_ISA_AVX2:
-    case SPQR_ISA_AVX512: return linear_x86_has(isa);
-    case SPQR_ISA_NEON: return linear_neon_supported();
-    default: return 0;
-    }
-}
-
-typedef float (*dot_fn)(const void *w, const float *x, int32_t n);
-
-static dot_fn pick_dot(spqr_linear_kind kind, spqr_isa isa) {
-    static const dot_fn table[3][4] = {
-        /* scalar, avx2, avx512, neon */
-        {(dot_fn)linear_dot_f32_scalar, (dot_fn)linear_dot_f32_avx2, (dot_fn)linear_dot_f32_avx512,
-         (dot_fn)linear_dot_f32_neon},
-        {(dot_fn)linear_dot_f16_scalar, (dot_fn)linear_dot_f16_avx2, (dot_fn)linear_dot_f16_avx512,
-         (dot_fn)linear_dot_f16_neon},
-        {(dot_fn)linear_dot_bf16_scalar, (dot_fn)linear_dot_bf16_avx2, (dot_fn)linear_dot_bf16_avx512,
-         (dot_fn)linear_dot_bf16_neon},
-    };
-    int col = isa == SPQR_ISA_NEON ? 3 : isa == SPQR_ISA_AVX512 ? 2 : isa == SPQR_ISA_AVX2 ? 1 : 0;
-    return table[kind][col];
-}
+static dense_dot_fn pick_dot(spqr_linear_kind kind, const spqr_dense_ops *ops) { return ops->dot[kind]; }
 
 static size_t elem_size(spqr_linear_kind kind) { return kind == SPQR_LINEAR_F32 ? 4 : 2; }
 
@@ -88,29 +73,29 @@ static spqr_status check_lin(const spqr_linear *lin, spqr_err *err) {
  * one core). */
 #define LINEAR_DOT4_MIN 6144
 
-/* y[r0 .. r0+3] (fewer at the end) of an fp16 linear, AVX-512: dot4 where
- * four rows remain, dot (the same bits per row) for the rest. */
-static void rows4(const spqr_linear *lin, dot_fn dot, int32_t r0, const float *x, float *y) {
+/* y[r0 .. r0+3] (fewer at the end) of an fp16 linear: dot4 where four rows
+ * remain, dot (the same bits per row) for the rest. */
+static void rows4(const spqr_linear *lin, const spqr_dense_ops *ops, int32_t r0, const float *x, float *y) {
     const uint16_t *w = (const uint16_t *)lin->data + (size_t)r0 * lin->cols;
     if (r0 + 4 <= lin->rows) {
-        linear_dot4_f16_avx512(w, (size_t)lin->cols, x, lin->cols, y + r0);
+        ops->dot4_f16(w, (size_t)lin->cols, x, lin->cols, y + r0);
         return;
     }
-    for (int32_t r = r0; r < lin->rows; r++, w += lin->cols) y[r] = dot(w, x, lin->cols);
+    for (int32_t r = r0; r < lin->rows; r++, w += lin->cols) y[r] = ops->dot[SPQR_LINEAR_F16](w, x, lin->cols);
 }
 
 #define LINEAR_MULTI_MAX 16
 
 /* One token through k (1..16) dense linears of one kind taking the same
  * x, rows of all of them in one parallel loop: fp16 rows of >= 6144 inputs
- * four at a time (AVX-512; blocks never cross linears), else one dot per
- * row. isa is resolved and available. */
+ * four at a time (where the path has dot4; blocks never cross linears),
+ * else one dot per row. ops is available on this CPU. */
 static void dense_matvec_multi(const spqr_linear *const *lins, int32_t k, const float *x, float *const *ys,
-                               int32_t n_threads, spqr_isa isa) {
-    const dot_fn dot = pick_dot(lins[0]->kind, isa);
+                               int32_t n_threads, const spqr_dense_ops *ops) {
+    const dense_dot_fn dot = pick_dot(lins[0]->kind, ops);
     const int32_t cols = lins[0]->cols;
     const size_t row_bytes = (size_t)cols * elem_size(lins[0]->kind);
-    const int four = lins[0]->kind == SPQR_LINEAR_F16 && isa == SPQR_ISA_AVX512 && cols >= LINEAR_DOT4_MIN;
+    const int four = lins[0]->kind == SPQR_LINEAR_F16 && ops->dot4_f16 && cols >= LINEAR_DOT4_MIN;
     int32_t start[LINEAR_MULTI_MAX + 1]; /* first row (or block of 4 rows) of each linear */
     start[0] = 0;
     for (int32_t i = 0; i < k; i++) start[i + 1] = start[i] + (four ? (lins[i]->rows + 3) / 4 : lins[i]->rows);
@@ -125,41 +110,39 @@ static void dense_matvec_multi(const spqr_linear *const *lins, int32_t k, const 
         int32_t i = 0;
         while (r >= start[i + 1]) i++;
         const int32_t rr = r - start[i];
-        if (four) rows4(lins[i], dot, 4 * rr, x, ys[i]);
+        if (four) rows4(lins[i], ops, 4 * rr, x, ys[i]);
         else ys[i][rr] = dot((const char *)lins[i]->data + (size_t)rr * row_bytes, x, cols);
     }
 }
 
-spqr_status linear_matvec_isa(const spqr_linear *lin, const float *x, float *y, int32_t n_threads, spqr_isa isa,
-                              spqr_err *err) {
-    spqr_status st = check_lin(lin, err);
-    if (st) return st;
-    if (lin->kind == SPQR_LINEAR_PACKED)
-        return lin->fast ? spqr_ktensor_matvec(lin->fast, x, y, n_threads, err) : spqr_matvec_ref(lin->packed, x, y, err);
-    if (isa == SPQR_ISA_AUTO) isa = linear_isa_best();
-    if (!linear_isa_available(isa))
-        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "linear: this CPU lacks %s", linear_isa_name(isa));
-    dense_matvec_multi(&lin, 1, x, &y, n_threads, isa);
+static spqr_status check_ctx(const linear_ctx *ctx, spqr_err *err) {
+    if (!ctx) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: no context");
     return SPQR_OK;
 }
 
-spqr_status linear_matvec(const spqr_linear *lin, const float *x, float *y, int32_t n_threads, spqr_err *err) {
-    return linear_matvec_isa(lin, x, y, n_threads, SPQR_ISA_AUTO, err);
+spqr_status linear_matvec_isa(const spqr_linear *lin, const float *x, float *y, const linear_ctx *ctx, spqr_isa isa,
+                              spqr_err *err) {
+    spqr_status st = check_lin(lin, err);
+    if (st || (st = check_ctx(ctx, err))) return st;
+    if (lin->kind == SPQR_LINEAR_PACKED)
+        return lin->fast ? kt_matvec_multi_ws(&lin->fast, 1, x, &y, ctx->n_threads, ctx->scratch, ctx->scratch_bytes, err)
+                         : spqr_matvec_ref(lin->packed, x, y, err);
+    if (isa == SPQR_ISA_AUTO) isa = linear_isa_best();
+    if (!linear_isa_available(isa))
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "linear: this CPU lacks %s", linear_isa_name(isa));
+    dense_matvec_multi(&lin, 1, x, &y, ctx->n_threads, ops_of(isa));
+    return SPQR_OK;
 }
 
-static void widen_rows(const spqr_linear *lin, int32_t r0, int32_t nr, float *dst) {
+spqr_status linear_matvec(const spqr_linear *lin, const float *x, float *y, const linear_ctx *ctx, spqr_err *err) {
+    return linear_matvec_isa(lin, x, y, ctx, SPQR_ISA_AUTO, err);
+}
+
+static void widen_rows(const spqr_linear *lin, const spqr_dense_ops *ops, int32_t r0, int32_t nr, float *dst) {
     const size_t count = (size_t)nr * lin->cols;
     const uint16_t *src = (const uint16_t *)lin->data + (size_t)r0 * lin->cols;
-    if (lin->kind == SPQR_LINEAR_F16) {
-        const spqr_isa isa = linear_isa_best();
-        if (isa == SPQR_ISA_AVX512) linear_widen_f16_avx512(src, dst, count);
-        else if (isa == SPQR_ISA_AVX2) linear_widen_f16_avx2(src, dst, count);
-        else if (isa == SPQR_ISA_NEON) linear_widen_f16_neon(src, dst, count);
-        else linear_widen_f16_scalar(src, dst, count);
-    } else {
-#pragma omp simd
-        for (size_t i = 0; i < count; i++) dst[i] = linear_b2f(src[i]);
-    }
+    if (lin->kind == SPQR_LINEAR_F16) ops->widen_f16(src, dst, count);
+    else ops->widen_bf16(src, dst, count);
 }
 
 spqr_status linear_row(const spqr_linear *lin, int32_t r, float *dst, spqr_err *err) {
@@ -169,7 +152,7 @@ spqr_status linear_row(const spqr_linear *lin, int32_t r, float *dst, spqr_err *
     if (lin->kind == SPQR_LINEAR_PACKED)
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "linear: row lookup of a packed tensor");
     if (lin->kind == SPQR_LINEAR_F32) memcpy(dst, (const float *)lin->data + (size_t)r * lin->cols, (size_t)lin->cols * 4);
-    else widen_rows(lin, r, 1, dst);
+    else widen_rows(lin, ops_of(linear_isa_best()), r, 1, dst);
     return SPQR_OK;
 }
 
@@ -177,28 +160,56 @@ spqr_status linear_row(const spqr_linear *lin, int32_t r, float *dst, spqr_err *
  * like decode); above it, fp32 tiles + sgemm (compute-bound) win. */
 #define LINEAR_SMALL_BATCH 8
 
-/* Rows per tile: about 256 KB of fp32 weights, so a tile stays in L2 while
- * sgemm walks the n activations, and at least 8 rows. */
+/* Rows per tile: at least 128, and about 256 KB of fp32 weights where rows
+ * are short. OpenBLAS packs X again for every sgemm call, so a tile of few
+ * long rows (the 8-32 rows 256 KB held at 4096-11008 inputs) spent its time
+ * repacking X (bench/results/kernels-2026-12-06.md). */
 static int32_t tile_rows(int32_t cols) {
-    int32_t tr = (int32_t)((256 * 1024 / 4) / cols);
-    return tr < 8 ? 8 : tr;
+    const int32_t tr = (int32_t)((256 * 1024 / 4) / cols);
+    return tr < 128 ? 128 : tr;
 }
 
-spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, float *Y, int32_t n_threads,
+/* Threads and rows per tile of a batched dense product: tiles of at most
+ * tile_rows, as many as a multiple of the threads (a 704-row linear in
+ * three tiles kept one of two threads idle a third of the time). */
+static int32_t dense_split(const spqr_linear *lin, int32_t n, int32_t n_threads, int32_t *tr_out) {
+    const int32_t rows = lin->rows, tr0 = tile_rows(lin->cols);
+    if (n_threads < 1) n_threads = 1;
+    if ((int64_t)rows * lin->cols * n < 8 * (int64_t)LINEAR_PAR_MIN) n_threads = 1;
+    int32_t n_tiles = (rows + tr0 - 1) / tr0;
+    if (n_threads > 1) n_tiles = (n_tiles + n_threads - 1) / n_threads * n_threads;
+    int32_t tr = ((rows + n_tiles - 1) / n_tiles + 15) / 16 * 16; /* whole 64-byte lines of Y */
+    if (tr > tr0) tr = tr0;
+    n_tiles = (rows + tr - 1) / tr;
+    *tr_out = tr;
+    return n_threads < n_tiles ? n_threads : n_tiles;
+}
+
+/* Scratch of one linear's product of n inputs. */
+static size_t scratch_one(const spqr_linear *lin, int32_t n, int32_t n_threads) {
+    if (lin->kind == SPQR_LINEAR_PACKED) return lin->fast ? kt_scratch_matmul(lin->fast, n) : 0;
+    if (lin->kind == SPQR_LINEAR_F32 || n <= LINEAR_SMALL_BATCH) return 0;
+    int32_t tr;
+    const int32_t T = dense_split(lin, n, n_threads, &tr);
+    return (size_t)T * tr * lin->cols * sizeof(float);
+}
+
+spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, float *Y, const linear_ctx *ctx,
                           spqr_err *err) {
     spqr_status st = check_lin(lin, err);
-    if (st) return st;
+    if (st || (st = check_ctx(ctx, err))) return st;
     if (n <= 0) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: n = %d", n);
     if (lin->kind == SPQR_LINEAR_PACKED)
-        return lin->fast ? spqr_ktensor_matmul(lin->fast, X, n, Y, n_threads, err)
+        return lin->fast ? kt_matmul_ws(lin->fast, X, n, Y, ctx->n_threads, ctx->scratch, ctx->scratch_bytes, err)
                          : spqr_matmul_ref(lin->packed, X, n, Y, err);
-    if (n == 1) return linear_matvec(lin, X, Y, n_threads, err);
-    if (n_threads < 1) n_threads = 1;
+    if (n == 1) return linear_matvec(lin, X, Y, ctx, err);
+    const spqr_dense_ops *ops = ops_of(linear_isa_best());
+    int32_t n_threads = ctx->n_threads < 1 ? 1 : ctx->n_threads;
     const int32_t rows = lin->rows, cols = lin->cols;
     if (n <= LINEAR_SMALL_BATCH) {
         /* Few vectors: widening whole tiles costs more than it saves. Each
          * row is read from memory once and stays in L1 for its n dots. */
-        const dot_fn dot = pick_dot(lin->kind, linear_isa_best());
+        const dense_dot_fn dot = pick_dot(lin->kind, ops);
         const size_t row_bytes = (size_t)cols * elem_size(lin->kind);
         const char *base = lin->data;
         const int par = (int64_t)rows * cols * n >= LINEAR_PAR_MIN && n_threads > 1;
@@ -208,15 +219,14 @@ spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, flo
                 Y[(size_t)t * rows + r] = dot(base + (size_t)r * row_bytes, X + (size_t)t * cols, cols);
         return SPQR_OK;
     }
-    const int32_t tr = tile_rows(cols);
+    int32_t tr;
+    n_threads = dense_split(lin, n, n_threads, &tr);
     const int32_t n_tiles = (rows + tr - 1) / tr;
-    if (n_threads > n_tiles) n_threads = n_tiles;
-    if ((int64_t)rows * cols * n < 8 * (int64_t)LINEAR_PAR_MIN) n_threads = 1;
-    float *bufs = NULL;
-    if (lin->kind != SPQR_LINEAR_F32) {
-        bufs = malloc((size_t)n_threads * tr * cols * sizeof(float));
-        if (!bufs) return spqr_err_set(err, SPQR_ERR_NOMEM, "linear: out of memory for a %d x %d tile", tr, cols);
-    }
+    const size_t need = scratch_one(lin, n, ctx->n_threads);
+    if (need && (!ctx->scratch || ctx->scratch_bytes < need))
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: scratch of %zu bytes, %zu needed", ctx->scratch_bytes,
+                            need);
+    float *bufs = lin->kind != SPQR_LINEAR_F32 ? ctx->scratch : NULL;
     /* Each thread widens its own tiles and runs a single-threaded sgemm on
      * them (the CLI sets OpenBLAS to one thread; parallelism is ours). */
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)
@@ -229,7 +239,7 @@ spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, flo
             if (lin->kind == SPQR_LINEAR_F32) {
                 Wt = (const float *)lin->data + (size_t)r0 * cols;
             } else {
-                widen_rows(lin, r0, nr, buf);
+                widen_rows(lin, ops, r0, nr, buf);
                 Wt = buf;
             }
             /* Y[:, r0:r0+nr] = X[n][cols] * Wt[nr][cols]^T */
@@ -237,35 +247,73 @@ spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, flo
                         rows);
         }
     }
-    free(bufs);
     return SPQR_OK;
 }
 
-spqr_status linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const float *X, int32_t n, float *const *Ys,
-                                int32_t n_threads, spqr_err *err) {
-    if (!lins || !Ys || k < 1 || k > LINEAR_MULTI_MAX)
-        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: %d linears in one call (1..%d)", k, LINEAR_MULTI_MAX);
-    int fast = n == 1, dense = n == 1;
+/* What linear_matmul_multi does with these inputs: 1 = one packed
+ * multi-product (one token or a batch), 2 = one dense multi-matvec, 0 =
+ * linear_matmul each. */
+static int multi_mode(const spqr_linear *const *lins, int32_t k, int32_t n) {
+    if (k < 2) return 0;
+    int fast = 1, dense = n == 1;
     for (int32_t i = 0; i < k; i++) {
-        spqr_status st = check_lin(lins[i], err);
-        if (st) return st;
-        if (!Ys[i]) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: output %d is NULL", i);
         const int same_in = lins[i]->cols == lins[0]->cols;
         fast &= same_in && lins[i]->kind == SPQR_LINEAR_PACKED && lins[i]->fast != NULL;
         dense &= same_in && lins[i]->kind != SPQR_LINEAR_PACKED && lins[i]->kind == lins[0]->kind;
     }
-    if (fast && k > 1) {
+    return fast ? 1 : dense ? 2 : 0;
+}
+
+size_t linear_scratch_size(const spqr_linear *const *lins, int32_t k, int32_t n, int32_t n_threads) {
+    if (multi_mode(lins, k, n) == 1) {
         const spqr_ktensor *kts[LINEAR_MULTI_MAX];
         for (int32_t i = 0; i < k; i++) kts[i] = lins[i]->fast;
-        return spqr_ktensor_matvec_multi(kts, k, X, Ys, n_threads, err);
+        return kt_scratch_matmul_multi(kts, k, n);
     }
-    if (dense && k > 1) {
-        dense_matvec_multi(lins, k, X, Ys, n_threads, linear_isa_best());
+    size_t most = 0;
+    for (int32_t i = 0; i < k; i++) {
+        const size_t b = scratch_one(lins[i], n, n_threads);
+        most = b > most ? b : most;
+    }
+    return most;
+}
+
+spqr_status linear_ctx_init(linear_ctx *c, int32_t n_threads, size_t scratch_bytes, spqr_err *err) {
+    c->n_threads = n_threads;
+    c->scratch_bytes = scratch_bytes;
+    c->scratch = aligned_alloc(64, (scratch_bytes + 63) / 64 * 64 + 64);
+    if (!c->scratch) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for %zu bytes of scratch", scratch_bytes);
+    return SPQR_OK;
+}
+
+void linear_ctx_free(linear_ctx *c) {
+    if (!c) return;
+    free(c->scratch);
+    c->scratch = NULL;
+    c->scratch_bytes = 0;
+}
+
+spqr_status linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const float *X, int32_t n, float *const *Ys,
+                                const linear_ctx *ctx, spqr_err *err) {
+    if (!lins || !Ys || k < 1 || k > LINEAR_MULTI_MAX)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: %d linears in one call (1..%d)", k, LINEAR_MULTI_MAX);
+    spqr_status st = check_ctx(ctx, err);
+    if (st) return st;
+    for (int32_t i = 0; i < k; i++) {
+        if ((st = check_lin(lins[i], err))) return st;
+        if (!Ys[i]) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: output %d is NULL", i);
+    }
+    const int mode = multi_mode(lins, k, n);
+    if (mode == 1) {
+        const spqr_ktensor *kts[LINEAR_MULTI_MAX];
+        for (int32_t i = 0; i < k; i++) kts[i] = lins[i]->fast;
+        return kt_matmul_multi_ws(kts, k, X, n, Ys, ctx->n_threads, ctx->scratch, ctx->scratch_bytes, err);
+    }
+    if (mode == 2) {
+        dense_matvec_multi(lins, k, X, Ys, ctx->n_threads, ops_of(linear_isa_best()));
         return SPQR_OK;
     }
-    for (int32_t i = 0; i < k; i++) {
-        spqr_status st = linear_matmul(lins[i], X, n, Ys[i], n_threads, err);
-        if (st) return st;
-    }
+    for (int32_t i = 0; i < k; i++)
+        if ((st = linear_matmul(lins[i], X, n, Ys[i], ctx, err))) return st;
     return SPQR_OK;
 }

@@ -1,9 +1,11 @@
 /* One interface for every linear layer of the model, y = W x with
- * W [rows = out][cols = in]. Model code never looks at the storage kind, so
- * the packed SpQR kind (and its future fast kernels) plug in here only. */
+ * W [rows = out][cols = in]. Model code never looks at the storage kind:
+ * this file only dispatches to the kernels' ops tables (kernels/kernels.h),
+ * so a new kind or backend plugs in there. */
 #ifndef SPQR_MODEL_LINEAR_H
 #define SPQR_MODEL_LINEAR_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "spqr.h"
@@ -24,12 +26,13 @@ typedef struct spqr_linear {
 } spqr_linear;
 
 /* Which instruction set the dense fp16/bf16 dot products use. AUTO picks
- * the best one the CPU supports at run time; the others exist for tests. */
+ * the best one the CPU supports at run time (kernels/cpu.h, the detector
+ * the SpQR paths use too); the others exist for tests. */
 typedef enum spqr_isa {
     SPQR_ISA_AUTO = 0,
     SPQR_ISA_SCALAR = 1,
     SPQR_ISA_AVX2 = 2,    /* AVX2 + F16C + FMA */
-    SPQR_ISA_AVX512 = 3,  /* AVX-512F */
+    SPQR_ISA_AVX512 = 3,  /* AVX-512 F/BW/VL/DQ (as SPQR_KERNEL_AVX512) */
     SPQR_ISA_NEON = 4     /* aarch64 Advanced SIMD (fp16 widened with FCVTL) */
 } spqr_isa;
 
@@ -38,26 +41,45 @@ spqr_isa linear_isa_best(void);
 int linear_isa_available(spqr_isa isa);
 const char *linear_isa_name(spqr_isa isa);
 
+/* What a linear call may use: threads, and scratch it owns for the call
+ * (nothing is allocated during a product; a session owns one of these for
+ * its whole life). */
+typedef struct linear_ctx {
+    int32_t n_threads;
+    void *scratch;         /* 64-byte aligned, scratch_bytes long */
+    size_t scratch_bytes;
+} linear_ctx;
+
+/* Scratch bytes linear_matmul_multi(lins, k, n inputs) needs with n_threads
+ * (k = 1: linear_matmul / linear_matvec). */
+size_t linear_scratch_size(const spqr_linear *const *lins, int32_t k, int32_t n, int32_t n_threads);
+/* A context with scratch_bytes of scratch (free with linear_ctx_free). */
+spqr_status linear_ctx_init(linear_ctx *c, int32_t n_threads, size_t scratch_bytes, spqr_err *err);
+void linear_ctx_free(linear_ctx *c);
+
 /* Bytes of weight storage a matvec streams. */
 uint64_t linear_bytes(const spqr_linear *lin);
 
-/* y[rows] = W x[cols]. The decode hot path. */
-spqr_status linear_matvec(const spqr_linear *lin, const float *x, float *y, int32_t n_threads, spqr_err *err);
-spqr_status linear_matvec_isa(const spqr_linear *lin, const float *x, float *y, int32_t n_threads, spqr_isa isa,
+/* y[rows] = W x[cols]. The decode hot path. Scratch smaller than
+ * linear_scratch_size says is SPQR_ERR_INVALID_ARG. */
+spqr_status linear_matvec(const spqr_linear *lin, const float *x, float *y, const linear_ctx *ctx, spqr_err *err);
+spqr_status linear_matvec_isa(const spqr_linear *lin, const float *x, float *y, const linear_ctx *ctx, spqr_isa isa,
                               spqr_err *err);
 
 /* Y[n][rows] = X[n][cols] W^T (prompt / batch path): tiles of W are widened
- * to fp32 and multiplied with cblas_sgemm; no whole-matrix fp32 copy. */
-spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, float *Y, int32_t n_threads,
+ * to fp32 in the scratch and multiplied with cblas_sgemm; no whole-matrix
+ * fp32 copy. */
+spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, float *Y, const linear_ctx *ctx,
                           spqr_err *err);
 
 /* Ys[i] = X W_i^T for k (1..16) linears taking the same input (q, k, v;
- * gate, up). One token: one parallel region for all of them when they are
- * all fast packed or all of one dense kind (a fork/join per linear costs
- * tens of microseconds where threads sleep between regions); otherwise, and
- * for batches, linear_matmul one after the other. Same results as that. */
+ * gate, up): one parallel region for all of them when they are all fast
+ * packed (one token or a batch) or all of one dense kind (one token); a
+ * fork/join per linear costs tens of microseconds where threads sleep
+ * between regions. Otherwise linear_matmul one after the other. Same
+ * results as that. */
 spqr_status linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const float *X, int32_t n, float *const *Ys,
-                                int32_t n_threads, spqr_err *err);
+                                const linear_ctx *ctx, spqr_err *err);
 
 /* dst[cols] = row r of W in fp32 (embedding lookup). Dense kinds only. */
 spqr_status linear_row(const spqr_linear *lin, int32_t r, float *dst, spqr_err *err);

@@ -9,6 +9,41 @@
 
 #define SESSION_MAX_BATCH 256 /* prompt chunk: big enough for sgemm efficiency */
 
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Scratch of the linears' calls the forward makes (model_layer_forward's
+ * groups, the LM head), one token and batches of up to B, with n_threads;
+ * plus what an fp16 layer of the config's shapes would need, so a caller
+ * that swaps a layer's linears for others of the same shapes (the
+ * calibration pipeline) stays covered. */
+static size_t linear_scratch(const spqr_model *m, int32_t B, int32_t n_threads) {
+    const spqr_config *c = &m->cfg;
+    const int32_t H = c->hidden_size, I = c->intermediate_size, qd = c->n_heads * c->head_dim;
+    const int32_t kvd = c->n_kv_heads * c->head_dim;
+    const spqr_linear probe[] = {{SPQR_LINEAR_F16, qd, H, NULL, NULL, NULL}, {SPQR_LINEAR_F16, kvd, H, NULL, NULL, NULL},
+                                 {SPQR_LINEAR_F16, H, qd, NULL, NULL, NULL}, {SPQR_LINEAR_F16, I, H, NULL, NULL, NULL},
+                                 {SPQR_LINEAR_F16, H, I, NULL, NULL, NULL},  {SPQR_LINEAR_F16, c->vocab_size, H, NULL, NULL, NULL}};
+    size_t most = 0;
+    for (int32_t n = 1; n <= B; n = n < B ? B : B + 1) {
+        for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++) {
+            const spqr_linear *one = &probe[i];
+            most = max_sz(most, linear_scratch_size(&one, 1, n, n_threads));
+        }
+        const spqr_linear *head = &m->lm_head;
+        if (m->lm_head.rows > 0) most = max_sz(most, linear_scratch_size(&head, 1, n, n_threads));
+        for (int32_t l = 0; l < c->n_layers && m->layers; l++) {
+            const spqr_layer *L = &m->layers[l];
+            const spqr_linear *qkv[3] = {&L->wq, &L->wk, &L->wv}, *o = &L->wo, *gu[2] = {&L->w_gate, &L->w_up};
+            const spqr_linear *down = &L->w_down;
+            most = max_sz(most, linear_scratch_size(qkv, 3, n, n_threads));
+            most = max_sz(most, linear_scratch_size(&o, 1, n, n_threads));
+            most = max_sz(most, linear_scratch_size(gu, 2, n, n_threads));
+            most = max_sz(most, linear_scratch_size(&down, 1, n, n_threads));
+        }
+    }
+    return most;
+}
+
 static float *alloc_floats(size_t n, size_t *total) {
     *total += n * sizeof(float);
     return calloc(n ? n : 1, sizeof(float));
@@ -46,8 +81,11 @@ spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_
     s->hb = alloc_floats(B * I, &total);
     s->hb2 = alloc_floats(B * I, &total);
     s->scores = alloc_floats((size_t)n_threads * B * max_ctx, &total);
+    const size_t lin_bytes = linear_scratch(m, s->max_batch, n_threads);
+    total += lin_bytes;
+    spqr_status lst = linear_ctx_init(&s->lin, n_threads, lin_bytes, NULL);
     float *inv_freq = malloc(half * sizeof(float));
-    if (!s->key_cache || !s->value_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->xb || !s->xb2 || !s->q ||
+    if (lst || !s->key_cache || !s->value_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->xb || !s->xb2 || !s->q ||
         !s->att || !s->hb || !s->hb2 || !s->scores || !inv_freq) {
         free(inv_freq);
         spqr_session_free(s);
@@ -81,6 +119,7 @@ void spqr_session_free(spqr_session *s) {
     free(s->hb);
     free(s->hb2);
     free(s->scores);
+    linear_ctx_free(&s->lin);
     free(s);
 }
 

@@ -1,5 +1,6 @@
 /* Run state of one sequence (llama2.c style): everything is allocated in
- * spqr_session_create, nothing during forward. */
+ * spqr_session_create, nothing during forward (tests/test_no_alloc.c
+ * checks it): the linears' kernel scratch is the session's too. */
 #ifndef SPQR_MODEL_SESSION_H
 #define SPQR_MODEL_SESSION_H
 
@@ -23,6 +24,7 @@ struct spqr_session {
     float *att;      /* [n_heads * head_dim] attention output */
     float *hb, *hb2; /* [intermediate] gate / up */
     float *scores;   /* [n_threads][max_batch][max_ctx] attention weights, one block per thread */
+    linear_ctx lin;  /* threads + kernel scratch of every linear call, sized for the model's linears */
 };
 
 /* Observer of one layer's linear inputs (calibration): X [B][cols] is the

@@ -1,0 +1,140 @@
+/* x86 dense dot products of the linear layers (AVX2 + F16C + FMA, AVX-512),
+ * behind the dense ops tables dense_ops_avx2 and dense_ops_avx512. The dense
+ * fp16 matvec is the decode hot path and memory-bound: these only need to
+ * convert and multiply-add as fast as the weights stream in. One dot
+ * product per ISA, instantiated per element kind (fp32, fp16, bf16: only
+ * the load-and-widen differs); each carries its target attribute and is
+ * picked at run time (kernels/cpu.h). On other architectures the tables
+ * hold the scalar kernels and the detector never picks them. */
+#include "kernels/dense.h"
+#include "kernels/kernels.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define T2 __attribute__((target("avx2,f16c,fma")))
+#define T5 __attribute__((target("avx512f")))
+#define INLINE static inline __attribute__((always_inline))
+
+enum { K_F32 = 0, K_F16 = 1, K_BF16 = 2 }; /* = spqr_linear_kind, the index of spqr_dense_ops.dot */
+
+
+/* ---- AVX2 + F16C + FMA ---- */
+
+T2 INLINE __m256 ld8(const void *w, int32_t i, const int k) {
+    if (k == K_F32) return _mm256_loadu_ps((const float *)w + i);
+    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
+    if (k == K_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+T2 static float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Four accumulators: one FMA chain would wait on the FMA latency. */
+T2 INLINE float dot_avx2(const void *w, const float *x, int32_t n, const int k) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int32_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(ld8(w, i, k), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(ld8(w, i + 8, k), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(ld8(w, i + 16, k), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(ld8(w, i + 24, k), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(ld8(w, i, k), _mm256_loadu_ps(x + i), a0);
+    float acc = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) acc += dense_elem(w, i, k) * x[i];
+    return acc;
+}
+
+T2 static float dot_f32_avx2(const void *w, const float *x, int32_t n) { return dot_avx2(w, x, n, K_F32); }
+T2 static float dot_f16_avx2(const void *w, const float *x, int32_t n) { return dot_avx2(w, x, n, K_F16); }
+T2 static float dot_bf16_avx2(const void *w, const float *x, int32_t n) { return dot_avx2(w, x, n, K_BF16); }
+
+T2 static void widen_f16_avx2(const uint16_t *src, float *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, ld8(src, (int32_t)i, K_F16));
+    for (; i < n; i++) dst[i] = dense_h2f(src[i]);
+}
+
+/* ---- AVX-512 ---- */
+
+T5 INLINE __m512 ld16(const void *w, int32_t i, const int k) {
+    if (k == K_F32) return _mm512_loadu_ps((const float *)w + i);
+    const __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + i));
+    if (k == K_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+T5 INLINE float dot_avx512(const void *w, const float *x, int32_t n, const int k) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int32_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_fmadd_ps(ld16(w, i, k), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(ld16(w, i + 16, k), _mm512_loadu_ps(x + i + 16), a1);
+        a2 = _mm512_fmadd_ps(ld16(w, i + 32, k), _mm512_loadu_ps(x + i + 32), a2);
+        a3 = _mm512_fmadd_ps(ld16(w, i + 48, k), _mm512_loadu_ps(x + i + 48), a3);
+    }
+    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(ld16(w, i, k), _mm512_loadu_ps(x + i), a0);
+    float acc = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    for (; i < n; i++) acc += dense_elem(w, i, k) * x[i];
+    return acc;
+}
+
+T5 static float dot_f32_avx512(const void *w, const float *x, int32_t n) { return dot_avx512(w, x, n, K_F32); }
+T5 static float dot_f16_avx512(const void *w, const float *x, int32_t n) { return dot_avx512(w, x, n, K_F16); }
+T5 static float dot_bf16_avx512(const void *w, const float *x, int32_t n) { return dot_avx512(w, x, n, K_BF16); }
+
+/* Four fp16 rows at once, each with exactly dot_avx512's arithmetic (so the
+ * same bits): x is loaded once for four rows. With long rows x spills out
+ * of L1 (11008 inputs = 44 KB of fp32), and reading it from L2 once per
+ * row held the 4096x11008 fp16 matvec to ~60% of the rate of the
+ * 4096-column shapes. out[r] = row r's dot. */
+T5 static void dot4_f16_avx512(const uint16_t *w, size_t stride, const float *x, int32_t n, float out[4]) {
+    __m512 a[4][4];
+    for (int r = 0; r < 4; r++) a[r][0] = a[r][1] = a[r][2] = a[r][3] = _mm512_setzero_ps();
+    int32_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+        const __m512 x2 = _mm512_loadu_ps(x + i + 32), x3 = _mm512_loadu_ps(x + i + 48);
+        for (int r = 0; r < 4; r++) {
+            const uint16_t *wr = w + (size_t)r * stride;
+            a[r][0] = _mm512_fmadd_ps(ld16(wr, i, K_F16), x0, a[r][0]);
+            a[r][1] = _mm512_fmadd_ps(ld16(wr, i + 16, K_F16), x1, a[r][1]);
+            a[r][2] = _mm512_fmadd_ps(ld16(wr, i + 32, K_F16), x2, a[r][2]);
+            a[r][3] = _mm512_fmadd_ps(ld16(wr, i + 48, K_F16), x3, a[r][3]);
+        }
+    }
+    for (; i + 16 <= n; i += 16)
+        for (int r = 0; r < 4; r++)
+            a[r][0] = _mm512_fmadd_ps(ld16(w + (size_t)r * stride, i, K_F16), _mm512_loadu_ps(x + i), a[r][0]);
+    for (int r = 0; r < 4; r++) {
+        float acc = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[r][0], a[r][1]), _mm512_add_ps(a[r][2], a[r][3])));
+        for (int32_t j = i; j < n; j++) acc += dense_h2f(w[(size_t)r * stride + j]) * x[j];
+        out[r] = acc;
+    }
+}
+
+T5 static void widen_f16_avx512(const uint16_t *src, float *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, ld16(src, (int32_t)i, K_F16));
+    for (; i < n; i++) dst[i] = dense_h2f(src[i]);
+}
+
+const spqr_dense_ops dense_ops_avx2 = {"avx2+f16c",    spqr_cpu_has_avx2, {dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2},
+                                       NULL,           widen_f16_avx2,    dense_widen_bf16_scalar};
+const spqr_dense_ops dense_ops_avx512 = {"avx512f",       spqr_cpu_has_avx512,
+                                         {dot_f32_avx512, dot_f16_avx512, dot_bf16_avx512},
+                                         dot4_f16_avx512, widen_f16_avx512, dense_widen_bf16_scalar};
+#else
+/* Never picked here (the detector finds no x86 features): the scalar
+ * kernels, so the tables exist on every target. */
+const spqr_dense_ops dense_ops_avx2 = {"avx2+f16c", spqr_cpu_has_avx2, DENSE_SCALAR_DOTS, NULL, dense_widen_f16_scalar,
+                                       dense_widen_bf16_scalar};
+const spqr_dense_ops dense_ops_avx512 = {"avx512f", spqr_cpu_has_avx512, DENSE_SCALAR_DOTS, NULL, dense_widen_f16_scalar,
+                                         dense_widen_bf16_scalar};
+#endif

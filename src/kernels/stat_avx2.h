@@ -1,0 +1,69 @@
+/* AVX2 statistic decoding shared by the avx2 (exact) and avx2i8 paths:
+ * the 16 rows' first-level statistics of a group as two 8-row halves, in
+ * registers (a broadcast 16-byte load, pshufb into dword lanes, variable
+ * shift, mask; vcvtph2ps for 16-bit statistics), bit-exact with
+ * spqr_stat_dq / spqr_fp16_to_fp32 (s2 * (code - z2) without FMA, as the
+ * reference). Include only from x86-64 files. */
+#ifndef SPQR_KERNELS_STAT_AVX2_H
+#define SPQR_KERNELS_STAT_AVX2_H
+
+#include <immintrin.h>
+
+#include "kernels/spqr_kernel.h"
+
+#define KT_T256 __attribute__((target("avx2,fma,f16c")))
+#define KT_INLINE static inline __attribute__((always_inline))
+
+/* Per part (0 scale, 1 zero): byte-shuffle and shift tables of the two
+ * 8-row halves, the code mask and width (0 = 16-bit statistic). */
+typedef struct {
+    __m256i idx[2][2], sh[2][2], mask[2]; /* [part][half], [part] */
+    int bits[2];
+} kt_st256;
+
+typedef kt_rtile kt_rt256;
+
+KT_T256 KT_INLINE void kt_st256_init(const spqr_ktensor *kt, kt_st256 *t) {
+    t->bits[0] = kt->qs_bits;
+    t->bits[1] = kt->qz_bits;
+    for (int p = 0; p < 2; p++) {
+        for (int h = 0; h < 2; h++) {
+            t->idx[p][h] = _mm256_loadu_si256((const __m256i *)(kt->st_idx[p] + 32 * h));
+            t->sh[p][h] = _mm256_loadu_si256((const __m256i *)(kt->st_sh[p] + 8 * h));
+        }
+        t->mask[p] = _mm256_set1_epi32((1 << t->bits[p]) - 1);
+    }
+}
+
+/* Part p of group g's statistics at blk. pair: the row tile's (s2, z2) of
+ * this group as fp32 where it has one (rc->pp[p] set), else NULL (a pair
+ * per row, read here). */
+KT_T256 KT_INLINE void kt_stat16_256(const spqr_ktensor *kt, const kt_st256 *t, const kt_rt256 *rc,
+                                     const uint8_t *blk, int32_t g, int p, const float *pair, __m256 out[2]) {
+    if (!t->bits[p]) {
+        out[0] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+        out[1] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16)));
+        return;
+    }
+    /* <= 16 code bytes; the stats array has 16 bytes of slack at its end */
+    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)blk));
+    __m256 s2[2], z2[2];
+    if (pair) {
+        s2[0] = s2[1] = _mm256_set1_ps(pair[0]);
+        z2[0] = z2[1] = _mm256_set1_ps(pair[1]);
+    } else { /* qq_groupsize not a multiple of 16: a pair per row */
+        float sa[KT_R], za[KT_R];
+        kt_row_pairs(kt, rc->rt, g, p, sa, za);
+        s2[0] = _mm256_loadu_ps(sa);
+        s2[1] = _mm256_loadu_ps(sa + 8);
+        z2[0] = _mm256_loadu_ps(za);
+        z2[1] = _mm256_loadu_ps(za + 8);
+    }
+    for (int h = 0; h < 2; h++) {
+        __m256i code = _mm256_srlv_epi32(_mm256_shuffle_epi8(b, t->idx[p][h]), t->sh[p][h]);
+        code = _mm256_and_si256(code, t->mask[p]);
+        out[h] = _mm256_mul_ps(s2[h], _mm256_sub_ps(_mm256_cvtepi32_ps(code), z2[h])); /* no FMA, as the reference */
+    }
+}
+
+#endif
