@@ -1,6 +1,7 @@
 /* spqr_session_forward allocates nothing once the session exists
- * (session.h's promise): the dense fp16 model (models/default) and its
- * SpQR copy on every kernel path this CPU runs (exact and int8
+ * (session.h's promise): the dense fp16 model (models/default), every family's tiny
+ * checkpoint (tests/fixtures/families), and the
+ * default model's SpQR copy on every kernel path this CPU runs (exact and int8
  * activations), one token (decode), small batches (dot products) and
  * prompt batches (sgemm tiles, batched kernels), 1 and 2 threads.
  *
@@ -115,6 +116,25 @@ int main(int argc, char **argv) {
     check_forward(m, "fp16", 1, l1);
     check_forward(m, "fp16", 2, l2);
     CHECK_MSG(memcmp(l1, l2, (size_t)PROMPT * V * sizeof(float)) == 0, "fp16: 1 and 2 threads differ");
+
+    /* every family's forward (biases, q/k norms, sliding windows, soft-caps,
+     * fused-row views): tiny checkpoints of tests/fixtures/families */
+    static const char *const families[] = {"llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2"};
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+        char fdir[2100];
+        snprintf(fdir, sizeof fdir, "%s/families/%s", fix, families[i]);
+        spqr_model *fm = NULL;
+        CHECK_MSG(spqr_model_load(fdir, NULL, &fm, &err) == SPQR_OK, "%s: %s", fdir, err.msg);
+        if (!fm) continue;
+        const int32_t fV = spqr_model_config(fm)->vocab_size;
+        float *f1 = malloc((size_t)PROMPT * fV * sizeof(float)), *f2 = malloc((size_t)PROMPT * fV * sizeof(float));
+        check_forward(fm, families[i], 1, f1);
+        check_forward(fm, families[i], 2, f2);
+        CHECK_MSG(memcmp(f1, f2, (size_t)PROMPT * fV * sizeof(float)) == 0, "%s: 1 and 2 threads differ", families[i]);
+        free(f1);
+        free(f2);
+        spqr_model_free(fm);
+    }
 
     /* the packed paths: a small quantization of the same model, LM head included */
     CHECK(mkdtemp(tmp) != NULL);
