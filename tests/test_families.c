@@ -273,7 +273,10 @@ static double fused_vs_split(const spqr_model *m, int outliers) {
         r0 += parts[p]->rows;
     }
     double md = 0;
-    for (size_t i = 0; i < (size_t)rows * cols; i++) md = fmax(md, fabs((double)Wf[i] - Ws[i]));
+    for (size_t i = 0; i < (size_t)rows * cols; i++) { /* not fmax(): aarch64 gcc 12 ICEs vectorizing it */
+        const double d = fabs((double)Wf[i] - Ws[i]);
+        if (d > md) md = d;
+    }
     free(W), free(Wf), free(Ws), free(H), free(X);
     return md;
 }
