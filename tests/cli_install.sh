@@ -17,6 +17,9 @@ P=$TMP/prefix
 MODEL=$ROOT/tests/fixtures/tiny_gqa
 TEXT=$ROOT/tests/fixtures/model_text.txt
 WANT=$(tr -d '\n ' < "$ROOT/tests/fixtures/model_ppl.json" | sed -E 's/.*"ctx32":\{"ppl":([0-9.]+),"tokens_scored":([0-9]+).*/\1 \2/')
+# a sanitized build's library needs the sanitizer runtime in the program too
+SAN=
+grep -q '^SPQR_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null && SAN="-fsanitize=address,undefined"
 VER=$(awk '/^#define SPQR_VERSION_(MAJOR|MINOR|PATCH) / { v = v (v == "" ? "" : ".") $3 } END { print v }' "$ROOT/include/spqr.h")
 
 expect_rc 0 "spqr --version" "$SPQR" --version
@@ -51,17 +54,17 @@ check_run() { # label binary: runs the example, compares its perplexity with the
 # pkg-config, shared library
 export PKG_CONFIG_PATH=$LIB/pkgconfig
 FLAGS=$(pkg-config --cflags --libs spqr) || bad "pkg-config --libs spqr"
-expect_rc 0 "example builds with pkg-config" cc -std=c11 -O1 -o "$TMP/ex_pc" "$ROOT/examples/quantize_and_run.c" $FLAGS -lm
+expect_rc 0 "example builds with pkg-config" cc -std=c11 -O1 $SAN -o "$TMP/ex_pc" "$ROOT/examples/quantize_and_run.c" $FLAGS -lm
 [ -x "$TMP/ex_pc" ] && check_run pkg-config "$TMP/ex_pc"
 readelf -d "$TMP/ex_pc" 2>/dev/null | grep -q "NEEDED.*\[libspqr.so.${VER%.*}\]" && ok "pkg-config example links libspqr.so" \
     || bad "pkg-config example does not need libspqr.so.${VER%.*}"
 # pkg-config --static links the archive with its dependencies
 SFLAGS=$(pkg-config --static --cflags --libs spqr | sed "s#-lspqr#$LIB/libspqr.a#")
-expect_rc 0 "example builds statically with pkg-config --static" cc -std=c11 -O1 -o "$TMP/ex_st" "$ROOT/examples/quantize_and_run.c" $SFLAGS -lm
+expect_rc 0 "example builds statically with pkg-config --static" cc -std=c11 -O1 $SAN -o "$TMP/ex_st" "$ROOT/examples/quantize_and_run.c" $SFLAGS -lm
 [ -x "$TMP/ex_st" ] && LD_LIBRARY_PATH= expect_rc 0 "static example runs" "$TMP/ex_st" "$MODEL" "$TEXT" 32
 
 # find_package(spqr)
-expect_rc 0 "example configures with find_package" cmake -S "$ROOT/examples" -B "$TMP/exb" -DCMAKE_PREFIX_PATH="$P" -DCMAKE_BUILD_TYPE=Release
+expect_rc 0 "example configures with find_package" cmake -S "$ROOT/examples" -B "$TMP/exb" -DCMAKE_PREFIX_PATH="$P" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS="$SAN" -DCMAKE_EXE_LINKER_FLAGS="$SAN"
 expect_rc 0 "example builds with find_package" cmake --build "$TMP/exb"
 [ -x "$TMP/exb/quantize_and_run" ] && check_run find_package "$TMP/exb/quantize_and_run"
 
