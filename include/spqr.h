@@ -18,6 +18,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The version of this header; spqr_version() gives the library's, which
+ * differs when a program runs against another build of libspqr.so. */
+#define SPQR_VERSION_MAJOR 0
+#define SPQR_VERSION_MINOR 1
+#define SPQR_VERSION_PATCH 0
+
+/* Marks the public functions: libspqr.so is built with hidden visibility,
+ * so only these are exported. */
+#if defined(__GNUC__) || defined(__clang__)
+#define SPQR_API __attribute__((visibility("default")))
+#else
+#define SPQR_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -43,7 +57,10 @@ typedef struct spqr_err {
     char msg[512];
 } spqr_err;
 
-const char *spqr_status_str(spqr_status s);
+SPQR_API const char *spqr_status_str(spqr_status s);
+
+/* "MAJOR.MINOR.PATCH" of the linked library. */
+SPQR_API const char *spqr_version(void);
 
 typedef enum spqr_log_level {
     SPQR_LOG_ERROR = 0,
@@ -65,10 +82,10 @@ typedef struct spqr_logger {
 /* Half-precision helpers (IEEE binary16 and bfloat16)                  */
 /* ------------------------------------------------------------------ */
 
-uint16_t spqr_fp32_to_fp16(float f);  /* round to nearest even, saturates to inf like hardware */
-float spqr_fp16_to_fp32(uint16_t h);
-uint16_t spqr_fp32_to_bf16(float f);  /* round to nearest even */
-float spqr_bf16_to_fp32(uint16_t h);
+SPQR_API uint16_t spqr_fp32_to_fp16(float f);  /* round to nearest even, saturates to inf like hardware */
+SPQR_API float spqr_fp16_to_fp32(uint16_t h);
+SPQR_API uint16_t spqr_fp32_to_bf16(float f);  /* round to nearest even */
+SPQR_API float spqr_bf16_to_fp32(uint16_t h);
 
 /* ------------------------------------------------------------------ */
 /* Quantization parameters (every knob of the method)                   */
@@ -98,11 +115,11 @@ typedef struct spqr_quant_params {
 /* The paper's near-lossless-style defaults: w3, beta1=beta2=16, 3-bit
  * statistics, tau=0.2, leave-one-out outliers, percdamp 1.0, blocksize 128,
  * act_order, GPTQ on. */
-void spqr_quant_params_default(spqr_quant_params *p);
+SPQR_API void spqr_quant_params_default(spqr_quant_params *p);
 
 /* Checks ranges (one table, src/quant/params.c; docs/quantize.md "Limits of
  * the knobs") and consistency; the message names the field and its flag. */
-spqr_status spqr_quant_params_validate(const spqr_quant_params *p, spqr_err *err);
+SPQR_API spqr_status spqr_quant_params_validate(const spqr_quant_params *p, spqr_err *err);
 
 /* ------------------------------------------------------------------ */
 /* The packed SpQR tensor                                               */
@@ -144,7 +161,7 @@ typedef struct spqr_tensor {
     int32_t owns_memory;   /* 1: free() the arrays in spqr_tensor_free */
 } spqr_tensor;
 
-void spqr_tensor_free(spqr_tensor *t);
+SPQR_API void spqr_tensor_free(spqr_tensor *t);
 
 /* Size accounting. formula_bits follows docs (b + (qs+qz)/beta1 +
  * 2*32/(beta1*beta2) + 32*nnz/(rows*cols), or b + 32/beta1 with 16-bit
@@ -158,15 +175,15 @@ typedef struct spqr_size_report {
     uint64_t overhead_bits;    /* the same, exact: 8*stored_bytes == formula bits + overhead_bits */
 } spqr_size_report;
 
-void spqr_tensor_size(const spqr_tensor *t, spqr_size_report *out);
+SPQR_API void spqr_tensor_size(const spqr_tensor *t, spqr_size_report *out);
 
 /* Reference kernels: scalar, clear, the yardstick for SIMD paths. */
 /* W: [rows][cols], original column order. */
-spqr_status spqr_tensor_dequantize(const spqr_tensor *t, float *W, spqr_err *err);
+SPQR_API spqr_status spqr_tensor_dequantize(const spqr_tensor *t, float *W, spqr_err *err);
 /* y[rows] = W x[cols] */
-spqr_status spqr_matvec_ref(const spqr_tensor *t, const float *x, float *y, spqr_err *err);
+SPQR_API spqr_status spqr_matvec_ref(const spqr_tensor *t, const float *x, float *y, spqr_err *err);
 /* Y[n][rows] = X[n][cols] W^T */
-spqr_status spqr_matmul_ref(const spqr_tensor *t, const float *X, int32_t n, float *Y, spqr_err *err);
+SPQR_API spqr_status spqr_matmul_ref(const spqr_tensor *t, const float *X, int32_t n, float *Y, spqr_err *err);
 
 /* ------------------------------------------------------------------ */
 /* Quantizing one linear layer                                          */
@@ -188,7 +205,7 @@ typedef struct spqr_quant_report {
  * n_threads <= 0 means "all cores", at most 4096. n_threads is the engine's OpenMP thread
  * count; the BLAS/LAPACK calls use OpenBLAS's own pool (OPENBLAS_NUM_THREADS).
  * The result does not depend on either. Semantics: docs/method.md. */
-spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, const float *H,
+SPQR_API spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, const float *H,
                                 const spqr_quant_params *p, int32_t n_threads,
                                 const spqr_logger *log, spqr_tensor **out_tensor,
                                 float *out_W, uint8_t *out_mask, spqr_quant_report *report,
@@ -213,8 +230,8 @@ typedef enum spqr_dtype {
     SPQR_DTYPE_BOOL = 10
 } spqr_dtype;
 
-size_t spqr_dtype_size(spqr_dtype t);
-const char *spqr_dtype_name(spqr_dtype t); /* safetensors spelling: "F32", "BF16", ... */
+SPQR_API size_t spqr_dtype_size(spqr_dtype t);
+SPQR_API const char *spqr_dtype_name(spqr_dtype t); /* safetensors spelling: "F32", "BF16", ... */
 
 #define SPQR_MAX_DIMS 8
 
@@ -234,26 +251,26 @@ typedef struct spqr_safetensors spqr_safetensors;
 /* Maps the file read-only and validates the header completely (size limits,
  * JSON, dtypes, shapes, offsets inside the file, no overlaps, nbytes =
  * numel * dtype size) before returning. */
-spqr_status spqr_safetensors_open(const char *path, spqr_safetensors **out, spqr_err *err);
-void spqr_safetensors_close(spqr_safetensors *f);
-int32_t spqr_safetensors_count(const spqr_safetensors *f);
-const spqr_st_tensor *spqr_safetensors_at(const spqr_safetensors *f, int32_t i);
-const spqr_st_tensor *spqr_safetensors_find(const spqr_safetensors *f, const char *name);
+SPQR_API spqr_status spqr_safetensors_open(const char *path, spqr_safetensors **out, spqr_err *err);
+SPQR_API void spqr_safetensors_close(spqr_safetensors *f);
+SPQR_API int32_t spqr_safetensors_count(const spqr_safetensors *f);
+SPQR_API const spqr_st_tensor *spqr_safetensors_at(const spqr_safetensors *f, int32_t i);
+SPQR_API const spqr_st_tensor *spqr_safetensors_find(const spqr_safetensors *f, const char *name);
 /* String value of key in "__metadata__", or NULL. */
-const char *spqr_safetensors_metadata(const spqr_safetensors *f, const char *key);
+SPQR_API const char *spqr_safetensors_metadata(const spqr_safetensors *f, const char *key);
 /* Converts an F32/F16/BF16 tensor to fp32 (dst holds numel floats). */
-spqr_status spqr_st_tensor_to_f32(const spqr_st_tensor *t, float *dst, spqr_err *err);
+SPQR_API spqr_status spqr_st_tensor_to_f32(const spqr_st_tensor *t, float *dst, spqr_err *err);
 
 typedef struct spqr_st_writer spqr_st_writer;
-spqr_status spqr_st_writer_create(spqr_st_writer **out, spqr_err *err);
+SPQR_API spqr_status spqr_st_writer_create(spqr_st_writer **out, spqr_err *err);
 /* data is borrowed until spqr_st_writer_write returns. */
-spqr_status spqr_st_writer_add(spqr_st_writer *w, const char *name, spqr_dtype dtype, int32_t ndim,
+SPQR_API spqr_status spqr_st_writer_add(spqr_st_writer *w, const char *name, spqr_dtype dtype, int32_t ndim,
                                const int64_t *shape, const void *data, spqr_err *err);
-spqr_status spqr_st_writer_set_metadata(spqr_st_writer *w, const char *key, const char *value,
+SPQR_API spqr_status spqr_st_writer_set_metadata(spqr_st_writer *w, const char *key, const char *value,
                                         spqr_err *err);
 /* Writes atomically: a temporary file in the same directory, fsync, rename. */
-spqr_status spqr_st_writer_write(spqr_st_writer *w, const char *path, spqr_err *err);
-void spqr_st_writer_free(spqr_st_writer *w);
+SPQR_API spqr_status spqr_st_writer_write(spqr_st_writer *w, const char *path, spqr_err *err);
+SPQR_API void spqr_st_writer_free(spqr_st_writer *w);
 
 /* ------------------------------------------------------------------ */
 /* Tokenizer from a Hugging Face tokenizer.json (src/tokenizer/tokenizer*)   */
@@ -261,27 +278,27 @@ void spqr_st_writer_free(spqr_st_writer *w);
 
 typedef struct spqr_tokenizer spqr_tokenizer;
 
-spqr_status spqr_tokenizer_load(const char *path, spqr_tokenizer **out, spqr_err *err);
-spqr_status spqr_tokenizer_load_from_memory(const char *json, size_t len, spqr_tokenizer **out,
+SPQR_API spqr_status spqr_tokenizer_load(const char *path, spqr_tokenizer **out, spqr_err *err);
+SPQR_API spqr_status spqr_tokenizer_load_from_memory(const char *json, size_t len, spqr_tokenizer **out,
                                             spqr_err *err);
-void spqr_tokenizer_free(spqr_tokenizer *t);
-int32_t spqr_tokenizer_vocab_size(const spqr_tokenizer *t);
-int32_t spqr_tokenizer_bos_id(const spqr_tokenizer *t); /* -1 if none */
-int32_t spqr_tokenizer_eos_id(const spqr_tokenizer *t); /* -1 if none */
+SPQR_API void spqr_tokenizer_free(spqr_tokenizer *t);
+SPQR_API int32_t spqr_tokenizer_vocab_size(const spqr_tokenizer *t);
+SPQR_API int32_t spqr_tokenizer_bos_id(const spqr_tokenizer *t); /* -1 if none */
+SPQR_API int32_t spqr_tokenizer_eos_id(const spqr_tokenizer *t); /* -1 if none */
 /* 1 when Hugging Face starts plain text with bos: tokenizer_config.json's
  * add_bos_token when it says, else whether tokenizer.json's post-processor
  * template begins with it (Llama, Gemma: 1; Qwen, GPT-2 style: 0). */
-int spqr_tokenizer_adds_bos(const spqr_tokenizer *t);
+SPQR_API int spqr_tokenizer_adds_bos(const spqr_tokenizer *t);
 /* Encodes len bytes of text (invalid UTF-8 allowed). *ids is malloc'ed. */
-spqr_status spqr_tokenizer_encode(const spqr_tokenizer *t, const char *text, size_t len, int add_bos,
+SPQR_API spqr_status spqr_tokenizer_encode(const spqr_tokenizer *t, const char *text, size_t len, int add_bos,
                                   int32_t **ids, int32_t *n_ids, spqr_err *err);
 /* Decodes ids to bytes (malloc'ed, NUL-terminated, *len excludes the NUL). */
-spqr_status spqr_tokenizer_decode(const spqr_tokenizer *t, const int32_t *ids, int32_t n, char **text,
+SPQR_API spqr_status spqr_tokenizer_decode(const spqr_tokenizer *t, const int32_t *ids, int32_t n, char **text,
                                   size_t *len, spqr_err *err);
 /* Streaming: bytes of token id when it follows prev (-1 at the start), for
  * printing as generation proceeds. Returns the number of bytes written
  * (truncated to cap), or -1 for an invalid id. */
-int32_t spqr_tokenizer_piece(const spqr_tokenizer *t, int32_t prev, int32_t id, char *buf, int32_t cap);
+SPQR_API int32_t spqr_tokenizer_piece(const spqr_tokenizer *t, int32_t prev, int32_t id, char *buf, int32_t cap);
 
 /* ------------------------------------------------------------------ */
 /* Chat templates (src/tokenizer/chat_template*, docs/chat.md)          */
@@ -299,7 +316,7 @@ typedef struct spqr_chat_message {
  * back as SPQR_ERR_INVALID_ARG with that message; a template that does not
  * parse or evaluate as SPQR_ERR_FORMAT; one past the size, time or depth
  * limits as SPQR_ERR_UNSUPPORTED. */
-spqr_status spqr_chat_template_render(const char *tmpl, const spqr_chat_message *msgs, int32_t n,
+SPQR_API spqr_status spqr_chat_template_render(const char *tmpl, const spqr_chat_message *msgs, int32_t n,
                                       int add_generation_prompt, const char *bos_token, const char *eos_token,
                                       char **out, spqr_err *err);
 
@@ -316,29 +333,29 @@ typedef struct spqr_archive spqr_archive;
  * version (other versions: SPQR_ERR_UNSUPPORTED), checksums of the header,
  * table and every section, bounds, alignment, overlaps, names, JSON, dense
  * sizes, and the full consistency of every packed tensor. */
-spqr_status spqr_archive_open(const char *path, spqr_archive **out, spqr_err *err);
+SPQR_API spqr_status spqr_archive_open(const char *path, spqr_archive **out, spqr_err *err);
 /* The same on a caller's buffer (borrowed until close; 64-byte aligned, else
  * SPQR_ERR_INVALID_ARG). label names the buffer in error messages. */
-spqr_status spqr_archive_open_memory(const void *data, size_t size, const char *label, spqr_archive **out,
+SPQR_API spqr_status spqr_archive_open_memory(const void *data, size_t size, const char *label, spqr_archive **out,
                                      spqr_err *err);
-void spqr_archive_close(spqr_archive *a);
+SPQR_API void spqr_archive_close(spqr_archive *a);
 
 /* NUL-terminated JSON text, or NULL when the file has no such section. */
-const char *spqr_archive_config_json(const spqr_archive *a);
-const char *spqr_archive_metadata_json(const spqr_archive *a);
+SPQR_API const char *spqr_archive_config_json(const spqr_archive *a);
+SPQR_API const char *spqr_archive_metadata_json(const spqr_archive *a);
 /* tokenizer.json bytes (NUL-terminated; *len excludes the NUL), or NULL. */
-const char *spqr_archive_tokenizer(const spqr_archive *a, size_t *len);
+SPQR_API const char *spqr_archive_tokenizer(const spqr_archive *a, size_t *len);
 
 /* Tensors (dense and packed) in file order. Exactly one of dense_at and
  * packed_at is non-NULL for a valid i. Everything points into the mapping
  * and lives until spqr_archive_close; packed tensors have owns_memory = 0
  * and must not be modified or freed. */
-int32_t spqr_archive_count(const spqr_archive *a);
-const char *spqr_archive_name(const spqr_archive *a, int32_t i);
-const spqr_st_tensor *spqr_archive_dense_at(const spqr_archive *a, int32_t i);
-const spqr_tensor *spqr_archive_packed_at(const spqr_archive *a, int32_t i);
-const spqr_st_tensor *spqr_archive_find_dense(const spqr_archive *a, const char *name);
-const spqr_tensor *spqr_archive_find_packed(const spqr_archive *a, const char *name);
+SPQR_API int32_t spqr_archive_count(const spqr_archive *a);
+SPQR_API const char *spqr_archive_name(const spqr_archive *a, int32_t i);
+SPQR_API const spqr_st_tensor *spqr_archive_dense_at(const spqr_archive *a, int32_t i);
+SPQR_API const spqr_tensor *spqr_archive_packed_at(const spqr_archive *a, int32_t i);
+SPQR_API const spqr_st_tensor *spqr_archive_find_dense(const spqr_archive *a, const char *name);
+SPQR_API const spqr_tensor *spqr_archive_find_packed(const spqr_archive *a, const char *name);
 
 /* Streaming writer: sections go to a temporary file next to path as they
  * are added (data is only borrowed during each call); finish writes the
@@ -348,18 +365,18 @@ const spqr_tensor *spqr_archive_find_packed(const spqr_archive *a, const char *n
  * usable; a failed write poisons it (every later call, finish included,
  * fails). */
 typedef struct spqr_archive_writer spqr_archive_writer;
-spqr_status spqr_archive_writer_create(const char *path, spqr_archive_writer **out, spqr_err *err);
-spqr_status spqr_archive_writer_add_config(spqr_archive_writer *w, const char *json, spqr_err *err);
-spqr_status spqr_archive_writer_add_metadata(spqr_archive_writer *w, const char *json, spqr_err *err);
-spqr_status spqr_archive_writer_add_tokenizer(spqr_archive_writer *w, const void *bytes, size_t len,
+SPQR_API spqr_status spqr_archive_writer_create(const char *path, spqr_archive_writer **out, spqr_err *err);
+SPQR_API spqr_status spqr_archive_writer_add_config(spqr_archive_writer *w, const char *json, spqr_err *err);
+SPQR_API spqr_status spqr_archive_writer_add_metadata(spqr_archive_writer *w, const char *json, spqr_err *err);
+SPQR_API spqr_status spqr_archive_writer_add_tokenizer(spqr_archive_writer *w, const void *bytes, size_t len,
                                               spqr_err *err);
 /* dtype F32, F16 or BF16; data holds numel * dtype-size bytes. */
-spqr_status spqr_archive_writer_add_dense(spqr_archive_writer *w, const char *name, spqr_dtype dtype,
+SPQR_API spqr_status spqr_archive_writer_add_dense(spqr_archive_writer *w, const char *name, spqr_dtype dtype,
                                           int32_t ndim, const int64_t *shape, const void *data, spqr_err *err);
-spqr_status spqr_archive_writer_add_packed(spqr_archive_writer *w, const char *name, const spqr_tensor *t,
+SPQR_API spqr_status spqr_archive_writer_add_packed(spqr_archive_writer *w, const char *name, const spqr_tensor *t,
                                            spqr_err *err);
-spqr_status spqr_archive_writer_finish(spqr_archive_writer *w, spqr_err *err);
-void spqr_archive_writer_free(spqr_archive_writer *w);
+SPQR_API spqr_status spqr_archive_writer_finish(spqr_archive_writer *w, spqr_err *err);
+SPQR_API void spqr_archive_writer_free(spqr_archive_writer *w);
 
 /* ------------------------------------------------------------------ */
 /* Models of the families in src/model/arch.h (src/model/)                                              */
@@ -396,7 +413,7 @@ typedef struct spqr_config {
 } spqr_config;
 
 /* 1 if id is one of c's EOS ids. */
-int spqr_config_is_eos(const spqr_config *c, int32_t id);
+SPQR_API int spqr_config_is_eos(const spqr_config *c, int32_t id);
 
 typedef struct spqr_model spqr_model;
 
@@ -405,32 +422,32 @@ typedef struct spqr_model spqr_model;
  * tokenizer.json; tokenizer_config.json (declared bos/eos tokens) and
  * generation_config.json (more EOS ids) when present. Weights are
  * memory-mapped. */
-spqr_status spqr_model_load_hf(const char *dir, const spqr_logger *log, spqr_model **out, spqr_err *err);
-void spqr_model_free(spqr_model *m);
-const spqr_config *spqr_model_config(const spqr_model *m);
-const spqr_tokenizer *spqr_model_tokenizer(const spqr_model *m);
+SPQR_API spqr_status spqr_model_load_hf(const char *dir, const spqr_logger *log, spqr_model **out, spqr_err *err);
+SPQR_API void spqr_model_free(spqr_model *m);
+SPQR_API const spqr_config *spqr_model_config(const spqr_model *m);
+SPQR_API const spqr_tokenizer *spqr_model_tokenizer(const spqr_model *m);
 /* The checkpoint's chat template (tokenizer_config.json's chat_template;
  * a .spqr carries it), or NULL when it has none. */
-const char *spqr_model_chat_template(const spqr_model *m);
+SPQR_API const char *spqr_model_chat_template(const spqr_model *m);
 /* spqr_chat_template_render with the model's template and bos/eos token
  * strings; SPQR_ERR_UNSUPPORTED when the model has no template. The text
  * already holds the BOS: encode it with add_bos = 0. */
-spqr_status spqr_chat_render(const spqr_model *m, const spqr_chat_message *msgs, int32_t n,
+SPQR_API spqr_status spqr_chat_render(const spqr_model *m, const spqr_chat_message *msgs, int32_t n,
                              int add_generation_prompt, char **out, spqr_err *err);
 
 /* Run state: KV cache and scratch buffers for up to max_ctx positions. */
 typedef struct spqr_session spqr_session;
-spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_threads,
+SPQR_API spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_threads,
                                 spqr_session **out, spqr_err *err);
-void spqr_session_free(spqr_session *s);
-void spqr_session_reset(spqr_session *s);    /* position back to 0 */
-int32_t spqr_session_pos(const spqr_session *s);
+SPQR_API void spqr_session_free(spqr_session *s);
+SPQR_API void spqr_session_reset(spqr_session *s);    /* position back to 0 */
+SPQR_API int32_t spqr_session_pos(const spqr_session *s);
 /* Drops the positions from pos on (0 <= pos < current position; else a
  * no-op), keeping the cache before it: a chat re-feeds only what changed. */
-void spqr_session_rewind(spqr_session *s, int32_t pos);
+SPQR_API void spqr_session_rewind(spqr_session *s, int32_t pos);
 /* Appends n tokens at the current position. logits: [n][vocab] when
  * all_logits, else [vocab] for the last token only; may be NULL. */
-spqr_status spqr_session_forward(spqr_session *s, const int32_t *tokens, int32_t n, int all_logits,
+SPQR_API spqr_status spqr_session_forward(spqr_session *s, const int32_t *tokens, int32_t n, int all_logits,
                                  float *logits, spqr_err *err);
 
 /* ------------------------------------------------------------------ */
@@ -465,27 +482,27 @@ typedef enum spqr_kernel_path {
 
 /* Builds the runtime layout (t is not referenced afterwards). A forced path
  * the CPU cannot run gives SPQR_ERR_UNSUPPORTED. */
-spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path, spqr_ktensor **out,
+SPQR_API spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path, spqr_ktensor **out,
                                      spqr_err *err);
-void spqr_ktensor_free(spqr_ktensor *kt);
+SPQR_API void spqr_ktensor_free(spqr_ktensor *kt);
 /* Switches the path of an existing layout (same rules as create). */
-spqr_status spqr_ktensor_set_path(spqr_ktensor *kt, spqr_kernel_path path, spqr_err *err);
-spqr_kernel_path spqr_ktensor_path(const spqr_ktensor *kt);
-const char *spqr_kernel_path_name(spqr_kernel_path p);
+SPQR_API spqr_status spqr_ktensor_set_path(spqr_ktensor *kt, spqr_kernel_path path, spqr_err *err);
+SPQR_API spqr_kernel_path spqr_ktensor_path(const spqr_ktensor *kt);
+SPQR_API const char *spqr_kernel_path_name(spqr_kernel_path p);
 /* Bytes of weight data one matvec streams (codes, statistics, outliers). */
-uint64_t spqr_ktensor_bytes(const spqr_ktensor *kt);
+SPQR_API uint64_t spqr_ktensor_bytes(const spqr_ktensor *kt);
 /* y[rows] = W x[cols]; results do not depend on n_threads (<= 0: all cores). */
-spqr_status spqr_ktensor_matvec(const spqr_ktensor *kt, const float *x, float *y, int32_t n_threads,
+SPQR_API spqr_status spqr_ktensor_matvec(const spqr_ktensor *kt, const float *x, float *y, int32_t n_threads,
                                 spqr_err *err);
 /* ys[i][rows_i] = W_i x for k (1..16) layouts taking the same x[cols] (e.g.
  * q, k, v), in one parallel region; each ys[i] as spqr_ktensor_matvec. */
-spqr_status spqr_ktensor_matvec_multi(const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
+SPQR_API spqr_status spqr_ktensor_matvec_multi(const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
                                       int32_t n_threads, spqr_err *err);
 /* Y[n][rows] = X[n][cols] W^T; each weight tile is decoded once per 64 inputs. */
-spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t n, float *Y,
+SPQR_API spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t n, float *Y,
                                 int32_t n_threads, spqr_err *err);
 /* W[rows][cols], original column order; bit-identical to spqr_tensor_dequantize. */
-spqr_status spqr_ktensor_dequantize(const spqr_ktensor *kt, float *W, spqr_err *err);
+SPQR_API spqr_status spqr_ktensor_dequantize(const spqr_ktensor *kt, float *W, spqr_err *err);
 
 /* ------------------------------------------------------------------ */
 /* whole-model quantization (src/quant/pipeline*)                       */
@@ -494,9 +511,9 @@ spqr_status spqr_ktensor_dequantize(const spqr_ktensor *kt, float *W, spqr_err *
 /* Loads either a Hugging Face checkpoint directory (spqr_model_load_hf) or
  * a .spqr file: packed linears are used in place from the mapping (fast
  * kernels, no expansion to fp32), config and tokenizer come from the file. */
-spqr_status spqr_model_load(const char *path, const spqr_logger *log, spqr_model **out, spqr_err *err);
+SPQR_API spqr_status spqr_model_load(const char *path, const spqr_logger *log, spqr_model **out, spqr_err *err);
 /* 1 when the model's linears are packed SpQR tensors (loaded from .spqr). */
-int32_t spqr_model_is_quantized(const spqr_model *m);
+SPQR_API int32_t spqr_model_is_quantized(const spqr_model *m);
 
 /* One progress event: a calibration pass over the samples or one linear
  * layer quantized. Steps of blocks restored by --resume are reported as
@@ -531,7 +548,7 @@ typedef struct spqr_quantize_options {
                                   are refused either way (docs/safety.md) */
 } spqr_quantize_options;
 
-void spqr_quantize_options_default(spqr_quantize_options *o);
+SPQR_API void spqr_quantize_options_default(spqr_quantize_options *o);
 
 /* Aggregate over the linears of one kind (q_proj, ..., down_proj). */
 typedef struct spqr_quantize_kind_summary {
@@ -581,7 +598,7 @@ typedef struct spqr_quantize_summary {
  * stored, free disk space for the estimated checkpoints and file), and it
  * holds an exclusive lock on the checkpoint dir for the whole run: a second
  * run on the same output fails at once. summary may be NULL. */
-spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens, int64_t n_tokens,
+SPQR_API spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens, int64_t n_tokens,
                                 const spqr_quantize_options *opt, const char *out_path,
                                 spqr_quantize_summary *summary, spqr_err *err);
 

@@ -143,7 +143,7 @@ static void print_report(const spqr_quantize_summary *s, const char *out) {
            (long long)s->quantized_params, "", "", 100.0 * outl / (s->quantized_params ? s->quantized_params : 1),
            s->avg_bits_stored, s->avg_bits_formula);
     printf("\naverage bits per parameter of the quantized linears%s: %.4f measured from stored bytes "
-           "(formula of spqr-method.md section 4: %.4f)\n",
+           "(formula of docs/method.md, \"Size accounting\": %.4f)\n",
            head ? " (lm_head included)" : "", s->avg_bits_stored, s->avg_bits_formula);
     if (head)
         printf("block linears only (lm_head excluded): %.4f measured (formula %.4f)\n", s->avg_bits_stored_blocks,

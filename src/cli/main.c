@@ -28,7 +28,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "spqr %s - SpQR (Sparse-Quantized Representation) LLM compression\n\n"
             "usage: spqr <command> [options]\n\ncommands:\n",
-            "0.1.0");
+            spqr_version());
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         fprintf(f, "  %-18s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     fprintf(f, "\nRun `spqr <command> --help` for the options of a command.\n");
@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("spqr 0.1.0\n");
+        printf("spqr %s\n", spqr_version());
         return 0;
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)

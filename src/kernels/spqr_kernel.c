@@ -348,10 +348,9 @@ spqr_status kt_matvec_multi_ws(const spqr_ktensor *const *kts, int32_t k, const 
      * chunks of KT_CHUNK tiles to whichever thread is free. A fork/join
      * costs more than a small matvec where threads sleep between
      * regions, and on a shared machine a thread that loses its core for
-     * a while no longer holds the other back (7B decode, A/B in one
-     * window: 6.67 and 7.21 tok/s with a fixed split, 7.30 and 7.15
-     * with chunks). Which thread computes a tile does not change its
-     * bits. */
+     * a while no longer holds the other back (measured: docs/kernels.md,
+     * "Arithmetic, paths and tolerance"). Which thread computes a tile
+     * does not change its bits. */
     const int32_t nch = (tiles + KT_CHUNK - 1) / KT_CHUNK;
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
     for (int32_t ch = 0; ch < nch; ch++) {

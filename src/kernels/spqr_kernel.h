@@ -312,10 +312,9 @@ static inline void kt_outlier_rows(const spqr_ktensor *kt, const float *xq, int3
  * rather than once per tile: between two tiles' outlier passes the tile's
  * ~24 KiB of codes stream through the L1 and evict the permuted input xq
  * (16-44 KiB), so each pass gathered xq from L2; over a chunk, xq's lines
- * stay in L1 from one tile to the next (w3 1%, out of cache, A/B in one
- * window: 1 thread 0.034 -> 0.028 ns/weight on 4096x4096, 2 threads
- * 0.036 -> 0.033 per core). y_i + corr_i is the same single fp32 add as
- * before: same bits. */
+ * stay in L1 from one tile to the next (the A/B is in docs/kernels.md,
+ * "Runtime layout"). y_i + corr_i is the same single fp32 add as before:
+ * same bits. */
 static inline void kt_outliers_add(const spqr_ktensor *kt, const float *xq, int32_t rt0, int32_t rt1, float *y) {
     for (int32_t rt = rt0; rt < rt1; rt++) {
         if (kt->o_ptr[rt + 1] == kt->o_ptr[rt]) continue;

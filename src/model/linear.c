@@ -68,9 +68,8 @@ static spqr_status check_lin(const spqr_linear *lin, spqr_err *err) {
     return SPQR_OK;
 }
 
-/* Rows at least this long use dot4: below it x stays in L1 and one row
- * streaming at a time measured faster (4096 inputs: 23.8 vs 18.2 GB/s on
- * one core). */
+/* Rows at least this long use dot4: below it x stays in L1 and streaming
+ * one row at a time measured faster (bench-kernel, one core). */
 #define LINEAR_DOT4_MIN 6144
 
 /* y[r0 .. r0+3] (fewer at the end) of an fp16 linear: dot4 where four rows
