@@ -7,7 +7,8 @@
 #
 # llama.cpp is not part of this project: build it yourself from its public
 # source (CPU, Release) and point at it:
-#   LLAMA_CPP_DIR  its build directory (bin/llama-bench, bin/llama-quantize)
+#   LLAMA_CPP_DIR  its build directory (bin/llama-bench; bin/llama-quantize
+#                  while a GGUF quantization is not cached yet)
 #   LLAMA_CPP_SRC  its source tree (gguf-py/, for the F16 GGUF conversion)
 # The F16 GGUF is written by bench/hf_to_gguf_llama.py with llama.cpp's own
 # gguf-py (its convert_hf_to_gguf.py needs `transformers`; see that script).
@@ -22,15 +23,17 @@
 # same speed as a quantized one of that outlier share.
 #
 # usage: LLAMA_CPP_DIR=... LLAMA_CPP_SRC=... bench/compare_llamacpp.sh [--work DIR]
-# env:   WORK (/tmp/spqr_llamacpp), LAYERS (4), THREADS (2), PP (64), TG (32),
+# env:   WORK (/tmp/spqr_llamacpp), LAYERS (2), THREADS (2), PP (64), TG (32),
 #        REPS (3), NSAMPLES (8), SEQLEN (256), SPQR_MODEL (quantize |
 #        synthetic), OUTLIER_SHARE (0.01, synthetic only), SKIP_F16 (1: no F16
-#        rows, for big LAYERS), SPQR (build/spqr), GEN
+#        rows, for big LAYERS), LLAMA_QUANTS (llama-quantize types, default
+#        "Q4_K_M Q3_K_M"), SPQR (build/spqr), GEN
 #        (gen_synthetic_llama next to SPQR), PYTHON (/usr/bin/python3),
 #        SPQR_KERNEL (passed through: force a kernel path, docs/kernels.md),
 #        LLAMA_TAG (a label for the llama.cpp build in the table, default
 #        its build directory's name), LLAMA_CPP_COMMIT (shown; default: git
-#        of LLAMA_CPP_SRC, else what llama-bench reports)
+#        of LLAMA_CPP_SRC, else what llama-bench reports), OMP_WAIT_POLICY
+#        (passive, for both programs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 die() { echo "compare_llamacpp.sh: $*" >&2; exit 1; }
@@ -49,13 +52,12 @@ done
 LB=$LLAMA_CPP_DIR/bin/llama-bench
 LQ=$LLAMA_CPP_DIR/bin/llama-quantize
 [ -x "$LB" ] || die "$LB is missing (build llama.cpp's llama-bench target in LLAMA_CPP_DIR)"
-[ -x "$LQ" ] || die "$LQ is missing (build llama.cpp's llama-quantize target in LLAMA_CPP_DIR)"
 [ -d "$LLAMA_CPP_SRC/gguf-py/gguf" ] || die "$LLAMA_CPP_SRC/gguf-py/gguf is missing (LLAMA_CPP_SRC must be llama.cpp's source tree)"
 
 SPQR=${SPQR:-build/spqr}
 GEN=${GEN:-$(dirname "$SPQR")/gen_synthetic_llama}
 PYTHON=${PYTHON:-/usr/bin/python3}
-LAYERS=${LAYERS:-4}
+LAYERS=${LAYERS:-2}
 THREADS=${THREADS:-2}
 PP=${PP:-64}
 TG=${TG:-32}
@@ -66,6 +68,8 @@ LLAMA_TAG=${LLAMA_TAG:-$(basename "$LLAMA_CPP_DIR")}
 SPQR_MODEL=${SPQR_MODEL:-quantize}
 OUTLIER_SHARE=${OUTLIER_SHARE:-0.01}
 SKIP_F16=${SKIP_F16:-0}
+LLAMA_QUANTS=${LLAMA_QUANTS:-Q4_K_M Q3_K_M}
+case " $LLAMA_QUANTS " in *" Q4_K_M "*) ;; *) die "LLAMA_QUANTS must include Q4_K_M (the issue's reference)" ;; esac
 case $SPQR_MODEL in quantize|synthetic) ;; *) die "SPQR_MODEL must be quantize or synthetic, not '$SPQR_MODEL'" ;; esac
 [ -x "$SPQR" ] || die "$SPQR is missing (build spqr first: scripts/build.sh, or set SPQR)"
 [ -x "$GEN" ] || die "$GEN is missing (set GEN to bench/gen_synthetic_llama's binary)"
@@ -75,14 +79,12 @@ command -v jq >/dev/null || die "jq is missing (apt-get install jq)"
 
 # passive: spinning OpenMP barriers are very slow when the box is shared (docs/model.md);
 # the same environment for both programs.
-export OMP_WAIT_POLICY=passive OPENBLAS_NUM_THREADS=1
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} OPENBLAS_NUM_THREADS=1
 mkdir -p "$WORK"
 HF=$WORK/hf-L$LAYERS
 if [ "$SPQR_MODEL" = quantize ]; then SQ=$WORK/spqr-3.6bit-L$LAYERS-n${NSAMPLES}x$SEQLEN.spqr
 else SQ=$WORK/spqr-synthetic-w3-L$LAYERS-o$OUTLIER_SHARE.spqr; fi
 F16=$WORK/llama-L$LAYERS-f16.gguf
-Q4=$WORK/llama-L$LAYERS-q4_k_m.gguf
-Q3=$WORK/llama-L$LAYERS-q3_k_m.gguf
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 
 if [ ! -s "$HF/model.safetensors" ]; then
@@ -104,13 +106,17 @@ if [ ! -s "$F16" ]; then
     PYTHONPATH=$LLAMA_CPP_SRC/gguf-py${PYTHONPATH:+:$PYTHONPATH} nice -n 10 "$PYTHON" bench/hf_to_gguf_llama.py "$HF" "$F16.tmp" >&2
     mv "$F16.tmp" "$F16"
 fi
-for q in Q4_K_M:$Q4 Q3_K_M:$Q3; do
-    if [ ! -s "${q#*:}" ]; then
-        log "llama-quantize ${q%%:*} -> ${q#*:}"
-        nice -n 10 "$LQ" "$F16" "${q#*:}.tmp" "${q%%:*}" "$THREADS" >"$WORK/quantize-${q%%:*}.log" 2>&1 ||
-            die "llama-quantize ${q%%:*} failed: see $WORK/quantize-${q%%:*}.log"
-        mv "${q#*:}.tmp" "${q#*:}"
+LLAMA_MODELS=()
+for q in $LLAMA_QUANTS; do
+    g=$WORK/llama-L$LAYERS-$(echo "$q" | tr 'A-Z' 'a-z').gguf
+    if [ ! -s "$g" ]; then
+        [ -x "$LQ" ] || die "$LQ is missing (build llama.cpp's llama-quantize target in LLAMA_CPP_DIR)"
+        log "llama-quantize $q -> $g"
+        nice -n 10 "$LQ" "$F16" "$g.tmp" "$q" "$THREADS" >"$WORK/quantize-L$LAYERS-$q.log" 2>&1 ||
+            die "llama-quantize $q failed: see $WORK/quantize-L$LAYERS-$q.log"
+        mv "$g.tmp" "$g"
     fi
+    LLAMA_MODELS+=(-m "$g")
 done
 
 RUN=$WORK/run-$(date -u +%Y%m%dT%H%M%S)
@@ -119,16 +125,15 @@ echo "# spqr vs llama.cpp, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
 echo "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores online; load before: $(uptime | sed 's/.*load average: //')"
 echo "- model: synthetic Llama-7B shape (hidden 4096, MLP 11008, 32 heads, vocab 32000), $LAYERS layers; random weights"
-echo "- threads $THREADS, pp$PP (one batch) and tg$TG, $REPS reps each, mean ± sd tokens/s; OMP_WAIT_POLICY=passive for both"
+echo "- threads $THREADS, pp$PP (one batch) and tg$TG, $REPS reps each, mean ± sd tokens/s; OMP_WAIT_POLICY=$OMP_WAIT_POLICY for both"
 echo "- spqr kernel: SPQR_KERNEL=${SPQR_KERNEL:-(auto)}; llama.cpp: $LLAMA_TAG ($LLAMA_CPP_DIR)"
 
-LLAMA_MODELS=(-m "$Q4" -m "$Q3")
 SPQR_MODELS=("$SQ")
 if [ "$SKIP_F16" != 1 ]; then LLAMA_MODELS=(-m "$F16" "${LLAMA_MODELS[@]}"); SPQR_MODELS=("$HF" "$SQ"); fi
 log "llama-bench (${LLAMA_MODELS[*]})"
 nice -n 10 "$LB" "${LLAMA_MODELS[@]}" -t "$THREADS" -p "$PP" -n "$TG" -r "$REPS" -o json >"$RUN/llama.json" 2>"$RUN/llama.err" ||
     die "llama-bench failed: see $RUN/llama.err"
-log "spqr bench (fp16, 3.6bit)"
+log "spqr bench (${SPQR_MODELS[*]})"
 nice -n 10 "$SPQR" bench "${SPQR_MODELS[@]}" -p "$PP" -n "$TG" -r "$REPS" -t "$THREADS" --json >"$RUN/spqr.json" 2>"$RUN/spqr.err" ||
     die "spqr bench failed: see $RUN/spqr.err"
 if [ -n "${LLAMA_CPP_COMMIT:-}" ]; then commit=$LLAMA_CPP_COMMIT
@@ -136,6 +141,7 @@ elif [ -e "$LLAMA_CPP_SRC/.git" ]; then commit=$(git -C "$LLAMA_CPP_SRC" rev-par
 else commit=$(jq -r '.[0].build_commit' "$RUN/llama.json"); fi
 echo "- llama.cpp: commit $commit, $(jq -r '.[0] | "backend \(.backends), flash_attn \(.flash_attn), n_batch \(.n_batch), n_ubatch \(.n_ubatch)"' "$RUN/llama.json")"
 echo "- spqr: $("$SPQR" --version 2>/dev/null || echo "$SPQR") at commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src include || echo ' (src modified)'), 3.6bit model $(basename "$SQ") ($SPQR_MODEL)"
+echo "- spqr bench's read-bandwidth probe: $(jq -r '.bandwidth_gbps * 100 | round / 100' "$RUN/spqr.json") GB/s (31-38 on this box when idle: bench/results/model.md)"
 echo "- load after: $(uptime | sed 's/.*load average: //'); raw JSON in $RUN"
 echo
 
@@ -163,7 +169,7 @@ awk -F'\t' '
     END {
         if (!qp || !sp) { print "missing rows: no ratios"; exit 1 }
         printf "**spqr 3.6bit / llama.cpp Q4_K_M: decode %.2fx (target >= 1.2x), prompt %.2fx (target >= 1.0x)**\n\n", sd / qd, sp / qp
-        printf "spqr 3.6bit / llama.cpp Q3_K_M: decode %.2fx, prompt %.2fx", sd / td, sp / tp
-        if (fp) printf "; / llama.cpp F16: decode %.2fx, prompt %.2fx", sd / fd, sp / fp
+        if (tp) printf "spqr 3.6bit / llama.cpp Q3_K_M: decode %.2fx, prompt %.2fx; ", sd / td, sp / tp
+        if (fp) printf "spqr 3.6bit / llama.cpp F16: decode %.2fx, prompt %.2fx", sd / fd, sp / fp
         printf "\n"
     }' "$RUN/rows.tsv"
