@@ -108,7 +108,7 @@ if [ ! -s "$F16" ]; then
 fi
 LLAMA_MODELS=()
 for q in $LLAMA_QUANTS; do
-    g=$WORK/llama-L$LAYERS-$(echo "$q" | tr 'A-Z' 'a-z').gguf
+    g=$WORK/llama-L$LAYERS-$(echo "$q" | tr '[:upper:]' '[:lower:]').gguf
     if [ ! -s "$g" ]; then
         [ -x "$LQ" ] || die "$LQ is missing (build llama.cpp's llama-quantize target in LLAMA_CPP_DIR)"
         log "llama-quantize $q -> $g"
