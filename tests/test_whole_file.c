@@ -9,9 +9,11 @@
  *  - byte accounting: the summary's file size is the file's, the archive's
  *    per-part bytes add up to it exactly, the summary's parameter count is
  *    the model's and its whole-file bits are 8 * size / params;
- *  - tied (tiny_tied), both options: one packed table (the calibrated head)
- *    stored as the embedding, no lm_head section; the loaded model's head
- *    and lookup are that table. */
+ *  - tied (tiny_tied), both options: two packed tables (the RTN embedding
+ *    for the lookup, the calibrated head), the parameters counted once;
+ *    with tied_one_table one packed table (the calibrated head) stored as
+ *    the embedding, no lm_head section, and the loaded model's head and
+ *    lookup are that table. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,7 +85,9 @@ static void check_accounting(const char *path, const spqr_quantize_summary *sm, 
             if (src->hp.arch->lin[k].name) params += (int64_t)src->layers[l].lin[k].rows * src->layers[l].lin[k].cols;
     CHECK_MSG(sm->model_params == params, "summary params %lld, model %lld", (long long)sm->model_params,
               (long long)params);
-    CHECK(ab.dense_params + ab.packed_params == params); /* every parameter stored once */
+    /* every parameter stored once, or the tied table twice (embedding and head) */
+    const int two_tables = c->tie_word_embeddings && spqr_archive_find_packed(a, "lm_head.weight");
+    CHECK(ab.dense_params + ab.packed_params == params + (two_tables ? (int64_t)c->vocab_size * c->hidden_size : 0));
     CHECK_NEAR(sm->file_bits, 8.0 * (double)sb.st_size / (double)params, 1e-12);
     spqr_archive_close(a);
 }
@@ -193,6 +197,22 @@ int main(int argc, char **argv) {
         CHECK(mt->cfg.tie_word_embeddings);
         CHECK(spqr_tokenizer_encode(mt->tok, text, 6000, 0, &cal, &n_cal, &err) == SPQR_OK);
         snprintf(out, sizeof out, "%s/tied.spqr", tmp);
+        st = spqr_model_quantize(mt, cal, n_cal, &o, out, &sm, &err);
+        CHECK_MSG(st == SPQR_OK, "%s", err.msg);
+        CHECK(sm.head.count == 1 && sm.embed.count == 1);
+        check_accounting(out, &sm, mt);
+        CHECK(spqr_archive_open(out, &a, &err) == SPQR_OK);
+        CHECK(a && spqr_archive_find_packed(a, "model.embed_tokens.weight") && spqr_archive_find_packed(a, "lm_head.weight"));
+        spqr_archive_close(a);
+        st = spqr_model_load(out, NULL, &q, &err);
+        CHECK_MSG(st == SPQR_OK, "%s", err.msg);
+        if (q) {
+            CHECK(q->embed.kind == SPQR_LINEAR_PACKED && q->lm_head.kind == SPQR_LINEAR_PACKED &&
+                  q->lm_head.packed != q->embed.packed && q->lm_head.fast && !q->embed.fast);
+            spqr_model_free(q);
+        }
+        unlink(out);
+        o.tied_one_table = 1;
         st = spqr_model_quantize(mt, cal, n_cal, &o, out, &sm, &err);
         CHECK_MSG(st == SPQR_OK, "%s", err.msg);
         CHECK(sm.head.count == 1 && sm.embed.count == 0);

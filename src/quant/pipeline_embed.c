@@ -56,8 +56,8 @@ void pipe_summarize_dense(const spqr_model *m, const spqr_quantize_options *o, s
     const spqr_config *c = &m->cfg;
     const int tied = c->tie_word_embeddings != 0;
     const int64_t VH = (int64_t)c->vocab_size * c->hidden_size, norms = (int64_t)m->n_norm_floats;
-    /* 16-bit matrices left: the embedding unless quantized (tied with a
-     * quantized head: the head is the one table), the head unless tied or quantized */
+    /* 16-bit matrices left: the embedding unless quantized, the head unless
+     * tied or quantized */
     const int embed_dense = !o->quantize_embed, head_dense = !tied && !o->quantize_head;
     const int n_dense_mat = embed_dense + head_dense;
     s->dense_params = VH * n_dense_mat + norms;
