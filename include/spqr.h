@@ -508,11 +508,11 @@ typedef struct spqr_quantize_options {
                                   dense and the head becomes a separate packed tensor */
     int32_t quantize_embed;    /* 1: also store the token embedding quantized (round-to-nearest with the
                                   same statistics, no calibration; a lookup dequantizes one row); with
-                                  tied embeddings and quantize_head: two packed tables (embedding and
-                                  calibrated head) unless tied_one_table */
-    int32_t tied_one_table;    /* tied embeddings, quantize_head and quantize_embed: 1 stores the
-                                  calibrated head once, as the embedding that serves both (smaller, but
-                                  its lookups are worse: bench/results/whole_file.md) */
+                                  tied embeddings and quantize_head: the calibrated head is the one
+                                  table for both, unless tied_two_tables */
+    int32_t tied_two_tables;   /* tied embeddings, quantize_head and quantize_embed: 1 stores the RTN
+                                  embedding for the lookup besides the calibrated head (bigger, a
+                                  little better: bench/results/whole_file.md) */
     int32_t overwrite;         /* 1: an existing regular file at out_path that is not a .spqr model may be
                                   replaced (--force); 0: refused. Directories, devices, FIFOs and sockets
                                   are refused either way (docs/safety.md) */

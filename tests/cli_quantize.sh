@@ -91,14 +91,14 @@ awk -v a="$PQ" -v b="$PF" -v c="$PD" 'BEGIN { r = a / b; exit !(r > 0.95 && r < 
 expect_rc 0 "a tied model, whole file" "$SPQR" quantize "$ROOT/tests/fixtures/tiny_tied" --calib "$TMP/calib.txt" \
     --nsamples 4 --seqlen 32 -t 2 -q -o "$TMP/t.spqr"
 expect_rc 0 "info tied" "$SPQR" info "$TMP/t.spqr"
-grep -q '^lm_head: packed 304x64' "$TMP/out" && grep -q '^embedding: packed 304x64' "$TMP/out" \
-    && ok "tied: two packed tables" || bad "tied info: $(grep -i 'lm_head\|embed' "$TMP/out")"
-expect_rc 0 "a tied model, one table" "$SPQR" quantize "$ROOT/tests/fixtures/tiny_tied" --calib "$TMP/calib.txt" \
-    --nsamples 4 --seqlen 32 -t 2 -q -o "$TMP/t1.spqr" --tied-one-table
-expect_rc 0 "info tied, one table" "$SPQR" info "$TMP/t1.spqr"
 grep -q '^lm_head: tied: the packed embedding is the head' "$TMP/out" && grep -q '^embedding: packed 304x64' "$TMP/out" \
-    && ok "tied --tied-one-table: one packed table" || bad "tied info: $(grep -i 'lm_head\|embed' "$TMP/out")"
-expect_rc 0 "generate from the one-table .spqr" "$SPQR" generate "$TMP/t1.spqr" -p "The" -n 4 --temp 0 -t 2
+    && ok "tied: one packed table" || bad "tied info: $(grep -i 'lm_head\|embed' "$TMP/out")"
+expect_rc 0 "a tied model, two tables" "$SPQR" quantize "$ROOT/tests/fixtures/tiny_tied" --calib "$TMP/calib.txt" \
+    --nsamples 4 --seqlen 32 -t 2 -q -o "$TMP/t1.spqr" --tied-two-tables
+expect_rc 0 "info tied, two tables" "$SPQR" info "$TMP/t1.spqr"
+grep -q '^lm_head: packed 304x64' "$TMP/out" && grep -q '^embedding: packed 304x64' "$TMP/out" \
+    && ok "tied --tied-two-tables: two packed tables" || bad "tied info: $(grep -i 'lm_head\|embed' "$TMP/out")"
+expect_rc 0 "generate from the two-table .spqr" "$SPQR" generate "$TMP/t1.spqr" -p "The" -n 4 --temp 0 -t 2
 expect_rc 0 "generate from the tied .spqr" "$SPQR" generate "$TMP/t.spqr" -p "The" -n 4 --temp 0 -t 2
 expect_rc 0 "tied, --dense-embed" "$SPQR" quantize "$ROOT/tests/fixtures/tiny_tied" --calib "$TMP/calib.txt" \
     --nsamples 4 --seqlen 32 -t 2 -q -o "$TMP/t2.spqr" --dense-embed

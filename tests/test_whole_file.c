@@ -9,11 +9,11 @@
  *  - byte accounting: the summary's file size is the file's, the archive's
  *    per-part bytes add up to it exactly, the summary's parameter count is
  *    the model's and its whole-file bits are 8 * size / params;
- *  - tied (tiny_tied), both options: two packed tables (the RTN embedding
- *    for the lookup, the calibrated head), the parameters counted once;
- *    with tied_one_table one packed table (the calibrated head) stored as
- *    the embedding, no lm_head section, and the loaded model's head and
- *    lookup are that table. */
+ *  - tied (tiny_tied), both options: one packed table (the calibrated head)
+ *    stored as the embedding, no lm_head section, and the loaded model's
+ *    head and lookup are that table; with tied_two_tables two packed tables
+ *    (the RTN embedding for the lookup, the calibrated head), the
+ *    parameters counted once. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +197,7 @@ int main(int argc, char **argv) {
         CHECK(mt->cfg.tie_word_embeddings);
         CHECK(spqr_tokenizer_encode(mt->tok, text, 6000, 0, &cal, &n_cal, &err) == SPQR_OK);
         snprintf(out, sizeof out, "%s/tied.spqr", tmp);
+        o.tied_two_tables = 1;
         st = spqr_model_quantize(mt, cal, n_cal, &o, out, &sm, &err);
         CHECK_MSG(st == SPQR_OK, "%s", err.msg);
         CHECK(sm.head.count == 1 && sm.embed.count == 1);
@@ -212,7 +213,7 @@ int main(int argc, char **argv) {
             spqr_model_free(q);
         }
         unlink(out);
-        o.tied_one_table = 1;
+        o.tied_two_tables = 0;
         st = spqr_model_quantize(mt, cal, n_cal, &o, out, &sm, &err);
         CHECK_MSG(st == SPQR_OK, "%s", err.msg);
         CHECK(sm.head.count == 1 && sm.embed.count == 0);

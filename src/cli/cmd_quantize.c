@@ -76,9 +76,9 @@ static void usage(FILE *f) {
             "  -q, --quiet         no progress bar\n"
             "  The whole model is quantized: lm_head with the same knobs, calibrated on the final-normed\n"
             "  outputs of the quantized blocks, and the token embedding round-to-nearest with the same\n"
-            "  statistics; norms stay 32-bit. Tied embeddings: two packed tables (embedding, head).\n"
-            "  --tied-one-table    tied embeddings: store the calibrated head once, as the embedding too\n"
-            "                      (smaller; its lookups lose more: bench/results/whole_file.md)\n"
+            "  statistics; norms stay 32-bit. Tied embeddings: the calibrated head is the one table.\n"
+            "  --tied-two-tables   tied embeddings: also store the RTN embedding for the lookup (bigger,\n"
+            "                      a little better: bench/results/whole_file.md)\n"
             "  --dense-head        keep lm_head as stored (16-bit)\n"
             "  --dense-embed       keep the token embedding as stored (16-bit)\n"
             "  --quantize-head     the default (kept for old scripts)\n"
@@ -240,7 +240,7 @@ int cmd_quantize(int argc, char **argv) {
         if (!strcmp(a, "--quantize-head")) { o.quantize_head = 1; i++; continue; }
         if (!strcmp(a, "--dense-head")) { o.quantize_head = 0; i++; continue; }
         if (!strcmp(a, "--dense-embed")) { o.quantize_embed = 0; i++; continue; }
-        if (!strcmp(a, "--tied-one-table")) { o.tied_one_table = 1; i++; continue; }
+        if (!strcmp(a, "--tied-two-tables")) { o.tied_two_tables = 1; i++; continue; }
         if (!strcmp(a, "--force")) { o.overwrite = 1; i++; continue; }
         if (a[0] == '-' && a[1]) {
             snprintf(msg, sizeof msg, "unknown option '%.64s' (see --help)", a);

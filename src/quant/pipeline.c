@@ -581,7 +581,7 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     /* The head is not checkpointed: a resumed run recomputes it from the
      * last block's checkpointed outputs, which gives the same tensor. */
     if (!st && opt->quantize_head) st = quantize_head(&p, &head, &head_dq, rec + n_block_rec, err);
-    const int shared_table = c->tie_word_embeddings && opt->quantize_head && opt->quantize_embed && opt->tied_one_table;
+    const int shared_table = c->tie_word_embeddings && opt->quantize_head && opt->quantize_embed && !opt->tied_two_tables;
     if (!st && opt->quantize_embed && !shared_table && cancelled(&p)) st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
     if (!st && opt->quantize_embed && !shared_table)
         st = pipe_quantize_embed(m, &opt->params, opt->n_threads, opt->log, &embed, rec + n_block_rec + 1, err);
