@@ -143,10 +143,10 @@ static void print_report(const spqr_quantize_summary *s, const char *out) {
     }
     const int head = s->head.count > 0, embed = s->embed.count > 0;
     if (head) print_kind_row(&s->head);
-    if (embed) print_kind_row(&s->embed);
     printf("%-18s %5s %10lld %12s %12s %8.3f%% %8.3f %8.3f\n", head ? "all (with head)" : "all linears", "",
            (long long)s->quantized_params, "", "", 100.0 * outl / (s->quantized_params ? s->quantized_params : 1),
            s->avg_bits_stored, s->avg_bits_formula);
+    if (embed) print_kind_row(&s->embed); /* not a linear: outside the total above */
     printf("\naverage bits per parameter of the quantized linears%s: %.4f measured from stored bytes "
            "(formula of spqr-method.md section 4: %.4f)\n",
            head ? " (lm_head included)" : "", s->avg_bits_stored, s->avg_bits_formula);
@@ -163,7 +163,7 @@ static void print_report(const spqr_quantize_summary *s, const char *out) {
            "16/32-bit parts kept: %lld params (%s)\n",
            out, (unsigned long long)s->file_bytes, s->file_bytes / 1e6, fp16 / 1e6,
            s->file_bytes ? fp16 / s->file_bytes : 0.0, (long long)s->dense_params,
-           s->dense_params == 0 ? "none" : "norms and the unquantized embedding/head");
+           "norms, and the embedding and head where not quantized");
     printf("calibration: %d windows x %d tokens from %lld tokens; %d block(s) restored by --resume; %.1f s\n",
            s->nsamples, s->seqlen, (long long)s->calib_tokens, s->resumed_blocks, s->seconds);
 }

@@ -510,6 +510,7 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     char *meta = NULL;
     int lock_fd = -1;
     spqr_tensor *tensors[PIPE_KINDS] = {0}, *head = NULL, *embed = NULL;
+    double embed_seconds = 0;
     float *Wdq[PIPE_KINDS] = {0}, *head_dq = NULL;
     if (!starts || !p.X || !rec || !p.mc.layers) {
         st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for %d x %d calibration activations (%.1f MB)", p.N, p.T,
@@ -584,7 +585,8 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     const int shared_table = c->tie_word_embeddings && opt->quantize_head && opt->quantize_embed && !opt->tied_two_tables;
     if (!st && opt->quantize_embed && !shared_table && cancelled(&p)) st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
     if (!st && opt->quantize_embed && !shared_table)
-        st = pipe_quantize_embed(m, &opt->params, opt->n_threads, opt->log, &embed, rec + n_block_rec + 1, err);
+        st = pipe_quantize_embed(m, &opt->params, opt->n_threads, opt->log, &embed, rec + n_block_rec + 1,
+                                 &embed_seconds, err);
     if (st == SPQR_ERR_INTERRUPTED)
         spqr_err_set(err, st, "interrupted; finished blocks are checkpointed in %s (use --resume)", p.ckdir);
     if (st) goto done;
@@ -593,7 +595,7 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     memset(&sm, 0, sizeof sm);
     const int32_t n_rec = n_block_rec + (opt->quantize_head ? 1 : 0);
     summarize(&p, rec, n_rec, &sm);
-    pipe_summarize_embed(&rec[n_block_rec + 1], &sm);
+    pipe_summarize_embed(&rec[n_block_rec + 1], embed_seconds, &sm);
     if (shared_table) rec[n_block_rec].kind = PIPE_EMBED_KIND; /* stored under the embedding's name */
     meta = final_metadata(m, opt, p.N, p.T, n_tokens, calib_hash(CALIB_HASH_INIT, calib_tokens, (size_t)n_tokens * 4),
                           rec, n_block_rec + 2, sm.avg_bits_stored, sm.avg_bits_formula);

@@ -83,13 +83,15 @@ spqr_status pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash
  * calibration: each row is looked up alone, so there is no input whose
  * error to weigh; round-to-nearest (GPTQ off, no permutation, identity
  * Hessian) with the same group statistics and outlier rule. */
-/* Adds the embedding's record (rows 0: none) to the summary as s->embed. */
-void pipe_summarize_embed(const pipe_layer_record *rec, spqr_quantize_summary *s);
+/* Adds the embedding's record (rows 0: none) and its quantization time to
+ * the summary as s->embed. */
+void pipe_summarize_embed(const pipe_layer_record *rec, double seconds, spqr_quantize_summary *s);
 /* Fills the summary's dense_params/bytes, model_params and file_bits from
  * what the options stored quantized (quantized_params and file_bytes set). */
 void pipe_summarize_dense(const spqr_model *m, const spqr_quantize_options *o, spqr_quantize_summary *s);
 
 spqr_status pipe_quantize_embed(const spqr_model *m, const spqr_quant_params *q, int32_t n_threads,
-                                const spqr_logger *log, spqr_tensor **out, pipe_layer_record *rec, spqr_err *err);
+                                const spqr_logger *log, spqr_tensor **out, pipe_layer_record *rec, double *seconds,
+                                spqr_err *err);
 
 #endif

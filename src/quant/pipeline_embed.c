@@ -1,13 +1,17 @@
 /* The token embedding of a whole-model quantization (pipeline.h). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "core/error.h"
 #include "model/model.h"
 #include "quant/pipeline.h"
 
 spqr_status pipe_quantize_embed(const spqr_model *m, const spqr_quant_params *q, int32_t n_threads,
-                                const spqr_logger *log, spqr_tensor **out, pipe_layer_record *rec, spqr_err *err) {
+                                const spqr_logger *log, spqr_tensor **out, pipe_layer_record *rec, double *seconds,
+                                spqr_err *err) {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     const spqr_linear *e = &m->embed;
     const int32_t rows = e->rows, cols = e->cols;
     float *W = malloc((size_t)rows * cols * sizeof(float));
@@ -32,6 +36,8 @@ spqr_status pipe_quantize_embed(const spqr_model *m, const spqr_quant_params *q,
     free(W);
     free(H);
     if (st) return spqr_err_prefix(err, st, "%s", ARCH_EMBED_NAME);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    *seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     spqr_size_report sz;
     spqr_tensor_size(*out, &sz);
     *rec = (pipe_layer_record){m->cfg.n_layers, PIPE_EMBED_KIND, rows, cols, (*out)->nnz, rep.rel_hessian_error,
@@ -39,10 +45,11 @@ spqr_status pipe_quantize_embed(const spqr_model *m, const spqr_quant_params *q,
     return SPQR_OK;
 }
 
-void pipe_summarize_embed(const pipe_layer_record *rec, spqr_quantize_summary *s) {
+void pipe_summarize_embed(const pipe_layer_record *rec, double seconds, spqr_quantize_summary *s) {
     spqr_quantize_kind_summary *k = &s->embed;
     snprintf(k->name, sizeof k->name, "embed_tokens");
     if (rec->rows == 0) return;
+    k->seconds = seconds;
     const int64_t np = (int64_t)rec->rows * rec->cols;
     k->count = 1;
     k->params = np;
