@@ -833,6 +833,78 @@ static void test_version1(const char *fixtures, const char *dir) {
     free(file);
 }
 
+/* The three row encodings and both permutation widths, chosen by what the
+ * values need: u8 counts (<= 255 per row), u16 counts (a row of 300),
+ * i32 pointers (a row of 65,600) with an i32 permutation (cols > 65536);
+ * each written, read back equal, and sized as spqr_tensor_size says. */
+static void test_encodings(const char *dir) {
+    struct {
+        int32_t rows, cols;
+        int64_t row0; /* outliers in row 0; row 1 gets 3 */
+        int perm;
+        uint32_t want_rows, want_perm16;
+    } cs[] = {
+        {3, 300, 200, 1, SPQRF_ROWS_CNT8, 1},
+        {3, 400, 300, 1, SPQRF_ROWS_CNT16, 1},
+        {2, 70000, 65600, 1, SPQRF_ROWS_PTR32, 0},
+    };
+    char path[1100];
+    snprintf(path, sizeof path, "%s/enc.spqr", dir);
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        spqr_tensor *t = NULL;
+        spqr_err err;
+        const int64_t nnz = cs[c].row0 + 3;
+        CHECK(spqr_tensor_alloc(cs[c].rows, cs[c].cols, 3, cs[c].cols, 0, 0, 0, nnz, cs[c].perm, &t, &err) == SPQR_OK);
+        if (!t) continue;
+        test_rng r = {1000 + c};
+        for (size_t i = 0; i < t->codes_bytes; i++) t->codes[i] = (uint8_t)test_rng_next(&r);
+        for (int32_t i = 0; i < t->rows; i++) {
+            t->scale_f16[i] = spqr_fp32_to_fp16(0.01f * (float)(i + 1));
+            t->zero_f16[i] = spqr_fp32_to_fp16(3.5f);
+        }
+        t->outlier_rowptr[0] = 0;
+        t->outlier_rowptr[1] = (int32_t)cs[c].row0;
+        for (int32_t i = 2; i <= t->rows; i++) t->outlier_rowptr[i] = (int32_t)nnz;
+        for (int64_t k = 0; k < cs[c].row0; k++) t->outlier_col[k] = (uint16_t)k;
+        for (int64_t k = 0; k < 3; k++) t->outlier_col[cs[c].row0 + k] = (uint16_t)(7 * k);
+        for (int64_t k = 0; k < nnz; k++) t->outlier_val[k] = spqr_fp32_to_fp16((float)(k % 17) - 8.0f);
+        for (int32_t j = 0; j < t->cols; j++) t->perm[j] = t->cols - 1 - j;
+        spqrf_packed_header h;
+        spqrf_packed_header_for(t, &h);
+        CHECK_MSG(spqrf_rows_encoding_of(h.flags) == cs[c].want_rows && !!(h.flags & SPQRF_PACKED_PERM_U16) == (int)cs[c].want_perm16,
+                  "case %zu: flags 0x%x", c, h.flags);
+        spqr_archive_writer *w = NULL;
+        CHECK(spqr_archive_writer_create(path, &w, &err) == SPQR_OK);
+        CHECK_MSG(spqr_archive_writer_add_packed(w, "t", t, &err) == SPQR_OK, "%s", err.msg);
+        CHECK(spqr_archive_writer_finish(w, &err) == SPQR_OK);
+        spqr_archive_writer_free(w);
+        spqr_archive *a = NULL;
+        CHECK_MSG(spqr_archive_open(path, &a, &err) == SPQR_OK, "case %zu: %s", c, err.msg);
+        const spqr_tensor *b = a ? spqr_archive_find_packed(a, "t") : NULL;
+        CHECK_MSG(b && tensors_equal(t, b), "case %zu: tensor differs after the round trip", c);
+        if (b) {
+            spqr_size_report sr;
+            spqr_tensor_size(t, &sr);
+            const uint64_t rows_b = cs[c].want_rows == SPQRF_ROWS_CNT8    ? (uint64_t)t->rows
+                                    : cs[c].want_rows == SPQRF_ROWS_CNT16 ? 2u * (uint64_t)t->rows
+                                                                          : 4u * ((uint64_t)t->rows + 1);
+            const uint64_t perm_b = (cs[c].want_perm16 ? 2u : 4u) * (uint64_t)t->cols;
+            CHECK_MSG(sr.stored_bytes == t->codes_bytes + 4u * (uint64_t)t->rows + 4u * (uint64_t)nnz + rows_b + perm_b,
+                      "case %zu: size report %llu", c, (unsigned long long)sr.stored_bytes);
+            /* one row looked up = that row of the dequantization */
+            float *W = malloc(sizeof(float) * (size_t)t->rows * (size_t)t->cols), *row = malloc(sizeof(float) * (size_t)t->cols);
+            CHECK(spqr_tensor_dequantize(b, W, &err) == SPQR_OK);
+            spqr_tensor_row(b, 0, row);
+            CHECK(!memcmp(row, W, sizeof(float) * (size_t)t->cols));
+            free(W);
+            free(row);
+        }
+        spqr_archive_close(a);
+        spqr_tensor_free(t);
+        unlink(path);
+    }
+}
+
 /* Every byte of the file is accounted for: header, text, tensors, table;
  * each packed tensor's arrays are exactly what spqr_tensor_size counts. */
 static void test_accounting(const uint8_t *file, size_t n) {
@@ -995,6 +1067,7 @@ int main(int argc, char **argv) {
     test_hostile(file, n, &fx);
     test_accounting(file, n);
     test_version1(fixtures, dir);
+    test_encodings(dir);
     test_fuzz_regressions(fixtures);
     free(file);
     free_fixture(&fx);
