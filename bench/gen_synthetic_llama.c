@@ -11,9 +11,12 @@
  *                   linears (beta1 = beta2 = 16, 3-bit statistics, a random
  *                   act-order permutation, Bernoulli outliers; every weight
  *                   in [-a, a]). One tensor in memory at a time.
+ *   --whole         with --spqr: the embedding and the head packed too (random,
+ *                   the same knobs; the embedding without permutation), as
+ *                   `spqr quantize` stores the whole file.
  * Either or both may be given.
  *
- * usage: gen_synthetic_llama [OUTDIR] [--spqr FILE [--wbits B] [--outlier-share P]]
+ * usage: gen_synthetic_llama [OUTDIR] [--spqr FILE [--wbits B] [--outlier-share P] [--whole]]
  *        [--layers N] [--hidden N] [--inter N] [--heads N] [--kv-heads N] [--vocab N] [--ctx N]
  *        [--tokenizer tokenizer.json (default tests/fixtures/tiny_gqa/tokenizer.json)] */
 #include <cjson/cJSON.h>
@@ -231,8 +234,21 @@ static void kind_shape(const shape *sh, int k, int32_t *rows, int32_t *cols) {
 
 static uint64_t tensor_seed(long layer, int kind) { return 0x5eed0000ull + (uint64_t)layer * 16 + (uint64_t)kind; }
 
+/* A random packed [vocab, hidden] table; the embedding keeps no permutation
+ * (a lookup walks one row in order). */
+static spqr_status random_table(const shape *sh, int wbits, double share, int embed, spqr_tensor **t, spqr_err *err) {
+    spqr_status st = spqr_tensor_random((int32_t)sh->vocab, (int32_t)sh->hidden, wbits, share,
+                                        1.0f / sqrtf((float)sh->hidden), 0x7ab1e000ull + (uint64_t)embed, t, err);
+    if (!st && embed) {
+        /* codes and outlier columns are random in either order */
+        free((*t)->perm);
+        (*t)->perm = NULL;
+    }
+    return st;
+}
+
 static int write_spqr(const char *out, const shape *sh, const char *cfg, const char *tok, size_t tok_len, int wbits,
-                      double share) {
+                      double share, int whole) {
     const double t0 = now_s();
     spqr_err err = {0};
     const long L = sh->layers;
@@ -251,13 +267,17 @@ static int write_spqr(const char *out, const shape *sh, const char *cfg, const c
     for (long i = 0; i < sh->hidden; i++) ones[i] = 1.0f;
     uint64_t s = 0x9e3779b97f4a7c15ULL;
     const float a = 1.0f / sqrtf((float)sh->hidden);
-    if (!st) {
-        fill_f16(emb, (size_t)sh->vocab * (size_t)sh->hidden, a, &s);
-        st = spqr_archive_writer_add_dense(w, ARCH_EMBED_NAME, SPQR_DTYPE_F16, 2, emb_shape, emb, &err);
-    }
-    if (!st) {
-        fill_f16(emb, (size_t)sh->vocab * (size_t)sh->hidden, a, &s);
-        st = spqr_archive_writer_add_dense(w, ARCH_HEAD_NAME, SPQR_DTYPE_F16, 2, emb_shape, emb, &err);
+    for (int which = 0; which < 2 && !st; which++) { /* embedding, head */
+        const char *nm = which ? ARCH_HEAD_NAME : ARCH_EMBED_NAME;
+        if (whole) {
+            spqr_tensor *t = NULL;
+            st = random_table(sh, wbits, share, !which, &t, &err);
+            if (!st) st = spqr_archive_writer_add_packed(w, nm, t, &err);
+            spqr_tensor_free(t);
+        } else {
+            fill_f16(emb, (size_t)sh->vocab * (size_t)sh->hidden, a, &s);
+            st = spqr_archive_writer_add_dense(w, nm, SPQR_DTYPE_F16, 2, emb_shape, emb, &err);
+        }
     }
     free(emb);
     if (!st) st = spqr_archive_writer_add_dense(w, ARCH_FINAL_NORM_NAME, SPQR_DTYPE_F32, 1, norm_shape, ones, &err);
@@ -315,7 +335,7 @@ static int write_spqr(const char *out, const shape *sh, const char *cfg, const c
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: gen_synthetic_llama [OUTDIR] [--spqr FILE [--wbits B] [--outlier-share P]] [--layers N] "
+    fprintf(stderr, "usage: gen_synthetic_llama [OUTDIR] [--spqr FILE [--wbits B] [--outlier-share P] [--whole]] [--layers N] "
                     "[--hidden N] [--inter N] [--heads N] [--kv-heads N] [--vocab N] [--ctx N] [--tokenizer FILE]\n");
 }
 
@@ -324,6 +344,7 @@ int main(int argc, char **argv) {
     shape sh = {32, 4096, 11008, 32, 32, 32000, 2048};
     long wbits = 3;
     double share = 0.01;
+    int whole = 0;
     for (int i = 1; i < argc; i++) {
         long *dst = NULL;
         const char *a = argv[i];
@@ -335,6 +356,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--vocab")) dst = &sh.vocab;
         else if (!strcmp(a, "--ctx")) dst = &sh.ctx;
         else if (!strcmp(a, "--wbits")) dst = &wbits;
+        else if (!strcmp(a, "--whole")) { whole = 1; continue; }
         else if ((!strcmp(a, "--tokenizer") || !strcmp(a, "--spqr") || !strcmp(a, "--outlier-share")) && i + 1 < argc) {
             const char *v = argv[++i];
             if (!strcmp(a, "--tokenizer")) tokpath = v;
@@ -371,7 +393,7 @@ int main(int argc, char **argv) {
     if (!cfg) { fprintf(stderr, "gen_synthetic_llama: out of memory\n"); return 1; }
     int rc = 0;
     if (out) rc = write_hf(out, &sh, cfg, tok, tok_len);
-    if (!rc && spqr_out) rc = write_spqr(spqr_out, &sh, cfg, tok, tok_len, (int)wbits, share);
+    if (!rc && spqr_out) rc = write_spqr(spqr_out, &sh, cfg, tok, tok_len, (int)wbits, share, whole);
     if (!rc) fprintf(stderr, "done\n");
     free(tok);
     free(cfg);

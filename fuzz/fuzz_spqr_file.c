@@ -7,8 +7,11 @@
  *     past the CRCs, and it is the semantic checks behind them (sizes,
  *     overlaps, CSR, permutation, JSON) that must hold against anything.
  * Whatever is accepted is then used the way a model loader would: every
- * packed tensor dequantized and multiplied, every dense tensor converted,
- * every string read, so a validation gap shows up as an ASan/UBSan report.
+ * packed tensor dequantized, multiplied and looked up row by row (the
+ * quantized-embedding path, which must equal the dequantization), every
+ * dense tensor converted, every string read, and the byte accounting must
+ * add up to the input's size, so a validation gap shows up as an
+ * ASan/UBSan report or an abort.
  * Buffers are exact-size copies so any read past the end is caught. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +19,7 @@
 
 #include "../tests/spqr_file_fixup.h"
 #include "format/spqr_file.h"
+#include "format/tensor.h"
 #include "spqr.h"
 
 /* Every checksum recomputed, and file_size set to n: truncations and
@@ -29,7 +33,12 @@ static void refresh_checksums(uint8_t *buf, size_t n) {
 
 static volatile float sink;
 
-static void use(const spqr_archive *a) {
+static void use(const spqr_archive *a, size_t size) {
+    spqr_archive_bytes ab;
+    spqr_archive_bytes_of(a, &ab);
+    uint64_t sum = ab.container_bytes + ab.text_bytes;
+    for (int32_t i = 0; i < spqr_archive_count(a); i++) sum += spqr_archive_tensor_bytes(a, i);
+    if (sum != size || ab.file_bytes != size) abort(); /* every byte belongs to one part */
     const char *s = spqr_archive_config_json(a);
     if (s) sink += (float)strlen(s);
     if ((s = spqr_archive_metadata_json(a))) sink += (float)strlen(s);
@@ -51,6 +60,10 @@ static void use(const spqr_archive *a) {
                 for (int32_t j = 0; j < t->cols; j++) x[j] = 1.0f;
                 if (spqr_tensor_dequantize(t, W, &err) != SPQR_OK) abort(); /* validated => usable */
                 if (spqr_matvec_ref(t, x, y, &err) != SPQR_OK) abort();
+                for (int32_t r = 0; r < t->rows; r++) {
+                    spqr_tensor_row(t, r, x); /* x has cols floats */
+                    if (memcmp(x, W + (size_t)r * (size_t)t->cols, (size_t)t->cols * sizeof *x)) abort();
+                }
                 sink += W[rc - 1] + y[t->rows - 1];
             }
             free(W);
@@ -74,7 +87,7 @@ static void run(const uint8_t *data, size_t size) {
     err.msg[0] = 0;
     spqr_status s = spqr_archive_open_memory(buf, size, "fuzz.spqr", &a, &err);
     if (s == SPQR_OK) {
-        use(a);
+        use(a, size);
         spqr_archive_close(a);
     } else if ((s != SPQR_ERR_FORMAT && s != SPQR_ERR_UNSUPPORTED) || !err.msg[0] || strchr(err.msg, '\n')) {
         abort(); /* every rejection: FORMAT/UNSUPPORTED with one line */

@@ -357,6 +357,21 @@ SPQR_API const spqr_tensor *spqr_archive_packed_at(const spqr_archive *a, int32_
 SPQR_API const spqr_st_tensor *spqr_archive_find_dense(const spqr_archive *a, const char *name);
 SPQR_API const spqr_tensor *spqr_archive_find_packed(const spqr_archive *a, const char *name);
 
+/* Where every byte of the file goes. file_bytes = container_bytes +
+ * text_bytes + the sum of spqr_archive_tensor_bytes over all tensors,
+ * exactly. A tensor's bytes are its section payload (header, arrays and
+ * the padding between them), the alignment padding before it, its table
+ * entry and its name; the container is the file header and the padding
+ * before the table; text is config, tokenizer and metadata likewise. */
+typedef struct spqr_archive_bytes {
+    uint64_t file_bytes, container_bytes, text_bytes;
+    uint64_t dense_bytes, packed_bytes;   /* sums of spqr_archive_tensor_bytes by kind */
+    int64_t dense_params, packed_params;  /* numel, rows * cols */
+    uint32_t version;                     /* of the file's format */
+} spqr_archive_bytes;
+void spqr_archive_bytes_of(const spqr_archive *a, spqr_archive_bytes *out);
+uint64_t spqr_archive_tensor_bytes(const spqr_archive *a, int32_t i);
+
 /* Streaming writer: sections go to a temporary file next to path as they
  * are added (data is only borrowed during each call); finish writes the
  * section table and header, fsyncs and renames over path. Until finish
@@ -543,6 +558,13 @@ typedef struct spqr_quantize_options {
     int32_t quantize_head;     /* 1: also quantize lm_head (calibrated on the final-normed outputs of
                                   the last quantized block); with tied embeddings the embedding stays
                                   dense and the head becomes a separate packed tensor */
+    int32_t quantize_embed;    /* 1: also store the token embedding quantized (round-to-nearest with the
+                                  same statistics, no calibration; a lookup dequantizes one row); with
+                                  tied embeddings and quantize_head: the calibrated head is the one
+                                  table for both, unless tied_two_tables */
+    int32_t tied_two_tables;   /* tied embeddings, quantize_head and quantize_embed: 1 stores the RTN
+                                  embedding for the lookup besides the calibrated head (bigger, a
+                                  little better: bench/results/whole_file.md) */
     int32_t overwrite;         /* 1: an existing regular file at out_path that is not a .spqr model may be
                                   replaced (--force); 0: refused. Directories, devices, FIFOs and sockets
                                   are refused either way (docs/safety.md) */
@@ -570,15 +592,17 @@ typedef struct spqr_quantize_summary {
     spqr_quantize_kind_summary kinds[SPQR_MAX_LINEAR_KINDS];
     int32_t n_kinds;
     spqr_quantize_kind_summary head; /* "lm_head"; count 0 without quantize_head */
+    spqr_quantize_kind_summary embed; /* "embed_tokens"; count 0 unless quantize_embed stored its own table */
     int64_t quantized_params;  /* every packed linear, the head included when quantized */
     uint64_t quantized_bytes;  /* packed tensors, every stored byte */
     double avg_bits_stored;    /* 8 * quantized_bytes / quantized_params (head included when quantized) */
     double avg_bits_formula;
     double avg_bits_stored_blocks, avg_bits_formula_blocks; /* the same over the block linears only */
-    int64_t dense_params;      /* embeddings, norms, and lm_head unless quantized (kept 16/32-bit) */
+    int64_t dense_params;      /* norms, and the embedding and lm_head unless quantized (kept 16/32-bit) */
     uint64_t dense_bytes;
     int64_t model_params;      /* parameters of the original model (a tied matrix counted once) */
     uint64_t file_bytes;       /* size of the written .spqr */
+    double file_bits;          /* 8 * file_bytes / model_params: every stored byte over every parameter */
     int32_t resumed_blocks;    /* blocks restored from checkpoints */
     int32_t seqlen, nsamples;  /* as resolved */
     int64_t calib_tokens;
@@ -590,8 +614,8 @@ typedef struct spqr_quantize_summary {
  * calib_tokens with a seeded generator; per block the groups [q,k,v], [o],
  * [gate,up], [down] are calibrated on the inputs produced by the already
  * quantized layers, then the block's quantized output feeds the next.
- * Embeddings, norms and lm_head (unless opt->quantize_head) stay in their
- * original precision. Writes
+ * Norms, and the embedding and lm_head unless opt->quantize_embed /
+ * opt->quantize_head, stay in their original precision. Writes
  * out_path atomically; per-block checkpoints go to the checkpoint dir and
  * are removed on success. Before any work it checks everything the final
  * write needs (output path, config and tokenizer text as they will be

@@ -68,26 +68,52 @@ expect_rc 0 "rtn4 preset" "$SPQR" "${Q[@]}" -o "$TMP/r.spqr" --preset rtn4
 expect_rc 0 "info rtn4" "$SPQR" info "$TMP/r.spqr"
 grep -q 'gptq=0' "$TMP/out" && grep -q 'groupsize=128' "$TMP/out" && ok "rtn4 knobs recorded" || bad "rtn4 knobs: $(head -c 400 "$TMP/out")"
 
-# 2b. --quantize-head: accepted; the head is packed (untied and tied models), in the report and in info
+# 2b. the whole file by default (lm_head and embedding packed); --quantize-head still accepted;
+#     --dense-head / --dense-embed keep them 16-bit (untied and tied models), in the report and in info
 expect_rc 0 "--quantize-head accepted" "$SPQR" "${Q[@]}" -o "$TMP/h.spqr" --quantize-head
 grep -q '^lm_head ' "$TMP/out" && grep -q 'lm_head included' "$TMP/out" && ok "report has the lm_head row" \
     || bad "report without the head: $(cat "$TMP/out")"
 expect_rc 0 "info with a packed head" "$SPQR" info "$TMP/h.spqr"
 grep -q '^lm_head.weight  *300x72 ' "$TMP/out" && grep -q '^lm_head: packed 300x72' "$TMP/out" \
     && grep -q '^quantize_head: yes' "$TMP/out" && ok "info shows lm_head as packed" || bad "info: $(cat "$TMP/out")"
-expect_rc 0 "info without the option" "$SPQR" info "$TMP/a.spqr"
-grep -q '^lm_head: dense' "$TMP/out" && grep -q '^quantize_head: no' "$TMP/out" && ok "info shows a dense head otherwise" \
-    || bad "info (no head): $(grep lm_head "$TMP/out")"
-expect_rc 0 "perplexity with a packed head" "$SPQR" perplexity "$TMP/h.spqr" -f "$TMP/calib.txt" -c 32 --json -t 2
-PH=$(sed -E 's/.*"ppl": ([0-9.]+).*/\1/' "$TMP/out")
-awk -v a="$PH" -v b="$PF" -v c="$PQ" 'BEGIN { r = a / b; exit !(r > 0.95 && r < 1.05 && a != c) }' \
-    && ok "ppl with packed head $PH within 5% of fp32 $PF (head-less $PQ)" || bad "ppl packed head $PH vs fp32 $PF"
-expect_rc 0 "--quantize-head on a tied model" "$SPQR" quantize "$ROOT/tests/fixtures/tiny_tied" --calib "$TMP/calib.txt" \
-    --nsamples 4 --seqlen 32 -t 2 -q -o "$TMP/t.spqr" --quantize-head
+grep -q '^embedding: packed 300x72' "$TMP/out" && grep -q '^quantize_embed: yes' "$TMP/out" \
+    && grep -q '^whole file: [0-9.]* bits per model parameter.*linears only [0-9.]*' "$TMP/out" \
+    && ok "info shows the packed embedding and the whole-file bits" || bad "info (embedding): $(grep -i 'embed\|whole' "$TMP/out")"
+expect_rc 0 "--dense-head --dense-embed" "$SPQR" "${Q[@]}" -o "$TMP/d.spqr" --dense-head --dense-embed
+grep -q '^whole file: [0-9.]* bits per parameter' "$TMP/out" && ok "report has the whole-file bits" || bad "report: $(cat "$TMP/out")"
+expect_rc 0 "info without the whole file" "$SPQR" info "$TMP/d.spqr"
+grep -q '^lm_head: dense' "$TMP/out" && grep -q '^quantize_head: no' "$TMP/out" && grep -q '^embedding: dense' "$TMP/out" \
+    && ok "info shows a dense head and embedding otherwise" || bad "info (no head): $(grep 'lm_head\|embed' "$TMP/out")"
+expect_rc 0 "perplexity with head and embedding dense" "$SPQR" perplexity "$TMP/d.spqr" -f "$TMP/calib.txt" -c 32 --json -t 2
+PD=$(sed -E 's/.*"ppl": ([0-9.]+).*/\1/' "$TMP/out")
+awk -v a="$PQ" -v b="$PF" -v c="$PD" 'BEGIN { r = a / b; exit !(r > 0.95 && r < 1.05 && a != c) }' \
+    && ok "ppl of the whole file $PQ within 5% of fp32 $PF (head and embedding dense: $PD)" || bad "ppl whole $PQ vs fp32 $PF, dense parts $PD"
+expect_rc 0 "a tied model, whole file" "$SPQR" quantize "$ROOT/tests/fixtures/tiny_tied" --calib "$TMP/calib.txt" \
+    --nsamples 4 --seqlen 32 -t 2 -q -o "$TMP/t.spqr"
 expect_rc 0 "info tied" "$SPQR" info "$TMP/t.spqr"
-grep -q '^lm_head: packed 304x64.*tied embeddings' "$TMP/out" && grep -q '^dense tensors (embeddings, norms): ' "$TMP/out" \
-    && ok "tied: head packed, embedding dense" || bad "tied info: $(grep -i 'lm_head\|embed' "$TMP/out")"
+grep -q '^lm_head: tied: the packed embedding is the head' "$TMP/out" && grep -q '^embedding: packed 304x64' "$TMP/out" \
+    && ok "tied: one packed table" || bad "tied info: $(grep -i 'lm_head\|embed' "$TMP/out")"
+expect_rc 0 "a tied model, two tables" "$SPQR" quantize "$ROOT/tests/fixtures/tiny_tied" --calib "$TMP/calib.txt" \
+    --nsamples 4 --seqlen 32 -t 2 -q -o "$TMP/t1.spqr" --tied-two-tables
+expect_rc 0 "info tied, two tables" "$SPQR" info "$TMP/t1.spqr"
+grep -q '^lm_head: packed 304x64' "$TMP/out" && grep -q '^embedding: packed 304x64' "$TMP/out" \
+    && ok "tied --tied-two-tables: two packed tables" || bad "tied info: $(grep -i 'lm_head\|embed' "$TMP/out")"
+expect_rc 0 "generate from the two-table .spqr" "$SPQR" generate "$TMP/t1.spqr" -p "The" -n 4 --temp 0 -t 2
 expect_rc 0 "generate from the tied .spqr" "$SPQR" generate "$TMP/t.spqr" -p "The" -n 4 --temp 0 -t 2
+expect_rc 0 "tied, --dense-embed" "$SPQR" quantize "$ROOT/tests/fixtures/tiny_tied" --calib "$TMP/calib.txt" \
+    --nsamples 4 --seqlen 32 -t 2 -q -o "$TMP/t2.spqr" --dense-embed
+expect_rc 0 "info tied, dense embedding" "$SPQR" info "$TMP/t2.spqr"
+grep -q '^lm_head: packed 304x64.*tied embeddings' "$TMP/out" && grep -q '^dense tensors (norms, embedding): ' "$TMP/out" \
+    && ok "tied --dense-embed: head packed, embedding dense" || bad "tied info: $(grep -i 'lm_head\|embed' "$TMP/out")"
+expect_rc 0 "generate from the tied .spqr (dense embedding)" "$SPQR" generate "$TMP/t2.spqr" -p "The" -n 4 --temp 0 -t 2
+# 2c. a version-1 file (written before the compact encodings) still loads and scores as it did
+expect_rc 0 "perplexity of a version-1 file" "$SPQR" perplexity "$ROOT/tests/fixtures/v1_tiny_gqa.spqr" \
+    -f "$ROOT/tests/fixtures/model_text.txt" --json -t 2
+P1=$(sed -E 's/.*"ppl": ([0-9.]+).*/\1/' "$TMP/out")
+awk -v a="$P1" 'BEGIN { exit !(a / 353.409657 > 0.9999 && a / 353.409657 < 1.0001) }' \
+    && ok "version-1 file: ppl $P1 as measured by the version-1 build (353.409657)" || bad "version-1 ppl $P1"
+expect_rc 0 "info of a version-1 file" "$SPQR" info "$ROOT/tests/fixtures/v1_tiny_gqa.spqr"
+grep -q 'format version 1' "$TMP/out" && ok "info names version 1" || bad "info v1: $(grep version "$TMP/out")"
 
 # 3. Ctrl-C: a mid-size synthetic model so there is time to interrupt after block 0.
 if [ -x "$GEN" ]; then

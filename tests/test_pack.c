@@ -199,11 +199,12 @@ static void test_size(void) {
         spqr_tensor_size(t, &sr);
         /* the notes' examples: b + 6/16 + 64/256 */
         CHECK_NEAR(sr.formula_bits_per_param, wb == 3 ? 3.625 : 4.625, 1e-12);
+        /* no outliers: one u8 count per row; the permutation in u16 (format version 2) */
         uint64_t bytes = (uint64_t)rows * cols * wb / 8 + 2 * (16 * 256 * 3 / 8) + 2 * (16 * 16 * 4) +
-                         4 * (rows + 1) + 4 * cols;
+                         1 * rows + 2 * cols;
         CHECK_MSG(sr.stored_bytes == bytes, "stored %llu want %llu", (unsigned long long)sr.stored_bytes,
                   (unsigned long long)bytes);
-        CHECK(sr.overhead_bits == 8ull * (4 * (rows + 1) + 4 * cols));
+        CHECK(sr.overhead_bits == 8ull * (1 * rows + 2 * cols));
         CHECK_NEAR(sr.stored_bits_per_param * rows * cols, sr.formula_bits_per_param * rows * cols + sr.overhead_bits, 1e-6);
         spqr_tensor_free(t);
     }
@@ -242,7 +243,11 @@ static void test_size(void) {
         if (qs) pad += (uint64_t)t->scale_codes_bytes * 8 - (uint64_t)ng * R * qs;
         if (qz) pad += (uint64_t)t->zero_codes_bytes * 8 - (uint64_t)ng * R * qz;
         CHECK(pad < 24);
-        CHECK(sr.overhead_bits == 8ull * (4 * (R + 1) + (t->perm ? 4 * C : 0)) + pad);
+        int32_t most = 0; /* row counts fit a byte here: one per row */
+        for (int32_t r = 0; r < R; r++)
+            if (t->outlier_rowptr[r + 1] - t->outlier_rowptr[r] > most) most = t->outlier_rowptr[r + 1] - t->outlier_rowptr[r];
+        CHECK(most <= 255);
+        CHECK(sr.overhead_bits == 8ull * (1 * R + (t->perm ? 2 * C : 0)) + pad);
         CHECK(sr.stored_bytes * 8 == f + sr.overhead_bits);
         CHECK(sr.overhead_bytes == (sr.overhead_bits + 7) / 8);
         if (i == 0) CHECK(t->nnz > 0);

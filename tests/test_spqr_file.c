@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "format/spqr_file.h"
+#include "format/tensor.h"
 #include "spqr.h"
 #include "spqr_file_fixup.h"
 #include "test_util.h"
@@ -268,12 +269,22 @@ static void check_archive(const spqr_archive *a, const fixture *fx) {
         CHECK(t != NULL);
         if (!t) continue;
         CHECK(t->owns_memory == 0);
-        CHECK((uintptr_t)t->codes % 64 == 0 && (uintptr_t)t->outlier_rowptr % 64 == 0 &&
-              (!t->perm || (uintptr_t)t->perm % 64 == 0));
+        /* codes and statistics are used in place; the compact permutation
+         * and row counts come back decoded into i32 arrays */
+        CHECK((uintptr_t)t->codes % 64 == 0 && (uintptr_t)t->outlier_rowptr % 4 == 0 &&
+              (!t->perm || (uintptr_t)t->perm % 4 == 0));
         CHECK_MSG(tensors_equal(t, fx->t[k]), "packed tensor %d differs after the round trip", k);
         CHECK(spqr_tensor_dequantize(t, Wq, &err) == SPQR_OK);
         CHECK_MSG(!memcmp(Wq, fx->W_hat[k], sizeof(float) * ROWS * COLS),
                   "tensor %d: dequantized weights differ from the engine's W_hat", k);
+        /* the embedding lookup: one row equals that row of the reference */
+        float row[COLS];
+        int same = 1;
+        for (int r = 0; r < ROWS; r++) {
+            spqr_tensor_row(t, r, row);
+            same &= !memcmp(row, Wq + (size_t)r * COLS, sizeof row);
+        }
+        CHECK_MSG(same, "tensor %d: spqr_tensor_row differs from spqr_tensor_dequantize", k);
     }
     free(Wq);
 }
@@ -545,7 +556,8 @@ static void expect_reject(const uint8_t *file, size_t n, const char *label, void
 }
 
 static void p_nothing(patchable *p, const fixture *fx) { (void)p, (void)fx; }
-static void p_version(patchable *p, const fixture *fx) { p->buf[8] = 2; }
+static void p_version(patchable *p, const fixture *fx) { p->buf[8] = 3; }
+static void p_version0(patchable *p, const fixture *fx) { p->buf[8] = 0; }
 static void p_magic(patchable *p, const fixture *fx) { p->buf[0] = 'X'; }
 static void p_flags(patchable *p, const fixture *fx) { p->buf[12] = 1; }
 static void p_table_misaligned(patchable *p, const fixture *fx) {
@@ -589,7 +601,14 @@ static void p_wbits(patchable *p, const fixture *fx) { packed_at(p, fx->names[0]
 static void p_groupsize(patchable *p, const fixture *fx) { packed_at(p, fx->names[0])->groupsize = 0; }
 static void p_ngroups(patchable *p, const fixture *fx) { packed_at(p, fx->names[0])->n_groups += 1; }
 static void p_nnz_neg(patchable *p, const fixture *fx) { packed_at(p, fx->names[0])->nnz = -1; }
-static void p_flags_packed(patchable *p, const fixture *fx) { packed_at(p, fx->names[0])->flags |= 4; }
+static void p_flags_packed(patchable *p, const fixture *fx) { packed_at(p, fx->names[0])->flags |= 16; }
+static void p_rows_enc3(patchable *p, const fixture *fx) { packed_at(p, fx->names[0])->flags |= SPQRF_PACKED_ROWS_MASK; }
+static void p_rows_enc16(patchable *p, const fixture *fx) {
+    /* u16 counts where the section holds u8 ones: the array size no longer matches */
+    spqrf_packed_header *h = packed_at(p, fx->names[0]);
+    h->flags = (h->flags & ~SPQRF_PACKED_ROWS_MASK) | (SPQRF_ROWS_CNT16 << SPQRF_PACKED_ROWS_SHIFT);
+}
+static void p_perm16_no_perm(patchable *p, const fixture *fx) { packed_at(p, fx->names[1])->flags |= SPQRF_PACKED_PERM_U16; }
 static void p_array_misaligned(patchable *p, const fixture *fx) {
     packed_at(p, fx->names[0])->arrays[SPQRF_A_ROWPTR].offset += 4;
 }
@@ -601,29 +620,28 @@ static void p_array_present(patchable *p, const fixture *fx) {
     spqrf_packed_header *h = packed_at(p, fx->names[0]);
     h->arrays[SPQRF_A_SCALE_F16] = h->arrays[SPQRF_A_CODES];
 }
-static void p_rowptr_monotone(patchable *p, const fixture *fx) {
-    int32_t *rp = packed_array(p, fx->names[0], SPQRF_A_ROWPTR);
-    rp[ROWS / 2] = (int32_t)fx->t[0]->nnz + 1;
+/* Version 2 row counts (u8 here): too many, too few. */
+static void p_counts_past(patchable *p, const fixture *fx) {
+    uint8_t *c = packed_array(p, fx->names[0], SPQRF_A_ROWPTR);
+    c[ROWS / 2] = 255;
 }
-static void p_rowptr_first(patchable *p, const fixture *fx) {
-    int32_t *rp = packed_array(p, fx->names[0], SPQRF_A_ROWPTR);
-    rp[0] = -1;
-}
-static void p_rowptr_last(patchable *p, const fixture *fx) {
-    int32_t *rp = packed_array(p, fx->names[0], SPQRF_A_ROWPTR);
-    rp[ROWS] -= 1;
+static void p_counts_short(patchable *p, const fixture *fx) {
+    uint8_t *c = packed_array(p, fx->names[0], SPQRF_A_ROWPTR);
+    int r = ROWS - 1;
+    while (r > 0 && c[r] == 0) r--;
+    c[r] -= 1;
 }
 static void p_col_range(patchable *p, const fixture *fx) {
     uint16_t *c = packed_array(p, fx->names[0], SPQRF_A_COL);
     c[0] = COLS;
 }
 static void p_perm_dup(patchable *p, const fixture *fx) {
-    int32_t *pm = packed_array(p, fx->names[0], SPQRF_A_PERM);
+    uint16_t *pm = packed_array(p, fx->names[0], SPQRF_A_PERM);
     pm[1] = pm[0];
 }
 static void p_perm_range(patchable *p, const fixture *fx) {
-    int32_t *pm = packed_array(p, fx->names[0], SPQRF_A_PERM);
-    pm[3] = -5;
+    uint16_t *pm = packed_array(p, fx->names[0], SPQRF_A_PERM);
+    pm[3] = 65535;
 }
 static void p_nan_stat(patchable *p, const fixture *fx) {
     uint16_t *s = packed_array(p, fx->names[1], SPQRF_A_SCALE_F16);
@@ -679,7 +697,8 @@ static void test_hostile(const uint8_t *file, size_t n, const fixture *fx) {
         spqr_status want;
         const char *needle;
     } cases[] = {
-        {"version 2", p_version, SPQR_ERR_UNSUPPORTED, "unsupported .spqr version 2 (this build reads 1)"},
+        {"version 3", p_version, SPQR_ERR_UNSUPPORTED, "unsupported .spqr version 3 (this build reads versions 1 to 2)"},
+        {"version 0", p_version0, SPQR_ERR_UNSUPPORTED, "unsupported .spqr version 0"},
         {"magic", p_magic, SPQR_ERR_FORMAT, "bad magic"},
         {"header flags", p_flags, SPQR_ERR_FORMAT, "flags"},
         {"table misaligned", p_table_misaligned, SPQR_ERR_FORMAT, "section table"},
@@ -703,13 +722,15 @@ static void test_hostile(const uint8_t *file, size_t n, const fixture *fx) {
         {"groupsize 0", p_groupsize, SPQR_ERR_FORMAT, "groupsize"},
         {"n_groups", p_ngroups, SPQR_ERR_FORMAT, "n_groups"},
         {"nnz -1", p_nnz_neg, SPQR_ERR_FORMAT, "nnz"},
-        {"packed flags", p_flags_packed, SPQR_ERR_FORMAT, "flag"},
+        {"packed flags", p_flags_packed, SPQR_ERR_FORMAT, "unknown flag bits"},
+        {"row encoding 3", p_rows_enc3, SPQR_ERR_FORMAT, "unknown row pointer encoding"},
+        {"row encoding u16 on u8 data", p_rows_enc16, SPQR_ERR_FORMAT, "array outlier_rowptr is"},
+        {"perm_u16 without perm", p_perm16_no_perm, SPQR_ERR_FORMAT, "perm_u16 without a permutation"},
         {"array misaligned", p_array_misaligned, SPQR_ERR_FORMAT, "outlier_rowptr"},
         {"array size", p_array_size, SPQR_ERR_FORMAT, "array codes is"},
         {"array not absent", p_array_present, SPQR_ERR_FORMAT, "must be absent"},
-        {"rowptr non-monotone", p_rowptr_monotone, SPQR_ERR_FORMAT, "decrease"},
-        {"rowptr[0] != 0", p_rowptr_first, SPQR_ERR_FORMAT, "row pointers"},
-        {"rowptr[rows] != nnz", p_rowptr_last, SPQR_ERR_FORMAT, "row pointers"},
+        {"row counts past nnz", p_counts_past, SPQR_ERR_FORMAT, "sum past nnz"},
+        {"row counts short of nnz", p_counts_short, SPQR_ERR_FORMAT, "sum to"},
         {"col >= cols", p_col_range, SPQR_ERR_FORMAT, "column"},
         {"perm duplicate", p_perm_dup, SPQR_ERR_FORMAT, "permutation"},
         {"perm negative", p_perm_range, SPQR_ERR_FORMAT, "permutation"},
@@ -734,6 +755,199 @@ static void test_hostile(const uint8_t *file, size_t n, const fixture *fx) {
     CHECK(spqr_archive_open_memory(q.buf, n, "ok", &a, &err) == SPQR_OK);
     spqr_archive_close(a);
     free(q.buf);
+}
+
+/* ---------------------------------------------------------------- */
+/* Version 1 files (i32 permutation and row pointers)                */
+/* ---------------------------------------------------------------- */
+
+static void v1_rowptr_monotone(patchable *p, const fixture *fx) {
+    int32_t *rp = packed_array(p, "t", SPQRF_A_ROWPTR);
+    rp[2] = rp[5] + 1;
+}
+static void v1_rowptr_first(patchable *p, const fixture *fx) { ((int32_t *)packed_array(p, "t", SPQRF_A_ROWPTR))[0] = -1; }
+static void v1_rowptr_last(patchable *p, const fixture *fx) { ((int32_t *)packed_array(p, "t", SPQRF_A_ROWPTR))[5] -= 1; }
+static void v1_perm_dup(patchable *p, const fixture *fx) {
+    int32_t *pm = packed_array(p, "t", SPQRF_A_PERM);
+    pm[1] = pm[0];
+}
+static void v1_perm_range(patchable *p, const fixture *fx) { ((int32_t *)packed_array(p, "t", SPQRF_A_PERM))[3] = -5; }
+static void v1_v2_flag(patchable *p, const fixture *fx) { packed_at(p, "t")->flags |= SPQRF_PACKED_PERM_U16; }
+
+/* A file the version-1 writer made (committed before version 2): it loads,
+ * its hostile variants are refused by the version-1 rules, and the current
+ * writer re-encodes its tensor compactly with the same weights. */
+static void test_version1(const char *fixtures, const char *dir) {
+    char path[1400];
+    snprintf(path, sizeof path, "%s/spqr_fuzz_regressions/valid_tiny_bilevel_outliers_perm.spqr", fixtures);
+    size_t n = 0;
+    uint8_t *file = read_all(path, &n);
+    CHECK_MSG(file != NULL, "cannot read %s", path);
+    if (!file) return;
+    uint8_t *buf = aligned_copy(file, n);
+    spqr_archive *a = NULL;
+    spqr_err err;
+    CHECK_MSG(spqr_archive_open_memory(buf, n, "v1", &a, &err) == SPQR_OK, "%s", err.msg);
+    spqr_archive_bytes ab;
+    spqr_archive_bytes_of(a, &ab);
+    CHECK(ab.version == 1 && ab.file_bytes == n);
+    const spqr_tensor *t = spqr_archive_find_packed(a, "t");
+    CHECK(t && t->perm && t->nnz > 0);
+    if (t) {
+        float W1[5 * 12], W2[5 * 12];
+        CHECK(spqr_tensor_dequantize(t, W1, &err) == SPQR_OK);
+        char p2[1100];
+        snprintf(p2, sizeof p2, "%s/v1_rewritten.spqr", dir);
+        spqr_archive_writer *w = NULL;
+        CHECK(spqr_archive_writer_create(p2, &w, &err) == SPQR_OK);
+        CHECK(spqr_archive_writer_add_packed(w, "t", t, &err) == SPQR_OK);
+        CHECK(spqr_archive_writer_finish(w, &err) == SPQR_OK);
+        spqr_archive_writer_free(w);
+        spqr_archive *b = NULL;
+        CHECK_MSG(spqr_archive_open(p2, &b, &err) == SPQR_OK, "%s", err.msg);
+        const spqr_tensor *t2 = spqr_archive_find_packed(b, "t");
+        CHECK(t2 && tensors_equal(t, t2));
+        CHECK(t2 && spqr_tensor_dequantize(t2, W2, &err) == SPQR_OK && !memcmp(W1, W2, sizeof W1));
+        spqr_archive_bytes bb;
+        spqr_archive_bytes_of(b, &bb);
+        CHECK(bb.version == SPQRF_VERSION);
+        spqr_archive_close(b);
+        unlink(p2);
+    }
+    spqr_archive_close(a);
+    free(buf);
+    struct {
+        const char *label;
+        void (*patch)(patchable *, const fixture *);
+        const char *needle;
+    } cases[] = {
+        {"v1 rowptr non-monotone", v1_rowptr_monotone, "decrease"},
+        {"v1 rowptr[0] != 0", v1_rowptr_first, "row pointers"},
+        {"v1 rowptr[rows] != nnz", v1_rowptr_last, "row pointers"},
+        {"v1 perm duplicate", v1_perm_dup, "permutation"},
+        {"v1 perm negative", v1_perm_range, "permutation"},
+        {"v1 with a version-2 flag", v1_v2_flag, "unknown flag bits"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_reject(file, n, cases[i].label, cases[i].patch, NULL, SPQR_ERR_FORMAT, cases[i].needle);
+    free(file);
+}
+
+/* The three row encodings and both permutation widths, chosen by what the
+ * values need: u8 counts (<= 255 per row), u16 counts (a row of 300),
+ * i32 pointers (a row of 65,600) with an i32 permutation (cols > 65536);
+ * each written, read back equal, and sized as spqr_tensor_size says. */
+static void test_encodings(const char *dir) {
+    struct {
+        int32_t rows, cols;
+        int64_t row0; /* outliers in row 0; row 1 gets 3 */
+        int perm;
+        uint32_t want_rows, want_perm16;
+    } cs[] = {
+        {3, 300, 200, 1, SPQRF_ROWS_CNT8, 1},
+        {3, 400, 300, 1, SPQRF_ROWS_CNT16, 1},
+        {2, 70000, 65600, 1, SPQRF_ROWS_PTR32, 0},
+    };
+    char path[1100];
+    snprintf(path, sizeof path, "%s/enc.spqr", dir);
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        spqr_tensor *t = NULL;
+        spqr_err err;
+        const int64_t nnz = cs[c].row0 + 3;
+        CHECK(spqr_tensor_alloc(cs[c].rows, cs[c].cols, 3, cs[c].cols, 0, 0, 0, nnz, cs[c].perm, &t, &err) == SPQR_OK);
+        if (!t) continue;
+        test_rng r = {1000 + c};
+        for (size_t i = 0; i < t->codes_bytes; i++) t->codes[i] = (uint8_t)test_rng_next(&r);
+        for (int32_t i = 0; i < t->rows; i++) {
+            t->scale_f16[i] = spqr_fp32_to_fp16(0.01f * (float)(i + 1));
+            t->zero_f16[i] = spqr_fp32_to_fp16(3.5f);
+        }
+        t->outlier_rowptr[0] = 0;
+        t->outlier_rowptr[1] = (int32_t)cs[c].row0;
+        for (int32_t i = 2; i <= t->rows; i++) t->outlier_rowptr[i] = (int32_t)nnz;
+        for (int64_t k = 0; k < cs[c].row0; k++) t->outlier_col[k] = (uint16_t)k;
+        for (int64_t k = 0; k < 3; k++) t->outlier_col[cs[c].row0 + k] = (uint16_t)(7 * k);
+        for (int64_t k = 0; k < nnz; k++) t->outlier_val[k] = spqr_fp32_to_fp16((float)(k % 17) - 8.0f);
+        for (int32_t j = 0; j < t->cols; j++) t->perm[j] = t->cols - 1 - j;
+        spqrf_packed_header h;
+        spqrf_packed_header_for(t, &h);
+        CHECK_MSG(spqrf_rows_encoding_of(h.flags) == cs[c].want_rows && !!(h.flags & SPQRF_PACKED_PERM_U16) == (int)cs[c].want_perm16,
+                  "case %zu: flags 0x%x", c, h.flags);
+        spqr_archive_writer *w = NULL;
+        CHECK(spqr_archive_writer_create(path, &w, &err) == SPQR_OK);
+        CHECK_MSG(spqr_archive_writer_add_packed(w, "t", t, &err) == SPQR_OK, "%s", err.msg);
+        CHECK(spqr_archive_writer_finish(w, &err) == SPQR_OK);
+        spqr_archive_writer_free(w);
+        spqr_archive *a = NULL;
+        CHECK_MSG(spqr_archive_open(path, &a, &err) == SPQR_OK, "case %zu: %s", c, err.msg);
+        const spqr_tensor *b = a ? spqr_archive_find_packed(a, "t") : NULL;
+        CHECK_MSG(b && tensors_equal(t, b), "case %zu: tensor differs after the round trip", c);
+        if (b) {
+            spqr_size_report sr;
+            spqr_tensor_size(t, &sr);
+            const uint64_t rows_b = cs[c].want_rows == SPQRF_ROWS_CNT8    ? (uint64_t)t->rows
+                                    : cs[c].want_rows == SPQRF_ROWS_CNT16 ? 2u * (uint64_t)t->rows
+                                                                          : 4u * ((uint64_t)t->rows + 1);
+            const uint64_t perm_b = (cs[c].want_perm16 ? 2u : 4u) * (uint64_t)t->cols;
+            CHECK_MSG(sr.stored_bytes == t->codes_bytes + 4u * (uint64_t)t->rows + 4u * (uint64_t)nnz + rows_b + perm_b,
+                      "case %zu: size report %llu", c, (unsigned long long)sr.stored_bytes);
+            /* one row looked up = that row of the dequantization */
+            float *W = malloc(sizeof(float) * (size_t)t->rows * (size_t)t->cols), *row = malloc(sizeof(float) * (size_t)t->cols);
+            CHECK(spqr_tensor_dequantize(b, W, &err) == SPQR_OK);
+            spqr_tensor_row(b, 0, row);
+            CHECK(!memcmp(row, W, sizeof(float) * (size_t)t->cols));
+            free(W);
+            free(row);
+        }
+        spqr_archive_close(a);
+        spqr_tensor_free(t);
+        unlink(path);
+    }
+}
+
+/* Every byte of the file is accounted for: header, text, tensors, table;
+ * each packed tensor's arrays are exactly what spqr_tensor_size counts. */
+static void test_accounting(const uint8_t *file, size_t n) {
+    uint8_t *buf = aligned_copy(file, n);
+    spqr_archive *a = NULL;
+    spqr_err err;
+    CHECK(spqr_archive_open_memory(buf, n, "acct", &a, &err) == SPQR_OK);
+    spqr_archive_bytes ab;
+    spqr_archive_bytes_of(a, &ab);
+    uint64_t sum = ab.container_bytes + ab.text_bytes, dense = 0, packed = 0;
+    for (int32_t i = 0; i < spqr_archive_count(a); i++) {
+        sum += spqr_archive_tensor_bytes(a, i);
+        *(spqr_archive_packed_at(a, i) ? &packed : &dense) += spqr_archive_tensor_bytes(a, i);
+    }
+    CHECK_MSG(sum == n && ab.file_bytes == n, "accounted %llu of %zu bytes", (unsigned long long)sum, n);
+    CHECK(dense == ab.dense_bytes && packed == ab.packed_bytes && ab.version == SPQRF_VERSION);
+    CHECK(ab.packed_params == (int64_t)N_PACKED * ROWS * COLS && ab.dense_params == 12 + 6 + 5 + 1 + 0);
+    /* independently from the bytes: walk the table, compare each packed
+     * section's arrays with the size report */
+    spqrf_header h;
+    memcpy(&h, file, sizeof h);
+    uint64_t payloads = 0, names = 0;
+    for (uint32_t i = 0; i < h.section_count; i++) {
+        spqrf_entry e;
+        memcpy(&e, file + h.table_offset + (size_t)i * sizeof e, sizeof e);
+        payloads += e.size;
+        names += e.name_len + 1u;
+        if (e.type != SPQRF_SEC_PACKED) continue;
+        spqrf_packed_header ph;
+        memcpy(&ph, file + e.offset, sizeof ph);
+        uint64_t arrays = 0;
+        for (int k = 0; k < SPQRF_N_ARRAYS; k++) arrays += ph.arrays[k].nbytes;
+        const char *nm = (const char *)file + h.table_offset + (size_t)h.section_count * sizeof e + e.name_offset;
+        spqr_size_report sr;
+        spqr_tensor_size(spqr_archive_find_packed(a, nm), &sr);
+        CHECK_MSG(arrays == sr.stored_bytes, "%s: arrays hold %llu bytes, the size report says %llu", nm,
+                  (unsigned long long)arrays, (unsigned long long)sr.stored_bytes);
+    }
+    /* what is neither payload nor table is the header and alignment padding */
+    CHECK(h.table_size == (uint64_t)h.section_count * 64 + names);
+    CHECK(n - payloads - h.table_size - 64 < (uint64_t)(h.section_count + 1) * 64);
+    spqr_archive_close(a);
+    free(buf);
 }
 
 /* ---------------------------------------------------------------- */
@@ -851,6 +1065,9 @@ int main(int argc, char **argv) {
     CHECK(exercise(file, n));
     test_truncation_and_flips(file, n);
     test_hostile(file, n, &fx);
+    test_accounting(file, n);
+    test_version1(fixtures, dir);
+    test_encodings(dir);
     test_fuzz_regressions(fixtures);
     free(file);
     free_fixture(&fx);

@@ -113,6 +113,7 @@ static void print_metadata(const cJSON *m) {
     printf("preset: ");
     put_str(str_or(m, "preset", "?"), 0);
     printf("\nquantize_head: %s\n", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "quantize_head")) ? "yes" : "no");
+    printf("quantize_embed: %s\n", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "quantize_embed")) ? "yes" : "no");
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(m, "params");
     if (cJSON_IsObject(p)) {
         printf("knobs:");
@@ -267,33 +268,47 @@ int cmd_info(int argc, char **argv) {
             }
         }
     }
-    printf("\nquantized linears: %lld params, %llu bytes: %.4f bits/param measured (formula %.4f), %.3f%% outliers\n",
+    printf("\nquantized tensors: %lld params, %llu bytes: %.4f bits/param measured (formula %.4f), %.3f%% outliers\n",
            (long long)q_params, (unsigned long long)q_bytes, q_params ? 8.0 * q_bytes / q_params : 0.0,
            q_params ? f_bits / q_params : 0.0, q_params ? 100.0 * outl / q_params : 0.0);
-    /* The LM head, as the loader binds it: packed, dense, or the tied embedding. */
+    /* The LM head and the embedding, as the loader binds them. */
     const spqr_tensor *head = spqr_archive_find_packed(a, "lm_head.weight");
+    const spqr_tensor *emb = spqr_archive_find_packed(a, "model.embed_tokens.weight");
     const int tied = config_tied(cfg, arch);
-    if (head) {
-        spqr_size_report r;
-        spqr_tensor_size(head, &r);
-        printf("lm_head: packed %dx%d, %.4f bits/param measured (formula %.4f), included in the quantized linears "
-               "above%s\n",
-               head->rows, head->cols, r.stored_bits_per_param, r.formula_bits_per_param,
-               tied ? "; tied embeddings: the dense embedding serves the lookup only" : "");
-        const int64_t hp = (int64_t)head->rows * head->cols;
-        printf("block linears only: %.4f bits/param measured\n",
-               q_params > hp ? 8.0 * (q_bytes - r.stored_bytes) / (double)(q_params - hp) : 0.0);
-    } else {
+    spqr_size_report hr = {0}, er = {0};
+    if (head) spqr_tensor_size(head, &hr);
+    if (emb) spqr_tensor_size(emb, &er);
+    if (head)
+        printf("lm_head: packed %dx%d, %.4f bits/param measured (formula %.4f)%s\n", head->rows, head->cols,
+               hr.stored_bits_per_param, hr.formula_bits_per_param,
+               tied && !emb ? "; tied embeddings: the dense embedding serves the lookup only" : "");
+    else
         printf("lm_head: %s\n", spqr_archive_find_dense(a, "lm_head.weight") ? "dense (not quantized)"
-                                  : tied ? "tied to the dense embedding (not quantized)" : "missing");
-    }
-    printf("dense tensors (embeddings, norms%s): %lld params, %llu bytes\n", head ? "" : ", lm_head",
-           (long long)d_params, (unsigned long long)d_bytes);
+                                  : tied ? (emb ? "tied: the packed embedding is the head" : "tied to the dense embedding (not quantized)")
+                                         : "missing");
+    if (emb)
+        printf("embedding: packed %dx%d, %.4f bits/param measured (formula %.4f), looked up one row at a time\n",
+               emb->rows, emb->cols, er.stored_bits_per_param, er.formula_bits_per_param);
+    else
+        printf("embedding: %s\n", spqr_archive_find_dense(a, "model.embed_tokens.weight") ? "dense (not quantized)" : "missing");
+    const int64_t hp = head ? (int64_t)head->rows * head->cols : 0, ep = emb ? (int64_t)emb->rows * emb->cols : 0;
+    const int64_t lp = q_params - hp - ep;
+    printf("block linears only: %.4f bits/param measured\n",
+           lp > 0 ? 8.0 * (double)(q_bytes - hr.stored_bytes - er.stored_bytes) / (double)lp : 0.0);
+    printf("dense tensors (norms%s%s): %lld params, %llu bytes\n", emb ? "" : ", embedding",
+           head || tied ? "" : ", lm_head", (long long)d_params, (unsigned long long)d_bytes);
     /* A tied matrix is one parameter set of the model even when stored twice. */
     const int64_t model_params = q_params + d_params - (head && tied ? (int64_t)head->rows * head->cols : 0);
-    printf("whole file: %.3f bits per model parameter; fp16 would be %.2f MB (%.2fx)\n",
-           model_params ? 8.0 * fsize / (double)model_params : 0.0, 2.0 * model_params / 1e6,
-           fsize ? 2.0 * model_params / fsize : 0.0);
+    spqr_archive_bytes ab;
+    spqr_archive_bytes_of(a, &ab);
+    printf("file bytes (format version %u): packed tensors %llu, dense tensors %llu, text %llu, container %llu\n",
+           ab.version, (unsigned long long)ab.packed_bytes, (unsigned long long)ab.dense_bytes,
+           (unsigned long long)ab.text_bytes, (unsigned long long)ab.container_bytes);
+    printf("whole file: %.4f bits per model parameter (every stored byte over every parameter); linears only %.4f; "
+           "fp16 would be %.2f MB (%.2fx)\n",
+           model_params ? 8.0 * fsize / (double)model_params : 0.0,
+           lp > 0 ? 8.0 * (double)(q_bytes - hr.stored_bytes - er.stored_bytes) / (double)lp : 0.0,
+           2.0 * model_params / 1e6, fsize ? 2.0 * model_params / fsize : 0.0);
     free(recs);
     cJSON_Delete(cfg);
     cJSON_Delete(meta);

@@ -74,10 +74,14 @@ static void usage(FILE *f) {
             "                      the same model, calibration and knobs; otherwise starts over)\n"
             "  -t, --threads N     threads (default: all cores)\n"
             "  -q, --quiet         no progress bar\n"
-            "  --quantize-head     also quantize lm_head with the same knobs, calibrated on the final-normed\n"
-            "                      outputs of the quantized blocks (tied embeddings: the embedding stays\n"
-            "                      16-bit for the lookup, the head becomes a separate packed tensor);\n"
-            "                      without it embeddings, norms and lm_head stay as stored\n"
+            "  The whole model is quantized: lm_head with the same knobs, calibrated on the final-normed\n"
+            "  outputs of the quantized blocks, and the token embedding round-to-nearest with the same\n"
+            "  statistics; norms stay 32-bit. Tied embeddings: the calibrated head is the one table.\n"
+            "  --tied-two-tables   tied embeddings: also store the RTN embedding for the lookup (bigger,\n"
+            "                      a little better: bench/results/whole_file.md)\n"
+            "  --dense-head        keep lm_head as stored (16-bit)\n"
+            "  --dense-embed       keep the token embedding as stored (16-bit)\n"
+            "  --quantize-head     the default (kept for old scripts)\n"
             "  -v                  verbose\n\n");
     cli_quant_flags_help(f);
 }
@@ -137,23 +141,29 @@ static void print_report(const spqr_quantize_summary *s, const char *out) {
         outl += kk->outliers;
         print_kind_row(kk);
     }
-    const int head = s->head.count > 0;
+    const int head = s->head.count > 0, embed = s->embed.count > 0;
     if (head) print_kind_row(&s->head);
     printf("%-18s %5s %10lld %12s %12s %8.3f%% %8.3f %8.3f\n", head ? "all (with head)" : "all linears", "",
            (long long)s->quantized_params, "", "", 100.0 * outl / (s->quantized_params ? s->quantized_params : 1),
            s->avg_bits_stored, s->avg_bits_formula);
+    if (embed) print_kind_row(&s->embed); /* not a linear: outside the total above */
     printf("\naverage bits per parameter of the quantized linears%s: %.4f measured from stored bytes "
            "(formula of docs/method.md, \"Size accounting\": %.4f)\n",
            head ? " (lm_head included)" : "", s->avg_bits_stored, s->avg_bits_formula);
     if (head)
         printf("block linears only (lm_head excluded): %.4f measured (formula %.4f)\n", s->avg_bits_stored_blocks,
                s->avg_bits_formula_blocks);
+    if (embed)
+        printf("token embedding (round-to-nearest, looked up by row): %.4f measured (formula %.4f)\n",
+               s->embed.stored_bits, s->embed.formula_bits);
+    printf("whole file: %.4f bits per parameter (every stored byte over every parameter, %lld params)\n",
+           s->file_bits, (long long)s->model_params);
     const double fp16 = 2.0 * (double)s->model_params;
     printf("%s: %llu bytes (%.2f MB); the same model in fp16: %.2f MB (%.2fx smaller); "
            "16/32-bit parts kept: %lld params (%s)\n",
            out, (unsigned long long)s->file_bytes, s->file_bytes / 1e6, fp16 / 1e6,
            s->file_bytes ? fp16 / s->file_bytes : 0.0, (long long)s->dense_params,
-           head ? "embeddings, norms" : "embeddings, norms, lm_head");
+           "norms, and the embedding and head where not quantized");
     printf("calibration: %d windows x %d tokens from %lld tokens; %d block(s) restored by --resume; %.1f s\n",
            s->nsamples, s->seqlen, (long long)s->calib_tokens, s->resumed_blocks, s->seconds);
 }
@@ -163,6 +173,8 @@ int cmd_quantize(int argc, char **argv) {
     spqr_quantize_options o;
     spqr_quantize_options_default(&o);
     o.n_threads = cli_default_threads();
+    o.quantize_head = 1; /* every preset quantizes the whole file */
+    o.quantize_embed = 1;
     int verbose = 0, quiet = 0;
     char msg[512];
     /* The preset goes first so that knobs given anywhere override it. */
@@ -226,6 +238,9 @@ int cmd_quantize(int argc, char **argv) {
         if (!strcmp(a, "-v")) { verbose = 1; i++; continue; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; i++; continue; }
         if (!strcmp(a, "--quantize-head")) { o.quantize_head = 1; i++; continue; }
+        if (!strcmp(a, "--dense-head")) { o.quantize_head = 0; i++; continue; }
+        if (!strcmp(a, "--dense-embed")) { o.quantize_embed = 0; i++; continue; }
+        if (!strcmp(a, "--tied-two-tables")) { o.tied_two_tables = 1; i++; continue; }
         if (!strcmp(a, "--force")) { o.overwrite = 1; i++; continue; }
         if (a[0] == '-' && a[1]) {
             snprintf(msg, sizeof msg, "unknown option '%.64s' (see --help)", a);
@@ -275,7 +290,10 @@ int cmd_quantize(int argc, char **argv) {
     cli_quant_params_describe(&o.params, desc, sizeof desc);
     if (!quiet)
         fprintf(stderr, "quantizing %s -> %s: %s (%s)%s\n", model_dir, out, pname, desc,
-                o.quantize_head ? ", lm_head too" : "");
+                o.quantize_head && o.quantize_embed ? ", lm_head and embedding too"
+                : o.quantize_head                  ? ", lm_head too"
+                : o.quantize_embed                 ? ", embedding too"
+                                                   : "");
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -23,7 +23,8 @@
 #endif
 
 #define SPQRF_MAGIC "SPQRMDL" /* 8 bytes with its NUL */
-#define SPQRF_VERSION 1u
+#define SPQRF_VERSION 2u     /* what the writer produces */
+#define SPQRF_VERSION_MIN 1u /* the oldest version the reader still accepts */
 #define SPQRF_ALIGN 64u
 #define SPQRF_MAX_SECTIONS (1u << 20)
 #define SPQRF_MAX_NAME 1024u         /* bytes, without the NUL */
@@ -105,7 +106,21 @@ enum spqrf_packed_array {
     SPQRF_N_ARRAYS
 };
 
+/* Packed tensor flags. Version 1 knows only HAS_PERM (an i32 permutation
+ * and i32 CSR row pointers); version 2 adds the compact encodings, which
+ * the writer picks whenever the values fit (spqrf_packed_flags_for). */
 #define SPQRF_PACKED_HAS_PERM 1u
+#define SPQRF_PACKED_PERM_U16 2u        /* perm stored as u16 (cols <= 65536) */
+#define SPQRF_PACKED_ROWS_SHIFT 2       /* bits 2..3: how the CSR row pointers are stored */
+#define SPQRF_PACKED_ROWS_MASK (3u << SPQRF_PACKED_ROWS_SHIFT)
+enum spqrf_rows_encoding {
+    SPQRF_ROWS_PTR32 = 0, /* i32 row pointers [rows + 1] */
+    SPQRF_ROWS_CNT8 = 1,  /* u8 outlier count per row [rows] (every count <= 255) */
+    SPQRF_ROWS_CNT16 = 2  /* u16 outlier count per row [rows] (every count <= 65535) */
+};
+static inline uint32_t spqrf_rows_encoding_of(uint32_t flags) {
+    return (flags & SPQRF_PACKED_ROWS_MASK) >> SPQRF_PACKED_ROWS_SHIFT;
+}
 
 typedef struct spqrf_packed_header {
     int32_t rows, cols;                    /*   0,   4 */
@@ -136,10 +151,15 @@ static inline uint32_t spqr_crc32c(const void *data, size_t n) { return spqr_crc
 const char *spqrf_section_type_name(uint32_t type);
 
 /* Expected byte sizes of every array of a packed tensor with this layout
- * (0 = absent). Returns NULL, or a short reason when the layout is out of
- * range or its sizes would overflow. Shared by writer and reader so they
- * cannot drift. */
-const char *spqrf_packed_sizes(const spqrf_packed_header *h, uint64_t sizes[SPQRF_N_ARRAYS]);
+ * in a file of this version (0 = absent). Returns NULL, or a short reason
+ * when the layout is out of range for that version or its sizes would
+ * overflow. Shared by writer and reader so they cannot drift. */
+const char *spqrf_packed_sizes(const spqrf_packed_header *h, uint32_t version, uint64_t sizes[SPQRF_N_ARRAYS]);
+
+/* The header fields (shape, knobs, nnz and the smallest encodings the
+ * tensor's values allow) the current writer stores for t; arrays left
+ * {0, 0}. t must have passed spqr_tensor_check. */
+void spqrf_packed_header_for(const spqr_tensor *t, spqrf_packed_header *h);
 
 /* NULL when the len bytes at p may be stored as a text
  * section of this type, else a short reason: within the size limit, no NUL,

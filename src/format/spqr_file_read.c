@@ -23,6 +23,8 @@ typedef struct {
     int kind;
     spqr_st_tensor dense;
     spqr_tensor packed;
+    int32_t *perm32, *rowptr32; /* decoded from the compact encodings (owned), else NULL */
+    uint64_t file_bytes;        /* payload, padding before it, table entry and name */
 } a_item;
 
 struct spqr_archive {
@@ -32,11 +34,14 @@ struct spqr_archive {
     char *label;
     const char *config, *metadata, *tokenizer;
     size_t tokenizer_len;
+    uint32_t version;
+    uint64_t text_bytes, container_bytes; /* file bytes of the text sections; header and the table's padding */
     int32_t n;
     a_item *items;      /* tensors, table order */
     int32_t *by_name;   /* item indices sorted by name */
     /* during validation */
     spqrf_entry *ent;  /* copy of the table entries */
+    uint64_t *sec_bytes; /* per entry: payload + padding before it + entry + name */
     const char *names;
     uint64_t names_size;
 };
@@ -77,7 +82,12 @@ static int all_zero(const uint8_t *p, size_t n) {
 void spqr_archive_close(spqr_archive *a) {
     if (!a) return;
     spqr_file_unmap(&a->map);
+    for (int32_t i = 0; a->items && i < a->n; i++) {
+        free(a->items[i].perm32);
+        free(a->items[i].rowptr32);
+    }
     free(a->items);
+    free(a->sec_bytes);
     free(a->by_name);
     free(a->ent);
     free(a->label);
@@ -91,12 +101,14 @@ static spqr_status check_header(spqr_archive *a, spqrf_header *h, spqr_err *err)
         return ferr(a, err, "file is %llu bytes, smaller than the 64-byte .spqr header", (unsigned long long)a->size);
     memcpy(h, a->data, sizeof *h);
     if (memcmp(h->magic, SPQRF_MAGIC, 8) != 0) return ferr(a, err, "not a .spqr model file (bad magic)");
-    if (h->version != SPQRF_VERSION)
-        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "%s: unsupported .spqr version %u (this build reads %u)",
-                            a->label, h->version, SPQRF_VERSION);
+    if (h->version < SPQRF_VERSION_MIN || h->version > SPQRF_VERSION)
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
+                            "%s: unsupported .spqr version %u (this build reads versions %u to %u)", a->label,
+                            h->version, SPQRF_VERSION_MIN, SPQRF_VERSION);
+    a->version = h->version;
     if (spqr_crc32c(h, offsetof(spqrf_header, header_crc)) != h->header_crc)
         return ferr(a, err, "header checksum mismatch (corrupt header)");
-    if (h->flags != 0) return ferr(a, err, "header flags 0x%x unknown to version %u", h->flags, SPQRF_VERSION);
+    if (h->flags != 0) return ferr(a, err, "header flags 0x%x unknown to version %u", h->flags, h->version);
     if (!all_zero(h->reserved, sizeof h->reserved)) return ferr(a, err, "header reserved bytes are not zero");
     if (h->file_size != a->size)
         return ferr(a, err, "file is %llu bytes but its header says %llu (truncated or appended to)",
@@ -171,6 +183,9 @@ static spqr_status check_entries(spqr_archive *a, const spqrf_header *h, spqr_er
         if (e->type <= SPQRF_SEC_METADATA && seen[e->type]++)
             return serr(a, err, i, 1, "a second %s section", spqrf_section_type_name(e->type));
     }
+    a->sec_bytes = calloc(n ? n : 1, sizeof *a->sec_bytes);
+    if (!a->sec_bytes) return spqr_err_set(err, SPQR_ERR_NOMEM, "%s: out of memory", a->label);
+    a->container_bytes = sizeof(spqrf_header);
     if (n == 0) {
         if (h->table_offset != sizeof(spqrf_header))
             return ferr(a, err, "no sections, yet the table starts at %llu rather than 64",
@@ -208,6 +223,15 @@ static spqr_status check_entries(spqr_archive *a, const spqrf_header *h, spqr_er
         if (gap_end - gap_begin >= limit || !all_zero(a->data + gap_begin, (size_t)(gap_end - gap_begin)))
             s = ferr(a, err, "bytes [%llu, %llu) between sections are not alignment padding of zeros",
                      (unsigned long long)gap_begin, (unsigned long long)gap_end);
+        /* Byte accounting: a gap belongs to the section after it (the last
+         * one, before the table, to the container). */
+        const uint64_t gap = gap_end - gap_begin;
+        if (k < n) {
+            const spqrf_entry *e = &a->ent[r[k].idx];
+            a->sec_bytes[r[k].idx] = gap + e->size + sizeof(spqrf_entry) + e->name_len + 1u;
+        } else {
+            a->container_bytes += gap;
+        }
     }
     for (uint32_t k = 1; k < n && !s; k++) {
         if (!strcmp(nms[k].name, nms[k - 1].name))
@@ -280,6 +304,40 @@ static spqr_status check_dense(spqr_archive *a, uint32_t i, a_item *it, spqr_err
     return SPQR_OK;
 }
 
+/* Version 2's compact permutation and row counts become the i32 arrays the
+ * kernels read (owned by the item, a few bytes per row and column); the
+ * usual checks then run on them. A count sum past nnz stops the decoding
+ * before it could overflow. */
+static spqr_status decode_compact(spqr_archive *a, uint32_t i, const spqrf_packed_header *h,
+                                  const uint8_t *const ptr[SPQRF_N_ARRAYS], a_item *it, spqr_err *err) {
+    spqr_tensor *t = &it->packed;
+    if (h->flags & SPQRF_PACKED_PERM_U16) {
+        it->perm32 = malloc((size_t)h->cols * sizeof *it->perm32);
+        if (!it->perm32) return spqr_err_set(err, SPQR_ERR_NOMEM, "%s: out of memory", a->label);
+        const uint8_t *p = ptr[SPQRF_A_PERM];
+        for (int32_t j = 0; j < h->cols; j++) it->perm32[j] = (int32_t)(p[2 * j] | (uint32_t)p[2 * j + 1] << 8);
+        t->perm = it->perm32;
+    }
+    const uint32_t enc = spqrf_rows_encoding_of(h->flags);
+    if (enc == SPQRF_ROWS_PTR32) return SPQR_OK;
+    it->rowptr32 = malloc(((size_t)h->rows + 1) * sizeof *it->rowptr32);
+    if (!it->rowptr32) return spqr_err_set(err, SPQR_ERR_NOMEM, "%s: out of memory", a->label);
+    const uint8_t *c = ptr[SPQRF_A_ROWPTR];
+    int64_t sum = 0;
+    it->rowptr32[0] = 0;
+    for (int32_t r = 0; r < h->rows; r++) {
+        sum += enc == SPQRF_ROWS_CNT8 ? c[r] : (int64_t)(c[2 * r] | (uint32_t)c[2 * r + 1] << 8);
+        if (sum > h->nnz)
+            return serr(a, err, i, 1, "outlier counts of rows 0..%d sum past nnz = %lld", r, (long long)h->nnz);
+        it->rowptr32[r + 1] = (int32_t)sum;
+    }
+    if (sum != h->nnz)
+        return serr(a, err, i, 1, "outlier counts per row sum to %lld, not nnz = %lld", (long long)sum,
+                    (long long)h->nnz);
+    t->outlier_rowptr = it->rowptr32;
+    return SPQR_OK;
+}
+
 static spqr_status check_packed(spqr_archive *a, uint32_t i, a_item *it, spqr_err *err) {
     static const char *const array_names[SPQRF_N_ARRAYS] = {
         "codes", "scale_codes", "zero_codes", "scale_q2", "zero_q2", "scale_f16",
@@ -293,7 +351,7 @@ static spqr_status check_packed(spqr_archive *a, uint32_t i, a_item *it, spqr_er
     if (!all_zero(h.reserved0, sizeof h.reserved0) || !all_zero(h.reserved1, sizeof h.reserved1))
         return serr(a, err, i, 1, "reserved bytes are not zero");
     uint64_t sizes[SPQRF_N_ARRAYS];
-    const char *why = spqrf_packed_sizes(&h, sizes);
+    const char *why = spqrf_packed_sizes(&h, a->version, sizes);
     if (why)
         return serr(a, err, i, 1, "bad layout (rows %d, cols %d, wbits %d, groupsize %d, qq %d/%d/%d, nnz %lld): %s",
                     h.rows, h.cols, h.wbits, h.groupsize, h.qq_scale_bits, h.qq_zero_bits, h.qq_groupsize,
@@ -348,6 +406,8 @@ static spqr_status check_packed(spqr_archive *a, uint32_t i, a_item *it, spqr_er
     t->zero_f16 = (uint16_t *)ptr[SPQRF_A_ZERO_F16];
     t->perm = (int32_t *)ptr[SPQRF_A_PERM];
     t->outlier_rowptr = (int32_t *)ptr[SPQRF_A_ROWPTR];
+    spqr_status ds = decode_compact(a, i, &h, ptr, it, err);
+    if (ds) return ds;
     /* No outliers: point at the (aligned, readable) section header rather
      * than NULL, so no caller ever passes NULL to memcpy & co. */
     t->outlier_col = (uint16_t *)(ptr[SPQRF_A_COL] ? ptr[SPQRF_A_COL] : base);
@@ -407,14 +467,20 @@ static spqr_status parse(spqr_archive *a, spqr_err *err) {
         const spqrf_entry *e = &a->ent[i];
         if (e->type <= SPQRF_SEC_METADATA) {
             if ((s = check_text(a, i, err))) return s;
+            a->text_bytes += a->sec_bytes[i];
             continue;
         }
         a_item *it = &a->items[a->n];
         it->name = a->names + e->name_offset;
+        it->file_bytes = a->sec_bytes[i];
+        a->n++; /* counted before the check, so close() frees what a failed check decoded */
         s = e->type == SPQRF_SEC_DENSE ? check_dense(a, i, it, err) : check_packed(a, i, it, err);
         if (s) return s;
-        a->n++;
     }
+    /* The names area's bytes beyond the names (a writer leaves none) count for the container. */
+    uint64_t names_used = 0;
+    for (uint32_t i = 0; i < n; i++) names_used += a->ent[i].name_len + 1u;
+    if (a->names_size > names_used) a->container_bytes += a->names_size - names_used;
     return build_index(a, err);
 }
 
@@ -505,4 +571,27 @@ const spqr_st_tensor *spqr_archive_find_dense(const spqr_archive *a, const char 
 
 const spqr_tensor *spqr_archive_find_packed(const spqr_archive *a, const char *name) {
     return spqr_archive_packed_at(a, find(a, name));
+}
+
+uint64_t spqr_archive_tensor_bytes(const spqr_archive *a, int32_t i) {
+    return a && i >= 0 && i < a->n ? a->items[i].file_bytes : 0;
+}
+
+void spqr_archive_bytes_of(const spqr_archive *a, spqr_archive_bytes *out) {
+    memset(out, 0, sizeof *out);
+    if (!a) return;
+    out->file_bytes = a->size;
+    out->container_bytes = a->container_bytes;
+    out->text_bytes = a->text_bytes;
+    out->version = a->version;
+    for (int32_t i = 0; i < a->n; i++) {
+        const a_item *it = &a->items[i];
+        if (it->kind == KIND_PACKED) {
+            out->packed_bytes += it->file_bytes;
+            out->packed_params += (int64_t)it->packed.rows * it->packed.cols;
+        } else {
+            out->dense_bytes += it->file_bytes;
+            out->dense_params += it->dense.numel;
+        }
+    }
 }

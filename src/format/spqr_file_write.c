@@ -231,6 +231,10 @@ spqr_status spqr_archive_writer_add_dense(spqr_archive_writer *w, const char *na
     return end_section(w);
 }
 
+static spqr_status write_packed(spqr_archive_writer *w, const char *name, spqrf_packed_header *hp,
+                                const uint64_t sizes[SPQRF_N_ARRAYS], const void *const src[SPQRF_N_ARRAYS],
+                                spqr_err *err);
+
 spqr_status spqr_archive_writer_add_packed(spqr_archive_writer *w, const char *name, const spqr_tensor *t,
                                            spqr_err *err) {
     const char *nm = name ? name : "(null)";
@@ -238,21 +242,9 @@ spqr_status spqr_archive_writer_add_packed(spqr_archive_writer *w, const char *n
     if (spqr_tensor_check(t, &e2) != SPQR_OK)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: tensor '%s': %s", w->path, nm, e2.msg);
     spqrf_packed_header h;
-    memset(&h, 0, sizeof h);
-    h.rows = t->rows;
-    h.cols = t->cols;
-    h.wbits = t->wbits;
-    h.groupsize = t->groupsize;
-    h.qq_scale_bits = t->qq_scale_bits;
-    h.qq_zero_bits = t->qq_zero_bits;
-    const int bilevel = t->qq_scale_bits > 0 || t->qq_zero_bits > 0;
-    h.qq_groupsize = bilevel ? t->qq_groupsize : 0;
-    h.n_groups = t->n_groups;
-    h.n_qgroups = bilevel ? t->n_qgroups : 0;
-    h.flags = t->perm ? SPQRF_PACKED_HAS_PERM : 0;
-    h.nnz = t->nnz;
+    spqrf_packed_header_for(t, &h);
     uint64_t sizes[SPQRF_N_ARRAYS];
-    const char *why = spqrf_packed_sizes(&h, sizes);
+    const char *why = spqrf_packed_sizes(&h, SPQRF_VERSION, sizes);
     if (why) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: tensor '%s': %s", w->path, nm, why);
     const void *src[SPQRF_N_ARRAYS] = {t->codes,    t->scale_codes, t->zero_codes,     t->scale_q2,
                                        t->zero_q2,  t->scale_f16,   t->zero_f16,       t->perm,
@@ -265,6 +257,39 @@ spqr_status spqr_archive_writer_add_packed(spqr_archive_writer *w, const char *n
             return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: tensor '%s': non-finite fp16 statistic or outlier",
                                 w->path, nm);
     }
+    /* The compact encodings of the permutation and the row pointers. */
+    void *perm_enc = NULL, *rows_enc = NULL;
+    if (h.flags & SPQRF_PACKED_PERM_U16) {
+        uint16_t *p16 = perm_enc = malloc((size_t)sizes[SPQRF_A_PERM]);
+        if (!p16) return spqr_err_set(err, SPQR_ERR_NOMEM, "%s: out of memory", w->path);
+        for (int32_t j = 0; j < t->cols; j++) p16[j] = (uint16_t)t->perm[j];
+        src[SPQRF_A_PERM] = p16;
+    }
+    const uint32_t renc = spqrf_rows_encoding_of(h.flags);
+    if (renc != SPQRF_ROWS_PTR32) {
+        rows_enc = malloc((size_t)sizes[SPQRF_A_ROWPTR]);
+        if (!rows_enc) {
+            free(perm_enc);
+            return spqr_err_set(err, SPQR_ERR_NOMEM, "%s: out of memory", w->path);
+        }
+        for (int32_t r = 0; r < t->rows; r++) {
+            const int32_t c = t->outlier_rowptr[r + 1] - t->outlier_rowptr[r];
+            if (renc == SPQRF_ROWS_CNT8) ((uint8_t *)rows_enc)[r] = (uint8_t)c;
+            else ((uint16_t *)rows_enc)[r] = (uint16_t)c;
+        }
+        src[SPQRF_A_ROWPTR] = rows_enc;
+    }
+    spqr_status s = write_packed(w, name, &h, sizes, src, err);
+    free(perm_enc);
+    free(rows_enc);
+    return s;
+}
+
+/* Lays the arrays out after the header (each 64-aligned) and writes them. */
+static spqr_status write_packed(spqr_archive_writer *w, const char *name, spqrf_packed_header *hp,
+                                const uint64_t sizes[SPQRF_N_ARRAYS], const void *const src[SPQRF_N_ARRAYS],
+                                spqr_err *err) {
+    spqrf_packed_header h = *hp;
     uint64_t off = sizeof h;
     for (int i = 0; i < SPQRF_N_ARRAYS; i++) {
         if (!sizes[i]) continue;

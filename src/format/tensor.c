@@ -2,6 +2,7 @@
 #include "format/tensor.h"
 
 #include "core/error.h"
+#include "format/spqr_file.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -146,8 +147,8 @@ spqr_status spqr_tensor_check(const spqr_tensor *t, spqr_err *err) {
  * and 32 bits per outlier. For rows % beta2 == 0 and cols % beta1 == 0 it
  * equals b + (qs+qz)/beta1 + 2*32/(beta1*beta2) + 32*nnz/(rows*cols).
  * stored = formula + overhead exactly, where overhead is the CSR row
- * pointers, the permutation and the zero bits padding each bitstream to a
- * whole byte. */
+ * pointers, the permutation (both as the .spqr writer encodes them) and the
+ * zero bits padding each bitstream to a whole byte. */
 void spqr_tensor_size(const spqr_tensor *t, spqr_size_report *out) {
     memset(out, 0, sizeof *out);
     if (!t || t->rows < 1 || t->cols < 1) return;
@@ -173,7 +174,14 @@ void spqr_tensor_size(const spqr_tensor *t, spqr_size_report *out) {
         formula += n_stats * 16u;
         stored += n_stats * 2u;
     }
-    const uint64_t structural = 4u * ((uint64_t)t->rows + 1) + (t->perm ? 4u * (uint64_t)t->cols : 0);
+    /* The row pointers and the permutation as the writer stores them
+     * (compact encodings when the values fit, docs/format.md). */
+    spqrf_packed_header h;
+    spqrf_packed_header_for(t, &h);
+    uint64_t sizes[SPQRF_N_ARRAYS];
+    const uint64_t structural = spqrf_packed_sizes(&h, SPQRF_VERSION, sizes)
+                                    ? 4u * ((uint64_t)t->rows + 1) + (t->perm ? 4u * (uint64_t)t->cols : 0)
+                                    : sizes[SPQRF_A_ROWPTR] + sizes[SPQRF_A_PERM];
     stored += structural;
     out->formula_bits_per_param = (double)formula / (double)n;
     out->stored_bytes = stored;

@@ -43,6 +43,11 @@ static inline float spqr_tensor_zero(const spqr_tensor *t, int32_t g, int32_t r)
     return spqr_fp16_to_fp32(t->zero_f16[i]);
 }
 
+/* dst[cols] = row r (0 <= r < rows) of the dequantized weights, original
+ * column order; bit-identical to that row of spqr_tensor_dequantize. t must
+ * have passed spqr_tensor_check (every tensor from a .spqr file has). */
+void spqr_tensor_row(const spqr_tensor *t, int32_t r, float *dst);
+
 /* Allocates an owning tensor with every array sized for the given layout
  * (codes and statistics zeroed, nnz outlier slots, perm if has_perm).
  * qq_*_bits = 0 selects fp16 storage for that statistic. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "format/tensor.h"
 #include "kernels/dense.h"
 #include "kernels/kernels.h"
 
@@ -148,8 +149,10 @@ spqr_status linear_row(const spqr_linear *lin, int32_t r, float *dst, spqr_err *
     spqr_status st = check_lin(lin, err);
     if (st) return st;
     if (r < 0 || r >= lin->rows) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: row %d out of range", r);
-    if (lin->kind == SPQR_LINEAR_PACKED)
-        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "linear: row lookup of a packed tensor");
+    if (lin->kind == SPQR_LINEAR_PACKED) {
+        spqr_tensor_row(lin->packed, r, dst); /* a quantized embedding */
+        return SPQR_OK;
+    }
     if (lin->kind == SPQR_LINEAR_F32) memcpy(dst, (const float *)lin->data + (size_t)r * lin->cols, (size_t)lin->cols * 4);
     else widen_rows(lin, ops_of(linear_isa_best()), r, 1, dst);
     return SPQR_OK;

@@ -81,7 +81,8 @@ spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, flo
 spqr_status linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const float *X, int32_t n, float *const *Ys,
                                 const linear_ctx *ctx, spqr_err *err);
 
-/* dst[cols] = row r of W in fp32 (embedding lookup). Dense kinds only. */
+/* dst[cols] = row r of W in fp32 (embedding lookup); a packed W is
+ * dequantized one row (spqr_tensor_row). */
 spqr_status linear_row(const spqr_linear *lin, int32_t r, float *dst, spqr_err *err);
 
 #endif

@@ -1,8 +1,9 @@
 /* Loads a .spqr file as a model: config and tokenizer from the file's
- * sections, dense tensors (embeddings, norms, lm_head unless it was
- * quantized) and packed linears (the lm_head too with --quantize-head)
- * used in place from the mapping. Packed linears get the fast kernels'
- * layout (spqr_ktensor); nothing is expanded to fp32. */
+ * sections, dense tensors (norms; the embedding and lm_head when they were
+ * not quantized) and packed linears (the lm_head and the embedding too when
+ * quantized) used in place from the mapping. Packed linears get the fast
+ * kernels' layout (spqr_ktensor); nothing is expanded to fp32: a packed
+ * embedding is looked up one dequantized row at a time. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,18 +35,21 @@ static spqr_status dense_linear(spqr_model *m, const char *name, int32_t rows, i
     return SPQR_OK;
 }
 
-/* A linear of a block: packed (usual) or dense (a layer left unquantized). */
-static spqr_status any_linear(spqr_model *m, const char *name, int32_t rows, int32_t cols, spqr_linear *lin,
-                              spqr_err *err) {
+/* A packed linear, or dense when the file stores it so (a layer left
+ * unquantized). fast = 0: no kernel layout (an embedding only looked up). */
+static spqr_status some_linear(spqr_model *m, const char *name, int32_t rows, int32_t cols, int fast,
+                               spqr_linear *lin, spqr_err *err) {
     const spqr_tensor *t = spqr_archive_find_packed(m->archive, name);
     if (!t) return dense_linear(m, name, rows, cols, lin, err);
     if (t->rows != rows || t->cols != cols)
         return spqr_err_set(err, SPQR_ERR_FORMAT, "packed tensor %s is [%d, %d] but the config implies [%d, %d]",
                             name, t->rows, t->cols, rows, cols);
     spqr_ktensor *kt = NULL;
-    spqr_status st = spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, err);
-    if (st) return spqr_err_prefix(err, st, "%s", name);
-    m->ktensors[m->n_ktensors++] = kt;
+    if (fast) {
+        spqr_status st = spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, err);
+        if (st) return spqr_err_prefix(err, st, "%s", name);
+        m->ktensors[m->n_ktensors++] = kt;
+    }
     lin->kind = SPQR_LINEAR_PACKED;
     lin->rows = rows;
     lin->cols = cols;
@@ -53,6 +57,11 @@ static spqr_status any_linear(spqr_model *m, const char *name, int32_t rows, int
     lin->packed = t;
     lin->fast = kt;
     return SPQR_OK;
+}
+
+static spqr_status any_linear(spqr_model *m, const char *name, int32_t rows, int32_t cols, spqr_linear *lin,
+                              spqr_err *err) {
+    return some_linear(m, name, rows, cols, 1, lin, err);
 }
 
 static spqr_status vec(spqr_model *m, const char *name, int32_t n, float *dst, spqr_err *err) {
@@ -96,14 +105,17 @@ static spqr_status load(const char *path, const spqr_logger *log, spqr_model *m,
     if ((st = spqr_model_resolve_special_ids(m, NULL, err))) return spqr_err_prefix(err, st, "%s", path);
 
     const int32_t H = c->hidden_size, V = c->vocab_size;
-    m->ktensors = calloc((size_t)c->n_layers * ARCH_N_LIN + 1, sizeof *m->ktensors);
+    m->ktensors = calloc((size_t)c->n_layers * ARCH_N_LIN + 2, sizeof *m->ktensors); /* + embedding, head */
     if (!m->ktensors) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
-    if ((st = dense_linear(m, ARCH_EMBED_NAME, V, H, &m->embed, err))) return st;
+    /* The embedding: packed when quantized (its fast layout serves as the
+     * head too when tied), else dense. */
+    const int head_is_embed = c->tie_word_embeddings && !spqr_archive_find_packed(m->archive, ARCH_HEAD_NAME);
+    if ((st = some_linear(m, ARCH_EMBED_NAME, V, H, head_is_embed, &m->embed, err))) return st;
     model_set_embed_scale(m);
-    /* Tied embeddings: the head is the embedding, unless the file carries a
-     * packed lm_head (--quantize-head), which then serves as the head while
-     * the dense embedding still serves the lookup. */
-    if (c->tie_word_embeddings && !spqr_archive_find_packed(m->archive, ARCH_HEAD_NAME)) m->lm_head = m->embed;
+    /* Tied embeddings: the head is the embedding (one table, dense or
+     * packed), unless the file carries a packed lm_head of its own (files
+     * whose embedding stayed dense), which then serves as the head. */
+    if (head_is_embed) m->lm_head = m->embed;
     else if ((st = any_linear(m, ARCH_HEAD_NAME, V, H, &m->lm_head, err))) return st;
     if ((st = model_bind_layers(m, any_linear, vec, 0, err))) return st;
     spqr_log(log, SPQR_LOG_INFO, "loaded %s: %s, %d layers, hidden %d, %d packed linears (%s kernels)", path,

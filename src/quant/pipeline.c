@@ -323,6 +323,7 @@ static char *final_metadata(const spqr_model *m, const spqr_quantize_options *o,
     cJSON_AddStringToObject(cj, "tokens_fnv1a64", hs);
     cJSON_AddStringToObject(cj, "sampling", "splitmix64(seed) windows, start uniform in [0, tokens - seqlen]");
     cJSON_AddBoolToObject(root, "quantize_head", o->quantize_head != 0);
+    cJSON_AddBoolToObject(root, "quantize_embed", o->quantize_embed != 0);
     cJSON_AddNumberToObject(root, "avg_bits_stored", avg_stored); /* every packed linear, the head included */
     cJSON_AddNumberToObject(root, "avg_bits_formula", avg_formula);
     cJSON *arr = cJSON_AddArrayToObject(root, "layers");
@@ -502,13 +503,14 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     p.X = malloc(xn * sizeof(float));
     /* records: every block linear, then the head's (used with quantize_head) */
     const int32_t n_block_rec = c->n_layers * PIPE_KINDS;
-    pipe_layer_record *rec = calloc((size_t)n_block_rec + 1, sizeof *rec);
+    pipe_layer_record *rec = calloc((size_t)n_block_rec + 2, sizeof *rec); /* + head, embedding */
     p.mc = *m;
     /* + 1: the head's pseudo layer (quantize_head) */
     p.mc.layers = malloc(((size_t)c->n_layers + 1) * sizeof *p.mc.layers);
     char *meta = NULL;
     int lock_fd = -1;
-    spqr_tensor *tensors[PIPE_KINDS] = {0}, *head = NULL;
+    spqr_tensor *tensors[PIPE_KINDS] = {0}, *head = NULL, *embed = NULL;
+    double embed_seconds = 0;
     float *Wdq[PIPE_KINDS] = {0}, *head_dq = NULL;
     if (!starts || !p.X || !rec || !p.mc.layers) {
         st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for %d x %d calibration activations (%.1f MB)", p.N, p.T,
@@ -580,6 +582,11 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     /* The head is not checkpointed: a resumed run recomputes it from the
      * last block's checkpointed outputs, which gives the same tensor. */
     if (!st && opt->quantize_head) st = quantize_head(&p, &head, &head_dq, rec + n_block_rec, err);
+    const int shared_table = c->tie_word_embeddings && opt->quantize_head && opt->quantize_embed && !opt->tied_two_tables;
+    if (!st && opt->quantize_embed && !shared_table && cancelled(&p)) st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
+    if (!st && opt->quantize_embed && !shared_table)
+        st = pipe_quantize_embed(m, &opt->params, opt->n_threads, opt->log, &embed, rec + n_block_rec + 1,
+                                 &embed_seconds, err);
     if (st == SPQR_ERR_INTERRUPTED)
         spqr_err_set(err, st, "interrupted; finished blocks are checkpointed in %s (use --resume)", p.ckdir);
     if (st) goto done;
@@ -588,10 +595,12 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     memset(&sm, 0, sizeof sm);
     const int32_t n_rec = n_block_rec + (opt->quantize_head ? 1 : 0);
     summarize(&p, rec, n_rec, &sm);
+    pipe_summarize_embed(&rec[n_block_rec + 1], embed_seconds, &sm);
+    if (shared_table) rec[n_block_rec].kind = PIPE_EMBED_KIND; /* stored under the embedding's name */
     meta = final_metadata(m, opt, p.N, p.T, n_tokens, calib_hash(CALIB_HASH_INIT, calib_tokens, (size_t)n_tokens * 4),
-                          rec, n_rec, sm.avg_bits_stored, sm.avg_bits_formula);
+                          rec, n_block_rec + 2, sm.avg_bits_stored, sm.avg_bits_formula);
     if (!meta) { st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); goto done; }
-    if ((st = pipe_write_model(m, p.ckdir, hash, meta, head, out_path, err))) goto done;
+    if ((st = pipe_write_model(m, p.ckdir, hash, meta, head, shared_table ? head : embed, out_path, err))) goto done;
     pipe_ckpt_remove_all(p.ckdir, c->n_layers);
     spqr_dir_unlock(p.ckdir, lock_fd, 1);
     lock_fd = -1;
@@ -601,14 +610,9 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
         sm.seqlen = p.T;
         sm.nsamples = p.N;
         sm.calib_tokens = n_tokens;
-        /* dense matrices: the embedding, and the head unless tied or quantized */
-        const int n_dense_mat = c->tie_word_embeddings || opt->quantize_head ? 1 : 2;
-        const int64_t VH = (int64_t)c->vocab_size * c->hidden_size, norms = (int64_t)m->n_norm_floats;
-        sm.dense_params = VH * n_dense_mat + norms;
-        sm.dense_bytes = (uint64_t)VH * (m->embed.kind == SPQR_LINEAR_F32 ? 4 : 2) * n_dense_mat + (uint64_t)norms * 4;
-        sm.model_params = sm.quantized_params + sm.dense_params - (c->tie_word_embeddings && opt->quantize_head ? VH : 0);
         struct stat sb;
         sm.file_bytes = stat(out_path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+        pipe_summarize_dense(m, opt, &sm);
         sm.seconds = now_s() - p.t0;
         *summary = sm;
     }
@@ -625,6 +629,7 @@ done:
         free(Wdq[k]);
     }
     spqr_tensor_free(head);
+    spqr_tensor_free(embed);
     free(head_dq);
     for (int32_t j = 0; p.w && j < p.nw; j++) {
         spqr_session_free(p.w[j].sess);

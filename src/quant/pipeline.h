@@ -15,6 +15,8 @@
 /* Record kind of the LM head (--quantize-head); its record's block is n_layers. */
 #define PIPE_HEAD_KIND PIPE_KINDS
 #define PIPE_HEAD_NAME ARCH_HEAD_NAME
+/* Record kind of the token embedding (quantize_embed); block n_layers. */
+#define PIPE_EMBED_KIND (PIPE_KINDS + 1)
 
 /* The tensor name of a record: "model.layers.L.<the family's name>.weight"
  * or "lm_head.weight". */
@@ -68,10 +70,28 @@ uint64_t pipe_ckpt_bytes(const char *dir, int32_t n_blocks);
 int pipe_is_spqr_head(const uint8_t *head, size_t n);
 
 /* Writes the final .spqr from the model's dense tensors and the block
- * checkpoints, each checked to carry this run's hash; metadata_json is the quantization metadata. head: the packed
- * LM head (--quantize-head; then no dense lm_head is stored, and with tied
- * embeddings the embedding stays dense for the lookup), or NULL. */
+ * checkpoints, each checked to carry this run's hash; metadata_json is the
+ * quantization metadata. head: the packed LM head (then no dense lm_head is
+ * stored), or NULL. embed: the packed token embedding, or NULL (dense);
+ * with tied embeddings embed == head stores the one table once, as the
+ * embedding, which the loader then uses as the head too. */
 spqr_status pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash, const char *metadata_json,
-                             const spqr_tensor *head, const char *out_path, spqr_err *err);
+                             const spqr_tensor *head, const spqr_tensor *embed, const char *out_path,
+                             spqr_err *err);
+
+/* The token embedding quantized with the run's statistics and no
+ * calibration: each row is looked up alone, so there is no input whose
+ * error to weigh; round-to-nearest (GPTQ off, no permutation, identity
+ * Hessian) with the same group statistics and outlier rule. */
+/* Adds the embedding's record (rows 0: none) and its quantization time to
+ * the summary as s->embed. */
+void pipe_summarize_embed(const pipe_layer_record *rec, double seconds, spqr_quantize_summary *s);
+/* Fills the summary's dense_params/bytes, model_params and file_bits from
+ * what the options stored quantized (quantized_params and file_bytes set). */
+void pipe_summarize_dense(const spqr_model *m, const spqr_quantize_options *o, spqr_quantize_summary *s);
+
+spqr_status pipe_quantize_embed(const spqr_model *m, const spqr_quant_params *q, int32_t n_threads,
+                                const spqr_logger *log, spqr_tensor **out, pipe_layer_record *rec, double *seconds,
+                                spqr_err *err);
 
 #endif

@@ -33,6 +33,7 @@ cJSON *pipe_record_to_json(const pipe_layer_record *r) {
 
 void pipe_record_name(char *out, size_t cap, const model_arch *a, int32_t block, int32_t kind) {
     if (kind == PIPE_HEAD_KIND) snprintf(out, cap, "%s", PIPE_HEAD_NAME);
+    else if (kind == PIPE_EMBED_KIND) snprintf(out, cap, "%s", ARCH_EMBED_NAME);
     else snprintf(out, cap, "model.layers.%d.%s.weight", block, a->lin[kind].name);
 }
 
@@ -238,7 +239,8 @@ static spqr_dtype linear_dtype(const spqr_linear *l) {
 }
 
 spqr_status pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash, const char *metadata_json,
-                             const spqr_tensor *head, const char *out_path, spqr_err *err) {
+                             const spqr_tensor *head, const spqr_tensor *embed, const char *out_path,
+                             spqr_err *err) {
     const spqr_config *c = &m->cfg;
     const model_arch *a = m->hp.arch;
     const int32_t H = c->hidden_size;
@@ -249,10 +251,13 @@ spqr_status pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash
     if (!st) st = spqr_archive_writer_add_tokenizer(w, m->tokenizer_json, m->tokenizer_len, err);
     if (!st) st = spqr_archive_writer_add_metadata(w, metadata_json, err);
     const int64_t emb_shape[2] = {c->vocab_size, H}, norm_shape[1] = {H};
-    if (!st)
+    /* Tied and both quantized: the calibrated head is the one table. */
+    const int shared = c->tie_word_embeddings && head && embed == head;
+    if (!st && embed) st = spqr_archive_writer_add_packed(w, ARCH_EMBED_NAME, embed, err);
+    else if (!st)
         st = spqr_archive_writer_add_dense(w, ARCH_EMBED_NAME, linear_dtype(&m->embed), 2, emb_shape,
                                            m->embed.data, err);
-    if (!st && head) st = spqr_archive_writer_add_packed(w, PIPE_HEAD_NAME, head, err);
+    if (!st && head && !shared) st = spqr_archive_writer_add_packed(w, PIPE_HEAD_NAME, head, err);
     else if (!st && !c->tie_word_embeddings)
         st = spqr_archive_writer_add_dense(w, ARCH_HEAD_NAME, linear_dtype(&m->lm_head), 2, emb_shape,
                                            m->lm_head.data, err);
