@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
         spqr_model_free(fm);
     }
 
-    /* the packed paths: a small quantization of the same model, LM head included */
+    /* the packed paths: a small quantization of the same model, LM head and embedding included */
     CHECK(mkdtemp(tmp) != NULL);
     snprintf(out, sizeof out, "%s/m.spqr", tmp);
     const int32_t n_cal = 4096;
@@ -148,6 +148,7 @@ int main(int argc, char **argv) {
     o.seqlen = 64;
     o.n_threads = 2;
     o.quantize_head = 1;
+    o.quantize_embed = 1; /* the row lookup of a quantized embedding runs per token too */
     CHECK_MSG(spqr_model_quantize(m, cal, n_cal, &o, out, NULL, &err) == SPQR_OK, "quantize: %s", err.msg);
     free(cal);
     spqr_model_free(m);
