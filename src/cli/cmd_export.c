@@ -12,6 +12,8 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "format/hf_spqr.h"
+#include "model/arch.h"
 #include "model/export.h"
 #include "spqr.h"
 
@@ -22,6 +24,8 @@ static void usage(FILE *f) {
             "usage: spqr export MODEL.spqr --to FORMAT OUT_DIR [options]\n"
             "  --to hf-fp16          dequantized weights, fp16 safetensors (any Hugging Face tool loads it)\n"
             "  --to hf-bf16          the same in bf16\n"
+            "  --to hf-spqr          transformers' SpQR format (quant_method spqr; GPU inference with the\n"
+            "                        authors' spqr_quant kernels); only w3, beta1 = beta2 = 16, 3-bit statistics\n"
             "  --max-shard-size N    bytes per safetensors shard; suffixes KB, MB, GB (powers of 1000),\n"
             "                        default 5GB as transformers' save_pretrained\n"
             "  --force               write into an existing non-empty OUT_DIR (its files of the same names\n"
@@ -99,14 +103,15 @@ int cmd_export(int argc, char **argv) {
             return fail_usage("too many arguments (usage: spqr export MODEL.spqr --to FORMAT OUT_DIR)");
         }
     }
-    if (!in || !out) return fail_usage("usage: spqr export MODEL.spqr --to hf-fp16|hf-bf16 OUT_DIR");
-    if (!to) return fail_usage("--to is required: hf-fp16 or hf-bf16");
-    spqr_dtype dtype;
-    if (!strcmp(to, "hf-fp16")) dtype = SPQR_DTYPE_F16;
+    if (!in || !out) return fail_usage("usage: spqr export MODEL.spqr --to hf-fp16|hf-bf16|hf-spqr OUT_DIR");
+    if (!to) return fail_usage("--to is required: hf-fp16, hf-bf16 or hf-spqr");
+    spqr_dtype dtype = SPQR_DTYPE_F16;
+    int hf_spqr = !strcmp(to, "hf-spqr");
+    if (!strcmp(to, "hf-fp16") || hf_spqr) dtype = SPQR_DTYPE_F16;
     else if (!strcmp(to, "hf-bf16")) dtype = SPQR_DTYPE_BF16;
     else {
         char msg[256];
-        snprintf(msg, sizeof msg, "--to %.100s: supported formats are hf-fp16 and hf-bf16", to);
+        snprintf(msg, sizeof msg, "--to %.100s: supported formats are hf-fp16, hf-bf16 and hf-spqr", to);
         return fail_usage(msg);
     }
     /* Open the input before anything is created, so a bad input leaves no directory behind. */
@@ -117,11 +122,22 @@ int cmd_export(int argc, char **argv) {
         snprintf(msg, sizeof msg, "%s: %s", in, err.msg);
         return fail(msg);
     }
-    spqr_archive_close(probe);
     char msg[1024];
+    for (int32_t i = 0; hf_spqr && i < spqr_archive_count(probe); i++) {
+        const spqr_tensor *t = spqr_archive_packed_at(probe, i);
+        const char *name = spqr_archive_name(probe, i), *why = t ? hf_spqr_unsupported(t) : NULL;
+        if (why && strcmp(name, ARCH_EMBED_NAME) && strcmp(name, ARCH_HEAD_NAME)) {
+            snprintf(msg, sizeof msg, "%.300s: %s; %s", name, why, HF_SPQR_SUPPORTED);
+            spqr_archive_close(probe);
+            return fail(msg);
+        }
+    }
+    spqr_archive_close(probe);
     if (prepare_dir(out, force, msg, sizeof msg)) return fail(msg);
     spqr_logger log = cli_stderr_logger(verbose);
-    if (spqr_export_hf_dense(in, out, dtype, shard, &log, &err)) return fail(err.msg);
+    spqr_status st = hf_spqr ? spqr_export_hf_spqr(in, out, &log, &err)
+                             : spqr_export_hf_dense(in, out, dtype, shard, &log, &err);
+    if (st) return fail(err.msg);
     if (verbose) fprintf(stderr, "spqr: export: %s -> %s (%s)\n", in, out, to);
     return 0;
 }

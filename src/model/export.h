@@ -25,4 +25,14 @@
 spqr_status spqr_export_hf_dense(const char *in_path, const char *out_dir, spqr_dtype dtype,
                                  uint64_t max_shard_bytes, const spqr_logger *log, spqr_err *err);
 
+/* Writes the .spqr at in_path into out_dir in transformers' SpQR format
+ * (docs/format.md, "The Hugging Face SpQR layout"): model.safetensors with
+ * per quantized linear its dense_weights / row_offsets / col_vals / in_perm
+ * and every other tensor in fp16 (a quantized embedding or head
+ * dequantized), config.json with quantization_config (bits, beta1, beta2,
+ * shapes, modules_to_not_convert), tokenizer files. Every quantized linear
+ * must be in the one supported configuration (HF_SPQR_SUPPORTED), else
+ * SPQR_ERR_UNSUPPORTED naming the tensor. Same file rules as above. */
+spqr_status spqr_export_hf_spqr(const char *in_path, const char *out_dir, const spqr_logger *log, spqr_err *err);
+
 #endif

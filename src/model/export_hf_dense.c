@@ -10,78 +10,7 @@
 #include "io/outpath.h"
 #include "model/arch.h"
 #include "model/export.h"
-
-#define CHAT_KEY "spqr_tokenizer_config" /* the tokenizer_config.json subset a .spqr carries (special_ids.c) */
-
-typedef struct {
-    const char *text;
-    size_t len;
-} text_buf;
-
-static int write_text(FILE *f, void *user, spqr_err *err) {
-    (void)err;
-    const text_buf *b = user;
-    return fwrite(b->text, 1, b->len, f) != b->len;
-}
-
-/* Every output goes through the output rules with the .spqr as the run's
- * input, so no spelling of OUT_DIR/NAME can replace the file being read. */
-static spqr_status out_path(const char *in_path, const char *out_dir, const char *name, char **path, spqr_err *err) {
-    *path = spqr_path_join(out_dir, name);
-    if (!*path) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
-    const spqr_out_spec spec = {"OUT_DIR", "an exported file", NULL, 1};
-    const char *inputs[1] = {in_path};
-    spqr_status st = spqr_out_check(*path, &spec, inputs, 1, err);
-    if (st) {
-        free(*path);
-        *path = NULL;
-    }
-    return st;
-}
-
-static spqr_status save_text(const char *in_path, const char *out_dir, const char *name, const char *text,
-                             spqr_err *err) {
-    char *path = NULL;
-    spqr_status st = out_path(in_path, out_dir, name, &path, err);
-    if (st) return st;
-    text_buf b = {text, strlen(text)};
-    st = spqr_file_write_atomic(path, write_text, &b, err);
-    free(path);
-    return st;
-}
-
-/* config.json of the export: no quantization_config (the weights are
- * plain), no tokenizer subset (it becomes tokenizer_config.json), the
- * export's torch_dtype, and untied when the file stores its own head.
- * *sub: the tokenizer subset, or NULL. */
-static spqr_status export_config(const spqr_archive *a, spqr_dtype dtype, char **config, char **sub, spqr_err *err) {
-    *config = *sub = NULL;
-    const char *cj = spqr_archive_config_json(a);
-    if (!cj) return spqr_err_set(err, SPQR_ERR_FORMAT, "the .spqr file has no config section");
-    cJSON *root = cJSON_Parse(cj);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return spqr_err_set(err, SPQR_ERR_FORMAT, "the .spqr config is not a JSON object");
-    }
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, CHAT_KEY);
-    if (cJSON_IsObject(s)) *sub = cJSON_Print(s);
-    cJSON_DeleteItemFromObjectCaseSensitive(root, CHAT_KEY);
-    cJSON_DeleteItemFromObjectCaseSensitive(root, "quantization_config");
-    cJSON_DeleteItemFromObjectCaseSensitive(root, "torch_dtype");
-    cJSON_AddStringToObject(root, "torch_dtype", dtype == SPQR_DTYPE_BF16 ? "bfloat16" : "float16");
-    int has_head = spqr_archive_find_dense(a, ARCH_HEAD_NAME) || spqr_archive_find_packed(a, ARCH_HEAD_NAME);
-    if (has_head && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings")))
-        cJSON_ReplaceItemInObjectCaseSensitive(root, "tie_word_embeddings", cJSON_CreateFalse());
-    *config = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!*config || (cJSON_IsObject(s) && !*sub)) {
-        free(*config);
-        free(*sub);
-        *config = *sub = NULL;
-        return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
-    }
-    return SPQR_OK;
-}
+#include "model/export_common.h"
 
 typedef struct {
     const char *name;
@@ -164,7 +93,7 @@ static spqr_status write_index(const char *in_path, const char *out_dir, const p
     char *text = ok ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     if (!text) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
-    spqr_status st = save_text(in_path, out_dir, "model.safetensors.index.json", text, err);
+    spqr_status st = export_save_text(in_path, out_dir, "model.safetensors.index.json", text, err);
     free(text);
     return st;
 }
@@ -199,7 +128,7 @@ static spqr_status export_tensors(const spqr_archive *a, const char *in_path, co
         names[s] = strdup(name);
         char *path = NULL;
         if (!names[s]) st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
-        if (!st) st = out_path(in_path, out_dir, name, &path, err);
+        if (!st) st = export_out_path(in_path, out_dir, name, &path, err);
         if (!st) st = write_shard(a, plan, n, s, dtype, path, err);
         if (!st) spqr_log(log, SPQR_LOG_INFO, "wrote %s", path);
         free(path);
@@ -224,11 +153,11 @@ spqr_status spqr_export_hf_dense(const char *in_path, const char *out_dir, spqr_
     size_t tlen = 0;
     const char *tok = spqr_archive_tokenizer(a, &tlen);
     if (!tok) st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: no tokenizer section", in_path);
-    if (!st) st = export_config(a, dtype, &config, &sub, err);
+    if (!st) st = export_config(a, dtype == SPQR_DTYPE_BF16 ? "bfloat16" : "float16", NULL, &config, &sub, err);
     if (!st) st = export_tensors(a, in_path, out_dir, dtype, max_shard_bytes, log, err);
-    if (!st) st = save_text(in_path, out_dir, "tokenizer.json", tok, err);
-    if (!st && sub) st = save_text(in_path, out_dir, "tokenizer_config.json", sub, err);
-    if (!st) st = save_text(in_path, out_dir, "config.json", config, err);
+    if (!st) st = export_save_text(in_path, out_dir, "tokenizer.json", tok, err);
+    if (!st && sub) st = export_save_text(in_path, out_dir, "tokenizer_config.json", sub, err);
+    if (!st) st = export_save_text(in_path, out_dir, "config.json", config, err);
     free(config);
     free(sub);
     spqr_archive_close(a);
