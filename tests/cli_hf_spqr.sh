@@ -1,0 +1,91 @@
+#!/bin/bash
+# spqr export --to hf-spqr on a real quantization of the default model:
+# the layout transformers' SpQR integration expects (config fields, tensor
+# names, dtypes, shapes), the independent Python decoder of
+# tools/hf_spqr_decode.py agrees with the C decoder bit for bit, and the
+# model decoded by the format's half-precision rule keeps the .spqr's
+# perplexity within 1e-3 relative. Refusals: anything but the one
+# configuration, one line, nothing created.
+# Usage: bash cli_hf_spqr.sh <spqr-binary> <repo-root>
+set -u
+SPQR=$1
+ROOT=$2
+BUILD=$(dirname "$SPQR")
+TMP=$(mktemp -d /tmp/spqr_cli_hf_spqr.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=passive SPQR_KERNEL=exact
+. "$ROOT/tests/lib.sh"
+PY=/usr/bin/python3
+one_line_error() {
+    if [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q '^spqr: export: ' "$TMP/err"; then ok "$1: one-line error"
+    else bad "$1: stderr is not one error line: $(head -c 300 "$TMP/err")"; fi
+}
+ppl() { "$SPQR" perplexity "$1" -f "$ROOT/data/heldout.txt" -c 128 --chunks 8 -t 2 --json 2>/dev/null |
+    $PY -c 'import json,sys; print(repr(json.load(sys.stdin)["ppl"]))'; }
+
+expect_rc 0 "quantize the default model (3.6bit)" "$SPQR" quantize "$ROOT/models/default" -o "$TMP/q.spqr" \
+    --calib "$ROOT/data/calib.txt" --preset 3.6bit --nsamples 8 --seqlen 128 -t 2 -q
+expect_rc 0 "export hf-spqr" "$SPQR" export "$TMP/q.spqr" --to hf-spqr "$TMP/hs"
+
+# 1. what transformers' integration reads
+$PY - "$TMP/hs" >"$TMP/py" 2>&1 <<'PYEOF' && ok "layout: $(tail -1 "$TMP/py")" || bad "layout: $(tail -3 "$TMP/py")"
+import json, struct, sys
+d = sys.argv[1]
+cfg = json.load(open(d + "/config.json"))
+q = cfg["quantization_config"]
+assert (q["quant_method"], q["bits"], q["beta1"], q["beta2"]) == ("spqr", 3, 16, 16), q
+assert cfg["torch_dtype"] == "float16"
+assert "lm_head.weight" in q["modules_to_not_convert"] and "model.embed_tokens.weight" in q["modules_to_not_convert"]
+blob = open(d + "/model.safetensors", "rb").read()
+(n,) = struct.unpack("<Q", blob[:8])
+h = json.loads(blob[8:8 + n])
+assert h.pop("__metadata__") == {"format": "pt"}
+mods = sorted({k[:-len(".dense_weights")] for k in h if k.endswith(".dense_weights")})
+assert len(mods) == 6 * 7, len(mods)  # q k v o gate up down in 6 layers
+want = {"dense_weights": "I64", "row_offsets": "I32", "col_vals": "I32", "in_perm": "I32"}
+for m in mods:
+    for part, dt in want.items():
+        t = h[f"{m}.{part}"]
+        assert t["dtype"] == dt and len(t["shape"]) == 1, (m, part, t)
+        assert q["shapes"][f"{m}.{part}.shape"] == t["shape"][0], (m, part)
+    rows, cols = h[m + ".row_offsets"]["shape"][0] - 1, 2 * h[m + ".in_perm"]["shape"][0]
+    assert h[m + ".dense_weights"]["shape"][0] == rows * cols // 16, m
+    assert m + ".weight" not in h
+for k, t in h.items():
+    if not any(k.startswith(m + ".") for m in mods):
+        assert t["dtype"] == "F16" and k in q["modules_to_not_convert"], k
+print(f"{len(mods)} quantized linears, {len(h) - 4 * len(mods)} fp16 tensors, shapes in the config match")
+PYEOF
+
+# 2. the independent decoder and the C decoder agree bit for bit
+for m in model.layers.0.self_attn.q_proj model.layers.2.self_attn.k_proj model.layers.3.mlp.down_proj model.layers.5.mlp.up_proj; do
+    "$BUILD/test_hf_spqr" --decode "$TMP/hs/model.safetensors" "$m" "$TMP/c.f32" &&
+        $PY "$ROOT/tools/hf_spqr_decode.py" "$TMP/hs" --module "$m" --raw "$TMP/py.f32" &&
+        cmp -s "$TMP/c.f32" "$TMP/py.f32" && ok "$m: C and Python decodes identical ($(stat -c %s "$TMP/c.f32") bytes)" ||
+        bad "$m: C and Python decodes differ"
+done
+
+# 3. the model decoded by the format's rule keeps the .spqr's perplexity
+expect_rc 0 "Python decode of the whole model" $PY "$ROOT/tools/hf_spqr_decode.py" "$TMP/hs" "$TMP/dec"
+P_Q=$(ppl "$TMP/q.spqr"); P_D=$(ppl "$TMP/dec")
+$PY -c "import sys; q,f=$P_Q,$P_D; sys.exit(not 0 < abs(f-q)/q < 1e-3)" &&
+    ok "format-decoded perplexity $P_D vs .spqr $P_Q (differs, < 1e-3 relative)" || bad "format-decoded $P_D vs .spqr $P_Q"
+
+# 4. refusals: the tiny fixture (72 columns) and 4-bit weights
+expect_rc 0 "quantize tiny_gqa" "$SPQR" quantize "$ROOT/tests/fixtures/tiny_gqa" -o "$TMP/tiny.spqr" \
+    --calib "$ROOT/data/calib.txt" --nsamples 2 --seqlen 32 -t 2 -q
+expect_rc 1 "72 columns refused" "$SPQR" export "$TMP/tiny.spqr" --to hf-spqr "$TMP/r1"; one_line_error "72 columns"
+grep -q 'multiples of 16' "$TMP/err" && grep -q '3.6bit' "$TMP/err" && ok "the refusal says what is supported" ||
+    bad "refusal text: $(cat "$TMP/err")"
+[ ! -e "$TMP/r1" ] && ok "a refused export creates nothing" || bad "$TMP/r1 created"
+if [ -x "$BUILD/gen_synthetic_llama" ]; then
+    expect_rc 0 "synthetic w4 .spqr" "$BUILD/gen_synthetic_llama" --spqr "$TMP/w4.spqr" --wbits 4 --layers 1 --hidden 64 \
+        --inter 128 --heads 4 --kv-heads 2 --vocab 300 --ctx 64
+    expect_rc 1 "4-bit refused" "$SPQR" export "$TMP/w4.spqr" --to hf-spqr "$TMP/r2"; one_line_error "4-bit"
+    grep -q 'not 3-bit' "$TMP/err" && ok "the refusal names the cause" || bad "w4 refusal: $(cat "$TMP/err")"
+else
+    bad "gen_synthetic_llama not found next to $SPQR"
+fi
+
+echo "$fails failure(s)"
+exit $((fails > 0))
