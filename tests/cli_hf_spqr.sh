@@ -71,7 +71,72 @@ P_Q=$(ppl "$TMP/q.spqr"); P_D=$(ppl "$TMP/dec")
 $PY -c "import sys; q,f=$P_Q,$P_D; sys.exit(not 0 < abs(f-q)/q < 1e-3)" &&
     ok "format-decoded perplexity $P_D vs .spqr $P_Q (differs, < 1e-3 relative)" || bad "format-decoded $P_D vs .spqr $P_Q"
 
-# 4. refusals: the tiny fixture (72 columns) and 4-bit weights
+# 4. import: back to a .spqr whose quantized linears dequantize as the original's
+expect_rc 0 "import" "$SPQR" import "$TMP/hs" -o "$TMP/imp.spqr"
+expect_rc 0 "export the original as hf-fp16" "$SPQR" export "$TMP/q.spqr" --to hf-fp16 "$TMP/f_orig"
+expect_rc 0 "export the import as hf-fp16" "$SPQR" export "$TMP/imp.spqr" --to hf-fp16 "$TMP/f_imp"
+# Non-outlier weights come back bit for bit (same codes and statistics); an
+# outlier o comes back exactly unless no code w leaves a rest v with
+# fp16(w + v) == o (an o far smaller than every grid point): the format's
+# limit, a few per mille of the outliers, off by less than v's rounding.
+$PY - "$TMP/f_orig/model.safetensors" "$TMP/f_imp/model.safetensors" "$TMP/hs/config.json" >"$TMP/py" 2>&1 <<'PYEOF' && ok "round trip: $(tail -1 "$TMP/py")" || bad "round trip: $(tail -3 "$TMP/py")"
+import json, struct, sys
+import numpy as np
+def load(p):
+    b = open(p, "rb").read(); (n,) = struct.unpack("<Q", b[:8]); h = json.loads(b[8:8 + n]); h.pop("__metadata__")
+    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]], dtype=np.float16).astype(np.float64) for k, v in h.items()}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+nnz = sum(v for k, v in json.load(open(sys.argv[3]))["quantization_config"]["shapes"].items() if k.endswith("col_vals.shape"))
+assert set(a) == set(b)
+lin = [k for k in a if k.endswith("_proj.weight")]
+assert len(lin) == 42
+diff = sum(int(np.sum(a[k] != b[k])) for k in lin)
+worst = max(float(np.max(np.abs(a[k] - b[k]))) for k in lin)
+assert diff <= 0.005 * nnz, (diff, nnz)
+assert worst < 2e-4, worst
+print(f"42 linears: {diff} weights differ after .spqr -> hf-spqr -> .spqr (by at most {worst:.2g}; the file has {nnz} outliers)")
+PYEOF
+P_I=$(ppl "$TMP/imp.spqr")
+$PY -c "import sys; q,f=$P_Q,$P_I; sys.exit(not abs(f-q)/q < 1e-3)" &&
+    ok "imported perplexity $P_I vs .spqr $P_Q (< 1e-3 relative)" || bad "imported $P_I vs .spqr $P_Q"
+expect_rc 0 "generate from the import" "$SPQR" generate "$TMP/imp.spqr" -p "Once upon a time" -n 8 --temp 0
+
+# 5. hostile or foreign directories: one line each, no output file
+imp_one_line() {
+    if [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q '^spqr: import: ' "$TMP/err" && grep -q -- "$2" "$TMP/err" && [ ! -e "$TMP/h.spqr" ]
+    then ok "$1: one line naming the cause, nothing written"; else bad "$1: $(head -c 300 "$TMP/err")"; fi
+}
+hostile() { # description expected-text python-edit: copies hs to $TMP/h, edits it, imports
+    rm -rf "$TMP/h" "$TMP/h.spqr"; cp -r "$TMP/hs" "$TMP/h"
+    $PY - "$TMP/h" <<<"$3" || bad "$1: the edit failed"
+    expect_rc 1 "$1" "$SPQR" import "$TMP/h" -o "$TMP/h.spqr"; imp_one_line "$1" "$2"
+}
+ST='import json, struct, sys
+d = sys.argv[1]; p = d + "/model.safetensors"; b = bytearray(open(p, "rb").read())
+(n,) = struct.unpack("<Q", b[:8]); h = json.loads(b[8:8 + n])
+def at(name): return 8 + n + h[name]["data_offsets"][0]
+'
+hostile "no quantization_config" 'not a Hugging Face SpQR' 'import json, sys; p = sys.argv[1] + "/config.json"; c = json.load(open(p)); del c["quantization_config"]; json.dump(c, open(p, "w"))'
+hostile "4-bit config" 'bits 3' 'import json, sys; p = sys.argv[1] + "/config.json"; c = json.load(open(p)); c["quantization_config"]["bits"] = 4; json.dump(c, open(p, "w"))'
+hostile "wrong shapes entry" 'does not match' 'import json, sys; p = sys.argv[1] + "/config.json"; c = json.load(open(p)); c["quantization_config"]["shapes"]["model.layers.1.mlp.up_proj.col_vals.shape"] += 1; json.dump(c, open(p, "w"))'
+hostile "duplicate in_perm entry" 'not a permutation' "$ST"'
+o = at("model.layers.0.self_attn.q_proj.in_perm"); b[o + 4:o + 8] = b[o:o + 4]; open(p, "wb").write(b)'
+hostile "outlier column out of range" 'out of range' "$ST"'
+o = at("model.layers.2.mlp.down_proj.col_vals"); b[o:o + 2] = struct.pack("<H", 60000); open(p, "wb").write(b)'
+hostile "row_offsets decreasing" 'decrease' "$ST"'
+o = at("model.layers.0.mlp.gate_proj.row_offsets"); b[o + 8:o + 12] = struct.pack("<i", 0); b[o + 4:o + 8] = struct.pack("<i", 5); open(p, "wb").write(b)'
+hostile "second-level bytes disagree" 'second-level' "$ST"'
+o = at("model.layers.4.self_attn.v_proj.dense_weights"); b[o + 15] ^= 0x08; open(p, "wb").write(b)'
+hostile "truncated safetensors" 'model.safetensors' 'import sys; p = sys.argv[1] + "/model.safetensors"; b = open(p, "rb").read(); open(p, "wb").write(b[:len(b) // 2])'
+hostile "a quantized linear missing its in_perm" 'has no in_perm' "$ST"'
+i = b.index(b"model.layers.0.self_attn.q_proj.in_perm"); b[i + 38] = ord("X"); open(p, "wb").write(b)'
+rm -rf "$TMP/h"
+expect_rc 1 "import of a plain checkpoint" "$SPQR" import "$ROOT/tests/fixtures/tiny_gqa" -o "$TMP/h.spqr"; imp_one_line "plain checkpoint" 'not a Hugging Face SpQR'
+: >"$TMP/other.txt"
+expect_rc 1 "import over another kind of file" "$SPQR" import "$TMP/hs" -o "$TMP/other.txt"
+[ ! -s "$TMP/other.txt" ] && ok "the other file is untouched" || bad "other.txt was replaced"
+
+# 6. refusals: the tiny fixture (72 columns) and 4-bit weights
 expect_rc 0 "quantize tiny_gqa" "$SPQR" quantize "$ROOT/tests/fixtures/tiny_gqa" -o "$TMP/tiny.spqr" \
     --calib "$ROOT/data/calib.txt" --nsamples 2 --seqlen 32 -t 2 -q
 expect_rc 1 "72 columns refused" "$SPQR" export "$TMP/tiny.spqr" --to hf-spqr "$TMP/r1"; one_line_error "72 columns"

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "format/bitpack.h"
 #include "format/hf_spqr.h"
+#include "format/tensor.h"
 
 #define B HF_SPQR_BETA
 
@@ -77,17 +78,30 @@ spqr_status hf_spqr_encode(const spqr_tensor *t, int64_t *dense_weights, int32_t
             uint32_t sq = spqr_bits_get(t->scale_codes, (uint64_t)g * rows + r, 3);
             uint32_t zq = spqr_bits_get(t->zero_codes, (uint64_t)g * rows + r, 3);
             double o = h(t->outlier_val[p]);
+            /* Choose (code, rest): first a rest with w + v == o exactly, then
+             * one with fp16(w + v) == o (what an import stores), then the
+             * nearest; ties to the smallest rest. */
             uint32_t best = 0;
-            double best_d = INFINITY, best_w = 0;
+            uint16_t rest = 0;
+            int best_score = -1;
+            double best_d = INFINITY, best_v = INFINITY;
             for (uint32_t q = 0; q < 8; q++) {
-                double wq = hf_spqr_decode_weight(t->scale_q2[qi], t->scale_q2[qi + 1], t->zero_q2[qi],
-                                                  t->zero_q2[qi + 1], sq, zq, q);
-                if (fabs(o - wq) < best_d) best_d = fabs(o - wq), best = q, best_w = wq;
+                const float wq = hf_spqr_decode_weight(t->scale_q2[qi], t->scale_q2[qi + 1], t->zero_q2[qi],
+                                                       t->zero_q2[qi + 1], sq, zq, q);
+                const uint16_t v0 = half_rn(o - wq);
+                const uint16_t cand[3] = {v0, (uint16_t)(v0 + 1), (uint16_t)(v0 - 1)};
+                for (int c = 0; c < 3; c++) {
+                    if ((cand[c] & 0x7C00) == 0x7C00) continue; /* inf or NaN */
+                    const double sum = (double)wq + h(cand[c]), d = fabs(sum - o);
+                    const int score = sum == o ? 2 : spqr_fp32_to_fp16(wq + spqr_fp16_to_fp32(cand[c])) == t->outlier_val[p];
+                    const double av = fabs(h(cand[c]));
+                    if (score > best_score || (score == best_score && (d < best_d || (d == best_d && av < best_v))))
+                        best_score = score, best_d = d, best_v = av, best = q, rest = cand[c];
+                }
             }
             uint64_t *word = &w[word_index(cols, r, j)];
-            int sh = 6 + 3 * (j % B);
+            const int sh = 6 + 3 * (j % B);
             *word = (*word & ~((uint64_t)7 << sh)) | (uint64_t)best << sh;
-            uint16_t rest = half_rn(o - best_w);
             col_vals[p] = (int32_t)((uint32_t)rest << 16 | (uint32_t)j);
         }
     for (int32_t j = 0; j < cols; j += 2) {
@@ -97,16 +111,19 @@ spqr_status hf_spqr_encode(const spqr_tensor *t, int64_t *dense_weights, int32_t
     return SPQR_OK;
 }
 
-spqr_status hf_spqr_decode(int32_t rows, int32_t cols, const int64_t *dense_weights, int64_t n_dense,
-                           const int32_t *row_offsets, int64_t n_offsets, const int32_t *col_vals, int64_t n_colvals,
-                           const int32_t *in_perm, int64_t n_perm, float *W, spqr_err *err) {
+/* Every check on the four arrays (shapes, CSR, columns, permutation,
+ * second-level bytes); fills perm[cols]. */
+static spqr_status validate(int32_t rows, int32_t cols, const int64_t *dense_weights, int64_t n_dense,
+                            const int32_t *row_offsets, int64_t n_offsets, const int32_t *col_vals, int64_t n_colvals,
+                            const int32_t *in_perm, int64_t n_perm, int32_t *perm, spqr_err *err) {
     if (rows <= 0 || cols <= 0 || rows % B || cols % B || cols > 65536)
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "shape [%d, %d]: %s", (int)rows, (int)cols, HF_SPQR_SUPPORTED);
     if (n_dense != hf_spqr_dense_words(rows, cols))
         return spqr_err_set(err, SPQR_ERR_FORMAT, "dense_weights has %lld words, [%d, %d] needs %lld", (long long)n_dense,
                             (int)rows, (int)cols, (long long)hf_spqr_dense_words(rows, cols));
     if (n_offsets != (int64_t)rows + 1)
-        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "row_offsets has %lld entries, not rows + 1 = %d (only CSR is supported, not PTCSR)",
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
+                            "row_offsets has %lld entries, not rows + 1 = %d (only CSR is supported, not PTCSR)",
                             (long long)n_offsets, (int)rows + 1);
     if (n_perm != cols / 2)
         return spqr_err_set(err, SPQR_ERR_FORMAT, "in_perm has %lld entries, not cols / 2 = %d", (long long)n_perm, (int)cols / 2);
@@ -115,33 +132,52 @@ spqr_status hf_spqr_decode(int32_t rows, int32_t cols, const int64_t *dense_weig
     for (int32_t r = 0; r < rows; r++)
         if (row_offsets[r + 1] < row_offsets[r])
             return spqr_err_set(err, SPQR_ERR_FORMAT, "row_offsets decrease at row %d", (int)r);
+    for (int64_t p = 0; p < n_colvals; p++)
+        if (((uint32_t)col_vals[p] & 0xFFFF) >= (uint32_t)cols)
+            return spqr_err_set(err, SPQR_ERR_FORMAT, "col_vals: column %u is out of range",
+                                (unsigned)((uint32_t)col_vals[p] & 0xFFFF));
     uint8_t *seen = calloc((size_t)cols, 1);
-    int32_t *perm = malloc((size_t)cols * sizeof *perm);
-    if (!seen || !perm) {
-        free(seen);
-        free(perm);
-        return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
-    }
+    if (!seen) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     spqr_status st = SPQR_OK;
     for (int32_t j = 0; j < cols && !st; j++) {
         uint32_t v = (uint32_t)in_perm[j / 2];
         perm[j] = (int32_t)(j % 2 ? v >> 16 : v & 0xFFFF);
-        if (perm[j] >= cols || seen[perm[j]]) st = spqr_err_set(err, SPQR_ERR_FORMAT, "in_perm is not a permutation of the %d columns", (int)cols);
+        if (perm[j] >= cols || seen[perm[j]])
+            st = spqr_err_set(err, SPQR_ERR_FORMAT, "in_perm is not a permutation of the %d columns", (int)cols);
         else seen[perm[j]] = 1;
     }
+    free(seen);
+    const uint64_t *w = (const uint64_t *)dense_weights;
+    for (int64_t i = 0; i < n_dense && !st; i++) {
+        uint64_t frag = w[i] >> HF_SPQR_FRAG_SHIFT;
+        if (frag > 0xFF) st = spqr_err_set(err, SPQR_ERR_FORMAT, "dense_weights: the two top bits of a word are set");
+        else if (i % 2 && frag != (w[i - 1] >> HF_SPQR_FRAG_SHIFT))
+            st = spqr_err_set(err, SPQR_ERR_FORMAT, "dense_weights: rows %d and %d of a tile carry different second-level bytes",
+                              (int)(i % B) - 1, (int)(i % B));
+    }
+    return st;
+}
+
+/* The tile's second-level word from its 16 row words (rows 2b, 2b+1 carry byte b). */
+static uint64_t tile_v(const uint64_t *tile) {
+    uint64_t v = 0;
+    for (int k = 0; k < B; k += 2) v |= (tile[k] >> HF_SPQR_FRAG_SHIFT) << (8 * (k / 2));
+    return v;
+}
+
+spqr_status hf_spqr_decode(int32_t rows, int32_t cols, const int64_t *dense_weights, int64_t n_dense,
+                           const int32_t *row_offsets, int64_t n_offsets, const int32_t *col_vals, int64_t n_colvals,
+                           const int32_t *in_perm, int64_t n_perm, float *W, spqr_err *err) {
+    int32_t *perm = malloc((size_t)(cols > 0 ? cols : 1) * sizeof *perm);
+    if (!perm) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    spqr_status st = validate(rows, cols, dense_weights, n_dense, row_offsets, n_offsets, col_vals, n_colvals, in_perm,
+                              n_perm, perm, err);
     const uint64_t *w = (const uint64_t *)dense_weights;
     for (int32_t ti = 0; ti < rows / B && !st; ti++)
-        for (int32_t tj = 0; tj < cols / B && !st; tj++) {
+        for (int32_t tj = 0; tj < cols / B; tj++) {
             const uint64_t *tile = w + word_index(cols, ti * B, tj * B);
-            uint64_t v = 0;
-            for (int k = 0; k < B && !st; k++) {
-                uint64_t frag = tile[k] >> HF_SPQR_FRAG_SHIFT;
-                if (frag > 0xFF) st = spqr_err_set(err, SPQR_ERR_FORMAT, "dense_weights: the two top bits of a word are set");
-                else if (k % 2 && frag != (tile[k - 1] >> HF_SPQR_FRAG_SHIFT))
-                    st = spqr_err_set(err, SPQR_ERR_FORMAT, "dense_weights: rows %d and %d of a tile carry different second-level bytes", k - 1, k);
-                v |= frag << (8 * (k / 2));
-            }
-            for (int k = 0; k < B && !st; k++) {
+            const uint64_t v = tile_v(tile);
+            for (int k = 0; k < B; k++) {
                 uint32_t sq = tile[k] & 7, zq = (tile[k] >> 3) & 7;
                 for (int l = 0; l < B; l++) {
                     uint32_t q = (tile[k] >> (6 + 3 * l)) & 7;
@@ -152,14 +188,83 @@ spqr_status hf_spqr_decode(int32_t rows, int32_t cols, const int64_t *dense_weig
         }
     for (int32_t r = 0; r < rows && !st; r++)
         for (int32_t p = row_offsets[r]; p < row_offsets[r + 1]; p++) {
-            uint32_t cv = (uint32_t)col_vals[p], c = cv & 0xFFFF;
-            if (c >= (uint32_t)cols) {
-                st = spqr_err_set(err, SPQR_ERR_FORMAT, "col_vals: column %u of row %d is out of range", c, (int)r);
+            uint32_t cv = (uint32_t)col_vals[p];
+            W[(size_t)r * cols + perm[cv & 0xFFFF]] += spqr_fp16_to_fp32((uint16_t)(cv >> 16));
+        }
+    free(perm);
+    return st;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a & 0xFFFF, y = *(const uint32_t *)b & 0xFFFF;
+    return (x > y) - (x < y);
+}
+
+spqr_status hf_spqr_to_tensor(int32_t rows, int32_t cols, const int64_t *dense_weights, int64_t n_dense,
+                              const int32_t *row_offsets, int64_t n_offsets, const int32_t *col_vals, int64_t n_colvals,
+                              const int32_t *in_perm, int64_t n_perm, spqr_tensor **out, spqr_err *err) {
+    *out = NULL;
+    int32_t *perm = malloc((size_t)(cols > 0 ? cols : 1) * sizeof *perm);
+    if (!perm) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    spqr_status st = validate(rows, cols, dense_weights, n_dense, row_offsets, n_offsets, col_vals, n_colvals, in_perm,
+                              n_perm, perm, err);
+    spqr_tensor *t = NULL;
+    if (!st) st = spqr_tensor_alloc(rows, cols, HF_SPQR_BITS, B, HF_SPQR_BITS, HF_SPQR_BITS, B, n_colvals, 1, &t, err);
+    uint8_t *codes = st ? NULL : malloc((size_t)rows * cols), *sc = st ? NULL : malloc((size_t)rows * (cols / B));
+    uint8_t *zc = st ? NULL : malloc((size_t)rows * (cols / B));
+    uint32_t *row = st ? NULL : malloc(sizeof *row * (size_t)(cols + 1));
+    if (!st && (!codes || !sc || !zc || !row)) st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    const uint64_t *w = (const uint64_t *)dense_weights;
+    for (int32_t ti = 0; ti < rows / B && !st; ti++)
+        for (int32_t tj = 0; tj < cols / B; tj++) {
+            const uint64_t *tile = w + word_index(cols, ti * B, tj * B);
+            const uint64_t v = tile_v(tile);
+            size_t qi = 2 * ((size_t)tj * (size_t)(rows / B) + (size_t)ti);
+            t->scale_q2[qi] = (uint16_t)v, t->scale_q2[qi + 1] = (uint16_t)(v >> 32);
+            t->zero_q2[qi] = (uint16_t)(v >> 16), t->zero_q2[qi + 1] = (uint16_t)(v >> 48);
+            for (int k = 0; k < B; k++) {
+                const int32_t r = ti * B + k;
+                sc[(size_t)tj * rows + r] = tile[k] & 7;
+                zc[(size_t)tj * rows + r] = (tile[k] >> 3) & 7;
+                for (int l = 0; l < B; l++) codes[(size_t)r * cols + tj * B + l] = (tile[k] >> (6 + 3 * l)) & 7;
+            }
+        }
+    if (!st) {
+        spqr_bits_pack(codes, (uint64_t)rows * cols, 3, t->codes);
+        spqr_bits_pack(sc, (uint64_t)rows * (cols / B), 3, t->scale_codes);
+        spqr_bits_pack(zc, (uint64_t)rows * (cols / B), 3, t->zero_codes);
+        memcpy(t->perm, perm, (size_t)cols * sizeof *perm);
+    }
+    /* Our outlier replaces the weight: the format's w + v, rounded to fp16
+     * once; columns sorted, a repeated column refused. */
+    for (int32_t r = 0; r < rows && !st; r++) {
+        const int32_t b = row_offsets[r], n = row_offsets[r + 1] - b;
+        t->outlier_rowptr[r] = b;
+        memcpy(row, col_vals + b, (size_t)n * sizeof *row);
+        qsort(row, (size_t)n, sizeof *row, cmp_u32);
+        for (int32_t i = 0; i < n && !st; i++) {
+            const uint32_t c = row[i] & 0xFFFF;
+            if (i && c == (row[i - 1] & 0xFFFF)) {
+                st = spqr_err_set(err, SPQR_ERR_FORMAT, "col_vals: column %u appears twice in row %d", c, (int)r);
                 break;
             }
-            W[(size_t)r * cols + perm[c]] += spqr_fp16_to_fp32((uint16_t)(cv >> 16));
+            const uint64_t word = w[word_index(cols, r, (int32_t)c)];
+            const uint64_t v = tile_v(w + word_index(cols, r - r % B, (int32_t)c));
+            const float wq = hf_spqr_decode_weight((uint16_t)v, (uint16_t)(v >> 32), (uint16_t)(v >> 16),
+                                                   (uint16_t)(v >> 48), word & 7, (word >> 3) & 7,
+                                                   (word >> (6 + 3 * (c % B))) & 7);
+            t->outlier_col[b + i] = (uint16_t)c;
+            t->outlier_val[b + i] = spqr_fp32_to_fp16(wq + spqr_fp16_to_fp32((uint16_t)(row[i] >> 16)));
         }
-    free(seen);
+    }
+    if (!st) t->outlier_rowptr[rows] = row_offsets[rows];
+    if (!st) st = spqr_tensor_check(t, err);
+    free(codes);
+    free(sc);
+    free(zc);
+    free(row);
     free(perm);
+    if (st) spqr_tensor_free(t);
+    else *out = t;
     return st;
 }

@@ -34,8 +34,9 @@ float hf_spqr_decode_weight(uint16_t ss, uint16_t sz, uint16_t zs, uint16_t zz, 
  * dense_weights [hf_spqr_dense_words], row_offsets [rows + 1],
  * col_vals [t->nnz], in_perm [cols / 2]. Codes at outlier positions are
  * ours to choose (our format ignores them): each gets the code whose
- * decoded weight is nearest the outlier, and the stored fp16 value is the
- * rest, outlier - decoded weight, which the format adds. */
+ * decoded weight w leaves an fp16-exact rest o - w (the nearest such; the
+ * nearest code when none does), and the stored value is that rest, which
+ * the format adds: the format then holds our outlier exactly. */
 spqr_status hf_spqr_encode(const spqr_tensor *t, int64_t *dense_weights, int32_t *row_offsets, int32_t *col_vals,
                            int32_t *in_perm, spqr_err *err);
 
@@ -47,5 +48,16 @@ spqr_status hf_spqr_encode(const spqr_tensor *t, int64_t *dense_weights, int32_t
 spqr_status hf_spqr_decode(int32_t rows, int32_t cols, const int64_t *dense_weights, int64_t n_dense,
                            const int32_t *row_offsets, int64_t n_offsets, const int32_t *col_vals, int64_t n_colvals,
                            const int32_t *in_perm, int64_t n_perm, float *W, spqr_err *err);
+
+/* Import: the same arrays (validated as by hf_spqr_decode) as our packed
+ * tensor: codes, statistic codes, second-level pairs and permutation
+ * unchanged; each outlier becomes the format's weight there, the decoded
+ * dense weight plus the stored value, rounded to fp16 (our outliers replace
+ * the weight). A column repeated within a row is refused. Its
+ * dequantization differs from hf_spqr_decode only by the fp32-vs-fp16
+ * evaluation of s, z and w at the non-outlier positions. */
+spqr_status hf_spqr_to_tensor(int32_t rows, int32_t cols, const int64_t *dense_weights, int64_t n_dense,
+                              const int32_t *row_offsets, int64_t n_offsets, const int32_t *col_vals, int64_t n_colvals,
+                              const int32_t *in_perm, int64_t n_perm, spqr_tensor **out, spqr_err *err);
 
 #endif
