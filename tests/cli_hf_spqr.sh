@@ -101,6 +101,23 @@ $PY -c "import sys; q,f=$P_Q,$P_I; sys.exit(not abs(f-q)/q < 1e-3)" &&
     ok "imported perplexity $P_I vs .spqr $P_Q (< 1e-3 relative)" || bad "imported $P_I vs .spqr $P_Q"
 expect_rc 0 "generate from the import" "$SPQR" generate "$TMP/imp.spqr" -p "Once upon a time" -n 8 --temp 0
 
+# 4b. another checkpoint: a synthetic Llama (random weights, GQA), quantized w3/beta16, round trip
+if [ -x "$BUILD/gen_synthetic_llama" ]; then
+    expect_rc 0 "synthetic checkpoint" "$BUILD/gen_synthetic_llama" "$TMP/syn" --layers 2 --hidden 64 --inter 128 \
+        --heads 4 --kv-heads 2 --vocab 300 --ctx 128
+    expect_rc 0 "quantize it (3.6bit)" "$SPQR" quantize "$TMP/syn" -o "$TMP/syn.spqr" --calib "$ROOT/data/calib.txt" \
+        --preset 3.6bit --nsamples 4 --seqlen 64 -t 2 -q
+    expect_rc 0 "export it as hf-spqr" "$SPQR" export "$TMP/syn.spqr" --to hf-spqr "$TMP/syn_hs"
+    expect_rc 0 "import it back" "$SPQR" import "$TMP/syn_hs" -o "$TMP/syn_imp.spqr"
+    expect_rc 0 "decode it by the format's rule" $PY "$ROOT/tools/hf_spqr_decode.py" "$TMP/syn_hs" "$TMP/syn_dec"
+    sppl() { "$SPQR" perplexity "$1" -f "$ROOT/data/heldout.txt" -c 64 --chunks 8 -t 2 --json 2>/dev/null |
+        $PY -c 'import json,sys; print(repr(json.load(sys.stdin)["ppl"]))'; }
+    S_Q=$(sppl "$TMP/syn.spqr"); S_I=$(sppl "$TMP/syn_imp.spqr"); S_D=$(sppl "$TMP/syn_dec")
+    $PY -c "import sys; q,i,d=$S_Q,$S_I,$S_D; sys.exit(not (abs(i-q)/q < 1e-3 and abs(d-q)/q < 1e-3))" &&
+        ok "synthetic: .spqr $S_Q, imported $S_I, format-decoded $S_D (< 1e-3 relative)" ||
+        bad "synthetic: .spqr $S_Q, imported $S_I, format-decoded $S_D"
+fi
+
 # 5. hostile or foreign directories: one line each, no output file
 imp_one_line() {
     if [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q '^spqr: import: ' "$TMP/err" && grep -q -- "$2" "$TMP/err" && [ ! -e "$TMP/h.spqr" ]
