@@ -104,7 +104,7 @@ expect_rc 0 "generate from the import" "$SPQR" generate "$TMP/imp.spqr" -p "Once
 # 4b. another checkpoint: a synthetic Llama (random weights, GQA), quantized w3/beta16, round trip
 if [ -x "$BUILD/gen_synthetic_llama" ]; then
     expect_rc 0 "synthetic checkpoint" "$BUILD/gen_synthetic_llama" "$TMP/syn" --layers 2 --hidden 64 --inter 128 \
-        --heads 4 --kv-heads 2 --vocab 300 --ctx 128
+        --heads 4 --kv-heads 2 --vocab 300 --ctx 128 --tokenizer "$ROOT/tests/fixtures/tiny_gqa/tokenizer.json"
     expect_rc 0 "quantize it (3.6bit)" "$SPQR" quantize "$TMP/syn" -o "$TMP/syn.spqr" --calib "$ROOT/data/calib.txt" \
         --preset 3.6bit --nsamples 4 --seqlen 64 -t 2 -q
     expect_rc 0 "export it as hf-spqr" "$SPQR" export "$TMP/syn.spqr" --to hf-spqr "$TMP/syn_hs"
@@ -162,7 +162,7 @@ grep -q 'multiples of 16' "$TMP/err" && grep -q '3.6bit' "$TMP/err" && ok "the r
 [ ! -e "$TMP/r1" ] && ok "a refused export creates nothing" || bad "$TMP/r1 created"
 if [ -x "$BUILD/gen_synthetic_llama" ]; then
     expect_rc 0 "synthetic w4 .spqr" "$BUILD/gen_synthetic_llama" --spqr "$TMP/w4.spqr" --wbits 4 --layers 1 --hidden 64 \
-        --inter 128 --heads 4 --kv-heads 2 --vocab 300 --ctx 64
+        --inter 128 --heads 4 --kv-heads 2 --vocab 300 --ctx 64 --tokenizer "$ROOT/tests/fixtures/tiny_gqa/tokenizer.json"
     expect_rc 1 "4-bit refused" "$SPQR" export "$TMP/w4.spqr" --to hf-spqr "$TMP/r2"; one_line_error "4-bit"
     grep -q 'not 3-bit' "$TMP/err" && ok "the refusal names the cause" || bad "w4 refusal: $(cat "$TMP/err")"
 else
