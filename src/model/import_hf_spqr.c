@@ -225,11 +225,10 @@ spqr_status spqr_import_hf_spqr(const char *dir, const char *out_path, const spq
     if (!st) st = spqr_archive_writer_add_metadata(w,
                     "{\"preset\": \"hf-spqr import\", \"quantize_head\": false, \"params\": {\"wbits\": 3, \"groupsize\": 16, "
                     "\"qq_scale_bits\": 3, \"qq_zero_bits\": 3, \"qq_groupsize\": 16}}", err);
-    if (!st) {
-        st = import_tensors(&s, cJSON_GetObjectItemCaseSensitive(q, "shapes"), w, &n_linear, err);
-        /* the writer's argument errors (a name twice: m.weight next to m.dense_weights) are the file's */
-        if (st == SPQR_ERR_INVALID_ARG) st = spqr_err_prefix(err, SPQR_ERR_FORMAT, "%s", dir);
-    }
+    if (!st) st = import_tensors(&s, cJSON_GetObjectItemCaseSensitive(q, "shapes"), w, &n_linear, err);
+    /* the writer's argument errors (config text that is not UTF-8, a name
+     * twice: m.weight next to m.dense_weights) are faults of the directory */
+    if (st == SPQR_ERR_INVALID_ARG) st = spqr_err_prefix(err, SPQR_ERR_FORMAT, "%s", dir);
     if (!st && !n_linear) st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s holds no quantized linear (no *.dense_weights)", dir);
     if (!st) st = spqr_archive_writer_finish(w, err);
     if (!st) spqr_log(log, SPQR_LOG_INFO, "imported %d quantized linears from %s into %s", (int)n_linear, dir, out_path);
