@@ -118,6 +118,11 @@ if [ -x "$BUILD/gen_synthetic_llama" ]; then
         bad "synthetic: .spqr $S_Q, imported $S_I, format-decoded $S_D"
 fi
 
+# the directory itself is not run: the loader points to import
+expect_rc 1 "perplexity on the hf-spqr directory" "$SPQR" perplexity "$TMP/hs" -f "$ROOT/data/heldout.txt" -c 64
+grep -q 'spqr import' "$TMP/err" && [ "$(wc -l <"$TMP/err")" -eq 1 ] && ok "the error says to run spqr import" ||
+    bad "hf-spqr dir error: $(cat "$TMP/err")"
+
 # 5. hostile or foreign directories: one line each, no output file
 imp_one_line() {
     if [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q '^spqr: import: ' "$TMP/err" && grep -q -- "$2" "$TMP/err" && [ ! -e "$TMP/h.spqr" ]
