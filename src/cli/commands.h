@@ -5,6 +5,8 @@
 int cmd_quantize_matrix(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 int cmd_perplexity(int argc, char **argv);
 int cmd_generate(int argc, char **argv);

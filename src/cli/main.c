@@ -18,6 +18,8 @@ static const command COMMANDS[] = {
     {"bench-kernel", cmd_bench_kernel, "time SpQR/fp16/fp32 matvec kernels against memory bandwidth"},
     {"quantize", cmd_quantize, "quantize a whole model to a .spqr file (sequential SpQR calibration)"},
     {"info", cmd_info, "print config, knobs, per-layer bits and outlier shares of a .spqr file"},
+    {"export", cmd_export, "write a .spqr model as a Hugging Face checkpoint (fp16/bf16, or transformers' SpQR format)"},
+    {"import", cmd_import, "convert a Hugging Face SpQR checkpoint (quant_method spqr) to a .spqr file"},
     {"perplexity", cmd_perplexity, "held-out perplexity of a model (and KL to a base run)"},
     {"generate", cmd_generate, "generate text from a prompt"},
     {"chat", cmd_chat, "talk with an instruct model through its chat template"},

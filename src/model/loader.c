@@ -363,6 +363,17 @@ static spqr_status bind_all(spqr_model *m, spqr_err *err) {
     return st;
 }
 
+/* 1 when config.json declares transformers' SpQR format, which runs only
+ * after `spqr import` (its linears have no .weight tensors). */
+static int is_hf_spqr(const char *json, size_t len) {
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    const char *m = cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "quantization_config"), "quant_method"));
+    int yes = m && !strcmp(m, "spqr");
+    cJSON_Delete(root);
+    return yes;
+}
+
 static spqr_status load(const char *dir, const spqr_logger *log, spqr_model *m, spqr_err *err) {
     char path[4096];
     spqr_status st;
@@ -374,6 +385,10 @@ static spqr_status load(const char *dir, const spqr_logger *log, spqr_model *m, 
     if ((st = join(path, sizeof path, dir, "config.json", err))) return st;
     if (!exists(path)) return spqr_err_set(err, SPQR_ERR_IO, "%s: no config.json in the model directory", dir);
     if ((st = spqr_file_read_text(path, CONFIG_MAX_BYTES, &m->config_json, &m->config_len, err))) return st;
+    if (is_hf_spqr(m->config_json, m->config_len))
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
+                            "%s is a Hugging Face SpQR checkpoint (quant_method \"spqr\"); convert it once with: spqr import %s -o OUT.spqr",
+                            dir, dir);
     if ((st = model_config_parse(m->config_json, m->config_len, &m->cfg, &m->hp, err))) return st;
 
     if ((st = join(path, sizeof path, dir, "tokenizer.json", err))) return st;

@@ -1,0 +1,83 @@
+/* Pieces shared by the Hugging Face exporters (export_hf_*.c). */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "io/file.h"
+#include "io/outpath.h"
+#include "model/arch.h"
+#include "model/export_common.h"
+
+#define CHAT_KEY "spqr_tokenizer_config" /* the tokenizer_config.json subset a .spqr carries (special_ids.c) */
+
+typedef struct {
+    const char *text;
+    size_t len;
+} text_buf;
+
+static int write_text(FILE *f, void *user, spqr_err *err) {
+    (void)err;
+    const text_buf *b = user;
+    return fwrite(b->text, 1, b->len, f) != b->len;
+}
+
+/* Every output goes through the output rules with the .spqr as the run's
+ * input, so no spelling of OUT_DIR/NAME can replace the file being read. */
+spqr_status export_out_path(const char *in_path, const char *out_dir, const char *name, char **path, spqr_err *err) {
+    *path = spqr_path_join(out_dir, name);
+    if (!*path) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    const spqr_out_spec spec = {"OUT_DIR", "an exported file", NULL, 1};
+    const char *inputs[1] = {in_path};
+    spqr_status st = spqr_out_check(*path, &spec, inputs, 1, err);
+    if (st) {
+        free(*path);
+        *path = NULL;
+    }
+    return st;
+}
+
+spqr_status export_save_text(const char *in_path, const char *out_dir, const char *name, const char *text,
+                             spqr_err *err) {
+    char *path = NULL;
+    spqr_status st = export_out_path(in_path, out_dir, name, &path, err);
+    if (st) return st;
+    text_buf b = {text, strlen(text)};
+    st = spqr_file_write_atomic(path, write_text, &b, err);
+    free(path);
+    return st;
+}
+
+/* The header states the rules; the config of a dequantized export has no
+ * quantization_config, since the weights are plain. */
+spqr_status export_config(const spqr_archive *a, const char *torch_dtype, cJSON *quant, char **config, char **sub,
+                          spqr_err *err) {
+    *config = *sub = NULL;
+    const char *cj = spqr_archive_config_json(a);
+    cJSON *root = cj ? cJSON_Parse(cj) : NULL;
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        cJSON_Delete(quant);
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "the .spqr config is not a JSON object");
+    }
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, CHAT_KEY);
+    if (cJSON_IsObject(s)) *sub = cJSON_Print(s);
+    cJSON_DeleteItemFromObjectCaseSensitive(root, CHAT_KEY);
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "quantization_config");
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "torch_dtype");
+    cJSON_AddStringToObject(root, "torch_dtype", torch_dtype);
+    if (quant) cJSON_AddItemToObject(root, "quantization_config", quant);
+    int has_head = spqr_archive_find_dense(a, ARCH_HEAD_NAME) || spqr_archive_find_packed(a, ARCH_HEAD_NAME);
+    if (has_head && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings")))
+        cJSON_ReplaceItemInObjectCaseSensitive(root, "tie_word_embeddings", cJSON_CreateFalse());
+    *config = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!*config || (cJSON_IsObject(s) && !*sub)) {
+        free(*config);
+        free(*sub);
+        *config = *sub = NULL;
+        return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    }
+    return SPQR_OK;
+}
+

@@ -1,0 +1,165 @@
+/* spqr export --to hf-fp16 | hf-bf16: the dequantized model as a plain
+ * sharded safetensors checkpoint that any Hugging Face tool loads. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "io/file.h"
+#include "io/outpath.h"
+#include "model/arch.h"
+#include "model/export.h"
+#include "model/export_common.h"
+
+typedef struct {
+    const char *name;
+    int32_t ndim;
+    int64_t shape[SPQR_MAX_DIMS];
+    uint64_t numel;
+    int32_t shard;
+} plan_entry;
+
+static void plan_tensor(const spqr_archive *a, int32_t i, plan_entry *e) {
+    e->name = spqr_archive_name(a, i);
+    const spqr_st_tensor *d = spqr_archive_dense_at(a, i);
+    if (d) {
+        e->ndim = d->ndim;
+        memcpy(e->shape, d->shape, sizeof e->shape);
+        e->numel = (uint64_t)d->numel;
+    } else {
+        const spqr_tensor *p = spqr_archive_packed_at(a, i);
+        e->ndim = 2;
+        e->shape[0] = p->rows;
+        e->shape[1] = p->cols;
+        e->numel = (uint64_t)p->rows * (uint64_t)p->cols;
+    }
+}
+
+/* fp32 of tensor i (dense converted, packed dequantized), then rounded to dtype. */
+static spqr_status convert(const spqr_archive *a, int32_t i, const plan_entry *e, spqr_dtype dtype, float *tmp,
+                           uint16_t *dst, spqr_err *err) {
+    const spqr_st_tensor *d = spqr_archive_dense_at(a, i);
+    spqr_status st = d ? spqr_st_tensor_to_f32(d, tmp, err) : spqr_tensor_dequantize(spqr_archive_packed_at(a, i), tmp, err);
+    if (st) return spqr_err_prefix(err, st, "%s", e->name);
+    for (uint64_t k = 0; k < e->numel; k++) {
+        dst[k] = dtype == SPQR_DTYPE_BF16 ? spqr_fp32_to_bf16(tmp[k]) : spqr_fp32_to_fp16(tmp[k]);
+        if (dtype == SPQR_DTYPE_F16 && isinf(spqr_fp16_to_fp32(dst[k])))
+            return spqr_err_set(err, SPQR_ERR_NUMERIC, "%s: weight %g does not fit in fp16; export hf-bf16 instead",
+                                e->name, (double)tmp[k]);
+    }
+    return SPQR_OK;
+}
+
+static spqr_status write_shard(const spqr_archive *a, const plan_entry *plan, int32_t n, int32_t shard,
+                               spqr_dtype dtype, const char *path, spqr_err *err) {
+    spqr_st_writer *w = NULL;
+    spqr_status st = spqr_st_writer_create(&w, err);
+    if (st) return st;
+    uint16_t **bufs = calloc((size_t)n, sizeof *bufs);
+    float *tmp = NULL;
+    uint64_t tmp_cap = 0;
+    if (!bufs) st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    if (!st) st = spqr_st_writer_set_metadata(w, "format", "pt", err); /* transformers requires it */
+    for (int32_t i = 0; i < n && !st; i++) {
+        if (plan[i].shard != shard) continue;
+        if (plan[i].numel > tmp_cap) {
+            free(tmp);
+            tmp_cap = plan[i].numel;
+            tmp = malloc(tmp_cap * sizeof *tmp);
+        }
+        bufs[i] = malloc((plan[i].numel ? plan[i].numel : 1) * sizeof **bufs);
+        if (!bufs[i] || (!tmp && plan[i].numel)) {
+            st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory converting %s", plan[i].name);
+            break;
+        }
+        st = convert(a, i, &plan[i], dtype, tmp, bufs[i], err);
+        if (!st) st = spqr_st_writer_add(w, plan[i].name, dtype, plan[i].ndim, plan[i].shape, bufs[i], err);
+    }
+    if (!st) st = spqr_st_writer_write(w, path, err);
+    spqr_st_writer_free(w);
+    for (int32_t i = 0; bufs && i < n; i++) free(bufs[i]);
+    free(bufs);
+    free(tmp);
+    return st;
+}
+
+static spqr_status write_index(const char *in_path, const char *out_dir, const plan_entry *plan, int32_t n,
+                               char *const *names, uint64_t total, spqr_err *err) {
+    cJSON *root = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(root, "metadata");
+    cJSON *map = cJSON_AddObjectToObject(root, "weight_map");
+    int ok = meta && map && cJSON_AddNumberToObject(meta, "total_size", (double)total);
+    for (int32_t i = 0; i < n && ok; i++) ok = cJSON_AddStringToObject(map, plan[i].name, names[plan[i].shard]) != NULL;
+    char *text = ok ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (!text) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    spqr_status st = export_save_text(in_path, out_dir, "model.safetensors.index.json", text, err);
+    free(text);
+    return st;
+}
+
+static spqr_status export_tensors(const spqr_archive *a, const char *in_path, const char *out_dir, spqr_dtype dtype,
+                                  uint64_t max_shard_bytes, const spqr_logger *log, spqr_err *err) {
+    int32_t n = spqr_archive_count(a);
+    if (n <= 0) return spqr_err_set(err, SPQR_ERR_FORMAT, "the .spqr file holds no tensors");
+    plan_entry *plan = calloc((size_t)n, sizeof *plan);
+    if (!plan) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    /* Greedy in file order, as save_pretrained does: a tensor larger than
+     * the limit gets a shard of its own. */
+    int32_t n_shards = 1;
+    uint64_t in_shard = 0, total = 0;
+    for (int32_t i = 0; i < n; i++) {
+        plan_tensor(a, i, &plan[i]);
+        uint64_t bytes = plan[i].numel * 2;
+        if (in_shard > 0 && in_shard + bytes > max_shard_bytes) {
+            n_shards++;
+            in_shard = 0;
+        }
+        plan[i].shard = n_shards - 1;
+        in_shard += bytes;
+        total += bytes;
+    }
+    char **names = calloc((size_t)n_shards, sizeof *names);
+    spqr_status st = names ? SPQR_OK : spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    for (int32_t s = 0; s < n_shards && !st; s++) {
+        char name[64];
+        if (n_shards == 1) snprintf(name, sizeof name, "model.safetensors");
+        else snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", (int)s + 1, (int)n_shards);
+        names[s] = strdup(name);
+        char *path = NULL;
+        if (!names[s]) st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+        if (!st) st = export_out_path(in_path, out_dir, name, &path, err);
+        if (!st) st = write_shard(a, plan, n, s, dtype, path, err);
+        if (!st) spqr_log(log, SPQR_LOG_INFO, "wrote %s", path);
+        free(path);
+    }
+    if (!st && n_shards > 1) st = write_index(in_path, out_dir, plan, n, names, total, err);
+    for (int32_t s = 0; names && s < n_shards; s++) free(names[s]);
+    free(names);
+    free(plan);
+    return st;
+}
+
+spqr_status spqr_export_hf_dense(const char *in_path, const char *out_dir, spqr_dtype dtype,
+                                 uint64_t max_shard_bytes, const spqr_logger *log, spqr_err *err) {
+    if (!in_path || !out_dir) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "export: NULL argument");
+    if (dtype != SPQR_DTYPE_F16 && dtype != SPQR_DTYPE_BF16)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "export: dtype must be F16 or BF16");
+    if (max_shard_bytes == 0) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "export: shard size must be positive");
+    spqr_archive *a = NULL;
+    spqr_status st = spqr_archive_open(in_path, &a, err);
+    if (st) return spqr_err_prefix(err, st, "%s", in_path);
+    char *config = NULL, *sub = NULL;
+    size_t tlen = 0;
+    const char *tok = spqr_archive_tokenizer(a, &tlen);
+    if (!tok) st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: no tokenizer section", in_path);
+    if (!st) st = export_config(a, dtype == SPQR_DTYPE_BF16 ? "bfloat16" : "float16", NULL, &config, &sub, err);
+    if (!st) st = export_tensors(a, in_path, out_dir, dtype, max_shard_bytes, log, err);
+    if (!st) st = export_save_text(in_path, out_dir, "tokenizer.json", tok, err);
+    if (!st && sub) st = export_save_text(in_path, out_dir, "tokenizer_config.json", sub, err);
+    if (!st) st = export_save_text(in_path, out_dir, "config.json", config, err);
+    free(config);
+    free(sub);
+    spqr_archive_close(a);
+    return st;
+}

@@ -1,0 +1,242 @@
+/* spqr import DIR -o OUT.spqr: a checkpoint in transformers' SpQR format
+ * (quant_method "spqr") as a .spqr file, without quantizing anything: the
+ * codes, statistics, permutation and outliers are carried over
+ * (hf_spqr_to_tensor), the 16-bit tensors stored as they are. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/error.h"
+#include "format/hf_spqr.h"
+#include "format/spqr_file.h"
+#include "io/file.h"
+#include "model/chat.h"
+#include "model/export.h"
+
+#define CHAT_KEY "spqr_tokenizer_config" /* the tokenizer_config.json subset a .spqr carries (special_ids.c) */
+#define TEXT_MAX ((size_t)64 << 20)
+#define MAX_SHARDS 4096
+
+typedef struct {
+    spqr_safetensors **f;
+    int32_t n;
+} shards;
+
+static int exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+static spqr_status read_in(const char *dir, const char *name, size_t max, char **text, size_t *len, spqr_err *err) {
+    char *p = spqr_path_join(dir, name);
+    if (!p) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    spqr_status st = spqr_file_read_text(p, max, text, len, err);
+    free(p);
+    return st;
+}
+
+/* model.safetensors, or the shards model.safetensors.index.json names. */
+static spqr_status open_shards(const char *dir, shards *s, spqr_err *err) {
+    char *one = spqr_path_join(dir, "model.safetensors"), *idx = spqr_path_join(dir, "model.safetensors.index.json");
+    spqr_status st = one && idx ? SPQR_OK : spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    if (!st && exists(one)) {
+        s->f = calloc(1, sizeof *s->f);
+        st = s->f ? spqr_safetensors_open(one, &s->f[0], err) : spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+        if (!st) s->n = 1;
+    } else if (!st && exists(idx)) {
+        char *text = NULL;
+        size_t len = 0;
+        st = spqr_file_read_text(idx, TEXT_MAX, &text, &len, err);
+        cJSON *root = st ? NULL : cJSON_ParseWithLength(text, len);
+        const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map"), *it;
+        if (!st && !cJSON_IsObject(wm)) st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: no weight_map object", idx);
+        s->f = st ? NULL : calloc(MAX_SHARDS, sizeof *s->f);
+        const char **names = st ? NULL : calloc(MAX_SHARDS, sizeof *names);
+        if (!st && (!s->f || !names)) st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+        const cJSON *entries = st ? NULL : wm;
+        cJSON_ArrayForEach(it, entries) {
+            const char *file = cJSON_GetStringValue(it);
+            if (!file || strchr(file, '/') || !strcmp(file, "..") || !strcmp(file, ".")) {
+                st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: a weight_map entry is not a file name in the directory", idx);
+                break;
+            }
+            int32_t k = 0;
+            while (k < s->n && strcmp(names[k], file)) k++;
+            if (k < s->n) continue;
+            if (s->n == MAX_SHARDS) {
+                st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: more than %d shards", idx, MAX_SHARDS);
+                break;
+            }
+            char *p = spqr_path_join(dir, file);
+            st = p ? spqr_safetensors_open(p, &s->f[s->n], err) : spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+            free(p);
+            if (st) break;
+            names[s->n++] = file;
+        }
+        free(names);
+        cJSON_Delete(root);
+        free(text);
+    } else if (!st) {
+        st = spqr_err_set(err, SPQR_ERR_IO, "%s: neither model.safetensors nor model.safetensors.index.json", dir);
+    }
+    free(one);
+    free(idx);
+    return st;
+}
+
+static const spqr_st_tensor *find(const shards *s, const char *name) {
+    for (int32_t i = 0; i < s->n; i++) {
+        const spqr_st_tensor *t = spqr_safetensors_find(s->f[i], name);
+        if (t) return t;
+    }
+    return NULL;
+}
+
+static int has_suffix(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a > b && !strcmp(s + a - b, suf);
+}
+
+static const char *const PARTS[4] = {"dense_weights", "row_offsets", "col_vals", "in_perm"};
+
+/* One quantized linear: its four tensors, their dtypes and the config's shapes. */
+static spqr_status import_linear(const shards *s, const char *module, const cJSON *shapes, spqr_archive_writer *w,
+                                 spqr_err *err) {
+    const spqr_st_tensor *t[4];
+    char key[SPQRF_MAX_NAME + 160];
+    for (int k = 0; k < 4; k++) {
+        snprintf(key, sizeof key, "%s.%s", module, PARTS[k]);
+        t[k] = find(s, key);
+        if (!t[k]) return spqr_err_set(err, SPQR_ERR_FORMAT, "%s has no %s", module, PARTS[k]);
+        if (t[k]->dtype != (k ? SPQR_DTYPE_I32 : SPQR_DTYPE_I64) || t[k]->ndim != 1)
+            return spqr_err_set(err, SPQR_ERR_FORMAT, "%s is %s with %d dimensions, want a 1-D %s", key,
+                                spqr_dtype_name(t[k]->dtype), (int)t[k]->ndim, k ? "I32" : "I64");
+        snprintf(key, sizeof key, "%s.%s.shape", module, PARTS[k]);
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(shapes, key);
+        if (!cJSON_IsNumber(n) || n->valuedouble != (double)t[k]->numel)
+            return spqr_err_set(err, SPQR_ERR_FORMAT, "quantization_config.shapes[\"%s\"] does not match the tensor (%lld)",
+                                key, (long long)t[k]->numel);
+    }
+    if (t[1]->numel - 1 > INT32_MAX || t[1]->numel < 2 || t[3]->numel > INT32_MAX / 2)
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: shape out of range", module);
+    spqr_tensor *q = NULL;
+    spqr_status st = hf_spqr_to_tensor((int32_t)(t[1]->numel - 1), (int32_t)(t[3]->numel * 2), t[0]->data, t[0]->numel,
+                                       t[1]->data, t[1]->numel, t[2]->data, t[2]->numel, t[3]->data, t[3]->numel, &q, err);
+    if (st) return spqr_err_prefix(err, st, "%s", module);
+    snprintf(key, sizeof key, "%s.weight", module);
+    st = spqr_archive_writer_add_packed(w, key, q, err);
+    spqr_tensor_free(q);
+    return st;
+}
+
+static spqr_status import_tensors(const shards *s, const cJSON *shapes, spqr_archive_writer *w, int32_t *n_linear,
+                                  spqr_err *err) {
+    spqr_status st = SPQR_OK;
+    char module[SPQRF_MAX_NAME + 64];
+    for (int32_t f = 0; f < s->n && !st; f++)
+        for (int32_t i = 0; i < spqr_safetensors_count(s->f[f]) && !st; i++) {
+            const spqr_st_tensor *t = spqr_safetensors_at(s->f[f], i);
+            int part = -1;
+            for (int k = 0; k < 4 && part < 0; k++) {
+                char suf[32];
+                snprintf(suf, sizeof suf, ".%s", PARTS[k]);
+                if (has_suffix(t->name, suf) && strlen(t->name) - strlen(suf) < sizeof module) {
+                    snprintf(module, sizeof module, "%.*s", (int)(strlen(t->name) - strlen(suf)), t->name);
+                    char dw[SPQRF_MAX_NAME + 96];
+                    snprintf(dw, sizeof dw, "%s.dense_weights", module);
+                    if (find(s, dw)) part = k;
+                }
+            }
+            if (part == 0) {
+                st = import_linear(s, module, shapes, w, err);
+                ++*n_linear;
+            } else if (part < 0) {
+                if (t->dtype != SPQR_DTYPE_F16 && t->dtype != SPQR_DTYPE_BF16 && t->dtype != SPQR_DTYPE_F32)
+                    st = spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s has dtype %s, not part of a quantized linear", t->name,
+                                      spqr_dtype_name(t->dtype));
+                else st = spqr_archive_writer_add_dense(w, t->name, t->dtype, t->ndim, t->shape, t->data, err);
+            }
+        }
+    return st;
+}
+
+/* config.json of the .spqr: the checkpoint's, without quantization_config,
+ * with the tokenizer_config.json subset the loader reads (chat template,
+ * declared special tokens). Checks the quantization_config first. */
+static spqr_status import_config(const char *dir, char **out, cJSON **shapes_out, spqr_err *err) {
+    char *text = NULL;
+    size_t len = 0;
+    spqr_status st = read_in(dir, "config.json", TEXT_MAX, &text, &len, err);
+    if (st) return st;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "%s/config.json is not a JSON object", dir);
+    }
+    cJSON *q = cJSON_DetachItemFromObjectCaseSensitive(root, "quantization_config");
+    const char *method = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(q, "quant_method"));
+    const cJSON *bits = cJSON_GetObjectItemCaseSensitive(q, "bits"), *b1 = cJSON_GetObjectItemCaseSensitive(q, "beta1"),
+                *b2 = cJSON_GetObjectItemCaseSensitive(q, "beta2"), *shapes = cJSON_GetObjectItemCaseSensitive(q, "shapes");
+    if (!method || strcmp(method, "spqr"))
+        st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s is not a Hugging Face SpQR checkpoint (config.json has no quantization_config with quant_method \"spqr\")", dir);
+    else if (!cJSON_IsNumber(bits) || bits->valuedouble != 3 || !cJSON_IsNumber(b1) || b1->valuedouble != 16 ||
+             !cJSON_IsNumber(b2) || b2->valuedouble != 16)
+        st = spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "%s: quantization_config is not bits 3, beta1 16, beta2 16; %s", dir, HF_SPQR_SUPPORTED);
+    else if (!cJSON_IsObject(shapes))
+        st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: quantization_config has no shapes object", dir);
+    char *tc = NULL;
+    size_t tc_len = 0;
+    char *tcp = st ? NULL : spqr_path_join(dir, "tokenizer_config.json");
+    if (tcp && exists(tcp)) {
+        st = spqr_file_read_text(tcp, TEXT_MAX, &tc, &tc_len, err);
+        cJSON *sub = NULL;
+        if (!st) st = model_chat_subset(tc, tc_len, NULL, &sub, err);
+        if (!st) cJSON_AddItemToObject(root, CHAT_KEY, sub);
+    }
+    free(tcp);
+    free(tc);
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "torch_dtype");
+    cJSON_AddStringToObject(root, "torch_dtype", "float16");
+    *out = st ? NULL : cJSON_Print(root);
+    if (!st && !*out) st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    cJSON_Delete(root);
+    if (st) cJSON_Delete(q);
+    else *shapes_out = q;
+    return st;
+}
+
+spqr_status spqr_import_hf_spqr(const char *dir, const char *out_path, const spqr_logger *log, spqr_err *err) {
+    if (!dir || !out_path) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "import: NULL argument");
+    char *config = NULL, *tok = NULL;
+    size_t tok_len = 0;
+    cJSON *q = NULL;
+    shards s = {0};
+    spqr_archive_writer *w = NULL;
+    int32_t n_linear = 0;
+    spqr_status st = import_config(dir, &config, &q, err);
+    if (!st) st = read_in(dir, "tokenizer.json", (size_t)SPQRF_MAX_TOKENIZER, &tok, &tok_len, err);
+    if (!st) st = open_shards(dir, &s, err);
+    if (!st) st = spqr_archive_writer_create(out_path, &w, err);
+    if (!st) st = spqr_archive_writer_add_config(w, config, err);
+    if (!st) st = spqr_archive_writer_add_tokenizer(w, tok, tok_len, err);
+    if (!st) st = spqr_archive_writer_add_metadata(w,
+                    "{\"preset\": \"hf-spqr import\", \"quantize_head\": false, \"params\": {\"wbits\": 3, \"groupsize\": 16, "
+                    "\"qq_scale_bits\": 3, \"qq_zero_bits\": 3, \"qq_groupsize\": 16}}", err);
+    if (!st) st = import_tensors(&s, cJSON_GetObjectItemCaseSensitive(q, "shapes"), w, &n_linear, err);
+    /* the writer's argument errors (config text that is not UTF-8, a name
+     * twice: m.weight next to m.dense_weights) are faults of the directory */
+    if (st == SPQR_ERR_INVALID_ARG) st = spqr_err_prefix(err, SPQR_ERR_FORMAT, "%s", dir);
+    if (!st && !n_linear) st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s holds no quantized linear (no *.dense_weights)", dir);
+    if (!st) st = spqr_archive_writer_finish(w, err);
+    if (!st) spqr_log(log, SPQR_LOG_INFO, "imported %d quantized linears from %s into %s", (int)n_linear, dir, out_path);
+    spqr_archive_writer_free(w);
+    for (int32_t i = 0; i < s.n; i++) spqr_safetensors_close(s.f[i]);
+    free(s.f);
+    cJSON_Delete(q);
+    free(config);
+    free(tok);
+    return st;
+}
