@@ -8,6 +8,9 @@
 
 #include "spqr.h"
 
+/* The key of a .spqr config text that holds model_chat_subset's object. */
+#define MODEL_CHAT_CONFIG_KEY "spqr_tokenizer_config"
+
 typedef struct spqr_model_chat {
     char *template_text; /* NULL: no template */
     char *bos_token, *eos_token; /* NULL: undefined in the template */

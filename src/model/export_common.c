@@ -7,9 +7,9 @@
 #include "io/file.h"
 #include "io/outpath.h"
 #include "model/arch.h"
+#include "model/chat.h"
 #include "model/export_common.h"
 
-#define CHAT_KEY "spqr_tokenizer_config" /* the tokenizer_config.json subset a .spqr carries (special_ids.c) */
 
 typedef struct {
     const char *text;
@@ -60,9 +60,9 @@ spqr_status export_config(const spqr_archive *a, const char *torch_dtype, cJSON 
         cJSON_Delete(quant);
         return spqr_err_set(err, SPQR_ERR_FORMAT, "the .spqr config is not a JSON object");
     }
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, CHAT_KEY);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, MODEL_CHAT_CONFIG_KEY);
     if (cJSON_IsObject(s)) *sub = cJSON_Print(s);
-    cJSON_DeleteItemFromObjectCaseSensitive(root, CHAT_KEY);
+    cJSON_DeleteItemFromObjectCaseSensitive(root, MODEL_CHAT_CONFIG_KEY);
     cJSON_DeleteItemFromObjectCaseSensitive(root, "quantization_config");
     cJSON_DeleteItemFromObjectCaseSensitive(root, "torch_dtype");
     cJSON_AddStringToObject(root, "torch_dtype", torch_dtype);

@@ -15,7 +15,6 @@
 #include "model/chat.h"
 #include "model/export.h"
 
-#define CHAT_KEY "spqr_tokenizer_config" /* the tokenizer_config.json subset a .spqr carries (special_ids.c) */
 #define TEXT_MAX ((size_t)64 << 20)
 #define MAX_SHARDS 4096
 
@@ -194,7 +193,7 @@ static spqr_status import_config(const char *dir, char **out, cJSON **shapes_out
         st = spqr_file_read_text(tcp, TEXT_MAX, &tc, &tc_len, err);
         cJSON *sub = NULL;
         if (!st) st = model_chat_subset(tc, tc_len, NULL, &sub, err);
-        if (!st) cJSON_AddItemToObject(root, CHAT_KEY, sub);
+        if (!st) cJSON_AddItemToObject(root, MODEL_CHAT_CONFIG_KEY, sub);
     }
     free(tcp);
     free(tc);

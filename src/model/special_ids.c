@@ -36,11 +36,10 @@ static spqr_status read_optional(const char *dir, const char *name, char **text,
     return st;
 }
 
-#define CHAT_KEY "spqr_tokenizer_config" /* the tokenizer_config.json subset a .spqr carries */
 
 /* config_json with bos_token_id / eos_token_id set to c's resolved ids (an
  * int for one EOS id, a list for several), and with the tokenizer_config.json
- * subset under CHAT_KEY when there is one (sub is consumed). */
+ * subset under MODEL_CHAT_CONFIG_KEY when there is one (sub is consumed). */
 static spqr_status store_ids(spqr_model *m, cJSON *sub, spqr_err *err) {
     const spqr_config *c = &m->cfg;
     cJSON *root = cJSON_ParseWithLength(m->config_json, m->config_len);
@@ -60,8 +59,8 @@ static spqr_status store_ids(spqr_model *m, cJSON *sub, spqr_err *err) {
         cJSON_AddItemToObject(root, "bos_token_id", bos);
         cJSON_AddItemToObject(root, "eos_token_id", eos);
         if (sub) {
-            cJSON_DeleteItemFromObjectCaseSensitive(root, CHAT_KEY);
-            cJSON_AddItemToObject(root, CHAT_KEY, sub);
+            cJSON_DeleteItemFromObjectCaseSensitive(root, MODEL_CHAT_CONFIG_KEY);
+            cJSON_AddItemToObject(root, MODEL_CHAT_CONFIG_KEY, sub);
             sub = NULL;
         }
         text = cJSON_Print(root);
@@ -86,7 +85,7 @@ static spqr_status read_chat_subset(spqr_model *m, const char *dir, const char *
     *sub = NULL;
     if (!dir) {
         cJSON *root = cJSON_ParseWithLength(m->config_json, m->config_len);
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, CHAT_KEY);
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, MODEL_CHAT_CONFIG_KEY);
         if (cJSON_IsObject(s)) *sub = cJSON_Duplicate(s, 1);
         cJSON_Delete(root);
         return SPQR_OK;
