@@ -30,6 +30,7 @@
 #include "quant/calib.h"
 #include "spqr.h"
 #include "test_util.h"
+#include "test_ppl.h"
 
 #define NS 6
 #define SEQ 48
@@ -55,32 +56,6 @@ static int same_file(const char *a, const char *b) {
     return same;
 }
 
-/* Perplexity over n_win windows of ctx tokens (every token but the first scored). */
-static double perplexity(const spqr_model *m, const int32_t *ids, int32_t n_win, int32_t ctx) {
-    spqr_session *s = NULL;
-    spqr_err err;
-    if (spqr_session_create(m, ctx, 2, &s, &err)) return NAN;
-    const int32_t V = m->cfg.vocab_size;
-    float *lg = malloc((size_t)ctx * V * sizeof(float));
-    double nll = 0;
-    int64_t cnt = 0;
-    for (int32_t w = 0; w < n_win; w++) {
-        spqr_session_reset(s);
-        const int32_t *t = ids + (size_t)w * ctx;
-        if (spqr_session_forward(s, t, ctx, 1, lg, &err)) { nll = NAN; break; }
-        for (int32_t i = 0; i + 1 < ctx; i++) {
-            const float *r = lg + (size_t)i * V;
-            double mx = r[0], se = 0;
-            for (int32_t v = 1; v < V; v++) mx = r[v] > mx ? r[v] : mx;
-            for (int32_t v = 0; v < V; v++) se += exp(r[v] - mx);
-            nll += mx + log(se) - r[t[i + 1]];
-            cnt++;
-        }
-    }
-    free(lg);
-    spqr_session_free(s);
-    return exp(nll / cnt);
-}
 
 typedef struct cancel_ctx {
     volatile int flag;
@@ -218,14 +193,14 @@ int main(int argc, char **argv) {
     if (!q) TEST_SUMMARY();
     CHECK(spqr_model_is_quantized(q) && !spqr_model_is_quantized(m));
     CHECK(q->layers[1].w_down.kind == SPQR_LINEAR_PACKED && q->layers[1].w_down.fast != NULL);
-    const double ppl_f = perplexity(m, ev, n_win, ctx);
-    const double ppl_q = perplexity(q, ev, n_win, ctx);
+    const double ppl_f = test_perplexity(m, ev, n_win, ctx);
+    const double ppl_q = test_perplexity(q, ev, n_win, ctx);
     CHECK(q->lm_head.kind != SPQR_LINEAR_PACKED); /* no --quantize-head: the head stays dense */
     spqr_model dq; /* the fp32 model with every linear replaced by its dequantized weights */
     float *wbuf[256] = {0};
     int nb = 0;
     dequantized_copy(m, q, &dq, wbuf, &nb);
-    const double ppl_d = perplexity(&dq, ev, n_win, ctx);
+    const double ppl_d = test_perplexity(&dq, ev, n_win, ctx);
     printf("ppl fp32 %.6f, .spqr %.6f, dequantized dense %.6f\n", ppl_f, ppl_q, ppl_d);
     CHECK(isfinite(ppl_q) && isfinite(ppl_d));
     CHECK_NEAR(ppl_q / ppl_d, 1.0, 1e-4);
@@ -385,7 +360,7 @@ int main(int argc, char **argv) {
         spqr_model dqh;
         dequantized_copy(m, qh, &dqh, wbuf, &nb);
         CHECK(dqh.lm_head.kind == SPQR_LINEAR_F32 && dqh.embed.data == m->embed.data);
-        const double ppl_h = perplexity(qh, ev, n_win, ctx), ppl_hd = perplexity(&dqh, ev, n_win, ctx);
+        const double ppl_h = test_perplexity(qh, ev, n_win, ctx), ppl_hd = test_perplexity(&dqh, ev, n_win, ctx);
         printf("--quantize-head: ppl .spqr %.6f, dequantized dense %.6f (fp32 %.6f, head not quantized %.6f)\n",
                ppl_h, ppl_hd, ppl_f, ppl_q);
         CHECK(isfinite(ppl_h) && isfinite(ppl_hd));
@@ -513,8 +488,8 @@ int main(int argc, char **argv) {
         dequantized_copy(mt, qt, &dqt, wbuf, &nb);
         CHECK(dqt.embed.data == mt->embed.data && dqt.lm_head.kind == SPQR_LINEAR_F32);
         const int32_t tw = n_tev / ctx < 8 ? n_tev / ctx : 8;
-        const double pt = perplexity(qt, tev, tw, ctx), ptd = perplexity(&dqt, tev, tw, ctx),
-                     ptf = perplexity(mt, tev, tw, ctx);
+        const double pt = test_perplexity(qt, tev, tw, ctx), ptd = test_perplexity(&dqt, tev, tw, ctx),
+                     ptf = test_perplexity(mt, tev, tw, ctx);
         printf("tied --quantize-head: ppl .spqr %.6g, dequantized dense %.6g, fp32 %.6g\n", pt, ptd, ptf);
         CHECK(isfinite(pt) && isfinite(ptd));
         CHECK_NEAR(pt / ptd, 1.0, 1e-4);
@@ -524,7 +499,7 @@ int main(int argc, char **argv) {
             spqr_model *q8 = NULL;
             CHECK(spqr_model_load(out_t, NULL, &q8, &err) == SPQR_OK);
             if (q8) {
-                const double p8 = perplexity(q8, tev, tw, ctx);
+                const double p8 = test_perplexity(q8, tev, tw, ctx);
                 printf("tied --quantize-head, int8 activations: ppl %.6g (exact %.6g)\n", p8, pt);
                 CHECK(isfinite(p8) && fabs(p8 / pt - 1.0) < 0.01 && p8 != pt);
                 spqr_model_free(q8);

@@ -25,6 +25,7 @@
 #include "model/session.h"
 #include "spqr.h"
 #include "test_util.h"
+#include "test_ppl.h"
 
 static char *read_text(const char *path, size_t max, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -36,31 +37,6 @@ static char *read_text(const char *path, size_t max, size_t *len) {
     return b;
 }
 
-static double perplexity(const spqr_model *m, const int32_t *ids, int32_t n_win, int32_t ctx) {
-    spqr_session *s = NULL;
-    spqr_err err;
-    if (spqr_session_create(m, ctx, 2, &s, &err)) return NAN;
-    const int32_t V = m->cfg.vocab_size;
-    float *lg = malloc((size_t)ctx * V * sizeof(float));
-    double nll = 0;
-    int64_t cnt = 0;
-    for (int32_t w = 0; w < n_win; w++) {
-        spqr_session_reset(s);
-        const int32_t *t = ids + (size_t)w * ctx;
-        if (spqr_session_forward(s, t, ctx, 1, lg, &err)) { nll = NAN; break; }
-        for (int32_t i = 0; i + 1 < ctx; i++) {
-            const float *r = lg + (size_t)i * V;
-            double mx = r[0], se = 0;
-            for (int32_t v = 1; v < V; v++) mx = r[v] > mx ? r[v] : mx;
-            for (int32_t v = 0; v < V; v++) se += exp(r[v] - mx);
-            nll += mx + log(se) - r[t[i + 1]];
-            cnt++;
-        }
-    }
-    free(lg);
-    spqr_session_free(s);
-    return exp(nll / (double)cnt);
-}
 
 /* Every byte of the file attributed, and the summary consistent with it. */
 static void check_accounting(const char *path, const spqr_quantize_summary *sm, const spqr_model *src) {
@@ -174,7 +150,7 @@ int main(int argc, char **argv) {
         }
         CHECK_MSG(same, "model_embed of a packed embedding differs from spqr_tensor_dequantize");
         free(row);
-        const double pq = perplexity(q, ev, n_win, ctx), pf = perplexity(m, ev, n_win, ctx);
+        const double pq = test_perplexity(q, ev, n_win, ctx), pf = test_perplexity(m, ev, n_win, ctx);
         printf("whole file: ppl .spqr %.5f, fp32 %.5f, %.4f bits per parameter (linears %.4f)\n", pq, pf, sm.file_bits,
                sm.avg_bits_stored_blocks);
         CHECK(isfinite(pq) && pq / pf < 1.10 && pq != pf);
