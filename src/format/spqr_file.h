@@ -148,6 +148,11 @@ const char *spqrf_packed_sizes(const spqrf_packed_header *h, uint64_t sizes[SPQR
  * what loads can always be written. */
 const char *spqrf_text_problem(uint32_t type, const char *p, size_t len);
 
+/* Bytes that a packed tensor named with name_len bytes adds to a .spqr
+ * file: its section (64-aligned, as the writer lays it out) plus its table
+ * entry and name; 0 for an invalid layout. */
+uint64_t spqrf_packed_file_bytes(const spqr_tensor *t, size_t name_len);
+
 static inline uint64_t spqrf_align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 #endif

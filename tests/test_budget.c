@@ -1,0 +1,114 @@
+/* The --target-bits allocator (src/quant/budget.c) against brute force:
+ * on random toy instances the dynamic programme's loss equals the least
+ * loss over every combination that fits the budget, and with coarse
+ * rounding it never exceeds the budget and is at least as good as every
+ * combination that fits budget - n_items * q. */
+#include "quant/budget.h"
+#include "test_util.h"
+
+#define MAXI 6
+#define MAXO 5
+
+typedef struct {
+    int32_t n, no[MAXI];
+    uint64_t cost[MAXI * MAXO];
+    double err[MAXI * MAXO];
+} inst;
+
+/* Least loss over every choice with cost <= budget (INFINITY if none). */
+static double brute(const inst *p, uint64_t budget) {
+    int32_t idx[MAXI] = {0};
+    double best = INFINITY;
+    for (;;) {
+        uint64_t c = 0;
+        double e = 0;
+        int32_t off = 0;
+        for (int32_t i = 0; i < p->n; i++) {
+            c += p->cost[off + idx[i]];
+            e += p->err[off + idx[i]];
+            off += p->no[i];
+        }
+        if (c <= budget && e < best) best = e;
+        int32_t i = 0;
+        while (i < p->n && ++idx[i] == p->no[i]) idx[i++] = 0;
+        if (i == p->n) return best;
+    }
+}
+
+static void totals(const inst *p, const int32_t *ch, uint64_t *c, double *e) {
+    *c = 0, *e = 0;
+    int32_t off = 0;
+    for (int32_t i = 0; i < p->n; i++) {
+        *c += p->cost[off + ch[i]];
+        *e += p->err[off + ch[i]];
+        off += p->no[i];
+    }
+}
+
+int main(void) {
+    test_rng r = {0x9e3779b97f4a7c15ull};
+    int exact_ok = 0, coarse_ok = 0, infeasible_ok = 0;
+    for (int t = 0; t < 300; t++) {
+        inst p;
+        p.n = 1 + (int32_t)(test_rng_next(&r) % MAXI);
+        int32_t off = 0;
+        uint64_t lo = 0, hi = 0;
+        for (int32_t i = 0; i < p.n; i++) {
+            p.no[i] = 1 + (int32_t)(test_rng_next(&r) % MAXO);
+            uint64_t mn = UINT64_MAX, mx = 0;
+            for (int32_t j = 0; j < p.no[i]; j++) {
+                /* not sorted, with dominated options: the allocator may not assume a convex frontier */
+                p.cost[off + j] = 1 + test_rng_next(&r) % 60;
+                p.err[off + j] = test_rng_uniform(&r) * 10.0;
+                mn = p.cost[off + j] < mn ? p.cost[off + j] : mn;
+                mx = p.cost[off + j] > mx ? p.cost[off + j] : mx;
+            }
+            lo += mn, hi += mx;
+            off += p.no[i];
+        }
+        const uint64_t budget = lo + test_rng_next(&r) % (hi - lo + 1);
+        int32_t ch[MAXI];
+        uint64_t c;
+        double e;
+        /* exact: units of one bit */
+        spqr_err er = {0};
+        CHECK(budget_allocate(p.n, p.no, p.cost, p.err, budget, 1 << 20, ch, &er) == SPQR_OK);
+        totals(&p, ch, &c, &e);
+        const double best = brute(&p, budget);
+        if (c <= budget && fabs(e - best) <= 1e-9) exact_ok++;
+        else fprintf(stderr, "instance %d: cost %llu budget %llu loss %.9g brute force %.9g\n", t,
+                     (unsigned long long)c, (unsigned long long)budget, e, best);
+        /* coarse: 8 units for the whole budget */
+        const int64_t units = 8;
+        const uint64_t q = (budget + units - 1) / units;
+        if (budget_allocate(p.n, p.no, p.cost, p.err, budget, units, ch, &er) == SPQR_OK) {
+            totals(&p, ch, &c, &e);
+            const uint64_t slack = (uint64_t)p.n * q;
+            const double bound = budget > slack ? brute(&p, budget - slack) : INFINITY;
+            if (c <= budget && e <= bound + 1e-9) coarse_ok++;
+            else fprintf(stderr, "coarse %d: cost %llu budget %llu loss %.9g bound %.9g\n", t,
+                         (unsigned long long)c, (unsigned long long)budget, e, bound);
+        } else {
+            /* refused only when nothing fits after rounding up */
+            if (!(budget > (uint64_t)p.n * q) || brute(&p, budget - (uint64_t)p.n * q) == INFINITY) coarse_ok++;
+        }
+        /* below the cheapest allocation: refused with a message naming it */
+        if (lo > 0) {
+            er.msg[0] = 0;
+            if (budget_allocate(p.n, p.no, p.cost, p.err, lo - 1, 1 << 20, ch, &er) == SPQR_ERR_INVALID_ARG &&
+                strstr(er.msg, "smallest allocation"))
+                infeasible_ok++;
+        }
+    }
+    CHECK_MSG(exact_ok == 300, "%d of 300 exact allocations equal brute force", exact_ok);
+    CHECK_MSG(coarse_ok == 300, "%d of 300 coarse allocations within their bound", coarse_ok);
+    CHECK_MSG(infeasible_ok == 300, "%d of 300 infeasible budgets refused", infeasible_ok);
+    /* every grid setting is valid for the library */
+    spqr_quant_params base, p;
+    spqr_quant_params_default(&base);
+    for (int32_t s = 0; s < budget_grid_n; s++) {
+        budget_setting_apply(&budget_grid[s], &base, &p);
+        CHECK(spqr_quant_params_validate(&p, NULL) == SPQR_OK);
+    }
+    TEST_SUMMARY();
+}
