@@ -84,6 +84,13 @@ typedef struct pipe {
     spqr_quant_params lp;      /* knobs of the linear being quantized */
     pipe_plan *plan;           /* --target-bits; NULL otherwise */
     pipe_layer_record *rec;    /* every record (the plan's items) */
+    /* --target-bits on the whole file: the metadata's size follows the records, so the
+     * budget is recomputed before each allocation from what the file will hold */
+    pipe_layer_record *est;    /* records as long as typical ones, for the items not done */
+    double total_bits;         /* B x model parameters */
+    uint64_t fixed0;           /* bytes nothing allocates, with an empty metadata text */
+    double fixed_bits;         /* the same with the metadata of the last allocation, in bits */
+    int64_t n_tok;
     char ckdir[4096];
 } pipe;
 
@@ -176,6 +183,8 @@ static void hessian_symmetrize(float *Hm, int32_t cols) {
         for (int32_t j = 0; j < i; j++) Hm[(size_t)i * cols + j] = Hm[(size_t)j * cols + i];
 }
 
+static spqr_status replan(pipe *p, spqr_err *err);
+
 /* Quantizes one linear with p->Hm: *tensor and *Wdq (the dequantized fp32
  * weights, bit-identical to the tensor) are set for the caller to free;
  * rec is filled with what the report and the metadata need. */
@@ -193,7 +202,7 @@ static spqr_status quantize_linear(pipe *p, const spqr_linear *lin, int32_t bloc
     const int32_t item = kind == PIPE_HEAD_KIND ? p->src->cfg.n_layers * PIPE_KINDS : block * PIPE_KINDS + kind;
     int32_t setting = -1;
     p->lp = p->o->params;
-    if (!st && p->plan && !(st = pipe_plan_update(p->plan, p->rec, err))) {
+    if (!st && p->plan && !(st = replan(p, err))) {
         setting = p->plan->choice[item];
         budget_setting_apply(&budget_grid[setting], &p->o->params, &p->lp);
     }
@@ -618,7 +627,7 @@ static spqr_status plan_budget(pipe *p, const int32_t *tok, int64_t n_tok, const
     for (int32_t l = 0; l < c->n_layers && !st; l++) st = measure_block(p, l, err);
     if (!st && o->quantize_head) st = measure_head(p, err);
     if (st) return st;
-    /* what the metadata will hold, with numbers as long as real ones, for its size */
+    /* what the metadata will hold, with numbers as long as real ones, for its size (kept in p->est) */
     pipe_layer_record *est = calloc((size_t)n_items, sizeof *est);
     if (!est) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     int64_t lin_params = 0;
@@ -649,17 +658,15 @@ static spqr_status plan_budget(pipe *p, const int32_t *tok, int64_t n_tok, const
     const int64_t VH = (int64_t)c->vocab_size * c->hidden_size;
     const int64_t model_params = lin_params - (o->quantize_head ? VH : 0) + VH * (c->tie_word_embeddings ? 1 : 2) +
                                  (int64_t)m->n_norm_floats;
-    uint64_t fixed = 0;
-    if (pl->whole_file) {
-        char *meta = final_metadata(m, o, p->N, p->T, n_tok, 0xffffffffffffffffull, est, n_items, 10.0 / 3.0, 10.0 / 3.0);
-        if (!meta) st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
-        else st = pipe_fixed_file_bytes(m, p->ckdir, o->quantize_head, strlen(meta), &fixed, err);
-        free(meta);
-    }
-    free(est);
-    if (st) return st;
+    p->est = est;
+    p->n_tok = n_tok;
+    if (pl->whole_file && (st = pipe_fixed_file_bytes(m, p->ckdir, o->quantize_head, 0, &p->fixed0, err))) return st;
     const double per = (double)(pl->whole_file ? model_params : lin_params);
-    double lo = 8.0 * fixed, hi = 8.0 * fixed;
+    p->total_bits = o->target_bits * per;
+    pl->budget = (uint64_t)p->total_bits;
+    if ((st = replan(p, err)) && st != SPQR_ERR_INVALID_ARG) return st;
+    const double fixed = p->fixed_bits;
+    double lo = fixed, hi = fixed;
     const size_t g = (size_t)budget_grid_n;
     for (int32_t i = 0; i < n_items; i++) {
         if (!pl->present[i]) continue;
@@ -671,19 +678,39 @@ static spqr_status plan_budget(pipe *p, const int32_t *tok, int64_t n_tok, const
         }
         lo += (double)mn, hi += (double)mx;
     }
-    const double want = o->target_bits * per;
-    if (want < lo || want > hi) {
+    if (p->total_bits < lo || p->total_bits > hi) {
         char fx[96] = "";
-        if (pl->whole_file) snprintf(fx, sizeof fx, " (the parts not quantized take %.3f)", 8.0 * fixed / per);
+        if (pl->whole_file) snprintf(fx, sizeof fx, " (the parts not quantized take %.3f)", fixed / per);
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG,
                             "target of %g bits per %s is outside what the settings can reach for this model: "
                             "%.3f to %.3f%s",
                             o->target_bits, pl->whole_file ? "model parameter (whole file)" : "quantized weight",
                             lo / per, hi / per, fx);
     }
-    pl->budget = (uint64_t)(want - 8.0 * fixed);
-    spqr_log(o->log, SPQR_LOG_INFO, "target %g bits: %llu bits for %lld quantized weights, %llu fixed bytes",
-             o->target_bits, (unsigned long long)pl->budget, (long long)lin_params, (unsigned long long)fixed);
+    spqr_log(o->log, SPQR_LOG_INFO, "target %g bits: %llu bits for %lld quantized weights, %.0f fixed bytes",
+             o->target_bits, (unsigned long long)pl->budget, (long long)lin_params, fixed / 8);
+    return st;
+}
+
+/* Allocates what is left of the budget to the linears not quantized yet;
+ * for the whole file, the budget is B x parameters minus the fixed bytes
+ * and the metadata as it will be with the records so far. */
+static spqr_status replan(pipe *p, spqr_err *err) {
+    pipe_plan *pl = p->plan;
+    if (pl->whole_file) {
+        pipe_layer_record *r = malloc((size_t)pl->n_items * sizeof *r);
+        if (!r) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+        for (int32_t i = 0; i < pl->n_items; i++) r[i] = pl->done[i] ? p->rec[i] : p->est[i];
+        char *meta = final_metadata(p->src, p->o, p->N, p->T, p->n_tok, 0xffffffffffffffffull, r, pl->n_items,
+                                    10.0 / 3.0, 10.0 / 3.0);
+        free(r);
+        if (!meta) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+        const double fixed =
+            8.0 * (double)(p->fixed0 - pipe_metadata_file_bytes(0) + pipe_metadata_file_bytes(strlen(meta)));
+        free(meta);
+        p->fixed_bits = fixed;
+        pl->budget = p->total_bits > fixed ? (uint64_t)(p->total_bits - fixed) : 0;
+    }
     return pipe_plan_update(pl, p->rec, err);
 }
 
@@ -859,5 +886,6 @@ done:
     free(starts);
     free(meta);
     pipe_plan_free(&plan);
+    free(p.est);
     return st;
 }

@@ -103,6 +103,8 @@ spqr_status pipe_plan_update(pipe_plan *pl, const pipe_layer_record *rec, spqr_e
  * head_packed, and the section table, with the metadata section holding
  * meta_len bytes. Measured by writing those sections with the writer into
  * dir (then removed), so it is exact and follows the writer. */
+/* File bytes of a metadata section of len bytes: the text, its NUL, 64-aligned, and its table entry. */
+uint64_t pipe_metadata_file_bytes(size_t len);
 spqr_status pipe_fixed_file_bytes(const spqr_model *m, const char *dir, int head_packed, size_t meta_len,
                                   uint64_t *out, spqr_err *err);
 

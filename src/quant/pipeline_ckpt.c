@@ -287,7 +287,7 @@ static spqr_status write_fixed(spqr_archive_writer *w, const spqr_model *m, cons
 }
 
 /* File bytes of a metadata section of len bytes: the text, its NUL, 64-aligned, and its table entry. */
-static uint64_t metadata_file_bytes(size_t len) {
+uint64_t pipe_metadata_file_bytes(size_t len) {
     return spqrf_align_up(len + 1, SPQRF_ALIGN) + sizeof(spqrf_entry) + sizeof "metadata";
 }
 
@@ -304,7 +304,7 @@ spqr_status pipe_fixed_file_bytes(const spqr_model *m, const char *dir, int head
     struct stat sb;
     if (!st && stat(path, &sb) != 0) st = spqr_err_set(err, SPQR_ERR_IO, "cannot stat %s", path);
     unlink(path);
-    if (!st) *out = (uint64_t)sb.st_size - metadata_file_bytes(2) + metadata_file_bytes(meta_len);
+    if (!st) *out = (uint64_t)sb.st_size - pipe_metadata_file_bytes(2) + pipe_metadata_file_bytes(meta_len);
     return st;
 }
 
