@@ -3,8 +3,26 @@
  * loss over every combination that fits the budget, and with coarse
  * rounding it never exceeds the budget and is at least as good as every
  * combination that fits budget - n_items * q. */
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "format/spqr_file.h"
+#include "format/tensor.h"
 #include "quant/budget.h"
 #include "test_util.h"
+
+/* Size of an archive holding the first n of tensors t (names "a", "bb", "ccc", "dddd"). */
+static long archive_size(const char *path, spqr_tensor *const *t, int n) {
+    static const char *names[4] = {"a", "bb", "ccc", "dddd"};
+    spqr_archive_writer *w = NULL;
+    if (spqr_archive_writer_create(path, &w, NULL)) return -1;
+    for (int i = 0; i < n; i++)
+        if (spqr_archive_writer_add_packed(w, names[i], t[i], NULL)) return -1;
+    if (spqr_archive_writer_finish(w, NULL)) return -1;
+    spqr_archive_writer_free(w);
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
+}
 
 #define MAXI 6
 #define MAXO 5
@@ -103,6 +121,38 @@ int main(void) {
     CHECK_MSG(exact_ok == 300, "%d of 300 exact allocations equal brute force", exact_ok);
     CHECK_MSG(coarse_ok == 300, "%d of 300 coarse allocations within their bound", coarse_ok);
     CHECK_MSG(infeasible_ok == 300, "%d of 300 infeasible budgets refused", infeasible_ok);
+    /* the bytes a packed tensor adds to a file are what the budget counts: the
+     * writer's own file sizes, for layouts with and without outliers, bilevel
+     * and fp16 statistics, odd sizes */
+    spqr_tensor *t[4] = {0};
+    CHECK(spqr_tensor_random(37, 53, 3, 0.02, 0.1f, 1, &t[0], NULL) == SPQR_OK);
+    CHECK(spqr_tensor_random(64, 128, 5, 0.0, 0.1f, 2, &t[1], NULL) == SPQR_OK);
+    CHECK(spqr_tensor_random(9, 300, 2, 0.1, 0.1f, 3, &t[2], NULL) == SPQR_OK);
+    { /* fp16 statistics, no permutation, no outliers: a grid setting as the pipeline applies it */
+        float W[20 * 40], H[40 * 40] = {0};
+        for (int i = 0; i < 20 * 40; i++) W[i] = test_rng_normal(&r);
+        for (int i = 0; i < 40; i++) H[i * 40 + i] = 1.0f + (float)i;
+        spqr_quant_params b0, q;
+        spqr_quant_params_default(&b0);
+        budget_setting_apply(&budget_grid[0], &b0, &q);
+        q.perm = SPQR_PERM_IDENTITY;
+        CHECK(spqr_quantize_layer(W, 20, 40, H, &q, 1, NULL, &t[3], NULL, NULL, NULL, NULL) == SPQR_OK);
+        CHECK(t[3] && !t[3]->perm && t[3]->scale_f16 && t[3]->nnz == 0);
+    }
+    char path[] = "/tmp/spqr_test_budget.XXXXXX";
+    const int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd >= 0) close(fd);
+    long prev = archive_size(path, t, 0);
+    for (int i = 0; i < 4 && t[i]; i++) {
+        const long now = archive_size(path, t, i + 1);
+        CHECK_MSG(prev > 0 && now - prev == (long)spqrf_packed_file_bytes(t[i], (size_t)i + 1),
+                  "tensor %d adds %ld bytes, predicted %llu", i, now - prev,
+                  (unsigned long long)spqrf_packed_file_bytes(t[i], (size_t)i + 1));
+        prev = now;
+    }
+    unlink(path);
+    for (int i = 0; i < 4; i++) spqr_tensor_free(t[i]);
     /* every grid setting is valid for the library */
     spqr_quant_params base, p;
     spqr_quant_params_default(&base);
