@@ -58,6 +58,12 @@ for B in 3.5 4.5; do
         || bad "tiny_tied: no setting for lm_head"
 done
 
+# named budgets: --preset 3.5bit measures 3.5 bits per quantized weight
+expect_rc 0 "--preset 3.5bit" "$SPQR" quantize "$ROOT/tests/fixtures/tiny_gqa" -o "$TMP/p.spqr" "${C[@]}" --preset 3.5bit
+"$SPQR" info "$TMP/p.spqr" >"$TMP/info" 2>&1
+lin=$(sed -nE 's/^quantized linears: .* ([0-9.]+) bits\/param measured.*/\1/p' "$TMP/info")
+near "$lin" 3.5 && ok "--preset 3.5bit: $lin bits per quantized weight" || bad "--preset 3.5bit: $lin bits"
+
 # 3. bad values: usage errors, one line
 expect_rc 2 "--target-bits abc" "$SPQR" quantize "$model" -o "$TMP/x.spqr" "${C[@]}" --target-bits abc
 expect_rc 2 "--target-bits 0" "$SPQR" quantize "$model" -o "$TMP/x.spqr" "${C[@]}" --target-bits 0

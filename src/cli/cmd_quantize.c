@@ -32,15 +32,24 @@ typedef struct preset {
     float tau;       /* 0 = no outliers */
     float percdamp;
     int32_t act_order, gptq;
+    double budget;   /* > 0: a named budget, --target-bits-linears budget (the knobs above are unused) */
 } preset;
 
 static const preset PRESETS[] = {
     {"near-lossless", "SpQR w4, beta1=beta2=16, 3-bit statistics, tau 0.2, act_order, percdamp 1", 4, 16, 3, 0.2f, 1.0f,
-     1, 1},
-    {"3.6bit", "SpQR w3, beta1=beta2=16, 3-bit statistics, tau 0.2, act_order, percdamp 1", 3, 16, 3, 0.2f, 1.0f, 1, 1},
-    {"gptq4", "GPTQ w4, group 128, fp16 statistics, no outliers, percdamp 0.01", 4, 128, 0, 0.0f, 0.01f, 0, 1},
-    {"gptq3", "GPTQ w3, group 128, fp16 statistics, no outliers, percdamp 0.01", 3, 128, 0, 0.0f, 0.01f, 0, 1},
-    {"rtn4", "round-to-nearest w4, group 128, fp16 statistics, no outliers", 4, 128, 0, 0.0f, 0.01f, 0, 0},
+     1, 1, 0},
+    {"3.6bit", "SpQR w3 (as near-lossless); 3.6 is the paper's formula, stored it measures ~4.35 bits", 3, 16, 3,
+     0.2f, 1.0f, 1, 1, 0},
+    {"gptq4", "GPTQ w4, group 128, fp16 statistics, no outliers, percdamp 0.01", 4, 128, 0, 0.0f, 0.01f, 0, 1, 0},
+    {"gptq3", "GPTQ w3, group 128, fp16 statistics, no outliers, percdamp 0.01", 3, 128, 0, 0.0f, 0.01f, 0, 1, 0},
+    {"rtn4", "round-to-nearest w4, group 128, fp16 statistics, no outliers", 4, 128, 0, 0.0f, 0.01f, 0, 0, 0},
+    /* Named budgets: their measured bits per quantized weight are their names. */
+    {"2.5bit", "a setting per linear for 2.5 bits per quantized weight (--target-bits-linears 2.5)", 3, 16, 3, 0.2f,
+     1.0f, 1, 1, 2.5},
+    {"3bit", "the same for 3 bits", 3, 16, 3, 0.2f, 1.0f, 1, 1, 3.0},
+    {"3.5bit", "the same for 3.5 bits", 3, 16, 3, 0.2f, 1.0f, 1, 1, 3.5},
+    {"4bit", "the same for 4 bits", 3, 16, 3, 0.2f, 1.0f, 1, 1, 4.0},
+    {"4.5bit", "the same for 4.5 bits", 3, 16, 3, 0.2f, 1.0f, 1, 1, 4.5},
 };
 #define N_PRESETS (sizeof PRESETS / sizeof PRESETS[0])
 
@@ -203,13 +212,16 @@ int cmd_quantize(int argc, char **argv) {
         size_t k = 0;
         while (k < N_PRESETS && strcmp(PRESETS[k].name, preset_name)) k++;
         if (k == N_PRESETS) {
-            snprintf(msg, sizeof msg, "--preset: unknown preset '%.64s' (near-lossless, 3.6bit, gptq4, gptq3, rtn4)",
-                     preset_name);
+            char names[256] = "";
+            for (size_t j = 0; j < N_PRESETS; j++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", j ? ", " : "", PRESETS[j].name);
+            snprintf(msg, sizeof msg, "--preset: unknown preset '%.64s' (%s)", preset_name, names);
             return fail2(msg);
         }
         apply_preset(&PRESETS[k], &o.params);
+        if (PRESETS[k].budget > 0) o.target_bits = PRESETS[k].budget, o.target_linears = 1;
     }
-    int custom = 0;
+    int custom = 0, target_given = 0;
     for (int i = 1; i < argc;) {
         const char *a = argv[i];
         int r;
@@ -251,7 +263,9 @@ int cmd_quantize(int argc, char **argv) {
             if ((r = cli_option_value(argc, argv, &i, NULL, flag, &v, msg, sizeof msg)) == 0) continue;
             double b;
             if (r < 0 || cli_parse_double(flag, v, 1.0, 32.0, &b, msg, sizeof msg)) return fail2(msg);
-            if (o.target_bits > 0 && o.target_linears != lin) return fail2("--target-bits and --target-bits-linears exclude each other");
+            if (target_given && o.target_linears != lin)
+                return fail2("--target-bits and --target-bits-linears exclude each other");
+            target_given = 1;
             o.target_bits = b;
             o.target_linears = lin;
             break;
