@@ -283,20 +283,15 @@ static spqr_status quantize_head(pipe *p, spqr_tensor **tensor, float **Wdq, pip
 
 /* --target-bits, pass 1: every grid setting of one linear under p->Hm, the
  * Hessian of its unquantized inputs; records what each costs and its
- * Hessian-weighted error tr(dW H dW^T) = rel_err * tr(W H W^T). */
+ * Hessian-weighted error tr(dW H dW^T) (one sgemm: cheaper than the
+ * engine's double-precision report). */
 static spqr_status measure_linear(pipe *p, const spqr_linear *lin, int32_t item, const char *name, spqr_err *err) {
     const int32_t rows = lin->rows, cols = lin->cols;
-    float *W = malloc((size_t)rows * cols * sizeof(float)), *WH = malloc((size_t)rows * cols * sizeof(float));
-    if (!W || !WH) { free(W), free(WH); return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); }
+    const size_t n = (size_t)rows * cols;
+    float *W = malloc(n * sizeof(float)), *D = malloc(n * sizeof(float)), *DH = malloc(n * sizeof(float));
+    if (!W || !D || !DH) { free(W), free(D), free(DH); return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); }
     spqr_status st = SPQR_OK;
     for (int32_t r = 0; r < rows && !st; r++) st = linear_row(lin, r, W + (size_t)r * cols, err);
-    double trace = 0;
-    if (!st) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, cols, 1.0f, W, cols, p->Hm, cols, 0.0f, WH,
-                    cols);
-        for (size_t i = 0; i < (size_t)rows * cols; i++) trace += (double)W[i] * WH[i];
-    }
-    free(WH);
     pipe_plan *pl = p->plan;
     const size_t g = (size_t)budget_grid_n;
     for (int32_t s = 0; s < budget_grid_n && !st; s++) {
@@ -304,17 +299,21 @@ static spqr_status measure_linear(pipe *p, const spqr_linear *lin, int32_t item,
         spqr_quant_params q;
         budget_setting_apply(&budget_grid[s], &p->o->params, &q);
         spqr_tensor *t = NULL;
-        spqr_quant_report rep;
-        st = spqr_quantize_layer(W, rows, cols, p->Hm, &q, p->o->n_threads, p->o->log, &t, NULL, NULL, &rep, err);
+        st = spqr_quantize_layer(W, rows, cols, p->Hm, &q, p->o->n_threads, p->o->log, &t, D, NULL, NULL, err);
         if (st) { st = spqr_err_prefix(err, st, "%s (%s)", name, budget_grid[s].label); break; }
         spqr_size_report sz;
         spqr_tensor_size(t, &sz);
         pl->cost[item * g + s] =
             8 * (pl->whole_file ? spqrf_packed_file_bytes(t, strlen(name) + strlen(".weight")) : sz.stored_bytes);
-        pl->err[item * g + s] = rep.rel_hessian_error * trace;
         spqr_tensor_free(t);
+        for (size_t i = 0; i < n; i++) D[i] = W[i] - D[i];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, cols, 1.0f, D, cols, p->Hm, cols, 0.0f, DH,
+                    cols);
+        double e = 0;
+        for (size_t i = 0; i < n; i++) e += (double)D[i] * DH[i];
+        pl->err[item * g + s] = e;
     }
-    free(W);
+    free(W), free(D), free(DH);
     pl->present[item] = 1;
     return st;
 }
