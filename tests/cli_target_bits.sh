@@ -32,7 +32,7 @@ for model in "$ROOT/tests/fixtures/tiny_gqa" "$ROOT/tests/fixtures/families/qwen
     [ "$(wc -l <"$TMP/err")" -eq 1 ] && ok "$name: unreachable budget refused in one line ($lo to $hi)" \
         || bad "$name: refusal is not one line"
     for f in 0.2 0.5 0.8; do
-        B=$(awk -v lo="$lo" -v hi="$hi" -v f="$f" 'BEGIN { printf "%.2f", lo + f * (hi - lo) }')
+        B=$(awk -v lo="$lo" -v hi="$hi" -v f="$f" 'BEGIN { printf "%g", int(100 * (lo + f * (hi - lo))) / 100 }')
         expect_rc 0 "$name --target-bits $B" "$SPQR" quantize "$model" -o "$TMP/$name.spqr" "${C[@]}" --target-bits "$B"
         got=$(sed -nE 's/^whole file: ([0-9.]+) bits per model parameter.*/\1/p' "$TMP/out")
         "$SPQR" info "$TMP/$name.spqr" >"$TMP/info" 2>&1

@@ -7,24 +7,26 @@
 
 #include "core/error.h"
 
-/* From 2.25 to 8.25 bits per weight (statistics included) before the permutation and row pointers:
- * GPTQ-style groups of 128 with fp16 statistics, SpQR-style groups of 16
- * with 3-bit statistics, with and without outliers. */
+/* From 2.25 to 8.25 bits per weight (statistics included) before the
+ * permutation and row pointers: GPTQ-style groups of 128 or 64 with fp16
+ * statistics in natural column order (w3 and w4 g128 are the gptq3 and
+ * gptq4 presets, so a uniform preset is one of the allocations), and
+ * SpQR-style groups of 16 with 3-bit statistics in act_order, with and
+ * without outliers. */
 const budget_setting budget_grid[] = {
-    {"w2 g128 f16", 2, 128, 0, 0.0f, 0.01f},
-    {"w2 g16 q3", 2, 16, 3, 0.0f, 1.0f},
-    {"w3 g128 f16", 3, 128, 0, 0.0f, 0.01f},
-    {"w3 g64 f16", 3, 64, 0, 0.0f, 0.01f},
-    {"w3 g16 q3", 3, 16, 3, 0.0f, 1.0f},
-    {"w3 g16 q3 o0.2", 3, 16, 3, 0.2f, 1.0f},
-    {"w4 g128 f16", 4, 128, 0, 0.0f, 0.01f},
-    {"w4 g64 f16", 4, 64, 0, 0.0f, 0.01f},
-    {"w4 g16 q3", 4, 16, 3, 0.0f, 1.0f},
-    {"w4 g16 q3 o0.2", 4, 16, 3, 0.2f, 1.0f},
-    {"w5 g128 f16", 5, 128, 0, 0.0f, 0.01f},
-    {"w6 g128 f16", 6, 128, 0, 0.0f, 0.01f},
-    {"w7 g128 f16", 7, 128, 0, 0.0f, 0.01f},
-    {"w8 g128 f16", 8, 128, 0, 0.0f, 0.01f},
+    {"w2 g128 f16", 2, 128, 0, 0.0f, 0.01f, 0},
+    {"w2 g16 q3", 2, 16, 3, 0.0f, 1.0f, 1},
+    {"w3 g128 f16", 3, 128, 0, 0.0f, 0.01f, 0},
+    {"w3 g64 f16", 3, 64, 0, 0.0f, 0.01f, 0},
+    {"w3 g16 q3", 3, 16, 3, 0.0f, 1.0f, 1},
+    {"w3 g16 q3 o0.2", 3, 16, 3, 0.2f, 1.0f, 1},
+    {"w4 g128 f16", 4, 128, 0, 0.0f, 0.01f, 0},
+    {"w4 g64 f16", 4, 64, 0, 0.0f, 0.01f, 0},
+    {"w4 g16 q3", 4, 16, 3, 0.0f, 1.0f, 1},
+    {"w5 g128 f16", 5, 128, 0, 0.0f, 0.01f, 0},
+    {"w6 g128 f16", 6, 128, 0, 0.0f, 0.01f, 0},
+    {"w7 g128 f16", 7, 128, 0, 0.0f, 0.01f, 0},
+    {"w8 g128 f16", 8, 128, 0, 0.0f, 0.01f, 0},
 };
 const int32_t budget_grid_n = (int32_t)(sizeof budget_grid / sizeof budget_grid[0]);
 
@@ -36,7 +38,7 @@ void budget_setting_apply(const budget_setting *s, const spqr_quant_params *base
     p->qq_groupsize = 16;
     p->outlier_threshold = s->tau > 0 ? s->tau : INFINITY;
     p->percdamp = s->percdamp;
-    p->perm = SPQR_PERM_ACT_ORDER;
+    p->perm = s->act_order ? SPQR_PERM_ACT_ORDER : SPQR_PERM_IDENTITY;
     p->gptq = 1;
 }
 

@@ -16,12 +16,13 @@ typedef struct budget_setting {
     int32_t wbits, groupsize, qq_bits; /* qq_bits 0 = fp16 statistics */
     float tau;                         /* 0 = no outliers */
     float percdamp;
+    int32_t act_order;                 /* 0: identity (no stored permutation) */
 } budget_setting;
 
 extern const budget_setting budget_grid[];
 extern const int32_t budget_grid_n;
 
-/* p = base with setting s applied (statistics groups of 16 rows, act_order). */
+/* p = base with setting s applied (statistics groups of 16 rows, GPTQ). */
 void budget_setting_apply(const budget_setting *s, const spqr_quant_params *base, spqr_quant_params *p);
 
 /* Multiple-choice knapsack: item i has n_opts[i] options, option j of item i

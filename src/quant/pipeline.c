@@ -400,7 +400,13 @@ static uint64_t run_hash(const spqr_model *m, const int32_t *tok, int64_t n, con
     if (o->target_bits > 0) {
         const double tb[2] = {o->target_bits, o->target_linears ? 1.0 : 0.0};
         h = calib_hash(h, tb, sizeof tb);
-        for (int32_t s = 0; s < budget_grid_n; s++) h = calib_hash(h, budget_grid[s].label, strlen(budget_grid[s].label));
+        for (int32_t s = 0; s < budget_grid_n; s++) {
+            const budget_setting *b = &budget_grid[s];
+            const float v[7] = {(float)b->wbits, (float)b->groupsize, (float)b->qq_bits, b->tau, b->percdamp,
+                                (float)b->act_order, 0};
+            h = calib_hash(h, b->label, strlen(b->label));
+            h = calib_hash(h, v, sizeof v);
+        }
     }
     return h;
 }
