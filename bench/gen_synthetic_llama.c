@@ -305,7 +305,7 @@ static int write_spqr(const char *out, const shape *sh, const char *cfg, const c
                 spqr_tensor_size(t, &sz);
                 rec[l * PIPE_KINDS + k] = (pipe_layer_record){(int32_t)l, k, rows, cols, t->nnz, 0.0,
                                                               sz.formula_bits_per_param, sz.stored_bits_per_param,
-                                                              sz.stored_bytes};
+                                                              sz.stored_bytes, 0, -1};
                 const double np = (double)rows * cols;
                 bits_stored += 8.0 * (double)sz.stored_bytes;
                 bits_formula += sz.formula_bits_per_param * np;

@@ -565,6 +565,11 @@ typedef struct spqr_quantize_options {
     int32_t tied_two_tables;   /* tied embeddings, quantize_head and quantize_embed: 1 stores the RTN
                                   embedding for the lookup besides the calibrated head (bigger, a
                                   little better: bench/results/whole_file.md) */
+    double target_bits;        /* > 0: choose each linear's setting from a grid (docs/quantize.md, "Bit
+                                  budgets") so that the whole file holds target_bits bits per model
+                                  parameter (every stored byte over every parameter); params then gives
+                                  only the knobs the grid does not set */
+    int32_t target_linears;    /* with target_bits: the budget is for the quantized linears' stored bytes alone */
     int32_t overwrite;         /* 1: an existing regular file at out_path that is not a .spqr model may be
                                   replaced (--force); 0: refused. Directories, devices, FIFOs and sockets
                                   are refused either way (docs/safety.md) */

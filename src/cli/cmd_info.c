@@ -112,6 +112,12 @@ static void print_metadata(const cJSON *m) {
     if (!m) { printf("quantization metadata: (none)\n"); return; }
     printf("preset: ");
     put_str(str_or(m, "preset", "?"), 0);
+    const cJSON *tb = cJSON_GetObjectItemCaseSensitive(m, "target_bits");
+    if (cJSON_IsNumber(tb)) {
+        printf("\ntarget: %g bits per parameter of the ", tb->valuedouble);
+        put_str(str_or(m, "target", "?"), 0);
+        printf("; a setting per linear (below), the knobs give the rest");
+    }
     printf("\nquantize_head: %s\n", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "quantize_head")) ? "yes" : "no");
     printf("quantize_embed: %s\n", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "quantize_embed")) ? "yes" : "no");
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(m, "params");
@@ -147,6 +153,7 @@ typedef struct {
     const char *name;
     double rel_err;
     int32_t order;
+    const char *setting; /* --target-bits: the grid setting chosen for it, or NULL */
 } layer_rec;
 
 static int cmp_layer_rec(const void *x, const void *y) {
@@ -178,7 +185,8 @@ static int layer_index(const cJSON *layers, layer_rec **out, int32_t *n_out, cha
     cJSON_ArrayForEach(it, layers) {
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "name"));
         if (name) {
-            r[k] = (layer_rec){name, num(it, "rel_err"), k};
+            r[k] = (layer_rec){name, num(it, "rel_err"), k,
+                               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "setting"))};
             k++;
         }
     }
@@ -188,15 +196,15 @@ static int layer_index(const cJSON *layers, layer_rec **out, int32_t *n_out, cha
     return 0;
 }
 
-/* rel_err of the first record named name, or -1. */
-static double layer_rel_err(const layer_rec *r, int32_t n, const char *name) {
+/* The first record named name, or NULL. */
+static const layer_rec *layer_find(const layer_rec *r, int32_t n, const char *name) {
     int32_t lo = 0, hi = n; /* first record whose name is >= name */
     while (lo < hi) {
         int32_t mid = lo + (hi - lo) / 2;
         if (strcmp(r[mid].name, name) < 0) lo = mid + 1;
         else hi = mid;
     }
-    return lo < n && !strcmp(r[lo].name, name) ? r[lo].rel_err : -1;
+    return lo < n && !strcmp(r[lo].name, name) ? &r[lo] : NULL;
 }
 
 int cmd_info(int argc, char **argv) {
@@ -239,10 +247,11 @@ int cmd_info(int argc, char **argv) {
     if (cfg) print_family(a, cfg, arch);
     print_metadata(meta);
 
-    printf("\n%-44s %12s %5s %5s %9s %8s %8s %10s\n", "tensor", "shape", "bits", "group", "outliers", "bits/par",
-           "formula", "rel.err");
-    uint64_t q_bytes = 0, d_bytes = 0;
-    int64_t q_params = 0, d_params = 0, outl = 0;
+    const int target = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(meta, "target_bits"));
+    printf("\n%-44s %12s %5s %5s %9s %8s %8s %10s%s\n", "tensor", "shape", "bits", "group", "outliers", "bits/par",
+           "formula", "rel.err", target ? "  setting (--target-bits)" : "");
+    uint64_t q_bytes = 0, d_bytes = 0, s_bytes = 0;
+    int64_t q_params = 0, d_params = 0, outl = 0, s_params = 0;
     double f_bits = 0;
     for (int32_t i = 0; i < spqr_archive_count(a); i++) {
         const char *name = spqr_archive_name(a, i);
@@ -254,8 +263,16 @@ int cmd_info(int argc, char **argv) {
             char shape[32];
             snprintf(shape, sizeof shape, "%dx%d", t->rows, t->cols);
             put_str(name, 44);
-            printf(" %12s %5d %5d %8.3f%% %8.3f %8.3f %10.5f\n", shape, t->wbits, t->groupsize, 100.0 * t->nnz / np,
-                   r.stored_bits_per_param, r.formula_bits_per_param, layer_rel_err(recs, n_recs, name));
+            const layer_rec *lr = layer_find(recs, n_recs, name);
+            printf(" %12s %5d %5d %8.3f%% %8.3f %8.3f %10.5f", shape, t->wbits, t->groupsize, 100.0 * t->nnz / np,
+                   r.stored_bits_per_param, r.formula_bits_per_param, lr ? lr->rel_err : -1);
+            if (lr && lr->setting) {
+                printf("  ");
+                put_str(lr->setting, 0);
+                s_bytes += r.stored_bytes; /* a linear of the allocation */
+                s_params += np;
+            }
+            printf("\n");
             q_bytes += r.stored_bytes;
             q_params += np;
             outl += t->nnz;
@@ -295,6 +312,12 @@ int cmd_info(int argc, char **argv) {
     const int64_t lp = q_params - hp - ep;
     printf("block linears only: %.4f bits/param measured\n",
            lp > 0 ? 8.0 * (double)(q_bytes - hr.stored_bytes - er.stored_bytes) / (double)lp : 0.0);
+    /* --target-bits: the tensors the allocation chose a setting for (the block
+     * linears and a quantized head; not the RTN embedding), what
+     * --target-bits-linears counts */
+    if (target)
+        printf("allocated linears: %lld params, %.4f bits/param measured\n", (long long)s_params,
+               s_params ? 8.0 * (double)s_bytes / (double)s_params : 0.0);
     printf("dense tensors (norms%s%s): %lld params, %llu bytes\n", emb ? "" : ", embedding",
            head || tied ? "" : ", lm_head", (long long)d_params, (unsigned long long)d_bytes);
     /* A tied matrix is one parameter set of the model even when stored twice. */

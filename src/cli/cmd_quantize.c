@@ -3,6 +3,7 @@
  * SIGTERM raise the library's cancel flag, which stops the run between
  * layers; finished blocks stay checkpointed for --resume and OUT.spqr is
  * never half-written (the library writes it atomically at the very end). */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
 #include <stdint.h>
@@ -31,15 +32,24 @@ typedef struct preset {
     float tau;       /* 0 = no outliers */
     float percdamp;
     int32_t act_order, gptq;
+    double budget;   /* > 0: a named budget, --target-bits-linears budget (the knobs above are unused) */
 } preset;
 
 static const preset PRESETS[] = {
     {"near-lossless", "SpQR w4, beta1=beta2=16, 3-bit statistics, tau 0.2, act_order, percdamp 1", 4, 16, 3, 0.2f, 1.0f,
-     1, 1},
-    {"3.6bit", "SpQR w3, beta1=beta2=16, 3-bit statistics, tau 0.2, act_order, percdamp 1", 3, 16, 3, 0.2f, 1.0f, 1, 1},
-    {"gptq4", "GPTQ w4, group 128, fp16 statistics, no outliers, percdamp 0.01", 4, 128, 0, 0.0f, 0.01f, 0, 1},
-    {"gptq3", "GPTQ w3, group 128, fp16 statistics, no outliers, percdamp 0.01", 3, 128, 0, 0.0f, 0.01f, 0, 1},
-    {"rtn4", "round-to-nearest w4, group 128, fp16 statistics, no outliers", 4, 128, 0, 0.0f, 0.01f, 0, 0},
+     1, 1, 0},
+    {"3.6bit", "SpQR w3 (as near-lossless); 3.6 is the paper's formula, stored it measured ~4.35 bits (format v1)", 3, 16, 3,
+     0.2f, 1.0f, 1, 1, 0},
+    {"gptq4", "GPTQ w4, group 128, fp16 statistics, no outliers, percdamp 0.01", 4, 128, 0, 0.0f, 0.01f, 0, 1, 0},
+    {"gptq3", "GPTQ w3, group 128, fp16 statistics, no outliers, percdamp 0.01", 3, 128, 0, 0.0f, 0.01f, 0, 1, 0},
+    {"rtn4", "round-to-nearest w4, group 128, fp16 statistics, no outliers", 4, 128, 0, 0.0f, 0.01f, 0, 0, 0},
+    /* Named budgets: their measured bits per quantized weight are their names. */
+    {"2.5bit", "a setting per linear for 2.5 bits per quantized weight (--target-bits-linears 2.5)", 3, 16, 3, 0.2f,
+     1.0f, 1, 1, 2.5},
+    {"3bit", "the same for 3 bits", 3, 16, 3, 0.2f, 1.0f, 1, 1, 3.0},
+    {"3.5bit", "the same for 3.5 bits", 3, 16, 3, 0.2f, 1.0f, 1, 1, 3.5},
+    {"4bit", "the same for 4 bits", 3, 16, 3, 0.2f, 1.0f, 1, 1, 4.0},
+    {"4.5bit", "the same for 4.5 bits", 3, 16, 3, 0.2f, 1.0f, 1, 1, 4.5},
 };
 #define N_PRESETS (sizeof PRESETS / sizeof PRESETS[0])
 
@@ -70,6 +80,11 @@ static void usage(FILE *f) {
     for (size_t i = 0; i < N_PRESETS; i++) fprintf(f, "                        %-14s %s\n", PRESETS[i].name, PRESETS[i].desc);
     fprintf(f,
             "                      (no preset: the library defaults below, i.e. 3.6bit)\n"
+            "  --target-bits B     choose each linear's setting from a grid (w2..w8, groups of 128 with fp16\n"
+            "                      statistics or of 16 with 3-bit ones, outliers or none) so that the whole\n"
+            "                      file holds B bits per model parameter with the least Hessian-weighted\n"
+            "                      error (a measurement pass first; the other knobs stay as set)\n"
+            "  --target-bits-linears B  the same, B bits per weight of the quantized linears\n"
             "  --resume            continue an interrupted run from OUT.spqr.partial/ (checked to match\n"
             "                      the same model, calibration and knobs; otherwise starts over)\n"
             "  -t, --threads N     threads (default: all cores)\n"
@@ -168,6 +183,24 @@ static void print_report(const spqr_quantize_summary *s, const char *out) {
            s->nsamples, s->seqlen, (long long)s->calib_tokens, s->resumed_blocks, s->seconds);
 }
 
+/* --target-bits: the setting chosen for each linear, from the file's metadata. */
+static void print_settings(const char *out, double target, int linears) {
+    spqr_archive *a = NULL;
+    if (spqr_archive_open(out, &a, NULL)) return;
+    const char *mj = spqr_archive_metadata_json(a);
+    cJSON *meta = mj ? cJSON_Parse(mj) : NULL;
+    const cJSON *it;
+    printf("\nsettings chosen for %g bits per %s:\n", target, linears ? "quantized weight" : "model parameter");
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(meta, "layers")) {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "name"));
+        const char *set = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "setting"));
+        const double bits = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "stored_bits"));
+        if (name && set) printf("  %-40s %-16s %7.3f bits\n", name, set, bits);
+    }
+    cJSON_Delete(meta);
+    spqr_archive_close(a);
+}
+
 int cmd_quantize(int argc, char **argv) {
     const char *model_dir = NULL, *out = NULL, *calib = NULL, *preset_name = NULL, *v;
     spqr_quantize_options o;
@@ -191,13 +224,16 @@ int cmd_quantize(int argc, char **argv) {
         size_t k = 0;
         while (k < N_PRESETS && strcmp(PRESETS[k].name, preset_name)) k++;
         if (k == N_PRESETS) {
-            snprintf(msg, sizeof msg, "--preset: unknown preset '%.64s' (near-lossless, 3.6bit, gptq4, gptq3, rtn4)",
-                     preset_name);
+            char names[256] = "";
+            for (size_t j = 0; j < N_PRESETS; j++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", j ? ", " : "", PRESETS[j].name);
+            snprintf(msg, sizeof msg, "--preset: unknown preset '%.64s' (%s)", preset_name, names);
             return fail2(msg);
         }
         apply_preset(&PRESETS[k], &o.params);
+        if (PRESETS[k].budget > 0) o.target_bits = PRESETS[k].budget, o.target_linears = 1;
     }
-    int custom = 0;
+    int custom = 0, target_given = 0;
     for (int i = 1; i < argc;) {
         const char *a = argv[i];
         int r;
@@ -234,6 +270,19 @@ int cmd_quantize(int argc, char **argv) {
             o.n_threads = (int32_t)x;
             continue;
         }
+        for (int lin = 0; lin < 2; lin++) {
+            const char *flag = lin ? "--target-bits-linears" : "--target-bits";
+            if ((r = cli_option_value(argc, argv, &i, NULL, flag, &v, msg, sizeof msg)) == 0) continue;
+            double b;
+            if (r < 0 || cli_parse_double(flag, v, 1.0, 32.0, &b, msg, sizeof msg)) return fail2(msg);
+            if (target_given && o.target_linears != lin)
+                return fail2("--target-bits and --target-bits-linears exclude each other");
+            target_given = 1;
+            o.target_bits = b;
+            o.target_linears = lin;
+            break;
+        }
+        if (r > 0) continue;
         if (!strcmp(a, "--resume")) { o.resume = 1; i++; continue; }
         if (!strcmp(a, "-v")) { verbose = 1; i++; continue; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; i++; continue; }
@@ -288,12 +337,15 @@ int cmd_quantize(int argc, char **argv) {
     free(text);
     char desc[256];
     cli_quant_params_describe(&o.params, desc, sizeof desc);
-    if (!quiet)
-        fprintf(stderr, "quantizing %s -> %s: %s (%s)%s\n", model_dir, out, pname, desc,
-                o.quantize_head && o.quantize_embed ? ", lm_head and embedding too"
-                : o.quantize_head                  ? ", lm_head too"
-                : o.quantize_embed                 ? ", embedding too"
-                                                   : "");
+    const char *also = o.quantize_head && o.quantize_embed ? ", lm_head and embedding too"
+                       : o.quantize_head                  ? ", lm_head too"
+                       : o.quantize_embed                 ? ", embedding too"
+                                                          : "";
+    if (!quiet && o.target_bits > 0)
+        fprintf(stderr, "quantizing %s -> %s: %g bits per %s, settings chosen per linear%s\n", model_dir, out,
+                o.target_bits, o.target_linears ? "quantized weight" : "model parameter", also);
+    else if (!quiet)
+        fprintf(stderr, "quantizing %s -> %s: %s (%s)%s\n", model_dir, out, pname, desc, also);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -317,5 +369,11 @@ int cmd_quantize(int argc, char **argv) {
     }
     if (st) return fail(err.msg);
     print_report(&sm, out);
+    if (o.target_bits > 0) {
+        print_settings(out, o.target_bits, o.target_linears);
+        if (!o.target_linears)
+            printf("whole file: %.4f bits per model parameter (target %g)\n",
+                   sm.model_params ? 8.0 * sm.file_bytes / (double)sm.model_params : 0.0, o.target_bits);
+    }
     return 0;
 }

@@ -161,12 +161,22 @@ const char *spqrf_packed_sizes(const spqrf_packed_header *h, uint32_t version, u
  * {0, 0}. t must have passed spqr_tensor_check. */
 void spqrf_packed_header_for(const spqr_tensor *t, spqrf_packed_header *h);
 
+/* Fills h->arrays (offsets 64-aligned after the header, in array order)
+ * for these sizes and returns the section's length: the writer's layout,
+ * also what spqrf_packed_file_bytes counts. */
+uint64_t spqrf_packed_layout(spqrf_packed_header *h, const uint64_t sizes[SPQRF_N_ARRAYS]);
+
 /* NULL when the len bytes at p may be stored as a text
  * section of this type, else a short reason: within the size limit, no NUL,
  * and for config and metadata valid UTF-8 holding exactly one JSON object.
  * The one rule used by the writer, the reader and the HF loader, so that
  * what loads can always be written. */
 const char *spqrf_text_problem(uint32_t type, const char *p, size_t len);
+
+/* Bytes that a packed tensor named with name_len bytes adds to a .spqr
+ * file: its section (64-aligned, as the writer lays it out) plus its table
+ * entry and name; 0 for an invalid layout. */
+uint64_t spqrf_packed_file_bytes(const spqr_tensor *t, size_t name_len);
 
 static inline uint64_t spqrf_align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 

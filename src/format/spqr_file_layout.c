@@ -97,3 +97,15 @@ void spqrf_packed_header_for(const spqr_tensor *t, spqrf_packed_header *h) {
     const uint32_t enc = most <= 255 ? SPQRF_ROWS_CNT8 : most <= 65535 ? SPQRF_ROWS_CNT16 : SPQRF_ROWS_PTR32;
     h->flags |= enc << SPQRF_PACKED_ROWS_SHIFT;
 }
+
+uint64_t spqrf_packed_layout(spqrf_packed_header *h, const uint64_t sizes[SPQRF_N_ARRAYS]) {
+    uint64_t off = sizeof *h;
+    for (int i = 0; i < SPQRF_N_ARRAYS; i++) {
+        if (!sizes[i]) continue;
+        off = spqrf_align_up(off, SPQRF_ALIGN);
+        h->arrays[i].offset = off;
+        h->arrays[i].nbytes = sizes[i];
+        off += sizes[i];
+    }
+    return off;
+}

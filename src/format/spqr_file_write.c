@@ -290,14 +290,7 @@ static spqr_status write_packed(spqr_archive_writer *w, const char *name, spqrf_
                                 const uint64_t sizes[SPQRF_N_ARRAYS], const void *const src[SPQRF_N_ARRAYS],
                                 spqr_err *err) {
     spqrf_packed_header h = *hp;
-    uint64_t off = sizeof h;
-    for (int i = 0; i < SPQRF_N_ARRAYS; i++) {
-        if (!sizes[i]) continue;
-        off = spqrf_align_up(off, SPQRF_ALIGN);
-        h.arrays[i].offset = off;
-        h.arrays[i].nbytes = sizes[i];
-        off += sizes[i];
-    }
+    spqrf_packed_layout(&h, sizes);
     spqr_status s = begin_section(w, SPQRF_SEC_PACKED, name, err);
     if (s) return s;
     const uint64_t base = w->pos;

@@ -38,6 +38,7 @@
 #include "io/file.h"
 #include "io/outpath.h"
 #include "model/model.h"
+#include "quant/budget.h"
 #include "quant/calib.h"
 #include "quant/pipeline.h"
 
@@ -80,8 +81,23 @@ typedef struct pipe {
     double t0;
     int64_t step, n_steps, skipped;
     double kind_seconds[PIPE_KINDS + 1]; /* + the head (PIPE_HEAD_KIND) */
+    spqr_quant_params lp;      /* knobs of the linear being quantized */
+    pipe_plan *plan;           /* --target-bits; NULL otherwise */
+    pipe_layer_record *rec;    /* every record (the plan's items) */
+    /* --target-bits on the whole file: the metadata's size follows the records, so the
+     * budget is recomputed before each allocation from what the file will hold */
+    pipe_layer_record *est;    /* records as long as typical ones, for the items not done */
+    double total_bits;         /* B x model parameters */
+    uint64_t fixed0;           /* bytes nothing allocates, with an empty metadata text */
+    double fixed_bits;         /* the same with the metadata of the last allocation, in bits */
+    int64_t n_tok;
+    int shared_table;          /* tied, head and embedding quantized into one table (stored as the embedding) */
+    const spqr_tensor *embed;  /* the quantized embedding when made before the plan (--target-bits), else NULL */
     char ckdir[4096];
 } pipe;
+
+/* The head's name stem: the shared table is stored under the embedding's name. */
+static const char *head_stem(const pipe *p) { return p->shared_table ? "model.embed_tokens" : "lm_head"; }
 
 static double now_s(void) {
     struct timespec ts;
@@ -172,6 +188,8 @@ static void hessian_symmetrize(float *Hm, int32_t cols) {
         for (int32_t j = 0; j < i; j++) Hm[(size_t)i * cols + j] = Hm[(size_t)j * cols + i];
 }
 
+static spqr_status replan(pipe *p, spqr_err *err);
+
 /* Quantizes one linear with p->Hm: *tensor and *Wdq (the dequantized fp32
  * weights, bit-identical to the tensor) are set for the caller to free;
  * rec is filled with what the report and the metadata need. */
@@ -185,8 +203,16 @@ static spqr_status quantize_linear(pipe *p, const spqr_linear *lin, int32_t bloc
     for (int32_t r = 0; r < rows && !st; r++) st = linear_row(lin, r, W + (size_t)r * cols, err);
     spqr_quant_report rep;
     const double t = now_s();
+    /* --target-bits: this linear's setting from the allocation of what is left of the budget */
+    const int32_t item = kind == PIPE_HEAD_KIND ? p->src->cfg.n_layers * PIPE_KINDS : block * PIPE_KINDS + kind;
+    int32_t setting = -1;
+    p->lp = p->o->params;
+    if (!st && p->plan && !(st = replan(p, err))) {
+        setting = p->plan->choice[item];
+        budget_setting_apply(&budget_grid[setting], &p->o->params, &p->lp);
+    }
     if (!st)
-        st = spqr_quantize_layer(W, rows, cols, p->Hm, &p->o->params, p->o->n_threads, p->o->log, tensor, *Wdq, NULL,
+        st = spqr_quantize_layer(W, rows, cols, p->Hm, &p->lp, p->o->n_threads, p->o->log, tensor, *Wdq, NULL,
                                  &rep, err);
     free(W);
     if (st) return spqr_err_prefix(err, st, "%s", name);
@@ -194,7 +220,9 @@ static spqr_status quantize_linear(pipe *p, const spqr_linear *lin, int32_t bloc
     spqr_size_report sz;
     spqr_tensor_size(*tensor, &sz);
     *rec = (pipe_layer_record){block, kind, rows, cols, rep.n_outliers, rep.rel_hessian_error,
-                               sz.formula_bits_per_param, sz.stored_bits_per_param, sz.stored_bytes};
+                               sz.formula_bits_per_param, sz.stored_bits_per_param, sz.stored_bytes,
+                               spqrf_packed_file_bytes(*tensor, strlen(name) + strlen(".weight")), setting};
+    if (p->plan) p->plan->done[item] = 1;
     return SPQR_OK;
 }
 
@@ -251,8 +279,95 @@ static spqr_status quantize_head(pipe *p, spqr_tensor **tensor, float **Wdq, pip
         progress(p, nl - 1, "calibrate lm_head");
         if (cancelled(p)) st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
     }
-    if (!st) st = quantize_linear(p, &p->src->lm_head, nl, PIPE_HEAD_KIND, "lm_head", tensor, Wdq, rec, err);
+    if (!st) st = quantize_linear(p, &p->src->lm_head, nl, PIPE_HEAD_KIND, head_stem(p), tensor, Wdq, rec, err);
     if (!st) progress(p, nl - 1, "quantize lm_head");
+    free(p->Hm);
+    p->Hm = NULL;
+    return st;
+}
+
+/* --target-bits, pass 1: every grid setting of one linear under p->Hm, the
+ * Hessian of its unquantized inputs; records what each costs and its
+ * Hessian-weighted error tr(dW H dW^T) (one sgemm: cheaper than the
+ * engine's double-precision report). */
+static spqr_status measure_linear(pipe *p, const spqr_linear *lin, int32_t item, const char *name, spqr_err *err) {
+    const int32_t rows = lin->rows, cols = lin->cols;
+    const size_t n = (size_t)rows * cols;
+    float *W = malloc(n * sizeof(float)), *D = malloc(n * sizeof(float)), *DH = malloc(n * sizeof(float));
+    if (!W || !D || !DH) { free(W), free(D), free(DH); return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); }
+    spqr_status st = SPQR_OK;
+    for (int32_t r = 0; r < rows && !st; r++) st = linear_row(lin, r, W + (size_t)r * cols, err);
+    pipe_plan *pl = p->plan;
+    const size_t g = (size_t)budget_grid_n;
+    for (int32_t s = 0; s < budget_grid_n && !st; s++) {
+        if (cancelled(p)) { st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted"); break; }
+        spqr_quant_params q;
+        budget_setting_apply(&budget_grid[s], &p->o->params, &q);
+        spqr_tensor *t = NULL;
+        st = spqr_quantize_layer(W, rows, cols, p->Hm, &q, p->o->n_threads, p->o->log, &t, D, NULL, NULL, err);
+        if (st) { st = spqr_err_prefix(err, st, "%s (%s)", name, budget_grid[s].label); break; }
+        spqr_size_report sz;
+        spqr_tensor_size(t, &sz);
+        pl->cost[item * g + s] =
+            8 * (pl->whole_file ? spqrf_packed_file_bytes(t, strlen(name) + strlen(".weight")) : sz.stored_bytes);
+        spqr_tensor_free(t);
+        for (size_t i = 0; i < n; i++) D[i] = W[i] - D[i];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, cols, 1.0f, D, cols, p->Hm, cols, 0.0f, DH,
+                    cols);
+        double e = 0;
+        for (size_t i = 0; i < n; i++) e += (double)D[i] * DH[i];
+        pl->err[item * g + s] = e;
+    }
+    free(W), free(D), free(DH);
+    pl->present[item] = 1;
+    return st;
+}
+
+/* --target-bits, pass 1 for block l: its groups calibrated on the
+ * unquantized model's inputs, every linear measured, then X = the
+ * unquantized block's output. */
+static spqr_status measure_block(pipe *p, int32_t l, spqr_err *err) {
+    spqr_layer *L = &p->mc.layers[l];
+    const model_arch *a = p->src->hp.arch;
+    char what[96], name[128];
+    spqr_status st = SPQR_OK;
+    for (int32_t g = 0; g < MODEL_N_GROUPS && !st; g++) {
+        int k0 = 0;
+        while (k0 < PIPE_KINDS && !(a->lin[k0].name && a->lin[k0].group == g)) k0++;
+        if (k0 == PIPE_KINDS) continue;
+        const int32_t cols = L->lin[k0].cols;
+        p->Hm = calloc((size_t)cols * cols, sizeof(float));
+        if (!p->Hm) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a %d x %d Hessian", cols, cols);
+        if ((st = run_block(p, l, g, err))) break;
+        hessian_symmetrize(p->Hm, cols);
+        snprintf(what, sizeof what, "measure: calibrate %s", GROUP_NAMES[g]);
+        progress(p, l, what);
+        for (int k = k0; k < PIPE_KINDS && !st; k++) {
+            if (!a->lin[k].name || a->lin[k].group != g) continue;
+            snprintf(name, sizeof name, "model.layers.%d.%s", l, a->lin[k].name);
+            if ((st = measure_linear(p, &L->lin[k], l * PIPE_KINDS + k, name, err))) break;
+            snprintf(what, sizeof what, "measure %s", a->lin[k].name);
+            progress(p, l, what);
+        }
+        free(p->Hm);
+        p->Hm = NULL;
+    }
+    if (!st) st = run_block(p, l, -1, err);
+    if (!st) progress(p, l, "measure: propagate");
+    return st;
+}
+
+static spqr_status measure_head(pipe *p, spqr_err *err) {
+    const int32_t nl = p->src->cfg.n_layers, Hd = p->Hd;
+    p->Hm = calloc((size_t)Hd * Hd, sizeof(float));
+    if (!p->Hm) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a %d x %d Hessian", Hd, Hd);
+    spqr_status st = run_block(p, nl, MODEL_GROUP_QKV, err);
+    if (!st) {
+        hessian_symmetrize(p->Hm, Hd);
+        progress(p, nl - 1, "measure: calibrate lm_head");
+        st = measure_linear(p, &p->src->lm_head, nl * PIPE_KINDS, head_stem(p), err);
+    }
+    if (!st) progress(p, nl - 1, "measure lm_head");
     free(p->Hm);
     p->Hm = NULL;
     return st;
@@ -287,6 +402,17 @@ static uint64_t run_hash(const spqr_model *m, const int32_t *tok, int64_t n, con
     h = calib_hash(h, &o->seed, sizeof o->seed);
     const char *preset = o->preset ? o->preset : "";
     h = calib_hash(h, preset, strlen(preset) + 1);
+    if (o->target_bits > 0) {
+        const double tb[2] = {o->target_bits, o->target_linears ? 1.0 : 0.0};
+        h = calib_hash(h, tb, sizeof tb);
+        for (int32_t s = 0; s < budget_grid_n; s++) {
+            const budget_setting *b = &budget_grid[s];
+            const float v[7] = {(float)b->wbits, (float)b->groupsize, (float)b->qq_bits, b->tau, b->percdamp,
+                                (float)b->act_order, 0};
+            h = calib_hash(h, b->label, strlen(b->label));
+            h = calib_hash(h, v, sizeof v);
+        }
+    }
     return h;
 }
 
@@ -324,6 +450,10 @@ static char *final_metadata(const spqr_model *m, const spqr_quantize_options *o,
     cJSON_AddStringToObject(cj, "sampling", "splitmix64(seed) windows, start uniform in [0, tokens - seqlen]");
     cJSON_AddBoolToObject(root, "quantize_head", o->quantize_head != 0);
     cJSON_AddBoolToObject(root, "quantize_embed", o->quantize_embed != 0);
+    if (o->target_bits > 0) {
+        cJSON_AddNumberToObject(root, "target_bits", o->target_bits);
+        cJSON_AddStringToObject(root, "target", o->target_linears ? "quantized linears" : "whole file");
+    }
     cJSON_AddNumberToObject(root, "avg_bits_stored", avg_stored); /* every packed linear, the head included */
     cJSON_AddNumberToObject(root, "avg_bits_formula", avg_formula);
     cJSON *arr = cJSON_AddArrayToObject(root, "layers");
@@ -404,6 +534,8 @@ static spqr_status validate(const spqr_model *m, const int32_t *tok, int64_t n, 
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "model_quantize: the model lacks its config/tokenizer text");
     spqr_status st = spqr_quant_params_validate(&o->params, err);
     if (st) return st;
+    if (o->target_bits != 0 && !(o->target_bits > 0 && o->target_bits <= 32))
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "target_bits %g is outside (0, 32]", o->target_bits);
     /* What the final write stores is checked now, not after hours of work. */
     const char *why = spqrf_text_problem(SPQRF_SEC_CONFIG, m->config_json, m->config_len);
     if (why) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: %s", why);
@@ -479,6 +611,130 @@ static void summarize(const pipe *p, const pipe_layer_record *rec, int32_t n_rec
     s->avg_bits_formula_blocks = params_blocks ? fbits_blocks / params_blocks : 0;
 }
 
+/* X = the embeddings of the calibration windows (block 0's inputs). */
+static spqr_status embed_windows(pipe *p, const int32_t *tok, const int64_t *starts, spqr_err *err) {
+    spqr_status st = SPQR_OK;
+    for (int32_t i = 0; i < p->N && !st; i++)
+        for (int32_t t = 0; t < p->T && !st; t++)
+            st = model_embed(p->src, tok[starts[i] + t], p->X + ((size_t)i * p->T + t) * p->Hd, err);
+    return st;
+}
+
+/* --target-bits: pass 1 over the unquantized model (leaves X undefined),
+ * then the budget of the allocated linears: B bits per model parameter
+ * minus the bytes nothing allocates (--target-bits), or B bits per
+ * quantized weight (--target-bits-linears); and the first allocation, which
+ * refuses a budget outside what the grid can reach. */
+static spqr_status plan_budget(pipe *p, const int32_t *tok, int64_t n_tok, const int64_t *starts, pipe_plan *pl,
+                               spqr_err *err) {
+    const spqr_model *m = p->src;
+    const spqr_config *c = &m->cfg;
+    const spqr_quantize_options *o = p->o;
+    const int32_t n_items = c->n_layers * PIPE_KINDS + 1, head_item = c->n_layers * PIPE_KINDS;
+    spqr_status st = pipe_plan_init(pl, n_items, !o->target_linears, err);
+    if (st) return st;
+    p->plan = pl;
+    if ((st = embed_windows(p, tok, starts, err))) return st;
+    for (int32_t l = 0; l < c->n_layers && !st; l++) st = measure_block(p, l, err);
+    if (!st && o->quantize_head) st = measure_head(p, err);
+    if (st) return st;
+    /* what the metadata will hold, with numbers as long as real ones, for its size (kept in p->est) */
+    pipe_layer_record *est = calloc((size_t)n_items, sizeof *est);
+    if (!est) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    int64_t lin_params = 0;
+    int32_t median = 0; /* a setting whose label has the median length */
+    for (int32_t s = 0; s < budget_grid_n; s++) {
+        int32_t shorter = 0;
+        for (int32_t t = 0; t < budget_grid_n; t++) shorter += strlen(budget_grid[t].label) < strlen(budget_grid[s].label);
+        if (shorter <= budget_grid_n / 2) median = s;
+    }
+    for (int32_t i = 0; i < n_items; i++) {
+        if (!pl->present[i]) continue;
+        const spqr_linear *lin = i == head_item ? &m->lm_head : &m->layers[i / PIPE_KINDS].lin[i % PIPE_KINDS];
+        const int64_t np = (int64_t)lin->rows * lin->cols;
+        lin_params += np;
+        /* numbers printed as long as typical ones: 17 significant digits, integers of their magnitude */
+        est[i] = (pipe_layer_record){i == head_item ? c->n_layers : i / PIPE_KINDS,
+                                     i == head_item ? (p->shared_table ? PIPE_EMBED_KIND : PIPE_HEAD_KIND)
+                                                    : i % PIPE_KINDS,
+                                     lin->rows,
+                                     lin->cols,
+                                     0,
+                                     0.0012345678901234567,
+                                     3.0123456789012345,
+                                     3.0123456789012345,
+                                     (uint64_t)np / 2,
+                                     (uint64_t)np / 2 + 700,
+                                     median};
+    }
+    const int64_t VH = (int64_t)c->vocab_size * c->hidden_size;
+    const int64_t model_params = lin_params - (o->quantize_head ? VH : 0) + VH * (c->tie_word_embeddings ? 1 : 2) +
+                                 (int64_t)m->n_norm_floats;
+    p->est = est;
+    p->n_tok = n_tok;
+    /* the embedding counts at the size it is stored at: dense, the RTN table made
+     * before the plan (p->embed), or none of its own when the head's table is it */
+    if (pl->whole_file && (st = pipe_fixed_file_bytes(m, p->ckdir, p->embed, o->quantize_head, p->shared_table, 0,
+                                                      &p->fixed0, err)))
+        return st;
+    const double per = (double)(pl->whole_file ? model_params : lin_params);
+    p->total_bits = o->target_bits * per;
+    pl->budget = (uint64_t)p->total_bits;
+    if ((st = replan(p, err)) && st != SPQR_ERR_INVALID_ARG) return st;
+    const double fixed = p->fixed_bits;
+    double lo = fixed, hi = fixed;
+    const size_t g = (size_t)budget_grid_n;
+    for (int32_t i = 0; i < n_items; i++) {
+        if (!pl->present[i]) continue;
+        uint64_t mn = UINT64_MAX, mx = 0;
+        for (size_t s = 0; s < g; s++) {
+            const uint64_t cs = pl->cost[i * g + s];
+            mn = cs < mn ? cs : mn;
+            mx = cs > mx ? cs : mx;
+        }
+        lo += (double)mn, hi += (double)mx;
+    }
+    if (p->total_bits < lo || p->total_bits > hi) {
+        char fx[96] = "";
+        if (pl->whole_file) snprintf(fx, sizeof fx, " (the parts not quantized take %.3f)", fixed / per);
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG,
+                            "target of %g bits per %s is outside what the settings can reach for this model: "
+                            "%.3f to %.3f%s",
+                            o->target_bits, pl->whole_file ? "model parameter (whole file)" : "quantized weight",
+                            lo / per, hi / per, fx);
+    }
+    spqr_log(o->log, SPQR_LOG_INFO, "target %g bits: %llu bits for %lld quantized weights, %.0f fixed bytes",
+             o->target_bits, (unsigned long long)pl->budget, (long long)lin_params, fixed / 8);
+    return st;
+}
+
+/* Allocates what is left of the budget to the linears not quantized yet;
+ * for the whole file, the budget is B x parameters minus the fixed bytes
+ * and the metadata as it will be with the records so far. */
+static spqr_status replan(pipe *p, spqr_err *err) {
+    pipe_plan *pl = p->plan;
+    if (pl->whole_file) {
+        /* the plan's items, then the embedding's record (filled when it was quantized
+         * before the plan, rows 0 otherwise), as final_metadata will get them */
+        pipe_layer_record *r = malloc(((size_t)pl->n_items + 1) * sizeof *r);
+        if (!r) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+        for (int32_t i = 0; i < pl->n_items; i++) r[i] = pl->done[i] ? p->rec[i] : p->est[i];
+        r[pl->n_items] = p->rec[pl->n_items];
+        const int32_t head_item = pl->n_items - 1;
+        if (p->shared_table && pl->present[head_item]) r[head_item].kind = PIPE_EMBED_KIND;
+        char *meta = final_metadata(p->src, p->o, p->N, p->T, p->n_tok, 0xffffffffffffffffull, r, pl->n_items + 1,
+                                    10.0 / 3.0, 10.0 / 3.0);
+        free(r);
+        if (!meta) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+        const double fixed =
+            8.0 * (double)(p->fixed0 - pipe_metadata_file_bytes(0) + pipe_metadata_file_bytes(strlen(meta)));
+        free(meta);
+        p->fixed_bits = fixed;
+        pl->budget = p->total_bits > fixed ? (uint64_t)(p->total_bits - fixed) : 0;
+    }
+    return pipe_plan_update(pl, p->rec, err);
+}
+
 spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens, int64_t n_tokens,
                                 const spqr_quantize_options *opt, const char *out_path,
                                 spqr_quantize_summary *summary, spqr_err *err) {
@@ -493,7 +749,8 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     p.N = opt->nsamples;
     p.T = opt->seqlen ? opt->seqlen : (c->max_position_embeddings < 2048 ? c->max_position_embeddings : 2048);
     p.Hd = c->hidden_size;
-    p.n_steps = (int64_t)STEPS_PER_BLOCK * c->n_layers + (opt->quantize_head ? HEAD_STEPS : 0);
+    p.n_steps = ((int64_t)STEPS_PER_BLOCK * c->n_layers + (opt->quantize_head ? HEAD_STEPS : 0)) *
+                (opt->target_bits > 0 ? 2 : 1); /* --target-bits: a measurement pass first */
     if (opt->checkpoint_dir) snprintf(p.ckdir, sizeof p.ckdir, "%s", opt->checkpoint_dir);
     else if (snprintf(p.ckdir, sizeof p.ckdir, "%s.partial", out_path) >= (int)sizeof p.ckdir)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "output path too long");
@@ -504,6 +761,9 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     /* records: every block linear, then the head's (used with quantize_head) */
     const int32_t n_block_rec = c->n_layers * PIPE_KINDS;
     pipe_layer_record *rec = calloc((size_t)n_block_rec + 2, sizeof *rec); /* + head, embedding */
+    pipe_plan plan;
+    memset(&plan, 0, sizeof plan);
+    p.rec = rec;
     p.mc = *m;
     /* + 1: the head's pseudo layer (quantize_head) */
     p.mc.layers = malloc(((size_t)c->n_layers + 1) * sizeof *p.mc.layers);
@@ -544,6 +804,21 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     spqr_atomic_remove_stale(out_path);
     if ((st = check_disk_space(m, opt, out_path, p.ckdir, (uint64_t)xn * sizeof(float), err))) goto done;
     const uint64_t hash = run_hash(m, calib_tokens, n_tokens, opt, p.N, p.T);
+    /* Tied, head and embedding quantized: the calibrated head is the one table. */
+    const int shared_table = c->tie_word_embeddings && opt->quantize_head && opt->quantize_embed && !opt->tied_two_tables;
+    p.shared_table = shared_table;
+    /* --target-bits on the whole file: the embedding's RTN table (no calibration,
+     * so the same tensor as after the blocks) is made first, so that the budget
+     * counts the bytes it takes */
+    if (opt->target_bits > 0 && !opt->target_linears && opt->quantize_embed && !shared_table) {
+        st = pipe_quantize_embed(m, &opt->params, opt->n_threads, opt->log, &embed, rec + n_block_rec + 1,
+                                 &embed_seconds, err);
+        if (st) goto done;
+        p.embed = embed;
+    }
+    /* --target-bits: measured again on --resume (deterministic), never checkpointed */
+    if (opt->target_bits > 0 && (st = plan_budget(&p, calib_tokens, n_tokens, starts, &plan, err))) goto done;
+    const int64_t measured_steps = p.step;
 
     /* --resume: the longest prefix of valid block checkpoints whose last
      * block also left its outputs; otherwise start over. */
@@ -558,11 +833,9 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
         pipe_ckpt_remove_all(p.ckdir, c->n_layers);
     }
     p.skipped = (int64_t)STEPS_PER_BLOCK * first;
-    p.step = p.skipped;
-    if (first == 0) /* block 0 inputs: the embeddings of the windows */
-        for (int32_t i = 0; i < p.N && !st; i++)
-            for (int32_t t = 0; t < p.T && !st; t++)
-                st = model_embed(m, calib_tokens[starts[i] + t], p.X + ((size_t)i * p.T + t) * p.Hd, err);
+    p.step = measured_steps + p.skipped;
+    for (int32_t i = 0; p.plan && i < first * PIPE_KINDS; i++) plan.done[i] = plan.present[i];
+    if (first == 0) st = embed_windows(&p, calib_tokens, starts, err); /* block 0 inputs */
     if (st) goto done;
 
     for (int32_t l = first; l < c->n_layers; l++) {
@@ -582,9 +855,9 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     /* The head is not checkpointed: a resumed run recomputes it from the
      * last block's checkpointed outputs, which gives the same tensor. */
     if (!st && opt->quantize_head) st = quantize_head(&p, &head, &head_dq, rec + n_block_rec, err);
-    const int shared_table = c->tie_word_embeddings && opt->quantize_head && opt->quantize_embed && !opt->tied_two_tables;
-    if (!st && opt->quantize_embed && !shared_table && cancelled(&p)) st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
-    if (!st && opt->quantize_embed && !shared_table)
+    if (!st && opt->quantize_embed && !shared_table && !embed && cancelled(&p))
+        st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
+    if (!st && opt->quantize_embed && !shared_table && !embed)
         st = pipe_quantize_embed(m, &opt->params, opt->n_threads, opt->log, &embed, rec + n_block_rec + 1,
                                  &embed_seconds, err);
     if (st == SPQR_ERR_INTERRUPTED)
@@ -601,6 +874,13 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
                           rec, n_block_rec + 2, sm.avg_bits_stored, sm.avg_bits_formula);
     if (!meta) { st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); goto done; }
     if ((st = pipe_write_model(m, p.ckdir, hash, meta, head, shared_table ? head : embed, out_path, err))) goto done;
+    if (p.plan) {
+        uint64_t spent = 0;
+        for (int32_t i = 0; i < plan.n_items; i++)
+            if (plan.present[i]) spent += pipe_plan_realized(&plan, &rec[i]);
+        spqr_log(opt->log, SPQR_LOG_INFO, "target: %llu of %llu bits allocated; metadata %zu bytes; fixed %.0f bytes",
+                 (unsigned long long)spent, (unsigned long long)plan.budget, strlen(meta), p.fixed_bits / 8);
+    }
     pipe_ckpt_remove_all(p.ckdir, c->n_layers);
     spqr_dir_unlock(p.ckdir, lock_fd, 1);
     lock_fd = -1;
@@ -642,5 +922,7 @@ done:
     free(rec);
     free(starts);
     free(meta);
+    pipe_plan_free(&plan);
+    free(p.est);
     return st;
 }

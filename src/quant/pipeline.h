@@ -29,6 +29,8 @@ typedef struct pipe_layer_record {
     int64_t outliers;
     double rel_err, formula_bits, stored_bits;
     uint64_t stored_bytes;
+    uint64_t file_bytes;  /* what the tensor adds to the .spqr file (section + table entry) */
+    int32_t setting;      /* --target-bits: index into budget_grid; -1 = the run's knobs */
 } pipe_layer_record;
 
 /* A new JSON object with the record's numbers (rows, cols, outliers, rel_err,
@@ -79,10 +81,6 @@ spqr_status pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash
                              const spqr_tensor *head, const spqr_tensor *embed, const char *out_path,
                              spqr_err *err);
 
-/* The token embedding quantized with the run's statistics and no
- * calibration: each row is looked up alone, so there is no input whose
- * error to weigh; round-to-nearest (GPTQ off, no permutation, identity
- * Hessian) with the same group statistics and outlier rule. */
 /* Adds the embedding's record (rows 0: none) and its quantization time to
  * the summary as s->embed. */
 void pipe_summarize_embed(const pipe_layer_record *rec, double seconds, spqr_quantize_summary *s);
@@ -90,8 +88,48 @@ void pipe_summarize_embed(const pipe_layer_record *rec, double seconds, spqr_qua
  * what the options stored quantized (quantized_params and file_bytes set). */
 void pipe_summarize_dense(const spqr_model *m, const spqr_quantize_options *o, spqr_quantize_summary *s);
 
+/* The token embedding quantized with the run's statistics and no
+ * calibration: each row is looked up alone, so there is no input whose
+ * error to weigh; round-to-nearest (GPTQ off, no permutation, identity
+ * Hessian) with the same group statistics and outlier rule. */
 spqr_status pipe_quantize_embed(const spqr_model *m, const spqr_quant_params *q, int32_t n_threads,
                                 const spqr_logger *log, spqr_tensor **out, pipe_layer_record *rec, double *seconds,
                                 spqr_err *err);
+
+/* --target-bits (docs/quantize.md, "Bit budgets"): the measured grid and
+ * the current allocation. Items are the records' slots: block l kind k is
+ * l * PIPE_KINDS + k, the head is n_layers * PIPE_KINDS. */
+typedef struct pipe_plan {
+    int32_t n_items;
+    uint8_t *present;    /* [n_items] 1: a linear that gets a setting */
+    uint8_t *done;       /* [n_items] 1: quantized (its record holds what it cost) */
+    uint64_t *cost;      /* [n_items][budget_grid_n] bits it would cost (file bytes or stored bytes, x 8) */
+    double *err;         /* [n_items][budget_grid_n] tr(dW H dW^T), H from the unquantized model's inputs */
+    int32_t *choice;     /* [n_items] setting of each item in the current allocation */
+    uint64_t budget;     /* bits for every present item together */
+    int whole_file;      /* costs are file bytes (--target-bits), else stored bytes (--target-bits-linears) */
+} pipe_plan;
+
+spqr_status pipe_plan_init(pipe_plan *pl, int32_t n_items, int whole_file, spqr_err *err);
+void pipe_plan_free(pipe_plan *pl);
+/* What item i cost once quantized, in the plan's unit. */
+uint64_t pipe_plan_realized(const pipe_plan *pl, const pipe_layer_record *r);
+/* Allocates the items not done with the budget the done ones left
+ * (rec[i] holds what done item i cost). */
+spqr_status pipe_plan_update(pipe_plan *pl, const pipe_layer_record *rec, spqr_err *err);
+
+/* File bytes of a metadata section of len bytes: the text, its NUL, 64-aligned, and its table entry. */
+uint64_t pipe_metadata_file_bytes(size_t len);
+/* Bytes of the final file other than the packed linears the allocation
+ * counts (the block linears and, with head_packed, the head): config,
+ * tokenizer, the embedding (embed: the packed RTN table, else dense), a
+ * dense head unless head_packed or tied, norms, biases and the section
+ * table, with the metadata section holding meta_len bytes. shared_table
+ * (tied, head and embedding quantized, one table): the head's table is
+ * the embedding, so no embedding section either (embed is ignored).
+ * Measured by writing those sections with the writer into dir (then
+ * removed), so it is exact and follows the writer. */
+spqr_status pipe_fixed_file_bytes(const spqr_model *m, const char *dir, const spqr_tensor *embed, int head_packed,
+                                  int shared_table, size_t meta_len, uint64_t *out, spqr_err *err);
 
 #endif

@@ -17,6 +17,7 @@
 #include "format/spqr_file.h"
 #include "io/atomic_file.h"
 #include "model/model.h"
+#include "quant/budget.h"
 #include "quant/pipeline.h"
 
 cJSON *pipe_record_to_json(const pipe_layer_record *r) {
@@ -28,6 +29,9 @@ cJSON *pipe_record_to_json(const pipe_layer_record *r) {
     cJSON_AddNumberToObject(o, "formula_bits", r->formula_bits);
     cJSON_AddNumberToObject(o, "stored_bits", r->stored_bits);
     cJSON_AddNumberToObject(o, "stored_bytes", (double)r->stored_bytes);
+    cJSON_AddNumberToObject(o, "file_bytes", (double)r->file_bytes);
+    if (r->setting >= 0 && r->setting < budget_grid_n)
+        cJSON_AddStringToObject(o, "setting", budget_grid[r->setting].label);
     return o;
 }
 
@@ -144,6 +148,12 @@ static int parse_records(const cJSON *root, int32_t block, const model_arch *a, 
         rec[k].formula_bits = NUM("formula_bits");
         rec[k].stored_bits = NUM("stored_bits");
         rec[k].stored_bytes = (uint64_t)NUM("stored_bytes");
+        rec[k].file_bytes = (uint64_t)NUM("file_bytes");
+        rec[k].setting = -1;
+        const char *lab = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "setting"));
+        for (int32_t s = 0; lab && s < budget_grid_n; s++)
+            if (!strcmp(lab, budget_grid[s].label)) rec[k].setting = s;
+        if (lab && rec[k].setting < 0) return 0;
 #undef NUM
         if (rec[k].rows <= 0 || rec[k].cols <= 0) return 0;
         o = o->next;
@@ -238,31 +248,35 @@ static spqr_dtype linear_dtype(const spqr_linear *l) {
     return l->kind == SPQR_LINEAR_F32 ? SPQR_DTYPE_F32 : l->kind == SPQR_LINEAR_F16 ? SPQR_DTYPE_F16 : SPQR_DTYPE_BF16;
 }
 
-spqr_status pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash, const char *metadata_json,
-                             const spqr_tensor *head, const spqr_tensor *embed, const char *out_path,
-                             spqr_err *err) {
+/* The sections other than the packed block linears, in file order. head is
+ * the packed LM head or NULL; embed the packed embedding or NULL (dense),
+ * embed == head when tied and both quantized (the one table, stored under
+ * the embedding's name). For pipe_fixed_file_bytes, which leaves out what
+ * the allocation counts: head_alloc leaves out the head (a packed linear
+ * of the allocation: no dense head either), embed_alloc the embedding's
+ * section (the head's table serves as the embedding). */
+static spqr_status write_fixed(spqr_archive_writer *w, const spqr_model *m, const char *metadata_json,
+                               const spqr_tensor *head, const spqr_tensor *embed, int head_alloc, int embed_alloc,
+                               spqr_err *err) {
     const spqr_config *c = &m->cfg;
     const model_arch *a = m->hp.arch;
     const int32_t H = c->hidden_size;
-    spqr_archive_writer *w = NULL;
-    spqr_status st = spqr_archive_writer_create(out_path, &w, err);
-    if (st) return st;
-    if (!st) st = spqr_archive_writer_add_config(w, m->config_json, err);
+    spqr_status st = spqr_archive_writer_add_config(w, m->config_json, err);
     if (!st) st = spqr_archive_writer_add_tokenizer(w, m->tokenizer_json, m->tokenizer_len, err);
     if (!st) st = spqr_archive_writer_add_metadata(w, metadata_json, err);
     const int64_t emb_shape[2] = {c->vocab_size, H}, norm_shape[1] = {H};
     /* Tied and both quantized: the calibrated head is the one table. */
     const int shared = c->tie_word_embeddings && head && embed == head;
     if (!st && embed) st = spqr_archive_writer_add_packed(w, ARCH_EMBED_NAME, embed, err);
-    else if (!st)
+    else if (!st && !embed_alloc)
         st = spqr_archive_writer_add_dense(w, ARCH_EMBED_NAME, linear_dtype(&m->embed), 2, emb_shape,
                                            m->embed.data, err);
     if (!st && head && !shared) st = spqr_archive_writer_add_packed(w, PIPE_HEAD_NAME, head, err);
-    else if (!st && !c->tie_word_embeddings)
+    else if (!st && !head && !c->tie_word_embeddings && !head_alloc)
         st = spqr_archive_writer_add_dense(w, ARCH_HEAD_NAME, linear_dtype(&m->lm_head), 2, emb_shape,
                                            m->lm_head.data, err);
     if (!st) st = spqr_archive_writer_add_dense(w, ARCH_FINAL_NORM_NAME, SPQR_DTYPE_F32, 1, norm_shape, m->final_norm, err);
-    char name[256], path[4096];
+    char name[256];
     /* Every norm and bias the family's table lists, in fp32 as loaded. */
     for (int32_t l = 0; !st && l < c->n_layers; l++) {
         const spqr_layer *L = &m->layers[l];
@@ -279,6 +293,41 @@ spqr_status pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash
             st = spqr_archive_writer_add_dense(w, name, SPQR_DTYPE_F32, 1, shape, L->bias[k], err);
         }
     }
+    return st;
+}
+
+/* File bytes of a metadata section of len bytes: the text, its NUL, 64-aligned, and its table entry. */
+uint64_t pipe_metadata_file_bytes(size_t len) {
+    return spqrf_align_up(len + 1, SPQRF_ALIGN) + sizeof(spqrf_entry) + sizeof "metadata";
+}
+
+spqr_status pipe_fixed_file_bytes(const spqr_model *m, const char *dir, const spqr_tensor *embed, int head_packed,
+                                  int shared_table, size_t meta_len, uint64_t *out, spqr_err *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/fixed_sections.spqr", dir);
+    spqr_archive_writer *w = NULL;
+    spqr_status st = spqr_archive_writer_create(path, &w, err);
+    if (st) return st;
+    st = write_fixed(w, m, "{}", NULL, shared_table ? NULL : embed, head_packed, shared_table, err);
+    if (!st) st = spqr_archive_writer_finish(w, err);
+    spqr_archive_writer_free(w);
+    struct stat sb;
+    if (!st && stat(path, &sb) != 0) st = spqr_err_set(err, SPQR_ERR_IO, "cannot stat %s", path);
+    unlink(path);
+    if (!st) *out = (uint64_t)sb.st_size - pipe_metadata_file_bytes(2) + pipe_metadata_file_bytes(meta_len);
+    return st;
+}
+
+spqr_status pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash, const char *metadata_json,
+                             const spqr_tensor *head, const spqr_tensor *embed, const char *out_path,
+                             spqr_err *err) {
+    const spqr_config *c = &m->cfg;
+    const model_arch *a = m->hp.arch;
+    spqr_archive_writer *w = NULL;
+    spqr_status st = spqr_archive_writer_create(out_path, &w, err);
+    if (st) return st;
+    st = write_fixed(w, m, metadata_json, head, embed, 0, 0, err);
+    char name[256], path[4096];
     /* Packed tensors, one block checkpoint at a time. */
     for (int32_t l = 0; !st && l < c->n_layers; l++) {
         pipe_ckpt_path(path, sizeof path, dir, "block", l);

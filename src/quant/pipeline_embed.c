@@ -1,9 +1,11 @@
 /* The token embedding of a whole-model quantization (pipeline.h). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "core/error.h"
+#include "format/spqr_file.h"
 #include "model/model.h"
 #include "quant/pipeline.h"
 
@@ -41,7 +43,8 @@ spqr_status pipe_quantize_embed(const spqr_model *m, const spqr_quant_params *q,
     spqr_size_report sz;
     spqr_tensor_size(*out, &sz);
     *rec = (pipe_layer_record){m->cfg.n_layers, PIPE_EMBED_KIND, rows, cols, (*out)->nnz, rep.rel_hessian_error,
-                               sz.formula_bits_per_param, sz.stored_bits_per_param, sz.stored_bytes};
+                               sz.formula_bits_per_param, sz.stored_bits_per_param, sz.stored_bytes,
+                               spqrf_packed_file_bytes(*out, strlen(ARCH_EMBED_NAME)), -1};
     return SPQR_OK;
 }
 
