@@ -1,11 +1,11 @@
-/* Times the dense fp16 batched product (linear_matmul: fp32 tiles of the
+/* Times the dense fp16 batched product (spqri_linear_matmul: fp32 tiles of the
  * weights in the caller's scratch, then cblas_sgemm) on one shape: best
  * wall and best process CPU time of R calls. CPU time is what to compare
  * on a shared machine (bench/results/kernels-2026-12-06.md).
  *
  *   bench_dense_matmul ROWS COLS N THREADS REPS
  *
- * -DSPQR_BENCH_INT_THREADS builds it against a tree whose linear_matmul
+ * -DSPQR_BENCH_INT_THREADS builds it against a tree whose spqri_linear_matmul
  * still took an int thread count (the parent of the linear_ctx change), for
  * before/after runs. */
 #include <stdio.h>
@@ -43,14 +43,14 @@ int main(int argc, char **argv) {
 #else
     const spqr_linear *pl = &lin;
     linear_ctx c;
-    if (linear_ctx_init(&c, nt, linear_scratch_size(&pl, 1, n, nt), NULL) != SPQR_OK) return 1;
+    if (spqri_linear_ctx_init(&c, nt, spqri_linear_scratch_size(&pl, 1, n, nt), NULL) != SPQR_OK) return 1;
     const linear_ctx *ctx = &c;
 #endif
     spqr_err err;
     double best = 1e30, best_cpu = 1e30;
     for (int r = 0; r < reps; r++) {
         const double t0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
-        if (linear_matmul(&lin, x, n, y, ctx, &err) != SPQR_OK) {
+        if (spqri_linear_matmul(&lin, x, n, y, ctx, &err) != SPQR_OK) {
             fprintf(stderr, "bench_dense_matmul: %s\n", err.msg);
             return 1;
         }
@@ -61,7 +61,7 @@ int main(int argc, char **argv) {
     printf("%dx%d n=%d t=%d: best wall %.3f ms (%.1f GFLOP/s), best cpu %.3f ms\n", rows, cols, n, nt, best * 1e3,
            2.0 * rows * cols * n / best / 1e9, best_cpu * 1e3);
 #ifndef SPQR_BENCH_INT_THREADS
-    linear_ctx_free(&c);
+    spqri_linear_ctx_free(&c);
 #endif
     free(w);
     free(x);

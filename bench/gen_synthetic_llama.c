@@ -42,7 +42,7 @@ typedef struct shape {
 } shape;
 
 /* Names and shapes come from the Llama family's table (model/arch.h). */
-static const model_arch *const ARCH = &arch_llama;
+static const model_arch *const ARCH = &spqri_arch_llama;
 
 static spqr_config shape_config(const shape *sh) {
     spqr_config c = {0};
@@ -133,10 +133,10 @@ static int write_hf(const char *out, const shape *sh, const char *cfg, const cha
     for (long l = 0; l < layers; l++) {
         for (int k = 0; k < ARCH_N_NORM; k++)
             if (ARCH->norm[k].name)
-                ADD(arch_dim_size(&c, ARCH->norm[k].dim), 0, 1, "model.layers.%ld.%s.weight", l, ARCH->norm[k].name);
+                ADD(spqri_arch_dim_size(&c, ARCH->norm[k].dim), 0, 1, "model.layers.%ld.%s.weight", l, ARCH->norm[k].name);
         for (int k = 0; k < ARCH_N_LIN; k++)
             if (ARCH->lin[k].name)
-                ADD(arch_dim_size(&c, ARCH->lin[k].rows), arch_dim_size(&c, ARCH->lin[k].cols), 0,
+                ADD(spqri_arch_dim_size(&c, ARCH->lin[k].rows), spqri_arch_dim_size(&c, ARCH->lin[k].cols), 0,
                     "model.layers.%ld.%s.weight", l, ARCH->lin[k].name);
     }
     ADD(hidden, 0, 1, ARCH_FINAL_NORM_NAME);
@@ -214,9 +214,9 @@ static char *synthetic_metadata(int wbits, double share, const pipe_layer_record
     cJSON *arr = cJSON_AddArrayToObject(root, "layers");
     char name[128];
     for (long i = 0; i < n_rec; i++) {
-        cJSON *e = pipe_record_to_json(&rec[i]);
+        cJSON *e = spqri_pipe_record_to_json(&rec[i]);
         cJSON_DeleteItemFromObjectCaseSensitive(e, "rel_err");
-        pipe_record_name(name, sizeof name, ARCH, rec[i].block, rec[i].kind);
+        spqri_pipe_record_name(name, sizeof name, ARCH, rec[i].block, rec[i].kind);
         cJSON_AddStringToObject(e, "name", name);
         cJSON_AddItemToArray(arr, e);
     }
@@ -228,8 +228,8 @@ static char *synthetic_metadata(int wbits, double share, const pipe_layer_record
 /* Shape [rows, cols] of block linear kind k (a slot of the family's table). */
 static void kind_shape(const shape *sh, int k, int32_t *rows, int32_t *cols) {
     const spqr_config c = shape_config(sh);
-    *rows = arch_dim_size(&c, ARCH->lin[k].rows);
-    *cols = arch_dim_size(&c, ARCH->lin[k].cols);
+    *rows = spqri_arch_dim_size(&c, ARCH->lin[k].rows);
+    *cols = spqri_arch_dim_size(&c, ARCH->lin[k].cols);
 }
 
 static uint64_t tensor_seed(long layer, int kind) { return 0x5eed0000ull + (uint64_t)layer * 16 + (uint64_t)kind; }
@@ -286,7 +286,7 @@ static int write_spqr(const char *out, const shape *sh, const char *cfg, const c
     for (long l = 0; !st && l < L; l++)
         for (int k = 0; !st && k < ARCH_N_NORM; k++) {
             if (!ARCH->norm[k].name) continue;
-            const int64_t shp[1] = {arch_dim_size(&c, ARCH->norm[k].dim)};
+            const int64_t shp[1] = {spqri_arch_dim_size(&c, ARCH->norm[k].dim)};
             snprintf(name, sizeof name, "model.layers.%ld.%s.weight", l, ARCH->norm[k].name);
             st = spqr_archive_writer_add_dense(w, name, SPQR_DTYPE_F32, 1, shp, ones, &err);
         }
@@ -298,7 +298,7 @@ static int write_spqr(const char *out, const shape *sh, const char *cfg, const c
             kind_shape(sh, k, &rows, &cols);
             spqr_tensor *t = NULL;
             st = spqr_tensor_random(rows, cols, wbits, share, 1.0f / sqrtf((float)cols), tensor_seed(l, k), &t, &err);
-            pipe_record_name(name, sizeof name, ARCH, (int32_t)l, k);
+            spqri_pipe_record_name(name, sizeof name, ARCH, (int32_t)l, k);
             if (!st) st = spqr_archive_writer_add_packed(w, name, t, &err);
             if (!st) {
                 spqr_size_report sz;

@@ -1,4 +1,4 @@
-/* libFuzzer target: chat templates (ct_render, src/tokenizer/chat_template*.c).
+/* libFuzzer target: chat templates (spqri_ct_render, src/tokenizer/chat_template*.c).
  *
  * The input is the template text (any bytes), rendered over a fixed
  * conversation (system, user, assistant, user; contents with spaces,
@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         {"assistant", "  <think>\nhmm\n</think>\n\nHello!  "},
         {"user", ""},
     };
-    ct_limits lim = ct_default_limits();
+    ct_limits lim = spqri_ct_default_limits();
     lim.max_output = 1u << 16;
     lim.max_memory = 16u << 20;
     lim.max_steps = 200000;
@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t n = 0, n2 = 0;
     spqr_err err;
     err.msg[0] = 0;
-    spqr_status s = ct_render((const char *)data, size, &ctx, &lim, &out, &n, &err);
+    spqr_status s = spqri_ct_render((const char *)data, size, &ctx, &lim, &out, &n, &err);
     if (s != SPQR_OK) {
         fuzz_check_reject(s, &err, FUZZ_BIT(SPQR_ERR_FORMAT) | FUZZ_BIT(SPQR_ERR_UNSUPPORTED) |
                                        FUZZ_BIT(SPQR_ERR_INVALID_ARG));
@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     FUZZ_ASSERT(out != NULL && n <= lim.max_output && out[n] == 0, "render of %zu bytes", n);
-    spqr_status s2 = ct_render((const char *)data, size, &ctx, &lim, &out2, &n2, &err);
+    spqr_status s2 = spqri_ct_render((const char *)data, size, &ctx, &lim, &out2, &n2, &err);
     FUZZ_ASSERT(s2 == SPQR_OK && n2 == n && !memcmp(out, out2, n), "second render differs (%d)", (int)s2);
     free(out);
     free(out2);

@@ -8,7 +8,7 @@
  * must be FORMAT, UNSUPPORTED or IO with one line and leave no output file.
  * An accepted import must be a .spqr that spqr_archive_open accepts, whose
  * every packed tensor dequantizes, and whose packed tensors' source arrays
- * the format's own decoder (hf_spqr_decode) accepts too. Seeds
+ * the format's own decoder (spqri_hf_spqr_decode) accepts too. Seeds
  * (fuzz/corpus/hf_spqr): hf-spqr exports of small synthetic models. */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -59,7 +59,7 @@ static void check_source(const char *weight_name) {
     int32_t rows = (int32_t)t[1]->numel - 1, cols = (int32_t)t[3]->numel * 2;
     float *W = malloc((size_t)rows * (size_t)cols * sizeof *W);
     if (W) {
-        spqr_status s = hf_spqr_decode(rows, cols, t[0]->data, t[0]->numel, t[1]->data, t[1]->numel, t[2]->data,
+        spqr_status s = spqri_hf_spqr_decode(rows, cols, t[0]->data, t[0]->numel, t[1]->data, t[1]->numel, t[2]->data,
                                        t[2]->numel, t[3]->data, t[3]->numel, W, &err);
         FUZZ_ASSERT(s == SPQR_OK, "imported %s, but the format's decoder refuses it: %s", weight_name, err.msg);
         sink += W[0];

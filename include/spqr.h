@@ -369,8 +369,8 @@ typedef struct spqr_archive_bytes {
     int64_t dense_params, packed_params;  /* numel, rows * cols */
     uint32_t version;                     /* of the file's format */
 } spqr_archive_bytes;
-void spqr_archive_bytes_of(const spqr_archive *a, spqr_archive_bytes *out);
-uint64_t spqr_archive_tensor_bytes(const spqr_archive *a, int32_t i);
+SPQR_API void spqr_archive_bytes_of(const spqr_archive *a, spqr_archive_bytes *out);
+SPQR_API uint64_t spqr_archive_tensor_bytes(const spqr_archive *a, int32_t i);
 
 /* Streaming writer: sections go to a temporary file next to path as they
  * are added (data is only borrowed during each call); finish writes the

@@ -111,7 +111,7 @@ int main(void) {
         double e;
         /* exact: units of one bit */
         spqr_err er = {0};
-        CHECK(budget_allocate(p.n, p.no, p.cost, p.err, budget, 1 << 20, ch, &er) == SPQR_OK);
+        CHECK(spqri_budget_allocate(p.n, p.no, p.cost, p.err, budget, 1 << 20, ch, &er) == SPQR_OK);
         totals(&p, ch, &c, &e);
         const double best = brute(&p, budget);
         if (c <= budget && fabs(e - best) <= 1e-9) exact_ok++;
@@ -120,7 +120,7 @@ int main(void) {
         /* coarse: 8 units for the whole budget */
         const int64_t units = 8;
         const uint64_t q = (budget + units - 1) / units;
-        if (budget_allocate(p.n, p.no, p.cost, p.err, budget, units, ch, &er) == SPQR_OK) {
+        if (spqri_budget_allocate(p.n, p.no, p.cost, p.err, budget, units, ch, &er) == SPQR_OK) {
             totals(&p, ch, &c, &e);
             const uint64_t slack = (uint64_t)p.n * q;
             const double bound = budget > slack ? brute(&p, budget - slack) : INFINITY;
@@ -134,7 +134,7 @@ int main(void) {
         /* below the cheapest allocation: refused with a message naming it */
         if (lo > 0) {
             er.msg[0] = 0;
-            if (budget_allocate(p.n, p.no, p.cost, p.err, lo - 1, 1 << 20, ch, &er) == SPQR_ERR_INVALID_ARG &&
+            if (spqri_budget_allocate(p.n, p.no, p.cost, p.err, lo - 1, 1 << 20, ch, &er) == SPQR_ERR_INVALID_ARG &&
                 strstr(er.msg, "smallest allocation"))
                 infeasible_ok++;
         }
@@ -155,7 +155,7 @@ int main(void) {
         for (int i = 0; i < 40; i++) H[i * 40 + i] = 1.0f + (float)i;
         spqr_quant_params b0, q;
         spqr_quant_params_default(&b0);
-        budget_setting_apply(&budget_grid[0], &b0, &q);
+        spqri_budget_setting_apply(&spqri_budget_grid[0], &b0, &q);
         q.perm = SPQR_PERM_IDENTITY;
         CHECK(spqr_quantize_layer(W, 20, 40, H, &q, 1, NULL, &t[3], NULL, NULL, NULL, NULL) == SPQR_OK);
         CHECK(t[3] && !t[3]->perm && t[3]->scale_f16 && t[3]->nnz == 0);
@@ -196,8 +196,8 @@ int main(void) {
     /* every grid setting is valid for the library */
     spqr_quant_params base, p;
     spqr_quant_params_default(&base);
-    for (int32_t s = 0; s < budget_grid_n; s++) {
-        budget_setting_apply(&budget_grid[s], &base, &p);
+    for (int32_t s = 0; s < spqri_budget_grid_n; s++) {
+        spqri_budget_setting_apply(&spqri_budget_grid[s], &base, &p);
         CHECK(spqr_quant_params_validate(&p, NULL) == SPQR_OK);
     }
     TEST_SUMMARY();

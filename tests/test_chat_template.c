@@ -51,7 +51,7 @@ static void run_template(const cJSON *doc, const char *file) {
         char *out = NULL;
         size_t out_len = 0;
         spqr_err err = {0};
-        spqr_status st = ct_render(tmpl, strlen(tmpl), &ctx, NULL, &out, &out_len, &err);
+        spqr_status st = spqri_ct_render(tmpl, strlen(tmpl), &ctx, NULL, &out, &out_len, &err);
         const char *want = jstr(c, "expected"), *want_err = jstr(c, "error"), *conv = jstr(c, "conversation");
         n_cases++;
         if (want) {
@@ -173,13 +173,13 @@ static void run_tokenized(const char *dir) {
 static void hostile(const char *label, const char *tmpl, size_t len, spqr_status want) {
     spqr_chat_message m[2] = {{"system", "s"}, {"user", "u"}};
     ct_context ctx = {.messages = m, .n_messages = 2, .add_generation_prompt = 1, .bos_token = "<s>", .eos_token = "</s>"};
-    ct_limits lim = ct_default_limits();
+    ct_limits lim = spqri_ct_default_limits();
     lim.max_memory = 32u << 20;
     lim.max_output = 1u << 20;
     lim.max_steps = 2000000;
     char *out = NULL;
     spqr_err err = {0};
-    spqr_status st = ct_render(tmpl, len, &ctx, &lim, &out, NULL, &err);
+    spqr_status st = spqri_ct_render(tmpl, len, &ctx, &lim, &out, NULL, &err);
     CHECK_MSG(st != SPQR_OK && (want == 0 || st == want), "%s: status %d (%s)", label, st, err.msg);
     CHECK_MSG(out == NULL && err.msg[0] && !strchr(err.msg, '\n'), "%s: no clean one-line error", label);
     free(out);
@@ -244,7 +244,7 @@ static void run_hostile(void) {
         ct_context ctx = {.messages = m, .n_messages = 1};
         char *out = NULL;
         spqr_err err = {0};
-        spqr_status st = ct_render(buf, len, &ctx, NULL, &out, NULL, &err);
+        spqr_status st = spqri_ct_render(buf, len, &ctx, NULL, &out, NULL, &err);
         ok += st == SPQR_OK;
         if (st != SPQR_OK && (out || !err.msg[0] || strchr(err.msg, '\n'))) {
             CHECK_MSG(0, "random template %d: error without a clean message", it);

@@ -95,7 +95,7 @@ out:
     free(all);
 }
 
-/* The calibration's one-layer views (model_layer_view) reproduce every
+/* The calibration's one-layer views (spqri_model_layer_view) reproduce every
  * layer of the full model bit for bit on the 40-token prompt: a view that
  * attended with the wrong window (gemma2 alternates) would differ. */
 static void layer_views(const spqr_model *m, const int32_t *ids, const char *fam) {
@@ -105,19 +105,19 @@ static void layer_views(const spqr_model *m, const int32_t *ids, const char *fam
     spqr_model view;
     float *before = malloc((size_t)T * H * sizeof *before);
     CHECK(spqr_session_create(m, T, 2, &s, &err) == SPQR_OK);
-    model_layer_view(&view, m, m->layers, 0);
+    spqri_model_layer_view(&view, m, m->layers, 0);
     CHECK(spqr_session_create(&view, T, 2, &v, &err) == SPQR_OK);
     if (!s || !v || !before) goto out;
     CHECK(s->max_batch >= T);
-    for (int32_t i = 0; i < T; i++) CHECK(model_embed(m, ids[i], s->x + (size_t)i * H, &err) == SPQR_OK);
+    for (int32_t i = 0; i < T; i++) CHECK(spqri_model_embed(m, ids[i], s->x + (size_t)i * H, &err) == SPQR_OK);
     int same = 1;
     for (int32_t l = 0; l < m->cfg.n_layers; l++) {
         memcpy(before, s->x, (size_t)T * H * sizeof *before);
-        CHECK(model_layer_forward(s, l, T, NULL, &err) == SPQR_OK);
-        model_layer_view(&view, m, m->layers, l);
+        CHECK(spqri_model_layer_forward(s, l, T, NULL, &err) == SPQR_OK);
+        spqri_model_layer_view(&view, m, m->layers, l);
         v->pos = 0;
         memcpy(v->x, before, (size_t)T * H * sizeof *before);
-        CHECK(model_layer_forward(v, 0, T, NULL, &err) == SPQR_OK);
+        CHECK(spqri_model_layer_forward(v, 0, T, NULL, &err) == SPQR_OK);
         same &= !memcmp(v->x, s->x, (size_t)T * H * sizeof *before);
     }
     CHECK_MSG(same, "%s: a one-layer view differs from its layer in the full model", fam);
@@ -259,7 +259,7 @@ static double fused_vs_split(const spqr_model *m, int outliers) {
     const spqr_linear *parts[3] = {&L->wq, &L->wk, &L->wv};
     int32_t r0 = 0;
     for (int p = 0; p < 3; p++) {
-        for (int32_t i = 0; i < parts[p]->rows; i++) CHECK(linear_row(parts[p], i, W + (size_t)(r0 + i) * cols, &err) == SPQR_OK);
+        for (int32_t i = 0; i < parts[p]->rows; i++) CHECK(spqri_linear_row(parts[p], i, W + (size_t)(r0 + i) * cols, &err) == SPQR_OK);
         r0 += parts[p]->rows;
     }
     spqr_quant_params qp;
@@ -290,7 +290,7 @@ int main(int argc, char **argv) {
     spqr_err err = {0};
     CHECK_MSG(spqr_safetensors_open(path, &ref, &err) == SPQR_OK, "%s", err.msg);
     if (!ref) TEST_SUMMARY();
-    for (int32_t i = 0; i < arch_count(); i++) family(arch_at(i)->model_type, ref);
+    for (int32_t i = 0; i < spqri_arch_count(); i++) family(spqri_arch_at(i)->model_type, ref);
     spqr_safetensors_close(ref);
 
     /* phi3's fused tensors become row views: q, k, v of qkv_proj in order */

@@ -27,7 +27,7 @@ static int decode_file(const char *path, const char *module, const char *out) {
     }
     int32_t rows = (int32_t)t[1]->numel - 1, cols = (int32_t)t[3]->numel * 2;
     float *W = malloc((size_t)rows * (size_t)cols * sizeof *W);
-    int rc = !W || hf_spqr_decode(rows, cols, t[0]->data, t[0]->numel, t[1]->data, t[1]->numel, t[2]->data,
+    int rc = !W || spqri_hf_spqr_decode(rows, cols, t[0]->data, t[0]->numel, t[1]->data, t[1]->numel, t[2]->data,
                                   t[2]->numel, t[3]->data, t[3]->numel, W, &err);
     if (rc) fprintf(stderr, "%s\n", err.msg);
     FILE *o = rc ? NULL : fopen(out, "wb");
@@ -53,7 +53,7 @@ static int encode(const spqr_tensor *t, enc *e, spqr_err *err) {
     e->ro = calloc((size_t)e->n_ro, 4);
     e->cv = calloc((size_t)e->n_cv + 1, 4);
     e->ip = calloc((size_t)e->n_ip, 4);
-    return hf_spqr_encode(t, e->dw, e->ro, e->cv, e->ip, err);
+    return spqri_hf_spqr_encode(t, e->dw, e->ro, e->cv, e->ip, err);
 }
 
 static void enc_free(enc *e) {
@@ -64,7 +64,7 @@ static void enc_free(enc *e) {
 }
 
 static spqr_status dec(const enc *e, int32_t rows, int32_t cols, float *W, spqr_err *err) {
-    return hf_spqr_decode(rows, cols, e->dw, e->n_dw, e->ro, e->n_ro, e->cv, e->n_cv, e->ip, e->n_ip, W, err);
+    return spqri_hf_spqr_decode(rows, cols, e->dw, e->n_dw, e->ro, e->n_ro, e->cv, e->n_cv, e->ip, e->n_ip, W, err);
 }
 
 static void hand_tile(void) {
@@ -130,9 +130,9 @@ static void hand_tile(void) {
         CHECK_MSG(dec(&h, 16, 16, W, &e2) != SPQR_OK && strstr(e2.msg, cases[c].msg), "%s: %s", cases[c].what, e2.msg);
     }
     spqr_err e3 = {0};
-    CHECK(hf_spqr_decode(16, 16, e.dw, e.n_dw, e.ro, 2, e.cv, e.n_cv, e.ip, e.n_ip, W, &e3) != SPQR_OK &&
+    CHECK(spqri_hf_spqr_decode(16, 16, e.dw, e.n_dw, e.ro, 2, e.cv, e.n_cv, e.ip, e.n_ip, W, &e3) != SPQR_OK &&
           strstr(e3.msg, "PTCSR"));
-    CHECK(hf_spqr_decode(24, 16, e.dw, e.n_dw, e.ro, e.n_ro, e.cv, e.n_cv, e.ip, e.n_ip, W, &e3) == SPQR_ERR_UNSUPPORTED);
+    CHECK(spqri_hf_spqr_decode(24, 16, e.dw, e.n_dw, e.ro, e.n_ro, e.cv, e.n_cv, e.ip, e.n_ip, W, &e3) == SPQR_ERR_UNSUPPORTED);
     enc_free(&e);
     spqr_tensor_free(t);
 }
@@ -145,7 +145,7 @@ static void random_tensors(void) {
         spqr_tensor *t = NULL;
         CHECK(spqr_tensor_random(rows, cols, 3, 0.02, 1.0f / sqrtf((float)cols), 11 + c, &t, &err) == SPQR_OK);
         if (!t) continue;
-        CHECK(hf_spqr_unsupported(t) == NULL);
+        CHECK(spqri_hf_spqr_unsupported(t) == NULL);
         enc e;
         CHECK(encode(t, &e, &err) == SPQR_OK);
         float *W = malloc((size_t)rows * cols * sizeof *W), *R = malloc((size_t)rows * cols * sizeof *R);
@@ -172,7 +172,7 @@ static void random_tensors(void) {
         /* import: the same codes and statistics back; outliers are the format's w + v, so the
          * round trip keeps every weight of ours bit for bit when the fp16 rest was exact */
         spqr_tensor *back = NULL;
-        CHECK(hf_spqr_to_tensor(rows, cols, e.dw, e.n_dw, e.ro, e.n_ro, e.cv, e.n_cv, e.ip, e.n_ip, &back, &err) == SPQR_OK);
+        CHECK(spqri_hf_spqr_to_tensor(rows, cols, e.dw, e.n_dw, e.ro, e.n_ro, e.cv, e.n_cv, e.ip, e.n_ip, &back, &err) == SPQR_OK);
         float *B2 = malloc((size_t)rows * cols * sizeof *B2);
         int differ = 0;
         if (back && B2 && spqr_tensor_dequantize(back, B2, &err) == SPQR_OK)
@@ -204,7 +204,7 @@ static void refusals(void) {
         CHECK(spqr_tensor_alloc(cases[c].rows, cases[c].cols, cases[c].wbits, cases[c].gs, cases[c].qs, cases[c].qz,
                                 cases[c].qg, 0, 0, &t, &err) == SPQR_OK);
         if (!t) continue;
-        const char *why = hf_spqr_unsupported(t);
+        const char *why = spqri_hf_spqr_unsupported(t);
         CHECK_MSG(why && strstr(why, cases[c].msg), "case %d: %s", c, why ? why : "(accepted)");
         enc e;
         spqr_err e2 = {0};

@@ -7,7 +7,7 @@
  *    spqr_bits_get with the documented padding (padded rows and columns 0),
  *    with the code 0 at every outlier, and kt_code_at agrees everywhere;
  *  - statistics: the whole array equals one packed bit by bit, and
- *    kt_stats_scalar returns exactly spqr_tensor_scale / spqr_tensor_zero;
+ *    spqri_kt_stats_scalar returns exactly spqr_tensor_scale / spqr_tensor_zero;
  *  - outliers: per row tile, the brute-force list of the last CSR entry of
  *    every (row, column), in (column, row) order, with o_corr exactly
  *    value - s * (0 - z). */
@@ -127,7 +127,7 @@ static void run_cfg(const cfg *c, test_rng *rng) {
         for (int32_t g = 0; g < t->n_groups; g++) {
             uint8_t *sb = sref + ((size_t)rt * t->n_groups + g) * (sbb + zbb), *zb = sb + sbb;
             float s[KT_R], z[KT_R];
-            kt_stats_scalar(kt, rt, g, s, z);
+            spqri_kt_stats_scalar(kt, rt, g, s, z);
             for (int i = 0; i < KT_R; i++) {
                 const int32_t r = rt * KT_R + i;
                 if (r >= t->rows) {
@@ -148,7 +148,7 @@ static void run_cfg(const cfg *c, test_rng *rng) {
         }
     CHECK_MSG(memcmp(sref, kt->stats, stats_n) == 0, "stats differ: %dx%d gs%d qs%d qz%d", c->rows, c->cols, c->gs,
               c->qs, c->qz);
-    CHECK_MSG(bad_s == 0, "kt_stats_scalar: %d wrong values", bad_s);
+    CHECK_MSG(bad_s == 0, "spqri_kt_stats_scalar: %d wrong values", bad_s);
     free(sref);
 
     /* outliers: brute force over every (row, column) of each row tile */
@@ -166,7 +166,7 @@ static void run_cfg(const cfg *c, test_rng *rng) {
                     continue;
                 }
                 float s[KT_R], z[KT_R];
-                kt_stats_scalar(kt, rt, cidx / gs, s, z);
+                spqri_kt_stats_scalar(kt, rt, cidx / gs, s, z);
                 const float corr = spqr_fp16_to_fp32(t->outlier_val[k]) - s[i] * (0.0f - z[i]);
                 bad_o += kt->o_col[o] != cidx || kt->o_row[o] != i || kt->o_val[o] != t->outlier_val[k] ||
                          f32_bits(kt->o_corr[o]) != f32_bits(corr);

@@ -245,7 +245,7 @@ static void test_env_and_errors(test_rng *rng) {
     setenv("SPQR_KERNEL", "exact", 1); /* the fastest exact path: never an int8 one */
     CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
     CHECK(kt && !int8_path(spqr_ktensor_path(kt)));
-    if (kt_path_supported(SPQR_KERNEL_NEON) && !kt_path_supported(SPQR_KERNEL_AVX2))
+    if (spqri_kt_path_supported(SPQR_KERNEL_NEON) && !spqri_kt_path_supported(SPQR_KERNEL_AVX2))
         CHECK(spqr_ktensor_path(kt) == SPQR_KERNEL_NEON);
     {
         spqr_ktensor *k5 = NULL;
@@ -268,8 +268,8 @@ static void test_env_and_errors(test_rng *rng) {
         const int vnni = spqr_ktensor_from_tensor(t, SPQR_KERNEL_AVX512_VNNI, &kv, &err) == SPQR_OK;
         spqr_ktensor_free(kv);
         CHECK(vnni == (spqr_ktensor_path(kt) == SPQR_KERNEL_AVX512_VNNI));
-        if (kt_path_supported(SPQR_KERNEL_NEON_DOTPROD)) CHECK(spqr_ktensor_path(kt) == SPQR_KERNEL_NEON_DOTPROD);
-        else if (kt_path_supported(SPQR_KERNEL_NEON)) CHECK(spqr_ktensor_path(kt) == SPQR_KERNEL_NEON);
+        if (spqri_kt_path_supported(SPQR_KERNEL_NEON_DOTPROD)) CHECK(spqr_ktensor_path(kt) == SPQR_KERNEL_NEON_DOTPROD);
+        else if (spqri_kt_path_supported(SPQR_KERNEL_NEON)) CHECK(spqr_ktensor_path(kt) == SPQR_KERNEL_NEON);
     }
     printf("auto path on this CPU: %s, %llu stream bytes for %dx%d\n", spqr_kernel_path_name(spqr_ktensor_path(kt)),
            (unsigned long long)spqr_ktensor_bytes(kt), c.rows, c.cols);
@@ -351,9 +351,9 @@ static void test_prepare_i8_path(test_rng *rng, spqr_kernel_path path) {
         for (int32_t j = 0; j < C; j++) x[j] = test_rng_normal(rng) * (j % 7 == 0 ? 30.0f : 1.0f);
         for (int32_t j = 0; j < 16 && j < C; j++) x[t->perm ? t->perm[j] : j] = 0.0f; /* first tile all zero */
         x[C / 2] = NAN;
-        kt_prepare_i8_ref(kt, x, xp, xs[0], xq[0], xa[0], at[0]);
-        if (path == SPQR_KERNEL_NEON_DOTPROD) kt_prepare_i8_neon(kt, x, xs[1], xq[1], xa[1], at[1], 1);
-        else kt_prepare_i8_avx512(kt, x, xs[1], xq[1], xa[1], at[1], 1);
+        spqri_kt_prepare_i8_ref(kt, x, xp, xs[0], xq[0], xa[0], at[0]);
+        if (path == SPQR_KERNEL_NEON_DOTPROD) spqri_kt_prepare_i8_neon(kt, x, xs[1], xq[1], xa[1], at[1], 1);
+        else spqri_kt_prepare_i8_avx512(kt, x, xs[1], xq[1], xa[1], at[1], 1);
         CHECK_MSG(memcmp(xa[0], xa[1], (size_t)T * KT_XOPS * 4) == 0, "cfg %d: int8 codes differ", ci);
         CHECK_MSG(memcmp(at[0], at[1], (size_t)T * 4) == 0, "cfg %d: scales differ", ci);
         int xbad = 0;

@@ -9,8 +9,8 @@
  *  - itself with 1 and 2 threads, and matvec_multi: identical bits.
  * Codes at their maximum with activations at +-127 check that no 16-bit
  * sum saturates (vpmaddubsw for 7 and 8 bits). The input preparation is
- * checked bit for bit against kt_prepare_i8_ref (and the word layout
- * against kt_avx2i8_words_ref). Skipped, with a note, without AVX2. */
+ * checked bit for bit against spqri_kt_prepare_i8_ref (and the word layout
+ * against spqri_kt_avx2i8_words_ref). Skipped, with a note, without AVX2. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -180,9 +180,9 @@ static void run_cfg(const cfg *c, test_rng *rng, int n) {
     spqr_tensor_free(t);
 }
 
-/* kt_prepare_i8_avx2 against kt_prepare_i8_ref: int8 codes, scales and x^
+/* spqri_kt_prepare_i8_avx2 against spqri_kt_prepare_i8_ref: int8 codes, scales and x^
  * bit for bit (column layout, and the word layout against
- * kt_avx2i8_words_ref), group sums within fp32 rounding; partial tiles,
+ * spqri_kt_avx2i8_words_ref), group sums within fp32 rounding; partial tiles,
  * groups of several tiles, perm and identity, a NaN tile, a zero tile, an
  * inf and a value at exactly half an int8 step. */
 static void test_prepare(test_rng *rng) {
@@ -219,12 +219,12 @@ static void test_prepare(test_rng *rng) {
                 const float v[6] = {127.0f, 0.5f, -0.5f, 1.5f, -2.5f, -127.0f};
                 for (int k = 0; k < 6 && c0 + k < C; k++) x[t->perm ? t->perm[c0 + k] : c0 + k] = v[k];
             }
-            kt_prepare_i8_ref(kt, x, xp, xs[0], xq[0], xa[0], at[0]);
-            kt_prepare_i8_avx2(kt, x, xs[1], xq[1], xa[1], at[1], 1, 0);
-            kt_prepare_i8_avx2(kt, x, xs[2], xq[2], xa[2], at[2], 1, 1);
+            spqri_kt_prepare_i8_ref(kt, x, xp, xs[0], xq[0], xa[0], at[0]);
+            spqri_kt_prepare_i8_avx2(kt, x, xs[1], xq[1], xa[1], at[1], 1, 0);
+            spqri_kt_prepare_i8_avx2(kt, x, xs[2], xq[2], xa[2], at[2], 1, 1);
             CHECK_MSG(memcmp(xa[0], xa[1], (size_t)T * KT_XOPS * 4) == 0, "cfg %d: int8 codes differ", ci);
             int32_t *xw = calloc((size_t)T * KT_XW, 4);
-            kt_avx2i8_words_ref(kt, xa[0], xw);
+            spqri_kt_avx2i8_words_ref(kt, xa[0], xw);
             CHECK_MSG(memcmp(xw, xa[2], (size_t)T * KT_XW * 4) == 0, "cfg %d: activation words differ", ci);
             free(xw);
             for (int k = 1; k < 3; k++) {
@@ -280,7 +280,7 @@ static void test_selection(test_rng *rng) {
     unsetenv("SPQR_KERNEL");
     CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
     /* AUTO: avx512vnni where the CPU has it, else avx2i8 */
-    const spqr_kernel_path want = kt_path_supported(SPQR_KERNEL_AVX512_VNNI) ? SPQR_KERNEL_AVX512_VNNI : SPQR_KERNEL_AVX2_I8;
+    const spqr_kernel_path want = spqri_kt_path_supported(SPQR_KERNEL_AVX512_VNNI) ? SPQR_KERNEL_AVX512_VNNI : SPQR_KERNEL_AVX2_I8;
     CHECK_MSG(kt && spqr_ktensor_path(kt) == want, "auto picked %s", kt ? spqr_kernel_path_name(spqr_ktensor_path(kt)) : "-");
     /* switching an existing layout to and from the path */
     CHECK(spqr_ktensor_set_path(kt, SPQR_KERNEL_AVX2, &err) == SPQR_OK && spqr_ktensor_path(kt) == SPQR_KERNEL_AVX2);
@@ -291,7 +291,7 @@ static void test_selection(test_rng *rng) {
 }
 
 int main(void) {
-    if (!kt_path_supported(SPQR_KERNEL_AVX2_I8)) {
+    if (!spqri_kt_path_supported(SPQR_KERNEL_AVX2_I8)) {
         printf("note: this CPU has no AVX2 + FMA + F16C: avx2i8 tests skipped\n");
         spqr_err err;
         spqr_ktensor *kt = NULL;

@@ -34,10 +34,10 @@ static mat make(spqr_linear_kind kind, int32_t rows, int32_t cols, test_rng *r) 
 }
 
 /* A context per thread count with scratch for every product here (the
- * model's session sizes its own with linear_scratch_size). */
+ * model's session sizes its own with spqri_linear_scratch_size). */
 static linear_ctx ctx[8];
 static const linear_ctx *C(int nt) {
-    if (!ctx[nt].scratch) CHECK(linear_ctx_init(&ctx[nt], nt, (size_t)16 << 20, NULL) == SPQR_OK);
+    if (!ctx[nt].scratch) CHECK(spqri_linear_ctx_init(&ctx[nt], nt, (size_t)16 << 20, NULL) == SPQR_OK);
     return &ctx[nt];
 }
 
@@ -57,9 +57,9 @@ int main(void) {
     const spqr_linear_kind kinds[3] = {SPQR_LINEAR_F32, SPQR_LINEAR_F16, SPQR_LINEAR_BF16};
     /* the last one is big enough for several threads on the sgemm tiles */
     const int32_t shapes[4][2] = {{37, 1013}, {300, 72}, {8, 4096 + 7}, {200, 600}};
-    const spqr_isa best = linear_isa_best();
-    printf("best ISA: %s\n", linear_isa_name(best));
-    CHECK(linear_isa_available(best) && linear_isa_available(SPQR_ISA_SCALAR));
+    const spqr_isa best = spqri_linear_isa_best();
+    printf("best ISA: %s\n", spqri_linear_isa_name(best));
+    CHECK(spqri_linear_isa_available(best) && spqri_linear_isa_available(SPQR_ISA_SCALAR));
     spqr_err err;
     for (int k = 0; k < 3; k++)
         for (int sh = 0; sh < 4; sh++) {
@@ -76,14 +76,14 @@ int main(void) {
                 }
             /* matvec: every ISA the CPU has, 1 and 3 threads */
             for (int isa = SPQR_ISA_SCALAR; isa <= SPQR_ISA_NEON; isa++) {
-                if (!linear_isa_available((spqr_isa)isa)) continue;
+                if (!spqri_linear_isa_available((spqr_isa)isa)) continue;
                 for (int nt = 1; nt <= 3; nt += 2) {
                     memset(y, 0xff, (size_t)rows * 4);
-                    spqr_status st = linear_matvec_isa(&m.lin, x, y, C(nt), (spqr_isa)isa, &err);
+                    spqr_status st = spqri_linear_matvec_isa(&m.lin, x, y, C(nt), (spqr_isa)isa, &err);
                     CHECK(st == SPQR_OK);
                     double e = rel_err(y, ref, (size_t)rows);
                     CHECK_MSG(e < 2e-6, "kind %d %dx%d isa %s threads %d: rel err %g", k, rows, cols,
-                              linear_isa_name((spqr_isa)isa), nt, e);
+                              spqri_linear_isa_name((spqr_isa)isa), nt, e);
                 }
             }
             /* matmul: 19 vectors (sgemm on widened tiles) and 5 (dot products per row),
@@ -91,16 +91,16 @@ int main(void) {
             for (int nb = 5; nb <= n; nb += n - 5)
                 for (int nt = 1; nt <= 4; nt++) {
                     memset(y, 0xff, (size_t)n * rows * 4);
-                    CHECK(linear_matmul(&m.lin, x, nb, y, C(nt), &err) == SPQR_OK);
+                    CHECK(spqri_linear_matmul(&m.lin, x, nb, y, C(nt), &err) == SPQR_OK);
                     double e = rel_err(y, ref, (size_t)nb * rows);
                     CHECK_MSG(e < 2e-6, "matmul kind %d %dx%d n %d threads %d: rel err %g", k, rows, cols, nb, nt, e);
                 }
             /* row lookup is exact */
             float *row = malloc((size_t)cols * 4);
-            CHECK(linear_row(&m.lin, rows - 1, row, &err) == SPQR_OK);
+            CHECK(spqri_linear_row(&m.lin, rows - 1, row, &err) == SPQR_OK);
             CHECK(memcmp(row, m.wf + (size_t)(rows - 1) * cols, (size_t)cols * 4) == 0);
-            CHECK(linear_row(&m.lin, rows, row, &err) == SPQR_ERR_INVALID_ARG);
-            CHECK(linear_bytes(&m.lin) == (uint64_t)rows * cols * (k == 0 ? 4 : 2));
+            CHECK(spqri_linear_row(&m.lin, rows, row, &err) == SPQR_ERR_INVALID_ARG);
+            CHECK(spqri_linear_bytes(&m.lin) == (uint64_t)rows * cols * (k == 0 ? 4 : 2));
             free(row);
             free(x); free(y); free(ref); free(m.wf); free(m.store);
         }
@@ -112,18 +112,18 @@ int main(void) {
         spqr_linear lin = {.kind = SPQR_LINEAR_F16, .rows = 1, .cols = 64, .data = w};
         float y;
         for (int isa = SPQR_ISA_SCALAR; isa <= SPQR_ISA_NEON; isa++) {
-            if (!linear_isa_available((spqr_isa)isa)) continue;
-            CHECK(linear_matvec_isa(&lin, x, &y, C(1), (spqr_isa)isa, &err) == SPQR_OK && y == 32.0f);
+            if (!spqri_linear_isa_available((spqr_isa)isa)) continue;
+            CHECK(spqri_linear_matvec_isa(&lin, x, &y, C(1), (spqr_isa)isa, &err) == SPQR_OK && y == 32.0f);
         }
         w[17] = 0x7c00; /* +inf */
         for (int isa = SPQR_ISA_SCALAR; isa <= SPQR_ISA_NEON; isa++) {
-            if (!linear_isa_available((spqr_isa)isa)) continue;
-            CHECK(linear_matvec_isa(&lin, x, &y, C(1), (spqr_isa)isa, &err) == SPQR_OK && isinf(y) && y > 0);
+            if (!spqri_linear_isa_available((spqr_isa)isa)) continue;
+            CHECK(spqri_linear_matvec_isa(&lin, x, &y, C(1), (spqr_isa)isa, &err) == SPQR_OK && isinf(y) && y > 0);
         }
         w[17] = 0x7e00; /* nan */
         for (int isa = SPQR_ISA_SCALAR; isa <= SPQR_ISA_NEON; isa++) {
-            if (!linear_isa_available((spqr_isa)isa)) continue;
-            CHECK(linear_matvec_isa(&lin, x, &y, C(1), (spqr_isa)isa, &err) == SPQR_OK && isnan(y));
+            if (!spqri_linear_isa_available((spqr_isa)isa)) continue;
+            CHECK(spqri_linear_matvec_isa(&lin, x, &y, C(1), (spqr_isa)isa, &err) == SPQR_OK && isnan(y));
         }
     }
     /* packed SpQR kind: the same interface, routed to the reference kernels;
@@ -150,15 +150,15 @@ int main(void) {
             spqr_linear dense = {.kind = SPQR_LINEAR_F32, .rows = rows, .cols = cols, .data = Wd};
             float y1[5 * 40], y2[5 * 40];
             double ref[5 * 40];
-            CHECK(linear_matvec(&packed, X, y1, C(2), &err) == SPQR_OK);
-            CHECK(linear_matvec(&dense, X, y2, C(2), &err) == SPQR_OK);
+            CHECK(spqri_linear_matvec(&packed, X, y1, C(2), &err) == SPQR_OK);
+            CHECK(spqri_linear_matvec(&dense, X, y2, C(2), &err) == SPQR_OK);
             for (int32_t i = 0; i < rows; i++) ref[i] = y2[i];
             CHECK_MSG(rel_err(y1, ref, (size_t)rows) < 1e-5, "packed matvec differs: %g", rel_err(y1, ref, (size_t)rows));
-            CHECK(linear_matmul(&packed, X, n, y1, C(2), &err) == SPQR_OK);
-            CHECK(linear_matmul(&dense, X, n, y2, C(2), &err) == SPQR_OK);
+            CHECK(spqri_linear_matmul(&packed, X, n, y1, C(2), &err) == SPQR_OK);
+            CHECK(spqri_linear_matmul(&dense, X, n, y2, C(2), &err) == SPQR_OK);
             for (int32_t i = 0; i < n * rows; i++) ref[i] = y2[i];
             CHECK_MSG(rel_err(y1, ref, (size_t)n * rows) < 1e-5, "packed matmul differs");
-            CHECK(linear_bytes(&packed) < (uint64_t)rows * cols * 2); /* smaller than fp16 */
+            CHECK(spqri_linear_bytes(&packed) < (uint64_t)rows * cols * 2); /* smaller than fp16 */
             /* fast packed linears of one input in one call: the bits of one call each */
             spqr_ktensor *kt = NULL;
             CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
@@ -168,19 +168,19 @@ int main(void) {
             const spqr_linear *pl[3] = {&fast, &fast, &dense};
             float *const pz[3] = {z1, z2, z3};
             for (int k2 = 2; k2 <= 3; k2++) { /* all fast, then mixed kinds (one after the other) */
-                CHECK(linear_matmul_multi(pl, k2, X, 1, pz, C(2), &err) == SPQR_OK);
-                CHECK(linear_matvec(&fast, X, y1, C(2), &err) == SPQR_OK);
+                CHECK(spqri_linear_matmul_multi(pl, k2, X, 1, pz, C(2), &err) == SPQR_OK);
+                CHECK(spqri_linear_matvec(&fast, X, y1, C(2), &err) == SPQR_OK);
                 CHECK(memcmp(z1, y1, rows * 4) == 0 && memcmp(z2, y1, rows * 4) == 0);
             }
-            CHECK(linear_matvec(&dense, X, y2, C(2), &err) == SPQR_OK && memcmp(z3, y2, rows * 4) == 0);
-            /* batches too (one parallel region; 70 inputs = two chunks): the bits of linear_matmul each */
+            CHECK(spqri_linear_matvec(&dense, X, y2, C(2), &err) == SPQR_OK && memcmp(z3, y2, rows * 4) == 0);
+            /* batches too (one parallel region; 70 inputs = two chunks): the bits of spqri_linear_matmul each */
             for (int nb = 5; nb <= 70; nb += 65)
                 for (int nt = 1; nt <= 3; nt += 2) {
                     float *b1 = malloc((size_t)nb * rows * 4), *b2 = malloc((size_t)nb * rows * 4);
                     float *b3 = malloc((size_t)nb * rows * 4);
                     float *const pb[2] = {b1, b2};
-                    CHECK(linear_matmul_multi(pl, 2, X, nb, pb, C(nt), &err) == SPQR_OK);
-                    CHECK(linear_matmul(&fast, X, nb, b3, C(nt), &err) == SPQR_OK);
+                    CHECK(spqri_linear_matmul_multi(pl, 2, X, nb, pb, C(nt), &err) == SPQR_OK);
+                    CHECK(spqri_linear_matmul(&fast, X, nb, b3, C(nt), &err) == SPQR_OK);
                     CHECK_MSG(memcmp(b1, b3, (size_t)nb * rows * 4) == 0 && memcmp(b2, b3, (size_t)nb * rows * 4) == 0,
                               "packed multi batch n %d threads %d differs", nb, nt);
                     free(b1); free(b2); free(b3);
@@ -191,7 +191,7 @@ int main(void) {
         free(W); free(H); free(Wd); free(X);
     }
     /* dense linears of one input in one call (q, k, v): the bits of one
-     * linear_matvec each, any thread count; batches as linear_matmul */
+     * spqri_linear_matvec each, any thread count; batches as spqri_linear_matmul */
     {
         const int32_t rows[3] = {48, 16, 300}, cols = 520, n = 6;
         mat ms[3];
@@ -205,17 +205,17 @@ int main(void) {
         const spqr_linear *ls[3] = {&ms[0].lin, &ms[1].lin, &ms[2].lin};
         for (int nb = 1; nb <= n; nb += n - 1)
             for (int nt = 1; nt <= 3; nt++) {
-                CHECK(linear_matmul_multi(ls, 3, x, nb, ya, C(nt), &err) == SPQR_OK);
+                CHECK(spqri_linear_matmul_multi(ls, 3, x, nb, ya, C(nt), &err) == SPQR_OK);
                 for (int i = 0; i < 3; i++) {
-                    CHECK(linear_matmul(ls[i], x, nb, yb[i], C(nt), &err) == SPQR_OK);
+                    CHECK(spqri_linear_matmul(ls[i], x, nb, yb[i], C(nt), &err) == SPQR_OK);
                     CHECK_MSG(memcmp(ya[i], yb[i], (size_t)nb * rows[i] * 4) == 0, "multi n %d threads %d linear %d differs",
                               nb, nt, i);
                 }
             }
-        CHECK(linear_matmul_multi(ls, 0, x, 1, ya, C(1), &err) == SPQR_ERR_INVALID_ARG);
-        CHECK(linear_matmul_multi(ls, 17, x, 1, ya, C(1), &err) == SPQR_ERR_INVALID_ARG);
+        CHECK(spqri_linear_matmul_multi(ls, 0, x, 1, ya, C(1), &err) == SPQR_ERR_INVALID_ARG);
+        CHECK(spqri_linear_matmul_multi(ls, 17, x, 1, ya, C(1), &err) == SPQR_ERR_INVALID_ARG);
         float *const yn[2] = {ya[0], NULL};
-        CHECK(linear_matmul_multi(ls, 2, x, 1, yn, C(1), &err) == SPQR_ERR_INVALID_ARG);
+        CHECK(spqri_linear_matmul_multi(ls, 2, x, 1, yn, C(1), &err) == SPQR_ERR_INVALID_ARG);
         for (int i = 0; i < 3; i++) {
             free(ms[i].wf);
             free(ms[i].store);
@@ -228,25 +228,25 @@ int main(void) {
     {
         spqr_linear bad = {.kind = SPQR_LINEAR_F16, .rows = 0, .cols = 4};
         float x[4] = {0}, y[4];
-        CHECK(linear_matvec(&bad, x, y, C(1), &err) == SPQR_ERR_INVALID_ARG);
+        CHECK(spqri_linear_matvec(&bad, x, y, C(1), &err) == SPQR_ERR_INVALID_ARG);
         bad.rows = 4;
-        CHECK(linear_matmul(&bad, x, 1, y, C(1), &err) == SPQR_ERR_INVALID_ARG); /* no data */
-        CHECK(linear_matvec(&bad, x, y, NULL, &err) == SPQR_ERR_INVALID_ARG);
+        CHECK(spqri_linear_matmul(&bad, x, 1, y, C(1), &err) == SPQR_ERR_INVALID_ARG); /* no data */
+        CHECK(spqri_linear_matvec(&bad, x, y, NULL, &err) == SPQR_ERR_INVALID_ARG);
     }
-    /* scratch: what linear_scratch_size asks for is enough, one byte less is refused */
+    /* scratch: what spqri_linear_scratch_size asks for is enough, one byte less is refused */
     {
         mat m = make(SPQR_LINEAR_F16, 300, 72, &r);
         const int32_t n = 19;
         float *x = calloc((size_t)n * 72, 4), *y = malloc((size_t)n * 300 * 4);
         const spqr_linear *one = &m.lin;
-        const size_t need = linear_scratch_size(&one, 1, n, 2);
-        CHECK(need >= (size_t)300 * 72 * 4 / 2 && linear_scratch_size(&one, 1, 1, 2) == 0);
+        const size_t need = spqri_linear_scratch_size(&one, 1, n, 2);
+        CHECK(need >= (size_t)300 * 72 * 4 / 2 && spqri_linear_scratch_size(&one, 1, 1, 2) == 0);
         linear_ctx c = {2, C(2)->scratch, need};
-        CHECK(linear_matmul(&m.lin, x, n, y, &c, &err) == SPQR_OK);
+        CHECK(spqri_linear_matmul(&m.lin, x, n, y, &c, &err) == SPQR_OK);
         c.scratch_bytes = need - 1;
-        CHECK(linear_matmul(&m.lin, x, n, y, &c, &err) == SPQR_ERR_INVALID_ARG);
+        CHECK(spqri_linear_matmul(&m.lin, x, n, y, &c, &err) == SPQR_ERR_INVALID_ARG);
         free(x); free(y); free(m.wf); free(m.store);
     }
-    for (int i = 0; i < 8; i++) linear_ctx_free(&ctx[i]);
+    for (int i = 0; i < 8; i++) spqri_linear_ctx_free(&ctx[i]);
     TEST_SUMMARY();
 }

@@ -227,11 +227,11 @@ static void config_tests(void) {
     /* transformers' Llama has no sliding window and ignores the field; Mistral slides every layer */
     model_hparams hp;
     CHECK(CFG(",\"sliding_window\":512,\"max_position_embeddings\":4096") == SPQR_OK);
-    CHECK(model_config_parse(buf, strlen(buf), &c, &hp, &err) == SPQR_OK && hp.sliding_window == 0);
+    CHECK(spqri_model_config_parse(buf, strlen(buf), &c, &hp, &err) == SPQR_OK && hp.sliding_window == 0);
     snprintf(buf, sizeof buf, "{\"model_type\":\"mistral\",\"vocab_size\":10,\"hidden_size\":8,\"intermediate_size\":4,"
                               "\"num_hidden_layers\":3,\"num_attention_heads\":2,\"sliding_window\":512,"
                               "\"max_position_embeddings\":4096}");
-    CHECK(model_config_parse(buf, strlen(buf), &c, &hp, &err) == SPQR_OK && hp.sliding_window == 512 &&
+    CHECK(spqri_model_config_parse(buf, strlen(buf), &c, &hp, &err) == SPQR_OK && hp.sliding_window == 512 &&
           arch_layer_slides(&hp, 0) && arch_layer_slides(&hp, 2));
     CHECK(CFG(",\"sliding_window\":null") == SPQR_OK);
     CHECK(CFG(",\"sliding_window\":4096,\"max_position_embeddings\":4096") == SPQR_OK);

@@ -89,7 +89,7 @@ static void check_forward(spqr_model *m, const char *label, int nt, float *out) 
 /* 1 when SPQR_KERNEL=name can load here (exact and auto always can). */
 static int runs_here(const char *name) {
     for (spqr_kernel_path p = SPQR_KERNEL_SCALAR; p <= SPQR_KERNEL_AVX2_I8; p++)
-        if (!strcmp(spqr_kernel_path_name(p), name)) return kt_path_supported(p);
+        if (!strcmp(spqr_kernel_path_name(p), name)) return spqri_kt_path_supported(p);
     return 1;
 }
 

@@ -128,8 +128,8 @@ int main(int argc, char **argv) {
     /* The ".spqr == dequantized dense" checks need exact activations: the
      * AUTO kernel of a VNNI CPU rounds activations to int8 (checked on its
      * own below, where the CPU has it). */
-    const char *i8_path = kt_path_supported(SPQR_KERNEL_AVX512_VNNI) ? "avx512vnni"
-                          : kt_path_supported(SPQR_KERNEL_NEON_DOTPROD) ? "neondot"
+    const char *i8_path = spqri_kt_path_supported(SPQR_KERNEL_AVX512_VNNI) ? "avx512vnni"
+                          : spqri_kt_path_supported(SPQR_KERNEL_NEON_DOTPROD) ? "neondot"
                                                                          : NULL;
     setenv("SPQR_KERNEL", "exact", 1);
     snprintf(path, sizeof path, "%s/tiny_gqa", fix);
@@ -211,7 +211,7 @@ int main(int argc, char **argv) {
     {
         const int32_t H = m->cfg.hidden_size;
         int64_t starts[NS];
-        CHECK(calib_sample_windows(n_cal, NS, SEQ, o.seed, starts, &err) == SPQR_OK);
+        CHECK(spqri_calib_sample_windows(n_cal, NS, SEQ, o.seed, starts, &err) == SPQR_OK);
         double *Hd = calloc((size_t)H * H, sizeof(double));
         float *x = malloc(H * sizeof(float)), *xn = malloc(H * sizeof(float));
         int64_t n = 0;
@@ -381,7 +381,7 @@ int main(int argc, char **argv) {
             for (int32_t i = 0; i < H; i++) eye[(size_t)i * H + i] = 1.0f;
             idm.lm_head = (spqr_linear){SPQR_LINEAR_F32, V, H, eye, NULL, NULL};
             int64_t starts[NS];
-            CHECK(calib_sample_windows(n_cal, NS, SEQ, o.seed, starts, &err) == SPQR_OK);
+            CHECK(spqri_calib_sample_windows(n_cal, NS, SEQ, o.seed, starts, &err) == SPQR_OK);
             double *Hd = calloc((size_t)H * H, sizeof(double));
             spqr_session *ss = NULL;
             CHECK(spqr_session_create(&idm, SEQ, 1, &ss, &err) == SPQR_OK);
@@ -399,7 +399,7 @@ int main(int argc, char **argv) {
             for (size_t i = 0; i < (size_t)H * H; i++) Hf[i] = (float)(Hd[i] / (NS * SEQ));
             float *Wh = malloc((size_t)V * H * sizeof(float)), *Wr = malloc((size_t)V * H * sizeof(float)),
                   *Wg = malloc((size_t)V * H * sizeof(float));
-            for (int32_t r = 0; r < V; r++) CHECK(linear_row(&m->lm_head, r, Wh + (size_t)r * H, &err) == SPQR_OK);
+            for (int32_t r = 0; r < V; r++) CHECK(spqri_linear_row(&m->lm_head, r, Wh + (size_t)r * H, &err) == SPQR_OK);
             CHECK(spqr_quantize_layer(Wh, V, H, Hf, &o.params, 1, NULL, NULL, Wr, NULL, NULL, &err) == SPQR_OK);
             CHECK(spqr_tensor_dequantize(qh->lm_head.packed, Wg, &err) == SPQR_OK);
             int64_t same = 0;

@@ -165,8 +165,8 @@ static void model_dir(void) {
     write_text(g_tmp, "tokenizer_config.json", "{\"eos_token\": {\"content\": \"e\"}, \"bos_token\": \"a\"}");
     if ((m = load(SPQR_OK))) {
         t = m->tok;
-        int32_t e_id = tok_strmap_get(t, &t->vocab, (const uint8_t *)"e", 1);
-        int32_t a_id = tok_strmap_get(t, &t->vocab, (const uint8_t *)"a", 1);
+        int32_t e_id = spqri_tok_strmap_get(t, &t->vocab, (const uint8_t *)"e", 1);
+        int32_t a_id = spqri_tok_strmap_get(t, &t->vocab, (const uint8_t *)"a", 1);
         CHECK(e_id > 0 && a_id > 0);
         CHECK(spqr_tokenizer_eos_id(t) == e_id && spqr_tokenizer_bos_id(t) == a_id);
         CHECK(eos_set_is(&m->cfg, 1, &e_id));

@@ -226,8 +226,8 @@ static void check_split(int llama3, const char *text, const char *const *want) {
     size_t n = strlen(text), i = 0;
     int k = 0, ok = 1;
     while (i < n) {
-        size_t l = llama3 ? tok_pretok_llama3((const uint8_t *)text + i, n - i, 3)
-                          : tok_pretok_gpt2((const uint8_t *)text + i, n - i);
+        size_t l = llama3 ? spqri_tok_pretok_llama3((const uint8_t *)text + i, n - i, 3)
+                          : spqri_tok_pretok_gpt2((const uint8_t *)text + i, n - i);
         if (!want[k] || strlen(want[k]) != l || memcmp(want[k], text + i, l)) { ok = 0; break; }
         i += l;
         k++;
@@ -249,8 +249,8 @@ static void direct_checks(void) {
     CHECK(spqr_utf8_next((const uint8_t *)"\xC0\xAF", 2, &cp) == 1 && cp == SPQR_UTF8_INVALID);
     CHECK(spqr_utf8_next((const uint8_t *)"\xF4\x90\x80\x80", 4, &cp) == 1 && cp == SPQR_UTF8_INVALID);
     CHECK(spqr_utf8_next((const uint8_t *)"\xE2\x82", 2, &cp) == 1 && cp == SPQR_UTF8_INVALID);
-    for (int b = 0; b < 256; b++) CHECK(tok_cp_to_byte(tok_byte_to_cp((uint8_t)b)) == b);
-    CHECK(tok_byte_to_cp(' ') == 0x120 && tok_byte_to_cp('\n') == 0x10A && tok_byte_to_cp('A') == 'A');
+    for (int b = 0; b < 256; b++) CHECK(spqri_tok_cp_to_byte(spqri_tok_byte_to_cp((uint8_t)b)) == b);
+    CHECK(spqri_tok_byte_to_cp(' ') == 0x120 && spqri_tok_byte_to_cp('\n') == 0x10A && spqri_tok_byte_to_cp('A') == 'A');
 
     check_split(0, "Hello   world  ", (const char *const[]){"Hello", "  ", " world", "  ", NULL});
     check_split(0, "it's I'RE 12345!!", (const char *const[]){"it", "'s", " I", "'", "RE", " 12345", "!!", NULL});
@@ -270,10 +270,10 @@ static void direct_checks(void) {
     /* Digits: each numeric character alone, or runs of them */
     const char *dg = "ab12 x\xd9\xa3\xd9\xa4\xc2\xbd!";  /* "ab12 x" U+0663 U+0664 U+00BD "!" */
     size_t dn = strlen(dg), want1[] = {2, 1, 1, 2, 2, 2, 2, 1}, want0[] = {2, 2, 2, 6, 1}, i = 0;
-    for (int k = 0; k < 8; k++) { size_t l = tok_pretok_digits((const uint8_t *)dg + i, dn - i, 1); CHECK(l == want1[k]); i += l; }
+    for (int k = 0; k < 8; k++) { size_t l = spqri_tok_pretok_digits((const uint8_t *)dg + i, dn - i, 1); CHECK(l == want1[k]); i += l; }
     CHECK(i == dn);
     i = 0;
-    for (int k = 0; k < 5; k++) { size_t l = tok_pretok_digits((const uint8_t *)dg + i, dn - i, 0); CHECK(l == want0[k]); i += l; }
+    for (int k = 0; k < 5; k++) { size_t l = spqri_tok_pretok_digits((const uint8_t *)dg + i, dn - i, 0); CHECK(l == want0[k]); i += l; }
     CHECK(i == dn);
 }
 

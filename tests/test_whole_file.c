@@ -119,7 +119,7 @@ int main(int argc, char **argv) {
           *Er = malloc((size_t)V * H * sizeof(float)), *Hid = calloc((size_t)H * H, sizeof(float));
     if (pe) {
         /* independent reference: RTN of the fp32 table with the run's statistics */
-        for (int32_t r = 0; r < V; r++) CHECK(linear_row(&m->embed, r, E + (size_t)r * H, &err) == SPQR_OK);
+        for (int32_t r = 0; r < V; r++) CHECK(spqri_linear_row(&m->embed, r, E + (size_t)r * H, &err) == SPQR_OK);
         for (int32_t j = 0; j < H; j++) Hid[(size_t)j * H + j] = 1.0f;
         spqr_quant_params p = o.params;
         p.gptq = 0;
@@ -145,10 +145,10 @@ int main(int argc, char **argv) {
         float *row = malloc((size_t)H * sizeof(float));
         int same = 1;
         for (int32_t r = 0; r < V; r++) {
-            CHECK(model_embed(q, r, row, &err) == SPQR_OK);
+            CHECK(spqri_model_embed(q, r, row, &err) == SPQR_OK);
             same &= !memcmp(row, Eq + (size_t)r * H, (size_t)H * sizeof(float));
         }
-        CHECK_MSG(same, "model_embed of a packed embedding differs from spqr_tensor_dequantize");
+        CHECK_MSG(same, "spqri_model_embed of a packed embedding differs from spqr_tensor_dequantize");
         free(row);
         const double pq = test_perplexity(q, ev, n_win, ctx), pf = test_perplexity(m, ev, n_win, ctx);
         printf("whole file: ppl .spqr %.5f, fp32 %.5f, %.4f bits per parameter (linears %.4f)\n", pq, pf, sm.file_bits,

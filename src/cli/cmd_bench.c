@@ -50,7 +50,7 @@ typedef struct bench_result {
  * tensors (it may differ from the file's), the storage for dense ones. */
 static uint64_t streamed_bytes(const spqr_linear *lin) {
     if (lin->kind == SPQR_LINEAR_PACKED && lin->fast) return spqr_ktensor_bytes(lin->fast);
-    return linear_bytes(lin);
+    return spqri_linear_bytes(lin);
 }
 
 static void weights(const spqr_model *m, bench_result *r) {
@@ -68,7 +68,7 @@ static void weights(const spqr_model *m, bench_result *r) {
                 packed_bytes += sz.stored_bytes;
                 packed_params += (double)lin[k]->rows * lin[k]->cols;
             } else {
-                dense_bits = 8.0 * (double)linear_bytes(lin[k]) / ((double)lin[k]->rows * lin[k]->cols);
+                dense_bits = 8.0 * (double)spqri_linear_bytes(lin[k]) / ((double)lin[k]->rows * lin[k]->cols);
             }
         }
     }
@@ -81,7 +81,7 @@ static void weights(const spqr_model *m, bench_result *r) {
     } else {
         r->kind = k0 == SPQR_LINEAR_F16 ? "fp16" : k0 == SPQR_LINEAR_BF16 ? "bf16" : "f32";
         r->bits_per_param = dense_bits;
-        r->kernel_path = linear_isa_name(linear_isa_best());
+        r->kernel_path = spqri_linear_isa_name(spqri_linear_isa_best());
     }
 }
 

@@ -66,11 +66,11 @@ typedef struct {
 static int call_spqr(void *p, int c) {
     bench_ctx *b = p;
     const spqr_linear lin = {SPQR_LINEAR_PACKED, b->kt[c]->rows, b->kt[c]->cols, NULL, b->t, b->kt[c]};
-    return linear_matvec(&lin, b->x, b->y, &b->lc, NULL) != SPQR_OK;
+    return spqri_linear_matvec(&lin, b->x, b->y, &b->lc, NULL) != SPQR_OK;
 }
 static int call_dense(void *p, int c) {
     bench_ctx *b = p;
-    return linear_matvec(&b->lin[c], b->x, b->y, &b->lc, NULL) != SPQR_OK;
+    return spqri_linear_matvec(&b->lin[c], b->x, b->y, &b->lc, NULL) != SPQR_OK;
 }
 static int call_ref(void *p, int c) {
     bench_ctx *b = p;
@@ -242,7 +242,7 @@ int cmd_bench_kernel(int argc, char **argv) {
         bench_ctx ctx = {kts, NULL, t, x, y, threads, {0}};
         if (rc == 0) {
             const spqr_linear one = {SPQR_LINEAR_PACKED, rows, cols, NULL, t, kts[0]}, *pone = &one;
-            if (linear_ctx_init(&ctx.lc, threads, linear_scratch_size(&pone, 1, 1, threads), &err) != SPQR_OK) {
+            if (spqri_linear_ctx_init(&ctx.lc, threads, spqri_linear_scratch_size(&pone, 1, 1, threads), &err) != SPQR_OK) {
                 fprintf(stderr, "spqr: bench-kernel: %s\n", err.msg);
                 rc = 1;
             }
@@ -337,7 +337,7 @@ int cmd_bench_kernel(int argc, char **argv) {
         if (spqr_lo == 0 || ts.gbps < spqr_lo) spqr_lo = ts.gbps;
         for (int c = 0; c < ncp; c++) spqr_ktensor_free(kts[c]);
         free(kts);
-        linear_ctx_free(&ctx.lc);
+        spqri_linear_ctx_free(&ctx.lc);
         free(x);
         free(y);
         spqr_tensor_free(t);

@@ -126,7 +126,7 @@ int cmd_export(int argc, char **argv) {
     char msg[1024];
     for (int32_t i = 0; hf_spqr && i < spqr_archive_count(probe); i++) {
         const spqr_tensor *t = spqr_archive_packed_at(probe, i);
-        const char *name = spqr_archive_name(probe, i), *why = t ? hf_spqr_unsupported(t) : NULL;
+        const char *name = spqr_archive_name(probe, i), *why = t ? spqri_hf_spqr_unsupported(t) : NULL;
         if (why && strcmp(name, ARCH_EMBED_NAME) && strcmp(name, ARCH_HEAD_NAME)) {
             snprintf(msg, sizeof msg, "%.300s: %s; %s", name, why, HF_SPQR_SUPPORTED);
             spqr_archive_close(probe);

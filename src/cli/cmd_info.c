@@ -71,7 +71,7 @@ static void print_family(const spqr_archive *a, const cJSON *c, const model_arch
         printf("family: ");
         put_str(mt, 0);
         char list[160];
-        printf(" is not one this build runs (supported: %s)\n", arch_supported_list(list, sizeof list));
+        printf(" is not one this build runs (supported: %s)\n", spqri_arch_supported_list(list, sizeof list));
         return;
     }
     printf("family: %s: %s\nper layer:", arch->model_type, arch->description);
@@ -242,7 +242,7 @@ int cmd_info(int argc, char **argv) {
     const uint64_t fsize = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
     put_str(path, 0);
     printf(": %llu bytes, %d tensors\n", (unsigned long long)fsize, spqr_archive_count(a));
-    const model_arch *arch = arch_find(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cfg, "model_type")));
+    const model_arch *arch = spqri_arch_find(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cfg, "model_type")));
     print_config(cfg, arch);
     if (cfg) print_family(a, cfg, arch);
     print_metadata(meta);

@@ -308,7 +308,7 @@ int cmd_quantize(int argc, char **argv) {
     spqr_err err = {0};
     /* The output rules (docs/safety.md), with every input known here. */
     const char *inputs[] = {model_dir, calib};
-    const spqr_out_spec spec = {"-o", "a .spqr model", pipe_is_spqr_head, o.overwrite};
+    const spqr_out_spec spec = {"-o", "a .spqr model", spqri_pipe_is_spqr_head, o.overwrite};
     if (spqr_out_check(out, &spec, inputs, 2, &err)) return fail(err.msg);
     char pname[96];
     if (preset_name) snprintf(pname, sizeof pname, "%s%s", preset_name, custom ? "+custom" : "");

@@ -11,7 +11,7 @@
 
 #define B HF_SPQR_BETA
 
-const char *hf_spqr_unsupported(const spqr_tensor *t) {
+const char *spqri_hf_spqr_unsupported(const spqr_tensor *t) {
     if (t->wbits != HF_SPQR_BITS) return "weights are not 3-bit";
     if (t->groupsize != B) return "beta1 (the statistics' column group) is not 16";
     if (!t->scale_codes || !t->zero_codes || t->qq_scale_bits != HF_SPQR_BITS || t->qq_zero_bits != HF_SPQR_BITS)
@@ -37,7 +37,7 @@ static uint16_t half_rn(double x) {
 
 static double h(uint16_t v) { return (double)spqr_fp16_to_fp32(v); }
 
-float hf_spqr_decode_weight(uint16_t ss, uint16_t sz, uint16_t zs, uint16_t zz, uint32_t sq, uint32_t zq, uint32_t q) {
+float spqri_hf_spqr_decode_weight(uint16_t ss, uint16_t sz, uint16_t zs, uint16_t zz, uint32_t sq, uint32_t zq, uint32_t q) {
     uint16_t s = half_rn(h(ss) * h(half_rn((double)sq - h(sz))));
     uint16_t z = half_rn(h(zs) * h(half_rn((double)zq - h(zz))));
     return spqr_fp16_to_fp32(half_rn(h(s) * h(half_rn((double)q - h(z)))));
@@ -54,9 +54,9 @@ static inline uint64_t word_index(int32_t cols, int32_t r, int32_t j) {
     return ((uint64_t)(r / B) * (uint64_t)(cols / B) + (uint64_t)(j / B)) * B + (uint64_t)(r % B);
 }
 
-spqr_status hf_spqr_encode(const spqr_tensor *t, int64_t *dense_weights, int32_t *row_offsets, int32_t *col_vals,
+spqr_status spqri_hf_spqr_encode(const spqr_tensor *t, int64_t *dense_weights, int32_t *row_offsets, int32_t *col_vals,
                            int32_t *in_perm, spqr_err *err) {
-    const char *why = hf_spqr_unsupported(t);
+    const char *why = spqri_hf_spqr_unsupported(t);
     if (why) return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "%s; %s", why, HF_SPQR_SUPPORTED);
     const int32_t rows = t->rows, cols = t->cols;
     uint64_t *w = (uint64_t *)dense_weights;
@@ -86,7 +86,7 @@ spqr_status hf_spqr_encode(const spqr_tensor *t, int64_t *dense_weights, int32_t
             int best_score = -1;
             double best_d = INFINITY, best_v = INFINITY;
             for (uint32_t q = 0; q < 8; q++) {
-                const float wq = hf_spqr_decode_weight(t->scale_q2[qi], t->scale_q2[qi + 1], t->zero_q2[qi],
+                const float wq = spqri_hf_spqr_decode_weight(t->scale_q2[qi], t->scale_q2[qi + 1], t->zero_q2[qi],
                                                        t->zero_q2[qi + 1], sq, zq, q);
                 const uint16_t v0 = half_rn(o - wq);
                 const uint16_t cand[3] = {v0, (uint16_t)(v0 + 1), (uint16_t)(v0 - 1)};
@@ -165,7 +165,7 @@ static uint64_t tile_v(const uint64_t *tile) {
     return v;
 }
 
-spqr_status hf_spqr_decode(int32_t rows, int32_t cols, const int64_t *dense_weights, int64_t n_dense,
+spqr_status spqri_hf_spqr_decode(int32_t rows, int32_t cols, const int64_t *dense_weights, int64_t n_dense,
                            const int32_t *row_offsets, int64_t n_offsets, const int32_t *col_vals, int64_t n_colvals,
                            const int32_t *in_perm, int64_t n_perm, float *W, spqr_err *err) {
     int32_t *perm = malloc((size_t)(cols > 0 ? cols : 1) * sizeof *perm);
@@ -181,7 +181,7 @@ spqr_status hf_spqr_decode(int32_t rows, int32_t cols, const int64_t *dense_weig
                 uint32_t sq = tile[k] & 7, zq = (tile[k] >> 3) & 7;
                 for (int l = 0; l < B; l++) {
                     uint32_t q = (tile[k] >> (6 + 3 * l)) & 7;
-                    W[(size_t)(ti * B + k) * cols + perm[tj * B + l]] = hf_spqr_decode_weight(
+                    W[(size_t)(ti * B + k) * cols + perm[tj * B + l]] = spqri_hf_spqr_decode_weight(
                         (uint16_t)v, (uint16_t)(v >> 32), (uint16_t)(v >> 16), (uint16_t)(v >> 48), sq, zq, q);
                 }
             }
@@ -200,7 +200,7 @@ static int cmp_u32(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-spqr_status hf_spqr_to_tensor(int32_t rows, int32_t cols, const int64_t *dense_weights, int64_t n_dense,
+spqr_status spqri_hf_spqr_to_tensor(int32_t rows, int32_t cols, const int64_t *dense_weights, int64_t n_dense,
                               const int32_t *row_offsets, int64_t n_offsets, const int32_t *col_vals, int64_t n_colvals,
                               const int32_t *in_perm, int64_t n_perm, spqr_tensor **out, spqr_err *err) {
     *out = NULL;
@@ -250,7 +250,7 @@ spqr_status hf_spqr_to_tensor(int32_t rows, int32_t cols, const int64_t *dense_w
             }
             const uint64_t word = w[word_index(cols, r, (int32_t)c)];
             const uint64_t v = tile_v(w + word_index(cols, r - r % B, (int32_t)c));
-            const float wq = hf_spqr_decode_weight((uint16_t)v, (uint16_t)(v >> 32), (uint16_t)(v >> 16),
+            const float wq = spqri_hf_spqr_decode_weight((uint16_t)v, (uint16_t)(v >> 32), (uint16_t)(v >> 16),
                                                    (uint16_t)(v >> 48), word & 7, (word >> 3) & 7,
                                                    (word >> (6 + 3 * (c % B))) & 7);
             t->outlier_col[b + i] = (uint16_t)c;

@@ -1,5 +1,5 @@
 /* x86 dense dot products of the linear layers (AVX2 + F16C + FMA, AVX-512),
- * behind the dense ops tables dense_ops_avx2 and dense_ops_avx512. The dense
+ * behind the dense ops tables spqri_dense_ops_avx2 and spqri_dense_ops_avx512. The dense
  * fp16 matvec is the decode hot path and memory-bound: these only need to
  * convert and multiply-add as fast as the weights stream in. One dot
  * product per ISA, instantiated per element kind (fp32, fp16, bf16: only
@@ -125,16 +125,16 @@ T5 static void widen_f16_avx512(const uint16_t *src, float *dst, size_t n) {
     for (; i < n; i++) dst[i] = dense_h2f(src[i]);
 }
 
-const spqr_dense_ops dense_ops_avx2 = {"avx2+f16c",    spqr_cpu_has_avx2, {dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2},
+const spqr_dense_ops spqri_dense_ops_avx2 = {"avx2+f16c",    spqr_cpu_has_avx2, {dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2},
                                        NULL,           widen_f16_avx2,    dense_widen_bf16_scalar};
-const spqr_dense_ops dense_ops_avx512 = {"avx512f",       spqr_cpu_has_avx512,
+const spqr_dense_ops spqri_dense_ops_avx512 = {"avx512f",       spqr_cpu_has_avx512,
                                          {dot_f32_avx512, dot_f16_avx512, dot_bf16_avx512},
                                          dot4_f16_avx512, widen_f16_avx512, dense_widen_bf16_scalar};
 #else
 /* Never picked here (the detector finds no x86 features): the scalar
  * kernels, so the tables exist on every target. */
-const spqr_dense_ops dense_ops_avx2 = {"avx2+f16c", spqr_cpu_has_avx2, DENSE_SCALAR_DOTS, NULL, dense_widen_f16_scalar,
+const spqr_dense_ops spqri_dense_ops_avx2 = {"avx2+f16c", spqr_cpu_has_avx2, DENSE_SCALAR_DOTS, NULL, dense_widen_f16_scalar,
                                        dense_widen_bf16_scalar};
-const spqr_dense_ops dense_ops_avx512 = {"avx512f", spqr_cpu_has_avx512, DENSE_SCALAR_DOTS, NULL, dense_widen_f16_scalar,
+const spqr_dense_ops spqri_dense_ops_avx512 = {"avx512f", spqr_cpu_has_avx512, DENSE_SCALAR_DOTS, NULL, dense_widen_f16_scalar,
                                          dense_widen_bf16_scalar};
 #endif

@@ -25,55 +25,55 @@ typedef struct spqr_kernel_ops {
     /* Points *in at its arrays for n inputs in scratch (64-byte aligned,
      * scratch_size(kt, n) bytes) and fills inputs [i0, i1) of them from X
      * [n][cols] (permuted, padded, int8 ... see kt_input), so threads can
-     * share the work; in->xqt, when set, is left to kt_transpose_xq. */
+     * share the work; in->xqt, when set, is left to spqri_kt_transpose_xq. */
     void (*prepare)(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
                     kt_input *in);
     kt_worker matvec;          /* in->n == 1 */
     kt_worker matmul;          /* in->n > 1 */
-    /* int8 paths: one input's int8 activations (kt_prepare_i8_avx512's
-     * contract), what kt_prepare_i8 calls; NULL on the exact paths */
+    /* int8 paths: one input's int8 activations (spqri_kt_prepare_i8_avx512's
+     * contract), what spqri_kt_prepare_i8 calls; NULL on the exact paths */
     void (*prep_i8)(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at, int32_t n);
 } spqr_kernel_ops;
 
 /* One table per path, in the path's file. */
-extern const spqr_kernel_ops kt_ops_scalar, kt_ops_avx2, kt_ops_avx2i8, kt_ops_avx512, kt_ops_avx512vnni, kt_ops_neon,
-    kt_ops_neondot;
+extern const spqr_kernel_ops spqri_kt_ops_scalar, spqri_kt_ops_avx2, spqri_kt_ops_avx2i8, spqri_kt_ops_avx512, spqri_kt_ops_avx512vnni, spqri_kt_ops_neon,
+    spqri_kt_ops_neondot;
 
 /* The table of a resolved path (SCALAR .. AVX2_I8), NULL for AUTO or junk. */
-const spqr_kernel_ops *kt_ops_of(spqr_kernel_path p);
+const spqr_kernel_ops *spqri_kt_ops_of(spqr_kernel_path p);
 
 /* The shared prepare steps the tables are made of (spqr_kernel.c), with
  * the ops signatures. exact: xp (+ x2 for one input, + xqt for a batch);
  * i8: xs, xq, xa, at through the path's prep_i8 (+ xqt for a batch). */
-size_t kt_scratch_exact(const spqr_ktensor *kt, int32_t n);
-void kt_prepare_exact(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+size_t spqri_kt_scratch_exact(const spqr_ktensor *kt, int32_t n);
+void spqri_kt_prepare_exact(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
                       kt_input *in);
-size_t kt_scratch_i8(const spqr_ktensor *kt, int32_t n);
-void kt_prepare_i8(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+size_t spqri_kt_scratch_i8(const spqr_ktensor *kt, int32_t n);
+void spqri_kt_prepare_i8(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
                    kt_input *in);
 /* The i8 steps with another one-input preparation, and (words, one input)
  * avx2i8's KT_XW int16-pair words per tile instead of KT_XOPS. */
 typedef void (*kt_prep_i8_fn)(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
                               int32_t n);
-size_t kt_scratch_i8_words(const spqr_ktensor *kt, int32_t n);
-void kt_prepare_i8_with(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+size_t spqri_kt_scratch_i8_words(const spqr_ktensor *kt, int32_t n);
+void spqri_kt_prepare_i8_with(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
                         kt_input *in, kt_prep_i8_fn one, int words);
 /* The batch paths' xqt = xq transposed, columns [c0, c1). */
-void kt_transpose_xq(const spqr_ktensor *kt, const kt_input *in, int32_t c0, int32_t c1);
+void spqri_kt_transpose_xq(const spqr_ktensor *kt, const kt_input *in, int32_t c0, int32_t c1);
 
 /* Scratch-taking products (the public spqr_ktensor_* wrap these with one
  * allocation): ws is 64-byte aligned, at least the size the matching
  * kt_scratch_* returns; a smaller one is SPQR_ERR_INVALID_ARG. */
-size_t kt_scratch_matmul(const spqr_ktensor *kt, int32_t n);
-spqr_status kt_matmul_ws(const spqr_ktensor *kt, const float *X, int32_t n, float *Y, int32_t n_threads, void *ws,
+size_t spqri_kt_scratch_matmul(const spqr_ktensor *kt, int32_t n);
+spqr_status spqri_kt_matmul_ws(const spqr_ktensor *kt, const float *X, int32_t n, float *Y, int32_t n_threads, void *ws,
                          size_t ws_bytes, spqr_err *err);
 /* k (1..16) products of one input X [n][cols] in one parallel region,
- * each Ys[i] as kt_matmul_ws alone would give. */
-size_t kt_scratch_matmul_multi(const spqr_ktensor *const *kts, int32_t k, int32_t n);
-spqr_status kt_matmul_multi_ws(const spqr_ktensor *const *kts, int32_t k, const float *X, int32_t n, float *const *Ys,
+ * each Ys[i] as spqri_kt_matmul_ws alone would give. */
+size_t spqri_kt_scratch_matmul_multi(const spqr_ktensor *const *kts, int32_t k, int32_t n);
+spqr_status spqri_kt_matmul_multi_ws(const spqr_ktensor *const *kts, int32_t k, const float *X, int32_t n, float *const *Ys,
                                int32_t n_threads, void *ws, size_t ws_bytes, spqr_err *err);
-size_t kt_scratch_matvec_multi(const spqr_ktensor *const *kts, int32_t k);
-spqr_status kt_matvec_multi_ws(const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
+size_t spqri_kt_scratch_matvec_multi(const spqr_ktensor *const *kts, int32_t k);
+spqr_status spqri_kt_matvec_multi_ws(const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
                                int32_t n_threads, void *ws, size_t ws_bytes, spqr_err *err);
 
 #define KT_MULTI_MAX 16 /* products per matvec_multi call */
@@ -83,7 +83,7 @@ spqr_status kt_matvec_multi_ws(const spqr_ktensor *const *kts, int32_t k, const 
 typedef float (*dense_dot_fn)(const void *w, const float *x, int32_t n);
 
 typedef struct spqr_dense_ops {
-    const char *name;          /* linear_isa_name */
+    const char *name;          /* spqri_linear_isa_name */
     int (*supported)(const spqr_cpu *cpu);
     dense_dot_fn dot[3];       /* [0 fp32, 1 fp16, 2 bf16] one row */
     /* Four fp16 rows (stride apart), each with dot[1]'s exact arithmetic
@@ -94,6 +94,6 @@ typedef struct spqr_dense_ops {
 } spqr_dense_ops;
 
 /* One table per dense path file (kernels/dense_*.c). */
-extern const spqr_dense_ops dense_ops_scalar, dense_ops_avx2, dense_ops_avx512, dense_ops_neon;
+extern const spqr_dense_ops spqri_dense_ops_scalar, spqri_dense_ops_avx2, spqri_dense_ops_avx512, spqri_dense_ops_neon;
 
 #endif

@@ -14,7 +14,7 @@
 #define KT_NB 64 /* inputs per matmul chunk: bounds the per-thread scratch */
 #define KT_CHUNK 8 /* row tiles (128 rows, 512 bytes of y) a decode thread takes at a time */
 
-void kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float s[KT_R], float z[KT_R]) {
+void spqri_kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float s[KT_R], float z[KT_R]) {
     const uint8_t *sb = kt->stats + ((size_t)rt * kt->n_groups + g) * kt->stat_bytes;
     const uint8_t *zb = sb + kt->sb_bytes;
     for (int i = 0; i < KT_R; i++) {
@@ -36,7 +36,7 @@ spqr_status spqr_ktensor_dequantize(const spqr_ktensor *kt, float *W, spqr_err *
     float s[KT_R], z[KT_R];
     for (int32_t rt = 0; rt < kt->n_rtiles; rt++) {
         for (int32_t g = 0; g < kt->n_groups; g++) {
-            kt_stats_scalar(kt, rt, g, s, z);
+            spqri_kt_stats_scalar(kt, rt, g, s, z);
             const int32_t c0 = g * kt->groupsize;
             const int32_t c1 = c0 + kt->groupsize < kt->cols ? c0 + kt->groupsize : kt->cols;
             for (int i = 0; i < KT_R && rt * KT_R + i < kt->rows; i++) {
@@ -92,7 +92,7 @@ static void prepare_i8(const spqr_ktensor *kt, const float *xp, float *xs, float
 
 static void prepare(const spqr_ktensor *kt, const float *X, int32_t n, float *xp, float *x2, float *xs, float *xq);
 
-void kt_prepare_i8_ref(const spqr_ktensor *kt, const float *x, float *xp, float *xs, float *xq, int32_t *xa, float *at) {
+void spqri_kt_prepare_i8_ref(const spqr_ktensor *kt, const float *x, float *xp, float *xs, float *xq, int32_t *xa, float *at) {
     prepare(kt, x, 1, xp, NULL, xs, xq);
     prepare_i8(kt, xp, xs, xq, xa, at);
 }
@@ -153,17 +153,17 @@ static size_t carve(const spqr_ktensor *kt, int32_t n, unsigned flags, char *bas
 }
 
 /* The SIMD batch paths read the n inputs of an outlier's column side by side. */
-void kt_transpose_xq(const spqr_ktensor *kt, const kt_input *in, int32_t c0, int32_t c1) {
+void spqri_kt_transpose_xq(const spqr_ktensor *kt, const kt_input *in, int32_t c0, int32_t c1) {
     float *xqt = (float *)in->xqt;
     for (int32_t c = c0; c < c1; c++)
         for (int32_t i = 0; i < in->n; i++) xqt[(size_t)c * in->n + i] = in->xq[(size_t)i * kt->cols + c];
 }
 
-size_t kt_scratch_exact(const spqr_ktensor *kt, int32_t n) {
+size_t spqri_kt_scratch_exact(const spqr_ktensor *kt, int32_t n) {
     return carve(kt, n, SC_XP | (n == 1 ? SC_X2 : SC_XQT), NULL, NULL);
 }
 
-void kt_prepare_exact(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+void spqri_kt_prepare_exact(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
                       kt_input *in) {
     carve(kt, n, SC_XP | (n == 1 ? SC_X2 : SC_XQT), scratch, in);
     if (i1 <= i0) return;
@@ -173,10 +173,10 @@ void kt_prepare_exact(const spqr_ktensor *kt, const float *X, int32_t n, int32_t
 
 static unsigned i8_flags(int32_t n, int words) { return SC_I8 | (n > 1 ? SC_XQT : 0) | (words && n == 1 ? SC_WORDS : 0); }
 
-size_t kt_scratch_i8(const spqr_ktensor *kt, int32_t n) { return carve(kt, n, i8_flags(n, 0), NULL, NULL); }
-size_t kt_scratch_i8_words(const spqr_ktensor *kt, int32_t n) { return carve(kt, n, i8_flags(n, 1), NULL, NULL); }
+size_t spqri_kt_scratch_i8(const spqr_ktensor *kt, int32_t n) { return carve(kt, n, i8_flags(n, 0), NULL, NULL); }
+size_t spqri_kt_scratch_i8_words(const spqr_ktensor *kt, int32_t n) { return carve(kt, n, i8_flags(n, 1), NULL, NULL); }
 
-void kt_prepare_i8_with(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+void spqri_kt_prepare_i8_with(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
                         kt_input *in, kt_prep_i8_fn one, int words) {
     carve(kt, n, i8_flags(n, words), scratch, in);
     /* input i's slot of the [n_ctiles][n] interleaved activations */
@@ -185,30 +185,30 @@ void kt_prepare_i8_with(const spqr_ktensor *kt, const float *X, int32_t n, int32
             (int32_t *)in->xa + (size_t)i * KT_XOPS, (float *)in->at + i, n);
 }
 
-void kt_prepare_i8(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+void spqri_kt_prepare_i8(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
                    kt_input *in) {
-    kt_prepare_i8_with(kt, X, n, i0, i1, scratch, in, kt->ops->prep_i8, 0);
+    spqri_kt_prepare_i8_with(kt, X, n, i0, i1, scratch, in, kt->ops->prep_i8, 0);
 }
 
 static size_t chunk_of(int32_t n) { return (size_t)(n < KT_NB ? n : KT_NB); }
 
-size_t kt_scratch_matmul(const spqr_ktensor *kt, int32_t n) {
+size_t spqri_kt_scratch_matmul(const spqr_ktensor *kt, int32_t n) {
     return n < 1 ? 0 : kt->ops->scratch_size(kt, (int32_t)chunk_of(n));
 }
 
-size_t kt_scratch_matmul_multi(const spqr_ktensor *const *kts, int32_t k, int32_t n) {
+size_t spqri_kt_scratch_matmul_multi(const spqr_ktensor *const *kts, int32_t k, int32_t n) {
     size_t total = 0;
-    for (int32_t i = 0; i < k; i++) total += up64(kt_scratch_matmul(kts[i], n));
+    for (int32_t i = 0; i < k; i++) total += up64(spqri_kt_scratch_matmul(kts[i], n));
     return total;
 }
 
-spqr_status kt_matmul_ws(const spqr_ktensor *kt, const float *X, int32_t n, float *Y, int32_t n_threads, void *ws,
+spqr_status spqri_kt_matmul_ws(const spqr_ktensor *kt, const float *X, int32_t n, float *Y, int32_t n_threads, void *ws,
                          size_t ws_bytes, spqr_err *err) {
     if (!kt) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "ktensor is NULL");
-    return kt_matmul_multi_ws(&kt, 1, X, n, &Y, n_threads, ws, ws_bytes, err);
+    return spqri_kt_matmul_multi_ws(&kt, 1, X, n, &Y, n_threads, ws, ws_bytes, err);
 }
 
-spqr_status kt_matmul_multi_ws(const spqr_ktensor *const *kts, int32_t k, const float *X, int32_t n, float *const *Ys,
+spqr_status spqri_kt_matmul_multi_ws(const spqr_ktensor *const *kts, int32_t k, const float *X, int32_t n, float *const *Ys,
                                int32_t n_threads, void *ws, size_t ws_bytes, spqr_err *err) {
     if (k < 1 || k > KT_MULTI_MAX)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matmul: %d products (1..%d)", k, KT_MULTI_MAX);
@@ -218,8 +218,8 @@ spqr_status kt_matmul_multi_ws(const spqr_ktensor *const *kts, int32_t k, const 
     if (n < 0) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "negative batch size %d", n);
     if (n == 0) return SPQR_OK;
     if (!X) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "input or output buffer is NULL");
-    if (n == 1) return kt_matvec_multi_ws(kts, k, X, Ys, n_threads, ws, ws_bytes, err);
-    const size_t need = kt_scratch_matmul_multi(kts, k, n);
+    if (n == 1) return spqri_kt_matvec_multi_ws(kts, k, X, Ys, n_threads, ws, ws_bytes, err);
+    const size_t need = spqri_kt_scratch_matmul_multi(kts, k, n);
     if (!ws || ws_bytes < need)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matmul: scratch of %zu bytes, %zu needed", ws_bytes, need);
     int64_t work = 0;
@@ -257,12 +257,12 @@ spqr_status kt_matmul_multi_ws(const spqr_ktensor *const *kts, int32_t k, const 
             for (int32_t i = 0; i < k; i++) {
                 kts[i]->ops->prepare(kts[i], Xc, m, (int32_t)((int64_t)m * t / nt), (int32_t)((int64_t)m * (t + 1) / nt),
                                      p, &in[i]);
-                p += up64(kt_scratch_matmul(kts[i], n));
+                p += up64(spqri_kt_scratch_matmul(kts[i], n));
             }
 #pragma omp barrier
             for (int32_t i = 0; i < k; i++)
                 if (in[i].xqt)
-                    kt_transpose_xq(kts[i], &in[i], (int32_t)((int64_t)kts[i]->cols * t / nt),
+                    spqri_kt_transpose_xq(kts[i], &in[i], (int32_t)((int64_t)kts[i]->cols * t / nt),
                                     (int32_t)((int64_t)kts[i]->cols * (t + 1) / nt));
 #pragma omp barrier
             const int32_t lo = (int32_t)((int64_t)tiles * t / nt), hi = (int32_t)((int64_t)tiles * (t + 1) / nt);
@@ -295,7 +295,7 @@ spqr_status spqr_ktensor_matmul(const spqr_ktensor *kt, const float *X, int32_t 
     if (!kt) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "ktensor is NULL");
     if (n < 0) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "negative batch size %d", n);
     if (n == 0) return SPQR_OK;
-    WITH_SCRATCH(kt_scratch_matmul(kt, n), kt_matmul_ws(kt, X, n, Y, n_threads, ws, nb_, err));
+    WITH_SCRATCH(spqri_kt_scratch_matmul(kt, n), spqri_kt_matmul_ws(kt, X, n, Y, n_threads, ws, nb_, err));
 }
 
 static spqr_status check_multi(const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
@@ -312,17 +312,17 @@ static spqr_status check_multi(const spqr_ktensor *const *kts, int32_t k, const 
     return SPQR_OK;
 }
 
-size_t kt_scratch_matvec_multi(const spqr_ktensor *const *kts, int32_t k) {
+size_t spqri_kt_scratch_matvec_multi(const spqr_ktensor *const *kts, int32_t k) {
     size_t total = 0;
     for (int32_t i = 0; i < k; i++) total += up64(kts[i]->ops->scratch_size(kts[i], 1));
     return total;
 }
 
-spqr_status kt_matvec_multi_ws(const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
+spqr_status spqri_kt_matvec_multi_ws(const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
                                int32_t n_threads, void *ws, size_t ws_bytes, spqr_err *err) {
     spqr_status st = check_multi(kts, k, x, ys, err);
     if (st) return st;
-    const size_t need = kt_scratch_matvec_multi(kts, k);
+    const size_t need = spqri_kt_scratch_matvec_multi(kts, k);
     if (!ws || ws_bytes < need)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matvec: scratch of %zu bytes, %zu needed", ws_bytes, need);
     int64_t weights = 0;
@@ -333,7 +333,7 @@ spqr_status kt_matvec_multi_ws(const spqr_ktensor *const *kts, int32_t k, const 
     }
     if (n_threads <= 0) n_threads = omp_get_num_procs();
     if (n_threads > tiles) n_threads = tiles;
-    if (weights < KT_PAR_MIN) n_threads = 1; /* see kt_matmul_ws */
+    if (weights < KT_PAR_MIN) n_threads = 1; /* see spqri_kt_matmul_ws */
     kt_input in[KT_MULTI_MAX];
     kt_worker work[KT_MULTI_MAX];
     char *p = ws;
@@ -370,7 +370,7 @@ spqr_status spqr_ktensor_matvec_multi(const spqr_ktensor *const *kts, int32_t k,
                                       int32_t n_threads, spqr_err *err) {
     spqr_status st = check_multi(kts, k, x, ys, err);
     if (st) return st;
-    WITH_SCRATCH(kt_scratch_matvec_multi(kts, k), kt_matvec_multi_ws(kts, k, x, ys, n_threads, ws, nb_, err));
+    WITH_SCRATCH(spqri_kt_scratch_matvec_multi(kts, k), spqri_kt_matvec_multi_ws(kts, k, x, ys, n_threads, ws, nb_, err));
 }
 
 spqr_status spqr_ktensor_matvec(const spqr_ktensor *kt, const float *x, float *y, int32_t n_threads,

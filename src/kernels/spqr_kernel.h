@@ -173,7 +173,7 @@ static inline void kt_row_pairs(const spqr_ktensor *kt, int32_t rt, int32_t g, i
 
 /* The fp32 statistics of the 16 rows of row tile rt in group g, computed
  * exactly as the reference does (format/tensor.h). Padded rows get 0. */
-void kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float s[KT_R], float z[KT_R]);
+void spqri_kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float s[KT_R], float z[KT_R]);
 
 /* Inputs prepared once per call by the wrapper (spqr_kernel.c):
  *   xp  [n][padcols]  permuted, zero-padded input
@@ -198,47 +198,47 @@ typedef struct kt_input {
 
 typedef void (*kt_worker)(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 
-void kt_matmul_scalar(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
-void kt_matvec_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
-void kt_matmul_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
-void kt_matvec_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
-void kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
-void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
-void kt_matmul_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void spqri_kt_matmul_scalar(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void spqri_kt_matvec_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void spqri_kt_matmul_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void spqri_kt_matvec_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void spqri_kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void spqri_kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void spqri_kt_matmul_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 /* The avx512vnni path's xq, xs, xa and at of one input x (the wrapper's
  * int8 rule, vectorized; xp and x2 are not needed by that path). xa and at
  * point at this input's slot of the [n_ctiles][n] interleaved arrays: tile
  * t goes to xa[t * n * KT_XOPS ..], at[t * n] (n = 1 for one token). */
-void kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
+void spqri_kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
                           int32_t n);
 /* Its scalar reference (xp: [padcols] scratch), kept for the tests. */
-void kt_prepare_i8_ref(const spqr_ktensor *kt, const float *x, float *xp, float *xs, float *xq, int32_t *xa, float *at);
+void spqri_kt_prepare_i8_ref(const spqr_ktensor *kt, const float *x, float *xp, float *xs, float *xq, int32_t *xa, float *at);
 
 /* avx2i8 path (spqr_kernel_avx2i8.c): the avx512vnni int8 rule on AVX2.
  * Its matvec reads, per column tile, KT_XW dwords of int16 activation
  * pairs (one per vpmaddwd of the tile, see the file) instead of the 16
  * int8 bytes; its matmul reads the avx512vnni layout. */
 #define KT_XW 8
-void kt_matvec_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
-void kt_matmul_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
-/* kt_prepare_i8_avx512's outputs with AVX2 (the same int8 codes, scales
+void spqri_kt_matvec_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void spqri_kt_matmul_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+/* spqri_kt_prepare_i8_avx512's outputs with AVX2 (the same int8 codes, scales
  * and x^). words = 0: xa as avx512vnni ([n_ctiles][n][KT_XOPS], input
  * slot as there); words = 1 (n = 1, the matvec): xa [n_ctiles][KT_XW]
- * int16 pairs as kt_avx2i8_words_ref builds them. */
-void kt_prepare_i8_avx2(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
+ * int16 pairs as spqri_kt_avx2i8_words_ref builds them. */
+void spqri_kt_prepare_i8_avx2(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
                         int32_t n, int words);
 /* Scalar reference of the words = 1 arrangement, from the column-order
  * int8 activations xa [n_ctiles][KT_XOPS] of one input (tests). */
-void kt_avx2i8_words_ref(const spqr_ktensor *kt, const int32_t *xa, int32_t *xw);
+void spqri_kt_avx2i8_words_ref(const spqr_ktensor *kt, const int32_t *xa, int32_t *xw);
 /* aarch64 (spqr_kernel_neon.c): neon (exact fp32) and neondot (dotprod,
  * int8 activations with the avx512vnni rule and input layout);
- * kt_prepare_i8_neon has kt_prepare_i8_avx512's contract. Off aarch64 the
+ * spqri_kt_prepare_i8_neon has spqri_kt_prepare_i8_avx512's contract. Off aarch64 the
  * functions fall back to the scalar path (never picked there). */
-void kt_matvec_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
-void kt_matmul_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
-void kt_matvec_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
-void kt_matmul_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
-void kt_prepare_i8_neon(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
+void spqri_kt_matvec_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void spqri_kt_matmul_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void spqri_kt_matvec_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void spqri_kt_matmul_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
+void spqri_kt_prepare_i8_neon(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
                         int32_t n);
 
 /* Software prefetch of the code stream KT_PF_BYTES ahead, 32 * B bytes
@@ -326,6 +326,6 @@ static inline void kt_outliers_add(const spqr_ktensor *kt, const float *xq, int3
 }
 
 /* 1 when the CPU (and OS) can run the path. */
-int kt_path_supported(spqr_kernel_path p);
+int spqri_kt_path_supported(spqr_kernel_path p);
 
 #endif

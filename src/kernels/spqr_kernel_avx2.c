@@ -177,7 +177,7 @@ T256 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
     kt_outliers_add(kt, in->xq, rt0, rt1, y);
 }
 
-T256 void kt_matvec_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+T256 void spqri_kt_matvec_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     st_ctx sc;
     st_init(kt, &sc);
     KT_WBITS_DISPATCH(kt->wbits, matvec_b, kt, in, rt0, rt1, Y, &sc);
@@ -219,7 +219,7 @@ T256 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
                     _mm256_store_ps(ga[j] + 8, hi);
                 }
             }
-            kt_stats_scalar(kt, rt, g, s, z);
+            spqri_kt_stats_scalar(kt, rt, g, s, z);
             for (int32_t j = 0; j < n; j++) {
                 const __m256 xs = _mm256_set1_ps(in->xs[(size_t)j * kt->n_groups + g]);
                 for (int h = 0; h < 2; h++) {
@@ -253,18 +253,18 @@ T256 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
     }
 }
 
-T256 void kt_matmul_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+T256 void spqri_kt_matmul_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     KT_WBITS_DISPATCH(kt->wbits, matmul_b, kt, in, rt0, rt1, Y);
 }
 #else
 #include "kernels/kernels.h"
-void kt_matvec_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    kt_matmul_scalar(kt, in, rt0, rt1, Y);
+void spqri_kt_matvec_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+    spqri_kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
-void kt_matmul_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    kt_matmul_scalar(kt, in, rt0, rt1, Y);
+void spqri_kt_matmul_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+    spqri_kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
 #endif
 
-const spqr_kernel_ops kt_ops_avx2 = {"avx2", SPQR_KERNEL_AVX2, 1, spqr_cpu_has_avx2, kt_scratch_exact, kt_prepare_exact,
-                                     kt_matvec_avx2, kt_matmul_avx2, NULL};
+const spqr_kernel_ops spqri_kt_ops_avx2 = {"avx2", SPQR_KERNEL_AVX2, 1, spqr_cpu_has_avx2, spqri_kt_scratch_exact, spqri_kt_prepare_exact,
+                                     spqri_kt_matvec_avx2, spqri_kt_matmul_avx2, NULL};

@@ -1,7 +1,7 @@
 /* avx2i8 path: the avx512vnni int8 design (docs/kernels.md) on AVX2 + FMA +
  * F16C, for CPUs without AVX-512 VNNI (Zen 2/3, Haswell..Alder Lake).
  * x is rounded to int8 per 16-column tile with the avx512vnni rule
- * (kt_prepare_i8_avx2, bit-identical to kt_prepare_i8_ref), tile dots are
+ * (spqri_kt_prepare_i8_avx2, bit-identical to spqri_kt_prepare_i8_ref), tile dots are
  * exact integers, statistics and outliers as on avx512vnni.
  *
  * One-token matvec (rows 0-7 and 8-15 of a row tile in two ymm halves, one
@@ -20,7 +20,7 @@
  * fewest instructions (PLAN below, printed by tools/avx2i8_plan.py; 25-35
  * per 16x8 tile against 48 for the exact path's AND/convert/FMA per
  * field); the activation words are laid out per call in the plan's order
- * (kt_prepare_i8_avx2, words = 1).
+ * (spqri_kt_prepare_i8_avx2, words = 1).
  *
  * Batches (matmul): each 16x16 code tile is unpacked once into bytes in
  * column order and dotted with every input's int8 activations by
@@ -198,7 +198,7 @@ T2I INLINE void tile_w(const kw_ctx *cx, const uint32_t *blk, const int32_t *xw,
     d[1] = a1;
 }
 
-void kt_avx2i8_words_ref(const spqr_ktensor *kt, const int32_t *xa, int32_t *xw) {
+void spqri_kt_avx2i8_words_ref(const spqr_ktensor *kt, const int32_t *xa, int32_t *xw) {
     const int B = kt->wbits < 2 ? 2 : kt->wbits > 8 ? 8 : kt->wbits;
     for (int32_t t = 0; t < kt->n_ctiles; t++) {
         const int8_t *x = (const int8_t *)(xa + (size_t)t * KT_XOPS);
@@ -408,7 +408,7 @@ T2I INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
     kt_outliers_add(kt, in->xq, rt0, rt1, y);
 }
 
-T2I void kt_matvec_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+T2I void spqri_kt_matvec_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     const int B = kt->wbits < 2 ? 2 : kt->wbits > 8 ? 8 : kt->wbits;
     kw_ctx cx;
     st_ctx sc;
@@ -548,7 +548,7 @@ T2I INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
     }
 }
 
-T2I void kt_matmul_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+T2I void spqri_kt_matmul_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     st_ctx sc;
     st_init(kt, &sc);
     KT_WBITS_DISPATCH(kt->wbits, matmul_b, kt, in, rt0, rt1, Y, &sc);
@@ -556,12 +556,12 @@ T2I void kt_matmul_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt
 
 /* ---- input preparation ------------------------------------------------- */
 
-/* kt_prepare_i8_avx512 with two ymm per tile: xq = x permuted; per column
+/* spqri_kt_prepare_i8_avx512 with two ymm per tile: xq = x permuted; per column
  * tile a = max|x| / 127, int8 = clamp(rint(x * (127 / max|x|)), +-127) (the
- * same fp32 operations per value as kt_prepare_i8_ref, so the same codes),
+ * same fp32 operations per value as spqri_kt_prepare_i8_ref, so the same codes),
  * x^ = a * int8 back into xq, group sums of x^ in xs (a tree sum per tile:
  * fp32 rounding only). */
-T2I void kt_prepare_i8_avx2(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
+T2I void spqri_kt_prepare_i8_avx2(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
                             int32_t n, int words) {
     const int32_t cols = kt->cols, gs = kt->groupsize, ctpg = kt->ct_per_group;
     const int B = kt->wbits < 2 ? 2 : kt->wbits > 8 ? 8 : kt->wbits;
@@ -649,33 +649,33 @@ T2I void kt_prepare_i8_avx2(const spqr_ktensor *kt, const float *x, float *xs, f
 }
 #else
 #include "kernels/kernels.h"
-void kt_matvec_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    kt_matmul_scalar(kt, in, rt0, rt1, Y);
+void spqri_kt_matvec_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+    spqri_kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
-void kt_matmul_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    kt_matmul_scalar(kt, in, rt0, rt1, Y);
+void spqri_kt_matmul_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+    spqri_kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
-void kt_prepare_i8_avx2(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
+void spqri_kt_prepare_i8_avx2(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
                         int32_t n, int words) {
     (void)kt, (void)x, (void)xs, (void)xq, (void)xa, (void)at, (void)n, (void)words; /* never called: unsupported here */
 }
-void kt_avx2i8_words_ref(const spqr_ktensor *kt, const int32_t *xa, int32_t *xw) {
+void spqri_kt_avx2i8_words_ref(const spqr_ktensor *kt, const int32_t *xa, int32_t *xw) {
     (void)kt, (void)xa, (void)xw;
 }
 #endif
 
 /* one token: the matvec's KT_XW int16-pair words; a batch: avx512vnni's layout */
 static void prep_words(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at, int32_t n) {
-    kt_prepare_i8_avx2(kt, x, xs, xq, xa, at, n, 1);
+    spqri_kt_prepare_i8_avx2(kt, x, xs, xq, xa, at, n, 1);
 }
 static void prep_bytes(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at, int32_t n) {
-    kt_prepare_i8_avx2(kt, x, xs, xq, xa, at, n, 0);
+    spqri_kt_prepare_i8_avx2(kt, x, xs, xq, xa, at, n, 0);
 }
 
 static void prepare(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
                     kt_input *in) {
-    kt_prepare_i8_with(kt, X, n, i0, i1, scratch, in, n == 1 ? prep_words : prep_bytes, 1);
+    spqri_kt_prepare_i8_with(kt, X, n, i0, i1, scratch, in, n == 1 ? prep_words : prep_bytes, 1);
 }
 
-const spqr_kernel_ops kt_ops_avx2i8 = {"avx2i8", SPQR_KERNEL_AVX2_I8, 0, spqr_cpu_has_avx2, kt_scratch_i8_words, prepare,
-                                       kt_matvec_avx2i8, kt_matmul_avx2i8, prep_bytes};
+const spqr_kernel_ops spqri_kt_ops_avx2i8 = {"avx2i8", SPQR_KERNEL_AVX2_I8, 0, spqr_cpu_has_avx2, spqri_kt_scratch_i8_words, prepare,
+                                       spqri_kt_matvec_avx2i8, spqri_kt_matmul_avx2i8, prep_bytes};

@@ -151,7 +151,7 @@ T512 INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
     kt_outliers_add(kt, in->xq, rt0, rt1, y);
 }
 
-T512 void kt_matvec_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+T512 void spqri_kt_matvec_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     KT_WBITS_DISPATCH(kt->wbits, matvec_b, kt, in, rt0, rt1, Y);
 }
 
@@ -250,7 +250,7 @@ T512 INLINE void batch_tile_f32(const spqr_ktensor *kt, const kt_input *in, int3
 
 KT_BATCH_WORKER(matmul_b, T512, batch_tile_f32)
 
-T512 void kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+T512 void spqri_kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     KT_WBITS_DISPATCH(kt->wbits, matmul_b, kt, in, rt0, rt1, Y);
 }
 #define T512V \
@@ -469,7 +469,7 @@ T512V INLINE void batch_tile_i8(const spqr_ktensor *kt, const kt_input *in, int3
 
 KT_BATCH_WORKER(matmul_i8_b, T512V, batch_tile_i8)
 
-T512V void kt_matmul_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+T512V void spqri_kt_matmul_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     KT_WBITS_DISPATCH(kt->wbits, matmul_i8_b, kt, in, rt0, rt1, Y);
 }
 
@@ -481,7 +481,7 @@ T512V void kt_matmul_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int
  * scalar's running sum: fp32 rounding only). One zmm per tile: the scalar
  * version (libm rintf per value) took 24 us for 4096 inputs, serial work in
  * every decode matvec. */
-T512V void kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
+T512V void spqri_kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
                                 int32_t n) {
     const int32_t cols = kt->cols, gs = kt->groupsize, ctpg = kt->ct_per_group;
     int32_t c = 0;
@@ -517,7 +517,7 @@ T512V void kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *x
     }
 }
 
-T512V void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+T512V void spqri_kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     ms_stats m, *ms = NULL;
     if (kt->q2_aligned && kt->qs_bits >= 1 && kt->qs_bits <= 4 && kt->qz_bits >= 1 && kt->qz_bits <= 4) {
         m.cs = ms_ctrl(kt->qs_bits);
@@ -530,26 +530,26 @@ T512V void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int
 }
 #else
 #include "kernels/kernels.h"
-void kt_matmul_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    kt_matmul_scalar(kt, in, rt0, rt1, Y);
+void spqri_kt_matmul_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+    spqri_kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
-void kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
+void spqri_kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
                           int32_t n) {
     (void)kt, (void)x, (void)xs, (void)xq, (void)xa, (void)at, (void)n; /* never called: the path is unsupported here */
 }
-void kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    kt_matmul_scalar(kt, in, rt0, rt1, Y);
+void spqri_kt_matvec_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+    spqri_kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
-void kt_matvec_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    kt_matmul_scalar(kt, in, rt0, rt1, Y);
+void spqri_kt_matvec_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+    spqri_kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
-void kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    kt_matmul_scalar(kt, in, rt0, rt1, Y);
+void spqri_kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+    spqri_kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
 #endif
 
-const spqr_kernel_ops kt_ops_avx512 = {"avx512", SPQR_KERNEL_AVX512, 1, spqr_cpu_has_avx512, kt_scratch_exact,
-                                       kt_prepare_exact, kt_matvec_avx512, kt_matmul_avx512, NULL};
-const spqr_kernel_ops kt_ops_avx512vnni = {"avx512vnni", SPQR_KERNEL_AVX512_VNNI, 0, spqr_cpu_has_avx512_vnni,
-                                           kt_scratch_i8, kt_prepare_i8, kt_matvec_avx512_vnni, kt_matmul_avx512_vnni,
-                                           kt_prepare_i8_avx512};
+const spqr_kernel_ops spqri_kt_ops_avx512 = {"avx512", SPQR_KERNEL_AVX512, 1, spqr_cpu_has_avx512, spqri_kt_scratch_exact,
+                                       spqri_kt_prepare_exact, spqri_kt_matvec_avx512, spqri_kt_matmul_avx512, NULL};
+const spqr_kernel_ops spqri_kt_ops_avx512vnni = {"avx512vnni", SPQR_KERNEL_AVX512_VNNI, 0, spqr_cpu_has_avx512_vnni,
+                                           spqri_kt_scratch_i8, spqri_kt_prepare_i8, spqri_kt_matvec_avx512_vnni, spqri_kt_matmul_avx512_vnni,
+                                           spqri_kt_prepare_i8_avx512};

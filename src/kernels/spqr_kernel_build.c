@@ -289,7 +289,7 @@ static spqr_status fill_outliers(spqr_ktensor *kt, const spqr_tensor *t, spqr_er
  * counts s * (0 - z) there; the outlier adds (value - s * (0 - z)) * x. */
 static void fill_corrections(spqr_ktensor *kt, const spqr_tensor *t, const int32_t *grp_of) {
     /* the tensor's statistics of the one row (the same fp32 values
-     * kt_stats_scalar reads from the layout), with the second-level pairs
+     * spqri_kt_stats_scalar reads from the layout), with the second-level pairs
      * converted once per (group, qq group) */
     int32_t pg = -1, pq = -1;
     float s2 = 0, sz2 = 0, z2 = 0, zz2 = 0;

@@ -19,25 +19,25 @@
 /* Every path in AUTO's order of preference: int8 activations first
  * (avx512vnni, then avx2i8: faster than exact avx512 too), then the exact
  * ones fastest first; SPQR_KERNEL=exact takes the first exact one. */
-static const spqr_kernel_ops *const ALL[] = {&kt_ops_avx512vnni, &kt_ops_avx2i8, &kt_ops_avx512, &kt_ops_avx2,
-                                             &kt_ops_neondot,    &kt_ops_neon,   &kt_ops_scalar};
+static const spqr_kernel_ops *const ALL[] = {&spqri_kt_ops_avx512vnni, &spqri_kt_ops_avx2i8, &spqri_kt_ops_avx512, &spqri_kt_ops_avx2,
+                                             &spqri_kt_ops_neondot,    &spqri_kt_ops_neon,   &spqri_kt_ops_scalar};
 #define N_ALL (sizeof ALL / sizeof ALL[0])
 
-const spqr_kernel_ops *kt_ops_of(spqr_kernel_path p) {
+const spqr_kernel_ops *spqri_kt_ops_of(spqr_kernel_path p) {
     for (size_t i = 0; i < N_ALL; i++)
         if (ALL[i]->path == p) return ALL[i];
     return NULL;
 }
 
-int kt_path_supported(spqr_kernel_path p) {
-    const spqr_kernel_ops *ops = kt_ops_of(p);
+int spqri_kt_path_supported(spqr_kernel_path p) {
+    const spqr_kernel_ops *ops = spqri_kt_ops_of(p);
     const spqr_cpu cpu = spqr_cpu_detect();
     return ops && ops->supported(&cpu);
 }
 
 const char *spqr_kernel_path_name(spqr_kernel_path p) {
     if (p == SPQR_KERNEL_AUTO) return "auto";
-    const spqr_kernel_ops *ops = kt_ops_of(p);
+    const spqr_kernel_ops *ops = spqri_kt_ops_of(p);
     return ops ? ops->name : "unknown";
 }
 
@@ -69,7 +69,7 @@ static spqr_status resolve(spqr_kernel_path req, spqr_kernel_path *out, spqr_err
             return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "SPQR_KERNEL='%s' is not one of %sexact, auto", env, names);
         }
     }
-    const spqr_kernel_ops *ops = kt_ops_of(req);
+    const spqr_kernel_ops *ops = spqri_kt_ops_of(req);
     if (!ops) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "unknown kernel path %d", (int)req);
     if (!ops->supported(&cpu))
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "kernel path %s is not supported by this CPU", ops->name);
@@ -83,7 +83,7 @@ spqr_status spqr_ktensor_set_path(spqr_ktensor *kt, spqr_kernel_path path, spqr_
     spqr_status st = resolve(path, &p, err);
     if (st == SPQR_OK) {
         kt->path = p;
-        kt->ops = kt_ops_of(p);
+        kt->ops = spqri_kt_ops_of(p);
     }
     return st;
 }

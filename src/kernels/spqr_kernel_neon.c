@@ -12,8 +12,8 @@
  * USHL by a negative count shifts it down, s2 * (code - z2) without FMA.
  *
  * neondot (dotprod, int8 activations): the avx512vnni design: x rounded to
- * int8 per 16-column tile (kt_prepare_i8_neon, bit-identical to
- * kt_prepare_i8_ref), exact int32 tile dots, four SDOT per 4 rows x 16
+ * int8 per 16-column tile (spqri_kt_prepare_i8_neon, bit-identical to
+ * spqri_kt_prepare_i8_ref), exact int32 tile dots, four SDOT per 4 rows x 16
  * columns (lane i = row i, its 4 bytes = columns 4k..4k+3 of op k). Op k of
  * half h needs bits [p, p + 4B) of each row's block string (p = 16Bh + 4Bk),
  * which lie in at most two of the row's dwords: one TBL (two registers of
@@ -210,7 +210,7 @@ INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, in
     kt_outliers_add(kt, in->xq, rt0, rt1, y);
 }
 
-void kt_matvec_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+void spqri_kt_matvec_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     st_ctx sc;
     st_init(kt, &sc);
     KT_WBITS_DISPATCH(kt->wbits, matvec_b, kt, in, rt0, rt1, Y, &sc);
@@ -239,11 +239,11 @@ static void outliers_batch(const spqr_ktensor *kt, const kt_input *in, int32_t r
 }
 
 /* Closes group g of a batch: ya[j] += s * (ga[j] - z * sum(x_j,g)), s and z
- * from kt_stats_scalar (once per row tile and group for all inputs). */
+ * from spqri_kt_stats_scalar (once per row tile and group for all inputs). */
 static void finish_batch(const spqr_ktensor *kt, const kt_input *in, int32_t rt, int32_t g, float ga[][KT_R],
                          float ya[][KT_R]) {
     float s[KT_R], z[KT_R];
-    kt_stats_scalar(kt, rt, g, s, z);
+    spqri_kt_stats_scalar(kt, rt, g, s, z);
     for (int32_t j = 0; j < in->n; j++) {
         const float32x4_t xs = vdupq_n_f32(in->xs[(size_t)j * kt->n_groups + g]);
         for (int q = 0; q < 4; q++) {
@@ -296,7 +296,7 @@ INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, in
     }
 }
 
-void kt_matmul_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+void spqri_kt_matmul_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     KT_WBITS_DISPATCH(kt->wbits, matmul_b, kt, in, rt0, rt1, Y);
 }
 
@@ -402,7 +402,7 @@ TDOT INLINE void matvec_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_t
     kt_outliers_add(kt, in->xq, rt0, rt1, y); /* xq holds x^ */
 }
 
-TDOT void kt_matvec_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+TDOT void spqri_kt_matvec_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     st_ctx sc;
     i8_win w;
     st_init(kt, &sc);
@@ -447,17 +447,17 @@ TDOT INLINE void matmul_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_t
     }
 }
 
-TDOT void kt_matmul_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+TDOT void spqri_kt_matmul_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     i8_win w;
     win_init(&w, kt->wbits);
     KT_WBITS_DISPATCH(kt->wbits, matmul_i8_b, kt, in, rt0, rt1, Y, &w);
 }
 
 /* The neondot path's inputs straight from x: the rule of the wrapper's
- * scalar prepare_i8 (kt_prepare_i8_ref) 4 lanes at a time, FRINTN being
+ * scalar prepare_i8 (spqri_kt_prepare_i8_ref) 4 lanes at a time, FRINTN being
  * rintf's round-half-even; the same int8 codes, scales and x^ bit for bit,
- * group sums in a different fp32 order. Layout as kt_prepare_i8_avx512. */
-void kt_prepare_i8_neon(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
+ * group sums in a different fp32 order. Layout as spqri_kt_prepare_i8_avx512. */
+void spqri_kt_prepare_i8_neon(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
                         int32_t n) {
     const int32_t cols = kt->cols, gs = kt->groupsize, ctpg = kt->ct_per_group;
     for (int32_t c = 0; c < cols; c++) xq[c] = x[kt->perm ? kt->perm[c] : c];
@@ -505,19 +505,19 @@ void kt_prepare_i8_neon(const spqr_ktensor *kt, const float *x, float *xs, float
 
 #else
 /* Never picked off aarch64 (the detector finds no NEON): the scalar path, so the library links. */
-void kt_matvec_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    kt_matmul_scalar(kt, in, rt0, rt1, Y);
+void spqri_kt_matvec_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+    spqri_kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
-void kt_matmul_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    kt_matmul_scalar(kt, in, rt0, rt1, Y);
+void spqri_kt_matmul_neon(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+    spqri_kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
-void kt_matvec_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    kt_matmul_scalar(kt, in, rt0, rt1, Y);
+void spqri_kt_matvec_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+    spqri_kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
-void kt_matmul_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
-    kt_matmul_scalar(kt, in, rt0, rt1, Y);
+void spqri_kt_matmul_neon_dot(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+    spqri_kt_matmul_scalar(kt, in, rt0, rt1, Y);
 }
-void kt_prepare_i8_neon(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
+void spqri_kt_prepare_i8_neon(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
                         int32_t n) {
     (void)kt, (void)x, (void)xs, (void)xq, (void)xa, (void)at, (void)n; /* never called: the path is unsupported here */
 }
@@ -526,7 +526,7 @@ void kt_prepare_i8_neon(const spqr_ktensor *kt, const float *x, float *xs, float
 static int has_neon(const spqr_cpu *cpu) { return cpu->neon; }
 static int has_dotprod(const spqr_cpu *cpu) { return cpu->neon && cpu->dotprod; }
 
-const spqr_kernel_ops kt_ops_neon = {"neon", SPQR_KERNEL_NEON, 1, has_neon, kt_scratch_exact, kt_prepare_exact,
-                                     kt_matvec_neon, kt_matmul_neon, NULL};
-const spqr_kernel_ops kt_ops_neondot = {"neondot", SPQR_KERNEL_NEON_DOTPROD, 0, has_dotprod, kt_scratch_i8, kt_prepare_i8,
-                                        kt_matvec_neon_dot, kt_matmul_neon_dot, kt_prepare_i8_neon};
+const spqr_kernel_ops spqri_kt_ops_neon = {"neon", SPQR_KERNEL_NEON, 1, has_neon, spqri_kt_scratch_exact, spqri_kt_prepare_exact,
+                                     spqri_kt_matvec_neon, spqri_kt_matmul_neon, NULL};
+const spqr_kernel_ops spqri_kt_ops_neondot = {"neondot", SPQR_KERNEL_NEON_DOTPROD, 0, has_dotprod, spqri_kt_scratch_i8, spqri_kt_prepare_i8,
+                                        spqri_kt_matvec_neon_dot, spqri_kt_matmul_neon_dot, spqri_kt_prepare_i8_neon};

@@ -5,7 +5,7 @@
 #include "format/tensor.h"
 #include "kernels/kernels.h"
 
-void kt_matmul_scalar(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
+void spqri_kt_matmul_scalar(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     float s[KT_R], z[KT_R];
     float acc[64][KT_R]; /* [input][row of the tile]; in->n <= 64 */
     const int32_t gpad = kt->ct_per_group * KT_C;
@@ -13,7 +13,7 @@ void kt_matmul_scalar(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, i
         for (int32_t n = 0; n < in->n; n++)
             for (int i = 0; i < KT_R; i++) acc[n][i] = 0.0f;
         for (int32_t g = 0; g < kt->n_groups; g++) {
-            kt_stats_scalar(kt, rt, g, s, z);
+            spqri_kt_stats_scalar(kt, rt, g, s, z);
             for (int i = 0; i < KT_R; i++) {
                 const int32_t r = rt * KT_R + i;
                 if (r >= kt->rows) break;
@@ -34,7 +34,7 @@ void kt_matmul_scalar(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, i
         }
         for (int32_t o = kt->o_ptr[rt]; o < kt->o_ptr[rt + 1]; o++) {
             const int32_t i = kt->o_row[o], c = kt->o_col[o], g = c / kt->groupsize;
-            kt_stats_scalar(kt, rt, g, s, z);
+            spqri_kt_stats_scalar(kt, rt, g, s, z);
             const float d = spqr_fp16_to_fp32(kt->o_val[o]) - spqr_weight_dq(s[i], kt_code_at(kt, rt * KT_R + i, c), z[i]);
             for (int32_t n = 0; n < in->n; n++) acc[n][i] += d * in->xq[(size_t)n * kt->cols + c];
         }
@@ -46,5 +46,5 @@ void kt_matmul_scalar(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, i
 static int supported(const spqr_cpu *cpu) { return (void)cpu, 1; }
 
 /* The batch layout's xqt is filled but unused here: one preparation for all exact paths. */
-const spqr_kernel_ops kt_ops_scalar = {"scalar", SPQR_KERNEL_SCALAR, 1, supported, kt_scratch_exact, kt_prepare_exact,
-                                       kt_matmul_scalar, kt_matmul_scalar, NULL};
+const spqr_kernel_ops spqri_kt_ops_scalar = {"scalar", SPQR_KERNEL_SCALAR, 1, supported, spqri_kt_scratch_exact, spqri_kt_prepare_exact,
+                                       spqri_kt_matmul_scalar, spqri_kt_matmul_scalar, NULL};

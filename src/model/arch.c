@@ -8,18 +8,18 @@
 
 #include "core/error.h"
 
-#define ARCH_ADDRESS(f) &arch_##f,
+#define ARCH_ADDRESS(f) &spqri_arch_##f,
 static const model_arch *const FAMILIES[] = {ARCH_FAMILIES(ARCH_ADDRESS)};
 #undef ARCH_ADDRESS
 #define N_FAMILIES ((int32_t)(sizeof FAMILIES / sizeof FAMILIES[0]))
 
-const model_arch *arch_find(const char *model_type) {
+const model_arch *spqri_arch_find(const char *model_type) {
     for (int32_t i = 0; model_type && i < N_FAMILIES; i++)
         if (!strcmp(FAMILIES[i]->model_type, model_type)) return FAMILIES[i];
     return NULL;
 }
 
-const char *arch_supported_list(char *buf, size_t cap) {
+const char *spqri_arch_supported_list(char *buf, size_t cap) {
     size_t n = 0;
     if (cap) buf[0] = 0;
     for (int32_t i = 0; i < N_FAMILIES && n < cap; i++) {
@@ -29,11 +29,11 @@ const char *arch_supported_list(char *buf, size_t cap) {
     return buf;
 }
 
-int32_t arch_count(void) { return N_FAMILIES; }
+int32_t spqri_arch_count(void) { return N_FAMILIES; }
 
-const model_arch *arch_at(int32_t i) { return i >= 0 && i < N_FAMILIES ? FAMILIES[i] : NULL; }
+const model_arch *spqri_arch_at(int32_t i) { return i >= 0 && i < N_FAMILIES ? FAMILIES[i] : NULL; }
 
-int32_t arch_dim_size(const spqr_config *c, arch_dim dim) {
+int32_t spqri_arch_dim_size(const spqr_config *c, arch_dim dim) {
     switch (dim) {
     case ARCH_DIM_HIDDEN: return c->hidden_size;
     case ARCH_DIM_Q: return c->n_heads * c->head_dim;
@@ -44,14 +44,14 @@ int32_t arch_dim_size(const spqr_config *c, arch_dim dim) {
     return 0;
 }
 
-spqr_status arch_refuse_true(const cJSON *root, const char *key, spqr_err *err) {
+spqr_status spqri_arch_refuse_true(const cJSON *root, const char *key, spqr_err *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (cJSON_IsTrue(v))
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "config.json: %s = true is not supported (only false)", key);
     return SPQR_OK;
 }
 
-spqr_status arch_check_string(const cJSON *root, const char *key, const char *const *allowed, spqr_err *err) {
+spqr_status spqri_arch_check_string(const cJSON *root, const char *key, const char *const *allowed, spqr_err *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!v || cJSON_IsNull(v)) return SPQR_OK;
     for (int i = 0; cJSON_IsString(v) && allowed[i]; i++)
@@ -65,7 +65,7 @@ spqr_status arch_check_string(const cJSON *root, const char *key, const char *co
                         cJSON_IsString(v) ? v->valuestring : "(not a string)", list);
 }
 
-spqr_status arch_get_float(const cJSON *root, const char *key, double def, double lo, double hi, float *out,
+spqr_status spqri_arch_get_float(const cJSON *root, const char *key, double def, double lo, double hi, float *out,
                            spqr_err *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!v || cJSON_IsNull(v)) {
@@ -78,7 +78,7 @@ spqr_status arch_get_float(const cJSON *root, const char *key, double def, doubl
     return SPQR_OK;
 }
 
-spqr_status arch_parse_sliding_window(const cJSON *root, const spqr_config *c, model_hparams *hp,
+spqr_status spqri_arch_parse_sliding_window(const cJSON *root, const spqr_config *c, model_hparams *hp,
                                       int32_t default_window, int even_layers_only, spqr_err *err) {
     const cJSON *sw = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
     const cJSON *use = cJSON_GetObjectItemCaseSensitive(root, "use_sliding_window");

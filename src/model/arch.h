@@ -91,15 +91,15 @@ typedef struct model_arch {
 #define ARCH_FINAL_NORM_NAME "model.norm.weight"
 
 /* The family of a model_type, or NULL. */
-const model_arch *arch_find(const char *model_type);
+const model_arch *spqri_arch_find(const char *model_type);
 /* "llama, mistral, ..." for messages, into buf (cap bytes, truncated to fit). */
-const char *arch_supported_list(char *buf, size_t cap);
+const char *spqri_arch_supported_list(char *buf, size_t cap);
 /* Number of families and the i-th one (docs, tests). */
-int32_t arch_count(void);
-const model_arch *arch_at(int32_t i);
+int32_t spqri_arch_count(void);
+const model_arch *spqri_arch_at(int32_t i);
 
 /* The size dim stands for under c. */
-int32_t arch_dim_size(const spqr_config *c, arch_dim dim);
+int32_t spqri_arch_dim_size(const spqr_config *c, arch_dim dim);
 
 /* 1 when layer l attends through the sliding window. */
 static inline int arch_layer_slides(const model_hparams *hp, int32_t l) {
@@ -108,23 +108,23 @@ static inline int arch_layer_slides(const model_hparams *hp, int32_t l) {
 
 /* Helpers for the families' parse hooks (arch.c). */
 /* Refuses a boolean field that is true (what: why it is not supported). */
-spqr_status arch_refuse_true(const struct cJSON *root, const char *key, spqr_err *err);
+spqr_status spqri_arch_refuse_true(const struct cJSON *root, const char *key, spqr_err *err);
 /* hidden_act / hidden_activation: absent, null, or one of the names (NULL-terminated). */
-spqr_status arch_check_string(const struct cJSON *root, const char *key, const char *const *allowed, spqr_err *err);
+spqr_status spqri_arch_check_string(const struct cJSON *root, const char *key, const char *const *allowed, spqr_err *err);
 /* A number field: absent or null -> def; else in [lo, hi]. */
-spqr_status arch_get_float(const struct cJSON *root, const char *key, double def, double lo, double hi, float *out,
+spqr_status spqri_arch_get_float(const struct cJSON *root, const char *key, double def, double lo, double hi, float *out,
                            spqr_err *err);
 /* sliding_window (null: none; absent: default_window, 0 = none) unless
  * use_sliding_window is false; every layer slides (even_layers_only: layers
  * 0, 2, 4, ...) unless layer_types lists them; a window covering
  * max_position_embeddings changes nothing and is kept as none. */
-spqr_status arch_parse_sliding_window(const struct cJSON *root, const spqr_config *c, model_hparams *hp,
+spqr_status spqri_arch_parse_sliding_window(const struct cJSON *root, const spqr_config *c, model_hparams *hp,
                                       int32_t default_window, int even_layers_only, spqr_err *err);
 
 /* The families, in the order messages list them: adding one is its
  * arch_<family>.c file plus its name here. */
 #define ARCH_FAMILIES(X) X(llama) X(mistral) X(qwen2) X(qwen3) X(phi3) X(gemma) X(gemma2)
-#define ARCH_DECLARE(f) extern const model_arch arch_##f;
+#define ARCH_DECLARE(f) extern const model_arch spqri_arch_##f;
 ARCH_FAMILIES(ARCH_DECLARE)
 #undef ARCH_DECLARE
 

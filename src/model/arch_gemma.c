@@ -28,30 +28,30 @@ static spqr_status parse_gemma(const cJSON *root, spqr_config *c, model_hparams 
     (void)c;
     (void)hp;
     spqr_status st;
-    if ((st = arch_check_string(root, "hidden_activation", GELU_TANH, err))) return st;
-    if ((st = arch_check_string(root, "hidden_act", GEMMA_HIDDEN_ACT, err))) return st;
-    return arch_refuse_true(root, "attention_bias", err);
+    if ((st = spqri_arch_check_string(root, "hidden_activation", GELU_TANH, err))) return st;
+    if ((st = spqri_arch_check_string(root, "hidden_act", GEMMA_HIDDEN_ACT, err))) return st;
+    return spqri_arch_refuse_true(root, "attention_bias", err);
 }
 
 static spqr_status parse_gemma2(const cJSON *root, spqr_config *c, model_hparams *hp, spqr_err *err) {
     spqr_status st;
-    if ((st = arch_check_string(root, "hidden_activation", GELU_TANH, err))) return st;
-    if ((st = arch_check_string(root, "hidden_act", GELU_TANH, err))) return st;
-    if ((st = arch_refuse_true(root, "attention_bias", err))) return st;
+    if ((st = spqri_arch_check_string(root, "hidden_activation", GELU_TANH, err))) return st;
+    if ((st = spqri_arch_check_string(root, "hidden_act", GELU_TANH, err))) return st;
+    if ((st = spqri_arch_refuse_true(root, "attention_bias", err))) return st;
     float qpas;
-    if ((st = arch_get_float(root, "query_pre_attn_scalar", 256.0, 1e-6, 1e9, &qpas, err))) return st;
+    if ((st = spqri_arch_get_float(root, "query_pre_attn_scalar", 256.0, 1e-6, 1e9, &qpas, err))) return st;
     hp->attn_scale = (float)(1.0 / sqrt((double)qpas));
     /* transformers' defaults: 50 and 30; null switches the cap off */
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "attn_logit_softcapping");
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "final_logit_softcapping");
-    if ((st = arch_get_float(root, "attn_logit_softcapping", a ? 0.0 : 50.0, 1e-6, 1e9, &hp->attn_softcap, err)))
+    if ((st = spqri_arch_get_float(root, "attn_logit_softcapping", a ? 0.0 : 50.0, 1e-6, 1e9, &hp->attn_softcap, err)))
         return st;
-    if ((st = arch_get_float(root, "final_logit_softcapping", f ? 0.0 : 30.0, 1e-6, 1e9, &hp->final_softcap, err)))
+    if ((st = spqri_arch_get_float(root, "final_logit_softcapping", f ? 0.0 : 30.0, 1e-6, 1e9, &hp->final_softcap, err)))
         return st;
-    return arch_parse_sliding_window(root, c, hp, 4096, 1, err);
+    return spqri_arch_parse_sliding_window(root, c, hp, 4096, 1, err);
 }
 
-const model_arch arch_gemma = {
+const model_arch spqri_arch_gemma = {
     "gemma", "Gemma (GeGLU, (1 + w) RMSNorm, scaled embeddings, tied head)", GEMMA_LINEARS,
     {
         [ARCH_NORM_ATTN] = {"input_layernorm", ARCH_DIM_HIDDEN},
@@ -60,7 +60,7 @@ const model_arch arch_gemma = {
     ARCH_ACT_GELU_TANH, 1, 1, 1, parse_gemma,
 };
 
-const model_arch arch_gemma2 = {
+const model_arch spqri_arch_gemma2 = {
     "gemma2", "Gemma 2 (soft-capping, sandwich norms, sliding window on even layers)", GEMMA_LINEARS,
     {
         [ARCH_NORM_ATTN] = {"input_layernorm", ARCH_DIM_HIDDEN},

@@ -25,9 +25,9 @@ static const char *const SILU[] = {"silu", NULL};
 
 static spqr_status parse_common(const cJSON *root, spqr_err *err) {
     spqr_status st;
-    if ((st = arch_check_string(root, "hidden_act", SILU, err))) return st;
-    if ((st = arch_refuse_true(root, "attention_bias", err))) return st;
-    return arch_refuse_true(root, "mlp_bias", err);
+    if ((st = spqri_arch_check_string(root, "hidden_act", SILU, err))) return st;
+    if ((st = spqri_arch_refuse_true(root, "attention_bias", err))) return st;
+    return spqri_arch_refuse_true(root, "mlp_bias", err);
 }
 
 /* transformers' Llama has no sliding window: the field is ignored there too. */
@@ -39,15 +39,15 @@ static spqr_status parse_llama(const cJSON *root, spqr_config *c, model_hparams 
 
 static spqr_status parse_mistral(const cJSON *root, spqr_config *c, model_hparams *hp, spqr_err *err) {
     spqr_status st = parse_common(root, err);
-    return st ? st : arch_parse_sliding_window(root, c, hp, 0, 0, err);
+    return st ? st : spqri_arch_parse_sliding_window(root, c, hp, 0, 0, err);
 }
 
-const model_arch arch_llama = {
+const model_arch spqri_arch_llama = {
     "llama", "Llama 1/2/3/3.x, TinyLlama, SmolLM/SmolLM2", LLAMA_LINEARS, LLAMA_NORMS, ARCH_ACT_SILU, 0, 0, 0,
     parse_llama,
 };
 
-const model_arch arch_mistral = {
+const model_arch spqri_arch_mistral = {
     "mistral", "Mistral (sliding-window attention on every layer)", LLAMA_LINEARS, LLAMA_NORMS, ARCH_ACT_SILU, 0, 0, 0,
     parse_mistral,
 };

@@ -15,16 +15,16 @@ static const char *const SILU[] = {"silu", NULL};
 
 static spqr_status parse_phi3(const cJSON *root, spqr_config *c, model_hparams *hp, spqr_err *err) {
     spqr_status st;
-    if ((st = arch_check_string(root, "hidden_act", SILU, err))) return st;
-    if ((st = arch_refuse_true(root, "attention_bias", err))) return st;
+    if ((st = spqri_arch_check_string(root, "hidden_act", SILU, err))) return st;
+    if ((st = spqri_arch_refuse_true(root, "attention_bias", err))) return st;
     const cJSON *prf = cJSON_GetObjectItemCaseSensitive(root, "partial_rotary_factor");
     if (prf && !cJSON_IsNull(prf) && !(cJSON_IsNumber(prf) && prf->valuedouble == 1.0))
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
                             "config.json: partial_rotary_factor other than 1.0 is not supported (only 1.0)");
-    return arch_parse_sliding_window(root, c, hp, 0, 0, err);
+    return spqri_arch_parse_sliding_window(root, c, hp, 0, 0, err);
 }
 
-const model_arch arch_phi3 = {
+const model_arch spqri_arch_phi3 = {
     "phi3", "Phi-3 4k-context variants (fused qkv_proj/gate_up_proj, quantized split)",
     {
         [ARCH_LIN_Q] = {"self_attn.q_proj", ARCH_DIM_Q, ARCH_DIM_HIDDEN, MODEL_GROUP_QKV, 0, "self_attn.qkv_proj"},

@@ -23,7 +23,7 @@ static const char *const SILU[] = {"silu", NULL};
  * than guessed. */
 static spqr_status parse_qwen_common(const cJSON *root, spqr_err *err) {
     spqr_status st;
-    if ((st = arch_check_string(root, "hidden_act", SILU, err))) return st;
+    if ((st = spqri_arch_check_string(root, "hidden_act", SILU, err))) return st;
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "use_sliding_window")))
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
                             "config.json: use_sliding_window = true is not supported (only false)");
@@ -40,10 +40,10 @@ static spqr_status parse_qwen3(const cJSON *root, spqr_config *c, model_hparams 
     (void)c;
     (void)hp;
     spqr_status st = parse_qwen_common(root, err);
-    return st ? st : arch_refuse_true(root, "attention_bias", err);
+    return st ? st : spqri_arch_refuse_true(root, "attention_bias", err);
 }
 
-const model_arch arch_qwen2 = {
+const model_arch spqri_arch_qwen2 = {
     "qwen2", "Qwen2, Qwen2.5 (q/k/v biases)", QWEN_LINEARS(1),
     {
         [ARCH_NORM_ATTN] = {"input_layernorm", ARCH_DIM_HIDDEN},
@@ -52,7 +52,7 @@ const model_arch arch_qwen2 = {
     ARCH_ACT_SILU, 0, 0, 0, parse_qwen2,
 };
 
-const model_arch arch_qwen3 = {
+const model_arch spqri_arch_qwen3 = {
     "qwen3", "Qwen3 (per-head q/k RMSNorm)", QWEN_LINEARS(0),
     {
         [ARCH_NORM_ATTN] = {"input_layernorm", ARCH_DIM_HIDDEN},

@@ -11,9 +11,9 @@
 static size_t layer_vec_floats(const spqr_config *c, const model_arch *a) {
     size_t n = 0;
     for (int k = 0; k < ARCH_N_NORM; k++)
-        if (a->norm[k].name) n += (size_t)arch_dim_size(c, a->norm[k].dim);
+        if (a->norm[k].name) n += (size_t)spqri_arch_dim_size(c, a->norm[k].dim);
     for (int k = 0; k < ARCH_N_LIN; k++)
-        if (a->lin[k].name && a->lin[k].bias) n += (size_t)arch_dim_size(c, a->lin[k].rows);
+        if (a->lin[k].name && a->lin[k].bias) n += (size_t)spqri_arch_dim_size(c, a->lin[k].rows);
     return n;
 }
 
@@ -34,25 +34,25 @@ static spqr_status bind_fused(spqr_model *m, spqr_layer *L, int32_t l, int k0, m
     const arch_linear *f = &a->lin[k0];
     int32_t total = 0;
     for (int k = k0; k < ARCH_N_LIN; k++)
-        if (a->lin[k].fused && !strcmp(a->lin[k].fused, f->fused)) total += arch_dim_size(&m->cfg, a->lin[k].rows);
+        if (a->lin[k].fused && !strcmp(a->lin[k].fused, f->fused)) total += spqri_arch_dim_size(&m->cfg, a->lin[k].rows);
     char name[256];
     snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, f->fused);
     spqr_linear whole;
-    spqr_status st = linear(m, name, total, arch_dim_size(&m->cfg, f->cols), &whole, err);
+    spqr_status st = linear(m, name, total, spqri_arch_dim_size(&m->cfg, f->cols), &whole, err);
     if (st) return st;
     if (whole.kind == SPQR_LINEAR_PACKED)
         return spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s is packed; fused tensors are stored split", name);
     int32_t r0 = 0;
     for (int k = k0; k < ARCH_N_LIN; k++)
         if (a->lin[k].fused && !strcmp(a->lin[k].fused, f->fused)) {
-            const int32_t rows = arch_dim_size(&m->cfg, a->lin[k].rows);
+            const int32_t rows = spqri_arch_dim_size(&m->cfg, a->lin[k].rows);
             L->lin[k] = row_block(&whole, r0, rows);
             r0 += rows;
         }
     return SPQR_OK;
 }
 
-spqr_status model_bind_layers(spqr_model *m, model_bind_linear_fn linear, model_bind_vec_fn vec, int hf_names,
+spqr_status spqri_model_bind_layers(spqr_model *m, model_bind_linear_fn linear, model_bind_vec_fn vec, int hf_names,
                               spqr_err *err) {
     const spqr_config *c = &m->cfg;
     const model_arch *a = m->hp.arch;
@@ -76,11 +76,11 @@ spqr_status model_bind_layers(spqr_model *m, model_bind_linear_fn linear, model_
                 if (first && (st = bind_fused(m, L, l, k, linear, err))) return st;
             } else {
                 snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, al->name);
-                if ((st = linear(m, name, arch_dim_size(c, al->rows), arch_dim_size(c, al->cols), &L->lin[k], err)))
+                if ((st = linear(m, name, spqri_arch_dim_size(c, al->rows), spqri_arch_dim_size(c, al->cols), &L->lin[k], err)))
                     return st;
             }
             if (al->bias) {
-                const int32_t n = arch_dim_size(c, al->rows);
+                const int32_t n = spqri_arch_dim_size(c, al->rows);
                 snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, al->name);
                 if ((st = vec(m, name, n, v, err))) return st;
                 L->bias[k] = v;
@@ -89,7 +89,7 @@ spqr_status model_bind_layers(spqr_model *m, model_bind_linear_fn linear, model_
         }
         for (int k = 0; k < ARCH_N_NORM; k++) {
             if (!a->norm[k].name) continue;
-            const int32_t n = arch_dim_size(c, a->norm[k].dim);
+            const int32_t n = spqri_arch_dim_size(c, a->norm[k].dim);
             snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, a->norm[k].name);
             if ((st = vec(m, name, n, v, err))) return st;
             L->norm[k] = v;
@@ -101,7 +101,7 @@ spqr_status model_bind_layers(spqr_model *m, model_bind_linear_fn linear, model_
     return SPQR_OK;
 }
 
-void model_set_embed_scale(spqr_model *m) {
+void spqri_model_set_embed_scale(spqr_model *m) {
     m->embed_scale = 1.0f;
     if (!m->hp.arch->embed_scale) return;
     /* transformers: torch.tensor(hidden_size ** 0.5, dtype=embedding dtype) */
@@ -111,7 +111,7 @@ void model_set_embed_scale(spqr_model *m) {
     else m->embed_scale = s;
 }
 
-spqr_status model_check_unused(const spqr_model *m, const char *name, spqr_err *err) {
+spqr_status spqri_model_check_unused(const spqr_model *m, const char *name, spqr_err *err) {
     static const char inv_freq[] = ".rotary_emb.inv_freq";
     const size_t n = strlen(name), k = sizeof inv_freq - 1;
     if (n >= k && !strcmp(name + n - k, inv_freq)) return SPQR_OK;

@@ -18,18 +18,18 @@ typedef spqr_status (*model_bind_vec_fn)(spqr_model *m, const char *name, int32_
  * formats). hf_names: bind a linear the table marks fused (Phi-3) as its row
  * block of the fused tensor, as Hugging Face stores it; else by its own
  * name, as .spqr files store it. */
-spqr_status model_bind_layers(spqr_model *m, model_bind_linear_fn linear, model_bind_vec_fn vec, int hf_names,
+spqr_status spqri_model_bind_layers(spqr_model *m, model_bind_linear_fn linear, model_bind_vec_fn vec, int hf_names,
                               spqr_err *err);
 
 /* Sets m->embed_scale from the family and the embedding's dtype (m->embed
  * bound): Gemma's sqrt(hidden) rounded to that dtype, as transformers does. */
-void model_set_embed_scale(spqr_model *m);
+void spqri_model_set_embed_scale(spqr_model *m);
 
 /* For a checkpoint tensor the binding left unused: SPQR_OK when the model
  * may ignore it (rotary inv_freq buffers, which it recomputes; lm_head.weight
  * of a tied model, which transformers also replaces by the embedding), else
  * SPQR_ERR_FORMAT naming it, and for a layer past num_hidden_layers saying
  * so: a checkpoint must not lose weights silently. */
-spqr_status model_check_unused(const spqr_model *m, const char *name, spqr_err *err);
+spqr_status spqri_model_check_unused(const spqr_model *m, const char *name, spqr_err *err);
 
 #endif

@@ -16,7 +16,7 @@ static const char *token_text(const cJSON *v) {
     return cJSON_IsString(c) ? c->valuestring : NULL;
 }
 
-spqr_status model_chat_subset(const char *tokenizer_config, size_t len, const char *jinja, cJSON **out,
+spqr_status spqri_model_chat_subset(const char *tokenizer_config, size_t len, const char *jinja, cJSON **out,
                               spqr_err *err) {
     *out = NULL;
     cJSON *root = tokenizer_config ? cJSON_ParseWithLength(tokenizer_config, len) : cJSON_CreateObject();
@@ -69,7 +69,7 @@ static char *dup_or_null(const char *s) {
     return d;
 }
 
-spqr_status model_chat_from_subset(const cJSON *subset, spqr_model_chat **out, spqr_err *err) {
+spqr_status spqri_model_chat_from_subset(const cJSON *subset, spqr_model_chat **out, spqr_err *err) {
     *out = NULL;
     spqr_model_chat *c = calloc(1, sizeof *c);
     if (!c) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
@@ -80,14 +80,14 @@ spqr_status model_chat_from_subset(const cJSON *subset, spqr_model_chat **out, s
     c->bos_token = dup_or_null(b);
     c->eos_token = dup_or_null(e);
     if ((t && !c->template_text) || (b && !c->bos_token) || (e && !c->eos_token)) {
-        model_chat_free(c);
+        spqri_model_chat_free(c);
         return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     }
     *out = c;
     return SPQR_OK;
 }
 
-void model_chat_free(spqr_model_chat *c) {
+void spqri_model_chat_free(spqr_model_chat *c) {
     if (!c) return;
     free(c->template_text);
     free(c->bos_token);

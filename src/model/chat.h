@@ -8,7 +8,7 @@
 
 #include "spqr.h"
 
-/* The key of a .spqr config text that holds model_chat_subset's object. */
+/* The key of a .spqr config text that holds spqri_model_chat_subset's object. */
 #define MODEL_CHAT_CONFIG_KEY "spqr_tokenizer_config"
 
 typedef struct spqr_model_chat {
@@ -20,11 +20,11 @@ typedef struct spqr_model_chat {
  * eos_token, add_bos_token), with chat_template.jinja's text (jinja, may be
  * NULL) in place of chat_template when given. A list of named templates
  * keeps the one named "default". *out is a new cJSON object (caller frees). */
-spqr_status model_chat_subset(const char *tokenizer_config, size_t len, const char *jinja, cJSON **out,
+spqr_status spqri_model_chat_subset(const char *tokenizer_config, size_t len, const char *jinja, cJSON **out,
                               spqr_err *err);
 
-/* Fills *out from such a subset; free with model_chat_free. */
-spqr_status model_chat_from_subset(const cJSON *subset, spqr_model_chat **out, spqr_err *err);
-void model_chat_free(spqr_model_chat *c);
+/* Fills *out from such a subset; free with spqri_model_chat_free. */
+spqr_status spqri_model_chat_from_subset(const cJSON *subset, spqr_model_chat **out, spqr_err *err);
+void spqri_model_chat_free(spqr_model_chat *c);
 
 #endif

@@ -145,11 +145,11 @@ static spqr_status parse_root(const cJSON *root, spqr_config *c, model_hparams *
     if (!cJSON_IsObject(root)) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: top level is not an object");
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     if (!cJSON_IsString(mt)) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: missing \"model_type\"");
-    const model_arch *arch = arch_find(mt->valuestring);
+    const model_arch *arch = spqri_arch_find(mt->valuestring);
     char list[160];
     if (!arch)
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "config.json: model_type \"%.64s\" is not supported (supported: %s)",
-                            mt->valuestring, arch_supported_list(list, sizeof list));
+                            mt->valuestring, spqri_arch_supported_list(list, sizeof list));
 
     memset(c, 0, sizeof *c);
     memset(hp, 0, sizeof *hp);
@@ -194,10 +194,10 @@ static spqr_status parse_root(const cJSON *root, spqr_config *c, model_hparams *
 
 spqr_status spqr_config_parse(const char *json, size_t len, spqr_config *out, spqr_err *err) {
     model_hparams hp;
-    return model_config_parse(json, len, out, &hp, err);
+    return spqri_model_config_parse(json, len, out, &hp, err);
 }
 
-spqr_status model_config_parse(const char *json, size_t len, spqr_config *out, model_hparams *hp_out, spqr_err *err) {
+spqr_status spqri_model_config_parse(const char *json, size_t len, spqr_config *out, model_hparams *hp_out, spqr_err *err) {
     if (!json || !out || !hp_out) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "config: NULL argument");
     /* The rule the .spqr writer applies: what loads here can be stored. */
     const char *why = spqrf_text_problem(SPQRF_SEC_CONFIG, json, len);

@@ -12,7 +12,7 @@
  * Supported: the model_types of model/arch.h. Everything the forward pass
  * would silently get wrong is refused with SPQR_ERR_UNSUPPORTED naming the
  * field and what is supported. */
-spqr_status model_config_parse(const char *json, size_t len, spqr_config *out, model_hparams *hp, spqr_err *err);
+spqr_status spqri_model_config_parse(const char *json, size_t len, spqr_config *out, model_hparams *hp, spqr_err *err);
 /* The same without the family's hyperparameters. */
 spqr_status spqr_config_parse(const char *json, size_t len, spqr_config *out, spqr_err *err);
 

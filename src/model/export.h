@@ -39,7 +39,7 @@ spqr_status spqr_export_hf_spqr(const char *in_path, const char *out_dir, const 
  * (config.json with quantization_config, model.safetensors or shards,
  * tokenizer.json, optional tokenizer_config.json) as a .spqr at out_path,
  * written atomically; nothing is quantized. Every array is validated
- * (hf_spqr_to_tensor, the config's shapes); only CSR outliers (not PTCSR). */
+ * (spqri_hf_spqr_to_tensor, the config's shapes); only CSR outliers (not PTCSR). */
 spqr_status spqr_import_hf_spqr(const char *dir, const char *out_path, const spqr_logger *log, spqr_err *err);
 
 #endif

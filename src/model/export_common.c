@@ -24,7 +24,7 @@ static int write_text(FILE *f, void *user, spqr_err *err) {
 
 /* Every output goes through the output rules with the .spqr as the run's
  * input, so no spelling of OUT_DIR/NAME can replace the file being read. */
-spqr_status export_out_path(const char *in_path, const char *out_dir, const char *name, char **path, spqr_err *err) {
+spqr_status spqri_export_out_path(const char *in_path, const char *out_dir, const char *name, char **path, spqr_err *err) {
     *path = spqr_path_join(out_dir, name);
     if (!*path) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     const spqr_out_spec spec = {"OUT_DIR", "an exported file", NULL, 1};
@@ -37,10 +37,10 @@ spqr_status export_out_path(const char *in_path, const char *out_dir, const char
     return st;
 }
 
-spqr_status export_save_text(const char *in_path, const char *out_dir, const char *name, const char *text,
+spqr_status spqri_export_save_text(const char *in_path, const char *out_dir, const char *name, const char *text,
                              spqr_err *err) {
     char *path = NULL;
-    spqr_status st = export_out_path(in_path, out_dir, name, &path, err);
+    spqr_status st = spqri_export_out_path(in_path, out_dir, name, &path, err);
     if (st) return st;
     text_buf b = {text, strlen(text)};
     st = spqr_file_write_atomic(path, write_text, &b, err);
@@ -50,7 +50,7 @@ spqr_status export_save_text(const char *in_path, const char *out_dir, const cha
 
 /* The header states the rules; the config of a dequantized export has no
  * quantization_config, since the weights are plain. */
-spqr_status export_config(const spqr_archive *a, const char *torch_dtype, cJSON *quant, char **config, char **sub,
+spqr_status spqri_export_config(const spqr_archive *a, const char *torch_dtype, cJSON *quant, char **config, char **sub,
                           spqr_err *err) {
     *config = *sub = NULL;
     const char *cj = spqr_archive_config_json(a);

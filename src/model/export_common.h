@@ -8,17 +8,17 @@
 
 /* out_dir/name, checked by the output rules with in_path as the run's
  * input, so no spelling of OUT_DIR/NAME can replace the file being read. */
-spqr_status export_out_path(const char *in_path, const char *out_dir, const char *name, char **path, spqr_err *err);
+spqr_status spqri_export_out_path(const char *in_path, const char *out_dir, const char *name, char **path, spqr_err *err);
 
-/* Writes text atomically to out_dir/name (export_out_path's rules). */
-spqr_status export_save_text(const char *in_path, const char *out_dir, const char *name, const char *text,
+/* Writes text atomically to out_dir/name (spqri_export_out_path's rules). */
+spqr_status spqri_export_save_text(const char *in_path, const char *out_dir, const char *name, const char *text,
                              spqr_err *err);
 
 /* config.json of an export: the stored config without the tokenizer subset
  * (returned in *sub, NULL when absent, for tokenizer_config.json), with
  * torch_dtype, quantization_config = quant (consumed; NULL: none), and
  * untied when the file stores its own head. */
-spqr_status export_config(const spqr_archive *a, const char *torch_dtype, cJSON *quant, char **config, char **sub,
+spqr_status spqri_export_config(const spqr_archive *a, const char *torch_dtype, cJSON *quant, char **config, char **sub,
                           spqr_err *err);
 
 #endif

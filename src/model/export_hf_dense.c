@@ -93,7 +93,7 @@ static spqr_status write_index(const char *in_path, const char *out_dir, const p
     char *text = ok ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     if (!text) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
-    spqr_status st = export_save_text(in_path, out_dir, "model.safetensors.index.json", text, err);
+    spqr_status st = spqri_export_save_text(in_path, out_dir, "model.safetensors.index.json", text, err);
     free(text);
     return st;
 }
@@ -128,7 +128,7 @@ static spqr_status export_tensors(const spqr_archive *a, const char *in_path, co
         names[s] = strdup(name);
         char *path = NULL;
         if (!names[s]) st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
-        if (!st) st = export_out_path(in_path, out_dir, name, &path, err);
+        if (!st) st = spqri_export_out_path(in_path, out_dir, name, &path, err);
         if (!st) st = write_shard(a, plan, n, s, dtype, path, err);
         if (!st) spqr_log(log, SPQR_LOG_INFO, "wrote %s", path);
         free(path);
@@ -153,11 +153,11 @@ spqr_status spqr_export_hf_dense(const char *in_path, const char *out_dir, spqr_
     size_t tlen = 0;
     const char *tok = spqr_archive_tokenizer(a, &tlen);
     if (!tok) st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: no tokenizer section", in_path);
-    if (!st) st = export_config(a, dtype == SPQR_DTYPE_BF16 ? "bfloat16" : "float16", NULL, &config, &sub, err);
+    if (!st) st = spqri_export_config(a, dtype == SPQR_DTYPE_BF16 ? "bfloat16" : "float16", NULL, &config, &sub, err);
     if (!st) st = export_tensors(a, in_path, out_dir, dtype, max_shard_bytes, log, err);
-    if (!st) st = export_save_text(in_path, out_dir, "tokenizer.json", tok, err);
-    if (!st && sub) st = export_save_text(in_path, out_dir, "tokenizer_config.json", sub, err);
-    if (!st) st = export_save_text(in_path, out_dir, "config.json", config, err);
+    if (!st) st = spqri_export_save_text(in_path, out_dir, "tokenizer.json", tok, err);
+    if (!st && sub) st = spqri_export_save_text(in_path, out_dir, "tokenizer_config.json", sub, err);
+    if (!st) st = spqri_export_save_text(in_path, out_dir, "config.json", config, err);
     free(config);
     free(sub);
     spqr_archive_close(a);

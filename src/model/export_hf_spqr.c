@@ -66,13 +66,13 @@ static spqr_status add_quantized(const char *name, const spqr_tensor *t, out_sta
     size_t len = strlen(name);
     if (len <= 7 || strcmp(name + len - 7, ".weight"))
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "%s: a quantized tensor's name must end in .weight", name);
-    const char *why = hf_spqr_unsupported(t);
+    const char *why = spqri_hf_spqr_unsupported(t);
     if (why) return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "%s: %s; %s", name, why, HF_SPQR_SUPPORTED);
     int64_t n[4] = {hf_spqr_dense_words(t->rows, t->cols), (int64_t)t->rows + 1, t->nnz, t->cols / 2};
     int64_t *dw = keep(o, (size_t)n[0] * 8);
     int32_t *ro = keep(o, (size_t)n[1] * 4), *cv = keep(o, (size_t)n[2] * 4), *ip = keep(o, (size_t)n[3] * 4);
     if (!dw || !ro || !cv || !ip) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory encoding %s", name);
-    spqr_status st = hf_spqr_encode(t, dw, ro, cv, ip, err);
+    spqr_status st = spqri_hf_spqr_encode(t, dw, ro, cv, ip, err);
     if (st) return spqr_err_prefix(err, st, "%s", name);
     static const char *const parts[4] = {"dense_weights", "row_offsets", "col_vals", "in_perm"};
     const void *data[4] = {dw, ro, cv, ip};
@@ -131,15 +131,15 @@ spqr_status spqr_export_hf_spqr(const char *in_path, const char *out_dir, const 
     if (!st) st = spqr_st_writer_create(&o.w, err);
     if (!st) st = build(a, &o, quant, err);
     if (!st) {
-        st = export_config(a, "float16", quant, &config, &sub, err);
+        st = spqri_export_config(a, "float16", quant, &config, &sub, err);
         quant = NULL; /* consumed */
     }
-    if (!st) st = export_out_path(in_path, out_dir, "model.safetensors", &path, err);
+    if (!st) st = spqri_export_out_path(in_path, out_dir, "model.safetensors", &path, err);
     if (!st) st = spqr_st_writer_write(o.w, path, err);
     if (!st) spqr_log(log, SPQR_LOG_INFO, "wrote %s", path);
-    if (!st) st = export_save_text(in_path, out_dir, "tokenizer.json", tok, err);
-    if (!st && sub) st = export_save_text(in_path, out_dir, "tokenizer_config.json", sub, err);
-    if (!st) st = export_save_text(in_path, out_dir, "config.json", config, err);
+    if (!st) st = spqri_export_save_text(in_path, out_dir, "tokenizer.json", tok, err);
+    if (!st && sub) st = spqri_export_save_text(in_path, out_dir, "tokenizer_config.json", sub, err);
+    if (!st) st = spqri_export_save_text(in_path, out_dir, "config.json", config, err);
     cJSON_Delete(quant);
     spqr_st_writer_free(o.w);
     for (int32_t i = 0; i < o.n_bufs; i++) free(o.bufs[i]);

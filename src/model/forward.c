@@ -7,8 +7,8 @@
  * norms of the sublayer outputs (Gemma 2); act = silu or tanh-GELU; biases
  * where the family has them (Qwen2); attention over a sliding window on the
  * layers the config says; cap = soft-capping (Gemma 2), off elsewhere.
- * A chunk of B > 1 tokens goes through linear_matmul (sgemm); B = 1 (decode)
- * through linear_matvec. K and V are written straight into the cache. */
+ * A chunk of B > 1 tokens goes through spqri_linear_matmul (sgemm); B = 1 (decode)
+ * through spqri_linear_matvec. K and V are written straight into the cache. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -60,7 +60,7 @@ static void glu(float *hb, const float *hb2, size_t n, arch_act act) {
     }
 }
 
-void model_layer_view(spqr_model *view, const spqr_model *m, spqr_layer *layers, int32_t l) {
+void spqri_model_layer_view(spqr_model *view, const spqr_model *m, spqr_layer *layers, int32_t l) {
     *view = *m;
     view->cfg.n_layers = 1;
     view->layers = layers + l;
@@ -68,8 +68,8 @@ void model_layer_view(spqr_model *view, const spqr_model *m, spqr_layer *layers,
     view->hp.slides[0] = (uint8_t)arch_layer_slides(&m->hp, l);
 }
 
-spqr_status model_embed(const spqr_model *m, int32_t token, float *emb, spqr_err *err) {
-    spqr_status st = linear_row(&m->embed, token, emb, err);
+spqr_status spqri_model_embed(const spqr_model *m, int32_t token, float *emb, spqr_err *err) {
+    spqr_status st = spqri_linear_row(&m->embed, token, emb, err);
     if (st || m->embed_scale == 1.0f) return st;
     for (int32_t j = 0; j < m->cfg.hidden_size; j++) emb[j] *= m->embed_scale;
     return SPQR_OK;
@@ -168,7 +168,7 @@ static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, c
  * sees the input of every linear group before it is multiplied; a non-zero
  * return stops the layer there (s->x is then only partly updated; the KV
  * cache is complete whenever the O group was reached). */
-spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const model_layer_hooks *hooks,
+spqr_status spqri_model_layer_forward(spqr_session *s, int32_t l, int32_t B, const model_layer_hooks *hooks,
                                 spqr_err *err) {
     const spqr_model *m = s->m;
     const spqr_config *c = &m->cfg;
@@ -191,7 +191,7 @@ spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const mod
     {
         const spqr_linear *lins[3] = {&L->wq, &L->wk, &L->wv};
         float *const ys[3] = {s->q, knew, vnew};
-        if ((st = linear_matmul_multi(lins, 3, s->xb, B, ys, &s->lin, err))) return st;
+        if ((st = spqri_linear_matmul_multi(lins, 3, s->xb, B, ys, &s->lin, err))) return st;
     }
     add_bias(s->q, B, qd, (size_t)qd, L->bias[ARCH_LIN_Q]);
     add_bias(knew, B, kvd, (size_t)kvd, L->bias[ARCH_LIN_K]);
@@ -205,7 +205,7 @@ spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const mod
     }
     attention(s, p0, B, kc, vc, arch_layer_slides(hp, l) ? hp->sliding_window : 0, hp->attn_softcap);
     HOOK(MODEL_GROUP_O, s->att, qd);
-    if ((st = linear_matmul(&L->wo, s->att, B, s->xb2, &s->lin, err))) return st;
+    if ((st = spqri_linear_matmul(&L->wo, s->att, B, s->xb2, &s->lin, err))) return st;
     add_bias(s->xb2, B, H, (size_t)H, L->bias[ARCH_LIN_O]);
     if (L->norm[ARCH_NORM_ATTN_OUT]) rmsnorm_rows(s->xb2, B, H, (size_t)H, L->norm[ARCH_NORM_ATTN_OUT], eps, off);
     for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
@@ -216,13 +216,13 @@ spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const mod
     {
         const spqr_linear *lins[2] = {&L->w_gate, &L->w_up};
         float *const ys[2] = {s->hb, s->hb2};
-        if ((st = linear_matmul_multi(lins, 2, s->xb, B, ys, &s->lin, err))) return st;
+        if ((st = spqri_linear_matmul_multi(lins, 2, s->xb, B, ys, &s->lin, err))) return st;
     }
     add_bias(s->hb, B, n_inter, (size_t)n_inter, L->bias[ARCH_LIN_GATE]);
     add_bias(s->hb2, B, n_inter, (size_t)n_inter, L->bias[ARCH_LIN_UP]);
     glu(s->hb, s->hb2, (size_t)B * n_inter, hp->arch->act);
     HOOK(MODEL_GROUP_DOWN, s->hb, n_inter);
-    if ((st = linear_matmul(&L->w_down, s->hb, B, s->xb2, &s->lin, err))) return st;
+    if ((st = spqri_linear_matmul(&L->w_down, s->hb, B, s->xb2, &s->lin, err))) return st;
     add_bias(s->xb2, B, H, (size_t)H, L->bias[ARCH_LIN_DOWN]);
     if (L->norm[ARCH_NORM_FFN_OUT]) rmsnorm_rows(s->xb2, B, H, (size_t)H, L->norm[ARCH_NORM_FFN_OUT], eps, off);
     for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
@@ -240,20 +240,20 @@ static spqr_status forward_chunk(spqr_session *s, const int32_t *tokens, int32_t
     spqr_status st;
 
     for (int32_t i = 0; i < B; i++)
-        if ((st = model_embed(m, tokens[i], s->x + (size_t)i * H, err))) return st;
+        if ((st = spqri_model_embed(m, tokens[i], s->x + (size_t)i * H, err))) return st;
 
     for (int32_t l = 0; l < c->n_layers; l++)
-        if ((st = model_layer_forward(s, l, B, NULL, err))) return st;
+        if ((st = spqri_model_layer_forward(s, l, B, NULL, err))) return st;
 
     if (logits_out) {
         const float off = m->hp.arch->norm_plus_one ? 1.0f : 0.0f;
         if (all) {
             for (int32_t i = 0; i < B; i++)
                 rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, m->final_norm, H, c->rms_norm_eps, off);
-            if ((st = linear_matmul(&m->lm_head, s->xb, B, logits_out, &s->lin, err))) return st;
+            if ((st = spqri_linear_matmul(&m->lm_head, s->xb, B, logits_out, &s->lin, err))) return st;
         } else {
             rmsnorm(s->xb, s->x + (size_t)(B - 1) * H, m->final_norm, H, c->rms_norm_eps, off);
-            if ((st = linear_matvec(&m->lm_head, s->xb, logits_out, &s->lin, err))) return st;
+            if ((st = spqri_linear_matvec(&m->lm_head, s->xb, logits_out, &s->lin, err))) return st;
         }
         if (m->hp.final_softcap > 0)
             softcap(logits_out, (size_t)(all ? B : 1) * c->vocab_size, m->hp.final_softcap);

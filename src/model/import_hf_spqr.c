@@ -1,7 +1,7 @@
 /* spqr import DIR -o OUT.spqr: a checkpoint in transformers' SpQR format
  * (quant_method "spqr") as a .spqr file, without quantizing anything: the
  * codes, statistics, permutation and outliers are carried over
- * (hf_spqr_to_tensor), the 16-bit tensors stored as they are. */
+ * (spqri_hf_spqr_to_tensor), the 16-bit tensors stored as they are. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,7 +121,7 @@ static spqr_status import_linear(const shards *s, const char *module, const cJSO
     if (t[1]->numel - 1 > INT32_MAX || t[1]->numel < 2 || t[3]->numel > INT32_MAX / 2)
         return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: shape out of range", module);
     spqr_tensor *q = NULL;
-    spqr_status st = hf_spqr_to_tensor((int32_t)(t[1]->numel - 1), (int32_t)(t[3]->numel * 2), t[0]->data, t[0]->numel,
+    spqr_status st = spqri_hf_spqr_to_tensor((int32_t)(t[1]->numel - 1), (int32_t)(t[3]->numel * 2), t[0]->data, t[0]->numel,
                                        t[1]->data, t[1]->numel, t[2]->data, t[2]->numel, t[3]->data, t[3]->numel, &q, err);
     if (st) return spqr_err_prefix(err, st, "%s", module);
     snprintf(key, sizeof key, "%s.weight", module);
@@ -192,7 +192,7 @@ static spqr_status import_config(const char *dir, char **out, cJSON **shapes_out
     if (tcp && exists(tcp)) {
         st = spqr_file_read_text(tcp, TEXT_MAX, &tc, &tc_len, err);
         cJSON *sub = NULL;
-        if (!st) st = model_chat_subset(tc, tc_len, NULL, &sub, err);
+        if (!st) st = spqri_model_chat_subset(tc, tc_len, NULL, &sub, err);
         if (!st) cJSON_AddItemToObject(root, MODEL_CHAT_CONFIG_KEY, sub);
     }
     free(tcp);

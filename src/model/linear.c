@@ -22,28 +22,28 @@
 
 static const spqr_dense_ops *ops_of(spqr_isa isa) {
     switch (isa) {
-    case SPQR_ISA_SCALAR: return &dense_ops_scalar;
-    case SPQR_ISA_AVX2: return &dense_ops_avx2;
-    case SPQR_ISA_AVX512: return &dense_ops_avx512;
-    case SPQR_ISA_NEON: return &dense_ops_neon;
+    case SPQR_ISA_SCALAR: return &spqri_dense_ops_scalar;
+    case SPQR_ISA_AVX2: return &spqri_dense_ops_avx2;
+    case SPQR_ISA_AVX512: return &spqri_dense_ops_avx512;
+    case SPQR_ISA_NEON: return &spqri_dense_ops_neon;
     default: return NULL;
     }
 }
 
-int linear_isa_available(spqr_isa isa) {
+int spqri_linear_isa_available(spqr_isa isa) {
     const spqr_dense_ops *ops = ops_of(isa);
     const spqr_cpu cpu = spqr_cpu_detect();
     return ops && ops->supported(&cpu);
 }
 
-spqr_isa linear_isa_best(void) {
+spqr_isa spqri_linear_isa_best(void) {
     static const spqr_isa order[] = {SPQR_ISA_AVX512, SPQR_ISA_AVX2, SPQR_ISA_NEON};
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
-        if (linear_isa_available(order[i])) return order[i];
+        if (spqri_linear_isa_available(order[i])) return order[i];
     return SPQR_ISA_SCALAR;
 }
 
-const char *linear_isa_name(spqr_isa isa) {
+const char *spqri_linear_isa_name(spqr_isa isa) {
     const spqr_dense_ops *ops = ops_of(isa);
     return isa == SPQR_ISA_AUTO ? "auto" : ops ? ops->name : "?";
 }
@@ -52,7 +52,7 @@ static dense_dot_fn pick_dot(spqr_linear_kind kind, const spqr_dense_ops *ops) {
 
 static size_t elem_size(spqr_linear_kind kind) { return kind == SPQR_LINEAR_F32 ? 4 : 2; }
 
-uint64_t linear_bytes(const spqr_linear *lin) {
+uint64_t spqri_linear_bytes(const spqr_linear *lin) {
     if (lin->kind == SPQR_LINEAR_PACKED) {
         spqr_size_report r;
         spqr_tensor_size(lin->packed, &r);
@@ -120,22 +120,22 @@ static spqr_status check_ctx(const linear_ctx *ctx, spqr_err *err) {
     return SPQR_OK;
 }
 
-spqr_status linear_matvec_isa(const spqr_linear *lin, const float *x, float *y, const linear_ctx *ctx, spqr_isa isa,
+spqr_status spqri_linear_matvec_isa(const spqr_linear *lin, const float *x, float *y, const linear_ctx *ctx, spqr_isa isa,
                               spqr_err *err) {
     spqr_status st = check_lin(lin, err);
     if (st || (st = check_ctx(ctx, err))) return st;
     if (lin->kind == SPQR_LINEAR_PACKED)
-        return lin->fast ? kt_matvec_multi_ws(&lin->fast, 1, x, &y, ctx->n_threads, ctx->scratch, ctx->scratch_bytes, err)
+        return lin->fast ? spqri_kt_matvec_multi_ws(&lin->fast, 1, x, &y, ctx->n_threads, ctx->scratch, ctx->scratch_bytes, err)
                          : spqr_matvec_ref(lin->packed, x, y, err);
-    if (isa == SPQR_ISA_AUTO) isa = linear_isa_best();
-    if (!linear_isa_available(isa))
-        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "linear: this CPU lacks %s", linear_isa_name(isa));
+    if (isa == SPQR_ISA_AUTO) isa = spqri_linear_isa_best();
+    if (!spqri_linear_isa_available(isa))
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "linear: this CPU lacks %s", spqri_linear_isa_name(isa));
     dense_matvec_multi(&lin, 1, x, &y, ctx->n_threads, ops_of(isa));
     return SPQR_OK;
 }
 
-spqr_status linear_matvec(const spqr_linear *lin, const float *x, float *y, const linear_ctx *ctx, spqr_err *err) {
-    return linear_matvec_isa(lin, x, y, ctx, SPQR_ISA_AUTO, err);
+spqr_status spqri_linear_matvec(const spqr_linear *lin, const float *x, float *y, const linear_ctx *ctx, spqr_err *err) {
+    return spqri_linear_matvec_isa(lin, x, y, ctx, SPQR_ISA_AUTO, err);
 }
 
 static void widen_rows(const spqr_linear *lin, const spqr_dense_ops *ops, int32_t r0, int32_t nr, float *dst) {
@@ -145,7 +145,7 @@ static void widen_rows(const spqr_linear *lin, const spqr_dense_ops *ops, int32_
     else ops->widen_bf16(src, dst, count);
 }
 
-spqr_status linear_row(const spqr_linear *lin, int32_t r, float *dst, spqr_err *err) {
+spqr_status spqri_linear_row(const spqr_linear *lin, int32_t r, float *dst, spqr_err *err) {
     spqr_status st = check_lin(lin, err);
     if (st) return st;
     if (r < 0 || r >= lin->rows) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: row %d out of range", r);
@@ -154,7 +154,7 @@ spqr_status linear_row(const spqr_linear *lin, int32_t r, float *dst, spqr_err *
         return SPQR_OK;
     }
     if (lin->kind == SPQR_LINEAR_F32) memcpy(dst, (const float *)lin->data + (size_t)r * lin->cols, (size_t)lin->cols * 4);
-    else widen_rows(lin, ops_of(linear_isa_best()), r, 1, dst);
+    else widen_rows(lin, ops_of(spqri_linear_isa_best()), r, 1, dst);
     return SPQR_OK;
 }
 
@@ -189,23 +189,23 @@ static int32_t dense_split(const spqr_linear *lin, int32_t n, int32_t n_threads,
 
 /* Scratch of one linear's product of n inputs. */
 static size_t scratch_one(const spqr_linear *lin, int32_t n, int32_t n_threads) {
-    if (lin->kind == SPQR_LINEAR_PACKED) return lin->fast ? kt_scratch_matmul(lin->fast, n) : 0;
+    if (lin->kind == SPQR_LINEAR_PACKED) return lin->fast ? spqri_kt_scratch_matmul(lin->fast, n) : 0;
     if (lin->kind == SPQR_LINEAR_F32 || n <= LINEAR_SMALL_BATCH) return 0;
     int32_t tr;
     const int32_t T = dense_split(lin, n, n_threads, &tr);
     return (size_t)T * tr * lin->cols * sizeof(float);
 }
 
-spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, float *Y, const linear_ctx *ctx,
+spqr_status spqri_linear_matmul(const spqr_linear *lin, const float *X, int32_t n, float *Y, const linear_ctx *ctx,
                           spqr_err *err) {
     spqr_status st = check_lin(lin, err);
     if (st || (st = check_ctx(ctx, err))) return st;
     if (n <= 0) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: n = %d", n);
     if (lin->kind == SPQR_LINEAR_PACKED)
-        return lin->fast ? kt_matmul_ws(lin->fast, X, n, Y, ctx->n_threads, ctx->scratch, ctx->scratch_bytes, err)
+        return lin->fast ? spqri_kt_matmul_ws(lin->fast, X, n, Y, ctx->n_threads, ctx->scratch, ctx->scratch_bytes, err)
                          : spqr_matmul_ref(lin->packed, X, n, Y, err);
-    if (n == 1) return linear_matvec(lin, X, Y, ctx, err);
-    const spqr_dense_ops *ops = ops_of(linear_isa_best());
+    if (n == 1) return spqri_linear_matvec(lin, X, Y, ctx, err);
+    const spqr_dense_ops *ops = ops_of(spqri_linear_isa_best());
     int32_t n_threads = ctx->n_threads < 1 ? 1 : ctx->n_threads;
     const int32_t rows = lin->rows, cols = lin->cols;
     if (n <= LINEAR_SMALL_BATCH) {
@@ -252,9 +252,9 @@ spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, flo
     return SPQR_OK;
 }
 
-/* What linear_matmul_multi does with these inputs: 1 = one packed
+/* What spqri_linear_matmul_multi does with these inputs: 1 = one packed
  * multi-product (one token or a batch), 2 = one dense multi-matvec, 0 =
- * linear_matmul each. */
+ * spqri_linear_matmul each. */
 static int multi_mode(const spqr_linear *const *lins, int32_t k, int32_t n) {
     if (k < 2) return 0;
     int fast = 1, dense = n == 1;
@@ -266,11 +266,11 @@ static int multi_mode(const spqr_linear *const *lins, int32_t k, int32_t n) {
     return fast ? 1 : dense ? 2 : 0;
 }
 
-size_t linear_scratch_size(const spqr_linear *const *lins, int32_t k, int32_t n, int32_t n_threads) {
+size_t spqri_linear_scratch_size(const spqr_linear *const *lins, int32_t k, int32_t n, int32_t n_threads) {
     if (multi_mode(lins, k, n) == 1) {
         const spqr_ktensor *kts[LINEAR_MULTI_MAX];
         for (int32_t i = 0; i < k; i++) kts[i] = lins[i]->fast;
-        return kt_scratch_matmul_multi(kts, k, n);
+        return spqri_kt_scratch_matmul_multi(kts, k, n);
     }
     size_t most = 0;
     for (int32_t i = 0; i < k; i++) {
@@ -280,7 +280,7 @@ size_t linear_scratch_size(const spqr_linear *const *lins, int32_t k, int32_t n,
     return most;
 }
 
-spqr_status linear_ctx_init(linear_ctx *c, int32_t n_threads, size_t scratch_bytes, spqr_err *err) {
+spqr_status spqri_linear_ctx_init(linear_ctx *c, int32_t n_threads, size_t scratch_bytes, spqr_err *err) {
     c->n_threads = n_threads;
     c->scratch_bytes = scratch_bytes;
     c->scratch = aligned_alloc(64, (scratch_bytes + 63) / 64 * 64 + 64);
@@ -288,14 +288,14 @@ spqr_status linear_ctx_init(linear_ctx *c, int32_t n_threads, size_t scratch_byt
     return SPQR_OK;
 }
 
-void linear_ctx_free(linear_ctx *c) {
+void spqri_linear_ctx_free(linear_ctx *c) {
     if (!c) return;
     free(c->scratch);
     c->scratch = NULL;
     c->scratch_bytes = 0;
 }
 
-spqr_status linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const float *X, int32_t n, float *const *Ys,
+spqr_status spqri_linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const float *X, int32_t n, float *const *Ys,
                                 const linear_ctx *ctx, spqr_err *err) {
     if (!lins || !Ys || k < 1 || k > LINEAR_MULTI_MAX)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: %d linears in one call (1..%d)", k, LINEAR_MULTI_MAX);
@@ -309,13 +309,13 @@ spqr_status linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const
     if (mode == 1) {
         const spqr_ktensor *kts[LINEAR_MULTI_MAX];
         for (int32_t i = 0; i < k; i++) kts[i] = lins[i]->fast;
-        return kt_matmul_multi_ws(kts, k, X, n, Ys, ctx->n_threads, ctx->scratch, ctx->scratch_bytes, err);
+        return spqri_kt_matmul_multi_ws(kts, k, X, n, Ys, ctx->n_threads, ctx->scratch, ctx->scratch_bytes, err);
     }
     if (mode == 2) {
-        dense_matvec_multi(lins, k, X, Ys, ctx->n_threads, ops_of(linear_isa_best()));
+        dense_matvec_multi(lins, k, X, Ys, ctx->n_threads, ops_of(spqri_linear_isa_best()));
         return SPQR_OK;
     }
     for (int32_t i = 0; i < k; i++)
-        if ((st = linear_matmul(lins[i], X, n, Ys[i], ctx, err))) return st;
+        if ((st = spqri_linear_matmul(lins[i], X, n, Ys[i], ctx, err))) return st;
     return SPQR_OK;
 }

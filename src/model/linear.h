@@ -36,10 +36,10 @@ typedef enum spqr_isa {
     SPQR_ISA_NEON = 4     /* aarch64 Advanced SIMD (fp16 widened with FCVTL) */
 } spqr_isa;
 
-spqr_isa linear_isa_best(void);
+spqr_isa spqri_linear_isa_best(void);
 /* 1 when this CPU runs isa (SCALAR always; AUTO is not an isa here). */
-int linear_isa_available(spqr_isa isa);
-const char *linear_isa_name(spqr_isa isa);
+int spqri_linear_isa_available(spqr_isa isa);
+const char *spqri_linear_isa_name(spqr_isa isa);
 
 /* What a linear call may use: threads, and scratch it owns for the call
  * (nothing is allocated during a product; a session owns one of these for
@@ -50,39 +50,39 @@ typedef struct linear_ctx {
     size_t scratch_bytes;
 } linear_ctx;
 
-/* Scratch bytes linear_matmul_multi(lins, k, n inputs) needs with n_threads
- * (k = 1: linear_matmul / linear_matvec). */
-size_t linear_scratch_size(const spqr_linear *const *lins, int32_t k, int32_t n, int32_t n_threads);
-/* A context with scratch_bytes of scratch (free with linear_ctx_free). */
-spqr_status linear_ctx_init(linear_ctx *c, int32_t n_threads, size_t scratch_bytes, spqr_err *err);
-void linear_ctx_free(linear_ctx *c);
+/* Scratch bytes spqri_linear_matmul_multi(lins, k, n inputs) needs with n_threads
+ * (k = 1: spqri_linear_matmul / spqri_linear_matvec). */
+size_t spqri_linear_scratch_size(const spqr_linear *const *lins, int32_t k, int32_t n, int32_t n_threads);
+/* A context with scratch_bytes of scratch (free with spqri_linear_ctx_free). */
+spqr_status spqri_linear_ctx_init(linear_ctx *c, int32_t n_threads, size_t scratch_bytes, spqr_err *err);
+void spqri_linear_ctx_free(linear_ctx *c);
 
 /* Bytes of weight storage a matvec streams. */
-uint64_t linear_bytes(const spqr_linear *lin);
+uint64_t spqri_linear_bytes(const spqr_linear *lin);
 
 /* y[rows] = W x[cols]. The decode hot path. Scratch smaller than
- * linear_scratch_size says is SPQR_ERR_INVALID_ARG. */
-spqr_status linear_matvec(const spqr_linear *lin, const float *x, float *y, const linear_ctx *ctx, spqr_err *err);
-spqr_status linear_matvec_isa(const spqr_linear *lin, const float *x, float *y, const linear_ctx *ctx, spqr_isa isa,
+ * spqri_linear_scratch_size says is SPQR_ERR_INVALID_ARG. */
+spqr_status spqri_linear_matvec(const spqr_linear *lin, const float *x, float *y, const linear_ctx *ctx, spqr_err *err);
+spqr_status spqri_linear_matvec_isa(const spqr_linear *lin, const float *x, float *y, const linear_ctx *ctx, spqr_isa isa,
                               spqr_err *err);
 
 /* Y[n][rows] = X[n][cols] W^T (prompt / batch path): tiles of W are widened
  * to fp32 in the scratch and multiplied with cblas_sgemm; no whole-matrix
  * fp32 copy. */
-spqr_status linear_matmul(const spqr_linear *lin, const float *X, int32_t n, float *Y, const linear_ctx *ctx,
+spqr_status spqri_linear_matmul(const spqr_linear *lin, const float *X, int32_t n, float *Y, const linear_ctx *ctx,
                           spqr_err *err);
 
 /* Ys[i] = X W_i^T for k (1..16) linears taking the same input (q, k, v;
  * gate, up): one parallel region for all of them when they are all fast
  * packed (one token or a batch) or all of one dense kind (one token); a
  * fork/join per linear costs tens of microseconds where threads sleep
- * between regions. Otherwise linear_matmul one after the other. Same
+ * between regions. Otherwise spqri_linear_matmul one after the other. Same
  * results as that. */
-spqr_status linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const float *X, int32_t n, float *const *Ys,
+spqr_status spqri_linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const float *X, int32_t n, float *const *Ys,
                                 const linear_ctx *ctx, spqr_err *err);
 
 /* dst[cols] = row r of W in fp32 (embedding lookup); a packed W is
  * dequantized one row (spqr_tensor_row). */
-spqr_status linear_row(const spqr_linear *lin, int32_t r, float *dst, spqr_err *err);
+spqr_status spqri_linear_row(const spqr_linear *lin, int32_t r, float *dst, spqr_err *err);
 
 #endif

@@ -338,13 +338,13 @@ static spqr_status bind_tensors(spqr_model *m, spqr_err *err) {
     const int32_t H = c->hidden_size, V = c->vocab_size;
     spqr_status st;
     if ((st = bind_linear(m, ARCH_EMBED_NAME, V, H, &m->embed, err))) return st;
-    model_set_embed_scale(m);
+    spqri_model_set_embed_scale(m);
     if (c->tie_word_embeddings) {
         m->lm_head = m->embed;
     } else if ((st = bind_linear(m, ARCH_HEAD_NAME, V, H, &m->lm_head, err))) {
         return st;
     }
-    return model_bind_layers(m, bind_linear, load_vec, 1, err);
+    return spqri_model_bind_layers(m, bind_linear, load_vec, 1, err);
 }
 
 /* Binds the model through the tensor index (built here for a single-file
@@ -356,7 +356,7 @@ static spqr_status bind_all(spqr_model *m, spqr_err *err) {
     spqr_status st = m->tindex ? SPQR_OK : index_tensors(m, single, err);
     if (!st) st = bind_tensors(m, err);
     for (int32_t k = 0; !st && k < m->n_tindex; k++)
-        if (!m->tindex[k].used) st = model_check_unused(m, m->tindex[k].name, err);
+        if (!m->tindex[k].used) st = spqri_model_check_unused(m, m->tindex[k].name, err);
     free(m->tindex);
     m->tindex = NULL;
     m->n_tindex = 0;
@@ -389,7 +389,7 @@ static spqr_status load(const char *dir, const spqr_logger *log, spqr_model *m, 
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
                             "%s is a Hugging Face SpQR checkpoint (quant_method \"spqr\"); convert it once with: spqr import %s -o OUT.spqr",
                             dir, dir);
-    if ((st = model_config_parse(m->config_json, m->config_len, &m->cfg, &m->hp, err))) return st;
+    if ((st = spqri_model_config_parse(m->config_json, m->config_len, &m->cfg, &m->hp, err))) return st;
 
     if ((st = join(path, sizeof path, dir, "tokenizer.json", err))) return st;
     if (!exists(path)) return spqr_err_set(err, SPQR_ERR_IO, "%s: no tokenizer.json in the model directory", dir);
@@ -446,7 +446,7 @@ spqr_status spqr_model_load_hf(const char *dir, const spqr_logger *log, spqr_mod
     return SPQR_OK;
 }
 
-void model_free_contents(spqr_model *m) {
+void spqri_model_free_contents(spqr_model *m) {
     if (!m) return;
     free(m->tindex);
     for (int32_t i = 0; i < m->n_files; i++) spqr_safetensors_close(m->files[i]);
@@ -459,14 +459,14 @@ void model_free_contents(spqr_model *m) {
     free(m->norm_storage);
     free(m->config_json);
     free(m->tokenizer_json);
-    model_chat_free(m->chat);
+    spqri_model_chat_free(m->chat);
     if (m->tok) spqr_tokenizer_free(m->tok);
     if (m->archive) spqr_archive_close(m->archive);
 }
 
 void spqr_model_free(spqr_model *m) {
     if (!m) return;
-    model_free_contents(m);
+    spqri_model_free_contents(m);
     free(m);
 }
 

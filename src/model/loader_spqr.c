@@ -95,7 +95,7 @@ static spqr_status load(const char *path, const spqr_logger *log, spqr_model *m,
     memcpy(m->config_json, cj, m->config_len + 1);
     memcpy(m->tokenizer_json, tj, tlen);
     m->tokenizer_json[tlen] = 0;
-    if ((st = model_config_parse(m->config_json, m->config_len, &m->cfg, &m->hp, err)))
+    if ((st = spqri_model_config_parse(m->config_json, m->config_len, &m->cfg, &m->hp, err)))
         return spqr_err_prefix(err, st, "%s", path);
     if ((st = spqr_tokenizer_load_from_memory(tj, tlen, &m->tok, err))) return spqr_err_prefix(err, st, "%s: tokenizer", path);
     const spqr_config *c = &m->cfg;
@@ -111,13 +111,13 @@ static spqr_status load(const char *path, const spqr_logger *log, spqr_model *m,
      * head too when tied), else dense. */
     const int head_is_embed = c->tie_word_embeddings && !spqr_archive_find_packed(m->archive, ARCH_HEAD_NAME);
     if ((st = some_linear(m, ARCH_EMBED_NAME, V, H, head_is_embed, &m->embed, err))) return st;
-    model_set_embed_scale(m);
+    spqri_model_set_embed_scale(m);
     /* Tied embeddings: the head is the embedding (one table, dense or
      * packed), unless the file carries a packed lm_head of its own (files
      * whose embedding stayed dense), which then serves as the head. */
     if (head_is_embed) m->lm_head = m->embed;
     else if ((st = any_linear(m, ARCH_HEAD_NAME, V, H, &m->lm_head, err))) return st;
-    if ((st = model_bind_layers(m, any_linear, vec, 0, err))) return st;
+    if ((st = spqri_model_bind_layers(m, any_linear, vec, 0, err))) return st;
     spqr_log(log, SPQR_LOG_INFO, "loaded %s: %s, %d layers, hidden %d, %d packed linears (%s kernels)", path,
              m->hp.arch->model_type, c->n_layers, H, m->n_ktensors,
              m->n_ktensors ? spqr_kernel_path_name(spqr_ktensor_path(m->ktensors[0])) : "no");

@@ -61,15 +61,15 @@ struct spqr_model {
 
 /* emb[hidden] = embedding row of token, times m->embed_scale. The one
  * embedding lookup of the forward pass and the calibration pipeline. */
-spqr_status model_embed(const spqr_model *m, int32_t token, float *emb, spqr_err *err);
+spqr_status spqri_model_embed(const spqr_model *m, int32_t token, float *emb, spqr_err *err);
 
 /* *view = m restricted to one layer, layers[l] of the array layers (m->layers
  * or a substitute of the same length): a session on view runs that layer as
  * its layer 0, attending as layer l of m does (sliding or not). The view
  * shares everything with m and owns nothing; do not free it. */
-void model_layer_view(spqr_model *view, const spqr_model *m, spqr_layer *layers, int32_t l);
+void spqri_model_layer_view(spqr_model *view, const spqr_model *m, spqr_layer *layers, int32_t l);
 
 /* Frees what a partly or fully built model owns (NULL-safe). */
-void model_free_contents(spqr_model *m);
+void spqri_model_free_contents(spqr_model *m);
 
 #endif

@@ -11,7 +11,7 @@
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
-/* Scratch of the linears' calls the forward makes (model_layer_forward's
+/* Scratch of the linears' calls the forward makes (spqri_model_layer_forward's
  * groups, the LM head), one token and batches of up to B, with n_threads;
  * plus what an fp16 layer of the config's shapes would need, so a caller
  * that swaps a layer's linears for others of the same shapes (the
@@ -27,18 +27,18 @@ static size_t linear_scratch(const spqr_model *m, int32_t B, int32_t n_threads) 
     for (int32_t n = 1; n <= B; n = n < B ? B : B + 1) {
         for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++) {
             const spqr_linear *one = &probe[i];
-            most = max_sz(most, linear_scratch_size(&one, 1, n, n_threads));
+            most = max_sz(most, spqri_linear_scratch_size(&one, 1, n, n_threads));
         }
         const spqr_linear *head = &m->lm_head;
-        if (m->lm_head.rows > 0) most = max_sz(most, linear_scratch_size(&head, 1, n, n_threads));
+        if (m->lm_head.rows > 0) most = max_sz(most, spqri_linear_scratch_size(&head, 1, n, n_threads));
         for (int32_t l = 0; l < c->n_layers && m->layers; l++) {
             const spqr_layer *L = &m->layers[l];
             const spqr_linear *qkv[3] = {&L->wq, &L->wk, &L->wv}, *o = &L->wo, *gu[2] = {&L->w_gate, &L->w_up};
             const spqr_linear *down = &L->w_down;
-            most = max_sz(most, linear_scratch_size(qkv, 3, n, n_threads));
-            most = max_sz(most, linear_scratch_size(&o, 1, n, n_threads));
-            most = max_sz(most, linear_scratch_size(gu, 2, n, n_threads));
-            most = max_sz(most, linear_scratch_size(&down, 1, n, n_threads));
+            most = max_sz(most, spqri_linear_scratch_size(qkv, 3, n, n_threads));
+            most = max_sz(most, spqri_linear_scratch_size(&o, 1, n, n_threads));
+            most = max_sz(most, spqri_linear_scratch_size(gu, 2, n, n_threads));
+            most = max_sz(most, spqri_linear_scratch_size(&down, 1, n, n_threads));
         }
     }
     return most;
@@ -83,7 +83,7 @@ spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_
     s->scores = alloc_floats((size_t)n_threads * B * max_ctx, &total);
     const size_t lin_bytes = linear_scratch(m, s->max_batch, n_threads);
     total += lin_bytes;
-    spqr_status lst = linear_ctx_init(&s->lin, n_threads, lin_bytes, NULL);
+    spqr_status lst = spqri_linear_ctx_init(&s->lin, n_threads, lin_bytes, NULL);
     float *inv_freq = malloc(half * sizeof(float));
     if (lst || !s->key_cache || !s->value_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->xb || !s->xb2 || !s->q ||
         !s->att || !s->hb || !s->hb2 || !s->scores || !inv_freq) {
@@ -119,7 +119,7 @@ void spqr_session_free(spqr_session *s) {
     free(s->hb);
     free(s->hb2);
     free(s->scores);
-    linear_ctx_free(&s->lin);
+    spqri_linear_ctx_free(&s->lin);
     free(s);
 }
 

@@ -38,7 +38,7 @@ typedef struct model_layer_hooks {
 
 /* Runs layer l on the B <= max_batch rows of s->x (positions s->pos...);
  * the KV cache of layer l is written, s->pos is not advanced. */
-spqr_status model_layer_forward(spqr_session *s, int32_t l, int32_t B, const model_layer_hooks *hooks,
+spqr_status spqri_model_layer_forward(spqr_session *s, int32_t l, int32_t B, const model_layer_hooks *hooks,
                                 spqr_err *err);
 
 #endif

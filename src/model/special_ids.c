@@ -94,7 +94,7 @@ static spqr_status read_chat_subset(spqr_model *m, const char *dir, const char *
     size_t jlen = 0;
     spqr_status st = read_optional(dir, "chat_template.jinja", &jinja, &jlen, err);
     if (!st && (tc || jinja)) {
-        st = model_chat_subset(tc, tc_len, jinja, sub, err);
+        st = spqri_model_chat_subset(tc, tc_len, jinja, sub, err);
         if (st) spqr_err_prefix(err, st, "%s", dir);
     }
     free(jinja);
@@ -108,7 +108,7 @@ static spqr_status apply_chat_subset(spqr_model *m, const cJSON *sub, spqr_err *
     if (!text) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     spqr_status st = spqr_tokenizer_apply_config(m->tok, text, strlen(text), err);
     free(text);
-    if (!st) st = model_chat_from_subset(sub, &m->chat, err);
+    if (!st) st = spqri_model_chat_from_subset(sub, &m->chat, err);
     return st;
 }
 
@@ -129,7 +129,7 @@ spqr_status spqr_model_resolve_special_ids(spqr_model *m, const char *dir, spqr_
         spqr_status st = read_optional(dir, "tokenizer_config.json", &text, &len, err);
         if (!st) st = read_chat_subset(m, dir, text, len, &sub, err);
         if (!st && sub) {
-            st = model_chat_from_subset(sub, &m->chat, err);
+            st = spqri_model_chat_from_subset(sub, &m->chat, err);
             changed = 1; /* the config text a .spqr keeps must carry the subset */
         }
         if (!st && text) {

@@ -13,7 +13,7 @@
  * gptq4 presets, so a uniform preset is one of the allocations), and
  * SpQR-style groups of 16 with 3-bit statistics in act_order, with and
  * without outliers. */
-const budget_setting budget_grid[] = {
+const budget_setting spqri_budget_grid[] = {
     {"w2 g128 f16", 2, 128, 0, 0.0f, 0.01f, 0},
     {"w2 g16 q3", 2, 16, 3, 0.0f, 1.0f, 1},
     {"w3 g128 f16", 3, 128, 0, 0.0f, 0.01f, 0},
@@ -28,9 +28,9 @@ const budget_setting budget_grid[] = {
     {"w7 g128 f16", 7, 128, 0, 0.0f, 0.01f, 0},
     {"w8 g128 f16", 8, 128, 0, 0.0f, 0.01f, 0},
 };
-const int32_t budget_grid_n = (int32_t)(sizeof budget_grid / sizeof budget_grid[0]);
+const int32_t spqri_budget_grid_n = (int32_t)(sizeof spqri_budget_grid / sizeof spqri_budget_grid[0]);
 
-void budget_setting_apply(const budget_setting *s, const spqr_quant_params *base, spqr_quant_params *p) {
+void spqri_budget_setting_apply(const budget_setting *s, const spqr_quant_params *base, spqr_quant_params *p) {
     *p = *base;
     p->wbits = s->wbits;
     p->groupsize = s->groupsize;
@@ -42,16 +42,16 @@ void budget_setting_apply(const budget_setting *s, const spqr_quant_params *base
     p->gptq = 1;
 }
 
-spqr_status budget_allocate(int32_t n_items, const int32_t *n_opts, const uint64_t *cost, const double *err,
+spqr_status spqri_budget_allocate(int32_t n_items, const int32_t *n_opts, const uint64_t *cost, const double *err,
                             uint64_t budget, int64_t max_units, int32_t *choice, spqr_err *e) {
     if (n_items < 0 || max_units < 1 || (n_items > 0 && (!n_opts || !cost || !err || !choice)))
-        return spqr_err_set(e, SPQR_ERR_INVALID_ARG, "budget_allocate: bad arguments");
+        return spqr_err_set(e, SPQR_ERR_INVALID_ARG, "spqri_budget_allocate: bad arguments");
     if (n_items == 0) return SPQR_OK;
     uint64_t min_total = 0;
     int64_t n_flat = 0;
     for (int32_t i = 0; i < n_items; i++) {
         if (n_opts[i] < 1 || n_opts[i] > 255)
-            return spqr_err_set(e, SPQR_ERR_INVALID_ARG, "budget_allocate: item %d has %d options", i, n_opts[i]);
+            return spqr_err_set(e, SPQR_ERR_INVALID_ARG, "spqri_budget_allocate: item %d has %d options", i, n_opts[i]);
         uint64_t mn = UINT64_MAX;
         for (int32_t j = 0; j < n_opts[i]; j++) mn = cost[n_flat + j] < mn ? cost[n_flat + j] : mn;
         min_total += mn;

@@ -19,11 +19,11 @@ typedef struct budget_setting {
     int32_t act_order;                 /* 0: identity (no stored permutation) */
 } budget_setting;
 
-extern const budget_setting budget_grid[];
-extern const int32_t budget_grid_n;
+extern const budget_setting spqri_budget_grid[];
+extern const int32_t spqri_budget_grid_n;
 
 /* p = base with setting s applied (statistics groups of 16 rows, GPTQ). */
-void budget_setting_apply(const budget_setting *s, const spqr_quant_params *base, spqr_quant_params *p);
+void spqri_budget_setting_apply(const budget_setting *s, const spqr_quant_params *base, spqr_quant_params *p);
 
 /* Multiple-choice knapsack: item i has n_opts[i] options, option j of item i
  * at flat index off[i] + j (off[i] = n_opts[0] + ... + n_opts[i-1]) costs
@@ -34,7 +34,7 @@ void budget_setting_apply(const budget_setting *s, const spqr_quant_params *base
  * (rounding never lets the true cost exceed the budget). choice[i] gets the
  * option index within item i. SPQR_ERR_INVALID_ARG when even the cheapest
  * options exceed the budget (message names their total), SPQR_ERR_NOMEM. */
-spqr_status budget_allocate(int32_t n_items, const int32_t *n_opts, const uint64_t *cost, const double *err,
+spqr_status spqri_budget_allocate(int32_t n_items, const int32_t *n_opts, const uint64_t *cost, const double *err,
                             uint64_t budget, int64_t max_units, int32_t *choice, spqr_err *e);
 
 #endif

@@ -3,7 +3,7 @@
 
 #include "core/error.h"
 
-uint64_t calib_hash(uint64_t h, const void *p, size_t n) {
+uint64_t spqri_calib_hash(uint64_t h, const void *p, size_t n) {
     const unsigned char *b = p;
     for (size_t i = 0; i < n; i++) {
         h ^= b[i];
@@ -19,7 +19,7 @@ static uint64_t splitmix64(uint64_t *state) {
     return z ^ (z >> 31);
 }
 
-spqr_status calib_sample_windows(int64_t n_tokens, int32_t nsamples, int32_t seqlen, uint64_t seed, int64_t *starts,
+spqr_status spqri_calib_sample_windows(int64_t n_tokens, int32_t nsamples, int32_t seqlen, uint64_t seed, int64_t *starts,
                                  spqr_err *err) {
     if (nsamples < 1 || seqlen < 1)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "calibration: nsamples %d and seqlen %d must be >= 1",

@@ -11,7 +11,7 @@
  *     X = block l (fully quantized) applied to X      (in place)
  *     checkpoint: block l's packed tensors, X
  *
- * The forward pass is the runtime's own (model_layer_forward) on a shallow
+ * The forward pass is the runtime's own (spqri_model_layer_forward) on a shallow
  * copy of the model whose block-l linears are swapped for the dequantized
  * fp32 copies. Windows run in parallel, one single-threaded session per
  * thread on a one-layer view of that copy; H is reduced window by window in
@@ -135,7 +135,7 @@ static spqr_status run_window(pipe *p, worker *w, int32_t i, int32_t target) {
         float *xs = p->X + ((size_t)i * T + t0) * Hd;
         memcpy(s->x, xs, (size_t)B * Hd * sizeof(float));
         w->t0 = t0;
-        spqr_status st = model_layer_forward(s, 0, B, target >= 0 ? &hooks : NULL, &w->err);
+        spqr_status st = spqri_model_layer_forward(s, 0, B, target >= 0 ? &hooks : NULL, &w->err);
         if (st) return st;
         if (target < 0) memcpy(xs, s->x, (size_t)B * Hd * sizeof(float));
         s->pos += B;
@@ -151,7 +151,7 @@ static spqr_status run_window(pipe *p, worker *w, int32_t i, int32_t target) {
 static spqr_status run_block(pipe *p, int32_t l, int32_t target, spqr_err *err) {
     /* the sessions' layer 0 is block l (the head's pseudo layer n_layers
      * stops before attention) */
-    model_layer_view(&p->mview, &p->mc, p->mc.layers, l);
+    spqri_model_layer_view(&p->mview, &p->mc, p->mc.layers, l);
     p->target = target;
     p->hcount = 0;
     spqr_status sts[1024];
@@ -200,7 +200,7 @@ static spqr_status quantize_linear(pipe *p, const spqr_linear *lin, int32_t bloc
     *Wdq = malloc((size_t)rows * cols * sizeof(float));
     if (!W || !*Wdq) { free(W); return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); }
     spqr_status st = SPQR_OK;
-    for (int32_t r = 0; r < rows && !st; r++) st = linear_row(lin, r, W + (size_t)r * cols, err);
+    for (int32_t r = 0; r < rows && !st; r++) st = spqri_linear_row(lin, r, W + (size_t)r * cols, err);
     spqr_quant_report rep;
     const double t = now_s();
     /* --target-bits: this linear's setting from the allocation of what is left of the budget */
@@ -209,7 +209,7 @@ static spqr_status quantize_linear(pipe *p, const spqr_linear *lin, int32_t bloc
     p->lp = p->o->params;
     if (!st && p->plan && !(st = replan(p, err))) {
         setting = p->plan->choice[item];
-        budget_setting_apply(&budget_grid[setting], &p->o->params, &p->lp);
+        spqri_budget_setting_apply(&spqri_budget_grid[setting], &p->o->params, &p->lp);
     }
     if (!st)
         st = spqr_quantize_layer(W, rows, cols, p->Hm, &p->lp, p->o->n_threads, p->o->log, tensor, *Wdq, NULL,
@@ -296,16 +296,16 @@ static spqr_status measure_linear(pipe *p, const spqr_linear *lin, int32_t item,
     float *W = malloc(n * sizeof(float)), *D = malloc(n * sizeof(float)), *DH = malloc(n * sizeof(float));
     if (!W || !D || !DH) { free(W), free(D), free(DH); return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); }
     spqr_status st = SPQR_OK;
-    for (int32_t r = 0; r < rows && !st; r++) st = linear_row(lin, r, W + (size_t)r * cols, err);
+    for (int32_t r = 0; r < rows && !st; r++) st = spqri_linear_row(lin, r, W + (size_t)r * cols, err);
     pipe_plan *pl = p->plan;
-    const size_t g = (size_t)budget_grid_n;
-    for (int32_t s = 0; s < budget_grid_n && !st; s++) {
+    const size_t g = (size_t)spqri_budget_grid_n;
+    for (int32_t s = 0; s < spqri_budget_grid_n && !st; s++) {
         if (cancelled(p)) { st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted"); break; }
         spqr_quant_params q;
-        budget_setting_apply(&budget_grid[s], &p->o->params, &q);
+        spqri_budget_setting_apply(&spqri_budget_grid[s], &p->o->params, &q);
         spqr_tensor *t = NULL;
         st = spqr_quantize_layer(W, rows, cols, p->Hm, &q, p->o->n_threads, p->o->log, &t, D, NULL, NULL, err);
-        if (st) { st = spqr_err_prefix(err, st, "%s (%s)", name, budget_grid[s].label); break; }
+        if (st) { st = spqr_err_prefix(err, st, "%s (%s)", name, spqri_budget_grid[s].label); break; }
         spqr_size_report sz;
         spqr_tensor_size(t, &sz);
         pl->cost[item * g + s] =
@@ -376,48 +376,48 @@ static spqr_status measure_head(pipe *p, spqr_err *err) {
 /* Everything that determines the output: model, calibration, knobs. */
 static uint64_t run_hash(const spqr_model *m, const int32_t *tok, int64_t n, const spqr_quantize_options *o,
                          int32_t N, int32_t T) {
-    uint64_t h = calib_hash(CALIB_HASH_INIT, "spqr-pipeline-v1", 16);
-    h = calib_hash(h, m->config_json, m->config_len);
-    h = calib_hash(h, m->tokenizer_json, m->tokenizer_len);
+    uint64_t h = spqri_calib_hash(CALIB_HASH_INIT, "spqr-pipeline-v1", 16);
+    h = spqri_calib_hash(h, m->config_json, m->config_len);
+    h = spqri_calib_hash(h, m->tokenizer_json, m->tokenizer_len);
     const spqr_config *c = &m->cfg;
     const spqr_linear *dense[2] = {&m->embed, &m->lm_head};
     for (int i = 0; i < 2; i++)
-        h = calib_hash(h, dense[i]->data, (size_t)dense[i]->rows * dense[i]->cols * (dense[i]->kind == SPQR_LINEAR_F32 ? 4 : 2));
+        h = spqri_calib_hash(h, dense[i]->data, (size_t)dense[i]->rows * dense[i]->cols * (dense[i]->kind == SPQR_LINEAR_F32 ? 4 : 2));
     for (int32_t l = 0; l < c->n_layers; l++)
         for (int k = 0; k < PIPE_KINDS; k++) {
             if (!has_kind(m, k)) continue;
             const spqr_linear *lin = &m->layers[l].lin[k];
-            h = calib_hash(h, lin->data, (size_t)lin->rows * lin->cols * (lin->kind == SPQR_LINEAR_F32 ? 4 : 2));
+            h = spqri_calib_hash(h, lin->data, (size_t)lin->rows * lin->cols * (lin->kind == SPQR_LINEAR_F32 ? 4 : 2));
         }
-    h = calib_hash(h, m->norm_storage, m->n_norm_floats * sizeof(float));
-    h = calib_hash(h, tok, (size_t)n * sizeof *tok);
+    h = spqri_calib_hash(h, m->norm_storage, m->n_norm_floats * sizeof(float));
+    h = spqri_calib_hash(h, tok, (size_t)n * sizeof *tok);
     const spqr_quant_params *q = &o->params;
     const int32_t ints[] = {q->wbits, q->groupsize,   q->qq_scale_bits, q->qq_zero_bits, q->qq_groupsize,
                             q->simplified_outliers, q->blocksize, (int32_t)q->perm, q->round_zero, q->sym,
                             q->gptq, N, T, o->quantize_head ? 1 : 0};
-    h = calib_hash(h, ints, sizeof ints);
+    h = spqri_calib_hash(h, ints, sizeof ints);
     const float fl[] = {isfinite(q->outlier_threshold) && q->outlier_threshold > 0 ? q->outlier_threshold : 0.0f,
                         q->percdamp};
-    h = calib_hash(h, fl, sizeof fl);
-    h = calib_hash(h, &o->seed, sizeof o->seed);
+    h = spqri_calib_hash(h, fl, sizeof fl);
+    h = spqri_calib_hash(h, &o->seed, sizeof o->seed);
     const char *preset = o->preset ? o->preset : "";
-    h = calib_hash(h, preset, strlen(preset) + 1);
+    h = spqri_calib_hash(h, preset, strlen(preset) + 1);
     if (o->target_bits > 0) {
         const double tb[2] = {o->target_bits, o->target_linears ? 1.0 : 0.0};
-        h = calib_hash(h, tb, sizeof tb);
-        for (int32_t s = 0; s < budget_grid_n; s++) {
-            const budget_setting *b = &budget_grid[s];
+        h = spqri_calib_hash(h, tb, sizeof tb);
+        for (int32_t s = 0; s < spqri_budget_grid_n; s++) {
+            const budget_setting *b = &spqri_budget_grid[s];
             const float v[7] = {(float)b->wbits, (float)b->groupsize, (float)b->qq_bits, b->tau, b->percdamp,
                                 (float)b->act_order, 0};
-            h = calib_hash(h, b->label, strlen(b->label));
-            h = calib_hash(h, v, sizeof v);
+            h = spqri_calib_hash(h, b->label, strlen(b->label));
+            h = spqri_calib_hash(h, v, sizeof v);
         }
     }
     return h;
 }
 
 static char *final_metadata(const spqr_model *m, const spqr_quantize_options *o, int32_t N, int32_t T, int64_t n_tok,
-                            uint64_t tok_hash, const pipe_layer_record *rec, int32_t n_rec, double avg_stored,
+                            uint64_t spqri_tok_hash, const pipe_layer_record *rec, int32_t n_rec, double avg_stored,
                             double avg_formula) {
     const spqr_quant_params *q = &o->params;
     cJSON *root = cJSON_CreateObject();
@@ -445,7 +445,7 @@ static char *final_metadata(const spqr_model *m, const spqr_quantize_options *o,
     cJSON_AddNumberToObject(cj, "seed", (double)o->seed);
     cJSON_AddNumberToObject(cj, "tokens", (double)n_tok);
     char hs[32];
-    snprintf(hs, sizeof hs, "%016" PRIx64, tok_hash);
+    snprintf(hs, sizeof hs, "%016" PRIx64, spqri_tok_hash);
     cJSON_AddStringToObject(cj, "tokens_fnv1a64", hs);
     cJSON_AddStringToObject(cj, "sampling", "splitmix64(seed) windows, start uniform in [0, tokens - seqlen]");
     cJSON_AddBoolToObject(root, "quantize_head", o->quantize_head != 0);
@@ -460,8 +460,8 @@ static char *final_metadata(const spqr_model *m, const spqr_quantize_options *o,
     char name[128];
     for (int32_t i = 0; i < n_rec; i++) {
         if (rec[i].rows == 0) continue; /* a slot the family does not have */
-        cJSON *e = pipe_record_to_json(&rec[i]);
-        pipe_record_name(name, sizeof name, m->hp.arch, rec[i].block, rec[i].kind);
+        cJSON *e = spqri_pipe_record_to_json(&rec[i]);
+        spqri_pipe_record_name(name, sizeof name, m->hp.arch, rec[i].block, rec[i].kind);
         cJSON_AddStringToObject(e, "name", name);
         cJSON_AddItemToArray(arr, e);
     }
@@ -513,7 +513,7 @@ static spqr_status check_disk_space(const spqr_model *m, const spqr_quantize_opt
     if (ok_a && ok_b) {
         const double free_a = (double)a.f_bavail * a.f_frsize, free_b = (double)b.f_bavail * b.f_frsize;
         /* Checkpoints already on disk (--resume) are part of the need. */
-        const double have = free_b + (double)pipe_ckpt_bytes(ckdir, c->n_layers);
+        const double have = free_b + (double)spqri_pipe_ckpt_bytes(ckdir, c->n_layers);
         if (a.f_fsid == b.f_fsid ? have < need : (free_a < packed + dense || have < need - packed - dense))
             st = spqr_err_set(err, SPQR_ERR_IO,
                               "not enough disk space for %s: about %.2f GB needed (checkpoints in %s and the final "
@@ -541,7 +541,7 @@ static spqr_status validate(const spqr_model *m, const int32_t *tok, int64_t n, 
     if (why) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: %s", why);
     if ((why = spqrf_text_problem(SPQRF_SEC_TOKENIZER, m->tokenizer_json, m->tokenizer_len)))
         return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer.json: %s", why);
-    const spqr_out_spec spec = {"output", "a .spqr model", pipe_is_spqr_head, o->overwrite};
+    const spqr_out_spec spec = {"output", "a .spqr model", spqri_pipe_is_spqr_head, o->overwrite};
     if ((st = spqr_out_check(out_path, &spec, NULL, 0, err))) return st;
     if (o->nsamples < 1 || o->nsamples > (1 << 20))
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "nsamples %d is outside [1, 1048576]", o->nsamples);
@@ -616,7 +616,7 @@ static spqr_status embed_windows(pipe *p, const int32_t *tok, const int64_t *sta
     spqr_status st = SPQR_OK;
     for (int32_t i = 0; i < p->N && !st; i++)
         for (int32_t t = 0; t < p->T && !st; t++)
-            st = model_embed(p->src, tok[starts[i] + t], p->X + ((size_t)i * p->T + t) * p->Hd, err);
+            st = spqri_model_embed(p->src, tok[starts[i] + t], p->X + ((size_t)i * p->T + t) * p->Hd, err);
     return st;
 }
 
@@ -631,7 +631,7 @@ static spqr_status plan_budget(pipe *p, const int32_t *tok, int64_t n_tok, const
     const spqr_config *c = &m->cfg;
     const spqr_quantize_options *o = p->o;
     const int32_t n_items = c->n_layers * PIPE_KINDS + 1, head_item = c->n_layers * PIPE_KINDS;
-    spqr_status st = pipe_plan_init(pl, n_items, !o->target_linears, err);
+    spqr_status st = spqri_pipe_plan_init(pl, n_items, !o->target_linears, err);
     if (st) return st;
     p->plan = pl;
     if ((st = embed_windows(p, tok, starts, err))) return st;
@@ -643,10 +643,10 @@ static spqr_status plan_budget(pipe *p, const int32_t *tok, int64_t n_tok, const
     if (!est) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     int64_t lin_params = 0;
     int32_t median = 0; /* a setting whose label has the median length */
-    for (int32_t s = 0; s < budget_grid_n; s++) {
+    for (int32_t s = 0; s < spqri_budget_grid_n; s++) {
         int32_t shorter = 0;
-        for (int32_t t = 0; t < budget_grid_n; t++) shorter += strlen(budget_grid[t].label) < strlen(budget_grid[s].label);
-        if (shorter <= budget_grid_n / 2) median = s;
+        for (int32_t t = 0; t < spqri_budget_grid_n; t++) shorter += strlen(spqri_budget_grid[t].label) < strlen(spqri_budget_grid[s].label);
+        if (shorter <= spqri_budget_grid_n / 2) median = s;
     }
     for (int32_t i = 0; i < n_items; i++) {
         if (!pl->present[i]) continue;
@@ -674,7 +674,7 @@ static spqr_status plan_budget(pipe *p, const int32_t *tok, int64_t n_tok, const
     p->n_tok = n_tok;
     /* the embedding counts at the size it is stored at: dense, the RTN table made
      * before the plan (p->embed), or none of its own when the head's table is it */
-    if (pl->whole_file && (st = pipe_fixed_file_bytes(m, p->ckdir, p->embed, o->quantize_head, p->shared_table, 0,
+    if (pl->whole_file && (st = spqri_pipe_fixed_file_bytes(m, p->ckdir, p->embed, o->quantize_head, p->shared_table, 0,
                                                       &p->fixed0, err)))
         return st;
     const double per = (double)(pl->whole_file ? model_params : lin_params);
@@ -683,7 +683,7 @@ static spqr_status plan_budget(pipe *p, const int32_t *tok, int64_t n_tok, const
     if ((st = replan(p, err)) && st != SPQR_ERR_INVALID_ARG) return st;
     const double fixed = p->fixed_bits;
     double lo = fixed, hi = fixed;
-    const size_t g = (size_t)budget_grid_n;
+    const size_t g = (size_t)spqri_budget_grid_n;
     for (int32_t i = 0; i < n_items; i++) {
         if (!pl->present[i]) continue;
         uint64_t mn = UINT64_MAX, mx = 0;
@@ -727,12 +727,12 @@ static spqr_status replan(pipe *p, spqr_err *err) {
         free(r);
         if (!meta) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
         const double fixed =
-            8.0 * (double)(p->fixed0 - pipe_metadata_file_bytes(0) + pipe_metadata_file_bytes(strlen(meta)));
+            8.0 * (double)(p->fixed0 - spqri_pipe_metadata_file_bytes(0) + spqri_pipe_metadata_file_bytes(strlen(meta)));
         free(meta);
         p->fixed_bits = fixed;
         pl->budget = p->total_bits > fixed ? (uint64_t)(p->total_bits - fixed) : 0;
     }
-    return pipe_plan_update(pl, p->rec, err);
+    return spqri_pipe_plan_update(pl, p->rec, err);
 }
 
 spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens, int64_t n_tokens,
@@ -780,10 +780,10 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     memcpy(p.mc.layers, m->layers, (size_t)c->n_layers * sizeof *p.mc.layers);
     p.mc.layers[c->n_layers] = m->layers[c->n_layers - 1];
     p.mc.layers[c->n_layers].attn_norm = m->final_norm; /* its q,k,v input = the LM head's input */
-    if ((st = calib_sample_windows(n_tokens, p.N, p.T, opt->seed, starts, err))) goto done;
+    if ((st = spqri_calib_sample_windows(n_tokens, p.N, p.T, opt->seed, starts, err))) goto done;
     /* Workers: a session each on a one-layer view, so a KV cache holds one
-     * layer of one window; model_layer_forward(s, 0, ...) runs block l. */
-    model_layer_view(&p.mview, &p.mc, p.mc.layers, 0);
+     * layer of one window; spqri_model_layer_forward(s, 0, ...) runs block l. */
+    spqri_model_layer_view(&p.mview, &p.mc, p.mc.layers, 0);
     p.nw = opt->n_threads < p.N ? opt->n_threads : p.N;
     p.w = calloc((size_t)p.nw, sizeof *p.w);
     if (!p.w) { st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); goto done; }
@@ -800,7 +800,7 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     if ((st = spqr_dir_lock(p.ckdir, &lock_fd, err))) goto done;
     /* Under the lock no other run writes here: leftovers of a killed run
      * (checkpoint and output temporaries, GBs of activations) can go. */
-    pipe_ckpt_remove_stale(p.ckdir);
+    spqri_pipe_ckpt_remove_stale(p.ckdir);
     spqr_atomic_remove_stale(out_path);
     if ((st = check_disk_space(m, opt, out_path, p.ckdir, (uint64_t)xn * sizeof(float), err))) goto done;
     const uint64_t hash = run_hash(m, calib_tokens, n_tokens, opt, p.N, p.T);
@@ -811,7 +811,7 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
      * so the same tensor as after the blocks) is made first, so that the budget
      * counts the bytes it takes */
     if (opt->target_bits > 0 && !opt->target_linears && opt->quantize_embed && !shared_table) {
-        st = pipe_quantize_embed(m, &opt->params, opt->n_threads, opt->log, &embed, rec + n_block_rec + 1,
+        st = spqri_pipe_quantize_embed(m, &opt->params, opt->n_threads, opt->log, &embed, rec + n_block_rec + 1,
                                  &embed_seconds, err);
         if (st) goto done;
         p.embed = embed;
@@ -825,12 +825,12 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     int32_t first = 0;
     if (opt->resume) {
         int32_t k = 0;
-        while (k < c->n_layers && pipe_ckpt_block_ok(p.ckdir, hash, k, m->hp.arch, rec + (size_t)k * PIPE_KINDS)) k++;
-        while (k > 0 && !pipe_ckpt_load_inputs(p.ckdir, hash, k - 1, p.X, (int64_t)p.N * p.T, p.Hd)) k--;
+        while (k < c->n_layers && spqri_pipe_ckpt_block_ok(p.ckdir, hash, k, m->hp.arch, rec + (size_t)k * PIPE_KINDS)) k++;
+        while (k > 0 && !spqri_pipe_ckpt_load_inputs(p.ckdir, hash, k - 1, p.X, (int64_t)p.N * p.T, p.Hd)) k--;
         first = k;
         spqr_log(opt->log, SPQR_LOG_INFO, "resume: %d of %d blocks restored from %s", first, c->n_layers, p.ckdir);
     } else {
-        pipe_ckpt_remove_all(p.ckdir, c->n_layers);
+        spqri_pipe_ckpt_remove_all(p.ckdir, c->n_layers);
     }
     p.skipped = (int64_t)STEPS_PER_BLOCK * first;
     p.step = measured_steps + p.skipped;
@@ -842,8 +842,8 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
         if (cancelled(&p)) { st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted"); break; }
         pipe_layer_record *r = rec + (size_t)l * PIPE_KINDS;
         if ((st = quantize_block(&p, l, tensors, Wdq, r, err))) break;
-        if ((st = pipe_ckpt_write_block(p.ckdir, hash, l, m->hp.arch, tensors, r, err))) break;
-        if ((st = pipe_ckpt_write_inputs(p.ckdir, hash, l, p.X, (int64_t)p.N * p.T, p.Hd, err))) break;
+        if ((st = spqri_pipe_ckpt_write_block(p.ckdir, hash, l, m->hp.arch, tensors, r, err))) break;
+        if ((st = spqri_pipe_ckpt_write_inputs(p.ckdir, hash, l, p.X, (int64_t)p.N * p.T, p.Hd, err))) break;
         p.mc.layers[l] = m->layers[l]; /* Wdq is about to be freed */
         for (int k = 0; k < PIPE_KINDS; k++) {
             spqr_tensor_free(tensors[k]);
@@ -858,7 +858,7 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     if (!st && opt->quantize_embed && !shared_table && !embed && cancelled(&p))
         st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
     if (!st && opt->quantize_embed && !shared_table && !embed)
-        st = pipe_quantize_embed(m, &opt->params, opt->n_threads, opt->log, &embed, rec + n_block_rec + 1,
+        st = spqri_pipe_quantize_embed(m, &opt->params, opt->n_threads, opt->log, &embed, rec + n_block_rec + 1,
                                  &embed_seconds, err);
     if (st == SPQR_ERR_INTERRUPTED)
         spqr_err_set(err, st, "interrupted; finished blocks are checkpointed in %s (use --resume)", p.ckdir);
@@ -868,23 +868,23 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     memset(&sm, 0, sizeof sm);
     const int32_t n_rec = n_block_rec + (opt->quantize_head ? 1 : 0);
     summarize(&p, rec, n_rec, &sm);
-    pipe_summarize_embed(&rec[n_block_rec + 1], embed_seconds, &sm);
+    spqri_pipe_summarize_embed(&rec[n_block_rec + 1], embed_seconds, &sm);
     if (shared_table) rec[n_block_rec].kind = PIPE_EMBED_KIND; /* stored under the embedding's name */
-    meta = final_metadata(m, opt, p.N, p.T, n_tokens, calib_hash(CALIB_HASH_INIT, calib_tokens, (size_t)n_tokens * 4),
+    meta = final_metadata(m, opt, p.N, p.T, n_tokens, spqri_calib_hash(CALIB_HASH_INIT, calib_tokens, (size_t)n_tokens * 4),
                           rec, n_block_rec + 2, sm.avg_bits_stored, sm.avg_bits_formula);
     if (!meta) { st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); goto done; }
-    if ((st = pipe_write_model(m, p.ckdir, hash, meta, head, shared_table ? head : embed, out_path, err))) goto done;
+    if ((st = spqri_pipe_write_model(m, p.ckdir, hash, meta, head, shared_table ? head : embed, out_path, err))) goto done;
     if (p.plan) {
         uint64_t spent = 0;
         for (int32_t i = 0; i < plan.n_items; i++)
-            if (plan.present[i]) spent += pipe_plan_realized(&plan, &rec[i]);
+            if (plan.present[i]) spent += spqri_pipe_plan_realized(&plan, &rec[i]);
         spqr_log(opt->log, SPQR_LOG_INFO, "target: %llu of %llu bits allocated; metadata %zu bytes; fixed %.0f bytes",
                  (unsigned long long)spent, (unsigned long long)plan.budget, strlen(meta), p.fixed_bits / 8);
     }
-    pipe_ckpt_remove_all(p.ckdir, c->n_layers);
+    spqri_pipe_ckpt_remove_all(p.ckdir, c->n_layers);
     spqr_dir_unlock(p.ckdir, lock_fd, 1);
     lock_fd = -1;
-    pipe_ckpt_rmdir(p.ckdir);
+    spqri_pipe_ckpt_rmdir(p.ckdir);
     if (summary) {
         sm.resumed_blocks = first;
         sm.seqlen = p.T;
@@ -892,7 +892,7 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
         sm.calib_tokens = n_tokens;
         struct stat sb;
         sm.file_bytes = stat(out_path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-        pipe_summarize_dense(m, opt, &sm);
+        spqri_pipe_summarize_dense(m, opt, &sm);
         sm.seconds = now_s() - p.t0;
         *summary = sm;
     }
@@ -900,9 +900,9 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
 done:
     if (lock_fd >= 0) {
         /* A failed run that checkpointed nothing leaves no directory behind. */
-        const int empty = !pipe_ckpt_any(p.ckdir, c->n_layers);
+        const int empty = !spqri_pipe_ckpt_any(p.ckdir, c->n_layers);
         spqr_dir_unlock(p.ckdir, lock_fd, empty);
-        if (empty) pipe_ckpt_rmdir(p.ckdir);
+        if (empty) spqri_pipe_ckpt_rmdir(p.ckdir);
     }
     for (int k = 0; k < PIPE_KINDS; k++) {
         spqr_tensor_free(tensors[k]);
@@ -922,7 +922,7 @@ done:
     free(rec);
     free(starts);
     free(meta);
-    pipe_plan_free(&plan);
+    spqri_pipe_plan_free(&plan);
     free(p.est);
     return st;
 }

@@ -20,7 +20,7 @@
 
 /* The tensor name of a record: "model.layers.L.<the family's name>.weight"
  * or "lm_head.weight". */
-void pipe_record_name(char *out, size_t cap, const model_arch *a, int32_t block, int32_t kind);
+void spqri_pipe_record_name(char *out, size_t cap, const model_arch *a, int32_t block, int32_t kind);
 
 /* What one quantized linear reports; stored in the checkpoint and in the
  * final file's metadata (no timings there, so files are reproducible). */
@@ -30,46 +30,46 @@ typedef struct pipe_layer_record {
     double rel_err, formula_bits, stored_bits;
     uint64_t stored_bytes;
     uint64_t file_bytes;  /* what the tensor adds to the .spqr file (section + table entry) */
-    int32_t setting;      /* --target-bits: index into budget_grid; -1 = the run's knobs */
+    int32_t setting;      /* --target-bits: index into spqri_budget_grid; -1 = the run's knobs */
 } pipe_layer_record;
 
 /* A new JSON object with the record's numbers (rows, cols, outliers, rel_err,
  * formula_bits, stored_bits, stored_bytes): the one serialisation used by the
  * checkpoints and the final file's metadata; NULL when out of memory. */
-struct cJSON *pipe_record_to_json(const pipe_layer_record *r);
+struct cJSON *spqri_pipe_record_to_json(const pipe_layer_record *r);
 
 /* Checkpoint directory layout (all files written atomically):
  *   block_NNNN.spqr   packed tensors of block NNNN + metadata {hash, block, layers}
  *   inputs_NNNN.spqr  dense F32 "inputs" [nsamples*seqlen][hidden]: the output of
  *                     block NNNN on the calibration windows (only the latest is kept) */
-void pipe_ckpt_path(char *out, size_t cap, const char *dir, const char *what, int32_t block);
+void spqri_pipe_ckpt_path(char *out, size_t cap, const char *dir, const char *what, int32_t block);
 
 /* tensors[k] NULL: the family has no slot k (nothing stored). */
-spqr_status pipe_ckpt_write_block(const char *dir, uint64_t hash, int32_t block, const model_arch *a,
+spqr_status spqri_pipe_ckpt_write_block(const char *dir, uint64_t hash, int32_t block, const model_arch *a,
                                   spqr_tensor *const tensors[PIPE_KINDS], const pipe_layer_record rec[PIPE_KINDS],
                                   spqr_err *err);
-spqr_status pipe_ckpt_write_inputs(const char *dir, uint64_t hash, int32_t block, const float *X, int64_t n_rows,
+spqr_status spqri_pipe_ckpt_write_inputs(const char *dir, uint64_t hash, int32_t block, const float *X, int64_t n_rows,
                                    int32_t hidden, spqr_err *err);
 /* 1 when the block file exists, carries hash and parses; fills rec. */
-int pipe_ckpt_block_ok(const char *dir, uint64_t hash, int32_t block, const model_arch *a,
+int spqri_pipe_ckpt_block_ok(const char *dir, uint64_t hash, int32_t block, const model_arch *a,
                        pipe_layer_record rec[PIPE_KINDS]);
 /* Loads X from inputs_NNNN when it exists and matches (returns 1), else 0. */
-int pipe_ckpt_load_inputs(const char *dir, uint64_t hash, int32_t block, float *X, int64_t n_rows, int32_t hidden);
+int spqri_pipe_ckpt_load_inputs(const char *dir, uint64_t hash, int32_t block, float *X, int64_t n_rows, int32_t hidden);
 /* Removes every checkpoint file of the layout above and any temporaries;
  * the directory and its lock file stay (the caller holds the lock). */
-void pipe_ckpt_remove_all(const char *dir, int32_t n_blocks);
+void spqri_pipe_ckpt_remove_all(const char *dir, int32_t n_blocks);
 /* Removes the directory if it is empty (harmless when someone else put
  * files there). */
-void pipe_ckpt_rmdir(const char *dir);
+void spqri_pipe_ckpt_rmdir(const char *dir);
 /* Removes temporaries (".NAME.tmp.XXXXXX") left in dir by a killed run. */
-void pipe_ckpt_remove_stale(const char *dir);
+void spqri_pipe_ckpt_remove_stale(const char *dir);
 /* 1 when any block or inputs checkpoint exists in dir. */
-int pipe_ckpt_any(const char *dir, int32_t n_blocks);
+int spqri_pipe_ckpt_any(const char *dir, int32_t n_blocks);
 /* Bytes of the checkpoint files in dir. */
-uint64_t pipe_ckpt_bytes(const char *dir, int32_t n_blocks);
+uint64_t spqri_pipe_ckpt_bytes(const char *dir, int32_t n_blocks);
 /* 1 when the first n bytes of a file are a .spqr archive's magic (what an
  * existing output may be replaced by without --force). */
-int pipe_is_spqr_head(const uint8_t *head, size_t n);
+int spqri_pipe_is_spqr_head(const uint8_t *head, size_t n);
 
 /* Writes the final .spqr from the model's dense tensors and the block
  * checkpoints, each checked to carry this run's hash; metadata_json is the
@@ -77,22 +77,22 @@ int pipe_is_spqr_head(const uint8_t *head, size_t n);
  * stored), or NULL. embed: the packed token embedding, or NULL (dense);
  * with tied embeddings embed == head stores the one table once, as the
  * embedding, which the loader then uses as the head too. */
-spqr_status pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash, const char *metadata_json,
+spqr_status spqri_pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash, const char *metadata_json,
                              const spqr_tensor *head, const spqr_tensor *embed, const char *out_path,
                              spqr_err *err);
 
 /* Adds the embedding's record (rows 0: none) and its quantization time to
  * the summary as s->embed. */
-void pipe_summarize_embed(const pipe_layer_record *rec, double seconds, spqr_quantize_summary *s);
+void spqri_pipe_summarize_embed(const pipe_layer_record *rec, double seconds, spqr_quantize_summary *s);
 /* Fills the summary's dense_params/bytes, model_params and file_bits from
  * what the options stored quantized (quantized_params and file_bytes set). */
-void pipe_summarize_dense(const spqr_model *m, const spqr_quantize_options *o, spqr_quantize_summary *s);
+void spqri_pipe_summarize_dense(const spqr_model *m, const spqr_quantize_options *o, spqr_quantize_summary *s);
 
 /* The token embedding quantized with the run's statistics and no
  * calibration: each row is looked up alone, so there is no input whose
  * error to weigh; round-to-nearest (GPTQ off, no permutation, identity
  * Hessian) with the same group statistics and outlier rule. */
-spqr_status pipe_quantize_embed(const spqr_model *m, const spqr_quant_params *q, int32_t n_threads,
+spqr_status spqri_pipe_quantize_embed(const spqr_model *m, const spqr_quant_params *q, int32_t n_threads,
                                 const spqr_logger *log, spqr_tensor **out, pipe_layer_record *rec, double *seconds,
                                 spqr_err *err);
 
@@ -103,23 +103,23 @@ typedef struct pipe_plan {
     int32_t n_items;
     uint8_t *present;    /* [n_items] 1: a linear that gets a setting */
     uint8_t *done;       /* [n_items] 1: quantized (its record holds what it cost) */
-    uint64_t *cost;      /* [n_items][budget_grid_n] bits it would cost (file bytes or stored bytes, x 8) */
-    double *err;         /* [n_items][budget_grid_n] tr(dW H dW^T), H from the unquantized model's inputs */
+    uint64_t *cost;      /* [n_items][spqri_budget_grid_n] bits it would cost (file bytes or stored bytes, x 8) */
+    double *err;         /* [n_items][spqri_budget_grid_n] tr(dW H dW^T), H from the unquantized model's inputs */
     int32_t *choice;     /* [n_items] setting of each item in the current allocation */
     uint64_t budget;     /* bits for every present item together */
     int whole_file;      /* costs are file bytes (--target-bits), else stored bytes (--target-bits-linears) */
 } pipe_plan;
 
-spqr_status pipe_plan_init(pipe_plan *pl, int32_t n_items, int whole_file, spqr_err *err);
-void pipe_plan_free(pipe_plan *pl);
+spqr_status spqri_pipe_plan_init(pipe_plan *pl, int32_t n_items, int whole_file, spqr_err *err);
+void spqri_pipe_plan_free(pipe_plan *pl);
 /* What item i cost once quantized, in the plan's unit. */
-uint64_t pipe_plan_realized(const pipe_plan *pl, const pipe_layer_record *r);
+uint64_t spqri_pipe_plan_realized(const pipe_plan *pl, const pipe_layer_record *r);
 /* Allocates the items not done with the budget the done ones left
  * (rec[i] holds what done item i cost). */
-spqr_status pipe_plan_update(pipe_plan *pl, const pipe_layer_record *rec, spqr_err *err);
+spqr_status spqri_pipe_plan_update(pipe_plan *pl, const pipe_layer_record *rec, spqr_err *err);
 
 /* File bytes of a metadata section of len bytes: the text, its NUL, 64-aligned, and its table entry. */
-uint64_t pipe_metadata_file_bytes(size_t len);
+uint64_t spqri_pipe_metadata_file_bytes(size_t len);
 /* Bytes of the final file other than the packed linears the allocation
  * counts (the block linears and, with head_packed, the head): config,
  * tokenizer, the embedding (embed: the packed RTN table, else dense), a
@@ -129,7 +129,7 @@ uint64_t pipe_metadata_file_bytes(size_t len);
  * the embedding, so no embedding section either (embed is ignored).
  * Measured by writing those sections with the writer into dir (then
  * removed), so it is exact and follows the writer. */
-spqr_status pipe_fixed_file_bytes(const spqr_model *m, const char *dir, const spqr_tensor *embed, int head_packed,
+spqr_status spqri_pipe_fixed_file_bytes(const spqr_model *m, const char *dir, const spqr_tensor *embed, int head_packed,
                                   int shared_table, size_t meta_len, uint64_t *out, spqr_err *err);
 
 #endif

@@ -13,24 +13,24 @@
  * costs at most n / 2^17 of the budget (0.001 bits at 4 bits and 40 items). */
 #define PLAN_UNITS ((int64_t)1 << 17)
 
-spqr_status pipe_plan_init(pipe_plan *pl, int32_t n_items, int whole_file, spqr_err *err) {
+spqr_status spqri_pipe_plan_init(pipe_plan *pl, int32_t n_items, int whole_file, spqr_err *err) {
     memset(pl, 0, sizeof *pl);
     pl->n_items = n_items;
     pl->whole_file = whole_file;
-    const size_t g = (size_t)budget_grid_n;
+    const size_t g = (size_t)spqri_budget_grid_n;
     pl->present = calloc((size_t)n_items, 1);
     pl->done = calloc((size_t)n_items, 1);
     pl->cost = calloc((size_t)n_items * g, sizeof *pl->cost);
     pl->err = calloc((size_t)n_items * g, sizeof *pl->err);
     pl->choice = calloc((size_t)n_items, sizeof *pl->choice);
     if (!pl->present || !pl->done || !pl->cost || !pl->err || !pl->choice) {
-        pipe_plan_free(pl);
+        spqri_pipe_plan_free(pl);
         return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for the bit allocation");
     }
     return SPQR_OK;
 }
 
-void pipe_plan_free(pipe_plan *pl) {
+void spqri_pipe_plan_free(pipe_plan *pl) {
     free(pl->present);
     free(pl->done);
     free(pl->cost);
@@ -39,17 +39,17 @@ void pipe_plan_free(pipe_plan *pl) {
     memset(pl, 0, sizeof *pl);
 }
 
-uint64_t pipe_plan_realized(const pipe_plan *pl, const pipe_layer_record *r) {
+uint64_t spqri_pipe_plan_realized(const pipe_plan *pl, const pipe_layer_record *r) {
     return 8 * (pl->whole_file ? r->file_bytes : r->stored_bytes);
 }
 
-spqr_status pipe_plan_update(pipe_plan *pl, const pipe_layer_record *rec, spqr_err *err) {
-    const size_t g = (size_t)budget_grid_n;
+spqr_status spqri_pipe_plan_update(pipe_plan *pl, const pipe_layer_record *rec, spqr_err *err) {
+    const size_t g = (size_t)spqri_budget_grid_n;
     uint64_t spent = 0;
     int32_t n_open = 0;
     for (int32_t i = 0; i < pl->n_items; i++) {
         if (!pl->present[i]) continue;
-        if (pl->done[i]) spent += pipe_plan_realized(pl, &rec[i]);
+        if (pl->done[i]) spent += spqri_pipe_plan_realized(pl, &rec[i]);
         else n_open++;
     }
     if (n_open == 0) return SPQR_OK;
@@ -61,18 +61,18 @@ spqr_status pipe_plan_update(pipe_plan *pl, const pipe_layer_record *rec, spqr_e
     int32_t j = 0;
     for (int32_t i = 0; !st && i < pl->n_items; i++) {
         if (!pl->present[i] || pl->done[i]) continue;
-        n_opts[j] = budget_grid_n;
+        n_opts[j] = spqri_budget_grid_n;
         memcpy(cost + (size_t)j * g, pl->cost + (size_t)i * g, g * sizeof *cost);
         memcpy(e + (size_t)j * g, pl->err + (size_t)i * g, g * sizeof *e);
         j++;
     }
     /* overspent: the rest gets the cheapest settings (the allocator refuses a zero budget) */
     const uint64_t left = spent < pl->budget ? pl->budget - spent : 0;
-    if (!st) st = budget_allocate(n_open, n_opts, cost, e, left, PLAN_UNITS, choice, err);
+    if (!st) st = spqri_budget_allocate(n_open, n_opts, cost, e, left, PLAN_UNITS, choice, err);
     if (st == SPQR_ERR_INVALID_ARG && spent > 0) {
         for (int32_t k = 0; k < n_open; k++) {
             choice[k] = 0;
-            for (int32_t s = 1; s < budget_grid_n; s++)
+            for (int32_t s = 1; s < spqri_budget_grid_n; s++)
                 if (cost[(size_t)k * g + s] < cost[(size_t)k * g + choice[k]]) choice[k] = s;
         }
         st = SPQR_OK;

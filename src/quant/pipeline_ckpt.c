@@ -20,7 +20,7 @@
 #include "quant/budget.h"
 #include "quant/pipeline.h"
 
-cJSON *pipe_record_to_json(const pipe_layer_record *r) {
+cJSON *spqri_pipe_record_to_json(const pipe_layer_record *r) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "rows", r->rows);
     cJSON_AddNumberToObject(o, "cols", r->cols);
@@ -30,18 +30,18 @@ cJSON *pipe_record_to_json(const pipe_layer_record *r) {
     cJSON_AddNumberToObject(o, "stored_bits", r->stored_bits);
     cJSON_AddNumberToObject(o, "stored_bytes", (double)r->stored_bytes);
     cJSON_AddNumberToObject(o, "file_bytes", (double)r->file_bytes);
-    if (r->setting >= 0 && r->setting < budget_grid_n)
-        cJSON_AddStringToObject(o, "setting", budget_grid[r->setting].label);
+    if (r->setting >= 0 && r->setting < spqri_budget_grid_n)
+        cJSON_AddStringToObject(o, "setting", spqri_budget_grid[r->setting].label);
     return o;
 }
 
-void pipe_record_name(char *out, size_t cap, const model_arch *a, int32_t block, int32_t kind) {
+void spqri_pipe_record_name(char *out, size_t cap, const model_arch *a, int32_t block, int32_t kind) {
     if (kind == PIPE_HEAD_KIND) snprintf(out, cap, "%s", PIPE_HEAD_NAME);
     else if (kind == PIPE_EMBED_KIND) snprintf(out, cap, "%s", ARCH_EMBED_NAME);
     else snprintf(out, cap, "model.layers.%d.%s.weight", block, a->lin[kind].name);
 }
 
-void pipe_ckpt_path(char *out, size_t cap, const char *dir, const char *what, int32_t block) {
+void spqri_pipe_ckpt_path(char *out, size_t cap, const char *dir, const char *what, int32_t block) {
     snprintf(out, cap, "%s/%s_%04d.spqr", dir, what, block);
 }
 
@@ -55,7 +55,7 @@ static char *block_metadata(uint64_t hash, int32_t block, const model_arch *a, c
         cJSON *arr = cJSON_AddArrayToObject(root, "layers");
         for (int k = 0; k < PIPE_KINDS; k++) {
             if (!a->lin[k].name) continue;
-            cJSON *o = pipe_record_to_json(&rec[k]);
+            cJSON *o = spqri_pipe_record_to_json(&rec[k]);
             cJSON_AddNumberToObject(o, "kind", k);
             cJSON_AddItemToArray(arr, o);
         }
@@ -65,11 +65,11 @@ static char *block_metadata(uint64_t hash, int32_t block, const model_arch *a, c
     return s;
 }
 
-spqr_status pipe_ckpt_write_block(const char *dir, uint64_t hash, int32_t block, const model_arch *a,
+spqr_status spqri_pipe_ckpt_write_block(const char *dir, uint64_t hash, int32_t block, const model_arch *a,
                                   spqr_tensor *const tensors[PIPE_KINDS], const pipe_layer_record rec[PIPE_KINDS],
                                   spqr_err *err) {
     char path[4096], name[256];
-    pipe_ckpt_path(path, sizeof path, dir, "block", block);
+    spqri_pipe_ckpt_path(path, sizeof path, dir, "block", block);
     char *meta = block_metadata(hash, block, a, rec);
     if (!meta) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     spqr_archive_writer *w = NULL;
@@ -77,7 +77,7 @@ spqr_status pipe_ckpt_write_block(const char *dir, uint64_t hash, int32_t block,
     if (!st) st = spqr_archive_writer_add_metadata(w, meta, err);
     for (int k = 0; !st && k < PIPE_KINDS; k++) {
         if (!a->lin[k].name) continue;
-        pipe_record_name(name, sizeof name, a, block, k);
+        spqri_pipe_record_name(name, sizeof name, a, block, k);
         st = spqr_archive_writer_add_packed(w, name, tensors[k], err);
     }
     if (!st) st = spqr_archive_writer_finish(w, err);
@@ -86,10 +86,10 @@ spqr_status pipe_ckpt_write_block(const char *dir, uint64_t hash, int32_t block,
     return st ? spqr_err_prefix(err, st, "checkpoint %s", path) : SPQR_OK;
 }
 
-spqr_status pipe_ckpt_write_inputs(const char *dir, uint64_t hash, int32_t block, const float *X, int64_t n_rows,
+spqr_status spqri_pipe_ckpt_write_inputs(const char *dir, uint64_t hash, int32_t block, const float *X, int64_t n_rows,
                                    int32_t hidden, spqr_err *err) {
     char path[4096];
-    pipe_ckpt_path(path, sizeof path, dir, "inputs", block);
+    spqri_pipe_ckpt_path(path, sizeof path, dir, "inputs", block);
     char *meta = block_metadata(hash, block, NULL, NULL);
     if (!meta) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     const int64_t shape[2] = {n_rows, hidden};
@@ -102,7 +102,7 @@ spqr_status pipe_ckpt_write_inputs(const char *dir, uint64_t hash, int32_t block
     free(meta);
     if (st) return spqr_err_prefix(err, st, "checkpoint %s", path);
     if (block > 0) { /* only the latest inputs are needed */
-        pipe_ckpt_path(path, sizeof path, dir, "inputs", block - 1);
+        spqri_pipe_ckpt_path(path, sizeof path, dir, "inputs", block - 1);
         unlink(path);
     }
     return SPQR_OK;
@@ -151,8 +151,8 @@ static int parse_records(const cJSON *root, int32_t block, const model_arch *a, 
         rec[k].file_bytes = (uint64_t)NUM("file_bytes");
         rec[k].setting = -1;
         const char *lab = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "setting"));
-        for (int32_t s = 0; lab && s < budget_grid_n; s++)
-            if (!strcmp(lab, budget_grid[s].label)) rec[k].setting = s;
+        for (int32_t s = 0; lab && s < spqri_budget_grid_n; s++)
+            if (!strcmp(lab, spqri_budget_grid[s].label)) rec[k].setting = s;
         if (lab && rec[k].setting < 0) return 0;
 #undef NUM
         if (rec[k].rows <= 0 || rec[k].cols <= 0) return 0;
@@ -161,10 +161,10 @@ static int parse_records(const cJSON *root, int32_t block, const model_arch *a, 
     return 1;
 }
 
-int pipe_ckpt_block_ok(const char *dir, uint64_t hash, int32_t block, const model_arch *a,
+int spqri_pipe_ckpt_block_ok(const char *dir, uint64_t hash, int32_t block, const model_arch *a,
                        pipe_layer_record rec[PIPE_KINDS]) {
     char path[4096];
-    pipe_ckpt_path(path, sizeof path, dir, "block", block);
+    spqri_pipe_ckpt_path(path, sizeof path, dir, "block", block);
     cJSON *meta = NULL;
     spqr_archive *ar = open_checked(path, hash, block, &meta);
     if (!ar) return 0;
@@ -172,7 +172,7 @@ int pipe_ckpt_block_ok(const char *dir, uint64_t hash, int32_t block, const mode
     char name[256];
     for (int k = 0; ok && k < PIPE_KINDS; k++) {
         if (!a->lin[k].name) continue;
-        pipe_record_name(name, sizeof name, a, block, k);
+        spqri_pipe_record_name(name, sizeof name, a, block, k);
         const spqr_tensor *t = spqr_archive_find_packed(ar, name);
         ok = t && t->rows == rec[k].rows && t->cols == rec[k].cols;
     }
@@ -181,9 +181,9 @@ int pipe_ckpt_block_ok(const char *dir, uint64_t hash, int32_t block, const mode
     return ok;
 }
 
-int pipe_ckpt_load_inputs(const char *dir, uint64_t hash, int32_t block, float *X, int64_t n_rows, int32_t hidden) {
+int spqri_pipe_ckpt_load_inputs(const char *dir, uint64_t hash, int32_t block, float *X, int64_t n_rows, int32_t hidden) {
     char path[4096];
-    pipe_ckpt_path(path, sizeof path, dir, "inputs", block);
+    spqri_pipe_ckpt_path(path, sizeof path, dir, "inputs", block);
     spqr_archive *a = open_checked(path, hash, block, NULL);
     if (!a) return 0;
     const spqr_st_tensor *t = spqr_archive_find_dense(a, "inputs");
@@ -193,20 +193,20 @@ int pipe_ckpt_load_inputs(const char *dir, uint64_t hash, int32_t block, float *
     return ok;
 }
 
-void pipe_ckpt_remove_all(const char *dir, int32_t n_blocks) {
+void spqri_pipe_ckpt_remove_all(const char *dir, int32_t n_blocks) {
     char path[4096];
     for (int32_t l = 0; l < n_blocks; l++) {
-        pipe_ckpt_path(path, sizeof path, dir, "block", l);
+        spqri_pipe_ckpt_path(path, sizeof path, dir, "block", l);
         unlink(path);
-        pipe_ckpt_path(path, sizeof path, dir, "inputs", l);
+        spqri_pipe_ckpt_path(path, sizeof path, dir, "inputs", l);
         unlink(path);
     }
-    pipe_ckpt_remove_stale(dir);
+    spqri_pipe_ckpt_remove_stale(dir);
 }
 
-void pipe_ckpt_rmdir(const char *dir) { rmdir(dir); }
+void spqri_pipe_ckpt_rmdir(const char *dir) { rmdir(dir); }
 
-void pipe_ckpt_remove_stale(const char *dir) {
+void spqri_pipe_ckpt_remove_stale(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
@@ -230,7 +230,7 @@ static uint64_t ckpt_scan(const char *dir, int32_t n_blocks, int stop_at_first) 
     struct stat sb;
     for (int32_t l = 0; l < n_blocks; l++)
         for (int w = 0; w < 2; w++) {
-            pipe_ckpt_path(path, sizeof path, dir, w ? "inputs" : "block", l);
+            spqri_pipe_ckpt_path(path, sizeof path, dir, w ? "inputs" : "block", l);
             if (stat(path, &sb) != 0) continue;
             bytes += (uint64_t)sb.st_size;
             if (stop_at_first) return bytes ? bytes : 1;
@@ -238,11 +238,11 @@ static uint64_t ckpt_scan(const char *dir, int32_t n_blocks, int stop_at_first) 
     return bytes;
 }
 
-int pipe_ckpt_any(const char *dir, int32_t n_blocks) { return ckpt_scan(dir, n_blocks, 1) > 0; }
+int spqri_pipe_ckpt_any(const char *dir, int32_t n_blocks) { return ckpt_scan(dir, n_blocks, 1) > 0; }
 
-uint64_t pipe_ckpt_bytes(const char *dir, int32_t n_blocks) { return ckpt_scan(dir, n_blocks, 0); }
+uint64_t spqri_pipe_ckpt_bytes(const char *dir, int32_t n_blocks) { return ckpt_scan(dir, n_blocks, 0); }
 
-int pipe_is_spqr_head(const uint8_t *head, size_t n) { return n >= 8 && !memcmp(head, SPQRF_MAGIC, 8); }
+int spqri_pipe_is_spqr_head(const uint8_t *head, size_t n) { return n >= 8 && !memcmp(head, SPQRF_MAGIC, 8); }
 
 static spqr_dtype linear_dtype(const spqr_linear *l) {
     return l->kind == SPQR_LINEAR_F32 ? SPQR_DTYPE_F32 : l->kind == SPQR_LINEAR_F16 ? SPQR_DTYPE_F16 : SPQR_DTYPE_BF16;
@@ -251,7 +251,7 @@ static spqr_dtype linear_dtype(const spqr_linear *l) {
 /* The sections other than the packed block linears, in file order. head is
  * the packed LM head or NULL; embed the packed embedding or NULL (dense),
  * embed == head when tied and both quantized (the one table, stored under
- * the embedding's name). For pipe_fixed_file_bytes, which leaves out what
+ * the embedding's name). For spqri_pipe_fixed_file_bytes, which leaves out what
  * the allocation counts: head_alloc leaves out the head (a packed linear
  * of the allocation: no dense head either), embed_alloc the embedding's
  * section (the head's table serves as the embedding). */
@@ -282,13 +282,13 @@ static spqr_status write_fixed(spqr_archive_writer *w, const spqr_model *m, cons
         const spqr_layer *L = &m->layers[l];
         for (int k = 0; !st && k < ARCH_N_NORM; k++) {
             if (!a->norm[k].name) continue;
-            const int64_t shape[1] = {arch_dim_size(c, a->norm[k].dim)};
+            const int64_t shape[1] = {spqri_arch_dim_size(c, a->norm[k].dim)};
             snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, a->norm[k].name);
             st = spqr_archive_writer_add_dense(w, name, SPQR_DTYPE_F32, 1, shape, L->norm[k], err);
         }
         for (int k = 0; !st && k < ARCH_N_LIN; k++) {
             if (!a->lin[k].name || !a->lin[k].bias) continue;
-            const int64_t shape[1] = {arch_dim_size(c, a->lin[k].rows)};
+            const int64_t shape[1] = {spqri_arch_dim_size(c, a->lin[k].rows)};
             snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, a->lin[k].name);
             st = spqr_archive_writer_add_dense(w, name, SPQR_DTYPE_F32, 1, shape, L->bias[k], err);
         }
@@ -297,11 +297,11 @@ static spqr_status write_fixed(spqr_archive_writer *w, const spqr_model *m, cons
 }
 
 /* File bytes of a metadata section of len bytes: the text, its NUL, 64-aligned, and its table entry. */
-uint64_t pipe_metadata_file_bytes(size_t len) {
+uint64_t spqri_pipe_metadata_file_bytes(size_t len) {
     return spqrf_align_up(len + 1, SPQRF_ALIGN) + sizeof(spqrf_entry) + sizeof "metadata";
 }
 
-spqr_status pipe_fixed_file_bytes(const spqr_model *m, const char *dir, const spqr_tensor *embed, int head_packed,
+spqr_status spqri_pipe_fixed_file_bytes(const spqr_model *m, const char *dir, const spqr_tensor *embed, int head_packed,
                                   int shared_table, size_t meta_len, uint64_t *out, spqr_err *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/fixed_sections.spqr", dir);
@@ -314,11 +314,11 @@ spqr_status pipe_fixed_file_bytes(const spqr_model *m, const char *dir, const sp
     struct stat sb;
     if (!st && stat(path, &sb) != 0) st = spqr_err_set(err, SPQR_ERR_IO, "cannot stat %s", path);
     unlink(path);
-    if (!st) *out = (uint64_t)sb.st_size - pipe_metadata_file_bytes(2) + pipe_metadata_file_bytes(meta_len);
+    if (!st) *out = (uint64_t)sb.st_size - spqri_pipe_metadata_file_bytes(2) + spqri_pipe_metadata_file_bytes(meta_len);
     return st;
 }
 
-spqr_status pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash, const char *metadata_json,
+spqr_status spqri_pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash, const char *metadata_json,
                              const spqr_tensor *head, const spqr_tensor *embed, const char *out_path,
                              spqr_err *err) {
     const spqr_config *c = &m->cfg;
@@ -330,7 +330,7 @@ spqr_status pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash
     char name[256], path[4096];
     /* Packed tensors, one block checkpoint at a time. */
     for (int32_t l = 0; !st && l < c->n_layers; l++) {
-        pipe_ckpt_path(path, sizeof path, dir, "block", l);
+        spqri_pipe_ckpt_path(path, sizeof path, dir, "block", l);
         /* Only this run's blocks: a checkpoint of another run (other knobs,
          * model or calibration) would silently mix two models. */
         spqr_archive *ar = open_checked(path, hash, l, NULL);
@@ -340,7 +340,7 @@ spqr_status pipe_write_model(const spqr_model *m, const char *dir, uint64_t hash
         }
         for (int k = 0; !st && k < PIPE_KINDS; k++) {
             if (!a->lin[k].name) continue;
-            pipe_record_name(name, sizeof name, a, l, k);
+            spqri_pipe_record_name(name, sizeof name, a, l, k);
             const spqr_tensor *t = spqr_archive_find_packed(ar, name);
             st = t ? spqr_archive_writer_add_packed(w, name, t, err)
                    : spqr_err_set(err, SPQR_ERR_FORMAT, "checkpoint %s lacks %s", path, name);

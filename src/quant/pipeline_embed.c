@@ -9,7 +9,7 @@
 #include "model/model.h"
 #include "quant/pipeline.h"
 
-spqr_status pipe_quantize_embed(const spqr_model *m, const spqr_quant_params *q, int32_t n_threads,
+spqr_status spqri_pipe_quantize_embed(const spqr_model *m, const spqr_quant_params *q, int32_t n_threads,
                                 const spqr_logger *log, spqr_tensor **out, pipe_layer_record *rec, double *seconds,
                                 spqr_err *err) {
     struct timespec t0, t1;
@@ -24,7 +24,7 @@ spqr_status pipe_quantize_embed(const spqr_model *m, const spqr_quant_params *q,
         return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for the %d x %d embedding", rows, cols);
     }
     spqr_status st = SPQR_OK;
-    for (int32_t r = 0; r < rows && !st; r++) st = linear_row(e, r, W + (size_t)r * cols, err);
+    for (int32_t r = 0; r < rows && !st; r++) st = spqri_linear_row(e, r, W + (size_t)r * cols, err);
     for (int32_t j = 0; j < cols; j++) H[(size_t)j * cols + j] = 1.0f;
     spqr_quant_params p = *q;
     p.gptq = 0;
@@ -48,7 +48,7 @@ spqr_status pipe_quantize_embed(const spqr_model *m, const spqr_quant_params *q,
     return SPQR_OK;
 }
 
-void pipe_summarize_embed(const pipe_layer_record *rec, double seconds, spqr_quantize_summary *s) {
+void spqri_pipe_summarize_embed(const pipe_layer_record *rec, double seconds, spqr_quantize_summary *s) {
     spqr_quantize_kind_summary *k = &s->embed;
     snprintf(k->name, sizeof k->name, "embed_tokens");
     if (rec->rows == 0) return;
@@ -62,7 +62,7 @@ void pipe_summarize_embed(const pipe_layer_record *rec, double seconds, spqr_qua
     k->stored_bits = 8.0 * (double)rec->stored_bytes / (double)np;
 }
 
-void pipe_summarize_dense(const spqr_model *m, const spqr_quantize_options *o, spqr_quantize_summary *s) {
+void spqri_pipe_summarize_dense(const spqr_model *m, const spqr_quantize_options *o, spqr_quantize_summary *s) {
     const spqr_config *c = &m->cfg;
     const int tied = c->tie_word_embeddings != 0;
     const int64_t VH = (int64_t)c->vocab_size * c->hidden_size, norms = (int64_t)m->n_norm_floats;

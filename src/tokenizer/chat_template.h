@@ -19,7 +19,7 @@ typedef struct ct_limits {
 } ct_limits;
 
 /* Defaults: 16 MiB output, 256 MiB arena, 10M steps, depth 200. */
-ct_limits ct_default_limits(void);
+ct_limits spqri_ct_default_limits(void);
 
 typedef struct ct_context {
     const spqr_chat_message *messages;
@@ -36,7 +36,7 @@ typedef struct ct_context {
  * template that does not parse or evaluate, SPQR_ERR_INVALID_ARG with the
  * template's message for raise_exception, SPQR_ERR_UNSUPPORTED beyond the
  * limits. Never crashes, whatever the bytes. */
-spqr_status ct_render(const char *tmpl, size_t len, const ct_context *ctx, const ct_limits *lim, char **out,
+spqr_status spqri_ct_render(const char *tmpl, size_t len, const ct_context *ctx, const ct_limits *lim, char **out,
                       size_t *out_len, spqr_err *err);
 
 #endif

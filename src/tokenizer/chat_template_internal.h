@@ -29,15 +29,15 @@ typedef struct ct_state {
     size_t out_len, out_cap;
 } ct_state;
 
-void *ct_alloc(ct_state *S, size_t n);
+void *spqri_ct_alloc(ct_state *S, size_t n);
 char *ct_strndup(ct_state *S, const char *s, size_t n);
-_Noreturn void ct_fail(ct_state *S, spqr_status code, const char *fmt, ...)
+_Noreturn void spqri_ct_fail(ct_state *S, spqr_status code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-void ct_enter(ct_state *S); /* depth + 1, fails past the limit */
-void ct_step(ct_state *S);  /* one unit of work, fails past the limit */
+void spqri_ct_enter(ct_state *S); /* depth + 1, fails past the limit */
+void spqri_ct_step(ct_state *S);  /* one unit of work, fails past the limit */
 
 /* ---- tokens ----------------------------------------------------------- */
 
@@ -54,7 +54,7 @@ typedef struct ct_tok {
 } ct_tok;
 
 /* Tokenizes tmpl as @huggingface/jinja does with trim_blocks and lstrip_blocks. */
-void ct_lex(ct_state *S, const char *tmpl, size_t len, ct_tok **toks, int32_t *n_toks);
+void spqri_ct_lex(ct_state *S, const char *tmpl, size_t len, ct_tok **toks, int32_t *n_toks);
 
 /* ---- AST -------------------------------------------------------------- */
 
@@ -83,7 +83,7 @@ struct ct_node {
     ct_nodes body, alt; /* blocks, argument and element lists; N_OBJECT: keys in body, values in alt */
 };
 
-ct_node *ct_parse(ct_state *S, const ct_tok *toks, int32_t n_toks);
+ct_node *spqri_ct_parse(ct_state *S, const ct_tok *toks, int32_t n_toks);
 
 /* ---- values ----------------------------------------------------------- */
 
@@ -138,40 +138,40 @@ static inline ct_val ct_bool(int b) { ct_val v = {.k = V_BOOL, .b = !!b}; return
 static inline ct_val ct_int(int64_t i) { ct_val v = {.k = V_INT, .i = i}; return v; }
 static inline ct_val ct_float(double f) { ct_val v = {.k = V_FLOAT, .f = f}; return v; }
 
-ct_str *ct_mkstr(ct_state *S, const char *s, size_t n);
-ct_val ct_strval(ct_state *S, const char *s, size_t n);
-ct_val ct_strv(ct_str *s);
-ct_list *ct_list_new(ct_state *S, int32_t cap);
-void ct_list_push(ct_state *S, ct_list *l, ct_val v);
-ct_dict *ct_dict_new(ct_state *S);
-void ct_dict_set(ct_state *S, ct_dict *d, const char *k, size_t n, ct_val v);
-ct_val *ct_dict_get(const ct_dict *d, const char *k, size_t n); /* NULL if absent */
+ct_str *spqri_ct_mkstr(ct_state *S, const char *s, size_t n);
+ct_val spqri_ct_strval(ct_state *S, const char *s, size_t n);
+ct_val spqri_ct_strv(ct_str *s);
+ct_list *spqri_ct_list_new(ct_state *S, int32_t cap);
+void spqri_ct_list_push(ct_state *S, ct_list *l, ct_val v);
+ct_dict *spqri_ct_dict_new(ct_state *S);
+void spqri_ct_dict_set(ct_state *S, ct_dict *d, const char *k, size_t n, ct_val v);
+ct_val *spqri_ct_dict_get(const ct_dict *d, const char *k, size_t n); /* NULL if absent */
 
-int ct_truthy(ct_val v);
-int ct_equal(ct_val a, ct_val b);
-const char *ct_kind_name(ct_kind k);
+int spqri_ct_truthy(ct_val v);
+int spqri_ct_equal(ct_val a, ct_val b);
+const char *spqri_ct_kind_name(ct_kind k);
 /* The text {{ v }} renders (Python-like: numbers, JSON for containers). */
-ct_str *ct_to_string(ct_state *S, ct_val v);
+ct_str *spqri_ct_to_string(ct_state *S, ct_val v);
 /* JSON as the tojson filter writes it; indent < 0: none. */
-ct_str *ct_to_json(ct_state *S, ct_val v, int indent, int depth);
+ct_str *spqri_ct_to_json(ct_state *S, ct_val v, int indent, int depth);
 
 /* UTF-8 code point helpers for length, indexing and slicing. */
-int64_t ct_utf8_len(const char *s, size_t n);
-size_t ct_utf8_offset(const char *s, size_t n, int64_t cp); /* byte offset of code point cp (clamped) */
-int ct_is_space_at(const char *s, size_t n, size_t i, size_t *w); /* JS \s at byte i; *w its width */
+int64_t spqri_ct_utf8_len(const char *s, size_t n);
+size_t spqri_ct_utf8_offset(const char *s, size_t n, int64_t cp); /* byte offset of code point cp (clamped) */
+int spqri_ct_is_space_at(const char *s, size_t n, size_t i, size_t *w); /* JS \s at byte i; *w its width */
 
 /* ---- builtins (chat_template_builtins.c) ------------------------------ */
 
 /* s.name (a method or property of a value), or undefined. */
-ct_val ct_member_builtin(ct_state *S, ct_val obj, const char *name, size_t n);
-ct_val ct_call_func(ct_state *S, ct_val fn, ct_val *args, int32_t n_args, ct_dict *kwargs);
+ct_val spqri_ct_member_builtin(ct_state *S, ct_val obj, const char *name, size_t n);
+ct_val spqri_ct_call_func(ct_state *S, ct_val fn, ct_val *args, int32_t n_args, ct_dict *kwargs);
 /* value | name(args): filter applied (args evaluated already). */
-ct_val ct_apply_filter(ct_state *S, ct_val v, const char *name, size_t n, ct_val *args, int32_t n_args,
+ct_val spqri_ct_apply_filter(ct_state *S, ct_val v, const char *name, size_t n, ct_val *args, int32_t n_args,
                        ct_dict *kwargs);
-int ct_apply_test(ct_state *S, ct_val v, const char *name, size_t n);
+int spqri_ct_apply_test(ct_state *S, ct_val v, const char *name, size_t n);
 
 /* ---- evaluation (chat_template_eval.c) -------------------------------- */
 
-void ct_eval_program(ct_state *S, const ct_node *prog);
+void spqri_ct_eval_program(ct_state *S, const ct_node *prog);
 
 #endif

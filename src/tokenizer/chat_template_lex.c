@@ -15,7 +15,7 @@ static int is_ws(char c) { return c == ' ' || (c >= 9 && c <= 13); }
  * assistant's tokens for training: removed, honouring {%- and -%}, as
  * /{%(-?)\s*(?:end)?generation\s*(-?)%}(\s*)/gs in @huggingface/jinja. */
 static char *drop_generation_tags(ct_state *S, char *t, size_t n, size_t *out_len) {
-    char *o = ct_alloc(S, n + 1);
+    char *o = spqri_ct_alloc(S, n + 1);
     size_t m = 0, last = 0; /* o holds t[0..last) processed */
     for (size_t i = 0; i + 1 < n; i++) {
         if (t[i] != '{' || t[i + 1] != '%') continue;
@@ -56,7 +56,7 @@ static char *drop_generation_tags(ct_state *S, char *t, size_t n, size_t *out_le
  *   trim_blocks:   /([#%-]})\n/g       -> "$1"  */
 static char *preprocess(ct_state *S, const char *t, size_t len, size_t *out_len) {
     if (len > 0 && t[len - 1] == '\n') len--;
-    char *a = ct_alloc(S, len + 1);
+    char *a = spqri_ct_alloc(S, len + 1);
     size_t n = 0;
     for (size_t i = 0; i < len;) {
         int line_start = i == 0 || t[i - 1] == '\n' || t[i - 1] == '\r';
@@ -74,7 +74,7 @@ static char *preprocess(ct_state *S, const char *t, size_t len, size_t *out_len)
         }
         a[n++] = t[i++];
     }
-    char *b = ct_alloc(S, n + 1);
+    char *b = spqri_ct_alloc(S, n + 1);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         b[m++] = a[i];
@@ -99,7 +99,7 @@ typedef struct lexer {
 static void push(lexer *L, ct_tok_type type, const char *s, size_t n) {
     if (L->n == L->cap) {
         int32_t cap = L->cap ? L->cap * 2 : 256;
-        ct_tok *t = ct_alloc(L->S, (size_t)cap * sizeof *t);
+        ct_tok *t = spqri_ct_alloc(L->S, (size_t)cap * sizeof *t);
         if (L->n) memcpy(t, L->t, (size_t)L->n * sizeof *t);
         L->t = t;
         L->cap = cap;
@@ -118,7 +118,7 @@ static void strip_trailing_ws(lexer *L) {
         size_t st = n - 1;
         while (st > 0 && ((unsigned char)k->s[st] & 0xC0) == 0x80 && n - st < 4) st--;
         size_t w;
-        if (ct_is_space_at(k->s, n, st, &w) && st + w == n) n = st;
+        if (spqri_ct_is_space_at(k->s, n, st, &w) && st + w == n) n = st;
         else break;
     }
     k->n = n;
@@ -127,19 +127,19 @@ static void strip_trailing_ws(lexer *L) {
 
 static void skip_leading_ws(lexer *L) {
     size_t w;
-    while (L->pos < L->len && ct_is_space_at(L->src, L->len, L->pos, &w)) L->pos += w;
+    while (L->pos < L->len && spqri_ct_is_space_at(L->src, L->len, L->pos, &w)) L->pos += w;
 }
 
 static void consume_ws_inside(lexer *L) {
     size_t w;
-    while (L->pos < L->len && ct_is_space_at(L->src, L->len, L->pos, &w)) L->pos += w;
-    if (L->pos >= L->len) ct_fail(L->S, SPQR_ERR_FORMAT, "chat template: unexpected end of input");
+    while (L->pos < L->len && spqri_ct_is_space_at(L->src, L->len, L->pos, &w)) L->pos += w;
+    if (L->pos >= L->len) spqri_ct_fail(L->S, SPQR_ERR_FORMAT, "chat template: unexpected end of input");
 }
 
 static size_t consume_digits(lexer *L) {
     size_t st = L->pos;
     while (L->pos < L->len && is_digit((unsigned char)L->src[L->pos])) L->pos++;
-    if (L->pos >= L->len) ct_fail(L->S, SPQR_ERR_FORMAT, "chat template: unexpected end of input");
+    if (L->pos >= L->len) spqri_ct_fail(L->S, SPQR_ERR_FORMAT, "chat template: unexpected end of input");
     return L->pos - st;
 }
 
@@ -160,15 +160,15 @@ static size_t put_utf8(char *o, uint32_t cp) {
 }
 
 static void lex_string(lexer *L, char quote) {
-    char *o = ct_alloc(L->S, L->len - L->pos + 1);
+    char *o = spqri_ct_alloc(L->S, L->len - L->pos + 1);
     size_t n = 0;
     for (;;) {
-        if (L->pos >= L->len) ct_fail(L->S, SPQR_ERR_FORMAT, "chat template: unexpected end of input in a string");
+        if (L->pos >= L->len) spqri_ct_fail(L->S, SPQR_ERR_FORMAT, "chat template: unexpected end of input in a string");
         char c = L->src[L->pos];
         if (c == quote) break;
         L->pos++;
         if (c != '\\') { o[n++] = c; continue; }
-        if (L->pos >= L->len) ct_fail(L->S, SPQR_ERR_FORMAT, "chat template: unexpected end of input in a string");
+        if (L->pos >= L->len) spqri_ct_fail(L->S, SPQR_ERR_FORMAT, "chat template: unexpected end of input in a string");
         char e = L->src[L->pos++];
         switch (e) {
         case 'n': o[n++] = '\n'; break;
@@ -183,7 +183,7 @@ static void lex_string(lexer *L, char quote) {
             uint32_t cp = 0;
             for (int j = 0; j < k; j++) {
                 int h = L->pos + (size_t)j < L->len ? hexval((unsigned char)L->src[L->pos + (size_t)j]) : -1;
-                if (h < 0) ct_fail(L->S, SPQR_ERR_FORMAT, "chat template: invalid \\%c escape in a string", e);
+                if (h < 0) spqri_ct_fail(L->S, SPQR_ERR_FORMAT, "chat template: invalid \\%c escape in a string", e);
                 cp = cp * 16 + (uint32_t)h;
             }
             L->pos += (size_t)k;
@@ -193,7 +193,7 @@ static void lex_string(lexer *L, char quote) {
             break;
         }
         default:
-            ct_fail(L->S, SPQR_ERR_FORMAT, "chat template: unexpected escaped character '\\%c'",
+            spqri_ct_fail(L->S, SPQR_ERR_FORMAT, "chat template: unexpected escaped character '\\%c'",
                     (e >= 32 && e < 127) ? e : '?');
         }
     }
@@ -211,12 +211,12 @@ static const struct { const char *s; ct_tok_type t; } RULES[] = {
     {"//", T_MUL},       {"/", T_MUL},         {"%", T_MUL},        {"=", T_EQUALS},
 };
 
-void ct_lex(ct_state *S, const char *tmpl, size_t len, ct_tok **toks, int32_t *n_toks) {
+void spqri_ct_lex(ct_state *S, const char *tmpl, size_t len, ct_tok **toks, int32_t *n_toks) {
     lexer L = {.S = S};
     L.src = preprocess(S, tmpl, len, &L.len);
     int brace_depth = 0;
     while (L.pos < L.len) {
-        ct_step(S);
+        spqri_ct_step(S);
         int lt = last_type(&L);
         const char *src = L.src;
         if (lt < 0 || lt == T_CLOSE_STMT || lt == T_CLOSE_EXPR || lt == T_COMMENT) {
@@ -244,7 +244,7 @@ void ct_lex(ct_state *S, const char *tmpl, size_t len, ct_tok **toks, int32_t *n
                 const char *e = NULL;
                 for (size_t i = L.pos; i + 1 < L.len; i++)
                     if (src[i] == '#' && src[i + 1] == '}') { e = src + i; break; }
-                if (!e) ct_fail(S, SPQR_ERR_FORMAT, "chat template: missing end of comment tag");
+                if (!e) spqri_ct_fail(S, SPQR_ERR_FORMAT, "chat template: missing end of comment tag");
                 size_t cn = (size_t)(e - (src + L.pos));
                 int strip_after = cn > 0 && src[L.pos + cn - 1] == '-';
                 if (strip_after) cn--;
@@ -274,7 +274,7 @@ void ct_lex(ct_state *S, const char *tmpl, size_t len, ct_tok **toks, int32_t *n
             }
         }
         if (c == '-' || c == '+') {
-            if (lt == T_TEXT || lt < 0) ct_fail(S, SPQR_ERR_FORMAT, "chat template: unexpected character '%c'", c);
+            if (lt == T_TEXT || lt < 0) spqri_ct_fail(S, SPQR_ERR_FORMAT, "chat template: unexpected character '%c'", c);
             if (!(lt == T_IDENT || lt == T_NUMBER || lt == T_STRING || lt == T_RPAREN || lt == T_RBRACKET)) {
                 size_t st = L.pos++;
                 size_t nd = consume_digits(&L);
@@ -320,11 +320,11 @@ void ct_lex(ct_state *S, const char *tmpl, size_t len, ct_tok **toks, int32_t *n
         if (is_word((unsigned char)c)) {
             size_t st = L.pos;
             while (L.pos < L.len && is_word((unsigned char)src[L.pos])) L.pos++;
-            if (L.pos >= L.len) ct_fail(S, SPQR_ERR_FORMAT, "chat template: unexpected end of input");
+            if (L.pos >= L.len) spqri_ct_fail(S, SPQR_ERR_FORMAT, "chat template: unexpected end of input");
             push(&L, T_IDENT, src + st, L.pos - st);
             continue;
         }
-        ct_fail(S, SPQR_ERR_FORMAT, "chat template: unexpected character '%c'", (c >= 32 && c < 127) ? c : '?');
+        spqri_ct_fail(S, SPQR_ERR_FORMAT, "chat template: unexpected character '%c'", (c >= 32 && c < 127) ? c : '?');
     }
     *toks = L.t;
     *n_toks = L.n;

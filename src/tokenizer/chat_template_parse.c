@@ -17,7 +17,7 @@ static ct_node *expr(parser *P);
 static ct_node *any(parser *P);
 
 static ct_node *node(parser *P, ct_node_kind k) {
-    ct_node *x = ct_alloc(P->S, sizeof *x);
+    ct_node *x = spqri_ct_alloc(P->S, sizeof *x);
     memset(x, 0, sizeof *x);
     x->kind = k;
     return x;
@@ -26,7 +26,7 @@ static ct_node *node(parser *P, ct_node_kind k) {
 static void nodes_push(parser *P, ct_nodes *l, ct_node *x) {
     if ((l->n & (l->n - 1)) == 0) { /* 0, 1, 2, 4, ...: grow to the next power of two */
         int32_t cap = l->n ? l->n * 2 : 1;
-        ct_node **v = ct_alloc(P->S, (size_t)cap * sizeof *v);
+        ct_node **v = spqri_ct_alloc(P->S, (size_t)cap * sizeof *v);
         if (l->n) memcpy(v, l->v, (size_t)l->n * sizeof *v);
         l->v = v;
     }
@@ -39,8 +39,8 @@ static const char *TYPE_NAMES[] = {"text", "number", "string", "identifier", "'=
 
 static _Noreturn void syntax(parser *P, const char *what) {
     if (P->cur < P->n)
-        ct_fail(P->S, SPQR_ERR_FORMAT, "chat template: %s, got %s", what, TYPE_NAMES[P->t[P->cur].type]);
-    ct_fail(P->S, SPQR_ERR_FORMAT, "chat template: %s, got the end of the template", what);
+        spqri_ct_fail(P->S, SPQR_ERR_FORMAT, "chat template: %s, got %s", what, TYPE_NAMES[P->t[P->cur].type]);
+    spqri_ct_fail(P->S, SPQR_ERR_FORMAT, "chat template: %s, got the end of the template", what);
 }
 
 static int is(parser *P, ct_tok_type t) { return P->cur < P->n && P->t[P->cur].type == t; }
@@ -94,7 +94,7 @@ static ct_node *primary(parser *P) {
         size_t n = t->n;
         int32_t e = P->cur;
         while (e < P->n && P->t[e].type == T_STRING) n += P->t[e++].n;
-        char *s = ct_alloc(P->S, n + 1);
+        char *s = spqri_ct_alloc(P->S, n + 1);
         memcpy(s, t->s, t->n);
         size_t o = t->n;
         for (; P->cur < e; P->cur++) {
@@ -112,7 +112,7 @@ static ct_node *primary(parser *P) {
         x->n = t->n;
         return x;
     case T_LPAREN: {
-        ct_enter(P->S);
+        spqri_ct_enter(P->S);
         ct_node *first = expr(P);
         if (is(P, T_COMMA)) {
             x = node(P, N_TUPLE);
@@ -128,7 +128,7 @@ static ct_node *primary(parser *P) {
         return x;
     }
     case T_LBRACKET:
-        ct_enter(P->S);
+        spqri_ct_enter(P->S);
         x = node(P, N_ARRAY);
         while (!is(P, T_RBRACKET)) {
             nodes_push(P, &x->body, expr(P));
@@ -138,7 +138,7 @@ static ct_node *primary(parser *P) {
         P->S->depth--;
         return x;
     case T_LBRACE:
-        ct_enter(P->S);
+        spqri_ct_enter(P->S);
         x = node(P, N_OBJECT);
         while (!is(P, T_RBRACE)) {
             nodes_push(P, &x->body, expr(P));
@@ -161,7 +161,7 @@ static void args(parser *P, ct_nodes *out) {
     int saw_kw = 0;
     while (!is(P, T_RPAREN)) {
         if (is(P, T_POW) || (is(P, T_MUL) && tok_eq(&P->t[P->cur], "*")))
-            ct_fail(P->S, SPQR_ERR_UNSUPPORTED, "chat template: argument unpacking (* / **) is not supported");
+            spqri_ct_fail(P->S, SPQR_ERR_UNSUPPORTED, "chat template: argument unpacking (* / **) is not supported");
         ct_node *a = expr(P);
         if (is(P, T_EQUALS)) {
             P->cur++;
@@ -192,7 +192,7 @@ static ct_node *member(parser *P, ct_node *obj) {
             int n = 0, slice = 0;
             while (!is(P, T_RBRACKET)) {
                 if (P->cur >= P->n) syntax(P, "expected ']'");
-                if (n >= 3) ct_fail(P->S, SPQR_ERR_FORMAT, "chat template: a slice takes at most 3 parts");
+                if (n >= 3) spqri_ct_fail(P->S, SPQR_ERR_FORMAT, "chat template: a slice takes at most 3 parts");
                 if (is(P, T_COLON)) {
                     sl[n++] = NULL;
                     P->cur++;
@@ -225,7 +225,7 @@ static ct_node *member(parser *P, ct_node *obj) {
 }
 
 static ct_node *call(parser *P, ct_node *callee) {
-    ct_enter(P->S);
+    spqri_ct_enter(P->S);
     ct_node *c = node(P, N_CALL);
     c->a = callee;
     args(P, &c->body);
@@ -243,7 +243,7 @@ static ct_node *call_member(parser *P) {
 static ct_node *unary_sign(parser *P) {
     if (P->cur < P->n && (P->t[P->cur].type == T_UNARY || P->t[P->cur].type == T_ADD) &&
         (tok_eq(&P->t[P->cur], "-") || tok_eq(&P->t[P->cur], "+"))) {
-        ct_enter(P->S);
+        spqri_ct_enter(P->S);
         ct_node *u = node(P, N_UNARY);
         u->s = P->t[P->cur].s;
         u->n = 1;
@@ -267,7 +267,7 @@ static ct_node *filter_expr(parser *P) {
         fx->n = f->n;
         if (is(P, T_LPAREN)) {
             ct_node *c = call(P, f);
-            if (c->kind != N_CALL || c->a != f) ct_fail(P->S, SPQR_ERR_UNSUPPORTED, "chat template: unsupported filter call");
+            if (c->kind != N_CALL || c->a != f) spqri_ct_fail(P->S, SPQR_ERR_UNSUPPORTED, "chat template: unsupported filter call");
             fx->body = c->body;
             fx->i = 1;
         }
@@ -351,7 +351,7 @@ static ct_node *comparison(parser *P) {
 
 static ct_node *negation(parser *P) {
     if (is_ident(P, "not")) {
-        ct_enter(P->S);
+        spqri_ct_enter(P->S);
         ct_node *u = node(P, N_UNARY);
         u->s = "not";
         u->n = 3;
@@ -382,7 +382,7 @@ static ct_node *or_expr(parser *P) {
 }
 
 static ct_node *expr(parser *P) {
-    ct_enter(P->S);
+    spqri_ct_enter(P->S);
     ct_node *a = or_expr(P);
     if (is_ident(P, "if")) {
         P->cur++;
@@ -437,7 +437,7 @@ static ct_node *if_stmt(parser *P) {
     block_until(P, &x->body, "elif", "else", "endif");
     if (is_stmt(P, "elif")) {
         P->cur += 2;
-        ct_enter(P->S);
+        spqri_ct_enter(P->S);
         nodes_push(P, &x->alt, if_stmt(P));
         P->S->depth--;
     } else if (is_stmt(P, "else")) {
@@ -511,14 +511,14 @@ static ct_node *stmt(parser *P) {
         size_t n = name->n < 32 ? name->n : 32;
         memcpy(buf, name->s, n);
         buf[n] = 0;
-        ct_fail(P->S, SPQR_ERR_FORMAT, "chat template: unknown statement '%s'", buf);
+        spqri_ct_fail(P->S, SPQR_ERR_FORMAT, "chat template: unknown statement '%s'", buf);
     }
     return x;
 }
 
 static ct_node *any(parser *P) {
-    ct_enter(P->S);
-    ct_step(P->S);
+    spqri_ct_enter(P->S);
+    spqri_ct_step(P->S);
     ct_node *x;
     switch (P->t[P->cur].type) {
     case T_COMMENT:
@@ -546,7 +546,7 @@ static ct_node *any(parser *P) {
     return x;
 }
 
-ct_node *ct_parse(ct_state *S, const ct_tok *toks, int32_t n_toks) {
+ct_node *spqri_ct_parse(ct_state *S, const ct_tok *toks, int32_t n_toks) {
     parser P = {S, toks, n_toks, 0};
     ct_node *prog = node(&P, N_PROGRAM);
     while (P.cur < P.n) nodes_push(&P, &prog->body, any(&P));

@@ -9,34 +9,34 @@
 
 #include "tokenizer/chat_template_internal.h"
 
-ct_str *ct_mkstr(ct_state *S, const char *s, size_t n) {
-    ct_str *r = ct_alloc(S, sizeof *r + n + 1);
+ct_str *spqri_ct_mkstr(ct_state *S, const char *s, size_t n) {
+    ct_str *r = spqri_ct_alloc(S, sizeof *r + n + 1);
     r->n = n;
     if (n) memcpy(r->s, s, n);
     r->s[n] = 0;
     return r;
 }
 
-ct_val ct_strv(ct_str *s) {
+ct_val spqri_ct_strv(ct_str *s) {
     ct_val v = {.k = V_STR};
     v.s = s;
     return v;
 }
 
-ct_val ct_strval(ct_state *S, const char *s, size_t n) { return ct_strv(ct_mkstr(S, s, n)); }
+ct_val spqri_ct_strval(ct_state *S, const char *s, size_t n) { return spqri_ct_strv(spqri_ct_mkstr(S, s, n)); }
 
-ct_list *ct_list_new(ct_state *S, int32_t cap) {
-    ct_list *l = ct_alloc(S, sizeof *l);
+ct_list *spqri_ct_list_new(ct_state *S, int32_t cap) {
+    ct_list *l = spqri_ct_alloc(S, sizeof *l);
     l->n = 0;
     l->cap = cap > 0 ? cap : 0;
-    l->v = l->cap ? ct_alloc(S, (size_t)l->cap * sizeof *l->v) : NULL;
+    l->v = l->cap ? spqri_ct_alloc(S, (size_t)l->cap * sizeof *l->v) : NULL;
     return l;
 }
 
-void ct_list_push(ct_state *S, ct_list *l, ct_val v) {
+void spqri_ct_list_push(ct_state *S, ct_list *l, ct_val v) {
     if (l->n == l->cap) {
         int32_t cap = l->cap ? l->cap * 2 : 4;
-        ct_val *nv = ct_alloc(S, (size_t)cap * sizeof *nv);
+        ct_val *nv = spqri_ct_alloc(S, (size_t)cap * sizeof *nv);
         if (l->n) memcpy(nv, l->v, (size_t)l->n * sizeof *nv);
         l->v = nv;
         l->cap = cap;
@@ -44,28 +44,28 @@ void ct_list_push(ct_state *S, ct_list *l, ct_val v) {
     l->v[l->n++] = v;
 }
 
-ct_dict *ct_dict_new(ct_state *S) {
-    ct_dict *d = ct_alloc(S, sizeof *d);
+ct_dict *spqri_ct_dict_new(ct_state *S) {
+    ct_dict *d = spqri_ct_alloc(S, sizeof *d);
     memset(d, 0, sizeof *d);
     return d;
 }
 
-ct_val *ct_dict_get(const ct_dict *d, const char *k, size_t n) {
+ct_val *spqri_ct_dict_get(const ct_dict *d, const char *k, size_t n) {
     for (int32_t i = 0; i < d->n; i++)
         if (d->key[i]->n == n && !memcmp(d->key[i]->s, k, n)) return &d->v[i];
     return NULL;
 }
 
-void ct_dict_set(ct_state *S, ct_dict *d, const char *k, size_t n, ct_val v) {
-    ct_val *e = ct_dict_get(d, k, n);
+void spqri_ct_dict_set(ct_state *S, ct_dict *d, const char *k, size_t n, ct_val v) {
+    ct_val *e = spqri_ct_dict_get(d, k, n);
     if (e) {
         *e = v;
         return;
     }
     if (d->n == d->cap) {
         int32_t cap = d->cap ? d->cap * 2 : 4;
-        ct_str **nk = ct_alloc(S, (size_t)cap * sizeof *nk);
-        ct_val *nv = ct_alloc(S, (size_t)cap * sizeof *nv);
+        ct_str **nk = spqri_ct_alloc(S, (size_t)cap * sizeof *nk);
+        ct_val *nv = spqri_ct_alloc(S, (size_t)cap * sizeof *nv);
         if (d->n) {
             memcpy(nk, d->key, (size_t)d->n * sizeof *nk);
             memcpy(nv, d->v, (size_t)d->n * sizeof *nv);
@@ -74,18 +74,18 @@ void ct_dict_set(ct_state *S, ct_dict *d, const char *k, size_t n, ct_val v) {
         d->v = nv;
         d->cap = cap;
     }
-    d->key[d->n] = ct_mkstr(S, k, n);
+    d->key[d->n] = spqri_ct_mkstr(S, k, n);
     d->v[d->n++] = v;
 }
 
-const char *ct_kind_name(ct_kind k) {
+const char *spqri_ct_kind_name(ct_kind k) {
     static const char *N[] = {"UndefinedValue", "NullValue",   "BooleanValue",  "IntegerValue",
                               "FloatValue",     "StringValue", "ArrayValue",    "ObjectValue",
                               "NamespaceValue", "FunctionValue", "KeywordArgumentsValue", "FunctionValue"};
     return N[k];
 }
 
-int ct_truthy(ct_val v) {
+int spqri_ct_truthy(ct_val v) {
     switch (v.k) {
     case V_UNDEF: case V_NONE: return 0;
     case V_BOOL: return v.b;
@@ -101,11 +101,11 @@ int ct_truthy(ct_val v) {
 /* JS Number(string) for loose equality: trimmed, "" is 0, else the whole text must parse. */
 static double js_number(const char *s, size_t n) {
     size_t a = 0, w;
-    while (a < n && ct_is_space_at(s, n, a, &w)) a += w;
+    while (a < n && spqri_ct_is_space_at(s, n, a, &w)) a += w;
     while (n > a) {
         size_t st = n - 1;
         while (st > a && ((unsigned char)s[st] & 0xC0) == 0x80) st--;
-        if (ct_is_space_at(s, n, st, &w) && st + w == n) n = st;
+        if (spqri_ct_is_space_at(s, n, st, &w) && st + w == n) n = st;
         else break;
     }
     if (a == n) return 0;
@@ -126,7 +126,7 @@ static double js_number(const char *s, size_t n) {
 static double num(ct_val v) { return v.k == V_INT ? (double)v.i : v.k == V_FLOAT ? v.f : v.b; }
 
 /* JS `a.value == b.value`. */
-int ct_equal(ct_val a, ct_val b) {
+int spqri_ct_equal(ct_val a, ct_val b) {
     int an = a.k == V_NONE || a.k == V_UNDEF, bn = b.k == V_NONE || b.k == V_UNDEF;
     if (an || bn) return an && bn;
     int anum = a.k == V_INT || a.k == V_FLOAT || a.k == V_BOOL, bnum = b.k == V_INT || b.k == V_FLOAT || b.k == V_BOOL;
@@ -157,7 +157,7 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
         while (cap < b->n + n + 1) cap *= 2;
-        char *np = ct_alloc(b->S, cap);
+        char *np = spqri_ct_alloc(b->S, cap);
         if (b->n) memcpy(np, b->p, b->n);
         b->p = np;
         b->cap = cap;
@@ -216,8 +216,8 @@ static void json_string(sbuf *b, const char *s, size_t n) {
 }
 
 static void json(sbuf *b, ct_val v, int indent, int depth, int undef_null) {
-    ct_step(b->S);
-    if (depth > b->S->lim.max_depth) ct_fail(b->S, SPQR_ERR_UNSUPPORTED, "chat template: value nested too deeply");
+    spqri_ct_step(b->S);
+    if (depth > b->S->lim.max_depth) spqri_ct_fail(b->S, SPQR_ERR_UNSUPPORTED, "chat template: value nested too deeply");
     char nb[64];
     switch (v.k) {
     case V_NONE: sb_puts(b, "null"); return;
@@ -256,47 +256,47 @@ static void json(sbuf *b, ct_val v, int indent, int depth, int undef_null) {
         return;
     }
     default:
-        ct_fail(b->S, SPQR_ERR_FORMAT, "chat template: cannot convert to JSON: %s", ct_kind_name(v.k));
+        spqri_ct_fail(b->S, SPQR_ERR_FORMAT, "chat template: cannot convert to JSON: %s", spqri_ct_kind_name(v.k));
     }
 }
 
-ct_str *ct_to_json(ct_state *S, ct_val v, int indent, int depth) {
+ct_str *spqri_ct_to_json(ct_state *S, ct_val v, int indent, int depth) {
     sbuf b = {S, NULL, 0, 0};
     json(&b, v, indent, depth, 1);
-    return ct_mkstr(S, b.p ? b.p : "", b.n);
+    return spqri_ct_mkstr(S, b.p ? b.p : "", b.n);
 }
 
-ct_str *ct_to_string(ct_state *S, ct_val v) {
+ct_str *spqri_ct_to_string(ct_state *S, ct_val v) {
     char nb[64];
     switch (v.k) {
     case V_STR: return v.s;
-    case V_UNDEF: return ct_mkstr(S, "undefined", 9);
-    case V_NONE: return ct_mkstr(S, "null", 4);
-    case V_BOOL: return v.b ? ct_mkstr(S, "true", 4) : ct_mkstr(S, "false", 5);
-    case V_INT: int_text(nb, sizeof nb, v.i); return ct_mkstr(S, nb, strlen(nb));
+    case V_UNDEF: return spqri_ct_mkstr(S, "undefined", 9);
+    case V_NONE: return spqri_ct_mkstr(S, "null", 4);
+    case V_BOOL: return v.b ? spqri_ct_mkstr(S, "true", 4) : spqri_ct_mkstr(S, "false", 5);
+    case V_INT: int_text(nb, sizeof nb, v.i); return spqri_ct_mkstr(S, nb, strlen(nb));
     case V_FLOAT:
-        if (v.f == 0 && signbit(v.f)) return ct_mkstr(S, "-0.0", 4);
+        if (v.f == 0 && signbit(v.f)) return spqri_ct_mkstr(S, "-0.0", 4);
         if (isfinite(v.f) && v.f == floor(v.f) && fabs(v.f) < 1e21) snprintf(nb, sizeof nb, "%.1f", v.f);
         else fmt_number(nb, sizeof nb, v.f);
-        return ct_mkstr(S, nb, strlen(nb));
+        return spqri_ct_mkstr(S, nb, strlen(nb));
     case V_LIST: case V_DICT: case V_NS: case V_KWARGS: {
         sbuf b = {S, NULL, 0, 0};
         json(&b, v, -1, 0, 0);
-        return ct_mkstr(S, b.p, b.n);
+        return spqri_ct_mkstr(S, b.p, b.n);
     }
-    default: return ct_mkstr(S, "[function]", 10);
+    default: return spqri_ct_mkstr(S, "[function]", 10);
     }
 }
 
 /* ---- UTF-8 ------------------------------------------------------------ */
 
-int64_t ct_utf8_len(const char *s, size_t n) {
+int64_t spqri_ct_utf8_len(const char *s, size_t n) {
     int64_t k = 0;
     for (size_t i = 0; i < n; i++) k += ((unsigned char)s[i] & 0xC0) != 0x80;
     return k;
 }
 
-size_t ct_utf8_offset(const char *s, size_t n, int64_t cp) {
+size_t spqri_ct_utf8_offset(const char *s, size_t n, int64_t cp) {
     if (cp <= 0) return 0;
     int64_t k = 0;
     for (size_t i = 0; i < n; i++)
@@ -304,7 +304,7 @@ size_t ct_utf8_offset(const char *s, size_t n, int64_t cp) {
     return n;
 }
 
-int ct_is_space_at(const char *s, size_t n, size_t i, size_t *w) {
+int spqri_ct_is_space_at(const char *s, size_t n, size_t i, size_t *w) {
     unsigned char c = (unsigned char)s[i];
     *w = 1;
     if (c < 0x80) return c == ' ' || (c >= 9 && c <= 13);

@@ -93,32 +93,32 @@ struct spqr_tokenizer {
 };
 
 /* --- tokenizer_map.c */
-uint32_t tok_hash(const uint8_t *s, size_t n);
-spqr_status tok_strmap_init(tok_strmap *m, uint32_t n_keys, spqr_err *err);
+uint32_t spqri_tok_hash(const uint8_t *s, size_t n);
+spqr_status spqri_tok_strmap_init(tok_strmap *m, uint32_t n_keys, spqr_err *err);
 /* Returns -1 if absent. */
-int32_t tok_strmap_get(const spqr_tokenizer *t, const tok_strmap *m, const uint8_t *s, size_t n);
+int32_t spqri_tok_strmap_get(const spqr_tokenizer *t, const tok_strmap *m, const uint8_t *s, size_t n);
 /* Inserts id (whose string is already in the arena); returns 0, or 1 if the
  * string is already present (the map is left unchanged). */
-int tok_strmap_put(const spqr_tokenizer *t, tok_strmap *m, int32_t id);
-spqr_status tok_mergemap_init(tok_mergemap *m, uint32_t n_keys, spqr_err *err);
-void tok_mergemap_put(tok_mergemap *m, int32_t a, int32_t b, int32_t rank, int32_t id);
-const tok_merge_entry *tok_mergemap_get(const tok_mergemap *m, int32_t a, int32_t b);
-spqr_status tok_trie_add(spqr_tokenizer *t, const uint8_t *s, size_t n, int32_t id, spqr_err *err);
+int spqri_tok_strmap_put(const spqr_tokenizer *t, tok_strmap *m, int32_t id);
+spqr_status spqri_tok_mergemap_init(tok_mergemap *m, uint32_t n_keys, spqr_err *err);
+void spqri_tok_mergemap_put(tok_mergemap *m, int32_t a, int32_t b, int32_t rank, int32_t id);
+const tok_merge_entry *spqri_tok_mergemap_get(const tok_mergemap *m, int32_t a, int32_t b);
+spqr_status spqri_tok_trie_add(spqr_tokenizer *t, const uint8_t *s, size_t n, int32_t id, spqr_err *err);
 /* Length of the longest added token at s[0..n) (0 if none), its id in *id. */
-size_t tok_trie_match(const spqr_tokenizer *t, const uint8_t *s, size_t n, int32_t *id);
+size_t spqri_tok_trie_match(const spqr_tokenizer *t, const uint8_t *s, size_t n, int32_t *id);
 
 /* --- tokenizer_pretok.c: length of the regex match starting at s[0..n) (n >= 1, always >= 1). */
-size_t tok_pretok_gpt2(const uint8_t *s, size_t n);
-size_t tok_pretok_llama3(const uint8_t *s, size_t n, int max_digits);
+size_t spqri_tok_pretok_gpt2(const uint8_t *s, size_t n);
+size_t spqri_tok_pretok_llama3(const uint8_t *s, size_t n, int max_digits);
 /* Digits: a numeric character (\p{N}) alone, or a run of them when
  * !individual; else the run of non-numeric characters up to the next one. */
-size_t tok_pretok_digits(const uint8_t *s, size_t n, int individual);
+size_t spqri_tok_pretok_digits(const uint8_t *s, size_t n, int individual);
 
 /* --- tokenizer_bpe.c */
 typedef struct tok_ids {
     int32_t *v; size_t n, cap;
 } tok_ids;
-spqr_status tok_ids_push(tok_ids *a, int32_t id, spqr_err *err);
+spqr_status spqri_tok_ids_push(tok_ids *a, int32_t id, spqr_err *err);
 
 /* Scratch space reused across words of one encode call. */
 typedef struct tok_bpe_work {
@@ -126,16 +126,16 @@ typedef struct tok_bpe_work {
     struct tok_heap_item *heap;
     size_t cap, heap_cap;
 } tok_bpe_work;
-void tok_bpe_work_free(tok_bpe_work *w);
+void spqri_tok_bpe_work_free(tok_bpe_work *w);
 /* Merges the n symbols sym[] by rank (lowest first, leftmost on ties, like
  * HF's BPE) and appends the resulting ids to out. O(n log n). */
-spqr_status tok_bpe_merge(const spqr_tokenizer *t, const int32_t *sym, size_t n, tok_bpe_work *w,
+spqr_status spqri_tok_bpe_merge(const spqr_tokenizer *t, const int32_t *sym, size_t n, tok_bpe_work *w,
                           tok_ids *out, spqr_err *err);
 
 /* --- tokenizer_bytes.c: GPT-2 byte <-> printable unicode character. */
-uint32_t tok_byte_to_cp(uint8_t b);
+uint32_t spqri_tok_byte_to_cp(uint8_t b);
 /* Returns the byte, or -1 if cp is not in the table. */
-int tok_cp_to_byte(uint32_t cp);
+int spqri_tok_cp_to_byte(uint32_t cp);
 
 /* --- tokenizer_load.c: lets the model loader override ids from config.json
  * (ids outside the vocab are ignored; -1 clears). */

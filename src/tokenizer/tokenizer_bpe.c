@@ -14,7 +14,7 @@ typedef struct tok_heap_item {
     int32_t left, right;    /* the ids it was built for (to detect stale entries) */
 } tok_heap_item;
 
-spqr_status tok_ids_push(tok_ids *a, int32_t id, spqr_err *err) {
+spqr_status spqri_tok_ids_push(tok_ids *a, int32_t id, spqr_err *err) {
     if (a->n == a->cap) {
         size_t nc = a->cap ? a->cap * 2 : 64;
         int32_t *p = realloc(a->v, nc * sizeof(int32_t));
@@ -25,7 +25,7 @@ spqr_status tok_ids_push(tok_ids *a, int32_t id, spqr_err *err) {
     return SPQR_OK;
 }
 
-void tok_bpe_work_free(tok_bpe_work *w) {
+void spqri_tok_bpe_work_free(tok_bpe_work *w) {
     free(w->id); free(w->prev); free(w->next); free(w->heap);
     memset(w, 0, sizeof(*w));
 }
@@ -61,13 +61,13 @@ static tok_heap_item heap_pop(tok_heap_item *h, size_t *n) {
 static void try_pair(const spqr_tokenizer *t, tok_bpe_work *w, size_t *hn, int32_t pos) {
     int32_t nx = w->next[pos];
     if (nx < 0) return;
-    const tok_merge_entry *e = tok_mergemap_get(&t->merges, w->id[pos], w->id[nx]);
+    const tok_merge_entry *e = spqri_tok_mergemap_get(&t->merges, w->id[pos], w->id[nx]);
     if (!e) return;
     tok_heap_item it = {e->rank, pos, w->id[pos], w->id[nx]};
     heap_push(w->heap, hn, it);
 }
 
-spqr_status tok_bpe_merge(const spqr_tokenizer *t, const int32_t *sym, size_t n, tok_bpe_work *w,
+spqr_status spqri_tok_bpe_merge(const spqr_tokenizer *t, const int32_t *sym, size_t n, tok_bpe_work *w,
                           tok_ids *out, spqr_err *err) {
     if (n == 0) return SPQR_OK;
     if (n > (size_t)INT32_MAX / 4)
@@ -101,7 +101,7 @@ spqr_status tok_bpe_merge(const spqr_tokenizer *t, const int32_t *sym, size_t n,
         if (w->id[p] != it.left) continue;           /* left symbol changed or died */
         int32_t q = w->next[p];
         if (q < 0 || w->id[q] != it.right) continue; /* right neighbour changed */
-        const tok_merge_entry *e = tok_mergemap_get(&t->merges, it.left, it.right);
+        const tok_merge_entry *e = spqri_tok_mergemap_get(&t->merges, it.left, it.right);
         w->id[p] = e->id;
         w->id[q] = -2;                               /* dead */
         w->next[p] = w->next[q];
@@ -110,7 +110,7 @@ spqr_status tok_bpe_merge(const spqr_tokenizer *t, const int32_t *sym, size_t n,
         try_pair(t, w, &hn, p);
     }
     for (int32_t i = 0; i >= 0; i = w->next[i]) {
-        spqr_status st = tok_ids_push(out, w->id[i], err);
+        spqr_status st = spqri_tok_ids_push(out, w->id[i], err);
         if (st) return st;
     }
     return SPQR_OK;

@@ -42,13 +42,13 @@ static spqr_status push_unk(enc_ctx *c) {
     const spqr_tokenizer *t = c->t;
     if (t->unk_id < 0) return SPQR_OK;
     if (t->fuse_unk && c->sym.n > 0 && c->sym.v[c->sym.n - 1] == t->unk_id) return SPQR_OK;
-    return tok_ids_push(&c->sym, t->unk_id, c->err);
+    return spqri_tok_ids_push(&c->sym, t->unk_id, c->err);
 }
 
 /* ignore_merges: a word that is itself in the vocab is emitted whole. */
 static int whole_word(enc_ctx *c, const uint8_t *s, size_t n) {
     if (!c->t->ignore_merges) return -1;
-    return tok_strmap_get(c->t, &c->t->vocab, s, n);
+    return spqri_tok_strmap_get(c->t, &c->t->vocab, s, n);
 }
 
 /* One byte-level word: raw bytes s[0..n). */
@@ -63,15 +63,15 @@ static spqr_status bl_word(enc_ctx *c, const uint8_t *s, size_t n) {
             m += t->bmap_len[s[i]];
         }
         int32_t id = whole_word(c, c->buf2, m);
-        if (id >= 0) return tok_ids_push(&c->out, id, c->err);
+        if (id >= 0) return spqri_tok_ids_push(&c->out, id, c->err);
     }
     c->sym.n = 0;
     for (size_t i = 0; i < n; i++) {
         int32_t id = t->byte_sym[s[i]];
-        st = id >= 0 ? tok_ids_push(&c->sym, id, c->err) : push_unk(c);
+        st = id >= 0 ? spqri_tok_ids_push(&c->sym, id, c->err) : push_unk(c);
         if (st) return st;
     }
-    return tok_bpe_merge(t, c->sym.v, c->sym.n, &c->w, &c->out, c->err);
+    return spqri_tok_bpe_merge(t, c->sym.v, c->sym.n, &c->w, &c->out, c->err);
 }
 
 /* Applies stage k to the piece s[0..n) (n >= 1), then the next stages, then
@@ -89,9 +89,9 @@ static spqr_status bl_stage(enc_ctx *c, int k, const uint8_t *s, size_t n) {
     }
     if (k >= t->n_stages || k >= TOK_MAX_STAGES) return bl_word(c, s, n);
     for (size_t i = 0; i < n;) {
-        size_t l = t->stage[k] == TOK_PRE_GPT2    ? tok_pretok_gpt2(s + i, n - i)
-                   : t->stage[k] == TOK_PRE_DIGITS ? tok_pretok_digits(s + i, n - i, t->stage_digits[k])
-                                                   : tok_pretok_llama3(s + i, n - i, t->stage_digits[k]);
+        size_t l = t->stage[k] == TOK_PRE_GPT2    ? spqri_tok_pretok_gpt2(s + i, n - i)
+                   : t->stage[k] == TOK_PRE_DIGITS ? spqri_tok_pretok_digits(s + i, n - i, t->stage_digits[k])
+                                                   : spqri_tok_pretok_llama3(s + i, n - i, t->stage_digits[k]);
         spqr_status st = bl_stage(c, k + 1, s + i, l);
         if (st) return st;
         i += l;
@@ -103,27 +103,27 @@ static spqr_status bl_stage(enc_ctx *c, int k, const uint8_t *s, size_t n) {
 static spqr_status sp_word(enc_ctx *c, const uint8_t *s, size_t n) {
     const spqr_tokenizer *t = c->t;
     int32_t whole = whole_word(c, s, n);
-    if (whole >= 0) return tok_ids_push(&c->out, whole, c->err);
+    if (whole >= 0) return spqri_tok_ids_push(&c->out, whole, c->err);
     c->sym.n = 0;
     spqr_status st;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         size_t l = spqr_utf8_next(s + i, n - i, &cp); /* an invalid byte is a 1-byte char no vocab entry matches */
-        int32_t id = cp == SPQR_UTF8_INVALID ? -1 : tok_strmap_get(t, &t->vocab, s + i, l);
-        if (id >= 0) st = tok_ids_push(&c->sym, id, c->err);
+        int32_t id = cp == SPQR_UTF8_INVALID ? -1 : spqri_tok_strmap_get(t, &t->vocab, s + i, l);
+        if (id >= 0) st = spqri_tok_ids_push(&c->sym, id, c->err);
         else {
             int ok = t->byte_fallback;
             for (size_t j = 0; ok && j < l; j++) ok = t->byte_sym[s[i + j]] >= 0;
             if (ok) {
                 st = SPQR_OK;
-                for (size_t j = 0; !st && j < l; j++) st = tok_ids_push(&c->sym, t->byte_sym[s[i + j]], c->err);
+                for (size_t j = 0; !st && j < l; j++) st = spqri_tok_ids_push(&c->sym, t->byte_sym[s[i + j]], c->err);
             } else
                 st = push_unk(c);
         }
         if (st) return st;
         i += l;
     }
-    return tok_bpe_merge(t, c->sym.v, c->sym.n, &c->w, &c->out, c->err);
+    return spqri_tok_bpe_merge(t, c->sym.v, c->sym.n, &c->w, &c->out, c->err);
 }
 
 static spqr_status sp_segment(enc_ctx *c, const uint8_t *s, size_t n, int at_start) {
@@ -179,21 +179,21 @@ spqr_status spqr_tokenizer_encode(const spqr_tokenizer *t, const char *text, siz
     c.t = t; c.err = err;
     const uint8_t *s = (const uint8_t *)text;
     spqr_status st = SPQR_OK;
-    if (add_bos && t->bos_id >= 0) st = tok_ids_push(&c.out, t->bos_id, err);
+    if (add_bos && t->bos_id >= 0) st = spqri_tok_ids_push(&c.out, t->bos_id, err);
     size_t seg = 0;
     for (size_t i = 0; !st && i < len;) {
         int32_t id;
-        size_t l = tok_trie_match(t, s + i, len - i, &id);
+        size_t l = spqri_tok_trie_match(t, s + i, len - i, &id);
         if (l == 0) { i++; continue; }
         st = segment(&c, s + seg, i - seg, seg == 0);
-        if (!st) st = tok_ids_push(&c.out, id, err);
+        if (!st) st = spqri_tok_ids_push(&c.out, id, err);
         i += l;
         seg = i;
     }
     if (!st) st = segment(&c, s + seg, len - seg, seg == 0);
-    if (!st && !c.out.v) st = tok_ids_push(&c.out, 0, err), c.out.n = 0; /* never return NULL */
+    if (!st && !c.out.v) st = spqri_tok_ids_push(&c.out, 0, err), c.out.n = 0; /* never return NULL */
     free(c.sym.v); free(c.buf); free(c.buf2); free(c.nfc); free(c.nfc_work);
-    tok_bpe_work_free(&c.w);
+    spqri_tok_bpe_work_free(&c.w);
     if (st) { free(c.out.v); return st; }
     *ids = c.out.v;
     *n_ids = (int32_t)c.out.n;

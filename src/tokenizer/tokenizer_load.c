@@ -221,7 +221,7 @@ static void decode_vocab_token(spqr_tokenizer *t, int32_t id, int64_t *fill) {
         for (size_t i = 0; i < n;) {
             uint32_t cp;
             size_t l = spqr_utf8_next(s + i, n - i, &cp);
-            int b = cp == SPQR_UTF8_INVALID ? -1 : tok_cp_to_byte(cp);
+            int b = cp == SPQR_UTF8_INVALID ? -1 : spqri_tok_cp_to_byte(cp);
             if (b < 0) { memcpy(dst, s, n); m = n; break; }
             dst[m++] = (uint8_t)b;
             i += l;
@@ -259,7 +259,7 @@ static int32_t find_named(const spqr_tokenizer *t, const cJSON *added, const cha
             }
         }
     for (int k = 0; names[k]; k++) {
-        int32_t id = tok_strmap_get(t, &t->vocab, (const uint8_t *)names[k], strlen(names[k]));
+        int32_t id = spqri_tok_strmap_get(t, &t->vocab, (const uint8_t *)names[k], strlen(names[k]));
         if (id >= 0) return id;
     }
     return -1;
@@ -293,8 +293,8 @@ static void template_ids(const cJSON *pp, int32_t *first, int32_t *last, int dep
 static int32_t token_id_of(const spqr_tokenizer *t, const char *s) {
     size_t n = strlen(s);
     int32_t id = -1;
-    if (n && tok_trie_match(t, (const uint8_t *)s, n, &id) == n) return id;
-    return tok_strmap_get(t, &t->vocab, (const uint8_t *)s, n);
+    if (n && spqri_tok_trie_match(t, (const uint8_t *)s, n, &id) == n) return id;
+    return spqri_tok_strmap_get(t, &t->vocab, (const uint8_t *)s, n);
 }
 
 spqr_status spqr_tokenizer_apply_config(spqr_tokenizer *t, const char *json, size_t len, spqr_err *err) {
@@ -409,7 +409,7 @@ static spqr_status load_json(spqr_tokenizer *t, const cJSON *root, spqr_err *err
     for (size_t i = 0; i < n; i++) { t->str_len[i] = -1; t->dec_len[i] = -1; t->str_off[i] = t->dec_off[i] = 0; }
 
     /* Pass 2: vocab strings and the string -> id map. */
-    if ((st = tok_strmap_init(&t->vocab, (uint32_t)n_vocab, err))) return st;
+    if ((st = spqri_tok_strmap_init(&t->vocab, (uint32_t)n_vocab, err))) return st;
     int64_t fill = 0;
     cJSON_ArrayForEach(e, vocab) {
         int32_t id = -1;
@@ -420,13 +420,13 @@ static spqr_status load_json(spqr_tokenizer *t, const cJSON *root, spqr_err *err
         memcpy(t->str_arena + fill, e->string, l);
         t->str_off[id] = fill; t->str_len[id] = (int32_t)l;
         fill += (int64_t)l;
-        if (tok_strmap_put(t, &t->vocab, id))
+        if (spqri_tok_strmap_put(t, &t->vocab, id))
             return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer: vocab token \"%.60s\" appears twice", e->string);
     }
 
     /* Merges: "a b" strings or [a, b] pairs; every part and the result must be in the vocab. */
     int n_merges = cJSON_GetArraySize(merges);
-    if ((st = tok_mergemap_init(&t->merges, (uint32_t)(n_merges > 0 ? n_merges : 1), err))) return st;
+    if ((st = spqri_tok_mergemap_init(&t->merges, (uint32_t)(n_merges > 0 ? n_merges : 1), err))) return st;
     char *buf = NULL;
     size_t buf_cap = 0;
     int32_t rank = 0;
@@ -452,9 +452,9 @@ static spqr_status load_json(spqr_tokenizer *t, const cJSON *root, spqr_err *err
             buf = nb;
         }
         memcpy(buf, a, la); memcpy(buf + la, b, lb);
-        int32_t ia = tok_strmap_get(t, &t->vocab, (const uint8_t *)a, la);
-        int32_t ib = tok_strmap_get(t, &t->vocab, (const uint8_t *)b, lb);
-        int32_t iab = tok_strmap_get(t, &t->vocab, (const uint8_t *)buf, la + lb);
+        int32_t ia = spqri_tok_strmap_get(t, &t->vocab, (const uint8_t *)a, la);
+        int32_t ib = spqri_tok_strmap_get(t, &t->vocab, (const uint8_t *)b, lb);
+        int32_t iab = spqri_tok_strmap_get(t, &t->vocab, (const uint8_t *)buf, la + lb);
         if (ia < 0 || ib < 0 || iab < 0) {
             buf[la + lb] = 0;
             spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer: merge %d (\"%.*s\" + \"%.*s\") uses a token not in the vocab (\"%.60s\")",
@@ -463,7 +463,7 @@ static spqr_status load_json(spqr_tokenizer *t, const cJSON *root, spqr_err *err
             free(buf);
             return SPQR_ERR_FORMAT;
         }
-        tok_mergemap_put(&t->merges, ia, ib, rank, iab);
+        spqri_tok_mergemap_put(&t->merges, ia, ib, rank, iab);
         rank++;
     }
     free(buf);
@@ -490,7 +490,7 @@ static spqr_status load_json(spqr_tokenizer *t, const cJSON *root, spqr_err *err
         }
         set_decoded(t, id, (const uint8_t *)c, l, &fill);
         t->is_added[id] = 1;
-        if ((st = tok_trie_add(t, (const uint8_t *)c, l, id, err))) return st;
+        if ((st = spqri_tok_trie_add(t, (const uint8_t *)c, l, id, err))) return st;
     }
 
     /* Initial BPE symbols for bytes. */
@@ -498,7 +498,7 @@ static spqr_status load_json(spqr_tokenizer *t, const cJSON *root, spqr_err *err
         char s[8];
         size_t l;
         if (t->mode == TOK_BYTELEVEL) {
-            uint32_t cp = tok_byte_to_cp((uint8_t)b);
+            uint32_t cp = spqri_tok_byte_to_cp((uint8_t)b);
             if (cp < 0x80) { s[0] = (char)cp; l = 1; }
             else { s[0] = (char)(0xC0 | (cp >> 6)); s[1] = (char)(0x80 | (cp & 0x3F)); l = 2; }
             memcpy(t->bmap[b], s, l);
@@ -506,10 +506,10 @@ static spqr_status load_json(spqr_tokenizer *t, const cJSON *root, spqr_err *err
         } else {
             l = (size_t)snprintf(s, sizeof s, "<0x%02X>", b);
         }
-        t->byte_sym[b] = tok_strmap_get(t, &t->vocab, (const uint8_t *)s, l);
+        t->byte_sym[b] = spqri_tok_strmap_get(t, &t->vocab, (const uint8_t *)s, l);
     }
     const char *unk = jstr(model, "unk_token");
-    t->unk_id = unk ? tok_strmap_get(t, &t->vocab, (const uint8_t *)unk, strlen(unk)) : -1;
+    t->unk_id = unk ? spqri_tok_strmap_get(t, &t->vocab, (const uint8_t *)unk, strlen(unk)) : -1;
 
     /* bos / eos: the post-processor template, else well-known names, the
      * added tokens marked special first (find_named). tokenizer_config.json,

@@ -5,7 +5,7 @@
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 
-uint32_t tok_hash(const uint8_t *s, size_t n) {
+uint32_t spqri_tok_hash(const uint8_t *s, size_t n) {
     uint32_t h = 2166136261u; /* FNV-1a */
     for (size_t i = 0; i < n; i++) { h ^= s[i]; h *= 16777619u; }
     return h;
@@ -17,7 +17,7 @@ static uint32_t pow2_at_least(uint32_t n) {
     return c;
 }
 
-spqr_status tok_strmap_init(tok_strmap *m, uint32_t n_keys, spqr_err *err) {
+spqr_status spqri_tok_strmap_init(tok_strmap *m, uint32_t n_keys, spqr_err *err) {
     m->cap = pow2_at_least(n_keys * 2 + 1);
     m->slot = malloc((size_t)m->cap * sizeof(int32_t));
     if (!m->slot) return spqr_err_set(err, SPQR_ERR_NOMEM, "tokenizer: out of memory (vocab map)");
@@ -25,9 +25,9 @@ spqr_status tok_strmap_init(tok_strmap *m, uint32_t n_keys, spqr_err *err) {
     return SPQR_OK;
 }
 
-int32_t tok_strmap_get(const spqr_tokenizer *t, const tok_strmap *m, const uint8_t *s, size_t n) {
+int32_t spqri_tok_strmap_get(const spqr_tokenizer *t, const tok_strmap *m, const uint8_t *s, size_t n) {
     if (!m->slot) return -1;
-    uint32_t mask = m->cap - 1, i = tok_hash(s, n) & mask;
+    uint32_t mask = m->cap - 1, i = spqri_tok_hash(s, n) & mask;
     for (;;) {
         int32_t id = m->slot[i];
         if (id < 0) return -1;
@@ -36,10 +36,10 @@ int32_t tok_strmap_get(const spqr_tokenizer *t, const tok_strmap *m, const uint8
     }
 }
 
-int tok_strmap_put(const spqr_tokenizer *t, tok_strmap *m, int32_t id) {
+int spqri_tok_strmap_put(const spqr_tokenizer *t, tok_strmap *m, int32_t id) {
     const uint8_t *s = (const uint8_t *)t->str_arena + t->str_off[id];
     size_t n = (size_t)t->str_len[id];
-    uint32_t mask = m->cap - 1, i = tok_hash(s, n) & mask;
+    uint32_t mask = m->cap - 1, i = spqri_tok_hash(s, n) & mask;
     for (;;) {
         int32_t o = m->slot[i];
         if (o < 0) { m->slot[i] = id; return 0; }
@@ -53,7 +53,7 @@ static uint32_t mix64(uint64_t k) {
     return (uint32_t)k;
 }
 
-spqr_status tok_mergemap_init(tok_mergemap *m, uint32_t n_keys, spqr_err *err) {
+spqr_status spqri_tok_mergemap_init(tok_mergemap *m, uint32_t n_keys, spqr_err *err) {
     m->cap = pow2_at_least(n_keys * 2 + 1);
     m->e = malloc((size_t)m->cap * sizeof(tok_merge_entry));
     if (!m->e) return spqr_err_set(err, SPQR_ERR_NOMEM, "tokenizer: out of memory (merge map)");
@@ -62,14 +62,14 @@ spqr_status tok_mergemap_init(tok_mergemap *m, uint32_t n_keys, spqr_err *err) {
 }
 
 /* A repeated pair takes the later rank, as HF's HashMap collect does. */
-void tok_mergemap_put(tok_mergemap *m, int32_t a, int32_t b, int32_t rank, int32_t id) {
+void spqri_tok_mergemap_put(tok_mergemap *m, int32_t a, int32_t b, int32_t rank, int32_t id) {
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     uint32_t mask = m->cap - 1, i = mix64(key) & mask;
     while (m->e[i].key != UINT64_MAX && m->e[i].key != key) i = (i + 1) & mask;
     m->e[i].key = key; m->e[i].rank = rank; m->e[i].id = id;
 }
 
-const tok_merge_entry *tok_mergemap_get(const tok_mergemap *m, int32_t a, int32_t b) {
+const tok_merge_entry *spqri_tok_mergemap_get(const tok_mergemap *m, int32_t a, int32_t b) {
     if (!m->e) return NULL;
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     uint32_t mask = m->cap - 1, i = mix64(key) & mask;
@@ -94,7 +94,7 @@ static int32_t trie_new_node(spqr_tokenizer *t, uint8_t byte) {
 }
 
 /* Node 0 is the root. A later token with the same content replaces the earlier. */
-spqr_status tok_trie_add(spqr_tokenizer *t, const uint8_t *s, size_t n, int32_t id, spqr_err *err) {
+spqr_status spqri_tok_trie_add(spqr_tokenizer *t, const uint8_t *s, size_t n, int32_t id, spqr_err *err) {
     if (n == 0) return SPQR_OK;
     if (t->n_trie == 0 && trie_new_node(t, 0) < 0) goto nomem;
     int32_t node = 0;
@@ -116,7 +116,7 @@ nomem:
     return spqr_err_set(err, SPQR_ERR_NOMEM, "tokenizer: out of memory (added tokens)");
 }
 
-size_t tok_trie_match(const spqr_tokenizer *t, const uint8_t *s, size_t n, int32_t *id) {
+size_t spqri_tok_trie_match(const spqr_tokenizer *t, const uint8_t *s, size_t n, int32_t *id) {
     if (t->n_trie == 0 || !t->trie_first[s[0]]) return 0;
     size_t best = 0;
     int32_t node = 0;

@@ -62,7 +62,7 @@ static size_t spaces(const uint8_t *s, size_t n, ch c0) {
     return last > 0 ? last : c0.len;
 }
 
-size_t tok_pretok_gpt2(const uint8_t *s, size_t n) {
+size_t spqri_tok_pretok_gpt2(const uint8_t *s, size_t n) {
     if (s[0] == '\'') {
         size_t k = contraction(s, n, 0);
         if (k) return k;
@@ -79,7 +79,7 @@ size_t tok_pretok_gpt2(const uint8_t *s, size_t n) {
 
 static int is_crlf(uint8_t b) { return b == '\r' || b == '\n'; }
 
-size_t tok_pretok_llama3(const uint8_t *s, size_t n, int max_digits) {
+size_t spqri_tok_pretok_llama3(const uint8_t *s, size_t n, int max_digits) {
     if (s[0] == '\'') {
         size_t k = contraction(s, n, 1);
         if (k) return k;
@@ -119,7 +119,7 @@ size_t tok_pretok_llama3(const uint8_t *s, size_t n, int max_digits) {
     return spaces(s, n, c);
 }
 
-size_t tok_pretok_digits(const uint8_t *s, size_t n, int individual) {
+size_t spqri_tok_pretok_digits(const uint8_t *s, size_t n, int individual) {
     ch c = at(s, n, 0);
     if (c.cls == SPQR_UC_N) return individual ? c.len : run(s, n, 0, SPQR_UC_N);
     size_t i = c.len;
