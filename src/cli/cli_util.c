@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "io/file.h"
 
 int cli_parse_int(const char *flag, const char *s, long long lo, long long hi, long long *out, char *msg,
@@ -114,11 +115,7 @@ spqr_logger cli_stderr_logger(int verbose) {
     return l;
 }
 
-double cli_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+double cli_now(void) { return spqr_now_s(); }
 
 int cli_fail(const char *cmd, const char *msg, int code) {
     fprintf(stderr, "spqr: %s: %s\n", cmd, msg);

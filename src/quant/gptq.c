@@ -20,6 +20,7 @@
  * start (the next block starts there, with nothing pending). */
 #include "spqr.h"
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "format/tensor.h"
 #include "quant/hessian.h"
@@ -33,12 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Everything the loop needs, allocated up front. */
 typedef struct layer {
@@ -261,7 +256,7 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
                             "outlier column indices are uint16: cols %d > 65535 needs outliers disabled", cols);
     if ((st = check_finite(W, (size_t)rows * (size_t)cols, cols, "W", err)) != SPQR_OK) return st;
     if ((st = check_finite(H, (size_t)cols * (size_t)cols, cols, "H", err)) != SPQR_OK) return st;
-    const double t0 = now_s();
+    const double t0 = spqr_now_s();
 
     layer L;
     memset(&L, 0, sizeof L);
@@ -345,10 +340,10 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
         free(mean);
         free(ss);
     }
-    const double t1 = now_s();
+    const double t1 = spqr_now_s();
 
     if ((st = run_loop(&L, err)) != SPQR_OK) goto done;
-    const double t2 = now_s();
+    const double t2 = spqr_now_s();
 
     const int keep_perm = p->perm == SPQR_PERM_ACT_ORDER;
     if ((st = finish_tensor(&L, perm, keep_perm, err)) != SPQR_OK) goto done;
@@ -364,7 +359,7 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     }
     double rel = NAN;
     if (report) rel = spqr_rel_hessian_error(W, H, rows, cols, perm, L.Wp, L.U, L.nt);
-    const double t3 = now_s();
+    const double t3 = spqr_now_s();
     spqr_log(log, SPQR_LOG_DEBUG,
              "quantize %dx%d: prepare %.2fs, loop %.2fs, error %.2fs; tau %.4g, %d dead, %lld outliers", rows, cols,
              t1 - t0, t2 - t1, t3 - t2, c->tau, n_dead, (long long)L.t->nnz);

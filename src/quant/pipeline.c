@@ -31,6 +31,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "format/spqr_file.h"
 #include "io/atomic_file.h"
@@ -99,18 +100,12 @@ typedef struct pipe {
 /* The head's name stem: the shared table is stored under the embedding's name. */
 static const char *head_stem(const pipe *p) { return p->shared_table ? "model.embed_tokens" : "lm_head"; }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int cancelled(const pipe *p) { return p->o->cancel && *p->o->cancel; }
 
 static void progress(pipe *p, int32_t block, const char *what) {
     p->step++;
     if (!p->o->progress) return;
-    spqr_quantize_progress e = {block, p->src->cfg.n_layers, p->step, p->n_steps, p->skipped, what, now_s() - p->t0};
+    spqr_quantize_progress e = {block, p->src->cfg.n_layers, p->step, p->n_steps, p->skipped, what, spqr_now_s() - p->t0};
     p->o->progress(p->o->progress_user, &e);
 }
 
@@ -202,7 +197,7 @@ static spqr_status quantize_linear(pipe *p, const spqr_linear *lin, int32_t bloc
     spqr_status st = SPQR_OK;
     for (int32_t r = 0; r < rows && !st; r++) st = spqri_linear_row(lin, r, W + (size_t)r * cols, err);
     spqr_quant_report rep;
-    const double t = now_s();
+    const double t = spqr_now_s();
     /* --target-bits: this linear's setting from the allocation of what is left of the budget */
     const int32_t item = kind == PIPE_HEAD_KIND ? p->src->cfg.n_layers * PIPE_KINDS : block * PIPE_KINDS + kind;
     int32_t setting = -1;
@@ -216,7 +211,7 @@ static spqr_status quantize_linear(pipe *p, const spqr_linear *lin, int32_t bloc
                                  &rep, err);
     free(W);
     if (st) return spqr_err_prefix(err, st, "%s", name);
-    p->kind_seconds[kind] += now_s() - t;
+    p->kind_seconds[kind] += spqr_now_s() - t;
     spqr_size_report sz;
     spqr_tensor_size(*tensor, &sz);
     *rec = (pipe_layer_record){block, kind, rows, cols, rep.n_outliers, rep.rel_hessian_error,
@@ -745,7 +740,7 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     memset(&p, 0, sizeof p);
     p.src = m;
     p.o = opt;
-    p.t0 = now_s();
+    p.t0 = spqr_now_s();
     p.N = opt->nsamples;
     p.T = opt->seqlen ? opt->seqlen : (c->max_position_embeddings < 2048 ? c->max_position_embeddings : 2048);
     p.Hd = c->hidden_size;
@@ -893,7 +888,7 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
         struct stat sb;
         sm.file_bytes = stat(out_path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
         spqri_pipe_summarize_dense(m, opt, &sm);
-        sm.seconds = now_s() - p.t0;
+        sm.seconds = spqr_now_s() - p.t0;
         *summary = sm;
     }
 
