@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "format/spqr_file.h"
 #include "model/model.h"
@@ -12,8 +12,7 @@
 spqr_status spqri_pipe_quantize_embed(const spqr_model *m, const spqr_quant_params *q, int32_t n_threads,
                                 const spqr_logger *log, spqr_tensor **out, pipe_layer_record *rec, double *seconds,
                                 spqr_err *err) {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const double t0 = spqr_now_s();
     const spqr_linear *e = &m->embed;
     const int32_t rows = e->rows, cols = e->cols;
     float *W = malloc((size_t)rows * cols * sizeof(float));
@@ -38,8 +37,7 @@ spqr_status spqri_pipe_quantize_embed(const spqr_model *m, const spqr_quant_para
     free(W);
     free(H);
     if (st) return spqr_err_prefix(err, st, "%s", ARCH_EMBED_NAME);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    *seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    *seconds = spqr_now_s() - t0;
     spqr_size_report sz;
     spqr_tensor_size(*out, &sz);
     *rec = (pipe_layer_record){m->cfg.n_layers, PIPE_EMBED_KIND, rows, cols, (*out)->nnz, rep.rel_hessian_error,
