@@ -133,6 +133,8 @@ static void hand_tile(void) {
     CHECK(spqri_hf_spqr_decode(16, 16, e.dw, e.n_dw, e.ro, 2, e.cv, e.n_cv, e.ip, e.n_ip, W, &e3) != SPQR_OK &&
           strstr(e3.msg, "PTCSR"));
     CHECK(spqri_hf_spqr_decode(24, 16, e.dw, e.n_dw, e.ro, e.n_ro, e.cv, e.n_cv, e.ip, e.n_ip, W, &e3) == SPQR_ERR_UNSUPPORTED);
+    CHECK(spqri_hf_spqr_decode(16, 32784, e.dw, e.n_dw, e.ro, e.n_ro, e.cv, e.n_cv, e.ip, e.n_ip, W, &e3) ==
+          SPQR_ERR_UNSUPPORTED);
     enc_free(&e);
     spqr_tensor_free(t);
 }
@@ -198,8 +200,10 @@ static void refusals(void) {
     struct { int32_t rows, cols, wbits, gs, qs, qz, qg; const char *msg; } cases[] = {
         {16, 16, 4, 16, 3, 3, 16, "not 3-bit"}, {16, 32, 3, 32, 3, 3, 16, "beta1"},
         {16, 16, 3, 16, 0, 0, 0, "statistics are not 3-bit"}, {32, 16, 3, 16, 3, 3, 32, "beta2"},
-        {24, 16, 3, 16, 3, 3, 16, "multiples of 16"}, {16, 24, 3, 16, 3, 3, 16, "multiples of 16"}};
-    for (int c = 0; c < 6; c++) {
+        {24, 16, 3, 16, 3, 3, 16, "multiples of 16"}, {16, 24, 3, 16, 3, 3, 16, "multiples of 16"},
+        /* the authors' code reads an outlier's column as a signed 16-bit number */
+        {16, 32784, 3, 16, 3, 3, 16, "more than 32768 columns"}};
+    for (int c = 0; c < (int)(sizeof cases / sizeof cases[0]); c++) {
         spqr_tensor *t = NULL;
         CHECK(spqr_tensor_alloc(cases[c].rows, cases[c].cols, cases[c].wbits, cases[c].gs, cases[c].qs, cases[c].qz,
                                 cases[c].qg, 0, 0, &t, &err) == SPQR_OK);

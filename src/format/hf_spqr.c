@@ -18,7 +18,7 @@ const char *spqri_hf_spqr_unsupported(const spqr_tensor *t) {
         return "the statistics are not 3-bit codes";
     if (t->qq_groupsize != B) return "beta2 (the statistics' row group) is not 16";
     if (t->rows <= 0 || t->rows % B || t->cols <= 0 || t->cols % B) return "rows or columns are not multiples of 16";
-    if (t->cols > 65536) return "more than 65536 columns";
+    if (t->cols > 32768) return "more than 32768 columns (the format's column indices are signed 16-bit)";
     return NULL;
 }
 
@@ -116,7 +116,7 @@ spqr_status spqri_hf_spqr_encode(const spqr_tensor *t, int64_t *dense_weights, i
 static spqr_status validate(int32_t rows, int32_t cols, const int64_t *dense_weights, int64_t n_dense,
                             const int32_t *row_offsets, int64_t n_offsets, const int32_t *col_vals, int64_t n_colvals,
                             const int32_t *in_perm, int64_t n_perm, int32_t *perm, spqr_err *err) {
-    if (rows <= 0 || cols <= 0 || rows % B || cols % B || cols > 65536)
+    if (rows <= 0 || cols <= 0 || rows % B || cols % B || cols > 32768)
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "shape [%d, %d]: %s", (int)rows, (int)cols, HF_SPQR_SUPPORTED);
     if (n_dense != hf_spqr_dense_words(rows, cols))
         return spqr_err_set(err, SPQR_ERR_FORMAT, "dense_weights has %lld words, [%d, %d] needs %lld", (long long)n_dense,
