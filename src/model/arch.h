@@ -90,6 +90,19 @@ typedef struct model_arch {
 #define ARCH_HEAD_NAME "lm_head.weight"
 #define ARCH_FINAL_NORM_NAME "model.norm.weight"
 
+/* The seven linears under Llama's names, the layout most families share
+ * (qkv_bias: 1 when q, k and v carry biases, as in Qwen2). */
+#define ARCH_LINEARS_LLAMA(qkv_bias)                                                                               \
+    {                                                                                                              \
+        [ARCH_LIN_Q] = {"self_attn.q_proj", ARCH_DIM_Q, ARCH_DIM_HIDDEN, MODEL_GROUP_QKV, qkv_bias, NULL},         \
+        [ARCH_LIN_K] = {"self_attn.k_proj", ARCH_DIM_KV, ARCH_DIM_HIDDEN, MODEL_GROUP_QKV, qkv_bias, NULL},        \
+        [ARCH_LIN_V] = {"self_attn.v_proj", ARCH_DIM_KV, ARCH_DIM_HIDDEN, MODEL_GROUP_QKV, qkv_bias, NULL},        \
+        [ARCH_LIN_O] = {"self_attn.o_proj", ARCH_DIM_HIDDEN, ARCH_DIM_Q, MODEL_GROUP_O, 0, NULL},                  \
+        [ARCH_LIN_GATE] = {"mlp.gate_proj", ARCH_DIM_INTER, ARCH_DIM_HIDDEN, MODEL_GROUP_GATE_UP, 0, NULL},        \
+        [ARCH_LIN_UP] = {"mlp.up_proj", ARCH_DIM_INTER, ARCH_DIM_HIDDEN, MODEL_GROUP_GATE_UP, 0, NULL},            \
+        [ARCH_LIN_DOWN] = {"mlp.down_proj", ARCH_DIM_HIDDEN, ARCH_DIM_INTER, MODEL_GROUP_DOWN, 0, NULL},           \
+    }
+
 /* The family of a model_type, or NULL. */
 const model_arch *spqri_arch_find(const char *model_type);
 /* "llama, mistral, ..." for messages, into buf (cap bytes, truncated to fit). */

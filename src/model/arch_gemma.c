@@ -8,17 +8,6 @@
 #include "core/error.h"
 #include "model/arch.h"
 
-#define GEMMA_LINEARS                                                                                          \
-    {                                                                                                          \
-        [ARCH_LIN_Q] = {"self_attn.q_proj", ARCH_DIM_Q, ARCH_DIM_HIDDEN, MODEL_GROUP_QKV, 0, NULL},            \
-        [ARCH_LIN_K] = {"self_attn.k_proj", ARCH_DIM_KV, ARCH_DIM_HIDDEN, MODEL_GROUP_QKV, 0, NULL},           \
-        [ARCH_LIN_V] = {"self_attn.v_proj", ARCH_DIM_KV, ARCH_DIM_HIDDEN, MODEL_GROUP_QKV, 0, NULL},           \
-        [ARCH_LIN_O] = {"self_attn.o_proj", ARCH_DIM_HIDDEN, ARCH_DIM_Q, MODEL_GROUP_O, 0, NULL},              \
-        [ARCH_LIN_GATE] = {"mlp.gate_proj", ARCH_DIM_INTER, ARCH_DIM_HIDDEN, MODEL_GROUP_GATE_UP, 0, NULL},    \
-        [ARCH_LIN_UP] = {"mlp.up_proj", ARCH_DIM_INTER, ARCH_DIM_HIDDEN, MODEL_GROUP_GATE_UP, 0, NULL},        \
-        [ARCH_LIN_DOWN] = {"mlp.down_proj", ARCH_DIM_HIDDEN, ARCH_DIM_INTER, MODEL_GROUP_DOWN, 0, NULL},       \
-    }
-
 static const char *const GELU_TANH[] = {"gelu_pytorch_tanh", NULL};
 /* transformers' Gemma used the tanh GELU whatever hidden_act said ("gelu" in
  * the original configs) when hidden_activation was absent. */
@@ -52,7 +41,7 @@ static spqr_status parse_gemma2(const cJSON *root, spqr_config *c, model_hparams
 }
 
 const model_arch spqri_arch_gemma = {
-    "gemma", "Gemma (GeGLU, (1 + w) RMSNorm, scaled embeddings, tied head)", GEMMA_LINEARS,
+    "gemma", "Gemma (GeGLU, (1 + w) RMSNorm, scaled embeddings, tied head)", ARCH_LINEARS_LLAMA(0),
     {
         [ARCH_NORM_ATTN] = {"input_layernorm", ARCH_DIM_HIDDEN},
         [ARCH_NORM_FFN] = {"post_attention_layernorm", ARCH_DIM_HIDDEN},
@@ -61,7 +50,7 @@ const model_arch spqri_arch_gemma = {
 };
 
 const model_arch spqri_arch_gemma2 = {
-    "gemma2", "Gemma 2 (soft-capping, sandwich norms, sliding window on even layers)", GEMMA_LINEARS,
+    "gemma2", "Gemma 2 (soft-capping, sandwich norms, sliding window on even layers)", ARCH_LINEARS_LLAMA(0),
     {
         [ARCH_NORM_ATTN] = {"input_layernorm", ARCH_DIM_HIDDEN},
         [ARCH_NORM_FFN] = {"pre_feedforward_layernorm", ARCH_DIM_HIDDEN},

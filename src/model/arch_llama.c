@@ -5,16 +5,6 @@
 
 #include "model/arch.h"
 
-#define LLAMA_LINEARS                                                                                          \
-    {                                                                                                          \
-        [ARCH_LIN_Q] = {"self_attn.q_proj", ARCH_DIM_Q, ARCH_DIM_HIDDEN, MODEL_GROUP_QKV, 0, NULL},            \
-        [ARCH_LIN_K] = {"self_attn.k_proj", ARCH_DIM_KV, ARCH_DIM_HIDDEN, MODEL_GROUP_QKV, 0, NULL},           \
-        [ARCH_LIN_V] = {"self_attn.v_proj", ARCH_DIM_KV, ARCH_DIM_HIDDEN, MODEL_GROUP_QKV, 0, NULL},           \
-        [ARCH_LIN_O] = {"self_attn.o_proj", ARCH_DIM_HIDDEN, ARCH_DIM_Q, MODEL_GROUP_O, 0, NULL},              \
-        [ARCH_LIN_GATE] = {"mlp.gate_proj", ARCH_DIM_INTER, ARCH_DIM_HIDDEN, MODEL_GROUP_GATE_UP, 0, NULL},    \
-        [ARCH_LIN_UP] = {"mlp.up_proj", ARCH_DIM_INTER, ARCH_DIM_HIDDEN, MODEL_GROUP_GATE_UP, 0, NULL},        \
-        [ARCH_LIN_DOWN] = {"mlp.down_proj", ARCH_DIM_HIDDEN, ARCH_DIM_INTER, MODEL_GROUP_DOWN, 0, NULL},       \
-    }
 #define LLAMA_NORMS                                                                                            \
     {                                                                                                          \
         [ARCH_NORM_ATTN] = {"input_layernorm", ARCH_DIM_HIDDEN},                                               \
@@ -43,11 +33,11 @@ static spqr_status parse_mistral(const cJSON *root, spqr_config *c, model_hparam
 }
 
 const model_arch spqri_arch_llama = {
-    "llama", "Llama 1/2/3/3.x, TinyLlama, SmolLM/SmolLM2", LLAMA_LINEARS, LLAMA_NORMS, ARCH_ACT_SILU, 0, 0, 0,
+    "llama", "Llama 1/2/3/3.x, TinyLlama, SmolLM/SmolLM2", ARCH_LINEARS_LLAMA(0), LLAMA_NORMS, ARCH_ACT_SILU, 0, 0, 0,
     parse_llama,
 };
 
 const model_arch spqri_arch_mistral = {
-    "mistral", "Mistral (sliding-window attention on every layer)", LLAMA_LINEARS, LLAMA_NORMS, ARCH_ACT_SILU, 0, 0, 0,
+    "mistral", "Mistral (sliding-window attention on every layer)", ARCH_LINEARS_LLAMA(0), LLAMA_NORMS, ARCH_ACT_SILU, 0, 0, 0,
     parse_mistral,
 };

@@ -5,17 +5,6 @@
 #include "core/error.h"
 #include "model/arch.h"
 
-#define QWEN_LINEARS(b)                                                                                        \
-    {                                                                                                          \
-        [ARCH_LIN_Q] = {"self_attn.q_proj", ARCH_DIM_Q, ARCH_DIM_HIDDEN, MODEL_GROUP_QKV, b, NULL},            \
-        [ARCH_LIN_K] = {"self_attn.k_proj", ARCH_DIM_KV, ARCH_DIM_HIDDEN, MODEL_GROUP_QKV, b, NULL},           \
-        [ARCH_LIN_V] = {"self_attn.v_proj", ARCH_DIM_KV, ARCH_DIM_HIDDEN, MODEL_GROUP_QKV, b, NULL},           \
-        [ARCH_LIN_O] = {"self_attn.o_proj", ARCH_DIM_HIDDEN, ARCH_DIM_Q, MODEL_GROUP_O, 0, NULL},              \
-        [ARCH_LIN_GATE] = {"mlp.gate_proj", ARCH_DIM_INTER, ARCH_DIM_HIDDEN, MODEL_GROUP_GATE_UP, 0, NULL},    \
-        [ARCH_LIN_UP] = {"mlp.up_proj", ARCH_DIM_INTER, ARCH_DIM_HIDDEN, MODEL_GROUP_GATE_UP, 0, NULL},        \
-        [ARCH_LIN_DOWN] = {"mlp.down_proj", ARCH_DIM_HIDDEN, ARCH_DIM_INTER, MODEL_GROUP_DOWN, 0, NULL},       \
-    }
-
 static const char *const SILU[] = {"silu", NULL};
 
 /* Qwen's sliding window (use_sliding_window, applied from max_window_layers
@@ -44,7 +33,7 @@ static spqr_status parse_qwen3(const cJSON *root, spqr_config *c, model_hparams 
 }
 
 const model_arch spqri_arch_qwen2 = {
-    "qwen2", "Qwen2, Qwen2.5 (q/k/v biases)", QWEN_LINEARS(1),
+    "qwen2", "Qwen2, Qwen2.5 (q/k/v biases)", ARCH_LINEARS_LLAMA(1),
     {
         [ARCH_NORM_ATTN] = {"input_layernorm", ARCH_DIM_HIDDEN},
         [ARCH_NORM_FFN] = {"post_attention_layernorm", ARCH_DIM_HIDDEN},
@@ -53,7 +42,7 @@ const model_arch spqri_arch_qwen2 = {
 };
 
 const model_arch spqri_arch_qwen3 = {
-    "qwen3", "Qwen3 (per-head q/k RMSNorm)", QWEN_LINEARS(0),
+    "qwen3", "Qwen3 (per-head q/k RMSNorm)", ARCH_LINEARS_LLAMA(0),
     {
         [ARCH_NORM_ATTN] = {"input_layernorm", ARCH_DIM_HIDDEN},
         [ARCH_NORM_FFN] = {"post_attention_layernorm", ARCH_DIM_HIDDEN},
