@@ -221,6 +221,28 @@ static spqr_status quantize_linear(pipe *p, const spqr_linear *lin, int32_t bloc
     return SPQR_OK;
 }
 
+/* The Hessian of group g of block l into p->Hm (allocated here, freed by
+ * the caller; freed here on error). *k0: the group's first linear, or
+ * PIPE_KINDS when the family has none (nothing allocated). */
+static spqr_status group_hessian(pipe *p, int32_t l, int32_t g, int *k0, spqr_err *err) {
+    const model_arch *a = p->src->hp.arch;
+    int k = 0;
+    while (k < PIPE_KINDS && !(a->lin[k].name && a->lin[k].group == g)) k++;
+    *k0 = k;
+    if (k == PIPE_KINDS) return SPQR_OK;
+    const int32_t cols = p->mc.layers[l].lin[k].cols;
+    p->Hm = calloc((size_t)cols * cols, sizeof(float));
+    if (!p->Hm) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a %d x %d Hessian", cols, cols);
+    spqr_status st = run_block(p, l, g, err);
+    if (st) {
+        free(p->Hm);
+        p->Hm = NULL;
+        return st;
+    }
+    hessian_symmetrize(p->Hm, cols);
+    return SPQR_OK;
+}
+
 /* Quantizes block l; on success tensors[k] and Wdq[k] are filled (caller frees). */
 static spqr_status quantize_block(pipe *p, int32_t l, spqr_tensor *tensors[PIPE_KINDS], float *Wdq[PIPE_KINDS],
                                   pipe_layer_record rec[PIPE_KINDS], spqr_err *err) {
@@ -230,14 +252,9 @@ static spqr_status quantize_block(pipe *p, int32_t l, spqr_tensor *tensors[PIPE_
     const model_arch *a = p->src->hp.arch;
     for (int32_t g = 0; g < MODEL_N_GROUPS && !st; g++) {
         snprintf(what, sizeof what, "calibrate %s", GROUP_NAMES[g]);
-        int k0 = 0;
-        while (k0 < PIPE_KINDS && !(a->lin[k0].name && a->lin[k0].group == g)) k0++;
+        int k0;
+        if ((st = group_hessian(p, l, g, &k0, err))) break;
         if (k0 == PIPE_KINDS) continue;
-        const int32_t cols = L->lin[k0].cols;
-        p->Hm = calloc((size_t)cols * cols, sizeof(float));
-        if (!p->Hm) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a %d x %d Hessian", cols, cols);
-        if ((st = run_block(p, l, g, err))) break;
-        hessian_symmetrize(p->Hm, cols);
         progress(p, l, what);
         for (int k = k0; k < PIPE_KINDS && !st; k++) {
             if (!a->lin[k].name || a->lin[k].group != g) continue;
@@ -327,14 +344,9 @@ static spqr_status measure_block(pipe *p, int32_t l, spqr_err *err) {
     char what[96], name[128];
     spqr_status st = SPQR_OK;
     for (int32_t g = 0; g < MODEL_N_GROUPS && !st; g++) {
-        int k0 = 0;
-        while (k0 < PIPE_KINDS && !(a->lin[k0].name && a->lin[k0].group == g)) k0++;
+        int k0;
+        if ((st = group_hessian(p, l, g, &k0, err))) break;
         if (k0 == PIPE_KINDS) continue;
-        const int32_t cols = L->lin[k0].cols;
-        p->Hm = calloc((size_t)cols * cols, sizeof(float));
-        if (!p->Hm) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a %d x %d Hessian", cols, cols);
-        if ((st = run_block(p, l, g, err))) break;
-        hessian_symmetrize(p->Hm, cols);
         snprintf(what, sizeof what, "measure: calibrate %s", GROUP_NAMES[g]);
         progress(p, l, what);
         for (int k = k0; k < PIPE_KINDS && !st; k++) {
