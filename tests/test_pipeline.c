@@ -37,19 +37,9 @@
 
 static char g_tmp[256];
 
-static char *read_all(const char *path, size_t max, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *b = malloc(max + 1);
-    *len = fread(b, 1, max, f);
-    b[*len] = 0;
-    fclose(f);
-    return b;
-}
-
 static int same_file(const char *a, const char *b) {
     size_t la, lb;
-    char *x = read_all(a, 64u << 20, &la), *y = read_all(b, 64u << 20, &lb);
+    char *x = test_read_prefix(a, 64u << 20, &la), *y = test_read_prefix(b, 64u << 20, &lb);
     int same = x && y && la == lb && !memcmp(x, y, la);
     free(x);
     free(y);
@@ -139,7 +129,7 @@ int main(int argc, char **argv) {
     /* calibration and evaluation text: disjoint slices of data/calib.txt */
     snprintf(path, sizeof path, "%s/../../data/calib.txt", fix);
     size_t len = 0;
-    char *text = read_all(path, 40000, &len);
+    char *text = test_read_prefix(path, 40000, &len);
     CHECK(text && len > 30000);
     if (!text) TEST_SUMMARY();
     int32_t *cal = NULL, n_cal = 0, *ev = NULL, n_ev = 0;
@@ -265,7 +255,7 @@ int main(int argc, char **argv) {
     CHECK(st == SPQR_ERR_INTERRUPTED);
     CHECK(strstr(err.msg, "--resume") != NULL && !strchr(err.msg, '\n'));
     size_t lb = 0;
-    char *old = read_all(out_b, 1000, &lb);
+    char *old = test_read_prefix(out_b, 1000, &lb);
     CHECK(old && lb == 23 && !memcmp(old, "SPQRMDL\0previous output", 23)); /* untouched */
     free(old);
     snprintf(path, sizeof path, "%s/block_0000.spqr", ck_b);

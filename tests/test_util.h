@@ -65,4 +65,17 @@ static inline float *test_gram(const double *X, int32_t n, int32_t cols) {
     return H;
 }
 
+/* The first max bytes of a file (all of it when shorter), NUL-terminated,
+ * malloc'ed; NULL when it cannot be opened. Tests take text prefixes with
+ * it (io/file.h's reader refuses files over its limit instead). */
+static inline char *test_read_prefix(const char *path, size_t max, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = malloc(max + 1);
+    *len = b ? fread(b, 1, max, f) : 0;
+    if (b) b[*len] = 0;
+    fclose(f);
+    return b;
+}
+
 #endif

@@ -27,16 +27,6 @@
 #include "test_util.h"
 #include "test_ppl.h"
 
-static char *read_text(const char *path, size_t max, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *b = malloc(max + 1);
-    *len = fread(b, 1, max, f);
-    b[*len] = 0;
-    fclose(f);
-    return b;
-}
-
 
 /* Every byte of the file attributed, and the summary consistent with it. */
 static void check_accounting(const char *path, const spqr_quantize_summary *sm, const spqr_model *src) {
@@ -76,7 +66,7 @@ int main(int argc, char **argv) {
     spqr_err err = {0};
     snprintf(path, sizeof path, "%s/../../data/calib.txt", fix);
     size_t len = 0;
-    char *text = read_text(path, 40000, &len);
+    char *text = test_read_prefix(path, 40000, &len);
     CHECK(text && len > 30000);
     if (!text) TEST_SUMMARY();
 

@@ -228,28 +228,7 @@ T256 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
                 }
             }
         }
-        /* outliers row by row, eight inputs at a time from the transposed
-         * inputs xqt (a scalar multiply-add per outlier and input cost as
-         * much as the code tiles of a 16-token batch) */
-        const int32_t *rp = kt->o_rptr + (size_t)rt * KT_R;
-        for (int i = 0; i < KT_R; i++) {
-            if (rp[i + 1] == rp[i]) continue;
-            int32_t j0 = 0;
-            for (; j0 + 8 <= n; j0 += 8) {
-                __m256 a = _mm256_setzero_ps();
-                for (int32_t o = rp[i]; o < rp[i + 1]; o++)
-                    a = _mm256_fmadd_ps(_mm256_set1_ps(kt->o_corr[o]), _mm256_loadu_ps(in->xqt + (size_t)kt->o_col[o] * n + j0), a);
-                float t[8];
-                _mm256_storeu_ps(t, a);
-                for (int k = 0; k < 8; k++) ya[j0 + k][i] += t[k];
-            }
-            for (int32_t o = rp[i]; o < rp[i + 1] && j0 < n; o++) {
-                const float d = kt->o_corr[o], *xr = in->xqt + (size_t)kt->o_col[o] * n;
-                for (int32_t j = j0; j < n; j++) ya[j][i] += d * xr[j];
-            }
-        }
-        for (int32_t j = 0; j < n; j++)
-            for (int i = 0; i < KT_R && rt * KT_R + i < kt->rows; i++) Y[(size_t)j * kt->rows + rt * KT_R + i] = ya[j][i];
+        kt_batch_outliers_store_256(kt, in, rt, n, ya, Y);
     }
 }
 

@@ -526,25 +526,7 @@ T2I INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
                 }
             }
         }
-        const int32_t *rp = kt->o_rptr + (size_t)rt * KT_R;
-        for (int i = 0; i < KT_R; i++) {
-            if (rp[i + 1] == rp[i]) continue;
-            int32_t j0 = 0;
-            for (; j0 + 8 <= n; j0 += 8) {
-                __m256 a = _mm256_setzero_ps();
-                for (int32_t o = rp[i]; o < rp[i + 1]; o++)
-                    a = _mm256_fmadd_ps(_mm256_set1_ps(kt->o_corr[o]), _mm256_loadu_ps(in->xqt + (size_t)kt->o_col[o] * n + j0), a);
-                float tmp[8];
-                _mm256_storeu_ps(tmp, a);
-                for (int q = 0; q < 8; q++) ya[j0 + q][i] += tmp[q];
-            }
-            for (int32_t o = rp[i]; o < rp[i + 1] && j0 < n; o++) {
-                const float dd = kt->o_corr[o], *xr = in->xqt + (size_t)kt->o_col[o] * n;
-                for (int32_t j = j0; j < n; j++) ya[j][i] += dd * xr[j];
-            }
-        }
-        for (int32_t j = 0; j < n; j++)
-            for (int i = 0; i < KT_R && rt * KT_R + i < kt->rows; i++) Y[(size_t)j * kt->rows + rt * KT_R + i] = ya[j][i];
+        kt_batch_outliers_store_256(kt, in, rt, n, ya, Y);
     }
 }
 

@@ -3,7 +3,8 @@
  * registers (a broadcast 16-byte load, pshufb into dword lanes, variable
  * shift, mask; vcvtph2ps for 16-bit statistics), bit-exact with
  * spqr_stat_dq / spqr_fp16_to_fp32 (s2 * (code - z2) without FMA, as the
- * reference). Include only from x86-64 files. */
+ * reference), and the batch outlier pass both paths end with. Include only
+ * from x86-64 files. */
 #ifndef SPQR_KERNELS_STAT_AVX2_H
 #define SPQR_KERNELS_STAT_AVX2_H
 
@@ -64,6 +65,34 @@ KT_T256 KT_INLINE void kt_stat16_256(const spqr_ktensor *kt, const kt_st256 *t, 
         code = _mm256_and_si256(code, t->mask[p]);
         out[h] = _mm256_mul_ps(s2[h], _mm256_sub_ps(_mm256_cvtepi32_ps(code), z2[h])); /* no FMA, as the reference */
     }
+}
+
+/* The end of a batch over row tile rt shared by both AVX2 paths: row tile
+ * rt's outliers added to the sums ya[j][i] of the n inputs, eight inputs at
+ * a time from the transposed inputs xqt (a scalar multiply-add per outlier
+ * and input cost as much as the code tiles of a 16-token batch), then the
+ * sums stored to Y [n][rows]. */
+KT_T256 KT_INLINE void kt_batch_outliers_store_256(const spqr_ktensor *kt, const kt_input *in, int32_t rt, int32_t n,
+                                                    float (*ya)[KT_R], float *Y) {
+    const int32_t *rp = kt->o_rptr + (size_t)rt * KT_R;
+    for (int i = 0; i < KT_R; i++) {
+        if (rp[i + 1] == rp[i]) continue;
+        int32_t j0 = 0;
+        for (; j0 + 8 <= n; j0 += 8) {
+            __m256 a = _mm256_setzero_ps();
+            for (int32_t o = rp[i]; o < rp[i + 1]; o++)
+                a = _mm256_fmadd_ps(_mm256_set1_ps(kt->o_corr[o]), _mm256_loadu_ps(in->xqt + (size_t)kt->o_col[o] * n + j0), a);
+            float t[8];
+            _mm256_storeu_ps(t, a);
+            for (int k = 0; k < 8; k++) ya[j0 + k][i] += t[k];
+        }
+        for (int32_t o = rp[i]; o < rp[i + 1] && j0 < n; o++) {
+            const float d = kt->o_corr[o], *xr = in->xqt + (size_t)kt->o_col[o] * n;
+            for (int32_t j = j0; j < n; j++) ya[j][i] += d * xr[j];
+        }
+    }
+    for (int32_t j = 0; j < n; j++)
+        for (int i = 0; i < KT_R && rt * KT_R + i < kt->rows; i++) Y[(size_t)j * kt->rows + rt * KT_R + i] = ya[j][i];
 }
 
 #endif
