@@ -23,52 +23,10 @@ typedef struct {
     int dup_outliers;     /* add duplicated (r, c) CSR entries */
 } cfg;
 
-static uint16_t h(float f) { return spqr_fp32_to_fp16(f); }
-
 /* A packed tensor with random codes, statistics, outliers and perm. */
 static spqr_tensor *random_tensor(const cfg *c, test_rng *rng) {
-    const int32_t gs = c->gs > 0 ? c->gs : c->cols;
-    const int32_t n_groups = (c->cols + gs - 1) / gs;
-    spqr_tensor *t = test_packed_alloc(c->rows, c->cols, c->wbits, gs, c->qs, c->qz, c->qqgs, c->perm, c->outlier_share, 0,
-                                       c->dup_outliers ? TEST_DUP_FIRST : TEST_DUP_NONE, rng);
-    const uint64_t n = (uint64_t)c->rows * c->cols;
-    uint8_t *v = malloc(n > 1 ? n : 1);
-    for (uint64_t i = 0; i < n; i++) v[i] = (uint8_t)(test_rng_next(rng) % (1u << c->wbits));
-    spqr_bits_pack(v, n, c->wbits, t->codes);
-    const uint64_t ns = (uint64_t)n_groups * c->rows;
-    uint8_t *sv = malloc(ns);
-    const int32_t qmax = (1 << c->wbits) - 1;
-    if (c->qs) {
-        for (uint64_t i = 0; i < ns; i++) sv[i] = (uint8_t)(test_rng_next(rng) % (1u << c->qs));
-        spqr_bits_pack(sv, ns, c->qs, t->scale_codes);
-        for (int64_t i = 0; i < (int64_t)n_groups * t->n_qgroups; i++) {
-            t->scale_q2[2 * i] = h(0.002f + 0.01f * test_rng_uniform(rng));
-            t->scale_q2[2 * i + 1] = h(-1.5f * test_rng_uniform(rng)); /* scales stay positive */
-        }
-    } else {
-        for (uint64_t i = 0; i < ns; i++) t->scale_f16[i] = h(0.01f + 0.05f * test_rng_uniform(rng));
-    }
-    if (c->qz) {
-        for (uint64_t i = 0; i < ns; i++) sv[i] = (uint8_t)(test_rng_next(rng) % (1u << c->qz));
-        spqr_bits_pack(sv, ns, c->qz, t->zero_codes);
-        for (int64_t i = 0; i < (int64_t)n_groups * t->n_qgroups; i++) {
-            t->zero_q2[2 * i] = h((float)qmax / (float)((1 << c->qz) - 1) * (0.5f + test_rng_uniform(rng)));
-            t->zero_q2[2 * i + 1] = h(test_rng_uniform(rng) - 0.5f);
-        }
-    } else {
-        for (uint64_t i = 0; i < ns; i++) t->zero_f16[i] = h((float)qmax * test_rng_uniform(rng));
-    }
-    free(sv);
-    free(v);
-    if (c->perm) {
-        for (int32_t j = 0; j < c->cols; j++) t->perm[j] = j;
-        for (int32_t j = c->cols - 1; j > 0; j--) {
-            int32_t k = (int32_t)(test_rng_next(rng) % (uint64_t)(j + 1)), tmp = t->perm[j];
-            t->perm[j] = t->perm[k];
-            t->perm[k] = tmp;
-        }
-    }
-    return t;
+    return test_packed_random(c->rows, c->cols, c->wbits, c->gs, c->qs, c->qz, c->qqgs, c->outlier_share, c->perm,
+                              c->dup_outliers ? TEST_DUP_FIRST : TEST_DUP_NONE, 0, rng);
 }
 
 static const spqr_kernel_path PATHS[] = {SPQR_KERNEL_SCALAR, SPQR_KERNEL_AVX2, SPQR_KERNEL_AVX512, SPQR_KERNEL_AVX512_VNNI,
@@ -78,31 +36,6 @@ static const spqr_kernel_path PATHS[] = {SPQR_KERNEL_SCALAR, SPQR_KERNEL_AVX2, S
 /* Paths that round activations to int8 (checked against W x^ and the int8 bound). */
 static int int8_path(spqr_kernel_path p) {
     return p == SPQR_KERNEL_AVX512_VNNI || p == SPQR_KERNEL_NEON_DOTPROD || p == SPQR_KERNEL_AVX2_I8;
-}
-
-/* The avx512vnni matvec's input, rebuilt from its documented rule: per
- * column tile (16 consecutive permuted columns of one group), scale
- * a = max|x| / 127, x^ = a * clamp(rint(x * (127 / max|x|)), +-127).
- * half_step[orig col] = a / 2, the most rounding can move x. */
-static void int8_input(const cfg *c, const spqr_tensor *t, const float *x, float *xh, double *half_step) {
-    const int32_t gs = c->gs > 0 ? c->gs : c->cols;
-    for (int32_t c0 = 0; c0 < c->cols;) {
-        const int32_t g = c0 / gs, off = c0 - g * gs;
-        int32_t c1 = c0 + (16 - off % 16);
-        if (c1 > (g + 1) * gs) c1 = (g + 1) * gs;
-        if (c1 > c->cols) c1 = c->cols;
-        float m = 0;
-        for (int32_t j = c0; j < c1; j++) m = fmaxf(m, fabsf(x[t->perm ? t->perm[j] : j]));
-        const float a = m / 127.0f, inv = m > 0 ? 127.0f / m : 0.0f;
-        for (int32_t j = c0; j < c1; j++) {
-            const int32_t col = t->perm ? t->perm[j] : j;
-            float v = rintf(x[col] * inv);
-            v = v > 127 ? 127 : v < -127 ? -127 : v;
-            xh[col] = a * v;
-            half_step[col] = 0.5 * a;
-        }
-        c0 = c1;
-    }
 }
 
 static void run_cfg(const cfg *c, test_rng *rng, int n_batch) {
@@ -132,7 +65,7 @@ static void run_cfg(const cfg *c, test_rng *rng, int n_batch) {
     double *hs = malloc(C * 8), *yh = malloc((size_t)n * R * 8), *bh = malloc((size_t)n * R * 8);
     double *bq = malloc((size_t)n * R * 8);
     for (int32_t j = 0; j < n; j++) {
-        int8_input(c, t, X + (size_t)j * C, xh, hs);
+        test_int8_input(c->cols, c->gs, t, X + (size_t)j * C, xh, hs);
         for (size_t r = 0; r < R; r++) {
             double a = 0, b = 0, q = 0;
             for (size_t k = 0; k < C; k++) {
