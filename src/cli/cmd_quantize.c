@@ -4,7 +4,6 @@
  * layers; finished blocks stay checkpointed for --resume and OUT.spqr is
  * never half-written (the library writes it atomically at the very end). */
 #include <cjson/cJSON.h>
-#include <math.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/quant_flags.h"
 #include "io/outpath.h"
+#include "quant/budget.h"
 #include "quant/pipeline.h"
 #include "spqr.h"
 
@@ -53,15 +53,12 @@ static const preset PRESETS[] = {
 };
 #define N_PRESETS (sizeof PRESETS / sizeof PRESETS[0])
 
+/* A preset's knobs map to params as a --target-bits setting's do (one rule). */
 static void apply_preset(const preset *ps, spqr_quant_params *p) {
-    spqr_quant_params_default(p);
-    p->wbits = ps->wbits;
-    p->groupsize = ps->groupsize;
-    p->qq_scale_bits = p->qq_zero_bits = ps->qq_bits;
-    p->qq_groupsize = 16;
-    p->outlier_threshold = ps->tau > 0 ? ps->tau : INFINITY;
-    p->percdamp = ps->percdamp;
-    p->perm = ps->act_order ? SPQR_PERM_ACT_ORDER : SPQR_PERM_IDENTITY;
+    spqr_quant_params base;
+    spqr_quant_params_default(&base);
+    const budget_setting s = {ps->name, ps->wbits, ps->groupsize, ps->qq_bits, ps->tau, ps->percdamp, ps->act_order};
+    spqri_budget_setting_apply(&s, &base, p);
     p->gptq = ps->gptq;
 }
 
