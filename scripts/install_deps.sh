@@ -2,7 +2,9 @@
 # Installs the Debian packages spqr needs to build and test, and the npm
 # packages its tests read. Idempotent.
 set -euo pipefail
-PKGS="build-essential cmake pkg-config libopenblas-dev libopenblas0-pthread liblapacke-dev libcjson-dev"
+# python3-numpy and python3-torch: the export tests' independent readers
+# (tests/check_hf_export.py, tests/cli_hf_spqr.sh) run on Debian's python3.
+PKGS="build-essential cmake pkg-config libopenblas-dev libopenblas0-pthread liblapacke-dev libcjson-dev python3 python3-numpy python3-torch"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
