@@ -10,16 +10,10 @@
  * before/after runs. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "model/linear.h"
 #include "spqr.h"
-
-static double now(clockid_t id) {
-    struct timespec t;
-    clock_gettime(id, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 int main(int argc, char **argv) {
     if (argc != 6) {
@@ -49,12 +43,12 @@ int main(int argc, char **argv) {
     spqr_err err;
     double best = 1e30, best_cpu = 1e30;
     for (int r = 0; r < reps; r++) {
-        const double t0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+        const double t0 = spqr_now_s(), c0 = spqri_cpu_s();
         if (spqri_linear_matmul(&lin, x, n, y, ctx, &err) != SPQR_OK) {
             fprintf(stderr, "bench_dense_matmul: %s\n", err.msg);
             return 1;
         }
-        const double t = now(CLOCK_MONOTONIC) - t0, tc = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
+        const double t = spqr_now_s() - t0, tc = spqri_cpu_s() - c0;
         best = t < best ? t : best;
         best_cpu = tc < best_cpu ? tc : best_cpu;
     }

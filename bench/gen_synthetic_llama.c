@@ -27,10 +27,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "format/tensor.h"
+#include "io/file.h"
 #include "model/arch.h"
 #include "quant/pipeline.h"
 #include "spqr.h"
@@ -57,33 +58,6 @@ static spqr_config shape_config(const shape *sh) {
 static uint64_t rng_next(uint64_t *s) {
     *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17;
     return *s;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0, k;
-    char *buf = malloc(cap + 1);
-    while (buf && (k = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += k;
-        if (n == cap) {
-            char *nb = realloc(buf, 2 * cap + 1);
-            if (!nb) { free(buf); buf = NULL; break; }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (!buf) return NULL;
-    buf[n] = 0;
-    *len = n;
-    return buf;
 }
 
 static char *config_json(const shape *sh) {
@@ -249,7 +223,7 @@ static spqr_status random_table(const shape *sh, int wbits, double share, int em
 
 static int write_spqr(const char *out, const shape *sh, const char *cfg, const char *tok, size_t tok_len, int wbits,
                       double share, int whole) {
-    const double t0 = now_s();
+    const double t0 = spqr_now_s();
     spqr_err err = {0};
     const long L = sh->layers;
     pipe_layer_record *rec = calloc((size_t)L * PIPE_KINDS, sizeof *rec);
@@ -330,7 +304,7 @@ static int write_spqr(const char *out, const shape *sh, const char *cfg, const c
     struct stat sb;
     fprintf(stderr, "wrote %s: %ld layers, w%d, %.2f%% outliers, %.3f bits/param stored (block linears); %.2f GB in %.1f s, peak RSS %.0f MB\n",
             out, L, wbits, 100 * share, bits_stored / params, stat(out, &sb) == 0 ? (double)sb.st_size / 1e9 : 0.0,
-            now_s() - t0, (double)ru.ru_maxrss / 1024.0);
+            spqr_now_s() - t0, (double)ru.ru_maxrss / 1024.0);
     return 0;
 }
 
@@ -388,8 +362,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     size_t tok_len = 0;
-    char *tok = read_all(tokpath, &tok_len), *cfg = config_json(&sh);
-    if (!tok) { fprintf(stderr, "gen_synthetic_llama: cannot read %s\n", tokpath); return 1; }
+    char *tok = NULL, *cfg = config_json(&sh);
+    spqr_err terr;
+    if (spqr_file_read_text(tokpath, (size_t)1 << 30, &tok, &tok_len, &terr)) {
+        fprintf(stderr, "gen_synthetic_llama: %s\n", terr.msg);
+        return 1;
+    }
     if (!cfg) { fprintf(stderr, "gen_synthetic_llama: out of memory\n"); return 1; }
     int rc = 0;
     if (out) rc = write_hf(out, &sh, cfg, tok, tok_len);

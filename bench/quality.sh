@@ -37,17 +37,23 @@ mkdir -p "$(dirname "$OUT")"
 
 # name | quantize flags
 ROWS=(
+  "rtn3|--preset rtn4 --wbits 3"
   "rtn4|--preset rtn4"
-  "gptq4|--preset gptq4"
+  "rtn5|--preset rtn4 --wbits 5"
+  "gptq2|--preset gptq3 --wbits 2"
   "gptq3|--preset gptq3"
+  "gptq4|--preset gptq4"
+  "gptq5|--preset gptq4 --wbits 5"
+  "spqr paper-w3|--preset paper-w3"
   "spqr 3.6bit|--preset 3.6bit"
+  "spqr paper-w4|--preset paper-w4"
   "spqr near-lossless|--preset near-lossless"
-  "spqr w3, tau 0.5|--preset 3.6bit --outlier-threshold 0.5"
-  "spqr w3, tau 1.0|--preset 3.6bit --outlier-threshold 1.0"
-  "ablation: 3.6bit without outliers|--preset 3.6bit --outlier-threshold off"
-  "ablation: 3.6bit with fp16 statistics (no bilevel)|--preset 3.6bit --qq-scale-bits 0 --qq-zero-bits 0"
-  "ablation: 3.6bit, no outliers, fp16 statistics|--preset 3.6bit --outlier-threshold off --qq-scale-bits 0 --qq-zero-bits 0"
-  "ablation: w3 g64 fp16 statistics + outliers (bits like 3.6bit)|--preset 3.6bit --groupsize 64 --qq-scale-bits 0 --qq-zero-bits 0"
+  "spqr w3, tau 0.5|--preset paper-w3 --outlier-threshold 0.5"
+  "spqr w3, tau 1.0|--preset paper-w3 --outlier-threshold 1.0"
+  "ablation: paper-w3 without outliers|--preset paper-w3 --outlier-threshold off"
+  "ablation: paper-w3 with fp16 statistics (no bilevel)|--preset paper-w3 --qq-scale-bits 0 --qq-zero-bits 0"
+  "ablation: paper-w3, no outliers, fp16 statistics|--preset paper-w3 --outlier-threshold off --qq-scale-bits 0 --qq-zero-bits 0"
+  "ablation: w3 g64 fp16 statistics + outliers (bits like paper-w3)|--preset paper-w3 --groupsize 64 --qq-scale-bits 0 --qq-zero-bits 0"
 )
 TARGET_FLAG=${TARGET_FLAG:---target-bits}
 PLOT_X=${PLOT_X:-file}
@@ -110,6 +116,45 @@ done
   echo
   cat "$WORK/table.md"
 } >"$OUT"
+# each budget against the best of GPTQ and RTN at its bits: the KL of the
+# gptqN rows and of the rtnN rows, each interpolated log-linearly in bits
+# (PLOT_X's column), the lower of the two
+if grep -q '^| target' "$WORK/table.md"; then
+  {
+    echo
+    echo "Each row against the best of GPTQ and RTN at the same bits ($PLOT_X bits; log-linear interpolation of"
+    echo "the KL of the gptqN rows and of the rtnN rows between their two neighbours, the lower of the two; outside"
+    echo "their range: not compared):"
+    echo
+    awk -F'|' -v c="$([ "$PLOT_X" = file ] && echo 5 || echo 3)" '
+      function interp(nm, x,   i, j, t, lo, hi, f) {
+        lo = hi = 0
+        for (i = 1; i <= n[nm]; i++) {
+          if (b[nm, i] <= x && (!lo || b[nm, i] > b[nm, lo])) lo = i
+          if (b[nm, i] >= x && (!hi || b[nm, i] < b[nm, hi])) hi = i
+        }
+        if (!lo || !hi) return -1
+        if (b[nm, hi] == b[nm, lo]) return k[nm, lo]
+        f = (x - b[nm, lo]) / (b[nm, hi] - b[nm, lo])
+        return exp((1 - f) * log(k[nm, lo]) + f * log(k[nm, hi]))
+      }
+      NR > 2 && $9 + 0 > 0 {
+        gsub(/^ +| +$/, "", $2); name[++m] = $2; x[m] = $c + 0; kl[m] = $9 + 0
+        if ($2 ~ /^gptq[0-9]+$/) { n["g"]++; b["g", n["g"]] = $c + 0; k["g", n["g"]] = $9 + 0 }
+        if ($2 ~ /^rtn[0-9]+$/) { n["r"]++; b["r", n["r"]] = $c + 0; k["r", n["r"]] = $9 + 0 }
+      }
+      END {
+        for (i = 1; i <= m; i++) {
+          if (name[i] ~ /^(gptq|rtn)[0-9]+$/) continue
+          g = interp("g", x[i]); r = interp("r", x[i])
+          ref = g < 0 ? r : (r < 0 ? g : (g < r ? g : r))
+          if (ref < 0) { printf "- %s (%.3f bits): outside the GPTQ/RTN range\n", name[i], x[i]; continue }
+          printf "- %s (%.3f bits): KL %.5f vs %.5f (%s): %s, %.2fx\n", name[i], x[i], kl[i], ref,
+                 ref == g ? "GPTQ" : "RTN", kl[i] < ref ? "below the curve" : "ABOVE the curve", kl[i] / ref
+        }
+      }' "$WORK/table.md"
+  } >>"$OUT"
+fi
 cat "$OUT"
 
 # KL against bits: the --target-bits rows as a curve, every fixed recipe as a point

@@ -1,11 +1,13 @@
 /* A program written against the installed libspqr only (spqr.h): quantizes
  * one random linear layer, loads a model (HF directory or .spqr), generates
- * a few greedy tokens and computes perplexity from the session's logits.
+ * a few tokens with spqr_sampler (greedy, then seeded nucleus sampling) and
+ * computes perplexity with spqr_model_perplexity_tokens.
  * Usage: quantize_and_run <model> <text-file> [ctx]
- * Prints "layer rel_error=...", "generated: ...", and
- * "ppl=<value> tokens=<n> windows=<n>" (protocol: non-overlapping windows of
- * ctx tokens, the last partial one dropped, every token but the first of a
- * window scored). Exits non-zero with the library's message on failure. */
+ * Prints "layer rel_error=...", "generated: ...", "sampled: ...", and
+ * "ppl=<value> tokens=<n> windows=<n>" (protocol SPQR_PPL_SPQR:
+ * non-overlapping windows of ctx tokens, the last partial one dropped, every
+ * token but the first of a window scored). Exits non-zero with the
+ * library's message on failure. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,10 +50,31 @@ static int quantize_one_layer(void) {
     return rc;
 }
 
-static int32_t argmax(const float *v, int32_t n) {
-    int32_t best = 0;
-    for (int32_t i = 1; i < n; i++) if (v[i] > v[best]) best = i;
-    return best;
+/* The prompt, then 8 tokens from sampler one at a time; prints them after label. */
+static int generate(const spqr_model *m, spqr_session *s, float *logits, const char *label, float temperature,
+                    float top_p, uint64_t seed) {
+    const spqr_tokenizer *tok = spqr_model_tokenizer(m);
+    spqr_err e = {0};
+    spqr_sampler *sm = NULL;
+    if (spqr_sampler_create(spqr_model_config(m)->vocab_size, temperature, top_p, seed, &sm, &e) != SPQR_OK)
+        return fail("sampler", &e);
+    int32_t *ids = NULL, n_ids = 0, gen[8];
+    spqr_session_reset(s);
+    if (spqr_tokenizer_encode(tok, "The", 3, spqr_tokenizer_adds_bos(tok), &ids, &n_ids, &e) != SPQR_OK)
+        return fail("encode", &e);
+    if (spqr_session_forward(s, ids, n_ids, 0, logits, &e) != SPQR_OK) return fail("forward", &e);
+    for (int i = 0; i < 8; i++) {
+        gen[i] = spqr_sampler_sample(sm, logits);
+        if (spqr_session_forward(s, &gen[i], 1, 0, logits, &e) != SPQR_OK) return fail("forward", &e);
+    }
+    char *text = NULL;
+    size_t text_len = 0;
+    if (spqr_tokenizer_decode(tok, gen, 8, &text, &text_len, &e) != SPQR_OK) return fail("decode", &e);
+    printf("%s: %s\n", label, text);
+    free(text);
+    free(ids);
+    spqr_sampler_free(sm);
+    return 0;
 }
 
 static char *read_text(const char *path, size_t *len) {
@@ -81,28 +104,15 @@ int main(int argc, char **argv) {
     spqr_model *m = NULL;
     if (spqr_model_load(argv[1], NULL, &m, &e) != SPQR_OK) return fail("load model", &e);
     const spqr_tokenizer *tok = spqr_model_tokenizer(m);
+    int32_t *ids = NULL, n_ids = 0;
     int32_t vocab = spqr_model_config(m)->vocab_size;
     spqr_session *s = NULL;
     if (spqr_session_create(m, ctx, 1, &s, &e) != SPQR_OK) return fail("session", &e);
-    float *logits = malloc(sizeof(float) * (size_t)vocab * (size_t)ctx);
+    float *logits = malloc(sizeof(float) * (size_t)vocab);
     if (!logits) return 1;
 
-    /* generate: the prompt, then 8 greedy tokens one at a time */
-    int32_t *ids = NULL, n_ids = 0;
-    if (spqr_tokenizer_encode(tok, "The", 3, spqr_tokenizer_adds_bos(tok), &ids, &n_ids, &e) != SPQR_OK)
-        return fail("encode", &e);
-    int32_t gen[8];
-    if (spqr_session_forward(s, ids, n_ids, 0, logits, &e) != SPQR_OK) return fail("forward", &e);
-    for (int i = 0; i < 8; i++) {
-        gen[i] = argmax(logits, vocab);
-        if (spqr_session_forward(s, &gen[i], 1, 0, logits, &e) != SPQR_OK) return fail("forward", &e);
-    }
-    char *text = NULL;
-    size_t text_len = 0;
-    if (spqr_tokenizer_decode(tok, gen, 8, &text, &text_len, &e) != SPQR_OK) return fail("decode", &e);
-    printf("generated: %s\n", text);
-    free(text);
-    free(ids);
+    if (generate(m, s, logits, "generated", 0.0f, 1.0f, 0) || generate(m, s, logits, "sampled", 0.8f, 0.9f, 42))
+        return 1;
 
     /* perplexity over the text file */
     size_t len = 0;
@@ -110,22 +120,12 @@ int main(int argc, char **argv) {
     if (!body) { fprintf(stderr, "quantize_and_run: cannot read %s\n", argv[2]); return 1; }
     if (spqr_tokenizer_encode(tok, body, len, spqr_tokenizer_adds_bos(tok), &ids, &n_ids, &e) != SPQR_OK)
         return fail("encode", &e);
-    double nll = 0;
-    int64_t scored = 0;
-    int32_t windows = n_ids / ctx;
-    for (int32_t w = 0; w < windows; w++) {
-        spqr_session_reset(s);
-        if (spqr_session_forward(s, ids + (size_t)w * ctx, ctx, 1, logits, &e) != SPQR_OK) return fail("forward", &e);
-        for (int32_t i = 0; i + 1 < ctx; i++) {
-            const float *row = logits + (size_t)i * vocab;
-            double mx = row[argmax(row, vocab)], sum = 0;
-            for (int32_t v = 0; v < vocab; v++) sum += exp((double)row[v] - mx);
-            nll += mx + log(sum) - row[ids[(size_t)w * ctx + i + 1]];
-            scored++;
-        }
-    }
-    if (scored == 0) { fprintf(stderr, "quantize_and_run: text shorter than one window\n"); return 1; }
-    printf("ppl=%.6f tokens=%lld windows=%d\n", exp(nll / (double)scored), (long long)scored, windows);
+    spqr_eval_options o;
+    spqr_eval_options_default(&o);
+    o.ctx = ctx;
+    spqr_eval_result r;
+    if (spqr_model_perplexity_tokens(m, ids, n_ids, &o, &r, &e) != SPQR_OK) return fail("perplexity", &e);
+    printf("ppl=%.6f tokens=%lld windows=%d\n", r.ppl, (long long)r.n_scored, r.n_windows);
     free(ids);
     free(body);
     free(logits);

@@ -31,7 +31,7 @@ static void run_once(const uint8_t *data, size_t size, const spqr_kl_run *run) {
     spqr_kl_header h;
     spqr_err err;
     err.msg[0] = 0;
-    spqr_status s = spqr_kl_read_header(f, "fuzz.kl", run, &h, &err);
+    spqr_status s = spqri_kl_read_header(f, "fuzz.kl", run, &h, &err);
     if (s != SPQR_OK) {
         fuzz_check_reject(s, &err, FUZZ_BIT(SPQR_ERR_FORMAT) | FUZZ_BIT(SPQR_ERR_IO));
         fclose(f);
@@ -43,7 +43,7 @@ static void run_once(const uint8_t *data, size_t size, const spqr_kl_run *run) {
     float *row = malloc((size_t)h.vocab * sizeof *row);
     double kl = 0;
     for (uint64_t p = 0; p < h.n_positions; p++) {
-        s = spqr_kl_read_row(f, "fuzz.kl", h.vocab, p, row, &err);
+        s = spqri_kl_read_row(f, "fuzz.kl", h.vocab, p, row, &err);
         if (s != SPQR_OK) {
             fuzz_check_reject(s, &err, FUZZ_BIT(SPQR_ERR_FORMAT));
             break;

@@ -477,7 +477,7 @@ SPQR_API spqr_status spqr_session_forward(spqr_session *s, const int32_t *tokens
 typedef struct spqr_ktensor spqr_ktensor;
 
 typedef enum spqr_kernel_path {
-    SPQR_KERNEL_AUTO = 0,   /* env SPQR_KERNEL=scalar|avx2|avx512|avx512vnni|neon|neondot|avx2i8|exact if set, else the fastest the CPU runs */
+    SPQR_KERNEL_AUTO = 0,   /* env SPQR_KERNEL=scalar|avx2|avx512|avx512vnni|neon|neondot|avx2i8|avxvnni|vnni256|exact if set, else the fastest the CPU runs */
     SPQR_KERNEL_SCALAR = 1,
     SPQR_KERNEL_AVX2 = 2,   /* AVX2 + FMA + F16C */
     SPQR_KERNEL_AVX512 = 3, /* AVX-512 F/BW/VL/DQ */
@@ -492,7 +492,12 @@ typedef enum spqr_kernel_path {
     SPQR_KERNEL_NEON_DOTPROD = 6, /* aarch64 dotprod (SDOT), int8 activations as avx512vnni ("neondot") */
     /* AVX2 + FMA + F16C with int8 activations as avx512vnni ("avx2i8"; AUTO's
      * choice on x86-64 without AVX-512 VNNI + VBMI, SPQR_KERNEL=exact keeps avx2) */
-    SPQR_KERNEL_AVX2_I8 = 7
+    SPQR_KERNEL_AVX2_I8 = 7,
+    /* avx2i8 with 256-bit VNNI dot products (vpdpwssd / vpdpbusd), same
+     * results: the VEX-coded AVX-VNNI form ("avxvnni": Alder Lake and later,
+     * Zen 5) and the EVEX-coded AVX512-VNNI + VL form ("vnni256") */
+    SPQR_KERNEL_AVX_VNNI = 8,
+    SPQR_KERNEL_VNNI_256 = 9
 } spqr_kernel_path;
 
 /* Builds the runtime layout (t is not referenced afterwards). A forced path
@@ -542,6 +547,23 @@ typedef struct spqr_quantize_progress {
 } spqr_quantize_progress;
 typedef void (*spqr_quantize_progress_fn)(void *user, const spqr_quantize_progress *p);
 
+/* Scale-out of spqr_model_quantize over several processes
+ * (docs/quantize.md, "Scale-out"): the collective operations a run needs,
+ * supplied by the caller (the CLI implements them with MPI), so the
+ * library links no message-passing library. Every process of the job
+ * calls spqr_model_quantize with the same model, calibration and options
+ * and its own rank; rank 0 writes the checkpoints and the file. Each
+ * function is called by every rank in the same order and returns 0 on
+ * success; anything else fails the run (SPQR_ERR_IO). */
+typedef struct spqr_comm {
+    int32_t rank, size;        /* 0 <= rank < size */
+    void *user;
+    /* buf[0 .. n) = the element-wise sum of every rank's buf (exact: integers) */
+    int (*allreduce_sum_i64)(void *user, int64_t *buf, size_t n);
+    /* every rank's buf[0 .. bytes) = root's */
+    int (*bcast)(void *user, void *buf, size_t bytes, int32_t root);
+} spqr_comm;
+
 typedef struct spqr_quantize_options {
     spqr_quant_params params;
     int32_t nsamples;          /* calibration windows (default 128) */
@@ -573,6 +595,8 @@ typedef struct spqr_quantize_options {
     int32_t overwrite;         /* 1: an existing regular file at out_path that is not a .spqr model may be
                                   replaced (--force); 0: refused. Directories, devices, FIFOs and sockets
                                   are refused either way (docs/safety.md) */
+    const spqr_comm *comm;     /* NULL: one process; else this process's part of a scale-out job, whose
+                                  output is byte-identical to the one-process run's for any size */
 } spqr_quantize_options;
 
 SPQR_API void spqr_quantize_options_default(spqr_quantize_options *o);
@@ -630,6 +654,79 @@ typedef struct spqr_quantize_summary {
 SPQR_API spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens, int64_t n_tokens,
                                 const spqr_quantize_options *opt, const char *out_path,
                                 spqr_quantize_summary *summary, spqr_err *err);
+
+/* ------------------------------------------------------------------ */
+/* Evaluation: perplexity, KL against a saved base, sampling (docs/eval.md) */
+/* ------------------------------------------------------------------ */
+
+/* How text is cut and scored. SPQR_PPL_SPQR: tokens without BOS, cut into
+ * non-overlapping windows of ctx tokens (the last partial one dropped),
+ * every token of a window but its first scored. SPQR_PPL_LLAMACPP
+ * (llama.cpp's perplexity tool): BOS, where the tokenizer adds one, at the
+ * start of the text and in place of the first token of every window, only
+ * the second half of each window scored. The two are not comparable. */
+typedef enum spqr_ppl_protocol { SPQR_PPL_SPQR = 0, SPQR_PPL_LLAMACPP = 1 } spqr_ppl_protocol;
+
+typedef struct spqr_eval_progress {
+    int32_t window, n_windows; /* windows done (1-based), of */
+    double elapsed_s;          /* since the evaluation started (after session setup) */
+    double ppl;                /* over the windows done */
+    double tokens_per_s;       /* window tokens (scored or not) per second so far */
+} spqr_eval_progress;
+typedef void (*spqr_eval_progress_fn)(void *user, const spqr_eval_progress *p);
+
+typedef struct spqr_eval_options {
+    spqr_ppl_protocol protocol;  /* default SPQR_PPL_SPQR */
+    int32_t ctx;                 /* 0 = min(2048, max_position_embeddings) */
+    int32_t chunks;              /* 0 = all windows */
+    int32_t batch;               /* tokens per forward call; 0 = the window; 1 = the decode kernels */
+    int32_t n_threads;           /* >= 1 */
+    /* non-NULL: write the base log-prob distributions here, atomically; an
+     * existing file is replaced only if it is a base file, or with overwrite
+     * (never a directory, FIFO or device). At most 16 GB. */
+    const char *kl_base_out;
+    int32_t overwrite;           /* like --force for kl_base_out */
+    const char *kl_in;           /* non-NULL: compare with this base file (same protocol, ctx, vocab, tokens) */
+    const volatile int *cancel;  /* non-NULL and non-zero: stop between windows, SPQR_ERR_INTERRUPTED */
+    spqr_eval_progress_fn progress; void *progress_user; /* after every window; may be NULL */
+} spqr_eval_options;
+
+typedef struct spqr_eval_result {
+    double ppl, ppl_stderr, nll_mean;  /* exp(mean NLL); ppl * stderr of the mean NLL (llama.cpp's); mean NLL (nats) */
+    int64_t n_tokens, n_scored;       /* text tokens (with the protocol's BOS), scored positions */
+    int32_t n_windows, ctx;
+    int32_t has_kl;                   /* with kl_in: */
+    double kl_mean, kl_stderr, top1;  /* mean KL(base||this) (nats), its stderr, top-1 agreement in [0,1] */
+    double base_ppl;                  /* the base file's ppl */
+    double seconds, tokens_per_s;     /* evaluation time; window tokens per second */
+    double base_ppl_stderr;           /* the base file's ppl_stderr */
+    int64_t top1_count;               /* positions where base and this argmax agree (top1 = top1_count / n_scored) */
+} spqr_eval_result;
+
+SPQR_API void spqr_eval_options_default(spqr_eval_options *o);
+/* Evaluates text (UTF-8, len bytes) under opt: tokenized without BOS, then
+ * spqr_model_perplexity_tokens. Errors: SPQR_ERR_INVALID_ARG (empty text,
+ * fewer tokens than one window, ctx beyond max_position_embeddings),
+ * SPQR_ERR_FORMAT / SPQR_ERR_IO (a kl_in of another run, unreadable),
+ * SPQR_ERR_INTERRUPTED, SPQR_ERR_NOMEM; kl_base_out is left untouched on any error. */
+SPQR_API spqr_status spqr_model_perplexity(const spqr_model *m, const char *text, size_t len,
+                                           const spqr_eval_options *opt, spqr_eval_result *out, spqr_err *err);
+/* Same over already tokenized ids (no BOS handling beyond the protocol's). */
+SPQR_API spqr_status spqr_model_perplexity_tokens(const spqr_model *m, const int32_t *ids, int64_t n,
+                                                  const spqr_eval_options *opt, spqr_eval_result *out,
+                                                  spqr_err *err);
+
+/* Next-token sampling: greedy at temperature 0, otherwise softmax at the
+ * temperature then nucleus (top-p) sampling with the sampler's own RNG,
+ * seeded: the same seed gives the same tokens. */
+typedef struct spqr_sampler spqr_sampler;   /* opaque */
+/* temperature finite >= 0, top_p in (0, 1]; SPQR_ERR_INVALID_ARG otherwise. */
+SPQR_API spqr_status spqr_sampler_create(int32_t vocab, float temperature, float top_p, uint64_t seed,
+                                         spqr_sampler **out, spqr_err *err);
+SPQR_API void spqr_sampler_free(spqr_sampler *s);
+/* Next token from logits[vocab] (above temperature 0 the array is
+ * overwritten with probabilities); greedy (argmax, first on ties) at temperature 0. */
+SPQR_API int32_t spqr_sampler_sample(spqr_sampler *s, float *logits);
 
 #ifdef __cplusplus
 }

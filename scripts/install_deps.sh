@@ -4,7 +4,10 @@
 set -euo pipefail
 # python3-numpy and python3-torch: the export tests' independent readers
 # (tests/check_hf_export.py, tests/cli_hf_spqr.sh) run on Debian's python3.
-PKGS="build-essential cmake pkg-config libopenblas-dev libopenblas0-pthread liblapacke-dev libcjson-dev python3 python3-numpy python3-torch"
+# python3-pip and python3-setuptools: tests/cli_python_install.sh installs the bindings with pip, offline.
+# libopenmpi-dev and openmpi-bin: `spqr quantize` under mpirun (docs/quantize.md, "Scale-out")
+# and its test, tests/cli_quantize_mpi.sh (built without them, the CLI runs one process).
+PKGS="build-essential cmake pkg-config libopenblas-dev libopenblas0-pthread liblapacke-dev libcjson-dev python3 python3-numpy python3-torch python3-pip python3-setuptools libopenmpi-dev openmpi-bin"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command: install dependencies, build, and run the main job on the
-# default model: compress it with SpQR (preset 3.6bit), then its perplexity
+# default model: compress it with SpQR to 3.6 bits per parameter (preset 3.6bit,
+# a named whole-file budget), then its perplexity
 # and size next to fp16's, and a short greedy generation from both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ MODEL=models/default
 Q=build/default-3.6bit.spqr
 ppl() { "$SPQR" perplexity "$1" -f data/heldout.txt -c 256 --chunks 64 --json 2>/dev/null | sed -E 's/.*"ppl": ([0-9.]+).*/\1/'; }
 echo
-echo "== compress the default model with SpQR (preset 3.6bit; docs/quantize.md)"
+echo "== compress the default model with SpQR to a 3.6-bit file (preset 3.6bit; docs/quantize.md)"
 "$SPQR" quantize "$MODEL" -o "$Q" --calib data/calib.txt --preset 3.6bit --nsamples 64 --seqlen 256
 echo
 echo "== held-out perplexity (first 64 windows of 256 tokens of data/heldout.txt; bench/quality.sh scores all of it)"

@@ -28,7 +28,7 @@ expect_rc 1 "junk .spqr" "$SPQR" bench "$TMP/junk.spqr"; one_line "junk .spqr"
 # 2. fp16 default model vs a quick SpQR quantization of it, JSON
 head -c 6000 "$ROOT/data/calib.txt" >"$TMP/calib.txt"
 expect_rc 0 "quantize the default model (fast)" "$SPQR" quantize "$DEF" -o "$TMP/d.spqr" --calib "$TMP/calib.txt" \
-    --preset 3.6bit --nsamples 4 --seqlen 32 -t 2 -q
+    --preset paper-w3 --nsamples 4 --seqlen 32 -t 2 -q
 expect_rc 0 "bench fp16 vs .spqr --json" "$SPQR" bench "$DEF" "$TMP/d.spqr" -p 8 -n 4 -r 2 -t 2 --json
 [ "$(wc -l <"$TMP/out")" -eq 1 ] && ok "json is one line" || bad "json is not one line"
 /usr/bin/python3 - "$TMP/out" "$DEF/config.json" <<'EOF' && ok "json fields and values" || bad "json: $(head -c 600 "$TMP/out")"
@@ -45,7 +45,7 @@ q, kv = c["num_attention_heads"] * hd, c["num_key_value_heads"] * hd
 params = L * (H * q + 2 * H * kv + q * H + 3 * H * I) + V * H
 assert ms[0]["weight_bytes"] == 2 * params, (ms[0]["weight_bytes"], 2 * params)
 assert ms[0]["bits_per_param"] == 16, ms[0]
-assert 3.5 < ms[1]["bits_per_param"] < 5, ms[1]          # 3.6bit preset: ~4.3 stored bits
+assert 3.5 < ms[1]["bits_per_param"] < 5, ms[1]          # paper-w3 preset: ~4.3 stored bits
 assert ms[1]["weight_bytes"] < 0.5 * ms[0]["weight_bytes"], ms  # packed linears + dense fp16 head
 for m in ms:
     for k in ("path", "kind", "weight_bytes", "bits_per_param", "prompt_tokens", "prompt_tps", "prompt_tps_sd",

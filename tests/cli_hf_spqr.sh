@@ -23,8 +23,8 @@ one_line_error() {
 ppl() { "$SPQR" perplexity "$1" -f "$ROOT/data/heldout.txt" -c 128 --chunks 8 -t 2 --json 2>/dev/null |
     $PY -c 'import json,sys; print(repr(json.load(sys.stdin)["ppl"]))'; }
 
-expect_rc 0 "quantize the default model (3.6bit)" "$SPQR" quantize "$ROOT/models/default" -o "$TMP/q.spqr" \
-    --calib "$ROOT/data/calib.txt" --preset 3.6bit --nsamples 8 --seqlen 128 -t 2 -q
+expect_rc 0 "quantize the default model (paper-w3)" "$SPQR" quantize "$ROOT/models/default" -o "$TMP/q.spqr" \
+    --calib "$ROOT/data/calib.txt" --preset paper-w3 --nsamples 8 --seqlen 128 -t 2 -q
 expect_rc 0 "export hf-spqr" "$SPQR" export "$TMP/q.spqr" --to hf-spqr "$TMP/hs"
 
 # 1. what transformers' integration reads
@@ -105,8 +105,8 @@ expect_rc 0 "generate from the import" "$SPQR" generate "$TMP/imp.spqr" -p "Once
 if [ -x "$BUILD/gen_synthetic_llama" ]; then
     expect_rc 0 "synthetic checkpoint" "$BUILD/gen_synthetic_llama" "$TMP/syn" --layers 2 --hidden 64 --inter 128 \
         --heads 4 --kv-heads 2 --vocab 300 --ctx 128 --tokenizer "$ROOT/tests/fixtures/tiny_gqa/tokenizer.json"
-    expect_rc 0 "quantize it (3.6bit)" "$SPQR" quantize "$TMP/syn" -o "$TMP/syn.spqr" --calib "$ROOT/data/calib.txt" \
-        --preset 3.6bit --nsamples 4 --seqlen 64 -t 2 -q
+    expect_rc 0 "quantize it (paper-w3)" "$SPQR" quantize "$TMP/syn" -o "$TMP/syn.spqr" --calib "$ROOT/data/calib.txt" \
+        --preset paper-w3 --nsamples 4 --seqlen 64 -t 2 -q
     expect_rc 0 "export it as hf-spqr" "$SPQR" export "$TMP/syn.spqr" --to hf-spqr "$TMP/syn_hs"
     expect_rc 0 "import it back" "$SPQR" import "$TMP/syn_hs" -o "$TMP/syn_imp.spqr"
     expect_rc 0 "decode it by the format's rule" $PY "$ROOT/tools/hf_spqr_decode.py" "$TMP/syn_hs" "$TMP/syn_dec"
@@ -162,7 +162,7 @@ expect_rc 1 "import over another kind of file" "$SPQR" import "$TMP/hs" -o "$TMP
 expect_rc 0 "quantize tiny_gqa" "$SPQR" quantize "$ROOT/tests/fixtures/tiny_gqa" -o "$TMP/tiny.spqr" \
     --calib "$ROOT/data/calib.txt" --nsamples 2 --seqlen 32 -t 2 -q
 expect_rc 1 "72 columns refused" "$SPQR" export "$TMP/tiny.spqr" --to hf-spqr "$TMP/r1"; one_line_error "72 columns"
-grep -q 'multiples of 16' "$TMP/err" && grep -q '3.6bit' "$TMP/err" && ok "the refusal says what is supported" ||
+grep -q 'multiples of 16' "$TMP/err" && grep -q 'paper-w3' "$TMP/err" && ok "the refusal says what is supported" ||
     bad "refusal text: $(cat "$TMP/err")"
 [ ! -e "$TMP/r1" ] && ok "a refused export creates nothing" || bad "$TMP/r1 created"
 if [ -x "$BUILD/gen_synthetic_llama" ]; then

@@ -48,12 +48,12 @@ grep -q 'near-lossless' "$TMP/out" && grep -q -- '--resume' "$TMP/out" && grep -
 grep -qi 'not implemented' "$TMP/out" && bad "--help still calls something not implemented" || ok "--help: no refusal left"
 
 # 2. a successful run: report, info, perplexity and generate on the .spqr
-expect_rc 0 "quantize tiny (3.6bit)" "$SPQR" "${Q[@]}" -o "$TMP/a.spqr" --preset 3.6bit
+expect_rc 0 "quantize tiny (paper-w3)" "$SPQR" "${Q[@]}" -o "$TMP/a.spqr" --preset paper-w3
 grep -q 'measured from stored bytes' "$TMP/out" && grep -q '^mlp.down_proj ' "$TMP/out" && ok "report table printed" \
     || bad "no report: $(cat "$TMP/out")"
 [ ! -e "$TMP/a.spqr.partial" ] && ok "checkpoint dir removed" || bad "checkpoint dir left behind"
 expect_rc 0 "info" "$SPQR" info "$TMP/a.spqr"
-grep -q 'preset: 3.6bit' "$TMP/out" && grep -q 'wbits=3' "$TMP/out" && grep -q 'model.layers.1.mlp.down_proj.weight' "$TMP/out" \
+grep -q 'preset: paper-w3' "$TMP/out" && grep -q 'wbits=3' "$TMP/out" && grep -q 'model.layers.1.mlp.down_proj.weight' "$TMP/out" \
     && ok "info shows preset, knobs, per-layer rows" || bad "info output: $(head -c 600 "$TMP/out")"
 expect_rc 1 "info on a non-.spqr file" "$SPQR" info "$TMP/calib.txt"
 expect_rc 0 "perplexity of the .spqr" "$SPQR" perplexity "$TMP/a.spqr" -f "$TMP/calib.txt" -c 32 --json -t 2

@@ -64,6 +64,17 @@ whole_case() { # label model flags...
 G=$ROOT/tests/fixtures/tiny_gqa
 T=$ROOT/tests/fixtures/tiny_tied
 whole_case "tiny_gqa defaults (head, embedding quantized)" "$G"
+# the embedding is an item of the allocation: a setting of the grid, and at the
+# bottom of the range (every item at its cheapest) the cheapest one, w2 g128
+grep -Eq '^model\.embed_tokens\.weight .* w[2-8] g[0-9]+ (f16|q3)' "$TMP/info" && grep -Eq '^lm_head\.weight .* w[2-8] g' "$TMP/info" \
+    && ok "tiny_gqa: the embedding and the head got settings" \
+    || bad "tiny_gqa: embedding/head settings: $(grep -E '^(model\.embed_tokens|lm_head)' "$TMP/info" | head -3)"
+read -r lo hi <<<"$(range "$G" --target-bits 1)"
+B=$(awk -v lo="$lo" 'BEGIN { printf "%.2f", int(100 * lo + 1) / 100 }')
+expect_rc 0 "tiny_gqa --target-bits $B (bottom of the range)" "$SPQR" quantize "$G" -o "$TMP/lo.spqr" "${C[@]}" --target-bits "$B"
+"$SPQR" info "$TMP/lo.spqr" >"$TMP/info" 2>&1
+grep -Eq '^model\.embed_tokens\.weight .* w2 g128 f16' "$TMP/info" && ok "tiny_gqa: at $B bits the embedding is at w2 g128" \
+    || bad "tiny_gqa: at $B bits: $(grep -E '^model\.embed_tokens' "$TMP/info")"
 whole_case "tiny_gqa --dense-embed" "$G" --dense-embed
 whole_case "tiny_gqa --dense-head" "$G" --dense-head
 whole_case "tiny_tied defaults (one shared table)" "$T"
@@ -71,6 +82,9 @@ grep -Eq '^model\.embed_tokens\.weight .* w[2-8] g' "$TMP/info" && ! grep -q '^l
     && ok "tiny_tied: the shared table got a setting, no separate head" \
     || bad "tiny_tied: shared table: $(grep -E '^(model\.embed_tokens|lm_head)' "$TMP/info" | head -3)"
 whole_case "tiny_tied --tied-two-tables" "$T" --tied-two-tables
+grep -Eq '^model\.embed_tokens\.weight .* w[2-8] g' "$TMP/info" && grep -Eq '^lm_head\.weight .* w[2-8] g' "$TMP/info" \
+    && ok "tiny_tied --tied-two-tables: each table got its own setting" \
+    || bad "tiny_tied two tables: $(grep -E '^(model\.embed_tokens|lm_head)' "$TMP/info" | head -3)"
 whole_case "tiny_tied --dense-embed" "$T" --dense-embed
 whole_case "tiny_tied --dense-head" "$T" --dense-head
 whole_case "tiny_tied --dense-head --dense-embed" "$T" --dense-head --dense-embed
@@ -88,12 +102,6 @@ for B in 3.5 4.5; do
         || bad "tiny_tied: no setting for lm_head"
 done
 
-# named budgets: --preset 3.5bit measures 3.5 bits per quantized weight
-expect_rc 0 "--preset 3.5bit" "$SPQR" quantize "$ROOT/tests/fixtures/tiny_gqa" -o "$TMP/p.spqr" "${C[@]}" --preset 3.5bit
-"$SPQR" info "$TMP/p.spqr" >"$TMP/info" 2>&1
-lin=$(sed -nE 's/^allocated linears: .* ([0-9.]+) bits\/param measured.*/\1/p' "$TMP/info")
-near "$lin" 3.5 && ok "--preset 3.5bit: $lin bits per quantized weight" || bad "--preset 3.5bit: $lin bits"
-
 # 3. bad values: usage errors, one line
 expect_rc 2 "--target-bits abc" "$SPQR" quantize "$model" -o "$TMP/x.spqr" "${C[@]}" --target-bits abc
 expect_rc 2 "--target-bits 0" "$SPQR" quantize "$model" -o "$TMP/x.spqr" "${C[@]}" --target-bits 0
@@ -101,11 +109,12 @@ expect_rc 2 "both targets" "$SPQR" quantize "$model" -o "$TMP/x.spqr" "${C[@]}" 
 [ "$(wc -l <"$TMP/err")" -eq 1 ] && ok "one-line usage error" || bad "usage error: $(cat "$TMP/err")"
 [ -e "$TMP/x.spqr" ] && bad "an output was written" || ok "no output written"
 
-# 4. SIGINT after block 0, --resume: the identical file (the measurement is redone, deterministically)
+# 4. SIGINT after block 0, --resume: the identical file (the measurement and the
+# embedding's allocated table are redone, deterministically)
 if [ -x "$GEN" ]; then
     "$GEN" "$TMP/syn" --layers 6 --hidden 128 --inter 320 --heads 4 --kv-heads 2 --vocab 300 --ctx 256 \
         --tokenizer "$ROOT/tests/fixtures/tiny_gqa/tokenizer.json" >/dev/null 2>&1
-    S=(quantize "$TMP/syn" --calib "$TMP/calib.txt" --nsamples 64 --seqlen 64 -t 2 -q --target-bits-linears 3.5)
+    S=(quantize "$TMP/syn" --calib "$TMP/calib.txt" --nsamples 64 --seqlen 64 -t 2 -q --preset 3.5bit)
     expect_rc 0 "synthetic: uninterrupted reference run" "$SPQR" "${S[@]}" -o "$TMP/ref.spqr"
     "$SPQR" "${S[@]}" -o "$TMP/b.spqr" >"$TMP/out" 2>"$TMP/err" &
     pid=$!
@@ -118,8 +127,21 @@ if [ -x "$GEN" ]; then
     grep -Eq '[1-9][0-9]* block\(s\) restored' "$TMP/out" && ok "resume restored blocks" || bad "nothing restored: $(tail -2 "$TMP/out")"
     cmp -s "$TMP/ref.spqr" "$TMP/b.spqr" && ok "resumed file identical to the uninterrupted one" || bad "resumed file differs"
     "$SPQR" info "$TMP/ref.spqr" >"$TMP/info" 2>&1
-    lin=$(sed -nE 's/^allocated linears: .* ([0-9.]+) bits\/param measured.*/\1/p' "$TMP/info")
-    near "$lin" 3.5 && ok "synthetic: linears $lin bits for target 3.5" || bad "synthetic: linears $lin bits, target 3.5"
+    file=$(sed -nE 's/^whole file: ([0-9.]+) bits per model parameter.*/\1/p' "$TMP/info")
+    near "$file" 3.5 && ok "synthetic: --preset 3.5bit: whole file $file bits" || bad "synthetic: --preset 3.5bit: whole file $file bits"
+    grep -Eq '^model\.embed_tokens\.weight .* w[2-8] g' "$TMP/info" && ok "synthetic: the embedding got a setting" \
+        || bad "synthetic: no setting for the embedding"
+    # named budgets are their names in whole-file bits; the fixed recipe keeps its knobs
+    expect_rc 0 "synthetic: --preset 3.6bit" "$SPQR" quantize "$TMP/syn" -o "$TMP/p.spqr" --calib "$TMP/calib.txt" \
+        --nsamples 8 --seqlen 64 -t 2 -q --preset 3.6bit
+    "$SPQR" info "$TMP/p.spqr" >"$TMP/info" 2>&1
+    file=$(sed -nE 's/^whole file: ([0-9.]+) bits per model parameter.*/\1/p' "$TMP/info")
+    near "$file" 3.6 && ok "synthetic: --preset 3.6bit: whole file $file bits" || bad "synthetic: --preset 3.6bit: whole file $file bits"
+    expect_rc 0 "synthetic: --preset paper-w3" "$SPQR" quantize "$TMP/syn" -o "$TMP/p.spqr" --calib "$TMP/calib.txt" \
+        --nsamples 8 --seqlen 64 -t 2 -q --preset paper-w3
+    "$SPQR" info "$TMP/p.spqr" >"$TMP/info" 2>&1
+    grep -q 'wbits=3' "$TMP/info" && ! grep -q '^target:' "$TMP/info" && ok "synthetic: paper-w3 is the fixed w3 recipe" \
+        || bad "synthetic: paper-w3: $(grep -E 'wbits|^target' "$TMP/info" | head -2)"
 else
     bad "gen_synthetic_llama not found next to $SPQR"
 fi

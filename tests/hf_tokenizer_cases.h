@@ -20,25 +20,12 @@ typedef struct hf_cases {
     int n_text;
 } hf_cases;
 
-static char *hf_read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) { b[n] = 0; *len = (size_t)n; }
-    return b;
-}
-
 /* Loads the fixture and builds the texts in the generator's order. */
 static int hf_cases_load(hf_cases *h, const char *fix_dir) {
     char path[1024];
     snprintf(path, sizeof path, "%s/hf_tokenizer_cases.json", fix_dir);
     size_t n = 0;
-    char *json = hf_read_file(path, &n);
+    char *json = test_read_file(path, &n);
     CHECK_MSG(json != NULL, "cannot read %s", path);
     if (!json) return 0;
     h->root = cJSON_ParseWithLength(json, n);
@@ -106,7 +93,7 @@ static spqr_tokenizer *hf_load(const cJSON *e, const char *fix_dir, int *missing
     snprintf(path, sizeof path, "%s/../../%s", fix_dir, file);
     *missing = 0;
     size_t n = 0;
-    char *json = hf_read_file(path, &n);
+    char *json = test_read_file(path, &n);
     if (!json) { *missing = 1; return NULL; }
     char want[32];
     snprintf(want, sizeof want, "%016llx", (unsigned long long)hf_fnv1a64(json, n));

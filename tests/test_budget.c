@@ -2,13 +2,16 @@
  * on random toy instances the dynamic programme's loss equals the least
  * loss over every combination that fits the budget, and with coarse
  * rounding it never exceeds the budget and is at least as good as every
- * combination that fits budget - n_items * q. */
+ * combination that fits budget - n_items * q; with a minimum cost, the
+ * least loss among the combinations whose cost lies between it and the
+ * budget, when there is one. */
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "format/spqr_file.h"
 #include "format/tensor.h"
 #include "quant/budget.h"
+#include "quant/pipeline.h"
 #include "test_util.h"
 
 /* Size of an archive holding the first n of tensors t (names "a", "bb", "ccc", "dddd"). */
@@ -54,8 +57,8 @@ typedef struct {
     double err[MAXI * MAXO];
 } inst;
 
-/* Least loss over every choice with cost <= budget (INFINITY if none). */
-static double brute(const inst *p, uint64_t budget) {
+/* Least loss over every choice with min_cost <= cost <= budget (INFINITY if none). */
+static double brute_range(const inst *p, uint64_t min_cost, uint64_t budget) {
     int32_t idx[MAXI] = {0};
     double best = INFINITY;
     for (;;) {
@@ -67,12 +70,14 @@ static double brute(const inst *p, uint64_t budget) {
             e += p->err[off + idx[i]];
             off += p->no[i];
         }
-        if (c <= budget && e < best) best = e;
+        if (c <= budget && c >= min_cost && e < best) best = e;
         int32_t i = 0;
         while (i < p->n && ++idx[i] == p->no[i]) idx[i++] = 0;
         if (i == p->n) return best;
     }
 }
+
+static double brute(const inst *p, uint64_t budget) { return brute_range(p, 0, budget); }
 
 static void totals(const inst *p, const int32_t *ch, uint64_t *c, double *e) {
     *c = 0, *e = 0;
@@ -85,8 +90,11 @@ static void totals(const inst *p, const int32_t *ch, uint64_t *c, double *e) {
 }
 
 int main(void) {
+    /* the sensitivity is measured at gptq3's setting (pipeline_budget.c says why) */
+    CHECK(spqri_pipe_sens_setting >= 0 && spqri_pipe_sens_setting < spqri_budget_grid_n &&
+          !strcmp(spqri_budget_grid[spqri_pipe_sens_setting].label, "w3 g128 f16"));
     test_rng r = {0x9e3779b97f4a7c15ull};
-    int exact_ok = 0, coarse_ok = 0, infeasible_ok = 0;
+    int exact_ok = 0, met_ok = 0, coarse_ok = 0, infeasible_ok = 0;
     for (int t = 0; t < 300; t++) {
         inst p;
         p.n = 1 + (int32_t)(test_rng_next(&r) % MAXI);
@@ -111,16 +119,26 @@ int main(void) {
         double e;
         /* exact: units of one bit */
         spqr_err er = {0};
-        CHECK(spqri_budget_allocate(p.n, p.no, p.cost, p.err, budget, 1 << 20, ch, &er) == SPQR_OK);
+        CHECK(spqri_budget_allocate(p.n, p.no, p.cost, p.err, budget, 0, 1 << 20, ch, &er) == SPQR_OK);
         totals(&p, ch, &c, &e);
         const double best = brute(&p, budget);
         if (c <= budget && fabs(e - best) <= 1e-9) exact_ok++;
         else fprintf(stderr, "instance %d: cost %llu budget %llu loss %.9g brute force %.9g\n", t,
                      (unsigned long long)c, (unsigned long long)budget, e, best);
+        /* a budget to be met: the least loss among costs in [min_cost, budget] when any */
+        const uint64_t min_cost = budget - test_rng_next(&r) % (budget / 4 + 1);
+        CHECK(spqri_budget_allocate(p.n, p.no, p.cost, p.err, budget, min_cost, 1 << 20, ch, &er) == SPQR_OK);
+        totals(&p, ch, &c, &e);
+        const double in_range = brute_range(&p, min_cost, budget);
+        if (isfinite(in_range) ? c >= min_cost && c <= budget && fabs(e - in_range) <= 1e-9
+                               : c <= budget && fabs(e - best) <= 1e-9)
+            met_ok++;
+        else fprintf(stderr, "instance %d: [%llu, %llu]: cost %llu loss %.9g brute force %.9g\n", t,
+                     (unsigned long long)min_cost, (unsigned long long)budget, (unsigned long long)c, e, in_range);
         /* coarse: 8 units for the whole budget */
         const int64_t units = 8;
         const uint64_t q = (budget + units - 1) / units;
-        if (spqri_budget_allocate(p.n, p.no, p.cost, p.err, budget, units, ch, &er) == SPQR_OK) {
+        if (spqri_budget_allocate(p.n, p.no, p.cost, p.err, budget, 0, units, ch, &er) == SPQR_OK) {
             totals(&p, ch, &c, &e);
             const uint64_t slack = (uint64_t)p.n * q;
             const double bound = budget > slack ? brute(&p, budget - slack) : INFINITY;
@@ -134,12 +152,13 @@ int main(void) {
         /* below the cheapest allocation: refused with a message naming it */
         if (lo > 0) {
             er.msg[0] = 0;
-            if (spqri_budget_allocate(p.n, p.no, p.cost, p.err, lo - 1, 1 << 20, ch, &er) == SPQR_ERR_INVALID_ARG &&
+            if (spqri_budget_allocate(p.n, p.no, p.cost, p.err, lo - 1, 0, 1 << 20, ch, &er) == SPQR_ERR_INVALID_ARG &&
                 strstr(er.msg, "smallest allocation"))
                 infeasible_ok++;
         }
     }
     CHECK_MSG(exact_ok == 300, "%d of 300 exact allocations equal brute force", exact_ok);
+    CHECK_MSG(met_ok == 300, "%d of 300 allocations with a minimum cost equal brute force", met_ok);
     CHECK_MSG(coarse_ok == 300, "%d of 300 coarse allocations within their bound", coarse_ok);
     CHECK_MSG(infeasible_ok == 300, "%d of 300 infeasible budgets refused", infeasible_ok);
     /* the bytes a packed tensor adds to a file are what the budget counts: the

@@ -212,7 +212,7 @@ static void refusals(void) {
         CHECK_MSG(why && strstr(why, cases[c].msg), "case %d: %s", c, why ? why : "(accepted)");
         enc e;
         spqr_err e2 = {0};
-        CHECK(encode(t, &e, &e2) == SPQR_ERR_UNSUPPORTED && strstr(e2.msg, "3.6bit"));
+        CHECK(encode(t, &e, &e2) == SPQR_ERR_UNSUPPORTED && strstr(e2.msg, "paper-w3"));
         enc_free(&e);
         spqr_tensor_free(t);
     }

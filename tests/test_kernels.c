@@ -30,12 +30,14 @@ static spqr_tensor *random_tensor(const cfg *c, test_rng *rng) {
 }
 
 static const spqr_kernel_path PATHS[] = {SPQR_KERNEL_SCALAR, SPQR_KERNEL_AVX2, SPQR_KERNEL_AVX512, SPQR_KERNEL_AVX512_VNNI,
-                                         SPQR_KERNEL_NEON, SPQR_KERNEL_NEON_DOTPROD, SPQR_KERNEL_AVX2_I8};
+                                         SPQR_KERNEL_NEON, SPQR_KERNEL_NEON_DOTPROD, SPQR_KERNEL_AVX2_I8, SPQR_KERNEL_AVX_VNNI,
+                                         SPQR_KERNEL_VNNI_256};
 #define N_PATHS ((int)(sizeof PATHS / sizeof PATHS[0]))
 
 /* Paths that round activations to int8 (checked against W x^ and the int8 bound). */
 static int int8_path(spqr_kernel_path p) {
-    return p == SPQR_KERNEL_AVX512_VNNI || p == SPQR_KERNEL_NEON_DOTPROD || p == SPQR_KERNEL_AVX2_I8;
+    return p == SPQR_KERNEL_AVX512_VNNI || p == SPQR_KERNEL_NEON_DOTPROD || p == SPQR_KERNEL_AVX2_I8 || p == SPQR_KERNEL_AVX_VNNI ||
+           p == SPQR_KERNEL_VNNI_256;
 }
 
 static void run_cfg(const cfg *c, test_rng *rng, int n_batch) {
@@ -191,7 +193,7 @@ static void test_env_and_errors(test_rng *rng) {
     setenv("SPQR_KERNEL", "sse9", 1);
     CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_ERR_INVALID_ARG && kt == NULL);
     unsetenv("SPQR_KERNEL");
-    CHECK(spqr_ktensor_from_tensor(t, (spqr_kernel_path)9, &kt, &err) == SPQR_ERR_INVALID_ARG);
+    CHECK(spqr_ktensor_from_tensor(t, (spqr_kernel_path)(SPQR_KERNEL_VNNI_256 + 1), &kt, &err) == SPQR_ERR_INVALID_ARG);
     CHECK(spqr_ktensor_from_tensor(NULL, SPQR_KERNEL_AUTO, &kt, &err) != SPQR_OK);
     CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
     CHECK(spqr_ktensor_path(kt) != SPQR_KERNEL_AUTO);

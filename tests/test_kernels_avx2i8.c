@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "format/tensor.h"
+#include "kernels/cpu.h"
 #include "kernels/spqr_kernel.h"
 #include "spqr.h"
 #include "test_tensor_util.h"
@@ -35,6 +36,13 @@ static spqr_tensor *random_tensor(const cfg *c, test_rng *rng) {
 }
 
 static int runs;
+
+/* avx2i8 and its 256-bit VNNI twins (same source, vpdpwssd / vpdpbusd for
+ * vpmaddwd + vpaddd / vpmaddubsw): each that this CPU runs is checked
+ * against the references, and the twins against avx2i8 bit for bit (the
+ * integer dots are exact, the fp32 steps the same). */
+static const spqr_kernel_path PATHS[3] = {SPQR_KERNEL_AVX2_I8, SPQR_KERNEL_VNNI_256, SPQR_KERNEL_AVX_VNNI};
+static int twin_runs;
 
 static void run_cfg(const cfg *c, test_rng *rng, int n) {
     spqr_tensor *t = random_tensor(c, rng);
@@ -65,12 +73,23 @@ static void run_cfg(const cfg *c, test_rng *rng, int n) {
             bq[i] = q * (1 + 1e-5) + 1e-5 * eb + 1e-30;
         }
     }
+    float *Yref = malloc((size_t)(n + 1) * (size_t)n * R * 4); /* avx2i8's Y1 of batch nb at [nb * n * R] */
+    for (int pi = 0; pi < 3; pi++) {
+    const spqr_kernel_path path = PATHS[pi];
+    if (pi > 0 && !spqri_kt_path_supported(path)) continue;
     spqr_ktensor *kt = NULL;
-    CHECK_MSG(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AVX2_I8, &kt, &err) == SPQR_OK, "%s", err.msg);
+    CHECK_MSG(spqr_ktensor_from_tensor(t, path, &kt, &err) == SPQR_OK, "%s", err.msg);
     if (kt) {
-        CHECK(spqr_ktensor_path(kt) == SPQR_KERNEL_AVX2_I8);
+        CHECK(spqr_ktensor_path(kt) == path);
         for (int nb = 1; nb <= n; nb++) {
             CHECK(spqr_ktensor_matmul(kt, X, nb, Y1, 1, &err) == SPQR_OK);
+            float *yr = Yref + (size_t)nb * n * R;
+            if (pi == 0) memcpy(yr, Y1, (size_t)nb * R * 4);
+            else {
+                CHECK_MSG(memcmp(yr, Y1, (size_t)nb * R * 4) == 0, "%s differs from avx2i8 bits, n=%d w%d %dx%d",
+                          spqr_kernel_path_name(path), nb, c->wbits, c->rows, c->cols);
+                twin_runs++;
+            }
             CHECK(spqr_ktensor_matmul(kt, X, nb, Y2, 2, &err) == SPQR_OK);
             CHECK_MSG(memcmp(Y1, Y2, (size_t)nb * R * 4) == 0, "1 vs 2 threads differ, n=%d", nb);
             int bad_h = 0, bad_q = 0;
@@ -82,9 +101,9 @@ static void run_cfg(const cfg *c, test_rng *rng, int n) {
                 bad_q += !(fabs((double)Y1[i] - ye[i]) <= bq[i]);
             }
             CHECK_MSG(bad_h == 0 && bad_q == 0,
-                      "avx2i8 n=%d %dx%d w%d gs%d qs%d qz%d qq%d out%.2f perm%d ext%d: %d off W x^ (worst %.2f x tol), %d off the "
+                      "%s n=%d %dx%d w%d gs%d qs%d qz%d qq%d out%.2f perm%d ext%d: %d off W x^ (worst %.2f x tol), %d off the "
                       "int8 bound",
-                      nb, c->rows, c->cols, c->wbits, c->gs, c->qs, c->qz, c->qqgs, c->outlier_share, c->perm, c->extreme, bad_h,
+                      spqr_kernel_path_name(path), nb, c->rows, c->cols, c->wbits, c->gs, c->qs, c->qz, c->qqgs, c->outlier_share, c->perm, c->extreme, bad_h,
                       worst, bad_q);
             runs++;
             if (nb == 1) { /* the matvec entry and matvec_multi: the bits of matmul n = 1 */
@@ -99,6 +118,8 @@ static void run_cfg(const cfg *c, test_rng *rng, int n) {
         }
         spqr_ktensor_free(kt);
     }
+    }
+    free(Yref);
     free(W);
     free(X);
     free(xh);
@@ -212,18 +233,58 @@ static void test_selection(test_rng *rng) {
     kt = NULL;
     unsetenv("SPQR_KERNEL");
     CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AUTO, &kt, &err) == SPQR_OK);
-    /* AUTO: avx512vnni where the CPU has it, else avx2i8 */
-    const spqr_kernel_path want = spqri_kt_path_supported(SPQR_KERNEL_AVX512_VNNI) ? SPQR_KERNEL_AVX512_VNNI : SPQR_KERNEL_AVX2_I8;
+    /* AUTO: avx512vnni where the CPU has it, else the VNNI twins, else avx2i8 */
+    const spqr_kernel_path want = spqri_kt_path_supported(SPQR_KERNEL_AVX512_VNNI) ? SPQR_KERNEL_AVX512_VNNI
+                                  : spqri_kt_path_supported(SPQR_KERNEL_AVX_VNNI) ? SPQR_KERNEL_AVX_VNNI
+                                  : spqri_kt_path_supported(SPQR_KERNEL_VNNI_256) ? SPQR_KERNEL_VNNI_256
+                                                                                  : SPQR_KERNEL_AVX2_I8;
     CHECK_MSG(kt && spqr_ktensor_path(kt) == want, "auto picked %s", kt ? spqr_kernel_path_name(spqr_ktensor_path(kt)) : "-");
     /* switching an existing layout to and from the path */
     CHECK(spqr_ktensor_set_path(kt, SPQR_KERNEL_AVX2, &err) == SPQR_OK && spqr_ktensor_path(kt) == SPQR_KERNEL_AVX2);
     CHECK(spqr_ktensor_set_path(kt, SPQR_KERNEL_AVX2_I8, &err) == SPQR_OK && spqr_ktensor_path(kt) == SPQR_KERNEL_AVX2_I8);
-    CHECK(spqr_ktensor_set_path(kt, (spqr_kernel_path)(SPQR_KERNEL_AVX2_I8 + 1), &err) == SPQR_ERR_INVALID_ARG);
+    CHECK(spqr_ktensor_set_path(kt, (spqr_kernel_path)(SPQR_KERNEL_VNNI_256 + 1), &err) == SPQR_ERR_INVALID_ARG);
+    /* the twins: by name, refused where the CPU lacks them, AUTO's order */
+    setenv("SPQR_KERNEL", "vnni256", 1);
+    CHECK(spqr_ktensor_set_path(kt, SPQR_KERNEL_AUTO, &err) == (spqri_kt_path_supported(SPQR_KERNEL_VNNI_256) ? SPQR_OK : SPQR_ERR_UNSUPPORTED));
+    setenv("SPQR_KERNEL", "avxvnni", 1);
+    CHECK(spqr_ktensor_set_path(kt, SPQR_KERNEL_AUTO, &err) == (spqri_kt_path_supported(SPQR_KERNEL_AVX_VNNI) ? SPQR_OK : SPQR_ERR_UNSUPPORTED));
+    unsetenv("SPQR_KERNEL");
+    CHECK(!strcmp(spqr_kernel_path_name(SPQR_KERNEL_AVX_VNNI), "avxvnni") && !strcmp(spqr_kernel_path_name(SPQR_KERNEL_VNNI_256), "vnni256"));
     spqr_ktensor_free(kt);
     spqr_tensor_free(t);
 }
 
+/* The detector's VNNI flags against the kernel's own report (/proc/cpuinfo
+ * flags avx_vnni: CPUID 7.1 EAX bit 4; avx512_vnni, avx512vl), where it
+ * has one; x86-64 builds only (under qemu-aarch64 /proc/cpuinfo is the
+ * x86 host's). */
+static void test_detect(void) {
+#if !defined(__x86_64__)
+    return;
+#endif
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[8192];
+    int found = 0, vnni = 0, v512 = 0, vl = 0;
+    while (!found && fgets(line, sizeof line, f))
+        if (!strncmp(line, "flags", 5)) {
+            found = 1;
+            for (char *tok = strtok(strchr(line, ':') ? strchr(line, ':') + 1 : line, " \n"); tok; tok = strtok(NULL, " \n")) {
+                vnni |= !strcmp(tok, "avx_vnni");
+                v512 |= !strcmp(tok, "avx512_vnni");
+                vl |= !strcmp(tok, "avx512vl");
+            }
+        }
+    fclose(f);
+    if (!found) return;
+    const spqr_cpu c = spqr_cpu_detect();
+    CHECK_MSG(c.avxvnni == vnni && c.avx512vnni == v512 && c.avx512vl == vl, "detector avxvnni %d avx512vnni %d vl %d, cpuinfo %d %d %d",
+              c.avxvnni, c.avx512vnni, c.avx512vl, vnni, v512, vl);
+    printf("cpuinfo: avx_vnni %d, avx512_vnni %d, avx512vl %d (detector agrees)\n", vnni, v512, vl);
+}
+
 int main(void) {
+    test_detect();
     if (!spqri_kt_path_supported(SPQR_KERNEL_AVX2_I8)) {
         printf("note: this CPU has no AVX2 + FMA + F16C: avx2i8 tests skipped\n");
         spqr_err err;
@@ -273,6 +334,9 @@ int main(void) {
     run_cfg(&one, &rng, 1);
     cfg tall = {300, 17, 5, 8, 3, 3, 16, 0.1, 1, 0};
     run_cfg(&tall, &rng, 3);
-    printf("%d avx2i8 products checked\n", runs);
+    printf("%d avx2i8 / avxvnni / vnni256 products checked (%d of them twins against avx2i8 bits)\n", runs, twin_runs);
+    if (spqri_kt_path_supported(SPQR_KERNEL_VNNI_256)) CHECK(twin_runs > 0);
+    if (!spqri_kt_path_supported(SPQR_KERNEL_AVX_VNNI))
+        printf("note: no AVX-VNNI (VEX) on this CPU: avxvnni compiled, detected absent, not run; vnni256 (EVEX) ran in its place\n");
     TEST_SUMMARY();
 }

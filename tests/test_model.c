@@ -40,19 +40,6 @@ static int copy_file(const char *src, const char *dst, long max_bytes) {
     return 0;
 }
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); fclose(f); return NULL; }
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 static void write_text(const char *path, const char *s) {
     FILE *f = fopen(path, "wb");
     fputs(s, f);
@@ -61,7 +48,7 @@ static void write_text(const char *path, const char *s) {
 
 /* Replaces the first occurrence of `from` in a file with `to`. */
 static int patch_file(const char *path, const char *from, const char *to) {
-    char *s = read_text(path);
+    char *s = test_read_file(path, NULL);
     if (!s) return -1;
     char *p = strstr(s, from);
     if (!p) { free(s); return -1; }

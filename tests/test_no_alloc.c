@@ -88,7 +88,7 @@ static void check_forward(spqr_model *m, const char *label, int nt, float *out) 
 
 /* 1 when SPQR_KERNEL=name can load here (exact and auto always can). */
 static int runs_here(const char *name) {
-    for (spqr_kernel_path p = SPQR_KERNEL_SCALAR; p <= SPQR_KERNEL_AVX2_I8; p++)
+    for (spqr_kernel_path p = SPQR_KERNEL_SCALAR; p <= SPQR_KERNEL_VNNI_256; p++)
         if (!strcmp(spqr_kernel_path_name(p), name)) return spqri_kt_path_supported(p);
     return 1;
 }
@@ -154,7 +154,7 @@ int main(int argc, char **argv) {
     spqr_model_free(m);
 
     /* every path this CPU runs, by name as SPQR_KERNEL takes it */
-    const char *paths[] = {"scalar", "avx2", "avx2i8", "avx512", "avx512vnni", "neon", "neondot", "exact", "auto"};
+    const char *paths[] = {"scalar", "avx2", "avx2i8", "avxvnni", "vnni256", "avx512", "avx512vnni", "neon", "neondot", "exact", "auto"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         if (!runs_here(paths[i])) continue;
         setenv("SPQR_KERNEL", paths[i], 1);

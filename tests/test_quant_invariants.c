@@ -195,8 +195,9 @@ static void test_rtn(void) {
             rtn_brute(W, rows, cols, gs[gi], wb, bf);
             CHECK_MSG(memcmp(bf, r.What, sizeof(float) * rows * cols) == 0, "RTN w%d g%d differs from brute force", wb,
                       gs[gi]);
+            /* the engine evaluates A^T A in fp32 (docs/quantize.md, "Engine"): ~1e-7 relative */
             CHECK_NEAR(r.rep.rel_hessian_error, rel_error(W, r.What, H, rows, cols),
-                       1e-9 + 1e-7 * r.rep.rel_hessian_error);
+                       1e-9 + 1e-6 * r.rep.rel_hessian_error);
             result_free(&r);
         }
     free(bf);
@@ -220,7 +221,7 @@ static void test_errors_ordering(void) {
     CHECK(rtn.st == SPQR_OK && gptq.st == SPQR_OK);
     double e_rtn = rel_error(W, rtn.What, H, rows, cols), e_gptq = rel_error(W, gptq.What, H, rows, cols);
     CHECK_MSG(e_gptq < 0.9 * e_rtn, "GPTQ %g not below RTN %g", e_gptq, e_rtn);
-    CHECK_NEAR(gptq.rep.rel_hessian_error, e_gptq, 1e-7 * e_gptq);
+    CHECK_NEAR(gptq.rep.rel_hessian_error, e_gptq, 1e-6 * e_gptq); /* fp32 A^T A, as above */
     printf("rel error: RTN %.4e  GPTQ %.4e\n", e_rtn, e_gptq);
     result_free(&rtn);
     result_free(&gptq);
@@ -595,7 +596,33 @@ static void test_knob_limits(void) {
     free(H);
 }
 
+/* An outlier beyond fp16's range is refused with a line naming its row,
+ * whether the row is quantized in a group of 4 rows or alone (the last
+ * rows of a slice). tau is tiny, so the planted 1e6 is an outlier (at the
+ * default tau the bilevel fit absorbs it: its column's variance sets tau). */
+static void test_fp16_outlier_range(void) {
+    const int32_t rows = 10, cols = 64;
+    float *H = make_hessian(cols, 5, 0.5);
+    const int32_t bad_rows[] = {2, 9};
+    for (size_t k = 0; k < sizeof bad_rows / sizeof bad_rows[0]; k++) {
+        float *W = make_weight(rows, cols, 6, 0);
+        W[(size_t)bad_rows[k] * cols + 7] = 1e6f;
+        spqr_quant_params p;
+        spqr_quant_params_default(&p);
+        p.outlier_threshold = 1e-6f;
+        result r = quantize(W, rows, cols, H, &p, 1);
+        char want[64];
+        snprintf(want, sizeof want, "row %d ", (int)bad_rows[k]);
+        CHECK_MSG(r.st == SPQR_ERR_NUMERIC && strstr(r.err.msg, want) && strstr(r.err.msg, "fp16"),
+                  "fp16 outlier in row %d: status %d, '%s'", (int)bad_rows[k], (int)r.st, r.err.msg);
+        result_free(&r);
+        free(W);
+    }
+    free(H);
+}
+
 int main(void) {
+    test_fp16_outlier_range();
     test_blocksize_and_threads();
     test_rtn();
     test_errors_ordering();

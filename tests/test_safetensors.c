@@ -476,18 +476,8 @@ static int leftover_temps(void) {
     return n;
 }
 
-static void read_all(const char *path, char *buf, size_t cap) {
-    buf[0] = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return;
-    size_t n = fread(buf, 1, cap - 1, f);
-    buf[n] = 0;
-    fclose(f);
-}
-
 static void test_atomic(void) {
     spqr_err e = {0};
-    char buf[256];
     /* missing directory: clean failure, nothing created */
     spqr_st_writer *w = NULL;
     spqr_st_writer_create(&w, &e);
@@ -513,15 +503,17 @@ static void test_atomic(void) {
     memset(&e, 0, sizeof e);
     CHECK(spqr_file_write_atomic(dst, write_fail, NULL, &e) == SPQR_ERR_IO);
     CHECK(e.msg[0] && strstr(e.msg, dst));
-    read_all(dst, buf, sizeof buf);
-    CHECK(strcmp(buf, "OLD CONTENT") == 0);
+    char *got = test_read_file(dst, NULL);
+    CHECK(got && strcmp(got, "OLD CONTENT") == 0);
+    free(got);
     CHECK_MSG(leftover_temps() == 0, "temporary file left behind");
 
     /* a successful write replaces it, keeping its permissions */
     chmod(dst, 0600);
     CHECK(spqr_file_write_atomic(dst, write_text, "NEW", &e) == SPQR_OK);
-    read_all(dst, buf, sizeof buf);
-    CHECK(strcmp(buf, "NEW") == 0);
+    got = test_read_file(dst, NULL);
+    CHECK(got && strcmp(got, "NEW") == 0);
+    free(got);
     struct stat st;
     CHECK(stat(dst, &st) == 0 && (st.st_mode & 0777) == 0600);
     CHECK(leftover_temps() == 0);

@@ -22,12 +22,6 @@
 static const char *g_fix;
 static char g_tmp[] = "/tmp/spqr_special_ids.XXXXXX";
 
-/* The library's one whole-file reader (io/file.h); NULL on any failure. */
-static char *read_text(const char *path) {
-    char *s = NULL;
-    return spqr_file_read_text(path, (size_t)1 << 26, &s, NULL, NULL) == SPQR_OK ? s : NULL;
-}
-
 static void write_text(const char *dir, const char *name, const char *s) {
     char p[1024];
     snprintf(p, sizeof p, "%s/%s", dir, name);
@@ -131,7 +125,7 @@ static void model_dir(void) {
         CHECK(symlink(src, dst) == 0);
     }
     snprintf(src, sizeof src, "%s/tiny_gqa/config.json", g_fix);
-    g_config = read_text(src);
+    g_config = test_read_file(src, NULL);
     CHECK(g_config != NULL);
     if (!g_config) return;
 
@@ -140,7 +134,7 @@ static void model_dir(void) {
     spqr_model *m = load(SPQR_OK);
     if (m) {
         CHECK(eos_set_is(&m->cfg, 1, (const int32_t[]){0}));
-        char *orig = read_text(src);
+        char *orig = test_read_file(src, NULL);
         CHECK(orig && !strcmp(orig, g_config)); /* (the fixture itself is untouched) */
         free(orig);
         spqr_model_free(m);

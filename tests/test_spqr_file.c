@@ -170,18 +170,6 @@ static spqr_status write_fixture(const fixture *fx, const char *path, spqr_err *
     return s;
 }
 
-static uint8_t *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(sz > 0 ? (size_t)sz : 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
-}
-
 /* An exact-size 64-aligned copy, so ASan sees any read past the end. */
 static uint8_t *aligned_copy(const uint8_t *src, size_t n) {
     void *p = NULL;
@@ -314,7 +302,7 @@ static void test_round_trip(const fixture *fx, const char *path) {
 
     /* The same bytes through the in-memory entry point. */
     size_t n = 0;
-    uint8_t *raw = read_all(path, &n);
+    uint8_t *raw = (uint8_t *)test_read_file(path, &n);
     uint8_t *buf = aligned_copy(raw, n);
     s = spqr_archive_open_memory(buf, n, "mem", &a, &err);
     CHECK_MSG(s == SPQR_OK, "%s", err.msg);
@@ -360,7 +348,7 @@ static void test_writer(const fixture *fx, const char *dir, const char *path) {
     /* Existing file: replaced only by a successful finish. */
     CHECK(write_fixture(fx, path, &err) == SPQR_OK);
     size_t n0 = 0, n1 = 0;
-    uint8_t *before = read_all(path, &n0);
+    uint8_t *before = (uint8_t *)test_read_file(path, &n0);
     CHECK(spqr_archive_writer_create(path, &w, &err) == SPQR_OK);
     CHECK(spqr_archive_writer_add_config(w, "{\"x\":1}", &err) == SPQR_OK);
     CHECK(count_temps(dir) == 1);
@@ -390,7 +378,7 @@ static void test_writer(const fixture *fx, const char *dir, const char *path) {
     free(zq2);
     CHECK(spqr_archive_writer_add_dense(w, "ok", SPQR_DTYPE_F32, 2, SHAPE_F32, fx->f32, &err) == SPQR_OK);
     spqr_archive_writer_free(w); /* abandoned: no finish */
-    uint8_t *after = read_all(path, &n1);
+    uint8_t *after = (uint8_t *)test_read_file(path, &n1);
     CHECK(n0 == n1 && after && !memcmp(before, after, n0));
     CHECK(count_temps(dir) == 0);
     free(after);
@@ -415,7 +403,7 @@ static void test_writer(const fixture *fx, const char *dir, const char *path) {
     /* A write that fails mid-way (file size limit: EFBIG) poisons the
      * writer; finish fails, the old file survives, the temporary goes. */
     CHECK(write_fixture(fx, path, &err) == SPQR_OK);
-    before = read_all(path, &n0);
+    before = (uint8_t *)test_read_file(path, &n0);
     struct rlimit old_lim, lim;
     getrlimit(RLIMIT_FSIZE, &old_lim);
     void (*old_sig)(int) = signal(SIGXFSZ, SIG_IGN);
@@ -431,7 +419,7 @@ static void test_writer(const fixture *fx, const char *dir, const char *path) {
     CHECK_MSG(fs == SPQR_ERR_IO && err.msg[0], "finish after EFBIG: %d %s", (int)fs, err.msg);
     CHECK(spqr_archive_writer_add_config(w, "{}", &err) == SPQR_ERR_IO); /* poisoned */
     spqr_archive_writer_free(w);
-    after = read_all(path, &n1);
+    after = (uint8_t *)test_read_file(path, &n1);
     CHECK(n0 == n1 && after && !memcmp(before, after, n0));
     CHECK(count_temps(dir) == 0);
     free(before);
@@ -781,7 +769,7 @@ static void test_version1(const char *fixtures, const char *dir) {
     char path[1400];
     snprintf(path, sizeof path, "%s/spqr_fuzz_regressions/valid_tiny_bilevel_outliers_perm.spqr", fixtures);
     size_t n = 0;
-    uint8_t *file = read_all(path, &n);
+    uint8_t *file = (uint8_t *)test_read_file(path, &n);
     CHECK_MSG(file != NULL, "cannot read %s", path);
     if (!file) return;
     uint8_t *buf = aligned_copy(file, n);
@@ -993,7 +981,7 @@ static void test_fuzz_regressions(const char *fixtures) {
         char path[1400];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         size_t len = 0;
-        uint8_t *b = read_all(path, &len);
+        uint8_t *b = (uint8_t *)test_read_file(path, &len);
         CHECK_MSG(b && exercise(b, len), "regression input %s", e->d_name);
         free(b);
         n++;
@@ -1059,7 +1047,7 @@ int main(int argc, char **argv) {
     spqr_err err;
     CHECK(write_fixture(&fx, path, &err) == SPQR_OK);
     size_t n = 0;
-    uint8_t *file = read_all(path, &n);
+    uint8_t *file = (uint8_t *)test_read_file(path, &n);
     CHECK(file && n > 1000 && n % 1 == 0);
     if (getenv("SPQR_WRITE_SEEDS")) write_seeds(getenv("SPQR_WRITE_SEEDS"), file, n);
     CHECK(exercise(file, n));

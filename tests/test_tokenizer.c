@@ -23,19 +23,6 @@
 
 static const char *g_fix;
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) { b[n] = 0; *len = (size_t)n; }
-    return b;
-}
-
 static size_t unhex(const char *h, uint8_t *out) {
     size_t n = strlen(h) / 2;
     for (size_t i = 0; i < n; i++) {
@@ -308,7 +295,7 @@ static void nfc_checks(void) {
     char path[1024];
     snprintf(path, sizeof path, "%s/nfc_cases.txt", g_fix);
     size_t n = 0;
-    char *txt = read_file(path, &n);
+    char *txt = test_read_file(path, &n);
     CHECK_MSG(txt != NULL, "cannot read %s", path);
     if (!txt) return;
     int lines = 0, bad = 0;
@@ -528,7 +515,7 @@ static void bad_inputs(void) {
     char path[1024];
     snprintf(path, sizeof path, "%s/tok_sp.json", g_fix);
     size_t n = 0;
-    char *json = read_file(path, &n);
+    char *json = test_read_file(path, &n);
     CHECK(json != NULL);
     if (!json) return;
     for (size_t cut = 1; cut < n; cut += n / 37 + 1) {
@@ -572,7 +559,7 @@ int main(int argc, char **argv) {
     char path[1024];
     snprintf(path, sizeof path, "%s/tokenizer_cases.json", g_fix);
     size_t n = 0;
-    char *json = read_file(path, &n);
+    char *json = test_read_file(path, &n);
     CHECK_MSG(json != NULL, "cannot read %s", path);
     cJSON *root = json ? cJSON_Parse(json) : NULL;
     CHECK(root != NULL);

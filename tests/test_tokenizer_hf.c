@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
         char path[1024];
         snprintf(path, sizeof path, "%s/../../%s", fix, cJSON_GetStringValue(cJSON_GetObjectItem(e, "tokenizer_config")));
         size_t n = 0;
-        char *cfg = hf_read_file(path, &n);
+        char *cfg = test_read_file(path, &n);
         CHECK_MSG(cfg != NULL, "cannot read %s", path);
         spqr_err err = {0};
         if (cfg) CHECK_MSG(spqr_tokenizer_apply_config(t, cfg, n, &err) == SPQR_OK, "%s: %s", path, err.msg);

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/file.h"
+
 static int g_test_pass = 0, g_test_fail = 0;
 
 #define CHECK(cond)                                                                   \
@@ -38,6 +40,14 @@ static int g_test_pass = 0, g_test_fail = 0;
         printf("%d passed, %d failed\n", g_test_pass, g_test_fail);                   \
         return g_test_fail ? 1 : 0;                                                   \
     } while (0)
+
+/* A whole file through the library's one reader (io/file.h), malloc'ed and
+ * NUL-terminated (*len without the NUL; len may be NULL); NULL on any failure. */
+static inline char *test_read_file(const char *path, size_t *len) {
+    char *buf = NULL;
+    spqr_err e;
+    return spqr_file_read_text(path, (size_t)1 << 30, &buf, len, &e) == SPQR_OK ? buf : NULL;
+}
 
 /* Deterministic xorshift RNG so tests need no seeds from the environment. */
 typedef struct { unsigned long long s; } test_rng;

@@ -14,6 +14,7 @@
  *    head and lookup are that table; with tied_two_tables two packed tables
  *    (the RTN embedding for the lookup, the calibrated head), the
  *    parameters counted once. */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,9 +152,48 @@ int main(int argc, char **argv) {
     free(Eq);
     free(Er);
     free(Hid);
+    unlink(out);
+
+    /* 1b. --target-bits 6 on the whole file: the embedding is an item of the
+     * allocation with a setting; the bytes the allocation counted for it (its
+     * record's file_bytes, the writer's packed size) are its section's in the
+     * file, every byte is attributed, and the file meets the budget */
+    {
+        spqr_quantize_options ob = o;
+        ob.preset = NULL;
+        ob.target_bits = 6.0;
+        spqr_quantize_summary sb;
+        st = spqr_model_quantize(m, cal, n_cal, &ob, out, &sb, &err);
+        CHECK_MSG(st == SPQR_OK, "%s", err.msg);
+        check_accounting(out, &sb, m);
+        CHECK_MSG(fabs(sb.file_bits - 6.0) <= 0.02, "whole file %.4f bits for a budget of 6", sb.file_bits);
+        spqr_archive *a = NULL;
+        CHECK(spqr_archive_open(out, &a, &err) == SPQR_OK);
+        uint64_t section = 0;
+        for (int32_t i = 0; a && i < spqr_archive_count(a); i++)
+            if (!strcmp(spqr_archive_name(a, i), "model.embed_tokens.weight")) section = spqr_archive_tensor_bytes(a, i);
+        cJSON *meta = a ? cJSON_Parse(spqr_archive_metadata_json(a)) : NULL;
+        const cJSON *layer = NULL, *rec = NULL;
+        cJSON_ArrayForEach(layer, cJSON_GetObjectItemCaseSensitive(meta, "layers")) {
+            const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(layer, "name"));
+            if (nm && !strcmp(nm, "model.embed_tokens.weight")) rec = layer;
+        }
+        CHECK_MSG(rec && cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "setting")),
+                  "the embedding's record has no setting");
+        const double counted = rec ? cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(rec, "file_bytes")) : -1;
+        /* the same up to the name table's alignment padding, which the reader
+         * gives to the container and the writer's per-tensor count spreads */
+        CHECK_MSG(section > 0 && fabs(counted - (double)section) < 64, "embedding: %.0f bytes counted, %llu in the file",
+                  counted, (unsigned long long)section);
+        printf("--target-bits 6: whole file %.4f bits, embedding %s, %llu bytes\n", sb.file_bits,
+               rec ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "setting")) : "?",
+               (unsigned long long)section);
+        cJSON_Delete(meta);
+        if (a) spqr_archive_close(a);
+        unlink(out);
+    }
     free(cal);
     free(ev);
-    unlink(out);
 
     /* 2. tied: one table */
     spqr_model *mt = NULL;

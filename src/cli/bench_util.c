@@ -3,15 +3,9 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "cli/cli_util.h"
-
-double bench_cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "core/clock.h"
 
 uint64_t bench_llc_bytes(void) {
     FILE *f = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");
@@ -33,7 +27,7 @@ double bench_read_bandwidth(const float *buf, size_t n, int threads, int reps, d
     volatile float sink = 0;
     *best_cpu = 0;
     for (int rep = 0; rep < reps; rep++) {
-        double t0 = cli_now(), c0 = bench_cpu_s();
+        double t0 = cli_now(), c0 = spqri_cpu_s();
         float total = 0;
 #pragma omp parallel for num_threads(threads) reduction(+ : total) schedule(static)
         for (size_t blk = 0; blk < n / 4096; blk++) {
@@ -44,7 +38,7 @@ double bench_read_bandwidth(const float *buf, size_t n, int threads, int reps, d
                 for (int k = 0; k < 16; k++) acc[k] += p[i + k];
             for (int k = 0; k < 16; k++) total += acc[k];
         }
-        double dt = cli_now() - t0, dc = (bench_cpu_s() - c0) / threads;
+        double dt = cli_now() - t0, dc = (spqri_cpu_s() - c0) / threads;
         sink += total;
         double gbps = (double)(n / 4096 * 4096) * 4 / dt / 1e9, cg = (double)(n / 4096 * 4096) * 4 / dc / 1e9;
         if (gbps > best) best = gbps;

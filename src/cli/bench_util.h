@@ -7,9 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* CPU time of the whole process (all threads): on a shared, loaded machine
- * it counts the work done, not the time spent waiting for a core. */
-double bench_cpu_s(void);
 
 /* Size of the last-level cache from sysfs (32 MiB when unknown). */
 uint64_t bench_llc_bytes(void);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/bench_util.h"
+#include "core/clock.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "format/tensor.h"
@@ -39,13 +40,13 @@ static timing time_calls(call_fn fn, void *ctx, int copies, uint64_t bytes_per_c
     timing best = {0, 0, 0};
     for (int rep = 0; rep < reps; rep++) {
         int calls = 0;
-        double t0 = cli_now(), c0 = bench_cpu_s(), dt;
+        double t0 = cli_now(), c0 = spqri_cpu_s(), dt;
         do {
             if (fn(ctx, calls % copies)) return best;
             calls++;
             dt = cli_now() - t0;
         } while (dt < min_s);
-        const double cpu_us = (bench_cpu_s() - c0) / calls * 1e6;
+        const double cpu_us = (spqri_cpu_s() - c0) / calls * 1e6;
         const double us = dt / calls * 1e6, gbps = (double)bytes_per_call / (dt / calls) / 1e9;
         if (gbps > best.gbps) best.gbps = gbps, best.us = us;
         if (best.cpu_us == 0 || cpu_us < best.cpu_us) best.cpu_us = cpu_us;
@@ -90,7 +91,7 @@ static int copies_for(uint64_t bytes, uint64_t target) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: spqr bench-kernel [--shape OUTxIN[,OUTxIN...]] [--wbits B] [--outlier-share P]\n"
-            "                         [-t T] [--reps R] [--path scalar|avx2|avx2i8|avx512|avx512vnni|neon|neondot] [--in-cache] [--json]\n"
+            "                         [-t T] [--reps R] [--path scalar|avx2|avx2i8|avxvnni|vnni256|avx512|avx512vnni|neon|neondot] [--in-cache] [--json]\n"
             "  Times one-token matvecs on random packed tensors (beta1=beta2=16, 3-bit statistics)\n"
             "  with working sets >= 4x the last-level cache (--in-cache: one copy); GB/s counts\n"
             "  stored bytes. CPU-time columns divide by process CPU time / threads.\n"
@@ -175,11 +176,12 @@ int cmd_bench_kernel(int argc, char **argv) {
         } else if (!strcmp(a, "--path")) {
             /* every path by its one name (spqr_kernel_path_name), so a new path needs no edit here */
             path = SPQR_KERNEL_AUTO;
-            for (int k = SPQR_KERNEL_SCALAR; k <= SPQR_KERNEL_AVX2_I8; k++)
+            for (int k = SPQR_KERNEL_SCALAR; k <= SPQR_KERNEL_VNNI_256; k++)
                 if (!strcmp(v, spqr_kernel_path_name((spqr_kernel_path)k))) path = (spqr_kernel_path)k;
             if (path == SPQR_KERNEL_AUTO) {
                 fprintf(stderr,
-                        "spqr: bench-kernel: --path must be scalar, avx2, avx512, avx512vnni, neon, neondot or avx2i8, "
+                        "spqr: bench-kernel: --path must be scalar, avx2, avx512, avx512vnni, neon, neondot, avx2i8, avxvnni or "
+                        "vnni256, "
                         "got '%s'\n", v);
                 return 2;
             }

@@ -64,7 +64,7 @@ static void conv_truncate(conv *c, int32_t n) {
 typedef struct chat {
     const spqr_model *m;
     spqr_session *s;
-    spqr_sampler sm;
+    spqr_sampler *sm;
     float *logits;
     int32_t ctx, n_gen;
     int32_t *cache; /* [ctx] the tokens the session's KV cache holds */
@@ -122,7 +122,7 @@ static int turn(chat *C, char *line, spqr_err *err) {
     cli_text reply = {0};
     cli_stop why = CLI_STOP_LENGTH;
     int32_t n_done = 0, n_fed = C->n_cache;
-    spqr_status st = cli_stream_reply(C->s, C->ctx, C->m, &C->sm, C->logits, C->n_gen, -1, &g_interrupted, stdout,
+    spqr_status st = cli_stream_reply(C->s, C->ctx, C->m, C->sm, C->logits, C->n_gen, -1, &g_interrupted, stdout,
                                       C->cache, &n_fed, C->ctx, &reply, &why, &n_done, err);
     C->n_cache = n_fed < C->ctx ? n_fed : C->ctx;
     printf("\n");
@@ -189,7 +189,7 @@ int cmd_chat(int argc, char **argv) {
         C.n_keep = 1;
     }
     cli_gen_seed(&g);
-    if (spqr_sampler_init(&C.sm, cfg->vocab_size, g.temp, g.top_p, (uint64_t)g.seed, &err) ||
+    if (spqr_sampler_create(cfg->vocab_size, g.temp, g.top_p, (uint64_t)g.seed, &C.sm, &err) ||
         spqr_session_create(m, C.ctx, g.threads, &C.s, &err)) {
         cli_fail(CMD, err.msg, 1);
         goto done;
@@ -246,7 +246,7 @@ done:
     free(C.conv.owned);
     free(C.cache);
     free(C.logits);
-    spqr_sampler_free(&C.sm);
+    spqr_sampler_free(C.sm);
     spqr_session_free(C.s);
     spqr_model_free(m);
     return rc;

@@ -96,7 +96,7 @@ int cmd_generate(int argc, char **argv) {
     int32_t *ids = NULL, n_prompt = 0, ctx = g.ctx;
     float *logits = NULL;
     spqr_session *s = NULL;
-    spqr_sampler sm = {0};
+    spqr_sampler *sm = NULL;
 
     if (prompt_ids(m, prompt, chat, system, &ids, &n_prompt, &err)) { fail(err.msg); goto done; }
     if (n_prompt == 0) { fail("the prompt is empty and the model has no BOS token"); goto done; }
@@ -118,7 +118,7 @@ int cmd_generate(int argc, char **argv) {
     }
     /* Printed only once the run can start, so an error stays the only line on stderr. */
     cli_gen_seed(&g);
-    if (spqr_sampler_init(&sm, V, g.temp, g.top_p, (uint64_t)g.seed, &err)) { fail(err.msg); goto done; }
+    if (spqr_sampler_create(V, g.temp, g.top_p, (uint64_t)g.seed, &sm, &err)) { fail(err.msg); goto done; }
     if (spqr_session_create(m, ctx, g.threads, &s, &err)) { fail(err.msg); goto done; }
     logits = malloc((size_t)V * sizeof *logits);
     if (!logits) { fail("out of memory"); goto done; }
@@ -132,7 +132,7 @@ int cmd_generate(int argc, char **argv) {
     int32_t n_done = 0, n_decoded = 0;
     cli_stop why;
     double t1 = cli_now();
-    if (cli_stream_reply(s, ctx, m, &sm, logits, g.n_gen, chat ? -1 : ids[n_prompt - 1], NULL, stdout, NULL,
+    if (cli_stream_reply(s, ctx, m, sm, logits, g.n_gen, chat ? -1 : ids[n_prompt - 1], NULL, stdout, NULL,
                          &n_decoded, 0, NULL, &why, &n_done, &err)) {
         fail(err.msg);
         goto done;
@@ -144,7 +144,7 @@ int cmd_generate(int argc, char **argv) {
             n_prompt, t_prompt, n_prompt / t_prompt, n_done, n_decoded > 0 ? n_decoded / t_gen : 0.0, g.threads);
     rc = 0;
 done:
-    spqr_sampler_free(&sm);
+    spqr_sampler_free(sm);
     free(logits);
     free(ids);
     spqr_session_free(s);

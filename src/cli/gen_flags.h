@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "model/sampler.h"
 #include "spqr.h"
 
 typedef struct cli_gen_flags {

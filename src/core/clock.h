@@ -3,5 +3,8 @@
 #define SPQR_CORE_CLOCK_H
 
 double spqr_now_s(void);
+/* CPU seconds of the whole process (all threads): with other jobs on the
+ * cores, wall time alone overstates a computation's cost. */
+double spqri_cpu_s(void);
 
 #endif

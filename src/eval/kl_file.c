@@ -1,5 +1,5 @@
-/* KL base file reader (kl_file.h). Used by `spqr perplexity --kl` and
- * fuzzed by fuzz/fuzz_kl_file.c. */
+/* KL base files (kl_file.h): read by spqr_model_perplexity's kl_in (the
+ * reader is fuzzed by fuzz/fuzz_kl_file.c), written by its kl_base_out. */
 #include "eval/kl_file.h"
 
 #include <math.h>
@@ -10,7 +10,7 @@
 
 _Static_assert(sizeof(spqr_kl_header) == 56, "spqr_kl_header must have the on-disk layout");
 
-spqr_status spqr_kl_read_header(FILE *f, const char *path, const spqr_kl_run *run, spqr_kl_header *out,
+spqr_status spqri_kl_read_header(FILE *f, const char *path, const spqr_kl_run *run, spqr_kl_header *out,
                                 spqr_err *err) {
     spqr_kl_header h;
     if (fseeko(f, 0, SEEK_SET) != 0) return spqr_err_set(err, SPQR_ERR_IO, "%s: cannot seek (not a regular file?)", path);
@@ -59,7 +59,7 @@ spqr_status spqr_kl_read_header(FILE *f, const char *path, const spqr_kl_run *ru
     return SPQR_OK;
 }
 
-spqr_status spqr_kl_read_row(FILE *f, const char *path, uint32_t vocab, uint64_t position, float *row,
+spqr_status spqri_kl_read_row(FILE *f, const char *path, uint32_t vocab, uint64_t position, float *row,
                              spqr_err *err) {
     if (fread(row, 4, vocab, f) != vocab)
         return spqr_err_set(err, SPQR_ERR_IO, "read error on %s (position %llu)", path, (unsigned long long)position);
@@ -69,4 +69,29 @@ spqr_status spqr_kl_read_row(FILE *f, const char *path, uint32_t vocab, uint64_t
                                 "%s: position %llu, token %u: %g is not a log-probability (corrupt file)", path,
                                 (unsigned long long)position, v, (double)row[v]);
     return SPQR_OK;
+}
+
+int spqri_kl_is_base_file(const uint8_t *head, size_t n) { return n >= 8 && !memcmp(head, SPQR_KL_MAGIC, 8); }
+
+static spqr_status write_all(FILE *f, const char *path, const void *p, size_t n, spqr_err *err) {
+    return fwrite(p, 1, n, f) == n ? SPQR_OK : spqr_err_set(err, SPQR_ERR_IO, "write error on %s", path);
+}
+
+spqr_status spqri_kl_write_header(FILE *f, const char *path, const spqr_kl_run *run, double ppl, double ppl_stderr,
+                                  int with_tokens, spqr_err *err) {
+    spqr_kl_header h = {{0}, SPQR_KL_VERSION, run->protocol, run->ctx, run->vocab, run->n_windows, run->first,
+                        run->n_positions, ppl, ppl_stderr};
+    memcpy(h.magic, SPQR_KL_MAGIC, 8);
+    if (fseeko(f, 0, SEEK_SET) != 0) return spqr_err_set(err, SPQR_ERR_IO, "%s: cannot seek", path);
+    spqr_status st = write_all(f, path, &h, sizeof h, err);
+    for (uint32_t w = 0; with_tokens && w < run->n_windows && !st; w++)
+        for (uint32_t j = 0; j < run->ctx && !st; j++) {
+            const int32_t t = j == 0 && run->window_bos >= 0 ? run->window_bos : run->ids[(size_t)w * run->ctx + j];
+            st = write_all(f, path, &t, 4, err);
+        }
+    return st;
+}
+
+spqr_status spqri_kl_write_row(FILE *f, const char *path, uint32_t vocab, const float *row, spqr_err *err) {
+    return write_all(f, path, row, (size_t)vocab * 4, err);
 }

@@ -147,15 +147,21 @@ spqr_status spqr_file_read_text(const char *path, size_t max_bytes, char **out, 
     return SPQR_OK;
 }
 
+int spqr_path_join_into(char *out, size_t cap, const char *dir, const char *name) {
+    const int bare = !dir || !*dir || name[0] == '/';
+    const size_t a = bare ? 0 : strlen(dir), b = strlen(name);
+    const int slash = !bare && dir[a - 1] != '/';
+    if (a + (size_t)slash + b + 1 > cap) return -1;
+    memcpy(out, dir, a);
+    if (slash) out[a] = '/';
+    memcpy(out + a + slash, name, b + 1);
+    return 0;
+}
+
 char *spqr_path_join(const char *dir, const char *name) {
-    if (!dir || !*dir || name[0] == '/') return strdup(name);
-    size_t a = strlen(dir), b = strlen(name);
-    int slash = dir[a - 1] != '/';
-    char *s = malloc(a + (size_t)slash + b + 1);
-    if (!s) return NULL;
-    memcpy(s, dir, a);
-    if (slash) s[a] = '/';
-    memcpy(s + a + slash, name, b + 1);
+    const size_t cap = (dir ? strlen(dir) : 0) + strlen(name) + 2;
+    char *s = malloc(cap);
+    if (s && spqr_path_join_into(s, cap, dir, name)) { free(s); s = NULL; }
     return s;
 }
 
@@ -183,4 +189,30 @@ spqr_status spqr_file_write_atomic(const char *path, spqr_write_fn fn, void *use
         return st;
     }
     return spqr_atomic_commit(&af, err);
+}
+
+spqr_status spqri_file_read_in_dir(const char *dir, const char *name, size_t max_bytes, int optional, char **out,
+                                   size_t *len, spqr_err *err) {
+    *out = NULL;
+    if (len) *len = 0;
+    char *path = spqr_path_join(dir, name);
+    if (!path) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    struct stat sb;
+    spqr_status st = SPQR_OK;
+    if (stat(path, &sb) == 0 || errno != ENOENT) st = spqr_file_read_text(path, max_bytes, out, len, err);
+    else if (!optional) st = spqr_err_set(err, SPQR_ERR_IO, "%s: no %s in the directory", dir, name);
+    free(path);
+    return st;
+}
+
+ssize_t spqri_file_read_head(int fd, void *buf, size_t cap) {
+    size_t n = 0;
+    while (n < cap) {
+        ssize_t r = read(fd, (char *)buf + n, cap - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return n ? (ssize_t)n : -1;
+        if (r == 0) break;
+        n += (size_t)r;
+    }
+    return (ssize_t)n;
 }

@@ -38,6 +38,19 @@ void spqr_file_unmap(spqr_mapped_file *m);
 spqr_status spqr_file_read_text(const char *path, size_t max_bytes, char **out, size_t *len,
                                 spqr_err *err);
 
+/* Reads up to cap bytes from fd's position (a fresh fd: the file's start),
+ * retrying on EINTR:
+ * what sniffing a file's kind by its first bytes needs. Returns the count,
+ * or -1 with errno set. */
+ssize_t spqri_file_read_head(int fd, void *buf, size_t cap);
+
+/* spqr_file_read_text of dir/name (a model directory's side files). A
+ * missing file is SPQR_OK with *out NULL when optional, else SPQR_ERR_IO
+ * "DIR: no NAME in the directory"; something of another kind there (a FIFO,
+ * a directory) is refused as such. */
+spqr_status spqri_file_read_in_dir(const char *dir, const char *name, size_t max_bytes, int optional, char **out,
+                                   size_t *len, spqr_err *err);
+
 /* Writes the file through fn, which returns 0 on success and non-zero on
  * failure (fn may fill err itself; otherwise a generic write error is
  * reported). The bytes go to a temporary file in the destination's
@@ -50,6 +63,8 @@ spqr_status spqr_file_write_atomic(const char *path, spqr_write_fn fn, void *use
 /* "dir/name" (no doubled '/'; name returned alone when dir is empty or name
  * is absolute). malloc'ed; NULL only when out of memory. */
 char *spqr_path_join(const char *dir, const char *name);
+/* The same into out[cap]: 0, or -1 (out unspecified) when it does not fit. */
+int spqr_path_join_into(char *out, size_t cap, const char *dir, const char *name);
 
 /* Directory part of path ("." when there is none). malloc'ed or NULL. */
 char *spqr_path_dirname(const char *path);

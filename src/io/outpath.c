@@ -57,7 +57,7 @@ static int is_ours(const char *path, spqr_out_recognizer ours) {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return 0;
     uint8_t head[SPQR_OUT_HEAD_BYTES];
-    ssize_t n = read(fd, head, sizeof head);
+    ssize_t n = spqri_file_read_head(fd, head, sizeof head);
     close(fd);
     return n > 0 && ours(head, (size_t)n);
 }

@@ -4,7 +4,9 @@
 
 #include <string.h>
 
-#if defined(__aarch64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#elif defined(__aarch64__) && defined(__GNUC__)
 #include <sys/auxv.h>
 #endif
 
@@ -23,7 +25,9 @@ spqr_cpu spqr_cpu_detect(void) {
     c.avx512vnni = __builtin_cpu_supports("avx512vnni") != 0;
     c.avx512vbmi = __builtin_cpu_supports("avx512vbmi") != 0;
     c.avx512vbmi2 = __builtin_cpu_supports("avx512vbmi2") != 0;
-    c.avxvnni = __builtin_cpu_supports("avxvnni") != 0;
+    /* AVX-VNNI: CPUID leaf 7 subleaf 1 EAX bit 4 (its YMM state is AVX2's, checked above) */
+    unsigned a = 0, b = 0, cx = 0, d = 0;
+    if (c.avx2 && __get_cpuid_max(0, NULL) >= 7 && __get_cpuid_count(7, 1, &a, &b, &cx, &d)) c.avxvnni = (a >> 4) & 1u;
 #elif defined(__aarch64__) && defined(__GNUC__)
     const unsigned long hw = getauxval(AT_HWCAP);
     c.neon = (hw & HWCAP_ASIMD) != 0;

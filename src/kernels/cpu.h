@@ -22,6 +22,9 @@ static inline int spqr_cpu_has_avx2(const spqr_cpu *c) { return c->avx2 && c->fm
 static inline int spqr_cpu_has_avx512(const spqr_cpu *c) {
     return spqr_cpu_has_avx2(c) && c->avx512f && c->avx512bw && c->avx512vl && c->avx512dq;
 }
+/* 256-bit VNNI: VEX-coded (AVX-VNNI), or EVEX-coded (AVX512-VNNI + VL) */
+static inline int spqr_cpu_has_avx_vnni(const spqr_cpu *c) { return spqr_cpu_has_avx2(c) && c->avxvnni; }
+static inline int spqr_cpu_has_vnni_256(const spqr_cpu *c) { return spqr_cpu_has_avx2(c) && c->avx512vl && c->avx512vnni; }
 static inline int spqr_cpu_has_avx512_vnni(const spqr_cpu *c) {
     return spqr_cpu_has_avx512(c) && c->avx512vnni && c->avx512vbmi && c->avx512vbmi2;
 }

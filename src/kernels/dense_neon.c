@@ -51,9 +51,9 @@ static void widen_f16_neon(const uint16_t *src, float *dst, size_t n) {
 }
 
 const spqr_dense_ops spqri_dense_ops_neon = {"neon", has_neon, {dot_f32_neon, dot_f16_neon, dot_bf16_neon}, NULL,
-                                       widen_f16_neon, dense_widen_bf16_scalar};
+                                       widen_f16_neon, dense_widen_bf16_scalar, NULL};
 #else
 /* Never picked here (the detector finds no NEON): the scalar kernels, so the table exists on every target. */
 const spqr_dense_ops spqri_dense_ops_neon = {"neon", has_neon, DENSE_SCALAR_DOTS, NULL, dense_widen_f16_scalar,
-                                       dense_widen_bf16_scalar};
+                                       dense_widen_bf16_scalar, NULL};
 #endif

@@ -36,8 +36,15 @@ typedef struct spqr_kernel_ops {
 } spqr_kernel_ops;
 
 /* One table per path, in the path's file. */
-extern const spqr_kernel_ops spqri_kt_ops_scalar, spqri_kt_ops_avx2, spqri_kt_ops_avx2i8, spqri_kt_ops_avx512, spqri_kt_ops_avx512vnni, spqri_kt_ops_neon,
-    spqri_kt_ops_neondot;
+extern const spqr_kernel_ops spqri_kt_ops_scalar, spqri_kt_ops_avx2, spqri_kt_ops_avx2i8, spqri_kt_ops_avxvnni, spqri_kt_ops_vnni256,
+    spqri_kt_ops_avx512, spqri_kt_ops_avx512vnni, spqri_kt_ops_neon, spqri_kt_ops_neondot;
+
+/* avx2i8's prepare and one-input preparation (spqr_kernel_avx2i8.c), which
+ * its VNNI twins share. */
+void spqri_kt_prepare_avx2i8(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
+                             kt_input *in);
+void spqri_kt_prep_bytes_avx2(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at,
+                              int32_t n);
 
 /* The table of a resolved path (SCALAR .. AVX2_I8), NULL for AUTO or junk. */
 const spqr_kernel_ops *spqri_kt_ops_of(spqr_kernel_path p);
@@ -91,6 +98,10 @@ typedef struct spqr_dense_ops {
     void (*dot4_f16)(const uint16_t *w, size_t stride, const float *x, int32_t n, float out[4]);
     void (*widen_f16)(const uint16_t *src, float *dst, size_t n);
     void (*widen_bf16)(const uint16_t *src, float *dst, size_t n);
+    /* fp16 batch product Y[t][r] = sum_k X[t][k] W[r][k], rows [0, nr) of
+     * W [nr][K], n inputs X [n][K], Y row stride ldy; NULL where the path
+     * has none (linear.c then widens tiles to fp32 for sgemm) */
+    void (*gemm_f16)(const uint16_t *W, int32_t nr, const float *X, int32_t n, int32_t K, float *Y, size_t ldy);
 } spqr_dense_ops;
 
 /* One table per dense path file (kernels/dense_*.c). */

@@ -214,13 +214,12 @@ void spqri_kt_prepare_i8_avx512(const spqr_ktensor *kt, const float *x, float *x
 /* Its scalar reference (xp: [padcols] scratch), kept for the tests. */
 void spqri_kt_prepare_i8_ref(const spqr_ktensor *kt, const float *x, float *xp, float *xs, float *xq, int32_t *xa, float *at);
 
-/* avx2i8 path (spqr_kernel_avx2i8.c): the avx512vnni int8 rule on AVX2.
+/* avx2i8 path (spqr_kernel_avx2i8.c, and its VNNI twins avxvnni, vnni256):
+ * the avx512vnni int8 rule on AVX2.
  * Its matvec reads, per column tile, KT_XW dwords of int16 activation
  * pairs (one per vpmaddwd of the tile, see the file) instead of the 16
  * int8 bytes; its matmul reads the avx512vnni layout. */
 #define KT_XW 8
-void spqri_kt_matvec_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
-void spqri_kt_matmul_avx2i8(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y);
 /* spqri_kt_prepare_i8_avx512's outputs with AVX2 (the same int8 codes, scales
  * and x^). words = 0: xa as avx512vnni ([n_ctiles][n][KT_XOPS], input
  * slot as there); words = 1 (n = 1, the matvec): xa [n_ctiles][KT_XW]

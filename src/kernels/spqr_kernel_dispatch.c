@@ -17,10 +17,13 @@
 #include "kernels/kernels.h"
 
 /* Every path in AUTO's order of preference: int8 activations first
- * (avx512vnni, then avx2i8: faster than exact avx512 too), then the exact
+ * (avx512vnni, then the 256-bit VNNI twins of avx2i8 (avxvnni, vnni256:
+ * Cascade Lake has AVX512-VNNI without VBMI), then avx2i8: faster than
+ * exact avx512 too), then the exact
  * ones fastest first; SPQR_KERNEL=exact takes the first exact one. */
-static const spqr_kernel_ops *const ALL[] = {&spqri_kt_ops_avx512vnni, &spqri_kt_ops_avx2i8, &spqri_kt_ops_avx512, &spqri_kt_ops_avx2,
-                                             &spqri_kt_ops_neondot,    &spqri_kt_ops_neon,   &spqri_kt_ops_scalar};
+static const spqr_kernel_ops *const ALL[] = {&spqri_kt_ops_avx512vnni, &spqri_kt_ops_avxvnni, &spqri_kt_ops_vnni256, &spqri_kt_ops_avx2i8,
+                                             &spqri_kt_ops_avx512,     &spqri_kt_ops_avx2,    &spqri_kt_ops_neondot, &spqri_kt_ops_neon,
+                                             &spqri_kt_ops_scalar};
 #define N_ALL (sizeof ALL / sizeof ALL[0])
 
 const spqr_kernel_ops *spqri_kt_ops_of(spqr_kernel_path p) {

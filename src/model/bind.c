@@ -130,3 +130,22 @@ spqr_status spqri_model_check_unused(const spqr_model *m, const char *name, spqr
     return spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s is not used by the model (not a weight of a %s model)", shown,
                         m->hp.arch->model_type);
 }
+
+static const struct { spqr_dtype dtype; spqr_linear_kind kind; } dense_kinds[3] = {
+    {SPQR_DTYPE_F32, SPQR_LINEAR_F32}, {SPQR_DTYPE_F16, SPQR_LINEAR_F16}, {SPQR_DTYPE_BF16, SPQR_LINEAR_BF16}};
+
+spqr_status spqri_linear_kind_of_dtype(spqr_dtype dtype, const char *name, spqr_linear_kind *kind, spqr_err *err) {
+    for (int i = 0; i < 3; i++)
+        if (dense_kinds[i].dtype == dtype) {
+            *kind = dense_kinds[i].kind;
+            return SPQR_OK;
+        }
+    return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "tensor %s has dtype %s (expected F32, F16 or BF16)", name,
+                        spqr_dtype_name(dtype));
+}
+
+spqr_dtype spqri_linear_kind_dtype(spqr_linear_kind kind) {
+    for (int i = 0; i < 3; i++)
+        if (dense_kinds[i].kind == kind) return dense_kinds[i].dtype;
+    return SPQR_DTYPE_F32;
+}

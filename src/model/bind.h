@@ -21,6 +21,12 @@ typedef spqr_status (*model_bind_vec_fn)(spqr_model *m, const char *name, int32_
 spqr_status spqri_model_bind_layers(spqr_model *m, model_bind_linear_fn linear, model_bind_vec_fn vec, int hf_names,
                               spqr_err *err);
 
+/* The dense linear kind storing a checkpoint tensor's dtype: F32, F16 or
+ * BF16, else SPQR_ERR_UNSUPPORTED naming the tensor. */
+spqr_status spqri_linear_kind_of_dtype(spqr_dtype dtype, const char *name, spqr_linear_kind *kind, spqr_err *err);
+/* The dtype a dense kind stores (F32 for anything else). */
+spqr_dtype spqri_linear_kind_dtype(spqr_linear_kind kind);
+
 /* Sets m->embed_scale from the family and the embedding's dtype (m->embed
  * bound): Gemma's sqrt(hidden) rounded to that dtype, as transformers does. */
 void spqri_model_set_embed_scale(spqr_model *m);

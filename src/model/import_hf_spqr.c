@@ -28,14 +28,6 @@ static int exists(const char *p) {
     return stat(p, &sb) == 0;
 }
 
-static spqr_status read_in(const char *dir, const char *name, size_t max, char **text, size_t *len, spqr_err *err) {
-    char *p = spqr_path_join(dir, name);
-    if (!p) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
-    spqr_status st = spqr_file_read_text(p, max, text, len, err);
-    free(p);
-    return st;
-}
-
 /* model.safetensors, or the shards model.safetensors.index.json names. */
 static spqr_status open_shards(const char *dir, shards *s, spqr_err *err) {
     char *one = spqr_path_join(dir, "model.safetensors"), *idx = spqr_path_join(dir, "model.safetensors.index.json");
@@ -167,7 +159,7 @@ static spqr_status import_tensors(const shards *s, const cJSON *shapes, spqr_arc
 static spqr_status import_config(const char *dir, char **out, cJSON **shapes_out, spqr_err *err) {
     char *text = NULL;
     size_t len = 0;
-    spqr_status st = read_in(dir, "config.json", TEXT_MAX, &text, &len, err);
+    spqr_status st = spqri_file_read_in_dir(dir, "config.json", TEXT_MAX, 0, &text, &len, err);
     if (st) return st;
     cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);
@@ -216,7 +208,7 @@ spqr_status spqr_import_hf_spqr(const char *dir, const char *out_path, const spq
     spqr_archive_writer *w = NULL;
     int32_t n_linear = 0;
     spqr_status st = import_config(dir, &config, &q, err);
-    if (!st) st = read_in(dir, "tokenizer.json", (size_t)SPQRF_MAX_TOKENIZER, &tok, &tok_len, err);
+    if (!st) st = spqri_file_read_in_dir(dir, "tokenizer.json", (size_t)SPQRF_MAX_TOKENIZER, 0, &tok, &tok_len, err);
     if (!st) st = open_shards(dir, &s, err);
     if (!st) st = spqr_archive_writer_create(out_path, &w, err);
     if (!st) st = spqr_archive_writer_add_config(w, config, err);

@@ -229,6 +229,12 @@ spqr_status spqri_linear_matmul(const spqr_linear *lin, const float *X, int32_t 
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: scratch of %zu bytes, %zu needed", ctx->scratch_bytes,
                             need);
     float *bufs = lin->kind != SPQR_LINEAR_F32 ? ctx->scratch : NULL;
+    /* fp16: the path's own GEMM where it has one (AVX-512: 1.8-2x the
+     * widen + sgemm tiles' rate, bench/results), unless
+     * SPQR_DENSE_GEMM=blas asks for the sgemm tiles (A/B runs) */
+    const char *gm = getenv("SPQR_DENSE_GEMM");
+    void (*gemm16)(const uint16_t *, int32_t, const float *, int32_t, int32_t, float *, size_t) =
+        lin->kind == SPQR_LINEAR_F16 && !(gm && !strcmp(gm, "blas")) ? ops->gemm_f16 : NULL;
     /* Each thread widens its own tiles and runs a single-threaded sgemm on
      * them (the CLI sets OpenBLAS to one thread; parallelism is ours). */
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)
@@ -238,6 +244,10 @@ spqr_status spqri_linear_matmul(const spqr_linear *lin, const float *X, int32_t 
         for (int32_t t = 0; t < n_tiles; t++) {
             const int32_t r0 = t * tr, nr = rows - r0 < tr ? rows - r0 : tr;
             const float *Wt;
+            if (gemm16) { /* fp16 rows straight into the register tiles: no fp32 copy, no repacking */
+                gemm16((const uint16_t *)lin->data + (size_t)r0 * cols, nr, X, n, cols, Y + r0, (size_t)rows);
+                continue;
+            }
             if (lin->kind == SPQR_LINEAR_F32) {
                 Wt = (const float *)lin->data + (size_t)r0 * cols;
             } else {

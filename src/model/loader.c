@@ -31,23 +31,15 @@
  * (a FIFO, a directory) instead of calling it missing. */
 static int exists(const char *p) { struct stat s; return stat(p, &s) == 0 || errno != ENOENT; }
 
-static spqr_status join(char *out, size_t cap, const char *dir, const char *name, spqr_err *err) {
-    int n = snprintf(out, cap, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= cap) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "path too long: %s/%s", dir, name);
-    return SPQR_OK;
-}
-
 static spqr_status open_shard(spqr_model *m, const char *dir, const char *name, spqr_err *err) {
-    char path[4096];
-    spqr_status st = join(path, sizeof path, dir, name, err);
-    if (st) return st;
-    spqr_safetensors **nf = realloc(m->files, (size_t)(m->n_files + 1) * sizeof *nf);
-    if (!nf) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
-    m->files = nf;
-    st = spqr_safetensors_open(path, &m->files[m->n_files], err);
-    if (st) return st;
-    m->n_files++;
-    return SPQR_OK;
+    char *path = spqr_path_join(dir, name);
+    spqr_safetensors **nf = path ? realloc(m->files, (size_t)(m->n_files + 1) * sizeof *nf) : NULL;
+    spqr_status st = nf ? SPQR_OK : spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    if (nf) m->files = nf;
+    if (!st) st = spqr_safetensors_open(path, &m->files[m->n_files], err);
+    if (!st) m->n_files++;
+    free(path);
+    return st;
 }
 
 /* A shard name from the index must be a plain file name in the directory. */
@@ -283,9 +275,9 @@ static spqr_status get_checked(const spqr_model *m, const char *name, int64_t d0
                                const spqr_st_tensor **out, spqr_err *err) {
     const spqr_st_tensor *t = find_tensor(m, name);
     if (!t) return spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s is missing from the checkpoint", name);
-    if (t->dtype != SPQR_DTYPE_F32 && t->dtype != SPQR_DTYPE_F16 && t->dtype != SPQR_DTYPE_BF16)
-        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "tensor %s has dtype %s (expected F32, F16 or BF16)", name,
-                            spqr_dtype_name(t->dtype));
+    spqr_linear_kind kind;
+    spqr_status st = spqri_linear_kind_of_dtype(t->dtype, name, &kind, err);
+    if (st) return st;
     int ok = d1 ? (t->ndim == 2 && t->shape[0] == d0 && t->shape[1] == d1) : (t->ndim == 1 && t->shape[0] == d0);
     if (!ok) {
         char got[128];
@@ -305,11 +297,9 @@ static spqr_status bind_linear(spqr_model *m, const char *name, int32_t rows, in
     const spqr_st_tensor *t;
     spqr_status st = get_checked(m, name, rows, cols, &t, err);
     if (st) return st;
-    lin->kind = t->dtype == SPQR_DTYPE_F32 ? SPQR_LINEAR_F32 : t->dtype == SPQR_DTYPE_F16 ? SPQR_LINEAR_F16 : SPQR_LINEAR_BF16;
-    lin->rows = rows;
-    lin->cols = cols;
-    lin->packed = NULL;
-    lin->data = t->data;
+    spqr_linear_kind kind;
+    if ((st = spqri_linear_kind_of_dtype(t->dtype, name, &kind, err))) return st;
+    *lin = (spqr_linear){kind, rows, cols, t->data, NULL, NULL};
     /* safetensors does not promise alignment; vectorised loops may assume
      * element alignment, so misaligned tensors get an aligned copy. */
     size_t es = spqr_dtype_size(t->dtype);
@@ -375,47 +365,37 @@ static int is_hf_spqr(const char *json, size_t len) {
 }
 
 static spqr_status load(const char *dir, const spqr_logger *log, spqr_model *m, spqr_err *err) {
-    char path[4096];
     spqr_status st;
     spqr_model_path_kind kind;
     if ((st = spqr_model_path_classify(dir, &kind, err))) return st;
     if (kind != SPQR_MODEL_PATH_DIR)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG,
                             "%s is a .spqr file (already quantized); this needs a Hugging Face checkpoint directory", dir);
-    if ((st = join(path, sizeof path, dir, "config.json", err))) return st;
-    if (!exists(path)) return spqr_err_set(err, SPQR_ERR_IO, "%s: no config.json in the model directory", dir);
-    if ((st = spqr_file_read_text(path, CONFIG_MAX_BYTES, &m->config_json, &m->config_len, err))) return st;
+    if ((st = spqri_file_read_in_dir(dir, "config.json", CONFIG_MAX_BYTES, 0, &m->config_json, &m->config_len, err)))
+        return st;
     if (is_hf_spqr(m->config_json, m->config_len))
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
                             "%s is a Hugging Face SpQR checkpoint (quant_method \"spqr\"); convert it once with: spqr import %s -o OUT.spqr",
                             dir, dir);
     if ((st = spqri_model_config_parse(m->config_json, m->config_len, &m->cfg, &m->hp, err))) return st;
 
-    if ((st = join(path, sizeof path, dir, "tokenizer.json", err))) return st;
-    if (!exists(path)) return spqr_err_set(err, SPQR_ERR_IO, "%s: no tokenizer.json in the model directory", dir);
-    if ((st = spqr_file_read_text(path, TOKENIZER_MAX_BYTES, &m->tokenizer_json, &m->tokenizer_len, err))) return st;
+    if ((st = spqri_file_read_in_dir(dir, "tokenizer.json", TOKENIZER_MAX_BYTES, 0, &m->tokenizer_json,
+                                     &m->tokenizer_len, err)))
+        return st;
     /* The rule the .spqr writer applies, so quantize cannot fail at the end. */
     const char *why = spqrf_text_problem(SPQRF_SEC_TOKENIZER, m->tokenizer_json, m->tokenizer_len);
-    if (why) return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: %s", path, why);
-    if ((st = spqr_tokenizer_load_from_memory(m->tokenizer_json, m->tokenizer_len, &m->tok, err)))
-        return spqr_err_prefix(err, st, "%s", path);
-    int32_t tv = spqr_tokenizer_vocab_size(m->tok);
-    if (tv > m->cfg.vocab_size)
-        return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer.json has %d tokens but config.json vocab_size is %d", tv,
-                            m->cfg.vocab_size);
+    if (why) return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: tokenizer.json: %s", dir, why);
     /* tokenizer_config.json and generation_config.json join in here */
-    if ((st = spqr_model_resolve_special_ids(m, dir, err))) return st;
+    if ((st = spqri_model_load_tokenizer(m, dir, "tokenizer.json", err))) return st;
 
-    char index[4096];
-    if ((st = join(path, sizeof path, dir, "model.safetensors", err))) return st;
-    if ((st = join(index, sizeof index, dir, "model.safetensors.index.json", err))) return st;
-    if (exists(path)) { /* a FIFO or directory of that name is refused as such by the open */
-        if ((st = open_shard(m, dir, "model.safetensors", err))) return st;
-    } else if (exists(index)) {
-        if ((st = open_sharded(m, dir, index, err))) return st;
-    } else {
-        return spqr_err_set(err, SPQR_ERR_IO, "%s: neither model.safetensors nor model.safetensors.index.json", dir);
-    }
+    char *one = spqr_path_join(dir, "model.safetensors"), *index = spqr_path_join(dir, "model.safetensors.index.json");
+    if (!one || !index) st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    else if (exists(one)) st = open_shard(m, dir, "model.safetensors", err); /* a FIFO or directory is refused as such */
+    else if (exists(index)) st = open_sharded(m, dir, index, err);
+    else st = spqr_err_set(err, SPQR_ERR_IO, "%s: neither model.safetensors nor model.safetensors.index.json", dir);
+    free(one);
+    free(index);
+    if (st) return st;
     /* Every float tensor once, before anything computes with it: a NaN or
      * Inf would otherwise surface as NaN perplexity or a NaN Hessian in
      * some later layer, far from the tensor that holds it. */
@@ -428,7 +408,7 @@ static spqr_status load(const char *dir, const spqr_logger *log, spqr_model *m, 
     spqr_log(log, SPQR_LOG_INFO,
              "loaded %s: %s, %d layers, hidden %d, heads %d/%d x %d, mlp %d, vocab %d, %d shard(s), weights %s", dir,
              m->hp.arch->model_type, c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, c->head_dim, c->intermediate_size,
-             c->vocab_size, m->n_files, spqr_dtype_name(m->layers[0].wq.kind == SPQR_LINEAR_F32 ? SPQR_DTYPE_F32 : m->layers[0].wq.kind == SPQR_LINEAR_F16 ? SPQR_DTYPE_F16 : SPQR_DTYPE_BF16));
+             c->vocab_size, m->n_files, spqr_dtype_name(spqri_linear_kind_dtype(m->layers[0].wq.kind)));
     return SPQR_OK;
 }
 

@@ -23,16 +23,10 @@ static spqr_status dense_linear(spqr_model *m, const char *name, int32_t rows, i
     if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
         return spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s does not have the shape [%d, %d] the config implies",
                             name, rows, cols);
-    if (t->dtype != SPQR_DTYPE_F32 && t->dtype != SPQR_DTYPE_F16 && t->dtype != SPQR_DTYPE_BF16)
-        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "tensor %s has dtype %s", name, spqr_dtype_name(t->dtype));
-    lin->kind = t->dtype == SPQR_DTYPE_F32 ? SPQR_LINEAR_F32 : t->dtype == SPQR_DTYPE_F16 ? SPQR_LINEAR_F16
-                                                                                      : SPQR_LINEAR_BF16;
-    lin->rows = rows;
-    lin->cols = cols;
-    lin->data = t->data; /* the archive aligns every array to 64 bytes */
-    lin->packed = NULL;
-    lin->fast = NULL;
-    return SPQR_OK;
+    spqr_linear_kind kind;
+    spqr_status st = spqri_linear_kind_of_dtype(t->dtype, name, &kind, err);
+    if (!st) *lin = (spqr_linear){kind, rows, cols, t->data, NULL, NULL}; /* the archive aligns arrays to 64 bytes */
+    return st;
 }
 
 /* A packed linear, or dense when the file stores it so (a layer left
@@ -50,12 +44,7 @@ static spqr_status some_linear(spqr_model *m, const char *name, int32_t rows, in
         if (st) return spqr_err_prefix(err, st, "%s", name);
         m->ktensors[m->n_ktensors++] = kt;
     }
-    lin->kind = SPQR_LINEAR_PACKED;
-    lin->rows = rows;
-    lin->cols = cols;
-    lin->data = NULL;
-    lin->packed = t;
-    lin->fast = kt;
+    *lin = (spqr_linear){SPQR_LINEAR_PACKED, rows, cols, NULL, t, kt};
     return SPQR_OK;
 }
 
@@ -97,12 +86,10 @@ static spqr_status load(const char *path, const spqr_logger *log, spqr_model *m,
     m->tokenizer_json[tlen] = 0;
     if ((st = spqri_model_config_parse(m->config_json, m->config_len, &m->cfg, &m->hp, err)))
         return spqr_err_prefix(err, st, "%s", path);
-    if ((st = spqr_tokenizer_load_from_memory(tj, tlen, &m->tok, err))) return spqr_err_prefix(err, st, "%s: tokenizer", path);
-    const spqr_config *c = &m->cfg;
-    if (spqr_tokenizer_vocab_size(m->tok) > c->vocab_size)
-        return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: tokenizer has more tokens than vocab_size", path);
     /* the config section already carries what the side files resolved */
-    if ((st = spqr_model_resolve_special_ids(m, NULL, err))) return spqr_err_prefix(err, st, "%s", path);
+    if ((st = spqri_model_load_tokenizer(m, NULL, "the tokenizer section", err)))
+        return spqr_err_prefix(err, st, "%s", path);
+    const spqr_config *c = &m->cfg;
 
     const int32_t H = c->hidden_size, V = c->vocab_size;
     m->ktensors = calloc((size_t)c->n_layers * ARCH_N_LIN + 2, sizeof *m->ktensors); /* + embedding, head */

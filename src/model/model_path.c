@@ -27,9 +27,7 @@ spqr_status spqr_model_path_classify(const char *path, spqr_model_path_kind *kin
     spqr_status s = spqr_file_open_input(path, &fd, &st, err);
     if (s) return s;
     uint8_t head[16];
-    ssize_t n;
-    do n = read(fd, head, sizeof head);
-    while (n < 0 && errno == EINTR);
+    const ssize_t n = spqri_file_read_head(fd, head, sizeof head);
     const int e = errno;
     close(fd);
     if (n < 0) return spqr_err_set(err, SPQR_ERR_IO, "%s: read failed: %s", path, strerror(e));

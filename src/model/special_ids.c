@@ -7,10 +7,8 @@
 #include "model/special_ids.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/error.h"
 #include "io/file.h"
@@ -22,18 +20,8 @@
 
 /* Reads dir/name into *text (NULL, SPQR_OK when the file does not exist). */
 static spqr_status read_optional(const char *dir, const char *name, char **text, size_t *len, spqr_err *err) {
-    *text = NULL;
-    *len = 0;
-    char *path = spqr_path_join(dir, name);
-    if (!path) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
-    struct stat sb;
-    spqr_status st = SPQR_OK;
-    if (stat(path, &sb) == 0 || errno != ENOENT) {
-        st = spqr_file_read_text(path, SIDE_FILE_MAX_BYTES, text, len, err);
-        if (st) spqr_err_prefix(err, st, "%s", dir);
-    }
-    free(path);
-    return st;
+    spqr_status st = spqri_file_read_in_dir(dir, name, SIDE_FILE_MAX_BYTES, 1, text, len, err);
+    return st ? spqr_err_prefix(err, st, "%s", dir) : SPQR_OK;
 }
 
 
@@ -177,4 +165,14 @@ spqr_status spqr_model_resolve_special_ids(spqr_model *m, const char *dir, spqr_
         return st;
     }
     return store_ids(m, sub, err);
+}
+
+spqr_status spqri_model_load_tokenizer(spqr_model *m, const char *dir, const char *what, spqr_err *err) {
+    spqr_status st = spqr_tokenizer_load_from_memory(m->tokenizer_json, m->tokenizer_len, &m->tok, err);
+    if (st) return spqr_err_prefix(err, st, "%s", what);
+    const int32_t tv = spqr_tokenizer_vocab_size(m->tok);
+    if (tv > m->cfg.vocab_size)
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "%s has %d tokens but config.json vocab_size is %d", what, tv,
+                            m->cfg.vocab_size);
+    return spqr_model_resolve_special_ids(m, dir, err);
 }

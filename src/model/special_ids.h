@@ -16,4 +16,9 @@
  * .spqr made from m (its config section is that text) keeps them. */
 spqr_status spqr_model_resolve_special_ids(spqr_model *m, const char *dir, spqr_err *err);
 
+/* Both loaders' tokenizer step, once m->cfg and m->tokenizer_json exist:
+ * m->tok from that text (no more tokens than vocab_size; what names the
+ * text in messages), then spqr_model_resolve_special_ids(m, dir). */
+spqr_status spqri_model_load_tokenizer(spqr_model *m, const char *dir, const char *what, spqr_err *err);
+
 #endif

@@ -43,7 +43,7 @@ void spqri_budget_setting_apply(const budget_setting *s, const spqr_quant_params
 }
 
 spqr_status spqri_budget_allocate(int32_t n_items, const int32_t *n_opts, const uint64_t *cost, const double *err,
-                            uint64_t budget, int64_t max_units, int32_t *choice, spqr_err *e) {
+                            uint64_t budget, uint64_t min_cost, int64_t max_units, int32_t *choice, spqr_err *e) {
     if (n_items < 0 || max_units < 1 || (n_items > 0 && (!n_opts || !cost || !err || !choice)))
         return spqr_err_set(e, SPQR_ERR_INVALID_ARG, "spqri_budget_allocate: bad arguments");
     if (n_items == 0) return SPQR_OK;
@@ -70,8 +70,8 @@ spqr_status spqri_budget_allocate(int32_t n_items, const int32_t *n_opts, const 
         free(dp), free(nx), free(pick);
         return spqr_err_set(e, SPQR_ERR_NOMEM, "out of memory for the bit allocation");
     }
-    /* dp[c]: least loss of the items so far with rounded cost <= c */
-    for (int64_t c = 0; c <= cap; c++) dp[c] = 0;
+    /* dp[c]: least loss of the items so far with rounded cost exactly c */
+    for (int64_t c = 0; c <= cap; c++) dp[c] = c ? INFINITY : 0;
     int64_t base = 0;
     for (int32_t i = 0; i < n_items; i++) {
         uint8_t *pk = pick + (size_t)i * (size_t)(cap + 1);
@@ -90,14 +90,22 @@ spqr_status spqri_budget_allocate(int32_t n_items, const int32_t *n_opts, const 
         dp = nx, nx = t;
         base += n_opts[i];
     }
+    /* the least loss at any cost, unless one at a cost of at least min_cost exists */
+    int64_t end = -1, end_lo = -1;
+    const int64_t lo_units = (int64_t)(min_cost / q);
+    for (int64_t c = 0; c <= cap; c++) {
+        if (!isfinite(dp[c])) continue;
+        if (end < 0 || dp[c] < dp[end]) end = c;
+        if (c >= lo_units && (end_lo < 0 || dp[c] < dp[end_lo])) end_lo = c;
+    }
+    if (end_lo >= 0) end = end_lo;
     spqr_status st = SPQR_OK;
-    if (!isfinite(dp[cap])) {
+    if (end < 0) {
         st = spqr_err_set(e, SPQR_ERR_INVALID_ARG,
                           "the budget of %llu bits leaves no allocation after rounding to units of %llu bits",
                           (unsigned long long)budget, (unsigned long long)q);
     } else {
-        /* walk back from the full budget */
-        int64_t c = cap;
+        int64_t c = end;
         for (int32_t i = n_items - 1; i >= 0; i--) {
             base -= n_opts[i];
             const int32_t j = pick[(size_t)i * (size_t)(cap + 1) + c];

@@ -31,10 +31,13 @@ void spqri_budget_setting_apply(const budget_setting *s, const spqr_quant_params
  * sum cost <= budget minimising sum err, by dynamic programming over costs
  * rounded up to units of q = ceil(budget / max_units) bits: exact when q = 1,
  * otherwise optimal among the choices whose cost is <= budget - n_items * q
- * (rounding never lets the true cost exceed the budget). choice[i] gets the
- * option index within item i. SPQR_ERR_INVALID_ARG when even the cheapest
- * options exceed the budget (message names their total), SPQR_ERR_NOMEM. */
+ * (rounding never lets the true cost exceed the budget). With min_cost > 0
+ * the least loss among the choices whose rounded cost is at least min_cost
+ * (a budget to be met, not only kept), when any exists, else as with 0.
+ * choice[i] gets the option index within item i. SPQR_ERR_INVALID_ARG when
+ * even the cheapest options exceed the budget (message names their total),
+ * SPQR_ERR_NOMEM. */
 spqr_status spqri_budget_allocate(int32_t n_items, const int32_t *n_opts, const uint64_t *cost, const double *err,
-                            uint64_t budget, int64_t max_units, int32_t *choice, spqr_err *e);
+                            uint64_t budget, uint64_t min_cost, int64_t max_units, int32_t *choice, spqr_err *e);
 
 #endif

@@ -10,8 +10,10 @@
  * fixed slice of whole chunks and runs the block on it alone (fits,
  * leave-one-out, quantization, in-block updates): one parallel region per
  * block, no barrier inside. The lazy-batch update after each block is one
- * cblas_dgemm (OpenBLAS's own threads; their number follows
- * OPENBLAS_NUM_THREADS).
+ * cblas_dgemm on the caller's OpenBLAS threads, as the LAPACK calls: their
+ * results depend on OpenBLAS's thread count in the last bits (edge
+ * blocking; the parallel Cholesky's blocking), so the engine leaves it
+ * fixed by the caller and its output does not depend on n_threads.
  *
  * Blocking: the result must equal the unblocked loop, where a group is fitted
  * on weights that have received the updates of every earlier column. A group
@@ -24,6 +26,7 @@
 #include "core/error.h"
 #include "format/tensor.h"
 #include "quant/hessian.h"
+#include "quant/outliers.h"
 #include "quant/params.h"
 #include "quant/stats.h"
 
@@ -43,6 +46,7 @@ typedef struct layer {
     double *U;         /* [cols][cols] upper Cholesky factor of H^-1 */
     double *d;         /* [cols] diag(U) */
     double *E;         /* [rows][bs] scaled errors of the current block */
+    double *esum;      /* [rows] sum of the row's squared scaled errors (GPTQ; the error's numerator) */
     uint8_t *q;        /* [rows][cols] codes (permuted) */
     uint8_t *mask;     /* [rows][cols] outlier flags (permuted) */
     double *s, *z;     /* [rows] first-level statistics of the current group */
@@ -50,17 +54,21 @@ typedef struct layer {
     uint8_t *scode, *zcode; /* [n_groups][rows] second-level codes, packed at the end */
     double *scratch;   /* [nt][4 * (g + 1)] leave-one-out scratch */
     spqr_tensor *t;
+    double t_blocks, t_update; /* seconds in the column blocks and in the lazy-batch dgemm */
+    int avx2;          /* run_block_rows_avx2 (the same results, faster) */
 } layer;
 
 /* Fits group gi (columns [j0, j1)) on the current weights of rows [r0, r1).
  * r0 is a multiple of the second-level chunk size, so the slice's chunks
  * are whole and the stored statistics equal those of an all-rows fit. */
-static spqr_status fit_group(layer *L, int32_t gi, int32_t j0, int32_t j1, int32_t r0, int32_t r1, double *scr,
+#define ENGINE_INLINE static inline __attribute__((always_inline))
+
+ENGINE_INLINE spqr_status fit_group(layer *L, int32_t gi, int32_t j0, int32_t j1, int32_t r0, int32_t r1, double *scr,
                              spqr_err *err) {
     const int32_t gc = j1 - j0, rows = L->rows;
     const size_t ld = (size_t)L->cols;
     for (int32_t r = r0; r < r1; r++)
-        spqr_fit_row(&L->cfg, L->Wp + (size_t)r * ld + (size_t)j0, L->d + j0, gc, scr, &L->s[r], &L->z[r]);
+        spqr_fit_row_inline(&L->cfg, L->Wp + (size_t)r * ld + (size_t)j0, L->d + j0, gc, scr, &L->s[r], &L->z[r]);
     spqr_tensor *t = L->t;
     const size_t so = (size_t)gi * (size_t)rows + (size_t)r0;
     const size_t qo = ((size_t)gi * (size_t)t->n_qgroups + (L->cfg.qgs ? (size_t)(r0 / L->cfg.qgs) : 0)) * 2;
@@ -72,7 +80,7 @@ static spqr_status fit_group(layer *L, int32_t gi, int32_t j0, int32_t j1, int32
 
 /* Quantizes columns [j0, j1) of row r (block [b0, b1)). Returns 0, or -1 if
  * an outlier does not fit in fp16. */
-static int quantize_row(const layer *L, int32_t r, int32_t j0, int32_t j1, int32_t b0, int32_t b1) {
+ENGINE_INLINE int quantize_row(const layer *L, int32_t r, int32_t j0, int32_t j1, int32_t b0, int32_t b1) {
     const size_t ld = (size_t)L->cols;
     double *w = L->Wp + (size_t)r * ld;
     uint8_t *q = L->q + (size_t)r * ld, *m = L->mask + (size_t)r * ld;
@@ -95,6 +103,7 @@ static int quantize_row(const layer *L, int32_t r, int32_t j0, int32_t j1, int32
         w[j] = what;
         if (L->gptq) {
             e_row[j - b0] = e;
+            L->esum[r] += e * e;
             const double *u = L->U + (size_t)j * ld;
             for (int32_t k = j + 1; k < b1; k++) w[k] -= e * u[k];
         }
@@ -102,8 +111,65 @@ static int quantize_row(const layer *L, int32_t r, int32_t j0, int32_t j1, int32
     return 0;
 }
 
+/* quantize_row on 4 rows at once: the same operations per row in the same
+ * order, interleaved so that the four rows' division and rounding chains
+ * overlap and the in-block update loads each U entry once. Returns -1, or
+ * the first of the 4 rows (in processing order) whose outlier does not fit
+ * in fp16. */
+ENGINE_INLINE int32_t quantize_rows4(const layer *L, int32_t r, int32_t j0, int32_t j1, int32_t b0, int32_t b1) {
+    const size_t ld = (size_t)L->cols;
+    double *w[4], *er[4];
+    uint8_t *q[4], *m[4];
+    float sdq[4], zdq[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = L->Wp + (size_t)(r + i) * ld;
+        q[i] = L->q + (size_t)(r + i) * ld;
+        m[i] = L->mask + (size_t)(r + i) * ld;
+        er[i] = L->E + (size_t)(r + i) * (size_t)L->bs;
+        sdq[i] = L->sdq[r + i];
+        zdq[i] = L->zdq[r + i];
+    }
+    const double maxq = L->cfg.maxq, tau = L->cfg.tau;
+    double *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+    for (int32_t j = j0; j < j1; j++) {
+        const double dj = L->d[j];
+        double e[4];
+        for (int i = 0; i < 4; i++) {
+            const double wj = w[i][j];
+            const uint32_t code = (uint32_t)spqr_code(wj, (double)sdq[i], (double)zdq[i], maxq);
+            double what = (double)spqr_weight_dq(sdq[i], code, zdq[i]);
+            e[i] = (wj - what) / dj;
+            if (e[i] * e[i] > tau) {
+                const float wf = (float)wj;
+                if (fabsf(wf) > 65504.0f) return r + i;
+                what = (double)spqr_fp16_to_fp32(spqr_fp32_to_fp16(wf));
+                e[i] = (wj - what) / dj;
+                m[i][j] = 1;
+            }
+            q[i][j] = (uint8_t)code;
+            w[i][j] = what;
+        }
+        if (L->gptq) {
+            const double *u = L->U + (size_t)j * ld;
+            const double e0 = e[0], e1 = e[1], e2 = e[2], e3 = e[3];
+            for (int i = 0; i < 4; i++) {
+                er[i][j - b0] = e[i];
+                L->esum[r + i] += e[i] * e[i];
+            }
+            for (int32_t k = j + 1; k < b1; k++) {
+                const double uk = u[k];
+                w0[k] -= e0 * uk;
+                w1[k] -= e1 * uk;
+                w2[k] -= e2 * uk;
+                w3[k] -= e3 * uk;
+            }
+        }
+    }
+    return -1;
+}
+
 /* Columns [b0, b1) for rows [r0, r1): group fits and quantization. */
-static spqr_status run_block_rows(layer *L, int32_t b0, int32_t b1, int32_t r0, int32_t r1, double *scr,
+ENGINE_INLINE spqr_status block_rows(layer *L, int32_t b0, int32_t b1, int32_t r0, int32_t r1, double *scr,
                                   spqr_err *err) {
     const int64_t g = L->g, cols = L->cols;
     for (int32_t s0 = b0; s0 < b1;) {
@@ -115,14 +181,40 @@ static spqr_status run_block_rows(layer *L, int32_t b0, int32_t b1, int32_t r0, 
             spqr_status st = fit_group(L, (int32_t)(s0 / g), s0, j1, r0, r1, scr, err);
             if (st != SPQR_OK) return st;
         }
-        for (int32_t r = r0; r < r1; r++)
-            if (quantize_row(L, r, s0, s1, b0, b1) != 0)
-                return spqr_err_set(err, SPQR_ERR_NUMERIC,
-                                    "outlier weight of row %d in permuted columns [%d, %d) exceeds the fp16 range", r,
-                                    s0, s1);
+        int32_t bad = -1, r = r0;
+        for (; r + 4 <= r1 && bad < 0; r += 4) bad = quantize_rows4(L, r, s0, s1, b0, b1);
+        for (; r < r1 && bad < 0; r++)
+            if (quantize_row(L, r, s0, s1, b0, b1) != 0) bad = r;
+        if (bad >= 0)
+            return spqr_err_set(err, SPQR_ERR_NUMERIC,
+                                "outlier weight of row %d in permuted columns [%d, %d) exceeds the fp16 range", bad, s0,
+                                s1);
         s0 = s1;
     }
     return SPQR_OK;
+}
+
+/* block_rows compiled twice from one source: for the baseline ISA and for
+ * AVX2 (4-wide division, rounding and the in-block update; no FMA, since
+ * ISO C mode keeps -ffp-contract=off), so both give the same bytes. */
+static spqr_status run_block_rows_ref(layer *L, int32_t b0, int32_t b1, int32_t r0, int32_t r1, double *scr,
+                                      spqr_err *err) {
+    return block_rows(L, b0, b1, r0, r1, scr, err);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) static spqr_status run_block_rows_avx2(layer *L, int32_t b0, int32_t b1, int32_t r0,
+                                                                       int32_t r1, double *scr, spqr_err *err) {
+    return block_rows(L, b0, b1, r0, r1, scr, err);
+}
+#endif
+
+static spqr_status run_block_rows(layer *L, int32_t b0, int32_t b1, int32_t r0, int32_t r1, double *scr,
+                                  spqr_err *err) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (L->avx2) return run_block_rows_avx2(L, b0, b1, r0, r1, scr, err);
+#endif
+    return run_block_rows_ref(L, b0, b1, r0, r1, scr, err);
 }
 
 /* Threads own fixed row slices made of whole second-level chunks: rows never
@@ -140,6 +232,7 @@ static spqr_status run_loop(layer *L, spqr_err *err) {
         const int64_t jl = ((b1 - 1) / g) * g;
         if (jl > b0 && (jl + g < cols ? jl + g : cols) > b1) b1 = jl;
         spqr_status st = SPQR_OK;
+        const double tb0 = spqr_now_s();
 #pragma omp parallel num_threads(nt)
         {
             const int32_t tid = omp_get_thread_num(), n = omp_get_num_threads();
@@ -157,10 +250,13 @@ static spqr_status run_loop(layer *L, spqr_err *err) {
             }
         }
         if (st != SPQR_OK) return st;
+        const double tb1 = spqr_now_s();
+        L->t_blocks += tb1 - tb0;
         if (L->gptq && b1 < cols) /* lazy batch: W[:, b1:] -= E[:, :b1-b0] U[b0:b1, b1:] */
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)(cols - b1), (int)(b1 - b0), -1.0,
                         L->E, L->bs, L->U + (size_t)b0 * (size_t)cols + (size_t)b1, (int)cols, 1.0, L->Wp + b1,
                         (int)cols);
+        L->t_update += spqr_now_s() - tb1;
         b0 = b1;
     }
     return SPQR_OK;
@@ -171,10 +267,19 @@ static spqr_status finish_tensor(layer *L, const int32_t *perm, int keep_perm, s
     spqr_tensor *t = L->t;
     const int32_t rows = L->rows, cols = L->cols;
     const size_t ld = (size_t)cols;
+    /* per-row counts in parallel (into rowptr[r + 1]), then the prefix sum */
+#pragma omp parallel for num_threads(L->nt) schedule(static)
+    for (int32_t r = 0; r < rows; r++) {
+        const uint8_t *m = L->mask + (size_t)r * ld;
+        int32_t c = 0;
+        for (int32_t j = 0; j < cols; j++) c += m[j];
+        t->outlier_rowptr[r + 1] = c;
+    }
     int64_t nnz = 0;
     for (int32_t r = 0; r < rows; r++) {
+        const int32_t c = t->outlier_rowptr[r + 1];
         t->outlier_rowptr[r] = (int32_t)nnz;
-        for (int32_t j = 0; j < cols; j++) nnz += L->mask[(size_t)r * ld + (size_t)j];
+        nnz += c;
         if (nnz > INT32_MAX) return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "more than 2^31 outliers");
     }
     t->outlier_rowptr[rows] = (int32_t)nnz;
@@ -184,8 +289,9 @@ static spqr_status finish_tensor(layer *L, const int32_t *perm, int keep_perm, s
     t->outlier_col = malloc((nnz ? (size_t)nnz : 1) * sizeof(uint16_t));
     t->outlier_val = malloc((nnz ? (size_t)nnz : 1) * sizeof(uint16_t));
     if (!t->outlier_col || !t->outlier_val) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for outliers");
-    int64_t k = 0;
-    for (int32_t r = 0; r < rows; r++)
+#pragma omp parallel for num_threads(L->nt) schedule(static)
+    for (int32_t r = 0; r < rows; r++) {
+        int64_t k = t->outlier_rowptr[r];
         for (int32_t j = 0; j < cols; j++) {
             const size_t i = (size_t)r * ld + (size_t)j;
             if (!L->mask[i]) continue;
@@ -194,6 +300,7 @@ static spqr_status finish_tensor(layer *L, const int32_t *perm, int keep_perm, s
             t->outlier_val[k] = spqr_fp32_to_fp16((float)L->Wp[i]);
             k++;
         }
+    }
     spqr_bits_pack(L->q, (uint64_t)rows * (uint64_t)cols, t->wbits, t->codes);
     const uint64_t n_stats = (uint64_t)t->n_groups * (uint64_t)rows;
     if (t->qq_scale_bits) spqr_bits_pack(L->scode, n_stats, t->qq_scale_bits, t->scale_codes);
@@ -220,6 +327,7 @@ static void layer_free(layer *L) {
     free(L->U);
     free(L->d);
     free(L->E);
+    free(L->esum);
     free(L->q);
     free(L->mask);
     free(L->s);
@@ -266,6 +374,9 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     L.bs = p->blocksize < cols ? p->blocksize : cols;
     L.nt = n_threads > 0 ? n_threads : omp_get_num_procs();
     L.gptq = p->gptq;
+#if defined(__x86_64__) && defined(__GNUC__)
+    L.avx2 = __builtin_cpu_supports("avx2");
+#endif
     spqr_fit_cfg *c = &L.cfg;
     c->wbits = p->wbits;
     c->maxq = (double)((1 << p->wbits) - 1);
@@ -285,6 +396,7 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     L.U = malloc((size_t)cols * (size_t)cols * sizeof(double));
     L.d = malloc((size_t)cols * sizeof(double));
     L.E = malloc((size_t)rows * (size_t)L.bs * sizeof(double));
+    L.esum = calloc((size_t)rows, sizeof(double));
     L.q = malloc(n);
     L.mask = calloc(n, 1);
     L.s = malloc((size_t)rows * sizeof(double));
@@ -295,8 +407,8 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     const size_t n_stats = (size_t)(((int64_t)cols + L.g - 1) / L.g) * (size_t)rows;
     if (c->qs) L.scode = malloc(n_stats);
     if (c->qz) L.zcode = malloc(n_stats);
-    if (!perm || !dead || !L.Wp || !L.U || !L.d || !L.E || !L.q || !L.mask || !L.s || !L.z || !L.sdq || !L.zdq ||
-        !L.scratch || (c->qs && !L.scode) || (c->qz && !L.zcode)) {
+    if (!perm || !dead || !L.Wp || !L.U || !L.d || !L.E || !L.esum || !L.q || !L.mask || !L.s || !L.z || !L.sdq ||
+        !L.zdq || !L.scratch || (c->qs && !L.scode) || (c->qz && !L.zcode)) {
         st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory quantizing a %dx%d layer", rows, cols);
         goto done;
     }
@@ -306,8 +418,11 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     /* steps 1-4: permutation, dead inputs, damping, U */
     if ((st = spqr_perm_compute(H, cols, p->perm, perm, err)) != SPQR_OK) goto done;
     int32_t n_dead = 0;
-    if ((st = spqr_hessian_prepare(H, cols, perm, p->percdamp, L.nt, L.U, L.d, dead, &n_dead, err)) != SPQR_OK)
+    double damp = 0.0;
+    if ((st = spqr_hessian_prepare(H, cols, perm, p->percdamp, L.nt, L.U, L.d, dead, &n_dead, &damp, err)) !=
+        SPQR_OK)
         goto done;
+    const double t_hess = spqr_now_s();
 #pragma omp parallel for num_threads(L.nt) schedule(static)
     for (int32_t r = 0; r < rows; r++) {
         const float *w = W + (size_t)r * (size_t)cols;
@@ -323,14 +438,24 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
             st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory computing the outlier scale");
             goto done;
         }
-        for (int32_t r = 0; r < rows; r++)
-            for (int32_t j = 0; j < cols; j++) mean[j] += L.Wp[(size_t)r * (size_t)cols + (size_t)j];
-        for (int32_t j = 0; j < cols; j++) mean[j] /= (double)rows;
-        for (int32_t r = 0; r < rows; r++)
-            for (int32_t j = 0; j < cols; j++) {
-                double dv = L.Wp[(size_t)r * (size_t)cols + (size_t)j] - mean[j];
-                ss[j] += dv * dv;
+        /* each thread owns a range of columns: every column's sums run over r in order */
+#pragma omp parallel num_threads(L.nt)
+        {
+            const int32_t tid = omp_get_thread_num(), nth = omp_get_num_threads();
+            const int32_t j0 = (int32_t)((int64_t)cols * tid / nth), j1 = (int32_t)((int64_t)cols * (tid + 1) / nth);
+            for (int32_t r = 0; r < rows; r++) {
+                const double *w = L.Wp + (size_t)r * (size_t)cols;
+                for (int32_t j = j0; j < j1; j++) mean[j] += w[j];
             }
+            for (int32_t j = j0; j < j1; j++) mean[j] /= (double)rows;
+            for (int32_t r = 0; r < rows; r++) {
+                const double *w = L.Wp + (size_t)r * (size_t)cols;
+                for (int32_t j = j0; j < j1; j++) {
+                    double dv = w[j] - mean[j];
+                    ss[j] += dv * dv;
+                }
+            }
+        }
         double scale = 0.0;
         for (int32_t j = 0; j < cols; j++) {
             double var = rows > 1 ? ss[j] / (double)(rows - 1) : 0.0;
@@ -347,6 +472,7 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
 
     const int keep_perm = p->perm == SPQR_PERM_ACT_ORDER;
     if ((st = finish_tensor(&L, perm, keep_perm, err)) != SPQR_OK) goto done;
+    const double t_fin = spqr_now_s();
     if (out_W || out_mask) {
 #pragma omp parallel for num_threads(L.nt) schedule(static)
         for (int32_t r = 0; r < rows; r++) {
@@ -357,12 +483,16 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
             }
         }
     }
+    const double t_out = spqr_now_s();
     double rel = NAN;
-    if (report) rel = spqr_rel_hessian_error(W, H, rows, cols, perm, L.Wp, L.U, L.nt);
+    if (report)
+        rel = spqr_rel_hessian_error(W, H, rows, cols, perm, L.Wp, L.U, L.gptq ? L.esum : NULL, damp, dead, L.nt);
     const double t3 = spqr_now_s();
     spqr_log(log, SPQR_LOG_DEBUG,
-             "quantize %dx%d: prepare %.2fs, loop %.2fs, error %.2fs; tau %.4g, %d dead, %lld outliers", rows, cols,
-             t1 - t0, t2 - t1, t3 - t2, c->tau, n_dead, (long long)L.t->nnz);
+             "quantize %dx%d: prepare %.2fs (Hessian %.2fs, weights+tau %.2fs), loop %.2fs (blocks %.2fs, "
+             "lazy dgemm %.2fs), pack %.2fs, out %.2fs, error %.2fs; tau %.4g, %d dead, %lld outliers",
+             rows, cols, t1 - t0, t_hess - t0, t1 - t_hess, t2 - t1, L.t_blocks, L.t_update, t_fin - t2, t_out - t_fin,
+             t3 - t_out, c->tau, n_dead, (long long)L.t->nnz);
     if (report) {
         report->n_outliers = L.t->nnz;
         report->rel_hessian_error = rel;

@@ -8,6 +8,18 @@
 #include <math.h>
 #include <stdlib.h>
 
+int spqri_blas_threads(int n) {
+    const int prev = openblas_get_num_threads();
+    if (n >= 1 && n != prev) openblas_set_num_threads(n);
+    return prev;
+}
+
+void spqri_hessian_window(float *G, const float *X, int32_t cols, int32_t B, int32_t n_threads) {
+    const int prev = spqri_blas_threads(n_threads);
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, cols, B, 1.0f, X, cols, 0.0f, G, cols);
+    spqri_blas_threads(prev);
+}
+
 typedef struct { double key; int32_t idx; } perm_item;
 
 static int perm_cmp(const void *a, const void *b) {
@@ -31,9 +43,20 @@ spqr_status spqr_perm_compute(const float *H, int32_t cols, spqr_perm_mode mode,
     return SPQR_OK;
 }
 
+/* a[0..n) reversed in place. */
+static void reverse_flat(double *a, size_t n, int32_t n_threads) {
+    const int64_t half = (int64_t)(n / 2);
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t i = 0; i < half; i++) {
+        const double t = a[i];
+        a[i] = a[n - 1 - (size_t)i];
+        a[n - 1 - (size_t)i] = t;
+    }
+}
+
 spqr_status spqr_hessian_prepare(const float *H, int32_t cols, const int32_t *perm, float percdamp,
                                  int32_t n_threads, double *U, double *d, uint8_t *dead, int32_t *n_dead,
-                                 spqr_err *err) {
+                                 double *damp_out, spqr_err *err) {
     const size_t n = (size_t)cols;
 #pragma omp parallel for num_threads(n_threads) schedule(static)
     for (int32_t i = 0; i < cols; i++) {
@@ -52,35 +75,37 @@ spqr_status spqr_hessian_prepare(const float *H, int32_t cols, const int32_t *pe
     *n_dead = nd;
     /* Reference order: damping first (the mean includes dead columns as 0), then the dead fix. */
     const double damp = (double)percdamp * (abs_sum / (double)n);
+    *damp_out = percdamp > 0 ? damp : 0.0;
     for (size_t i = 0; i < n; i++) {
         if (percdamp > 0) U[i * n + i] += damp;
         if (dead[i]) U[i * n + i] = 1.0;
     }
-    /* The buffer is symmetric, so its column-major view is the same matrix:
-     * column-major 'L' routines leave row-major upper triangles. */
-    lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', cols, U, cols);
+    /* U = R^-1 where H = R R^T with R upper: the Cholesky factor of the
+     * index-reversed matrix J H J = R'^T R' (R' upper) gives R = J R'^T J, so
+     * U = J R'^-T J. Reversing the flat row-major array is J . J, and the
+     * column-major view of a row-major buffer is its transpose, so: reverse,
+     * dpotrf + dtrtri ('U', column-major), reverse again, and the row-major
+     * upper triangle holds U. 2n^3/3 flops instead of the 4n^3/3 of
+     * dpotrf, dpotri and dpotrf on the inverse (docs/quantize.md, "Engine"). */
+    reverse_flat(U, n * n, n_threads);
+    lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', cols, U, cols);
     if (info > 0)
         return spqr_err_set(err, SPQR_ERR_NUMERIC,
-                            "Hessian is not positive definite after damping (leading minor %d of %d; "
+                            "Hessian is not positive definite after damping (trailing minor %d of %d; "
                             "raise percdamp)", (int)info, cols);
     if (info < 0) return spqr_err_set(err, SPQR_ERR_NUMERIC, "Cholesky of the Hessian failed (info %d)", (int)info);
-    info = LAPACKE_dpotri(LAPACK_COL_MAJOR, 'L', cols, U, cols);
+    info = LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'U', 'N', cols, U, cols);
     if (info != 0)
-        return spqr_err_set(err, SPQR_ERR_NUMERIC, "inverting the damped Hessian failed (info %d)", (int)info);
-    /* inverse is in the row-major upper triangle: mirror it to the lower one */
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 64)
-    for (int32_t i = 0; i < cols; i++)
-        for (int32_t j = i + 1; j < cols; j++) U[(size_t)j * n + (size_t)i] = U[(size_t)i * n + (size_t)j];
-    info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', cols, U, cols);
-    if (info != 0)
-        return spqr_err_set(err, SPQR_ERR_NUMERIC,
-                            "inverse Hessian is not positive definite (info %d): Hessian too ill-conditioned, "
-                            "raise percdamp", (int)info);
+        return spqr_err_set(err, SPQR_ERR_NUMERIC, "inverting the Cholesky factor of the Hessian failed (info %d)",
+                            (int)info);
+    reverse_flat(U, n * n, n_threads);
     for (size_t j = 0; j < n; j++) d[j] = U[j * n + j];
     return SPQR_OK;
 }
 
-/* <H_perm, S> over the upper triangle of the symmetric S = A^T A. */
+/* <H_perm, S> over the upper triangle of the symmetric S = A^T A: the
+ * reference order (row i: its diagonal term, then j = i+1.. in order; the
+ * rows' sums added in order i), which trace_upper_tiled reproduces. */
 static double trace_upper(const float *H, const double *S, int32_t cols, const int32_t *perm) {
     const size_t n = (size_t)cols;
     double tr = 0.0;
@@ -95,7 +120,109 @@ static double trace_upper(const float *H, const double *S, int32_t cols, const i
     return tr;
 }
 
-double spqr_rel_hessian_error(const float *W, const float *H, int32_t rows, int32_t cols, const int32_t *perm,
+/* <H_perm, S> for fp32 S (upper triangle from ssyrk), summed in double in
+ * trace_upper's order, cache-friendly: the strict lower triangle of S
+ * (scratch) first gets Hp[j][i] = H[perm[j]][perm[i]] by row gathers (exact:
+ * H is fp32), then tiles of TR rows i run over j together, reading H rows
+ * perm[i] (in cache), a row piece of the lower triangle and TR row streams of
+ * S. acc [cols] holds the rows' sums, added in order i at the end. */
+#define TR 16
+static double trace_upper_f32(const float *H, float *S, int32_t cols, const int32_t *perm, double *acc,
+                              int32_t n_threads) {
+    const size_t n = (size_t)cols;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int32_t j = 1; j < cols; j++) {
+        const float *hj = H + (size_t)perm[j] * n;
+        float *lj = S + (size_t)j * n;
+        for (int32_t i = 0; i < j; i++) lj[i] = hj[perm[i]];
+    }
+    const int32_t nb = (cols + TR - 1) / TR;
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 4)
+    for (int32_t b = 0; b < nb; b++) {
+        const int32_t i0 = b * TR, m = cols - i0 < TR ? cols - i0 : TR;
+        const float *hi[TR];
+        const float *si[TR];
+        double a[TR];
+        for (int32_t l = 0; l < m; l++) {
+            const int32_t i = i0 + l;
+            hi[l] = H + (size_t)perm[i] * n;
+            si[l] = S + (size_t)i * n;
+            a[l] = (double)hi[l][perm[i]] * (double)si[l][i];
+        }
+        for (int32_t j = i0 + 1; j < cols; j++) {
+            const int32_t pj = perm[j];
+            const float *lj = S + (size_t)j * n + (size_t)i0;
+            const int32_t lm = j - i0 < m ? j - i0 : m; /* lanes with i < j */
+            for (int32_t l = 0; l < lm; l++) a[l] += ((double)hi[l][pj] + (double)lj[l]) * (double)si[l][j];
+        }
+        for (int32_t l = 0; l < m; l++) acc[i0 + l] = a[l];
+    }
+    double tr = 0.0;
+    for (size_t i = 0; i < n; i++) tr += acc[i];
+    return tr;
+}
+
+/* The fp32 evaluation (see hessian.h). Returns NaN if its scratch cannot
+ * be allocated. */
+static double rel_error_f32(const float *W, const float *H, int32_t rows, int32_t cols, const int32_t *perm,
+                            const double *Wp_hat, double *S, const double *esum, double damp, const uint8_t *dead,
+                            int32_t n_threads) {
+    const size_t n = (size_t)cols;
+    float *A = malloc((size_t)rows * n * sizeof(float)), *Sf = (float *)S;
+    double *acc = malloc((n > (size_t)rows ? n : (size_t)rows) * sizeof(double));
+    if (!A || !acc) {
+        free(A);
+        free(acc);
+        return NAN;
+    }
+    double num;
+    if (esum) {
+        /* per row in column order, then the rows in order: the same sums for any thread count */
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+        for (int32_t r = 0; r < rows; r++) {
+            const float *w = W + (size_t)r * n;
+            const double *wh = Wp_hat + (size_t)r * n;
+            double a = 0.0;
+            for (size_t j = 0; j < n; j++) {
+                const double dw = wh[j] - (dead[j] ? 0.0 : (double)w[perm[j]]);
+                a += (dead[j] ? 1.0 : damp) * dw * dw;
+            }
+            acc[r] = a;
+        }
+        double e2 = 0.0, dsum = 0.0;
+        for (int32_t r = 0; r < rows; r++) {
+            e2 += esum[r];
+            dsum += acc[r];
+        }
+        num = e2 - dsum;
+        if (num < 0.0) num = 0.0; /* the identity's rounding around an exact 0 */
+    } else {
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+        for (int32_t r = 0; r < rows; r++) {
+            const float *w = W + (size_t)r * n;
+            const double *wh = Wp_hat + (size_t)r * n;
+            float *a = A + (size_t)r * n;
+            for (size_t j = 0; j < n; j++) a[j] = (float)(wh[j] - (double)w[perm[j]]);
+        }
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, cols, rows, 1.0f, A, cols, 0.0f, Sf, cols);
+        num = trace_upper_f32(H, Sf, cols, perm, acc, n_threads);
+    }
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int32_t r = 0; r < rows; r++) {
+        const float *w = W + (size_t)r * n;
+        float *a = A + (size_t)r * n;
+        for (size_t j = 0; j < n; j++) a[j] = w[perm[j]];
+    }
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, cols, rows, 1.0f, A, cols, 0.0f, Sf, cols);
+    const double den = trace_upper_f32(H, Sf, cols, perm, acc, n_threads);
+    free(A);
+    free(acc);
+    if (den == 0.0) return num == 0.0 ? 0.0 : INFINITY;
+    return num / den;
+}
+
+/* The all-double reference: A^T A from dsyrk, A aliasing Wp_hat. */
+double spqri_rel_hessian_error_ref(const float *W, const float *H, int32_t rows, int32_t cols, const int32_t *perm,
                               double *Wp_hat, double *S, int32_t n_threads) {
     const size_t n = (size_t)cols;
     double *A = Wp_hat;
@@ -117,4 +244,11 @@ double spqr_rel_hessian_error(const float *W, const float *H, int32_t rows, int3
     const double den = trace_upper(H, S, cols, perm);
     if (den == 0.0) return num == 0.0 ? 0.0 : INFINITY;
     return num / den;
+}
+
+double spqr_rel_hessian_error(const float *W, const float *H, int32_t rows, int32_t cols, const int32_t *perm,
+                              double *Wp_hat, double *S, const double *esum, double damp, const uint8_t *dead,
+                              int32_t n_threads) {
+    const double rel = rel_error_f32(W, H, rows, cols, perm, Wp_hat, S, esum, damp, dead, n_threads);
+    return isnan(rel) ? spqri_rel_hessian_error_ref(W, H, rows, cols, perm, Wp_hat, S, n_threads) : rel;
 }

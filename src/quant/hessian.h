@@ -15,17 +15,44 @@ spqr_status spqr_perm_compute(const float *H, int32_t cols, spqr_perm_mode mode,
  * (double, row-major) gets the upper Cholesky factor of the inverse of the
  * permuted, damped, dead-fixed Hessian in its upper triangle (Hinv = U^T U;
  * the strict lower triangle is scratch), d[j] = U[j][j], dead[j] = 1 where
- * the permuted, undamped diag(H) is 0. Fails with SPQR_ERR_NUMERIC if the
+ * the permuted, undamped diag(H) is 0, *damp = the lambda added to the
+ * diagonal (0 without damping). Fails with SPQR_ERR_NUMERIC if the
  * damped Hessian or its inverse is not positive definite. */
 spqr_status spqr_hessian_prepare(const float *H, int32_t cols, const int32_t *perm, float percdamp,
                                  int32_t n_threads, double *U, double *d, uint8_t *dead, int32_t *n_dead,
-                                 spqr_err *err);
+                                 double *damp, spqr_err *err);
 
 /* tr(dW H dW^T) / tr(W H W^T) with dW = W_hat - W, W and H original and
- * undamped, evaluated as <H, A^T A> with A^T A from dsyrk. Wp_hat holds
- * W_hat in permuted column order; A [rows][cols] and S [cols][cols] are
- * scratch (A may alias Wp_hat, which is destroyed). */
+ * undamped. Wp_hat holds W_hat in permuted column order; S [cols][cols]
+ * doubles is scratch. The denominator is <H, W^T W> with W^T W from an fp32
+ * ssyrk (the caller's BLAS threads) and the trace in double. The numerator:
+ * with esum (GPTQ), from the GPTQ identity dW' H_d dW'^T = E E^T (E the
+ * scaled errors, U H_d U^T = I; esum[r] = sum_j E[r][j]^2, dW' = dW with
+ * the dead inputs of W zeroed), minus what the damping added:
+ * sum_r esum[r] - sum_j c_j |dW'[:, j]|^2 with c_j = damp, or 1 for a dead
+ * input; without esum (RTN), <H, dW^T dW> like the denominator. Within
+ * ~1e-7 relative of the all-double reference below (docs/quantize.md,
+ * "Engine"), which it falls back to when its scratch cannot be allocated. */
 double spqr_rel_hessian_error(const float *W, const float *H, int32_t rows, int32_t cols, const int32_t *perm,
-                              double *Wp_hat, double *S, int32_t n_threads);
+                              double *Wp_hat, double *S, const double *esum, double damp, const uint8_t *dead,
+                              int32_t n_threads);
+
+/* The all-double reference (the engine's evaluation before issue 16): A^T A
+ * from dsyrk; A [rows][cols] aliases Wp_hat, which is destroyed. */
+double spqri_rel_hessian_error_ref(const float *W, const float *H, int32_t rows, int32_t cols, const int32_t *perm,
+                                   double *Wp_hat, double *S, int32_t n_threads);
+
+/* One calibration window's Gram matrix: G [cols][cols] (upper triangle) :=
+ * X^T X for X [B][cols], ssyrk with beta 0, run on n_threads BLAS threads
+ * (the caller's count is restored). OpenBLAS splits ssyrk by output columns,
+ * so the bytes do not depend on the thread count (test_hsum checks it); the
+ * pipeline adds each window's G exactly (pipeline_comm.c). */
+void spqri_hessian_window(float *G, const float *X, int32_t cols, int32_t B, int32_t n_threads);
+
+/* Sets OpenBLAS's thread count to n (n >= 1) and returns the previous one,
+ * for the caller to restore. Only for calls whose results do not depend on
+ * the count (ssyrk: measured identical; dgemm and the parallel Cholesky
+ * do depend on it, so the engine never changes it). */
+int spqri_blas_threads(int n);
 
 #endif

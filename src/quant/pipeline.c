@@ -40,6 +40,7 @@
 #include "io/outpath.h"
 #include "model/model.h"
 #include "quant/budget.h"
+#include "quant/hessian.h"
 #include "quant/calib.h"
 #include "quant/pipeline.h"
 
@@ -76,8 +77,12 @@ typedef struct pipe {
     int32_t nw;
     /* Hessian being accumulated */
     int32_t target;            /* group whose input is wanted */
-    float *Hm;                 /* [cols][cols], upper triangle while accumulating */
-    int64_t hcount;
+    float *Hm;                 /* [cols][cols]: one window's X^T X while accumulating, then H */
+    pipe_hsum hs;              /* the exact sum of the windows' X^T X */
+    /* scale-out: this rank runs windows [w0, w1) */
+    const spqr_comm *comm;
+    spqr_comm serial;
+    int32_t rank, w0, w1;
     /* progress */
     double t0;
     int64_t step, n_steps, skipped;
@@ -93,7 +98,6 @@ typedef struct pipe {
     double fixed_bits;         /* the same with the metadata of the last allocation, in bits */
     int64_t n_tok;
     int shared_table;          /* tied, head and embedding quantized into one table (stored as the embedding) */
-    const spqr_tensor *embed;  /* the quantized embedding when made before the plan (--target-bits), else NULL */
     char ckdir[4096];
 } pipe;
 
@@ -138,38 +142,49 @@ static spqr_status run_window(pipe *p, worker *w, int32_t i, int32_t target) {
     return SPQR_OK;
 }
 
-/* Runs block l over every window: with a target group, only up to its input,
- * accumulating H = running mean of 2 x x^T; with target < 0, the whole
- * block, writing X in place. Windows run in parallel (one per worker), but
- * H is accumulated window by window in window order on this thread, so the
- * result does not depend on the thread count. */
-static spqr_status run_block(pipe *p, int32_t l, int32_t target, spqr_err *err) {
+/* Runs block l over this rank's windows: with a target group, only up to
+ * its input, leaving in p->Hm (upper triangle, [cols][cols]) the Hessian
+ * H = (2/n) sum x x^T over every rank's windows; with target < 0, the
+ * whole block, writing X in place, then every rank gets every window's
+ * rows. Windows run in parallel (one per worker); each window's X^T X is
+ * added exactly (pipe_hsum), so H depends neither on the thread count nor
+ * on the number of ranks. */
+static spqr_status run_block(pipe *p, int32_t l, int32_t target, int32_t cols, spqr_err *err) {
     /* the sessions' layer 0 is block l (the head's pseudo layer n_layers
      * stops before attention) */
     spqri_model_layer_view(&p->mview, &p->mc, p->mc.layers, l);
     p->target = target;
-    p->hcount = 0;
-    spqr_status sts[1024];
-    for (int32_t b0 = 0; b0 < p->N; b0 += p->nw) {
-        if (cancelled(p)) return spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
-        const int32_t nb = p->N - b0 < p->nw ? p->N - b0 : p->nw;
+    spqr_status sts[1024], st = SPQR_OK;
+    if (target >= 0) spqri_hsum_init(&p->hs, cols);
+    for (int32_t b0 = p->w0; b0 < p->w1 && !st; b0 += p->nw) {
+        if (cancelled(p)) { st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted"); break; }
+        const int32_t nb = p->w1 - b0 < p->nw ? p->w1 - b0 : p->nw;
 #pragma omp parallel for num_threads(nb) schedule(static, 1) if (nb > 1)
         for (int32_t j = 0; j < nb; j++) sts[j] = run_window(p, &p->w[j], b0 + j, target);
-        for (int32_t j = 0; j < nb; j++)
+        for (int32_t j = 0; j < nb && !st; j++)
             if (sts[j]) {
                 if (err) *err = p->w[j].err;
-                return sts[j];
+                st = sts[j];
             }
         if (target < 0) continue;
-        for (int32_t j = 0; j < nb; j++) {
-            const int32_t cols = p->w[j].cols, B = p->T;
-            const double n = (double)p->hcount, tot = n + B;
-            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, cols, B, (float)(2.0 / tot), p->w[j].buf, cols,
-                        (float)(n / tot), p->Hm, cols);
-            p->hcount += B;
+        for (int32_t j = 0; j < nb && !st; j++) {
+            if (p->w[j].cols != cols)
+                st = spqr_err_set(err, SPQR_ERR_IO, "calibration input has %d columns, expected %d", p->w[j].cols, cols);
+            else {
+                spqri_hessian_window(p->Hm, p->w[j].buf, cols, p->T, p->o->n_threads);
+                st = spqri_hsum_add(&p->hs, p->Hm, p->o->n_threads, err);
+            }
         }
     }
-    return SPQR_OK;
+    if (!st && target >= 0) st = spqri_hsum_finish(&p->hs, p->comm, (int64_t)p->N * p->T, p->Hm, err);
+    if (target >= 0) spqri_hsum_free(&p->hs);
+    /* every rank gets every window's outputs: the next block's inputs and rank 0's checkpoint */
+    for (int32_t r = 0; !st && target < 0 && r < p->comm->size; r++) {
+        const int32_t a = (int32_t)((int64_t)p->N * r / p->comm->size), b = (int32_t)((int64_t)p->N * (r + 1) / p->comm->size);
+        st = spqri_comm_bcast(p->comm, p->X + (size_t)a * p->T * p->Hd, (size_t)(b - a) * p->T * p->Hd * sizeof(float), r,
+                              err);
+    }
+    return st;
 }
 
 /* 1 when the family has block linear kind k (a slot of model/arch.h). */
@@ -221,6 +236,21 @@ static spqr_status quantize_linear(pipe *p, const spqr_linear *lin, int32_t bloc
     return SPQR_OK;
 }
 
+/* Scale-out: the owner's quantized linear (packed tensor, record, time) to
+ * every rank; the others dequantize it, which gives the owner's Wdq bit for bit. */
+static spqr_status share_linear(pipe *p, int32_t owner, int32_t kind, spqr_tensor **tensor, float **Wdq,
+                                pipe_layer_record *rec, spqr_err *err) {
+    spqr_status st = spqri_comm_bcast_tensor(p->comm, tensor, owner, err);
+    struct { pipe_layer_record r; double seconds; } msg = {*rec, p->kind_seconds[kind]};
+    if (!st) st = spqri_comm_bcast(p->comm, &msg, sizeof msg, owner, err);
+    if (st || p->rank == owner) return st;
+    *rec = msg.r;
+    if (p->rank == 0) p->kind_seconds[kind] = msg.seconds; /* the owner's total for this kind, as a one-rank run reports */
+    *Wdq = malloc((size_t)(*tensor)->rows * (*tensor)->cols * sizeof(float));
+    if (!*Wdq) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    return spqr_tensor_dequantize(*tensor, *Wdq, err);
+}
+
 /* The Hessian of group g of block l into p->Hm (allocated here, freed by
  * the caller; freed here on error). *k0: the group's first linear, or
  * PIPE_KINDS when the family has none (nothing allocated). */
@@ -233,7 +263,7 @@ static spqr_status group_hessian(pipe *p, int32_t l, int32_t g, int *k0, spqr_er
     const int32_t cols = p->mc.layers[l].lin[k].cols;
     p->Hm = calloc((size_t)cols * cols, sizeof(float));
     if (!p->Hm) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a %d x %d Hessian", cols, cols);
-    spqr_status st = run_block(p, l, g, err);
+    spqr_status st = run_block(p, l, g, cols, err);
     if (st) {
         free(p->Hm);
         p->Hm = NULL;
@@ -256,12 +286,28 @@ static spqr_status quantize_block(pipe *p, int32_t l, spqr_tensor *tensors[PIPE_
         if ((st = group_hessian(p, l, g, &k0, err))) break;
         if (k0 == PIPE_KINDS) continue;
         progress(p, l, what);
+        /* scale-out: the group's j-th linear is quantized on rank j mod size, then
+         * shared; --target-bits allocates each linear after the previous one, so
+         * there every rank quantizes every linear (the same result everywhere) */
+        int32_t j = 0;
         for (int k = k0; k < PIPE_KINDS && !st; k++) {
             if (!a->lin[k].name || a->lin[k].group != g) continue;
+            const int32_t owner = p->plan || p->comm->size == 1 ? -1 : j++ % p->comm->size;
+            if (owner >= 0 && owner != p->rank) continue;
             if (cancelled(p)) { st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted"); break; }
             spqr_linear *lin = &L->lin[k];
             snprintf(name, sizeof name, "model.layers.%d.%s", l, a->lin[k].name);
             if ((st = quantize_linear(p, lin, l, k, name, &tensors[k], &Wdq[k], &rec[k], err))) break;
+            if (owner >= 0) continue; /* substituted once shared, below */
+            *lin = (spqr_linear){SPQR_LINEAR_F32, lin->rows, lin->cols, Wdq[k], NULL, NULL};
+            snprintf(what, sizeof what, "quantize %s", a->lin[k].name);
+            progress(p, l, what);
+        }
+        j = 0;
+        for (int k = k0; k < PIPE_KINDS && !st && !p->plan && p->comm->size > 1; k++) {
+            if (!a->lin[k].name || a->lin[k].group != g) continue;
+            spqr_linear *lin = &L->lin[k];
+            if ((st = share_linear(p, j++ % p->comm->size, k, &tensors[k], &Wdq[k], &rec[k], err))) break;
             *lin = (spqr_linear){SPQR_LINEAR_F32, lin->rows, lin->cols, Wdq[k], NULL, NULL};
             snprintf(what, sizeof what, "quantize %s", a->lin[k].name);
             progress(p, l, what);
@@ -270,7 +316,7 @@ static spqr_status quantize_block(pipe *p, int32_t l, spqr_tensor *tensors[PIPE_
         p->Hm = NULL;
     }
     if (!st && cancelled(p)) st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
-    if (!st) st = run_block(p, l, -1, err);
+    if (!st) st = run_block(p, l, -1, 0, err);
     if (!st) progress(p, l, "propagate");
     return st;
 }
@@ -285,13 +331,15 @@ static spqr_status quantize_head(pipe *p, spqr_tensor **tensor, float **Wdq, pip
     if (cancelled(p)) return spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
     p->Hm = calloc((size_t)Hd * Hd, sizeof(float));
     if (!p->Hm) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a %d x %d Hessian", Hd, Hd);
-    spqr_status st = run_block(p, nl, MODEL_GROUP_QKV, err);
+    spqr_status st = run_block(p, nl, MODEL_GROUP_QKV, Hd, err);
     if (!st) {
         hessian_symmetrize(p->Hm, Hd);
         progress(p, nl - 1, "calibrate lm_head");
         if (cancelled(p)) st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
     }
-    if (!st) st = quantize_linear(p, &p->src->lm_head, nl, PIPE_HEAD_KIND, head_stem(p), tensor, Wdq, rec, err);
+    /* only rank 0 writes the file, so only it needs the head */
+    if (!st && p->rank == 0)
+        st = quantize_linear(p, &p->src->lm_head, nl, PIPE_HEAD_KIND, head_stem(p), tensor, Wdq, rec, err);
     if (!st) progress(p, nl - 1, "quantize lm_head");
     free(p->Hm);
     p->Hm = NULL;
@@ -323,6 +371,9 @@ static spqr_status measure_linear(pipe *p, const spqr_linear *lin, int32_t item,
         pl->cost[item * g + s] =
             8 * (pl->whole_file ? spqrf_packed_file_bytes(t, strlen(name) + strlen(".weight")) : sz.stored_bytes);
         spqr_tensor_free(t);
+        if (s == spqri_pipe_sens_setting &&
+            (st = spqri_pipe_plan_sens_measure(pl, item, item / PIPE_KINDS, item % PIPE_KINDS, D, err)))
+            break;
         for (size_t i = 0; i < n; i++) D[i] = W[i] - D[i];
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, cols, 1.0f, D, cols, p->Hm, cols, 0.0f, DH,
                     cols);
@@ -359,7 +410,7 @@ static spqr_status measure_block(pipe *p, int32_t l, spqr_err *err) {
         free(p->Hm);
         p->Hm = NULL;
     }
-    if (!st) st = run_block(p, l, -1, err);
+    if (!st) st = run_block(p, l, -1, 0, err);
     if (!st) progress(p, l, "measure: propagate");
     return st;
 }
@@ -368,7 +419,7 @@ static spqr_status measure_head(pipe *p, spqr_err *err) {
     const int32_t nl = p->src->cfg.n_layers, Hd = p->Hd;
     p->Hm = calloc((size_t)Hd * Hd, sizeof(float));
     if (!p->Hm) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a %d x %d Hessian", Hd, Hd);
-    spqr_status st = run_block(p, nl, MODEL_GROUP_QKV, err);
+    spqr_status st = run_block(p, nl, MODEL_GROUP_QKV, Hd, err);
     if (!st) {
         hessian_symmetrize(p->Hm, Hd);
         progress(p, nl - 1, "measure: calibrate lm_head");
@@ -549,12 +600,17 @@ static spqr_status validate(const spqr_model *m, const int32_t *tok, int64_t n, 
     if ((why = spqrf_text_problem(SPQRF_SEC_TOKENIZER, m->tokenizer_json, m->tokenizer_len)))
         return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer.json: %s", why);
     const spqr_out_spec spec = {"output", "a .spqr model", spqri_pipe_is_spqr_head, o->overwrite};
-    if ((st = spqr_out_check(out_path, &spec, NULL, 0, err))) return st;
+    const int writer = !o->comm || o->comm->rank == 0; /* scale-out: only rank 0 writes */
+    if (writer && (st = spqr_out_check(out_path, &spec, NULL, 0, err))) return st;
     if (o->nsamples < 1 || o->nsamples > (1 << 20))
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "nsamples %d is outside [1, 1048576]", o->nsamples);
     if (o->seqlen < 0 || o->seqlen > m->cfg.max_position_embeddings)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "seqlen %d is outside [1, max_position_embeddings = %d]",
                             o->seqlen, m->cfg.max_position_embeddings);
+    if (o->comm && (o->comm->size < 1 || o->comm->rank < 0 || o->comm->rank >= o->comm->size ||
+                    (o->comm->size > 1 && (!o->comm->bcast || !o->comm->allreduce_sum_i64))))
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "scale-out: rank %d of %d, or a missing operation",
+                            o->comm->rank, o->comm->size);
     if (o->n_threads < 1 || o->n_threads > 1024) /* run_block keeps one status per thread on the stack */
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "thread count %d is outside [1, 1024]", o->n_threads);
     const int32_t V = m->cfg.vocab_size;
@@ -637,17 +693,26 @@ static spqr_status plan_budget(pipe *p, const int32_t *tok, int64_t n_tok, const
     const spqr_model *m = p->src;
     const spqr_config *c = &m->cfg;
     const spqr_quantize_options *o = p->o;
-    const int32_t n_items = c->n_layers * PIPE_KINDS + 1, head_item = c->n_layers * PIPE_KINDS;
+    const int32_t n_items = c->n_layers * PIPE_KINDS + 2, head_item = c->n_layers * PIPE_KINDS,
+                  embed_item = head_item + 1;
     spqr_status st = spqri_pipe_plan_init(pl, n_items, !o->target_linears, err);
     if (st) return st;
     p->plan = pl;
     if ((st = embed_windows(p, tok, starts, err))) return st;
+    if ((st = spqri_pipe_plan_sens_init(pl, m, tok, starts, p->N, p->T, o->n_threads, err))) return st;
+    /* the whole file: the embedding's table is one more item (its own table, not the head's) */
+    spqr_tensor *embed_ref = NULL;
+    if (pl->whole_file && o->quantize_embed && !p->shared_table &&
+        (st = spqri_pipe_measure_embed(m, pl, embed_item, tok, starts, p->N, p->T, &o->params, o->n_threads, o->log,
+                                       &embed_ref, err)))
+        return st;
     for (int32_t l = 0; l < c->n_layers && !st; l++) st = measure_block(p, l, err);
     if (!st && o->quantize_head) st = measure_head(p, err);
-    if (st) return st;
+    if (st) { spqr_tensor_free(embed_ref); return st; }
+    spqri_pipe_plan_sens_finish(pl);
     /* what the metadata will hold, with numbers as long as real ones, for its size (kept in p->est) */
     pipe_layer_record *est = calloc((size_t)n_items, sizeof *est);
-    if (!est) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    if (!est) { spqr_tensor_free(embed_ref); return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); }
     int64_t lin_params = 0;
     int32_t median = 0; /* a setting whose label has the median length */
     for (int32_t s = 0; s < spqri_budget_grid_n; s++) {
@@ -657,18 +722,21 @@ static spqr_status plan_budget(pipe *p, const int32_t *tok, int64_t n_tok, const
     }
     for (int32_t i = 0; i < n_items; i++) {
         if (!pl->present[i]) continue;
-        const spqr_linear *lin = i == head_item ? &m->lm_head : &m->layers[i / PIPE_KINDS].lin[i % PIPE_KINDS];
+        const spqr_linear *lin = i == embed_item ? &m->embed
+                                 : i == head_item ? &m->lm_head
+                                                  : &m->layers[i / PIPE_KINDS].lin[i % PIPE_KINDS];
         const int64_t np = (int64_t)lin->rows * lin->cols;
-        lin_params += np;
+        if (i != embed_item) lin_params += np;
         /* numbers printed as long as typical ones: 17 significant digits, integers of their magnitude */
-        est[i] = (pipe_layer_record){i == head_item ? c->n_layers : i / PIPE_KINDS,
-                                     i == head_item ? (p->shared_table ? PIPE_EMBED_KIND : PIPE_HEAD_KIND)
-                                                    : i % PIPE_KINDS,
+        est[i] = (pipe_layer_record){i >= head_item ? c->n_layers : i / PIPE_KINDS,
+                                     i == embed_item ? PIPE_EMBED_KIND
+                                     : i == head_item ? (p->shared_table ? PIPE_EMBED_KIND : PIPE_HEAD_KIND)
+                                                      : i % PIPE_KINDS,
                                      lin->rows,
                                      lin->cols,
                                      0,
                                      0.0012345678901234567,
-                                     3.0123456789012345,
+                                     3.625, /* formula bits are short binary fractions (w + 32/g ...) */
                                      3.0123456789012345,
                                      (uint64_t)np / 2,
                                      (uint64_t)np / 2 + 700,
@@ -679,11 +747,16 @@ static spqr_status plan_budget(pipe *p, const int32_t *tok, int64_t n_tok, const
                                  (int64_t)m->n_norm_floats;
     p->est = est;
     p->n_tok = n_tok;
-    /* the embedding counts at the size it is stored at: dense, the RTN table made
-     * before the plan (p->embed), or none of its own when the head's table is it */
-    if (pl->whole_file && (st = spqri_pipe_fixed_file_bytes(m, p->ckdir, p->embed, o->quantize_head, p->shared_table, 0,
-                                                      &p->fixed0, err)))
-        return st;
+    /* the embedding counts at the size it is stored at: dense, none of its own when
+     * the head's table is it, or allocated (its measured table's bytes taken out again) */
+    if (pl->whole_file && p->rank == 0 &&
+        !(st = spqri_pipe_fixed_file_bytes(m, p->ckdir, embed_ref, o->quantize_head, p->shared_table, 0, &p->fixed0,
+                                           err)) &&
+        embed_ref)
+        p->fixed0 -= spqrf_packed_file_bytes(embed_ref, strlen(ARCH_EMBED_NAME));
+    spqr_tensor_free(embed_ref);
+    if (st) return st;
+    if (pl->whole_file && (st = spqri_comm_bcast(p->comm, &p->fixed0, sizeof p->fixed0, 0, err))) return st;
     const double per = (double)(pl->whole_file ? model_params : lin_params);
     p->total_bits = o->target_bits * per;
     pl->budget = (uint64_t)p->total_bits;
@@ -721,15 +794,14 @@ static spqr_status plan_budget(pipe *p, const int32_t *tok, int64_t n_tok, const
 static spqr_status replan(pipe *p, spqr_err *err) {
     pipe_plan *pl = p->plan;
     if (pl->whole_file) {
-        /* the plan's items, then the embedding's record (filled when it was quantized
-         * before the plan, rows 0 otherwise), as final_metadata will get them */
-        pipe_layer_record *r = malloc(((size_t)pl->n_items + 1) * sizeof *r);
+        /* the records as final_metadata will get them (the embedding's last: an
+         * item, or rows 0 when it is dense or the head's table) */
+        pipe_layer_record *r = malloc((size_t)pl->n_items * sizeof *r);
         if (!r) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
-        for (int32_t i = 0; i < pl->n_items; i++) r[i] = pl->done[i] ? p->rec[i] : p->est[i];
-        r[pl->n_items] = p->rec[pl->n_items];
-        const int32_t head_item = pl->n_items - 1;
+        for (int32_t i = 0; i < pl->n_items; i++) r[i] = pl->present[i] && !pl->done[i] ? p->est[i] : p->rec[i];
+        const int32_t head_item = pl->n_items - 2;
         if (p->shared_table && pl->present[head_item]) r[head_item].kind = PIPE_EMBED_KIND;
-        char *meta = final_metadata(p->src, p->o, p->N, p->T, p->n_tok, 0xffffffffffffffffull, r, pl->n_items + 1,
+        char *meta = final_metadata(p->src, p->o, p->N, p->T, p->n_tok, 0xffffffffffffffffull, r, pl->n_items,
                                     10.0 / 3.0, 10.0 / 3.0);
         free(r);
         if (!meta) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
@@ -756,11 +828,20 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     p.N = opt->nsamples;
     p.T = opt->seqlen ? opt->seqlen : (c->max_position_embeddings < 2048 ? c->max_position_embeddings : 2048);
     p.Hd = c->hidden_size;
+    p.serial = (spqr_comm){0, 1, NULL, NULL, NULL};
+    p.comm = opt->comm && opt->comm->size > 1 ? opt->comm : &p.serial;
+    p.rank = p.comm->rank;
+    p.w0 = (int32_t)((int64_t)p.N * p.rank / p.comm->size);
+    p.w1 = (int32_t)((int64_t)p.N * (p.rank + 1) / p.comm->size);
     p.n_steps = ((int64_t)STEPS_PER_BLOCK * c->n_layers + (opt->quantize_head ? HEAD_STEPS : 0)) *
                 (opt->target_bits > 0 ? 2 : 1); /* --target-bits: a measurement pass first */
-    if (opt->checkpoint_dir) snprintf(p.ckdir, sizeof p.ckdir, "%s", opt->checkpoint_dir);
-    else if (snprintf(p.ckdir, sizeof p.ckdir, "%s.partial", out_path) >= (int)sizeof p.ckdir)
-        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "output path too long");
+    /* every checkpoint path is ckdir/NAME with NAME < 256 bytes in a buffer of sizeof ckdir: refuse what
+     * would be cut short (a truncated path names another directory) */
+    const int ckn = opt->checkpoint_dir ? snprintf(p.ckdir, sizeof p.ckdir, "%s", opt->checkpoint_dir)
+                                        : snprintf(p.ckdir, sizeof p.ckdir, "%s.partial", out_path);
+    if (ckn < 0 || (size_t)ckn + 1 + 256 > sizeof p.ckdir)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "checkpoint directory path too long (%d bytes; at most %zu)", ckn,
+                            sizeof p.ckdir - 1 - 256);
 
     int64_t *starts = malloc((size_t)p.N * sizeof *starts);
     const size_t xn = (size_t)p.N * p.T * p.Hd;
@@ -791,7 +872,7 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     /* Workers: a session each on a one-layer view, so a KV cache holds one
      * layer of one window; spqri_model_layer_forward(s, 0, ...) runs block l. */
     spqri_model_layer_view(&p.mview, &p.mc, p.mc.layers, 0);
-    p.nw = opt->n_threads < p.N ? opt->n_threads : p.N;
+    p.nw = opt->n_threads < p.w1 - p.w0 ? opt->n_threads : p.w1 - p.w0 > 0 ? p.w1 - p.w0 : 1;
     p.w = calloc((size_t)p.nw, sizeof *p.w);
     if (!p.w) { st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory"); goto done; }
     const int32_t maxcols = c->intermediate_size > c->hidden_size ? c->intermediate_size : c->hidden_size;
@@ -803,42 +884,52 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
         if (!p.w[j].buf) { st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for calibration buffers"); goto done; }
         if ((st = spqr_session_create(&p.mview, p.T, 1, &p.w[j].sess, err))) goto done;
     }
-    if ((st = ensure_dir(p.ckdir, err))) goto done;
-    if ((st = spqr_dir_lock(p.ckdir, &lock_fd, err))) goto done;
-    /* Under the lock no other run writes here: leftovers of a killed run
-     * (checkpoint and output temporaries, GBs of activations) can go. */
-    spqri_pipe_ckpt_remove_stale(p.ckdir);
-    spqr_atomic_remove_stale(out_path);
-    if ((st = check_disk_space(m, opt, out_path, p.ckdir, (uint64_t)xn * sizeof(float), err))) goto done;
+    /* rank 0 alone touches the checkpoint dir and the output */
+    if (p.rank == 0) {
+        if ((st = ensure_dir(p.ckdir, err))) goto done;
+        if ((st = spqr_dir_lock(p.ckdir, &lock_fd, err))) goto done;
+        /* Under the lock no other run writes here: leftovers of a killed run
+         * (checkpoint and output temporaries, GBs of activations) can go. */
+        spqri_pipe_ckpt_remove_stale(p.ckdir);
+        spqr_atomic_remove_stale(out_path);
+        if ((st = check_disk_space(m, opt, out_path, p.ckdir, (uint64_t)xn * sizeof(float), err))) goto done;
+    }
     const uint64_t hash = run_hash(m, calib_tokens, n_tokens, opt, p.N, p.T);
     /* Tied, head and embedding quantized: the calibrated head is the one table. */
     const int shared_table = c->tie_word_embeddings && opt->quantize_head && opt->quantize_embed && !opt->tied_two_tables;
     p.shared_table = shared_table;
-    /* --target-bits on the whole file: the embedding's RTN table (no calibration,
-     * so the same tensor as after the blocks) is made first, so that the budget
-     * counts the bytes it takes */
-    if (opt->target_bits > 0 && !opt->target_linears && opt->quantize_embed && !shared_table) {
-        st = spqri_pipe_quantize_embed(m, &opt->params, opt->n_threads, opt->log, &embed, rec + n_block_rec + 1,
-                                 &embed_seconds, err);
-        if (st) goto done;
-        p.embed = embed;
-    }
     /* --target-bits: measured again on --resume (deterministic), never checkpointed */
     if (opt->target_bits > 0 && (st = plan_budget(&p, calib_tokens, n_tokens, starts, &plan, err))) goto done;
+    /* the embedding, when allocated, at its setting first (no calibration: the same
+     * table as after the blocks), so the linears get what it left */
+    if (p.plan && plan.present[n_block_rec + 1]) {
+        const int32_t s = plan.choice[n_block_rec + 1];
+        spqr_quant_params q;
+        spqri_budget_setting_apply(&spqri_budget_grid[s], &opt->params, &q);
+        st = spqri_pipe_quantize_embed(m, &q, opt->n_threads, opt->log, &embed, rec + n_block_rec + 1, &embed_seconds,
+                                       err);
+        if (st) goto done;
+        rec[n_block_rec + 1].setting = s;
+        plan.done[n_block_rec + 1] = 1;
+    }
     const int64_t measured_steps = p.step;
 
     /* --resume: the longest prefix of valid block checkpoints whose last
      * block also left its outputs; otherwise start over. */
     int32_t first = 0;
-    if (opt->resume) {
+    if (opt->resume && p.rank == 0) {
         int32_t k = 0;
         while (k < c->n_layers && spqri_pipe_ckpt_block_ok(p.ckdir, hash, k, m->hp.arch, rec + (size_t)k * PIPE_KINDS)) k++;
         while (k > 0 && !spqri_pipe_ckpt_load_inputs(p.ckdir, hash, k - 1, p.X, (int64_t)p.N * p.T, p.Hd)) k--;
         first = k;
         spqr_log(opt->log, SPQR_LOG_INFO, "resume: %d of %d blocks restored from %s", first, c->n_layers, p.ckdir);
-    } else {
+    } else if (p.rank == 0) {
         spqri_pipe_ckpt_remove_all(p.ckdir, c->n_layers);
     }
+    /* scale-out: rank 0's restored blocks, their records and outputs to every rank */
+    if (opt->resume && (st = spqri_comm_bcast(p.comm, &first, sizeof first, 0, err))) goto done;
+    if (first > 0 && (st = spqri_comm_bcast(p.comm, rec, (size_t)first * PIPE_KINDS * sizeof *rec, 0, err))) goto done;
+    if (first > 0 && (st = spqri_comm_bcast(p.comm, p.X, xn * sizeof(float), 0, err))) goto done;
     p.skipped = (int64_t)STEPS_PER_BLOCK * first;
     p.step = measured_steps + p.skipped;
     for (int32_t i = 0; p.plan && i < first * PIPE_KINDS; i++) plan.done[i] = plan.present[i];
@@ -849,8 +940,9 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
         if (cancelled(&p)) { st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted"); break; }
         pipe_layer_record *r = rec + (size_t)l * PIPE_KINDS;
         if ((st = quantize_block(&p, l, tensors, Wdq, r, err))) break;
-        if ((st = spqri_pipe_ckpt_write_block(p.ckdir, hash, l, m->hp.arch, tensors, r, err))) break;
-        if ((st = spqri_pipe_ckpt_write_inputs(p.ckdir, hash, l, p.X, (int64_t)p.N * p.T, p.Hd, err))) break;
+        if (p.rank == 0 && (st = spqri_pipe_ckpt_write_block(p.ckdir, hash, l, m->hp.arch, tensors, r, err))) break;
+        if (p.rank == 0 && (st = spqri_pipe_ckpt_write_inputs(p.ckdir, hash, l, p.X, (int64_t)p.N * p.T, p.Hd, err)))
+            break;
         p.mc.layers[l] = m->layers[l]; /* Wdq is about to be freed */
         for (int k = 0; k < PIPE_KINDS; k++) {
             spqr_tensor_free(tensors[k]);
@@ -864,6 +956,11 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     if (!st && opt->quantize_head) st = quantize_head(&p, &head, &head_dq, rec + n_block_rec, err);
     if (!st && opt->quantize_embed && !shared_table && !embed && cancelled(&p))
         st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
+    /* scale-out: the rest (the embedding, the file) is rank 0's */
+    if (!st && p.rank != 0) {
+        if (summary) memset(summary, 0, sizeof *summary);
+        goto done;
+    }
     if (!st && opt->quantize_embed && !shared_table && !embed)
         st = spqri_pipe_quantize_embed(m, &opt->params, opt->n_threads, opt->log, &embed, rec + n_block_rec + 1,
                                  &embed_seconds, err);

@@ -96,15 +96,30 @@ spqr_status spqri_pipe_quantize_embed(const spqr_model *m, const spqr_quant_para
                                 const spqr_logger *log, spqr_tensor **out, pipe_layer_record *rec, double *seconds,
                                 spqr_err *err);
 
+struct pipe_plan;
+/* --target-bits on the whole file: the embedding as item `item` of the
+ * plan: every grid setting as round-to-nearest (spqri_pipe_quantize_embed's
+ * rule), its cost the packed table's file bytes, its err the squared error
+ * of each row weighted by 1 + its token's count in the n_win calibration
+ * windows of T tokens (tok + starts[i]), its sensitivity measured with the
+ * embedding replaced at spqri_pipe_sens_setting; *ref gets that setting's
+ * table (the caller's to free). */
+spqr_status spqri_pipe_measure_embed(const spqr_model *m, struct pipe_plan *pl, int32_t item, const int32_t *tok,
+                                     const int64_t *starts, int32_t n_win, int32_t T, const spqr_quant_params *base,
+                                     int32_t n_threads, const spqr_logger *log, spqr_tensor **ref, spqr_err *err);
+
 /* --target-bits (docs/quantize.md, "Bit budgets"): the measured grid and
  * the current allocation. Items are the records' slots: block l kind k is
- * l * PIPE_KINDS + k, the head is n_layers * PIPE_KINDS. */
+ * l * PIPE_KINDS + k, the head is n_layers * PIPE_KINDS, the token
+ * embedding n_layers * PIPE_KINDS + 1 (whole file, a table of its own). */
 typedef struct pipe_plan {
     int32_t n_items;
     uint8_t *present;    /* [n_items] 1: a linear that gets a setting */
     uint8_t *done;       /* [n_items] 1: quantized (its record holds what it cost) */
     uint64_t *cost;      /* [n_items][spqri_budget_grid_n] bits it would cost (file bytes or stored bytes, x 8) */
     double *err;         /* [n_items][spqri_budget_grid_n] tr(dW H dW^T), H from the unquantized model's inputs */
+    double *sens;        /* [n_items] measured KL per unit of err (the allocation minimises sum sens x err) */
+    struct quant_sens *sens_ctx; /* during the measurement pass: the windows it is measured on */
     int32_t *choice;     /* [n_items] setting of each item in the current allocation */
     uint64_t budget;     /* bits for every present item together */
     int whole_file;      /* costs are file bytes (--target-bits), else stored bytes (--target-bits-linears) */
@@ -117,6 +132,20 @@ uint64_t spqri_pipe_plan_realized(const pipe_plan *pl, const pipe_layer_record *
 /* Allocates the items not done with the budget the done ones left
  * (rec[i] holds what done item i cost). */
 spqr_status spqri_pipe_plan_update(pipe_plan *pl, const pipe_layer_record *rec, spqr_err *err);
+
+/* The measured sensitivity (quant/sensitivity.h) on the first calibration
+ * windows (at most 2, of at most 128 tokens; tok + starts[i] is window i):
+ * init before the measurement pass; measure for each item with W its
+ * dequantized weights at grid setting spqri_pipe_sens_setting (block =
+ * n_layers: the head); finish after the pass: sens = that KL over the
+ * item's err at that setting (an item whose ratio could not be measured
+ * gets the largest), and the windows are freed. */
+extern const int32_t spqri_pipe_sens_setting;
+spqr_status spqri_pipe_plan_sens_init(pipe_plan *pl, const spqr_model *m, const int32_t *tok, const int64_t *starts,
+                                      int32_t n_windows, int32_t T, int32_t n_threads, spqr_err *err);
+spqr_status spqri_pipe_plan_sens_measure(pipe_plan *pl, int32_t item, int32_t block, int32_t kind, const float *W,
+                                         spqr_err *err);
+void spqri_pipe_plan_sens_finish(pipe_plan *pl);
 
 /* File bytes of a metadata section of len bytes: the text, its NUL, 64-aligned, and its table entry. */
 uint64_t spqri_pipe_metadata_file_bytes(size_t len);
@@ -131,5 +160,30 @@ uint64_t spqri_pipe_metadata_file_bytes(size_t len);
  * removed), so it is exact and follows the writer. */
 spqr_status spqri_pipe_fixed_file_bytes(const spqr_model *m, const char *dir, const spqr_tensor *embed, int head_packed,
                                   int shared_table, size_t meta_len, uint64_t *out, spqr_err *err);
+
+/* Scale-out (pipeline_comm.c): the options' communicator; with comm NULL
+ * or of size 1 these do nothing and succeed. */
+spqr_status spqri_comm_bcast(const spqr_comm *c, void *buf, size_t bytes, int32_t root, spqr_err *err);
+spqr_status spqri_comm_sum_i64(const spqr_comm *c, int64_t *buf, size_t n, spqr_err *err);
+/* Root's *t to every rank (the others get a new tensor, theirs to free). */
+spqr_status spqri_comm_bcast_tensor(const spqr_comm *c, spqr_tensor **t, int32_t root, spqr_err *err);
+
+/* A Hessian sum that does not depend on how the windows are split between
+ * ranks or in what order they come: each window's G = X^T X (float32) is
+ * added exactly as int64 fixed point, in a bin chosen by its own largest
+ * diagonal entry; bins are summed over ranks, then folded in a fixed order.
+ * Upper triangles, packed row by row. */
+#define HSUM_NBINS 36
+typedef struct pipe_hsum {
+    int32_t cols;
+    size_t n;                    /* cols (cols + 1) / 2 */
+    int64_t *bin[HSUM_NBINS];    /* allocated when a window falls in it */
+} pipe_hsum;
+void spqri_hsum_init(pipe_hsum *h, int32_t cols);
+void spqri_hsum_free(pipe_hsum *h);
+/* Adds one window's G (upper triangle of a [cols][cols] row-major matrix). */
+spqr_status spqri_hsum_add(pipe_hsum *h, const float *G, int32_t n_threads, spqr_err *err);
+/* Sums over the ranks and writes the upper triangle of H = (2 / n_rows) sum G. */
+spqr_status spqri_hsum_finish(pipe_hsum *h, const spqr_comm *c, int64_t n_rows, float *H, spqr_err *err);
 
 #endif

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "format/spqr_file.h"
 #include "io/atomic_file.h"
+#include "io/file.h"
 #include "model/model.h"
 #include "quant/budget.h"
 #include "quant/pipeline.h"
@@ -42,7 +43,10 @@ void spqri_pipe_record_name(char *out, size_t cap, const model_arch *a, int32_t 
 }
 
 void spqri_pipe_ckpt_path(char *out, size_t cap, const char *dir, const char *what, int32_t block) {
-    snprintf(out, cap, "%s/%s_%04d.spqr", dir, what, block);
+    /* fits: spqr_model_quantize refuses a dir that leaves less than 256 bytes for a name */
+    char name[64];
+    snprintf(name, sizeof name, "%s_%04d.spqr", what, block);
+    if (spqr_path_join_into(out, cap, dir, name)) out[0] = 0;
 }
 
 static char *block_metadata(uint64_t hash, int32_t block, const model_arch *a, const pipe_layer_record rec[PIPE_KINDS]) {
@@ -218,7 +222,7 @@ void spqri_pipe_ckpt_remove_stale(const char *dir) {
         memcpy(base, e->d_name + 1, n - tail - 1);
         base[n - tail - 1] = 0;
         if (!spqr_atomic_is_tmp_of(e->d_name, base)) continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (spqr_path_join_into(path, sizeof path, dir, e->d_name)) continue;
         unlink(path);
     }
     closedir(d);
@@ -304,7 +308,7 @@ uint64_t spqri_pipe_metadata_file_bytes(size_t len) {
 spqr_status spqri_pipe_fixed_file_bytes(const spqr_model *m, const char *dir, const spqr_tensor *embed, int head_packed,
                                   int shared_table, size_t meta_len, uint64_t *out, spqr_err *err) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/fixed_sections.spqr", dir);
+    if (spqr_path_join_into(path, sizeof path, dir, "fixed_sections.spqr")) path[0] = 0;
     spqr_archive_writer *w = NULL;
     spqr_status st = spqr_archive_writer_create(path, &w, err);
     if (st) return st;

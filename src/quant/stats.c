@@ -7,18 +7,7 @@
 
 void spqr_fit_row(const spqr_fit_cfg *cfg, const double *x, const double *dg, int32_t gc, double *scratch,
                   double *s, double *z) {
-    const double *v = x;
-    if (cfg->loo) {
-        double *xmod = scratch + 3 * ((size_t)gc + 1);
-        spqr_loo_replace(cfg, x, dg, gc, scratch, xmod);
-        v = xmod;
-    }
-    double xmin = v[0], xmax = v[0];
-    for (int32_t c = 1; c < gc; c++) {
-        xmin = fmin(xmin, v[c]);
-        xmax = fmax(xmax, v[c]);
-    }
-    spqr_minmax_fit(xmin, xmax, cfg->maxq, cfg->sym, cfg->round_zero, s, z);
+    spqr_fit_row_inline(cfg, x, dg, gc, scratch, s, z);
 }
 
 /* fp16 of a double, through fp32 as the reference's tensor library does. */
@@ -39,8 +28,8 @@ static spqr_status second_level(const double *v, int32_t rows, int bits, int qgs
         const int64_t c1 = c0 + qgs < rows ? c0 + qgs : rows;
         double cmin = v[c0], cmax = v[c0];
         for (int64_t r = c0 + 1; r < c1; r++) {
-            cmin = fmin(cmin, v[r]);
-            cmax = fmax(cmax, v[r]);
+            cmin = spqr_dmin(cmin, v[r]);
+            cmax = spqr_dmax(cmax, v[r]);
         }
         double s2, z2;
         spqr_minmax_fit(cmin, cmax, maxq2, 0, 0, &s2, &z2);

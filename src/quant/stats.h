@@ -23,12 +23,18 @@ typedef struct spqr_fit_cfg {
     double tau;       /* absolute outlier threshold; +inf = none */
 } spqr_fit_cfg;
 
+/* fmin / fmax without the libm call (which blocks vectorization): the same
+ * value for every non-NaN pair, signed zeros included (glibc returns x
+ * when x and y compare equal). The engine's values are finite. */
+static inline double spqr_dmin(double x, double y) { return x <= y ? x : y; }
+static inline double spqr_dmax(double x, double y) { return x >= y ? x : y; }
+
 /* Min-max rule on a range: returns scale s and zero z (reference semantics,
  * including the lossy [-1, 1] range for a constant row). */
 static inline void spqr_minmax_fit(double xmin, double xmax, double maxq, int sym, int round_zero,
                                    double *s, double *z) {
     if (sym) {
-        xmax = fmax(fabs(xmin), xmax);
+        xmax = spqr_dmax(fabs(xmin), xmax);
         if (xmin < 0) xmin = -xmax;
     }
     if (xmin == xmax) {
