@@ -44,7 +44,7 @@ chmod +x spqr-qemu
 # binfmt registration this sandbox and CI lack, and they check argument
 # handling and file output, not arithmetic (the longest of the suite).
 echo "== aarch64 (qemu): test_* binaries"
-SPQR_BIN="$PWD/spqr-qemu" ctest -j2 -R '^test_' --output-on-failure
+SPQR_BIN="$PWD/spqr-qemu" ctest -j2 -R '^test_' --output-on-failure --timeout 1200
 # The same kernels on a CPU without dotprod (Cortex-A53, ARMv8.0): AUTO
 # must pick neon and every path still matches the reference.
 echo "== aarch64 (qemu -cpu cortex-a53, no dotprod): test_kernels, test_linear"

@@ -7,4 +7,5 @@ dir="${1:-build}"
 shift || true
 scripts/build.sh "$dir" "$@"
 cd "$dir"
-ctest --output-on-failure -j"$(nproc)"
+# A per-test limit, so one hung test fails the run instead of stalling it.
+ctest --output-on-failure --timeout 900 -j"$(nproc)"

@@ -17,7 +17,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 # The ASan build (CI): no leak check under mpirun, whose plugins' allocations live
 # until exit in unloaded modules no suppression can name; memory errors are
 # still caught there, and the one-process runs below keep the leak check.
-MPI=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$SPQR_MPIEXEC" --oversubscribe --bind-to none)
+# Each job is bounded (timeout), so a launcher that hangs on a strange network
+# setup fails this test instead of stalling CI.
+MPI=(timeout -k 10 300 env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$SPQR_MPIEXEC" --oversubscribe --bind-to none)
 fails=0
 ok() { echo "ok: $1"; }
 bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
