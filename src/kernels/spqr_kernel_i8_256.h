@@ -403,6 +403,8 @@ T2I INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
                 kt_prefetch_tile(cb, 0, B);
                 kt_prefetch_tile(cb, 1, B);
                 kt_opf_step(&opf);
+                /* the statistics are a second stream, which kt_prefetch_tile does not cover */
+                __builtin_prefetch(rc.st + (size_t)g * kt->stat_bytes + 512, 0, 3);
                 __m256i d[2];
                 tile_w(cx, cb, xw, d, B, 0);
                 if (MS) finish_ms(kt, &rc, ms, g, d, ya, MS == 2);
