@@ -223,14 +223,16 @@ static spqr_status check_entries(spqr_archive *a, const spqrf_header *h, spqr_er
         if (gap_end - gap_begin >= limit || !all_zero(a->data + gap_begin, (size_t)(gap_end - gap_begin)))
             s = ferr(a, err, "bytes [%llu, %llu) between sections are not alignment padding of zeros",
                      (unsigned long long)gap_begin, (unsigned long long)gap_end);
-        /* Byte accounting: a gap belongs to the section after it (the last
-         * one, before the table, to the container). */
+        /* Byte accounting: a gap is the padding of the section before it (the
+         * one after the header, of the container), so a section's bytes are
+         * its own 64-aligned length, which the writer can count before
+         * writing (spqrf_packed_file_bytes, --target-bits' costs) */
         const uint64_t gap = gap_end - gap_begin;
+        if (k > 0) a->sec_bytes[r[k - 1].idx] += gap;
+        else a->container_bytes += gap;
         if (k < n) {
             const spqrf_entry *e = &a->ent[r[k].idx];
-            a->sec_bytes[r[k].idx] = gap + e->size + sizeof(spqrf_entry) + e->name_len + 1u;
-        } else {
-            a->container_bytes += gap;
+            a->sec_bytes[r[k].idx] += e->size + sizeof(spqrf_entry) + e->name_len + 1u;
         }
     }
     for (uint32_t k = 1; k < n && !s; k++) {
