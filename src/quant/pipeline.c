@@ -40,6 +40,7 @@
 #include "io/outpath.h"
 #include "model/model.h"
 #include "quant/budget.h"
+#include "quant/gptq.h"
 #include "quant/hessian.h"
 #include "quant/calib.h"
 #include "quant/pipeline.h"
@@ -401,12 +402,32 @@ static spqr_status measure_linear(pipe *p, const spqr_linear *lin, int32_t item,
     for (int32_t r = 0; r < rows && !st; r++) st = spqri_linear_row(lin, r, W + (size_t)r * cols, err);
     pipe_plan *pl = p->plan;
     const size_t g = (size_t)spqri_budget_grid_n;
-    for (int32_t s = 0; s < spqri_budget_grid_n && !st; s++) {
+    /* the settings grouped by permutation mode and damping, each group's
+     * permutation and Cholesky factor computed once (the same bits as
+     * computing them per setting) */
+    int32_t order[256];
+    for (int32_t s = 0; s < spqri_budget_grid_n; s++) {
+        int32_t k = s;
+        const budget_setting *b = &spqri_budget_grid[s];
+        while (k > 0 && (spqri_budget_grid[order[k - 1]].act_order > b->act_order ||
+                         (spqri_budget_grid[order[k - 1]].act_order == b->act_order &&
+                          spqri_budget_grid[order[k - 1]].percdamp > b->percdamp))) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = s;
+    }
+    quant_hprep hp;
+    memset(&hp, 0, sizeof hp);
+    for (int32_t i = 0; i < spqri_budget_grid_n && !st; i++) {
+        const int32_t s = order[i];
         if (cancelled(p)) { st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted"); break; }
         spqr_quant_params q;
         spqri_budget_setting_apply(&spqri_budget_grid[s], &p->o->params, &q);
         spqr_tensor *t = NULL;
-        st = spqr_quantize_layer(W, rows, cols, p->Hm, &q, p->o->n_threads, p->o->log, &t, D, NULL, NULL, err);
+        if (!(st = spqri_hprep_fill(&hp, p->Hm, cols, &q, p->o->n_threads, err)))
+            st = spqri_quantize_layer_prepared(W, rows, cols, p->Hm, &q, p->o->n_threads, &hp, p->o->log, &t, D, NULL,
+                                               NULL, err);
         if (st) { st = spqr_err_prefix(err, st, "%s (%s)", name, spqri_budget_grid[s].label); break; }
         spqr_size_report sz;
         spqr_tensor_size(t, &sz);
@@ -423,6 +444,7 @@ static spqr_status measure_linear(pipe *p, const spqr_linear *lin, int32_t item,
         for (size_t i = 0; i < n; i++) e += (double)D[i] * DH[i];
         pl->err[item * g + s] = e;
     }
+    spqri_hprep_free(&hp);
     free(W), free(D), free(DH);
     pl->present[item] = 1;
     return st;
