@@ -658,7 +658,8 @@ static void test_prepared_hessian(void) {
                 CHECK_MSG(!memcmp(Wp, ref.What, n * sizeof(float)) && !memcmp(mp, ref.mask, n),
                           "mode %d setting %d report %d: prepared output differs", mode, i, with_report);
                 CHECK(t && t->nnz == ref.t->nnz);
-                if (with_report) CHECK(rep.rel_hessian_error == ref.rep.rel_hessian_error && rep.n_outliers == ref.rep.n_outliers);
+                if (with_report)
+                    CHECK(rep.rel_hessian_error == ref.rep.rel_hessian_error && rep.n_outliers == ref.rep.n_outliers);
                 spqr_tensor_free(t);
             }
             CHECK(hp.n_dead == 1);

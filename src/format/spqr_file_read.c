@@ -24,7 +24,7 @@ typedef struct {
     spqr_st_tensor dense;
     spqr_tensor packed;
     int32_t *perm32, *rowptr32; /* decoded from the compact encodings (owned), else NULL */
-    uint64_t file_bytes;        /* payload, padding before it, table entry and name */
+    uint64_t file_bytes;        /* payload, padding after it, table entry and name */
 } a_item;
 
 struct spqr_archive {
@@ -35,13 +35,13 @@ struct spqr_archive {
     const char *config, *metadata, *tokenizer;
     size_t tokenizer_len;
     uint32_t version;
-    uint64_t text_bytes, container_bytes; /* file bytes of the text sections; header and the table's padding */
+    uint64_t text_bytes, container_bytes; /* text sections; the header and any gap before the first section */
     int32_t n;
     a_item *items;      /* tensors, table order */
     int32_t *by_name;   /* item indices sorted by name */
     /* during validation */
     spqrf_entry *ent;  /* copy of the table entries */
-    uint64_t *sec_bytes; /* per entry: payload + padding before it + entry + name */
+    uint64_t *sec_bytes; /* per entry: payload + padding after it + entry + name */
     const char *names;
     uint64_t names_size;
 };

@@ -367,9 +367,12 @@ spqr_status spqri_hprep_fill(quant_hprep *hp, const float *H, int32_t cols, cons
     hp->dead = malloc((size_t)cols);
     hp->U = malloc((size_t)cols * (size_t)cols * sizeof(double));
     hp->d = malloc((size_t)cols * sizeof(double));
-    if (!hp->perm || !hp->dead || !hp->U || !hp->d) st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a %d-column Hessian", cols);
+    if (!hp->perm || !hp->dead || !hp->U || !hp->d)
+        st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a %d-column Hessian", cols);
     if (!st) st = spqr_perm_compute(H, cols, p->perm, hp->perm, err);
-    if (!st) st = spqr_hessian_prepare(H, cols, hp->perm, p->percdamp, nt, hp->U, hp->d, hp->dead, &hp->n_dead, &hp->damp, err);
+    if (!st)
+        st = spqr_hessian_prepare(H, cols, hp->perm, p->percdamp, nt, hp->U, hp->d, hp->dead, &hp->n_dead, &hp->damp,
+                                  err);
     if (st) {
         spqri_hprep_free(hp);
         return st;

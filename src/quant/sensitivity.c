@@ -41,7 +41,8 @@ spqr_status spqri_sens_init(quant_sens *z, const spqr_model *src, const int32_t 
     const int32_t Hd = src->cfg.hidden_size;
     for (int32_t i = 0; i < n_win && !st; i++) {
         float *b = z->base + (size_t)i * T * V, *a = z->act + (size_t)i * per_win;
-        for (int32_t t = 0; t < T && !st; t++) st = spqri_model_embed(src, z->tok[(size_t)i * T + t], a + (size_t)t * Hd, err);
+        for (int32_t t = 0; t < T && !st; t++)
+            st = spqri_model_embed(src, z->tok[(size_t)i * T + t], a + (size_t)t * Hd, err);
         spqr_session_reset(z->s);
         if (!st && !(st = spqri_session_forward_from(z->s, 0, a, T, a, b, err)))
             for (int32_t t = 0; t < T; t++) z->base_lse[(size_t)i * T + t] = log_sum_exp(b + (size_t)t * V, V);
@@ -58,12 +59,12 @@ spqr_status spqri_sens_kl(quant_sens *z, int32_t block, int32_t kind, const floa
     spqr_status st = SPQR_OK;
     double sum = 0;
     /* a substitute in block l leaves layers 0..l-1 as they were: rerun from l's stored inputs */
-    const size_t per_win = ((size_t)L + 1) * T * z->m.cfg.hidden_size;
+    const size_t layer_rows = (size_t)T * z->m.cfg.hidden_size, per_win = ((size_t)L + 1) * layer_rows;
     for (int32_t i = 0; i < z->n_win && !st; i++) {
         spqr_session_reset(z->s);
         st = kind < 0 ? spqr_session_forward(z->s, z->tok + (size_t)i * T, T, 1, z->logits, err)
-                      : spqri_session_forward_from(z->s, block, z->act + i * per_win + (size_t)block * T * z->m.cfg.hidden_size,
-                                                   T, NULL, z->logits, err);
+                      : spqri_session_forward_from(z->s, block, z->act + i * per_win + (size_t)block * layer_rows, T,
+                                                   NULL, z->logits, err);
         if (st) break;
         /* from the logits in double: fp32 log-probabilities would round the small differences away */
         for (int32_t t = 0; t < T; t++) {
