@@ -360,9 +360,10 @@ SPQR_API const spqr_tensor *spqr_archive_find_packed(const spqr_archive *a, cons
 /* Where every byte of the file goes. file_bytes = container_bytes +
  * text_bytes + the sum of spqr_archive_tensor_bytes over all tensors,
  * exactly. A tensor's bytes are its section payload (header, arrays and
- * the padding between them), the alignment padding before it, its table
- * entry and its name; the container is the file header and the padding
- * before the table; text is config, tokenizer and metadata likewise. */
+ * the padding between them), the alignment padding after it (up to the
+ * next section or the table), its table entry and its name; the container
+ * is the file header (and any padding before the first section); text is
+ * config, tokenizer and metadata likewise. */
 typedef struct spqr_archive_bytes {
     uint64_t file_bytes, container_bytes, text_bytes;
     uint64_t dense_bytes, packed_bytes;   /* sums of spqr_archive_tensor_bytes by kind */

@@ -4,6 +4,7 @@
  * column permutation, dead inputs are dropped, the reference kernels compute
  * W_hat x, and bad input is rejected with the right status. */
 #include "spqr.h"
+#include "quant/gptq.h"
 #include "quant/outliers.h"
 #include "test_util.h"
 
@@ -621,7 +622,61 @@ static void test_fp16_outlier_range(void) {
     free(H);
 }
 
+/* One permutation and Cholesky factor shared by the settings of the same
+ * permutation mode and damping (--target-bits' measurement) gives each
+ * setting's outputs bit for bit, with and without a report; a preparation
+ * for other settings is refused, and an equal one is not recomputed. */
+static void test_prepared_hessian(void) {
+    const int32_t rows = 48, cols = 96;
+    float *W = make_weight(rows, cols, 21, 10), *H = make_hessian(cols, 21, 1.0);
+    for (int32_t j = 0; j < cols; j++) H[(size_t)j * cols + 5] = H[(size_t)5 * cols + j] = 0; /* a dead input */
+    const size_t n = (size_t)rows * cols;
+    float *Wp = malloc(n * sizeof(float));
+    uint8_t *mp = malloc(n);
+    quant_hprep hp;
+    memset(&hp, 0, sizeof hp);
+    const int wb[4] = {2, 3, 4, 3}, gs[4] = {16, 128, 32, 16};
+    for (int mode = 0; mode < 2; mode++)
+        for (int i = 0; i < 4; i++) {
+            spqr_quant_params p;
+            spqr_quant_params_default(&p);
+            p.perm = mode ? SPQR_PERM_ACT_ORDER : SPQR_PERM_IDENTITY;
+            p.percdamp = mode ? 1.0f : 0.01f;
+            p.wbits = wb[i], p.groupsize = gs[i];
+            p.outlier_threshold = i == 3 ? 0.2f : INFINITY;
+            result ref = quantize(W, rows, cols, H, &p, 2);
+            spqr_err err;
+            const double *U0 = hp.U;
+            CHECK(spqri_hprep_fill(&hp, H, cols, &p, 2, &err) == SPQR_OK);
+            if (i > 0) CHECK_MSG(hp.U == U0, "an equal preparation was recomputed");
+            for (int with_report = 0; with_report < 2 && ref.st == SPQR_OK; with_report++) {
+                spqr_tensor *t = NULL;
+                spqr_quant_report rep;
+                memset(&rep, 0, sizeof rep);
+                CHECK(spqri_quantize_layer_prepared(W, rows, cols, H, &p, 2, &hp, NULL, &t, Wp, mp,
+                                                    with_report ? &rep : NULL, &err) == SPQR_OK);
+                CHECK_MSG(!memcmp(Wp, ref.What, n * sizeof(float)) && !memcmp(mp, ref.mask, n),
+                          "mode %d setting %d report %d: prepared output differs", mode, i, with_report);
+                CHECK(t && t->nnz == ref.t->nnz);
+                if (with_report)
+                    CHECK(rep.rel_hessian_error == ref.rep.rel_hessian_error && rep.n_outliers == ref.rep.n_outliers);
+                spqr_tensor_free(t);
+            }
+            CHECK(hp.n_dead == 1);
+            result_free(&ref);
+            /* the other mode's parameters with this preparation: refused */
+            spqr_quant_params o = p;
+            o.perm = mode ? SPQR_PERM_IDENTITY : SPQR_PERM_ACT_ORDER;
+            spqr_tensor *t = NULL;
+            CHECK(spqri_quantize_layer_prepared(W, rows, cols, H, &o, 2, &hp, NULL, &t, Wp, NULL, NULL, &err) ==
+                  SPQR_ERR_INVALID_ARG && !t);
+        }
+    spqri_hprep_free(&hp);
+    free(W), free(H), free(Wp), free(mp);
+}
+
 int main(void) {
+    test_prepared_hessian();
     test_fp16_outlier_range();
     test_blocksize_and_threads();
     test_rtn();

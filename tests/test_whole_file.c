@@ -56,6 +56,25 @@ static void check_accounting(const char *path, const spqr_quantize_summary *sm, 
     const int two_tables = c->tie_word_embeddings && spqr_archive_find_packed(a, "lm_head.weight");
     CHECK(ab.dense_params + ab.packed_params == params + (two_tables ? (int64_t)c->vocab_size * c->hidden_size : 0));
     CHECK_NEAR(sm->file_bits, 8.0 * (double)sb.st_size / (double)params, 1e-12);
+    /* bytes counted = file: each packed tensor's bytes as the quantizer counted
+     * them before writing (its record's file_bytes, what --target-bits
+     * budgets) are exactly the bytes the reader attributes to its section */
+    cJSON *meta = cJSON_Parse(spqr_archive_metadata_json(a));
+    const cJSON *layer = NULL;
+    int n_rec = 0, n_packed = 0;
+    cJSON_ArrayForEach(layer, cJSON_GetObjectItemCaseSensitive(meta, "layers")) {
+        const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(layer, "name"));
+        const double counted = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(layer, "file_bytes"));
+        uint64_t in_file = 0;
+        for (int32_t i = 0; nm && i < spqr_archive_count(a); i++)
+            if (!strcmp(spqr_archive_name(a, i), nm)) in_file = spqr_archive_tensor_bytes(a, i);
+        CHECK_MSG(in_file > 0 && counted == (double)in_file, "%s: %.0f bytes counted, %llu in the file", nm ? nm : "?",
+                  counted, (unsigned long long)in_file);
+        n_rec++;
+    }
+    for (int32_t i = 0; i < spqr_archive_count(a); i++) n_packed += spqr_archive_packed_at(a, i) != NULL;
+    CHECK_MSG(n_rec == n_packed, "%d records for %d packed tensors", n_rec, n_packed);
+    cJSON_Delete(meta);
     spqr_archive_close(a);
 }
 
@@ -181,10 +200,8 @@ int main(int argc, char **argv) {
         CHECK_MSG(rec && cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "setting")),
                   "the embedding's record has no setting");
         const double counted = rec ? cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(rec, "file_bytes")) : -1;
-        /* the same up to the name table's alignment padding, which the reader
-         * gives to the container and the writer's per-tensor count spreads */
-        CHECK_MSG(section > 0 && fabs(counted - (double)section) < 64, "embedding: %.0f bytes counted, %llu in the file",
-                  counted, (unsigned long long)section);
+        CHECK_MSG(section > 0 && counted == (double)section, "embedding: %.0f bytes counted, %llu in the file", counted,
+                  (unsigned long long)section);
         printf("--target-bits 6: whole file %.4f bits, embedding %s, %llu bytes\n", sb.file_bits,
                rec ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "setting")) : "?",
                (unsigned long long)section);

@@ -24,7 +24,7 @@ typedef struct {
     spqr_st_tensor dense;
     spqr_tensor packed;
     int32_t *perm32, *rowptr32; /* decoded from the compact encodings (owned), else NULL */
-    uint64_t file_bytes;        /* payload, padding before it, table entry and name */
+    uint64_t file_bytes;        /* payload, padding after it, table entry and name */
 } a_item;
 
 struct spqr_archive {
@@ -35,13 +35,13 @@ struct spqr_archive {
     const char *config, *metadata, *tokenizer;
     size_t tokenizer_len;
     uint32_t version;
-    uint64_t text_bytes, container_bytes; /* file bytes of the text sections; header and the table's padding */
+    uint64_t text_bytes, container_bytes; /* text sections; the header and any gap before the first section */
     int32_t n;
     a_item *items;      /* tensors, table order */
     int32_t *by_name;   /* item indices sorted by name */
     /* during validation */
     spqrf_entry *ent;  /* copy of the table entries */
-    uint64_t *sec_bytes; /* per entry: payload + padding before it + entry + name */
+    uint64_t *sec_bytes; /* per entry: payload + padding after it + entry + name */
     const char *names;
     uint64_t names_size;
 };
@@ -223,14 +223,16 @@ static spqr_status check_entries(spqr_archive *a, const spqrf_header *h, spqr_er
         if (gap_end - gap_begin >= limit || !all_zero(a->data + gap_begin, (size_t)(gap_end - gap_begin)))
             s = ferr(a, err, "bytes [%llu, %llu) between sections are not alignment padding of zeros",
                      (unsigned long long)gap_begin, (unsigned long long)gap_end);
-        /* Byte accounting: a gap belongs to the section after it (the last
-         * one, before the table, to the container). */
+        /* Byte accounting: a gap is the padding of the section before it (the
+         * one after the header, of the container), so a section's bytes are
+         * its own 64-aligned length, which the writer can count before
+         * writing (spqrf_packed_file_bytes, --target-bits' costs) */
         const uint64_t gap = gap_end - gap_begin;
+        if (k > 0) a->sec_bytes[r[k - 1].idx] += gap;
+        else a->container_bytes += gap;
         if (k < n) {
             const spqrf_entry *e = &a->ent[r[k].idx];
-            a->sec_bytes[r[k].idx] = gap + e->size + sizeof(spqrf_entry) + e->name_len + 1u;
-        } else {
-            a->container_bytes += gap;
+            a->sec_bytes[r[k].idx] += e->size + sizeof(spqrf_entry) + e->name_len + 1u;
         }
     }
     for (uint32_t k = 1; k < n && !s; k++) {

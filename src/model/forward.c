@@ -231,19 +231,29 @@ spqr_status spqri_model_layer_forward(spqr_session *s, int32_t l, int32_t B, con
 }
 
 /* One chunk of B <= max_batch tokens starting at s->pos. logits_out: [B][V]
- * when all, else [V] for the last token; NULL = none. */
-static spqr_status forward_chunk(spqr_session *s, const int32_t *tokens, int32_t B, int all, float *logits_out,
-                                 spqr_err *err) {
+ * when all, else [V] for the last token; NULL = none. With tokens NULL,
+ * xin [B][hidden] is layer l0's input (l0 = n_layers: the final norm's);
+ * keep, when non-NULL, gets layer l's input rows at keep + l * keep_stride
+ * (l = n_layers: the final norm's). */
+static spqr_status forward_chunk(spqr_session *s, const int32_t *tokens, const float *xin, int32_t l0, float *keep,
+                                 size_t keep_stride, int32_t B, int all, float *logits_out, spqr_err *err) {
     const spqr_model *m = s->m;
     const spqr_config *c = &m->cfg;
     const int32_t H = c->hidden_size;
     spqr_status st;
 
-    for (int32_t i = 0; i < B; i++)
-        if ((st = spqri_model_embed(m, tokens[i], s->x + (size_t)i * H, err))) return st;
+    if (tokens) {
+        for (int32_t i = 0; i < B; i++)
+            if ((st = spqri_model_embed(m, tokens[i], s->x + (size_t)i * H, err))) return st;
+    } else if (xin) {
+        memcpy(s->x, xin, (size_t)B * H * sizeof(float));
+    }
 
-    for (int32_t l = 0; l < c->n_layers; l++)
+    for (int32_t l = l0; l < c->n_layers; l++) {
+        if (keep) memcpy(keep + (size_t)l * keep_stride, s->x, (size_t)B * H * sizeof(float));
         if ((st = spqri_model_layer_forward(s, l, B, NULL, err))) return st;
+    }
+    if (keep) memcpy(keep + (size_t)c->n_layers * keep_stride, s->x, (size_t)B * H * sizeof(float));
 
     if (logits_out) {
         const float off = m->hp.arch->norm_plus_one ? 1.0f : 0.0f;
@@ -282,9 +292,29 @@ spqr_status spqr_session_forward(spqr_session *s, const int32_t *tokens, int32_t
         float *lo = NULL;
         if (logits && all_logits) lo = logits + (size_t)done * V;
         else if (logits && last) lo = logits;
-        spqr_status st = forward_chunk(s, tokens + done, B, all_logits, lo, err);
+        spqr_status st = forward_chunk(s, tokens + done, NULL, 0, NULL, 0, B, all_logits, lo, err);
         if (st) {
             s->pos = start; /* the cache beyond start is garbage now; keep what was valid */
+            return st;
+        }
+        done += B;
+    }
+    return SPQR_OK;
+}
+
+spqr_status spqri_session_forward_from(spqr_session *s, int32_t l0, const float *xin, int32_t n, float *keep,
+                                       float *logits, spqr_err *err) {
+    const int32_t H = s->m->cfg.hidden_size, V = s->m->cfg.vocab_size;
+    if (l0 < 0 || l0 > s->m->cfg.n_layers || n <= 0 || n > s->max_ctx - s->pos)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "session_forward_from: layer %d, %d positions at %d", l0, n,
+                            s->pos);
+    const int32_t start = s->pos;
+    for (int32_t done = 0; done < n;) {
+        const int32_t B = n - done < s->max_batch ? n - done : s->max_batch;
+        spqr_status st = forward_chunk(s, NULL, xin + (size_t)done * H, l0, keep ? keep + (size_t)done * H : NULL,
+                                       (size_t)n * H, B, 1, logits + (size_t)done * V, err);
+        if (st) {
+            s->pos = start;
             return st;
         }
         done += B;

@@ -41,4 +41,12 @@ typedef struct model_layer_hooks {
 spqr_status spqri_model_layer_forward(spqr_session *s, int32_t l, int32_t B, const model_layer_hooks *hooks,
                                 spqr_err *err);
 
+/* spqr_session_forward with every position's logits ([n][V]), from layer l0
+ * on: xin [n][hidden] is layer l0's input (l0 = n_layers: the final norm's)
+ * at positions s->pos..; keep, when non-NULL, [n_layers + 1][n][hidden]
+ * gets each layer l >= l0's input (the last: the final norm's). Chunked as spqr_session_forward, so with the
+ * same layers its logits are bit-identical to a run from the tokens. */
+spqr_status spqri_session_forward_from(spqr_session *s, int32_t l0, const float *xin, int32_t n, float *keep,
+                                       float *logits, spqr_err *err);
+
 #endif

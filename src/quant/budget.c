@@ -70,18 +70,28 @@ spqr_status spqri_budget_allocate(int32_t n_items, const int32_t *n_opts, const 
         free(dp), free(nx), free(pick);
         return spqr_err_set(e, SPQR_ERR_NOMEM, "out of memory for the bit allocation");
     }
-    /* dp[c]: least loss of the items so far with rounded cost exactly c */
-    for (int64_t c = 0; c <= cap; c++) dp[c] = c ? INFINITY : 0;
-    int64_t base = 0;
+    /* dp[c]: least loss of the items so far with rounded cost exactly c; kept
+     * only within [lo, hi], the sums of their least and largest rounded costs
+     * (outside it is infinite): the same minima as over [0, cap] in a fraction
+     * of the time (the pipeline allocates before every linear) */
+    dp[0] = 0;
+    int64_t base = 0, lo = 0, hi = 0;
     for (int32_t i = 0; i < n_items; i++) {
         uint8_t *pk = pick + (size_t)i * (size_t)(cap + 1);
-        for (int64_t c = 0; c <= cap; c++) nx[c] = INFINITY, pk[c] = 0;
+        int64_t nlo = INT64_MAX, nhi = -1;
         for (int32_t j = 0; j < n_opts[i]; j++) {
             const uint64_t cq64 = (cost[base + j] + q - 1) / q;
+            if (cq64 > (uint64_t)cap || lo > hi || lo + (int64_t)cq64 > cap) continue;
+            const int64_t cq = (int64_t)cq64, c1 = hi + cq < cap ? hi + cq : cap;
+            nlo = lo + cq < nlo ? lo + cq : nlo, nhi = c1 > nhi ? c1 : nhi;
+        }
+        for (int64_t c = nlo; c <= nhi; c++) nx[c] = INFINITY, pk[c] = 0;
+        for (int32_t j = 0; j < n_opts[i] && nhi >= 0; j++) {
+            const uint64_t cq64 = (cost[base + j] + q - 1) / q;
             if (cq64 > (uint64_t)cap) continue;
-            const int64_t cq = (int64_t)cq64;
+            const int64_t cq = (int64_t)cq64, c1 = hi + cq < cap ? hi + cq : cap;
             const double ej = err[base + j];
-            for (int64_t c = cq; c <= cap; c++) {
+            for (int64_t c = lo + cq; c <= c1; c++) {
                 const double v = dp[c - cq] + ej;
                 if (v < nx[c]) nx[c] = v, pk[c] = (uint8_t)j;
             }
@@ -89,11 +99,13 @@ spqr_status spqri_budget_allocate(int32_t n_items, const int32_t *n_opts, const 
         double *t = dp;
         dp = nx, nx = t;
         base += n_opts[i];
+        if (nhi < 0) lo = 1, hi = 0; /* nothing reachable: every later span is empty */
+        else lo = nlo, hi = nhi;
     }
     /* the least loss at any cost, unless one at a cost of at least min_cost exists */
     int64_t end = -1, end_lo = -1;
     const int64_t lo_units = (int64_t)(min_cost / q);
-    for (int64_t c = 0; c <= cap; c++) {
+    for (int64_t c = lo; c <= hi; c++) {
         if (!isfinite(dp[c])) continue;
         if (end < 0 || dp[c] < dp[end]) end = c;
         if (c >= lo_units && (end_lo < 0 || dp[c] < dp[end_lo])) end_lo = c;

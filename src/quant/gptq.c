@@ -25,6 +25,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "format/tensor.h"
+#include "quant/gptq.h"
 #include "quant/hessian.h"
 #include "quant/outliers.h"
 #include "quant/params.h"
@@ -44,6 +45,7 @@ typedef struct layer {
     spqr_fit_cfg cfg;
     double *Wp;        /* [rows][cols] permuted weights, updated in place */
     double *U;         /* [cols][cols] upper Cholesky factor of H^-1 */
+    int U_borrowed;    /* U is a quant_hprep's (read only, not freed) */
     double *d;         /* [cols] diag(U) */
     double *E;         /* [rows][bs] scaled errors of the current block */
     double *esum;      /* [rows] sum of the row's squared scaled errors (GPTQ; the error's numerator) */
@@ -324,7 +326,7 @@ static spqr_status check_finite(const float *a, size_t n, int32_t ld, const char
 
 static void layer_free(layer *L) {
     free(L->Wp);
-    free(L->U);
+    if (!L->U_borrowed) free(L->U);
     free(L->d);
     free(L->E);
     free(L->esum);
@@ -340,10 +342,57 @@ static void layer_free(layer *L) {
     spqr_tensor_free(L->t);
 }
 
+static int32_t engine_threads(int32_t n_threads) { return n_threads > 0 ? n_threads : omp_get_num_procs(); }
+
+/* 1 when hp holds steps 1-4 for this shape, permutation mode, damping and thread count. */
+static int hprep_matches(const quant_hprep *hp, int32_t cols, const spqr_quant_params *p, int32_t nt) {
+    return hp->cols == cols && hp->cols > 0 && hp->mode == p->perm && hp->percdamp == p->percdamp && hp->nt == nt;
+}
+
+void spqri_hprep_free(quant_hprep *hp) {
+    free(hp->perm), free(hp->dead), free(hp->U), free(hp->d);
+    memset(hp, 0, sizeof *hp);
+}
+
+spqr_status spqri_hprep_fill(quant_hprep *hp, const float *H, int32_t cols, const spqr_quant_params *p,
+                             int32_t n_threads, spqr_err *err) {
+    const int32_t nt = engine_threads(n_threads);
+    if (hprep_matches(hp, cols, p, nt)) return SPQR_OK;
+    spqri_hprep_free(hp);
+    if (cols < 1 || (uint64_t)cols * (uint64_t)cols > (uint64_t)(SIZE_MAX / sizeof(double)))
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "Hessian of %d columns", cols);
+    spqr_status st = check_finite(H, (size_t)cols * (size_t)cols, cols, "H", err);
+    if (st) return st;
+    hp->perm = malloc((size_t)cols * sizeof *hp->perm);
+    hp->dead = malloc((size_t)cols);
+    hp->U = malloc((size_t)cols * (size_t)cols * sizeof(double));
+    hp->d = malloc((size_t)cols * sizeof(double));
+    if (!hp->perm || !hp->dead || !hp->U || !hp->d)
+        st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a %d-column Hessian", cols);
+    if (!st) st = spqr_perm_compute(H, cols, p->perm, hp->perm, err);
+    if (!st)
+        st = spqr_hessian_prepare(H, cols, hp->perm, p->percdamp, nt, hp->U, hp->d, hp->dead, &hp->n_dead, &hp->damp,
+                                  err);
+    if (st) {
+        spqri_hprep_free(hp);
+        return st;
+    }
+    hp->cols = cols, hp->nt = nt, hp->mode = p->perm, hp->percdamp = p->percdamp;
+    return SPQR_OK;
+}
+
 spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, const float *H,
                                 const spqr_quant_params *p, int32_t n_threads, const spqr_logger *log,
                                 spqr_tensor **out_tensor, float *out_W, uint8_t *out_mask,
                                 spqr_quant_report *report, spqr_err *err) {
+    return spqri_quantize_layer_prepared(W, rows, cols, H, p, n_threads, NULL, log, out_tensor, out_W, out_mask, report,
+                                         err);
+}
+
+spqr_status spqri_quantize_layer_prepared(const float *W, int32_t rows, int32_t cols, const float *H,
+                                          const spqr_quant_params *p, int32_t n_threads, const quant_hprep *hp,
+                                          const spqr_logger *log, spqr_tensor **out_tensor, float *out_W,
+                                          uint8_t *out_mask, spqr_quant_report *report, spqr_err *err) {
     if (out_tensor) *out_tensor = NULL;
     spqr_status st = spqr_quant_params_validate(p, err);
     if (st != SPQR_OK) return st;
@@ -372,7 +421,9 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     L.cols = cols;
     L.g = p->groupsize > 0 && p->groupsize < cols ? p->groupsize : cols;
     L.bs = p->blocksize < cols ? p->blocksize : cols;
-    L.nt = n_threads > 0 ? n_threads : omp_get_num_procs();
+    L.nt = engine_threads(n_threads);
+    if (hp && !hprep_matches(hp, cols, p, L.nt))
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "the prepared Hessian is for other settings");
     L.gptq = p->gptq;
 #if defined(__x86_64__) && defined(__GNUC__)
     L.avx2 = __builtin_cpu_supports("avx2");
@@ -393,7 +444,8 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     int32_t *perm = malloc((size_t)cols * sizeof *perm);
     uint8_t *dead = malloc((size_t)cols);
     L.Wp = malloc(n * sizeof(double));
-    L.U = malloc((size_t)cols * (size_t)cols * sizeof(double));
+    L.U_borrowed = hp && !report; /* the report's error evaluation uses U as scratch */
+    L.U = L.U_borrowed ? hp->U : malloc((size_t)cols * (size_t)cols * sizeof(double));
     L.d = malloc((size_t)cols * sizeof(double));
     L.E = malloc((size_t)rows * (size_t)L.bs * sizeof(double));
     L.esum = calloc((size_t)rows, sizeof(double));
@@ -416,12 +468,20 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
         goto done;
 
     /* steps 1-4: permutation, dead inputs, damping, U */
-    if ((st = spqr_perm_compute(H, cols, p->perm, perm, err)) != SPQR_OK) goto done;
     int32_t n_dead = 0;
     double damp = 0.0;
-    if ((st = spqr_hessian_prepare(H, cols, perm, p->percdamp, L.nt, L.U, L.d, dead, &n_dead, &damp, err)) !=
-        SPQR_OK)
-        goto done;
+    if (hp) {
+        memcpy(perm, hp->perm, (size_t)cols * sizeof *perm);
+        memcpy(dead, hp->dead, (size_t)cols);
+        memcpy(L.d, hp->d, (size_t)cols * sizeof *L.d);
+        if (!L.U_borrowed) memcpy(L.U, hp->U, (size_t)cols * (size_t)cols * sizeof *L.U);
+        n_dead = hp->n_dead, damp = hp->damp;
+    } else {
+        if ((st = spqr_perm_compute(H, cols, p->perm, perm, err)) != SPQR_OK) goto done;
+        if ((st = spqr_hessian_prepare(H, cols, perm, p->percdamp, L.nt, L.U, L.d, dead, &n_dead, &damp, err)) !=
+            SPQR_OK)
+            goto done;
+    }
     const double t_hess = spqr_now_s();
 #pragma omp parallel for num_threads(L.nt) schedule(static)
     for (int32_t r = 0; r < rows; r++) {

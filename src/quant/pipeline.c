@@ -40,6 +40,7 @@
 #include "io/outpath.h"
 #include "model/model.h"
 #include "quant/budget.h"
+#include "quant/gptq.h"
 #include "quant/hessian.h"
 #include "quant/calib.h"
 #include "quant/pipeline.h"
@@ -61,10 +62,17 @@ void spqr_quantize_options_default(spqr_quantize_options *o) {
 typedef struct worker {
     struct pipe *p;
     spqr_session *sess;
-    float *buf;                /* [T][max cols] input of the target group */
+    float *buf;                /* [T][max cols] input of the target group; with PIPE_TARGET_ALL, every group's */
     int32_t t0, cols;          /* position of the chunk being run; width seen */
+    int32_t gcols[MODEL_N_GROUPS]; /* PIPE_TARGET_ALL: the width each group's input had (0: not seen) */
     spqr_err err;
 } worker;
+
+/* run_block's targets besides a group: the whole block (its outputs into X),
+ * and the whole block while capturing every group's input (the measurement
+ * pass, which substitutes nothing, so one forward serves all groups). */
+#define PIPE_TARGET_NONE (-1)
+#define PIPE_TARGET_ALL (-2)
 
 typedef struct pipe {
     const spqr_model *src;
@@ -76,9 +84,11 @@ typedef struct pipe {
     worker *w;                 /* [n_threads] */
     int32_t nw;
     /* Hessian being accumulated */
-    int32_t target;            /* group whose input is wanted */
+    int32_t target;            /* group whose input is wanted, or PIPE_TARGET_* */
+    int32_t gwidth[MODEL_N_GROUPS]; /* each group's input width (PIPE_TARGET_ALL's buffer layout) */
     float *Hm;                 /* [cols][cols]: one window's X^T X while accumulating, then H */
     pipe_hsum hs;              /* the exact sum of the windows' X^T X */
+    pipe_hsum hall[MODEL_N_GROUPS]; /* PIPE_TARGET_ALL: one sum per group */
     /* scale-out: this rank runs windows [w0, w1) */
     const spqr_comm *comm;
     spqr_comm serial;
@@ -117,6 +127,14 @@ static void progress(pipe *p, int32_t block, const char *what) {
 static int capture_hook(void *user, int32_t layer, int32_t group, const float *X, int32_t B, int32_t cols) {
     (void)layer;
     worker *w = user;
+    if (w->p->target == PIPE_TARGET_ALL) {
+        /* group g's rows at T x (the widths of the groups before it) */
+        size_t off = 0;
+        for (int32_t g = 0; g < group; g++) off += (size_t)w->p->T * w->p->gwidth[g];
+        if (cols != w->p->gwidth[group]) w->gcols[group] = -1; /* refused by the caller */
+        else memcpy(w->buf + off + (size_t)w->t0 * cols, X, (size_t)B * cols * sizeof(float)), w->gcols[group] = cols;
+        return 0;
+    }
     if (group != w->p->target) return 0;
     memcpy(w->buf + (size_t)w->t0 * cols, X, (size_t)B * cols * sizeof(float));
     w->cols = cols;
@@ -129,12 +147,13 @@ static spqr_status run_window(pipe *p, worker *w, int32_t i, int32_t target) {
     const int32_t Hd = p->Hd, T = p->T;
     model_layer_hooks hooks = {capture_hook, w};
     spqr_session_reset(s);
+    for (int32_t g = 0; g < MODEL_N_GROUPS; g++) w->gcols[g] = 0;
     for (int32_t t0 = 0; t0 < T; t0 += s->max_batch) {
         const int32_t B = T - t0 < s->max_batch ? T - t0 : s->max_batch;
         float *xs = p->X + ((size_t)i * T + t0) * Hd;
         memcpy(s->x, xs, (size_t)B * Hd * sizeof(float));
         w->t0 = t0;
-        spqr_status st = spqri_model_layer_forward(s, 0, B, target >= 0 ? &hooks : NULL, &w->err);
+        spqr_status st = spqri_model_layer_forward(s, 0, B, target != PIPE_TARGET_NONE ? &hooks : NULL, &w->err);
         if (st) return st;
         if (target < 0) memcpy(xs, s->x, (size_t)B * Hd * sizeof(float));
         s->pos += B;
@@ -144,11 +163,13 @@ static spqr_status run_window(pipe *p, worker *w, int32_t i, int32_t target) {
 
 /* Runs block l over this rank's windows: with a target group, only up to
  * its input, leaving in p->Hm (upper triangle, [cols][cols]) the Hessian
- * H = (2/n) sum x x^T over every rank's windows; with target < 0, the
+ * H = (2/n) sum x x^T over every rank's windows; with PIPE_TARGET_NONE, the
  * whole block, writing X in place, then every rank gets every window's
- * rows. Windows run in parallel (one per worker); each window's X^T X is
- * added exactly (pipe_hsum), so H depends neither on the thread count nor
- * on the number of ranks. */
+ * rows; with PIPE_TARGET_ALL, both: the whole block, each group g's windows
+ * added into p->hall[g] (p->Hm the scratch of one window's X^T X, of the
+ * widest group; the caller finishes the sums). Windows run in parallel (one
+ * per worker); each window's X^T X is added exactly (pipe_hsum), so H
+ * depends neither on the thread count nor on the number of ranks. */
 static spqr_status run_block(pipe *p, int32_t l, int32_t target, int32_t cols, spqr_err *err) {
     /* the sessions' layer 0 is block l (the head's pseudo layer n_layers
      * stops before attention) */
@@ -166,13 +187,30 @@ static spqr_status run_block(pipe *p, int32_t l, int32_t target, int32_t cols, s
                 if (err) *err = p->w[j].err;
                 st = sts[j];
             }
-        if (target < 0) continue;
+        if (target == PIPE_TARGET_NONE) continue;
         for (int32_t j = 0; j < nb && !st; j++) {
-            if (p->w[j].cols != cols)
-                st = spqr_err_set(err, SPQR_ERR_IO, "calibration input has %d columns, expected %d", p->w[j].cols, cols);
-            else {
-                spqri_hessian_window(p->Hm, p->w[j].buf, cols, p->T, p->o->n_threads);
-                st = spqri_hsum_add(&p->hs, p->Hm, p->o->n_threads, err);
+            if (target >= 0) {
+                if (p->w[j].cols != cols)
+                    st = spqr_err_set(err, SPQR_ERR_IO, "calibration input has %d columns, expected %d", p->w[j].cols,
+                                      cols);
+                else {
+                    spqri_hessian_window(p->Hm, p->w[j].buf, cols, p->T, p->o->n_threads);
+                    st = spqri_hsum_add(&p->hs, p->Hm, p->o->n_threads, err);
+                }
+                continue;
+            }
+            const float *x = p->w[j].buf;
+            for (int32_t g = 0; g < MODEL_N_GROUPS && !st; g++) {
+                const int32_t gc = p->gwidth[g];
+                if (!gc) continue;
+                if (p->w[j].gcols[g] != gc)
+                    st = spqr_err_set(err, SPQR_ERR_IO, "calibration input of group %d has %d columns, expected %d", g,
+                                      p->w[j].gcols[g], gc);
+                else {
+                    spqri_hessian_window(p->Hm, x, gc, p->T, p->o->n_threads);
+                    st = spqri_hsum_add(&p->hall[g], p->Hm, p->o->n_threads, err);
+                }
+                x += (size_t)p->T * gc;
             }
         }
     }
@@ -251,13 +289,18 @@ static spqr_status share_linear(pipe *p, int32_t owner, int32_t kind, spqr_tenso
     return spqr_tensor_dequantize(*tensor, *Wdq, err);
 }
 
+/* The first linear slot of group g, or PIPE_KINDS when the family has none. */
+static int group_first(const model_arch *a, int32_t g) {
+    int k = 0;
+    while (k < PIPE_KINDS && !(a->lin[k].name && a->lin[k].group == g)) k++;
+    return k;
+}
+
 /* The Hessian of group g of block l into p->Hm (allocated here, freed by
  * the caller; freed here on error). *k0: the group's first linear, or
  * PIPE_KINDS when the family has none (nothing allocated). */
 static spqr_status group_hessian(pipe *p, int32_t l, int32_t g, int *k0, spqr_err *err) {
-    const model_arch *a = p->src->hp.arch;
-    int k = 0;
-    while (k < PIPE_KINDS && !(a->lin[k].name && a->lin[k].group == g)) k++;
+    const int k = group_first(p->src->hp.arch, g);
     *k0 = k;
     if (k == PIPE_KINDS) return SPQR_OK;
     const int32_t cols = p->mc.layers[l].lin[k].cols;
@@ -316,7 +359,7 @@ static spqr_status quantize_block(pipe *p, int32_t l, spqr_tensor *tensors[PIPE_
         p->Hm = NULL;
     }
     if (!st && cancelled(p)) st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
-    if (!st) st = run_block(p, l, -1, 0, err);
+    if (!st) st = run_block(p, l, PIPE_TARGET_NONE, 0, err);
     if (!st) progress(p, l, "propagate");
     return st;
 }
@@ -359,12 +402,32 @@ static spqr_status measure_linear(pipe *p, const spqr_linear *lin, int32_t item,
     for (int32_t r = 0; r < rows && !st; r++) st = spqri_linear_row(lin, r, W + (size_t)r * cols, err);
     pipe_plan *pl = p->plan;
     const size_t g = (size_t)spqri_budget_grid_n;
-    for (int32_t s = 0; s < spqri_budget_grid_n && !st; s++) {
+    /* the settings grouped by permutation mode and damping, each group's
+     * permutation and Cholesky factor computed once (the same bits as
+     * computing them per setting) */
+    int32_t order[256];
+    for (int32_t s = 0; s < spqri_budget_grid_n; s++) {
+        int32_t k = s;
+        const budget_setting *b = &spqri_budget_grid[s];
+        while (k > 0 && (spqri_budget_grid[order[k - 1]].act_order > b->act_order ||
+                         (spqri_budget_grid[order[k - 1]].act_order == b->act_order &&
+                          spqri_budget_grid[order[k - 1]].percdamp > b->percdamp))) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = s;
+    }
+    quant_hprep hp;
+    memset(&hp, 0, sizeof hp);
+    for (int32_t i = 0; i < spqri_budget_grid_n && !st; i++) {
+        const int32_t s = order[i];
         if (cancelled(p)) { st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted"); break; }
         spqr_quant_params q;
         spqri_budget_setting_apply(&spqri_budget_grid[s], &p->o->params, &q);
         spqr_tensor *t = NULL;
-        st = spqr_quantize_layer(W, rows, cols, p->Hm, &q, p->o->n_threads, p->o->log, &t, D, NULL, NULL, err);
+        if (!(st = spqri_hprep_fill(&hp, p->Hm, cols, &q, p->o->n_threads, err)))
+            st = spqri_quantize_layer_prepared(W, rows, cols, p->Hm, &q, p->o->n_threads, &hp, p->o->log, &t, D, NULL,
+                                               NULL, err);
         if (st) { st = spqr_err_prefix(err, st, "%s (%s)", name, spqri_budget_grid[s].label); break; }
         spqr_size_report sz;
         spqr_tensor_size(t, &sz);
@@ -381,36 +444,46 @@ static spqr_status measure_linear(pipe *p, const spqr_linear *lin, int32_t item,
         for (size_t i = 0; i < n; i++) e += (double)D[i] * DH[i];
         pl->err[item * g + s] = e;
     }
+    spqri_hprep_free(&hp);
     free(W), free(D), free(DH);
     pl->present[item] = 1;
     return st;
 }
 
-/* --target-bits, pass 1 for block l: its groups calibrated on the
- * unquantized model's inputs, every linear measured, then X = the
- * unquantized block's output. */
+/* --target-bits, pass 1 for block l: one forward of the unquantized block
+ * (nothing is substituted in this pass, so every group's input is the one
+ * a forward stopped at that group would see) leaves X = its output and
+ * every group's Hessian; then every linear is measured. */
 static spqr_status measure_block(pipe *p, int32_t l, spqr_err *err) {
     spqr_layer *L = &p->mc.layers[l];
     const model_arch *a = p->src->hp.arch;
     char what[96], name[128];
-    spqr_status st = SPQR_OK;
+    int32_t maxc = 0;
+    for (int32_t g = 0; g < MODEL_N_GROUPS; g++) {
+        if (p->gwidth[g]) spqri_hsum_init(&p->hall[g], p->gwidth[g]);
+        maxc = p->gwidth[g] > maxc ? p->gwidth[g] : maxc;
+    }
+    p->Hm = malloc((size_t)maxc * maxc * sizeof(float));
+    spqr_status st = p->Hm ? run_block(p, l, PIPE_TARGET_ALL, 0, err)
+                           : spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a %d x %d Hessian", maxc, maxc);
     for (int32_t g = 0; g < MODEL_N_GROUPS && !st; g++) {
-        int k0;
-        if ((st = group_hessian(p, l, g, &k0, err))) break;
-        if (k0 == PIPE_KINDS) continue;
+        const int32_t cols = p->gwidth[g];
+        if (!cols) continue;
+        if ((st = spqri_hsum_finish(&p->hall[g], p->comm, (int64_t)p->N * p->T, p->Hm, err))) break;
+        hessian_symmetrize(p->Hm, cols);
         snprintf(what, sizeof what, "measure: calibrate %s", GROUP_NAMES[g]);
         progress(p, l, what);
-        for (int k = k0; k < PIPE_KINDS && !st; k++) {
+        for (int k = group_first(a, g); k < PIPE_KINDS && !st; k++) {
             if (!a->lin[k].name || a->lin[k].group != g) continue;
             snprintf(name, sizeof name, "model.layers.%d.%s", l, a->lin[k].name);
             if ((st = measure_linear(p, &L->lin[k], l * PIPE_KINDS + k, name, err))) break;
             snprintf(what, sizeof what, "measure %s", a->lin[k].name);
             progress(p, l, what);
         }
-        free(p->Hm);
-        p->Hm = NULL;
     }
-    if (!st) st = run_block(p, l, -1, 0, err);
+    for (int32_t g = 0; g < MODEL_N_GROUPS; g++) spqri_hsum_free(&p->hall[g]);
+    free(p->Hm);
+    p->Hm = NULL;
     if (!st) progress(p, l, "measure: propagate");
     return st;
 }
@@ -878,9 +951,17 @@ spqr_status spqr_model_quantize(const spqr_model *m, const int32_t *calib_tokens
     const int32_t maxcols = c->intermediate_size > c->hidden_size ? c->intermediate_size : c->hidden_size;
     const int32_t qdim = c->n_heads * c->head_dim;
     const int32_t wcols = maxcols > qdim ? maxcols : qdim;
+    /* --target-bits' measurement pass keeps every group's input of a window (PIPE_TARGET_ALL) */
+    size_t wfloats = (size_t)p.T * wcols, all = 0;
+    for (int32_t g = 0; g < MODEL_N_GROUPS; g++) {
+        const int k = group_first(m->hp.arch, g);
+        p.gwidth[g] = k < PIPE_KINDS ? m->layers[0].lin[k].cols : 0;
+        all += (size_t)p.T * p.gwidth[g];
+    }
+    if (opt->target_bits > 0 && all > wfloats) wfloats = all;
     for (int32_t j = 0; j < p.nw; j++) {
         p.w[j].p = &p;
-        p.w[j].buf = malloc((size_t)p.T * wcols * sizeof(float));
+        p.w[j].buf = malloc(wfloats * sizeof(float));
         if (!p.w[j].buf) { st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for calibration buffers"); goto done; }
         if ((st = spqr_session_create(&p.mview, p.T, 1, &p.w[j].sess, err))) goto done;
     }

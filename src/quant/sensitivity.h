@@ -17,12 +17,14 @@ typedef struct quant_sens {
     int32_t n_win, T, V;
     int32_t *tok;        /* [n_win][T] */
     float *base;         /* [n_win][T][V] logits of the source model */
+    float *act;          /* [n_win][n_layers + 1][T][hidden] its layers' inputs (the last: the final norm's),
+                            so a substitute in block l reruns only layers l.. */
     double *base_lse;    /* [n_win][T] their log-sum-exp */
     float *logits;       /* [T][V] */
 } quant_sens;
 
 /* Runs the source model on n_win windows of T tokens (window i starts at
- * tok[starts[i]]) and keeps its log-probabilities. */
+ * tok[starts[i]]) and keeps its logits and every layer's input. */
 spqr_status spqri_sens_init(quant_sens *z, const spqr_model *src, const int32_t *tok, const int64_t *starts,
                             int32_t n_win, int32_t T, int32_t n_threads, spqr_err *err);
 
