@@ -9,17 +9,25 @@
  * which couples the beta2 rows of a chunk. Each thread therefore owns a
  * fixed slice of whole chunks and runs the block on it alone (fits,
  * leave-one-out, quantization, in-block updates): one parallel region per
- * block, no barrier inside. The lazy-batch update after each block is one
- * cblas_dgemm on the caller's OpenBLAS threads, as the LAPACK calls: their
- * results depend on OpenBLAS's thread count in the last bits (edge
- * blocking; the parallel Cholesky's blocking), so the engine leaves it
- * fixed by the caller and its output does not depend on n_threads.
+ * block, no barrier inside. The lazy-batch updates are fp32 sgemms on the
+ * caller's OpenBLAS threads, as the LAPACK calls: their results may depend
+ * on OpenBLAS's thread count in the last bits (the parallel Cholesky's
+ * blocking), so the engine leaves it fixed by the caller and its output
+ * does not depend on n_threads.
  *
- * Blocking: the result must equal the unblocked loop, where a group is fitted
- * on weights that have received the updates of every earlier column. A group
- * starting inside a block and reaching past its end would see columns whose
- * lazy update is still pending, so such a block is ended early at that group
- * start (the next block starts there, with nothing pending). */
+ * Lazy batch, left-looking: before a block, its columns receive the updates
+ * of every earlier column at once, W[:, blk] -= E[:, :b0] U[:b0, blk] (E and
+ * U fp32, as the PyTorch reference; the sum into the double weights), so
+ * the sgemm's output is R x 128 instead of the whole trailing matrix, which
+ * would need an fp32 copy of W. applied[j] records up to which column j has
+ * its updates.
+ *
+ * Blocking: a group is fitted on weights that have received the updates of
+ * every earlier column, as in the unblocked loop. A group starting inside a
+ * block and reaching past its end would see columns whose in-block updates
+ * are still pending, so such a block is ended early at that group start; a
+ * group starting at the block's start and longer than it gets the pending
+ * updates of all its columns first. */
 #include "spqr.h"
 
 #include "core/clock.h"
@@ -43,9 +51,12 @@ typedef struct layer {
     int32_t rows, cols, g, bs, nt, gptq;
     spqr_fit_cfg cfg;
     double *Wp;        /* [rows][cols] permuted weights, updated in place */
-    double *U;         /* [cols][cols] upper Cholesky factor of H^-1 */
+    float *U;          /* [cols][cols] upper Cholesky factor of H^-1 */
+    double *Ub;        /* [bs][bs] U's diagonal block of the current block, in double */
     double *d;         /* [cols] diag(U) */
-    double *E;         /* [rows][bs] scaled errors of the current block */
+    float *E;          /* [rows][cols] scaled errors (GPTQ) */
+    float *T;          /* [rows][bs] a lazy-batch sgemm's output */
+    int32_t *applied;  /* [cols] column j has the updates of columns [0, applied[j]) */
     double *esum;      /* [rows] sum of the row's squared scaled errors (GPTQ; the error's numerator) */
     uint8_t *q;        /* [rows][cols] codes (permuted) */
     uint8_t *mask;     /* [rows][cols] outlier flags (permuted) */
@@ -54,7 +65,7 @@ typedef struct layer {
     uint8_t *scode, *zcode; /* [n_groups][rows] second-level codes, packed at the end */
     double *scratch;   /* [nt][4 * (g + 1)] leave-one-out scratch */
     spqr_tensor *t;
-    double t_blocks, t_update; /* seconds in the column blocks and in the lazy-batch dgemm */
+    double t_blocks, t_update; /* seconds in the column blocks and in the lazy-batch sgemms */
     int avx2;          /* run_block_rows_avx2 (the same results, faster) */
 } layer;
 
@@ -84,7 +95,7 @@ ENGINE_INLINE int quantize_row(const layer *L, int32_t r, int32_t j0, int32_t j1
     const size_t ld = (size_t)L->cols;
     double *w = L->Wp + (size_t)r * ld;
     uint8_t *q = L->q + (size_t)r * ld, *m = L->mask + (size_t)r * ld;
-    double *e_row = L->E + (size_t)r * (size_t)L->bs;
+    float *e_row = L->E + (size_t)r * ld;
     const float sdq = L->sdq[r], zdq = L->zdq[r];
     const double maxq = L->cfg.maxq, tau = L->cfg.tau;
     for (int32_t j = j0; j < j1; j++) {
@@ -102,10 +113,10 @@ ENGINE_INLINE int quantize_row(const layer *L, int32_t r, int32_t j0, int32_t j1
         q[j] = (uint8_t)code;
         w[j] = what;
         if (L->gptq) {
-            e_row[j - b0] = e;
+            e_row[j] = (float)e;
             L->esum[r] += e * e;
-            const double *u = L->U + (size_t)j * ld;
-            for (int32_t k = j + 1; k < b1; k++) w[k] -= e * u[k];
+            const double *u = L->Ub + (size_t)(j - b0) * (size_t)L->bs; /* u[k - b0] = U[j][k] */
+            for (int32_t k = j + 1; k < b1; k++) w[k] -= e * u[k - b0];
         }
     }
     return 0;
@@ -118,14 +129,15 @@ ENGINE_INLINE int quantize_row(const layer *L, int32_t r, int32_t j0, int32_t j1
  * in fp16. */
 ENGINE_INLINE int32_t quantize_rows4(const layer *L, int32_t r, int32_t j0, int32_t j1, int32_t b0, int32_t b1) {
     const size_t ld = (size_t)L->cols;
-    double *w[4], *er[4];
+    double *w[4];
+    float *er[4];
     uint8_t *q[4], *m[4];
     float sdq[4], zdq[4];
     for (int i = 0; i < 4; i++) {
         w[i] = L->Wp + (size_t)(r + i) * ld;
         q[i] = L->q + (size_t)(r + i) * ld;
         m[i] = L->mask + (size_t)(r + i) * ld;
-        er[i] = L->E + (size_t)(r + i) * (size_t)L->bs;
+        er[i] = L->E + (size_t)(r + i) * ld;
         sdq[i] = L->sdq[r + i];
         zdq[i] = L->zdq[r + i];
     }
@@ -150,14 +162,14 @@ ENGINE_INLINE int32_t quantize_rows4(const layer *L, int32_t r, int32_t j0, int3
             w[i][j] = what;
         }
         if (L->gptq) {
-            const double *u = L->U + (size_t)j * ld;
+            const double *u = L->Ub + (size_t)(j - b0) * (size_t)L->bs; /* u[k - b0] = U[j][k] */
             const double e0 = e[0], e1 = e[1], e2 = e[2], e3 = e[3];
             for (int i = 0; i < 4; i++) {
-                er[i][j - b0] = e[i];
+                er[i][j] = (float)e[i];
                 L->esum[r + i] += e[i] * e[i];
             }
             for (int32_t k = j + 1; k < b1; k++) {
-                const double uk = u[k];
+                const double uk = u[k - b0];
                 w0[k] -= e0 * uk;
                 w1[k] -= e1 * uk;
                 w2[k] -= e2 * uk;
@@ -217,6 +229,32 @@ static spqr_status run_block_rows(layer *L, int32_t b0, int32_t b1, int32_t r0, 
     return run_block_rows_ref(L, b0, b1, r0, r1, scr, err);
 }
 
+/* Columns [j0, j1) get the updates of columns [applied[j], b0): one sgemm
+ * per run of columns with the same applied[j] (at most bs wide, T's size),
+ * then the double weights -= its fp32 result. */
+static void apply_pending(layer *L, int32_t j0, int32_t j1, int32_t b0) {
+    const size_t ld = (size_t)L->cols;
+    const int32_t rows = L->rows;
+    for (int32_t c0 = j0; c0 < j1;) {
+        const int32_t a = L->applied[c0];
+        int32_t c1 = c0 + 1;
+        while (c1 < j1 && c1 - c0 < L->bs && L->applied[c1] == a) c1++;
+        if (a < b0) {
+            const int32_t w = c1 - c0;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, w, b0 - a, 1.0f, L->E + a, (int)ld,
+                        L->U + (size_t)a * ld + (size_t)c0, (int)ld, 0.0f, L->T, w);
+#pragma omp parallel for num_threads(L->nt) schedule(static)
+            for (int32_t r = 0; r < rows; r++) {
+                double *wr = L->Wp + (size_t)r * ld + (size_t)c0;
+                const float *tr = L->T + (size_t)r * (size_t)w;
+                for (int32_t k = 0; k < w; k++) wr[k] -= (double)tr[k];
+            }
+            for (int32_t c = c0; c < c1; c++) L->applied[c] = b0;
+        }
+        c0 = c1;
+    }
+}
+
 /* Threads own fixed row slices made of whole second-level chunks: rows never
  * interact inside a block, so a block costs one parallel region and no
  * barrier (barriers are expensive when the cores are shared). */
@@ -231,8 +269,18 @@ static spqr_status run_loop(layer *L, spqr_err *err) {
         /* the last group start inside the block may straddle its end */
         const int64_t jl = ((b1 - 1) / g) * g;
         if (jl > b0 && (jl + g < cols ? jl + g : cols) > b1) b1 = jl;
+        const double tu0 = spqr_now_s();
+        if (L->gptq) {
+            /* a group starting here is fitted on all its columns: they need their updates too */
+            const int64_t gend = b0 % g == 0 ? (b0 + g < cols ? b0 + g : cols) : b1;
+            apply_pending(L, (int32_t)b0, (int32_t)(gend > b1 ? gend : b1), (int32_t)b0);
+            for (int64_t j = b0; j < b1; j++)
+                for (int64_t k = j + 1; k < b1; k++)
+                    L->Ub[(size_t)(j - b0) * (size_t)L->bs + (size_t)(k - b0)] = (double)L->U[(size_t)j * (size_t)cols + (size_t)k];
+        }
         spqr_status st = SPQR_OK;
         const double tb0 = spqr_now_s();
+        L->t_update += tb0 - tu0;
 #pragma omp parallel num_threads(nt)
         {
             const int32_t tid = omp_get_thread_num(), n = omp_get_num_threads();
@@ -250,13 +298,7 @@ static spqr_status run_loop(layer *L, spqr_err *err) {
             }
         }
         if (st != SPQR_OK) return st;
-        const double tb1 = spqr_now_s();
-        L->t_blocks += tb1 - tb0;
-        if (L->gptq && b1 < cols) /* lazy batch: W[:, b1:] -= E[:, :b1-b0] U[b0:b1, b1:] */
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)(cols - b1), (int)(b1 - b0), -1.0,
-                        L->E, L->bs, L->U + (size_t)b0 * (size_t)cols + (size_t)b1, (int)cols, 1.0, L->Wp + b1,
-                        (int)cols);
-        L->t_update += spqr_now_s() - tb1;
+        L->t_blocks += spqr_now_s() - tb0;
         b0 = b1;
     }
     return SPQR_OK;
@@ -325,8 +367,11 @@ static spqr_status check_finite(const float *a, size_t n, int32_t ld, const char
 static void layer_free(layer *L) {
     free(L->Wp);
     free(L->U);
+    free(L->Ub);
     free(L->d);
     free(L->E);
+    free(L->T);
+    free(L->applied);
     free(L->esum);
     free(L->q);
     free(L->mask);
@@ -393,9 +438,14 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     int32_t *perm = malloc((size_t)cols * sizeof *perm);
     uint8_t *dead = malloc((size_t)cols);
     L.Wp = malloc(n * sizeof(double));
-    L.U = malloc((size_t)cols * (size_t)cols * sizeof(double));
+    L.U = malloc((size_t)cols * (size_t)cols * sizeof(float));
     L.d = malloc((size_t)cols * sizeof(double));
-    L.E = malloc((size_t)rows * (size_t)L.bs * sizeof(double));
+    if (L.gptq) {
+        L.Ub = malloc((size_t)L.bs * (size_t)L.bs * sizeof(double));
+        L.E = malloc(n * sizeof(float));
+        L.T = malloc((size_t)rows * (size_t)L.bs * sizeof(float));
+        L.applied = calloc((size_t)cols, sizeof(int32_t));
+    }
     L.esum = calloc((size_t)rows, sizeof(double));
     L.q = malloc(n);
     L.mask = calloc(n, 1);
@@ -407,7 +457,7 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     const size_t n_stats = (size_t)(((int64_t)cols + L.g - 1) / L.g) * (size_t)rows;
     if (c->qs) L.scode = malloc(n_stats);
     if (c->qz) L.zcode = malloc(n_stats);
-    if (!perm || !dead || !L.Wp || !L.U || !L.d || !L.E || !L.esum || !L.q || !L.mask || !L.s || !L.z || !L.sdq ||
+    if (!perm || !dead || !L.Wp || !L.U || !L.d || (L.gptq && (!L.Ub || !L.E || !L.T || !L.applied)) || !L.esum || !L.q || !L.mask || !L.s || !L.z || !L.sdq ||
         !L.zdq || !L.scratch || (c->qs && !L.scode) || (c->qz && !L.zcode)) {
         st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory quantizing a %dx%d layer", rows, cols);
         goto done;
@@ -419,8 +469,9 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     if ((st = spqr_perm_compute(H, cols, p->perm, perm, err)) != SPQR_OK) goto done;
     int32_t n_dead = 0;
     double damp = 0.0;
-    if ((st = spqr_hessian_prepare(H, cols, perm, p->percdamp, L.nt, L.U, L.d, dead, &n_dead, &damp, err)) !=
-        SPQR_OK)
+    int used_double = 0;
+    if ((st = spqr_hessian_prepare(H, cols, perm, p->percdamp, L.nt, L.U, L.d, dead, &n_dead, &damp, &used_double,
+                                   err)) != SPQR_OK)
         goto done;
     const double t_hess = spqr_now_s();
 #pragma omp parallel for num_threads(L.nt) schedule(static)
@@ -490,9 +541,10 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     const double t3 = spqr_now_s();
     spqr_log(log, SPQR_LOG_DEBUG,
              "quantize %dx%d: prepare %.2fs (Hessian %.2fs, weights+tau %.2fs), loop %.2fs (blocks %.2fs, "
-             "lazy dgemm %.2fs), pack %.2fs, out %.2fs, error %.2fs; tau %.4g, %d dead, %lld outliers",
+             "lazy sgemm %.2fs), pack %.2fs, out %.2fs, error %.2fs; tau %.4g, %d dead, %lld outliers%s",
              rows, cols, t1 - t0, t_hess - t0, t1 - t_hess, t2 - t1, L.t_blocks, L.t_update, t_fin - t2, t_out - t_fin,
-             t3 - t_out, c->tau, n_dead, (long long)L.t->nnz);
+             t3 - t_out, c->tau, n_dead, (long long)L.t->nnz,
+             used_double ? "; Cholesky in double (fp32 was not positive definite)" : "");
     if (report) {
         report->n_outliers = L.t->nnz;
         report->rel_hessian_error = rel;
