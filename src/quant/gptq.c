@@ -10,24 +10,29 @@
  * fixed slice of whole chunks and runs the block on it alone (fits,
  * leave-one-out, quantization, in-block updates): one parallel region per
  * block, no barrier inside. The lazy-batch updates are fp32 sgemms on the
- * caller's OpenBLAS threads, as the LAPACK calls: their results may depend
- * on OpenBLAS's thread count in the last bits (the parallel Cholesky's
+ * caller's OpenBLAS threads, as the Cholesky: their results may depend on
+ * OpenBLAS's thread count in the last bits (the parallel Cholesky's
  * blocking), so the engine leaves it fixed by the caller and its output
  * does not depend on n_threads.
  *
- * Lazy batch, left-looking: before a block, its columns receive the updates
- * of every earlier column at once, W[:, blk] -= E[:, :b0] U[:b0, blk] (E and
- * U fp32, as the PyTorch reference; the sum into the double weights), so
- * the sgemm's output is R x 128 instead of the whole trailing matrix, which
- * would need an fp32 copy of W. applied[j] records up to which column j has
- * its updates.
+ * Lazy batch without H^-1: with H = R R^T (R upper, U = R^-1 the factor
+ * GPTQ uses), the errors of the done columns are E = D R for D = W - W_hat,
+ * and since R U = I is block upper triangular, E[:, :b0] U[:b0, J] =
+ * -D[:, :b0] R[:b0, J] U[J, J] for the columns J = [b0, e). So a block
+ * starts from its original weights, W_cur[:, J] = W[:, J] + (D[:, :b0]
+ * R[:b0, J]) U[J, J]: one sgemm (fp32 D and R, as the PyTorch reference's
+ * fp32 updates) and a small triangular multiply by U[J, J], the inverse of
+ * R's diagonal block. The prep needs only the Cholesky (C^3/3 flops), not
+ * the inverse (another C^3/3), and the sgemm's output is R x 128, not the
+ * whole trailing matrix. W_cur is computed afresh from W, never
+ * accumulated, so a column may get it twice (below).
  *
  * Blocking: a group is fitted on weights that have received the updates of
  * every earlier column, as in the unblocked loop. A group starting inside a
  * block and reaching past its end would see columns whose in-block updates
  * are still pending, so such a block is ended early at that group start; a
- * group starting at the block's start and longer than it gets the pending
- * updates of all its columns first. */
+ * group starting at the block's start and longer than it gets W_cur of all
+ * its columns first (and the next block recomputes its own). */
 #include "spqr.h"
 
 #include "core/clock.h"
@@ -39,6 +44,7 @@
 #include "quant/stats.h"
 
 #include <cblas.h>
+#include <lapacke.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -51,12 +57,16 @@ typedef struct layer {
     int32_t rows, cols, g, bs, nt, gptq;
     spqr_fit_cfg cfg;
     double *Wp;        /* [rows][cols] permuted weights, updated in place */
-    float *U;          /* [cols][cols] upper Cholesky factor of H^-1 */
-    double *Ub;        /* [bs][bs] U's diagonal block of the current block, in double */
-    double *d;         /* [cols] diag(U) */
-    float *E;          /* [rows][cols] scaled errors (GPTQ) */
-    float *T;          /* [rows][bs] a lazy-batch sgemm's output */
-    int32_t *applied;  /* [cols] column j has the updates of columns [0, applied[j]) */
+    const float *W;    /* [rows][cols] the original weights (caller's order) */
+    const int32_t *perm;
+    const uint8_t *dead;
+    float *R;          /* [cols][cols] upper triangular, R R^T = H (permuted, damped) */
+    double *Ub;        /* [ub][ub] U = R^-1 on the current columns J (upper triangle) */
+    float *Ubf;        /* [ub][ub] the same in fp32, for the strmm */
+    int32_t ub;        /* the most columns J can have: bs, or g when bs < g < cols */
+    double *d;         /* [cols] diag(U) = 1 / diag(R) */
+    float *D;          /* [rows][cols] W - W_hat of the done columns (GPTQ) */
+    float *T;          /* [rows][ub] the lazy-batch products */
     double *esum;      /* [rows] sum of the row's squared scaled errors (GPTQ; the error's numerator) */
     uint8_t *q;        /* [rows][cols] codes (permuted) */
     uint8_t *mask;     /* [rows][cols] outlier flags (permuted) */
@@ -95,7 +105,6 @@ ENGINE_INLINE int quantize_row(const layer *L, int32_t r, int32_t j0, int32_t j1
     const size_t ld = (size_t)L->cols;
     double *w = L->Wp + (size_t)r * ld;
     uint8_t *q = L->q + (size_t)r * ld, *m = L->mask + (size_t)r * ld;
-    float *e_row = L->E + (size_t)r * ld;
     const float sdq = L->sdq[r], zdq = L->zdq[r];
     const double maxq = L->cfg.maxq, tau = L->cfg.tau;
     for (int32_t j = j0; j < j1; j++) {
@@ -113,9 +122,8 @@ ENGINE_INLINE int quantize_row(const layer *L, int32_t r, int32_t j0, int32_t j1
         q[j] = (uint8_t)code;
         w[j] = what;
         if (L->gptq) {
-            e_row[j] = (float)e;
             L->esum[r] += e * e;
-            const double *u = L->Ub + (size_t)(j - b0) * (size_t)L->bs; /* u[k - b0] = U[j][k] */
+            const double *u = L->Ub + (size_t)(j - b0) * (size_t)L->ub; /* u[k - b0] = U[j][k] */
             for (int32_t k = j + 1; k < b1; k++) w[k] -= e * u[k - b0];
         }
     }
@@ -130,14 +138,12 @@ ENGINE_INLINE int quantize_row(const layer *L, int32_t r, int32_t j0, int32_t j1
 ENGINE_INLINE int32_t quantize_rows4(const layer *L, int32_t r, int32_t j0, int32_t j1, int32_t b0, int32_t b1) {
     const size_t ld = (size_t)L->cols;
     double *w[4];
-    float *er[4];
     uint8_t *q[4], *m[4];
     float sdq[4], zdq[4];
     for (int i = 0; i < 4; i++) {
         w[i] = L->Wp + (size_t)(r + i) * ld;
         q[i] = L->q + (size_t)(r + i) * ld;
         m[i] = L->mask + (size_t)(r + i) * ld;
-        er[i] = L->E + (size_t)(r + i) * ld;
         sdq[i] = L->sdq[r + i];
         zdq[i] = L->zdq[r + i];
     }
@@ -162,12 +168,9 @@ ENGINE_INLINE int32_t quantize_rows4(const layer *L, int32_t r, int32_t j0, int3
             w[i][j] = what;
         }
         if (L->gptq) {
-            const double *u = L->Ub + (size_t)(j - b0) * (size_t)L->bs; /* u[k - b0] = U[j][k] */
+            const double *u = L->Ub + (size_t)(j - b0) * (size_t)L->ub; /* u[k - b0] = U[j][k] */
             const double e0 = e[0], e1 = e[1], e2 = e[2], e3 = e[3];
-            for (int i = 0; i < 4; i++) {
-                er[i][j] = (float)e[i];
-                L->esum[r + i] += e[i] * e[i];
-            }
+            for (int i = 0; i < 4; i++) L->esum[r + i] += e[i] * e[i];
             for (int32_t k = j + 1; k < b1; k++) {
                 const double uk = u[k - b0];
                 w0[k] -= e0 * uk;
@@ -229,30 +232,36 @@ static spqr_status run_block_rows(layer *L, int32_t b0, int32_t b1, int32_t r0, 
     return run_block_rows_ref(L, b0, b1, r0, r1, scr, err);
 }
 
-/* Columns [j0, j1) get the updates of columns [applied[j], b0): one sgemm
- * per run of columns with the same applied[j] (at most bs wide, T's size),
- * then the double weights -= its fp32 result. */
-static void apply_pending(layer *L, int32_t j0, int32_t j1, int32_t b0) {
-    const size_t ld = (size_t)L->cols;
-    const int32_t rows = L->rows;
-    for (int32_t c0 = j0; c0 < j1;) {
-        const int32_t a = L->applied[c0];
-        int32_t c1 = c0 + 1;
-        while (c1 < j1 && c1 - c0 < L->bs && L->applied[c1] == a) c1++;
-        if (a < b0) {
-            const int32_t w = c1 - c0;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, w, b0 - a, 1.0f, L->E + a, (int)ld,
-                        L->U + (size_t)a * ld + (size_t)c0, (int)ld, 0.0f, L->T, w);
+/* Original weight (permuted column j, dead inputs 0) of row r. */
+static inline double w_orig(const layer *L, int32_t r, int32_t j) {
+    return L->dead[j] ? 0.0 : (double)L->W[(size_t)r * (size_t)L->cols + (size_t)L->perm[j]];
+}
+
+/* Columns J = [b0, e): Ub = U[J, J] (the inverse of R's diagonal block, in
+ * double) and, for b0 > 0, W_cur[:, J] = W[:, J] + (D[:, :b0] R[:b0, J]) U[J, J]. */
+static spqr_status start_columns(layer *L, int32_t b0, int32_t e, spqr_err *err) {
+    const size_t ld = (size_t)L->cols, ub = (size_t)L->ub;
+    const int32_t w = e - b0, rows = L->rows;
+    for (int32_t i = 0; i < w; i++)
+        for (int32_t k = 0; k < w; k++)
+            L->Ub[(size_t)i * ub + (size_t)k] = k >= i ? (double)L->R[(size_t)(b0 + i) * ld + (size_t)(b0 + k)] : 0.0;
+    const lapack_int info = LAPACKE_dtrtri(LAPACK_ROW_MAJOR, 'U', 'N', w, L->Ub, (lapack_int)ub);
+    if (info != 0)
+        return spqr_err_set(err, SPQR_ERR_NUMERIC, "inverting a diagonal block of the Cholesky factor failed (info %d)",
+                            (int)info);
+    if (b0 == 0) return SPQR_OK;
+    for (size_t i = 0; i < (size_t)w * ub; i++) L->Ubf[i] = (float)L->Ub[i];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, w, b0, 1.0f, L->D, (int)ld, L->R + (size_t)b0, (int)ld,
+                0.0f, L->T, w);
+    cblas_strmm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, rows, w, 1.0f, L->Ubf, (int)ub,
+                L->T, w);
 #pragma omp parallel for num_threads(L->nt) schedule(static)
-            for (int32_t r = 0; r < rows; r++) {
-                double *wr = L->Wp + (size_t)r * ld + (size_t)c0;
-                const float *tr = L->T + (size_t)r * (size_t)w;
-                for (int32_t k = 0; k < w; k++) wr[k] -= (double)tr[k];
-            }
-            for (int32_t c = c0; c < c1; c++) L->applied[c] = b0;
-        }
-        c0 = c1;
+    for (int32_t r = 0; r < rows; r++) {
+        double *wr = L->Wp + (size_t)r * ld + (size_t)b0;
+        const float *tr = L->T + (size_t)r * (size_t)w;
+        for (int32_t k = 0; k < w; k++) wr[k] = w_orig(L, r, b0 + k) + (double)tr[k];
     }
+    return SPQR_OK;
 }
 
 /* Threads own fixed row slices made of whole second-level chunks: rows never
@@ -270,15 +279,12 @@ static spqr_status run_loop(layer *L, spqr_err *err) {
         const int64_t jl = ((b1 - 1) / g) * g;
         if (jl > b0 && (jl + g < cols ? jl + g : cols) > b1) b1 = jl;
         const double tu0 = spqr_now_s();
-        if (L->gptq) {
-            /* a group starting here is fitted on all its columns: they need their updates too */
-            const int64_t gend = b0 % g == 0 ? (b0 + g < cols ? b0 + g : cols) : b1;
-            apply_pending(L, (int32_t)b0, (int32_t)(gend > b1 ? gend : b1), (int32_t)b0);
-            for (int64_t j = b0; j < b1; j++)
-                for (int64_t k = j + 1; k < b1; k++)
-                    L->Ub[(size_t)(j - b0) * (size_t)L->bs + (size_t)(k - b0)] = (double)L->U[(size_t)j * (size_t)cols + (size_t)k];
-        }
         spqr_status st = SPQR_OK;
+        if (L->gptq) {
+            /* a group starting here is fitted on all its columns: they need W_cur too (not at b0 = 0: W is W_cur) */
+            const int64_t gend = b0 > 0 && b0 % g == 0 ? (b0 + g < cols ? b0 + g : cols) : b1;
+            if ((st = start_columns(L, (int32_t)b0, (int32_t)(gend > b1 ? gend : b1), err)) != SPQR_OK) return st;
+        }
         const double tb0 = spqr_now_s();
         L->t_update += tb0 - tu0;
 #pragma omp parallel num_threads(nt)
@@ -299,6 +305,14 @@ static spqr_status run_loop(layer *L, spqr_err *err) {
         }
         if (st != SPQR_OK) return st;
         L->t_blocks += spqr_now_s() - tb0;
+        if (L->gptq && b1 < cols) {
+#pragma omp parallel for num_threads(L->nt) schedule(static)
+            for (int32_t r = 0; r < (int32_t)rows; r++) {
+                const double *wr = L->Wp + (size_t)r * (size_t)cols;
+                float *dr = L->D + (size_t)r * (size_t)cols;
+                for (int32_t j = (int32_t)b0; j < (int32_t)b1; j++) dr[j] = (float)(w_orig(L, r, j) - wr[j]);
+            }
+        }
         b0 = b1;
     }
     return SPQR_OK;
@@ -366,12 +380,12 @@ static spqr_status check_finite(const float *a, size_t n, int32_t ld, const char
 
 static void layer_free(layer *L) {
     free(L->Wp);
-    free(L->U);
+    free(L->R);
     free(L->Ub);
+    free(L->Ubf);
     free(L->d);
-    free(L->E);
+    free(L->D);
     free(L->T);
-    free(L->applied);
     free(L->esum);
     free(L->q);
     free(L->mask);
@@ -437,14 +451,18 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     const size_t n = (size_t)rows * (size_t)cols;
     int32_t *perm = malloc((size_t)cols * sizeof *perm);
     uint8_t *dead = malloc((size_t)cols);
+    L.W = W;
+    L.perm = perm;
+    L.dead = dead;
     L.Wp = malloc(n * sizeof(double));
-    L.U = malloc((size_t)cols * (size_t)cols * sizeof(float));
+    L.R = malloc((size_t)cols * (size_t)cols * sizeof(float));
     L.d = malloc((size_t)cols * sizeof(double));
+    L.ub = L.g > L.bs && L.g < cols ? L.g : L.bs;
     if (L.gptq) {
-        L.Ub = malloc((size_t)L.bs * (size_t)L.bs * sizeof(double));
-        L.E = malloc(n * sizeof(float));
-        L.T = malloc((size_t)rows * (size_t)L.bs * sizeof(float));
-        L.applied = calloc((size_t)cols, sizeof(int32_t));
+        L.Ub = malloc((size_t)L.ub * (size_t)L.ub * sizeof(double));
+        L.Ubf = malloc((size_t)L.ub * (size_t)L.ub * sizeof(float));
+        L.D = malloc(n * sizeof(float));
+        L.T = malloc((size_t)rows * (size_t)L.ub * sizeof(float));
     }
     L.esum = calloc((size_t)rows, sizeof(double));
     L.q = malloc(n);
@@ -457,7 +475,7 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     const size_t n_stats = (size_t)(((int64_t)cols + L.g - 1) / L.g) * (size_t)rows;
     if (c->qs) L.scode = malloc(n_stats);
     if (c->qz) L.zcode = malloc(n_stats);
-    if (!perm || !dead || !L.Wp || !L.U || !L.d || (L.gptq && (!L.Ub || !L.E || !L.T || !L.applied)) || !L.esum || !L.q || !L.mask || !L.s || !L.z || !L.sdq ||
+    if (!perm || !dead || !L.Wp || !L.R || !L.d || (L.gptq && (!L.Ub || !L.Ubf || !L.D || !L.T)) || !L.esum || !L.q || !L.mask || !L.s || !L.z || !L.sdq ||
         !L.zdq || !L.scratch || (c->qs && !L.scode) || (c->qz && !L.zcode)) {
         st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory quantizing a %dx%d layer", rows, cols);
         goto done;
@@ -470,7 +488,7 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     int32_t n_dead = 0;
     double damp = 0.0;
     int used_double = 0;
-    if ((st = spqr_hessian_prepare(H, cols, perm, p->percdamp, L.nt, L.U, L.d, dead, &n_dead, &damp, &used_double,
+    if ((st = spqr_hessian_prepare(H, cols, perm, p->percdamp, L.nt, L.R, L.d, dead, &n_dead, &damp, &used_double,
                                    err)) != SPQR_OK)
         goto done;
     const double t_hess = spqr_now_s();
@@ -537,7 +555,7 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     const double t_out = spqr_now_s();
     double rel = NAN;
     if (report)
-        rel = spqr_rel_hessian_error(W, H, rows, cols, perm, L.Wp, L.U, L.gptq ? L.esum : NULL, damp, dead, L.nt);
+        rel = spqr_rel_hessian_error(W, H, rows, cols, perm, L.Wp, L.R, L.gptq ? L.esum : NULL, damp, dead, L.nt);
     const double t3 = spqr_now_s();
     spqr_log(log, SPQR_LOG_DEBUG,
              "quantize %dx%d: prepare %.2fs (Hessian %.2fs, weights+tau %.2fs), loop %.2fs (blocks %.2fs, "

@@ -64,63 +64,51 @@ static void reverse_flat_d(double *a, size_t n, int32_t n_threads) {
     }
 }
 
-/* U = R^-1 where H = R R^T with R upper: the Cholesky factor of the
- * index-reversed matrix J H J = R'^T R' (R' upper) gives R = J R'^T J, so
- * U = J R'^-T J. Reversing the flat row-major array is J . J, and the
- * column-major view of a row-major buffer is its transpose, so: reverse,
- * potrf + trtri ('U', column-major), reverse again, and the row-major
- * upper triangle holds U. 2n^3/3 flops instead of the 4n^3/3 of
- * potrf, potri and potrf on the inverse (docs/quantize.md, "Engine").
- * Returns LAPACK's info of the failing call (0: success); *which = 1 if
- * it was trtri. */
-static lapack_int chol_inv_f(float *U, int32_t cols, int32_t n_threads, int *which) {
+/* H = R R^T with R upper (the "reversed" Cholesky GPTQ needs: U = R^-1 is
+ * the upper Cholesky factor of H^-1): the Cholesky factor of the
+ * index-reversed matrix J H J = R'^T R' (R' upper) gives R = J R'^T J.
+ * Reversing the flat row-major array is J . J, and the column-major view
+ * of a row-major buffer is its transpose, so: reverse, potrf ('U',
+ * column-major), reverse again, and the row-major upper triangle holds R.
+ * Returns potrf's info (0: success, > 0: not positive definite). */
+static lapack_int chol_rev_f(float *A, int32_t cols, int32_t n_threads) {
     const size_t nn = (size_t)cols * (size_t)cols;
-    reverse_flat_f(U, nn, n_threads);
-    *which = 0;
-    lapack_int info = LAPACKE_spotrf(LAPACK_COL_MAJOR, 'U', cols, U, cols);
-    if (info != 0) return info;
-    *which = 1;
-    if ((info = LAPACKE_strtri(LAPACK_COL_MAJOR, 'U', 'N', cols, U, cols)) != 0) return info;
-    reverse_flat_f(U, nn, n_threads);
-    return 0;
+    reverse_flat_f(A, nn, n_threads);
+    const lapack_int info = LAPACKE_spotrf(LAPACK_COL_MAJOR, 'U', cols, A, cols);
+    if (info == 0) reverse_flat_f(A, nn, n_threads);
+    return info;
 }
 
-static lapack_int chol_inv_d(double *U, int32_t cols, int32_t n_threads, int *which) {
+static lapack_int chol_rev_d(double *A, int32_t cols, int32_t n_threads) {
     const size_t nn = (size_t)cols * (size_t)cols;
-    reverse_flat_d(U, nn, n_threads);
-    *which = 0;
-    lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', cols, U, cols);
-    if (info != 0) return info;
-    *which = 1;
-    if ((info = LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'U', 'N', cols, U, cols)) != 0) return info;
-    reverse_flat_d(U, nn, n_threads);
-    return 0;
+    reverse_flat_d(A, nn, n_threads);
+    const lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', cols, A, cols);
+    if (info == 0) reverse_flat_d(A, nn, n_threads);
+    return info;
 }
 
-static spqr_status chol_error(lapack_int info, int which, int32_t cols, spqr_err *err) {
-    if (which == 0 && info > 0)
+static spqr_status chol_error(lapack_int info, int32_t cols, spqr_err *err) {
+    if (info > 0)
         return spqr_err_set(err, SPQR_ERR_NUMERIC,
                             "Hessian is not positive definite after damping (trailing minor %d of %d; "
                             "raise percdamp)", (int)info, cols);
-    if (which == 0) return spqr_err_set(err, SPQR_ERR_NUMERIC, "Cholesky of the Hessian failed (info %d)", (int)info);
-    return spqr_err_set(err, SPQR_ERR_NUMERIC, "inverting the Cholesky factor of the Hessian failed (info %d)",
-                        (int)info);
+    return spqr_err_set(err, SPQR_ERR_NUMERIC, "Cholesky of the Hessian failed (info %d)", (int)info);
 }
 
 spqr_status spqr_hessian_prepare(const float *H, int32_t cols, const int32_t *perm, float percdamp,
-                                 int32_t n_threads, float *U, double *d, uint8_t *dead, int32_t *n_dead,
+                                 int32_t n_threads, float *R, double *d, uint8_t *dead, int32_t *n_dead,
                                  double *damp_out, int *used_double, spqr_err *err) {
     const size_t n = (size_t)cols;
 #pragma omp parallel for num_threads(n_threads) schedule(static)
     for (int32_t i = 0; i < cols; i++) {
         const float *hrow = H + (size_t)perm[i] * n;
-        float *urow = U + (size_t)i * n;
-        for (int32_t j = 0; j < cols; j++) urow[j] = hrow[perm[j]];
+        float *rrow = R + (size_t)i * n;
+        for (int32_t j = 0; j < cols; j++) rrow[j] = hrow[perm[j]];
     }
     double abs_sum = 0.0;
     int32_t nd = 0;
     for (size_t i = 0; i < n; i++) {
-        const double h = (double)U[i * n + i];
+        const double h = (double)R[i * n + i];
         dead[i] = h == 0.0;
         nd += dead[i];
         abs_sum += fabs(h);
@@ -129,10 +117,9 @@ spqr_status spqr_hessian_prepare(const float *H, int32_t cols, const int32_t *pe
     /* Reference order: damping first (the mean includes dead columns as 0), then the dead fix. */
     const double damp = percdamp > 0 ? (double)percdamp * (abs_sum / (double)n) : 0.0;
     *damp_out = damp;
-    for (size_t i = 0; i < n; i++) U[i * n + i] = dead[i] ? 1.0f : (float)((double)U[i * n + i] + damp);
+    for (size_t i = 0; i < n; i++) R[i * n + i] = dead[i] ? 1.0f : (float)((double)R[i * n + i] + damp);
     *used_double = 0;
-    int which = 0;
-    lapack_int info = chol_inv_f(U, cols, n_threads, &which);
+    lapack_int info = chol_rev_f(R, cols, n_threads);
     if (info != 0) { /* fp32 lost positive definiteness (an ill-conditioned H): the same in double */
         double *A = malloc(n * n * sizeof(double));
         if (!A) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for the double Cholesky of the Hessian");
@@ -143,17 +130,16 @@ spqr_status spqr_hessian_prepare(const float *H, int32_t cols, const int32_t *pe
             for (int32_t j = 0; j < cols; j++) arow[j] = (double)hrow[perm[j]];
             arow[i] = dead[i] ? 1.0 : arow[i] + damp;
         }
-        info = chol_inv_d(A, cols, n_threads, &which);
-        if (info != 0) {
+        if ((info = chol_rev_d(A, cols, n_threads)) != 0) {
             free(A);
-            return chol_error(info, which, cols, err);
+            return chol_error(info, cols, err);
         }
 #pragma omp parallel for num_threads(n_threads) schedule(static)
-        for (int64_t i = 0; i < (int64_t)(n * n); i++) U[i] = (float)A[i];
+        for (int64_t i = 0; i < (int64_t)(n * n); i++) R[i] = (float)A[i];
         free(A);
         *used_double = 1;
     }
-    for (size_t j = 0; j < n; j++) d[j] = (double)U[j * n + j];
+    for (size_t j = 0; j < n; j++) d[j] = 1.0 / (double)R[j * n + j];
     return SPQR_OK;
 }
 

@@ -11,18 +11,19 @@
  * lower index first (a stable order). */
 spqr_status spqr_perm_compute(const float *H, int32_t cols, spqr_perm_mode mode, int32_t *perm, spqr_err *err);
 
-/* From H [cols][cols] (fp32, original order) and perm: U [cols][cols]
- * (fp32, row-major) gets the upper Cholesky factor of the inverse of the
- * permuted, damped, dead-fixed Hessian in its upper triangle (Hinv = U^T U;
- * the strict lower triangle is scratch), d[j] = U[j][j], dead[j] = 1 where
- * the permuted, undamped diag(H) is 0, *damp = the lambda added to the
- * diagonal (0 without damping). The factorization runs in fp32 (spotrf +
- * strtri, as the PyTorch reference); if fp32 loses positive definiteness it
- * is redone in double (dpotrf + dtrtri, then rounded to fp32) and
- * *used_double = 1. Fails with SPQR_ERR_NUMERIC if the damped Hessian or
- * its inverse is not positive definite in double either. */
+/* From H [cols][cols] (fp32, original order) and perm: R [cols][cols]
+ * (fp32, row-major) gets in its upper triangle the upper triangular R with
+ * R R^T = the permuted, damped, dead-fixed Hessian (the strict lower
+ * triangle is scratch); U = R^-1 is then the upper Cholesky factor of its
+ * inverse that GPTQ uses (Hinv = U^T U) and d[j] = U[j][j] = 1 / R[j][j].
+ * dead[j] = 1 where the permuted, undamped diag(H) is 0, *damp = the
+ * lambda added to the diagonal (0 without damping). The factorization runs
+ * in fp32 (spotrf, as the PyTorch reference); if fp32 loses positive
+ * definiteness it is redone in double (dpotrf, then rounded to fp32) and
+ * *used_double = 1. Fails with SPQR_ERR_NUMERIC if the damped Hessian is
+ * not positive definite in double either. */
 spqr_status spqr_hessian_prepare(const float *H, int32_t cols, const int32_t *perm, float percdamp,
-                                 int32_t n_threads, float *U, double *d, uint8_t *dead, int32_t *n_dead,
+                                 int32_t n_threads, float *R, double *d, uint8_t *dead, int32_t *n_dead,
                                  double *damp, int *used_double, spqr_err *err);
 
 /* tr(dW H dW^T) / tr(W H W^T) with dW = W_hat - W, W and H original and
