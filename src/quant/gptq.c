@@ -57,15 +57,12 @@ typedef struct layer {
     int32_t rows, cols, g, bs, nt, gptq;
     spqr_fit_cfg cfg;
     double *Wp;        /* [rows][cols] permuted weights, updated in place */
-    const float *W;    /* [rows][cols] the original weights (caller's order) */
-    const int32_t *perm;
-    const uint8_t *dead;
     float *R;          /* [cols][cols] upper triangular, R R^T = H (permuted, damped) */
     double *Ub;        /* [ub][ub] U = R^-1 on the current columns J (upper triangle) */
     float *Ubf;        /* [ub][ub] the same in fp32, for the strmm */
     int32_t ub;        /* the most columns J can have: bs, or g when bs < g < cols */
     double *d;         /* [cols] diag(U) = 1 / diag(R) */
-    float *D;          /* [rows][cols] W - W_hat of the done columns (GPTQ) */
+    float *D;          /* [rows][cols] GPTQ: W - W_hat of the done columns, W of the others */
     float *T;          /* [rows][ub] the lazy-batch products */
     double *esum;      /* [rows] sum of the row's squared scaled errors (GPTQ; the error's numerator) */
     uint8_t *q;        /* [rows][cols] codes (permuted) */
@@ -232,13 +229,9 @@ static spqr_status run_block_rows(layer *L, int32_t b0, int32_t b1, int32_t r0, 
     return run_block_rows_ref(L, b0, b1, r0, r1, scr, err);
 }
 
-/* Original weight (permuted column j, dead inputs 0) of row r. */
-static inline double w_orig(const layer *L, int32_t r, int32_t j) {
-    return L->dead[j] ? 0.0 : (double)L->W[(size_t)r * (size_t)L->cols + (size_t)L->perm[j]];
-}
-
 /* Columns J = [b0, e): Ub = U[J, J] (the inverse of R's diagonal block, in
- * double) and, for b0 > 0, W_cur[:, J] = W[:, J] + (D[:, :b0] R[:b0, J]) U[J, J]. */
+ * double) and, for b0 > 0, W_cur[:, J] = W[:, J] + (D[:, :b0] R[:b0, J]) U[J, J]
+ * (W[:, J] read from D, which holds W until a column is done). */
 static spqr_status start_columns(layer *L, int32_t b0, int32_t e, spqr_err *err) {
     const size_t ld = (size_t)L->cols, ub = (size_t)L->ub;
     const int32_t w = e - b0, rows = L->rows;
@@ -258,8 +251,8 @@ static spqr_status start_columns(layer *L, int32_t b0, int32_t e, spqr_err *err)
 #pragma omp parallel for num_threads(L->nt) schedule(static)
     for (int32_t r = 0; r < rows; r++) {
         double *wr = L->Wp + (size_t)r * ld + (size_t)b0;
-        const float *tr = L->T + (size_t)r * (size_t)w;
-        for (int32_t k = 0; k < w; k++) wr[k] = w_orig(L, r, b0 + k) + (double)tr[k];
+        const float *tr = L->T + (size_t)r * (size_t)w, *dr = L->D + (size_t)r * ld + (size_t)b0;
+        for (int32_t k = 0; k < w; k++) wr[k] = (double)dr[k] + (double)tr[k];
     }
     return SPQR_OK;
 }
@@ -310,7 +303,7 @@ static spqr_status run_loop(layer *L, spqr_err *err) {
             for (int32_t r = 0; r < (int32_t)rows; r++) {
                 const double *wr = L->Wp + (size_t)r * (size_t)cols;
                 float *dr = L->D + (size_t)r * (size_t)cols;
-                for (int32_t j = (int32_t)b0; j < (int32_t)b1; j++) dr[j] = (float)(w_orig(L, r, j) - wr[j]);
+                for (int32_t j = (int32_t)b0; j < (int32_t)b1; j++) dr[j] = (float)((double)dr[j] - wr[j]);
             }
         }
         b0 = b1;
@@ -451,9 +444,6 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
     const size_t n = (size_t)rows * (size_t)cols;
     int32_t *perm = malloc((size_t)cols * sizeof *perm);
     uint8_t *dead = malloc((size_t)cols);
-    L.W = W;
-    L.perm = perm;
-    L.dead = dead;
     L.Wp = malloc(n * sizeof(double));
     L.R = malloc((size_t)cols * (size_t)cols * sizeof(float));
     L.d = malloc((size_t)cols * sizeof(double));
@@ -497,6 +487,8 @@ spqr_status spqr_quantize_layer(const float *W, int32_t rows, int32_t cols, cons
         const float *w = W + (size_t)r * (size_t)cols;
         double *wp = L.Wp + (size_t)r * (size_t)cols;
         for (int32_t j = 0; j < cols; j++) wp[j] = dead[j] ? 0.0 : (double)w[perm[j]];
+        if (L.D) /* the original weights, exact in fp32, until the column is done */
+            for (int32_t j = 0; j < cols; j++) L.D[(size_t)r * (size_t)cols + (size_t)j] = (float)wp[j];
     }
     /* step 5: tau = threshold * mean_j var(W[:, j]) / d_j^2 (unbiased variance over rows) */
     if (outliers) {
