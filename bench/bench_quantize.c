@@ -140,7 +140,10 @@ static float *make_weights(int32_t rows, int32_t cols) {
  * forward sgemms in chunks of 128 tokens, `threads` windows at once each on
  * one BLAS thread (as run_block does), and the four Hessian updates
  * (cols 4096 x3, 11008) as one ssyrk per window on a single BLAS thread and
- * through spqri_hessian_window (the pipeline's) on `threads` threads. */
+ * through spqri_hessian_window (the pipeline's) on `threads` threads.
+ * Each rate is a ratio to the 4096^3 sgemm's, timed just before and just
+ * after the phases (their mean), in wall and in CPU seconds: on a shared
+ * machine the CPU ratio is the steadier one. */
 static int pipeline_bench(int32_t T, int32_t threads) {
     const int32_t hd = 4096, ffn = 11008, chunk = 128;
     /* rows, cols of q, k, v, o, gate, up, down */
@@ -159,12 +162,11 @@ static int pipeline_bench(int32_t T, int32_t threads) {
     }
     for (size_t i = 0; i < (size_t)ffn * hd; i++) Wt[i] = 0.02f * rng_normal();
     for (size_t i = 0; i < (size_t)threads * T * ffn; i++) X[i] = rng_normal();
-    double sg_cpu;
-    const double sgemm_gflops = 2.0 * 4096.0 * 4096.0 * 4096.0 * 1e-9 / sgemm_s(4096, threads, &sg_cpu);
-    printf("pipeline: sgemm 4096^3 just before: %.1f GFLOP/s\n", sgemm_gflops);
+    double sg_cpu0, sg_cpu1;
+    const double sg_wall0 = sgemm_s(4096, threads, &sg_cpu0);
     const int prev = spqri_blas_threads(1);
     /* forward: `threads` windows in parallel, each chunk x each linear */
-    double flops = 0.0, t0 = spqr_now_s();
+    double flops = 0.0, t0 = spqr_now_s(), c0 = spqri_cpu_s();
 #pragma omp parallel num_threads(threads)
     {
         const int w = omp_get_thread_num();
@@ -176,36 +178,49 @@ static int pipeline_bench(int32_t T, int32_t threads) {
                             lin[k][0]);
         }
     }
-    const double t_fwd = spqr_now_s() - t0;
+    const double t_fwd = spqr_now_s() - t0, c_fwd = spqri_cpu_s() - c0;
     for (int k = 0; k < 7; k++) flops += 2.0 * threads * T * (double)lin[k][0] * lin[k][1];
-    printf("pipeline, %d windows x %d tokens: forward linears %.1f GFLOP/s = %.0f%% of sgemm (%d windows in parallel, "
-           "1 BLAS thread each)\n",
-           threads, T, flops / t_fwd * 1e-9, 100.0 * flops / t_fwd * 1e-9 / sgemm_gflops, threads);
     /* Hessians: the four groups' inputs, one ssyrk per window */
     const int32_t hcols[4] = {hd, hd, hd, ffn};
-    double t_today = 0.0, t_new = 0.0, hflops = 0.0;
+    double t_today = 0.0, t_new = 0.0, c_today = 0.0, c_new = 0.0, hflops = 0.0;
     int same = 1;
     for (int g = 0; g < 4; g++) {
         const int32_t n = hcols[g];
         memset(H1, 0, sizeof(float) * (size_t)n * n);
         memset(H2, 0, sizeof(float) * (size_t)n * n);
         t0 = spqr_now_s();
+        c0 = spqri_cpu_s();
         for (int w = 0; w < threads; w++)
             cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, 1.0f, X + (size_t)w * T * n, n, 0.0f, H1, n);
         t_today += spqr_now_s() - t0;
+        c_today += spqri_cpu_s() - c0;
         t0 = spqr_now_s();
+        c0 = spqri_cpu_s();
         for (int w = 0; w < threads; w++)
             spqri_hessian_window(H2, X + (size_t)w * T * n, n, T, threads);
         t_new += spqr_now_s() - t0;
+        c_new += spqri_cpu_s() - c0;
         hflops += (double)threads * T * (double)n * n;
         for (int32_t i = 0; i < n && same; i++)
             same = !memcmp(H1 + (size_t)i * n + i, H2 + (size_t)i * n + i, sizeof(float) * (size_t)(n - i));
     }
-    printf("pipeline Hessians (cols 4096 x3, 11008): ssyrk on 1 BLAS thread %.1f GFLOP/s = %.0f%% of "
-           "sgemm; spqri_hessian_window on %d threads %.1f GFLOP/s = %.0f%%; upper triangles %s\n",
-           hflops / t_today * 1e-9, 100.0 * hflops / t_today * 1e-9 / sgemm_gflops, threads,
-           hflops / t_new * 1e-9, 100.0 * hflops / t_new * 1e-9 / sgemm_gflops, same ? "identical" : "DIFFER");
     spqri_blas_threads(prev);
+    const double sg_wall1 = sgemm_s(4096, threads, &sg_cpu1);
+    /* the sgemm's flops per wall and per CPU second, the mean of the two timings */
+    const double sgf = 2.0 * 4096.0 * 4096.0 * 4096.0;
+    const double sg_w = 0.5 * (sgf / sg_wall0 + sgf / sg_wall1), sg_c = 0.5 * (sgf / sg_cpu0 + sgf / sg_cpu1);
+    printf("pipeline: sgemm 4096^3 before / after: %.2f / %.2f s wall, %.2f / %.2f s CPU (%.1f GFLOP/s wall, "
+           "%.1f per CPU second)\n",
+           sg_wall0, sg_wall1, sg_cpu0, sg_cpu1, sg_w * 1e-9, sg_c * 1e-9);
+    printf("pipeline, %d windows x %d tokens: forward linears %.1f GFLOP in %.2f s wall / %.2f s CPU = %.0f%% of "
+           "sgemm's wall rate, %.0f%% of its CPU rate (%d windows in parallel, 1 BLAS thread each)\n",
+           threads, T, flops * 1e-9, t_fwd, c_fwd, 100.0 * flops / t_fwd / sg_w, 100.0 * flops / c_fwd / sg_c,
+           threads);
+    printf("pipeline Hessians (cols 4096 x3, 11008), %.1f GFLOP: ssyrk on 1 BLAS thread %.2f s wall / %.2f s CPU = "
+           "%.0f%% / %.0f%% of sgemm's wall / CPU rate; spqri_hessian_window on %d threads %.2f s / %.2f s = %.0f%% / "
+           "%.0f%%; upper triangles %s\n",
+           hflops * 1e-9, t_today, c_today, 100.0 * hflops / t_today / sg_w, 100.0 * hflops / c_today / sg_c, threads,
+           t_new, c_new, 100.0 * hflops / t_new / sg_w, 100.0 * hflops / c_new / sg_c, same ? "identical" : "DIFFER");
     free(Wt);
     free(X);
     free(Y);

@@ -646,9 +646,9 @@ static void test_prepared_hessian(void) {
             p.outlier_threshold = i == 3 ? 0.2f : INFINITY;
             result ref = quantize(W, rows, cols, H, &p, 2);
             spqr_err err;
-            const double *U0 = hp.U;
+            const float *R0 = hp.R;
             CHECK(spqri_hprep_fill(&hp, H, cols, &p, 2, &err) == SPQR_OK);
-            if (i > 0) CHECK_MSG(hp.U == U0, "an equal preparation was recomputed");
+            if (i > 0) CHECK_MSG(hp.R == R0, "an equal preparation was recomputed");
             for (int with_report = 0; with_report < 2 && ref.st == SPQR_OK; with_report++) {
                 spqr_tensor *t = NULL;
                 spqr_quant_report rep;
@@ -675,6 +675,46 @@ static void test_prepared_hessian(void) {
     free(W), free(H), free(Wp), free(mp);
 }
 
+static void log_capture(void *user, spqr_log_level level, const char *msg) {
+    (void)level;
+    if (strstr(msg, "Cholesky in double")) *(int *)user = 1;
+}
+
+/* A positive definite H (smallest eigenvalue ~1e-7 of the largest) whose
+ * fp32 Cholesky fails (spotrf info 3, found by search against OpenBLAS's
+ * spotrf and dpotrf): without damping the engine must fall back to double,
+ * say so in its debug log and give a result whose reported error matches
+ * the naive one. */
+static void test_cholesky_double_fallback(void) {
+    const int32_t rows = 8, cols = 3;
+    const float H[9] = {0.670728207f, 0.224173039f, 0.413035512f,  0.224173039f, 0.847379744f,
+                        -0.281200588f, 0.413035512f, -0.281200588f, 0.481892109f};
+    float *W = make_weight(rows, cols, 11, 0);
+    spqr_quant_params p;
+    spqr_quant_params_default(&p);
+    p.percdamp = 0.0f;
+    p.perm = SPQR_PERM_IDENTITY;
+    p.outlier_threshold = INFINITY;
+    p.groupsize = 0;
+    int fell_back = 0;
+    spqr_logger lg = {log_capture, &fell_back, SPQR_LOG_DEBUG};
+    float What[24];
+    spqr_quant_report rep;
+    spqr_err err = {0};
+    spqr_tensor *t = NULL;
+    const spqr_status st = spqr_quantize_layer(W, rows, cols, H, &p, 1, &lg, &t, What, NULL, &rep, &err);
+    CHECK_MSG(st == SPQR_OK, "fallback: %s", err.msg);
+    CHECK(fell_back);
+    if (st == SPQR_OK) {
+        CHECK(max_abs(What, (size_t)rows * cols) < 1.0);
+        const double naive = rel_error(W, What, H, rows, cols);
+        CHECK_MSG(fabs(rep.rel_hessian_error - naive) <= 1e-3 * naive + 1e-9, "rel error %.9g vs naive %.9g",
+                  rep.rel_hessian_error, naive);
+    }
+    spqr_tensor_free(t);
+    free(W);
+}
+
 int main(void) {
     test_prepared_hessian();
     test_fp16_outlier_range();
@@ -683,6 +723,7 @@ int main(void) {
     test_errors_ordering();
     test_act_order_permutation();
     test_dead_columns();
+    test_cholesky_double_fallback();
     test_kernels();
     test_loo_definition();
     test_bad_input();

@@ -9,17 +9,30 @@
  * which couples the beta2 rows of a chunk. Each thread therefore owns a
  * fixed slice of whole chunks and runs the block on it alone (fits,
  * leave-one-out, quantization, in-block updates): one parallel region per
- * block, no barrier inside. The lazy-batch update after each block is one
- * cblas_dgemm on the caller's OpenBLAS threads, as the LAPACK calls: their
- * results depend on OpenBLAS's thread count in the last bits (edge
- * blocking; the parallel Cholesky's blocking), so the engine leaves it
- * fixed by the caller and its output does not depend on n_threads.
+ * block, no barrier inside. The lazy-batch updates are fp32 sgemms on the
+ * caller's OpenBLAS threads, as the Cholesky: their results may depend on
+ * OpenBLAS's thread count in the last bits (the parallel Cholesky's
+ * blocking), so the engine leaves it fixed by the caller and its output
+ * does not depend on n_threads.
  *
- * Blocking: the result must equal the unblocked loop, where a group is fitted
- * on weights that have received the updates of every earlier column. A group
- * starting inside a block and reaching past its end would see columns whose
- * lazy update is still pending, so such a block is ended early at that group
- * start (the next block starts there, with nothing pending). */
+ * Lazy batch without H^-1: with H = R R^T (R upper, U = R^-1 the factor
+ * GPTQ uses), the errors of the done columns are E = D R for D = W - W_hat,
+ * and since R U = I is block upper triangular, E[:, :b0] U[:b0, J] =
+ * -D[:, :b0] R[:b0, J] U[J, J] for the columns J = [b0, e). So a block
+ * starts from its original weights, W_cur[:, J] = W[:, J] + (D[:, :b0]
+ * R[:b0, J]) U[J, J]: one sgemm (fp32 D and R, as the PyTorch reference's
+ * fp32 updates) and a small triangular multiply by U[J, J], the inverse of
+ * R's diagonal block. The prep needs only the Cholesky (C^3/3 flops), not
+ * the inverse (another C^3/3), and the sgemm's output is R x 128, not the
+ * whole trailing matrix. W_cur is computed afresh from W, never
+ * accumulated, so a column may get it twice (below).
+ *
+ * Blocking: a group is fitted on weights that have received the updates of
+ * every earlier column, as in the unblocked loop. A group starting inside a
+ * block and reaching past its end would see columns whose in-block updates
+ * are still pending, so such a block is ended early at that group start; a
+ * group starting at the block's start and longer than it gets W_cur of all
+ * its columns first (and the next block recomputes its own). */
 #include "spqr.h"
 
 #include "core/clock.h"
@@ -32,6 +45,7 @@
 #include "quant/stats.h"
 
 #include <cblas.h>
+#include <lapacke.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -44,10 +58,14 @@ typedef struct layer {
     int32_t rows, cols, g, bs, nt, gptq;
     spqr_fit_cfg cfg;
     double *Wp;        /* [rows][cols] permuted weights, updated in place */
-    double *U;         /* [cols][cols] upper Cholesky factor of H^-1 */
-    int U_borrowed;    /* U is a quant_hprep's (read only, not freed) */
-    double *d;         /* [cols] diag(U) */
-    double *E;         /* [rows][bs] scaled errors of the current block */
+    float *R;          /* [cols][cols] upper triangular, R R^T = H (permuted, damped) */
+    int R_borrowed;    /* R is a quant_hprep's (read only, not freed) */
+    double *Ub;        /* [ub][ub] U = R^-1 on the current columns J (upper triangle) */
+    float *Ubf;        /* [ub][ub] the same in fp32, for the strmm */
+    int32_t ub;        /* the most columns J can have: bs, or g when bs < g < cols */
+    double *d;         /* [cols] diag(U) = 1 / diag(R) */
+    float *D;          /* [rows][cols] GPTQ: W - W_hat of the done columns, W of the others */
+    float *T;          /* [rows][ub] the lazy-batch products */
     double *esum;      /* [rows] sum of the row's squared scaled errors (GPTQ; the error's numerator) */
     uint8_t *q;        /* [rows][cols] codes (permuted) */
     uint8_t *mask;     /* [rows][cols] outlier flags (permuted) */
@@ -56,7 +74,7 @@ typedef struct layer {
     uint8_t *scode, *zcode; /* [n_groups][rows] second-level codes, packed at the end */
     double *scratch;   /* [nt][4 * (g + 1)] leave-one-out scratch */
     spqr_tensor *t;
-    double t_blocks, t_update; /* seconds in the column blocks and in the lazy-batch dgemm */
+    double t_blocks, t_update; /* seconds in the column blocks and in the lazy-batch sgemms */
     int avx2;          /* run_block_rows_avx2 (the same results, faster) */
 } layer;
 
@@ -86,7 +104,6 @@ ENGINE_INLINE int quantize_row(const layer *L, int32_t r, int32_t j0, int32_t j1
     const size_t ld = (size_t)L->cols;
     double *w = L->Wp + (size_t)r * ld;
     uint8_t *q = L->q + (size_t)r * ld, *m = L->mask + (size_t)r * ld;
-    double *e_row = L->E + (size_t)r * (size_t)L->bs;
     const float sdq = L->sdq[r], zdq = L->zdq[r];
     const double maxq = L->cfg.maxq, tau = L->cfg.tau;
     for (int32_t j = j0; j < j1; j++) {
@@ -104,10 +121,9 @@ ENGINE_INLINE int quantize_row(const layer *L, int32_t r, int32_t j0, int32_t j1
         q[j] = (uint8_t)code;
         w[j] = what;
         if (L->gptq) {
-            e_row[j - b0] = e;
             L->esum[r] += e * e;
-            const double *u = L->U + (size_t)j * ld;
-            for (int32_t k = j + 1; k < b1; k++) w[k] -= e * u[k];
+            const double *u = L->Ub + (size_t)(j - b0) * (size_t)L->ub; /* u[k - b0] = U[j][k] */
+            for (int32_t k = j + 1; k < b1; k++) w[k] -= e * u[k - b0];
         }
     }
     return 0;
@@ -120,14 +136,13 @@ ENGINE_INLINE int quantize_row(const layer *L, int32_t r, int32_t j0, int32_t j1
  * in fp16. */
 ENGINE_INLINE int32_t quantize_rows4(const layer *L, int32_t r, int32_t j0, int32_t j1, int32_t b0, int32_t b1) {
     const size_t ld = (size_t)L->cols;
-    double *w[4], *er[4];
+    double *w[4];
     uint8_t *q[4], *m[4];
     float sdq[4], zdq[4];
     for (int i = 0; i < 4; i++) {
         w[i] = L->Wp + (size_t)(r + i) * ld;
         q[i] = L->q + (size_t)(r + i) * ld;
         m[i] = L->mask + (size_t)(r + i) * ld;
-        er[i] = L->E + (size_t)(r + i) * (size_t)L->bs;
         sdq[i] = L->sdq[r + i];
         zdq[i] = L->zdq[r + i];
     }
@@ -152,14 +167,11 @@ ENGINE_INLINE int32_t quantize_rows4(const layer *L, int32_t r, int32_t j0, int3
             w[i][j] = what;
         }
         if (L->gptq) {
-            const double *u = L->U + (size_t)j * ld;
+            const double *u = L->Ub + (size_t)(j - b0) * (size_t)L->ub; /* u[k - b0] = U[j][k] */
             const double e0 = e[0], e1 = e[1], e2 = e[2], e3 = e[3];
-            for (int i = 0; i < 4; i++) {
-                er[i][j - b0] = e[i];
-                L->esum[r + i] += e[i] * e[i];
-            }
+            for (int i = 0; i < 4; i++) L->esum[r + i] += e[i] * e[i];
             for (int32_t k = j + 1; k < b1; k++) {
-                const double uk = u[k];
+                const double uk = u[k - b0];
                 w0[k] -= e0 * uk;
                 w1[k] -= e1 * uk;
                 w2[k] -= e2 * uk;
@@ -219,6 +231,34 @@ static spqr_status run_block_rows(layer *L, int32_t b0, int32_t b1, int32_t r0, 
     return run_block_rows_ref(L, b0, b1, r0, r1, scr, err);
 }
 
+/* Columns J = [b0, e): Ub = U[J, J] (the inverse of R's diagonal block, in
+ * double) and, for b0 > 0, W_cur[:, J] = W[:, J] + (D[:, :b0] R[:b0, J]) U[J, J]
+ * (W[:, J] read from D, which holds W until a column is done). */
+static spqr_status start_columns(layer *L, int32_t b0, int32_t e, spqr_err *err) {
+    const size_t ld = (size_t)L->cols, ub = (size_t)L->ub;
+    const int32_t w = e - b0, rows = L->rows;
+    for (int32_t i = 0; i < w; i++)
+        for (int32_t k = 0; k < w; k++)
+            L->Ub[(size_t)i * ub + (size_t)k] = k >= i ? (double)L->R[(size_t)(b0 + i) * ld + (size_t)(b0 + k)] : 0.0;
+    const lapack_int info = LAPACKE_dtrtri(LAPACK_ROW_MAJOR, 'U', 'N', w, L->Ub, (lapack_int)ub);
+    if (info != 0)
+        return spqr_err_set(err, SPQR_ERR_NUMERIC, "inverting a diagonal block of the Cholesky factor failed (info %d)",
+                            (int)info);
+    if (b0 == 0) return SPQR_OK;
+    for (size_t i = 0; i < (size_t)w * ub; i++) L->Ubf[i] = (float)L->Ub[i];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, w, b0, 1.0f, L->D, (int)ld, L->R + (size_t)b0, (int)ld,
+                0.0f, L->T, w);
+    cblas_strmm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, rows, w, 1.0f, L->Ubf, (int)ub,
+                L->T, w);
+#pragma omp parallel for num_threads(L->nt) schedule(static)
+    for (int32_t r = 0; r < rows; r++) {
+        double *wr = L->Wp + (size_t)r * ld + (size_t)b0;
+        const float *tr = L->T + (size_t)r * (size_t)w, *dr = L->D + (size_t)r * ld + (size_t)b0;
+        for (int32_t k = 0; k < w; k++) wr[k] = (double)dr[k] + (double)tr[k];
+    }
+    return SPQR_OK;
+}
+
 /* Threads own fixed row slices made of whole second-level chunks: rows never
  * interact inside a block, so a block costs one parallel region and no
  * barrier (barriers are expensive when the cores are shared). */
@@ -233,8 +273,15 @@ static spqr_status run_loop(layer *L, spqr_err *err) {
         /* the last group start inside the block may straddle its end */
         const int64_t jl = ((b1 - 1) / g) * g;
         if (jl > b0 && (jl + g < cols ? jl + g : cols) > b1) b1 = jl;
+        const double tu0 = spqr_now_s();
         spqr_status st = SPQR_OK;
+        if (L->gptq) {
+            /* a group starting here is fitted on all its columns: they need W_cur too (not at b0 = 0: W is W_cur) */
+            const int64_t gend = b0 > 0 && b0 % g == 0 ? (b0 + g < cols ? b0 + g : cols) : b1;
+            if ((st = start_columns(L, (int32_t)b0, (int32_t)(gend > b1 ? gend : b1), err)) != SPQR_OK) return st;
+        }
         const double tb0 = spqr_now_s();
+        L->t_update += tb0 - tu0;
 #pragma omp parallel num_threads(nt)
         {
             const int32_t tid = omp_get_thread_num(), n = omp_get_num_threads();
@@ -252,13 +299,15 @@ static spqr_status run_loop(layer *L, spqr_err *err) {
             }
         }
         if (st != SPQR_OK) return st;
-        const double tb1 = spqr_now_s();
-        L->t_blocks += tb1 - tb0;
-        if (L->gptq && b1 < cols) /* lazy batch: W[:, b1:] -= E[:, :b1-b0] U[b0:b1, b1:] */
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)(cols - b1), (int)(b1 - b0), -1.0,
-                        L->E, L->bs, L->U + (size_t)b0 * (size_t)cols + (size_t)b1, (int)cols, 1.0, L->Wp + b1,
-                        (int)cols);
-        L->t_update += spqr_now_s() - tb1;
+        L->t_blocks += spqr_now_s() - tb0;
+        if (L->gptq && b1 < cols) {
+#pragma omp parallel for num_threads(L->nt) schedule(static)
+            for (int32_t r = 0; r < (int32_t)rows; r++) {
+                const double *wr = L->Wp + (size_t)r * (size_t)cols;
+                float *dr = L->D + (size_t)r * (size_t)cols;
+                for (int32_t j = (int32_t)b0; j < (int32_t)b1; j++) dr[j] = (float)((double)dr[j] - wr[j]);
+            }
+        }
         b0 = b1;
     }
     return SPQR_OK;
@@ -326,9 +375,12 @@ static spqr_status check_finite(const float *a, size_t n, int32_t ld, const char
 
 static void layer_free(layer *L) {
     free(L->Wp);
-    if (!L->U_borrowed) free(L->U);
+    if (!L->R_borrowed) free(L->R);
+    free(L->Ub);
+    free(L->Ubf);
     free(L->d);
-    free(L->E);
+    free(L->D);
+    free(L->T);
     free(L->esum);
     free(L->q);
     free(L->mask);
@@ -350,7 +402,7 @@ static int hprep_matches(const quant_hprep *hp, int32_t cols, const spqr_quant_p
 }
 
 void spqri_hprep_free(quant_hprep *hp) {
-    free(hp->perm), free(hp->dead), free(hp->U), free(hp->d);
+    free(hp->perm), free(hp->dead), free(hp->R), free(hp->d);
     memset(hp, 0, sizeof *hp);
 }
 
@@ -365,14 +417,14 @@ spqr_status spqri_hprep_fill(quant_hprep *hp, const float *H, int32_t cols, cons
     if (st) return st;
     hp->perm = malloc((size_t)cols * sizeof *hp->perm);
     hp->dead = malloc((size_t)cols);
-    hp->U = malloc((size_t)cols * (size_t)cols * sizeof(double));
+    hp->R = malloc((size_t)cols * (size_t)cols * sizeof(float));
     hp->d = malloc((size_t)cols * sizeof(double));
-    if (!hp->perm || !hp->dead || !hp->U || !hp->d)
+    if (!hp->perm || !hp->dead || !hp->R || !hp->d)
         st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a %d-column Hessian", cols);
     if (!st) st = spqr_perm_compute(H, cols, p->perm, hp->perm, err);
     if (!st)
-        st = spqr_hessian_prepare(H, cols, hp->perm, p->percdamp, nt, hp->U, hp->d, hp->dead, &hp->n_dead, &hp->damp,
-                                  err);
+        st = spqr_hessian_prepare(H, cols, hp->perm, p->percdamp, nt, hp->R, hp->d, hp->dead, &hp->n_dead, &hp->damp,
+                                  &hp->used_double, err);
     if (st) {
         spqri_hprep_free(hp);
         return st;
@@ -444,10 +496,16 @@ spqr_status spqri_quantize_layer_prepared(const float *W, int32_t rows, int32_t 
     int32_t *perm = malloc((size_t)cols * sizeof *perm);
     uint8_t *dead = malloc((size_t)cols);
     L.Wp = malloc(n * sizeof(double));
-    L.U_borrowed = hp && !report; /* the report's error evaluation uses U as scratch */
-    L.U = L.U_borrowed ? hp->U : malloc((size_t)cols * (size_t)cols * sizeof(double));
+    L.R_borrowed = hp && !report; /* the report's error evaluation uses R as scratch */
+    L.R = L.R_borrowed ? hp->R : malloc((size_t)cols * (size_t)cols * sizeof(float));
     L.d = malloc((size_t)cols * sizeof(double));
-    L.E = malloc((size_t)rows * (size_t)L.bs * sizeof(double));
+    L.ub = L.g > L.bs && L.g < cols ? L.g : L.bs;
+    if (L.gptq) {
+        L.Ub = malloc((size_t)L.ub * (size_t)L.ub * sizeof(double));
+        L.Ubf = malloc((size_t)L.ub * (size_t)L.ub * sizeof(float));
+        L.D = malloc(n * sizeof(float));
+        L.T = malloc((size_t)rows * (size_t)L.ub * sizeof(float));
+    }
     L.esum = calloc((size_t)rows, sizeof(double));
     L.q = malloc(n);
     L.mask = calloc(n, 1);
@@ -459,7 +517,7 @@ spqr_status spqri_quantize_layer_prepared(const float *W, int32_t rows, int32_t 
     const size_t n_stats = (size_t)(((int64_t)cols + L.g - 1) / L.g) * (size_t)rows;
     if (c->qs) L.scode = malloc(n_stats);
     if (c->qz) L.zcode = malloc(n_stats);
-    if (!perm || !dead || !L.Wp || !L.U || !L.d || !L.E || !L.esum || !L.q || !L.mask || !L.s || !L.z || !L.sdq ||
+    if (!perm || !dead || !L.Wp || !L.R || !L.d || (L.gptq && (!L.Ub || !L.Ubf || !L.D || !L.T)) || !L.esum || !L.q || !L.mask || !L.s || !L.z || !L.sdq ||
         !L.zdq || !L.scratch || (c->qs && !L.scode) || (c->qz && !L.zcode)) {
         st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory quantizing a %dx%d layer", rows, cols);
         goto done;
@@ -470,16 +528,17 @@ spqr_status spqri_quantize_layer_prepared(const float *W, int32_t rows, int32_t 
     /* steps 1-4: permutation, dead inputs, damping, U */
     int32_t n_dead = 0;
     double damp = 0.0;
+    int used_double = 0;
     if (hp) {
         memcpy(perm, hp->perm, (size_t)cols * sizeof *perm);
         memcpy(dead, hp->dead, (size_t)cols);
         memcpy(L.d, hp->d, (size_t)cols * sizeof *L.d);
-        if (!L.U_borrowed) memcpy(L.U, hp->U, (size_t)cols * (size_t)cols * sizeof *L.U);
-        n_dead = hp->n_dead, damp = hp->damp;
+        if (!L.R_borrowed) memcpy(L.R, hp->R, (size_t)cols * (size_t)cols * sizeof *L.R);
+        n_dead = hp->n_dead, damp = hp->damp, used_double = hp->used_double;
     } else {
         if ((st = spqr_perm_compute(H, cols, p->perm, perm, err)) != SPQR_OK) goto done;
-        if ((st = spqr_hessian_prepare(H, cols, perm, p->percdamp, L.nt, L.U, L.d, dead, &n_dead, &damp, err)) !=
-            SPQR_OK)
+        if ((st = spqr_hessian_prepare(H, cols, perm, p->percdamp, L.nt, L.R, L.d, dead, &n_dead, &damp, &used_double,
+                                       err)) != SPQR_OK)
             goto done;
     }
     const double t_hess = spqr_now_s();
@@ -488,6 +547,8 @@ spqr_status spqri_quantize_layer_prepared(const float *W, int32_t rows, int32_t 
         const float *w = W + (size_t)r * (size_t)cols;
         double *wp = L.Wp + (size_t)r * (size_t)cols;
         for (int32_t j = 0; j < cols; j++) wp[j] = dead[j] ? 0.0 : (double)w[perm[j]];
+        if (L.D) /* the original weights, exact in fp32, until the column is done */
+            for (int32_t j = 0; j < cols; j++) L.D[(size_t)r * (size_t)cols + (size_t)j] = (float)wp[j];
     }
     /* step 5: tau = threshold * mean_j var(W[:, j]) / d_j^2 (unbiased variance over rows) */
     if (outliers) {
@@ -546,13 +607,14 @@ spqr_status spqri_quantize_layer_prepared(const float *W, int32_t rows, int32_t 
     const double t_out = spqr_now_s();
     double rel = NAN;
     if (report)
-        rel = spqr_rel_hessian_error(W, H, rows, cols, perm, L.Wp, L.U, L.gptq ? L.esum : NULL, damp, dead, L.nt);
+        rel = spqr_rel_hessian_error(W, H, rows, cols, perm, L.Wp, L.R, L.gptq ? L.esum : NULL, damp, dead, L.nt);
     const double t3 = spqr_now_s();
     spqr_log(log, SPQR_LOG_DEBUG,
              "quantize %dx%d: prepare %.2fs (Hessian %.2fs, weights+tau %.2fs), loop %.2fs (blocks %.2fs, "
-             "lazy dgemm %.2fs), pack %.2fs, out %.2fs, error %.2fs; tau %.4g, %d dead, %lld outliers",
+             "lazy sgemm %.2fs), pack %.2fs, out %.2fs, error %.2fs; tau %.4g, %d dead, %lld outliers%s",
              rows, cols, t1 - t0, t_hess - t0, t1 - t_hess, t2 - t1, L.t_blocks, L.t_update, t_fin - t2, t_out - t_fin,
-             t3 - t_out, c->tau, n_dead, (long long)L.t->nnz);
+             t3 - t_out, c->tau, n_dead, (long long)L.t->nnz,
+             used_double ? "; Cholesky in double (fp32 was not positive definite)" : "");
     if (report) {
         report->n_outliers = L.t->nnz;
         report->rel_hessian_error = rel;

@@ -16,9 +16,11 @@ typedef struct quant_hprep {
     float percdamp;
     int32_t *perm;           /* [cols] */
     uint8_t *dead;           /* [cols] */
-    double *U, *d;           /* [cols][cols], [cols] (spqr_hessian_prepare) */
+    float *R;                /* [cols][cols] (spqr_hessian_prepare) */
+    double *d;               /* [cols] */
     int32_t n_dead;
     double damp;
+    int used_double;         /* the Cholesky fell back to double */
 } quant_hprep;
 
 /* Fills *hp for H [cols][cols] with p's permutation mode and damping on
@@ -31,7 +33,7 @@ void spqri_hprep_free(quant_hprep *hp);
 
 /* spqr_quantize_layer with steps 1-4 taken from hp (filled by
  * spqri_hprep_fill for this H, p and n_threads; otherwise refused): the
- * same outputs bit for bit. hp's U is used read-only unless a report is
+ * same outputs bit for bit. hp's R is used read-only unless a report is
  * asked for (its error evaluation needs scratch: then a copy). */
 spqr_status spqri_quantize_layer_prepared(const float *W, int32_t rows, int32_t cols, const float *H,
                                           const spqr_quant_params *p, int32_t n_threads, const quant_hprep *hp,

@@ -44,7 +44,17 @@ spqr_status spqr_perm_compute(const float *H, int32_t cols, spqr_perm_mode mode,
 }
 
 /* a[0..n) reversed in place. */
-static void reverse_flat(double *a, size_t n, int32_t n_threads) {
+static void reverse_flat_f(float *a, size_t n, int32_t n_threads) {
+    const int64_t half = (int64_t)(n / 2);
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t i = 0; i < half; i++) {
+        const float t = a[i];
+        a[i] = a[n - 1 - (size_t)i];
+        a[n - 1 - (size_t)i] = t;
+    }
+}
+
+static void reverse_flat_d(double *a, size_t n, int32_t n_threads) {
     const int64_t half = (int64_t)(n / 2);
 #pragma omp parallel for num_threads(n_threads) schedule(static)
     for (int64_t i = 0; i < half; i++) {
@@ -54,52 +64,82 @@ static void reverse_flat(double *a, size_t n, int32_t n_threads) {
     }
 }
 
+/* H = R R^T with R upper (the "reversed" Cholesky GPTQ needs: U = R^-1 is
+ * the upper Cholesky factor of H^-1): the Cholesky factor of the
+ * index-reversed matrix J H J = R'^T R' (R' upper) gives R = J R'^T J.
+ * Reversing the flat row-major array is J . J, and the column-major view
+ * of a row-major buffer is its transpose, so: reverse, potrf ('U',
+ * column-major), reverse again, and the row-major upper triangle holds R.
+ * Returns potrf's info (0: success, > 0: not positive definite). */
+static lapack_int chol_rev_f(float *A, int32_t cols, int32_t n_threads) {
+    const size_t nn = (size_t)cols * (size_t)cols;
+    reverse_flat_f(A, nn, n_threads);
+    const lapack_int info = LAPACKE_spotrf(LAPACK_COL_MAJOR, 'U', cols, A, cols);
+    if (info == 0) reverse_flat_f(A, nn, n_threads);
+    return info;
+}
+
+static lapack_int chol_rev_d(double *A, int32_t cols, int32_t n_threads) {
+    const size_t nn = (size_t)cols * (size_t)cols;
+    reverse_flat_d(A, nn, n_threads);
+    const lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', cols, A, cols);
+    if (info == 0) reverse_flat_d(A, nn, n_threads);
+    return info;
+}
+
+static spqr_status chol_error(lapack_int info, int32_t cols, spqr_err *err) {
+    if (info > 0)
+        return spqr_err_set(err, SPQR_ERR_NUMERIC,
+                            "Hessian is not positive definite after damping (trailing minor %d of %d; "
+                            "raise percdamp)", (int)info, cols);
+    return spqr_err_set(err, SPQR_ERR_NUMERIC, "Cholesky of the Hessian failed (info %d)", (int)info);
+}
+
 spqr_status spqr_hessian_prepare(const float *H, int32_t cols, const int32_t *perm, float percdamp,
-                                 int32_t n_threads, double *U, double *d, uint8_t *dead, int32_t *n_dead,
-                                 double *damp_out, spqr_err *err) {
+                                 int32_t n_threads, float *R, double *d, uint8_t *dead, int32_t *n_dead,
+                                 double *damp_out, int *used_double, spqr_err *err) {
     const size_t n = (size_t)cols;
 #pragma omp parallel for num_threads(n_threads) schedule(static)
     for (int32_t i = 0; i < cols; i++) {
         const float *hrow = H + (size_t)perm[i] * n;
-        double *urow = U + (size_t)i * n;
-        for (int32_t j = 0; j < cols; j++) urow[j] = (double)hrow[perm[j]];
+        float *rrow = R + (size_t)i * n;
+        for (int32_t j = 0; j < cols; j++) rrow[j] = hrow[perm[j]];
     }
     double abs_sum = 0.0;
     int32_t nd = 0;
     for (size_t i = 0; i < n; i++) {
-        double h = U[i * n + i];
+        const double h = (double)R[i * n + i];
         dead[i] = h == 0.0;
         nd += dead[i];
         abs_sum += fabs(h);
     }
     *n_dead = nd;
     /* Reference order: damping first (the mean includes dead columns as 0), then the dead fix. */
-    const double damp = (double)percdamp * (abs_sum / (double)n);
-    *damp_out = percdamp > 0 ? damp : 0.0;
-    for (size_t i = 0; i < n; i++) {
-        if (percdamp > 0) U[i * n + i] += damp;
-        if (dead[i]) U[i * n + i] = 1.0;
+    const double damp = percdamp > 0 ? (double)percdamp * (abs_sum / (double)n) : 0.0;
+    *damp_out = damp;
+    for (size_t i = 0; i < n; i++) R[i * n + i] = dead[i] ? 1.0f : (float)((double)R[i * n + i] + damp);
+    *used_double = 0;
+    lapack_int info = chol_rev_f(R, cols, n_threads);
+    if (info != 0) { /* fp32 lost positive definiteness (an ill-conditioned H): the same in double */
+        double *A = malloc(n * n * sizeof(double));
+        if (!A) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for the double Cholesky of the Hessian");
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+        for (int32_t i = 0; i < cols; i++) {
+            const float *hrow = H + (size_t)perm[i] * n;
+            double *arow = A + (size_t)i * n;
+            for (int32_t j = 0; j < cols; j++) arow[j] = (double)hrow[perm[j]];
+            arow[i] = dead[i] ? 1.0 : arow[i] + damp;
+        }
+        if ((info = chol_rev_d(A, cols, n_threads)) != 0) {
+            free(A);
+            return chol_error(info, cols, err);
+        }
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+        for (int64_t i = 0; i < (int64_t)(n * n); i++) R[i] = (float)A[i];
+        free(A);
+        *used_double = 1;
     }
-    /* U = R^-1 where H = R R^T with R upper: the Cholesky factor of the
-     * index-reversed matrix J H J = R'^T R' (R' upper) gives R = J R'^T J, so
-     * U = J R'^-T J. Reversing the flat row-major array is J . J, and the
-     * column-major view of a row-major buffer is its transpose, so: reverse,
-     * dpotrf + dtrtri ('U', column-major), reverse again, and the row-major
-     * upper triangle holds U. 2n^3/3 flops instead of the 4n^3/3 of
-     * dpotrf, dpotri and dpotrf on the inverse (docs/quantize.md, "Engine"). */
-    reverse_flat(U, n * n, n_threads);
-    lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', cols, U, cols);
-    if (info > 0)
-        return spqr_err_set(err, SPQR_ERR_NUMERIC,
-                            "Hessian is not positive definite after damping (trailing minor %d of %d; "
-                            "raise percdamp)", (int)info, cols);
-    if (info < 0) return spqr_err_set(err, SPQR_ERR_NUMERIC, "Cholesky of the Hessian failed (info %d)", (int)info);
-    info = LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'U', 'N', cols, U, cols);
-    if (info != 0)
-        return spqr_err_set(err, SPQR_ERR_NUMERIC, "inverting the Cholesky factor of the Hessian failed (info %d)",
-                            (int)info);
-    reverse_flat(U, n * n, n_threads);
-    for (size_t j = 0; j < n; j++) d[j] = U[j * n + j];
+    for (size_t j = 0; j < n; j++) d[j] = 1.0 / (double)R[j * n + j];
     return SPQR_OK;
 }
 
@@ -165,10 +205,10 @@ static double trace_upper_f32(const float *H, float *S, int32_t cols, const int3
 /* The fp32 evaluation (see hessian.h). Returns NaN if its scratch cannot
  * be allocated. */
 static double rel_error_f32(const float *W, const float *H, int32_t rows, int32_t cols, const int32_t *perm,
-                            const double *Wp_hat, double *S, const double *esum, double damp, const uint8_t *dead,
+                            const double *Wp_hat, float *Sf, const double *esum, double damp, const uint8_t *dead,
                             int32_t n_threads) {
     const size_t n = (size_t)cols;
-    float *A = malloc((size_t)rows * n * sizeof(float)), *Sf = (float *)S;
+    float *A = malloc((size_t)rows * n * sizeof(float));
     double *acc = malloc((n > (size_t)rows ? n : (size_t)rows) * sizeof(double));
     if (!A || !acc) {
         free(A);
@@ -247,8 +287,12 @@ double spqri_rel_hessian_error_ref(const float *W, const float *H, int32_t rows,
 }
 
 double spqr_rel_hessian_error(const float *W, const float *H, int32_t rows, int32_t cols, const int32_t *perm,
-                              double *Wp_hat, double *S, const double *esum, double damp, const uint8_t *dead,
+                              double *Wp_hat, float *S, const double *esum, double damp, const uint8_t *dead,
                               int32_t n_threads) {
     const double rel = rel_error_f32(W, H, rows, cols, perm, Wp_hat, S, esum, damp, dead, n_threads);
-    return isnan(rel) ? spqri_rel_hessian_error_ref(W, H, rows, cols, perm, Wp_hat, S, n_threads) : rel;
+    if (!isnan(rel)) return rel;
+    double *Sd = malloc((size_t)cols * (size_t)cols * sizeof(double));
+    const double ref = Sd ? spqri_rel_hessian_error_ref(W, H, rows, cols, perm, Wp_hat, Sd, n_threads) : NAN;
+    free(Sd);
+    return ref;
 }

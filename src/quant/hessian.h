@@ -11,20 +11,24 @@
  * lower index first (a stable order). */
 spqr_status spqr_perm_compute(const float *H, int32_t cols, spqr_perm_mode mode, int32_t *perm, spqr_err *err);
 
-/* From H [cols][cols] (fp32, original order) and perm: U [cols][cols]
- * (double, row-major) gets the upper Cholesky factor of the inverse of the
- * permuted, damped, dead-fixed Hessian in its upper triangle (Hinv = U^T U;
- * the strict lower triangle is scratch), d[j] = U[j][j], dead[j] = 1 where
- * the permuted, undamped diag(H) is 0, *damp = the lambda added to the
- * diagonal (0 without damping). Fails with SPQR_ERR_NUMERIC if the
- * damped Hessian or its inverse is not positive definite. */
+/* From H [cols][cols] (fp32, original order) and perm: R [cols][cols]
+ * (fp32, row-major) gets in its upper triangle the upper triangular R with
+ * R R^T = the permuted, damped, dead-fixed Hessian (the strict lower
+ * triangle is scratch); U = R^-1 is then the upper Cholesky factor of its
+ * inverse that GPTQ uses (Hinv = U^T U) and d[j] = U[j][j] = 1 / R[j][j].
+ * dead[j] = 1 where the permuted, undamped diag(H) is 0, *damp = the
+ * lambda added to the diagonal (0 without damping). The factorization runs
+ * in fp32 (spotrf, as the PyTorch reference); if fp32 loses positive
+ * definiteness it is redone in double (dpotrf, then rounded to fp32) and
+ * *used_double = 1. Fails with SPQR_ERR_NUMERIC if the damped Hessian is
+ * not positive definite in double either. */
 spqr_status spqr_hessian_prepare(const float *H, int32_t cols, const int32_t *perm, float percdamp,
-                                 int32_t n_threads, double *U, double *d, uint8_t *dead, int32_t *n_dead,
-                                 double *damp, spqr_err *err);
+                                 int32_t n_threads, float *R, double *d, uint8_t *dead, int32_t *n_dead,
+                                 double *damp, int *used_double, spqr_err *err);
 
 /* tr(dW H dW^T) / tr(W H W^T) with dW = W_hat - W, W and H original and
  * undamped. Wp_hat holds W_hat in permuted column order; S [cols][cols]
- * doubles is scratch. The denominator is <H, W^T W> with W^T W from an fp32
+ * floats is scratch. The denominator is <H, W^T W> with W^T W from an fp32
  * ssyrk (the caller's BLAS threads) and the trace in double. The numerator:
  * with esum (GPTQ), from the GPTQ identity dW' H_d dW'^T = E E^T (E the
  * scaled errors, U H_d U^T = I; esum[r] = sum_j E[r][j]^2, dW' = dW with
@@ -32,9 +36,10 @@ spqr_status spqr_hessian_prepare(const float *H, int32_t cols, const int32_t *pe
  * sum_r esum[r] - sum_j c_j |dW'[:, j]|^2 with c_j = damp, or 1 for a dead
  * input; without esum (RTN), <H, dW^T dW> like the denominator. Within
  * ~1e-7 relative of the all-double reference below (docs/quantize.md,
- * "Engine"), which it falls back to when its scratch cannot be allocated. */
+ * "Engine"), which it falls back to when its scratch cannot be allocated
+ * (NaN if the reference's cannot either). */
 double spqr_rel_hessian_error(const float *W, const float *H, int32_t rows, int32_t cols, const int32_t *perm,
-                              double *Wp_hat, double *S, const double *esum, double damp, const uint8_t *dead,
+                              double *Wp_hat, float *S, const double *esum, double damp, const uint8_t *dead,
                               int32_t n_threads);
 
 /* The all-double reference (the engine's evaluation before issue 16): A^T A

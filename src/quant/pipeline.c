@@ -97,6 +97,9 @@ typedef struct pipe {
     double t0;
     int64_t step, n_steps, skipped;
     double kind_seconds[PIPE_KINDS + 1]; /* + the head (PIPE_HEAD_KIND) */
+    /* this block's calibration so far: forward and Hessian wall / CPU seconds, GFLOP of the
+     * forward's linears (attention and norms not counted) and of the X^T X products */
+    double fwd_s, fwd_cpu, fwd_gflop, hess_s, hess_cpu, hess_gflop;
     spqr_quant_params lp;      /* knobs of the linear being quantized */
     pipe_plan *plan;           /* --target-bits; NULL otherwise */
     pipe_layer_record *rec;    /* every record (the plan's items) */
@@ -177,17 +180,29 @@ static spqr_status run_block(pipe *p, int32_t l, int32_t target, int32_t cols, s
     p->target = target;
     spqr_status sts[1024], st = SPQR_OK;
     if (target >= 0) spqri_hsum_init(&p->hs, cols);
+    /* the linears a window runs before the hook stops it (all of them for target < 0) */
+    const model_arch *a = p->src->hp.arch;
+    double lin_flops = 0.0;
+    for (int k = 0; k < PIPE_KINDS; k++)
+        if (a->lin[k].name && (target < 0 || a->lin[k].group < target))
+            lin_flops += 2.0 * p->T * (double)p->mc.layers[l].lin[k].rows * (double)p->mc.layers[l].lin[k].cols;
     for (int32_t b0 = p->w0; b0 < p->w1 && !st; b0 += p->nw) {
         if (cancelled(p)) { st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted"); break; }
         const int32_t nb = p->w1 - b0 < p->nw ? p->w1 - b0 : p->nw;
+        double t = spqr_now_s(), c = spqri_cpu_s();
 #pragma omp parallel for num_threads(nb) schedule(static, 1) if (nb > 1)
         for (int32_t j = 0; j < nb; j++) sts[j] = run_window(p, &p->w[j], b0 + j, target);
+        p->fwd_s += spqr_now_s() - t;
+        p->fwd_cpu += spqri_cpu_s() - c;
+        p->fwd_gflop += 1e-9 * nb * lin_flops;
         for (int32_t j = 0; j < nb && !st; j++)
             if (sts[j]) {
                 if (err) *err = p->w[j].err;
                 st = sts[j];
             }
         if (target == PIPE_TARGET_NONE) continue;
+        t = spqr_now_s();
+        c = spqri_cpu_s();
         for (int32_t j = 0; j < nb && !st; j++) {
             if (target >= 0) {
                 if (p->w[j].cols != cols)
@@ -196,6 +211,7 @@ static spqr_status run_block(pipe *p, int32_t l, int32_t target, int32_t cols, s
                 else {
                     spqri_hessian_window(p->Hm, p->w[j].buf, cols, p->T, p->o->n_threads);
                     st = spqri_hsum_add(&p->hs, p->Hm, p->o->n_threads, err);
+                    p->hess_gflop += 1e-9 * p->T * (double)cols * cols;
                 }
                 continue;
             }
@@ -209,10 +225,13 @@ static spqr_status run_block(pipe *p, int32_t l, int32_t target, int32_t cols, s
                 else {
                     spqri_hessian_window(p->Hm, x, gc, p->T, p->o->n_threads);
                     st = spqri_hsum_add(&p->hall[g], p->Hm, p->o->n_threads, err);
+                    p->hess_gflop += 1e-9 * p->T * (double)gc * gc;
                 }
                 x += (size_t)p->T * gc;
             }
         }
+        p->hess_s += spqr_now_s() - t;
+        p->hess_cpu += spqri_cpu_s() - c;
     }
     if (!st && target >= 0) st = spqri_hsum_finish(&p->hs, p->comm, (int64_t)p->N * p->T, p->Hm, err);
     if (target >= 0) spqri_hsum_free(&p->hs);
@@ -323,6 +342,7 @@ static spqr_status quantize_block(pipe *p, int32_t l, spqr_tensor *tensors[PIPE_
     char what[96], name[128];
     spqr_status st = SPQR_OK;
     const model_arch *a = p->src->hp.arch;
+    p->fwd_s = p->fwd_cpu = p->fwd_gflop = p->hess_s = p->hess_cpu = p->hess_gflop = 0.0;
     for (int32_t g = 0; g < MODEL_N_GROUPS && !st; g++) {
         snprintf(what, sizeof what, "calibrate %s", GROUP_NAMES[g]);
         int k0;
@@ -361,6 +381,11 @@ static spqr_status quantize_block(pipe *p, int32_t l, spqr_tensor *tensors[PIPE_
     if (!st && cancelled(p)) st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "interrupted");
     if (!st) st = run_block(p, l, PIPE_TARGET_NONE, 0, err);
     if (!st) progress(p, l, "propagate");
+    /* the calibration's rates, for bench/pipeline_rate.sh (ratios to an sgemm) */
+    spqr_log(p->o->log, SPQR_LOG_INFO,
+             "block %d calibration: forward %.2f s wall / %.2f s CPU for %.1f GFLOP of linears; Hessians %.2f s wall / "
+             "%.2f s CPU for %.1f GFLOP (X^T X, ssyrk + exact sum)",
+             l, p->fwd_s, p->fwd_cpu, p->fwd_gflop, p->hess_s, p->hess_cpu, p->hess_gflop);
     return st;
 }
 
