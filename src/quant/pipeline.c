@@ -1,5 +1,5 @@
 /* Whole-model SpQR quantization with sequential calibration
- * (spqr-method.md section 2; docs/quantize.md).
+ * (docs/method.md; docs/quantize.md).
  *
  *   X = embed(calibration windows)                 [N][T][hidden] fp32
  *   for each block l:
