@@ -517,8 +517,8 @@ spqr_status spqri_quantize_layer_prepared(const float *W, int32_t rows, int32_t 
     const size_t n_stats = (size_t)(((int64_t)cols + L.g - 1) / L.g) * (size_t)rows;
     if (c->qs) L.scode = malloc(n_stats);
     if (c->qz) L.zcode = malloc(n_stats);
-    if (!perm || !dead || !L.Wp || !L.R || !L.d || (L.gptq && (!L.Ub || !L.Ubf || !L.D || !L.T)) || !L.esum || !L.q || !L.mask || !L.s || !L.z || !L.sdq ||
-        !L.zdq || !L.scratch || (c->qs && !L.scode) || (c->qz && !L.zcode)) {
+    if (!perm || !dead || !L.Wp || !L.R || !L.d || (L.gptq && (!L.Ub || !L.Ubf || !L.D || !L.T)) || !L.esum ||
+        !L.q || !L.mask || !L.s || !L.z || !L.sdq || !L.zdq || !L.scratch || (c->qs && !L.scode) || (c->qz && !L.zcode)) {
         st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory quantizing a %dx%d layer", rows, cols);
         goto done;
     }

@@ -56,7 +56,7 @@ void spqri_hessian_window(float *G, const float *X, int32_t cols, int32_t B, int
 
 /* Sets OpenBLAS's thread count to n (n >= 1) and returns the previous one,
  * for the caller to restore. Only for calls whose results do not depend on
- * the count (ssyrk: measured identical; dgemm and the parallel Cholesky
+ * the count (ssyrk: measured identical; gemm and the parallel Cholesky
  * do depend on it, so the engine never changes it). */
 int spqri_blas_threads(int n);
 
