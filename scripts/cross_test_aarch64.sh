@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Cross-builds spqr for aarch64 and runs the kernel, model and quantization
 # tests under qemu-aarch64 (docs/kernels.md, NEON). Installs what it needs on
-# Debian: gcc-aarch64-linux-gnu, qemu-user, and OpenBLAS/LAPACKE/cJSON plus
+# Debian: gcc-aarch64-linux-gnu with its C library (libc6-dev-arm64-cross, only
+# a Recommends of the compiler, so --no-install-recommends leaves it out),
+# qemu-user, and OpenBLAS/LAPACKE/cJSON plus
 # libgomp1 (the guest's OpenMP runtime) for arm64 through multiarch; they
 # install beside the amd64 packages, and the script refuses to go on if apt
 # would remove any package. Idempotent.
@@ -12,7 +14,7 @@ dir="${1:-build-arm64}"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
-PKGS="gcc-aarch64-linux-gnu qemu-user libopenblas-dev:arm64 liblapacke-dev:arm64 libcjson-dev:arm64 libgomp1:arm64"
+PKGS="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libopenblas-dev:arm64 liblapacke-dev:arm64 libcjson-dev:arm64 libgomp1:arm64"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
