@@ -81,6 +81,16 @@ whole_case "tiny_tied defaults (one shared table)" "$T"
 grep -Eq '^model\.embed_tokens\.weight .* w[2-8] g' "$TMP/info" && ! grep -q '^lm_head\.weight' "$TMP/info" \
     && ok "tiny_tied: the shared table got a setting, no separate head" \
     || bad "tiny_tied: shared table: $(grep -E '^(model\.embed_tokens|lm_head)' "$TMP/info" | head -3)"
+# a sweep of whole-file budgets on the shared table, whose coarse last item (the
+# 19456-weight table after 21 linears of 2-6k weights) once left 5 bits 0.031 short
+for B in 4.5 5 5.5 6; do
+    expect_rc 0 "tiny_tied --target-bits $B" "$SPQR" quantize "$T" -o "$TMP/s.spqr" --calib "$ROOT/data/calib.txt" \
+        --nsamples 8 --seqlen 64 -t 2 -q --target-bits "$B"
+    "$SPQR" info "$TMP/s.spqr" >"$TMP/info" 2>&1
+    file=$(sed -nE 's/^whole file: ([0-9.]+) bits per model parameter.*/\1/p' "$TMP/info")
+    near "$file" "$B" && ok "tiny_tied (8 x 64 windows): whole file $file bits for target $B" \
+        || bad "tiny_tied (8 x 64 windows): whole file $file bits, target $B"
+done
 whole_case "tiny_tied --tied-two-tables" "$T" --tied-two-tables
 grep -Eq '^model\.embed_tokens\.weight .* w[2-8] g' "$TMP/info" && grep -Eq '^lm_head\.weight .* w[2-8] g' "$TMP/info" \
     && ok "tiny_tied --tied-two-tables: each table got its own setting" \

@@ -858,6 +858,7 @@ static spqr_status plan_budget(pipe *p, const int32_t *tok, int64_t n_tok, const
     const double per = (double)(pl->whole_file ? model_params : lin_params);
     p->total_bits = o->target_bits * per;
     pl->budget = (uint64_t)p->total_bits;
+    pl->slack = (uint64_t)(0.01 * per);
     if ((st = replan(p, err)) && st != SPQR_ERR_INVALID_ARG) return st;
     const double fixed = p->fixed_bits;
     double lo = fixed, hi = fixed;

@@ -122,6 +122,8 @@ typedef struct pipe_plan {
     struct quant_sens *sens_ctx; /* during the measurement pass: the windows it is measured on */
     int32_t *choice;     /* [n_items] setting of each item in the current allocation */
     uint64_t budget;     /* bits for every present item together */
+    uint64_t slack;      /* bits the total may miss the budget by, either way, when no allocation
+                          * lands within it from below (half the +-0.02 bits per parameter promised) */
     int whole_file;      /* costs are file bytes (--target-bits), else stored bytes (--target-bits-linears) */
 } pipe_plan;
 

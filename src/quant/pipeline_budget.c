@@ -116,6 +116,25 @@ spqr_status spqri_pipe_plan_update(pipe_plan *pl, const pipe_layer_record *rec, 
      * grids of small models (1-bit steps of a few thousand weights) leave
      * their optimum 0.03 bits per parameter short otherwise */
     if (!st) st = spqri_budget_allocate(n_open, n_opts, cost, e, left, left - left / 400, PLAN_UNITS, choice, err);
+    /* short by more than the slack (the last items' steps are coarse, and the
+     * metadata's real numbers moved the budget after they were planned): the
+     * least loss within the slack on either side, when there is one */
+    if (!st && pl->slack > 0 && left > pl->slack) {
+        uint64_t planned = 0;
+        for (int32_t k = 0; k < n_open; k++) planned += cost[(size_t)k * g + choice[k]];
+        if (planned + pl->slack < left) {
+            int32_t *alt = malloc((size_t)n_open * sizeof *alt);
+            spqr_err e2;
+            if (!alt) st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for the bit allocation");
+            else if (!spqri_budget_allocate(n_open, n_opts, cost, e, left + pl->slack, left - pl->slack, PLAN_UNITS, alt,
+                                            &e2)) {
+                uint64_t got = 0;
+                for (int32_t k = 0; k < n_open; k++) got += cost[(size_t)k * g + alt[k]];
+                if (got + pl->slack >= left) memcpy(choice, alt, (size_t)n_open * sizeof *choice);
+            }
+            free(alt);
+        }
+    }
     if (st == SPQR_ERR_INVALID_ARG && spent > 0) {
         for (int32_t k = 0; k < n_open; k++) {
             choice[k] = 0;
