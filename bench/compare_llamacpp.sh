@@ -15,7 +15,7 @@
 #
 # Inputs are made once and cached in WORK (keyed by LAYERS): the synthetic HF
 # checkpoint (bench/gen_synthetic_llama --layers LAYERS), its `spqr quantize
-# --preset paper-w3` (NSAMPLES x SEQLEN windows of data/calib.txt), the F16 GGUF
+# --recipe paper-w3` (NSAMPLES x SEQLEN windows of data/calib.txt), the F16 GGUF
 # and its Q4_K_M / Q3_K_M quantizations. Quantizing takes ~8 min per 7B-shaped
 # layer on 2 busy cores, so the full 32 layers use SPQR_MODEL=synthetic: a
 # random .spqr in the 3.6bit layout (w3, 16-groups, 3-bit statistics,
@@ -95,9 +95,9 @@ if [ ! -s "$SQ" ] && [ "$SPQR_MODEL" = synthetic ]; then
     log "random .spqr in the 3.6bit layout (outlier share $OUTLIER_SHARE) -> $SQ"
     nice -n 10 "$GEN" --spqr "$SQ" --layers "$LAYERS" --wbits 3 --outlier-share "$OUTLIER_SHARE" >&2
 elif [ ! -s "$SQ" ]; then
-    log "spqr quantize --preset paper-w3 ($NSAMPLES x $SEQLEN calibration tokens) -> $SQ"
+    log "spqr quantize --recipe paper-w3 ($NSAMPLES x $SEQLEN calibration tokens) -> $SQ"
     t0=$(date +%s)
-    nice -n 10 "$SPQR" quantize "$HF" -o "$SQ" --calib data/calib.txt --preset paper-w3 \
+    nice -n 10 "$SPQR" quantize "$HF" -o "$SQ" --calib data/calib.txt --recipe paper-w3 \
         --nsamples "$NSAMPLES" --seqlen "$SEQLEN" -t "$THREADS" -q >&2
     log "quantized in $(( $(date +%s) - t0 )) s"
 fi

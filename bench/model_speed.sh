@@ -33,7 +33,7 @@ mkdir -p "$OUT"
 
 if [ ! -s "$DEFAULT_SPQR" ]; then
     echo "quantizing models/default -> $DEFAULT_SPQR" >&2
-    nice -n 10 "$SPQR" quantize models/default -o "$DEFAULT_SPQR" --calib data/calib.txt --preset paper-w3 \
+    nice -n 10 "$SPQR" quantize models/default -o "$DEFAULT_SPQR" --calib data/calib.txt --recipe paper-w3 \
         --nsamples 32 --seqlen 256 -t "$THREADS" -q >/dev/null
 fi
 if [ "$SKIP_7B" != 1 ]; then

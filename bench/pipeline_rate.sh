@@ -20,7 +20,7 @@ sg() { "$B/bench_quantize" -shapes 64x64 -only rtn -no-pipeline -t "$TH" 2>/dev/
 echo "== $(date -u +%H:%M:%S) load: $(cut -d' ' -f1-3 /proc/loadavg)"
 read -r w0 c0 < <(sg)
 rm -rf "$OUT/pr.spqr" "$OUT/pr.spqr.partial"
-"$B/spqr" quantize "$MODEL" --calib "$CAL" --nsamples "$NS" --seqlen "$SL" --preset paper-w3 --dense-head \
+"$B/spqr" quantize "$MODEL" --calib "$CAL" --nsamples "$NS" --seqlen "$SL" --recipe paper-w3 --dense-head \
     --dense-embed -t "$TH" -v -o "$OUT/pr.spqr" >"$OUT/pr.out" 2>"$OUT/pr.err" || { echo "quantize failed"; tail -3 "$OUT/pr.err"; exit 1; }
 read -r w1 c1 < <(sg)
 echo "== $(date -u +%H:%M:%S) load: $(cut -d' ' -f1-3 /proc/loadavg)"

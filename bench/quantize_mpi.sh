@@ -11,7 +11,7 @@ B=$1; MODEL=$2; CAL=$3; OUT=$4
 NS=${NSAMPLES:-32}; SL=${SEQLEN:-512}; TH=${THREADS:-2}; NP=${NP:-2}; BLOCKS=${BLOCKS:-1}
 mkdir -p "$OUT"
 export OMP_WAIT_POLICY=passive OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-Q=(quantize "$MODEL" --calib "$CAL" --nsamples "$NS" --seqlen "$SL" --preset paper-w3 --dense-head --dense-embed)
+Q=(quantize "$MODEL" --calib "$CAL" --nsamples "$NS" --seqlen "$SL" --recipe paper-w3 --dense-head --dense-embed)
 descendants() { local c; for c in $(pgrep -P "$1"); do echo "$c"; descendants "$c"; done; }
 run() { # name command...
     local name=$1; shift

@@ -18,7 +18,7 @@ NSAMPLES=${NSAMPLES:-32}
 SEQLEN=${SEQLEN:-256}
 THREADS=${THREADS:-2}
 CALIB=${CALIB:-data/calib.txt}
-ROWS=${ROWS:-"paper-w3|--preset paper-w3;gptq4|--preset gptq4;target-bits 3.6|--target-bits 3.6"}
+ROWS=${ROWS:-"paper-w3|--recipe paper-w3;gptq4|--recipe gptq4;target-bits 3.6|--target-bits 3.6"}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 WORK=$(mktemp -d /tmp/spqr_tbtime.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT

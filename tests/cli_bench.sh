@@ -28,7 +28,7 @@ expect_rc 1 "junk .spqr" "$SPQR" bench "$TMP/junk.spqr"; one_line "junk .spqr"
 # 2. fp16 default model vs a quick SpQR quantization of it, JSON
 head -c 6000 "$ROOT/data/calib.txt" >"$TMP/calib.txt"
 expect_rc 0 "quantize the default model (fast)" "$SPQR" quantize "$DEF" -o "$TMP/d.spqr" --calib "$TMP/calib.txt" \
-    --preset paper-w3 --nsamples 4 --seqlen 32 -t 2 -q
+    --recipe paper-w3 --nsamples 4 --seqlen 32 -t 2 -q
 expect_rc 0 "bench fp16 vs .spqr --json" "$SPQR" bench "$DEF" "$TMP/d.spqr" -p 8 -n 4 -r 2 -t 2 --json
 [ "$(wc -l <"$TMP/out")" -eq 1 ] && ok "json is one line" || bad "json is not one line"
 /usr/bin/python3 - "$TMP/out" "$DEF/config.json" <<'EOF' && ok "json fields and values" || bad "json: $(head -c 600 "$TMP/out")"

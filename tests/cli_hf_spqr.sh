@@ -24,7 +24,7 @@ ppl() { "$SPQR" perplexity "$1" -f "$ROOT/data/heldout.txt" -c 128 --chunks 8 -t
     $PY -c 'import json,sys; print(repr(json.load(sys.stdin)["ppl"]))'; }
 
 expect_rc 0 "quantize the default model (paper-w3)" "$SPQR" quantize "$ROOT/models/default" -o "$TMP/q.spqr" \
-    --calib "$ROOT/data/calib.txt" --preset paper-w3 --nsamples 8 --seqlen 128 -t 2 -q
+    --calib "$ROOT/data/calib.txt" --recipe paper-w3 --nsamples 8 --seqlen 128 -t 2 -q
 expect_rc 0 "export hf-spqr" "$SPQR" export "$TMP/q.spqr" --to hf-spqr "$TMP/hs"
 
 # 1. what transformers' integration reads
@@ -106,7 +106,7 @@ if [ -x "$BUILD/gen_synthetic_llama" ]; then
     expect_rc 0 "synthetic checkpoint" "$BUILD/gen_synthetic_llama" "$TMP/syn" --layers 2 --hidden 64 --inter 128 \
         --heads 4 --kv-heads 2 --vocab 300 --ctx 128 --tokenizer "$ROOT/tests/fixtures/tiny_gqa/tokenizer.json"
     expect_rc 0 "quantize it (paper-w3)" "$SPQR" quantize "$TMP/syn" -o "$TMP/syn.spqr" --calib "$ROOT/data/calib.txt" \
-        --preset paper-w3 --nsamples 4 --seqlen 64 -t 2 -q
+        --recipe paper-w3 --nsamples 4 --seqlen 64 -t 2 -q
     expect_rc 0 "export it as hf-spqr" "$SPQR" export "$TMP/syn.spqr" --to hf-spqr "$TMP/syn_hs"
     expect_rc 0 "import it back" "$SPQR" import "$TMP/syn_hs" -o "$TMP/syn_imp.spqr"
     expect_rc 0 "decode it by the format's rule" $PY "$ROOT/tools/hf_spqr_decode.py" "$TMP/syn_hs" "$TMP/syn_dec"

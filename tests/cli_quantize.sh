@@ -48,7 +48,7 @@ grep -q 'near-lossless' "$TMP/out" && grep -q -- '--resume' "$TMP/out" && grep -
 grep -qi 'not implemented' "$TMP/out" && bad "--help still calls something not implemented" || ok "--help: no refusal left"
 
 # 2. a successful run: report, info, perplexity and generate on the .spqr
-expect_rc 0 "quantize tiny (paper-w3)" "$SPQR" "${Q[@]}" -o "$TMP/a.spqr" --preset paper-w3
+expect_rc 0 "quantize tiny (paper-w3)" "$SPQR" "${Q[@]}" -o "$TMP/a.spqr" --recipe paper-w3
 grep -q 'measured from stored bytes' "$TMP/out" && grep -q '^mlp.down_proj ' "$TMP/out" && ok "report table printed" \
     || bad "no report: $(cat "$TMP/out")"
 [ ! -e "$TMP/a.spqr.partial" ] && ok "checkpoint dir removed" || bad "checkpoint dir left behind"
@@ -63,10 +63,19 @@ PF=$(sed -E 's/.*"ppl": ([0-9.]+).*/\1/' "$TMP/out")
 awk -v a="$PQ" -v b="$PF" 'BEGIN { r = a / b; exit !(r > 0.97 && r < 1.03 && a != b) }' \
     && ok "ppl .spqr $PQ within 3% of fp32 $PF" || bad "ppl .spqr $PQ vs fp32 $PF"
 expect_rc 0 "generate from the .spqr" "$SPQR" generate "$TMP/a.spqr" -p "The" -n 8 --temp 0 -t 2
-expect_rc 2 "presets other than default" "$SPQR" "${Q[@]}" -o "$TMP/r.spqr" --preset rtn4 --rtn-typo
-expect_rc 0 "rtn4 preset" "$SPQR" "${Q[@]}" -o "$TMP/r.spqr" --preset rtn4
+expect_rc 2 "presets other than default" "$SPQR" "${Q[@]}" -o "$TMP/r.spqr" --recipe rtn4 --rtn-typo
+expect_rc 0 "rtn4 preset" "$SPQR" "${Q[@]}" -o "$TMP/r.spqr" --recipe rtn4
 expect_rc 0 "info rtn4" "$SPQR" info "$TMP/r.spqr"
 grep -q 'gptq=0' "$TMP/out" && grep -q 'groupsize=128' "$TMP/out" && ok "rtn4 knobs recorded" || bad "rtn4 knobs: $(head -c 400 "$TMP/out")"
+# presets are named budgets, recipes fixed configurations: a name under the other flag is refused
+# in one line that names the right flag
+expect_rc 2 "--preset of a recipe" "$SPQR" "${Q[@]}" -o "$TMP/r.spqr" --preset paper-w3
+grep -q 'use --recipe paper-w3' "$TMP/err" && ok "it names --recipe" || bad "--preset paper-w3: $(cat "$TMP/err")"
+expect_rc 2 "--recipe of a budget" "$SPQR" "${Q[@]}" -o "$TMP/r.spqr" --recipe 3.6bit
+grep -q 'use --preset 3.6bit' "$TMP/err" && ok "it names --preset" || bad "--recipe 3.6bit: $(cat "$TMP/err")"
+expect_rc 2 "a preset and a recipe" "$SPQR" "${Q[@]}" -o "$TMP/r.spqr" --preset 3bit --recipe gptq4
+expect_rc 2 "unknown recipe" "$SPQR" "${Q[@]}" -o "$TMP/r.spqr" --recipe gptq9
+grep -q 'paper-w3, paper-w4, gptq4, gptq3, rtn4' "$TMP/err" && ok "it lists the recipes" || bad "unknown recipe: $(cat "$TMP/err")"
 
 # 2b. the whole file by default (lm_head and embedding packed); --quantize-head still accepted;
 #     --dense-head / --dense-embed keep them 16-bit (untied and tied models), in the report and in info

@@ -147,8 +147,8 @@ if [ -x "$GEN" ]; then
     "$SPQR" info "$TMP/p.spqr" >"$TMP/info" 2>&1
     file=$(sed -nE 's/^whole file: ([0-9.]+) bits per model parameter.*/\1/p' "$TMP/info")
     near "$file" 3.6 && ok "synthetic: --preset 3.6bit: whole file $file bits" || bad "synthetic: --preset 3.6bit: whole file $file bits"
-    expect_rc 0 "synthetic: --preset paper-w3" "$SPQR" quantize "$TMP/syn" -o "$TMP/p.spqr" --calib "$TMP/calib.txt" \
-        --nsamples 8 --seqlen 64 -t 2 -q --preset paper-w3
+    expect_rc 0 "synthetic: --recipe paper-w3" "$SPQR" quantize "$TMP/syn" -o "$TMP/p.spqr" --calib "$TMP/calib.txt" \
+        --nsamples 8 --seqlen 64 -t 2 -q --recipe paper-w3
     "$SPQR" info "$TMP/p.spqr" >"$TMP/info" 2>&1
     grep -q 'wbits=3' "$TMP/info" && ! grep -q '^target:' "$TMP/info" && ok "synthetic: paper-w3 is the fixed w3 recipe" \
         || bad "synthetic: paper-w3: $(grep -E 'wbits|^target' "$TMP/info" | head -2)"

@@ -36,27 +36,29 @@ typedef struct preset {
     double budget;   /* > 0: a named budget, --target-bits (whole file; the knobs above are the rest's) */
 } preset;
 
+/* --preset: named budgets, whose whole file measures the bits in their name;
+ * --recipe: fixed configurations that reproduce a paper or a baseline tool
+ * (their bits are what the configuration gives). */
 static const preset PRESETS[] = {
-    {"near-lossless", "a named budget, --target-bits 4.0: far inside the paper's 1% perplexity (KL 0.0011,\n"
-     "                                       ppl -0.1% on the default model, where +1% is near KL 0.007)", 4, 16, 3,
-     0.2f, 1.0f, 1, 1, 4.0},
-    {"paper-w4", "SpQR w4, beta1=beta2=16, 3-bit statistics, tau 0.2, act_order, percdamp 1 (the former\n"
-     "                                       near-lossless: 4.90 bits per model parameter, default model)", 4, 16, 3,
-     0.2f, 1.0f, 1, 1, 0},
-    {"paper-w3", "SpQR w3 (as paper-w4), the paper's \"3.6-bit\" recipe: it measures 4.44 bits per model\n"
-     "                                       parameter, 4.24 per quantized weight (default model)", 3, 16, 3,
-     0.2f, 1.0f, 1, 1, 0},
-    {"gptq4", "GPTQ w4, group 128, fp16 statistics, no outliers, percdamp 0.01", 4, 128, 0, 0.0f, 0.01f, 0, 1, 0},
-    {"gptq3", "GPTQ w3, group 128, fp16 statistics, no outliers, percdamp 0.01", 3, 128, 0, 0.0f, 0.01f, 0, 1, 0},
-    {"rtn4", "round-to-nearest w4, group 128, fp16 statistics, no outliers", 4, 128, 0, 0.0f, 0.01f, 0, 0, 0},
-    /* Named budgets: the whole file's measured bits per model parameter are their names. */
     {"2.5bit", "a setting per linear and for the embedding: 2.5 bits per model parameter, the\n"
      "                                       whole file (--target-bits 2.5)", 3, 16, 3, 0.2f, 1.0f, 1, 1, 2.5},
     {"3bit", "the same for 3 bits", 3, 16, 3, 0.2f, 1.0f, 1, 1, 3.0},
     {"3.5bit", "the same for 3.5 bits", 3, 16, 3, 0.2f, 1.0f, 1, 1, 3.5},
-    {"3.6bit", "the same for 3.6 bits (formerly the name of paper-w3)", 3, 16, 3, 0.2f, 1.0f, 1, 1, 3.6},
+    {"3.6bit", "the same for 3.6 bits", 3, 16, 3, 0.2f, 1.0f, 1, 1, 3.6},
     {"4bit", "the same for 4 bits", 3, 16, 3, 0.2f, 1.0f, 1, 1, 4.0},
     {"4.5bit", "the same for 4.5 bits", 3, 16, 3, 0.2f, 1.0f, 1, 1, 4.5},
+    {"near-lossless", "4bit: far inside the paper's 1% perplexity (KL 0.0011, ppl -0.1% on the\n"
+     "                                       default model, where +1% is near KL 0.007)", 4, 16, 3,
+     0.2f, 1.0f, 1, 1, 4.0},
+    /* recipes */
+    {"paper-w3", "SpQR w3, beta1=beta2=16, 3-bit statistics, tau 0.2, act_order, percdamp 1: the\n"
+     "                                       paper's \"3.6-bit\" configuration (4.44 bits per model parameter\n"
+     "                                       on the default model; the library's defaults)", 3, 16, 3,
+     0.2f, 1.0f, 1, 1, 0},
+    {"paper-w4", "the same with w4 (4.90 bits per model parameter, default model)", 4, 16, 3, 0.2f, 1.0f, 1, 1, 0},
+    {"gptq4", "GPTQ w4, group 128, fp16 statistics, no outliers, percdamp 0.01", 4, 128, 0, 0.0f, 0.01f, 0, 1, 0},
+    {"gptq3", "GPTQ w3, group 128, fp16 statistics, no outliers, percdamp 0.01", 3, 128, 0, 0.0f, 0.01f, 0, 1, 0},
+    {"rtn4", "round-to-nearest w4, group 128, fp16 statistics, no outliers", 4, 128, 0, 0.0f, 0.01f, 0, 0, 0},
 };
 #define N_PRESETS (sizeof PRESETS / sizeof PRESETS[0])
 
@@ -80,10 +82,16 @@ static void usage(FILE *f) {
             "  --nsamples N        calibration windows (default 128)\n"
             "  --seqlen N          tokens per window (default min(2048, max_position_embeddings))\n"
             "  --seed N            window sampling seed (default 0)\n"
-            "  --preset NAME       a named configuration; later knobs override it:\n");
-    for (size_t i = 0; i < N_PRESETS; i++) fprintf(f, "                        %-14s %s\n", PRESETS[i].name, PRESETS[i].desc);
+            "  --preset NAME       a named budget: the whole file measures the bits of its name\n"
+            "                      (--target-bits B with the knobs below as the rest's settings):\n");
+    for (size_t i = 0; i < N_PRESETS; i++)
+        if (PRESETS[i].budget > 0) fprintf(f, "                        %-14s %s\n", PRESETS[i].name, PRESETS[i].desc);
+    fprintf(f, "  --recipe NAME       a fixed configuration of every linear, to reproduce a paper or a\n"
+               "                      baseline (its bits are what the configuration gives); knobs override it:\n");
+    for (size_t i = 0; i < N_PRESETS; i++)
+        if (PRESETS[i].budget <= 0) fprintf(f, "                        %-14s %s\n", PRESETS[i].name, PRESETS[i].desc);
     fprintf(f,
-            "                      (no preset: the library defaults below, i.e. paper-w3)\n"
+            "                      (neither: the library defaults below, i.e. the recipe paper-w3)\n"
             "  --target-bits B     choose each linear's setting from a grid (w2..w8, groups of 128 with fp16\n"
             "                      statistics or of 16 with 3-bit ones, outliers or none) so that the whole\n"
             "                      file holds B bits per model parameter with the least Hessian-weighted\n"
@@ -234,24 +242,39 @@ static int quantize_main(int argc, char **argv) {
     o.quantize_embed = 1;
     int verbose = 0, quiet = 0;
     char msg[512];
-    /* The preset goes first so that knobs given anywhere override it. */
+    /* The preset or recipe goes first so that knobs given anywhere override it. */
+    int is_recipe = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
-        int j = i;
-        int r = cli_option_value(argc, argv, &j, NULL, "--preset", &v, msg, sizeof msg);
-        if (r < 0) return fail2(msg);
-        if (r == 0) continue;
-        preset_name = v;
-        i = j - 1;
+        for (int rc = 0; rc < 2; rc++) {
+            int j = i;
+            int r = cli_option_value(argc, argv, &j, NULL, rc ? "--recipe" : "--preset", &v, msg, sizeof msg);
+            if (r < 0) return fail2(msg);
+            if (r == 0) continue;
+            if (preset_name && (strcmp(preset_name, v) || is_recipe != rc))
+                return fail2("give one --preset or --recipe");
+            preset_name = v, is_recipe = rc;
+            i = j - 1;
+            break;
+        }
     }
     if (preset_name) {
         size_t k = 0;
         while (k < N_PRESETS && strcmp(PRESETS[k].name, preset_name)) k++;
+        if (k < N_PRESETS && (PRESETS[k].budget <= 0) != is_recipe) {
+            snprintf(msg, sizeof msg, "%s: '%s' is %s: use %s %s", is_recipe ? "--recipe" : "--preset", preset_name,
+                     is_recipe ? "a named budget, not a fixed recipe" : "a fixed recipe, not a named budget",
+                     is_recipe ? "--preset" : "--recipe", preset_name);
+            return fail2(msg);
+        }
         if (k == N_PRESETS) {
             char names[256] = "";
             for (size_t j = 0; j < N_PRESETS; j++)
-                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", j ? ", " : "", PRESETS[j].name);
-            snprintf(msg, sizeof msg, "--preset: unknown preset '%.64s' (%s)", preset_name, names);
+                if ((PRESETS[j].budget <= 0) == is_recipe)
+                    snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", names[0] ? ", " : "",
+                             PRESETS[j].name);
+            snprintf(msg, sizeof msg, "%s: unknown %s '%.64s' (%s)", is_recipe ? "--recipe" : "--preset",
+                     is_recipe ? "recipe" : "preset", preset_name, names);
             return fail2(msg);
         }
         apply_preset(&PRESETS[k], &o.params);
@@ -265,6 +288,7 @@ static int quantize_main(int argc, char **argv) {
         if (qr == CLI_FLAG_ERROR) return fail2(msg);
         if (qr == CLI_FLAG_OK) { custom = 1; continue; }
         if ((r = cli_option_value(argc, argv, &i, NULL, "--preset", &v, msg, sizeof msg)) != 0) continue;
+        if ((r = cli_option_value(argc, argv, &i, NULL, "--recipe", &v, msg, sizeof msg)) != 0) continue;
         if ((r = cli_option_value(argc, argv, &i, "-o", "--output", &out, msg, sizeof msg)) != 0) {
             if (r < 0) return fail2(msg);
             continue;

@@ -15,7 +15,7 @@
 #define HF_SPQR_FRAG_SHIFT 54 /* 3 * (16 + 2): after the two statistics and sixteen codes */
 
 /* The one supported configuration, in one line for refusals. */
-#define HF_SPQR_SUPPORTED "hf-spqr holds only 3-bit weights with beta1 = beta2 = 16 and 3-bit statistics (--preset paper-w3), rows and columns multiples of 16, at most 32768 columns"
+#define HF_SPQR_SUPPORTED "hf-spqr holds only 3-bit weights with beta1 = beta2 = 16 and 3-bit statistics (--recipe paper-w3), rows and columns multiples of 16, at most 32768 columns"
 
 /* NULL when t is in the supported configuration, else a short reason. */
 const char *spqri_hf_spqr_unsupported(const spqr_tensor *t);
