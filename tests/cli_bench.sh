@@ -69,6 +69,16 @@ expect_rc 0 "bench table" "$SPQR" bench "$DEF" "$TMP/d.spqr" -p 4 -n 2 -r 1 -t 1
 grep -q '^read bandwidth [0-9.]* GB/s' "$TMP/out" && ok "table: bandwidth line" || bad "table: $(head -3 "$TMP/out")"
 [ "$(grep -cE '^\| .*(fp16|spqr) .*\| +(pp4|tg2) \|' "$TMP/out")" -eq 4 ] && ok "table: 4 rows" || bad "table rows: $(cat "$TMP/out")"
 
+# 3b. SPQR_DENSE_ISA narrows the dense kernels (to measure an AVX2-only CPU's fp16 on a wider
+#     one), reported as the fp16 row's kernel path; a name the CPU cannot run is ignored
+for isa in scalar avx2; do
+    [ "$isa" = avx2 ] && ! grep -qw avx2 /proc/cpuinfo && continue
+    SPQR_DENSE_ISA=$isa expect_rc 0 "bench with SPQR_DENSE_ISA=$isa" "$SPQR" bench "$DEF" -p 4 -n 2 -r 1 -t 1 --json
+    got=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["models"][0]["kernel_path"])' "$TMP/out")
+    case "$isa:$got" in scalar:scalar | avx2:avx2+f16c) ok "SPQR_DENSE_ISA=$isa runs $got" ;;
+    *) bad "SPQR_DENSE_ISA=$isa ran '$got'" ;; esac
+done
+
 # 4. synthetic .spqr: loads, runs finite, is reproducible, says it is synthetic
 if [ -x "$GEN" ]; then
     G=(--layers 2 --hidden 64 --inter 176 --heads 4 --kv-heads 2 --vocab 512 --ctx 128 --tokenizer "$ROOT/tests/fixtures/tiny_gqa/tokenizer.json")

@@ -38,6 +38,16 @@ int spqri_linear_isa_available(spqr_isa isa) {
 
 spqr_isa spqri_linear_isa_best(void) {
     static const spqr_isa order[] = {SPQR_ISA_AVX512, SPQR_ISA_AVX2, SPQR_ISA_NEON};
+    /* SPQR_DENSE_ISA=scalar|avx2|avx512|neon: the dense kernels of a narrower ISA
+     * than the CPU's, to measure what an AVX2-only CPU runs (a name this CPU
+     * cannot run is ignored; `spqr bench` prints the path that ran) */
+    const char *env = getenv("SPQR_DENSE_ISA");
+    if (env && *env) {
+        static const struct { const char *name; spqr_isa isa; } names[] = {
+            {"scalar", SPQR_ISA_SCALAR}, {"avx2", SPQR_ISA_AVX2}, {"avx512", SPQR_ISA_AVX512}, {"neon", SPQR_ISA_NEON}};
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (!strcmp(env, names[i].name) && spqri_linear_isa_available(names[i].isa)) return names[i].isa;
+    }
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         if (spqri_linear_isa_available(order[i])) return order[i];
     return SPQR_ISA_SCALAR;
