@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "format/tensor.h"
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
 
 /* Large streamed arrays: 2 MiB aligned and advised as transparent huge
  * pages, so a matvec's stream neither misses the TLB every 4 KiB nor stops
@@ -163,6 +163,60 @@ static spqr_status fill_codes(spqr_ktensor *kt, const spqr_tensor *t, const int3
     }
     free(bcol);
     return SPQR_OK;
+}
+
+/* Row i's 32 codes of a w3 block, from either layout, and back. */
+static void w3_codes_get(const uint32_t *blk, int i, int planar, uint8_t q[KT_BC]) {
+    const uint64_t lo = blk[i] | (uint64_t)blk[KT_R + i] << 32, hi = blk[2 * KT_R + i];
+    for (int j = 0; j < KT_BC; j++) {
+        if (!planar) {
+            q[j] = (uint8_t)(j < 21 ? (lo >> (3 * j)) & 7u : j == 21 ? (lo >> 63) | (hi & 3u) << 1 : (hi >> (3 * j - 64)) & 7u);
+            continue;
+        }
+        uint32_t c = 0;
+        for (int b = 0; b < 3; b++) {
+            const int p = kt_planar_pos(j, b);
+            c |= (uint32_t)((p < 64 ? lo >> p : hi >> (p - 64)) & 1u) << b;
+        }
+        q[j] = (uint8_t)c;
+    }
+}
+
+static void w3_codes_put(uint32_t *blk, int i, int planar, const uint8_t q[KT_BC]) {
+    uint64_t lo = 0, hi = 0;
+    for (int j = 0; j < KT_BC; j++) {
+        if (!planar) {
+            const int p = 3 * j;
+            if (p < 64) lo |= (uint64_t)q[j] << p;
+            if (p >= 64) hi |= (uint64_t)q[j] << (p - 64);
+            else if (p + 3 > 64) hi |= (uint64_t)q[j] >> (64 - p);
+            continue;
+        }
+        for (int b = 0; b < 3; b++) {
+            const int p = kt_planar_pos(j, b);
+            const uint64_t bit = (uint64_t)((q[j] >> b) & 1u);
+            if (p < 64) lo |= bit << p;
+            else hi |= bit << (p - 64);
+        }
+    }
+    blk[i] = (uint32_t)lo;
+    blk[KT_R + i] = (uint32_t)(lo >> 32);
+    blk[2 * KT_R + i] = (uint32_t)hi;
+}
+
+void spqri_kt_set_planar(spqr_ktensor *kt, int on) {
+    on = on && kt->wbits == 3;
+    if (!kt->codes || on == kt->planar) return;
+    const size_t n_blk = (size_t)kt->n_rtiles * (size_t)kt->n_cblocks;
+    uint8_t q[KT_BC];
+    for (size_t b = 0; b < n_blk; b++) {
+        uint32_t *blk = kt->codes + b * (size_t)kt->blk_u32;
+        for (int i = 0; i < KT_R; i++) {
+            w3_codes_get(blk, i, kt->planar, q);
+            w3_codes_put(blk, i, on, q);
+        }
+    }
+    kt->planar = on;
 }
 
 /* pshufb indices and shifts that put the 16 rows' bits-bit codes (LSB-first
@@ -385,6 +439,7 @@ spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path
     if (st == SPQR_OK) fill_stats(kt, t);
     if (st == SPQR_OK) st = fill_outliers(kt, t, err);
     if (st == SPQR_OK) fill_corrections(kt, t, m.grp_of);
+    if (st == SPQR_OK) spqri_kt_set_planar(kt, kt->ops->planar3); /* built packed, then the path's layout */
     col_maps_free(&m);
     if (st != SPQR_OK) {
         spqr_ktensor_free(kt);
