@@ -80,7 +80,7 @@ static void run_cfg(const cfg *c, test_rng *rng, int n) {
     spqr_ktensor *kt = NULL;
     CHECK_MSG(spqr_ktensor_from_tensor(t, path, &kt, &err) == SPQR_OK, "%s", err.msg);
     if (kt) {
-        CHECK(spqr_ktensor_path(kt) == path && kt->planar == (c->wbits == 3)); /* w3: the bit-planar layout */
+        CHECK(spqr_ktensor_path(kt) == path && kt->planar == (c->wbits == 3)); /* w3: the byte-aligned layout */
         for (int nb = 1; nb <= n; nb++) {
             CHECK(spqr_ktensor_matmul(kt, X, nb, Y1, 1, &err) == SPQR_OK);
             float *yr = Yref + (size_t)nb * n * R;
@@ -215,7 +215,7 @@ static void test_prepare(test_rng *rng) {
     }
 }
 
-/* The bit-planar w3 layout (spqr_kernel.h) of the 256-bit int8 paths:
+/* The byte-aligned w3 layout (spqr_kernel.h) of the 256-bit int8 paths:
  * every code's bits where the layout says, against the packed layout the
  * exact avx2 path builds from the same tensor (formula written out here,
  * not the library's); dequantization bit-identical to the tensor's; and
@@ -232,9 +232,11 @@ static int planar_bits_ok(const spqr_ktensor *kp, const spqr_ktensor *kx) {
                 const uint32_t q = (uint32_t)(j < 21 ? row >> (3 * j) : j == 21 ? row >> 63 | (uint64_t)x[2 * KT_R + i] << 1
                                                                            : x[2 * KT_R + i] >> (3 * j - 64)) & 7u;
                 const int h = j / 16, k = (j % 16) / 4, byte = j % 4;
-                const uint32_t lo = (p[h * KT_R + i] >> (8 * byte + 2 * k)) & 3u;
-                const uint32_t hi = (p[2 * KT_R + i] >> (8 * byte + 4 * h + k)) & 1u;
-                bad += (lo | hi << 2) != q;
+                uint32_t got;
+                if (h == 0) got = p[(k / 2) * KT_R + i] >> (8 * byte + 3 * (k % 2)) & 7u;
+                else if (k < 2) got = p[2 * KT_R + i] >> (8 * byte + 3 * k) & 7u;
+                else got = (p[(k - 2) * KT_R + i] >> (8 * byte + 6) & 3u) | (p[2 * KT_R + i] >> (8 * byte + 4 + k) & 1u) << 2;
+                bad += got != q;
             }
     }
     return bad;

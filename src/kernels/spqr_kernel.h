@@ -20,13 +20,17 @@
  * value replaces it in every product and in dequantization, so the code is
  * dead there); the kernels then correct by (value - s * (0 - z)) * x.
  *
- * Bit-planar w3 (kt->planar, built while the path's ops ask for it,
+ * Byte-aligned w3 (kt->planar, built while the path's ops ask for it,
  * kernels.h planar3): the same 3 dwords per row and block hold a bit
- * permutation of that string, so 4 columns' codes land in the 4 bytes of
- * a row's dword with two shifts and three logic ops (vpmaddubsw operands):
- * dword h (0, 1: the block's column tile) byte b holds at bits [2k, 2k+2)
- * the low 2 bits of column 16h + 4k + b's code, dword 2 byte b at bit
- * 4h + k its high bit. kt_set_planar converts between the two in place.
+ * permutation of that string in which 24 of the 32 codes sit in place in
+ * bytes, so the 4 codes of 4 columns (a vpmaddubsw operand, column c of
+ * the 4 in byte c of the row's dword) are one AND away. With the block's
+ * column 16h + 4k + c: dword k / 2 (h = 0, k = 0..3) or dword 2 (h = 1,
+ * k = 0, 1) byte c holds the code at bits [3 (k % 2), 3 (k % 2) + 3);
+ * h = 1, k = 2 and 3 (8 codes) are split: low 2 bits at bits 6-7 of
+ * byte c of dword 0 (k = 2) or dword 1 (k = 3), high bit at bit 6 (k = 2)
+ * or 7 (k = 3) of byte c of dword 2. spqri_kt_set_planar converts between
+ * the two in place.
  *
  * Statistics, per (row tile, group), stat_bytes each: the scale part then
  * the zero part; a bilevel part holds the 16 rows' qq-bit codes (LSB-first,
@@ -135,10 +139,12 @@ static inline uint32_t kt_block_code(const uint32_t *blk, int B, int i, int j) {
 }
 
 /* Bit position (dword * 32 + bit) of bit b of block column j's code in
- * the bit-planar w3 layout. */
+ * the byte-aligned w3 layout. */
 static inline int kt_planar_pos(int j, int b) {
     const int h = j >> 4, k = (j >> 2) & 3, c = j & 3;
-    return b < 2 ? 32 * h + 8 * c + 2 * k + b : 64 + 8 * c + 4 * h + k;
+    if (h == 0) return 32 * (k >> 1) + 8 * c + 3 * (k & 1) + b;
+    if (k < 2) return 64 + 8 * c + 3 * k + b;
+    return b < 2 ? 32 * (k - 2) + 8 * c + 6 + b : 64 + 8 * c + 6 + (k - 2);
 }
 
 /* Code of lane i, block column j, in the layout kt has. */
@@ -351,7 +357,7 @@ static inline void kt_outliers_add(const spqr_ktensor *kt, const float *xq, int3
     }
 }
 
-/* Rewrites the codes in the bit-planar w3 layout (on = 1) or the packed
+/* Rewrites the codes in the byte-aligned w3 layout (on = 1) or the packed
  * one (on = 0), in place, if kt is not in it already; wbits other than 3
  * stay packed. */
 void spqri_kt_set_planar(spqr_ktensor *kt, int on);

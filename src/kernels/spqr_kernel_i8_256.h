@@ -227,36 +227,47 @@ T2I INLINE void tile_w(const kw_ctx *cx, const uint32_t *blk, const int32_t *xw,
     d[1] = a1;
 }
 
-/* Bit-planar w3 (spqr_kernel.h): the u8 codes of columns 16h + 4k ..
- * 16h + 4k + 3 of rows 8*rh.. in the 4 bytes of each row's dword. */
-T2I INLINE __m256i planar_q(const uint32_t *blk, const int rh, const int h, const int k) {
-    const __m256i L = ld8(blk, h, rh), H = ld8(blk, 2, rh);
-    const int s = 4 * h + k - 2; /* the high bit of each byte goes to bit 2 */
-    const __m256i lo = _mm256_and_si256(k ? _mm256_srli_epi32(L, 2 * k) : L, _mm256_set1_epi8(3));
-    const __m256i hs = s > 0 ? _mm256_srli_epi32(H, s) : s < 0 ? _mm256_slli_epi32(H, -s) : H;
-    return _mm256_or_si256(lo, _mm256_and_si256(hs, _mm256_set1_epi8(4)));
+/* Byte-aligned w3 (spqr_kernel.h): the codes of columns 16h + 4k ..
+ * 16h + 4k + 3 of rows 8*rh.. in the 4 bytes of each row's dword, times
+ * 8 where k is odd and the code sits at bits 3-5 (SC = 0), or always
+ * times 1 (SC = 1). The in-place ones are one AND; the 8 split codes of
+ * h = 1, k = 2, 3 two shifts and three logic ops. */
+T2I INLINE __m256i planar_q(const uint32_t *blk, const int rh, const int h, const int k, const int SC) {
+    const __m256i m7 = _mm256_set1_epi8(7);
+    if (h == 0 || k < 2) {
+        const __m256i v = ld8(blk, h ? 2 : k >> 1, rh);
+        if (!(k & 1)) return _mm256_and_si256(v, m7);
+        return SC ? _mm256_and_si256(_mm256_srli_epi32(v, 3), m7) : _mm256_and_si256(v, _mm256_set1_epi8(0x38));
+    }
+    const __m256i lo = _mm256_and_si256(_mm256_srli_epi32(ld8(blk, k - 2, rh), 6), _mm256_set1_epi8(3));
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(ld8(blk, 2, rh), k + 2), _mm256_set1_epi8(4));
+    return _mm256_or_si256(lo, hi);
 }
 
-/* The tile's exact integer dots (not scaled), bit-planar w3 codes, half h
- * of the block, int8 activations xa[KT_XOPS] (columns 4k..4k+3 in dword
- * k): per 4 columns a shift and AND for the low bits, a shift and AND for
- * the high bit, an OR and a vpmaddubsw (vpdpbusd with VNNI); the four
- * products are summed in 16 bits (|sum| <= 4 * 2 * 7 * 127) and widened
- * by one vpmaddwd. */
+/* The tile's exact integer dots (not scaled), byte-aligned w3 codes, half
+ * h of the block, int8 activations xa[KT_XOPS] (columns 4k..4k+3 in dword
+ * k): per 4 columns a vpmaddubsw (vpdpbusd with VNNI) of planar_q's
+ * bytes. The products of codes times 8 (odd k; pair sums <= 2 * 56 * 127)
+ * are summed and shifted down by 3 (exact: multiples of 8), the others
+ * summed in 16 bits (|sum| <= 4 * 2 * 7 * 127), one vpmaddwd widens. */
 T2I INLINE void tile_p(const uint32_t *blk, const int32_t *xa, __m256i d[2], const int h) {
     __m256i x[4];
     for (int k = 0; k < 4; k++) x[k] = _mm256_set1_epi32(xa[k]);
 #pragma GCC unroll 2
     for (int rh = 0; rh < 2; rh++) {
 #if I8_VNNI
-        __m256i acc = _mm256_setzero_si256();
-        for (int k = 0; k < 4; k++) acc = I8_DPBUSD(acc, planar_q(blk, rh, h, k), x[k]);
+        __m256i acc = I8_DPBUSD(_mm256_setzero_si256(), planar_q(blk, rh, h, 1, 0), x[1]);
+        if (h == 0) acc = I8_DPBUSD(acc, planar_q(blk, rh, h, 3, 0), x[3]);
+        acc = _mm256_srai_epi32(acc, 3);
+        acc = I8_DPBUSD(acc, planar_q(blk, rh, h, 0, 0), x[0]);
+        acc = I8_DPBUSD(acc, planar_q(blk, rh, h, 2, 0), x[2]);
+        if (h == 1) acc = I8_DPBUSD(acc, planar_q(blk, rh, h, 3, 0), x[3]);
         d[rh] = acc;
 #else
         __m256i p[4];
-        for (int k = 0; k < 4; k++) p[k] = _mm256_maddubs_epi16(planar_q(blk, rh, h, k), x[k]);
-        d[rh] = _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(p[0], p[1]), _mm256_add_epi16(p[2], p[3])),
-                                  _mm256_set1_epi16(1));
+        for (int k = 0; k < 4; k++) p[k] = _mm256_maddubs_epi16(planar_q(blk, rh, h, k, 0), x[k]);
+        const __m256i s8 = h == 0 ? _mm256_srai_epi16(_mm256_add_epi16(p[1], p[3]), 3) : _mm256_add_epi16(_mm256_srai_epi16(p[1], 3), p[3]);
+        d[rh] = _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(p[0], p[2]), s8), _mm256_set1_epi16(1));
 #endif
     }
 }
@@ -516,7 +527,7 @@ T2I static void kt_matvec_i8_256(const spqr_ktensor *kt, const kt_input *in, int
  * holds columns 4k..4k+3 in its bytes (8-bit codes: the dwords as stored). */
 T2I INLINE void tile_bytes(const uint32_t *blk, const int rh, const int B, const int h, __m256i f[4], const int P) {
     if (P) {
-        for (int k = 0; k < 4; k++) f[k] = planar_q(blk, rh, h, k);
+        for (int k = 0; k < 4; k++) f[k] = planar_q(blk, rh, h, k, 1);
         return;
     }
     if (B == 8) {
