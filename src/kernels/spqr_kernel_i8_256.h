@@ -28,7 +28,12 @@
  * fewest instructions (PLAN below, printed by tools/avx2i8_plan.py; 25-35
  * per 16x8 tile against 48 for the exact path's AND/convert/FMA per
  * field); the activation words are laid out per call in the plan's order
- * (spqri_kt_prepare_i8_avx2, words = 1).
+ * (spqri_kt_prepare_i8_avx2, words = 1). w3 is the exception: these paths
+ * keep w3 codes byte-aligned (spqr_kernel.h), and its one-token dot is an
+ * AND (or two shifts and three logic ops for 8 of 32 codes) and a
+ * vpmaddubsw per 4 columns on the plain int8 activations (tile_p: 13 and
+ * 21 instructions per 16x8 tile for the two halves of a block, against
+ * the plan's 28 and 29).
  *
  * Batches (matmul): each 16x16 code tile is unpacked once into bytes in
  * column order and dotted with every input's int8 activations by
