@@ -83,7 +83,7 @@ struct spqr_ktensor {
      * lanes (SIMD statistic decode), for the scale [0] and zero [1] part */
     uint8_t st_idx[2][64];
     uint32_t st_sh[2][16];
-    int32_t planar;          /* codes in the bit-planar w3 layout (see the top) */
+    int32_t planar;          /* codes in the byte-aligned w3 layout (see the top) */
     spqr_kernel_path path;   /* resolved, never AUTO */
     const struct spqr_kernel_ops *ops; /* path's operations (kernels/kernels.h) */
     uint64_t stream_bytes;   /* bytes a matvec reads from the weight arrays */
@@ -130,7 +130,7 @@ static inline const uint32_t *kt_block(const spqr_ktensor *kt, int32_t rt, int32
         }                                                  \
     } while (0)
 
-/* Code of lane i, block column j. */
+/* Code of lane i, block column j (packed layout). */
 static inline uint32_t kt_block_code(const uint32_t *blk, int B, int i, int j) {
     const int d = kt_field_dword(B, j), s = kt_field_shift(B, j);
     uint64_t v = blk[d * KT_R + i];

@@ -28,7 +28,7 @@ void spqri_kt_prep_bytes_avx2(const spqr_ktensor *kt, const float *x, float *xs,
 
 void spqri_kt_prepare_avx2i8(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
                              kt_input *in) {
-    /* the bit-planar w3 matvec reads int8 bytes, as a batch does */
+    /* the byte-aligned w3 matvec reads int8 bytes, as a batch does */
     spqri_kt_prepare_i8_with(kt, X, n, i0, i1, scratch, in, n == 1 && !kt->planar ? prep_words : spqri_kt_prep_bytes_avx2,
                              !kt->planar);
 }

@@ -433,7 +433,7 @@ T2I INLINE void store_rows(const spqr_ktensor *kt, int32_t rt, float *y, const _
 /* ---- one-token matvec -------------------------------------------------- */
 
 /* MS: 0 exact statistic decode (finish_dot), 1 the table route (finish_ms),
- * 2 the table route with 4-bit codes. P: bit-planar w3 codes (tile_p on
+ * 2 the table route with 4-bit codes. P: byte-aligned w3 codes (tile_p on
  * int8 bytes, KT_XOPS per tile) instead of the plan (tile_w on KT_XW
  * activation words). */
 T2I INLINE void dots(const kw_ctx *cx, const uint32_t *blk, const int32_t *xw, __m256i d[2], const int P, const int B,
