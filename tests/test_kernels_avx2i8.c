@@ -80,7 +80,7 @@ static void run_cfg(const cfg *c, test_rng *rng, int n) {
     spqr_ktensor *kt = NULL;
     CHECK_MSG(spqr_ktensor_from_tensor(t, path, &kt, &err) == SPQR_OK, "%s", err.msg);
     if (kt) {
-        CHECK(spqr_ktensor_path(kt) == path);
+        CHECK(spqr_ktensor_path(kt) == path && kt->planar == (c->wbits == 3)); /* w3: the byte-aligned layout */
         for (int nb = 1; nb <= n; nb++) {
             CHECK(spqr_ktensor_matmul(kt, X, nb, Y1, 1, &err) == SPQR_OK);
             float *yr = Yref + (size_t)nb * n * R;
@@ -215,6 +215,98 @@ static void test_prepare(test_rng *rng) {
     }
 }
 
+/* The byte-aligned w3 layout (spqr_kernel.h) of the 256-bit int8 paths:
+ * every code's bits where the layout says, against the packed layout the
+ * exact avx2 path builds from the same tensor (formula written out here,
+ * not the library's); dequantization bit-identical to the tensor's; and
+ * spqr_ktensor_set_path switching planar <-> packed in place: the packed
+ * codes byte for byte, the planar ones restored byte for byte, products
+ * identical before and after. w4 stays packed on every path. */
+static int planar_bits_ok(const spqr_ktensor *kp, const spqr_ktensor *kx) {
+    int bad = 0;
+    for (int32_t b = 0; b < kx->n_rtiles * kx->n_cblocks; b++) {
+        const uint32_t *p = kp->codes + (size_t)b * kp->blk_u32, *x = kx->codes + (size_t)b * kx->blk_u32;
+        for (int i = 0; i < KT_R; i++)
+            for (int j = 0; j < 32; j++) {
+                const uint64_t row = x[i] | (uint64_t)x[KT_R + i] << 32;
+                const uint32_t q = (uint32_t)(j < 21 ? row >> (3 * j) : j == 21 ? row >> 63 | (uint64_t)x[2 * KT_R + i] << 1
+                                                                           : x[2 * KT_R + i] >> (3 * j - 64)) & 7u;
+                const int h = j / 16, k = (j % 16) / 4, byte = j % 4;
+                uint32_t got;
+                if (h == 0) got = p[(k / 2) * KT_R + i] >> (8 * byte + 3 * (k % 2)) & 7u;
+                else if (k < 2) got = p[2 * KT_R + i] >> (8 * byte + 3 * k) & 7u;
+                else got = (p[(k - 2) * KT_R + i] >> (8 * byte + 6) & 3u) | (p[2 * KT_R + i] >> (8 * byte + 4 + k) & 1u) << 2;
+                bad += got != q;
+            }
+    }
+    return bad;
+}
+
+static void test_planar(test_rng *rng) {
+    const cfg cs[4] = {{37, 203, 3, 16, 3, 3, 16, 0.30, 1, 0}, {64, 256, 3, 16, 3, 3, 16, 0.01, 1, 0},
+                       {19, 150, 3, 40, 0, 0, 0, 0.05, 0, 0}, {37, 203, 4, 16, 3, 3, 16, 0.05, 1, 0}};
+    spqr_err err;
+    for (int ci = 0; ci < 4; ci++) {
+        const cfg *c = &cs[ci];
+        spqr_tensor *t = random_tensor(c, rng);
+        spqr_ktensor *kp = NULL, *kx = NULL;
+        CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AVX2_I8, &kp, &err) == SPQR_OK);
+        CHECK(spqr_ktensor_from_tensor(t, SPQR_KERNEL_AVX2, &kx, &err) == SPQR_OK);
+        if (!kp || !kx) {
+            spqr_ktensor_free(kp);
+            spqr_ktensor_free(kx);
+            spqr_tensor_free(t);
+            continue;
+        }
+        const int w3 = c->wbits == 3, n = 3;
+        const size_t R = (size_t)c->rows, C = (size_t)c->cols, cb = (size_t)kx->n_rtiles * kx->n_cblocks * kx->blk_u32 * 4;
+        CHECK_MSG(kp->planar == w3 && !kx->planar, "cfg %d: planar %d (avx2i8) %d (avx2)", ci, kp->planar, kx->planar);
+        if (w3) CHECK_MSG(planar_bits_ok(kp, kx) == 0, "cfg %d: %d planar codes misplaced", ci, planar_bits_ok(kp, kx));
+        else CHECK(memcmp(kp->codes, kx->codes, cb) == 0);
+        uint32_t *planar_codes = malloc(cb);
+        memcpy(planar_codes, kp->codes, cb);
+        float *Wt = malloc(R * C * 4), *Wk = malloc(R * C * 4), *X = malloc((size_t)n * C * 4);
+        float *Y0 = malloc((size_t)(n + 1) * R * 4), *Y1 = malloc((size_t)(n + 1) * R * 4), *Yx = malloc((size_t)n * R * 4);
+        for (size_t i = 0; i < (size_t)n * C; i++) X[i] = test_rng_normal(rng);
+        CHECK(spqr_tensor_dequantize(t, Wt, &err) == SPQR_OK);
+        CHECK(spqr_ktensor_dequantize(kp, Wk, &err) == SPQR_OK);
+        CHECK_MSG(memcmp(Wt, Wk, R * C * 4) == 0, "cfg %d: planar dequantization differs", ci);
+        CHECK(spqr_ktensor_matmul(kp, X, 1, Y0, 1, &err) == SPQR_OK);
+        CHECK(spqr_ktensor_matmul(kp, X, n, Y0 + R, 1, &err) == SPQR_OK); /* Y0: n = 1, then n = 3 */
+        /* planar -> packed (exact avx2): the packed bytes, the exact path's products */
+        CHECK(spqr_ktensor_set_path(kp, SPQR_KERNEL_AVX2, &err) == SPQR_OK && !kp->planar);
+        CHECK_MSG(memcmp(kp->codes, kx->codes, cb) == 0, "cfg %d: packed codes after the switch differ", ci);
+        CHECK(spqr_ktensor_dequantize(kp, Wk, &err) == SPQR_OK && memcmp(Wt, Wk, R * C * 4) == 0);
+        CHECK(spqr_ktensor_matmul(kp, X, n, Y1, 1, &err) == SPQR_OK);
+        CHECK(spqr_ktensor_matmul(kx, X, n, Yx, 1, &err) == SPQR_OK);
+        CHECK_MSG(memcmp(Y1, Yx, (size_t)n * R * 4) == 0, "cfg %d: switched avx2 products differ", ci);
+        /* -> vnni256 (planar again), -> scalar (packed), -> avx2i8: the planar bytes and products restored */
+        if (spqri_kt_path_supported(SPQR_KERNEL_VNNI_256)) {
+            CHECK(spqr_ktensor_set_path(kp, SPQR_KERNEL_VNNI_256, &err) == SPQR_OK && kp->planar == w3);
+            CHECK(memcmp(kp->codes, planar_codes, cb) == 0);
+            CHECK(spqr_ktensor_matmul(kp, X, 1, Y1, 1, &err) == SPQR_OK && memcmp(Y1, Y0, R * 4) == 0);
+        }
+        CHECK(spqr_ktensor_set_path(kp, SPQR_KERNEL_SCALAR, &err) == SPQR_OK && !kp->planar);
+        CHECK(memcmp(kp->codes, kx->codes, cb) == 0);
+        CHECK(spqr_ktensor_set_path(kp, SPQR_KERNEL_AVX2_I8, &err) == SPQR_OK && kp->planar == w3);
+        CHECK_MSG(memcmp(kp->codes, planar_codes, cb) == 0, "cfg %d: planar codes not restored", ci);
+        CHECK(spqr_ktensor_dequantize(kp, Wk, &err) == SPQR_OK && memcmp(Wt, Wk, R * C * 4) == 0);
+        CHECK(spqr_ktensor_matmul(kp, X, 1, Y1, 1, &err) == SPQR_OK);
+        CHECK(spqr_ktensor_matmul(kp, X, n, Y1 + R, 1, &err) == SPQR_OK);
+        CHECK_MSG(memcmp(Y1, Y0, (size_t)(n + 1) * R * 4) == 0, "cfg %d: products after the round trip differ", ci);
+        free(planar_codes);
+        free(Wt);
+        free(Wk);
+        free(X);
+        free(Y0);
+        free(Y1);
+        free(Yx);
+        spqr_ktensor_free(kp);
+        spqr_ktensor_free(kx);
+        spqr_tensor_free(t);
+    }
+}
+
 static void test_selection(test_rng *rng) {
     cfg c = {20, 40, 3, 16, 3, 3, 16, 0.02, 1, 0};
     spqr_tensor *t = random_tensor(&c, rng);
@@ -299,6 +391,7 @@ int main(void) {
     test_rng rng = {0x5bd1e9955bd1e995ull};
     test_selection(&rng);
     test_prepare(&rng);
+    test_planar(&rng);
     for (int b = 2; b <= 8; b++) {
         /* aligned shapes, 1% outliers, act-order perm: batches 1..9 */
         cfg a = {64, 256, b, 16, 3, 3, 16, 0.01, 1, 0};

@@ -33,6 +33,7 @@ typedef struct spqr_kernel_ops {
     /* int8 paths: one input's int8 activations (spqri_kt_prepare_i8_avx512's
      * contract), what spqri_kt_prepare_i8 calls; NULL on the exact paths */
     void (*prep_i8)(const spqr_ktensor *kt, const float *x, float *xs, float *xq, int32_t *xa, float *at, int32_t n);
+    int planar3;               /* w3 codes in the byte-aligned layout (spqr_kernel.h) */
 } spqr_kernel_ops;
 
 /* One table per path, in the path's file. */

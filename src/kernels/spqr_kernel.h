@@ -20,6 +20,18 @@
  * value replaces it in every product and in dequantization, so the code is
  * dead there); the kernels then correct by (value - s * (0 - z)) * x.
  *
+ * Byte-aligned w3 (kt->planar, built while the path's ops ask for it,
+ * kernels.h planar3): the same 3 dwords per row and block hold a bit
+ * permutation of that string in which 24 of the 32 codes sit in place in
+ * bytes, so the 4 codes of 4 columns (a vpmaddubsw operand, column c of
+ * the 4 in byte c of the row's dword) are one AND away. With the block's
+ * column 16h + 4k + c: dword k / 2 (h = 0, k = 0..3) or dword 2 (h = 1,
+ * k = 0, 1) byte c holds the code at bits [3 (k % 2), 3 (k % 2) + 3);
+ * h = 1, k = 2 and 3 (8 codes) are split: low 2 bits at bits 6-7 of
+ * byte c of dword 0 (k = 2) or dword 1 (k = 3), high bit at bit 6 (k = 2)
+ * or 7 (k = 3) of byte c of dword 2. spqri_kt_set_planar converts between
+ * the two in place.
+ *
  * Statistics, per (row tile, group), stat_bytes each: the scale part then
  * the zero part; a bilevel part holds the 16 rows' qq-bit codes (LSB-first,
  * 2 * qq_bits bytes), a 16-bit part the 16 rows' fp16 values (32 bytes).
@@ -71,6 +83,7 @@ struct spqr_ktensor {
      * lanes (SIMD statistic decode), for the scale [0] and zero [1] part */
     uint8_t st_idx[2][64];
     uint32_t st_sh[2][16];
+    int32_t planar;          /* codes in the byte-aligned w3 layout (see the top) */
     spqr_kernel_path path;   /* resolved, never AUTO */
     const struct spqr_kernel_ops *ops; /* path's operations (kernels/kernels.h) */
     uint64_t stream_bytes;   /* bytes a matvec reads from the weight arrays */
@@ -117,12 +130,32 @@ static inline const uint32_t *kt_block(const spqr_ktensor *kt, int32_t rt, int32
         }                                                  \
     } while (0)
 
-/* Code of lane i, block column j. */
+/* Code of lane i, block column j (packed layout). */
 static inline uint32_t kt_block_code(const uint32_t *blk, int B, int i, int j) {
     const int d = kt_field_dword(B, j), s = kt_field_shift(B, j);
     uint64_t v = blk[d * KT_R + i];
     if (s + B > 32) v |= (uint64_t)blk[(d + 1) * KT_R + i] << 32;
     return (uint32_t)(v >> s) & ((1u << B) - 1u);
+}
+
+/* Bit position (dword * 32 + bit) of bit b of block column j's code in
+ * the byte-aligned w3 layout. */
+static inline int kt_planar_pos(int j, int b) {
+    const int h = j >> 4, k = (j >> 2) & 3, c = j & 3;
+    if (h == 0) return 32 * (k >> 1) + 8 * c + 3 * (k & 1) + b;
+    if (k < 2) return 64 + 8 * c + 3 * k + b;
+    return b < 2 ? 32 * (k - 2) + 8 * c + 6 + b : 64 + 8 * c + 6 + (k - 2);
+}
+
+/* Code of lane i, block column j, in the layout kt has. */
+static inline uint32_t kt_block_code_of(const spqr_ktensor *kt, const uint32_t *blk, int i, int j) {
+    if (!kt->planar) return kt_block_code(blk, kt->wbits, i, j);
+    uint32_t q = 0;
+    for (int b = 0; b < 3; b++) {
+        const int p = kt_planar_pos(j, b);
+        q |= ((blk[(p >> 5) * KT_R + i] >> (p & 31)) & 1u) << b;
+    }
+    return q;
 }
 
 /* Padded column tile of permuted column c, and its offset in the tile. */
@@ -136,7 +169,7 @@ static inline int32_t kt_ctile_of(const spqr_ktensor *kt, int32_t c, int32_t *cc
 static inline uint32_t kt_code_at(const spqr_ktensor *kt, int32_t r, int32_t c) {
     int32_t cc;
     const int32_t ct = kt_ctile_of(kt, c, &cc);
-    return kt_block_code(kt_block(kt, r / KT_R, ct), kt->wbits, r % KT_R, (int)((ct & 1) * KT_C + cc));
+    return kt_block_code_of(kt, kt_block(kt, r / KT_R, ct), r % KT_R, (int)((ct & 1) * KT_C + cc));
 }
 
 /* Per row tile: where its statistics and second-level pairs start (the
@@ -323,6 +356,11 @@ static inline void kt_outliers_add(const spqr_ktensor *kt, const float *xq, int3
         for (int32_t i = 0; i < left; i++) y[rt * KT_R + i] += corr[i];
     }
 }
+
+/* Rewrites the codes in the byte-aligned w3 layout (on = 1) or the packed
+ * one (on = 0), in place, if kt is not in it already; wbits other than 3
+ * stay packed. */
+void spqri_kt_set_planar(spqr_ktensor *kt, int on);
 
 /* 1 when the CPU (and OS) can run the path. */
 int spqri_kt_path_supported(spqr_kernel_path p);

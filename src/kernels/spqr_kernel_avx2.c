@@ -246,4 +246,4 @@ void spqri_kt_matmul_avx2(const spqr_ktensor *kt, const kt_input *in, int32_t rt
 #endif
 
 const spqr_kernel_ops spqri_kt_ops_avx2 = {"avx2", SPQR_KERNEL_AVX2, 1, spqr_cpu_has_avx2, spqri_kt_scratch_exact, spqri_kt_prepare_exact,
-                                     spqri_kt_matvec_avx2, spqri_kt_matmul_avx2, NULL};
+                                     spqri_kt_matvec_avx2, spqri_kt_matmul_avx2, NULL, 0};

@@ -28,9 +28,12 @@ void spqri_kt_prep_bytes_avx2(const spqr_ktensor *kt, const float *x, float *xs,
 
 void spqri_kt_prepare_avx2i8(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
                              kt_input *in) {
-    spqri_kt_prepare_i8_with(kt, X, n, i0, i1, scratch, in, n == 1 ? prep_words : spqri_kt_prep_bytes_avx2, 1);
+    /* the byte-aligned w3 matvec reads int8 bytes, as a batch does */
+    spqri_kt_prepare_i8_with(kt, X, n, i0, i1, scratch, in, n == 1 && !kt->planar ? prep_words : spqri_kt_prep_bytes_avx2,
+                             !kt->planar);
 }
 
 const spqr_kernel_ops spqri_kt_ops_avx2i8 = {"avx2i8",         SPQR_KERNEL_AVX2_I8,     0,
                                              spqr_cpu_has_avx2, spqri_kt_scratch_i8_words, spqri_kt_prepare_avx2i8,
-                                             kt_matvec_i8_256,  kt_matmul_i8_256,        spqri_kt_prep_bytes_avx2};
+                                             kt_matvec_i8_256,  kt_matmul_i8_256,        spqri_kt_prep_bytes_avx2,
+                                             1};

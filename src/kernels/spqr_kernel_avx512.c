@@ -549,7 +549,7 @@ void spqri_kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t 
 #endif
 
 const spqr_kernel_ops spqri_kt_ops_avx512 = {"avx512", SPQR_KERNEL_AVX512, 1, spqr_cpu_has_avx512, spqri_kt_scratch_exact,
-                                       spqri_kt_prepare_exact, spqri_kt_matvec_avx512, spqri_kt_matmul_avx512, NULL};
+                                       spqri_kt_prepare_exact, spqri_kt_matvec_avx512, spqri_kt_matmul_avx512, NULL, 0};
 const spqr_kernel_ops spqri_kt_ops_avx512vnni = {"avx512vnni", SPQR_KERNEL_AVX512_VNNI, 0, spqr_cpu_has_avx512_vnni,
                                            spqri_kt_scratch_i8, spqri_kt_prepare_i8, spqri_kt_matvec_avx512_vnni, spqri_kt_matmul_avx512_vnni,
-                                           spqri_kt_prepare_i8_avx512};
+                                           spqri_kt_prepare_i8_avx512, 0};

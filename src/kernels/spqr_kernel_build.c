@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "format/tensor.h"
-#include "kernels/spqr_kernel.h"
+#include "kernels/kernels.h"
 
 /* Large streamed arrays: 2 MiB aligned and advised as transparent huge
  * pages, so a matvec's stream neither misses the TLB every 4 KiB nor stops
@@ -163,6 +163,58 @@ static spqr_status fill_codes(spqr_ktensor *kt, const spqr_tensor *t, const int3
     }
     free(bcol);
     return SPQR_OK;
+}
+
+/* Four 3-bit codes at bits 3c (c = 0..3) to bits 8c, and back: two
+ * shift-and-merge steps each (a per-bit loop made the conversion 4x
+ * slower than building the whole layout). */
+static inline uint32_t spread4(uint32_t g) {
+    const uint32_t x = (g & 0x3Fu) | (g & 0xFC0u) << 10;
+    return (x & 0x00070007u) | (x & 0x00380038u) << 5;
+}
+
+static inline uint32_t gather4(uint32_t s) {
+    const uint32_t x = (s & 0x00070007u) | (s >> 5 & 0x00380038u);
+    return (x & 0x3Fu) | (x >> 10 & 0xFC0u);
+}
+
+/* Row i of a w3 block: packed 96-bit string <-> byte-aligned (spqr_kernel.h). */
+static void w3_to_bytes(uint32_t *blk, int i) {
+    const uint64_t lo = blk[i] | (uint64_t)blk[KT_R + i] << 32, hi = blk[2 * KT_R + i];
+    const uint32_t s00 = spread4((uint32_t)lo & 0xFFFu), s01 = spread4((uint32_t)(lo >> 12) & 0xFFFu);
+    const uint32_t s02 = spread4((uint32_t)(lo >> 24) & 0xFFFu), s03 = spread4((uint32_t)(lo >> 36) & 0xFFFu);
+    const uint32_t s10 = spread4((uint32_t)(lo >> 48) & 0xFFFu), s11 = spread4((uint32_t)(lo >> 60 | hi << 4) & 0xFFFu);
+    const uint32_t s12 = spread4((uint32_t)(hi >> 8) & 0xFFFu), s13 = spread4((uint32_t)(hi >> 20) & 0xFFFu);
+    const uint32_t m2 = 0x03030303u, m1 = 0x01010101u;
+    blk[i] = s00 | s01 << 3 | (s12 & m2) << 6;
+    blk[KT_R + i] = s02 | s03 << 3 | (s13 & m2) << 6;
+    blk[2 * KT_R + i] = s10 | s11 << 3 | (s12 >> 2 & m1) << 6 | (s13 >> 2 & m1) << 7;
+}
+
+static void w3_from_bytes(uint32_t *blk, int i) {
+    const uint32_t d0 = blk[i], d1 = blk[KT_R + i], d2 = blk[2 * KT_R + i], m7 = 0x07070707u, m3 = 0x03030303u;
+    const uint64_t g00 = gather4(d0 & m7), g01 = gather4(d0 >> 3 & m7), g02 = gather4(d1 & m7), g03 = gather4(d1 >> 3 & m7);
+    const uint64_t g10 = gather4(d2 & m7), g11 = gather4(d2 >> 3 & m7);
+    const uint64_t g12 = gather4((d0 >> 6 & m3) | (d2 >> 4 & 0x04040404u));
+    const uint64_t g13 = gather4((d1 >> 6 & m3) | (d2 >> 5 & 0x04040404u));
+    const uint64_t lo = g00 | g01 << 12 | g02 << 24 | g03 << 36 | g10 << 48 | g11 << 60;
+    blk[i] = (uint32_t)lo;
+    blk[KT_R + i] = (uint32_t)(lo >> 32);
+    blk[2 * KT_R + i] = (uint32_t)(g11 >> 4 | g12 << 8 | g13 << 20);
+}
+
+void spqri_kt_set_planar(spqr_ktensor *kt, int on) {
+    on = on && kt->wbits == 3;
+    if (!kt->codes || on == kt->planar) return;
+    const size_t n_blk = (size_t)kt->n_rtiles * (size_t)kt->n_cblocks;
+    for (size_t b = 0; b < n_blk; b++) {
+        uint32_t *blk = kt->codes + b * (size_t)kt->blk_u32;
+        for (int i = 0; i < KT_R; i++) {
+            if (on) w3_to_bytes(blk, i);
+            else w3_from_bytes(blk, i);
+        }
+    }
+    kt->planar = on;
 }
 
 /* pshufb indices and shifts that put the 16 rows' bits-bit codes (LSB-first
@@ -385,6 +437,7 @@ spqr_status spqr_ktensor_from_tensor(const spqr_tensor *t, spqr_kernel_path path
     if (st == SPQR_OK) fill_stats(kt, t);
     if (st == SPQR_OK) st = fill_outliers(kt, t, err);
     if (st == SPQR_OK) fill_corrections(kt, t, m.grp_of);
+    if (st == SPQR_OK) spqri_kt_set_planar(kt, kt->ops->planar3); /* built packed, then the path's layout */
     col_maps_free(&m);
     if (st != SPQR_OK) {
         spqr_ktensor_free(kt);

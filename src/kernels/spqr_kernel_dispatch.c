@@ -87,6 +87,7 @@ spqr_status spqr_ktensor_set_path(spqr_ktensor *kt, spqr_kernel_path path, spqr_
     if (st == SPQR_OK) {
         kt->path = p;
         kt->ops = spqri_kt_ops_of(p);
+        spqri_kt_set_planar(kt, kt->ops->planar3); /* no-op while from_tensor has no codes yet */
     }
     return st;
 }

@@ -28,7 +28,12 @@
  * fewest instructions (PLAN below, printed by tools/avx2i8_plan.py; 25-35
  * per 16x8 tile against 48 for the exact path's AND/convert/FMA per
  * field); the activation words are laid out per call in the plan's order
- * (spqri_kt_prepare_i8_avx2, words = 1).
+ * (spqri_kt_prepare_i8_avx2, words = 1). w3 is the exception: these paths
+ * keep w3 codes byte-aligned (spqr_kernel.h), and its one-token dot is an
+ * AND (or two shifts and three logic ops for 8 of 32 codes) and a
+ * vpmaddubsw per 4 columns on the plain int8 activations (tile_p: 13 and
+ * 21 instructions per 16x8 tile for the two halves of a block, against
+ * the plan's 28 and 29).
  *
  * Batches (matmul): each 16x16 code tile is unpacked once into bytes in
  * column order and dotted with every input's int8 activations by
@@ -227,6 +232,51 @@ T2I INLINE void tile_w(const kw_ctx *cx, const uint32_t *blk, const int32_t *xw,
     d[1] = a1;
 }
 
+/* Byte-aligned w3 (spqr_kernel.h): the codes of columns 16h + 4k ..
+ * 16h + 4k + 3 of rows 8*rh.. in the 4 bytes of each row's dword, times
+ * 8 where k is odd and the code sits at bits 3-5 (SC = 0), or always
+ * times 1 (SC = 1). The in-place ones are one AND; the 8 split codes of
+ * h = 1, k = 2, 3 two shifts and three logic ops. */
+T2I INLINE __m256i planar_q(const uint32_t *blk, const int rh, const int h, const int k, const int SC) {
+    const __m256i m7 = _mm256_set1_epi8(7);
+    if (h == 0 || k < 2) {
+        const __m256i v = ld8(blk, h ? 2 : k >> 1, rh);
+        if (!(k & 1)) return _mm256_and_si256(v, m7);
+        return SC ? _mm256_and_si256(_mm256_srli_epi32(v, 3), m7) : _mm256_and_si256(v, _mm256_set1_epi8(0x38));
+    }
+    const __m256i lo = _mm256_and_si256(_mm256_srli_epi32(ld8(blk, k - 2, rh), 6), _mm256_set1_epi8(3));
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(ld8(blk, 2, rh), k + 2), _mm256_set1_epi8(4));
+    return _mm256_or_si256(lo, hi);
+}
+
+/* The tile's exact integer dots (not scaled), byte-aligned w3 codes, half
+ * h of the block, int8 activations xa[KT_XOPS] (columns 4k..4k+3 in dword
+ * k): per 4 columns a vpmaddubsw (vpdpbusd with VNNI) of planar_q's
+ * bytes. The products of codes times 8 (odd k; pair sums <= 2 * 56 * 127)
+ * are summed and shifted down by 3 (exact: multiples of 8), the others
+ * summed in 16 bits (|sum| <= 4 * 2 * 7 * 127), one vpmaddwd widens. */
+T2I INLINE void tile_p(const uint32_t *blk, const int32_t *xa, __m256i d[2], const int h) {
+    __m256i x[4];
+    for (int k = 0; k < 4; k++) x[k] = _mm256_set1_epi32(xa[k]);
+#pragma GCC unroll 2
+    for (int rh = 0; rh < 2; rh++) {
+#if I8_VNNI
+        __m256i acc = I8_DPBUSD(_mm256_setzero_si256(), planar_q(blk, rh, h, 1, 0), x[1]);
+        if (h == 0) acc = I8_DPBUSD(acc, planar_q(blk, rh, h, 3, 0), x[3]);
+        acc = _mm256_srai_epi32(acc, 3);
+        acc = I8_DPBUSD(acc, planar_q(blk, rh, h, 0, 0), x[0]);
+        acc = I8_DPBUSD(acc, planar_q(blk, rh, h, 2, 0), x[2]);
+        if (h == 1) acc = I8_DPBUSD(acc, planar_q(blk, rh, h, 3, 0), x[3]);
+        d[rh] = acc;
+#else
+        __m256i p[4];
+        for (int k = 0; k < 4; k++) p[k] = _mm256_maddubs_epi16(planar_q(blk, rh, h, k, 0), x[k]);
+        const __m256i s8 = h == 0 ? _mm256_srai_epi16(_mm256_add_epi16(p[1], p[3]), 3) : _mm256_add_epi16(_mm256_srai_epi16(p[1], 3), p[3]);
+        d[rh] = _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(p[0], p[2]), s8), _mm256_set1_epi16(1));
+#endif
+    }
+}
+
 #if I8_VNNI == 0
 void spqri_kt_avx2i8_words_ref(const spqr_ktensor *kt, const int32_t *xa, int32_t *xw) {
     const int B = kt->wbits < 2 ? 2 : kt->wbits > 8 ? 8 : kt->wbits;
@@ -281,7 +331,7 @@ typedef struct {
     __m256 is, iz;    /* lane k: (float)(k mod 2^q) */
     int qs, qz;
     float zs[16] __attribute__((aligned(32))); /* zs2 */
-    float sa[16] __attribute__((aligned(32))); /* s2 * a * 2^-8 */
+    float sa[16] __attribute__((aligned(32))); /* s2 * a / the dots' scale */
     float zq[16] __attribute__((aligned(32))); /* z2 * X * s2 */
     float zc[16] __attribute__((aligned(32))); /* z2 * X * s2 * zz2 */
 } ms_stats;
@@ -304,7 +354,8 @@ T2I INLINE void ms_init(ms_stats *m, int qs, int qz) {
 }
 
 /* The folded factors of the n <= 16 groups from g on (tile t = group g). */
-T2I INLINE void ms_fold(const uint16_t *sp, const uint16_t *zp, const float *xs, const float *at, int32_t n, ms_stats *m) {
+T2I INLINE void ms_fold(const uint16_t *sp, const uint16_t *zp, const float *xs, const float *at, int32_t n, ms_stats *m,
+                        const float kd) {
     uint16_t ps[32], pz[32];
     float xv[16], av[16];
     if (n < 16) { /* never read past the arrays */
@@ -318,7 +369,7 @@ T2I INLINE void ms_fold(const uint16_t *sp, const uint16_t *zp, const float *xs,
         memcpy(av, at, (size_t)n * 4);
         sp = ps, zp = pz, xs = xv, at = av;
     }
-    const __m256 k8 = _mm256_set1_ps(1.0f / (float)(1 << KW_SHIFT));
+    const __m256 k8 = _mm256_set1_ps(kd); /* 1 / the dots' scale */
     for (int q = 0; q < 2; q++) { /* groups 8q..8q+7 */
         const __m256 s01 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 16 * q)));
         const __m256 s23 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 16 * q + 8)));
@@ -344,7 +395,7 @@ T2I INLINE __m256i ms_code(const uint8_t *p, int q, const int h, __m256i sh) {
     return _mm256_srlv_epi32(_mm256_set1_epi32(w), sh);
 }
 
-/* Closes group g from its integer tile dots d (times 2^8). Q4: the codes
+/* Closes group g from its integer tile dots d (times 2^8, or 1 planar). Q4: the codes
  * have 4 bits (a 16-value function: masked and converted, not vpermps). */
 T2I INLINE void finish_ms(const spqr_ktensor *kt, const rt_ctx *rc, const ms_stats *m, int32_t g, const __m256i d[2],
                           __m256 y[2], const int Q4) {
@@ -382,11 +433,19 @@ T2I INLINE void store_rows(const spqr_ktensor *kt, int32_t rt, float *y, const _
 /* ---- one-token matvec -------------------------------------------------- */
 
 /* MS: 0 exact statistic decode (finish_dot), 1 the table route (finish_ms),
- * 2 the table route with 4-bit codes. */
+ * 2 the table route with 4-bit codes. P: byte-aligned w3 codes (tile_p on
+ * int8 bytes, KT_XOPS per tile) instead of the plan (tile_w on KT_XW
+ * activation words). */
+T2I INLINE void dots(const kw_ctx *cx, const uint32_t *blk, const int32_t *xw, __m256i d[2], const int P, const int B,
+                     const int h) {
+    if (P) tile_p(blk, xw, d, h);
+    else tile_w(cx, blk, xw, d, B, h);
+}
+
 T2I INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *y,
-                         const kw_ctx *cx, const st_ctx *sc, ms_stats *ms, const int MS, const int B) {
-    const int32_t ctpg = kt->ct_per_group, bu = kt->blk_u32;
-    const float k8 = 1.0f / (float)(1 << KW_SHIFT);
+                         const kw_ctx *cx, const st_ctx *sc, ms_stats *ms, const int MS, const int P, const int B) {
+    const int32_t ctpg = kt->ct_per_group, bu = kt->blk_u32, xn = P ? KT_XOPS : KT_XW;
+    const float k8 = P ? 1.0f : 1.0f / (float)(1 << KW_SHIFT); /* 1 / the dots' scale */
     for (int32_t rt = rt0; rt < rt1; rt++) {
         const uint32_t *cb = kt->codes + (size_t)rt * kt->n_cblocks * bu;
         const rt_ctx rc = rt_begin(kt, rt);
@@ -395,10 +454,10 @@ T2I INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
         int32_t g = 0, t = 0;
         if (ctpg == 1) { /* groups of <= 16 columns: a block is two groups */
             const int32_t *xw = in->xa;
-            for (; g + 1 < kt->n_groups; g += 2, t += 2, cb += bu, xw += 2 * KT_XW) {
+            for (; g + 1 < kt->n_groups; g += 2, t += 2, cb += bu, xw += 2 * xn) {
                 if (MS && (g & 15) == 0) {
                     const int32_t n = kt->n_groups - g < 16 ? kt->n_groups - g : 16;
-                    ms_fold(rc.pp[0] + (size_t)g * 2, rc.pp[1] + (size_t)g * 2, in->xs + g, in->at + g, n, ms);
+                    ms_fold(rc.pp[0] + (size_t)g * 2, rc.pp[1] + (size_t)g * 2, in->xs + g, in->at + g, n, ms, k8);
                 }
                 kt_prefetch_tile(cb, 0, B);
                 kt_prefetch_tile(cb, 1, B);
@@ -406,14 +465,14 @@ T2I INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
                 /* the statistics are a second stream, which kt_prefetch_tile does not cover */
                 __builtin_prefetch(rc.st + (size_t)g * kt->stat_bytes + 512, 0, 3);
                 __m256i d[2];
-                tile_w(cx, cb, xw, d, B, 0);
+                dots(cx, cb, xw, d, P, B, 0);
                 if (MS) finish_ms(kt, &rc, ms, g, d, ya, MS == 2);
                 else {
                     const __m256 a = _mm256_set1_ps(in->at[t] * k8);
                     const __m256 f[2] = {_mm256_mul_ps(_mm256_cvtepi32_ps(d[0]), a), _mm256_mul_ps(_mm256_cvtepi32_ps(d[1]), a)};
                     finish_dot(kt, in, sc, &rc, g, f, ya);
                 }
-                tile_w(cx, cb, xw + KT_XW, d, B, 1);
+                dots(cx, cb, xw + xn, d, P, B, 1);
                 if (MS) finish_ms(kt, &rc, ms, g + 1, d, ya, MS == 2);
                 else {
                     const __m256 a = _mm256_set1_ps(in->at[t + 1] * k8);
@@ -427,12 +486,12 @@ T2I INLINE void matvec_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
             __m256 dot[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
             for (int32_t k = 0; k < ctpg; k++, t++) {
                 const uint32_t *blk = cb + (size_t)(t >> 1) * bu;
-                const int32_t *xw = in->xa + (size_t)t * KT_XW;
+                const int32_t *xw = in->xa + (size_t)t * xn;
                 kt_prefetch_tile(blk, t, B);
                 if (t & 1) kt_opf_step(&opf);
                 __m256i d[2];
-                if (t & 1) tile_w(cx, blk, xw, d, B, 1);
-                else tile_w(cx, blk, xw, d, B, 0);
+                if (t & 1) dots(cx, blk, xw, d, P, B, 1);
+                else dots(cx, blk, xw, d, P, B, 0);
                 const __m256 a = _mm256_set1_ps(in->at[t] * k8);
                 dot[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d[0]), a, dot[0]);
                 dot[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d[1]), a, dot[1]);
@@ -451,12 +510,19 @@ T2I static void kt_matvec_i8_256(const spqr_ktensor *kt, const kt_input *in, int
     ms_stats m[1];
     kw_init(&cx, B);
     st_init(kt, &sc);
-    if (kt->q2_aligned && kt->qs_bits >= 1 && kt->qs_bits <= 4 && kt->qz_bits >= 1 && kt->qz_bits <= 4) {
-        ms_init(&m[0], kt->qs_bits, kt->qz_bits);
-        if (kt->qs_bits == 4 || kt->qz_bits == 4) KT_WBITS_DISPATCH(kt->wbits, matvec_b, kt, in, rt0, rt1, Y, &cx, &sc, m, 2);
-        else KT_WBITS_DISPATCH(kt->wbits, matvec_b, kt, in, rt0, rt1, Y, &cx, &sc, m, 1);
+    const int ms_ok = kt->q2_aligned && kt->qs_bits >= 1 && kt->qs_bits <= 4 && kt->qz_bits >= 1 && kt->qz_bits <= 4;
+    const int MS = !ms_ok ? 0 : kt->qs_bits == 4 || kt->qz_bits == 4 ? 2 : 1;
+    if (ms_ok) ms_init(&m[0], kt->qs_bits, kt->qz_bits);
+    if (kt->planar) { /* w3 only */
+        if (MS == 2) matvec_b(kt, in, rt0, rt1, Y, &cx, &sc, m, 2, 1, 3);
+        else if (MS == 1) matvec_b(kt, in, rt0, rt1, Y, &cx, &sc, m, 1, 1, 3);
+        else matvec_b(kt, in, rt0, rt1, Y, &cx, &sc, m, 0, 1, 3);
+    } else if (MS == 2) {
+        KT_WBITS_DISPATCH(kt->wbits, matvec_b, kt, in, rt0, rt1, Y, &cx, &sc, m, 2, 0);
+    } else if (MS == 1) {
+        KT_WBITS_DISPATCH(kt->wbits, matvec_b, kt, in, rt0, rt1, Y, &cx, &sc, m, 1, 0);
     } else {
-        KT_WBITS_DISPATCH(kt->wbits, matvec_b, kt, in, rt0, rt1, Y, &cx, &sc, m, 0);
+        KT_WBITS_DISPATCH(kt->wbits, matvec_b, kt, in, rt0, rt1, Y, &cx, &sc, m, 0, 0);
     }
 }
 
@@ -464,7 +530,11 @@ T2I static void kt_matvec_i8_256(const spqr_ktensor *kt, const kt_input *in, int
 
 /* Half h of a code block as u8 codes in column order, rows 8*rh..: f[k]
  * holds columns 4k..4k+3 in its bytes (8-bit codes: the dwords as stored). */
-T2I INLINE void tile_bytes(const uint32_t *blk, const int rh, const int B, const int h, __m256i f[4]) {
+T2I INLINE void tile_bytes(const uint32_t *blk, const int rh, const int B, const int h, __m256i f[4], const int P) {
+    if (P) {
+        for (int k = 0; k < 4; k++) f[k] = planar_q(blk, rh, h, k, 1);
+        return;
+    }
     if (B == 8) {
         for (int k = 0; k < 4; k++) f[k] = ld8(blk, 4 * h + k, rh);
         return;
@@ -524,7 +594,7 @@ T2I INLINE __m256i dot_nibbles(const __m256i lo[4], const __m256i hi[4], const i
  * (row tile, group); outliers row by row for all inputs from the
  * transposed inputs, eight at a time. */
 T2I INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y,
-                         const st_ctx *sc, const int B) {
+                         const st_ctx *sc, const int P, const int B) {
     const int32_t ctpg = kt->ct_per_group, n = in->n;
     float ya[64][KT_R] __attribute__((aligned(32))), ga[64][KT_R] __attribute__((aligned(32)));
     const __m256i nib = _mm256_set1_epi8(15);
@@ -538,8 +608,8 @@ T2I INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
                 const uint32_t *blk = kt_block(kt, rt, t);
                 __m256i f[2][4], fh[2][4];
                 for (int rh = 0; rh < 2; rh++) {
-                    if (t & 1) tile_bytes(blk, rh, B, 1, f[rh]);
-                    else tile_bytes(blk, rh, B, 0, f[rh]);
+                    if (t & 1) tile_bytes(blk, rh, B, 1, f[rh], P);
+                    else tile_bytes(blk, rh, B, 0, f[rh], P);
                     if (B == 8 && !I8_VNNI)
                         for (int q = 0; q < 4; q++) {
                             fh[rh][q] = _mm256_and_si256(_mm256_srli_epi16(f[rh][q], 4), nib);
@@ -575,7 +645,8 @@ T2I INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
 T2I static void kt_matmul_i8_256(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     st_ctx sc;
     st_init(kt, &sc);
-    KT_WBITS_DISPATCH(kt->wbits, matmul_b, kt, in, rt0, rt1, Y, &sc);
+    if (kt->planar) matmul_b(kt, in, rt0, rt1, Y, &sc, 1, 3); /* w3 only */
+    else KT_WBITS_DISPATCH(kt->wbits, matmul_b, kt, in, rt0, rt1, Y, &sc, 0);
 }
 
 /* ---- input preparation ------------------------------------------------- */

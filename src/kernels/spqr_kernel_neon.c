@@ -527,6 +527,6 @@ static int has_neon(const spqr_cpu *cpu) { return cpu->neon; }
 static int has_dotprod(const spqr_cpu *cpu) { return cpu->neon && cpu->dotprod; }
 
 const spqr_kernel_ops spqri_kt_ops_neon = {"neon", SPQR_KERNEL_NEON, 1, has_neon, spqri_kt_scratch_exact, spqri_kt_prepare_exact,
-                                     spqri_kt_matvec_neon, spqri_kt_matmul_neon, NULL};
+                                     spqri_kt_matvec_neon, spqri_kt_matmul_neon, NULL, 0};
 const spqr_kernel_ops spqri_kt_ops_neondot = {"neondot", SPQR_KERNEL_NEON_DOTPROD, 0, has_dotprod, spqri_kt_scratch_i8, spqri_kt_prepare_i8,
-                                        spqri_kt_matvec_neon_dot, spqri_kt_matmul_neon_dot, spqri_kt_prepare_i8_neon};
+                                        spqri_kt_matvec_neon_dot, spqri_kt_matmul_neon_dot, spqri_kt_prepare_i8_neon, 0};

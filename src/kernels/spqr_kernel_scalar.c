@@ -24,7 +24,7 @@ void spqri_kt_matmul_scalar(const spqr_ktensor *kt, const kt_input *in, int32_t 
                         const int32_t ct = g * kt->ct_per_group + k;
                         const uint32_t *blk = kt_block(kt, rt, ct);
                         for (int cc = 0; cc < KT_C; cc++) {
-                            const uint32_t q = kt_block_code(blk, kt->wbits, i, (ct & 1) * KT_C + cc);
+                            const uint32_t q = kt_block_code_of(kt, blk, i, (ct & 1) * KT_C + cc);
                             part += spqr_weight_dq(s[i], q, z[i]) * xp[k * KT_C + cc]; /* padding: x = 0 */
                         }
                     }
@@ -47,4 +47,4 @@ static int supported(const spqr_cpu *cpu) { return (void)cpu, 1; }
 
 /* The batch layout's xqt is filled but unused here: one preparation for all exact paths. */
 const spqr_kernel_ops spqri_kt_ops_scalar = {"scalar", SPQR_KERNEL_SCALAR, 1, supported, spqri_kt_scratch_exact, spqri_kt_prepare_exact,
-                                       spqri_kt_matmul_scalar, spqri_kt_matmul_scalar, NULL};
+                                       spqri_kt_matmul_scalar, spqri_kt_matmul_scalar, NULL, 0};

@@ -12,4 +12,5 @@
 /* avx2i8's input preparation: the same activation words and int8 codes */
 const spqr_kernel_ops spqri_kt_ops_vnni256 = {"vnni256",           SPQR_KERNEL_VNNI_256,         0,
                                              spqr_cpu_has_vnni_256, spqri_kt_scratch_i8_words, spqri_kt_prepare_avx2i8,
-                                             kt_matvec_i8_256,  kt_matmul_i8_256,        spqri_kt_prep_bytes_avx2};
+                                             kt_matvec_i8_256,  kt_matmul_i8_256,        spqri_kt_prep_bytes_avx2,
+                                             1};
