@@ -95,6 +95,24 @@ int main(void) {
                     double e = rel_err(y, ref, (size_t)nb * rows);
                     CHECK_MSG(e < 2e-6, "matmul kind %d %dx%d n %d threads %d: rel err %g", k, rows, cols, nb, nt, e);
                 }
+            /* the same batches through each narrower ISA's dense kernels (SPQR_DENSE_ISA: the
+             * AVX2 fp16 register tiles on an AVX-512 machine, every tile shape and k tail) */
+            for (int isa = SPQR_ISA_SCALAR; isa <= SPQR_ISA_NEON; isa++) {
+                if (!spqri_linear_isa_available((spqr_isa)isa) || isa == (int)best) continue;
+                const char *nm = isa == SPQR_ISA_SCALAR ? "scalar" : isa == SPQR_ISA_AVX2 ? "avx2"
+                                 : isa == SPQR_ISA_AVX512 ? "avx512" : "neon";
+                setenv("SPQR_DENSE_ISA", nm, 1);
+                CHECK(spqri_linear_isa_best() == (spqr_isa)isa);
+                for (int nb = 1; nb <= n; nb++)
+                    for (int nt = 1; nt <= 2; nt++) {
+                        memset(y, 0xff, (size_t)n * rows * 4);
+                        CHECK(spqri_linear_matmul(&m.lin, x, nb, y, C(nt), &err) == SPQR_OK);
+                        double e = rel_err(y, ref, (size_t)nb * rows);
+                        CHECK_MSG(e < 2e-6, "matmul %s kind %d %dx%d n %d threads %d: rel err %g", nm, k, rows, cols, nb,
+                                  nt, e);
+                    }
+                unsetenv("SPQR_DENSE_ISA");
+            }
             /* row lookup is exact */
             float *row = malloc((size_t)cols * 4);
             CHECK(spqri_linear_row(&m.lin, rows - 1, row, &err) == SPQR_OK);

@@ -203,8 +203,79 @@ T5 static void gemm_f16_avx512(const uint16_t *W, int32_t nr, const float *X, in
     }
 }
 
+/* The AVX2 twin of gemm_tile: 3 rows x 4 inputs of ymm accumulators (12, plus
+ * 3 widened W chunks and one X chunk: the 16 ymm registers); the last k < 8
+ * columns through a zero-padded stack copy. */
+#define G2_R 3
+#define G2_T 4
+T2 INLINE void gemm_tile8(const uint16_t *w, size_t ldw, const float *x, size_t ldx, int32_t K, float *y, size_t ldy,
+                          const int R, const int T) {
+    __m256 a[G2_R][G2_T];
+#pragma GCC unroll 3
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) a[r][t] = _mm256_setzero_ps();
+    int32_t k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 wv[G2_R];
+#pragma GCC unroll 3
+        for (int r = 0; r < R; r++) wv[r] = ld8(w + (size_t)r * ldw, k, K_F16);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const __m256 xv = _mm256_loadu_ps(x + (size_t)t * ldx + k);
+#pragma GCC unroll 3
+            for (int r = 0; r < R; r++) a[r][t] = _mm256_fmadd_ps(wv[r], xv, a[r][t]);
+        }
+    }
+    if (k < K) {
+        __m256 wv[G2_R];
+#pragma GCC unroll 3
+        for (int r = 0; r < R; r++) {
+            float tmp[8] = {0};
+            for (int32_t j = 0; j < K - k; j++) tmp[j] = dense_h2f(w[(size_t)r * ldw + k + j]);
+            wv[r] = _mm256_loadu_ps(tmp);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            float tmp[8] = {0};
+            for (int32_t j = 0; j < K - k; j++) tmp[j] = x[(size_t)t * ldx + k + j];
+            const __m256 xv = _mm256_loadu_ps(tmp);
+#pragma GCC unroll 3
+            for (int r = 0; r < R; r++) a[r][t] = _mm256_fmadd_ps(wv[r], xv, a[r][t]);
+        }
+    }
+#pragma GCC unroll 3
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) y[(size_t)t * ldy + r] = hsum256(a[r][t]);
+}
+
+/* gemm_f16_avx512's contract on AVX2 (inputs outer, rows streaming past them). */
+T2 static void gemm_f16_avx2(const uint16_t *W, int32_t nr, const float *X, int32_t n, int32_t K, float *Y, size_t ldy) {
+    for (int32_t t = 0; t < n; t += G2_T) {
+        const int T = n - t < G2_T ? n - t : G2_T;
+        const float *x = X + (size_t)t * K;
+        for (int32_t r = 0; r < nr; r += G2_R) {
+            const int R = nr - r < G2_R ? nr - r : G2_R;
+            const uint16_t *w = W + (size_t)r * K;
+            float *y = Y + (size_t)t * ldy + r;
+            if (R == G2_R && T == G2_T) gemm_tile8(w, (size_t)K, x, (size_t)K, K, y, ldy, G2_R, G2_T);
+            else if (R == G2_R) {
+                switch (T) {
+                case 1: gemm_tile8(w, (size_t)K, x, (size_t)K, K, y, ldy, G2_R, 1); break;
+                case 2: gemm_tile8(w, (size_t)K, x, (size_t)K, K, y, ldy, G2_R, 2); break;
+                default: gemm_tile8(w, (size_t)K, x, (size_t)K, K, y, ldy, G2_R, 3); break;
+                }
+            } else
+                for (int i = 0; i < R; i++) /* the last < 3 rows */
+                    for (int j = 0; j < T; j++)
+                        gemm_tile8(w + (size_t)i * K, (size_t)K, x + (size_t)j * K, (size_t)K, K, y + (size_t)j * ldy + i, ldy, 1, 1);
+        }
+    }
+}
+
 const spqr_dense_ops spqri_dense_ops_avx2 = {"avx2+f16c",    spqr_cpu_has_avx2, {dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2},
-                                       NULL,           widen_f16_avx2,    dense_widen_bf16_scalar, NULL};
+                                       NULL,           widen_f16_avx2,    dense_widen_bf16_scalar, gemm_f16_avx2};
 const spqr_dense_ops spqri_dense_ops_avx512 = {"avx512f",       spqr_cpu_has_avx512,
                                          {dot_f32_avx512, dot_f16_avx512, dot_bf16_avx512},
                                          dot4_f16_avx512, widen_f16_avx512, dense_widen_bf16_scalar, gemm_f16_avx512};
