@@ -108,7 +108,9 @@ int main(void) {
                         memset(y, 0xff, (size_t)n * rows * 4);
                         CHECK(spqri_linear_matmul(&m.lin, x, nb, y, C(nt), &err) == SPQR_OK);
                         double e = rel_err(y, ref, (size_t)nb * rows);
-                        CHECK_MSG(e < 2e-6, "matmul %s kind %d %dx%d n %d threads %d: rel err %g", nm, k, rows, cols, nb,
+                        /* 1e-5: the scalar path sums a 4103-long row in plain float order (2.1e-6
+                         * in the sanitizer build); a 1e-4 error in a tile still fails */
+                        CHECK_MSG(e < 1e-5, "matmul %s kind %d %dx%d n %d threads %d: rel err %g", nm, k, rows, cols, nb,
                                   nt, e);
                     }
                 unsetenv("SPQR_DENSE_ISA");
