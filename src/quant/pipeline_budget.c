@@ -87,6 +87,13 @@ uint64_t spqri_pipe_plan_realized(const pipe_plan *pl, const pipe_layer_record *
     return 8 * (pl->whole_file ? r->file_bytes : r->stored_bytes);
 }
 
+/* What an allocation of the n open items costs (cost [n][grid], as allocated). */
+static uint64_t allocation_cost(const uint64_t *cost, const int32_t *choice, int32_t n) {
+    uint64_t c = 0;
+    for (int32_t k = 0; k < n; k++) c += cost[(size_t)k * (size_t)spqri_budget_grid_n + (size_t)choice[k]];
+    return c;
+}
+
 spqr_status spqri_pipe_plan_update(pipe_plan *pl, const pipe_layer_record *rec, spqr_err *err) {
     const size_t g = (size_t)spqri_budget_grid_n;
     uint64_t spent = 0;
@@ -119,21 +126,14 @@ spqr_status spqri_pipe_plan_update(pipe_plan *pl, const pipe_layer_record *rec, 
     /* short by more than the slack (the last items' steps are coarse, and the
      * metadata's real numbers moved the budget after they were planned): the
      * least loss within the slack on either side, when there is one */
-    if (!st && pl->slack > 0 && left > pl->slack) {
-        uint64_t planned = 0;
-        for (int32_t k = 0; k < n_open; k++) planned += cost[(size_t)k * g + choice[k]];
-        if (planned + pl->slack < left) {
-            int32_t *alt = malloc((size_t)n_open * sizeof *alt);
-            spqr_err e2;
-            if (!alt) st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for the bit allocation");
-            else if (!spqri_budget_allocate(n_open, n_opts, cost, e, left + pl->slack, left - pl->slack, PLAN_UNITS, alt,
-                                            &e2)) {
-                uint64_t got = 0;
-                for (int32_t k = 0; k < n_open; k++) got += cost[(size_t)k * g + alt[k]];
-                if (got + pl->slack >= left) memcpy(choice, alt, (size_t)n_open * sizeof *choice);
-            }
-            free(alt);
-        }
+    if (!st && pl->slack > 0 && left > pl->slack && allocation_cost(cost, choice, n_open) + pl->slack < left) {
+        int32_t *alt = malloc((size_t)n_open * sizeof *alt);
+        spqr_err e2;
+        if (!alt) st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for the bit allocation");
+        else if (!spqri_budget_allocate(n_open, n_opts, cost, e, left + pl->slack, left - pl->slack, PLAN_UNITS, alt, &e2) &&
+                 allocation_cost(cost, alt, n_open) + pl->slack >= left)
+            memcpy(choice, alt, (size_t)n_open * sizeof *choice);
+        free(alt);
     }
     if (st == SPQR_ERR_INVALID_ARG && spent > 0) {
         for (int32_t k = 0; k < n_open; k++) {
