@@ -70,13 +70,23 @@ grep -q '^read bandwidth [0-9.]* GB/s' "$TMP/out" && ok "table: bandwidth line" 
 [ "$(grep -cE '^\| .*(fp16|spqr) .*\| +(pp4|tg2) \|' "$TMP/out")" -eq 4 ] && ok "table: 4 rows" || bad "table rows: $(cat "$TMP/out")"
 
 # 3b. SPQR_DENSE_ISA narrows the dense kernels (to measure an AVX2-only CPU's fp16 on a wider
-#     one), reported as the fp16 row's kernel path; a name the CPU cannot run is ignored
+#     one), reported as the fp16 row's kernel path; an unknown name, an ISA the CPU cannot run
+#     and an unknown SPQR_DENSE_GEMM are refused in one line (exit 2) before any output
 for isa in scalar avx2; do
     [ "$isa" = avx2 ] && ! grep -qw avx2 /proc/cpuinfo && continue
     SPQR_DENSE_ISA=$isa expect_rc 0 "bench with SPQR_DENSE_ISA=$isa" "$SPQR" bench "$DEF" -p 4 -n 2 -r 1 -t 1 --json
     got=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["models"][0]["kernel_path"])' "$TMP/out")
     case "$isa:$got" in scalar:scalar | avx2:avx2+f16c) ok "SPQR_DENSE_ISA=$isa runs $got" ;;
     *) bad "SPQR_DENSE_ISA=$isa ran '$got'" ;; esac
+done
+
+absent=neon; grep -qw asimd /proc/cpuinfo && absent=avx512
+for kv in SPQR_DENSE_ISA=avx3 SPQR_DENSE_ISA=$absent SPQR_DENSE_GEMM=openblas; do
+    env "$kv" "$SPQR" bench "$DEF" -p 4 -n 2 -r 1 -t 1 >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    if [ $rc -eq 2 ] && [ ! -s "$TMP/out" ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "${kv%%=*}" "$TMP/err"; then
+        ok "$kv refused: $(cat "$TMP/err")"
+    else bad "$kv: rc $rc, out $(head -c 200 "$TMP/out"), err $(cat "$TMP/err")"; fi
 done
 
 # 4. synthetic .spqr: loads, runs finite, is reproducible, says it is synthetic

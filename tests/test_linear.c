@@ -102,18 +102,23 @@ int main(void) {
                 const char *nm = isa == SPQR_ISA_SCALAR ? "scalar" : isa == SPQR_ISA_AVX2 ? "avx2"
                                  : isa == SPQR_ISA_AVX512 ? "avx512" : "neon";
                 setenv("SPQR_DENSE_ISA", nm, 1);
-                CHECK(spqri_linear_isa_best() == (spqr_isa)isa);
+                linear_ctx nc[3];
+                for (int nt = 1; nt <= 2; nt++) {
+                    CHECK(spqri_linear_ctx_init(&nc[nt], nt, (size_t)16 << 20, &err) == SPQR_OK);
+                    CHECK(nc[nt].isa == (spqr_isa)isa); /* read once, at init */
+                }
+                unsetenv("SPQR_DENSE_ISA");
                 for (int nb = 1; nb <= n; nb++)
                     for (int nt = 1; nt <= 2; nt++) {
                         memset(y, 0xff, (size_t)n * rows * 4);
-                        CHECK(spqri_linear_matmul(&m.lin, x, nb, y, C(nt), &err) == SPQR_OK);
+                        CHECK(spqri_linear_matmul(&m.lin, x, nb, y, &nc[nt], &err) == SPQR_OK);
                         double e = rel_err(y, ref, (size_t)nb * rows);
                         /* 1e-5: the scalar path sums a 4103-long row in plain float order (2.1e-6
                          * in the sanitizer build); a 1e-4 error in a tile still fails */
                         CHECK_MSG(e < 1e-5, "matmul %s kind %d %dx%d n %d threads %d: rel err %g", nm, k, rows, cols, nb,
                                   nt, e);
                     }
-                unsetenv("SPQR_DENSE_ISA");
+                for (int nt = 1; nt <= 2; nt++) spqri_linear_ctx_free(&nc[nt]);
             }
             /* row lookup is exact */
             float *row = malloc((size_t)cols * 4);
@@ -253,6 +258,44 @@ int main(void) {
         CHECK(spqri_linear_matmul(&bad, x, 1, y, C(1), &err) == SPQR_ERR_INVALID_ARG); /* no data */
         CHECK(spqri_linear_matvec(&bad, x, y, NULL, &err) == SPQR_ERR_INVALID_ARG);
     }
+    /* the dense settings from the environment: unknown names and ISAs this CPU lacks are
+     * refused at init, with the variable named; auto and the defaults pass */
+    {
+        static const struct {
+            const char *var, *val;
+            spqr_status want;
+        } env_cases[] = {{"SPQR_DENSE_ISA", "avx3", SPQR_ERR_INVALID_ARG}, {"SPQR_DENSE_ISA", "AVX2", SPQR_ERR_INVALID_ARG},
+                         {"SPQR_DENSE_ISA", "auto", SPQR_OK},                {"SPQR_DENSE_ISA", "scalar", SPQR_OK},
+                         {"SPQR_DENSE_GEMM", "blas", SPQR_OK},               {"SPQR_DENSE_GEMM", "own", SPQR_OK},
+                         {"SPQR_DENSE_GEMM", "openblas", SPQR_ERR_INVALID_ARG}};
+        for (size_t i = 0; i < sizeof env_cases / sizeof env_cases[0]; i++) {
+            setenv(env_cases[i].var, env_cases[i].val, 1);
+            linear_ctx e;
+            err.msg[0] = 0;
+            const spqr_status st = spqri_linear_ctx_init(&e, 1, 64, &err);
+            CHECK_MSG(st == env_cases[i].want, "%s=%s: status %d", env_cases[i].var, env_cases[i].val, (int)st);
+            if (st) CHECK_MSG(strstr(err.msg, env_cases[i].var) != NULL, "message names the variable: %s", err.msg);
+            else CHECK(e.isa == (strcmp(env_cases[i].val, "scalar") ? best : SPQR_ISA_SCALAR) &&
+                       e.gemm_blas == !strcmp(env_cases[i].val, "blas"));
+            spqri_linear_ctx_free(&e);
+            unsetenv(env_cases[i].var);
+        }
+        /* an ISA this CPU lacks: NEON on x86, AVX-512 elsewhere */
+        const char *absent = spqri_linear_isa_available(SPQR_ISA_NEON) ? "avx512" : "neon";
+        setenv("SPQR_DENSE_ISA", absent, 1);
+        linear_ctx e;
+        CHECK(spqri_linear_ctx_init(&e, 1, 64, &err) == SPQR_ERR_UNSUPPORTED);
+        spqri_linear_ctx_free(&e);
+        unsetenv("SPQR_DENSE_ISA");
+        /* a context that skipped init is refused, not run with an unset ISA */
+        linear_ctx z;
+        memset(&z, 0, sizeof z);
+        z.n_threads = 1;
+        mat m = make(SPQR_LINEAR_F16, 8, 16, &r);
+        float x[16] = {0}, y[8];
+        CHECK(spqri_linear_matvec(&m.lin, x, y, &z, &err) == SPQR_ERR_INVALID_ARG);
+        free(m.wf); free(m.store);
+    }
     /* scratch: what spqri_linear_scratch_size asks for is enough, one byte less is refused */
     {
         mat m = make(SPQR_LINEAR_F16, 300, 72, &r);
@@ -261,7 +304,8 @@ int main(void) {
         const spqr_linear *one = &m.lin;
         const size_t need = spqri_linear_scratch_size(&one, 1, n, 2);
         CHECK(need >= (size_t)300 * 72 * 4 / 2 && spqri_linear_scratch_size(&one, 1, 1, 2) == 0);
-        linear_ctx c = {2, C(2)->scratch, need};
+        linear_ctx c = *C(2);
+        c.scratch_bytes = need;
         CHECK(spqri_linear_matmul(&m.lin, x, n, y, &c, &err) == SPQR_OK);
         c.scratch_bytes = need - 1;
         CHECK(spqri_linear_matmul(&m.lin, x, n, y, &c, &err) == SPQR_ERR_INVALID_ARG);

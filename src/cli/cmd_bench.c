@@ -81,7 +81,10 @@ static void weights(const spqr_model *m, bench_result *r) {
     } else {
         r->kind = k0 == SPQR_LINEAR_F16 ? "fp16" : k0 == SPQR_LINEAR_BF16 ? "bf16" : "f32";
         r->bits_per_param = dense_bits;
-        r->kernel_path = spqri_linear_isa_name(spqri_linear_isa_best());
+        spqr_isa isa = spqri_linear_isa_best();
+        int blas = 0;
+        spqri_linear_dense_from_env(&isa, &blas, NULL); /* what the session runs (it refused bad settings) */
+        r->kernel_path = spqri_linear_isa_name(isa);
     }
 }
 

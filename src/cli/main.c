@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/quant_flags.h"
+#include "model/linear.h"
 #include "spqr.h"
 
 typedef struct {
@@ -50,6 +51,15 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "--version")) {
         printf("spqr %s\n", spqr_version());
         return 0;
+    }
+    /* every session reads SPQR_DENSE_ISA / SPQR_DENSE_GEMM; a bad value is
+     * refused here, before a command prints anything */
+    spqr_isa isa;
+    int blas;
+    spqr_err err;
+    if (spqri_linear_dense_from_env(&isa, &blas, &err)) {
+        fprintf(stderr, "spqr: %s\n", err.msg);
+        return 2;
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].fn(argc - 1, argv + 1);

@@ -38,19 +38,34 @@ int spqri_linear_isa_available(spqr_isa isa) {
 
 spqr_isa spqri_linear_isa_best(void) {
     static const spqr_isa order[] = {SPQR_ISA_AVX512, SPQR_ISA_AVX2, SPQR_ISA_NEON};
-    /* SPQR_DENSE_ISA=scalar|avx2|avx512|neon: the dense kernels of a narrower ISA
-     * than the CPU's, to measure what an AVX2-only CPU runs (a name this CPU
-     * cannot run is ignored; `spqr bench` prints the path that ran) */
-    const char *env = getenv("SPQR_DENSE_ISA");
-    if (env && *env) {
-        static const struct { const char *name; spqr_isa isa; } names[] = {
-            {"scalar", SPQR_ISA_SCALAR}, {"avx2", SPQR_ISA_AVX2}, {"avx512", SPQR_ISA_AVX512}, {"neon", SPQR_ISA_NEON}};
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-            if (!strcmp(env, names[i].name) && spqri_linear_isa_available(names[i].isa)) return names[i].isa;
-    }
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         if (spqri_linear_isa_available(order[i])) return order[i];
     return SPQR_ISA_SCALAR;
+}
+
+spqr_status spqri_linear_dense_from_env(spqr_isa *isa, int *gemm_blas, spqr_err *err) {
+    static const struct {
+        const char *name;
+        spqr_isa isa;
+    } names[] = {{"scalar", SPQR_ISA_SCALAR}, {"avx2", SPQR_ISA_AVX2}, {"avx512", SPQR_ISA_AVX512}, {"neon", SPQR_ISA_NEON}};
+    const char *env = getenv("SPQR_DENSE_ISA");
+    *isa = spqri_linear_isa_best();
+    if (env && *env && strcmp(env, "auto")) {
+        size_t i = 0;
+        while (i < sizeof names / sizeof names[0] && strcmp(env, names[i].name)) i++;
+        if (i == sizeof names / sizeof names[0])
+            return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "SPQR_DENSE_ISA='%.40s' is not one of scalar, avx2, avx512, neon, auto",
+                                env);
+        if (!spqri_linear_isa_available(names[i].isa))
+            return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "SPQR_DENSE_ISA=%s: this CPU cannot run it (its best is %s)",
+                                names[i].name, spqri_linear_isa_name(*isa));
+        *isa = names[i].isa;
+    }
+    const char *gm = getenv("SPQR_DENSE_GEMM");
+    *gemm_blas = gm && !strcmp(gm, "blas");
+    if (gm && *gm && !*gemm_blas && strcmp(gm, "own") && strcmp(gm, "auto"))
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "SPQR_DENSE_GEMM='%.40s' is not one of own, blas, auto", gm);
+    return SPQR_OK;
 }
 
 const char *spqri_linear_isa_name(spqr_isa isa) {
@@ -127,6 +142,8 @@ static void dense_matvec_multi(const spqr_linear *const *lins, int32_t k, const 
 
 static spqr_status check_ctx(const linear_ctx *ctx, spqr_err *err) {
     if (!ctx) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: no context");
+    if (ctx->isa == SPQR_ISA_AUTO || !ops_of(ctx->isa))
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: context without dense kernels (spqri_linear_ctx_init)");
     return SPQR_OK;
 }
 
@@ -137,7 +154,7 @@ spqr_status spqri_linear_matvec_isa(const spqr_linear *lin, const float *x, floa
     if (lin->kind == SPQR_LINEAR_PACKED)
         return lin->fast ? spqri_kt_matvec_multi_ws(&lin->fast, 1, x, &y, ctx->n_threads, ctx->scratch, ctx->scratch_bytes, err)
                          : spqr_matvec_ref(lin->packed, x, y, err);
-    if (isa == SPQR_ISA_AUTO) isa = spqri_linear_isa_best();
+    if (isa == SPQR_ISA_AUTO) isa = ctx->isa;
     if (!spqri_linear_isa_available(isa))
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "linear: this CPU lacks %s", spqri_linear_isa_name(isa));
     dense_matvec_multi(&lin, 1, x, &y, ctx->n_threads, ops_of(isa));
@@ -215,7 +232,7 @@ spqr_status spqri_linear_matmul(const spqr_linear *lin, const float *X, int32_t 
         return lin->fast ? spqri_kt_matmul_ws(lin->fast, X, n, Y, ctx->n_threads, ctx->scratch, ctx->scratch_bytes, err)
                          : spqr_matmul_ref(lin->packed, X, n, Y, err);
     if (n == 1) return spqri_linear_matvec(lin, X, Y, ctx, err);
-    const spqr_dense_ops *ops = ops_of(spqri_linear_isa_best());
+    const spqr_dense_ops *ops = ops_of(ctx->isa);
     int32_t n_threads = ctx->n_threads < 1 ? 1 : ctx->n_threads;
     const int32_t rows = lin->rows, cols = lin->cols;
     if (n <= LINEAR_SMALL_BATCH) {
@@ -240,11 +257,10 @@ spqr_status spqri_linear_matmul(const spqr_linear *lin, const float *X, int32_t 
                             need);
     float *bufs = lin->kind != SPQR_LINEAR_F32 ? ctx->scratch : NULL;
     /* fp16: the path's own GEMM where it has one (AVX-512: 1.8-2x the
-     * widen + sgemm tiles' rate, bench/results), unless
-     * SPQR_DENSE_GEMM=blas asks for the sgemm tiles (A/B runs) */
-    const char *gm = getenv("SPQR_DENSE_GEMM");
+     * widen + sgemm tiles' rate, bench/results), unless the context asks
+     * for the sgemm tiles (SPQR_DENSE_GEMM=blas, A/B runs) */
     void (*gemm16)(const uint16_t *, int32_t, const float *, int32_t, int32_t, float *, size_t) =
-        lin->kind == SPQR_LINEAR_F16 && !(gm && !strcmp(gm, "blas")) ? ops->gemm_f16 : NULL;
+        lin->kind == SPQR_LINEAR_F16 && !ctx->gemm_blas ? ops->gemm_f16 : NULL;
     /* Each thread widens its own tiles and runs a single-threaded sgemm on
      * them (the CLI sets OpenBLAS to one thread; parallelism is ours). */
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)
@@ -302,6 +318,10 @@ size_t spqri_linear_scratch_size(const spqr_linear *const *lins, int32_t k, int3
 
 spqr_status spqri_linear_ctx_init(linear_ctx *c, int32_t n_threads, size_t scratch_bytes, spqr_err *err) {
     c->n_threads = n_threads;
+    c->scratch = NULL;
+    c->scratch_bytes = 0;
+    spqr_status st = spqri_linear_dense_from_env(&c->isa, &c->gemm_blas, err);
+    if (st) return st;
     c->scratch_bytes = scratch_bytes;
     c->scratch = aligned_alloc(64, (scratch_bytes + 63) / 64 * 64 + 64);
     if (!c->scratch) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for %zu bytes of scratch", scratch_bytes);
@@ -332,7 +352,7 @@ spqr_status spqri_linear_matmul_multi(const spqr_linear *const *lins, int32_t k,
         return spqri_kt_matmul_multi_ws(kts, k, X, n, Ys, ctx->n_threads, ctx->scratch, ctx->scratch_bytes, err);
     }
     if (mode == 2) {
-        dense_matvec_multi(lins, k, X, Ys, ctx->n_threads, ops_of(spqri_linear_isa_best()));
+        dense_matvec_multi(lins, k, X, Ys, ctx->n_threads, ops_of(ctx->isa));
         return SPQR_OK;
     }
     for (int32_t i = 0; i < k; i++)

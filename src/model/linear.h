@@ -36,16 +36,27 @@ typedef enum spqr_isa {
     SPQR_ISA_NEON = 4     /* aarch64 Advanced SIMD (fp16 widened with FCVTL) */
 } spqr_isa;
 
+/* The best ISA this CPU runs (no environment). */
 spqr_isa spqri_linear_isa_best(void);
 /* 1 when this CPU runs isa (SCALAR always; AUTO is not an isa here). */
 int spqri_linear_isa_available(spqr_isa isa);
 const char *spqri_linear_isa_name(spqr_isa isa);
 
-/* What a linear call may use: threads, and scratch it owns for the call
- * (nothing is allocated during a product; a session owns one of these for
- * its whole life). */
+/* The dense kernels a context runs: the CPU's best, or a narrower ISA named
+ * by SPQR_DENSE_ISA=scalar|avx2|avx512|neon|auto (to measure what an
+ * AVX2-only CPU runs on a wider one), and whether fp16 batches take the
+ * path's own GEMM tiles or widen to fp32 for sgemm (SPQR_DENSE_GEMM=blas,
+ * for A/B runs; own|auto the default). A name it does not know is
+ * SPQR_ERR_INVALID_ARG, an ISA this CPU lacks SPQR_ERR_UNSUPPORTED. */
+spqr_status spqri_linear_dense_from_env(spqr_isa *isa, int *gemm_blas, spqr_err *err);
+
+/* What a linear call may use: threads, the dense kernels, and scratch it
+ * owns for the call (nothing is allocated during a product; a session owns
+ * one of these for its whole life). Settings are read once, at init. */
 typedef struct linear_ctx {
     int32_t n_threads;
+    spqr_isa isa;          /* dense kernels (never AUTO once initialised) */
+    int gemm_blas;         /* fp16 batches: widen + sgemm instead of the path's GEMM */
     void *scratch;         /* 64-byte aligned, scratch_bytes long */
     size_t scratch_bytes;
 } linear_ctx;

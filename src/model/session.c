@@ -83,7 +83,11 @@ spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_
     s->scores = alloc_floats((size_t)n_threads * B * max_ctx, &total);
     const size_t lin_bytes = linear_scratch(m, s->max_batch, n_threads);
     total += lin_bytes;
-    spqr_status lst = spqri_linear_ctx_init(&s->lin, n_threads, lin_bytes, NULL);
+    spqr_status lst = spqri_linear_ctx_init(&s->lin, n_threads, lin_bytes, err);
+    if (lst && lst != SPQR_ERR_NOMEM) { /* SPQR_DENSE_ISA / SPQR_DENSE_GEMM refused: err says why */
+        spqr_session_free(s);
+        return lst;
+    }
     float *inv_freq = malloc(half * sizeof(float));
     if (lst || !s->key_cache || !s->value_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->xb || !s->xb2 || !s->q ||
         !s->att || !s->hb || !s->hb2 || !s->scores || !inv_freq) {
