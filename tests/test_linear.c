@@ -3,6 +3,7 @@
  * weights (spqr_fp16_to_fp32 / spqr_bf16_to_fp32 of src/core/half.c). */
 #include <stdint.h>
 
+#include "kernels/kernels.h"
 #include "model/linear.h"
 #include "test_util.h"
 
@@ -295,6 +296,55 @@ int main(void) {
         float x[16] = {0}, y[8];
         CHECK(spqri_linear_matvec(&m.lin, x, y, &z, &err) == SPQR_ERR_INVALID_ARG);
         free(m.wf); free(m.store);
+    }
+    /* dot4_f16 (four rows sharing x) gives each row exactly dot[1]'s bits, on every path
+     * that has one, at every tail length and at the long rows it serves; and a long-row
+     * linear (>= 6144 inputs: the four-row blocks plus a 1-row remainder) through each ISA
+     * against the reference */
+    {
+        const spqr_dense_ops *tabs[] = {&spqri_dense_ops_scalar, &spqri_dense_ops_avx2, &spqri_dense_ops_avx512,
+                                        &spqri_dense_ops_neon};
+        const spqr_cpu cpu = spqr_cpu_detect();
+        const int32_t lens[] = {1, 7, 8, 9, 31, 32, 33, 63, 100, 6144 + 13, 11008};
+        int tried = 0;
+        for (size_t ti = 0; ti < sizeof tabs / sizeof tabs[0]; ti++) {
+            const spqr_dense_ops *o = tabs[ti];
+            if (!o->supported(&cpu) || !o->dot4_f16) continue;
+            tried++;
+            for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+                const int32_t len = lens[li];
+                const size_t stride = (size_t)len + 5;
+                mat m = make(SPQR_LINEAR_F16, 4, (int32_t)stride, &r);
+                float *x = malloc((size_t)len * 4), four[4], one;
+                for (int32_t j = 0; j < len; j++) x[j] = test_rng_normal(&r);
+                o->dot4_f16((const uint16_t *)m.store, stride, x, len, four);
+                for (int k = 0; k < 4; k++) {
+                    one = o->dot[SPQR_LINEAR_F16]((const uint16_t *)m.store + (size_t)k * stride, x, len);
+                    CHECK_MSG(memcmp(&one, &four[k], 4) == 0, "%s dot4 row %d of %d: %.9g vs dot %.9g", o->name, k, len,
+                              four[k], one);
+                }
+                free(x); free(m.wf); free(m.store);
+            }
+        }
+        CHECK(tried >= 1 || !spqri_linear_isa_available(SPQR_ISA_AVX2));
+        const int32_t rows = 9, cols = 6151;
+        mat m = make(SPQR_LINEAR_F16, rows, cols, &r);
+        float *x = malloc((size_t)cols * 4), y[9];
+        double ref[9];
+        for (int32_t j = 0; j < cols; j++) x[j] = test_rng_normal(&r);
+        for (int32_t i = 0; i < rows; i++) {
+            double acc = 0;
+            for (int32_t j = 0; j < cols; j++) acc += (double)m.wf[(size_t)i * cols + j] * x[j];
+            ref[i] = acc;
+        }
+        for (int isa = SPQR_ISA_SCALAR; isa <= SPQR_ISA_NEON; isa++) {
+            if (!spqri_linear_isa_available((spqr_isa)isa)) continue;
+            memset(y, 0xff, sizeof y);
+            CHECK(spqri_linear_matvec_isa(&m.lin, x, y, C(2), (spqr_isa)isa, &err) == SPQR_OK);
+            const double e = rel_err(y, ref, (size_t)rows);
+            CHECK_MSG(e < 1e-5, "long rows, isa %s: rel err %g", spqri_linear_isa_name((spqr_isa)isa), e);
+        }
+        free(x); free(m.wf); free(m.store);
     }
     /* scratch: what spqri_linear_scratch_size asks for is enough, one byte less is refused */
     {
