@@ -161,6 +161,38 @@ T5 static void widen_f16_avx512(const uint16_t *src, float *dst, size_t n) {
     for (; i < n; i++) dst[i] = dense_h2f(src[i]);
 }
 
+/* One register tile of a gemm_f16 at a fixed shape: rows [0, R) of w
+ * against inputs [0, T) of x over K columns (both rows K apart), dots to
+ * y[t * ldy + r]. A path instantiates its tile per shape with GEMM_TILE_FN. */
+typedef void (*gemm_tile_fn)(const uint16_t *w, const float *x, int32_t K, float *y, size_t ldy);
+#define GEMM_TILE_FN(attr, tile, name, R, T)                                                   \
+    attr static void name(const uint16_t *w, const float *x, int32_t K, float *y, size_t ldy) { \
+        tile(w, (size_t)K, x, (size_t)K, K, y, ldy, R, T);                                     \
+    }
+
+/* The gemm_f16 contract over one path's tiles, GR rows x GT inputs each:
+ * Y[t][r] = sum_k X[t][k] W[r][k] for rows [0, nr) of W (fp16, row stride
+ * K) and n inputs X [n][K]; Y row stride ldy. Inputs outer: GT inputs stay
+ * in L2 while the nr rows stream past them (rows outer would read all of X
+ * per tile of rows). tiles[t] is the GR x t tile (t = 1..GT); tiles[0] the
+ * 1 x 1 tile for the last < GR rows. */
+static void gemm_drive(const gemm_tile_fn *tiles, int GR, int GT, const uint16_t *W, int32_t nr, const float *X, int32_t n,
+                       int32_t K, float *Y, size_t ldy) {
+    for (int32_t t = 0; t < n; t += GT) {
+        const int T = n - t < GT ? n - t : GT;
+        const float *x = X + (size_t)t * K;
+        for (int32_t r = 0; r < nr; r += GR) {
+            const int R = nr - r < GR ? nr - r : GR;
+            const uint16_t *w = W + (size_t)r * K;
+            float *y = Y + (size_t)t * ldy + r;
+            if (R == GR) tiles[T](w, x, K, y, ldy);
+            else
+                for (int i = 0; i < R; i++)
+                    for (int j = 0; j < T; j++) tiles[0](w + (size_t)i * K, x + (size_t)j * K, K, y + (size_t)j * ldy + i, ldy);
+        }
+    }
+}
+
 /* Register tile of the fp16 GEMM: R rows x T inputs of zmm accumulators
  * over the shared inputs (dot-product form: W rows and X rows are both
  * contiguous along k), each W chunk widened once per k step for T inputs,
@@ -211,32 +243,18 @@ T5 INLINE void gemm_tile(const uint16_t *w, size_t ldw, const float *x, size_t l
         for (int t = 0; t < T; t++) y[(size_t)t * ldy + r] = _mm512_reduce_add_ps(a[r][t]);
 }
 
-/* Y[t][r] = sum_k X[t][k] W[r][k] for rows [0, nr) of W (fp16, row stride
- * K) and n inputs X [n][K]; Y row stride ldy. Inputs outer: T inputs
- * (96-264 KB of fp32) stay in L2 while the nr rows stream past them, 6
- * FLOPs per W byte (rows outer read all of X per 4 rows: 2). */
-T5 static void gemm_f16_avx512(const uint16_t *W, int32_t nr, const float *X, int32_t n, int32_t K, float *Y, size_t ldy) {
-    for (int32_t t = 0; t < n; t += G_T) {
-        const int T = n - t < G_T ? n - t : G_T;
-        const float *x = X + (size_t)t * K;
-        for (int32_t r = 0; r < nr; r += G_R) {
-            const int R = nr - r < G_R ? nr - r : G_R;
-            const uint16_t *w = W + (size_t)r * K;
-            float *y = Y + (size_t)t * ldy + r;
-            if (R == G_R && T == G_T) gemm_tile(w, (size_t)K, x, (size_t)K, K, y, ldy, G_R, G_T);
-            else if (R == G_R) {
-                switch (T) {
-                case 1: gemm_tile(w, (size_t)K, x, (size_t)K, K, y, ldy, G_R, 1); break;
-                case 2: gemm_tile(w, (size_t)K, x, (size_t)K, K, y, ldy, G_R, 2); break;
-                case 3: gemm_tile(w, (size_t)K, x, (size_t)K, K, y, ldy, G_R, 3); break;
-                case 4: gemm_tile(w, (size_t)K, x, (size_t)K, K, y, ldy, G_R, 4); break;
-                default: gemm_tile(w, (size_t)K, x, (size_t)K, K, y, ldy, G_R, 5); break;
-                }
-            } else
-                for (int i = 0; i < R; i++) /* the last < 4 rows */
-                    for (int j = 0; j < T; j++) gemm_tile(w + (size_t)i * K, (size_t)K, x + (size_t)j * K, (size_t)K, K, y + (size_t)j * ldy + i, ldy, 1, 1);
-        }
-    }
+/* 4 x 6 zmm tiles: 6 FLOPs per W byte with 6 input rows (96-264 KB of
+ * fp32) in L2. */
+GEMM_TILE_FN(T5, gemm_tile, g5_1x1, 1, 1)
+GEMM_TILE_FN(T5, gemm_tile, g5_4x1, G_R, 1)
+GEMM_TILE_FN(T5, gemm_tile, g5_4x2, G_R, 2)
+GEMM_TILE_FN(T5, gemm_tile, g5_4x3, G_R, 3)
+GEMM_TILE_FN(T5, gemm_tile, g5_4x4, G_R, 4)
+GEMM_TILE_FN(T5, gemm_tile, g5_4x5, G_R, 5)
+GEMM_TILE_FN(T5, gemm_tile, g5_4x6, G_R, G_T)
+static void gemm_f16_avx512(const uint16_t *W, int32_t nr, const float *X, int32_t n, int32_t K, float *Y, size_t ldy) {
+    static const gemm_tile_fn tiles[G_T + 1] = {g5_1x1, g5_4x1, g5_4x2, g5_4x3, g5_4x4, g5_4x5, g5_4x6};
+    gemm_drive(tiles, G_R, G_T, W, nr, X, n, K, Y, ldy);
 }
 
 /* The AVX2 twin of gemm_tile: 4 rows x 3 inputs of ymm accumulators (12),
@@ -289,25 +307,13 @@ T2 INLINE void gemm_tile8(const uint16_t *w, size_t ldw, const float *x, size_t 
         for (int t = 0; t < T; t++) y[(size_t)t * ldy + r] = hsum256(a[r][t]);
 }
 
-/* gemm_f16_avx512's contract on AVX2 (inputs outer, rows streaming past them). */
-T2 static void gemm_f16_avx2(const uint16_t *W, int32_t nr, const float *X, int32_t n, int32_t K, float *Y, size_t ldy) {
-    for (int32_t t = 0; t < n; t += G2_T) {
-        const int T = n - t < G2_T ? n - t : G2_T;
-        const float *x = X + (size_t)t * K;
-        for (int32_t r = 0; r < nr; r += G2_R) {
-            const int R = nr - r < G2_R ? nr - r : G2_R;
-            const uint16_t *w = W + (size_t)r * K;
-            float *y = Y + (size_t)t * ldy + r;
-            if (R == G2_R && T == G2_T) gemm_tile8(w, (size_t)K, x, (size_t)K, K, y, ldy, G2_R, G2_T);
-            else if (R == G2_R) {
-                if (T == 1) gemm_tile8(w, (size_t)K, x, (size_t)K, K, y, ldy, G2_R, 1);
-                else gemm_tile8(w, (size_t)K, x, (size_t)K, K, y, ldy, G2_R, 2);
-            } else
-                for (int i = 0; i < R; i++) /* the last < 4 rows */
-                    for (int j = 0; j < T; j++)
-                        gemm_tile8(w + (size_t)i * K, (size_t)K, x + (size_t)j * K, (size_t)K, K, y + (size_t)j * ldy + i, ldy, 1, 1);
-        }
-    }
+GEMM_TILE_FN(T2, gemm_tile8, g2_1x1, 1, 1)
+GEMM_TILE_FN(T2, gemm_tile8, g2_4x1, G2_R, 1)
+GEMM_TILE_FN(T2, gemm_tile8, g2_4x2, G2_R, 2)
+GEMM_TILE_FN(T2, gemm_tile8, g2_4x3, G2_R, G2_T)
+static void gemm_f16_avx2(const uint16_t *W, int32_t nr, const float *X, int32_t n, int32_t K, float *Y, size_t ldy) {
+    static const gemm_tile_fn tiles[G2_T + 1] = {g2_1x1, g2_4x1, g2_4x2, g2_4x3};
+    gemm_drive(tiles, G2_R, G2_T, W, nr, X, n, K, Y, ldy);
 }
 
 const spqr_dense_ops spqri_dense_ops_avx2 = {"avx2+f16c",    spqr_cpu_has_avx2, {dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2},
