@@ -153,10 +153,10 @@ static size_t carve(const spqr_ktensor *kt, int32_t n, unsigned flags, char *bas
 }
 
 /* The SIMD batch paths read the n inputs of an outlier's column side by side. */
-void spqri_kt_transpose_xq(const spqr_ktensor *kt, const kt_input *in, int32_t c0, int32_t c1) {
+void spqri_kt_transpose_xq(const spqr_ktensor *kt, const kt_input *in, int32_t i0, int32_t i1) {
     float *xqt = (float *)in->xqt;
-    for (int32_t c = c0; c < c1; c++)
-        for (int32_t i = 0; i < in->n; i++) xqt[(size_t)c * in->n + i] = in->xq[(size_t)i * kt->cols + c];
+    for (int32_t c = 0; c < kt->cols; c++)
+        for (int32_t i = i0; i < i1; i++) xqt[(size_t)c * in->n + i] = in->xq[(size_t)i * kt->cols + c];
 }
 
 size_t spqri_kt_scratch_exact(const spqr_ktensor *kt, int32_t n) {
@@ -192,13 +192,17 @@ void spqri_kt_prepare_i8(const spqr_ktensor *kt, const float *X, int32_t n, int3
 
 static size_t chunk_of(int32_t n) { return (size_t)(n < KT_NB ? n : KT_NB); }
 
+static size_t chunk_scratch(const spqr_ktensor *kt, int32_t n) { return up64(kt->ops->scratch_size(kt, (int32_t)chunk_of(n))); }
+
+/* One chunk's scratch; two (double-buffered, see spqri_kt_matmul_multi_ws)
+ * when n takes more than one chunk. */
 size_t spqri_kt_scratch_matmul(const spqr_ktensor *kt, int32_t n) {
-    return n < 1 ? 0 : kt->ops->scratch_size(kt, (int32_t)chunk_of(n));
+    return n < 1 ? 0 : chunk_scratch(kt, n) * (n > KT_NB ? 2 : 1);
 }
 
 size_t spqri_kt_scratch_matmul_multi(const spqr_ktensor *const *kts, int32_t k, int32_t n) {
     size_t total = 0;
-    for (int32_t i = 0; i < k; i++) total += up64(spqri_kt_scratch_matmul(kts[i], n));
+    for (int32_t i = 0; i < k; i++) total += spqri_kt_scratch_matmul(kts[i], n);
     return total;
 }
 
@@ -240,30 +244,32 @@ spqr_status spqri_kt_matmul_multi_ws(const spqr_ktensor *const *kts, int32_t k, 
     /* balanced chunks of at most KT_NB inputs: none of one input (that
      * would be the matvec's input layout) */
     const int32_t nch = (n + KT_NB - 1) / KT_NB;
-    for (int32_t c = 0; c < nch; c++) {
-        const int32_t i0 = (int32_t)((int64_t)n * c / nch), m = (int32_t)((int64_t)n * (c + 1) / nch) - i0;
-        const float *Xc = X + (size_t)i0 * kts[0]->cols;
-        const int32_t T = n_threads;
-        /* One parallel region for the k products of one input (q, k, v):
-         * the threads prepare the inputs (a share each, then a share of
-         * the transposed copies), then take contiguous ranges of all the
-         * products' row tiles, concatenated; each thread writes its own
-         * 64-byte-aligned spans of Y. */
-#pragma omp parallel num_threads(T) if (T > 1)
-        {
-            const int32_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    /* One parallel region for all chunks and the k products of one input
+     * (q, k, v): per chunk, each thread prepares a share of the inputs and
+     * transposes its own share (in->xqt), one barrier, then each takes a
+     * contiguous range of all the products' row tiles, concatenated, and
+     * writes its own 64-byte-aligned spans of Y. Chunks alternate between
+     * two scratch buffers, so chunk c + 1's preparation cannot overwrite
+     * what a slower thread still reads for chunk c: every thread has left
+     * chunk c - 1's tiles (the other buffer) before anyone passes chunk c's
+     * barrier. (Before: a fork, two barriers and a join per chunk, which
+     * cost the default model's perplexity run 10-15% of its tokens/s with
+     * OMP_WAIT_POLICY=passive.) */
+#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
+    {
+        const int32_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (int32_t c = 0; c < nch; c++) {
+            const int32_t i0 = (int32_t)((int64_t)n * c / nch), m = (int32_t)((int64_t)n * (c + 1) / nch) - i0;
+            const int32_t j0 = (int32_t)((int64_t)m * t / nt), j1 = (int32_t)((int64_t)m * (t + 1) / nt);
+            const float *Xc = X + (size_t)i0 * kts[0]->cols;
             kt_input in[KT_MULTI_MAX];
             char *p = ws;
             for (int32_t i = 0; i < k; i++) {
-                kts[i]->ops->prepare(kts[i], Xc, m, (int32_t)((int64_t)m * t / nt), (int32_t)((int64_t)m * (t + 1) / nt),
-                                     p, &in[i]);
-                p += up64(spqri_kt_scratch_matmul(kts[i], n));
+                const size_t cs = chunk_scratch(kts[i], n);
+                kts[i]->ops->prepare(kts[i], Xc, m, j0, j1, p + (size_t)(c & 1) * cs, &in[i]);
+                if (in[i].xqt) spqri_kt_transpose_xq(kts[i], &in[i], j0, j1);
+                p += spqri_kt_scratch_matmul(kts[i], n);
             }
-#pragma omp barrier
-            for (int32_t i = 0; i < k; i++)
-                if (in[i].xqt)
-                    spqri_kt_transpose_xq(kts[i], &in[i], (int32_t)((int64_t)kts[i]->cols * t / nt),
-                                    (int32_t)((int64_t)kts[i]->cols * (t + 1) / nt));
 #pragma omp barrier
             const int32_t lo = (int32_t)((int64_t)tiles * t / nt), hi = (int32_t)((int64_t)tiles * (t + 1) / nt);
             int32_t off = 0;
