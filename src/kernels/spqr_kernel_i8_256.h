@@ -302,7 +302,7 @@ typedef kt_st256 st_ctx;
 
 T2I INLINE void stats8x2(const spqr_ktensor *kt, const st_ctx *sc, const rt_ctx *rc, int32_t g, __m256 s[2], __m256 z[2]) {
     const uint8_t *blk = rc->st + (size_t)g * kt->stat_bytes;
-    float pr[2][2]; /* the row tile's (s2, z2) of group g, where it has one */
+    float pr[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}}; /* the row tile's (s2, z2) of group g, where it has one */
     for (int p = 0; p < 2; p++)
         if (rc->pp[p]) pr[p][0] = _cvtsh_ss(rc->pp[p][2 * g]), pr[p][1] = _cvtsh_ss(rc->pp[p][2 * g + 1]);
     kt_stat16_256(kt, sc, rc, blk, g, 0, rc->pp[0] ? pr[0] : NULL, s);
