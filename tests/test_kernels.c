@@ -354,9 +354,13 @@ int main(void) {
         cfg q2 = {40, 64, b, 24, 6, 8, 32, 0.0, 0, 0};
         run_cfg(&q2, &rng, 4);
     }
-    /* a batch crossing the 64-input chunk, a single row, a single column */
+    /* batches crossing the 64-input chunk, a single row, a single column */
     cfg big = {50, 130, 4, 16, 3, 3, 16, 0.01, 1, 0};
     run_cfg(&big, &rng, 70);
+    /* four chunks: the batch's two scratch buffers each serve two chunks,
+     * 1 vs 2 threads bit-identical and against W x (w3, one-tile groups) */
+    cfg four = {64, 256, 3, 16, 3, 3, 16, 0.02, 1, 0};
+    run_cfg(&four, &rng, 200);
     cfg one = {1, 1, 3, 16, 3, 3, 16, 0.5, 0, 0};
     run_cfg(&one, &rng, 1);
     cfg tall = {300, 17, 5, 8, 3, 3, 16, 0.1, 1, 0};
