@@ -467,7 +467,39 @@ T512V INLINE void batch_tile_i8(const spqr_ktensor *kt, const kt_input *in, int3
                                 first ? _mm512_setzero_ps() : ga[j]);
 }
 
-KT_BATCH_WORKER(matmul_i8_b, T512V, batch_tile_i8)
+/* A group that is one tile (groupsize 16), closed at once for every input:
+ * y_j += s * (a_j * dot_j - z * sum(x^_jg)), batch_tile_i8 + batch_group's
+ * operations without their pass over ga. */
+T512V INLINE void batch_group_i8(const spqr_ktensor *kt, const kt_input *in, const rt_ctx *rc, int32_t g, __m512 *ya,
+                                 const int B) {
+    __m512i f[4];
+    if (g & 1) tile_fields(kt_block(kt, rc->rt, g), 1, B, f);
+    else tile_fields(kt_block(kt, rc->rt, g), 0, B, f);
+    __m512 s, z;
+    stats512(kt, rc, g, &s, &z);
+    const int32_t *xa = in->xa + (size_t)g * in->n * KT_XOPS;
+    const float *at = in->at + (size_t)g * in->n, *xs = in->xs + g;
+    for (int32_t j = 0; j < in->n; j++) {
+        const __m512 d = _mm512_mul_ps(_mm512_cvtepi32_ps(tile_dot(f, xa + (size_t)j * KT_XOPS)), _mm512_set1_ps(at[j]));
+        ya[j] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(xs[(size_t)j * kt->n_groups]), d), ya[j]);
+    }
+}
+
+KT_BATCH_WORKER(matmul_i8_gen, T512V, batch_tile_i8)
+
+T512V INLINE void matmul_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y, const int B) {
+    if (kt->ct_per_group != 1) {
+        matmul_i8_gen(kt, in, rt0, rt1, Y, B);
+        return;
+    }
+    __m512 ya[64];
+    for (int32_t rt = rt0; rt < rt1; rt++) {
+        for (int32_t j = 0; j < in->n; j++) ya[j] = _mm512_setzero_ps();
+        const rt_ctx rc = rt_begin(kt, rt);
+        for (int32_t g = 0; g < kt->n_groups; g++) batch_group_i8(kt, in, &rc, g, ya, B);
+        batch_store(kt, in, rt, ya, Y);
+    }
+}
 
 T512V void spqri_kt_matmul_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     KT_WBITS_DISPATCH(kt->wbits, matmul_i8_b, kt, in, rt0, rt1, Y);
