@@ -194,10 +194,12 @@ static size_t chunk_of(int32_t n) { return (size_t)(n < KT_NB ? n : KT_NB); }
 
 static size_t chunk_scratch(const spqr_ktensor *kt, int32_t n) { return up64(kt->ops->scratch_size(kt, (int32_t)chunk_of(n))); }
 
-/* One chunk's scratch; two (double-buffered, see spqri_kt_matmul_multi_ws)
- * when n takes more than one chunk. */
+/* Scratch buffers of one chunk each: two (double-buffered, see
+ * spqri_kt_matmul_multi_ws) when n takes more than one chunk. */
+static size_t chunk_buffers(int32_t n) { return n > KT_NB ? 2 : 1; }
+
 size_t spqri_kt_scratch_matmul(const spqr_ktensor *kt, int32_t n) {
-    return n < 1 ? 0 : chunk_scratch(kt, n) * (n > KT_NB ? 2 : 1);
+    return n < 1 ? 0 : chunk_scratch(kt, n) * chunk_buffers(n);
 }
 
 size_t spqri_kt_scratch_matmul_multi(const spqr_ktensor *const *kts, int32_t k, int32_t n) {
@@ -268,7 +270,7 @@ spqr_status spqri_kt_matmul_multi_ws(const spqr_ktensor *const *kts, int32_t k, 
                 const size_t cs = chunk_scratch(kts[i], n);
                 kts[i]->ops->prepare(kts[i], Xc, m, j0, j1, p + (size_t)(c & 1) * cs, &in[i]);
                 if (in[i].xqt) spqri_kt_transpose_xq(kts[i], &in[i], j0, j1);
-                p += spqri_kt_scratch_matmul(kts[i], n);
+                p += cs * chunk_buffers(n);
             }
 #pragma omp barrier
             const int32_t lo = (int32_t)((int64_t)tiles * t / nt), hi = (int32_t)((int64_t)tiles * (t + 1) / nt);

@@ -209,10 +209,12 @@ T512 INLINE void batch_store(const spqr_ktensor *kt, const kt_input *in, int32_t
  * ga (first: to zero instead, the same bits without zeroing ga first,
  * which compiled to a memset per group);
  * then the group is closed (batch_group) and the tile's rows stored with
- * their outliers (batch_store). A macro because the exact and the int8
- * path are compiled for different targets (T512, T512V) and their tile
- * functions must inline into a worker of their own target. */
-#define KT_BATCH_WORKER(NAME, ATTR, TILE)                                                                  \
+ * their outliers (batch_store). A group of one tile goes to GROUP1(kt, in,
+ * &rc, g, ga, ya, B) instead, which may close it without ga. A macro
+ * because the exact and the int8 path are compiled for different targets
+ * (T512, T512V) and their tile functions must inline into a worker of
+ * their own target. */
+#define KT_BATCH_WORKER(NAME, ATTR, TILE, GROUP1)                                                          \
     ATTR INLINE void NAME(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y, \
                           const int B) {                                                                  \
         const int32_t ctpg = kt->ct_per_group, n = in->n;                                                 \
@@ -221,6 +223,10 @@ T512 INLINE void batch_store(const spqr_ktensor *kt, const kt_input *in, int32_t
             for (int32_t j = 0; j < n; j++) ya[j] = _mm512_setzero_ps();                                  \
             const rt_ctx rc = rt_begin(kt, rt);                                                           \
             for (int32_t g = 0; g < kt->n_groups; g++) {                                                  \
+                if (ctpg == 1) {                                                                          \
+                    GROUP1(kt, in, &rc, g, ga, ya, B);                                                    \
+                    continue;                                                                             \
+                }                                                                                         \
                 TILE(kt, in, rt, g * ctpg, ga, 1, B);                                                     \
                 for (int32_t k = 1; k < ctpg; k++) TILE(kt, in, rt, g * ctpg + k, ga, 0, B);              \
                 batch_group(kt, in, &rc, g, ga, ya);                                                      \
@@ -248,7 +254,14 @@ T512 INLINE void batch_tile_f32(const spqr_ktensor *kt, const kt_input *in, int3
     }
 }
 
-KT_BATCH_WORKER(matmul_b, T512, batch_tile_f32)
+/* A one-tile group on the exact path: the general tile and close. */
+T512 INLINE void batch_group1_f32(const spqr_ktensor *kt, const kt_input *in, const rt_ctx *rc, int32_t g, __m512 *ga,
+                                  __m512 *ya, const int B) {
+    batch_tile_f32(kt, in, rc->rt, g, ga, 1, B);
+    batch_group(kt, in, rc, g, ga, ya);
+}
+
+KT_BATCH_WORKER(matmul_b, T512, batch_tile_f32, batch_group1_f32)
 
 T512 void spqri_kt_matmul_avx512(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     KT_WBITS_DISPATCH(kt->wbits, matmul_b, kt, in, rt0, rt1, Y);
@@ -470,8 +483,9 @@ T512V INLINE void batch_tile_i8(const spqr_ktensor *kt, const kt_input *in, int3
 /* A group that is one tile (groupsize 16), closed at once for every input:
  * y_j += s * (a_j * dot_j - z * sum(x^_jg)), batch_tile_i8 + batch_group's
  * operations without their pass over ga. */
-T512V INLINE void batch_group_i8(const spqr_ktensor *kt, const kt_input *in, const rt_ctx *rc, int32_t g, __m512 *ya,
-                                 const int B) {
+T512V INLINE void batch_group_i8(const spqr_ktensor *kt, const kt_input *in, const rt_ctx *rc, int32_t g, __m512 *ga,
+                                 __m512 *ya, const int B) {
+    (void)ga; /* closed without it */
     __m512i f[4];
     if (g & 1) tile_fields(kt_block(kt, rc->rt, g), 1, B, f);
     else tile_fields(kt_block(kt, rc->rt, g), 0, B, f);
@@ -485,21 +499,7 @@ T512V INLINE void batch_group_i8(const spqr_ktensor *kt, const kt_input *in, con
     }
 }
 
-KT_BATCH_WORKER(matmul_i8_gen, T512V, batch_tile_i8)
-
-T512V INLINE void matmul_i8_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y, const int B) {
-    if (kt->ct_per_group != 1) {
-        matmul_i8_gen(kt, in, rt0, rt1, Y, B);
-        return;
-    }
-    __m512 ya[64];
-    for (int32_t rt = rt0; rt < rt1; rt++) {
-        for (int32_t j = 0; j < in->n; j++) ya[j] = _mm512_setzero_ps();
-        const rt_ctx rc = rt_begin(kt, rt);
-        for (int32_t g = 0; g < kt->n_groups; g++) batch_group_i8(kt, in, &rc, g, ya, B);
-        batch_store(kt, in, rt, ya, Y);
-    }
-}
+KT_BATCH_WORKER(matmul_i8_b, T512V, batch_tile_i8, batch_group_i8)
 
 T512V void spqri_kt_matmul_avx512_vnni(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y) {
     KT_WBITS_DISPATCH(kt->wbits, matmul_i8_b, kt, in, rt0, rt1, Y);

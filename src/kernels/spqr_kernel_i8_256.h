@@ -589,6 +589,26 @@ T2I INLINE __m256i dot_nibbles(const __m256i lo[4], const __m256i hi[4], const i
     return _mm256_add_epi32(_mm256_madd_epi16(sl, _mm256_set1_epi16(1)), _mm256_madd_epi16(sh, _mm256_set1_epi16(16)));
 }
 
+/* Half h of a code block, rows 8*rh..: the u8 codes f (tile_bytes) and,
+ * for 8-bit codes without VNNI, split into nibbles (f low, fh high; see
+ * dot_nibbles). */
+T2I INLINE void tile_codes(const uint32_t *blk, const int rh, const int B, const int h, const int P, __m256i f[4],
+                           __m256i fh[4]) {
+    tile_bytes(blk, rh, B, h, f, P);
+    if (B == 8 && !I8_VNNI) {
+        const __m256i nib = _mm256_set1_epi8(15);
+        for (int q = 0; q < 4; q++) {
+            fh[q] = _mm256_and_si256(_mm256_srli_epi16(f[q], 4), nib);
+            f[q] = _mm256_and_si256(f[q], nib);
+        }
+    }
+}
+
+/* One input's integer dots with tile_codes' rows (xa: its 4 activation dwords). */
+T2I INLINE __m256i tile_input_dot(const __m256i f[4], const __m256i fh[4], const int32_t *xa, const int B) {
+    return B == 8 && !I8_VNNI ? dot_nibbles(f, fh, xa) : dot_bytes(f, xa, B);
+}
+
 /* One group that is one 16x16 tile (t = g, half h of its block), for all
  * n inputs: ya[j] += s * (a_j * dot - z * X_j), the arithmetic of the
  * general loop below (there through ga, a store and two loads more per
@@ -603,19 +623,12 @@ T2I INLINE void group_tile(const spqr_ktensor *kt, const rt_ctx *rc, const st_ct
     stats8x2(kt, sc, rc, g, s, z);
     const int32_t *xa = in->xa + (size_t)g * n * KT_XOPS;
     const float *at = in->at + (size_t)g * n, *xs = in->xs + g;
-    const __m256i nib = _mm256_set1_epi8(15);
 #pragma GCC unroll 2
     for (int rh = 0; rh < 2; rh++) {
         __m256i f[4], fh[4];
-        tile_bytes(blk, rh, B, h, f, P);
-        if (B == 8 && !I8_VNNI)
-            for (int q = 0; q < 4; q++) {
-                fh[q] = _mm256_and_si256(_mm256_srli_epi16(f[q], 4), nib);
-                f[q] = _mm256_and_si256(f[q], nib);
-            }
+        tile_codes(blk, rh, B, h, P, f, fh);
         for (int32_t j = 0; j < n; j++) {
-            const __m256i d = B == 8 && !I8_VNNI ? dot_nibbles(f, fh, xa + (size_t)j * KT_XOPS)
-                                                 : dot_bytes(f, xa + (size_t)j * KT_XOPS, B);
+            const __m256i d = tile_input_dot(f, fh, xa + (size_t)j * KT_XOPS, B);
             const __m256 u = _mm256_fnmadd_ps(z[rh], _mm256_set1_ps(xs[(size_t)j * kt->n_groups]),
                                               _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(at[j])));
             _mm256_store_ps(ya[j] + 8 * rh, _mm256_fmadd_ps(s[rh], u, _mm256_load_ps(ya[j] + 8 * rh)));
@@ -631,7 +644,6 @@ T2I INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
                          const st_ctx *sc, const int P, const int B) {
     const int32_t ctpg = kt->ct_per_group, n = in->n;
     float ya[64][KT_R] __attribute__((aligned(32))), ga[64][KT_R] __attribute__((aligned(32)));
-    const __m256i nib = _mm256_set1_epi8(15);
     for (int32_t rt = rt0; rt < rt1; rt++) {
         memset(ya, 0, sizeof(float) * KT_R * (size_t)n);
         const rt_ctx rc = rt_begin(kt, rt);
@@ -649,13 +661,8 @@ T2I INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
                 const uint32_t *blk = kt_block(kt, rt, t);
                 __m256i f[2][4], fh[2][4];
                 for (int rh = 0; rh < 2; rh++) {
-                    if (t & 1) tile_bytes(blk, rh, B, 1, f[rh], P);
-                    else tile_bytes(blk, rh, B, 0, f[rh], P);
-                    if (B == 8 && !I8_VNNI)
-                        for (int q = 0; q < 4; q++) {
-                            fh[rh][q] = _mm256_and_si256(_mm256_srli_epi16(f[rh][q], 4), nib);
-                            f[rh][q] = _mm256_and_si256(f[rh][q], nib);
-                        }
+                    if (t & 1) tile_codes(blk, rh, B, 1, P, f[rh], fh[rh]);
+                    else tile_codes(blk, rh, B, 0, P, f[rh], fh[rh]);
                 }
                 /* the n inputs' activations of tile t lie together (xa [tile][input][4]) */
                 const int32_t *xa = in->xa + (size_t)t * n * KT_XOPS;
@@ -663,8 +670,7 @@ T2I INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
                 for (int32_t j = 0; j < n; j++) {
                     const __m256 a = _mm256_set1_ps(at[j]);
                     for (int rh = 0; rh < 2; rh++) {
-                        const __m256i d = B == 8 && !I8_VNNI ? dot_nibbles(f[rh], fh[rh], xa + (size_t)j * KT_XOPS)
-                                                 : dot_bytes(f[rh], xa + (size_t)j * KT_XOPS, B);
+                        const __m256i d = tile_input_dot(f[rh], fh[rh], xa + (size_t)j * KT_XOPS, B);
                         _mm256_store_ps(ga[j] + 8 * rh, _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), a, _mm256_load_ps(ga[j] + 8 * rh)));
                     }
                 }
