@@ -15,6 +15,9 @@
  *    swapped in, run densely (1e-4, the arithmetic contract of
  *    format/tensor.h), so nothing the family needs is lost in the file; and
  *    they stay within QTOL of the reference;
+ *  - the decode team (one region per token) gives the logits of a region
+ *    per product and of one thread bit for bit, dense and .spqr (exact and
+ *    the CPU's path);
  *  - phi3: the fused tensors are bound as row blocks, quantized split; split
  *    and fused quantization with one Hessian give bit-identical weights when
  *    outliers are off (rows are independent given H; permutation, damping
@@ -65,6 +68,38 @@ static void run(const spqr_model *m, const int32_t *ids, int one_by_one, float *
     for (int32_t t = 0; one_by_one && t < T; t++)
         CHECK_MSG(spqr_session_forward(s, ids + t, 1, 0, out + (size_t)t * V, &err) == SPQR_OK, "%s", err.msg);
     spqr_session_free(s);
+}
+
+/* The decode team (one region per token, forward.c) against a region per
+ * product (2 threads) and one thread (the SERIAL mode, 3 and 4): the same
+ * logits bit for bit, token by token, for 2-4 threads (4 on 2 cores: the
+ * barrier must yield to a thread that has no core). */
+static void team_same(const spqr_model *m, const int32_t *ids, const char *fam, const char *what) {
+    const int32_t V = m->cfg.vocab_size;
+    float *a = malloc((size_t)V * sizeof *a), *b = malloc((size_t)V * sizeof *b);
+    for (int32_t nt = 2; nt <= 4 && a && b; nt++) {
+        spqr_session *st = NULL, *sr = NULL;
+        spqr_err err = {0};
+        CHECK(spqr_session_create(m, 64, nt, &st, &err) == SPQR_OK && spqr_session_create(m, 64, nt, &sr, &err) == SPQR_OK);
+        if (st && sr) {
+            CHECK(st->decode_mode == SESSION_DECODE_AUTO); /* these models are small: AUTO = SERIAL */
+            st->decode_mode = SESSION_DECODE_TEAM;
+            sr->decode_mode = nt == 2 ? SESSION_DECODE_REGIONS : SESSION_DECODE_SERIAL;
+            int same = 1;
+            for (int32_t t = 0; t < T; t++) {
+                CHECK(spqr_session_forward(st, ids + t, 1, 0, a, &err) == SPQR_OK);
+                CHECK(spqr_session_forward(sr, ids + t, 1, 0, b, &err) == SPQR_OK);
+                same &= !memcmp(a, b, (size_t)V * sizeof *a);
+            }
+            CHECK_MSG(same, "%s %s, %d threads: the decode team's logits differ from %s", fam, what, nt,
+                      nt == 2 ? "a region per product" : "one thread");
+            CHECK(st->n_threads == nt && sr->n_threads == nt && sr->lin.n_threads == nt);
+        }
+        spqr_session_free(st);
+        spqr_session_free(sr);
+    }
+    free(a);
+    free(b);
 }
 
 /* 12 greedy tokens after an 6-token prompt, each checked against the argmax
@@ -186,6 +221,7 @@ static void family(const char *fam, const spqr_safetensors *ref) {
     printf("  decode rel %.2e", r);
     generation(m, ids, fam);
     layer_views(m, ids, fam);
+    team_same(m, ids, fam, "dense");
 
     char out[300];
     snprintf(out, sizeof out, "/tmp/spqr_test_families_%d_%s.spqr", (int)getpid(), fam);
@@ -227,7 +263,15 @@ static void family(const char *fam, const spqr_safetensors *ref) {
         CHECK_MSG(rq < QTOL, "%s: 8-bit .spqr logits off by %.3g relative", fam, rq);
         printf("  8-bit .spqr rel %.2e", rq);
         generation(q, ids, fam);
+        team_same(q, ids, fam, ".spqr exact");
         spqr_model_free(q);
+        /* and on the CPU's own (int8) path */
+        spqr_model *qa = NULL;
+        setenv("SPQR_KERNEL", "auto", 1);
+        CHECK_MSG(spqr_model_load(out, NULL, &qa, &err) == SPQR_OK, "%s: load .spqr: %s", fam, err.msg);
+        setenv("SPQR_KERNEL", "exact", 1);
+        if (qa) team_same(qa, ids, fam, ".spqr auto");
+        spqr_model_free(qa);
     }
     printf("\n");
     unlink(out);

@@ -3,7 +3,8 @@
  * checkpoint (tests/fixtures/families), and the
  * default model's SpQR copy on every kernel path this CPU runs (exact and int8
  * activations), one token (decode), small batches (dot products) and
- * prompt batches (sgemm tiles, batched kernels), 1 and 2 threads.
+ * prompt batches (sgemm tiles, batched kernels), 1 and 2 threads (2: the
+ * decode team, forward.c).
  *
  * How: this binary is linked with -Wl,--wrap=malloc,... (CMakeLists.txt),
  * so every call the library's objects (and this file) make to the
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "kernels/spqr_kernel.h"
+#include "model/session.h"
 #include "spqr.h"
 #include "test_util.h"
 
@@ -63,6 +65,7 @@ static void check_forward(spqr_model *m, const char *label, int nt, float *out) 
     disarm();
     CHECK_MSG(atomic_load(&g_allocs) > 0, "%s: the library's allocations are not counted", label);
     if (!s) return;
+    if (nt > 1) s->decode_mode = SESSION_DECODE_TEAM; /* AUTO would run these small models' tokens on one thread */
     int32_t tok[PROMPT];
     for (int i = 0; i < PROMPT; i++) tok[i] = (int32_t)((i * 7919 + 13) % V);
     float *logits = malloc((size_t)PROMPT * V * sizeof(float));

@@ -326,30 +326,48 @@ size_t spqri_kt_scratch_matvec_multi(const spqr_ktensor *const *kts, int32_t k) 
     return total;
 }
 
-spqr_status spqri_kt_matvec_multi_ws(const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
-                               int32_t n_threads, void *ws, size_t ws_bytes, spqr_err *err) {
+spqr_status spqri_kt_mv_prepare(kt_mv_job *j, const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
+                                void *ws, size_t ws_bytes, spqr_err *err) {
     spqr_status st = check_multi(kts, k, x, ys, err);
     if (st) return st;
     const size_t need = spqri_kt_scratch_matvec_multi(kts, k);
     if (!ws || ws_bytes < need)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "matvec: scratch of %zu bytes, %zu needed", ws_bytes, need);
-    int64_t weights = 0;
-    int32_t tiles = 0;
-    for (int32_t i = 0; i < k; i++) {
-        weights += (int64_t)kts[i]->rows * kts[i]->cols;
-        tiles += kts[i]->n_rtiles;
-    }
-    if (n_threads <= 0) n_threads = omp_get_num_procs();
-    if (n_threads > tiles) n_threads = tiles;
-    if (weights < KT_PAR_MIN) n_threads = 1; /* see spqri_kt_matmul_ws */
-    kt_input in[KT_MULTI_MAX];
-    kt_worker work[KT_MULTI_MAX];
     char *p = ws;
+    j->k = k;
+    j->tiles = 0;
     for (int32_t i = 0; i < k; i++) {
-        kts[i]->ops->prepare(kts[i], x, 1, 0, 1, p, &in[i]);
+        j->kts[i] = kts[i];
+        j->ys[i] = ys[i];
+        kts[i]->ops->prepare(kts[i], x, 1, 0, 1, p, &j->in[i]);
         p += up64(kts[i]->ops->scratch_size(kts[i], 1));
-        work[i] = kts[i]->ops->matvec;
+        j->tiles += kts[i]->n_rtiles;
     }
+    j->n_chunks = (j->tiles + KT_CHUNK - 1) / KT_CHUNK;
+    return SPQR_OK;
+}
+
+void spqri_kt_mv_chunk(const kt_mv_job *j, int32_t ch) {
+    const int32_t lo = ch * KT_CHUNK, hi = lo + KT_CHUNK < j->tiles ? lo + KT_CHUNK : j->tiles;
+    int32_t off = 0;
+    for (int32_t i = 0; i < j->k; i++) {
+        const int32_t n = j->kts[i]->n_rtiles;
+        const int32_t a = (lo > off ? lo : off) - off, b = (hi < off + n ? hi : off + n) - off;
+        if (b > a) j->kts[i]->ops->matvec(j->kts[i], &j->in[i], a, b, j->ys[i]);
+        off += n;
+    }
+}
+
+spqr_status spqri_kt_matvec_multi_ws(const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
+                               int32_t n_threads, void *ws, size_t ws_bytes, spqr_err *err) {
+    kt_mv_job j;
+    spqr_status st = spqri_kt_mv_prepare(&j, kts, k, x, ys, ws, ws_bytes, err);
+    if (st) return st;
+    int64_t weights = 0;
+    for (int32_t i = 0; i < k; i++) weights += (int64_t)kts[i]->rows * kts[i]->cols;
+    if (n_threads <= 0) n_threads = omp_get_num_procs();
+    if (n_threads > j.tiles) n_threads = j.tiles;
+    if (weights < KT_PAR_MIN) n_threads = 1; /* see spqri_kt_matmul_ws */
     const int32_t T = n_threads;
     /* One parallel region for all k products (q, k, v share their
      * input): the row tiles of all of them, concatenated, handed out in
@@ -357,20 +375,9 @@ spqr_status spqri_kt_matvec_multi_ws(const spqr_ktensor *const *kts, int32_t k, 
      * costs more than a small matvec where threads sleep between
      * regions, and on a shared machine a thread that loses its core for
      * a while no longer holds the other back (measured: docs/kernels.md,
-     * "Arithmetic, paths and tolerance"). Which thread computes a tile
-     * does not change its bits. */
-    const int32_t nch = (tiles + KT_CHUNK - 1) / KT_CHUNK;
+     * "Arithmetic, paths and tolerance"). */
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
-    for (int32_t ch = 0; ch < nch; ch++) {
-        const int32_t lo = ch * KT_CHUNK, hi = lo + KT_CHUNK < tiles ? lo + KT_CHUNK : tiles;
-        int32_t off = 0;
-        for (int32_t i = 0; i < k; i++) {
-            const int32_t n = kts[i]->n_rtiles;
-            const int32_t a = (lo > off ? lo : off) - off, b = (hi < off + n ? hi : off + n) - off;
-            if (b > a) work[i](kts[i], &in[i], a, b, ys[i]);
-            off += n;
-        }
-    }
+    for (int32_t ch = 0; ch < j.n_chunks; ch++) spqri_kt_mv_chunk(&j, ch);
     return SPQR_OK;
 }
 

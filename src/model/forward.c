@@ -8,14 +8,37 @@
  * where the family has them (Qwen2); attention over a sliding window on the
  * layers the config says; cap = soft-capping (Gemma 2), off elsewhere.
  * A chunk of B > 1 tokens goes through spqri_linear_matmul (sgemm); B = 1 (decode)
- * through spqri_linear_matvec. K and V are written straight into the cache. */
+ * through spqri_linear_matvec. K and V are written straight into the cache.
+ * With several threads one token runs all its layers in one parallel region
+ * (a team): one thread does the small serial steps and prepares each
+ * product, all of them claim its chunks, and they meet at spinning barriers
+ * (core/team.h) instead of forking and joining ~5 times per layer. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "core/team.h"
 #include "model/session.h"
+
+/* What the threads of a decode step share (one region per token). */
+typedef struct decode_team {
+    spqr_team team;
+    linear_job job;              /* the product being run */
+    _Atomic int32_t next_head;   /* attention: the next head to claim */
+    spqr_status st;              /* the leader's failure, read by all after a barrier */
+} decode_team;
+
+/* One thread's view of it; NULL outside a team (each product then forks
+ * and joins on its own). Thread 0 leads: it runs every serial step. */
+typedef struct team_ctx {
+    decode_team *d;
+    int32_t tid;
+} team_ctx;
+
+#define LEAD(tc) (!(tc) || (tc)->tid == 0)
 
 /* out = x / rms(x) * (off + w), statistics in double like HF's fp32 mean of
  * x^2; off is 1 for Gemma's (1 + w) norms, else 0. out may be x. */
@@ -88,6 +111,41 @@ static void rope(float *v, int32_t n_heads, int32_t head_dim, const float *cos_p
     }
 }
 
+/* Head h of one token at position p0 (decode): s->att's head h from s->q's,
+ * sc [p0 + 1] the thread's scores. */
+static void attend_one(spqr_session *s, int32_t h, int32_t p0, const float *kc, const float *vc, int32_t window,
+                       float cap, float *sc) {
+    const spqr_config *c = &s->m->cfg;
+    const int32_t hd = c->head_dim, group = c->n_heads / c->n_kv_heads, kvd = c->n_kv_heads * hd;
+    const float scale = s->m->hp.attn_scale;
+    const int32_t pos = p0, kvh = h / group;
+    const int32_t lo = window > 0 && pos + 1 > window ? pos + 1 - window : 0;
+    const float *q = s->q + (size_t)h * hd;
+    float mx = -INFINITY;
+    for (int32_t t = lo; t <= pos; t++) {
+        const float *k = kc + (size_t)t * kvd + (size_t)kvh * hd;
+        float d = 0.0f;
+#pragma omp simd reduction(+ : d)
+        for (int32_t j = 0; j < hd; j++) d += q[j] * k[j];
+        sc[t] = d * scale;
+        if (cap > 0) softcap(&sc[t], 1, cap);
+        if (sc[t] > mx) mx = sc[t];
+    }
+    float sum = 0.0f;
+    for (int32_t t = lo; t <= pos; t++) {
+        sc[t] = expf(sc[t] - mx);
+        sum += sc[t];
+    }
+    const float inv = 1.0f / sum;
+    float *o = s->att + (size_t)h * hd;
+    memset(o, 0, (size_t)hd * sizeof(float));
+    for (int32_t t = lo; t <= pos; t++) {
+        const float *v = vc + (size_t)t * kvd + (size_t)kvh * hd;
+        const float a = sc[t] * inv;
+        for (int32_t j = 0; j < hd; j++) o[j] += a * v[j];
+    }
+}
+
 /* Causal GQA attention for the B tokens at positions p0..p0+B-1 of one
  * layer. One token (decode): a loop per head. Several (prompt): per head,
  * S = scale * Q K^T and O = softmax(S) V as two sgemm calls on [B][p0+B]
@@ -95,7 +153,7 @@ static void rope(float *v, int32_t n_heads, int32_t head_dim, const float *cos_p
  * only positions p - window + 1 .. p (sliding-window layers; the cache keeps
  * every position, the mask drops the old ones). cap > 0: soft-capped scores. */
 static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, const float *vc, int32_t window,
-                      float cap) {
+                      float cap, const team_ctx *tc) {
     const spqr_config *c = &s->m->cfg;
     const int32_t hd = c->head_dim, nh = c->n_heads, group = c->n_heads / c->n_kv_heads;
     const int32_t qd = nh * hd, kvd = c->n_kv_heads * hd;
@@ -131,45 +189,44 @@ static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, c
         return;
     }
     const int par = s->n_threads > 1 && (int64_t)nh * (p0 + 1) * hd >= (1 << 18);
-#pragma omp parallel for num_threads(s->n_threads) schedule(dynamic, 1) if (par)
-    for (int32_t h = 0; h < nh; h++) {
-        const int32_t pos = p0, kvh = h / group;
-        const int32_t lo = window > 0 && pos + 1 > window ? pos + 1 - window : 0;
-        const float *q = s->q + (size_t)h * hd;
-        float *sc = s->scores + (size_t)omp_get_thread_num() * s->max_batch * s->max_ctx;
-        float mx = -INFINITY;
-        for (int32_t t = lo; t <= pos; t++) {
-            const float *k = kc + (size_t)t * kvd + (size_t)kvh * hd;
-            float d = 0.0f;
-#pragma omp simd reduction(+ : d)
-            for (int32_t j = 0; j < hd; j++) d += q[j] * k[j];
-            sc[t] = d * scale;
-            if (cap > 0) softcap(&sc[t], 1, cap);
-            if (sc[t] > mx) mx = sc[t];
-        }
-        float sum = 0.0f;
-        for (int32_t t = lo; t <= pos; t++) {
-            sc[t] = expf(sc[t] - mx);
-            sum += sc[t];
-        }
-        const float inv = 1.0f / sum;
-        float *o = s->att + (size_t)h * hd;
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int32_t t = lo; t <= pos; t++) {
-            const float *v = vc + (size_t)t * kvd + (size_t)kvh * hd;
-            const float a = sc[t] * inv;
-            for (int32_t j = 0; j < hd; j++) o[j] += a * v[j];
-        }
+    if (tc) { /* a team: heads claimed one at a time */
+        if (tc->tid == 0) atomic_store_explicit(&tc->d->next_head, 0, memory_order_relaxed);
+        spqri_team_wait(&tc->d->team);
+        float *sc = s->scores + (size_t)tc->tid * s->max_batch * s->max_ctx;
+        for (int32_t h; (h = atomic_fetch_add_explicit(&tc->d->next_head, 1, memory_order_relaxed)) < nh;)
+            attend_one(s, h, p0, kc, vc, window, cap, sc);
+        spqri_team_wait(&tc->d->team);
+        return;
     }
+#pragma omp parallel for num_threads(s->n_threads) schedule(dynamic, 1) if (par)
+    for (int32_t h = 0; h < nh; h++)
+        attend_one(s, h, p0, kc, vc, window, cap, s->scores + (size_t)omp_get_thread_num() * s->max_batch * s->max_ctx);
+}
+
+/* Ys[i] = X W_i^T for k linears of one input. In a team (B = 1) the leader
+ * prepares, then every thread runs its share; the barriers around make
+ * the input complete before and the outputs complete after. */
+static spqr_status linears(spqr_session *s, const spqr_linear *const *lins, int32_t k, const float *X, int32_t B,
+                           float *const *ys, const team_ctx *tc, spqr_err *err) {
+    if (!tc) return spqri_linear_matmul_multi(lins, k, X, B, ys, &s->lin, err);
+    decode_team *d = tc->d;
+    if (tc->tid == 0) d->st = spqri_linear_job_prepare(&d->job, lins, k, X, ys, &s->lin, err);
+    spqri_team_wait(&d->team);
+    if (d->st) return d->st;
+    spqri_linear_job_run(&d->job);
+    spqri_team_wait(&d->team);
+    return SPQR_OK;
 }
 
 /* One transformer layer l on the B tokens in s->x at positions s->pos..
  * s->pos+B-1 (s->pos is not advanced). When hooks is non-NULL, hooks->fn
  * sees the input of every linear group before it is multiplied; a non-zero
  * return stops the layer there (s->x is then only partly updated; the KV
- * cache is complete whenever the O group was reached). */
-spqr_status spqri_model_layer_forward(spqr_session *s, int32_t l, int32_t B, const model_layer_hooks *hooks,
-                                spqr_err *err) {
+ * cache is complete whenever the O group was reached). tc: a thread of a
+ * decode team (B = 1, no hooks), else NULL; the serial steps are the
+ * leader's, and every thread returns the same status. */
+static spqr_status layer_forward(spqr_session *s, int32_t l, int32_t B, const model_layer_hooks *hooks,
+                                 const team_ctx *tc, spqr_err *err) {
     const spqr_model *m = s->m;
     const spqr_config *c = &m->cfg;
     const model_hparams *hp = &m->hp;
@@ -185,58 +242,121 @@ spqr_status spqri_model_layer_forward(spqr_session *s, int32_t l, int32_t B, con
 #define HOOK(group, X, cols) \
     if (hooks && hooks->fn && hooks->fn(hooks->user, l, group, X, B, cols)) return SPQR_OK
 
-    for (int32_t i = 0; i < B; i++)
-        rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, L->attn_norm, H, eps, off);
+    if (LEAD(tc))
+        for (int32_t i = 0; i < B; i++)
+            rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, L->attn_norm, H, eps, off);
     HOOK(MODEL_GROUP_QKV, s->xb, H);
     {
         const spqr_linear *lins[3] = {&L->wq, &L->wk, &L->wv};
         float *const ys[3] = {s->q, knew, vnew};
-        if ((st = spqri_linear_matmul_multi(lins, 3, s->xb, B, ys, &s->lin, err))) return st;
+        if ((st = linears(s, lins, 3, s->xb, B, ys, tc, err))) return st;
     }
-    add_bias(s->q, B, qd, (size_t)qd, L->bias[ARCH_LIN_Q]);
-    add_bias(knew, B, kvd, (size_t)kvd, L->bias[ARCH_LIN_K]);
-    add_bias(vnew, B, kvd, (size_t)kvd, L->bias[ARCH_LIN_V]);
-    if (L->norm[ARCH_NORM_Q]) rmsnorm_rows(s->q, B * c->n_heads, hd, (size_t)hd, L->norm[ARCH_NORM_Q], eps, off);
-    if (L->norm[ARCH_NORM_K]) rmsnorm_rows(knew, B * c->n_kv_heads, hd, (size_t)hd, L->norm[ARCH_NORM_K], eps, off);
-    for (int32_t i = 0; i < B; i++) {
-        const float *cp = s->rope_cos + (size_t)(p0 + i) * half, *sp = s->rope_sin + (size_t)(p0 + i) * half;
-        rope(s->q + (size_t)i * qd, c->n_heads, hd, cp, sp);
-        rope(knew + (size_t)i * kvd, c->n_kv_heads, hd, cp, sp);
+    if (LEAD(tc)) {
+        add_bias(s->q, B, qd, (size_t)qd, L->bias[ARCH_LIN_Q]);
+        add_bias(knew, B, kvd, (size_t)kvd, L->bias[ARCH_LIN_K]);
+        add_bias(vnew, B, kvd, (size_t)kvd, L->bias[ARCH_LIN_V]);
+        if (L->norm[ARCH_NORM_Q]) rmsnorm_rows(s->q, B * c->n_heads, hd, (size_t)hd, L->norm[ARCH_NORM_Q], eps, off);
+        if (L->norm[ARCH_NORM_K]) rmsnorm_rows(knew, B * c->n_kv_heads, hd, (size_t)hd, L->norm[ARCH_NORM_K], eps, off);
+        for (int32_t i = 0; i < B; i++) {
+            const float *cp = s->rope_cos + (size_t)(p0 + i) * half, *sp = s->rope_sin + (size_t)(p0 + i) * half;
+            rope(s->q + (size_t)i * qd, c->n_heads, hd, cp, sp);
+            rope(knew + (size_t)i * kvd, c->n_kv_heads, hd, cp, sp);
+        }
     }
-    attention(s, p0, B, kc, vc, arch_layer_slides(hp, l) ? hp->sliding_window : 0, hp->attn_softcap);
+    attention(s, p0, B, kc, vc, arch_layer_slides(hp, l) ? hp->sliding_window : 0, hp->attn_softcap, tc);
     HOOK(MODEL_GROUP_O, s->att, qd);
-    if ((st = spqri_linear_matmul(&L->wo, s->att, B, s->xb2, &s->lin, err))) return st;
-    add_bias(s->xb2, B, H, (size_t)H, L->bias[ARCH_LIN_O]);
-    if (L->norm[ARCH_NORM_ATTN_OUT]) rmsnorm_rows(s->xb2, B, H, (size_t)H, L->norm[ARCH_NORM_ATTN_OUT], eps, off);
-    for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
-
-    for (int32_t i = 0; i < B; i++)
-        rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, L->ffn_norm, H, eps, off);
+    {
+        const spqr_linear *lins[1] = {&L->wo};
+        float *const ys[1] = {s->xb2};
+        if ((st = linears(s, lins, 1, s->att, B, ys, tc, err))) return st;
+    }
+    if (LEAD(tc)) {
+        add_bias(s->xb2, B, H, (size_t)H, L->bias[ARCH_LIN_O]);
+        if (L->norm[ARCH_NORM_ATTN_OUT]) rmsnorm_rows(s->xb2, B, H, (size_t)H, L->norm[ARCH_NORM_ATTN_OUT], eps, off);
+        for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
+        for (int32_t i = 0; i < B; i++)
+            rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, L->ffn_norm, H, eps, off);
+    }
     HOOK(MODEL_GROUP_GATE_UP, s->xb, H);
     {
         const spqr_linear *lins[2] = {&L->w_gate, &L->w_up};
         float *const ys[2] = {s->hb, s->hb2};
-        if ((st = spqri_linear_matmul_multi(lins, 2, s->xb, B, ys, &s->lin, err))) return st;
+        if ((st = linears(s, lins, 2, s->xb, B, ys, tc, err))) return st;
     }
-    add_bias(s->hb, B, n_inter, (size_t)n_inter, L->bias[ARCH_LIN_GATE]);
-    add_bias(s->hb2, B, n_inter, (size_t)n_inter, L->bias[ARCH_LIN_UP]);
-    glu(s->hb, s->hb2, (size_t)B * n_inter, hp->arch->act);
+    if (LEAD(tc)) {
+        add_bias(s->hb, B, n_inter, (size_t)n_inter, L->bias[ARCH_LIN_GATE]);
+        add_bias(s->hb2, B, n_inter, (size_t)n_inter, L->bias[ARCH_LIN_UP]);
+        glu(s->hb, s->hb2, (size_t)B * n_inter, hp->arch->act);
+    }
     HOOK(MODEL_GROUP_DOWN, s->hb, n_inter);
-    if ((st = spqri_linear_matmul(&L->w_down, s->hb, B, s->xb2, &s->lin, err))) return st;
-    add_bias(s->xb2, B, H, (size_t)H, L->bias[ARCH_LIN_DOWN]);
-    if (L->norm[ARCH_NORM_FFN_OUT]) rmsnorm_rows(s->xb2, B, H, (size_t)H, L->norm[ARCH_NORM_FFN_OUT], eps, off);
-    for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
+    {
+        const spqr_linear *lins[1] = {&L->w_down};
+        float *const ys[1] = {s->xb2};
+        if ((st = linears(s, lins, 1, s->hb, B, ys, tc, err))) return st;
+    }
+    if (LEAD(tc)) {
+        add_bias(s->xb2, B, H, (size_t)H, L->bias[ARCH_LIN_DOWN]);
+        if (L->norm[ARCH_NORM_FFN_OUT]) rmsnorm_rows(s->xb2, B, H, (size_t)H, L->norm[ARCH_NORM_FFN_OUT], eps, off);
+        for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
+    }
 #undef HOOK
     return SPQR_OK;
+}
+
+spqr_status spqri_model_layer_forward(spqr_session *s, int32_t l, int32_t B, const model_layer_hooks *hooks,
+                                      spqr_err *err) {
+    return layer_forward(s, l, B, hooks, NULL, err);
+}
+
+/* logits_out = cap(lm_head · n(x)) of every one of the B rows of s->x (all)
+ * or of the last ([V]); tc as for layer_forward. */
+static spqr_status head_forward(spqr_session *s, int32_t B, int all, float *logits_out, const team_ctx *tc,
+                                spqr_err *err) {
+    const spqr_model *m = s->m;
+    const spqr_config *c = &m->cfg;
+    const int32_t H = c->hidden_size, r0 = all ? 0 : B - 1, nb = all ? B : 1;
+    const float off = m->hp.arch->norm_plus_one ? 1.0f : 0.0f;
+    if (LEAD(tc))
+        for (int32_t i = 0; i < nb; i++)
+            rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)(r0 + i) * H, m->final_norm, H, c->rms_norm_eps, off);
+    const spqr_linear *lins[1] = {&m->lm_head};
+    float *const ys[1] = {logits_out};
+    const spqr_status st = linears(s, lins, 1, s->xb, nb, ys, tc, err);
+    if (!st && LEAD(tc) && m->hp.final_softcap > 0) softcap(logits_out, (size_t)nb * c->vocab_size, m->hp.final_softcap);
+    return st;
+}
+
+/* Layers l0.. of one token (s->x), then its logits when logits_out is
+ * non-NULL, in one parallel region of s->n_threads. */
+static spqr_status decode_layers_team(spqr_session *s, int32_t l0, float *logits_out, spqr_err *err) {
+    decode_team d;
+    d.st = SPQR_OK;
+    spqri_team_init(&d.team, s->n_threads);
+#pragma omp parallel num_threads(s->n_threads)
+    {
+        const team_ctx tc = {&d, omp_get_thread_num()};
+        if (omp_get_num_threads() != d.team.n) { /* fewer threads given (OMP_THREAD_LIMIT): one does it all */
+            for (int32_t l = l0; tc.tid == 0 && l < s->m->cfg.n_layers && !d.st; l++)
+                d.st = spqri_model_layer_forward(s, l, 1, NULL, err);
+            if (tc.tid == 0 && logits_out && !d.st) d.st = head_forward(s, 1, 0, logits_out, NULL, err);
+        } else {
+            spqr_err mine; /* only the leader reports into err */
+            spqr_err *e = tc.tid == 0 ? err : &mine;
+            int32_t l = l0;
+            while (l < s->m->cfg.n_layers && !layer_forward(s, l, 1, NULL, &tc, e)) l++;
+            if (l == s->m->cfg.n_layers && logits_out) head_forward(s, 1, 0, logits_out, &tc, e);
+        }
+    }
+    return d.st;
 }
 
 /* One chunk of B <= max_batch tokens starting at s->pos. logits_out: [B][V]
  * when all, else [V] for the last token; NULL = none. With tokens NULL,
  * xin [B][hidden] is layer l0's input (l0 = n_layers: the final norm's);
  * keep, when non-NULL, gets layer l's input rows at keep + l * keep_stride
- * (l = n_layers: the final norm's). */
-static spqr_status forward_chunk(spqr_session *s, const int32_t *tokens, const float *xin, int32_t l0, float *keep,
-                                 size_t keep_stride, int32_t B, int all, float *logits_out, spqr_err *err) {
+ * (l = n_layers: the final norm's). team: the layers as a decode team. */
+static spqr_status run_chunk(spqr_session *s, const int32_t *tokens, const float *xin, int32_t l0, float *keep,
+                             size_t keep_stride, int32_t B, int all, float *logits_out, int team, spqr_err *err) {
     const spqr_model *m = s->m;
     const spqr_config *c = &m->cfg;
     const int32_t H = c->hidden_size;
@@ -249,27 +369,35 @@ static spqr_status forward_chunk(spqr_session *s, const int32_t *tokens, const f
         memcpy(s->x, xin, (size_t)B * H * sizeof(float));
     }
 
-    for (int32_t l = l0; l < c->n_layers; l++) {
-        if (keep) memcpy(keep + (size_t)l * keep_stride, s->x, (size_t)B * H * sizeof(float));
-        if ((st = spqri_model_layer_forward(s, l, B, NULL, err))) return st;
+    if (team) {
+        if ((st = decode_layers_team(s, l0, logits_out, err))) return st;
+    } else {
+        for (int32_t l = l0; l < c->n_layers; l++) {
+            if (keep) memcpy(keep + (size_t)l * keep_stride, s->x, (size_t)B * H * sizeof(float));
+            if ((st = spqri_model_layer_forward(s, l, B, NULL, err))) return st;
+        }
     }
     if (keep) memcpy(keep + (size_t)c->n_layers * keep_stride, s->x, (size_t)B * H * sizeof(float));
 
-    if (logits_out) {
-        const float off = m->hp.arch->norm_plus_one ? 1.0f : 0.0f;
-        if (all) {
-            for (int32_t i = 0; i < B; i++)
-                rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, m->final_norm, H, c->rms_norm_eps, off);
-            if ((st = spqri_linear_matmul(&m->lm_head, s->xb, B, logits_out, &s->lin, err))) return st;
-        } else {
-            rmsnorm(s->xb, s->x + (size_t)(B - 1) * H, m->final_norm, H, c->rms_norm_eps, off);
-            if ((st = spqri_linear_matvec(&m->lm_head, s->xb, logits_out, &s->lin, err))) return st;
-        }
-        if (m->hp.final_softcap > 0)
-            softcap(logits_out, (size_t)(all ? B : 1) * c->vocab_size, m->hp.final_softcap);
-    }
+    if (logits_out && !team && (st = head_forward(s, B, all, logits_out, NULL, err))) return st;
     s->pos += B;
     return SPQR_OK;
+}
+
+/* One chunk (run_chunk) in the session's decode mode (session.h). */
+static spqr_status forward_chunk(spqr_session *s, const int32_t *tokens, const float *xin, int32_t l0, float *keep,
+                                 size_t keep_stride, int32_t B, int all, float *logits_out, spqr_err *err) {
+    const int mode = B > 1 || keep || s->n_threads < 2 ? SESSION_DECODE_REGIONS
+                     : s->decode_mode != SESSION_DECODE_AUTO ? s->decode_mode
+                     : s->token_bytes >= SESSION_TEAM_MIN_BYTES ? SESSION_DECODE_TEAM
+                                                                : SESSION_DECODE_SERIAL;
+    if (mode != SESSION_DECODE_SERIAL)
+        return run_chunk(s, tokens, xin, l0, keep, keep_stride, B, all, logits_out, mode == SESSION_DECODE_TEAM, err);
+    const int32_t nt = s->n_threads; /* the whole token on this thread, the head included */
+    s->n_threads = s->lin.n_threads = 1;
+    const spqr_status st = run_chunk(s, tokens, xin, l0, keep, keep_stride, B, all, logits_out, 0, err);
+    s->n_threads = s->lin.n_threads = nt;
+    return st;
 }
 
 spqr_status spqr_session_forward(spqr_session *s, const int32_t *tokens, int32_t n, int all_logits, float *logits,

@@ -86,6 +86,11 @@ uint64_t spqri_linear_bytes(const spqr_linear *lin) {
     return (uint64_t)lin->rows * (uint64_t)lin->cols * elem_size(lin->kind);
 }
 
+uint64_t spqri_linear_streamed_bytes(const spqr_linear *lin) {
+    if (lin->kind == SPQR_LINEAR_PACKED && lin->fast) return spqr_ktensor_bytes(lin->fast);
+    return spqri_linear_bytes(lin);
+}
+
 static spqr_status check_lin(const spqr_linear *lin, spqr_err *err) {
     if (!lin || lin->rows <= 0 || lin->cols <= 0) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: bad shape");
     if (lin->kind == SPQR_LINEAR_PACKED ? !lin->packed : !lin->data)
@@ -109,35 +114,51 @@ static void rows4(const spqr_linear *lin, const spqr_dense_ops *ops, int32_t r0,
     for (int32_t r = r0; r < lin->rows; r++, w += lin->cols) y[r] = ops->dot[SPQR_LINEAR_F16](w, x, lin->cols);
 }
 
-#define LINEAR_MULTI_MAX 16
-
 /* One token through k (1..16) dense linears of one kind taking the same
- * x, rows of all of them in one parallel loop: fp16 rows of >= 6144 inputs
- * four at a time (where the path has dot4; blocks never cross linears),
- * else one dot per row. ops is available on this CPU. */
+ * x: the work units are rows, or blocks of four fp16 rows of >= 6144
+ * inputs (where the path has dot4; blocks never cross linears). ops is
+ * available on this CPU. */
+static void dense_job_init(linear_job *j, const spqr_linear *const *lins, int32_t k, const float *x, float *const *ys,
+                           const spqr_dense_ops *ops) {
+    j->mode = LINEAR_JOB_DENSE;
+    j->k = k;
+    j->x = x;
+    j->ops = ops;
+    j->four = lins[0]->kind == SPQR_LINEAR_F16 && ops->dot4_f16 && lins[0]->cols >= LINEAR_DOT4_MIN;
+    j->start[0] = 0;
+    for (int32_t i = 0; i < k; i++) {
+        j->lins[i] = lins[i];
+        j->ys[i] = ys[i];
+        j->start[i + 1] = j->start[i] + (j->four ? (lins[i]->rows + 3) / 4 : lins[i]->rows);
+    }
+    j->n_chunks = (j->start[k] + LINEAR_DENSE_CHUNK - 1) / LINEAR_DENSE_CHUNK;
+}
+
+/* Work unit u of a dense job: one row's dot, or rows4. */
+static void dense_unit(const linear_job *j, int32_t u) {
+    int32_t i = 0;
+    while (u >= j->start[i + 1]) i++;
+    const int32_t rr = u - j->start[i];
+    const spqr_linear *lin = j->lins[i];
+    if (j->four) rows4(lin, j->ops, 4 * rr, j->x, j->ys[i]);
+    else {
+        const size_t row_bytes = (size_t)lin->cols * elem_size(lin->kind);
+        j->ys[i][rr] = pick_dot(lin->kind, j->ops)((const char *)lin->data + (size_t)rr * row_bytes, j->x, lin->cols);
+    }
+}
+
 static void dense_matvec_multi(const spqr_linear *const *lins, int32_t k, const float *x, float *const *ys,
                                int32_t n_threads, const spqr_dense_ops *ops) {
-    const dense_dot_fn dot = pick_dot(lins[0]->kind, ops);
-    const int32_t cols = lins[0]->cols;
-    const size_t row_bytes = (size_t)cols * elem_size(lins[0]->kind);
-    const int four = lins[0]->kind == SPQR_LINEAR_F16 && ops->dot4_f16 && cols >= LINEAR_DOT4_MIN;
-    int32_t start[LINEAR_MULTI_MAX + 1]; /* first row (or block of 4 rows) of each linear */
-    start[0] = 0;
-    for (int32_t i = 0; i < k; i++) start[i + 1] = start[i] + (four ? (lins[i]->rows + 3) / 4 : lins[i]->rows);
-    const int32_t total = start[k];
+    linear_job j;
+    dense_job_init(&j, lins, k, x, ys, ops);
+    const int32_t total = j.start[k];
     int64_t weights = 0;
-    for (int32_t i = 0; i < k; i++) weights += (int64_t)lins[i]->rows * cols;
+    for (int32_t i = 0; i < k; i++) weights += (int64_t)lins[i]->rows * lins[i]->cols;
     if (n_threads < 1) n_threads = 1;
     /* Small layers are not worth waking threads for. */
     const int par = weights >= LINEAR_PAR_MIN && n_threads > 1;
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (par)
-    for (int32_t r = 0; r < total; r++) {
-        int32_t i = 0;
-        while (r >= start[i + 1]) i++;
-        const int32_t rr = r - start[i];
-        if (four) rows4(lins[i], ops, 4 * rr, x, ys[i]);
-        else ys[i][rr] = dot((const char *)lins[i]->data + (size_t)rr * row_bytes, x, cols);
-    }
+    for (int32_t u = 0; u < total; u++) dense_unit(&j, u);
 }
 
 static spqr_status check_ctx(const linear_ctx *ctx, spqr_err *err) {
@@ -341,8 +362,8 @@ void spqri_linear_ctx_free(linear_ctx *c) {
     c->scratch_bytes = 0;
 }
 
-spqr_status spqri_linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const float *X, int32_t n, float *const *Ys,
-                                const linear_ctx *ctx, spqr_err *err) {
+static spqr_status check_multi_args(const spqr_linear *const *lins, int32_t k, float *const *Ys, const linear_ctx *ctx,
+                                   spqr_err *err) {
     if (!lins || !Ys || k < 1 || k > LINEAR_MULTI_MAX)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: %d linears in one call (1..%d)", k, LINEAR_MULTI_MAX);
     spqr_status st = check_ctx(ctx, err);
@@ -351,6 +372,13 @@ spqr_status spqri_linear_matmul_multi(const spqr_linear *const *lins, int32_t k,
         if ((st = check_lin(lins[i], err))) return st;
         if (!Ys[i]) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: output %d is NULL", i);
     }
+    return SPQR_OK;
+}
+
+spqr_status spqri_linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const float *X, int32_t n, float *const *Ys,
+                                const linear_ctx *ctx, spqr_err *err) {
+    spqr_status st = check_multi_args(lins, k, Ys, ctx, err);
+    if (st) return st;
     const int mode = multi_mode(lins, k, n);
     if (mode == 1) {
         const spqr_ktensor *kts[LINEAR_MULTI_MAX];
@@ -364,4 +392,42 @@ spqr_status spqri_linear_matmul_multi(const spqr_linear *const *lins, int32_t k,
     for (int32_t i = 0; i < k; i++)
         if ((st = spqri_linear_matmul(lins[i], X, n, Ys[i], ctx, err))) return st;
     return SPQR_OK;
+}
+
+spqr_status spqri_linear_job_prepare(linear_job *j, const spqr_linear *const *lins, int32_t k, const float *x,
+                                     float *const *ys, const linear_ctx *ctx, spqr_err *err) {
+    spqr_status st = check_multi_args(lins, k, ys, ctx, err);
+    if (st) return st;
+    if (!x) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: NULL input");
+    atomic_store_explicit(&j->next, 0, memory_order_relaxed);
+    j->mode = LINEAR_JOB_DONE;
+    j->n_chunks = 0;
+    const int mode = k == 1 ? (lins[0]->kind == SPQR_LINEAR_PACKED ? (lins[0]->fast ? 1 : 0) : 2) : multi_mode(lins, k, 1);
+    if (mode == 1) {
+        const spqr_ktensor *kts[LINEAR_MULTI_MAX];
+        for (int32_t i = 0; i < k; i++) kts[i] = lins[i]->fast;
+        if ((st = spqri_kt_mv_prepare(&j->kt, kts, k, x, ys, ctx->scratch, ctx->scratch_bytes, err))) return st;
+        j->mode = LINEAR_JOB_PACKED;
+        j->n_chunks = j->kt.n_chunks;
+        return SPQR_OK;
+    }
+    if (mode == 2) {
+        dense_job_init(j, lins, k, x, ys, ops_of(ctx->isa));
+        return SPQR_OK;
+    }
+    linear_ctx one = *ctx; /* the rest, one linear at a time, on this thread */
+    one.n_threads = 1;
+    return spqri_linear_matmul_multi(lins, k, x, 1, ys, &one, err);
+}
+
+void spqri_linear_job_run(linear_job *j) {
+    if (j->mode == LINEAR_JOB_DONE) return;
+    for (int32_t c; (c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->n_chunks;) {
+        if (j->mode == LINEAR_JOB_PACKED) {
+            spqri_kt_mv_chunk(&j->kt, c);
+            continue;
+        }
+        const int32_t u1 = (c + 1) * LINEAR_DENSE_CHUNK < j->start[j->k] ? (c + 1) * LINEAR_DENSE_CHUNK : j->start[j->k];
+        for (int32_t u = c * LINEAR_DENSE_CHUNK; u < u1; u++) dense_unit(j, u);
+    }
 }

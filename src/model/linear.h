@@ -5,9 +5,11 @@
 #ifndef SPQR_MODEL_LINEAR_H
 #define SPQR_MODEL_LINEAR_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/kernels.h"
 #include "spqr.h"
 
 typedef enum spqr_linear_kind {
@@ -70,6 +72,9 @@ void spqri_linear_ctx_free(linear_ctx *c);
 
 /* Bytes of weight storage a matvec streams. */
 uint64_t spqri_linear_bytes(const spqr_linear *lin);
+/* What one decode step reads from it: the kernel layout for packed tensors
+ * with fast kernels (it may differ from the file's), else the storage. */
+uint64_t spqri_linear_streamed_bytes(const spqr_linear *lin);
 
 /* y[rows] = W x[cols]. The decode hot path. Scratch smaller than
  * spqri_linear_scratch_size says is SPQR_ERR_INVALID_ARG. */
@@ -91,6 +96,37 @@ spqr_status spqri_linear_matmul(const spqr_linear *lin, const float *X, int32_t 
  * results as that. */
 spqr_status spqri_linear_matmul_multi(const spqr_linear *const *lins, int32_t k, const float *X, int32_t n, float *const *Ys,
                                 const linear_ctx *ctx, spqr_err *err);
+
+#define LINEAR_MULTI_MAX 16   /* linears per spqri_linear_matmul_multi call */
+#define LINEAR_DENSE_CHUNK 64 /* dense rows (or blocks of four) a thread claims at a time */
+
+enum { LINEAR_JOB_DONE = 0, LINEAR_JOB_PACKED = 1, LINEAR_JOB_DENSE = 2 };
+
+/* k linears of one input for one token, shared by the threads of one
+ * region (a decode step, src/model/forward.c): one thread prepares it, then
+ * every thread runs it, claiming chunks (row tiles, or dense rows) from
+ * `next` until none is left. */
+typedef struct linear_job {
+    int mode;                 /* LINEAR_JOB_*: DONE = computed by the preparation */
+    int32_t k, n_chunks;
+    _Atomic int32_t next;     /* the next chunk to claim */
+    kt_mv_job kt;             /* PACKED: all k fast packed */
+    const spqr_linear *lins[LINEAR_MULTI_MAX]; /* DENSE: all k of one dense kind */
+    float *ys[LINEAR_MULTI_MAX];
+    const float *x;
+    const spqr_dense_ops *ops;
+    int four;                 /* units are blocks of four fp16 rows */
+    int32_t start[LINEAR_MULTI_MAX + 1]; /* first unit of each linear */
+} linear_job;
+
+/* One thread: the checks of spqri_linear_matmul_multi(lins, k, x, 1, ys)
+ * and the inputs' preparation. What is not split into chunks (reference
+ * kernels, mixed kinds) it computes right here on one thread. */
+spqr_status spqri_linear_job_prepare(linear_job *j, const spqr_linear *const *lins, int32_t k, const float *x,
+                                     float *const *ys, const linear_ctx *ctx, spqr_err *err);
+/* Every thread of the region, once the preparation is visible to it (a
+ * barrier between): the same bits as spqri_linear_matmul_multi. */
+void spqri_linear_job_run(linear_job *j);
 
 /* dst[cols] = row r of W in fp32 (embedding lookup); a packed W is
  * dequantized one row (spqr_tensor_row). */
