@@ -16,8 +16,7 @@
  *    format/tensor.h), so nothing the family needs is lost in the file; and
  *    they stay within QTOL of the reference;
  *  - the decode team (one region per token) gives the logits of a region
- *    per product and of one thread bit for bit, dense and .spqr (exact and
- *    the CPU's path);
+ *    per product bit for bit, dense and .spqr (exact and the CPU's path);
  *  - phi3: the fused tensors are bound as row blocks, quantized split; split
  *    and fused quantization with one Hessian give bit-identical weights when
  *    outliers are off (rows are independent given H; permutation, damping
@@ -71,9 +70,8 @@ static void run(const spqr_model *m, const int32_t *ids, int one_by_one, float *
 }
 
 /* The decode team (one region per token, forward.c) against a region per
- * product (2 threads) and one thread (the SERIAL mode, 3 and 4): the same
- * logits bit for bit, token by token, for 2-4 threads (4 on 2 cores: the
- * barrier must yield to a thread that has no core). */
+ * product: the same logits bit for bit, token by token, for 2-4 threads (4
+ * on 2 cores: the barrier must yield to a thread that has no core). */
 static void team_same(const spqr_model *m, const int32_t *ids, const char *fam, const char *what) {
     const int32_t V = m->cfg.vocab_size;
     float *a = malloc((size_t)V * sizeof *a), *b = malloc((size_t)V * sizeof *b);
@@ -82,18 +80,16 @@ static void team_same(const spqr_model *m, const int32_t *ids, const char *fam, 
         spqr_err err = {0};
         CHECK(spqr_session_create(m, 64, nt, &st, &err) == SPQR_OK && spqr_session_create(m, 64, nt, &sr, &err) == SPQR_OK);
         if (st && sr) {
-            CHECK(st->decode_mode == SESSION_DECODE_AUTO); /* these models are small: AUTO = SERIAL */
-            st->decode_mode = SESSION_DECODE_TEAM;
-            sr->decode_mode = nt == 2 ? SESSION_DECODE_REGIONS : SESSION_DECODE_SERIAL;
+            CHECK(st->decode_mode == SESSION_DECODE_TEAM);
+            sr->decode_mode = SESSION_DECODE_REGIONS;
             int same = 1;
             for (int32_t t = 0; t < T; t++) {
                 CHECK(spqr_session_forward(st, ids + t, 1, 0, a, &err) == SPQR_OK);
                 CHECK(spqr_session_forward(sr, ids + t, 1, 0, b, &err) == SPQR_OK);
                 same &= !memcmp(a, b, (size_t)V * sizeof *a);
             }
-            CHECK_MSG(same, "%s %s, %d threads: the decode team's logits differ from %s", fam, what, nt,
-                      nt == 2 ? "a region per product" : "one thread");
-            CHECK(st->n_threads == nt && sr->n_threads == nt && sr->lin.n_threads == nt);
+            CHECK_MSG(same, "%s %s, %d threads: the decode team's logits differ from a region per product", fam, what,
+                      nt);
         }
         spqr_session_free(st);
         spqr_session_free(sr);

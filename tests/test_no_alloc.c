@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "kernels/spqr_kernel.h"
-#include "model/session.h"
 #include "spqr.h"
 #include "test_util.h"
 
@@ -65,7 +64,6 @@ static void check_forward(spqr_model *m, const char *label, int nt, float *out) 
     disarm();
     CHECK_MSG(atomic_load(&g_allocs) > 0, "%s: the library's allocations are not counted", label);
     if (!s) return;
-    if (nt > 1) s->decode_mode = SESSION_DECODE_TEAM; /* AUTO would run these small models' tokens on one thread */
     int32_t tok[PROMPT];
     for (int i = 0; i < PROMPT; i++) tok[i] = (int32_t)((i * 7919 + 13) % V);
     float *logits = malloc((size_t)PROMPT * V * sizeof(float));

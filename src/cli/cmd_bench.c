@@ -46,14 +46,22 @@ typedef struct bench_result {
     int logits_finite;
 } bench_result;
 
+/* Bytes one decode step reads from a linear: the kernel layout for packed
+ * tensors (it may differ from the file's), the storage for dense ones. */
+static uint64_t streamed_bytes(const spqr_linear *lin) {
+    if (lin->kind == SPQR_LINEAR_PACKED && lin->fast) return spqr_ktensor_bytes(lin->fast);
+    return spqri_linear_bytes(lin);
+}
+
 static void weights(const spqr_model *m, bench_result *r) {
     const spqr_config *c = &m->cfg;
-    uint64_t packed_bytes = 0;
+    uint64_t bytes = streamed_bytes(&m->lm_head), packed_bytes = 0;
     double dense_bits = 0, packed_params = 0;
     for (int32_t l = 0; l < c->n_layers; l++) {
         const spqr_layer *L = &m->layers[l];
         const spqr_linear *lin[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (int k = 0; k < 7; k++) {
+            bytes += streamed_bytes(lin[k]);
             if (lin[k]->kind == SPQR_LINEAR_PACKED) {
                 spqr_size_report sz;
                 spqr_tensor_size(lin[k]->packed, &sz);
@@ -65,7 +73,7 @@ static void weights(const spqr_model *m, bench_result *r) {
         }
     }
     const spqr_linear_kind k0 = c->n_layers > 0 ? m->layers[0].wq.kind : m->lm_head.kind;
-    r->weight_bytes = spqri_model_token_bytes(m);
+    r->weight_bytes = bytes;
     if (spqr_model_is_quantized(m)) {
         r->kind = "spqr";
         r->bits_per_param = packed_params > 0 ? 8.0 * (double)packed_bytes / packed_params : 0;

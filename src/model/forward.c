@@ -384,20 +384,12 @@ static spqr_status run_chunk(spqr_session *s, const int32_t *tokens, const float
     return SPQR_OK;
 }
 
-/* One chunk (run_chunk) in the session's decode mode (session.h). */
+/* One chunk (run_chunk): one token with several threads as a team, unless
+ * the session asks for a region per product (session.h). */
 static spqr_status forward_chunk(spqr_session *s, const int32_t *tokens, const float *xin, int32_t l0, float *keep,
                                  size_t keep_stride, int32_t B, int all, float *logits_out, spqr_err *err) {
-    const int mode = B > 1 || keep || s->n_threads < 2 ? SESSION_DECODE_REGIONS
-                     : s->decode_mode != SESSION_DECODE_AUTO ? s->decode_mode
-                     : s->token_bytes >= SESSION_TEAM_MIN_BYTES ? SESSION_DECODE_TEAM
-                                                                : SESSION_DECODE_SERIAL;
-    if (mode != SESSION_DECODE_SERIAL)
-        return run_chunk(s, tokens, xin, l0, keep, keep_stride, B, all, logits_out, mode == SESSION_DECODE_TEAM, err);
-    const int32_t nt = s->n_threads; /* the whole token on this thread, the head included */
-    s->n_threads = s->lin.n_threads = 1;
-    const spqr_status st = run_chunk(s, tokens, xin, l0, keep, keep_stride, B, all, logits_out, 0, err);
-    s->n_threads = s->lin.n_threads = nt;
-    return st;
+    const int team = B == 1 && !keep && s->n_threads > 1 && s->decode_mode == SESSION_DECODE_TEAM;
+    return run_chunk(s, tokens, xin, l0, keep, keep_stride, B, all, logits_out, team, err);
 }
 
 spqr_status spqr_session_forward(spqr_session *s, const int32_t *tokens, int32_t n, int all_logits, float *logits,

@@ -86,11 +86,6 @@ uint64_t spqri_linear_bytes(const spqr_linear *lin) {
     return (uint64_t)lin->rows * (uint64_t)lin->cols * elem_size(lin->kind);
 }
 
-uint64_t spqri_linear_streamed_bytes(const spqr_linear *lin) {
-    if (lin->kind == SPQR_LINEAR_PACKED && lin->fast) return spqr_ktensor_bytes(lin->fast);
-    return spqri_linear_bytes(lin);
-}
-
 static spqr_status check_lin(const spqr_linear *lin, spqr_err *err) {
     if (!lin || lin->rows <= 0 || lin->cols <= 0) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "linear: bad shape");
     if (lin->kind == SPQR_LINEAR_PACKED ? !lin->packed : !lin->data)

@@ -72,9 +72,6 @@ void spqri_linear_ctx_free(linear_ctx *c);
 
 /* Bytes of weight storage a matvec streams. */
 uint64_t spqri_linear_bytes(const spqr_linear *lin);
-/* What one decode step reads from it: the kernel layout for packed tensors
- * with fast kernels (it may differ from the file's), else the storage. */
-uint64_t spqri_linear_streamed_bytes(const spqr_linear *lin);
 
 /* y[rows] = W x[cols]. The decode hot path. Scratch smaller than
  * spqri_linear_scratch_size says is SPQR_ERR_INVALID_ARG. */

@@ -63,11 +63,6 @@ struct spqr_model {
  * embedding lookup of the forward pass and the calibration pipeline. */
 spqr_status spqri_model_embed(const spqr_model *m, int32_t token, float *emb, spqr_err *err);
 
-/* Weight bytes one decoded token streams: every layer's linears and the
- * LM head (the embedding is a row lookup). In session.c, which sizes its
- * decode mode by it. */
-uint64_t spqri_model_token_bytes(const spqr_model *m);
-
 /* *view = m restricted to one layer, layers[l] of the array layers (m->layers
  * or a substitute of the same length): a session on view runs that layer as
  * its layer 0, attending as layer l of m does (sliding or not). The view

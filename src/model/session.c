@@ -49,13 +49,6 @@ static float *alloc_floats(size_t n, size_t *total) {
     return calloc(n ? n : 1, sizeof(float));
 }
 
-uint64_t spqri_model_token_bytes(const spqr_model *m) {
-    uint64_t bytes = m->lm_head.rows > 0 ? spqri_linear_streamed_bytes(&m->lm_head) : 0;
-    for (int32_t l = 0; l < m->cfg.n_layers; l++)
-        for (int k = 0; k < ARCH_N_LIN; k++) bytes += spqri_linear_streamed_bytes(&m->layers[l].lin[k]);
-    return bytes;
-}
-
 spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_threads, spqr_session **out,
                                 spqr_err *err) {
     if (!m || !out) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "session_create: NULL argument");
@@ -71,8 +64,7 @@ spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_
     s->m = m;
     s->max_ctx = max_ctx;
     s->n_threads = n_threads;
-    s->decode_mode = SESSION_DECODE_AUTO;
-    s->token_bytes = spqri_model_token_bytes(m);
+    s->decode_mode = SESSION_DECODE_TEAM;
     s->max_batch = max_ctx < SESSION_MAX_BATCH ? max_ctx : SESSION_MAX_BATCH;
     const size_t B = (size_t)s->max_batch, H = (size_t)c->hidden_size;
     const size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;

@@ -25,21 +25,15 @@ struct spqr_session {
     float *hb, *hb2; /* [intermediate] gate / up */
     float *scores;   /* [n_threads][max_batch][max_ctx] attention weights, one block per thread */
     linear_ctx lin;  /* threads + kernel scratch of every linear call, sized for the model's linears */
-    int decode_mode;      /* SESSION_DECODE_*: how one token uses the threads (forward.c) */
-    uint64_t token_bytes; /* weights one token streams (spqri_model_token_bytes) */
+    int decode_mode; /* SESSION_DECODE_*: how one token uses n_threads > 1 (forward.c) */
 };
 
-/* One token (decode) with n_threads > 1: AUTO (the default) is TEAM where a
- * token streams at least SESSION_TEAM_MIN_BYTES of weights, else SERIAL.
- * TEAM: one parallel region runs all layers, the threads meeting at
- * spinning barriers; SERIAL: one thread, no region; REGIONS: a region per
- * product (what 2026-12-07's builds did). All give the same bits. */
-enum { SESSION_DECODE_AUTO = 0, SESSION_DECODE_TEAM, SESSION_DECODE_SERIAL, SESSION_DECODE_REGIONS };
-/* Below this a token's work (~250 us on one Zen 4 core) does not pay for the
- * team's fork and barriers: the 2.2 MB default-model .spqr decodes 26%
- * faster on one thread than on two, its 10.9 MB fp16 65% slower
+/* TEAM (the default): one parallel region runs a token's layers and head,
+ * the threads meeting at spinning barriers; REGIONS: a region per product,
+ * as before 2026-12-07 (tests compare the two: the same bits). TEAM was
+ * faster on every model measured, down to the 2.2 MB default-model .spqr
  * (bench/results/decode-team-2026-12-07.md). */
-#define SESSION_TEAM_MIN_BYTES ((uint64_t)4 << 20)
+enum { SESSION_DECODE_TEAM = 0, SESSION_DECODE_REGIONS = 1 };
 
 /* Observer of one layer's linear inputs (calibration): X [B][cols] is the
  * input of group (q,k,v share attn-normed x; gate,up share ffn-normed x; o
