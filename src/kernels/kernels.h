@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/team.h"
 #include "kernels/cpu.h"
 #include "kernels/spqr_kernel.h"
 
@@ -89,17 +90,18 @@ spqr_status spqri_kt_matvec_multi_ws(const spqr_ktensor *const *kts, int32_t k, 
 /* spqri_kt_matvec_multi_ws as a job that the threads of one region share
  * (a decode step, src/model/forward.c): one thread prepares the input of
  * every product (spqri_kt_mv_prepare, the same checks), then each chunk
- * (KT_CHUNK row tiles of the products' tiles, concatenated) is run once, by
- * any thread (spqri_kt_mv_chunk); which thread runs a chunk does not change
- * its bits. */
+ * (KT_CHUNK row tiles of the products' tiles, concatenated, and single
+ * tiles at the end: spqri_chunks) is run once, by any thread
+ * (spqri_kt_mv_chunk); which thread runs a chunk does not change its bits. */
 typedef struct kt_mv_job {
     const spqr_ktensor *kts[KT_MULTI_MAX];
     kt_input in[KT_MULTI_MAX];
     float *ys[KT_MULTI_MAX];
     int32_t k, tiles, n_chunks;
+    spqr_chunks cut; /* the tiles in chunks for n_threads (core/team.h) */
 } kt_mv_job;
 spqr_status spqri_kt_mv_prepare(kt_mv_job *j, const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
-                                void *ws, size_t ws_bytes, spqr_err *err);
+                                int32_t n_threads, void *ws, size_t ws_bytes, spqr_err *err);
 void spqri_kt_mv_chunk(const kt_mv_job *j, int32_t ch);
 
 /* ---- dense (fp32 / fp16 / bf16 row-major) paths ---- */

@@ -12,7 +12,7 @@
 
 #define KT_PAR_MIN (1 << 18) /* weights x inputs below which one thread runs a product */
 #define KT_NB 64 /* inputs per matmul chunk: bounds the per-thread scratch */
-#define KT_CHUNK 8 /* row tiles (128 rows, 512 bytes of y) a decode thread takes at a time */
+#define KT_CHUNK 8 /* row tiles (128 rows, 512 bytes of y) a decode thread takes at a time, but at the end */
 
 void spqri_kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float s[KT_R], float z[KT_R]) {
     const uint8_t *sb = kt->stats + ((size_t)rt * kt->n_groups + g) * kt->stat_bytes;
@@ -327,7 +327,7 @@ size_t spqri_kt_scratch_matvec_multi(const spqr_ktensor *const *kts, int32_t k) 
 }
 
 spqr_status spqri_kt_mv_prepare(kt_mv_job *j, const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
-                                void *ws, size_t ws_bytes, spqr_err *err) {
+                                int32_t n_threads, void *ws, size_t ws_bytes, spqr_err *err) {
     spqr_status st = check_multi(kts, k, x, ys, err);
     if (st) return st;
     const size_t need = spqri_kt_scratch_matvec_multi(kts, k);
@@ -343,12 +343,14 @@ spqr_status spqri_kt_mv_prepare(kt_mv_job *j, const spqr_ktensor *const *kts, in
         p += up64(kts[i]->ops->scratch_size(kts[i], 1));
         j->tiles += kts[i]->n_rtiles;
     }
-    j->n_chunks = (j->tiles + KT_CHUNK - 1) / KT_CHUNK;
+    j->cut = spqri_chunks(j->tiles, KT_CHUNK, n_threads);
+    j->n_chunks = j->cut.n_chunks;
     return SPQR_OK;
 }
 
 void spqri_kt_mv_chunk(const kt_mv_job *j, int32_t ch) {
-    const int32_t lo = ch * KT_CHUNK, hi = lo + KT_CHUNK < j->tiles ? lo + KT_CHUNK : j->tiles;
+    int32_t lo, hi;
+    spqri_chunk_range(&j->cut, ch, &lo, &hi);
     int32_t off = 0;
     for (int32_t i = 0; i < j->k; i++) {
         const int32_t n = j->kts[i]->n_rtiles;
@@ -360,15 +362,20 @@ void spqri_kt_mv_chunk(const kt_mv_job *j, int32_t ch) {
 
 spqr_status spqri_kt_matvec_multi_ws(const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
                                int32_t n_threads, void *ws, size_t ws_bytes, spqr_err *err) {
-    kt_mv_job j;
-    spqr_status st = spqri_kt_mv_prepare(&j, kts, k, x, ys, ws, ws_bytes, err);
+    spqr_status st = check_multi(kts, k, x, ys, err);
     if (st) return st;
     int64_t weights = 0;
-    for (int32_t i = 0; i < k; i++) weights += (int64_t)kts[i]->rows * kts[i]->cols;
+    int32_t tiles = 0;
+    for (int32_t i = 0; i < k; i++) {
+        weights += (int64_t)kts[i]->rows * kts[i]->cols;
+        tiles += kts[i]->n_rtiles;
+    }
     if (n_threads <= 0) n_threads = omp_get_num_procs();
-    if (n_threads > j.tiles) n_threads = j.tiles;
+    if (n_threads > tiles) n_threads = tiles;
     if (weights < KT_PAR_MIN) n_threads = 1; /* see spqri_kt_matmul_ws */
     const int32_t T = n_threads;
+    kt_mv_job j;
+    if ((st = spqri_kt_mv_prepare(&j, kts, k, x, ys, T, ws, ws_bytes, err))) return st;
     /* One parallel region for all k products (q, k, v share their
      * input): the row tiles of all of them, concatenated, handed out in
      * chunks of KT_CHUNK tiles to whichever thread is free. A fork/join

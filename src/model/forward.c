@@ -283,10 +283,18 @@ static spqr_status layer_forward(spqr_session *s, int32_t l, int32_t B, const mo
         float *const ys[2] = {s->hb, s->hb2};
         if ((st = linears(s, lins, 2, s->xb, B, ys, tc, err))) return st;
     }
-    if (LEAD(tc)) {
+    if (!tc) {
         add_bias(s->hb, B, n_inter, (size_t)n_inter, L->bias[ARCH_LIN_GATE]);
         add_bias(s->hb2, B, n_inter, (size_t)n_inter, L->bias[ARCH_LIN_UP]);
         glu(s->hb, s->hb2, (size_t)B * n_inter, hp->arch->act);
+    } else { /* each thread its share (one exp per element: the longest serial step of a 7B layer) */
+        const int32_t nt = tc->d->team.n, a = (int32_t)((int64_t)n_inter * tc->tid / nt);
+        const int32_t e = (int32_t)((int64_t)n_inter * (tc->tid + 1) / nt);
+        const float *bg = L->bias[ARCH_LIN_GATE], *bu = L->bias[ARCH_LIN_UP];
+        add_bias(s->hb + a, 1, e - a, (size_t)n_inter, bg ? bg + a : NULL);
+        add_bias(s->hb2 + a, 1, e - a, (size_t)n_inter, bu ? bu + a : NULL);
+        glu(s->hb + a, s->hb2 + a, (size_t)(e - a), hp->arch->act);
+        spqri_team_wait(&tc->d->team);
     }
     HOOK(MODEL_GROUP_DOWN, s->hb, n_inter);
     {
@@ -347,6 +355,7 @@ static spqr_status decode_layers_team(spqr_session *s, int32_t l0, float *logits
             if (l == s->m->cfg.n_layers && logits_out) head_forward(s, 1, 0, logits_out, &tc, e);
         }
     }
+    spqri_team_free(&d.team);
     return d.st;
 }
 

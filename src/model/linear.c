@@ -114,7 +114,7 @@ static void rows4(const spqr_linear *lin, const spqr_dense_ops *ops, int32_t r0,
  * inputs (where the path has dot4; blocks never cross linears). ops is
  * available on this CPU. */
 static void dense_job_init(linear_job *j, const spqr_linear *const *lins, int32_t k, const float *x, float *const *ys,
-                           const spqr_dense_ops *ops) {
+                           const spqr_dense_ops *ops, int32_t n_threads) {
     j->mode = LINEAR_JOB_DENSE;
     j->k = k;
     j->x = x;
@@ -126,7 +126,8 @@ static void dense_job_init(linear_job *j, const spqr_linear *const *lins, int32_
         j->ys[i] = ys[i];
         j->start[i + 1] = j->start[i] + (j->four ? (lins[i]->rows + 3) / 4 : lins[i]->rows);
     }
-    j->n_chunks = (j->start[k] + LINEAR_DENSE_CHUNK - 1) / LINEAR_DENSE_CHUNK;
+    j->cut = spqri_chunks(j->start[k], LINEAR_DENSE_CHUNK, n_threads);
+    j->n_chunks = j->cut.n_chunks;
 }
 
 /* Work unit u of a dense job: one row's dot, or rows4. */
@@ -145,7 +146,7 @@ static void dense_unit(const linear_job *j, int32_t u) {
 static void dense_matvec_multi(const spqr_linear *const *lins, int32_t k, const float *x, float *const *ys,
                                int32_t n_threads, const spqr_dense_ops *ops) {
     linear_job j;
-    dense_job_init(&j, lins, k, x, ys, ops);
+    dense_job_init(&j, lins, k, x, ys, ops, n_threads);
     const int32_t total = j.start[k];
     int64_t weights = 0;
     for (int32_t i = 0; i < k; i++) weights += (int64_t)lins[i]->rows * lins[i]->cols;
@@ -401,13 +402,14 @@ spqr_status spqri_linear_job_prepare(linear_job *j, const spqr_linear *const *li
     if (mode == 1) {
         const spqr_ktensor *kts[LINEAR_MULTI_MAX];
         for (int32_t i = 0; i < k; i++) kts[i] = lins[i]->fast;
-        if ((st = spqri_kt_mv_prepare(&j->kt, kts, k, x, ys, ctx->scratch, ctx->scratch_bytes, err))) return st;
+        if ((st = spqri_kt_mv_prepare(&j->kt, kts, k, x, ys, ctx->n_threads, ctx->scratch, ctx->scratch_bytes, err)))
+            return st;
         j->mode = LINEAR_JOB_PACKED;
         j->n_chunks = j->kt.n_chunks;
         return SPQR_OK;
     }
     if (mode == 2) {
-        dense_job_init(j, lins, k, x, ys, ops_of(ctx->isa));
+        dense_job_init(j, lins, k, x, ys, ops_of(ctx->isa), ctx->n_threads);
         return SPQR_OK;
     }
     linear_ctx one = *ctx; /* the rest, one linear at a time, on this thread */
@@ -422,7 +424,8 @@ void spqri_linear_job_run(linear_job *j) {
             spqri_kt_mv_chunk(&j->kt, c);
             continue;
         }
-        const int32_t u1 = (c + 1) * LINEAR_DENSE_CHUNK < j->start[j->k] ? (c + 1) * LINEAR_DENSE_CHUNK : j->start[j->k];
-        for (int32_t u = c * LINEAR_DENSE_CHUNK; u < u1; u++) dense_unit(j, u);
+        int32_t u0, u1;
+        spqri_chunk_range(&j->cut, c, &u0, &u1);
+        for (int32_t u = u0; u < u1; u++) dense_unit(j, u);
     }
 }

@@ -114,6 +114,7 @@ typedef struct linear_job {
     const spqr_dense_ops *ops;
     int four;                 /* units are blocks of four fp16 rows */
     int32_t start[LINEAR_MULTI_MAX + 1]; /* first unit of each linear */
+    spqr_chunks cut;          /* DENSE: the units in chunks (core/team.h) */
 } linear_job;
 
 /* One thread: the checks of spqri_linear_matmul_multi(lins, k, x, 1, ys)
