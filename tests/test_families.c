@@ -71,7 +71,9 @@ static void run(const spqr_model *m, const int32_t *ids, int one_by_one, float *
 
 /* The decode team (one region per token, forward.c) against a region per
  * product: the same logits bit for bit, token by token, for 2-4 threads (4
- * on 2 cores: the barrier must yield to a thread that has no core). */
+ * on 2 cores: the barrier must let a thread without a core catch up); with
+ * 2 threads every step is split (team_split_min 0), with 3-4 these tiny
+ * models' steps are the leader's. */
 static void team_same(const spqr_model *m, const int32_t *ids, const char *fam, const char *what) {
     const int32_t V = m->cfg.vocab_size;
     float *a = malloc((size_t)V * sizeof *a), *b = malloc((size_t)V * sizeof *b);
@@ -81,6 +83,7 @@ static void team_same(const spqr_model *m, const int32_t *ids, const char *fam, 
         CHECK(spqr_session_create(m, 64, nt, &st, &err) == SPQR_OK && spqr_session_create(m, 64, nt, &sr, &err) == SPQR_OK);
         if (st && sr) {
             CHECK(st->decode_mode == SESSION_DECODE_TEAM);
+            st->team_split_min = nt == 2 ? 0 : SESSION_TEAM_SPLIT_MIN; /* these tiny steps split too (2 threads) */
             sr->decode_mode = SESSION_DECODE_REGIONS;
             int same = 1;
             for (int32_t t = 0; t < T; t++) {

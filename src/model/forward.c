@@ -40,6 +40,15 @@ typedef struct team_ctx {
 
 #define LEAD(tc) (!(tc) || (tc)->tid == 0)
 
+/* 1 when a team splits these k products of one input between its threads:
+ * at least s->team_split_min multiply-adds (session.h), else the leader
+ * runs them alone. */
+static int team_splits(const spqr_session *s, const spqr_linear *const *lins, int32_t k) {
+    int64_t w = 0;
+    for (int32_t i = 0; i < k; i++) w += (int64_t)lins[i]->rows * lins[i]->cols;
+    return w >= s->team_split_min;
+}
+
 /* out = x / rms(x) * (off + w), statistics in double like HF's fp32 mean of
  * x^2; off is 1 for Gemma's (1 + w) norms, else 0. out may be x. */
 static void rmsnorm(float *out, const float *x, const float *w, int32_t n, float eps, float off) {
@@ -188,7 +197,12 @@ static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, c
         }
         return;
     }
-    const int par = s->n_threads > 1 && (int64_t)nh * (p0 + 1) * hd >= (1 << 18);
+    const int par = s->n_threads > 1 && (int64_t)nh * (p0 + 1) * hd >= (tc ? s->team_split_min : (1 << 18));
+    if (tc && !par) { /* a team, little work: the leader alone, the threads meet at the next step */
+        if (tc->tid == 0)
+            for (int32_t h = 0; h < nh; h++) attend_one(s, h, p0, kc, vc, window, cap, s->scores);
+        return;
+    }
     if (tc) { /* a team: heads claimed one at a time */
         if (tc->tid == 0) atomic_store_explicit(&tc->d->next_head, 0, memory_order_relaxed);
         spqri_team_wait(&tc->d->team);
@@ -210,7 +224,12 @@ static spqr_status linears(spqr_session *s, const spqr_linear *const *lins, int3
                            float *const *ys, const team_ctx *tc, spqr_err *err) {
     if (!tc) return spqri_linear_matmul_multi(lins, k, X, B, ys, &s->lin, err);
     decode_team *d = tc->d;
-    if (tc->tid == 0) d->st = spqri_linear_job_prepare(&d->job, lins, k, X, ys, &s->lin, err);
+    if (!team_splits(s, lins, k)) { /* the leader alone; a failure is d->st, returned at the next barrier */
+        if (tc->tid == 0 && !d->st && !(d->st = spqri_linear_job_prepare(&d->job, lins, k, X, ys, &s->lin, err)))
+            spqri_linear_job_run(&d->job);
+        return SPQR_OK;
+    }
+    if (tc->tid == 0 && !d->st) d->st = spqri_linear_job_prepare(&d->job, lins, k, X, ys, &s->lin, err);
     spqri_team_wait(&d->team);
     if (d->st) return d->st;
     spqri_linear_job_run(&d->job);
@@ -283,10 +302,13 @@ static spqr_status layer_forward(spqr_session *s, int32_t l, int32_t B, const mo
         float *const ys[2] = {s->hb, s->hb2};
         if ((st = linears(s, lins, 2, s->xb, B, ys, tc, err))) return st;
     }
-    if (!tc) {
-        add_bias(s->hb, B, n_inter, (size_t)n_inter, L->bias[ARCH_LIN_GATE]);
-        add_bias(s->hb2, B, n_inter, (size_t)n_inter, L->bias[ARCH_LIN_UP]);
-        glu(s->hb, s->hb2, (size_t)B * n_inter, hp->arch->act);
+    const spqr_linear *down = &L->w_down;
+    if (!tc || !team_splits(s, &down, 1)) { /* (before the leader's down alone: the leader's too) */
+        if (LEAD(tc)) {
+            add_bias(s->hb, B, n_inter, (size_t)n_inter, L->bias[ARCH_LIN_GATE]);
+            add_bias(s->hb2, B, n_inter, (size_t)n_inter, L->bias[ARCH_LIN_UP]);
+            glu(s->hb, s->hb2, (size_t)B * n_inter, hp->arch->act);
+        }
     } else { /* each thread its share (one exp per element: the longest serial step of a 7B layer) */
         const int32_t nt = tc->d->team.n, a = (int32_t)((int64_t)n_inter * tc->tid / nt);
         const int32_t e = (int32_t)((int64_t)n_inter * (tc->tid + 1) / nt);

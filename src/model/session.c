@@ -65,6 +65,7 @@ spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_
     s->max_ctx = max_ctx;
     s->n_threads = n_threads;
     s->decode_mode = SESSION_DECODE_TEAM;
+    s->team_split_min = SESSION_TEAM_SPLIT_MIN;
     s->max_batch = max_ctx < SESSION_MAX_BATCH ? max_ctx : SESSION_MAX_BATCH;
     const size_t B = (size_t)s->max_batch, H = (size_t)c->hidden_size;
     const size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;

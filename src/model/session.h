@@ -26,7 +26,16 @@ struct spqr_session {
     float *scores;   /* [n_threads][max_batch][max_ctx] attention weights, one block per thread */
     linear_ctx lin;  /* threads + kernel scratch of every linear call, sized for the model's linears */
     int decode_mode; /* SESSION_DECODE_*: how one token uses n_threads > 1 (forward.c) */
+    int64_t team_split_min; /* a team splits a step of at least this many multiply-adds (tests: 0) */
 };
+
+/* Below this many multiply-adds a step of a decode team (a product, or
+ * attention) is the leader's alone: splitting it costs two barriers, and
+ * on a loaded machine every barrier waits for a thread that may have lost
+ * its core (the default model's fp16 decode with two CPU hogs on the two
+ * cores: 4x slower with its small products split;
+ * bench/results/decode-team-2026-12-07.md). */
+#define SESSION_TEAM_SPLIT_MIN ((int64_t)1 << 18)
 
 /* TEAM (the default): one parallel region runs a token's layers and head,
  * the threads meeting at spinning barriers; REGIONS: a region per product,
