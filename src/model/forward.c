@@ -237,6 +237,23 @@ static spqr_status linears(spqr_session *s, const spqr_linear *const *lins, int3
     return SPQR_OK;
 }
 
+/* x += no(W X + b) for the B rows: a sublayer's output projection (o or
+ * down), its bias and output norm (Gemma 2) where it has them, added to the
+ * residual stream; tc as for layer_forward. */
+static spqr_status residual_out(spqr_session *s, const spqr_linear *w, const float *X, int32_t B, const float *bias,
+                                const float *norm, const team_ctx *tc, spqr_err *err) {
+    const spqr_config *c = &s->m->cfg;
+    const int32_t H = c->hidden_size;
+    const spqr_linear *lins[1] = {w};
+    float *const ys[1] = {s->xb2};
+    const spqr_status st = linears(s, lins, 1, X, B, ys, tc, err);
+    if (st || !LEAD(tc)) return st;
+    add_bias(s->xb2, B, H, (size_t)H, bias);
+    if (norm) rmsnorm_rows(s->xb2, B, H, (size_t)H, norm, c->rms_norm_eps, s->m->hp.arch->norm_plus_one ? 1.0f : 0.0f);
+    for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
+    return SPQR_OK;
+}
+
 /* One transformer layer l on the B tokens in s->x at positions s->pos..
  * s->pos+B-1 (s->pos is not advanced). When hooks is non-NULL, hooks->fn
  * sees the input of every linear group before it is multiplied; a non-zero
@@ -284,15 +301,8 @@ static spqr_status layer_forward(spqr_session *s, int32_t l, int32_t B, const mo
     }
     attention(s, p0, B, kc, vc, arch_layer_slides(hp, l) ? hp->sliding_window : 0, hp->attn_softcap, tc);
     HOOK(MODEL_GROUP_O, s->att, qd);
-    {
-        const spqr_linear *lins[1] = {&L->wo};
-        float *const ys[1] = {s->xb2};
-        if ((st = linears(s, lins, 1, s->att, B, ys, tc, err))) return st;
-    }
+    if ((st = residual_out(s, &L->wo, s->att, B, L->bias[ARCH_LIN_O], L->norm[ARCH_NORM_ATTN_OUT], tc, err))) return st;
     if (LEAD(tc)) {
-        add_bias(s->xb2, B, H, (size_t)H, L->bias[ARCH_LIN_O]);
-        if (L->norm[ARCH_NORM_ATTN_OUT]) rmsnorm_rows(s->xb2, B, H, (size_t)H, L->norm[ARCH_NORM_ATTN_OUT], eps, off);
-        for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
         for (int32_t i = 0; i < B; i++)
             rmsnorm(s->xb + (size_t)i * H, s->x + (size_t)i * H, L->ffn_norm, H, eps, off);
     }
@@ -319,16 +329,8 @@ static spqr_status layer_forward(spqr_session *s, int32_t l, int32_t B, const mo
         spqri_team_wait(&tc->d->team);
     }
     HOOK(MODEL_GROUP_DOWN, s->hb, n_inter);
-    {
-        const spqr_linear *lins[1] = {&L->w_down};
-        float *const ys[1] = {s->xb2};
-        if ((st = linears(s, lins, 1, s->hb, B, ys, tc, err))) return st;
-    }
-    if (LEAD(tc)) {
-        add_bias(s->xb2, B, H, (size_t)H, L->bias[ARCH_LIN_DOWN]);
-        if (L->norm[ARCH_NORM_FFN_OUT]) rmsnorm_rows(s->xb2, B, H, (size_t)H, L->norm[ARCH_NORM_FFN_OUT], eps, off);
-        for (size_t j = 0; j < (size_t)B * H; j++) s->x[j] += s->xb2[j];
-    }
+    if ((st = residual_out(s, &L->w_down, s->hb, B, L->bias[ARCH_LIN_DOWN], L->norm[ARCH_NORM_FFN_OUT], tc, err)))
+        return st;
 #undef HOOK
     return SPQR_OK;
 }
