@@ -1,9 +1,9 @@
 /* The threads of one OpenMP region meeting between the steps of a decode
  * token (ggml's pattern): a barrier that spins for a while, then sleeps,
  * and the caller's shared counters to claim work from. A fork/join or an
- * OpenMP barrier costs ~55 us where threads sleep between regions
+ * OpenMP barrier costs ~60 us where threads sleep between regions
  * (OMP_WAIT_POLICY=passive; bench/bench_sync), and a 7B token had ~160 of
- * them; this barrier costs ~0.3 us when the threads arrive together. A
+ * them; this barrier costs ~0.1 us when the threads arrive together. A
  * thread still waiting after ~TEAM_SPIN pauses sleeps on a condition
  * variable, so on a loaded machine it gives its core to the thread it waits
  * for (spinning and yielding there was 2.6-4.7x slower than a region per

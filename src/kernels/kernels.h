@@ -97,8 +97,8 @@ typedef struct kt_mv_job {
     const spqr_ktensor *kts[KT_MULTI_MAX];
     kt_input in[KT_MULTI_MAX];
     float *ys[KT_MULTI_MAX];
-    int32_t k, tiles, n_chunks;
-    spqr_chunks cut; /* the tiles in chunks for n_threads (core/team.h) */
+    int32_t k, tiles;
+    spqr_chunks cut; /* the tiles in chunks for n_threads (core/team.h): cut.n_chunks of them */
 } kt_mv_job;
 spqr_status spqri_kt_mv_prepare(kt_mv_job *j, const spqr_ktensor *const *kts, int32_t k, const float *x, float *const *ys,
                                 int32_t n_threads, void *ws, size_t ws_bytes, spqr_err *err);

@@ -344,7 +344,6 @@ spqr_status spqri_kt_mv_prepare(kt_mv_job *j, const spqr_ktensor *const *kts, in
         j->tiles += kts[i]->n_rtiles;
     }
     j->cut = spqri_chunks(j->tiles, KT_CHUNK, n_threads);
-    j->n_chunks = j->cut.n_chunks;
     return SPQR_OK;
 }
 
@@ -384,7 +383,7 @@ spqr_status spqri_kt_matvec_multi_ws(const spqr_ktensor *const *kts, int32_t k, 
      * a while no longer holds the other back (measured: docs/kernels.md,
      * "Arithmetic, paths and tolerance"). */
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
-    for (int32_t ch = 0; ch < j.n_chunks; ch++) spqri_kt_mv_chunk(&j, ch);
+    for (int32_t ch = 0; ch < j.cut.n_chunks; ch++) spqri_kt_mv_chunk(&j, ch);
     return SPQR_OK;
 }
 

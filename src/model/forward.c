@@ -387,9 +387,11 @@ static spqr_status decode_layers_team(spqr_session *s, int32_t l0, float *logits
  * when all, else [V] for the last token; NULL = none. With tokens NULL,
  * xin [B][hidden] is layer l0's input (l0 = n_layers: the final norm's);
  * keep, when non-NULL, gets layer l's input rows at keep + l * keep_stride
- * (l = n_layers: the final norm's). team: the layers as a decode team. */
-static spqr_status run_chunk(spqr_session *s, const int32_t *tokens, const float *xin, int32_t l0, float *keep,
-                             size_t keep_stride, int32_t B, int all, float *logits_out, int team, spqr_err *err) {
+ * (l = n_layers: the final norm's). One token with several threads runs as
+ * a decode team, unless the session asks for a region per product. */
+static spqr_status forward_chunk(spqr_session *s, const int32_t *tokens, const float *xin, int32_t l0, float *keep,
+                                 size_t keep_stride, int32_t B, int all, float *logits_out, spqr_err *err) {
+    const int team = B == 1 && !keep && s->n_threads > 1 && s->decode_mode == SESSION_DECODE_TEAM;
     const spqr_model *m = s->m;
     const spqr_config *c = &m->cfg;
     const int32_t H = c->hidden_size;
@@ -415,14 +417,6 @@ static spqr_status run_chunk(spqr_session *s, const int32_t *tokens, const float
     if (logits_out && !team && (st = head_forward(s, B, all, logits_out, NULL, err))) return st;
     s->pos += B;
     return SPQR_OK;
-}
-
-/* One chunk (run_chunk): one token with several threads as a team, unless
- * the session asks for a region per product (session.h). */
-static spqr_status forward_chunk(spqr_session *s, const int32_t *tokens, const float *xin, int32_t l0, float *keep,
-                                 size_t keep_stride, int32_t B, int all, float *logits_out, spqr_err *err) {
-    const int team = B == 1 && !keep && s->n_threads > 1 && s->decode_mode == SESSION_DECODE_TEAM;
-    return run_chunk(s, tokens, xin, l0, keep, keep_stride, B, all, logits_out, team, err);
 }
 
 spqr_status spqr_session_forward(spqr_session *s, const int32_t *tokens, int32_t n, int all_logits, float *logits,

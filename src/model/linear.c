@@ -405,7 +405,7 @@ spqr_status spqri_linear_job_prepare(linear_job *j, const spqr_linear *const *li
         if ((st = spqri_kt_mv_prepare(&j->kt, kts, k, x, ys, ctx->n_threads, ctx->scratch, ctx->scratch_bytes, err)))
             return st;
         j->mode = LINEAR_JOB_PACKED;
-        j->n_chunks = j->kt.n_chunks;
+        j->n_chunks = j->kt.cut.n_chunks;
         return SPQR_OK;
     }
     if (mode == 2) {

@@ -39,9 +39,9 @@ struct spqr_session {
 
 /* TEAM (the default): one parallel region runs a token's layers and head,
  * the threads meeting at spinning barriers; REGIONS: a region per product,
- * as before 2026-12-07 (tests compare the two: the same bits). TEAM was
- * faster on every model measured, down to the 2.2 MB default-model .spqr
- * (bench/results/decode-team-2026-12-07.md). */
+ * as before 2026-12-07 (tests compare the two: the same bits). TEAM measured
+ * 1.1-1.9x REGIONS per token on the default model and 0.93-1.07x on a
+ * 7B-shaped .spqr (bench/results/decode-team-2026-12-07.md). */
 enum { SESSION_DECODE_TEAM = 0, SESSION_DECODE_REGIONS = 1 };
 
 /* Observer of one layer's linear inputs (calibration): X [B][cols] is the
