@@ -120,19 +120,34 @@ static void rope(float *v, int32_t n_heads, int32_t head_dim, const float *cos_p
     }
 }
 
+/* The B tokens' keys and values [B][kvd] into a layer's cache, head-major
+ * ([n_kv_heads][max_ctx][hd]): a head's positions are one contiguous
+ * stream for attention (token-major, a 7B head read 512 bytes per 16 KB:
+ * a page per position). */
+static void kv_store(spqr_session *s, float *kc, float *vc, const float *k, const float *v, int32_t p0, int32_t B) {
+    const int32_t hd = s->m->cfg.head_dim, nkv = s->m->cfg.n_kv_heads;
+    for (int32_t h = 0; h < nkv; h++)
+        for (int32_t i = 0; i < B; i++) {
+            const size_t dst = ((size_t)h * s->max_ctx + p0 + i) * hd, src = ((size_t)i * nkv + h) * hd;
+            memcpy(kc + dst, k + src, (size_t)hd * sizeof(float));
+            memcpy(vc + dst, v + src, (size_t)hd * sizeof(float));
+        }
+}
+
 /* Head h of one token at position p0 (decode): s->att's head h from s->q's,
  * sc [p0 + 1] the thread's scores. */
 static void attend_one(spqr_session *s, int32_t h, int32_t p0, const float *kc, const float *vc, int32_t window,
                        float cap, float *sc) {
     const spqr_config *c = &s->m->cfg;
-    const int32_t hd = c->head_dim, group = c->n_heads / c->n_kv_heads, kvd = c->n_kv_heads * hd;
+    const int32_t hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
     const float scale = s->m->hp.attn_scale;
     const int32_t pos = p0, kvh = h / group;
+    const float *kh = kc + (size_t)kvh * s->max_ctx * hd, *vh = vc + (size_t)kvh * s->max_ctx * hd;
     const int32_t lo = window > 0 && pos + 1 > window ? pos + 1 - window : 0;
     const float *q = s->q + (size_t)h * hd;
     float mx = -INFINITY;
     for (int32_t t = lo; t <= pos; t++) {
-        const float *k = kc + (size_t)t * kvd + (size_t)kvh * hd;
+        const float *k = kh + (size_t)t * hd;
         float d = 0.0f;
 #pragma omp simd reduction(+ : d)
         for (int32_t j = 0; j < hd; j++) d += q[j] * k[j];
@@ -149,7 +164,7 @@ static void attend_one(spqr_session *s, int32_t h, int32_t p0, const float *kc, 
     float *o = s->att + (size_t)h * hd;
     memset(o, 0, (size_t)hd * sizeof(float));
     for (int32_t t = lo; t <= pos; t++) {
-        const float *v = vc + (size_t)t * kvd + (size_t)kvh * hd;
+        const float *v = vh + (size_t)t * hd;
         const float a = sc[t] * inv;
         for (int32_t j = 0; j < hd; j++) o[j] += a * v[j];
     }
@@ -165,7 +180,8 @@ static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, c
                       float cap, const team_ctx *tc) {
     const spqr_config *c = &s->m->cfg;
     const int32_t hd = c->head_dim, nh = c->n_heads, group = c->n_heads / c->n_kv_heads;
-    const int32_t qd = nh * hd, kvd = c->n_kv_heads * hd;
+    const int32_t qd = nh * hd;
+    const size_t hstride = (size_t)s->max_ctx * hd; /* one kv head's [max_ctx][hd] */
     const float scale = s->m->hp.attn_scale;
     if (B > 1) {
         const int32_t T = p0 + B;
@@ -175,7 +191,7 @@ static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, c
             const int32_t kvh = h / group;
             float *S = s->scores + (size_t)omp_get_thread_num() * s->max_batch * s->max_ctx; /* [B][T] */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, T, hd, scale, s->q + (size_t)h * hd, qd,
-                        kc + (size_t)kvh * hd, kvd, 0.0f, S, T);
+                        kc + kvh * hstride, hd, 0.0f, S, T);
             for (int32_t i = 0; i < B; i++) {
                 float *row = S + (size_t)i * T;
                 const int32_t valid = p0 + i + 1; /* token i sees positions lo..p0+i */
@@ -192,7 +208,7 @@ static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, c
                 for (int32_t t = lo; t < valid; t++) row[t] *= inv;
                 for (int32_t t = valid; t < T; t++) row[t] = 0.0f;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, hd, T, 1.0f, S, T, vc + (size_t)kvh * hd, kvd,
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, hd, T, 1.0f, S, T, vc + kvh * hstride, hd,
                         0.0f, s->att + (size_t)h * hd, qd);
         }
         return;
@@ -274,7 +290,7 @@ static spqr_status layer_forward(spqr_session *s, int32_t l, int32_t B, const mo
     const spqr_layer *L = &m->layers[l];
     float *kc = s->key_cache + (size_t)l * s->max_ctx * kvd;
     float *vc = s->value_cache + (size_t)l * s->max_ctx * kvd;
-    float *knew = kc + (size_t)p0 * kvd, *vnew = vc + (size_t)p0 * kvd;
+    float *knew = s->kb, *vnew = s->vb; /* [B][kvd], into the cache after RoPE */
 #define HOOK(group, X, cols) \
     if (hooks && hooks->fn && hooks->fn(hooks->user, l, group, X, B, cols)) return SPQR_OK
 
@@ -298,6 +314,7 @@ static spqr_status layer_forward(spqr_session *s, int32_t l, int32_t B, const mo
             rope(s->q + (size_t)i * qd, c->n_heads, hd, cp, sp);
             rope(knew + (size_t)i * kvd, c->n_kv_heads, hd, cp, sp);
         }
+        kv_store(s, kc, vc, knew, vnew, p0, B);
     }
     attention(s, p0, B, kc, vc, arch_layer_slides(hp, l) ? hp->sliding_window : 0, hp->attn_softcap, tc);
     HOOK(MODEL_GROUP_O, s->att, qd);

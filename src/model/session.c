@@ -79,6 +79,8 @@ spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_
     s->xb = alloc_floats(B * H, &total);
     s->xb2 = alloc_floats(B * H, &total);
     s->q = alloc_floats(B * qd, &total);
+    s->kb = alloc_floats(B * kvd, &total);
+    s->vb = alloc_floats(B * kvd, &total);
     s->att = alloc_floats(B * qd, &total);
     s->hb = alloc_floats(B * I, &total);
     s->hb2 = alloc_floats(B * I, &total);
@@ -91,7 +93,7 @@ spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_
         return lst;
     }
     float *inv_freq = malloc(half * sizeof(float));
-    if (lst || !s->key_cache || !s->value_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->xb || !s->xb2 || !s->q ||
+    if (lst || !s->key_cache || !s->value_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->xb || !s->xb2 || !s->q || !s->kb || !s->vb ||
         !s->att || !s->hb || !s->hb2 || !s->scores || !inv_freq) {
         free(inv_freq);
         spqr_session_free(s);
@@ -121,6 +123,8 @@ void spqr_session_free(spqr_session *s) {
     free(s->xb);
     free(s->xb2);
     free(s->q);
+    free(s->kb);
+    free(s->vb);
     free(s->att);
     free(s->hb);
     free(s->hb2);

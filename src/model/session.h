@@ -12,8 +12,9 @@ struct spqr_session {
     int32_t n_threads;
     int32_t pos;         /* tokens already in the cache */
     int32_t max_batch;   /* tokens per forward chunk (sizes the scratch) */
-    /* KV cache, fp32: [n_layers][max_ctx][n_kv_heads * head_dim] */
+    /* KV cache, fp32: [n_layers][n_kv_heads][max_ctx][head_dim] */
     float *key_cache, *value_cache;
+    float *kb, *vb;  /* [max_batch][n_kv_heads * head_dim] new keys / values before the cache */
     /* RoPE tables: [max_ctx][head_dim / 2] */
     float *rope_cos, *rope_sin;
     /* scratch, [max_batch][...] */
