@@ -453,8 +453,23 @@ SPQR_API spqr_status spqr_chat_render(const spqr_model *m, const spqr_chat_messa
 
 /* Run state: KV cache and scratch buffers for up to max_ctx positions. */
 typedef struct spqr_session spqr_session;
+/* spqr_session_create_opts with an fp32 KV cache. */
 SPQR_API spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_threads,
                                 spqr_session **out, spqr_err *err);
+/* Element type of the KV cache. fp32 keeps keys and values as computed;
+ * fp16 rounds them (to nearest even) as they are stored: half the memory,
+ * and half the bytes a decoded token's attention reads (llama.cpp's
+ * default), at a logit error bounded in tests/test_families.c. */
+typedef enum spqr_kv_type { SPQR_KV_F32 = 0, SPQR_KV_F16 = 1 } spqr_kv_type;
+typedef struct spqr_session_opts {
+    int32_t max_ctx;      /* positions, 1..max_position_embeddings */
+    int32_t n_threads;    /* 1..1024 */
+    spqr_kv_type kv_type;
+} spqr_session_opts;
+SPQR_API spqr_status spqr_session_create_opts(const spqr_model *m, const spqr_session_opts *o, spqr_session **out,
+                                              spqr_err *err);
+/* "f32" / "f16" -> *out; SPQR_ERR_INVALID_ARG for anything else. */
+SPQR_API spqr_status spqr_kv_type_parse(const char *name, spqr_kv_type *out, spqr_err *err);
 SPQR_API void spqr_session_free(spqr_session *s);
 SPQR_API void spqr_session_reset(spqr_session *s);    /* position back to 0 */
 SPQR_API int32_t spqr_session_pos(const spqr_session *s);

@@ -16,7 +16,8 @@ one_line() { # description: stderr is exactly one line starting with "spqr: benc
 }
 
 # 1. bad flags and models: exit 2 (flags) or 1 (load), one line, nothing on stdout
-for args in "" "-p 0 $DEF" "-n -1 $DEF" "-t 0 $DEF" "-r 0 $DEF" "-p 8x $DEF" "--bogus $DEF" "$DEF -p" "-p 600 $DEF" "-p 500 -n 13 $DEF"; do
+for args in "" "-p 0 $DEF" "-n -1 $DEF" "-t 0 $DEF" "-r 0 $DEF" "-p 8x $DEF" "--bogus $DEF" "$DEF -p" \
+    "--kv-type f8 $DEF" "--kv-type F16 $DEF" "-p 600 $DEF" "-p 500 -n 13 $DEF"; do
     expect_rc 2 "bench $args" "$SPQR" bench $args --json; one_line "bench $args"
     [ -s "$TMP/out" ] && bad "bench $args printed on stdout: $(head -c 200 "$TMP/out")"
 done
@@ -59,10 +60,24 @@ for m in ms:
         assert math.isfinite(m[k]) and m[k] >= 0, (k, m)
     assert abs(m["decode_bound_tps"] - bw * 1e9 / m["weight_bytes"]) <= 1e-9 * m["decode_bound_tps"], m
     assert m["logits_finite"] is True and m["kernel_path"], m
+assert d["kv_type"] == "f16", d  # the default KV cache, as llama.cpp's
 assert ms[0]["speedup_prompt"] == 1 and ms[0]["speedup_decode"] == 1, ms[0]
 for k, s in (("prompt_tps", "speedup_prompt"), ("decode_tps", "speedup_decode")):
     assert abs(ms[1][s] - ms[1][k] / ms[0][k]) <= 1e-9 * ms[1][s], (k, ms)
 EOF
+
+expect_rc 2 "bench --kv-type f8" "$SPQR" bench "$DEF" --kv-type f8; one_line "bench --kv-type f8"
+grep -q "KV cache type 'f8': expected f32 or f16" "$TMP/err" && ok "--kv-type error names the values" \
+    || bad "--kv-type error: $(cat "$TMP/err")"
+expect_rc 0 "bench --kv-type f32 --json" "$SPQR" bench "$DEF" -p 4 -n 2 -r 1 -t 1 --kv-type f32 --json
+grep -q '"kv_type":"f32"' "$TMP/out" && ok "json names the f32 cache" || bad "json kv_type: $(head -c 300 "$TMP/out")"
+expect_rc 2 "generate --kv-type q8" "$SPQR" generate "$DEF" -p hi -n 2 --kv-type q8
+[ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "^spqr: generate: --kv-type: KV cache type 'q8'" "$TMP/err" \
+    && ok "generate --kv-type q8: one line" || bad "generate --kv-type q8: $(head -c 300 "$TMP/err")"
+for kv in f16 f32; do
+    expect_rc 0 "generate --kv-type $kv" "$SPQR" generate "$DEF" -p "Once upon a time" -n 8 --temp 0 -t 2 --kv-type $kv
+    [ -s "$TMP/out" ] && ok "generate --kv-type $kv printed text" || bad "generate --kv-type $kv printed nothing"
+done
 
 # 3. table output: a bandwidth line and a pp/tg row per model
 expect_rc 0 "bench table" "$SPQR" bench "$DEF" "$TMP/d.spqr" -p 4 -n 2 -r 1 -t 1

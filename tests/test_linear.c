@@ -297,6 +297,77 @@ int main(void) {
         CHECK(spqri_linear_matvec(&m.lin, x, y, &z, &err) == SPQR_ERR_INVALID_ARG);
         free(m.wf); free(m.store);
     }
+    /* the fp16 KV cache's kernels on every path the CPU runs: narrow_f16 gives
+     * spqr_fp32_to_fp16's bits (random values over the whole fp16 range,
+     * halfway cases, overflow, subnormals, zeros, inf, NaN) at every tail
+     * length; rows_axpy (fp32 and fp16 rows) matches a double sum over every
+     * column-block shape within fp32 rounding */
+    {
+        const spqr_dense_ops *tabs[] = {&spqri_dense_ops_scalar, &spqri_dense_ops_avx2, &spqri_dense_ops_avx512,
+                                        &spqri_dense_ops_neon};
+        const spqr_cpu cpu = spqr_cpu_detect();
+        enum { NV = 1000 };
+        float *v = malloc(NV * sizeof *v);
+        uint16_t *h = malloc((NV + 1) * sizeof *h);
+        const float special[] = {0.0f, -0.0f, 65504.0f, 65519.99f, 65520.0f, -65520.0f, 1e30f, INFINITY, -INFINITY,
+                                 NAN, -NAN, 0x1p-24f, 0x1p-25f, 0x1.8p-24f, 0x1p-26f, 0x1.ffcp-15f, 0x1p-14f,
+                                 1.0f + 0x1p-11f, 1.0f + 0x1.8p-11f, 1.0f + 0x1p-12f, 2049.0f, 2051.0f, -3.5e-6f};
+        const size_t ns = sizeof special / sizeof special[0];
+        for (int i = 0; i < NV; i++) {
+            const float e = (float)(int)(test_rng_uniform(&r) * 44.0f) - 28.0f; /* 2^-28 .. 2^15 */
+            v[i] = i < (int)ns ? special[i] : test_rng_normal(&r) * ldexpf(1.0f, (int)e);
+        }
+        const unsigned char qnan_bits[4] = {0x01, 0x00, 0x80, 0x7f}; /* a signalling NaN with payload 1 */
+        memcpy(&v[ns], qnan_bits, 4);
+        int tried = 0;
+        for (size_t ti = 0; ti < sizeof tabs / sizeof tabs[0]; ti++) {
+            const spqr_dense_ops *o = tabs[ti];
+            if (!o->supported(&cpu)) continue;
+            tried++;
+            const size_t lens[] = {0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 33, NV};
+            for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+                for (size_t off = 0; off < 2 && off + lens[li] <= NV; off++) {
+                    memset(h, 0xab, (NV + 1) * sizeof *h);
+                    o->narrow_f16(v + off, h, lens[li]);
+                    size_t bad = 0;
+                    for (size_t i = 0; i < lens[li]; i++) bad += h[i] != spqr_fp32_to_fp16(v[off + i]);
+                    CHECK_MSG(bad == 0 && h[lens[li]] == 0xabab, "%s narrow_f16 n=%zu: %zu wrong", o->name, lens[li],
+                              bad);
+                }
+            }
+            const int32_t hds[] = {1, 7, 8, 31, 32, 40, 64, 100, 128, 256}, ns_[] = {1, 2, 3, 64, 65};
+            for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++)
+                for (size_t ni = 0; ni < sizeof ns_ / sizeof ns_[0]; ni++)
+                    for (int kind = 0; kind < 2; kind++) {
+                        const int32_t hd = hds[hi], n = ns_[ni];
+                        float *a = malloc((size_t)n * 4), *vf = malloc((size_t)n * hd * 4), *out = malloc((size_t)hd * 4);
+                        uint16_t *vh = malloc((size_t)n * hd * 2);
+                        for (int32_t i = 0; i < n; i++) a[i] = test_rng_uniform(&r);
+                        for (int32_t i = 0; i < n * hd; i++) {
+                            vh[i] = spqr_fp32_to_fp16(test_rng_normal(&r));
+                            vf[i] = spqr_fp16_to_fp32(vh[i]);
+                        }
+                        double worst = 0;
+                        for (int32_t j = 0; j < hd; j++) out[j] = (float)j * 0.25f - 3.0f;
+                        o->rows_axpy[kind](a, kind ? (const void *)vh : (const void *)vf, n, hd, out);
+                        for (int32_t j = 0; j < hd; j++) {
+                            double ref = (double)j * 0.25 - 3.0, mag = fabs(ref);
+                            for (int32_t i = 0; i < n; i++) {
+                                ref += (double)a[i] * vf[(size_t)i * hd + j];
+                                mag += fabs((double)a[i] * vf[(size_t)i * hd + j]);
+                            }
+                            const double e = fabs(out[j] - ref) / (mag * (n + 1) * 0x1p-23);
+                            worst = e > worst ? e : worst;
+                        }
+                        CHECK_MSG(worst <= 1.0, "%s rows_axpy[%d] n=%d hd=%d: error %.3g of the fp32 bound", o->name,
+                                  kind, n, hd, worst);
+                        free(a), free(vf), free(out), free(vh);
+                    }
+        }
+        CHECK(tried >= 2 || !spqri_linear_isa_available(SPQR_ISA_AVX2));
+        free(v);
+        free(h);
+    }
     /* dot4_f16 (four rows sharing x) gives each row exactly dot[1]'s bits, on every path
      * that has one, at every tail length and at the long rows it serves; and a long-row
      * linear (>= 6144 inputs: the four-row blocks plus a 1-row remainder) through each ISA

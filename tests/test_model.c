@@ -178,6 +178,19 @@ static void check_model(const spqr_safetensors *fx, const char *name, const char
     spqr_session *s = NULL;
     CHECK(spqr_session_create(m, spqr_model_config(m)->max_position_embeddings + 1, 1, &s, &err) == SPQR_ERR_INVALID_ARG);
     CHECK(spqr_session_create(m, 8, 0, &s, &err) == SPQR_ERR_INVALID_ARG);
+    /* the options form: a KV type outside the enum, NULL options, the context and thread checks */
+    CHECK(spqr_session_create_opts(m, &(spqr_session_opts){8, 1, (spqr_kv_type)7}, &s, &err) == SPQR_ERR_INVALID_ARG && !s);
+    CHECK(spqr_session_create_opts(m, &(spqr_session_opts){8, 1, (spqr_kv_type)-1}, &s, &err) == SPQR_ERR_INVALID_ARG && !s);
+    CHECK(spqr_session_create_opts(m, NULL, &s, &err) == SPQR_ERR_INVALID_ARG && !s);
+    CHECK(spqr_session_create_opts(m, &(spqr_session_opts){0, 1, SPQR_KV_F16}, &s, &err) == SPQR_ERR_INVALID_ARG && !s);
+    CHECK(spqr_session_create_opts(m, &(spqr_session_opts){8, 0, SPQR_KV_F16}, &s, &err) == SPQR_ERR_INVALID_ARG && !s);
+    {
+        spqr_kv_type kt = SPQR_KV_F32;
+        CHECK(spqr_kv_type_parse("f16", &kt, &err) == SPQR_OK && kt == SPQR_KV_F16);
+        CHECK(spqr_kv_type_parse("f32", &kt, &err) == SPQR_OK && kt == SPQR_KV_F32);
+        CHECK(spqr_kv_type_parse("q8_0", &kt, &err) == SPQR_ERR_INVALID_ARG && kt == SPQR_KV_F32);
+        CHECK(spqr_kv_type_parse(NULL, &kt, &err) == SPQR_ERR_INVALID_ARG);
+    }
     CHECK(spqr_session_create(m, 8, 1, &s, &err) == SPQR_OK);
     int32_t bad[2] = {1, V};
     CHECK(spqr_session_forward(s, bad, 2, 0, NULL, &err) == SPQR_ERR_INVALID_ARG && strstr(err.msg, "token id"));

@@ -55,12 +55,13 @@ static void disarm(void) { atomic_store(&g_armed, 0); }
 /* Prompt, small batch and three decode steps through one session; the
  * counters must stay at zero and the logits must be finite (the forward
  * really ran). out: the prompt's logits [PROMPT][V]. */
-static void check_forward(spqr_model *m, const char *label, int nt, float *out) {
+static void check_forward_kv(spqr_model *m, const char *label, int nt, spqr_kv_type kv, float *out) {
     const int32_t V = spqr_model_config(m)->vocab_size;
     spqr_session *s = NULL;
     spqr_err err = {0};
     arm();
-    CHECK_MSG(spqr_session_create(m, 128, nt, &s, &err) == SPQR_OK, "%s: %s", label, err.msg);
+    CHECK_MSG(spqr_session_create_opts(m, &(spqr_session_opts){128, nt, kv}, &s, &err) == SPQR_OK, "%s: %s", label,
+              err.msg);
     disarm();
     CHECK_MSG(atomic_load(&g_allocs) > 0, "%s: the library's allocations are not counted", label);
     if (!s) return;
@@ -82,9 +83,13 @@ static void check_forward(spqr_model *m, const char *label, int nt, float *out) 
     int finite = 1;
     for (int32_t i = 0; i < V; i++) finite &= isfinite(logits[i]) != 0;
     CHECK_MSG(finite, "%s: non-finite logits", label);
-    printf("%-12s %d thread(s): %ld allocations during forward\n", label, nt, a);
+    printf("%-12s %d thread(s), KV %s: %ld allocations during forward\n", label, nt, kv == SPQR_KV_F16 ? "f16" : "f32",
+           a);
     free(logits);
     spqr_session_free(s);
+}
+static void check_forward(spqr_model *m, const char *label, int nt, float *out) {
+    check_forward_kv(m, label, nt, SPQR_KV_F32, out);
 }
 
 /* 1 when SPQR_KERNEL=name can load here (exact and auto always can). */
@@ -132,6 +137,10 @@ int main(int argc, char **argv) {
         check_forward(fm, families[i], 1, f1);
         check_forward(fm, families[i], 2, f2);
         CHECK_MSG(memcmp(f1, f2, (size_t)PROMPT * fV * sizeof(float)) == 0, "%s: 1 and 2 threads differ", families[i]);
+        check_forward_kv(fm, families[i], 1, SPQR_KV_F16, f1); /* the fp16 cache's conversions allocate nothing */
+        check_forward_kv(fm, families[i], 2, SPQR_KV_F16, f2);
+        CHECK_MSG(memcmp(f1, f2, (size_t)PROMPT * fV * sizeof(float)) == 0, "%s, KV f16: 1 and 2 threads differ",
+                  families[i]);
         free(f1);
         free(f2);
         spqr_model_free(fm);

@@ -71,6 +71,13 @@ int cli_parse_i32(const char *cmd, const char *flag, const char *v, int32_t lo, 
     return 0;
 }
 
+int cli_parse_kv(const char *cmd, const char *flag, const char *v, spqr_kv_type *out) {
+    spqr_err err = {0};
+    if (!spqr_kv_type_parse(v, out, &err)) return 0;
+    fprintf(stderr, "spqr: %s: %s: %s\n", cmd, flag, err.msg);
+    return -1;
+}
+
 int cli_parse_f32(const char *cmd, const char *flag, const char *v, double lo, double hi, float *out) {
     char msg[256];
     double x;

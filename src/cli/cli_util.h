@@ -19,6 +19,8 @@ int cli_parse_double(const char *flag, const char *s, double lo, double hi, doub
 int cli_parse_i64(const char *cmd, const char *flag, const char *v, int64_t lo, int64_t hi, int64_t *out);
 int cli_parse_i32(const char *cmd, const char *flag, const char *v, int32_t lo, int32_t hi, int32_t *out);
 int cli_parse_f32(const char *cmd, const char *flag, const char *v, double lo, double hi, float *out);
+/* --kv-type's value (f32 | f16); -1 with the message printed. */
+int cli_parse_kv(const char *cmd, const char *flag, const char *v, spqr_kv_type *out);
 
 /* Value of flag argv[*i] (advances *i), or prints "missing value" and returns NULL. */
 /* Prints "spqr: CMD: MSG" on stderr (the CLI's one-line error) and returns code. */

@@ -22,12 +22,13 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: spqr bench MODEL [MODEL ...] [-p N_PROMPT] [-n N_GEN] [-r REPS] [-t THREADS] [--json]\n"
+            "usage: spqr bench MODEL [MODEL ...] [-p N_PROMPT] [-n N_GEN] [-r REPS] [-t THREADS] [--kv-type T] [--json]\n"
             "  MODEL           Hugging Face checkpoint directory or .spqr file\n"
             "  -p N            prompt test: one batched forward of N random tokens (default 64)\n"
             "  -n N            decode test: N single-token steps after the prompt (default 16)\n"
             "  -r R            repetitions, reported as mean +- stddev (default 3)\n"
             "  -t T            threads (default: online cores)\n"
+            "  --kv-type T     KV cache f16 (default) or f32\n"
             "  --json          one JSON object on stdout instead of the table\n"
             "  Weight bytes are those streamed per decoded token (block linears and the\n"
             "  head; the embedding is a row lookup); bound = read bandwidth / weight bytes.\n"
@@ -98,8 +99,8 @@ static void mean_sd(const double *v, int n, double *mean, double *sd) {
 
 /* Loads, measures and frees one model. Returns the exit code (0, 1 load or
  * run error, 2 the flags do not fit the model). */
-static int bench_one(const char *path, int32_t P, int32_t N, int32_t reps, int32_t threads, int progress,
-                     bench_result *r) {
+static int bench_one(const char *path, int32_t P, int32_t N, int32_t reps, int32_t threads, spqr_kv_type kv,
+                     int progress, bench_result *r) {
     spqr_err err = {0};
     spqr_logger logger = cli_stderr_logger(0);
     spqr_model *m = NULL;
@@ -132,7 +133,7 @@ static int bench_one(const char *path, int32_t P, int32_t N, int32_t reps, int32
         fprintf(stderr, "spqr: " CMD ": out of memory\n");
         goto done;
     }
-    if (spqr_session_create(m, P + N, threads, &s, &err)) {
+    if (spqr_session_create_opts(m, &(spqr_session_opts){P + N, threads, kv}, &s, &err)) {
         cli_fail(CMD, err.msg, 1);
         goto done;
     }
@@ -213,6 +214,7 @@ static void print_row(const bench_result *r, const bench_result *base, int decod
 int cmd_bench(int argc, char **argv) {
     int32_t P = 64, N = 16, reps = 3, threads = cli_default_threads();
     int json = 0, n_models = 0;
+    spqr_kv_type kv = SPQR_KV_F16;
     const char **models = calloc((size_t)argc, sizeof *models);
     if (!models) return 1;
     for (int i = 1; i < argc; i++) {
@@ -224,6 +226,12 @@ int cmd_bench(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--json")) {
             json = 1;
+            continue;
+        } else if (!strcmp(a, "--kv-type")) {
+            if (!(v = cli_flag_value(CMD, argc, argv, &i)) || cli_parse_kv(CMD, a, v, &kv)) {
+                free(models);
+                return 2;
+            }
             continue;
         } else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) dst = &P;
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) dst = &N;
@@ -270,13 +278,14 @@ int cmd_bench(int argc, char **argv) {
     }
     if (!json) {
         printf("read bandwidth %.2f GB/s (%d threads); pp%d: one forward of %d tokens, tg%d: %d single-token steps "
-               "after it; mean ± sd of %d rep(s); bound = bandwidth / weights; speedup vs the first model\n\n",
-               bw, threads, P, P, N, N, reps);
+               "after it; KV cache %s; mean ± sd of %d rep(s); bound = bandwidth / weights; speedup vs the first "
+               "model\n\n",
+               bw, threads, P, P, N, N, kv == SPQR_KV_F16 ? "f16" : "f32", reps);
         print_header();
     }
     int rc = 0;
     for (int i = 0; i < n_models && rc == 0; i++) {
-        rc = bench_one(models[i], P, N, reps, threads, progress, &res[i]);
+        rc = bench_one(models[i], P, N, reps, threads, kv, progress, &res[i]);
         if (rc == 0 && !json) {
             print_row(&res[i], &res[0], 0, P, res[i].prompt_tps, res[i].prompt_sd, bw);
             print_row(&res[i], &res[0], 1, N, res[i].decode_tps, res[i].decode_sd, bw);
@@ -290,6 +299,7 @@ int cmd_bench(int argc, char **argv) {
         cJSON_AddNumberToObject(root, "bandwidth_gbps", bw);
         cJSON_AddNumberToObject(root, "bandwidth_cpu_gbps", bw_cpu);
         cJSON_AddNumberToObject(root, "threads", threads);
+        cJSON_AddStringToObject(root, "kv_type", kv == SPQR_KV_F16 ? "f16" : "f32");
         cJSON_AddNumberToObject(root, "reps", reps);
         cJSON *arr = cJSON_AddArrayToObject(root, "models");
         for (int i = 0; i < n_models; i++) {

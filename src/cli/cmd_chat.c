@@ -190,7 +190,7 @@ int cmd_chat(int argc, char **argv) {
     }
     cli_gen_seed(&g);
     if (spqr_sampler_create(cfg->vocab_size, g.temp, g.top_p, (uint64_t)g.seed, &C.sm, &err) ||
-        spqr_session_create(m, C.ctx, g.threads, &C.s, &err)) {
+        spqr_session_create_opts(m, &(spqr_session_opts){C.ctx, g.threads, g.kv}, &C.s, &err)) {
         cli_fail(CMD, err.msg, 1);
         goto done;
     }

@@ -119,7 +119,7 @@ int cmd_generate(int argc, char **argv) {
     /* Printed only once the run can start, so an error stays the only line on stderr. */
     cli_gen_seed(&g);
     if (spqr_sampler_create(V, g.temp, g.top_p, (uint64_t)g.seed, &sm, &err)) { fail(err.msg); goto done; }
-    if (spqr_session_create(m, ctx, g.threads, &s, &err)) { fail(err.msg); goto done; }
+    if (spqr_session_create_opts(m, &(spqr_session_opts){ctx, g.threads, g.kv}, &s, &err)) { fail(err.msg); goto done; }
     logits = malloc((size_t)V * sizeof *logits);
     if (!logits) { fail("out of memory"); goto done; }
 

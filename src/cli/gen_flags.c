@@ -14,6 +14,7 @@ void cli_gen_flags_init(cli_gen_flags *f) {
     f->seed = -1;
     f->threads = cli_default_threads();
     f->ctx = 0;
+    f->kv = SPQR_KV_F16;
     f->verbose = 0;
 }
 
@@ -31,6 +32,8 @@ int cli_gen_flag(const char *cmd, int argc, char **argv, int *i, cli_gen_flags *
         if (!(v = cli_flag_value(cmd, argc, argv, i)) || cli_parse_i32(cmd, a, v, 1, 1024, &f->threads)) return -1;
     } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
         if (!(v = cli_flag_value(cmd, argc, argv, i)) || cli_parse_i32(cmd, a, v, 1, 1 << 24, &f->ctx)) return -1;
+    } else if (!strcmp(a, "--kv-type")) {
+        if (!(v = cli_flag_value(cmd, argc, argv, i)) || cli_parse_kv(cmd, a, v, &f->kv)) return -1;
     } else if (!strcmp(a, "-v")) f->verbose = 1;
     else return 0;
     return 1;

@@ -16,6 +16,7 @@ typedef struct cli_gen_flags {
     int64_t seed;    /* --seed, -1: from the clock */
     int32_t threads; /* -t */
     int32_t ctx;     /* -c, 0: default */
+    spqr_kv_type kv; /* --kv-type */
     int verbose;     /* -v */
 } cli_gen_flags;
 
@@ -26,6 +27,7 @@ typedef struct cli_gen_flags {
     "  --top-p P          nucleus sampling mass (default 0.9)\n"                               \
     "  --seed S           RNG seed (default: from the clock, printed on stderr)\n"             \
     "  -t, --threads N    threads (default: all cores)\n"                                      \
+    "  --kv-type T        KV cache f16 (default: half the memory and attention reads) or f32\n" \
     "  -v                 verbose loading\n"
 
 void cli_gen_flags_init(cli_gen_flags *f);

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "spqr.h"
+
 
 static inline float dense_u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 static inline uint32_t dense_f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
@@ -59,5 +61,22 @@ static inline void dense_widen_bf16_scalar(const uint16_t *src, float *dst, size
 #pragma omp simd
     for (size_t i = 0; i < n; i++) dst[i] = dense_b2f(src[i]);
 }
+
+static inline void dense_narrow_f16_scalar(const float *src, uint16_t *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = spqr_fp32_to_fp16(src[i]);
+}
+
+/* o[hd] += sum_i a[i] V[i][..] in row order (spqr_dense_ops.rows_axpy's reference) */
+static inline void dense_rows_axpy_scalar(const float *a, const void *V, int32_t n, int32_t hd, float *o, const int k) {
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t j = 0; j < hd; j++) o[j] += a[i] * dense_elem(V, i * hd + j, k);
+}
+static inline void dense_rows_axpy_f32_scalar(const float *a, const void *V, int32_t n, int32_t hd, float *o) {
+    dense_rows_axpy_scalar(a, V, n, hd, o, 0);
+}
+static inline void dense_rows_axpy_f16_scalar(const float *a, const void *V, int32_t n, int32_t hd, float *o) {
+    dense_rows_axpy_scalar(a, V, n, hd, o, 1);
+}
+#define DENSE_SCALAR_AXPY {dense_rows_axpy_f32_scalar, dense_rows_axpy_f16_scalar}
 
 #endif

@@ -50,10 +50,57 @@ static void widen_f16_neon(const uint16_t *src, float *dst, size_t n) {
     for (; i < n; i++) dst[i] = dense_h2f(src[i]);
 }
 
+/* FCVTN under the default FPCR (round to nearest even, no flush to zero,
+ * NaN propagation): spqr_fp32_to_fp16's bits */
+static void narrow_f16_neon(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1_u16(dst + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(src + i))));
+    dense_narrow_f16_scalar(src + i, dst + i, n - i);
+}
+
+/* rows_axpy: 16 columns of o in registers while the n rows pass, even and
+ * odd rows into two sets of accumulators; the columns past the last block
+ * of 4 in scalar. */
+static inline __attribute__((always_inline)) void axpy_neon(const float *a, const void *V, int32_t n, int32_t hd,
+                                                            float *o, const int k) {
+    const size_t es = k == K_F32 ? 4 : 2;
+    int32_t j = 0;
+    for (; j + 16 <= hd; j += 16) {
+        float32x4_t e[4], d[4];
+        for (int u = 0; u < 4; u++) e[u] = vld1q_f32(o + j + 4 * u), d[u] = vdupq_n_f32(0.0f);
+        int32_t i = 0;
+        for (; i + 2 <= n; i += 2) {
+            const char *r0 = (const char *)V + (size_t)i * hd * es, *r1 = r0 + (size_t)hd * es;
+            for (int u = 0; u < 4; u++) {
+                e[u] = vfmaq_n_f32(e[u], ld4(r0, j + 4 * u, k), a[i]);
+                d[u] = vfmaq_n_f32(d[u], ld4(r1, j + 4 * u, k), a[i + 1]);
+            }
+        }
+        if (i < n)
+            for (int u = 0; u < 4; u++)
+                e[u] = vfmaq_n_f32(e[u], ld4((const char *)V + (size_t)i * hd * es, j + 4 * u, k), a[i]);
+        for (int u = 0; u < 4; u++) vst1q_f32(o + j + 4 * u, vaddq_f32(e[u], d[u]));
+    }
+    for (; j + 4 <= hd; j += 4) {
+        float32x4_t e = vld1q_f32(o + j);
+        for (int32_t i = 0; i < n; i++) e = vfmaq_n_f32(e, ld4((const char *)V + (size_t)i * hd * es, j, k), a[i]);
+        vst1q_f32(o + j, e);
+    }
+    for (; j < hd; j++)
+        for (int32_t i = 0; i < n; i++) o[j] += a[i] * dense_elem(V, i * hd + j, k);
+}
+static void axpy_f32_neon(const float *a, const void *V, int32_t n, int32_t hd, float *o) {
+    axpy_neon(a, V, n, hd, o, K_F32);
+}
+static void axpy_f16_neon(const float *a, const void *V, int32_t n, int32_t hd, float *o) {
+    axpy_neon(a, V, n, hd, o, K_F16);
+}
+
 const spqr_dense_ops spqri_dense_ops_neon = {"neon", has_neon, {dot_f32_neon, dot_f16_neon, dot_bf16_neon}, NULL,
-                                       widen_f16_neon, dense_widen_bf16_scalar, NULL};
+                                       widen_f16_neon, dense_widen_bf16_scalar, narrow_f16_neon,
+                                       {axpy_f32_neon, axpy_f16_neon}, NULL};
 #else
 /* Never picked here (the detector finds no NEON): the scalar kernels, so the table exists on every target. */
 const spqr_dense_ops spqri_dense_ops_neon = {"neon", has_neon, DENSE_SCALAR_DOTS, NULL, dense_widen_f16_scalar,
-                                       dense_widen_bf16_scalar, NULL};
+                                       dense_widen_bf16_scalar, dense_narrow_f16_scalar, DENSE_SCALAR_AXPY, NULL};
 #endif

@@ -6,4 +6,4 @@
 static int supported(const spqr_cpu *cpu) { return (void)cpu, 1; }
 
 const spqr_dense_ops spqri_dense_ops_scalar = {"scalar", supported, DENSE_SCALAR_DOTS, NULL, dense_widen_f16_scalar,
-                                         dense_widen_bf16_scalar, NULL};
+                                         dense_widen_bf16_scalar, dense_narrow_f16_scalar, DENSE_SCALAR_AXPY, NULL};

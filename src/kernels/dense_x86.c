@@ -97,6 +97,56 @@ T2 static void widen_f16_avx2(const uint16_t *src, float *dst, size_t n) {
     for (; i < n; i++) dst[i] = dense_h2f(src[i]);
 }
 
+/* VCVTPS2PH with an immediate round-to-nearest-even: spqr_fp32_to_fp16's bits
+ * (overflow to inf, subnormals kept, NaN quieted with its top payload bits) */
+T2 static void narrow_f16_avx2(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    dense_narrow_f16_scalar(src + i, dst + i, n - i);
+}
+
+/* rows_axpy: a 32-column block of o in registers while the n rows pass,
+ * even and odd rows into two sets of four accumulators (one set would wait
+ * on the FMA latency); the columns past the last block of 8 in scalar. */
+T2 INLINE void axpy_avx2(const float *a, const void *V, int32_t n, int32_t hd, float *o, const int k) {
+    const size_t es = k == K_F32 ? 4 : 2;
+    int32_t j = 0;
+    for (; j + 32 <= hd; j += 32) {
+        __m256 e[4], d[4];
+        for (int u = 0; u < 4; u++) e[u] = _mm256_loadu_ps(o + j + 8 * u), d[u] = _mm256_setzero_ps();
+        int32_t i = 0;
+        for (; i + 2 <= n; i += 2) {
+            const char *r0 = (const char *)V + (size_t)i * hd * es, *r1 = r0 + (size_t)hd * es;
+            const __m256 a0 = _mm256_broadcast_ss(a + i), a1 = _mm256_broadcast_ss(a + i + 1);
+            for (int u = 0; u < 4; u++) {
+                e[u] = _mm256_fmadd_ps(a0, ld8(r0, j + 8 * u, k), e[u]);
+                d[u] = _mm256_fmadd_ps(a1, ld8(r1, j + 8 * u, k), d[u]);
+            }
+        }
+        if (i < n) {
+            const char *r0 = (const char *)V + (size_t)i * hd * es;
+            const __m256 a0 = _mm256_broadcast_ss(a + i);
+            for (int u = 0; u < 4; u++) e[u] = _mm256_fmadd_ps(a0, ld8(r0, j + 8 * u, k), e[u]);
+        }
+        for (int u = 0; u < 4; u++) _mm256_storeu_ps(o + j + 8 * u, _mm256_add_ps(e[u], d[u]));
+    }
+    for (; j + 8 <= hd; j += 8) {
+        __m256 e = _mm256_loadu_ps(o + j);
+        for (int32_t i = 0; i < n; i++)
+            e = _mm256_fmadd_ps(_mm256_broadcast_ss(a + i), ld8((const char *)V + (size_t)i * hd * es, j, k), e);
+        _mm256_storeu_ps(o + j, e);
+    }
+    for (; j < hd; j++)
+        for (int32_t i = 0; i < n; i++) o[j] += a[i] * dense_elem(V, i * hd + j, k);
+}
+T2 static void axpy_f32_avx2(const float *a, const void *V, int32_t n, int32_t hd, float *o) {
+    axpy_avx2(a, V, n, hd, o, K_F32);
+}
+T2 static void axpy_f16_avx2(const float *a, const void *V, int32_t n, int32_t hd, float *o) {
+    axpy_avx2(a, V, n, hd, o, K_F16);
+}
+
 /* ---- AVX-512 ---- */
 
 T5 INLINE __m512 ld16(const void *w, int32_t i, const int k) {
@@ -159,6 +209,13 @@ T5 static void widen_f16_avx512(const uint16_t *src, float *dst, size_t n) {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, ld16(src, (int32_t)i, K_F16));
     for (; i < n; i++) dst[i] = dense_h2f(src[i]);
+}
+
+T5 static void narrow_f16_avx512(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    dense_narrow_f16_scalar(src + i, dst + i, n - i);
 }
 
 /* One register tile of a gemm_f16 at a fixed shape: rows [0, R) of w
@@ -317,15 +374,17 @@ static void gemm_f16_avx2(const uint16_t *W, int32_t nr, const float *X, int32_t
 }
 
 const spqr_dense_ops spqri_dense_ops_avx2 = {"avx2+f16c",    spqr_cpu_has_avx2, {dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2},
-                                       dot4_f16_avx2,  widen_f16_avx2,    dense_widen_bf16_scalar, gemm_f16_avx2};
+                                       dot4_f16_avx2,  widen_f16_avx2,    dense_widen_bf16_scalar, narrow_f16_avx2,
+                                       {axpy_f32_avx2, axpy_f16_avx2}, gemm_f16_avx2};
 const spqr_dense_ops spqri_dense_ops_avx512 = {"avx512f",       spqr_cpu_has_avx512,
                                          {dot_f32_avx512, dot_f16_avx512, dot_bf16_avx512},
-                                         dot4_f16_avx512, widen_f16_avx512, dense_widen_bf16_scalar, gemm_f16_avx512};
+                                         dot4_f16_avx512, widen_f16_avx512, dense_widen_bf16_scalar, narrow_f16_avx512,
+                                         {axpy_f32_avx2, axpy_f16_avx2}, gemm_f16_avx512};
 #else
 /* Never picked here (the detector finds no x86 features): the scalar
  * kernels, so the tables exist on every target. */
 const spqr_dense_ops spqri_dense_ops_avx2 = {"avx2+f16c", spqr_cpu_has_avx2, DENSE_SCALAR_DOTS, NULL, dense_widen_f16_scalar,
-                                       dense_widen_bf16_scalar, NULL};
+                                       dense_widen_bf16_scalar, dense_narrow_f16_scalar, DENSE_SCALAR_AXPY, NULL};
 const spqr_dense_ops spqri_dense_ops_avx512 = {"avx512f", spqr_cpu_has_avx512, DENSE_SCALAR_DOTS, NULL, dense_widen_f16_scalar,
-                                         dense_widen_bf16_scalar, NULL};
+                                         dense_widen_bf16_scalar, dense_narrow_f16_scalar, DENSE_SCALAR_AXPY, NULL};
 #endif

@@ -117,6 +117,11 @@ typedef struct spqr_dense_ops {
     void (*dot4_f16)(const uint16_t *w, size_t stride, const float *x, int32_t n, float out[4]);
     void (*widen_f16)(const uint16_t *src, float *dst, size_t n);
     void (*widen_bf16)(const uint16_t *src, float *dst, size_t n);
+    /* fp32 -> fp16, round to nearest even: spqr_fp32_to_fp16's bits (the fp16 KV cache) */
+    void (*narrow_f16)(const float *src, uint16_t *dst, size_t n);
+    /* o[hd] += sum_i a[i] V[i][0..hd) over n rows hd apart, of kind [0 fp32,
+     * 1 fp16]: attention's weighted sum of cached values */
+    void (*rows_axpy[2])(const float *a, const void *V, int32_t n, int32_t hd, float *o);
     /* fp16 batch product Y[t][r] = sum_k X[t][k] W[r][k], rows [0, nr) of
      * W [nr][K], n inputs X [n][K], Y row stride ldy; NULL where the path
      * has none (linear.c then widens tiles to fp32 for sgemm) */

@@ -120,38 +120,55 @@ static void rope(float *v, int32_t n_heads, int32_t head_dim, const float *cos_p
     }
 }
 
-/* The B tokens' keys and values [B][kvd] into a layer's cache, head-major
- * ([n_kv_heads][max_ctx][hd]): a head's positions are one contiguous
- * stream for attention (token-major, a 7B head read 512 bytes per 16 KB:
- * a page per position). */
-static void kv_store(spqr_session *s, float *kc, float *vc, const float *k, const float *v, int32_t p0, int32_t B) {
+/* The B tokens' keys and values [B][kvd] into a layer's cache (kc, vc: the
+ * layer's), head-major ([n_kv_heads][max_ctx][hd]): a head's positions are
+ * one contiguous stream for attention (token-major, a 7B head read 512
+ * bytes per 16 KB: a page per position). An fp16 cache rounds them here. */
+static void kv_store(spqr_session *s, void *kc, void *vc, const float *k, const float *v, int32_t p0, int32_t B) {
     const int32_t hd = s->m->cfg.head_dim, nkv = s->m->cfg.n_kv_heads;
+    const spqr_dense_ops *ops = spqri_linear_ops(&s->lin);
     for (int32_t h = 0; h < nkv; h++)
         for (int32_t i = 0; i < B; i++) {
             const size_t dst = ((size_t)h * s->max_ctx + p0 + i) * hd, src = ((size_t)i * nkv + h) * hd;
-            memcpy(kc + dst, k + src, (size_t)hd * sizeof(float));
-            memcpy(vc + dst, v + src, (size_t)hd * sizeof(float));
+            if (s->kv_f16) {
+                ops->narrow_f16(k + src, (uint16_t *)kc + dst, (size_t)hd);
+                ops->narrow_f16(v + src, (uint16_t *)vc + dst, (size_t)hd);
+            } else {
+                memcpy((float *)kc + dst, k + src, (size_t)hd * sizeof(float));
+                memcpy((float *)vc + dst, v + src, (size_t)hd * sizeof(float));
+            }
         }
 }
 
+/* Positions [lo, hi) of kv head kvh of a layer's cache (keys or values) as
+ * fp32 rows of head_dim, for sgemm (prompt): the cache itself (fp32), or
+ * widened into the thread's scratch w (fp16). Returns the row of position lo. */
+static const float *kv_rows(const spqr_session *s, const void *cache, int32_t kvh, int32_t lo, int32_t hi, float *w) {
+    const int32_t hd = s->m->cfg.head_dim;
+    const size_t at = ((size_t)kvh * s->max_ctx + lo) * hd;
+    if (!s->kv_f16) return (const float *)cache + at;
+    spqri_linear_ops(&s->lin)->widen_f16((const uint16_t *)cache + at, w, (size_t)(hi - lo) * hd);
+    return w;
+}
+
 /* Head h of one token at position p0 (decode): s->att's head h from s->q's,
- * sc [p0 + 1] the thread's scores. */
-static void attend_one(spqr_session *s, int32_t h, int32_t p0, const float *kc, const float *vc, int32_t window,
+ * sc [p0 + 1] the thread's scores. The cached rows (fp32 or fp16) go
+ * straight into the dense kernels' dot products and weighted row sum. */
+static void attend_one(spqr_session *s, int32_t h, int32_t p0, const void *kc, const void *vc, int32_t window,
                        float cap, float *sc) {
     const spqr_config *c = &s->m->cfg;
     const int32_t hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
     const float scale = s->m->hp.attn_scale;
     const int32_t pos = p0, kvh = h / group;
-    const float *kh = kc + (size_t)kvh * s->max_ctx * hd, *vh = vc + (size_t)kvh * s->max_ctx * hd;
     const int32_t lo = window > 0 && pos + 1 > window ? pos + 1 - window : 0;
+    const spqr_dense_ops *ops = spqri_linear_ops(&s->lin);
+    const int kind = s->kv_f16 ? 1 : 0;
+    const size_t es = s->kv_f16 ? 2 : 4, at = ((size_t)kvh * s->max_ctx + lo) * hd * es;
+    const char *K = (const char *)kc + at, *V = (const char *)vc + at;
     const float *q = s->q + (size_t)h * hd;
     float mx = -INFINITY;
     for (int32_t t = lo; t <= pos; t++) {
-        const float *k = kh + (size_t)t * hd;
-        float d = 0.0f;
-#pragma omp simd reduction(+ : d)
-        for (int32_t j = 0; j < hd; j++) d += q[j] * k[j];
-        sc[t] = d * scale;
+        sc[t] = ops->dot[kind](K + (size_t)(t - lo) * hd * es, q, hd) * scale;
         if (cap > 0) softcap(&sc[t], 1, cap);
         if (sc[t] > mx) mx = sc[t];
     }
@@ -161,13 +178,15 @@ static void attend_one(spqr_session *s, int32_t h, int32_t p0, const float *kc, 
         sum += sc[t];
     }
     const float inv = 1.0f / sum;
+    for (int32_t t = lo; t <= pos; t++) sc[t] *= inv;
     float *o = s->att + (size_t)h * hd;
     memset(o, 0, (size_t)hd * sizeof(float));
-    for (int32_t t = lo; t <= pos; t++) {
-        const float *v = vh + (size_t)t * hd;
-        const float a = sc[t] * inv;
-        for (int32_t j = 0; j < hd; j++) o[j] += a * v[j];
-    }
+    ops->rows_axpy[kind](sc + lo, V, pos + 1 - lo, hd, o);
+}
+
+/* Thread tid's widening scratch for an fp16 cache ([max_ctx][head_dim]), NULL for fp32. */
+static float *kv_scratch(const spqr_session *s, int tid) {
+    return s->kvw ? s->kvw + (size_t)tid * s->max_ctx * s->m->cfg.head_dim : NULL;
 }
 
 /* Causal GQA attention for the B tokens at positions p0..p0+B-1 of one
@@ -176,12 +195,11 @@ static void attend_one(spqr_session *s, int32_t h, int32_t p0, const float *kc, 
  * scores, the causal mask applied between them. window > 0: position p sees
  * only positions p - window + 1 .. p (sliding-window layers; the cache keeps
  * every position, the mask drops the old ones). cap > 0: soft-capped scores. */
-static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, const float *vc, int32_t window,
+static void attention(spqr_session *s, int32_t p0, int32_t B, const void *kc, const void *vc, int32_t window,
                       float cap, const team_ctx *tc) {
     const spqr_config *c = &s->m->cfg;
     const int32_t hd = c->head_dim, nh = c->n_heads, group = c->n_heads / c->n_kv_heads;
     const int32_t qd = nh * hd;
-    const size_t hstride = (size_t)s->max_ctx * hd; /* one kv head's [max_ctx][hd] */
     const float scale = s->m->hp.attn_scale;
     if (B > 1) {
         const int32_t T = p0 + B;
@@ -189,9 +207,11 @@ static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, c
 #pragma omp parallel for num_threads(s->n_threads) schedule(dynamic, 1) if (par)
         for (int32_t h = 0; h < nh; h++) {
             const int32_t kvh = h / group;
-            float *S = s->scores + (size_t)omp_get_thread_num() * s->max_batch * s->max_ctx; /* [B][T] */
+            const int tid = omp_get_thread_num();
+            float *S = s->scores + (size_t)tid * s->max_batch * s->max_ctx; /* [B][T] */
+            float *w = kv_scratch(s, tid);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, T, hd, scale, s->q + (size_t)h * hd, qd,
-                        kc + kvh * hstride, hd, 0.0f, S, T);
+                        kv_rows(s, kc, kvh, 0, T, w), hd, 0.0f, S, T);
             for (int32_t i = 0; i < B; i++) {
                 float *row = S + (size_t)i * T;
                 const int32_t valid = p0 + i + 1; /* token i sees positions lo..p0+i */
@@ -208,7 +228,7 @@ static void attention(spqr_session *s, int32_t p0, int32_t B, const float *kc, c
                 for (int32_t t = lo; t < valid; t++) row[t] *= inv;
                 for (int32_t t = valid; t < T; t++) row[t] = 0.0f;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, hd, T, 1.0f, S, T, vc + kvh * hstride, hd,
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, hd, T, 1.0f, S, T, kv_rows(s, vc, kvh, 0, T, w), hd,
                         0.0f, s->att + (size_t)h * hd, qd);
         }
         return;
@@ -288,8 +308,8 @@ static spqr_status layer_forward(spqr_session *s, int32_t l, int32_t B, const mo
     const float eps = c->rms_norm_eps, off = hp->arch->norm_plus_one ? 1.0f : 0.0f;
     spqr_status st;
     const spqr_layer *L = &m->layers[l];
-    float *kc = s->key_cache + (size_t)l * s->max_ctx * kvd;
-    float *vc = s->value_cache + (size_t)l * s->max_ctx * kvd;
+    const size_t layer_at = (size_t)l * s->max_ctx * kvd * (s->kv_f16 ? 2 : 4); /* bytes */
+    void *kc = (char *)s->key_cache + layer_at, *vc = (char *)s->value_cache + layer_at;
     float *knew = s->kb, *vnew = s->vb; /* [B][kvd], into the cache after RoPE */
 #define HOOK(group, X, cols) \
     if (hooks && hooks->fn && hooks->fn(hooks->user, l, group, X, B, cols)) return SPQR_OK

@@ -30,6 +30,8 @@ static const spqr_dense_ops *ops_of(spqr_isa isa) {
     }
 }
 
+const spqr_dense_ops *spqri_linear_ops(const linear_ctx *c) { return ops_of(c->isa); }
+
 int spqri_linear_isa_available(spqr_isa isa) {
     const spqr_dense_ops *ops = ops_of(isa);
     const spqr_cpu cpu = spqr_cpu_detect();

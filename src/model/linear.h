@@ -69,6 +69,8 @@ size_t spqri_linear_scratch_size(const spqr_linear *const *lins, int32_t k, int3
 /* A context with scratch_bytes of scratch (free with spqri_linear_ctx_free). */
 spqr_status spqri_linear_ctx_init(linear_ctx *c, int32_t n_threads, size_t scratch_bytes, spqr_err *err);
 void spqri_linear_ctx_free(linear_ctx *c);
+/* The dense kernels c runs (the fp16 KV cache's conversions too). */
+const spqr_dense_ops *spqri_linear_ops(const linear_ctx *c);
 
 /* Bytes of weight storage a matvec streams. */
 uint64_t spqri_linear_bytes(const spqr_linear *lin);

@@ -49,10 +49,26 @@ static float *alloc_floats(size_t n, size_t *total) {
     return calloc(n ? n : 1, sizeof(float));
 }
 
+spqr_status spqr_kv_type_parse(const char *name, spqr_kv_type *out, spqr_err *err) {
+    if (name && out && !strcmp(name, "f32")) *out = SPQR_KV_F32;
+    else if (name && out && !strcmp(name, "f16")) *out = SPQR_KV_F16;
+    else return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "KV cache type '%s': expected f32 or f16", name ? name : "(null)");
+    return SPQR_OK;
+}
+
 spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_threads, spqr_session **out,
                                 spqr_err *err) {
-    if (!m || !out) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "session_create: NULL argument");
+    const spqr_session_opts o = {max_ctx, n_threads, SPQR_KV_F32};
+    return spqr_session_create_opts(m, &o, out, err);
+}
+
+spqr_status spqr_session_create_opts(const spqr_model *m, const spqr_session_opts *o, spqr_session **out,
+                                     spqr_err *err) {
+    if (!m || !o || !out) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "session_create: NULL argument");
     *out = NULL;
+    const int32_t max_ctx = o->max_ctx, n_threads = o->n_threads;
+    if (o->kv_type != SPQR_KV_F32 && o->kv_type != SPQR_KV_F16)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "KV cache type %d is not f32 (0) or f16 (1)", (int)o->kv_type);
     const spqr_config *c = &m->cfg;
     if (max_ctx < 1 || max_ctx > c->max_position_embeddings)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "context %d is outside [1, max_position_embeddings = %d]",
@@ -71,8 +87,12 @@ spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_
     const size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
     const size_t half = (size_t)c->head_dim / 2, I = (size_t)c->intermediate_size;
     size_t total = 0;
-    s->key_cache = alloc_floats((size_t)c->n_layers * max_ctx * kvd, &total);
-    s->value_cache = alloc_floats((size_t)c->n_layers * max_ctx * kvd, &total);
+    s->kv_f16 = o->kv_type == SPQR_KV_F16;
+    const size_t kv_elems = (size_t)c->n_layers * max_ctx * kvd, kv_size = s->kv_f16 ? 2 : 4;
+    s->key_cache = calloc(kv_elems ? kv_elems : 1, kv_size);
+    s->value_cache = calloc(kv_elems ? kv_elems : 1, kv_size);
+    total += 2 * kv_elems * kv_size;
+    s->kvw = s->kv_f16 ? alloc_floats((size_t)n_threads * max_ctx * c->head_dim, &total) : NULL;
     s->rope_cos = alloc_floats((size_t)max_ctx * half, &total);
     s->rope_sin = alloc_floats((size_t)max_ctx * half, &total);
     s->x = alloc_floats(B * H, &total);
@@ -93,7 +113,7 @@ spqr_status spqr_session_create(const spqr_model *m, int32_t max_ctx, int32_t n_
         return lst;
     }
     float *inv_freq = malloc(half * sizeof(float));
-    if (lst || !s->key_cache || !s->value_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->xb || !s->xb2 || !s->q || !s->kb || !s->vb ||
+    if (lst || !s->key_cache || !s->value_cache || (s->kv_f16 && !s->kvw) || !s->rope_cos || !s->rope_sin || !s->x || !s->xb || !s->xb2 || !s->q || !s->kb || !s->vb ||
         !s->att || !s->hb || !s->hb2 || !s->scores || !inv_freq) {
         free(inv_freq);
         spqr_session_free(s);
@@ -117,6 +137,7 @@ void spqr_session_free(spqr_session *s) {
     if (!s) return;
     free(s->key_cache);
     free(s->value_cache);
+    free(s->kvw);
     free(s->rope_cos);
     free(s->rope_sin);
     free(s->x);

@@ -12,8 +12,10 @@ struct spqr_session {
     int32_t n_threads;
     int32_t pos;         /* tokens already in the cache */
     int32_t max_batch;   /* tokens per forward chunk (sizes the scratch) */
-    /* KV cache, fp32: [n_layers][n_kv_heads][max_ctx][head_dim] */
-    float *key_cache, *value_cache;
+    /* KV cache, fp32 or fp16 (kv_f16): [n_layers][n_kv_heads][max_ctx][head_dim] */
+    void *key_cache, *value_cache;
+    int kv_f16;
+    float *kvw;      /* kv_f16: [n_threads][max_ctx][head_dim], one head's keys or values widened */
     float *kb, *vb;  /* [max_batch][n_kv_heads * head_dim] new keys / values before the cache */
     /* RoPE tables: [max_ctx][head_dim / 2] */
     float *rope_cos, *rope_sin;
