@@ -36,7 +36,10 @@
 #        LLAMA_TAG (a label for the llama.cpp build in the table, default
 #        its build directory's name), LLAMA_CPP_COMMIT (shown; default: git
 #        of LLAMA_CPP_SRC, else what llama-bench reports), OMP_WAIT_POLICY
-#        (passive, for both programs)
+#        (passive, for both programs), SPQR_KV (spqr's --kv-type, f16 as
+#        llama.cpp's default cache), DEPTH (0; > 0: also decode tg$TG after a
+#        DEPTH-token prompt, llama-bench -d DEPTH against spqr bench -p DEPTH,
+#        the quantized models only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 die() { echo "compare_llamacpp.sh: $*" >&2; exit 1; }
@@ -45,7 +48,7 @@ WORK=${WORK:-/tmp/spqr_llamacpp}
 while [ $# -gt 0 ]; do
     case $1 in
         --work) [ $# -ge 2 ] || die "--work needs a directory"; WORK=$2; shift 2 ;;
-        -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
@@ -63,6 +66,8 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 LAYERS=${LAYERS:-2}
 THREADS=${THREADS:-2}
 PP=${PP:-64}
+DEPTH=${DEPTH:-0}
+SPQR_KV=${SPQR_KV:-f16}
 TG=${TG:-32}
 REPS=${REPS:-3}
 NSAMPLES=${NSAMPLES:-8}
@@ -130,16 +135,17 @@ echo "# spqr vs llama.cpp, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
 echo "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores online; load before: $(uptime | sed 's/.*load average: //')"
 echo "- model: synthetic Llama-7B shape (hidden 4096, MLP 11008, 32 heads, vocab 32000), $LAYERS layers; random weights"
-echo "- threads $THREADS, pp$PP (one batch) and tg$TG, $REPS reps each, mean ± sd tokens/s; OMP_WAIT_POLICY=$OMP_WAIT_POLICY for both"
+echo "- threads $THREADS, pp$PP (one batch) and tg$TG, $REPS reps each, mean ± sd tokens/s; OMP_WAIT_POLICY=$OMP_WAIT_POLICY for both; KV cache: spqr $SPQR_KV, llama.cpp its default (f16)"
 echo "- spqr kernel: SPQR_KERNEL=${SPQR_KERNEL:-(auto)}; llama.cpp: $LLAMA_TAG ($LLAMA_CPP_DIR)"
 
 SPQR_MODELS=("$SQ")
+QUANT_MODELS=("${LLAMA_MODELS[@]}")
 if [ "$SKIP_F16" != 1 ]; then LLAMA_MODELS=(-m "$F16" "${LLAMA_MODELS[@]}"); SPQR_MODELS=("$HF" "$SQ"); fi
 log "llama-bench (${LLAMA_MODELS[*]})"
 nice -n 10 "$LB" "${LLAMA_MODELS[@]}" -t "$THREADS" -p "$PP" -n "$TG" -r "$REPS" -o json >"$RUN/llama.json" 2>"$RUN/llama.err" ||
     die "llama-bench failed: see $RUN/llama.err"
 log "spqr bench (${SPQR_MODELS[*]})"
-nice -n 10 "$SPQR" bench "${SPQR_MODELS[@]}" -p "$PP" -n "$TG" -r "$REPS" -t "$THREADS" --json >"$RUN/spqr.json" 2>"$RUN/spqr.err" ||
+nice -n 10 "$SPQR" bench "${SPQR_MODELS[@]}" -p "$PP" -n "$TG" -r "$REPS" -t "$THREADS" --kv-type "$SPQR_KV" --json >"$RUN/spqr.json" 2>"$RUN/spqr.err" ||
     die "spqr bench failed: see $RUN/spqr.err"
 if [ -n "${LLAMA_CPP_COMMIT:-}" ]; then commit=$LLAMA_CPP_COMMIT
 elif [ -e "$LLAMA_CPP_SRC/.git" ]; then commit=$(git -C "$LLAMA_CPP_SRC" rev-parse HEAD)
@@ -178,3 +184,24 @@ awk -F'\t' '
         if (fp) printf "spqr 3.6bit / llama.cpp F16: decode %.2fx, prompt %.2fx", sd / fd, sp / fp
         printf "\n"
     }' "$RUN/rows.tsv"
+
+if [ "$DEPTH" -gt 0 ]; then
+    log "decode after $DEPTH tokens: llama-bench -d $DEPTH (${QUANT_MODELS[*]}), spqr bench -p $DEPTH ($SQ)"
+    nice -n 10 "$LB" "${QUANT_MODELS[@]}" -t "$THREADS" -p 0 -n "$TG" -d "$DEPTH" -r "$REPS" -o json \
+        >"$RUN/llama-depth.json" 2>"$RUN/llama-depth.err" || die "llama-bench -d failed: see $RUN/llama-depth.err"
+    nice -n 10 "$SPQR" bench "$SQ" -p "$DEPTH" -n "$TG" -r "$REPS" -t "$THREADS" --kv-type "$SPQR_KV" --json \
+        >"$RUN/spqr-depth.json" 2>"$RUN/spqr-depth.err" || die "spqr bench -p $DEPTH failed: see $RUN/spqr-depth.err"
+    jq -r --arg tag "$LLAMA_TAG" '.[] | ["llama.cpp \(.model_filename | capture("-(?<t>[^-]+)\\.gguf$").t | ascii_upcase) [\($tag)]",
+        .avg_ts, .stddev_ts] | @tsv' "$RUN/llama-depth.json" >"$RUN/depth.tsv"
+    jq -r '.models[] | ["spqr 3.6bit [\(.kernel_path)]", .decode_tps, .decode_tps_sd] | @tsv' "$RUN/spqr-depth.json" \
+        >>"$RUN/depth.tsv"
+    echo
+    echo "| engine, weights [path] | tg$TG after $DEPTH tokens, tok/s |"
+    echo "|---|---|"
+    awk -F'\t' '{ printf "| %s | %.2f ± %.2f |\n", $1, $2, $3 }' "$RUN/depth.tsv"
+    echo
+    awk -F'\t' -v d="$DEPTH" '
+        $1 ~ /^llama.cpp Q4_K_M/ { q = $2 }
+        $1 ~ /^spqr 3.6bit/      { s = $2 }
+        END { if (q && s) printf "**spqr 3.6bit / llama.cpp Q4_K_M at depth %d: decode %.2fx**\n", d, s / q }' "$RUN/depth.tsv"
+fi

@@ -130,6 +130,7 @@ def _declare(lib):
     s("spqr_model_chat_template", cp, vp)
     s("spqr_chat_render", st, vp, P(T.ChatMessage), i32, ctypes.c_int, P(vp), E)
     s("spqr_session_create", st, vp, i32, i32, P(vp), E)
+    s("spqr_session_create_opts", st, vp, P(T.SessionOpts), P(vp), E)
     s("spqr_session_free", None, vp)
     s("spqr_session_reset", None, vp)
     s("spqr_session_pos", i32, vp)

@@ -108,6 +108,13 @@ class EvalOptions(ctypes.Structure):
                 ("cancel", POINTER(c_int)), ("progress", EvalProgressFn), ("progress_user", c_void_p)]
 
 
+class SessionOpts(ctypes.Structure):
+    _fields_ = [("max_ctx", c_int32), ("n_threads", c_int32), ("kv_type", c_int)]
+
+
+KV_TYPES = {"f32": 0, "f16": 1}
+
+
 class EvalResult(ctypes.Structure):
     _fields_ = [("ppl", c_double), ("ppl_stderr", c_double), ("nll_mean", c_double), ("n_tokens", c_int64),
                 ("n_scored", c_int64), ("n_windows", c_int32), ("ctx", c_int32), ("has_kl", c_int32),

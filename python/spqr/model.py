@@ -150,9 +150,10 @@ class Model(Closing):
             _lib.free(p)
 
     # --- running ------------------------------------------------------
-    def session(self, max_ctx=None, n_threads=None):
-        """A Session holding the KV cache for max_ctx positions (default the model's maximum)."""
-        return Session(self, max_ctx, n_threads)
+    def session(self, max_ctx=None, n_threads=None, kv_type="f32"):
+        """A Session holding the KV cache for max_ctx positions (default the model's maximum);
+        kv_type "f32" (exact) or "f16" (half the memory, keys and values rounded)."""
+        return Session(self, max_ctx, n_threads, kv_type)
 
     def prompt_ids(self, prompt=None, messages=None):
         """Ids to generate from, as `spqr generate` builds them: plain text with
@@ -214,8 +215,10 @@ def archive_info(path, tied):
 class Session(Closing):
     """Run state (KV cache) of a model: forward() appends tokens and returns logits."""
 
-    def __init__(self, model, max_ctx=None, n_threads=None):
+    def __init__(self, model, max_ctx=None, n_threads=None, kv_type="f32"):
         self._h = None
+        if kv_type not in T.KV_TYPES:
+            raise SpqrError(Status.INVALID_ARG, "kv_type %r: expected 'f32' or 'f16'" % (kv_type,))
         self._lib = model._lib
         self.model = model  # keeps the model alive while the session is
         cfg = model.config
@@ -223,8 +226,10 @@ class Session(Closing):
         self.max_ctx = int(max_ctx if max_ctx is not None else cfg["max_position_embeddings"])
         self.n_threads = int(n_threads if n_threads is not None else default_threads())
         err, h = T.Err(), ctypes.c_void_p()
-        _lib.check(self._lib.spqr_session_create(model.handle, self.max_ctx, self.n_threads, ctypes.byref(h),
-                                                 ctypes.byref(err)), err)
+        self.kv_type = kv_type
+        opts = T.SessionOpts(self.max_ctx, self.n_threads, T.KV_TYPES[kv_type])
+        _lib.check(self._lib.spqr_session_create_opts(model.handle, ctypes.byref(opts), ctypes.byref(h),
+                                                      ctypes.byref(err)), err)
         self._h = h
         model._sessions.add(self)
 

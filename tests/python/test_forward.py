@@ -45,8 +45,14 @@ class Forward(unittest.TestCase):
                 ids, ref = fx[fam + ".ids"], fx[fam + ".logits"]
                 with m.session(len(ids), n_threads=1) as s:
                     e = rel_diff(s.forward(ids, all_logits=True), ref)
-                print("%s: rel diff %.3g" % (fam, e))
+                # the fp16 KV cache: within tests/test_families.c's bound, and really rounded
+                with m.session(len(ids), n_threads=1, kv_type="f16") as s:
+                    h = s.forward(ids, all_logits=True)
+                e16 = rel_diff(h, ref)
+                print("%s: rel diff %.3g, KV f16 %.3g" % (fam, e, e16))
                 self.assertLess(e, 1e-3, fam)
+                self.assertLess(e16, 2e-3, fam)
+                self.assertGreater(e16, e * 2, fam)
 
     def test_bad_input(self):
         with spqr.Model(os.path.join(FIX, "tiny_gqa")) as m, m.session(4, 1) as s:
@@ -57,6 +63,9 @@ class Forward(unittest.TestCase):
                 s.forward([10**6])  # not a token id
             with self.assertRaises(spqr.SpqrError):
                 s.forward([])
+            with self.assertRaises(spqr.SpqrError) as c:
+                m.session(4, 1, kv_type="q8_0")
+            self.assertEqual(c.exception.status, spqr.Status.INVALID_ARG)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ STRUCTS = {"Err": "spqr_err", "Logger": "spqr_logger", "QuantParams": "spqr_quan
            "QuantizeProgress": "spqr_quantize_progress", "QuantizeOptions": "spqr_quantize_options",
            "KindSummary": "spqr_quantize_kind_summary", "QuantizeSummary": "spqr_quantize_summary",
            "EvalProgress": "spqr_eval_progress", "EvalOptions": "spqr_eval_options",
-           "EvalResult": "spqr_eval_result"}
+           "EvalResult": "spqr_eval_result", "SessionOpts": "spqr_session_opts"}
 
 
 class Layout(unittest.TestCase):
