@@ -106,18 +106,19 @@ T2 static void narrow_f16_avx2(const float *src, uint16_t *dst, size_t n) {
     dense_narrow_f16_scalar(src + i, dst + i, n - i);
 }
 
-/* rows_axpy: a 32-column block of o in registers while the n rows pass,
- * even and odd rows into two sets of four accumulators (one set would wait
- * on the FMA latency); the columns past the last block of 8 in scalar. */
-T2 INLINE void axpy_avx2(const float *a, const void *V, int32_t n, int32_t hd, float *o, const int k) {
-    const size_t es = k == K_F32 ? 4 : 2;
+/* rows_axpy: a 32-column block of o in registers while a block of rows
+ * passes (blocks of <= 16 KB of rows, in L1 for the hd / 32 passes), even
+ * and odd rows into two sets of four accumulators (one set would wait on
+ * the FMA latency); the columns past the last block of 8 in scalar. */
+T2 INLINE void axpy_block_avx2(const float *a, const char *V, int32_t n, int32_t hd, float *o, const int k) {
+    const size_t rs = (size_t)hd * (k == K_F32 ? 4 : 2); /* bytes per row */
     int32_t j = 0;
     for (; j + 32 <= hd; j += 32) {
         __m256 e[4], d[4];
         for (int u = 0; u < 4; u++) e[u] = _mm256_loadu_ps(o + j + 8 * u), d[u] = _mm256_setzero_ps();
         int32_t i = 0;
         for (; i + 2 <= n; i += 2) {
-            const char *r0 = (const char *)V + (size_t)i * hd * es, *r1 = r0 + (size_t)hd * es;
+            const char *r0 = V + (size_t)i * rs, *r1 = r0 + rs;
             const __m256 a0 = _mm256_broadcast_ss(a + i), a1 = _mm256_broadcast_ss(a + i + 1);
             for (int u = 0; u < 4; u++) {
                 e[u] = _mm256_fmadd_ps(a0, ld8(r0, j + 8 * u, k), e[u]);
@@ -125,20 +126,24 @@ T2 INLINE void axpy_avx2(const float *a, const void *V, int32_t n, int32_t hd, f
             }
         }
         if (i < n) {
-            const char *r0 = (const char *)V + (size_t)i * hd * es;
             const __m256 a0 = _mm256_broadcast_ss(a + i);
-            for (int u = 0; u < 4; u++) e[u] = _mm256_fmadd_ps(a0, ld8(r0, j + 8 * u, k), e[u]);
+            for (int u = 0; u < 4; u++) e[u] = _mm256_fmadd_ps(a0, ld8(V + (size_t)i * rs, j + 8 * u, k), e[u]);
         }
         for (int u = 0; u < 4; u++) _mm256_storeu_ps(o + j + 8 * u, _mm256_add_ps(e[u], d[u]));
     }
     for (; j + 8 <= hd; j += 8) {
         __m256 e = _mm256_loadu_ps(o + j);
-        for (int32_t i = 0; i < n; i++)
-            e = _mm256_fmadd_ps(_mm256_broadcast_ss(a + i), ld8((const char *)V + (size_t)i * hd * es, j, k), e);
+        for (int32_t i = 0; i < n; i++) e = _mm256_fmadd_ps(_mm256_broadcast_ss(a + i), ld8(V + (size_t)i * rs, j, k), e);
         _mm256_storeu_ps(o + j, e);
     }
     for (; j < hd; j++)
         for (int32_t i = 0; i < n; i++) o[j] += a[i] * dense_elem(V, i * hd + j, k);
+}
+T2 INLINE void axpy_avx2(const float *a, const void *V, int32_t n, int32_t hd, float *o, const int k) {
+    const size_t rs = (size_t)hd * (k == K_F32 ? 4 : 2);
+    const int32_t blk = rs * 8 < 16384 ? (int32_t)(16384 / rs) : 8;
+    for (int32_t i0 = 0; i0 < n; i0 += blk)
+        axpy_block_avx2(a + i0, (const char *)V + (size_t)i0 * rs, n - i0 < blk ? n - i0 : blk, hd, o, k);
 }
 T2 static void axpy_f32_avx2(const float *a, const void *V, int32_t n, int32_t hd, float *o) {
     axpy_avx2(a, V, n, hd, o, K_F32);

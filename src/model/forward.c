@@ -166,9 +166,13 @@ static void attend_one(spqr_session *s, int32_t h, int32_t p0, const void *kc, c
     const size_t es = s->kv_f16 ? 2 : 4, at = ((size_t)kvh * s->max_ctx + lo) * hd * es;
     const char *K = (const char *)kc + at, *V = (const char *)vc + at;
     const float *q = s->q + (size_t)h * hd;
+    int32_t t = lo;
+    if (s->kv_f16 && ops->dot4_f16) /* four keys per call, each with dot[1]'s bits */
+        for (; t + 4 <= pos + 1; t += 4) ops->dot4_f16((const uint16_t *)K + (size_t)(t - lo) * hd, (size_t)hd, q, hd, &sc[t]);
+    for (; t <= pos; t++) sc[t] = ops->dot[kind](K + (size_t)(t - lo) * hd * es, q, hd);
     float mx = -INFINITY;
-    for (int32_t t = lo; t <= pos; t++) {
-        sc[t] = ops->dot[kind](K + (size_t)(t - lo) * hd * es, q, hd) * scale;
+    for (t = lo; t <= pos; t++) {
+        sc[t] *= scale;
         if (cap > 0) softcap(&sc[t], 1, cap);
         if (sc[t] > mx) mx = sc[t];
     }
