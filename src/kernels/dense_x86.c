@@ -133,7 +133,8 @@ T2 INLINE void axpy_block_avx2(const float *a, const char *V, int32_t n, int32_t
     }
     for (; j + 8 <= hd; j += 8) {
         __m256 e = _mm256_loadu_ps(o + j);
-        for (int32_t i = 0; i < n; i++) e = _mm256_fmadd_ps(_mm256_broadcast_ss(a + i), ld8(V + (size_t)i * rs, j, k), e);
+        for (int32_t i = 0; i < n; i++)
+            e = _mm256_fmadd_ps(_mm256_broadcast_ss(a + i), ld8(V + (size_t)i * rs, j, k), e);
         _mm256_storeu_ps(o + j, e);
     }
     for (; j < hd; j++)

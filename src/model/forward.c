@@ -168,7 +168,8 @@ static void attend_one(spqr_session *s, int32_t h, int32_t p0, const void *kc, c
     const float *q = s->q + (size_t)h * hd;
     int32_t t = lo;
     if (s->kv_f16 && ops->dot4_f16) /* four keys per call, each with dot[1]'s bits */
-        for (; t + 4 <= pos + 1; t += 4) ops->dot4_f16((const uint16_t *)K + (size_t)(t - lo) * hd, (size_t)hd, q, hd, &sc[t]);
+        for (; t + 4 <= pos + 1; t += 4)
+            ops->dot4_f16((const uint16_t *)K + (size_t)(t - lo) * hd, (size_t)hd, q, hd, &sc[t]);
     for (; t <= pos; t++) sc[t] = ops->dot[kind](K + (size_t)(t - lo) * hd * es, q, hd);
     float mx = -INFINITY;
     for (t = lo; t <= pos; t++) {
@@ -232,8 +233,8 @@ static void attention(spqr_session *s, int32_t p0, int32_t B, const void *kc, co
                 for (int32_t t = lo; t < valid; t++) row[t] *= inv;
                 for (int32_t t = valid; t < T; t++) row[t] = 0.0f;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, hd, T, 1.0f, S, T, kv_rows(s, vc, kvh, 0, T, w), hd,
-                        0.0f, s->att + (size_t)h * hd, qd);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, hd, T, 1.0f, S, T, kv_rows(s, vc, kvh, 0, T, w),
+                        hd, 0.0f, s->att + (size_t)h * hd, qd);
         }
         return;
     }

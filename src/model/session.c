@@ -113,8 +113,8 @@ spqr_status spqr_session_create_opts(const spqr_model *m, const spqr_session_opt
         return lst;
     }
     float *inv_freq = malloc(half * sizeof(float));
-    if (lst || !s->key_cache || !s->value_cache || (s->kv_f16 && !s->kvw) || !s->rope_cos || !s->rope_sin || !s->x || !s->xb || !s->xb2 || !s->q || !s->kb || !s->vb ||
-        !s->att || !s->hb || !s->hb2 || !s->scores || !inv_freq) {
+    if (lst || !s->key_cache || !s->value_cache || (s->kv_f16 && !s->kvw) || !s->rope_cos || !s->rope_sin || !s->x ||
+        !s->xb || !s->xb2 || !s->q || !s->kb || !s->vb || !s->att || !s->hb || !s->hb2 || !s->scores || !inv_freq) {
         free(inv_freq);
         spqr_session_free(s);
         return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory for a session of %d positions (%.1f MB)", max_ctx,
