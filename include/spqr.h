@@ -705,6 +705,7 @@ typedef struct spqr_eval_options {
     const char *kl_in;           /* non-NULL: compare with this base file (same protocol, ctx, vocab, tokens) */
     const volatile int *cancel;  /* non-NULL and non-zero: stop between windows, SPQR_ERR_INTERRUPTED */
     spqr_eval_progress_fn progress; void *progress_user; /* after every window; may be NULL */
+    spqr_kv_type kv_type;        /* default SPQR_KV_F32 (exact) */
 } spqr_eval_options;
 
 typedef struct spqr_eval_result {

@@ -105,6 +105,15 @@ expect_rc 2 "bad protocol" "$SPQR" perplexity "$MODEL" -f "$TEXT" --protocol foo
 expect_rc 2 "missing -f" "$SPQR" perplexity "$MODEL"
 expect_rc 2 "missing value" "$SPQR" perplexity "$MODEL" -f
 expect_rc 2 "bad threads" "$SPQR" perplexity "$MODEL" -f "$TEXT" -t 0
+expect_rc 2 "bad --kv-type" "$SPQR" perplexity "$MODEL" -f "$TEXT" --kv-type fp16
+[ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "^spqr: perplexity: --kv-type: KV cache type 'fp16': expected f32 or f16" \
+    "$TMP/err" && ok "--kv-type error: one line naming the values" || bad "--kv-type error: $(cat "$TMP/err")"
+# the fp16 KV cache against an f32 base: a small, non-zero KL (exactly 0 would mean nothing was rounded)
+expect_rc 0 "kl base (f32 cache)" "$SPQR" perplexity "$MODEL" -f "$TEXT" -c 64 --chunks 4 -t 2 --kl-base "$TMP/kv.kl" --json
+expect_rc 0 "--kv-type f16 --kl" "$SPQR" perplexity "$MODEL" -f "$TEXT" -c 64 --chunks 4 -t 2 --kv-type f16 \
+    --kl "$TMP/kv.kl" --json
+/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert 0 < d["kl_mean"] < 1e-5, d' "$TMP/out" \
+    && ok "fp16 cache KL small and non-zero" || bad "fp16 cache KL: $(head -c 400 "$TMP/out")"
 
 # 5. generate: greedy is deterministic, sampling with a seed is reproducible
 expect_rc 0 "generate greedy" "$SPQR" generate "$MODEL" -p "The old lighthouse" -n 20 --temp 0 -t 2

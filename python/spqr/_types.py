@@ -105,7 +105,8 @@ EvalProgressFn = ctypes.CFUNCTYPE(None, c_void_p, POINTER(EvalProgress))
 class EvalOptions(ctypes.Structure):
     _fields_ = [("protocol", c_int), ("ctx", c_int32), ("chunks", c_int32), ("batch", c_int32),
                 ("n_threads", c_int32), ("kl_base_out", c_char_p), ("overwrite", c_int32), ("kl_in", c_char_p),
-                ("cancel", POINTER(c_int)), ("progress", EvalProgressFn), ("progress_user", c_void_p)]
+                ("cancel", POINTER(c_int)), ("progress", EvalProgressFn), ("progress_user", c_void_p),
+                ("kv_type", c_int)]
 
 
 class SessionOpts(ctypes.Structure):

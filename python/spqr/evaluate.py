@@ -13,12 +13,12 @@ PROTOCOLS = {"spqr": 0, "llamacpp": 1}
 
 
 def perplexity(model, text=None, tokens=None, *, protocol="spqr", ctx=0, chunks=0, batch=0, n_threads=None,
-               kl_base_out=None, kl_in=None, overwrite=False, progress=None, cancel=None):
+               kl_base_out=None, kl_in=None, overwrite=False, progress=None, cancel=None, kv_type="f32"):
     """Perplexity of model (a spqr.Model) on text (str/bytes) or tokens
     (ids, BOS included as you want it scored), with the protocol "spqr"
     (non-overlapping windows of ctx tokens) or "llamacpp" (llama.cpp's:
     the second half of each window scored). ctx/chunks/batch 0: the
-    library's defaults. kl_base_out writes the full distributions for a
+    library's defaults; kv_type "f32" (exact) or "f16". kl_base_out writes the full distributions for a
     later KL run; kl_in compares against such a file. progress(dict with
     window, n_windows, elapsed_s) returning True, or a set threading.Event
     cancel, stops the run (SpqrError INTERRUPTED). Returns the
@@ -31,6 +31,8 @@ def perplexity(model, text=None, tokens=None, *, protocol="spqr", ctx=0, chunks=
         raise SpqrError(Status.INVALID_ARG, "give one of text or tokens")
     if protocol not in PROTOCOLS:
         raise SpqrError(Status.INVALID_ARG, "protocol must be one of %s" % ", ".join(PROTOCOLS))
+    if kv_type not in T.KV_TYPES:
+        raise SpqrError(Status.INVALID_ARG, "kv_type %r: expected 'f32' or 'f16'" % (kv_type,))
     lib = _lib.load()
     o = T.EvalOptions()
     lib.spqr_eval_options_default(ctypes.byref(o))
@@ -42,6 +44,7 @@ def perplexity(model, text=None, tokens=None, *, protocol="spqr", ctx=0, chunks=
     if batch:
         o.batch = int(batch)
     o.n_threads = int(n_threads if n_threads is not None else default_threads())
+    o.kv_type = T.KV_TYPES[kv_type]
     o.kl_base_out = os.fsencode(kl_base_out) if kl_base_out is not None else None
     o.kl_in = os.fsencode(kl_in) if kl_in is not None else None
     o.overwrite = int(overwrite)

@@ -26,6 +26,8 @@ static void usage(FILE *f) {
             "                     of each window scored) or llamacpp (BOS per window, second half scored)\n"
             "  --json             print one JSON object instead of text\n"
             "  -t, --threads N    threads (default: all cores)\n"
+            "  --kv-type T        KV cache f32 (default: exact) or f16 (as generation's default; --kl\n"
+            "                     against an f32 base measures what the rounding costs)\n"
             "  --kl-base FILE     save the log-prob distributions of every scored position (an existing\n"
             "                     file is replaced only if it is a --kl-base file; docs/safety.md)\n"
             "  --force            let --kl-base replace a file of another kind (never an input)\n"
@@ -72,6 +74,7 @@ int cmd_perplexity(int argc, char **argv) {
     int32_t ctx = 0, chunks = 0, batch = 0, threads = cli_default_threads();
     int json = 0, verbose = 0, force = 0;
     spqr_ppl_protocol protocol = SPQR_PPL_SPQR;
+    spqr_kv_type kv = SPQR_KV_F32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
@@ -89,6 +92,8 @@ int cmd_perplexity(int argc, char **argv) {
             if (!strcmp(v, "spqr")) protocol = SPQR_PPL_SPQR;
             else if (!strcmp(v, "llamacpp")) protocol = SPQR_PPL_LLAMACPP;
             else { fprintf(stderr, "spqr: " CMD ": --protocol must be spqr or llamacpp, not '%s'\n", v); return 2; }
+        } else if (!strcmp(a, "--kv-type")) {
+            if (!(v = cli_flag_value(CMD, argc, argv, &i)) || cli_parse_kv(CMD, a, v, &kv)) return 2;
         } else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "-v")) verbose = 1;
         else if (!strcmp(a, "--kl-base")) { if (!(kl_base = cli_flag_value(CMD, argc, argv, &i))) return 2; }
@@ -134,6 +139,7 @@ int cmd_perplexity(int argc, char **argv) {
     o.chunks = chunks;
     o.batch = batch;
     o.n_threads = threads;
+    o.kv_type = kv;
     o.kl_base_out = kl_base;
     o.overwrite = force;
     o.kl_in = kl_path;

@@ -163,7 +163,7 @@ static spqr_status run_windows(const spqr_model *m, const int32_t *ids, const pl
                                kl_state *k, spqr_eval_result *r, spqr_err *err) {
     const int32_t V = spqr_model_config(m)->vocab_size, ctx = p->ctx;
     spqr_session *s = NULL;
-    spqr_status st = spqr_session_create(m, ctx, o->n_threads, &s, err);
+    spqr_status st = spqr_session_create_opts(m, &(spqr_session_opts){ctx, o->n_threads, o->kv_type}, &s, err);
     if (st) return st;
     float *logits = malloc((size_t)ctx * V * sizeof(float));
     int32_t *win = malloc((size_t)ctx * sizeof *win);

@@ -111,6 +111,24 @@ class Perplexity(unittest.TestCase):
             self.assertEqual(r["top1_count"], agree)
             with self.assertRaises(spqr.SpqrError):  # a base of another context
                 self.m.perplexity(self.text, ctx=64, kl_in=base, n_threads=2)
+            # the fp16 KV cache against the exact base: its KL as numpy computes it from the two sessions
+            r16 = self.m.perplexity(self.text, ctx=ctx, chunks=6, kl_in=base, n_threads=2, kv_type="f16")
+            kl16 = 0.0
+            with self.m.session(ctx, 1) as sb, self.m.session(ctx, 1, kv_type="f16") as sh:
+                for w in range(6):
+                    win = ids[w * ctx:(w + 1) * ctx]
+                    sb.reset()
+                    sh.reset()
+                    lb = log_softmax(sb.forward(win, all_logits=True))[:-1]
+                    lh = log_softmax(sh.forward(win, all_logits=True))[:-1]
+                    kl16 += float((np.exp(lb) * (lb - lh)).sum())
+            print("KL(base||KV f16) %.3g (numpy %.3g)" % (r16["kl_mean"], kl16 / n))
+            self.assertGreater(r16["kl_mean"], 0)  # something was rounded
+            self.assertLess(r16["kl_mean"], 1e-6)
+            # ~3e-9 here: at that size both sums carry ~1e-10 of float rounding
+            self.assertLess(abs(r16["kl_mean"] - kl16 / n), 0.2 * kl16 / n + 1e-9)
+            with self.assertRaises(spqr.SpqrError):
+                self.m.perplexity(self.text, ctx=ctx, chunks=1, n_threads=1, kv_type="q8_0")
 
     def test_progress_and_cancel(self):
         calls = []
