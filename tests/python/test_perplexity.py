@@ -16,6 +16,23 @@ from util import FIX, load_json, log_softmax, read_text, spqr
 MODEL = os.path.join(FIX, "tiny_gqa")
 
 
+def numpy_kl(sb, so, ids, ctx, windows):
+    """Sum of KL(base || other) over the first windows back-to-back windows
+    of ctx tokens (every row but the last), the rows whose argmax agrees,
+    and the rows: sb and so are sessions of the base and the other run."""
+    kl, agree, n = 0.0, 0, 0
+    for w in range(windows):
+        win = ids[w * ctx:(w + 1) * ctx]
+        sb.reset()
+        so.reset()
+        lb = log_softmax(sb.forward(win, all_logits=True))[:-1]
+        lo = log_softmax(so.forward(win, all_logits=True))[:-1]
+        kl += float((np.exp(lb) * (lb - lo)).sum())
+        agree += int((lb.argmax(1) == lo.argmax(1)).sum())
+        n += ctx - 1
+    return kl, agree, n
+
+
 def numpy_ppl(m, ids, ctx, first_row, bos=None):
     """exp(mean NLL) over back-to-back windows of ctx tokens of ids, the
     logits rows first_row..ctx-2 of each scored on the token after them;
@@ -92,17 +109,8 @@ class Perplexity(unittest.TestCase):
             with spqr.Model(q) as qm:
                 r = qm.perplexity(self.text, ctx=ctx, chunks=6, kl_in=base, n_threads=2)
                 ids = self.m.tokenize(self.text)
-                kl, agree, n = 0.0, 0, 0
                 with self.m.session(ctx, 1) as sb, qm.session(ctx, 1) as sq:
-                    for w in range(6):
-                        win = ids[w * ctx:(w + 1) * ctx]
-                        sb.reset()
-                        sq.reset()
-                        lb = log_softmax(sb.forward(win, all_logits=True))[:-1]
-                        lq = log_softmax(sq.forward(win, all_logits=True))[:-1]
-                        kl += float((np.exp(lb) * (lb - lq)).sum())
-                        agree += int((lb.argmax(1) == lq.argmax(1)).sum())
-                        n += ctx - 1
+                    kl, agree, n = numpy_kl(sb, sq, ids, ctx, 6)
             print("KL(base||2-bit) %.6f (numpy %.6f), top-1 %.4f (numpy %.4f)" % (r["kl_mean"], kl / n, r["top1"],
                                                                                agree / n))
             self.assertEqual(r["n_scored"], n)
@@ -113,15 +121,8 @@ class Perplexity(unittest.TestCase):
                 self.m.perplexity(self.text, ctx=64, kl_in=base, n_threads=2)
             # the fp16 KV cache against the exact base: its KL as numpy computes it from the two sessions
             r16 = self.m.perplexity(self.text, ctx=ctx, chunks=6, kl_in=base, n_threads=2, kv_type="f16")
-            kl16 = 0.0
             with self.m.session(ctx, 1) as sb, self.m.session(ctx, 1, kv_type="f16") as sh:
-                for w in range(6):
-                    win = ids[w * ctx:(w + 1) * ctx]
-                    sb.reset()
-                    sh.reset()
-                    lb = log_softmax(sb.forward(win, all_logits=True))[:-1]
-                    lh = log_softmax(sh.forward(win, all_logits=True))[:-1]
-                    kl16 += float((np.exp(lb) * (lb - lh)).sum())
+                kl16, _, _ = numpy_kl(sb, sh, ids, ctx, 6)
             print("KL(base||KV f16) %.3g (numpy %.3g)" % (r16["kl_mean"], kl16 / n))
             self.assertGreater(r16["kl_mean"], 0)  # something was rounded
             self.assertLess(r16["kl_mean"], 1e-6)
