@@ -135,6 +135,8 @@ static spqr_status fill_codes(spqr_ktensor *kt, const spqr_tensor *t, const int3
         bcol[cb] = copy ? m[0] : -1;
     }
     const size_t tile_u32 = (size_t)kt->n_cblocks * (size_t)kt->blk_u32;
+    /* row tiles are independent; threads also share the first touch of the new pages */
+#pragma omp parallel for schedule(static)
     for (int32_t rt = 0; rt < kt->n_rtiles; rt++) {
         uint32_t *tile = kt->codes + (size_t)rt * tile_u32;
         memset(tile, 0, tile_u32 * sizeof *tile); /* padding codes 0 */
@@ -237,6 +239,7 @@ static void fill_stats(spqr_ktensor *kt, const spqr_tensor *t) {
     const uint64_t n_stats = (uint64_t)t->n_groups * (uint64_t)t->rows;
     const size_t s_bytes = kt->qs_bits ? spqr_bits_bytes(n_stats, kt->qs_bits) : 0;
     const size_t z_bytes = kt->qz_bits ? spqr_bits_bytes(n_stats, kt->qz_bits) : 0;
+#pragma omp parallel for schedule(static)
     for (int32_t rt = 0; rt < kt->n_rtiles; rt++) {
         const int nr = kt->rows - rt * KT_R < KT_R ? kt->rows - rt * KT_R : KT_R;
         for (int32_t g = 0; g < kt->n_groups; g++) {
