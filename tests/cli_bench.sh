@@ -17,7 +17,7 @@ one_line() { # description: stderr is exactly one line starting with "spqr: benc
 
 # 1. bad flags and models: exit 2 (flags) or 1 (load), one line, nothing on stdout
 for args in "" "-p 0 $DEF" "-n -1 $DEF" "-t 0 $DEF" "-r 0 $DEF" "-p 8x $DEF" "--bogus $DEF" "$DEF -p" \
-    "--kv-type f8 $DEF" "--kv-type F16 $DEF" "-p 600 $DEF" "-p 500 -n 13 $DEF"; do
+    "--kv-type F16 $DEF" "-p 600 $DEF" "-p 500 -n 13 $DEF"; do
     expect_rc 2 "bench $args" "$SPQR" bench $args --json; one_line "bench $args"
     [ -s "$TMP/out" ] && bad "bench $args printed on stdout: $(head -c 200 "$TMP/out")"
 done

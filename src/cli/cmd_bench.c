@@ -276,11 +276,12 @@ int cmd_bench(int argc, char **argv) {
         free(models);
         return 1;
     }
+    const char *kv_name = kv == SPQR_KV_F16 ? "f16" : "f32";
     if (!json) {
         printf("read bandwidth %.2f GB/s (%d threads); pp%d: one forward of %d tokens, tg%d: %d single-token steps "
                "after it; KV cache %s; mean ± sd of %d rep(s); bound = bandwidth / weights; speedup vs the first "
                "model\n\n",
-               bw, threads, P, P, N, N, kv == SPQR_KV_F16 ? "f16" : "f32", reps);
+               bw, threads, P, P, N, N, kv_name, reps);
         print_header();
     }
     int rc = 0;
@@ -299,7 +300,7 @@ int cmd_bench(int argc, char **argv) {
         cJSON_AddNumberToObject(root, "bandwidth_gbps", bw);
         cJSON_AddNumberToObject(root, "bandwidth_cpu_gbps", bw_cpu);
         cJSON_AddNumberToObject(root, "threads", threads);
-        cJSON_AddStringToObject(root, "kv_type", kv == SPQR_KV_F16 ? "f16" : "f32");
+        cJSON_AddStringToObject(root, "kv_type", kv_name);
         cJSON_AddNumberToObject(root, "reps", reps);
         cJSON *arr = cJSON_AddArrayToObject(root, "models");
         for (int i = 0; i < n_models; i++) {

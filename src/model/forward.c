@@ -120,6 +120,14 @@ static void rope(float *v, int32_t n_heads, int32_t head_dim, const float *cos_p
     }
 }
 
+/* Bytes per cached element. */
+static size_t kv_es(const spqr_session *s) { return s->kv_f16 ? 2 : 4; }
+
+/* Position pos of kv head kvh in a layer's cache (keys or values). */
+static char *kv_row(const spqr_session *s, const void *layer, int32_t kvh, int32_t pos) {
+    return (char *)layer + ((size_t)kvh * s->max_ctx + pos) * (size_t)s->m->cfg.head_dim * kv_es(s);
+}
+
 /* The B tokens' keys and values [B][kvd] into a layer's cache (kc, vc: the
  * layer's), head-major ([n_kv_heads][max_ctx][hd]): a head's positions are
  * one contiguous stream for attention (token-major, a 7B head read 512
@@ -129,13 +137,14 @@ static void kv_store(spqr_session *s, void *kc, void *vc, const float *k, const 
     const spqr_dense_ops *ops = spqri_linear_ops(&s->lin);
     for (int32_t h = 0; h < nkv; h++)
         for (int32_t i = 0; i < B; i++) {
-            const size_t dst = ((size_t)h * s->max_ctx + p0 + i) * hd, src = ((size_t)i * nkv + h) * hd;
+            const size_t src = ((size_t)i * nkv + h) * hd;
+            char *dk = kv_row(s, kc, h, p0 + i), *dv = kv_row(s, vc, h, p0 + i);
             if (s->kv_f16) {
-                ops->narrow_f16(k + src, (uint16_t *)kc + dst, (size_t)hd);
-                ops->narrow_f16(v + src, (uint16_t *)vc + dst, (size_t)hd);
+                ops->narrow_f16(k + src, (uint16_t *)dk, (size_t)hd);
+                ops->narrow_f16(v + src, (uint16_t *)dv, (size_t)hd);
             } else {
-                memcpy((float *)kc + dst, k + src, (size_t)hd * sizeof(float));
-                memcpy((float *)vc + dst, v + src, (size_t)hd * sizeof(float));
+                memcpy(dk, k + src, (size_t)hd * sizeof(float));
+                memcpy(dv, v + src, (size_t)hd * sizeof(float));
             }
         }
 }
@@ -144,10 +153,9 @@ static void kv_store(spqr_session *s, void *kc, void *vc, const float *k, const 
  * fp32 rows of head_dim, for sgemm (prompt): the cache itself (fp32), or
  * widened into the thread's scratch w (fp16). Returns the row of position lo. */
 static const float *kv_rows(const spqr_session *s, const void *cache, int32_t kvh, int32_t lo, int32_t hi, float *w) {
-    const int32_t hd = s->m->cfg.head_dim;
-    const size_t at = ((size_t)kvh * s->max_ctx + lo) * hd;
-    if (!s->kv_f16) return (const float *)cache + at;
-    spqri_linear_ops(&s->lin)->widen_f16((const uint16_t *)cache + at, w, (size_t)(hi - lo) * hd);
+    const char *at = kv_row(s, cache, kvh, lo);
+    if (!s->kv_f16) return (const float *)at;
+    spqri_linear_ops(&s->lin)->widen_f16((const uint16_t *)at, w, (size_t)(hi - lo) * s->m->cfg.head_dim);
     return w;
 }
 
@@ -163,8 +171,8 @@ static void attend_one(spqr_session *s, int32_t h, int32_t p0, const void *kc, c
     const int32_t lo = window > 0 && pos + 1 > window ? pos + 1 - window : 0;
     const spqr_dense_ops *ops = spqri_linear_ops(&s->lin);
     const int kind = s->kv_f16 ? 1 : 0;
-    const size_t es = s->kv_f16 ? 2 : 4, at = ((size_t)kvh * s->max_ctx + lo) * hd * es;
-    const char *K = (const char *)kc + at, *V = (const char *)vc + at;
+    const size_t es = kv_es(s);
+    const char *K = kv_row(s, kc, kvh, lo), *V = kv_row(s, vc, kvh, lo);
     const float *q = s->q + (size_t)h * hd;
     int32_t t = lo;
     if (s->kv_f16 && ops->dot4_f16) /* four keys per call, each with dot[1]'s bits */
@@ -313,7 +321,7 @@ static spqr_status layer_forward(spqr_session *s, int32_t l, int32_t B, const mo
     const float eps = c->rms_norm_eps, off = hp->arch->norm_plus_one ? 1.0f : 0.0f;
     spqr_status st;
     const spqr_layer *L = &m->layers[l];
-    const size_t layer_at = (size_t)l * s->max_ctx * kvd * (s->kv_f16 ? 2 : 4); /* bytes */
+    const size_t layer_at = (size_t)l * s->max_ctx * kvd * kv_es(s); /* bytes */
     void *kc = (char *)s->key_cache + layer_at, *vc = (char *)s->value_cache + layer_at;
     float *knew = s->kb, *vnew = s->vb; /* [B][kvd], into the cache after RoPE */
 #define HOOK(group, X, cols) \
