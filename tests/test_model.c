@@ -170,6 +170,15 @@ static void check_model(const spqr_safetensors *fx, const char *name, const char
             CHECK(spqr_session_forward(s, ids, T, 0, step, &err) == SPQR_OK);
             e = rel_diff(step, full + (size_t)(T - 1) * V, (size_t)V);
             CHECK_MSG(e < 1e-5, "%s seq%d: last-only logits differ by %g", name, k, e);
+
+            /* 5. a prefix without logits (its last layer stops once K and V
+             * are cached), then the rest with the last token's logits */
+            spqr_session_reset(s);
+            const int32_t c5 = T / 3 > 0 ? T / 3 : 1;
+            CHECK(spqr_session_forward(s, ids, c5, 0, NULL, &err) == SPQR_OK);
+            CHECK(spqr_session_forward(s, ids + c5, T - c5, 0, step, &err) == SPQR_OK);
+            e = rel_diff(step, full + (size_t)(T - 1) * V, (size_t)V);
+            CHECK_MSG(e < 1e-5, "%s seq%d: logits after a prefix without logits differ by %g", name, k, e);
             spqr_session_free(s);
         }
         free(ids); free(ref); free(full); free(step);

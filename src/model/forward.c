@@ -207,27 +207,29 @@ static float *kv_scratch(const spqr_session *s, int tid) {
  * S = scale * Q K^T and O = softmax(S) V as two sgemm calls on [B][p0+B]
  * scores, the causal mask applied between them. window > 0: position p sees
  * only positions p - window + 1 .. p (sliding-window layers; the cache keeps
- * every position, the mask drops the old ones). cap > 0: soft-capped scores. */
-static void attention(spqr_session *s, int32_t p0, int32_t B, const void *kc, const void *vc, int32_t window,
-                      float cap, const team_ctx *tc) {
+ * every position, the mask drops the old ones). cap > 0: soft-capped scores.
+ * A prompt chunk's queries start at row i0 (the rows before it need no
+ * output, see layer_forward); their outputs are s->att's rows 0..B-i0-1. */
+static void attention(spqr_session *s, int32_t p0, int32_t B, int32_t i0, const void *kc, const void *vc,
+                      int32_t window, float cap, const team_ctx *tc) {
     const spqr_config *c = &s->m->cfg;
     const int32_t hd = c->head_dim, nh = c->n_heads, group = c->n_heads / c->n_kv_heads;
     const int32_t qd = nh * hd;
     const float scale = s->m->hp.attn_scale;
     if (B > 1) {
-        const int32_t T = p0 + B;
-        const int par = s->n_threads > 1 && (int64_t)B * T * hd * nh >= (1 << 18);
+        const int32_t T = p0 + B, M = B - i0; /* queries i0..B-1, outputs rows 0..M-1 */
+        const int par = s->n_threads > 1 && (int64_t)M * T * hd * nh >= (1 << 18);
 #pragma omp parallel for num_threads(s->n_threads) schedule(dynamic, 1) if (par)
         for (int32_t h = 0; h < nh; h++) {
             const int32_t kvh = h / group;
             const int tid = omp_get_thread_num();
-            float *S = s->scores + (size_t)tid * s->max_batch * s->max_ctx; /* [B][T] */
+            float *S = s->scores + (size_t)tid * s->max_batch * s->max_ctx; /* [M][T] */
             float *w = kv_scratch(s, tid);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, T, hd, scale, s->q + (size_t)h * hd, qd,
-                        kv_rows(s, kc, kvh, 0, T, w), hd, 0.0f, S, T);
-            for (int32_t i = 0; i < B; i++) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, T, hd, scale, s->q + (size_t)i0 * qd + (size_t)h * hd,
+                        qd, kv_rows(s, kc, kvh, 0, T, w), hd, 0.0f, S, T);
+            for (int32_t i = 0; i < M; i++) {
                 float *row = S + (size_t)i * T;
-                const int32_t valid = p0 + i + 1; /* token i sees positions lo..p0+i */
+                const int32_t valid = p0 + i0 + i + 1; /* query i0 + i sees positions lo..p0+i0+i */
                 const int32_t lo = window > 0 && valid > window ? valid - window : 0;
                 if (cap > 0) softcap(row + lo, (size_t)(valid - lo), cap);
                 float mx = -INFINITY, sum = 0.0f;
@@ -241,7 +243,7 @@ static void attention(spqr_session *s, int32_t p0, int32_t B, const void *kc, co
                 for (int32_t t = lo; t < valid; t++) row[t] *= inv;
                 for (int32_t t = valid; t < T; t++) row[t] = 0.0f;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, hd, T, 1.0f, S, T, kv_rows(s, vc, kvh, 0, T, w),
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, hd, T, 1.0f, S, T, kv_rows(s, vc, kvh, 0, T, w),
                         hd, 0.0f, s->att + (size_t)h * hd, qd);
         }
         return;
@@ -309,8 +311,12 @@ static spqr_status residual_out(spqr_session *s, const spqr_linear *w, const flo
  * return stops the layer there (s->x is then only partly updated; the KV
  * cache is complete whenever the O group was reached). tc: a thread of a
  * decode team (B = 1, no hooks), else NULL; the serial steps are the
- * leader's, and every thread returns the same status. */
-static spqr_status layer_forward(spqr_session *s, int32_t l, int32_t B, const model_layer_hooks *hooks,
+ * leader's, and every thread returns the same status. nout < B: only the
+ * last nout rows' outputs are wanted (the last layer of a prompt chunk
+ * whose logits are its last token's, or none): every row's K and V still
+ * go into the cache, then the layer goes on with those rows alone, moved to
+ * the front of s->x (llama.cpp skips the same work). */
+static spqr_status layer_forward(spqr_session *s, int32_t l, int32_t B, int32_t nout, const model_layer_hooks *hooks,
                                  const team_ctx *tc, spqr_err *err) {
     const spqr_model *m = s->m;
     const spqr_config *c = &m->cfg;
@@ -349,7 +355,15 @@ static spqr_status layer_forward(spqr_session *s, int32_t l, int32_t B, const mo
         }
         kv_store(s, kc, vc, knew, vnew, p0, B);
     }
-    attention(s, p0, B, kc, vc, arch_layer_slides(hp, l) ? hp->sliding_window : 0, hp->attn_softcap, tc);
+    const int32_t window = arch_layer_slides(hp, l) ? hp->sliding_window : 0;
+    if (nout < B) { /* (never in a team: a team runs one token with its logits) */
+        if (nout == 0) return SPQR_OK;
+        attention(s, p0, B, B - nout, kc, vc, window, hp->attn_softcap, NULL);
+        memmove(s->x, s->x + (size_t)(B - nout) * H, (size_t)nout * H * sizeof(float));
+        B = nout;
+    } else {
+        attention(s, p0, B, 0, kc, vc, window, hp->attn_softcap, tc);
+    }
     HOOK(MODEL_GROUP_O, s->att, qd);
     if ((st = residual_out(s, &L->wo, s->att, B, L->bias[ARCH_LIN_O], L->norm[ARCH_NORM_ATTN_OUT], tc, err))) return st;
     if (LEAD(tc)) {
@@ -387,7 +401,7 @@ static spqr_status layer_forward(spqr_session *s, int32_t l, int32_t B, const mo
 
 spqr_status spqri_model_layer_forward(spqr_session *s, int32_t l, int32_t B, const model_layer_hooks *hooks,
                                       spqr_err *err) {
-    return layer_forward(s, l, B, hooks, NULL, err);
+    return layer_forward(s, l, B, B, hooks, NULL, err);
 }
 
 /* logits_out = cap(lm_head · n(x)) of every one of the B rows of s->x (all)
@@ -425,7 +439,7 @@ static spqr_status decode_layers_team(spqr_session *s, int32_t l0, float *logits
             spqr_err mine; /* only the leader reports into err */
             spqr_err *e = tc.tid == 0 ? err : &mine;
             int32_t l = l0;
-            while (l < s->m->cfg.n_layers && !layer_forward(s, l, 1, NULL, &tc, e)) l++;
+            while (l < s->m->cfg.n_layers && !layer_forward(s, l, 1, 1, NULL, &tc, e)) l++;
             if (l == s->m->cfg.n_layers && logits_out) head_forward(s, 1, 0, logits_out, &tc, e);
         }
     }
@@ -457,14 +471,16 @@ static spqr_status forward_chunk(spqr_session *s, const int32_t *tokens, const f
     if (team) {
         if ((st = decode_layers_team(s, l0, logits_out, err))) return st;
     } else {
+        /* rows whose last-layer output is used: all, the last one's (its logits), or none */
+        const int32_t nout = all || keep ? B : logits_out ? 1 : 0;
         for (int32_t l = l0; l < c->n_layers; l++) {
             if (keep) memcpy(keep + (size_t)l * keep_stride, s->x, (size_t)B * H * sizeof(float));
-            if ((st = spqri_model_layer_forward(s, l, B, NULL, err))) return st;
+            if ((st = layer_forward(s, l, B, l == c->n_layers - 1 ? nout : B, NULL, NULL, err))) return st;
         }
+        if (keep) memcpy(keep + (size_t)c->n_layers * keep_stride, s->x, (size_t)B * H * sizeof(float));
+        /* s->x holds the nout rows now */
+        if (logits_out && (st = head_forward(s, nout, all, logits_out, NULL, err))) return st;
     }
-    if (keep) memcpy(keep + (size_t)c->n_layers * keep_stride, s->x, (size_t)B * H * sizeof(float));
-
-    if (logits_out && !team && (st = head_forward(s, B, all, logits_out, NULL, err))) return st;
     s->pos += B;
     return SPQR_OK;
 }
