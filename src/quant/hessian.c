@@ -14,9 +14,25 @@ int spqri_blas_threads(int n) {
     return prev;
 }
 
+/* Columns per panel of spqri_hessian_window: a fixed split, so the bytes
+ * do not depend on the thread count. */
+#define HESS_PANEL 256
+
 void spqri_hessian_window(float *G, const float *X, int32_t cols, int32_t B, int32_t n_threads) {
-    const int prev = spqri_blas_threads(n_threads);
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, cols, B, 1.0f, X, cols, 0.0f, G, cols);
+    const int32_t np = (cols + HESS_PANEL - 1) / HESS_PANEL;
+    const int prev = spqri_blas_threads(1);
+    /* Panel p owns G[0:j1][j0:j1] (the upper triangle's columns j0..j1-1): its
+     * diagonal block by ssyrk, the rows above by sgemm; the widest panels
+     * (the last) first. */
+#pragma omp parallel for num_threads(n_threads > 1 ? n_threads : 1) schedule(dynamic, 1) if (n_threads > 1 && np > 1)
+    for (int32_t i = 0; i < np; i++) {
+        const int32_t j0 = (np - 1 - i) * HESS_PANEL, w = cols - j0 < HESS_PANEL ? cols - j0 : HESS_PANEL;
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, w, B, 1.0f, X + j0, cols, 0.0f,
+                    G + (size_t)j0 * cols + j0, cols);
+        if (j0 > 0)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j0, w, B, 1.0f, X, cols, X + j0, cols, 0.0f, G + j0,
+                        cols);
+    }
     spqri_blas_threads(prev);
 }
 

@@ -48,16 +48,19 @@ double spqri_rel_hessian_error_ref(const float *W, const float *H, int32_t rows,
                                    double *Wp_hat, double *S, int32_t n_threads);
 
 /* One calibration window's Gram matrix: G [cols][cols] (upper triangle) :=
- * X^T X for X [B][cols], ssyrk with beta 0, run on n_threads BLAS threads
- * (the caller's count is restored). OpenBLAS splits ssyrk by output columns,
- * so the bytes do not depend on the thread count (test_hsum checks it); the
- * pipeline adds each window's G exactly (pipeline_comm.c). */
+ * X^T X for X [B][cols], in fixed panels of 256 columns (ssyrk for the
+ * diagonal block, sgemm above it), each a one-thread BLAS call, the panels
+ * shared by n_threads OpenMP threads (the caller's BLAS count is restored).
+ * The bytes do not depend on n_threads (test_hsum checks it): OpenBLAS's own
+ * threaded ssyrk gave other bits with 2 threads than with 1 on its Haswell
+ * and Zen kernels (AVX2 CPUs, and Zen 5, which OpenBLAS 0.3.21 runs on
+ * them). The pipeline adds each window's G exactly (pipeline_comm.c). */
 void spqri_hessian_window(float *G, const float *X, int32_t cols, int32_t B, int32_t n_threads);
 
 /* Sets OpenBLAS's thread count to n (n >= 1) and returns the previous one,
- * for the caller to restore. Only for calls whose results do not depend on
- * the count (ssyrk: measured identical; gemm and the parallel Cholesky
- * do depend on it, so the engine never changes it). */
+ * for the caller to restore. Results of gemm, ssyrk (on some cores) and the
+ * parallel Cholesky depend on the count, so the engine only ever lowers it
+ * to 1 around its own parallel loops. */
 int spqri_blas_threads(int n);
 
 #endif
