@@ -241,8 +241,9 @@ typedef void (*gemm_tile_fn)(const uint16_t *w, const float *x, int32_t K, float
  * 1 x 1 tile for the last < GR rows. */
 static void gemm_drive(const gemm_tile_fn *tiles, int GR, int GT, const uint16_t *W, int32_t nr, const float *X, int32_t n,
                        int32_t K, float *Y, size_t ldy) {
-    for (int32_t t = 0; t < n; t += GT) {
-        const int T = n - t < GT ? n - t : GT;
+    for (int32_t t = 0, T; t < n; t += T) {
+        T = n - t < GT ? n - t : GT;
+        if (GT > 2 && n - t == GT + 1) T = GT - 1; /* two narrower tiles, not a last 1-input one */
         const float *x = X + (size_t)t * K;
         for (int32_t r = 0; r < nr; r += GR) {
             const int R = nr - r < GR ? nr - r : GR;
