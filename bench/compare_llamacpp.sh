@@ -85,6 +85,10 @@ case $SPQR_MODEL in quantize|synthetic) ;; *) die "SPQR_MODEL must be quantize o
 command -v jq >/dev/null || die "jq is missing (apt-get install jq)"
 "$PYTHON" -c 'import numpy' 2>/dev/null || die "$PYTHON has no numpy (apt-get install python3-numpy)"
 [ "$PP" -ge 16 ] || die "PP must be >= 16 (a batched prompt)"
+# llama-bench gained -d (--n-depth) in 2025; say so before the long runs, not after
+if [ "$DEPTH" -gt 0 ] && ! "$LB" --help 2>&1 | grep -q -- '--n-depth'; then
+    die "DEPTH=$DEPTH needs a llama-bench with -d/--n-depth (this one has none: an older llama.cpp); run with DEPTH=0"
+fi
 
 # passive: spinning OpenMP barriers are very slow when the box is shared (docs/model.md);
 # the same environment for both programs.

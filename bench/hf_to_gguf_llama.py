@@ -24,8 +24,10 @@ import numpy as np
 
 try:
     import gguf
-except ImportError:
-    sys.exit("hf_to_gguf_llama.py: cannot import gguf: put $LLAMA_CPP_SRC/gguf-py on PYTHONPATH")
+except ImportError as e:
+    # gguf itself missing, or one of its imports (numpy; sentencepiece in older llama.cpp)
+    sys.exit(f"hf_to_gguf_llama.py: cannot import gguf ({e}): put $LLAMA_CPP_SRC/gguf-py on PYTHONPATH; "
+             "its imports come from Debian (python3-numpy, python3-yaml, python3-sentencepiece)")
 
 
 def read_safetensors(path):
