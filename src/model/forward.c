@@ -356,13 +356,11 @@ static spqr_status layer_forward(spqr_session *s, int32_t l, int32_t B, int32_t 
         kv_store(s, kc, vc, knew, vnew, p0, B);
     }
     const int32_t window = arch_layer_slides(hp, l) ? hp->sliding_window : 0;
+    if (nout == 0) return SPQR_OK;
+    attention(s, p0, B, B - nout, kc, vc, window, hp->attn_softcap, tc);
     if (nout < B) { /* (never in a team: a team runs one token with its logits) */
-        if (nout == 0) return SPQR_OK;
-        attention(s, p0, B, B - nout, kc, vc, window, hp->attn_softcap, NULL);
         memmove(s->x, s->x + (size_t)(B - nout) * H, (size_t)nout * H * sizeof(float));
         B = nout;
-    } else {
-        attention(s, p0, B, 0, kc, vc, window, hp->attn_softcap, tc);
     }
     HOOK(MODEL_GROUP_O, s->att, qd);
     if ((st = residual_out(s, &L->wo, s->att, B, L->bias[ARCH_LIN_O], L->norm[ARCH_NORM_ATTN_OUT], tc, err))) return st;
