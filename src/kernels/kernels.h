@@ -26,7 +26,7 @@ typedef struct spqr_kernel_ops {
     /* Points *in at its arrays for n inputs in scratch (64-byte aligned,
      * scratch_size(kt, n) bytes) and fills inputs [i0, i1) of them from X
      * [n][cols] (permuted, padded, int8 ... see kt_input), so threads can
-     * share the work; in->xqt, when set, is left to spqri_kt_transpose_xq. */
+     * share the work; in->xqt and xsg, when set, are left to spqri_kt_transpose_inputs. */
     void (*prepare)(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
                     kt_input *in);
     kt_worker matvec;          /* in->n == 1 */
@@ -67,8 +67,8 @@ typedef void (*kt_prep_i8_fn)(const spqr_ktensor *kt, const float *x, float *xs,
 size_t spqri_kt_scratch_i8_words(const spqr_ktensor *kt, int32_t n);
 void spqri_kt_prepare_i8_with(const spqr_ktensor *kt, const float *X, int32_t n, int32_t i0, int32_t i1, void *scratch,
                         kt_input *in, kt_prep_i8_fn one, int words);
-/* The batch paths' xqt = xq transposed, columns [c0, c1). */
-void spqri_kt_transpose_xq(const spqr_ktensor *kt, const kt_input *in, int32_t c0, int32_t c1);
+/* The batch paths' xqt and xsg (xq and xs transposed), inputs [i0, i1). */
+void spqri_kt_transpose_inputs(const spqr_ktensor *kt, const kt_input *in, int32_t i0, int32_t i1);
 
 /* Scratch-taking products (the public spqr_ktensor_* wrap these with one
  * allocation): ws is 64-byte aligned, at least the size the matching

@@ -138,12 +138,15 @@ static size_t carve(const spqr_ktensor *kt, int32_t n, unsigned flags, char *bas
         if (in) in->field = (type *)(void *)(base + off);                 \
         off += up64((count) * sizeof(type));                              \
     } while (0)
-    if (in) *in = (kt_input){NULL, NULL, NULL, NULL, NULL, NULL, NULL, n};
+    if (in) *in = (kt_input){NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, n};
     if (flags & SC_XP) TAKE(xp, float, nn * (size_t)kt->padcols);
     if (flags & SC_X2) TAKE(x2, float, (size_t)kt->padcols);
     TAKE(xs, float, nn * (size_t)kt->n_groups);
     TAKE(xq, float, nn * (size_t)kt->cols);
-    if (flags & SC_XQT) TAKE(xqt, float, nn * (size_t)kt->cols);
+    if (flags & SC_XQT) {
+        TAKE(xqt, float, nn * (size_t)kt->cols);
+        TAKE(xsg, float, nn * (size_t)kt->n_groups);
+    }
     if (flags & SC_I8) {
         TAKE(xa, int32_t, nn * nct * (flags & SC_WORDS ? KT_XW : KT_XOPS));
         TAKE(at, float, nn * nct);
@@ -152,11 +155,14 @@ static size_t carve(const spqr_ktensor *kt, int32_t n, unsigned flags, char *bas
     return off;
 }
 
-/* The SIMD batch paths read the n inputs of an outlier's column side by side. */
-void spqri_kt_transpose_xq(const spqr_ktensor *kt, const kt_input *in, int32_t i0, int32_t i1) {
-    float *xqt = (float *)in->xqt;
+/* The SIMD batch paths read the n inputs of an outlier's column, and the n
+ * sums of a group, side by side. */
+void spqri_kt_transpose_inputs(const spqr_ktensor *kt, const kt_input *in, int32_t i0, int32_t i1) {
+    float *xqt = (float *)in->xqt, *xsg = (float *)in->xsg;
     for (int32_t c = 0; c < kt->cols; c++)
         for (int32_t i = i0; i < i1; i++) xqt[(size_t)c * in->n + i] = in->xq[(size_t)i * kt->cols + c];
+    for (int32_t g = 0; g < kt->n_groups; g++)
+        for (int32_t i = i0; i < i1; i++) xsg[(size_t)g * in->n + i] = in->xs[(size_t)i * kt->n_groups + g];
 }
 
 size_t spqri_kt_scratch_exact(const spqr_ktensor *kt, int32_t n) {
@@ -248,7 +254,7 @@ spqr_status spqri_kt_matmul_multi_ws(const spqr_ktensor *const *kts, int32_t k, 
     const int32_t nch = (n + KT_NB - 1) / KT_NB;
     /* One parallel region for all chunks and the k products of one input
      * (q, k, v): per chunk, each thread prepares a share of the inputs and
-     * transposes its own share (in->xqt), one barrier, then each takes a
+     * transposes its own share (in->xqt, xsg), one barrier, then each takes a
      * contiguous range of all the products' row tiles, concatenated, and
      * writes its own 64-byte-aligned spans of Y. Chunks alternate between
      * two scratch buffers, so chunk c + 1's preparation cannot overwrite
@@ -269,7 +275,7 @@ spqr_status spqri_kt_matmul_multi_ws(const spqr_ktensor *const *kts, int32_t k, 
             for (int32_t i = 0; i < k; i++) {
                 const size_t cs = chunk_scratch(kts[i], n);
                 kts[i]->ops->prepare(kts[i], Xc, m, j0, j1, p + (size_t)(c & 1) * cs, &in[i]);
-                if (in[i].xqt) spqri_kt_transpose_xq(kts[i], &in[i], j0, j1);
+                if (in[i].xqt) spqri_kt_transpose_inputs(kts[i], &in[i], j0, j1);
                 p += cs * chunk_buffers(n);
             }
 #pragma omp barrier

@@ -215,6 +215,9 @@ void spqri_kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float 
  *   xq  [n][cols]     permuted input (outlier corrections)
  *   xqt [cols][n]     the same transposed (SIMD batch paths: the n
  *                     inputs of an outlier's column side by side)
+ *   xsg [n_groups][n] xs transposed (SIMD batch paths: a group's n sums
+ *                     side by side; read with stride n_groups they were 64
+ *                     lines in four L1 sets per group at 4096 columns)
  *   xa  [n_ctiles][n][KT_XOPS], at [n_ctiles][n]: int8 activations per
  *       column tile (its 16 bytes in column order) and their scales, the
  *       n inputs of a tile side by side
@@ -224,6 +227,7 @@ void spqri_kt_stats_scalar(const spqr_ktensor *kt, int32_t rt, int32_t g, float 
 typedef struct kt_input {
     const float *xp, *x2, *xs, *xq;
     const float *xqt; /* [cols][n] xq transposed (SIMD batch paths, else NULL) */
+    const float *xsg; /* [n_groups][n] xs transposed (with xqt) */
     const int32_t *xa;
     const float *at;
     int32_t n;

@@ -221,7 +221,7 @@ T256 INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt
             }
             spqri_kt_stats_scalar(kt, rt, g, s, z);
             for (int32_t j = 0; j < n; j++) {
-                const __m256 xs = _mm256_set1_ps(in->xs[(size_t)j * kt->n_groups + g]);
+                const __m256 xs = _mm256_set1_ps(in->xsg[(size_t)g * in->n + j]);
                 for (int h = 0; h < 2; h++) {
                     const __m256 t = _mm256_fnmadd_ps(_mm256_loadu_ps(z + 8 * h), xs, _mm256_load_ps(ga[j] + 8 * h));
                     _mm256_store_ps(ya[j] + 8 * h, _mm256_fmadd_ps(_mm256_loadu_ps(s + 8 * h), t, _mm256_load_ps(ya[j] + 8 * h)));

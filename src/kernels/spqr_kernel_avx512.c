@@ -195,7 +195,7 @@ T512 INLINE void batch_group(const spqr_ktensor *kt, const kt_input *in, const r
     __m512 s, z;
     stats512(kt, rc, g, &s, &z);
     for (int32_t j = 0; j < in->n; j++)
-        ya[j] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xs[(size_t)j * kt->n_groups + g]), ga[j]), ya[j]);
+        ya[j] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in->xsg[(size_t)g * in->n + j]), ga[j]), ya[j]);
 }
 
 /* Adds the row tile's outliers and writes its rows of the n outputs. */
@@ -492,10 +492,10 @@ T512V INLINE void batch_group_i8(const spqr_ktensor *kt, const kt_input *in, con
     __m512 s, z;
     stats512(kt, rc, g, &s, &z);
     const int32_t *xa = in->xa + (size_t)g * in->n * KT_XOPS;
-    const float *at = in->at + (size_t)g * in->n, *xs = in->xs + g;
+    const float *at = in->at + (size_t)g * in->n, *xs = in->xsg + (size_t)g * in->n;
     for (int32_t j = 0; j < in->n; j++) {
         const __m512 d = _mm512_mul_ps(_mm512_cvtepi32_ps(tile_dot(f, xa + (size_t)j * KT_XOPS)), _mm512_set1_ps(at[j]));
-        ya[j] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(xs[(size_t)j * kt->n_groups]), d), ya[j]);
+        ya[j] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(xs[j]), d), ya[j]);
     }
 }
 

@@ -622,14 +622,14 @@ T2I INLINE void group_tile(const spqr_ktensor *kt, const rt_ctx *rc, const st_ct
     __m256 s[2], z[2];
     stats8x2(kt, sc, rc, g, s, z);
     const int32_t *xa = in->xa + (size_t)g * n * KT_XOPS;
-    const float *at = in->at + (size_t)g * n, *xs = in->xs + g;
+    const float *at = in->at + (size_t)g * n, *xs = in->xsg + (size_t)g * n;
 #pragma GCC unroll 2
     for (int rh = 0; rh < 2; rh++) {
         __m256i f[4], fh[4];
         tile_codes(blk, rh, B, h, P, f, fh);
         for (int32_t j = 0; j < n; j++) {
             const __m256i d = tile_input_dot(f, fh, xa + (size_t)j * KT_XOPS, B);
-            const __m256 u = _mm256_fnmadd_ps(z[rh], _mm256_set1_ps(xs[(size_t)j * kt->n_groups]),
+            const __m256 u = _mm256_fnmadd_ps(z[rh], _mm256_set1_ps(xs[j]),
                                               _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(at[j])));
             _mm256_store_ps(ya[j] + 8 * rh, _mm256_fmadd_ps(s[rh], u, _mm256_load_ps(ya[j] + 8 * rh)));
         }
@@ -678,7 +678,7 @@ T2I INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
             __m256 s[2], z[2];
             stats8x2(kt, sc, &rc, g, s, z);
             for (int32_t j = 0; j < n; j++) {
-                const __m256 X = _mm256_set1_ps(in->xs[(size_t)j * kt->n_groups + g]);
+                const __m256 X = _mm256_set1_ps(in->xsg[(size_t)g * in->n + j]);
                 for (int h = 0; h < 2; h++) {
                     const __m256 u = _mm256_fnmadd_ps(z[h], X, _mm256_load_ps(ga[j] + 8 * h));
                     _mm256_store_ps(ya[j] + 8 * h, _mm256_fmadd_ps(s[h], u, _mm256_load_ps(ya[j] + 8 * h)));

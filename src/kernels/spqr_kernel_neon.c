@@ -245,7 +245,7 @@ static void finish_batch(const spqr_ktensor *kt, const kt_input *in, int32_t rt,
     float s[KT_R], z[KT_R];
     spqri_kt_stats_scalar(kt, rt, g, s, z);
     for (int32_t j = 0; j < in->n; j++) {
-        const float32x4_t xs = vdupq_n_f32(in->xs[(size_t)j * kt->n_groups + g]);
+        const float32x4_t xs = vdupq_n_f32(in->xsg[(size_t)g * in->n + j]);
         for (int q = 0; q < 4; q++) {
             const float32x4_t t = vfmsq_f32(vld1q_f32(ga[j] + 4 * q), vld1q_f32(z + 4 * q), xs);
             vst1q_f32(ya[j] + 4 * q, vfmaq_f32(vld1q_f32(ya[j] + 4 * q), vld1q_f32(s + 4 * q), t));
