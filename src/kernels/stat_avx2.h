@@ -67,28 +67,41 @@ KT_T256 KT_INLINE void kt_stat16_256(const spqr_ktensor *kt, const kt_st256 *t, 
     }
 }
 
-/* The end of a batch over row tile rt shared by both AVX2 paths: row tile
- * rt's outliers added to the sums ya[j][i] of the n inputs, eight inputs at
- * a time from the transposed inputs xqt (a scalar multiply-add per outlier
- * and input cost as much as the code tiles of a 16-token batch), then the
+/* The end of a batch over row tile rt shared by the 256-bit paths: row
+ * tile rt's outliers added to the sums ya[j][i] of the n inputs, row by
+ * row from the transposed inputs xqt, 32 inputs at a time in four
+ * independent FMA chains (one chain of 8 inputs was bound by the FMA's
+ * latency), the rest 8 at a time with the last vector masked; then the
  * sums stored to Y [n][rows]. */
 KT_T256 KT_INLINE void kt_batch_outliers_store_256(const spqr_ktensor *kt, const kt_input *in, int32_t rt, int32_t n,
                                                     float (*ya)[KT_R], float *Y) {
     const int32_t *rp = kt->o_rptr + (size_t)rt * KT_R;
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for (int i = 0; i < KT_R; i++) {
         if (rp[i + 1] == rp[i]) continue;
         int32_t j0 = 0;
-        for (; j0 + 8 <= n; j0 += 8) {
+        for (; j0 + 32 <= n; j0 += 32) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int32_t o = rp[i]; o < rp[i + 1]; o++) {
+                const __m256 d = _mm256_set1_ps(kt->o_corr[o]);
+                const float *xr = in->xqt + (size_t)kt->o_col[o] * n + j0;
+                a0 = _mm256_fmadd_ps(d, _mm256_loadu_ps(xr), a0);
+                a1 = _mm256_fmadd_ps(d, _mm256_loadu_ps(xr + 8), a1);
+                a2 = _mm256_fmadd_ps(d, _mm256_loadu_ps(xr + 16), a2);
+                a3 = _mm256_fmadd_ps(d, _mm256_loadu_ps(xr + 24), a3);
+            }
+            float t[32];
+            _mm256_storeu_ps(t, a0), _mm256_storeu_ps(t + 8, a1), _mm256_storeu_ps(t + 16, a2), _mm256_storeu_ps(t + 24, a3);
+            for (int k = 0; k < 32; k++) ya[j0 + k][i] += t[k];
+        }
+        for (; j0 < n; j0 += 8) { /* the last < 32 inputs, 8 at a time, the last vector masked */
+            const __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - j0), iota);
             __m256 a = _mm256_setzero_ps();
             for (int32_t o = rp[i]; o < rp[i + 1]; o++)
-                a = _mm256_fmadd_ps(_mm256_set1_ps(kt->o_corr[o]), _mm256_loadu_ps(in->xqt + (size_t)kt->o_col[o] * n + j0), a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(kt->o_corr[o]), _mm256_maskload_ps(in->xqt + (size_t)kt->o_col[o] * n + j0, mk), a);
             float t[8];
             _mm256_storeu_ps(t, a);
-            for (int k = 0; k < 8; k++) ya[j0 + k][i] += t[k];
-        }
-        for (int32_t o = rp[i]; o < rp[i + 1] && j0 < n; o++) {
-            const float d = kt->o_corr[o], *xr = in->xqt + (size_t)kt->o_col[o] * n;
-            for (int32_t j = j0; j < n; j++) ya[j][i] += d * xr[j];
+            for (int32_t k = 0; k < 8 && j0 + k < n; k++) ya[j0 + k][i] += t[k];
         }
     }
     for (int32_t j = 0; j < n; j++)
