@@ -627,11 +627,12 @@ T2I INLINE void group_tile(const spqr_ktensor *kt, const rt_ctx *rc, const st_ct
     for (int rh = 0; rh < 2; rh++) {
         __m256i f[4], fh[4];
         tile_codes(blk, rh, B, h, P, f, fh);
+        const __m256 sz = _mm256_mul_ps(s[rh], z[rh]);
         for (int32_t j = 0; j < n; j++) {
             const __m256i d = tile_input_dot(f, fh, xa + (size_t)j * KT_XOPS, B);
-            const __m256 u = _mm256_fnmadd_ps(z[rh], _mm256_set1_ps(xs[j]),
-                                              _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(at[j])));
-            _mm256_store_ps(ya[j] + 8 * rh, _mm256_fmadd_ps(s[rh], u, _mm256_load_ps(ya[j] + 8 * rh)));
+            const __m256 y = _mm256_fnmadd_ps(sz, _mm256_set1_ps(xs[j]), _mm256_load_ps(ya[j] + 8 * rh));
+            const __m256 sa = _mm256_mul_ps(s[rh], _mm256_set1_ps(at[j]));
+            _mm256_store_ps(ya[j] + 8 * rh, _mm256_fmadd_ps(sa, _mm256_cvtepi32_ps(d), y));
         }
     }
 }
