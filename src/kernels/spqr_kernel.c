@@ -155,14 +155,25 @@ static size_t carve(const spqr_ktensor *kt, int32_t n, unsigned flags, char *bas
     return off;
 }
 
+/* dst[c][i] = src[i][c] for rows i in [i0, i1) of src [..][cols], dst row
+ * stride n; 16 columns at a time (column by column, 32 inputs of 4096
+ * columns took 0.8 ns per value, in blocks 0.34, as 11008 columns did
+ * either way). */
+static void transpose_block(const float *src, int32_t cols, float *dst, int32_t n, int32_t i0, int32_t i1) {
+    for (int32_t c0 = 0; c0 < cols; c0 += 16) {
+        const int32_t c1 = cols - c0 < 16 ? cols : c0 + 16;
+        for (int32_t i = i0; i < i1; i++) {
+            const float *s = src + (size_t)i * cols;
+            for (int32_t c = c0; c < c1; c++) dst[(size_t)c * n + i] = s[c];
+        }
+    }
+}
+
 /* The SIMD batch paths read the n inputs of an outlier's column, and the n
  * sums of a group, side by side. */
 void spqri_kt_transpose_inputs(const spqr_ktensor *kt, const kt_input *in, int32_t i0, int32_t i1) {
-    float *xqt = (float *)in->xqt, *xsg = (float *)in->xsg;
-    for (int32_t c = 0; c < kt->cols; c++)
-        for (int32_t i = i0; i < i1; i++) xqt[(size_t)c * in->n + i] = in->xq[(size_t)i * kt->cols + c];
-    for (int32_t g = 0; g < kt->n_groups; g++)
-        for (int32_t i = i0; i < i1; i++) xsg[(size_t)g * in->n + i] = in->xs[(size_t)i * kt->n_groups + g];
+    transpose_block(in->xq, kt->cols, (float *)in->xqt, in->n, i0, i1);
+    transpose_block(in->xs, kt->n_groups, (float *)in->xsg, in->n, i0, i1);
 }
 
 size_t spqri_kt_scratch_exact(const spqr_ktensor *kt, int32_t n) {
