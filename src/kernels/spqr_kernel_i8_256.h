@@ -640,7 +640,7 @@ T2I INLINE void group_tile(const spqr_ktensor *kt, const rt_ctx *rc, const st_ct
 /* Batch worker (n <= 64 inputs): per row tile and group, each 16x16 code
  * tile is unpacked once and dotted with every input; statistics once per
  * (row tile, group); outliers row by row for all inputs from the
- * transposed inputs, eight at a time. */
+ * transposed inputs (kt_batch_outliers_store_256). */
 T2I INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0, int32_t rt1, float *Y,
                          const st_ctx *sc, const int P, const int B) {
     const int32_t ctpg = kt->ct_per_group, n = in->n;
