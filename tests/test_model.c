@@ -243,6 +243,37 @@ static void config_tests(void) {
     CHECK(spqri_model_config_parse(buf, strlen(buf), &c, &hp, &err) == SPQR_OK && hp.sliding_window == 512 &&
           arch_layer_slides(&hp, 0) && arch_layer_slides(&hp, 2));
     CHECK(CFG(",\"sliding_window\":null") == SPQR_OK);
+    /* transformers 5 keeps theta and scaling in rope_parameters, which wins over the top level */
+    CHECK(CFG(",\"rope_theta\":5,\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":1000000}") == SPQR_OK &&
+          c.rope_theta == 1e6f && c.rope_scaling == SPQR_ROPE_NONE);
+    CHECK(CFG(",\"rope_parameters\":{\"rope_theta\":20000}") == SPQR_OK && c.rope_theta == 20000.0f);
+    CHECK(CFG(",\"rope_parameters\":{\"rope_type\":\"llama3\",\"rope_theta\":500000,\"factor\":8,\"low_freq_factor\":1,"
+              "\"high_freq_factor\":4,\"original_max_position_embeddings\":8192}") == SPQR_OK &&
+          c.rope_scaling == SPQR_ROPE_LLAMA3 && c.rope_theta == 5e5f && c.rope_factor == 8.0f);
+    CHECK(CFG(",\"rope_parameters\":{\"rope_type\":\"yarn\",\"factor\":4}") == SPQR_ERR_UNSUPPORTED &&
+          strstr(err.msg, "yarn") && strstr(err.msg, "rope_parameters"));
+    CHECK(CFG(",\"rope_parameters\":{\"full_attention\":{\"rope_type\":\"default\"}}") == SPQR_ERR_UNSUPPORTED);
+    CHECK(CFG(",\"rope_parameters\":7") == SPQR_ERR_FORMAT);
+    /* transformers' per-family defaults for omitted fields */
+    const char *fam = "{\"model_type\":\"%s\",\"vocab_size\":10,\"hidden_size\":8,\"intermediate_size\":4,"
+                      "\"num_hidden_layers\":3,\"num_attention_heads\":2%s}";
+#define CFGF(type, extra) (snprintf(buf, sizeof buf, fam, type, extra), spqri_model_config_parse(buf, strlen(buf), &c, &hp, &err))
+    CHECK(CFGF("gemma", "") == SPQR_OK && c.head_dim == 256 && c.max_position_embeddings == 8192);
+    CHECK(CFGF("gemma2", "") == SPQR_OK && c.head_dim == 256);
+    CHECK(CFGF("qwen3", "") == SPQR_OK && c.head_dim == 128 && c.rms_norm_eps == 1e-6f);
+    CHECK(CFGF("qwen2", "") == SPQR_OK && c.head_dim == 4 && c.max_position_embeddings == 32768);
+    CHECK(CFGF("phi3", "") == SPQR_OK && c.rms_norm_eps == 1e-5f && c.head_dim == 4 && hp.sliding_window == 0);
+    CHECK(CFGF("mistral", "") == SPQR_OK && c.max_position_embeddings == 131072 && hp.sliding_window == 4096 &&
+          arch_layer_slides(&hp, 1));
+    CHECK(CFGF("mistral", ",\"max_position_embeddings\":4096") == SPQR_OK && hp.sliding_window == 0);
+    /* layer_types: read by Gemma 2, not by transformers' Mistral or Phi-3 (every layer slides) */
+    CHECK(CFGF("mistral", ",\"sliding_window\":16,\"layer_types\":[\"full_attention\",\"full_attention\",\"full_attention\"]") ==
+              SPQR_OK && hp.sliding_window == 16 && arch_layer_slides(&hp, 0) && arch_layer_slides(&hp, 2));
+    CHECK(CFGF("gemma2", ",\"sliding_window\":16,\"layer_types\":[\"full_attention\",\"sliding_attention\",\"full_attention\"]") ==
+              SPQR_OK && !arch_layer_slides(&hp, 0) && arch_layer_slides(&hp, 1));
+    CHECK(CFGF("phi3", ",\"rope_parameters\":{\"rope_type\":\"default\",\"partial_rotary_factor\":0.5}") ==
+              SPQR_ERR_UNSUPPORTED && strstr(err.msg, "partial_rotary_factor"));
+#undef CFGF
     CHECK(CFG(",\"sliding_window\":4096,\"max_position_embeddings\":4096") == SPQR_OK);
     CHECK(spqr_config_parse("{\"model_type\":\"gpt2\"}", 21, &c, &err) == SPQR_ERR_UNSUPPORTED && strstr(err.msg, "gpt2") &&
           strstr(err.msg, "supported: llama, mistral, qwen2, qwen3, phi3, gemma, gemma2"));

@@ -637,6 +637,33 @@ T2I INLINE void group_tile(const spqr_ktensor *kt, const rt_ctx *rc, const st_ct
     }
 }
 
+/* group_tile with both 8-row halves per input: the activation and
+ * statistic broadcasts are shared (on AMD FP pipes they cost as much as an
+ * add), and the codes are read from L1 as memory operands where registers
+ * run out. */
+T2I INLINE void group_tile2(const spqr_ktensor *kt, const rt_ctx *rc, const st_ctx *sc, const kt_input *in, int32_t g,
+                            float (*ya)[KT_R], const int B, const int h, const int P) {
+    const int32_t n = in->n;
+    const uint32_t *blk = kt_block(kt, rc->rt, g);
+    __m256 s[2], z[2];
+    stats8x2(kt, sc, rc, g, s, z);
+    __m256i f[2][4] __attribute__((aligned(32))), fh[2][4] __attribute__((aligned(32)));
+    tile_codes(blk, 0, B, h, P, f[0], fh[0]);
+    tile_codes(blk, 1, B, h, P, f[1], fh[1]);
+    const __m256 sz0 = _mm256_mul_ps(s[0], z[0]), sz1 = _mm256_mul_ps(s[1], z[1]);
+    const int32_t *xa = in->xa + (size_t)g * n * KT_XOPS;
+    const float *at = in->at + (size_t)g * n, *xs = in->xsg + (size_t)g * n;
+    for (int32_t j = 0; j < n; j++) {
+        const __m256i d0 = tile_input_dot(f[0], fh[0], xa + (size_t)j * KT_XOPS, B);
+        const __m256i d1 = tile_input_dot(f[1], fh[1], xa + (size_t)j * KT_XOPS, B);
+        const __m256 X = _mm256_set1_ps(xs[j]), a = _mm256_set1_ps(at[j]);
+        const __m256 y0 = _mm256_fnmadd_ps(sz0, X, _mm256_load_ps(ya[j]));
+        const __m256 y1 = _mm256_fnmadd_ps(sz1, X, _mm256_load_ps(ya[j] + 8));
+        _mm256_store_ps(ya[j], _mm256_fmadd_ps(_mm256_mul_ps(s[0], a), _mm256_cvtepi32_ps(d0), y0));
+        _mm256_store_ps(ya[j] + 8, _mm256_fmadd_ps(_mm256_mul_ps(s[1], a), _mm256_cvtepi32_ps(d1), y1));
+    }
+}
+
 /* Batch worker (n <= 64 inputs): per row tile and group, each 16x16 code
  * tile is unpacked once and dotted with every input; statistics once per
  * (row tile, group); outliers row by row for all inputs from the
@@ -649,9 +676,15 @@ T2I INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
         memset(ya, 0, sizeof(float) * KT_R * (size_t)n);
         const rt_ctx rc = rt_begin(kt, rt);
         if (ctpg == 1) { /* a group is one tile: each input's tile dot goes straight into its rows */
-            for (int32_t g = 0; g < kt->n_groups; g++)
+            for (int32_t g = 0; g < kt->n_groups; g++) {
+#ifdef GT2
+                if (g & 1) group_tile2(kt, &rc, sc, in, g, ya, B, 1, P);
+                else group_tile2(kt, &rc, sc, in, g, ya, B, 0, P);
+#else
                 if (g & 1) group_tile(kt, &rc, sc, in, g, ya, B, 1, P);
                 else group_tile(kt, &rc, sc, in, g, ya, B, 0, P);
+#endif
+            }
             kt_batch_outliers_store_256(kt, in, rt, n, ya, Y);
             continue;
         }

@@ -79,10 +79,10 @@ spqr_status spqri_arch_get_float(const cJSON *root, const char *key, double def,
 }
 
 spqr_status spqri_arch_parse_sliding_window(const cJSON *root, const spqr_config *c, model_hparams *hp,
-                                      int32_t default_window, int even_layers_only, spqr_err *err) {
+                                      int32_t default_window, int even_layers_only, int read_layer_types, spqr_err *err) {
     const cJSON *sw = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
     const cJSON *use = cJSON_GetObjectItemCaseSensitive(root, "use_sliding_window");
-    const cJSON *types = cJSON_GetObjectItemCaseSensitive(root, "layer_types");
+    const cJSON *types = read_layer_types ? cJSON_GetObjectItemCaseSensitive(root, "layer_types") : NULL;
     hp->sliding_window = 0;
     memset(hp->slides, 0, sizeof hp->slides);
     if (cJSON_IsFalse(use) || cJSON_IsNull(sw) || (!sw && !default_window)) return SPQR_OK;

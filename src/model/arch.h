@@ -79,6 +79,10 @@ typedef struct model_arch {
     int32_t norm_plus_one;      /* RMSNorm multiplies by (1 + w) (Gemma) */
     int32_t embed_scale;        /* embeddings times sqrt(hidden) rounded to the weights' dtype (Gemma) */
     int32_t tie_default;        /* tie_word_embeddings when config.json omits it */
+    /* transformers' defaults for fields config.json may omit */
+    int32_t head_dim_default;   /* head_dim; 0: hidden_size / num_attention_heads */
+    double rms_eps_default;     /* rms_norm_eps */
+    int32_t max_pos_default;    /* max_position_embeddings */
     /* The family's own config.json fields: checks what the runtime does not
      * implement (one line naming the field and what is supported) and fills
      * hp. c already holds the common fields. */
@@ -129,10 +133,12 @@ spqr_status spqri_arch_get_float(const struct cJSON *root, const char *key, doub
                            spqr_err *err);
 /* sliding_window (null: none; absent: default_window, 0 = none) unless
  * use_sliding_window is false; every layer slides (even_layers_only: layers
- * 0, 2, 4, ...) unless layer_types lists them; a window covering
- * max_position_embeddings changes nothing and is kept as none. */
+ * 0, 2, 4, ...) unless layer_types lists them and the family reads that
+ * field (read_layer_types; transformers' Mistral and Phi-3 do not); a
+ * window covering max_position_embeddings changes nothing and is kept as
+ * none. */
 spqr_status spqri_arch_parse_sliding_window(const struct cJSON *root, const spqr_config *c, model_hparams *hp,
-                                      int32_t default_window, int even_layers_only, spqr_err *err);
+                                      int32_t default_window, int even_layers_only, int read_layer_types, spqr_err *err);
 
 /* The families, in the order messages list them: adding one is its
  * arch_<family>.c file plus its name here. */

@@ -37,7 +37,7 @@ static spqr_status parse_gemma2(const cJSON *root, spqr_config *c, model_hparams
         return st;
     if ((st = spqri_arch_get_float(root, "final_logit_softcapping", f ? 0.0 : 30.0, 1e-6, 1e9, &hp->final_softcap, err)))
         return st;
-    return spqri_arch_parse_sliding_window(root, c, hp, 4096, 1, err);
+    return spqri_arch_parse_sliding_window(root, c, hp, 4096, 1, 1, err);
 }
 
 const model_arch spqri_arch_gemma = {
@@ -46,7 +46,7 @@ const model_arch spqri_arch_gemma = {
         [ARCH_NORM_ATTN] = {"input_layernorm", ARCH_DIM_HIDDEN},
         [ARCH_NORM_FFN] = {"post_attention_layernorm", ARCH_DIM_HIDDEN},
     },
-    ARCH_ACT_GELU_TANH, 1, 1, 1, parse_gemma,
+    ARCH_ACT_GELU_TANH, 1, 1, 1, 256, 1e-6, 8192, parse_gemma,
 };
 
 const model_arch spqri_arch_gemma2 = {
@@ -57,5 +57,5 @@ const model_arch spqri_arch_gemma2 = {
         [ARCH_NORM_ATTN_OUT] = {"post_attention_layernorm", ARCH_DIM_HIDDEN},
         [ARCH_NORM_FFN_OUT] = {"post_feedforward_layernorm", ARCH_DIM_HIDDEN},
     },
-    ARCH_ACT_GELU_TANH, 1, 1, 1, parse_gemma2,
+    ARCH_ACT_GELU_TANH, 1, 1, 1, 256, 1e-6, 8192, parse_gemma2,
 };

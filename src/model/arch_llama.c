@@ -29,15 +29,15 @@ static spqr_status parse_llama(const cJSON *root, spqr_config *c, model_hparams 
 
 static spqr_status parse_mistral(const cJSON *root, spqr_config *c, model_hparams *hp, spqr_err *err) {
     spqr_status st = parse_common(root, err);
-    return st ? st : spqri_arch_parse_sliding_window(root, c, hp, 0, 0, err);
+    return st ? st : spqri_arch_parse_sliding_window(root, c, hp, 4096, 0, 0, err);
 }
 
 const model_arch spqri_arch_llama = {
     "llama", "Llama 1/2/3/3.x, TinyLlama, SmolLM/SmolLM2", ARCH_LINEARS_LLAMA(0), LLAMA_NORMS, ARCH_ACT_SILU, 0, 0, 0,
-    parse_llama,
+    0, 1e-6, 2048, parse_llama,
 };
 
 const model_arch spqri_arch_mistral = {
     "mistral", "Mistral (sliding-window attention on every layer)", ARCH_LINEARS_LLAMA(0), LLAMA_NORMS, ARCH_ACT_SILU, 0, 0, 0,
-    parse_mistral,
+    0, 1e-6, 4096 * 32, parse_mistral,
 };

@@ -17,11 +17,15 @@ static spqr_status parse_phi3(const cJSON *root, spqr_config *c, model_hparams *
     spqr_status st;
     if ((st = spqri_arch_check_string(root, "hidden_act", SILU, err))) return st;
     if ((st = spqri_arch_refuse_true(root, "attention_bias", err))) return st;
-    const cJSON *prf = cJSON_GetObjectItemCaseSensitive(root, "partial_rotary_factor");
-    if (prf && !cJSON_IsNull(prf) && !(cJSON_IsNumber(prf) && prf->valuedouble == 1.0))
-        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
-                            "config.json: partial_rotary_factor other than 1.0 is not supported (only 1.0)");
-    return spqri_arch_parse_sliding_window(root, c, hp, 0, 0, err);
+    /* top level, or (transformers 5) inside rope_parameters */
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
+    const cJSON *prfs[2] = {cJSON_GetObjectItemCaseSensitive(root, "partial_rotary_factor"),
+                            cJSON_IsObject(rp) ? cJSON_GetObjectItemCaseSensitive(rp, "partial_rotary_factor") : NULL};
+    for (int i = 0; i < 2; i++)
+        if (prfs[i] && !cJSON_IsNull(prfs[i]) && !(cJSON_IsNumber(prfs[i]) && prfs[i]->valuedouble == 1.0))
+            return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
+                                "config.json: partial_rotary_factor other than 1.0 is not supported (only 1.0)");
+    return spqri_arch_parse_sliding_window(root, c, hp, 0, 0, 0, err);
 }
 
 const model_arch spqri_arch_phi3 = {
@@ -39,5 +43,5 @@ const model_arch spqri_arch_phi3 = {
         [ARCH_NORM_ATTN] = {"input_layernorm", ARCH_DIM_HIDDEN},
         [ARCH_NORM_FFN] = {"post_attention_layernorm", ARCH_DIM_HIDDEN},
     },
-    ARCH_ACT_SILU, 0, 0, 0, parse_phi3,
+    ARCH_ACT_SILU, 0, 0, 0, 0, 1e-5, 4096, parse_phi3,
 };

@@ -38,7 +38,7 @@ const model_arch spqri_arch_qwen2 = {
         [ARCH_NORM_ATTN] = {"input_layernorm", ARCH_DIM_HIDDEN},
         [ARCH_NORM_FFN] = {"post_attention_layernorm", ARCH_DIM_HIDDEN},
     },
-    ARCH_ACT_SILU, 0, 0, 0, parse_qwen2,
+    ARCH_ACT_SILU, 0, 0, 0, 0, 1e-6, 32768, parse_qwen2,
 };
 
 const model_arch spqri_arch_qwen3 = {
@@ -49,5 +49,5 @@ const model_arch spqri_arch_qwen3 = {
         [ARCH_NORM_Q] = {"self_attn.q_norm", ARCH_DIM_HEAD},
         [ARCH_NORM_K] = {"self_attn.k_norm", ARCH_DIM_HEAD},
     },
-    ARCH_ACT_SILU, 0, 0, 0, parse_qwen3,
+    ARCH_ACT_SILU, 0, 0, 0, 128, 1e-6, 32768, parse_qwen3,
 };

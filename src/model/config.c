@@ -108,36 +108,55 @@ spqr_status spqr_config_add_generation_eos(spqr_config *c, const char *json, siz
     return st;
 }
 
-static spqr_status parse_rope_scaling(const cJSON *root, spqr_config *c, spqr_err *err) {
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+/* One RoPE settings object: transformers' "rope_scaling" or, from version 5,
+ * "rope_parameters" (named what for messages). */
+static spqr_status parse_rope_object(const cJSON *rs, const char *what, spqr_config *c, spqr_err *err) {
+    if (!rs || cJSON_IsNull(rs)) return SPQR_OK;
+    if (!cJSON_IsObject(rs)) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: \"%s\" must be an object or null", what);
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+    if (!type) type = cJSON_GetObjectItemCaseSensitive(rs, "type");
+    if (!type && !strcmp(what, "rope_parameters")) return SPQR_OK; /* theta only */
+    if (!cJSON_IsString(type))
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: %s has no \"rope_type\" string", what);
+    if (!strcmp(type->valuestring, "default")) return SPQR_OK;
+    if (strcmp(type->valuestring, "llama3") != 0)
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
+                            "config.json: %s type \"%.64s\" is not supported (only \"default\" and \"llama3\")", what,
+                            type->valuestring);
+    spqr_status st;
+    c->rope_scaling = SPQR_ROPE_LLAMA3;
+    if ((st = get_float(rs, "factor", NAN, 1e-3, 1e6, &c->rope_factor, err))) return spqr_err_prefix(err, st, "%s", what);
+    if ((st = get_float(rs, "low_freq_factor", NAN, 1e-6, 1e6, &c->rope_low_freq_factor, err)))
+        return spqr_err_prefix(err, st, "%s", what);
+    if ((st = get_float(rs, "high_freq_factor", NAN, 1e-6, 1e6, &c->rope_high_freq_factor, err)))
+        return spqr_err_prefix(err, st, "%s", what);
+    if ((st = get_int(rs, "original_max_position_embeddings", INT32_MIN, 1, 1 << 30, &c->rope_original_max_position, err)))
+        return spqr_err_prefix(err, st, "%s", what);
+    if (!(c->rope_high_freq_factor > c->rope_low_freq_factor))
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: %s high_freq_factor must exceed low_freq_factor", what);
+    return SPQR_OK;
+}
+
+/* rope_theta and the scaling: transformers 5 keeps both in "rope_parameters"
+ * (which then wins over the top-level fields), earlier versions in
+ * "rope_theta" and "rope_scaling". */
+static spqr_status parse_rope(const cJSON *root, spqr_config *c, spqr_err *err) {
+    spqr_status st;
     c->rope_scaling = SPQR_ROPE_NONE;
     c->rope_factor = 1.0f;
     c->rope_low_freq_factor = 1.0f;
     c->rope_high_freq_factor = 1.0f;
     c->rope_original_max_position = 0;
-    if (!rs || cJSON_IsNull(rs)) return SPQR_OK;
-    if (!cJSON_IsObject(rs)) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: \"rope_scaling\" must be an object or null");
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
-    if (!type) type = cJSON_GetObjectItemCaseSensitive(rs, "type");
-    if (!cJSON_IsString(type))
-        return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: rope_scaling has no \"rope_type\" string");
-    if (!strcmp(type->valuestring, "default")) return SPQR_OK;
-    if (strcmp(type->valuestring, "llama3") != 0)
+    if ((st = get_float(root, "rope_theta", 10000.0, 1.0, 1e12, &c->rope_theta, err))) return st;
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
+    if (!rp || cJSON_IsNull(rp)) return parse_rope_object(cJSON_GetObjectItemCaseSensitive(root, "rope_scaling"), "rope_scaling", c, err);
+    if (!cJSON_IsObject(rp)) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: \"rope_parameters\" must be an object or null");
+    if (cJSON_GetObjectItemCaseSensitive(rp, "full_attention") || cJSON_GetObjectItemCaseSensitive(rp, "sliding_attention"))
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
-                            "config.json: rope_scaling type \"%.64s\" is not supported (only \"llama3\")",
-                            type->valuestring);
-    spqr_status st;
-    c->rope_scaling = SPQR_ROPE_LLAMA3;
-    if ((st = get_float(rs, "factor", NAN, 1e-3, 1e6, &c->rope_factor, err))) return spqr_err_prefix(err, st, "rope_scaling");
-    if ((st = get_float(rs, "low_freq_factor", NAN, 1e-6, 1e6, &c->rope_low_freq_factor, err)))
-        return spqr_err_prefix(err, st, "rope_scaling");
-    if ((st = get_float(rs, "high_freq_factor", NAN, 1e-6, 1e6, &c->rope_high_freq_factor, err)))
-        return spqr_err_prefix(err, st, "rope_scaling");
-    if ((st = get_int(rs, "original_max_position_embeddings", INT32_MIN, 1, 1 << 30, &c->rope_original_max_position, err)))
-        return spqr_err_prefix(err, st, "rope_scaling");
-    if (!(c->rope_high_freq_factor > c->rope_low_freq_factor))
-        return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: rope_scaling high_freq_factor must exceed low_freq_factor");
-    return SPQR_OK;
+                            "config.json: rope_parameters per layer type is not supported (only one set for all layers)");
+    if ((st = get_float(rp, "rope_theta", c->rope_theta, 1.0, 1e12, &c->rope_theta, err)))
+        return spqr_err_prefix(err, st, "rope_parameters");
+    return parse_rope_object(rp, "rope_parameters", c, err);
 }
 
 static spqr_status parse_root(const cJSON *root, spqr_config *c, model_hparams *hp, spqr_err *err) {
@@ -161,7 +180,9 @@ static spqr_status parse_root(const cJSON *root, spqr_config *c, model_hparams *
     if ((st = get_int(root, "num_attention_heads", INT32_MIN, 1, 4096, &c->n_heads, err))) return st;
     if ((st = get_int(root, "num_key_value_heads", c->n_heads, 1, 4096, &c->n_kv_heads, err))) return st;
     const cJSON *hd = cJSON_GetObjectItemCaseSensitive(root, "head_dim");
-    if (!hd || cJSON_IsNull(hd)) {
+    if ((!hd || cJSON_IsNull(hd)) && arch->head_dim_default) {
+        c->head_dim = arch->head_dim_default; /* transformers' default for the family, not hidden / heads */
+    } else if (!hd || cJSON_IsNull(hd)) {
         if (c->hidden_size % c->n_heads)
             return spqr_err_set(err, SPQR_ERR_FORMAT,
                                 "config.json: hidden_size %d is not divisible by num_attention_heads %d (and no head_dim)",
@@ -178,10 +199,10 @@ static spqr_status parse_root(const cJSON *root, spqr_config *c, model_hparams *
                             c->n_heads, c->n_kv_heads);
     if ((int64_t)c->n_heads * c->head_dim > (1 << 18))
         return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: num_attention_heads * head_dim is absurdly large");
-    if ((st = get_int(root, "max_position_embeddings", 2048, 1, 1 << 24, &c->max_position_embeddings, err))) return st;
-    if ((st = get_float(root, "rms_norm_eps", 1e-6, 0.0, 1.0, &c->rms_norm_eps, err))) return st;
-    if ((st = get_float(root, "rope_theta", 10000.0, 1.0, 1e12, &c->rope_theta, err))) return st;
-    if ((st = parse_rope_scaling(root, c, err))) return st;
+    if ((st = get_int(root, "max_position_embeddings", arch->max_pos_default, 1, 1 << 24, &c->max_position_embeddings, err)))
+        return st;
+    if ((st = get_float(root, "rms_norm_eps", arch->rms_eps_default, 0.0, 1.0, &c->rms_norm_eps, err))) return st;
+    if ((st = parse_rope(root, c, err))) return st;
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
     c->tie_word_embeddings = tie && !cJSON_IsNull(tie) ? cJSON_IsTrue(tie) : arch->tie_default;
     if ((st = get_token_id(root, "bos_token_id", &c->bos_token_id, err))) return st;
