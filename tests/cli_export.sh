@@ -53,7 +53,26 @@ P_B=$(ppl "$TMP/bf16")
 /usr/bin/python3 -c "import sys; q,f=$P_Q,$P_B; sys.exit(not abs(f-q)/q < 1e-2)" &&
     ok "hf-bf16 perplexity $P_B vs .spqr $P_Q (< 1e-2 relative)" || bad "hf-bf16 perplexity $P_B vs .spqr $P_Q"
 
-# 4. bad input and the output rules
+# 4. families: Phi-3's fused qkv_proj/gate_up_proj come back fused (its
+# config names Phi3ForCausalLM, which has no q_proj); a tied Gemma 2 quantized
+# with a head of its own says tie_word_embeddings false (its config omits the
+# field and the family defaults to tied, which would drop the head)
+FAM=$ROOT/tests/fixtures/families
+for f in phi3 gemma2; do
+    expect_rc 0 "$f: quantize (two tables)" "$SPQR" quantize "$FAM/$f" -o "$TMP/$f.spqr" --calib "$TMP/calib.txt" \
+        --nsamples 4 --seqlen 32 -t 2 -q --recipe gptq4 --tied-two-tables
+    expect_rc 0 "$f: export hf-fp16" "$SPQR" export "$TMP/$f.spqr" --to hf-fp16 "$TMP/$f-fp16"
+    P_Q=$(ppl "$TMP/$f.spqr"); P_F=$(ppl "$TMP/$f-fp16")
+    /usr/bin/python3 -c "import sys; q,f=$P_Q,${P_F:-0}; sys.exit(not abs(f-q)/q < 1e-3)" &&
+        ok "$f: hf-fp16 perplexity $P_F vs .spqr $P_Q (< 1e-3 relative)" || bad "$f: hf-fp16 perplexity '$P_F' vs .spqr $P_Q"
+done
+/usr/bin/python3 "$ROOT/tests/check_hf_export.py" "$TMP/phi3-fp16" "$FAM/phi3" F16 >"$TMP/py" 2>&1 &&
+    ok "phi3: independent reader finds the original's fused names: $(tail -1 "$TMP/py")" ||
+    bad "phi3: independent reader: $(tail -3 "$TMP/py")"
+/usr/bin/python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["tie_word_embeddings"] is not False)' \
+    "$TMP/gemma2-fp16/config.json" && ok "gemma2: exported config unties the head" || bad "gemma2: exported config ties the head"
+
+# 5. bad input and the output rules
 expect_rc 2 "no --to" "$SPQR" export "$TMP/q.spqr" "$TMP/x"; one_line_error "no --to"
 expect_rc 2 "unknown format" "$SPQR" export "$TMP/q.spqr" --to gguf "$TMP/x"; one_line_error "unknown format"
 expect_rc 2 "bad shard size" "$SPQR" export "$TMP/q.spqr" --to hf-fp16 "$TMP/x" --max-shard-size 0; one_line_error "shard 0"

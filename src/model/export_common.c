@@ -68,8 +68,12 @@ spqr_status spqri_export_config(const spqr_archive *a, const char *torch_dtype, 
     cJSON_AddStringToObject(root, "torch_dtype", torch_dtype);
     if (quant) cJSON_AddItemToObject(root, "quantization_config", quant);
     int has_head = spqr_archive_find_dense(a, ARCH_HEAD_NAME) || spqr_archive_find_packed(a, ARCH_HEAD_NAME);
-    if (has_head && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings")))
-        cJSON_ReplaceItemInObjectCaseSensitive(root, "tie_word_embeddings", cJSON_CreateFalse());
+    /* a head of its own must be said untied explicitly: gemma configs omit the
+     * field and their families default to tied */
+    if (has_head) {
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "tie_word_embeddings");
+        cJSON_AddFalseToObject(root, "tie_word_embeddings");
+    }
     *config = cJSON_Print(root);
     cJSON_Delete(root);
     if (!*config || (cJSON_IsObject(s) && !*sub)) {

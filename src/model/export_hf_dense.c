@@ -2,46 +2,142 @@
  * sharded safetensors checkpoint that any Hugging Face tool loads. */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "format/spqr_file.h"
 #include "io/file.h"
 #include "io/outpath.h"
 #include "model/arch.h"
 #include "model/export.h"
 #include "model/export_common.h"
 
+/* One output tensor: an archive tensor, or the blocks of rows of a tensor
+ * the family's checkpoints keep fused (Phi-3's qkv_proj, gate_up_proj),
+ * stacked in slot order. */
+#define MAX_PARTS ARCH_N_LIN
 typedef struct {
-    const char *name;
+    char name[SPQRF_MAX_NAME + 32];
     int32_t ndim;
     int64_t shape[SPQR_MAX_DIMS];
     uint64_t numel;
     int32_t shard;
+    int32_t n_parts, part[MAX_PARTS];
 } plan_entry;
 
-static void plan_tensor(const spqr_archive *a, int32_t i, plan_entry *e) {
-    e->name = spqr_archive_name(a, i);
+static void tensor_shape(const spqr_archive *a, int32_t i, int32_t *ndim, int64_t shape[SPQR_MAX_DIMS], uint64_t *numel) {
     const spqr_st_tensor *d = spqr_archive_dense_at(a, i);
+    memset(shape, 0, sizeof(int64_t) * SPQR_MAX_DIMS);
     if (d) {
-        e->ndim = d->ndim;
-        memcpy(e->shape, d->shape, sizeof e->shape);
-        e->numel = (uint64_t)d->numel;
+        *ndim = d->ndim;
+        memcpy(shape, d->shape, sizeof(int64_t) * SPQR_MAX_DIMS);
+        *numel = (uint64_t)d->numel;
     } else {
         const spqr_tensor *p = spqr_archive_packed_at(a, i);
-        e->ndim = 2;
-        e->shape[0] = p->rows;
-        e->shape[1] = p->cols;
-        e->numel = (uint64_t)p->rows * (uint64_t)p->cols;
+        *ndim = 2;
+        shape[0] = p->rows;
+        shape[1] = p->cols;
+        *numel = (uint64_t)p->rows * (uint64_t)p->cols;
     }
 }
 
-/* fp32 of tensor i (dense converted, packed dequantized), then rounded to dtype. */
-static spqr_status convert(const spqr_archive *a, int32_t i, const plan_entry *e, spqr_dtype dtype, float *tmp,
-                           uint16_t *dst, spqr_err *err) {
-    const spqr_st_tensor *d = spqr_archive_dense_at(a, i);
-    spqr_status st = d ? spqr_st_tensor_to_f32(d, tmp, err) : spqr_tensor_dequantize(spqr_archive_packed_at(a, i), tmp, err);
-    if (st) return spqr_err_prefix(err, st, "%s", e->name);
+static int32_t find_tensor(const spqr_archive *a, const char *name) {
+    for (int32_t i = 0; i < spqr_archive_count(a); i++)
+        if (!strcmp(spqr_archive_name(a, i), name)) return i;
+    return -1;
+}
+
+/* For archive tensor i, 1 when it is a slot of a fused tensor: then *first
+ * says whether it is the block that starts it, and e gets the fused name
+ * and its parts. */
+static int fused_slot(const spqr_archive *a, const model_arch *arch, int32_t i, int *first, plan_entry *e,
+                      spqr_err *err, spqr_status *st) {
+    const char *name = spqr_archive_name(a, i);
+    int layer = 0, off = 0;
+    if (!arch || sscanf(name, "model.layers.%d.%n", &layer, &off) != 1 || off == 0) return 0;
+    static const char *const suffix[2] = {".weight", ".bias"};
+    for (int s = 0; s < ARCH_N_LIN; s++) {
+        const arch_linear *l = &arch->lin[s];
+        size_t n = strlen(l->name);
+        if (!l->fused || strncmp(name + off, l->name, n)) continue;
+        for (int x = 0; x < 2; x++) {
+            if (strcmp(name + off + n, suffix[x])) continue;
+            *first = 1;
+            for (int t = 0; t < s; t++) *first &= !(arch->lin[t].fused && !strcmp(arch->lin[t].fused, l->fused));
+            if (!*first) return 1;
+            snprintf(e->name, sizeof e->name, "model.layers.%d.%s%s", layer, l->fused, suffix[x]);
+            e->n_parts = 0;
+            for (int t = 0; t < ARCH_N_LIN; t++) {
+                if (!arch->lin[t].fused || strcmp(arch->lin[t].fused, l->fused)) continue;
+                char part[SPQRF_MAX_NAME + 32];
+                snprintf(part, sizeof part, "model.layers.%d.%s%s", layer, arch->lin[t].name, suffix[x]);
+                const int32_t j = find_tensor(a, part);
+                if (j < 0) {
+                    *st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: its part %s is missing from the .spqr", e->name, part);
+                    return 1;
+                }
+                e->part[e->n_parts++] = j;
+            }
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Fills e for archive tensor i (parts stacked along dimension 0). */
+static spqr_status plan_tensor(const spqr_archive *a, const model_arch *arch, int32_t i, plan_entry *e, int *skip,
+                               spqr_err *err) {
+    spqr_status st = SPQR_OK;
+    int first = 1;
+    *skip = 0;
+    if (fused_slot(a, arch, i, &first, e, err, &st)) {
+        if (st || !first) {
+            *skip = !st;
+            return st;
+        }
+    } else {
+        snprintf(e->name, sizeof e->name, "%s", spqr_archive_name(a, i));
+        e->n_parts = 1;
+        e->part[0] = i;
+    }
+    e->numel = 0;
+    for (int32_t k = 0; k < e->n_parts; k++) {
+        int32_t nd;
+        int64_t sh[SPQR_MAX_DIMS];
+        uint64_t ne;
+        tensor_shape(a, e->part[k], &nd, sh, &ne);
+        if (k == 0) {
+            e->ndim = nd;
+            memcpy(e->shape, sh, sizeof sh);
+        } else {
+            if (nd != e->ndim || (nd == 2 && sh[1] != e->shape[1]))
+                return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: its parts differ in shape", e->name);
+            e->shape[0] += sh[0];
+        }
+        e->numel += ne;
+    }
+    return SPQR_OK;
+}
+
+/* fp32 of entry e (dense converted, packed dequantized, parts one after
+ * another), then rounded to dtype. */
+static spqr_status convert(const spqr_archive *a, const plan_entry *e, spqr_dtype dtype, float *tmp, uint16_t *dst,
+                           spqr_err *err) {
+    uint64_t at = 0;
+    for (int32_t k = 0; k < e->n_parts; k++) {
+        const int32_t i = e->part[k];
+        const spqr_st_tensor *d = spqr_archive_dense_at(a, i);
+        spqr_status st = d ? spqr_st_tensor_to_f32(d, tmp + at, err)
+                           : spqr_tensor_dequantize(spqr_archive_packed_at(a, i), tmp + at, err);
+        if (st) return spqr_err_prefix(err, st, "%s", spqr_archive_name(a, i));
+        int32_t nd;
+        int64_t sh[SPQR_MAX_DIMS];
+        uint64_t ne;
+        tensor_shape(a, i, &nd, sh, &ne);
+        at += ne;
+    }
     for (uint64_t k = 0; k < e->numel; k++) {
         dst[k] = dtype == SPQR_DTYPE_BF16 ? spqr_fp32_to_bf16(tmp[k]) : spqr_fp32_to_fp16(tmp[k]);
         if (dtype == SPQR_DTYPE_F16 && isinf(spqr_fp16_to_fp32(dst[k])))
@@ -73,7 +169,7 @@ static spqr_status write_shard(const spqr_archive *a, const plan_entry *plan, in
             st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory converting %s", plan[i].name);
             break;
         }
-        st = convert(a, i, &plan[i], dtype, tmp, bufs[i], err);
+        st = convert(a, &plan[i], dtype, tmp, bufs[i], err);
         if (!st) st = spqr_st_writer_add(w, plan[i].name, dtype, plan[i].ndim, plan[i].shape, bufs[i], err);
     }
     if (!st) st = spqr_st_writer_write(w, path, err);
@@ -98,18 +194,38 @@ static spqr_status write_index(const char *in_path, const char *out_dir, const p
     return st;
 }
 
+/* The family of the archive's config, or NULL (then nothing is fused). */
+static const model_arch *archive_arch(const spqr_archive *a) {
+    const char *cj = spqr_archive_config_json(a);
+    cJSON *root = cj ? cJSON_Parse(cj) : NULL;
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    const model_arch *arch = cJSON_IsString(mt) ? spqri_arch_find(mt->valuestring) : NULL;
+    cJSON_Delete(root);
+    return arch;
+}
+
 static spqr_status export_tensors(const spqr_archive *a, const char *in_path, const char *out_dir, spqr_dtype dtype,
                                   uint64_t max_shard_bytes, const spqr_logger *log, spqr_err *err) {
-    int32_t n = spqr_archive_count(a);
-    if (n <= 0) return spqr_err_set(err, SPQR_ERR_FORMAT, "the .spqr file holds no tensors");
-    plan_entry *plan = calloc((size_t)n, sizeof *plan);
+    const int32_t n_in = spqr_archive_count(a);
+    if (n_in <= 0) return spqr_err_set(err, SPQR_ERR_FORMAT, "the .spqr file holds no tensors");
+    plan_entry *plan = calloc((size_t)n_in, sizeof *plan);
     if (!plan) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    const model_arch *arch = archive_arch(a);
+    int32_t n = 0;
+    for (int32_t i = 0; i < n_in; i++) {
+        int skip = 0;
+        spqr_status pst = plan_tensor(a, arch, i, &plan[n], &skip, err);
+        if (pst) {
+            free(plan);
+            return pst;
+        }
+        n += !skip;
+    }
     /* Greedy in file order, as save_pretrained does: a tensor larger than
      * the limit gets a shard of its own. */
     int32_t n_shards = 1;
     uint64_t in_shard = 0, total = 0;
     for (int32_t i = 0; i < n; i++) {
-        plan_tensor(a, i, &plan[i]);
         uint64_t bytes = plan[i].numel * 2;
         if (in_shard > 0 && in_shard + bytes > max_shard_bytes) {
             n_shards++;
