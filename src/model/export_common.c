@@ -85,3 +85,12 @@ spqr_status spqri_export_config(const spqr_archive *a, const char *torch_dtype, 
     return SPQR_OK;
 }
 
+
+const model_arch *spqri_export_arch(const spqr_archive *a) {
+    const char *cj = spqr_archive_config_json(a);
+    cJSON *root = cj ? cJSON_Parse(cj) : NULL;
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    const model_arch *arch = cJSON_IsString(mt) ? spqri_arch_find(mt->valuestring) : NULL;
+    cJSON_Delete(root);
+    return arch;
+}

@@ -21,4 +21,7 @@ spqr_status spqri_export_save_text(const char *in_path, const char *out_dir, con
 spqr_status spqri_export_config(const spqr_archive *a, const char *torch_dtype, cJSON *quant, char **config, char **sub,
                           spqr_err *err);
 
+/* The family named by the archive's config, or NULL. */
+const struct model_arch *spqri_export_arch(const spqr_archive *a);
+
 #endif

@@ -194,23 +194,13 @@ static spqr_status write_index(const char *in_path, const char *out_dir, const p
     return st;
 }
 
-/* The family of the archive's config, or NULL (then nothing is fused). */
-static const model_arch *archive_arch(const spqr_archive *a) {
-    const char *cj = spqr_archive_config_json(a);
-    cJSON *root = cj ? cJSON_Parse(cj) : NULL;
-    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
-    const model_arch *arch = cJSON_IsString(mt) ? spqri_arch_find(mt->valuestring) : NULL;
-    cJSON_Delete(root);
-    return arch;
-}
-
 static spqr_status export_tensors(const spqr_archive *a, const char *in_path, const char *out_dir, spqr_dtype dtype,
                                   uint64_t max_shard_bytes, const spqr_logger *log, spqr_err *err) {
     const int32_t n_in = spqr_archive_count(a);
     if (n_in <= 0) return spqr_err_set(err, SPQR_ERR_FORMAT, "the .spqr file holds no tensors");
     plan_entry *plan = calloc((size_t)n_in, sizeof *plan);
     if (!plan) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
-    const model_arch *arch = archive_arch(a);
+    const model_arch *arch = spqri_export_arch(a);
     int32_t n = 0;
     for (int32_t i = 0; i < n_in; i++) {
         int skip = 0;

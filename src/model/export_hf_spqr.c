@@ -86,11 +86,27 @@ static spqr_status add_quantized(const char *name, const spqr_tensor *t, out_sta
     return st;
 }
 
+/* transformers' SpQR integration replaces the checkpoint's own modules, and
+ * a family that fuses linears (Phi-3: qkv_proj, gate_up_proj) has no q_proj
+ * to replace; this exporter writes the split modules only. */
+spqr_status spqri_export_hf_spqr_family(const spqr_archive *a, spqr_err *err) {
+    const model_arch *arch = spqri_export_arch(a);
+    for (int s = 0; arch && s < ARCH_N_LIN; s++)
+        if (arch->lin[s].fused)
+            return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
+                                "hf-spqr cannot hold %s: its checkpoints fuse %s, which this exporter does not write; "
+                                "use --to hf-fp16 or hf-bf16",
+                                arch->model_type, arch->lin[s].fused);
+    return SPQR_OK;
+}
+
 static spqr_status build(const spqr_archive *a, out_state *o, cJSON *quant, spqr_err *err) {
     cJSON *shapes = cJSON_AddObjectToObject(quant, "shapes");
     cJSON *skip = cJSON_AddArrayToObject(quant, "modules_to_not_convert");
     if (!shapes || !skip) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     int32_t n_quant = 0, has_head = 0;
+    spqr_status fst = spqri_export_hf_spqr_family(a, err);
+    if (fst) return fst;
     spqr_status st = spqr_st_writer_set_metadata(o->w, "format", "pt", err);
     for (int32_t i = 0; i < spqr_archive_count(a) && !st; i++) {
         const char *name = spqr_archive_name(a, i);
