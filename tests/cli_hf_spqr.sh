@@ -174,5 +174,37 @@ else
     bad "gen_synthetic_llama not found next to $SPQR"
 fi
 
+# 6. a family with fused linears: Phi-3's q/k/v and gate/up go out as the
+# qkv_proj and gate_up_proj modules transformers' Phi-3 has (one shared
+# column permutation), the independent decoder's checkpoint loads under the
+# fused names with the .spqr's perplexity, and import splits them back
+FAM=$ROOT/tests/fixtures/families/phi3
+head -c 6000 "$ROOT/data/calib.txt" >"$TMP/calib6k.txt"
+pplf() { "$SPQR" perplexity "$1" -f "$ROOT/tests/fixtures/model_text.txt" -c 32 -t 2 --json 2>/dev/null |
+    $PY -c 'import json,sys; print(repr(json.load(sys.stdin)["ppl"]))'; }
+expect_rc 0 "phi3: quantize (paper-w3)" "$SPQR" quantize "$FAM" -o "$TMP/phi3.spqr" --calib "$TMP/calib6k.txt" \
+    --recipe paper-w3 --nsamples 4 --seqlen 32 -t 2 -q
+expect_rc 0 "phi3: export hf-spqr" "$SPQR" export "$TMP/phi3.spqr" --to hf-spqr "$TMP/phi3_hs"
+$PY - "$TMP/phi3_hs" <<'PYEOF' && ok "phi3: fused modules only, shapes keys for them" || bad "phi3: hf-spqr module names"
+import json, struct, sys
+d = sys.argv[1]
+blob = open(d + "/model.safetensors", "rb").read()
+names = set(json.loads(blob[8:8 + struct.unpack("<Q", blob[:8])[0]]))
+shapes = json.load(open(d + "/config.json"))["quantization_config"]["shapes"]
+assert "model.layers.0.self_attn.qkv_proj.dense_weights" in names and "model.layers.0.mlp.gate_up_proj.in_perm" in names
+assert not any(".q_proj." in n or ".gate_proj." in n for n in names), "split modules written"
+assert "model.layers.0.self_attn.qkv_proj.row_offsets.shape" in shapes
+PYEOF
+expect_rc 0 "phi3: Python decode" $PY "$ROOT/tools/hf_spqr_decode.py" "$TMP/phi3_hs" "$TMP/phi3_dec"
+P_Q=$(pplf "$TMP/phi3.spqr"); P_D=$(pplf "$TMP/phi3_dec")
+$PY -c "import sys; q,f=$P_Q,${P_D:-0}; sys.exit(not abs(f-q)/q < 1e-3)" &&
+    ok "phi3: format-decoded perplexity $P_D vs .spqr $P_Q (< 1e-3 relative)" || bad "phi3: format-decoded '$P_D' vs .spqr $P_Q"
+expect_rc 0 "phi3: import" "$SPQR" import "$TMP/phi3_hs" -o "$TMP/phi3_imp.spqr"
+"$SPQR" info "$TMP/phi3_imp.spqr" | grep -q '^model.layers.0.self_attn.k_proj.weight  *32x64 ' &&
+    ok "phi3: import splits qkv_proj (k_proj 32x64)" || bad "phi3: import has no split k_proj 32x64"
+P_I=$(pplf "$TMP/phi3_imp.spqr")
+$PY -c "import sys; q,f=$P_Q,${P_I:-0}; sys.exit(not abs(f-q)/q < 1e-3)" &&
+    ok "phi3: imported perplexity $P_I vs .spqr $P_Q (< 1e-3 relative)" || bad "phi3: imported '$P_I' vs .spqr $P_Q"
+
 echo "$fails failure(s)"
 exit $((fails > 0))

@@ -124,10 +124,6 @@ int cmd_export(int argc, char **argv) {
         return fail(msg);
     }
     char msg[1024];
-    if (hf_spqr && spqri_export_hf_spqr_family(probe, &err)) {
-        spqr_archive_close(probe);
-        return fail(err.msg);
-    }
     for (int32_t i = 0; hf_spqr && i < spqr_archive_count(probe); i++) {
         const spqr_tensor *t = spqr_archive_packed_at(probe, i);
         const char *name = spqr_archive_name(probe, i), *why = t ? spqri_hf_spqr_unsupported(t) : NULL;

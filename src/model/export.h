@@ -34,9 +34,6 @@ spqr_status spqr_export_hf_dense(const char *in_path, const char *out_dir, spqr_
  * must be in the one supported configuration (HF_SPQR_SUPPORTED), else
  * SPQR_ERR_UNSUPPORTED naming the tensor. Same file rules as above. */
 spqr_status spqr_export_hf_spqr(const char *in_path, const char *out_dir, const spqr_logger *log, spqr_err *err);
-/* SPQR_OK when the archive's family can be written as hf-spqr (no fused
- * linears), else SPQR_ERR_UNSUPPORTED with the reason. */
-spqr_status spqri_export_hf_spqr_family(const spqr_archive *a, spqr_err *err);
 
 /* The reverse (spqr import): a transformers SpQR checkpoint directory
  * (config.json with quantization_config, model.safetensors or shards,

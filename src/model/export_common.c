@@ -1,9 +1,11 @@
 /* Pieces shared by the Hugging Face exporters (export_hf_*.c). */
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "format/spqr_file.h"
 #include "io/file.h"
 #include "io/outpath.h"
 #include "model/arch.h"
@@ -93,4 +95,44 @@ const model_arch *spqri_export_arch(const spqr_archive *a) {
     const model_arch *arch = cJSON_IsString(mt) ? spqri_arch_find(mt->valuestring) : NULL;
     cJSON_Delete(root);
     return arch;
+}
+
+static int32_t find_tensor(const spqr_archive *a, const char *name) {
+    for (int32_t i = 0; i < spqr_archive_count(a); i++)
+        if (!strcmp(spqr_archive_name(a, i), name)) return i;
+    return -1;
+}
+
+int spqri_export_fused(const spqr_archive *a, const struct model_arch *arch, int32_t i, int *first, char *name,
+                       size_t cap, int32_t *parts, int32_t *n_parts, spqr_err *err) {
+    const char *t = spqr_archive_name(a, i);
+    int layer = 0, off = 0;
+    if (!arch || sscanf(t, "model.layers.%d.%n", &layer, &off) != 1 || off == 0) return 0;
+    static const char *const suffix[2] = {".weight", ".bias"};
+    for (int s = 0; s < ARCH_N_LIN; s++) {
+        const arch_linear *l = &arch->lin[s];
+        const size_t n = strlen(l->name);
+        if (!l->fused || strncmp(t + off, l->name, n)) continue;
+        for (int x = 0; x < 2; x++) {
+            if (strcmp(t + off + n, suffix[x])) continue;
+            *first = 1;
+            for (int u = 0; u < s; u++) *first &= !(arch->lin[u].fused && !strcmp(arch->lin[u].fused, l->fused));
+            if (!*first) return 1;
+            snprintf(name, cap, "model.layers.%d.%s%s", layer, l->fused, suffix[x]);
+            *n_parts = 0;
+            for (int u = 0; u < ARCH_N_LIN; u++) {
+                if (!arch->lin[u].fused || strcmp(arch->lin[u].fused, l->fused)) continue;
+                char part[SPQRF_MAX_NAME + 32];
+                snprintf(part, sizeof part, "model.layers.%d.%s%s", layer, arch->lin[u].name, suffix[x]);
+                const int32_t j = find_tensor(a, part);
+                if (j < 0) {
+                    spqr_err_set(err, SPQR_ERR_FORMAT, "%s: its part %s is missing from the .spqr", name, part);
+                    return -1;
+                }
+                parts[(*n_parts)++] = j;
+            }
+            return 1;
+        }
+    }
+    return 0;
 }

@@ -24,4 +24,13 @@ spqr_status spqri_export_config(const spqr_archive *a, const char *torch_dtype, 
 /* The family named by the archive's config, or NULL. */
 const struct model_arch *spqri_export_arch(const spqr_archive *a);
 
+/* Whether archive tensor i (model.layers.N.<slot>.weight or .bias) is a
+ * block of a tensor arch keeps fused (Phi-3's qkv_proj, gate_up_proj):
+ * 0 no; 1 yes, and *first says whether it is the block that starts the
+ * fused tensor, for which name gets the fused tensor's name and parts[] the
+ * archive indices of its blocks in slot order (at most ARCH_N_LIN); -1 a
+ * block is missing (err set). */
+int spqri_export_fused(const spqr_archive *a, const struct model_arch *arch, int32_t i, int *first, char *name,
+                       size_t cap, int32_t *parts, int32_t *n_parts, spqr_err *err);
+
 #endif

@@ -43,59 +43,17 @@ static void tensor_shape(const spqr_archive *a, int32_t i, int32_t *ndim, int64_
     }
 }
 
-static int32_t find_tensor(const spqr_archive *a, const char *name) {
-    for (int32_t i = 0; i < spqr_archive_count(a); i++)
-        if (!strcmp(spqr_archive_name(a, i), name)) return i;
-    return -1;
-}
-
-/* For archive tensor i, 1 when it is a slot of a fused tensor: then *first
- * says whether it is the block that starts it, and e gets the fused name
- * and its parts. */
-static int fused_slot(const spqr_archive *a, const model_arch *arch, int32_t i, int *first, plan_entry *e,
-                      spqr_err *err, spqr_status *st) {
-    const char *name = spqr_archive_name(a, i);
-    int layer = 0, off = 0;
-    if (!arch || sscanf(name, "model.layers.%d.%n", &layer, &off) != 1 || off == 0) return 0;
-    static const char *const suffix[2] = {".weight", ".bias"};
-    for (int s = 0; s < ARCH_N_LIN; s++) {
-        const arch_linear *l = &arch->lin[s];
-        size_t n = strlen(l->name);
-        if (!l->fused || strncmp(name + off, l->name, n)) continue;
-        for (int x = 0; x < 2; x++) {
-            if (strcmp(name + off + n, suffix[x])) continue;
-            *first = 1;
-            for (int t = 0; t < s; t++) *first &= !(arch->lin[t].fused && !strcmp(arch->lin[t].fused, l->fused));
-            if (!*first) return 1;
-            snprintf(e->name, sizeof e->name, "model.layers.%d.%s%s", layer, l->fused, suffix[x]);
-            e->n_parts = 0;
-            for (int t = 0; t < ARCH_N_LIN; t++) {
-                if (!arch->lin[t].fused || strcmp(arch->lin[t].fused, l->fused)) continue;
-                char part[SPQRF_MAX_NAME + 32];
-                snprintf(part, sizeof part, "model.layers.%d.%s%s", layer, arch->lin[t].name, suffix[x]);
-                const int32_t j = find_tensor(a, part);
-                if (j < 0) {
-                    *st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: its part %s is missing from the .spqr", e->name, part);
-                    return 1;
-                }
-                e->part[e->n_parts++] = j;
-            }
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* Fills e for archive tensor i (parts stacked along dimension 0). */
 static spqr_status plan_tensor(const spqr_archive *a, const model_arch *arch, int32_t i, plan_entry *e, int *skip,
                                spqr_err *err) {
-    spqr_status st = SPQR_OK;
     int first = 1;
     *skip = 0;
-    if (fused_slot(a, arch, i, &first, e, err, &st)) {
-        if (st || !first) {
-            *skip = !st;
-            return st;
+    const int f = spqri_export_fused(a, arch, i, &first, e->name, sizeof e->name, e->part, &e->n_parts, err);
+    if (f < 0) return err->code;
+    if (f) {
+        if (!first) {
+            *skip = 1;
+            return SPQR_OK;
         }
     } else {
         snprintf(e->name, sizeof e->name, "%s", spqr_archive_name(a, i));

@@ -62,18 +62,47 @@ static spqr_status add_fp16(const spqr_archive *a, int32_t i, out_state *o, spqr
     return spqr_st_writer_add(o->w, name, SPQR_DTYPE_F16, ndim, shape, h, err);
 }
 
-static spqr_status add_quantized(const char *name, const spqr_tensor *t, out_state *o, cJSON *shapes, spqr_err *err) {
+/* One module of the format from n_parts quantized tensors stacked by rows
+ * (one, or the blocks of a fused module such as Phi-3's qkv_proj): the
+ * layout is row-tile-major, so the blocks' dense words, CSR rows and values
+ * follow one another; they must share one column permutation. */
+static spqr_status add_quantized(const char *name, const spqr_tensor *const *t, int32_t n_parts, out_state *o,
+                                 cJSON *shapes, spqr_err *err) {
     size_t len = strlen(name);
     if (len <= 7 || strcmp(name + len - 7, ".weight"))
         return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "%s: a quantized tensor's name must end in .weight", name);
-    const char *why = spqri_hf_spqr_unsupported(t);
-    if (why) return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "%s: %s; %s", name, why, HF_SPQR_SUPPORTED);
-    int64_t n[4] = {hf_spqr_dense_words(t->rows, t->cols), (int64_t)t->rows + 1, t->nnz, t->cols / 2};
+    const int32_t cols = t[0]->cols;
+    int64_t rows = 0, nnz = 0;
+    for (int32_t k = 0; k < n_parts; k++) {
+        const char *why = spqri_hf_spqr_unsupported(t[k]);
+        if (why) return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "%s: %s; %s", name, why, HF_SPQR_SUPPORTED);
+        if (t[k]->cols != cols || !t[k]->perm != !t[0]->perm ||
+            (t[k]->perm && memcmp(t[k]->perm, t[0]->perm, (size_t)cols * sizeof *t[0]->perm)))
+            return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
+                                "%s: its fused blocks differ in columns or column permutation; the format has one per module",
+                                name);
+        rows += t[k]->rows;
+        nnz += t[k]->nnz;
+    }
+    if (rows > INT32_MAX - 1 || nnz > INT32_MAX)
+        return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "%s: too many rows or outliers for the format", name);
+    int64_t n[4] = {hf_spqr_dense_words((int32_t)rows, cols), rows + 1, nnz, cols / 2};
     int64_t *dw = keep(o, (size_t)n[0] * 8);
     int32_t *ro = keep(o, (size_t)n[1] * 4), *cv = keep(o, (size_t)n[2] * 4), *ip = keep(o, (size_t)n[3] * 4);
-    if (!dw || !ro || !cv || !ip) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory encoding %s", name);
-    spqr_status st = spqri_hf_spqr_encode(t, dw, ro, cv, ip, err);
+    int32_t *part_ro = malloc(((size_t)rows + 1) * sizeof *part_ro);
+    spqr_status st = dw && ro && cv && ip && part_ro ? SPQR_OK : spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory encoding %s", name);
+    int64_t dw_at = 0, row_at = 0, nnz_at = 0;
+    for (int32_t k = 0; k < n_parts && !st; k++) {
+        st = spqri_hf_spqr_encode(t[k], dw + dw_at, part_ro, cv + nnz_at, ip, err);
+        if (st) break;
+        for (int32_t r = 0; r < t[k]->rows; r++) ro[row_at + r] = (int32_t)(part_ro[r] + nnz_at);
+        dw_at += hf_spqr_dense_words(t[k]->rows, cols);
+        row_at += t[k]->rows;
+        nnz_at += t[k]->nnz;
+    }
+    free(part_ro);
     if (st) return spqr_err_prefix(err, st, "%s", name);
+    ro[rows] = (int32_t)nnz;
     static const char *const parts[4] = {"dense_weights", "row_offsets", "col_vals", "in_perm"};
     const void *data[4] = {dw, ro, cv, ip};
     char key[SPQRF_MAX_NAME + 32];
@@ -86,34 +115,37 @@ static spqr_status add_quantized(const char *name, const spqr_tensor *t, out_sta
     return st;
 }
 
-/* transformers' SpQR integration replaces the checkpoint's own modules, and
- * a family that fuses linears (Phi-3: qkv_proj, gate_up_proj) has no q_proj
- * to replace; this exporter writes the split modules only. */
-spqr_status spqri_export_hf_spqr_family(const spqr_archive *a, spqr_err *err) {
-    const model_arch *arch = spqri_export_arch(a);
-    for (int s = 0; arch && s < ARCH_N_LIN; s++)
-        if (arch->lin[s].fused)
-            return spqr_err_set(err, SPQR_ERR_UNSUPPORTED,
-                                "hf-spqr cannot hold %s: its checkpoints fuse %s, which this exporter does not write; "
-                                "use --to hf-fp16 or hf-bf16",
-                                arch->model_type, arch->lin[s].fused);
-    return SPQR_OK;
-}
-
 static spqr_status build(const spqr_archive *a, out_state *o, cJSON *quant, spqr_err *err) {
     cJSON *shapes = cJSON_AddObjectToObject(quant, "shapes");
     cJSON *skip = cJSON_AddArrayToObject(quant, "modules_to_not_convert");
     if (!shapes || !skip) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     int32_t n_quant = 0, has_head = 0;
-    spqr_status fst = spqri_export_hf_spqr_family(a, err);
-    if (fst) return fst;
+    const model_arch *arch = spqri_export_arch(a);
     spqr_status st = spqr_st_writer_set_metadata(o->w, "format", "pt", err);
     for (int32_t i = 0; i < spqr_archive_count(a) && !st; i++) {
         const char *name = spqr_archive_name(a, i);
         const spqr_tensor *p = spqr_archive_packed_at(a, i);
         /* The embedding is no linear, and transformers' SpQR loaders keep the head in 16 bits. */
+        /* a fused family's blocks go out as its module (Phi-3: qkv_proj,
+         * gate_up_proj), which transformers' integration replaces */
+        char fname[SPQRF_MAX_NAME + 32];
+        int32_t part[ARCH_N_LIN], n_parts = 0;
+        int first = 1;
+        const int fused = spqri_export_fused(a, arch, i, &first, fname, sizeof fname, part, &n_parts, err);
+        if (fused < 0) return err->code;
+        if (fused && !first) continue;
+        if (fused) {
+            const spqr_tensor *t[ARCH_N_LIN];
+            for (int32_t k = 0; k < n_parts; k++)
+                if (!(t[k] = spqr_archive_packed_at(a, part[k])))
+                    return spqr_err_set(err, SPQR_ERR_UNSUPPORTED, "%s: block %s is not quantized; hf-spqr needs all of a fused module's blocks quantized",
+                                        fname, spqr_archive_name(a, part[k]));
+            st = add_quantized(fname, t, n_parts, o, shapes, err);
+            n_quant++;
+            continue;
+        }
         if (p && strcmp(name, ARCH_EMBED_NAME) && strcmp(name, ARCH_HEAD_NAME)) {
-            st = add_quantized(name, p, o, shapes, err);
+            st = add_quantized(name, &p, 1, o, shapes, err);
             n_quant++;
             continue;
         }

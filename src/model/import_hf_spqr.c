@@ -12,7 +12,9 @@
 #include "format/hf_spqr.h"
 #include "format/spqr_file.h"
 #include "io/file.h"
+#include "model/arch.h"
 #include "model/chat.h"
+#include "model/config.h"
 #include "model/export.h"
 
 #define TEXT_MAX ((size_t)64 << 20)
@@ -93,8 +95,15 @@ static int has_suffix(const char *s, const char *suf) {
 static const char *const PARTS[4] = {"dense_weights", "row_offsets", "col_vals", "in_perm"};
 
 /* One quantized linear: its four tensors, their dtypes and the config's shapes. */
-static spqr_status import_linear(const shards *s, const char *module, const cJSON *shapes, spqr_archive_writer *w,
-                                 spqr_err *err) {
+/* The checkpoint's family and config, where its config parses (fused
+ * modules are split by them). */
+typedef struct {
+    const model_arch *arch;
+    spqr_config c;
+} family;
+
+static spqr_status import_linear(const shards *s, const char *module, const cJSON *shapes, const family *fam,
+                                 spqr_archive_writer *w, spqr_err *err) {
     const spqr_st_tensor *t[4];
     char key[SPQRF_MAX_NAME + 160];
     for (int k = 0; k < 4; k++) {
@@ -112,18 +121,53 @@ static spqr_status import_linear(const shards *s, const char *module, const cJSO
     }
     if (t[1]->numel - 1 > INT32_MAX || t[1]->numel < 2 || t[3]->numel > INT32_MAX / 2)
         return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: shape out of range", module);
-    spqr_tensor *q = NULL;
-    spqr_status st = spqri_hf_spqr_to_tensor((int32_t)(t[1]->numel - 1), (int32_t)(t[3]->numel * 2), t[0]->data, t[0]->numel,
-                                       t[1]->data, t[1]->numel, t[2]->data, t[2]->numel, t[3]->data, t[3]->numel, &q, err);
-    if (st) return spqr_err_prefix(err, st, "%s", module);
-    snprintf(key, sizeof key, "%s.weight", module);
-    st = spqr_archive_writer_add_packed(w, key, q, err);
-    spqr_tensor_free(q);
+    const int32_t rows = (int32_t)(t[1]->numel - 1), cols = (int32_t)(t[3]->numel * 2);
+    /* a fused module (Phi-3's qkv_proj) is split into its slots' blocks of
+     * rows, as the .spqr stores them; one block: the module itself */
+    char name[ARCH_N_LIN][SPQRF_MAX_NAME + 96];
+    int32_t part_rows[ARCH_N_LIN], n_parts = 0, layer = 0, off = 0;
+    if (fam && sscanf(module, "model.layers.%d.%n", &layer, &off) == 1 && off > 0)
+        for (int k = 0; k < ARCH_N_LIN; k++)
+            if (fam->arch->lin[k].fused && !strcmp(module + off, fam->arch->lin[k].fused)) {
+                snprintf(name[n_parts], sizeof name[0], "model.layers.%d.%s.weight", layer, fam->arch->lin[k].name);
+                part_rows[n_parts++] = spqri_arch_dim_size(&fam->c, fam->arch->lin[k].rows);
+            }
+    if (!n_parts) {
+        snprintf(name[0], sizeof name[0], "%s.weight", module);
+        part_rows[n_parts++] = rows;
+    }
+    int64_t sum = 0;
+    for (int32_t k = 0; k < n_parts; k++) sum += part_rows[k];
+    if (sum != rows)
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "%s has %d rows, its config's blocks %lld", module, (int)rows, (long long)sum);
+    const int32_t *ro = t[1]->data;
+    int32_t *part_ro = malloc(((size_t)rows + 1) * sizeof *part_ro);
+    if (!part_ro) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    spqr_status st = SPQR_OK;
+    for (int32_t k = 0, r0 = 0; k < n_parts && !st; r0 += part_rows[k++]) {
+        const int32_t nr = part_rows[k];
+        /* the block's CSR slice; spqri_hf_spqr_to_tensor validates the rest */
+        if (nr % 16 || ro[r0] < 0 || ro[r0 + nr] < ro[r0] || ro[r0 + nr] > t[2]->numel) {
+            st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: row block %d of %d rows has bad row_offsets or is not a multiple of 16",
+                              module, (int)k, (int)nr);
+            break;
+        }
+        for (int32_t r = 0; r <= nr; r++) part_ro[r] = ro[r0 + r] - ro[r0];
+        const int64_t dw0 = hf_spqr_dense_words(r0, cols);
+        spqr_tensor *q = NULL;
+        st = spqri_hf_spqr_to_tensor(nr, cols, (const int64_t *)t[0]->data + dw0, hf_spqr_dense_words(nr, cols), part_ro,
+                                     (int64_t)nr + 1, (const int32_t *)t[2]->data + ro[r0], ro[r0 + nr] - ro[r0], t[3]->data,
+                                     t[3]->numel, &q, err);
+        if (st) st = spqr_err_prefix(err, st, "%s", module);
+        else st = spqr_archive_writer_add_packed(w, name[k], q, err);
+        spqr_tensor_free(q);
+    }
+    free(part_ro);
     return st;
 }
 
-static spqr_status import_tensors(const shards *s, const cJSON *shapes, spqr_archive_writer *w, int32_t *n_linear,
-                                  spqr_err *err) {
+static spqr_status import_tensors(const shards *s, const cJSON *shapes, const family *fam, spqr_archive_writer *w,
+                                  int32_t *n_linear, spqr_err *err) {
     spqr_status st = SPQR_OK;
     char module[SPQRF_MAX_NAME + 64];
     for (int32_t f = 0; f < s->n && !st; f++)
@@ -141,7 +185,7 @@ static spqr_status import_tensors(const shards *s, const cJSON *shapes, spqr_arc
                 }
             }
             if (part == 0) {
-                st = import_linear(s, module, shapes, w, err);
+                st = import_linear(s, module, shapes, fam, w, err);
                 ++*n_linear;
             } else if (part < 0) {
                 if (t->dtype != SPQR_DTYPE_F16 && t->dtype != SPQR_DTYPE_BF16 && t->dtype != SPQR_DTYPE_F32)
@@ -216,7 +260,11 @@ spqr_status spqr_import_hf_spqr(const char *dir, const char *out_path, const spq
     if (!st) st = spqr_archive_writer_add_metadata(w,
                     "{\"preset\": \"hf-spqr import\", \"quantize_head\": false, \"params\": {\"wbits\": 3, \"groupsize\": 16, "
                     "\"qq_scale_bits\": 3, \"qq_zero_bits\": 3, \"qq_groupsize\": 16}}", err);
-    if (!st) st = import_tensors(&s, cJSON_GetObjectItemCaseSensitive(q, "shapes"), w, &n_linear, err);
+    family fam = {0};
+    model_hparams hp;
+    spqr_err cerr = {0};
+    if (!st && !spqri_model_config_parse(config, strlen(config), &fam.c, &hp, &cerr)) fam.arch = hp.arch;
+    if (!st) st = import_tensors(&s, cJSON_GetObjectItemCaseSensitive(q, "shapes"), fam.arch ? &fam : NULL, w, &n_linear, err);
     /* the writer's argument errors (config text that is not UTF-8, a name
      * twice: m.weight next to m.dense_weights) are faults of the directory */
     if (st == SPQR_ERR_INVALID_ARG) st = spqr_err_prefix(err, SPQR_ERR_FORMAT, "%s", dir);
