@@ -23,5 +23,12 @@ for s in d["shapes"]:
     assert abs(s["spqr_vs_probe"] - s["spqr_gbps"] / s["probe_gbps"]) < 1e-9, s
 assert d["bandwidth_gbps"] <= d["best_read_gbps"], d
 ' || { echo "FAIL: json: $out"; fail=1; }
+# a tiny shape caps its copies (it allocated millions of 2x2 tensors, 5.8 GB, before)
+out=$(timeout 300 "$BIN" bench-kernel --shape 2x2 --reps 1 -t 1 --json) || { echo "FAIL: --shape 2x2 rc $?"; fail=1; }
+printf '%s' "$out" | /usr/bin/python3 -c '
+import json, sys
+s = json.load(sys.stdin)["shapes"][0]
+assert s["shape"] == "2x2" and s["copies"] == 4096, s
+' || { echo "FAIL: 2x2 copies: $out"; fail=1; }
 [ $fail = 0 ] && echo "cli_bench_kernel: ok"
 exit $fail

@@ -83,9 +83,13 @@ static double cpu_gbps(uint64_t bytes, timing t, int threads) {
     return t.cpu_us > 0 ? (double)bytes / (t.cpu_us * 1e-6 / threads) / 1e9 : 0;
 }
 
+/* Copies of a layer of `bytes` to reach `target`; at most MAX_COPIES, so a
+ * tiny shape (1x1) times in cache within seconds instead of allocating
+ * millions of tensors (the printed copy count and MB show it). */
+#define MAX_COPIES 4096
 static int copies_for(uint64_t bytes, uint64_t target) {
-    uint64_t c = (target + bytes - 1) / bytes;
-    return c < 1 ? 1 : (int)c;
+    uint64_t c = (target + bytes - 1) / (bytes ? bytes : 1);
+    return c < 1 ? 1 : c > MAX_COPIES ? MAX_COPIES : (int)c;
 }
 
 static void usage(FILE *f) {
@@ -93,7 +97,8 @@ static void usage(FILE *f) {
             "usage: spqr bench-kernel [--shape OUTxIN[,OUTxIN...]] [--wbits B] [--outlier-share P]\n"
             "                         [-t T] [--reps R] [--path scalar|avx2|avx2i8|avxvnni|vnni256|avx512|avx512vnni|neon|neondot] [--in-cache] [--json]\n"
             "  Times one-token matvecs on random packed tensors (beta1=beta2=16, 3-bit statistics)\n"
-            "  with working sets >= 4x the last-level cache (--in-cache: one copy); GB/s counts\n"
+            "  with working sets >= 4x the last-level cache (--in-cache: one copy; at most 4096 copies,\n"
+            "  so shapes under ~32 KB stay in cache); GB/s counts\n"
             "  stored bytes. CPU-time columns divide by process CPU time / threads.\n"
             "  defaults: --shape 4096x4096,11008x4096,4096x11008 --wbits 3 --outlier-share 0.01\n"
             "            -t all cores --reps 5\n");

@@ -291,7 +291,12 @@ T512V INLINE void tile_fields(const uint32_t *blk, const int h, const int B, __m
                 win = _mm512_load_si512(blk + d * KT_R);
                 wp = 32 * d;
             } else {
+#ifdef __OPTIMIZE__
                 win = _mm512_shrdi_epi32(_mm512_load_si512(blk + d * KT_R), _mm512_load_si512(blk + (d + 1) * KT_R), p & 31);
+#else /* p & 31 is an immediate only once folded: unoptimized builds take the variable-count twin */
+                win = _mm512_shrdv_epi32(_mm512_load_si512(blk + d * KT_R), _mm512_load_si512(blk + (d + 1) * KT_R),
+                                         _mm512_set1_epi32(p & 31));
+#endif
                 wp = p;
             }
         }
