@@ -139,6 +139,8 @@ d = sys.argv[1]; p = d + "/model.safetensors"; b = bytearray(open(p, "rb").read(
 def at(name): return 8 + n + h[name]["data_offsets"][0]
 '
 hostile "no quantization_config" 'not a Hugging Face SpQR' 'import json, sys; p = sys.argv[1] + "/config.json"; c = json.load(open(p)); del c["quantization_config"]; json.dump(c, open(p, "w"))'
+hostile "fewer num_hidden_layers than stored" 'is not used by a' 'import json, sys; p = sys.argv[1] + "/config.json"; c = json.load(open(p)); c["num_hidden_layers"] -= 1; json.dump(c, open(p, "w"))'
+hostile "config that does not parse as a model" 'num_attention_heads' 'import json, sys; p = sys.argv[1] + "/config.json"; c = json.load(open(p)); del c["num_attention_heads"]; json.dump(c, open(p, "w"))'
 hostile "4-bit config" 'bits 3' 'import json, sys; p = sys.argv[1] + "/config.json"; c = json.load(open(p)); c["quantization_config"]["bits"] = 4; json.dump(c, open(p, "w"))'
 hostile "wrong shapes entry" 'does not match' 'import json, sys; p = sys.argv[1] + "/config.json"; c = json.load(open(p)); c["quantization_config"]["shapes"]["model.layers.1.mlp.up_proj.col_vals.shape"] += 1; json.dump(c, open(p, "w"))'
 hostile "duplicate in_perm entry" 'not a permutation' "$ST"'

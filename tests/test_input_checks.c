@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -190,6 +192,55 @@ static void spqr_dense_nan_test(void) {
     unlink(path);
 }
 
+/* A .spqr holding every tensor of the tiny_gqa checkpoint (dense), plus
+ * extra (NULL: none): loads without extra; with a tensor the model does not
+ * bind (a layer beyond num_hidden_layers, a stray name) it is refused, as
+ * the checkpoint loader refuses it. */
+static spqr_status load_with_extra(const char *fix, const char *extra, spqr_err *e) {
+    char path[600], p[600];
+    snprintf(path, sizeof path, "%s/extra.spqr", g_tmp);
+    char *cfg = NULL, *tok = NULL;
+    size_t cl = 0, tl = 0;
+    spqr_safetensors *st = NULL;
+    spqr_archive_writer *w = NULL;
+    snprintf(p, sizeof p, "%s/tiny_gqa/config.json", fix);
+    spqr_status s = spqr_file_read_text(p, 1 << 20, &cfg, &cl, e);
+    snprintf(p, sizeof p, "%s/tiny_gqa/tokenizer.json", fix);
+    if (!s) s = spqr_file_read_text(p, 16 << 20, &tok, &tl, e);
+    snprintf(p, sizeof p, "%s/tiny_gqa/model.safetensors", fix);
+    if (!s) s = spqr_safetensors_open(p, &st, e);
+    if (!s) s = spqr_archive_writer_create(path, &w, e);
+    if (!s) s = spqr_archive_writer_add_config(w, cfg, e);
+    if (!s) s = spqr_archive_writer_add_tokenizer(w, tok, tl, e);
+    for (int32_t i = 0; !s && i < spqr_safetensors_count(st); i++) {
+        const spqr_st_tensor *t = spqr_safetensors_at(st, i);
+        s = spqr_archive_writer_add_dense(w, t->name, t->dtype, t->ndim, t->shape, t->data, e);
+        if (!s && extra && !strcmp(t->name, "model.norm.weight"))
+            s = spqr_archive_writer_add_dense(w, extra, t->dtype, t->ndim, t->shape, t->data, e);
+    }
+    if (!s) s = spqr_archive_writer_finish(w, e);
+    spqr_archive_writer_free(w);
+    if (st) spqr_safetensors_close(st);
+    free(cfg);
+    free(tok);
+    if (s) return s;
+    spqr_model *m = NULL;
+    s = spqr_model_load(path, NULL, &m, e);
+    spqr_model_free(m);
+    unlink(path);
+    return s;
+}
+
+static void spqr_unused_tests(const char *fix) {
+    spqr_err e = {0};
+    CHECK_MSG(load_with_extra(fix, NULL, &e) == SPQR_OK, "%s", e.msg);
+    CHECK(load_with_extra(fix, "model.layers.7.input_layernorm.weight", &e) == SPQR_ERR_FORMAT &&
+          has(&e, "model.layers.7.input_layernorm.weight is not used by a 2-layer model"));
+    CHECK(load_with_extra(fix, "extra.weight", &e) == SPQR_ERR_FORMAT && has(&e, "extra.weight is not used by the model"));
+    CHECK(load_with_extra(fix, "model.layers.0.self_attn.q_proj.bias", &e) == SPQR_ERR_FORMAT &&
+          has(&e, "q_proj.bias is not used"));
+}
+
 int main(int argc, char **argv) {
     const char *fix = argc > 1 ? argv[1] : "tests/fixtures";
     alarm(60); /* a blocking open() must fail the test, not hang the suite */
@@ -202,6 +253,7 @@ int main(int argc, char **argv) {
     model_path_tests(fix);
     finite_tests();
     spqr_dense_nan_test();
+    spqr_unused_tests(fix);
     rmdir(g_tmp);
     TEST_SUMMARY();
 }

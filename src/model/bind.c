@@ -112,10 +112,39 @@ void spqri_model_set_embed_scale(spqr_model *m) {
 }
 
 spqr_status spqri_model_check_unused(const spqr_model *m, const char *name, spqr_err *err) {
+    return spqri_model_check_name(&m->cfg, &m->hp, name, 0, err);
+}
+
+/* 1 when name is one of the .spqr names a loader binds for c (split
+ * linears; biases and norms as the family table has them). */
+static int is_spqr_weight(const spqr_config *c, const model_arch *a, const char *name) {
+    if (!strcmp(name, ARCH_EMBED_NAME) || !strcmp(name, ARCH_HEAD_NAME) || !strcmp(name, ARCH_FINAL_NORM_NAME)) return 1;
+    int layer = -1, off = 0;
+    if (sscanf(name, "model.layers.%d.%n", &layer, &off) != 1 || off == 0 || layer < 0 || layer >= c->n_layers) return 0;
+    const char *rest = name + off;
+    char want[256];
+    for (int k = 0; k < ARCH_N_LIN; k++) {
+        if (!a->lin[k].name) continue;
+        snprintf(want, sizeof want, "%s.weight", a->lin[k].name);
+        if (!strcmp(rest, want)) return 1;
+        snprintf(want, sizeof want, "%s.bias", a->lin[k].name);
+        if (a->lin[k].bias && !strcmp(rest, want)) return 1;
+    }
+    for (int k = 0; k < ARCH_N_NORM; k++) {
+        if (!a->norm[k].name) continue;
+        snprintf(want, sizeof want, "%s.weight", a->norm[k].name);
+        if (!strcmp(rest, want)) return 1;
+    }
+    return 0;
+}
+
+spqr_status spqri_model_check_name(const spqr_config *c, const model_hparams *hp, const char *name, int known,
+                                   spqr_err *err) {
     static const char inv_freq[] = ".rotary_emb.inv_freq";
     const size_t n = strlen(name), k = sizeof inv_freq - 1;
     if (n >= k && !strcmp(name + n - k, inv_freq)) return SPQR_OK;
-    if (m->cfg.tie_word_embeddings && !strcmp(name, ARCH_HEAD_NAME)) return SPQR_OK;
+    if (c->tie_word_embeddings && !strcmp(name, ARCH_HEAD_NAME)) return SPQR_OK;
+    if (known && is_spqr_weight(c, hp->arch, name)) return SPQR_OK;
     char nb[200];
     const char *shown = spqr_printable(name, nb, sizeof nb);
     static const char layers[] = "model.layers.";
@@ -123,12 +152,12 @@ spqr_status spqri_model_check_unused(const spqr_model *m, const char *name, spqr
     long long layer = 0;
     int digits = 0;
     for (; p && digits < 12 && *p >= '0' && *p <= '9'; p++, digits++) layer = 10 * layer + (*p - '0');
-    if (p && digits && *p == '.' && layer >= m->cfg.n_layers)
+    if (p && digits && *p == '.' && layer >= c->n_layers)
         return spqr_err_set(err, SPQR_ERR_FORMAT,
                             "tensor %s is not used by a %d-layer model (num_hidden_layers in config.json)", shown,
-                            m->cfg.n_layers);
+                            c->n_layers);
     return spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s is not used by the model (not a weight of a %s model)", shown,
-                        m->hp.arch->model_type);
+                        hp->arch->model_type);
 }
 
 static const struct { spqr_dtype dtype; spqr_linear_kind kind; } dense_kinds[3] = {

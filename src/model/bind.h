@@ -37,5 +37,10 @@ void spqri_model_set_embed_scale(spqr_model *m);
  * SPQR_ERR_FORMAT naming it, and for a layer past num_hidden_layers saying
  * so: a checkpoint must not lose weights silently. */
 spqr_status spqri_model_check_unused(const spqr_model *m, const char *name, spqr_err *err);
+/* The same test for a tensor named in a .spqr being written for config c
+ * (known = 1: names a loader binds pass; 0: only the always-ignored ones,
+ * as spqri_model_check_unused). */
+spqr_status spqri_model_check_name(const spqr_config *c, const model_hparams *hp, const char *name, int known,
+                                   spqr_err *err);
 
 #endif

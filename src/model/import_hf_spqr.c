@@ -14,6 +14,7 @@
 #include "io/file.h"
 #include "model/arch.h"
 #include "model/chat.h"
+#include "model/bind.h"
 #include "model/config.h"
 #include "model/export.h"
 
@@ -95,11 +96,13 @@ static int has_suffix(const char *s, const char *suf) {
 static const char *const PARTS[4] = {"dense_weights", "row_offsets", "col_vals", "in_perm"};
 
 /* One quantized linear: its four tensors, their dtypes and the config's shapes. */
-/* The checkpoint's family and config, where its config parses (fused
- * modules are split by them). */
+/* The checkpoint's family and config: fused modules are split by them, and
+ * a tensor the model would not use (a layer beyond num_hidden_layers, a
+ * stray name) is refused, as the loaders refuse it. */
 typedef struct {
     const model_arch *arch;
     spqr_config c;
+    model_hparams hp;
 } family;
 
 static spqr_status import_linear(const shards *s, const char *module, const cJSON *shapes, const family *fam,
@@ -126,7 +129,7 @@ static spqr_status import_linear(const shards *s, const char *module, const cJSO
      * rows, as the .spqr stores them; one block: the module itself */
     char name[ARCH_N_LIN][SPQRF_MAX_NAME + 96];
     int32_t part_rows[ARCH_N_LIN], n_parts = 0, layer = 0, off = 0;
-    if (fam && sscanf(module, "model.layers.%d.%n", &layer, &off) == 1 && off > 0)
+    if (sscanf(module, "model.layers.%d.%n", &layer, &off) == 1 && off > 0)
         for (int k = 0; k < ARCH_N_LIN; k++)
             if (fam->arch->lin[k].fused && !strcmp(module + off, fam->arch->lin[k].fused)) {
                 snprintf(name[n_parts], sizeof name[0], "model.layers.%d.%s.weight", layer, fam->arch->lin[k].name);
@@ -159,7 +162,8 @@ static spqr_status import_linear(const shards *s, const char *module, const cJSO
                                      (int64_t)nr + 1, (const int32_t *)t[2]->data + ro[r0], ro[r0 + nr] - ro[r0], t[3]->data,
                                      t[3]->numel, &q, err);
         if (st) st = spqr_err_prefix(err, st, "%s", module);
-        else st = spqr_archive_writer_add_packed(w, name[k], q, err);
+        if (!st) st = spqri_model_check_name(&fam->c, &fam->hp, name[k], 1, err);
+        if (!st) st = spqr_archive_writer_add_packed(w, name[k], q, err);
         spqr_tensor_free(q);
     }
     free(part_ro);
@@ -191,7 +195,8 @@ static spqr_status import_tensors(const shards *s, const cJSON *shapes, const fa
                 if (t->dtype != SPQR_DTYPE_F16 && t->dtype != SPQR_DTYPE_BF16 && t->dtype != SPQR_DTYPE_F32)
                     st = spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s has dtype %s, not part of a quantized linear", t->name,
                                       spqr_dtype_name(t->dtype));
-                else st = spqr_archive_writer_add_dense(w, t->name, t->dtype, t->ndim, t->shape, t->data, err);
+                else if (!(st = spqri_model_check_name(&fam->c, &fam->hp, t->name, 1, err)))
+                    st = spqr_archive_writer_add_dense(w, t->name, t->dtype, t->ndim, t->shape, t->data, err);
             }
         }
     return st;
@@ -261,10 +266,10 @@ spqr_status spqr_import_hf_spqr(const char *dir, const char *out_path, const spq
                     "{\"preset\": \"hf-spqr import\", \"quantize_head\": false, \"params\": {\"wbits\": 3, \"groupsize\": 16, "
                     "\"qq_scale_bits\": 3, \"qq_zero_bits\": 3, \"qq_groupsize\": 16}}", err);
     family fam = {0};
-    model_hparams hp;
-    spqr_err cerr = {0};
-    if (!st && !spqri_model_config_parse(config, strlen(config), &fam.c, &hp, &cerr)) fam.arch = hp.arch;
-    if (!st) st = import_tensors(&s, cJSON_GetObjectItemCaseSensitive(q, "shapes"), fam.arch ? &fam : NULL, w, &n_linear, err);
+    if (!st && (st = spqri_model_config_parse(config, strlen(config), &fam.c, &fam.hp, err)))
+        st = spqr_err_prefix(err, st, "%s", dir);
+    fam.arch = fam.hp.arch;
+    if (!st) st = import_tensors(&s, cJSON_GetObjectItemCaseSensitive(q, "shapes"), &fam, w, &n_linear, err);
     /* the writer's argument errors (config text that is not UTF-8, a name
      * twice: m.weight next to m.dense_weights) are faults of the directory */
     if (st == SPQR_ERR_INVALID_ARG) st = spqr_err_prefix(err, SPQR_ERR_FORMAT, "%s", dir);

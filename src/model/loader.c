@@ -429,6 +429,7 @@ spqr_status spqr_model_load_hf(const char *dir, const spqr_logger *log, spqr_mod
 void spqri_model_free_contents(spqr_model *m) {
     if (!m) return;
     free(m->tindex);
+    free(m->archive_used);
     for (int32_t i = 0; i < m->n_files; i++) spqr_safetensors_close(m->files[i]);
     for (int32_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     for (int32_t i = 0; i < m->n_ktensors; i++) spqr_ktensor_free(m->ktensors[i]);

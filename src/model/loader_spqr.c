@@ -16,10 +16,17 @@
 #include "model/model_path.h"
 #include "model/special_ids.h"
 
+/* Marks name's archive tensor as bound (load() refuses what stays unmarked). */
+static void mark_used(spqr_model *m, const char *name) {
+    for (int32_t i = 0; m->archive_used && i < spqr_archive_count(m->archive); i++)
+        if (!strcmp(spqr_archive_name(m->archive, i), name)) m->archive_used[i] = 1;
+}
+
 static spqr_status dense_linear(spqr_model *m, const char *name, int32_t rows, int32_t cols, spqr_linear *lin,
                                 spqr_err *err) {
     const spqr_st_tensor *t = spqr_archive_find_dense(m->archive, name);
     if (!t) return spqr_err_set(err, SPQR_ERR_FORMAT, "dense tensor %s is missing from the .spqr file", name);
+    mark_used(m, name);
     if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
         return spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s does not have the shape [%d, %d] the config implies",
                             name, rows, cols);
@@ -35,6 +42,7 @@ static spqr_status some_linear(spqr_model *m, const char *name, int32_t rows, in
                                spqr_linear *lin, spqr_err *err) {
     const spqr_tensor *t = spqr_archive_find_packed(m->archive, name);
     if (!t) return dense_linear(m, name, rows, cols, lin, err);
+    mark_used(m, name);
     if (t->rows != rows || t->cols != cols)
         return spqr_err_set(err, SPQR_ERR_FORMAT, "packed tensor %s is [%d, %d] but the config implies [%d, %d]",
                             name, t->rows, t->cols, rows, cols);
@@ -56,6 +64,7 @@ static spqr_status any_linear(spqr_model *m, const char *name, int32_t rows, int
 static spqr_status vec(spqr_model *m, const char *name, int32_t n, float *dst, spqr_err *err) {
     const spqr_st_tensor *t = spqr_archive_find_dense(m->archive, name);
     if (!t) return spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s is missing from the .spqr file", name);
+    mark_used(m, name);
     if (t->ndim != 1 || t->shape[0] != n)
         return spqr_err_set(err, SPQR_ERR_FORMAT, "tensor %s does not have the shape [%d]", name, n);
     return spqr_st_tensor_to_f32(t, dst, err);
@@ -92,6 +101,8 @@ static spqr_status load(const char *path, const spqr_logger *log, spqr_model *m,
     const spqr_config *c = &m->cfg;
 
     const int32_t H = c->hidden_size, V = c->vocab_size;
+    m->archive_used = calloc((size_t)spqr_archive_count(m->archive) + 1, 1);
+    if (!m->archive_used) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     m->ktensors = calloc((size_t)c->n_layers * ARCH_N_LIN + 2, sizeof *m->ktensors); /* + embedding, head */
     if (!m->ktensors) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     /* The embedding: packed when quantized (its fast layout serves as the
@@ -105,6 +116,13 @@ static spqr_status load(const char *path, const spqr_logger *log, spqr_model *m,
     if (head_is_embed) m->lm_head = m->embed;
     else if ((st = any_linear(m, ARCH_HEAD_NAME, V, H, &m->lm_head, err))) return st;
     if ((st = spqri_model_bind_layers(m, any_linear, vec, 0, err))) return st;
+    /* as the checkpoint loader: a tensor the model does not use (a layer
+     * beyond num_hidden_layers, a stray name) is refused, not dropped */
+    for (int32_t i = 0; i < spqr_archive_count(m->archive); i++)
+        if (!m->archive_used[i] && (st = spqri_model_check_unused(m, spqr_archive_name(m->archive, i), err)))
+            return spqr_err_prefix(err, st, "%s", path);
+    free(m->archive_used);
+    m->archive_used = NULL;
     spqr_log(log, SPQR_LOG_INFO, "loaded %s: %s, %d layers, hidden %d, %d packed linears (%s kernels)", path,
              m->hp.arch->model_type, c->n_layers, H, m->n_ktensors,
              m->n_ktensors ? spqr_kernel_path_name(spqr_ktensor_path(m->ktensors[0])) : "no");

@@ -57,6 +57,7 @@ struct spqr_model {
      * (loader.c builds it once over all shards and frees it after binding). */
     struct hf_tensor_ref *tindex;
     int32_t n_tindex;
+    uint8_t *archive_used;          /* while loading a .spqr: which archive tensors the model bound */
 };
 
 /* emb[hidden] = embedding row of token, times m->embed_scale. The one
