@@ -35,6 +35,11 @@ ln "$TMP/calib.txt" "$TMP/hardlink.spqr"
 expect_rc 1 "-o a hard link to the calibration text" "$SPQR" "${Q[@]}" -o "$TMP/hardlink.spqr" --force
 says "hard link" "same file as the input"
 [ "$(sum_model)" = "$BEFORE" ] && ok "model and calibration text intact" || bad "an input was modified"
+# a name whose temporary would not fit NAME_MAX is refused before block 1, not after the work
+LONG=$TMP/$(printf 'a%.0s' $(seq 240)).spqr
+expect_rc 1 "-o a 245-byte name" "$SPQR" "${Q[@]}" -o "$LONG"; one_line "-o 245-byte name" "quantize: "
+says "-o 245-byte name" "at most 243 fit"
+[ -z "$(ls -A "$TMP" | grep '^\.\?aaaa')" ] && ok "nothing left behind for the long name" || bad "long name left: $(ls -A "$TMP")"
 echo "my notes" >"$TMP/notes.txt"
 expect_rc 1 "-o a foreign file" "$SPQR" "${Q[@]}" -o "$TMP/notes.txt"; one_line "-o notes.txt" "quantize: "
 says "-o notes.txt" "--force"

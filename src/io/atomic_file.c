@@ -1,5 +1,7 @@
 #include "io/atomic_file.h"
 
+#include <assert.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +18,7 @@
 
 #define TMP_SUFFIX ".tmp."
 #define TMP_RAND 6
+static_assert(1 + sizeof TMP_SUFFIX - 1 + TMP_RAND == SPQR_OUT_TMP_EXTRA, "outpath.h states the temporary's extra bytes");
 
 static const char *base_name(const char *path) {
     const char *s = strrchr(path, '/');

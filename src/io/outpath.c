@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,11 @@
 #include "io/file.h"
 
 spqr_status spqr_out_check_kind(const char *path, spqr_err *err) {
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    if (strlen(base) + SPQR_OUT_TMP_EXTRA > NAME_MAX)
+        return spqr_err_set(err, SPQR_ERR_INVALID_ARG,
+                            "the output file name is %zu bytes; at most %d fit (its temporary name adds %d)", strlen(base),
+                            NAME_MAX - SPQR_OUT_TMP_EXTRA, SPQR_OUT_TMP_EXTRA);
     struct stat sb;
     if (lstat(path, &sb) != 0) return SPQR_OK; /* does not exist (yet) */
     if (S_ISREG(sb.st_mode)) return SPQR_OK;

@@ -31,6 +31,10 @@ typedef struct spqr_out_spec {
 /* Refuses path when it exists and is not a regular file (or a symlink to
  * one); "PATH is a FIFO; spqr writes only regular files". */
 spqr_status spqr_out_check_kind(const char *path, spqr_err *err);
+/* Bytes spqr_atomic_open's temporary name adds to the file name ("." NAME
+ * ".tmp." + 6 random characters); spqr_out_check_kind refuses a name too
+ * long for it at once, not after the work. */
+#define SPQR_OUT_TMP_EXTRA 12
 
 /* Every rule above, plus: the path is not empty and does not end in '/',
  * and its directory exists and is writable. inputs: the run's input paths
