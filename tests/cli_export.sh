@@ -90,6 +90,13 @@ SUM=$(md5sum <"$TMP/trap/model.safetensors")
 expect_rc 1 "input inside OUT_DIR as model.safetensors" "$SPQR" export "$TMP/trap/model.safetensors" --to hf-fp16 "$TMP/trap" --force
 one_line_error "input in OUT_DIR"
 [ "$(md5sum <"$TMP/trap/model.safetensors")" = "$SUM" ] && ok "the input is untouched" || bad "the input was changed"
+# ... nor under a side file's name, and then nothing is written first (the weights were, before)
+for side in config.json tokenizer.json; do
+    rm -rf "$TMP/trap2" && mkdir "$TMP/trap2" && cp "$TMP/q.spqr" "$TMP/trap2/$side"
+    expect_rc 1 "input inside OUT_DIR as $side" "$SPQR" export "$TMP/trap2/$side" --to hf-fp16 "$TMP/trap2" --force
+    one_line_error "input in OUT_DIR as $side"
+    [ "$(ls "$TMP/trap2")" = "$side" ] && ok "nothing written next to the input $side" || bad "written: $(ls "$TMP/trap2")"
+done
 
 echo "$fails failure(s)"
 exit $((fails > 0))

@@ -29,7 +29,7 @@ static int write_text(FILE *f, void *user, spqr_err *err) {
 spqr_status spqri_export_out_path(const char *in_path, const char *out_dir, const char *name, char **path, spqr_err *err) {
     *path = spqr_path_join(out_dir, name);
     if (!*path) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
-    const spqr_out_spec spec = {"OUT_DIR", "an exported file", NULL, 1};
+    const spqr_out_spec spec = {"exported file", "an exported file", NULL, 1};
     const char *inputs[1] = {in_path};
     spqr_status st = spqr_out_check(*path, &spec, inputs, 1, err);
     if (st) {
@@ -135,4 +135,16 @@ int spqri_export_fused(const spqr_archive *a, const struct model_arch *arch, int
         }
     }
     return 0;
+}
+
+spqr_status spqri_export_check_outputs(const char *in_path, const char *out_dir, const char *const *names, int32_t n,
+                                       spqr_err *err) {
+    for (int32_t i = 0; i < n; i++) {
+        if (!names[i]) continue;
+        char *path = NULL;
+        spqr_status st = spqri_export_out_path(in_path, out_dir, names[i], &path, err);
+        free(path);
+        if (st) return st;
+    }
+    return SPQR_OK;
 }

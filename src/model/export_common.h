@@ -33,4 +33,9 @@ const struct model_arch *spqri_export_arch(const spqr_archive *a);
 int spqri_export_fused(const spqr_archive *a, const struct model_arch *arch, int32_t i, int *first, char *name,
                        size_t cap, int32_t *parts, int32_t *n_parts, spqr_err *err);
 
+/* spqri_export_out_path's checks on every name (NULL entries skipped), so
+ * that a refused name is found before the first file is written. */
+spqr_status spqri_export_check_outputs(const char *in_path, const char *out_dir, const char *const *names, int32_t n,
+                                       spqr_err *err);
+
 #endif

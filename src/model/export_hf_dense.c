@@ -183,22 +183,28 @@ static spqr_status export_tensors(const spqr_archive *a, const char *in_path, co
         in_shard += bytes;
         total += bytes;
     }
-    char **names = calloc((size_t)n_shards, sizeof *names);
+    char **names = calloc((size_t)n_shards + 1, sizeof *names);
     spqr_status st = names ? SPQR_OK : spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     for (int32_t s = 0; s < n_shards && !st; s++) {
         char name[64];
         if (n_shards == 1) snprintf(name, sizeof name, "model.safetensors");
         else snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", (int)s + 1, (int)n_shards);
-        names[s] = strdup(name);
+        if (!(names[s] = strdup(name))) st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    }
+    /* every shard's name (and the index's) passes the output rules before the first is written */
+    if (!st && n_shards > 1 && !(names[n_shards] = strdup("model.safetensors.index.json")))
+        st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    if (!st) st = spqri_export_check_outputs(in_path, out_dir, (const char *const *)names, n_shards + 1, err);
+    for (int32_t s = 0; s < n_shards && !st; s++) {
+        const char *name = names[s];
         char *path = NULL;
-        if (!names[s]) st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
         if (!st) st = spqri_export_out_path(in_path, out_dir, name, &path, err);
         if (!st) st = write_shard(a, plan, n, s, dtype, path, err);
         if (!st) spqr_log(log, SPQR_LOG_INFO, "wrote %s", path);
         free(path);
     }
     if (!st && n_shards > 1) st = write_index(in_path, out_dir, plan, n, names, total, err);
-    for (int32_t s = 0; names && s < n_shards; s++) free(names[s]);
+    for (int32_t s = 0; names && s <= n_shards; s++) free(names[s]);
     free(names);
     free(plan);
     return st;
@@ -218,6 +224,8 @@ spqr_status spqr_export_hf_dense(const char *in_path, const char *out_dir, spqr_
     const char *tok = spqr_archive_tokenizer(a, &tlen);
     if (!tok) st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: no tokenizer section", in_path);
     if (!st) st = spqri_export_config(a, dtype == SPQR_DTYPE_BF16 ? "bfloat16" : "float16", NULL, &config, &sub, err);
+    const char *side[3] = {"tokenizer.json", sub ? "tokenizer_config.json" : NULL, "config.json"};
+    if (!st) st = spqri_export_check_outputs(in_path, out_dir, side, 3, err);
     if (!st) st = export_tensors(a, in_path, out_dir, dtype, max_shard_bytes, log, err);
     if (!st) st = spqri_export_save_text(in_path, out_dir, "tokenizer.json", tok, err);
     if (!st && sub) st = spqri_export_save_text(in_path, out_dir, "tokenizer_config.json", sub, err);
