@@ -254,6 +254,11 @@ static void config_tests(void) {
           strstr(err.msg, "yarn") && strstr(err.msg, "rope_parameters"));
     CHECK(CFG(",\"rope_parameters\":{\"full_attention\":{\"rope_type\":\"default\"}}") == SPQR_ERR_UNSUPPORTED);
     CHECK(CFG(",\"rope_parameters\":7") == SPQR_ERR_FORMAT);
+    /* a repeated key (Python keeps the last, cJSON finds the first) and loose types are refused */
+    CHECK(CFG(",\"hidden_size\":16") == SPQR_ERR_FORMAT && strstr(err.msg, "\"hidden_size\" appears twice"));
+    CHECK(CFG(",\"rope_scaling\":{\"factor\":2,\"factor\":3}") == SPQR_ERR_FORMAT && strstr(err.msg, "factor"));
+    CHECK(CFG(",\"tie_word_embeddings\":\"yes\"") == SPQR_ERR_FORMAT && strstr(err.msg, "tie_word_embeddings"));
+    CHECK(CFG(",\"rope_theta\":NaN") == SPQR_ERR_FORMAT && strstr(err.msg, "not valid JSON"));
     /* transformers' per-family defaults for omitted fields */
     const char *fam = "{\"model_type\":\"%s\",\"vocab_size\":10,\"hidden_size\":8,\"intermediate_size\":4,"
                       "\"num_hidden_layers\":3,\"num_attention_heads\":2%s}";

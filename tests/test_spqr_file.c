@@ -730,7 +730,7 @@ static void test_hostile(const uint8_t *file, size_t n, const fixture *fx) {
         {"dense ndim 9", p_dense_ndim, SPQR_ERR_FORMAT, "ndim"},
         {"dense unused dim", p_dense_unused_dim, SPQR_ERR_FORMAT, "unused dimension"},
         {"config without NUL", p_config_nul, SPQR_ERR_FORMAT, "NUL"},
-        {"config not an object", p_config_json, SPQR_ERR_FORMAT, "JSON object"},
+        {"config not JSON", p_config_json, SPQR_ERR_FORMAT, "not valid JSON"},
         {"metadata inner NUL", p_meta_inner_nul, SPQR_ERR_FORMAT, "NUL"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)

@@ -416,6 +416,7 @@ static void special_ids(void) {
         /* errors leave the ids alone */
         CHECK(apply(t, "{\"eos_token\":\"<nope>\",\"bos_token\":\"<s>\"}") == SPQR_ERR_FORMAT);
         CHECK(apply(t, "{\"eos_token\":7}") == SPQR_ERR_FORMAT);
+        CHECK(apply(t, "{\"add_bos_token\":\"yes\"}") == SPQR_ERR_FORMAT);
         CHECK(apply(t, "[1]") == SPQR_ERR_FORMAT && apply(t, "{") == SPQR_ERR_FORMAT);
         CHECK(spqr_tokenizer_bos_id(t) == -1 && spqr_tokenizer_eos_id(t) == 1);
         spqr_tokenizer_free(t);

@@ -15,8 +15,9 @@ const char *spqrf_text_problem(uint32_t type, const char *p, size_t len) {
      * error, not ignored as cJSON would. */
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(p, len, &end, 0);
-    int ok = cJSON_IsObject(j);
+    const int parsed = j != NULL, ok = cJSON_IsObject(j);
     cJSON_Delete(j);
+    if (!parsed) return "not valid JSON";
     if (!ok) return "not a JSON object";
     for (; end && end < p + len; end++)
         if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') return "not one JSON object (bytes after its end)";

@@ -298,9 +298,10 @@ spqr_status spqr_safetensors_open(const char *path, spqr_safetensors **out, spqr
         }
     for (i = 0; i < n; i++) f->by_name[i] = names[i].idx;
 
-    /* No two tensors share bytes (empty tensors occupy none). Sorted by
-     * begin, each non-empty range must start at or after the furthest end
-     * seen so far. */
+    /* No two tensors share bytes (empty tensors occupy none), and, as the
+     * safetensors library requires, the data leaves no gap and ends with the
+     * file. Sorted by begin, each non-empty range must start at the furthest
+     * end seen so far. */
     qsort(ranges, (size_t)n, sizeof *ranges, cmp_range);
     uint64_t reach = 0;
     int32_t reach_idx = -1;
@@ -313,8 +314,20 @@ spqr_status spqr_safetensors_open(const char *path, spqr_safetensors **out, spqr
                              spqr_printable(f->tensors[reach_idx].name, b, sizeof b));
             goto fail;
         }
+        if (ranges[i].begin > reach) {
+            char a[96];
+            s = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: %llu bytes of no tensor before tensor '%s' (the data must be contiguous)",
+                             path, (unsigned long long)(ranges[i].begin - reach),
+                             spqr_printable(f->tensors[ranges[i].idx].name, a, sizeof a));
+            goto fail;
+        }
         reach = ranges[i].end;
         reach_idx = ranges[i].idx;
+    }
+    if (reach != data_size) {
+        s = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: %llu bytes after the last tensor's data (the file must end there)", path,
+                         (unsigned long long)(data_size - reach));
+        goto fail;
     }
     free(names);
     free(ranges);

@@ -204,6 +204,8 @@ static spqr_status parse_root(const cJSON *root, spqr_config *c, model_hparams *
     if ((st = get_float(root, "rms_norm_eps", arch->rms_eps_default, 0.0, 1.0, &c->rms_norm_eps, err))) return st;
     if ((st = parse_rope(root, c, err))) return st;
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
+    if (tie && !cJSON_IsNull(tie) && !cJSON_IsBool(tie))
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: \"tie_word_embeddings\" must be true, false or null");
     c->tie_word_embeddings = tie && !cJSON_IsNull(tie) ? cJSON_IsTrue(tie) : arch->tie_default;
     if ((st = get_token_id(root, "bos_token_id", &c->bos_token_id, err))) return st;
     c->eos_token_id = -1;
@@ -218,6 +220,37 @@ spqr_status spqr_config_parse(const char *json, size_t len, spqr_config *out, sp
     return spqri_model_config_parse(json, len, out, &hp, err);
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* A key that appears twice in one object of v, or NULL (*oom set when a
+ * sort buffer could not be had): Python's json (transformers) keeps the last
+ * value and cJSON finds the first, so a repeated key is refused rather than
+ * read differently. Objects are checked by sorting their keys. */
+static const char *repeated_key(const cJSON *v, int *oom) {
+    if (cJSON_IsObject(v)) {
+        size_t n = 0;
+        for (const cJSON *a = v->child; a; a = a->next) n++;
+        const char **keys = n > 1 ? malloc(n * sizeof *keys) : NULL;
+        if (n > 1 && !keys) {
+            *oom = 1;
+            return NULL;
+        }
+        size_t k = 0;
+        for (const cJSON *a = v->child; a && keys; a = a->next) keys[k++] = a->string ? a->string : "";
+        if (keys) qsort(keys, n, sizeof *keys, cmp_str);
+        const char *dup = NULL;
+        for (size_t i = 0; keys && i + 1 < n && !dup; i++)
+            if (!strcmp(keys[i], keys[i + 1])) dup = keys[i];
+        free(keys);
+        if (dup) return dup;
+    }
+    for (const cJSON *a = v ? v->child : NULL; a; a = a->next) {
+        const char *r = repeated_key(a, oom);
+        if (r || *oom) return r;
+    }
+    return NULL;
+}
+
 spqr_status spqri_model_config_parse(const char *json, size_t len, spqr_config *out, model_hparams *hp_out, spqr_err *err) {
     if (!json || !out || !hp_out) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "config: NULL argument");
     /* The rule the .spqr writer applies: what loads here can be stored. */
@@ -225,6 +258,18 @@ spqr_status spqri_model_config_parse(const char *json, size_t len, spqr_config *
     if (why) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: %s", why);
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (!root) return spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: invalid JSON");
+    int oom = 0;
+    const char *dup = repeated_key(root, &oom);
+    if (oom) {
+        cJSON_Delete(root);
+        return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
+    }
+    if (dup) {
+        char nb[96];
+        spqr_err_set(err, SPQR_ERR_FORMAT, "config.json: key \"%s\" appears twice in one object", spqr_printable(dup, nb, sizeof nb));
+        cJSON_Delete(root);
+        return SPQR_ERR_FORMAT;
+    }
     spqr_config c;
     model_hparams hp;
     spqr_status st = parse_root(root, &c, &hp, err);

@@ -320,6 +320,8 @@ spqr_status spqr_tokenizer_apply_config(spqr_tokenizer *t, const char *json, siz
     }
     const cJSON *ab = cJSON_GetObjectItemCaseSensitive(root, "add_bos_token");
     int add_bos = cJSON_IsBool(ab) ? cJSON_IsTrue(ab) : t->add_bos; /* transformers rebuilds the post-processor from it */
+    if (!st && ab && !cJSON_IsBool(ab) && !cJSON_IsNull(ab))
+        st = spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer_config.json: \"add_bos_token\" must be true, false or null");
     cJSON_Delete(root);
     if (!st) { t->bos_id = ids[0]; t->eos_id = ids[1]; t->add_bos = add_bos; }
     return st;
