@@ -120,6 +120,9 @@ int cmd_generate(int argc, char **argv) {
     cli_gen_seed(&g);
     if (spqr_sampler_create(V, g.temp, g.top_p, (uint64_t)g.seed, &sm, &err)) { fail(err.msg); goto done; }
     if (spqr_session_create_opts(m, &(spqr_session_opts){ctx, g.threads, g.kv}, &s, &err)) { fail(err.msg); goto done; }
+    if ((int64_t)n_prompt + g.n_gen > (int64_t)ctx + 1) /* the last token is sampled, never fed back */
+        fprintf(stderr, "spqr: generate: note: the context holds %d tokens, so at most %d of the %d asked (-n) are generated\n",
+                (int)ctx, (int)(ctx - n_prompt + 1), (int)g.n_gen);
     logits = malloc((size_t)V * sizeof *logits);
     if (!logits) { fail("out of memory"); goto done; }
 
