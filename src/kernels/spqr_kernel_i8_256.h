@@ -612,36 +612,12 @@ T2I INLINE __m256i tile_input_dot(const __m256i f[4], const __m256i fh[4], const
 /* One group that is one 16x16 tile (t = g, half h of its block), for all
  * n inputs: ya[j] += s * (a_j * dot - z * X_j), the arithmetic of the
  * general loop below (there through ga, a store and two loads more per
- * input and half) straight into the rows. One 8-row half at a time keeps
- * its codes, s and z in registers (both halves per input reuse the
- * activation broadcasts but spill: 4% slower). */
+ * input and half) straight into the rows. Both 8-row halves per input
+ * share the activation and statistic broadcasts; the codes not kept in
+ * registers are read from L1 (one half at a time, each input's broadcasts
+ * twice, was 4% slower on Zen 5 with AVX-VNNI and as fast with vpmaddubsw,
+ * with a longer tail of slow processes: bench/results/zen5-batch-2026-12-07.md). */
 T2I INLINE void group_tile(const spqr_ktensor *kt, const rt_ctx *rc, const st_ctx *sc, const kt_input *in, int32_t g,
-                           float (*ya)[KT_R], const int B, const int h, const int P) {
-    const int32_t n = in->n;
-    const uint32_t *blk = kt_block(kt, rc->rt, g);
-    __m256 s[2], z[2];
-    stats8x2(kt, sc, rc, g, s, z);
-    const int32_t *xa = in->xa + (size_t)g * n * KT_XOPS;
-    const float *at = in->at + (size_t)g * n, *xs = in->xsg + (size_t)g * n;
-#pragma GCC unroll 2
-    for (int rh = 0; rh < 2; rh++) {
-        __m256i f[4], fh[4];
-        tile_codes(blk, rh, B, h, P, f, fh);
-        const __m256 sz = _mm256_mul_ps(s[rh], z[rh]);
-        for (int32_t j = 0; j < n; j++) {
-            const __m256i d = tile_input_dot(f, fh, xa + (size_t)j * KT_XOPS, B);
-            const __m256 y = _mm256_fnmadd_ps(sz, _mm256_set1_ps(xs[j]), _mm256_load_ps(ya[j] + 8 * rh));
-            const __m256 sa = _mm256_mul_ps(s[rh], _mm256_set1_ps(at[j]));
-            _mm256_store_ps(ya[j] + 8 * rh, _mm256_fmadd_ps(sa, _mm256_cvtepi32_ps(d), y));
-        }
-    }
-}
-
-/* group_tile with both 8-row halves per input: the activation and
- * statistic broadcasts are shared (on AMD FP pipes they cost as much as an
- * add), and the codes are read from L1 as memory operands where registers
- * run out. */
-T2I INLINE void group_tile2(const spqr_ktensor *kt, const rt_ctx *rc, const st_ctx *sc, const kt_input *in, int32_t g,
                             float (*ya)[KT_R], const int B, const int h, const int P) {
     const int32_t n = in->n;
     const uint32_t *blk = kt_block(kt, rc->rt, g);
@@ -676,15 +652,9 @@ T2I INLINE void matmul_b(const spqr_ktensor *kt, const kt_input *in, int32_t rt0
         memset(ya, 0, sizeof(float) * KT_R * (size_t)n);
         const rt_ctx rc = rt_begin(kt, rt);
         if (ctpg == 1) { /* a group is one tile: each input's tile dot goes straight into its rows */
-            for (int32_t g = 0; g < kt->n_groups; g++) {
-#ifdef GT2
-                if (g & 1) group_tile2(kt, &rc, sc, in, g, ya, B, 1, P);
-                else group_tile2(kt, &rc, sc, in, g, ya, B, 0, P);
-#else
+            for (int32_t g = 0; g < kt->n_groups; g++)
                 if (g & 1) group_tile(kt, &rc, sc, in, g, ya, B, 1, P);
                 else group_tile(kt, &rc, sc, in, g, ya, B, 0, P);
-#endif
-            }
             kt_batch_outliers_store_256(kt, in, rt, n, ya, Y);
             continue;
         }
