@@ -198,15 +198,15 @@ assert not any(".q_proj." in n or ".gate_proj." in n for n in names), "split mod
 assert "model.layers.0.self_attn.qkv_proj.row_offsets.shape" in shapes
 PYEOF
 expect_rc 0 "phi3: Python decode" $PY "$ROOT/tools/hf_spqr_decode.py" "$TMP/phi3_hs" "$TMP/phi3_dec"
-P_Q=$(pplf "$TMP/phi3.spqr"); P_D=$(pplf "$TMP/phi3_dec")
-$PY -c "import sys; q,f=$P_Q,${P_D:-0}; sys.exit(not abs(f-q)/q < 1e-3)" &&
-    ok "phi3: format-decoded perplexity $P_D vs .spqr $P_Q (< 1e-3 relative)" || bad "phi3: format-decoded '$P_D' vs .spqr $P_Q"
 expect_rc 0 "phi3: import" "$SPQR" import "$TMP/phi3_hs" -o "$TMP/phi3_imp.spqr"
 "$SPQR" info "$TMP/phi3_imp.spqr" | grep -q '^model.layers.0.self_attn.k_proj.weight  *32x64 ' &&
     ok "phi3: import splits qkv_proj (k_proj 32x64)" || bad "phi3: import has no split k_proj 32x64"
-P_I=$(pplf "$TMP/phi3_imp.spqr")
-$PY -c "import sys; q,f=$P_Q,${P_I:-0}; sys.exit(not abs(f-q)/q < 1e-3)" &&
-    ok "phi3: imported perplexity $P_I vs .spqr $P_Q (< 1e-3 relative)" || bad "phi3: imported '$P_I' vs .spqr $P_Q"
+P_Q=$(pplf "$TMP/phi3.spqr")
+for v in "format-decoded:$TMP/phi3_dec" "imported:$TMP/phi3_imp.spqr"; do
+    P_V=$(pplf "${v#*:}")
+    $PY -c "import sys; sys.exit(not abs(${P_V:-0} - $P_Q) / $P_Q < 1e-3)" &&
+        ok "phi3: ${v%%:*} perplexity $P_V vs .spqr $P_Q (< 1e-3 relative)" || bad "phi3: ${v%%:*} '$P_V' vs .spqr $P_Q"
+done
 
 echo "$fails failure(s)"
 exit $((fails > 0))
