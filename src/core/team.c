@@ -1,10 +1,13 @@
 #include "core/team.h"
 
+#include <time.h>
+
 /* Pauses before sleeping: ~25 us on the Zen 4 VM here (a pause took 25 ns),
  * ~40 us where a pause is ~140 cycles (Intel since Skylake): longer than
  * the leader's usual serial step (an input's int8 preparation, 5-15 us at
  * 7B), shorter than the wake-up a sleep costs. */
 #define TEAM_SPIN 1024
+#define TEAM_NAP_MS 50
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -29,9 +32,14 @@ void spqri_team_free(spqr_team *t) {
 }
 
 /* The releaser stores the phase before it reads sleepers, a sleeper counts
- * itself before it reads the phase (both sequentially consistent): either
+ * itself before it reads the phase, each with a full fence between: either
  * the releaser sees the sleeper and wakes it under the mutex, or the
- * sleeper sees the new phase and does not sleep. */
+ * sleeper sees the new phase and does not sleep. (Sequentially consistent
+ * accesses alone are enough in C11 and on hardware, but qemu-user runs an
+ * aarch64 stlr;ldar pair on an x86 host without ordering the store before
+ * the load; test_families hung there twice in ~25 CI runs. The fence is a
+ * dmb, which qemu turns into an mfence.) A sleeper also rechecks the phase
+ * every TEAM_NAP_MS, so a lost wake-up would cost a nap, never a hang. */
 void spqri_team_wait(spqr_team *t) {
     if (t->n <= 1) return;
     /* read before arriving: the phase cannot move until this thread arrives */
@@ -39,6 +47,7 @@ void spqri_team_wait(spqr_team *t) {
     if (atomic_fetch_add_explicit(&t->arrived, 1, memory_order_acq_rel) == t->n - 1) {
         atomic_store_explicit(&t->arrived, 0, memory_order_relaxed);
         atomic_store(&t->phase, ph + 1u);
+        atomic_thread_fence(memory_order_seq_cst);
         if (atomic_load(&t->sleepers) > 0) {
             pthread_mutex_lock(&t->mu);
             pthread_cond_broadcast(&t->wake);
@@ -52,7 +61,14 @@ void spqri_team_wait(spqr_team *t) {
     }
     pthread_mutex_lock(&t->mu);
     atomic_fetch_add(&t->sleepers, 1);
-    while (atomic_load(&t->phase) == ph) pthread_cond_wait(&t->wake, &t->mu);
+    atomic_thread_fence(memory_order_seq_cst);
+    while (atomic_load(&t->phase) == ph) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += TEAM_NAP_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&t->wake, &t->mu, &until);
+    }
     atomic_fetch_sub(&t->sleepers, 1);
     pthread_mutex_unlock(&t->mu);
 }
