@@ -35,11 +35,12 @@ void spqri_team_free(spqr_team *t) {
  * itself before it reads the phase, each with a full fence between: either
  * the releaser sees the sleeper and wakes it under the mutex, or the
  * sleeper sees the new phase and does not sleep. (Sequentially consistent
- * accesses alone are enough in C11 and on hardware, but qemu-user runs an
- * aarch64 stlr;ldar pair on an x86 host without ordering the store before
- * the load; test_families hung there twice in ~25 CI runs. The fence is a
- * dmb, which qemu turns into an mfence.) A sleeper also rechecks the phase
- * every TEAM_NAP_MS, so a lost wake-up would cost a nap, never a hang. */
+ * accesses alone are enough in C11 and on hardware; under qemu-user,
+ * test_families hung twice in ~25 CI runs with both threads asleep here,
+ * which a translation that keeps no store-load order between an aarch64
+ * stlr and a later ldar on an x86 host allows. The fence is a dmb, a full
+ * barrier for any translator.) A sleeper also rechecks the phase every
+ * TEAM_NAP_MS, so a lost wake-up would cost a nap, never a hang. */
 void spqri_team_wait(spqr_team *t) {
     if (t->n <= 1) return;
     /* read before arriving: the phase cannot move until this thread arrives */
