@@ -173,6 +173,9 @@ uint64_t spqrf_packed_layout(spqrf_packed_header *h, const uint64_t sizes[SPQRF_
  * what loads can always be written. */
 const char *spqrf_text_problem(uint32_t type, const char *p, size_t len);
 
+/* Index of the archive's tensor called name (binary search by name), or -1. */
+int32_t spqrf_archive_index(const spqr_archive *a, const char *name);
+
 /* Bytes that a packed tensor named with name_len bytes adds to a .spqr
  * file: its section (64-aligned, as the writer lays it out) plus its table
  * entry and name; 0 for an invalid layout. */

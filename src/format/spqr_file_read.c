@@ -554,7 +554,7 @@ const spqr_tensor *spqr_archive_packed_at(const spqr_archive *a, int32_t i) {
     return a && i >= 0 && i < a->n && a->items[i].kind == KIND_PACKED ? &a->items[i].packed : NULL;
 }
 
-static int32_t find(const spqr_archive *a, const char *name) {
+int32_t spqrf_archive_index(const spqr_archive *a, const char *name) {
     if (!a || !name) return -1;
     int32_t lo = 0, hi = a->n - 1;
     while (lo <= hi) {
@@ -568,11 +568,11 @@ static int32_t find(const spqr_archive *a, const char *name) {
 }
 
 const spqr_st_tensor *spqr_archive_find_dense(const spqr_archive *a, const char *name) {
-    return spqr_archive_dense_at(a, find(a, name));
+    return spqr_archive_dense_at(a, spqrf_archive_index(a, name));
 }
 
 const spqr_tensor *spqr_archive_find_packed(const spqr_archive *a, const char *name) {
-    return spqr_archive_packed_at(a, find(a, name));
+    return spqr_archive_packed_at(a, spqrf_archive_index(a, name));
 }
 
 uint64_t spqr_archive_tensor_bytes(const spqr_archive *a, int32_t i) {

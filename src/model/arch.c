@@ -33,6 +33,13 @@ int32_t spqri_arch_count(void) { return N_FAMILIES; }
 
 const model_arch *spqri_arch_at(int32_t i) { return i >= 0 && i < N_FAMILIES ? FAMILIES[i] : NULL; }
 
+int spqri_arch_fused_first(const model_arch *a, int k) {
+    if (!a->lin[k].fused) return 0;
+    for (int j = 0; j < k; j++)
+        if (a->lin[j].fused && !strcmp(a->lin[j].fused, a->lin[k].fused)) return 0;
+    return 1;
+}
+
 int32_t spqri_arch_dim_size(const spqr_config *c, arch_dim dim) {
     switch (dim) {
     case ARCH_DIM_HIDDEN: return c->hidden_size;

@@ -115,6 +115,10 @@ const char *spqri_arch_supported_list(char *buf, size_t cap);
 int32_t spqri_arch_count(void);
 const model_arch *spqri_arch_at(int32_t i);
 
+/* 1 when slot k is fused (lin[k].fused) and no earlier slot shares its fused
+ * tensor: the slot a fused tensor is bound or written at. */
+int spqri_arch_fused_first(const model_arch *a, int k);
+
 /* The size dim stands for under c. */
 int32_t spqri_arch_dim_size(const spqr_config *c, arch_dim dim);
 

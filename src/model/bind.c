@@ -70,10 +70,8 @@ spqr_status spqri_model_bind_layers(spqr_model *m, model_bind_linear_fn linear, 
             const arch_linear *al = &a->lin[k];
             if (!al->name) continue;
             if (hf_names && al->fused) {
-                int first = 1; /* the fused tensor is bound once, at its first slot */
-                for (int j = 0; j < k; j++)
-                    if (a->lin[j].fused && !strcmp(a->lin[j].fused, al->fused)) first = 0;
-                if (first && (st = bind_fused(m, L, l, k, linear, err))) return st;
+                /* the fused tensor is bound once, at its first slot */
+                if (spqri_arch_fused_first(a, k) && (st = bind_fused(m, L, l, k, linear, err))) return st;
             } else {
                 snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, al->name);
                 if ((st = linear(m, name, spqri_arch_dim_size(c, al->rows), spqri_arch_dim_size(c, al->cols), &L->lin[k], err)))

@@ -97,12 +97,6 @@ const model_arch *spqri_export_arch(const spqr_archive *a) {
     return arch;
 }
 
-static int32_t find_tensor(const spqr_archive *a, const char *name) {
-    for (int32_t i = 0; i < spqr_archive_count(a); i++)
-        if (!strcmp(spqr_archive_name(a, i), name)) return i;
-    return -1;
-}
-
 int spqri_export_fused(const spqr_archive *a, const struct model_arch *arch, int32_t i, int *first, char *name,
                        size_t cap, int32_t *parts, int32_t *n_parts, spqr_err *err) {
     const char *t = spqr_archive_name(a, i);
@@ -115,8 +109,7 @@ int spqri_export_fused(const spqr_archive *a, const struct model_arch *arch, int
         if (!l->fused || strncmp(t + off, l->name, n)) continue;
         for (int x = 0; x < 2; x++) {
             if (strcmp(t + off + n, suffix[x])) continue;
-            *first = 1;
-            for (int u = 0; u < s; u++) *first &= !(arch->lin[u].fused && !strcmp(arch->lin[u].fused, l->fused));
+            *first = spqri_arch_fused_first(arch, s);
             if (!*first) return 1;
             snprintf(name, cap, "model.layers.%d.%s%s", layer, l->fused, suffix[x]);
             *n_parts = 0;
@@ -124,7 +117,7 @@ int spqri_export_fused(const spqr_archive *a, const struct model_arch *arch, int
                 if (!arch->lin[u].fused || strcmp(arch->lin[u].fused, l->fused)) continue;
                 char part[SPQRF_MAX_NAME + 32];
                 snprintf(part, sizeof part, "model.layers.%d.%s%s", layer, arch->lin[u].name, suffix[x]);
-                const int32_t j = find_tensor(a, part);
+                const int32_t j = spqrf_archive_index(a, part);
                 if (j < 0) {
                     spqr_err_set(err, SPQR_ERR_FORMAT, "%s: its part %s is missing from the .spqr", name, part);
                     return -1;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "format/spqr_file.h"
 #include "io/finite.h"
 #include "model/bind.h"
 #include "model/config.h"
@@ -18,8 +19,8 @@
 
 /* Marks name's archive tensor as bound (load() refuses what stays unmarked). */
 static void mark_used(spqr_model *m, const char *name) {
-    for (int32_t i = 0; m->archive_used && i < spqr_archive_count(m->archive); i++)
-        if (!strcmp(spqr_archive_name(m->archive, i), name)) m->archive_used[i] = 1;
+    const int32_t i = spqrf_archive_index(m->archive, name);
+    if (m->archive_used && i >= 0) m->archive_used[i] = 1;
 }
 
 static spqr_status dense_linear(spqr_model *m, const char *name, int32_t rows, int32_t cols, spqr_linear *lin,
