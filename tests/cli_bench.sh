@@ -22,6 +22,9 @@ for args in "" "-p 0 $DEF" "-n -1 $DEF" "-t 0 $DEF" "-r 0 $DEF" "-p 8x $DEF" "--
     [ -s "$TMP/out" ] && bad "bench $args printed on stdout: $(head -c 200 "$TMP/out")"
 done
 grep -q 'max_position_embeddings 512' "$TMP/err" && ok "context error names the limit" || bad "context error: $(cat "$TMP/err")"
+# the context is checked before the bandwidth probe: the table's header line is not printed either
+expect_rc 2 "bench -p 600 (table)" "$SPQR" bench -p 600 "$DEF"; one_line "bench -p 600 (table)"
+[ -s "$TMP/out" ] && bad "bench -p 600 printed on stdout: $(head -c 200 "$TMP/out")"
 expect_rc 1 "missing model" "$SPQR" bench "$TMP/nope.spqr"; one_line "missing model"
 printf 'not a model' >"$TMP/junk.spqr"
 expect_rc 1 "junk .spqr" "$SPQR" bench "$TMP/junk.spqr"; one_line "junk .spqr"

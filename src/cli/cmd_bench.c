@@ -97,10 +97,16 @@ static void mean_sd(const double *v, int n, double *mean, double *sd) {
     *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
 }
 
+/* The machine's read bandwidth, probed once: after the first model's flags
+ * are checked against it, so that a -p/-n that cannot fit fails at once. */
+typedef struct {
+    double gbps, cpu_gbps;
+} bench_bw;
+
 /* Loads, measures and frees one model. Returns the exit code (0, 1 load or
  * run error, 2 the flags do not fit the model). */
 static int bench_one(const char *path, int32_t P, int32_t N, int32_t reps, int32_t threads, spqr_kv_type kv,
-                     int progress, bench_result *r) {
+                     int progress, bench_bw *bw, bench_result *r) {
     spqr_err err = {0};
     spqr_logger logger = cli_stderr_logger(0);
     spqr_model *m = NULL;
@@ -135,6 +141,10 @@ static int bench_one(const char *path, int32_t P, int32_t N, int32_t reps, int32
     }
     if (spqr_session_create_opts(m, &(spqr_session_opts){P + N, threads, kv}, &s, &err)) {
         cli_fail(CMD, err.msg, 1);
+        goto done;
+    }
+    if (bw->gbps <= 0 && (bw->gbps = bench_measure_bandwidth(threads, 5, &bw->cpu_gbps, NULL)) <= 0) {
+        fprintf(stderr, "spqr: " CMD ": out of memory for the bandwidth probe\n");
         goto done;
     }
     uint64_t x = 12345; /* the same random tokens for every model with the same vocabulary */
@@ -255,7 +265,7 @@ int cmd_bench(int argc, char **argv) {
         free(models);
         return 2;
     }
-    /* Every path up front, before the bandwidth probe and the first load. */
+    /* Every path up front, before the first load. */
     for (int i = 0; i < n_models; i++) {
         spqr_err err = {0};
         spqr_model_path_kind kind;
@@ -267,29 +277,28 @@ int cmd_bench(int argc, char **argv) {
     cli_blas_single_thread();
     const int progress = isatty(STDERR_FILENO);
 
-    double bw_cpu = 0;
-    const double bw = bench_measure_bandwidth(threads, 5, &bw_cpu, NULL);
+    bench_bw probe = {0, 0};
     bench_result *res = calloc((size_t)n_models, sizeof *res);
-    if (!res || bw <= 0) {
+    if (!res) {
         fprintf(stderr, "spqr: " CMD ": out of memory\n");
         free(res);
         free(models);
         return 1;
     }
     const char *kv_name = kv == SPQR_KV_F16 ? "f16" : "f32";
-    if (!json) {
-        printf("read bandwidth %.2f GB/s (%d threads); pp%d: one forward of %d tokens, tg%d: %d single-token steps "
-               "after it; KV cache %s; mean ± sd of %d rep(s); bound = bandwidth / weights; speedup vs the first "
-               "model\n\n",
-               bw, threads, P, P, N, N, kv_name, reps);
-        print_header();
-    }
     int rc = 0;
     for (int i = 0; i < n_models && rc == 0; i++) {
-        rc = bench_one(models[i], P, N, reps, threads, kv, progress, &res[i]);
+        rc = bench_one(models[i], P, N, reps, threads, kv, progress, &probe, &res[i]);
+        if (rc == 0 && !json && i == 0) {
+            printf("read bandwidth %.2f GB/s (%d threads); pp%d: one forward of %d tokens, tg%d: %d single-token "
+                   "steps after it; KV cache %s; mean ± sd of %d rep(s); bound = bandwidth / weights; speedup vs the "
+                   "first model\n\n",
+                   probe.gbps, threads, P, P, N, N, kv_name, reps);
+            print_header();
+        }
         if (rc == 0 && !json) {
-            print_row(&res[i], &res[0], 0, P, res[i].prompt_tps, res[i].prompt_sd, bw);
-            print_row(&res[i], &res[0], 1, N, res[i].decode_tps, res[i].decode_sd, bw);
+            print_row(&res[i], &res[0], 0, P, res[i].prompt_tps, res[i].prompt_sd, probe.gbps);
+            print_row(&res[i], &res[0], 1, N, res[i].decode_tps, res[i].decode_sd, probe.gbps);
             fflush(stdout);
         }
         if (rc == 0 && !res[i].logits_finite)
@@ -297,8 +306,8 @@ int cmd_bench(int argc, char **argv) {
     }
     if (rc == 0 && json) {
         cJSON *root = cJSON_CreateObject();
-        cJSON_AddNumberToObject(root, "bandwidth_gbps", bw);
-        cJSON_AddNumberToObject(root, "bandwidth_cpu_gbps", bw_cpu);
+        cJSON_AddNumberToObject(root, "bandwidth_gbps", probe.gbps);
+        cJSON_AddNumberToObject(root, "bandwidth_cpu_gbps", probe.cpu_gbps);
         cJSON_AddNumberToObject(root, "threads", threads);
         cJSON_AddStringToObject(root, "kv_type", kv_name);
         cJSON_AddNumberToObject(root, "reps", reps);
@@ -318,7 +327,7 @@ int cmd_bench(int argc, char **argv) {
             cJSON_AddNumberToObject(o, "decode_tokens", N);
             cJSON_AddNumberToObject(o, "decode_tps", r->decode_tps);
             cJSON_AddNumberToObject(o, "decode_tps_sd", r->decode_sd);
-            const double bound = bw * 1e9 / (double)r->weight_bytes;
+            const double bound = probe.gbps * 1e9 / (double)r->weight_bytes;
             cJSON_AddNumberToObject(o, "decode_bound_tps", bound);
             cJSON_AddNumberToObject(o, "decode_vs_bound", r->decode_tps / bound);
             cJSON_AddNumberToObject(o, "speedup_prompt", r->prompt_tps / res[0].prompt_tps);
