@@ -111,8 +111,9 @@ static void hand_tile(void) {
         {"row_offsets[0] != 0", "row_offsets must run"}, {"decreasing row_offsets", "decrease"},
         {"column out of range", "out of range"}, {"duplicate perm", "not a permutation"},
         {"perm beyond cols", "not a permutation"}, {"second-level bytes differ", "different second-level"},
-        {"top bits", "top bits"}, {"wrong dense size", "dense_weights has"}};
-    for (int c = 0; c < 8; c++) {
+        {"top bits", "top bits"}, {"wrong dense size", "dense_weights has"},
+        {"inf second-level scale", "non-finite fp16 statistic"}, {"NaN outlier", "non-finite fp16 value"}};
+    for (int c = 0; c < 10; c++) {
         enc h = e;
         int64_t dw[16];
         int32_t ro[17], cv[1], ip[8];
@@ -126,6 +127,11 @@ static void hand_tile(void) {
         if (c == 5) dw[1] ^= (int64_t)((uint64_t)1 << 55);
         if (c == 6) dw[0] |= (int64_t)((uint64_t)1 << 63), dw[1] |= (int64_t)((uint64_t)1 << 63);
         if (c == 7) h.n_dw = 15;
+        /* rows 0 and 1 carry the tile's second-level byte 0 (the scale's low byte): 0x7C00's high byte is byte 1 */
+        if (c == 8)
+            for (int k = 2; k < 4; k++)
+                dw[k] = (int64_t)(((uint64_t)dw[k] & ~((uint64_t)0xFF << HF_SPQR_FRAG_SHIFT)) | (uint64_t)0x7C << HF_SPQR_FRAG_SHIFT);
+        if (c == 9) cv[0] = (int32_t)((uint32_t)cv[0] | 0x7E00u << 16);
         spqr_err e2 = {0};
         CHECK_MSG(dec(&h, 16, 16, W, &e2) != SPQR_OK && strstr(e2.msg, cases[c].msg), "%s: %s", cases[c].what, e2.msg);
     }

@@ -111,8 +111,15 @@ spqr_status spqri_hf_spqr_encode(const spqr_tensor *t, int64_t *dense_weights, i
     return SPQR_OK;
 }
 
+/* The tile's second-level word from its 16 row words (rows 2b, 2b+1 carry byte b). */
+static uint64_t tile_v(const uint64_t *tile) {
+    uint64_t v = 0;
+    for (int k = 0; k < B; k += 2) v |= (tile[k] >> HF_SPQR_FRAG_SHIFT) << (8 * (k / 2));
+    return v;
+}
+
 /* Every check on the four arrays (shapes, CSR, columns, permutation,
- * second-level bytes); fills perm[cols]. */
+ * second-level bytes, finite statistics and outliers); fills perm[cols]. */
 static spqr_status validate(int32_t rows, int32_t cols, const int64_t *dense_weights, int64_t n_dense,
                             const int32_t *row_offsets, int64_t n_offsets, const int32_t *col_vals, int64_t n_colvals,
                             const int32_t *in_perm, int64_t n_perm, int32_t *perm, spqr_err *err) {
@@ -155,14 +162,20 @@ static spqr_status validate(int32_t rows, int32_t cols, const int64_t *dense_wei
             st = spqr_err_set(err, SPQR_ERR_FORMAT, "dense_weights: rows %d and %d of a tile carry different second-level bytes",
                               (int)(i % B) - 1, (int)(i % B));
     }
+    /* a non-finite second-level scale or zero would decode to NaN weights */
+    for (int32_t ti = 0; ti < rows / B && !st; ti++)
+        for (int32_t tj = 0; tj < cols / B && !st; tj++) {
+            const uint64_t v = tile_v(w + word_index(cols, ti * B, tj * B));
+            for (int k = 0; k < 4 && !st; k++)
+                if (((v >> 16 * k) & 0x7C00) == 0x7C00)
+                    st = spqr_err_set(err, SPQR_ERR_FORMAT,
+                                      "dense_weights: the tile at rows %d, columns %d holds a non-finite fp16 statistic",
+                                      (int)(ti * B), (int)(tj * B));
+        }
+    for (int64_t p = 0; p < n_colvals && !st; p++)
+        if ((((uint32_t)col_vals[p] >> 16) & 0x7C00) == 0x7C00)
+            st = spqr_err_set(err, SPQR_ERR_FORMAT, "col_vals: entry %lld holds a non-finite fp16 value", (long long)p);
     return st;
-}
-
-/* The tile's second-level word from its 16 row words (rows 2b, 2b+1 carry byte b). */
-static uint64_t tile_v(const uint64_t *tile) {
-    uint64_t v = 0;
-    for (int k = 0; k < B; k += 2) v |= (tile[k] >> HF_SPQR_FRAG_SHIFT) << (8 * (k / 2));
-    return v;
 }
 
 spqr_status spqri_hf_spqr_decode(int32_t rows, int32_t cols, const int64_t *dense_weights, int64_t n_dense,
@@ -255,6 +268,9 @@ spqr_status spqri_hf_spqr_to_tensor(int32_t rows, int32_t cols, const int64_t *d
                                                    (word >> (6 + 3 * (c % B))) & 7);
             t->outlier_col[b + i] = (uint16_t)c;
             t->outlier_val[b + i] = spqr_fp32_to_fp16(wq + spqr_fp16_to_fp32((uint16_t)(row[i] >> 16)));
+            if ((t->outlier_val[b + i] & 0x7C00) == 0x7C00)
+                st = spqr_err_set(err, SPQR_ERR_FORMAT, "col_vals: the outlier at row %d, column %u is not a finite fp16",
+                                  (int)r, c);
         }
     }
     if (!st) t->outlier_rowptr[rows] = row_offsets[rows];
