@@ -418,6 +418,7 @@ static void special_ids(void) {
         CHECK(apply(t, "{\"eos_token\":7}") == SPQR_ERR_FORMAT);
         CHECK(apply(t, "{\"add_bos_token\":\"yes\"}") == SPQR_ERR_FORMAT);
         CHECK(apply(t, "[1]") == SPQR_ERR_FORMAT && apply(t, "{") == SPQR_ERR_FORMAT);
+        CHECK(apply(t, "{\"eos_token\":\"</s>\"}}") == SPQR_ERR_FORMAT);
         CHECK(spqr_tokenizer_bos_id(t) == -1 && spqr_tokenizer_eos_id(t) == 1);
         spqr_tokenizer_free(t);
     }
@@ -471,6 +472,13 @@ static void bad_inputs(void) {
     CHECK(strstr(e.msg, "/nonexistent/tokenizer.json") != NULL);
     CHECK(load_str("not json {", &e) == SPQR_ERR_FORMAT && strstr(e.msg, "JSON"));
     CHECK(load_str("[1,2]", &e) == SPQR_ERR_FORMAT);
+    /* what serde_json refuses: bytes after the value (an appended or doubled file), a byte-order mark */
+    CHECK(load_str(BL_HEAD "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}xyz", &e) == SPQR_ERR_FORMAT &&
+          strstr(e.msg, "bytes after its end"));
+    CHECK(load_str(BL_HEAD "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}{}", &e) == SPQR_ERR_FORMAT);
+    CHECK(load_str("\xEF\xBB\xBF" BL_HEAD "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}", &e) ==
+              SPQR_ERR_FORMAT && strstr(e.msg, "byte-order mark"));
+    CHECK(load_str(BL_HEAD "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}} \r\n\t", &e) == SPQR_OK);
     CHECK(load_str("{}", &e) == SPQR_ERR_FORMAT && strstr(e.msg, "model"));
     CHECK(load_str("{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":0}}}", &e) == SPQR_ERR_UNSUPPORTED &&
           strstr(e.msg, "WordPiece"));

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "io/json_doc.h"
 #include "model/model.h"
 #include "tokenizer/chat_template.h"
 
@@ -19,10 +20,11 @@ static const char *token_text(const cJSON *v) {
 spqr_status spqri_model_chat_subset(const char *tokenizer_config, size_t len, const char *jinja, cJSON **out,
                               spqr_err *err) {
     *out = NULL;
-    cJSON *root = tokenizer_config ? cJSON_ParseWithLength(tokenizer_config, len) : cJSON_CreateObject();
+    const char *why = NULL;
+    cJSON *root = tokenizer_config ? spqr_json_parse_doc(tokenizer_config, len, &why) : cJSON_CreateObject();
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer_config.json: not a JSON object");
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer_config.json: %s", why ? why : "not a JSON object");
     }
     cJSON *sub = cJSON_CreateObject();
     spqr_status st = SPQR_OK;

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "format/spqr_file.h"
 #include "io/file.h"
+#include "io/json_doc.h"
 
 #define CONFIG_MAX_BYTES (4u << 20) /* a config.json is a few KB; refuse absurd files */
 
@@ -98,10 +99,11 @@ int spqr_config_is_eos(const spqr_config *c, int32_t id) {
 }
 
 spqr_status spqr_config_add_generation_eos(spqr_config *c, const char *json, size_t len, spqr_err *err) {
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    const char *why = NULL;
+    cJSON *root = spqr_json_parse_doc(json, len, &why);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return spqr_err_set(err, SPQR_ERR_FORMAT, "generation_config.json: not a JSON object");
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "generation_config.json: %s", why ? why : "not a JSON object");
     }
     spqr_status st = add_eos_ids(root, c, "generation_config.json", err);
     cJSON_Delete(root);

@@ -12,6 +12,7 @@
 #include "format/hf_spqr.h"
 #include "format/spqr_file.h"
 #include "io/file.h"
+#include "io/json_doc.h"
 #include "model/arch.h"
 #include "model/chat.h"
 #include "model/bind.h"
@@ -43,7 +44,9 @@ static spqr_status open_shards(const char *dir, shards *s, spqr_err *err) {
         char *text = NULL;
         size_t len = 0;
         st = spqr_file_read_text(idx, TEXT_MAX, &text, &len, err);
-        cJSON *root = st ? NULL : cJSON_ParseWithLength(text, len);
+        const char *why = NULL;
+        cJSON *root = st ? NULL : spqr_json_parse_doc(text, len, &why);
+        if (!st && !root) st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: %s", idx, why);
         const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map"), *it;
         if (!st && !cJSON_IsObject(wm)) st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: no weight_map object", idx);
         s->f = st ? NULL : calloc(MAX_SHARDS, sizeof *s->f);

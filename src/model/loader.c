@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "format/spqr_file.h"
 #include "io/file.h"
+#include "io/json_doc.h"
 #include "io/finite.h"
 #include "model/bind.h"
 #include "model/chat.h"
@@ -237,9 +238,10 @@ static spqr_status open_sharded(spqr_model *m, const char *dir, const char *inde
     size_t len = 0;
     spqr_status st = spqr_file_read_text(index_path, INDEX_MAX_BYTES, &json, &len, err);
     if (st) return st;
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    const char *why = NULL;
+    cJSON *root = spqr_json_parse_doc(json, len, &why);
     free(json);
-    if (!root) return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: invalid JSON", index_path);
+    if (!root) return spqr_err_set(err, SPQR_ERR_FORMAT, "%s: %s", index_path, why);
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     st = cJSON_IsObject(wm) ? open_weight_map(m, dir, index_path, wm, err)
                             : spqr_err_set(err, SPQR_ERR_FORMAT, "%s: no \"weight_map\" object", index_path);

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "io/file.h"
+#include "io/json_doc.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 
@@ -299,10 +300,11 @@ static int32_t token_id_of(const spqr_tokenizer *t, const char *s) {
 
 spqr_status spqr_tokenizer_apply_config(spqr_tokenizer *t, const char *json, size_t len, spqr_err *err) {
     if (!t || !json) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "tokenizer_config.json: NULL argument");
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    const char *why = NULL;
+    cJSON *root = spqr_json_parse_doc(json, len, &why);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer_config.json: not a JSON object");
+        return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer_config.json: %s", why ? why : "not a JSON object");
     }
     static const char *const keys[2] = {"bos_token", "eos_token"};
     int32_t ids[2] = {t->bos_id, t->eos_id};
@@ -531,8 +533,9 @@ spqr_status spqr_tokenizer_load_from_memory(const char *json, size_t len, spqr_t
     if (!out) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "tokenizer: out is NULL");
     *out = NULL;
     if (!json) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "tokenizer: json is NULL");
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    if (!root) return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer: not valid JSON");
+    const char *why = NULL;
+    cJSON *root = spqr_json_parse_doc(json, len, &why);
+    if (!root) return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer: %s", why);
     spqr_tokenizer *t = calloc(1, sizeof(*t));
     if (!t) { cJSON_Delete(root); return spqr_err_set(err, SPQR_ERR_NOMEM, "tokenizer: out of memory"); }
     t->bos_id = t->eos_id = t->unk_id = -1;
