@@ -502,6 +502,20 @@ static void bad_inputs(void) {
     CHECK(load_str(BL_HEAD "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":1.5},\"merges\":[]}}", &e) == SPQR_ERR_FORMAT);
     CHECK(load_str(BL_HEAD "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":\"0\"},\"merges\":[]}}", &e) == SPQR_ERR_FORMAT);
     CHECK(load_str(BL_HEAD "\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}", &e) == SPQR_ERR_FORMAT);
+    { /* an added token's length bounds encode's work per text byte: at most TOK_ADDED_MAX bytes */
+        for (int over = 0; over < 2; over++) {
+            const size_t l = TOK_ADDED_MAX + (size_t)over;
+            char *big = malloc(l + 1), *js = malloc(l + 512);
+            CHECK(big && js);
+            if (!big || !js) break;
+            memset(big, 'a', l), big[l] = 0;
+            snprintf(js, l + 512, BL_HEAD "\"added_tokens\":[{\"id\":1,\"content\":\"%s\"}],\"model\":{\"type\":\"BPE\","
+                     "\"vocab\":{\"a\":0},\"merges\":[]}}", big);
+            const spqr_status st = load_str(js, &e);
+            CHECK_MSG(over ? st == SPQR_ERR_FORMAT && strstr(e.msg, "added token 1 is 1025 bytes") : st == SPQR_OK, "%s", e.msg);
+            free(big), free(js);
+        }
+    }
     CHECK(load_str(BL_HEAD "\"added_tokens\":[{\"id\":-3,\"content\":\"x\"}],\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}", &e) ==
           SPQR_ERR_FORMAT);
     CHECK(load_str("{\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\w+\"},"

@@ -9,6 +9,7 @@
 #define TOK_MAX_ID (1 << 22)          /* ids must be < 4M (largest real vocabs: ~256K) */
 #define TOK_MAX_FILE ((size_t)1 << 30) /* tokenizer.json up to 1 GiB */
 #define TOK_MAX_STAGES 4               /* pre-tokenizer regex stages */
+#define TOK_ADDED_MAX 1024             /* bytes per added token: bounds encode's work per text byte */
 
 typedef enum tok_mode {
     TOK_BYTELEVEL = 0,    /* GPT-2 / Llama-3 / Qwen: bytes -> printable chars */
