@@ -263,6 +263,8 @@ const FEATURES = [
   "{% for %}",
   "{{ messages[0].role + none }}",
   "{{ 'a' < 1 }}",
+  "{{ '5'|int }} {{ '5'|int + 1 }} {{ 'abc'|int }} {{ '3.5'|float }} {{ ' -12px'|int }} {{ '1e3'|float }} {{ '0x1A'|int }} {{ '3.9'|int }} {{ '.5'|float }} {{ '+7e'|float }} {{ 'x'|int(7) }} {{ 'x'|float(default=2.5) }} {{ '8'|int(1) }} {{ 2.7|int(9) }} {{ (0 - 3.7)|int }} {{ 3.7|int }} {{ true|int }} {{ '\u3000 42'|int }}",
+  "a\u2028  {% if true %}x{% endif %}\u2029\t{% if true %}y{% endif %}\n  {% if true %}z{% endif %}",
 ];
 for (let i = 0; i < FEATURES.length; i++)
   add(`feature${String(i).padStart(2, "0")}`, "synthetic: one feature of the supported subset", FEATURES[i], "<s>", "</s>", { synthetic: true });

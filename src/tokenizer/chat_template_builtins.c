@@ -4,7 +4,9 @@
  * matching transformers.js byte for byte is the contract: strip('x')
  * ignores its argument (JS trim), capitalize keeps the rest as is, upper
  * and lower change ASCII letters only (documented in docs/chat.md). */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -383,6 +385,59 @@ static _Noreturn void bad_filter(ct_state *S, const char *name, size_t n, ct_val
 
 static ct_val *kwarg(ct_dict *kw, const char *name) { return kw ? spqri_ct_dict_get(kw, name, strlen(name)) : NULL; }
 
+/* A number as @huggingface/jinja 0.5.13's `|int` makes it (Math.trunc):
+ * an int where it fits, else the truncated float (NaN, inf and |x| >= 2^63
+ * stay floats: a cast would be undefined behaviour). */
+static ct_val trunc_int(double x) {
+    const double f = trunc(x);
+    return f >= -9223372036854775808.0 && f < 9223372036854775808.0 ? ct_int((int64_t)f) : ct_float(f);
+}
+
+/* JS parseInt(s, 10) (as_int) or parseFloat(s): whitespace, then the
+ * longest decimal prefix ([+-] digits, or for floats [+-] digits [. digits]
+ * [e [+-] digits] or Infinity). 0 when there is none (JS: NaN). */
+static int js_parse_number(const ct_str *s, int as_int, double *out) {
+    size_t i = 0, w;
+    while (i < s->n && spqri_ct_is_space_at(s->s, s->n, i, &w)) i += w;
+    const size_t start = i;
+    if (i < s->n && (s->s[i] == '+' || s->s[i] == '-')) i++;
+    if (!as_int && s->n - i >= 8 && !memcmp(s->s + i, "Infinity", 8)) {
+        *out = s->s[start] == '-' ? -INFINITY : INFINITY;
+        return 1;
+    }
+    size_t digits = 0;
+    for (; i < s->n && s->s[i] >= '0' && s->s[i] <= '9'; i++) digits++;
+    if (!as_int && i < s->n && s->s[i] == '.') {
+        i++;
+        for (; i < s->n && s->s[i] >= '0' && s->s[i] <= '9'; i++) digits++;
+    }
+    if (!digits) return 0;
+    if (!as_int && i < s->n && (s->s[i] == 'e' || s->s[i] == 'E')) {
+        size_t j = i + 1;
+        if (j < s->n && (s->s[j] == '+' || s->s[j] == '-')) j++;
+        if (j < s->n && s->s[j] >= '0' && s->s[j] <= '9') {
+            while (j < s->n && s->s[j] >= '0' && s->s[j] <= '9') j++;
+            i = j;
+        }
+    }
+    /* strtod on a NUL-terminated copy of exactly that prefix: the decimal
+     * value rounded once to a double, as JS does */
+    char small[64], *buf = i - start < sizeof small ? small : malloc(i - start + 1);
+    if (!buf) return 0;
+    memcpy(buf, s->s + start, i - start);
+    buf[i - start] = 0;
+    *out = strtod(buf, NULL);
+    if (buf != small) free(buf);
+    return 1;
+}
+
+/* `|int` / `|float` on a string: its parsed number, else dflt */
+static ct_val parse_filter(const ct_str *s, int as_int, ct_val dflt) {
+    double x;
+    if (!js_parse_number(s, as_int, &x)) return dflt;
+    return as_int ? trunc_int(x) : ct_float(x);
+}
+
 static ct_val indent(ct_state *S, ct_str *s, ct_val width, int first, int blank) {
     char pad[256];
     size_t pn;
@@ -425,6 +480,15 @@ ct_val spqri_ct_apply_filter(ct_state *S, ct_val v, const char *name, size_t n, 
         return spqri_ct_strv(spqri_ct_to_json(S, v, ind && ind->k == V_INT ? (int)(ind->i > 64 ? 64 : ind->i) : -1, 0));
     }
     if (call) {
+        if (name_is(name, n, "int") || name_is(name, n, "float")) { /* x|int(default): the default for text that is no number */
+            const int as_int = name_is(name, n, "int");
+            ct_val d = na > 0 ? args[0] : kwarg(kw, "default") ? *kwarg(kw, "default") : as_int ? ct_int(0) : ct_float(0);
+            if (v.k == V_STR) return parse_filter(v.s, as_int, d);
+            if (v.k == V_INT) return as_int ? v : ct_float((double)v.i);
+            if (v.k == V_FLOAT) return as_int ? trunc_int(v.f) : v;
+            if (v.k == V_BOOL) return as_int ? ct_int(v.b) : ct_float(v.b);
+            bad_filter(S, name, n, v);
+        }
         if (name_is(name, n, "join")) {
             ct_val sep = na > 0 ? args[0] : kwarg(kw, "separator") ? *kwarg(kw, "separator") : spqri_ct_strval(S, "", 0);
             if (sep.k != V_STR) spqri_ct_fail(S, SPQR_ERR_FORMAT, "chat template: separator must be a string");
@@ -534,10 +598,12 @@ ct_val spqri_ct_apply_filter(ct_state *S, ct_val v, const char *name, size_t n, 
         if (name_is(name, n, "trim")) return trimmed(S, v.s, 1, 1);
         if (name_is(name, n, "indent")) return indent(S, v.s, ct_int(4), 0, 0);
         if (name_is(name, n, "join") || name_is(name, n, "string")) return v;
+        if (name_is(name, n, "int")) return parse_filter(v.s, 1, ct_int(0));
+        if (name_is(name, n, "float")) return parse_filter(v.s, 0, ct_float(0));
         break;
     case V_INT: case V_FLOAT:
         if (name_is(name, n, "abs")) return v.k == V_INT ? ct_int(v.i < 0 ? -v.i : v.i) : ct_float(v.f < 0 ? -v.f : v.f);
-        if (name_is(name, n, "int")) return v.k == V_INT ? v : ct_int((int64_t)v.f);
+        if (name_is(name, n, "int")) return v.k == V_INT ? v : trunc_int(v.f);
         if (name_is(name, n, "float")) return ct_float(v.k == V_INT ? (double)v.i : v.f);
         if (name_is(name, n, "string")) return spqri_ct_strv(spqri_ct_to_string(S, v));
         break;

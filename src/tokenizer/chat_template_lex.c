@@ -59,7 +59,10 @@ static char *preprocess(ct_state *S, const char *t, size_t len, size_t *out_len)
     char *a = spqri_ct_alloc(S, len + 1);
     size_t n = 0;
     for (size_t i = 0; i < len;) {
-        int line_start = i == 0 || t[i - 1] == '\n' || t[i - 1] == '\r';
+        /* JS's multiline ^: after \n, \r, U+2028 or U+2029 (E2 80 A8/A9) */
+        int line_start = i == 0 || t[i - 1] == '\n' || t[i - 1] == '\r' ||
+                         (i >= 3 && (unsigned char)t[i - 3] == 0xE2 && (unsigned char)t[i - 2] == 0x80 &&
+                          ((unsigned char)t[i - 1] == 0xA8 || (unsigned char)t[i - 1] == 0xA9));
         if (line_start) {
             size_t j = i;
             while (j < len && (t[j] == ' ' || t[j] == '\t')) j++;
