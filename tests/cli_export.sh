@@ -84,6 +84,15 @@ grep -q -- '--force' "$TMP/err" && ok "the error names --force" || bad "non-empt
 expect_rc 1 "OUT_DIR is a file" "$SPQR" export "$TMP/q.spqr" --to hf-fp16 "$TMP/afile"; one_line_error "OUT_DIR is a file"
 expect_rc 1 "OUT_DIR's parent missing" "$SPQR" export "$TMP/q.spqr" --to hf-fp16 "$TMP/no/such"; one_line_error "parent missing"
 expect_rc 0 "--force into a non-empty OUT_DIR" "$SPQR" export "$TMP/q.spqr" --to hf-fp16 "$TMP/fp16" --force
+# a re-export with --force removes the earlier checkpoint's files first: a leftover
+# model.safetensors would be loaded instead of the new shards' index; other files stay
+echo "keep me" >"$TMP/fp16/NOTES.txt" && echo '{}' >"$TMP/fp16/generation_config.json"
+expect_rc 0 "--force re-export as shards" "$SPQR" export "$TMP/q.spqr" --to hf-fp16 "$TMP/fp16" --force --max-shard-size 20KB
+[ ! -e "$TMP/fp16/model.safetensors" ] && [ ! -e "$TMP/fp16/generation_config.json" ] && [ -s "$TMP/fp16/model.safetensors.index.json" ] &&
+    ok "the earlier model.safetensors and generation_config.json are gone" || bad "stale files: $(ls "$TMP/fp16")"
+[ "$(cat "$TMP/fp16/NOTES.txt")" = "keep me" ] && ok "an unrelated file is kept" || bad "NOTES.txt changed"
+expect_rc 0 "--force back to one file" "$SPQR" export "$TMP/q.spqr" --to hf-fp16 "$TMP/fp16" --force
+ls "$TMP/fp16" | grep -q -- '-of-\|index' && bad "stale shards: $(ls "$TMP/fp16")" || ok "the shards and index are gone"
 # the input sitting in OUT_DIR under an output's name is never replaced, even with --force
 mkdir "$TMP/trap" && cp "$TMP/q.spqr" "$TMP/trap/model.safetensors"
 SUM=$(md5sum <"$TMP/trap/model.safetensors")

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,4 +128,17 @@ double cli_now(void) { return spqr_now_s(); }
 int cli_fail(const char *cmd, const char *msg, int code) {
     fprintf(stderr, "spqr: %s: %s\n", cmd, msg);
     return code;
+}
+
+static volatile sig_atomic_t g_cancel; /* the one global a signal handler needs */
+static void on_cancel_signal(int sig) { (void)sig; g_cancel = 1; }
+
+const volatile int *cli_cancel_on_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_cancel_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    return (const volatile int *)&g_cancel;
 }

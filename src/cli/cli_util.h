@@ -42,4 +42,9 @@ spqr_logger cli_stderr_logger(int verbose);
 
 double cli_now(void);
 
+/* SIGINT and SIGTERM raise one flag, which the library polls through an
+ * options' cancel pointer (it stops cleanly: no temporary left behind);
+ * returns that flag. */
+const volatile int *cli_cancel_on_signals(void);
+
 #endif

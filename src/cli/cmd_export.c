@@ -29,8 +29,9 @@ static void usage(FILE *f) {
             "  --max-shard-size N    bytes per safetensors shard (hf-fp16/hf-bf16; hf-spqr writes one file);\n"
             "                        suffixes KB, MB, GB (powers of 1000),\n"
             "                        default 5GB as transformers' save_pretrained\n"
-            "  --force               write into an existing non-empty OUT_DIR (its files of the same names\n"
-            "                        are replaced; the input never is)\n"
+            "  --force               write into an existing non-empty OUT_DIR: an earlier checkpoint's\n"
+            "                        config, safetensors, index, tokenizer and generation files are removed\n"
+            "                        first (config.json first), other files kept; the input never is touched\n"
             "  -v                    verbose\n");
 }
 

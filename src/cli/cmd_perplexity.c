@@ -144,6 +144,7 @@ int cmd_perplexity(int argc, char **argv) {
     o.overwrite = force;
     o.kl_in = kl_path;
     o.progress = progress;
+    o.cancel = cli_cancel_on_signals(); /* an interrupted --kl-base run leaves no temporary */
     spqr_eval_result r;
     const int rc = spqr_model_perplexity(m, text, text_len, &o, &r, &err) ? fail(err.msg) : 0;
     if (!rc) print_result(&r, model_dir, text_path, protocol, threads, kl_base, kl_path, json);

@@ -24,8 +24,6 @@
 #define CMD "quantize"
 #define CALIB_MAX_BYTES ((size_t)1 << 30)
 
-static volatile sig_atomic_t g_cancel; /* CLI only: the library sees it through options.cancel */
-static void on_signal(int sig) { (void)sig; g_cancel = 1; }
 
 typedef struct preset {
     const char *name, *desc;
@@ -400,13 +398,7 @@ static int quantize_main(int argc, char **argv) {
     else if (!quiet)
         fprintf(stderr, "quantizing %s -> %s: %s (%s)%s\n", model_dir, out, pname, desc, also);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    o.cancel = (const volatile int *)&g_cancel;
+    o.cancel = cli_cancel_on_signals();
     bar_state bs = {isatty(2), quiet, -1};
     o.progress = on_progress;
     o.progress_user = &bs;

@@ -1,7 +1,11 @@
 /* `spqr` command-line entry point: dispatches to subcommands. The CLI owns
  * the terminal; the library only returns status codes and log messages. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/quant_flags.h"
@@ -37,7 +41,27 @@ static void usage(FILE *f) {
     fprintf(f, "\nRun `spqr <command> --help` for the options of a command.\n");
 }
 
-int main(int argc, char **argv) {
+/* A closed 0, 1 or 2 would be handed to the next file opened, and progress
+ * text written to "stderr" would land in an output file: hold them open on
+ * /dev/null (what a closed stream meant anyway). */
+static void hold_std_fds(void) {
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+            const int got = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+            if (got >= 0 && got != fd) close(got); /* a lower fd was free: cannot happen in this order */
+        }
+}
+
+/* Output lost to a full disk or /dev/full is an error, not a success. */
+static int check_stdout(int rc) {
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        if (rc == 0) fprintf(stderr, "spqr: error writing to standard output: %s\n", strerror(errno ? errno : EIO));
+        return rc ? rc : 1;
+    }
+    return rc;
+}
+
+static int run(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -65,4 +89,12 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "spqr: unknown command '%s' (see spqr --help)\n", argv[1]);
     return 2;
+}
+
+int main(int argc, char **argv) {
+    hold_std_fds();
+    /* past a file-size limit writes fail with EFBIG (a one-line error, the
+     * temporary removed) instead of SIGXFSZ killing the process mid-write */
+    signal(SIGXFSZ, SIG_IGN);
+    return check_stdout(run(argc, argv));
 }

@@ -1,8 +1,11 @@
 /* Pieces shared by the Hugging Face exporters (export_hf_*.c). */
 #include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "format/spqr_file.h"
@@ -137,6 +140,39 @@ spqr_status spqri_export_check_outputs(const char *in_path, const char *out_dir,
         char *path = NULL;
         spqr_status st = spqri_export_out_path(in_path, out_dir, names[i], &path, err);
         free(path);
+        if (st) return st;
+    }
+    return SPQR_OK;
+}
+
+/* The files of a Hugging Face checkpoint a loader would read next to ours:
+ * what the exporters write, the single file or the index a loader prefers
+ * over shards, and the side files transformers reads with them. */
+static int is_checkpoint_file(const char *name) {
+    static const char *const names[] = {"config.json",           "generation_config.json",  "model.safetensors",
+                                        "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
+                                        "special_tokens_map.json", "added_tokens.json"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(name, names[i])) return 1;
+    unsigned a, b;
+    int end = 0;
+    return sscanf(name, "model-%5u-of-%5u.safetensors%n", &a, &b, &end) == 2 && end > 0 && name[end] == 0;
+}
+
+spqr_status spqri_export_clear_stale(const char *in_path, const char *out_dir, spqr_err *err) {
+    for (int pass = 0; pass < 2; pass++) { /* config.json first: without it nothing loads the directory */
+        DIR *d = opendir(out_dir);
+        if (!d) return spqr_err_set(err, SPQR_ERR_IO, "%s: %s", out_dir, strerror(errno));
+        spqr_status st = SPQR_OK;
+        for (struct dirent *e; !st && (e = readdir(d));) {
+            if (!is_checkpoint_file(e->d_name) || (pass == 0) != !strcmp(e->d_name, "config.json")) continue;
+            char *path = NULL;
+            st = spqri_export_out_path(in_path, out_dir, e->d_name, &path, err);
+            if (!st && unlink(path) != 0 && errno != ENOENT)
+                st = spqr_err_set(err, SPQR_ERR_IO, "cannot remove the earlier %s: %s", path, strerror(errno));
+            free(path);
+        }
+        closedir(d);
         if (st) return st;
     }
     return SPQR_OK;

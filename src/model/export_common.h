@@ -38,4 +38,10 @@ int spqri_export_fused(const spqr_archive *a, const struct model_arch *arch, int
 spqr_status spqri_export_check_outputs(const char *in_path, const char *out_dir, const char *const *names, int32_t n,
                                        spqr_err *err);
 
+/* Removes an earlier checkpoint's files from out_dir (config.json first,
+ * then its safetensors, index, tokenizer and generation files; never the
+ * input, other files kept), so that the export, which writes config.json
+ * last, never leaves a directory that loads old and new weights mixed. */
+spqr_status spqri_export_clear_stale(const char *in_path, const char *out_dir, spqr_err *err);
+
 #endif

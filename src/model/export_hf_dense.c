@@ -226,6 +226,7 @@ spqr_status spqr_export_hf_dense(const char *in_path, const char *out_dir, spqr_
     if (!st) st = spqri_export_config(a, dtype == SPQR_DTYPE_BF16 ? "bfloat16" : "float16", NULL, &config, &sub, err);
     const char *side[3] = {"tokenizer.json", sub ? "tokenizer_config.json" : NULL, "config.json"};
     if (!st) st = spqri_export_check_outputs(in_path, out_dir, side, 3, err);
+    if (!st) st = spqri_export_clear_stale(in_path, out_dir, err);
     if (!st) st = export_tensors(a, in_path, out_dir, dtype, max_shard_bytes, log, err);
     if (!st) st = spqri_export_save_text(in_path, out_dir, "tokenizer.json", tok, err);
     if (!st && sub) st = spqri_export_save_text(in_path, out_dir, "tokenizer_config.json", sub, err);

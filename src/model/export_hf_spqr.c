@@ -184,6 +184,7 @@ spqr_status spqr_export_hf_spqr(const char *in_path, const char *out_dir, const 
     }
     const char *outs[4] = {"model.safetensors", "tokenizer.json", sub ? "tokenizer_config.json" : NULL, "config.json"};
     if (!st) st = spqri_export_check_outputs(in_path, out_dir, outs, 4, err);
+    if (!st) st = spqri_export_clear_stale(in_path, out_dir, err);
     if (!st) st = spqri_export_out_path(in_path, out_dir, "model.safetensors", &path, err);
     if (!st) st = spqr_st_writer_write(o.w, path, err);
     if (!st) spqr_log(log, SPQR_LOG_INFO, "wrote %s", path);
