@@ -78,6 +78,12 @@ expect_rc 1 "--kl-base /dev/null" "$SPQR" perplexity "$M" -f "$TEXT" -c 32 --kl-
     && ok "--kl-base with umask 027" || bad "--kl-base failed"
 [ "$(stat -c %a "$TMP/base.kl")" = 640 ] && ok "--kl-base file mode follows the umask (640)" \
     || bad "--kl-base mode $(stat -c %a "$TMP/base.kl"), want 640"
+# closed standard streams: the file opened next must not become "stderr" (progress text had
+# landed inside the --kl-base file); a full stdout is an error, not a silent success
+"$SPQR" perplexity "$M" -f "$TEXT" -c 32 --kl-base "$TMP/closed.kl" 2>&- >&- <&-
+cmp -s "$TMP/base.kl" "$TMP/closed.kl" && ok "--kl-base with 0/1/2 closed: the same bytes" || bad "--kl-base with closed fds differs"
+expect_rc 1 "stdout is /dev/full" bash -c '"$0" --help >/dev/full' "$SPQR"
+says "stdout is /dev/full" "error writing to standard output"
 expect_rc 0 "--kl-base replaces its own kind" "$SPQR" perplexity "$M" -f "$TEXT" -c 32 --kl-base "$TMP/base.kl"
 (umask 022 && "$SPQR" "${Q[@]}" -o "$TMP/mode.spqr" >/dev/null 2>&1)
 [ "$(stat -c %a "$TMP/mode.spqr")" = 644 ] && ok ".spqr mode follows the umask (644)" || bad ".spqr mode $(stat -c %a "$TMP/mode.spqr")"
