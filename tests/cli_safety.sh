@@ -105,6 +105,13 @@ expect_rc 1 "tokenizer.json with a NUL" "$SPQR" quantize "$TMP/nul" --calib "$TM
 says "NUL" "NUL"
 [ ! -e "$TMP/s.spqr" ] && [ ! -e "$TMP/s.spqr.partial" ] && ok "no output and no .partial after the refusals" \
     || bad "left $(ls "$TMP" | grep s.spqr)"
+# OUT.spqr.partial planted as a symlink to another directory: refused, that directory untouched
+mkdir "$TMP/victim" && echo x >"$TMP/victim/block_0000.spqr" && echo y >"$TMP/victim/lock"
+ln -s "$TMP/victim" "$TMP/v.spqr.partial"
+expect_rc 1 ".partial is a symlink" "$SPQR" quantize "$M" --calib "$TMP/calib.txt" --nsamples 4 --seqlen 32 -o "$TMP/v.spqr"
+says ".partial is a symlink" "symbolic link"
+[ "$(cat "$TMP/victim/block_0000.spqr" "$TMP/victim/lock")" = "$(printf 'x\ny')" ] && [ ! -e "$TMP/v.spqr" ] &&
+    ok "the symlink's target is untouched" || bad "victim dir now: $(ls "$TMP/victim")"
 # a file system without room for the run: refused before block 1 (needs root for the tmpfs)
 if [ "$(id -u)" -eq 0 ] && mkdir -p "$TMP/small" && mount -t tmpfs -o size=64k tmpfs "$TMP/small" 2>/dev/null; then
     MNT=$TMP/small

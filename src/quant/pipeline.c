@@ -627,9 +627,14 @@ static char *final_metadata(const spqr_model *m, const spqr_quantize_options *o,
 }
 
 static spqr_status ensure_dir(const char *dir, spqr_err *err) {
+    struct stat sb;
+    /* a planted symlink would have the run write, and at the end delete,
+     * block_*.spqr and lock files in a directory the user never named */
+    if (lstat(dir, &sb) == 0 && S_ISLNK(sb.st_mode))
+        return spqr_err_set(err, SPQR_ERR_IO, "checkpoint directory %s is a symbolic link; remove it or name the real directory",
+                            dir);
     if (mkdir(dir, 0755) == 0 || errno == EEXIST) {
-        struct stat sb;
-        if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) return SPQR_OK;
+        if (lstat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) return SPQR_OK;
     }
     return spqr_err_set(err, SPQR_ERR_IO, "cannot create checkpoint directory %s: %s", dir, strerror(errno));
 }
