@@ -154,6 +154,10 @@ o = at("model.layers.4.self_attn.v_proj.dense_weights"); b[o + 15] ^= 0x08; open
 hostile "truncated safetensors" 'model.safetensors' 'import sys; p = sys.argv[1] + "/model.safetensors"; b = open(p, "rb").read(); open(p, "wb").write(b[:len(b) // 2])'
 hostile "a quantized linear missing its in_perm" 'has no in_perm' "$ST"'
 i = b.index(b"model.layers.0.self_attn.q_proj.in_perm"); b[i + 38] = ord("X"); open(p, "wb").write(b)'
+# a config the tensors contradict: the loader's checks run on the written file before it takes its name
+hostile "vocab_size the embedding does not have" 'would not load' 'import json, sys; p = sys.argv[1] + "/config.json"; c = json.load(open(p)); c["vocab_size"] = 8192; json.dump(c, open(p, "w"))'
+hostile "num_key_value_heads removed" 'would not load' 'import json, sys; p = sys.argv[1] + "/config.json"; c = json.load(open(p)); c["num_key_value_heads"] = c["num_attention_heads"] // 2 if c.get("num_key_value_heads") == c["num_attention_heads"] else c["num_attention_heads"]; json.dump(c, open(p, "w"))'
+ls -A "$TMP" | grep -q '^\.h\.spqr\.tmp' && bad "a temporary was left" || ok "no temporary left by the refused imports"
 rm -rf "$TMP/h"
 expect_rc 1 "import of a plain checkpoint" "$SPQR" import "$ROOT/tests/fixtures/tiny_gqa" -o "$TMP/h.spqr"; imp_one_line "plain checkpoint" 'not a Hugging Face SpQR'
 : >"$TMP/other.txt"

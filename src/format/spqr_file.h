@@ -176,6 +176,14 @@ const char *spqrf_text_problem(uint32_t type, const char *p, size_t len);
 /* Index of the archive's tensor called name (binary search by name), or -1. */
 int32_t spqrf_archive_index(const spqr_archive *a, const char *name);
 
+/* spqr_archive_writer_finish with a last check: check(tmp_path) sees the
+ * complete file under its temporary name before it replaces anything at
+ * the destination; a failing check removes the temporary and returns its
+ * status (the destination untouched). */
+typedef spqr_status (*spqrf_finish_check_fn)(const char *tmp_path, void *user, spqr_err *err);
+spqr_status spqrf_archive_writer_finish_checked(spqr_archive_writer *w, spqrf_finish_check_fn check, void *user,
+                                               spqr_err *err);
+
 /* Bytes that a packed tensor named with name_len bytes adds to a .spqr
  * file: its section (64-aligned, as the writer lays it out) plus its table
  * entry and name; 0 for an invalid layout. */

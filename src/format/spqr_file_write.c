@@ -304,6 +304,11 @@ static spqr_status write_packed(spqr_archive_writer *w, const char *name, spqrf_
 }
 
 spqr_status spqr_archive_writer_finish(spqr_archive_writer *w, spqr_err *err) {
+    return spqrf_archive_writer_finish_checked(w, NULL, NULL, err);
+}
+
+spqr_status spqrf_archive_writer_finish_checked(spqr_archive_writer *w, spqrf_finish_check_fn check, void *user,
+                                               spqr_err *err) {
     if (w->finished) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "%s: writer already finished", w->path);
     if (w->failed) return report(w, err);
     spqrf_header h;
@@ -325,7 +330,13 @@ spqr_status spqr_archive_writer_finish(spqr_archive_writer *w, spqr_err *err) {
     if (fseek(w->f, 0, SEEK_SET) != 0 || fwrite(&h, sizeof h, 1, w->f) != 1) goto io_fail;
     if (fflush(w->f) != 0 || ferror(w->f)) goto io_fail;
     w->f = NULL; /* commit closes it */
-    spqr_status s = spqr_atomic_commit(&w->af, err);
+    spqr_status s = check ? check(w->af.tmp, user, err) : SPQR_OK;
+    if (s) {
+        spqr_atomic_abort(&w->af);
+        poison(w, s, "%s", err ? err->msg : "check failed");
+        return s;
+    }
+    s = spqr_atomic_commit(&w->af, err);
     if (s) {
         poison(w, s, "%s", err ? err->msg : "commit failed");
         return s;

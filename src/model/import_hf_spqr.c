@@ -251,6 +251,22 @@ static spqr_status import_config(const char *dir, char **out, cJSON **shapes_out
     return st;
 }
 
+/* The written file loads as a model: what the loader checks against the
+ * config (tensor shapes, token ids, a missing tensor) holds before the
+ * file takes its name, so import never leaves a .spqr nothing can run. */
+static spqr_status loads(const char *tmp_path, void *user, spqr_err *err) {
+    (void)user;
+    spqr_model *m = NULL;
+    spqr_err e = {0};
+    const spqr_status st = spqr_model_load(tmp_path, NULL, &m, &e);
+    spqr_model_free(m);
+    if (!st) return SPQR_OK;
+    /* the loader may name the temporary: say what the file is instead */
+    const size_t n = strlen(tmp_path);
+    const char *why = !strncmp(e.msg, tmp_path, n) ? e.msg + n + (e.msg[n] == ':' && e.msg[n + 1] == ' ' ? 2 : 0) : e.msg;
+    return spqr_err_set(err, SPQR_ERR_FORMAT, "the imported model would not load: %s", why);
+}
+
 spqr_status spqr_import_hf_spqr(const char *dir, const char *out_path, const spqr_logger *log, spqr_err *err) {
     if (!dir || !out_path) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "import: NULL argument");
     char *config = NULL, *tok = NULL;
@@ -277,7 +293,7 @@ spqr_status spqr_import_hf_spqr(const char *dir, const char *out_path, const spq
      * twice: m.weight next to m.dense_weights) are faults of the directory */
     if (st == SPQR_ERR_INVALID_ARG) st = spqr_err_prefix(err, SPQR_ERR_FORMAT, "%s", dir);
     if (!st && !n_linear) st = spqr_err_set(err, SPQR_ERR_FORMAT, "%s holds no quantized linear (no *.dense_weights)", dir);
-    if (!st) st = spqr_archive_writer_finish(w, err);
+    if (!st) st = spqrf_archive_writer_finish_checked(w, loads, NULL, err);
     if (!st) spqr_log(log, SPQR_LOG_INFO, "imported %d quantized linears from %s into %s", (int)n_linear, dir, out_path);
     spqr_archive_writer_free(w);
     for (int32_t i = 0; i < s.n; i++) spqr_safetensors_close(s.f[i]);
