@@ -9,6 +9,12 @@ for args in "--wbits 9" "--shape 4x" "--shape 0x16" "--outlier-share 2" "-t 0" "
     lines=$(printf '%s\n' "$err" | wc -l)
     if [ "$rc" != 2 ] || [ "$lines" != 1 ]; then echo "FAIL: '$args' rc=$rc lines=$lines: $err"; fail=1; fi
 done
+# a path this CPU lacks: one line, exit 1, before the bandwidth probe prints anything
+case "$(uname -m)" in x86_64) other=neon ;; *) other=avx2 ;; esac
+out=$("$BIN" bench-kernel --path $other 2>/dev/null); rc=$?
+err=$("$BIN" bench-kernel --path $other 2>&1 >/dev/null)
+if [ "$rc" != 1 ] || [ -n "$out" ] || [ "$(printf '%s\n' "$err" | wc -l)" != 1 ]; then
+    echo "FAIL: --path $other: rc=$rc stdout='$out' stderr='$err'"; fail=1; fi
 out=$("$BIN" bench-kernel --shape 64x256,33x100 --wbits 4 --outlier-share 0.02 -t 1 --reps 1 --json 2>&1) || { echo "FAIL: run: $out"; exit 1; }
 printf '%s' "$out" | /usr/bin/python3 -c '
 import json, sys

@@ -317,6 +317,19 @@ static void test_hostile(void) {
     EXPECT_REJECT(p, SPQR_ERR_FORMAT);
     p = craft("h_overlong.safetensors", "{\"\xc0\xaf\":{}}", ~(uint64_t)0, 0);
     EXPECT_REJECT(p, SPQR_ERR_FORMAT);
+    /* an escaped NUL in a name: cJSON would cut "w\u0000x" to "w" */
+    snprintf(json, sizeof json, "{%s}", T("w\\u0000x", "\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]"));
+    p = craft("h_escnul.safetensors", json, ~(uint64_t)0, 24);
+    EXPECT_REJECT(p, SPQR_ERR_FORMAT);
+    /* ... but an escaped backslash before "u0000" is plain text */
+    snprintf(json, sizeof json, "{%s}", T("w\\\\u0000x", "\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]"));
+    p = craft("h_escbs.safetensors", json, ~(uint64_t)0, 24);
+    {
+        spqr_safetensors *f = NULL;
+        spqr_err e = {0};
+        CHECK_MSG(spqr_safetensors_open(p, &f, &e) == SPQR_OK, "%s", e.msg);
+        spqr_safetensors_close(f);
+    }
     {   /* NUL byte inside the header */
         uint8_t raw[8 + 4] = {4, 0, 0, 0, 0, 0, 0, 0, '{', 0, ' ', '}'};
         p = craft_bytes("h_nul.safetensors", raw, sizeof raw);

@@ -197,6 +197,19 @@ int cmd_bench_kernel(int argc, char **argv) {
         }
     }
 
+    if (path != SPQR_KERNEL_AUTO) { /* a path this CPU lacks fails now, before the probe prints anything */
+        spqr_err err = {0};
+        spqr_tensor *t = NULL;
+        spqr_ktensor *kt = NULL;
+        spqr_status st = spqr_tensor_random(16, 64, wbits, share, 0.05f, 1, &t, &err);
+        if (!st) st = spqr_ktensor_from_tensor(t, path, &kt, &err);
+        spqr_ktensor_free(kt);
+        spqr_tensor_free(t);
+        if (st) {
+            fprintf(stderr, "spqr: bench-kernel: %s\n", err.msg);
+            return 1;
+        }
+    }
     const uint64_t llc = bench_llc_bytes(), target = in_cache ? 1 : 4 * llc;
     /* one probe buffer for the run: probed at the start and again before
      * each shape's SpQR timing */

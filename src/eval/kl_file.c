@@ -2,6 +2,7 @@
  * reader is fuzzed by fuzz/fuzz_kl_file.c), written by its kl_base_out. */
 #include "eval/kl_file.h"
 
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 #include <sys/types.h>
@@ -74,7 +75,8 @@ spqr_status spqri_kl_read_row(FILE *f, const char *path, uint32_t vocab, uint64_
 int spqri_kl_is_base_file(const uint8_t *head, size_t n) { return n >= 8 && !memcmp(head, SPQR_KL_MAGIC, 8); }
 
 static spqr_status write_all(FILE *f, const char *path, const void *p, size_t n, spqr_err *err) {
-    return fwrite(p, 1, n, f) == n ? SPQR_OK : spqr_err_set(err, SPQR_ERR_IO, "write error on %s", path);
+    if (fwrite(p, 1, n, f) == n) return SPQR_OK;
+    return spqr_err_set(err, SPQR_ERR_IO, "write error on %s: %s", path, strerror(errno ? errno : EIO));
 }
 
 spqr_status spqri_kl_write_header(FILE *f, const char *path, const spqr_kl_run *run, double ppl, double ppl_stderr,

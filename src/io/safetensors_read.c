@@ -35,6 +35,24 @@ struct spqr_safetensors {
 };
 
 /* Non-negative integral JSON number not above 2^53. */
+
+/* 1 when a JSON string in p[0..n) holds the escape \u0000: cJSON decodes it
+ * to a NUL that ends the C string, so "a\u0000b" would become tensor "a". */
+static int escaped_nul(const char *p, size_t n) {
+    int in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!in_str) {
+            in_str = p[i] == '"';
+        } else if (p[i] == '"') {
+            in_str = 0;
+        } else if (p[i] == '\\' && i + 1 < n) {
+            if (p[i + 1] == 'u' && i + 5 < n && !memcmp(p + i + 2, "0000", 4)) return 1;
+            i++; /* the escaped character */
+        }
+    }
+    return 0;
+}
+
 static int json_uint(const cJSON *v, uint64_t *out) {
     if (!cJSON_IsNumber(v)) return 0;
     double d = v->valuedouble;
@@ -217,6 +235,10 @@ spqr_status spqr_safetensors_open(const char *path, spqr_safetensors **out, spqr
     const char *hsrc = (const char *)f->map.data + 8;
     if (!spqr_utf8_valid(hsrc, (size_t)hlen)) {
         s = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: header is not valid UTF-8 (or contains NUL bytes)", path);
+        goto fail;
+    }
+    if (escaped_nul(hsrc, (size_t)hlen)) {
+        s = spqr_err_set(err, SPQR_ERR_FORMAT, "%s: header has a \\u0000 in a string (a tensor name would be cut short)", path);
         goto fail;
     }
     hdr = malloc((size_t)hlen + 1);
