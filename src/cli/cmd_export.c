@@ -137,8 +137,13 @@ int cmd_export(int argc, char **argv) {
     spqr_archive_close(probe);
     if (prepare_dir(out, force, msg, sizeof msg)) return fail(msg);
     spqr_logger log = cli_stderr_logger(verbose);
-    spqr_status st = hf_spqr ? spqr_export_hf_spqr(in, out, &log, &err)
-                             : spqr_export_hf_dense(in, out, dtype, shard, &log, &err);
+    const volatile int *cancel = cli_cancel_on_signals(); /* an interrupted export leaves no temporary */
+    spqr_status st = hf_spqr ? spqr_export_hf_spqr(in, out, cancel, &log, &err)
+                             : spqr_export_hf_dense(in, out, dtype, shard, cancel, &log, &err);
+    if (st == SPQR_ERR_INTERRUPTED) {
+        fprintf(stderr, "spqr: " CMD ": interrupted; %s is incomplete (no config.json: it does not load)\n", out);
+        return 1;
+    }
     if (st) return fail(err.msg);
     if (verbose) fprintf(stderr, "spqr: export: %s -> %s (%s)\n", in, out, to);
     return 0;

@@ -23,7 +23,8 @@
  * config.json last, so a failed export is not a loadable directory. A value
  * that overflows fp16 is refused (bf16 holds it). */
 spqr_status spqr_export_hf_dense(const char *in_path, const char *out_dir, spqr_dtype dtype,
-                                 uint64_t max_shard_bytes, const spqr_logger *log, spqr_err *err);
+                                 uint64_t max_shard_bytes, const volatile int *cancel, const spqr_logger *log,
+                                 spqr_err *err);
 
 /* Writes the .spqr at in_path into out_dir in transformers' SpQR format
  * (docs/format.md, "The Hugging Face SpQR layout"): model.safetensors with
@@ -32,8 +33,11 @@ spqr_status spqr_export_hf_dense(const char *in_path, const char *out_dir, spqr_
  * dequantized), config.json with quantization_config (bits, beta1, beta2,
  * shapes, modules_to_not_convert), tokenizer files. Every quantized linear
  * must be in the one supported configuration (HF_SPQR_SUPPORTED), else
- * SPQR_ERR_UNSUPPORTED naming the tensor. Same file rules as above. */
-spqr_status spqr_export_hf_spqr(const char *in_path, const char *out_dir, const spqr_logger *log, spqr_err *err);
+ * SPQR_ERR_UNSUPPORTED naming the tensor. Same file rules as above.
+ * Both exporters stop with SPQR_ERR_INTERRUPTED between tensors once
+ * *cancel (when non-NULL) is non-zero; no temporary is left behind. */
+spqr_status spqr_export_hf_spqr(const char *in_path, const char *out_dir, const volatile int *cancel,
+                                const spqr_logger *log, spqr_err *err);
 
 /* The reverse (spqr import): a transformers SpQR checkpoint directory
  * (config.json with quantization_config, model.safetensors or shards,

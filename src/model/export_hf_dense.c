@@ -106,7 +106,7 @@ static spqr_status convert(const spqr_archive *a, const plan_entry *e, spqr_dtyp
 }
 
 static spqr_status write_shard(const spqr_archive *a, const plan_entry *plan, int32_t n, int32_t shard,
-                               spqr_dtype dtype, const char *path, spqr_err *err) {
+                               spqr_dtype dtype, const char *path, const volatile int *cancel, spqr_err *err) {
     spqr_st_writer *w = NULL;
     spqr_status st = spqr_st_writer_create(&w, err);
     if (st) return st;
@@ -117,6 +117,10 @@ static spqr_status write_shard(const spqr_archive *a, const plan_entry *plan, in
     if (!st) st = spqr_st_writer_set_metadata(w, "format", "pt", err); /* transformers requires it */
     for (int32_t i = 0; i < n && !st; i++) {
         if (plan[i].shard != shard) continue;
+        if (cancel && *cancel) {
+            st = spqr_err_set(err, SPQR_ERR_INTERRUPTED, "export interrupted");
+            break;
+        }
         if (plan[i].numel > tmp_cap) {
             free(tmp);
             tmp_cap = plan[i].numel;
@@ -153,7 +157,8 @@ static spqr_status write_index(const char *in_path, const char *out_dir, const p
 }
 
 static spqr_status export_tensors(const spqr_archive *a, const char *in_path, const char *out_dir, spqr_dtype dtype,
-                                  uint64_t max_shard_bytes, const spqr_logger *log, spqr_err *err) {
+                                  uint64_t max_shard_bytes, const volatile int *cancel, const spqr_logger *log,
+                                  spqr_err *err) {
     const int32_t n_in = spqr_archive_count(a);
     if (n_in <= 0) return spqr_err_set(err, SPQR_ERR_FORMAT, "the .spqr file holds no tensors");
     plan_entry *plan = calloc((size_t)n_in, sizeof *plan);
@@ -199,7 +204,7 @@ static spqr_status export_tensors(const spqr_archive *a, const char *in_path, co
         const char *name = names[s];
         char *path = NULL;
         if (!st) st = spqri_export_out_path(in_path, out_dir, name, &path, err);
-        if (!st) st = write_shard(a, plan, n, s, dtype, path, err);
+        if (!st) st = write_shard(a, plan, n, s, dtype, path, cancel, err);
         if (!st) spqr_log(log, SPQR_LOG_INFO, "wrote %s", path);
         free(path);
     }
@@ -211,7 +216,8 @@ static spqr_status export_tensors(const spqr_archive *a, const char *in_path, co
 }
 
 spqr_status spqr_export_hf_dense(const char *in_path, const char *out_dir, spqr_dtype dtype,
-                                 uint64_t max_shard_bytes, const spqr_logger *log, spqr_err *err) {
+                                 uint64_t max_shard_bytes, const volatile int *cancel, const spqr_logger *log,
+                                 spqr_err *err) {
     if (!in_path || !out_dir) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "export: NULL argument");
     if (dtype != SPQR_DTYPE_F16 && dtype != SPQR_DTYPE_BF16)
         return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "export: dtype must be F16 or BF16");
@@ -227,7 +233,7 @@ spqr_status spqr_export_hf_dense(const char *in_path, const char *out_dir, spqr_
     const char *side[3] = {"tokenizer.json", sub ? "tokenizer_config.json" : NULL, "config.json"};
     if (!st) st = spqri_export_check_outputs(in_path, out_dir, side, 3, err);
     if (!st) st = spqri_export_clear_stale(in_path, out_dir, err);
-    if (!st) st = export_tensors(a, in_path, out_dir, dtype, max_shard_bytes, log, err);
+    if (!st) st = export_tensors(a, in_path, out_dir, dtype, max_shard_bytes, cancel, log, err);
     if (!st) st = spqri_export_save_text(in_path, out_dir, "tokenizer.json", tok, err);
     if (!st && sub) st = spqri_export_save_text(in_path, out_dir, "tokenizer_config.json", sub, err);
     if (!st) st = spqri_export_save_text(in_path, out_dir, "config.json", config, err);

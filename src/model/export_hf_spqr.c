@@ -115,7 +115,7 @@ static spqr_status add_quantized(const char *name, const spqr_tensor *const *t, 
     return st;
 }
 
-static spqr_status build(const spqr_archive *a, out_state *o, cJSON *quant, spqr_err *err) {
+static spqr_status build(const spqr_archive *a, out_state *o, cJSON *quant, const volatile int *cancel, spqr_err *err) {
     cJSON *shapes = cJSON_AddObjectToObject(quant, "shapes");
     cJSON *skip = cJSON_AddArrayToObject(quant, "modules_to_not_convert");
     if (!shapes || !skip) return spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
@@ -123,6 +123,7 @@ static spqr_status build(const spqr_archive *a, out_state *o, cJSON *quant, spqr
     const model_arch *arch = spqri_export_arch(a);
     spqr_status st = spqr_st_writer_set_metadata(o->w, "format", "pt", err);
     for (int32_t i = 0; i < spqr_archive_count(a) && !st; i++) {
+        if (cancel && *cancel) return spqr_err_set(err, SPQR_ERR_INTERRUPTED, "export interrupted");
         const char *name = spqr_archive_name(a, i);
         const spqr_tensor *p = spqr_archive_packed_at(a, i);
         /* The embedding is no linear, and transformers' SpQR loaders keep the head in 16 bits. */
@@ -160,7 +161,8 @@ static spqr_status build(const spqr_archive *a, out_state *o, cJSON *quant, spqr
     return st;
 }
 
-spqr_status spqr_export_hf_spqr(const char *in_path, const char *out_dir, const spqr_logger *log, spqr_err *err) {
+spqr_status spqr_export_hf_spqr(const char *in_path, const char *out_dir, const volatile int *cancel,
+                                const spqr_logger *log, spqr_err *err) {
     if (!in_path || !out_dir) return spqr_err_set(err, SPQR_ERR_INVALID_ARG, "export: NULL argument");
     spqr_archive *a = NULL;
     spqr_status st = spqr_archive_open(in_path, &a, err);
@@ -177,7 +179,7 @@ spqr_status spqr_export_hf_spqr(const char *in_path, const char *out_dir, const 
                 !cJSON_AddNumberToObject(quant, "beta2", HF_SPQR_BETA)))
         st = spqr_err_set(err, SPQR_ERR_NOMEM, "out of memory");
     if (!st) st = spqr_st_writer_create(&o.w, err);
-    if (!st) st = build(a, &o, quant, err);
+    if (!st) st = build(a, &o, quant, cancel, err);
     if (!st) {
         st = spqri_export_config(a, "float16", quant, &config, &sub, err);
         quant = NULL; /* consumed */
