@@ -53,6 +53,11 @@ if [ "$rc" -eq 0 ] && grep -q "context of 40 tokens is full" "$TMP/err" && grep 
    && [ "$(grep -c '^> ' "$TMP/out")" -ge 3 ]; then ok "full context: messages, no crash, /reset continues"
 else bad "full context: rc $rc, stderr: $(head -c 300 "$TMP/err")"; fi
 
+# --- a script whose every turn fails (nothing fits -c 8) exits 1
+printf 'Hello there, how are you today?\nAnd then?\n' | "$SPQR" chat "$M" -c 8 -n 4 --temp 0 -t 1 >"$TMP/out" 2>"$TMP/err"
+rc=$?
+[ "$rc" -eq 1 ] && ok "every turn failed: exit 1" || bad "every turn failed: rc $rc, stderr: $(head -c 300 "$TMP/err")"
+
 # --- errors
 expect_rc 1 "chat without a template" "$SPQR" chat "$ROOT/models/default"
 if grep -q "no chat template" "$TMP/err" && [ "$(wc -l <"$TMP/err")" -eq 1 ]; then ok "no-template message"; else bad "no-template: $(cat "$TMP/err")"; fi

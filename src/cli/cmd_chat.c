@@ -205,7 +205,7 @@ int cmd_chat(int argc, char **argv) {
     sa.sa_flags = 0; /* no SA_RESTART: Ctrl-C at the prompt interrupts the read */
     sigaction(SIGINT, &sa, &old);
     size_t cap = 0;
-    int refused = 0;
+    int refused = 0, n_ok = 0, n_bad = 0;
     for (;;) {
         g_interrupted = 0;
         fputs("> ", stdout);
@@ -232,13 +232,15 @@ int cmd_chat(int argc, char **argv) {
         }
         char *msg = strdup(line);
         if (!msg) { cli_fail(CMD, "out of memory", 1); break; }
-        if (turn(&C, msg, &err) && C.conv.n == C.n_keep && system) {
+        const int bad = turn(&C, msg, &err);
+        n_ok += !bad, n_bad += bad;
+        if (bad && C.conv.n == C.n_keep && system) {
             refused = 1; /* the template refuses even the first turn with this system message (e.g. Gemma) */
             break;
         }
     }
     sigaction(SIGINT, &old, NULL);
-    rc = refused;
+    rc = refused || (n_bad > 0 && n_ok == 0); /* a script whose every turn failed (e.g. nothing fits -c) fails */
 done:
     free(line);
     conv_truncate(&C.conv, 0);
