@@ -4,10 +4,12 @@
  * best wall and best process CPU time of R calls each, and their ratio.
  * Random w3 tensor, 1% outliers, beta1 = beta2 = 16 (spqr_tensor_random).
  *
- *   bench_spqr_matmul ROWS COLS N THREADS REPS [PATH]
+ *   bench_spqr_matmul ROWS COLS N THREADS REPS [PATH [OUTLIER_SHARE]]
  *
  * PATH: a kernel path name (avx2i8, vnni256, avx512vnni, ...; default: the
- * CPU's best). The fp16 side follows SPQR_DENSE_ISA like the CLI. */
+ * CPU's best; "auto" names it explicitly). OUTLIER_SHARE in [0, 0.5],
+ * default 0.01 (0 times the kernel without its outlier pass's work). The
+ * fp16 side follows SPQR_DENSE_ISA like the CLI. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +30,8 @@ static void keep_best(best_t *b, double w, double c) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6 && argc != 7) {
-        fprintf(stderr, "usage: bench_spqr_matmul ROWS COLS N THREADS REPS [PATH]\n");
+    if (argc < 6 || argc > 8) {
+        fprintf(stderr, "usage: bench_spqr_matmul ROWS COLS N THREADS REPS [PATH [OUTLIER_SHARE]]\n");
         return 2;
     }
     const int rows = atoi(argv[1]), cols = atoi(argv[2]), n = atoi(argv[3]), nt = atoi(argv[4]), reps = atoi(argv[5]);
@@ -38,7 +40,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     spqr_kernel_path path = SPQR_KERNEL_AUTO;
-    if (argc == 7) {
+    const double share = argc == 8 ? atof(argv[7]) : 0.01;
+    if (!(share >= 0 && share <= 0.5)) return fprintf(stderr, "bench_spqr_matmul: OUTLIER_SHARE must be in [0, 0.5]\n"), 2;
+    if (argc >= 7 && strcmp(argv[6], "auto")) {
         int found = 0;
         for (int k = 1; k < 32 && !found; k++)
             if (!strcmp(argv[6], spqr_kernel_path_name((spqr_kernel_path)k))) path = (spqr_kernel_path)k, found = 1;
@@ -47,7 +51,7 @@ int main(int argc, char **argv) {
     spqr_err err = {0};
     spqr_tensor *t = NULL;
     spqr_ktensor *kt = NULL;
-    if (spqr_tensor_random(rows, cols, 3, 0.01, 0.05f, 0x1234567ull, &t, &err) != SPQR_OK ||
+    if (spqr_tensor_random(rows, cols, 3, share, 0.05f, 0x1234567ull, &t, &err) != SPQR_OK ||
         spqr_ktensor_from_tensor(t, path, &kt, &err) != SPQR_OK)
         return fprintf(stderr, "bench_spqr_matmul: %s\n", err.msg), 1;
     uint16_t *w = malloc((size_t)rows * cols * 2);
