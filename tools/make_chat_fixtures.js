@@ -265,6 +265,8 @@ const FEATURES = [
   "{{ 'a' < 1 }}",
   "{{ '5'|int }} {{ '5'|int + 1 }} {{ 'abc'|int }} {{ '3.5'|float }} {{ ' -12px'|int }} {{ '1e3'|float }} {{ '0x1A'|int }} {{ '3.9'|int }} {{ '.5'|float }} {{ '+7e'|float }} {{ 'x'|int(7) }} {{ 'x'|float(default=2.5) }} {{ '8'|int(1) }} {{ 2.7|int(9) }} {{ (0 - 3.7)|int }} {{ 3.7|int }} {{ true|int }} {{ '\u3000 42'|int }}",
   "a\u2028  {% if true %}x{% endif %}\u2029\t{% if true %}y{% endif %}\n  {% if true %}z{% endif %}",
+  "{{ 99999999999999999999 > 9300000000000000000 }} {{ 123456789012345678901234567890.5 }} {{ 0.000001 }}",
+  "{{ 1 / 3 }} {{ 2 / 3 * 0.0001 }} {{ 12345678.9 * 1000000000000000 }} {{ 0.1 * 0.0000001 }} {{ 0 - 0.0000123 }} {{ 0.5 * 0.000002 }} {{ 123.456 }} {{ 100000000000000000000.5 }} {{ 0.1 + 0.2 }}",
 ];
 for (let i = 0; i < FEATURES.length; i++)
   add(`feature${String(i).padStart(2, "0")}`, "synthetic: one feature of the supported subset", FEATURES[i], "<s>", "</s>", { synthetic: true });

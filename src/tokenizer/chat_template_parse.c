@@ -1,6 +1,7 @@
 /* Chat template parser: tokens to an AST with @huggingface/jinja's grammar
  * and precedence (parser.ts): ternary < or < and < not < comparison/in <
  * + - ~ < * / // % < ** < is-test < |filter < unary sign < call/member. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,18 +75,18 @@ static ct_node *primary(parser *P) {
     ct_node *x;
     switch (t->type) {
     case T_NUMBER: {
-        char buf[64];
-        size_t n = t->n < sizeof buf - 1 ? t->n : sizeof buf - 1;
-        memcpy(buf, t->s, n);
-        buf[n] = 0;
-        if (memchr(t->s, '.', t->n)) {
+        char *buf = spqri_ct_alloc(P->S, t->n + 1); /* the whole literal: a cut one would change its value */
+        memcpy(buf, t->s, t->n);
+        buf[t->n] = 0;
+        errno = 0;
+        const long long v = memchr(t->s, '.', t->n) ? 0 : strtoll(buf, NULL, 10);
+        if (memchr(t->s, '.', t->n) || errno == ERANGE) {
+            /* beyond 64 bits an integer literal becomes the double JS's Number() makes of it */
             x = node(P, N_FLOAT);
             x->f = strtod(buf, NULL);
         } else {
             x = node(P, N_INT);
-            double d = strtod(buf, NULL); /* JS Number(): huge literals lose precision, never overflow */
-            x->i = d >= 9.2e18 ? INT64_MAX : d <= -9.2e18 ? INT64_MIN : (int64_t)d;
-            if (t->n <= 18) x->i = strtoll(buf, NULL, 10);
+            x->i = v;
         }
         return x;
     }

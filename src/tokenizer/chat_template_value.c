@@ -169,17 +169,51 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
 
 static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
 
-/* JS Number.prototype.toString: the shortest text that reads back. */
+/* JS Number.prototype.toString (ECMA-262 Number::toString): the shortest
+ * digits that read back, then plain notation for exponents -7 < e < 21
+ * (0.000001, 100000000000000000000) and d.ddde+-x outside. */
 static void fmt_number(char *buf, size_t cap, double d) {
     if (isnan(d)) { snprintf(buf, cap, "NaN"); return; }
     if (isinf(d)) { snprintf(buf, cap, d > 0 ? "Infinity" : "-Infinity"); return; }
-    for (int p = 1; p <= 17; p++) {
-        snprintf(buf, cap, "%.*g", p, d);
-        if (strtod(buf, NULL) == d) break;
+    if (d == 0) { snprintf(buf, cap, "0"); return; }
+    char e[40];
+    for (int p = 0; p <= 16; p++) {
+        snprintf(e, sizeof e, "%.*e", p, d);
+        if (strtod(e, NULL) == d) break;
     }
-    /* C writes 1e+21 as JS does, but small exponents differently: 1e-07 vs 1e-7 */
-    char *e = strchr(buf, 'e');
-    if (e && (e[2] == '0')) memmove(e + 2, e + 3, strlen(e + 3) + 1);
+    /* e = [-]D[.DDD]e(+|-)XX: digits s[0..k), decimal exponent n (value = 0.s * 10^n) */
+    char dig[24];
+    int k = 0;
+    const char *q = e + (e[0] == '-');
+    for (; *q && *q != 'e'; q++)
+        if (*q >= '0' && *q <= '9') dig[k++] = *q;
+    while (k > 1 && dig[k - 1] == '0') k--;
+    dig[k] = 0;
+    const int n = atoi(q + 1) + 1;
+    size_t o = 0;
+    char out[64];
+    if (d < 0) out[o++] = '-';
+    if (k <= n && n <= 21) {
+        memcpy(out + o, dig, (size_t)k), o += (size_t)k;
+        for (int z = 0; z < n - k; z++) out[o++] = '0';
+    } else if (0 < n && n <= 21) {
+        memcpy(out + o, dig, (size_t)n), o += (size_t)n;
+        out[o++] = '.';
+        memcpy(out + o, dig + n, (size_t)(k - n)), o += (size_t)(k - n);
+    } else if (-6 < n && n <= 0) {
+        out[o++] = '0', out[o++] = '.';
+        for (int z = 0; z < -n; z++) out[o++] = '0';
+        memcpy(out + o, dig, (size_t)k), o += (size_t)k;
+    } else {
+        out[o++] = dig[0];
+        if (k > 1) {
+            out[o++] = '.';
+            memcpy(out + o, dig + 1, (size_t)(k - 1)), o += (size_t)(k - 1);
+        }
+        o += (size_t)snprintf(out + o, sizeof out - o, "e%c%d", n - 1 >= 0 ? '+' : '-', n - 1 >= 0 ? n - 1 : 1 - n);
+    }
+    out[o] = 0;
+    snprintf(buf, cap, "%s", out);
 }
 
 static void int_text(char *buf, size_t cap, int64_t i) {
