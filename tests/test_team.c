@@ -4,7 +4,11 @@
  * thread holding the phase number), and nobody's write of the next phase
  * (written only after a second wait). A thread that passed early would see
  * an old value; a lost wake-up would hang (ctest's timeout). */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <omp.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/team.h"
 #include "test_util.h"
@@ -32,8 +36,43 @@ static void chunks(void) {
     CHECK_MSG(ok, "spqri_chunks does not partition the units as promised");
 }
 
+static void *one_wait(void *team) {
+    spqri_team_wait(team);
+    return NULL;
+}
+
+/* A lost wake-up, made on purpose: a thread asleep in the barrier, then the
+ * phase released without the broadcast (what an unordered store-load pair
+ * allows). The sleeper's periodic recheck must let it out in about one nap
+ * (TEAM_NAP_MS, 50 ms), not never; waited for up to 5 s. */
+static void lost_wakeup(void) {
+    spqr_team t;
+    spqri_team_init(&t, 2);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, one_wait, &t) == 0);
+    for (int i = 0; i < 5000 && atomic_load(&t.sleepers) == 0; i++) usleep(1000);
+    CHECK_MSG(atomic_load(&t.sleepers) == 1, "the waiter never went to sleep");
+    atomic_store(&t.arrived, 0);
+    atomic_fetch_add(&t.phase, 1u); /* released, and no broadcast */
+    struct timespec t0, t1, until;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    const int joined = pthread_timedjoin_np(th, NULL, &until) == 0;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    const double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    CHECK_MSG(joined, "a sleeper whose wake-up was lost did not return within 5 s");
+    CHECK_MSG(s < 2.0, "it took %.2f s", s);
+    if (!joined) { /* the thread is still blocked on the team: stop here rather than free it */
+        fprintf(stderr, "%d passed, %d failed\n", g_test_pass, g_test_fail);
+        exit(1);
+    }
+    spqri_team_free(&t);
+}
+
 int main(void) {
     chunks();
+    lost_wakeup();
     for (int32_t n = 1; n <= 5; n++) {
         spqr_team t;
         spqri_team_init(&t, n);
