@@ -24,7 +24,6 @@
 #define CMD "quantize"
 #define CALIB_MAX_BYTES ((size_t)1 << 30)
 
-
 typedef struct preset {
     const char *name, *desc;
     int32_t wbits, groupsize, qq_bits;

@@ -10,8 +10,9 @@
 #include <stddef.h>
 
 /* The parsed value of p[0..len), or NULL with *why set to a short reason
- * ("not valid JSON", "starts with a UTF-8 byte-order mark", "not one JSON
- * value (bytes after its end)", "out of memory"). */
+ * ("missing" for a NULL p, "starts with a UTF-8 byte-order mark", "not
+ * valid JSON" (cJSON's out of memory included), "not one JSON value (bytes
+ * after its end)"). */
 cJSON *spqr_json_parse_doc(const char *p, size_t len, const char **why);
 
 #endif

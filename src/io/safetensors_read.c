@@ -34,8 +34,6 @@ struct spqr_safetensors {
     int32_t *by_name;        /* indices sorted by name, for find */
 };
 
-/* Non-negative integral JSON number not above 2^53. */
-
 /* 1 when a JSON string in p[0..n) holds the escape \u0000: cJSON decodes it
  * to a NUL that ends the C string, so "a\u0000b" would become tensor "a". */
 static int escaped_nul(const char *p, size_t n) {
@@ -53,6 +51,7 @@ static int escaped_nul(const char *p, size_t n) {
     return 0;
 }
 
+/* Non-negative integral JSON number not above 2^53. */
 static int json_uint(const cJSON *v, uint64_t *out) {
     if (!cJSON_IsNumber(v)) return 0;
     double d = v->valuedouble;

@@ -396,7 +396,7 @@ static ct_val trunc_int(double x) {
 /* JS parseInt(s, 10) (as_int) or parseFloat(s): whitespace, then the
  * longest decimal prefix ([+-] digits, or for floats [+-] digits [. digits]
  * [e [+-] digits] or Infinity). 0 when there is none (JS: NaN). */
-static int js_parse_number(const ct_str *s, int as_int, double *out) {
+static int js_parse_number(ct_state *S, const ct_str *s, int as_int, double *out) {
     size_t i = 0, w;
     while (i < s->n && spqri_ct_is_space_at(s->s, s->n, i, &w)) i += w;
     const size_t start = i;
@@ -422,19 +422,17 @@ static int js_parse_number(const ct_str *s, int as_int, double *out) {
     }
     /* strtod on a NUL-terminated copy of exactly that prefix: the decimal
      * value rounded once to a double, as JS does */
-    char small[64], *buf = i - start < sizeof small ? small : malloc(i - start + 1);
-    if (!buf) return 0;
+    char *buf = spqri_ct_alloc(S, i - start + 1);
     memcpy(buf, s->s + start, i - start);
     buf[i - start] = 0;
     *out = strtod(buf, NULL);
-    if (buf != small) free(buf);
     return 1;
 }
 
 /* `|int` / `|float` on a string: its parsed number, else dflt */
-static ct_val parse_filter(const ct_str *s, int as_int, ct_val dflt) {
+static ct_val parse_filter(ct_state *S, const ct_str *s, int as_int, ct_val dflt) {
     double x;
-    if (!js_parse_number(s, as_int, &x)) return dflt;
+    if (!js_parse_number(S, s, as_int, &x)) return dflt;
     return as_int ? trunc_int(x) : ct_float(x);
 }
 
@@ -483,7 +481,7 @@ ct_val spqri_ct_apply_filter(ct_state *S, ct_val v, const char *name, size_t n, 
         if (name_is(name, n, "int") || name_is(name, n, "float")) { /* x|int(default): the default for text that is no number */
             const int as_int = name_is(name, n, "int");
             ct_val d = na > 0 ? args[0] : kwarg(kw, "default") ? *kwarg(kw, "default") : as_int ? ct_int(0) : ct_float(0);
-            if (v.k == V_STR) return parse_filter(v.s, as_int, d);
+            if (v.k == V_STR) return parse_filter(S, v.s, as_int, d);
             if (v.k == V_INT) return as_int ? v : ct_float((double)v.i);
             if (v.k == V_FLOAT) return as_int ? trunc_int(v.f) : v;
             if (v.k == V_BOOL) return as_int ? ct_int(v.b) : ct_float(v.b);
@@ -598,8 +596,8 @@ ct_val spqri_ct_apply_filter(ct_state *S, ct_val v, const char *name, size_t n, 
         if (name_is(name, n, "trim")) return trimmed(S, v.s, 1, 1);
         if (name_is(name, n, "indent")) return indent(S, v.s, ct_int(4), 0, 0);
         if (name_is(name, n, "join") || name_is(name, n, "string")) return v;
-        if (name_is(name, n, "int")) return parse_filter(v.s, 1, ct_int(0));
-        if (name_is(name, n, "float")) return parse_filter(v.s, 0, ct_float(0));
+        if (name_is(name, n, "int")) return parse_filter(S, v.s, 1, ct_int(0));
+        if (name_is(name, n, "float")) return parse_filter(S, v.s, 0, ct_float(0));
         break;
     case V_INT: case V_FLOAT:
         if (name_is(name, n, "abs")) return v.k == V_INT ? ct_int(v.i < 0 ? -v.i : v.i) : ct_float(v.f < 0 ? -v.f : v.f);

@@ -78,9 +78,10 @@ static ct_node *primary(parser *P) {
         char *buf = spqri_ct_alloc(P->S, t->n + 1); /* the whole literal: a cut one would change its value */
         memcpy(buf, t->s, t->n);
         buf[t->n] = 0;
+        const int has_point = memchr(t->s, '.', t->n) != NULL;
         errno = 0;
-        const long long v = memchr(t->s, '.', t->n) ? 0 : strtoll(buf, NULL, 10);
-        if (memchr(t->s, '.', t->n) || errno == ERANGE) {
+        const long long v = has_point ? 0 : strtoll(buf, NULL, 10);
+        if (has_point || errno == ERANGE) {
             /* beyond 64 bits an integer literal becomes the double JS's Number() makes of it */
             x = node(P, N_FLOAT);
             x->f = strtod(buf, NULL);

@@ -399,11 +399,12 @@ static spqr_status load_json(spqr_tokenizer *t, const cJSON *root, spqr_err *err
             return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer: added token without a valid id and content");
         /* Encoding tries every added token at every byte of the text, so the
          * longest one bounds the work per byte (real ones are < 100 bytes). */
-        if (strlen(c) > TOK_ADDED_MAX)
+        const size_t cl = strlen(c);
+        if (cl > TOK_ADDED_MAX)
             return spqr_err_set(err, SPQR_ERR_FORMAT, "tokenizer: added token %d is %zu bytes long (at most %d supported)",
-                                (int)id, strlen(c), TOK_ADDED_MAX);
+                                (int)id, cl, TOK_ADDED_MAX);
         if (id > max_id) max_id = id;
-        dec_bytes += (int64_t)strlen(c);
+        dec_bytes += (int64_t)cl;
     }
     dec_bytes += str_bytes;
     t->n_ids = max_id + 1;
